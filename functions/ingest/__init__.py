@@ -1,0 +1,1 @@
+"""Ingest Lambda: POST /v1/clicks -> dedup (DynamoDB) -> clicks stream (Kinesis)."""

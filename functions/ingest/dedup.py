@@ -1,0 +1,127 @@
+"""Click identity in DynamoDB: claim (conditional write), confirm, release.
+
+A click_id is *claimed* (status=pending) before its record goes to Kinesis and *confirmed*
+(status=committed) after Kinesis accepted it. Only a committed claim makes a later copy a
+duplicate. A claim whose Kinesis write failed is released; a claim left pending by a crashed
+invocation can be taken over once its lease expires. So a click is never "seen" in DynamoDB
+while absent from Kinesis, which would turn a client's retry into a silent loss.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable
+
+from botocore.exceptions import ClientError
+
+PENDING, COMMITTED = "pending", "committed"
+
+CLAIMED, DUPLICATE, IN_FLIGHT, UNAVAILABLE = "claimed", "duplicate", "in_flight", "unavailable"
+
+CLAIM_CONDITION = (
+    "attribute_not_exists(click_id)"
+    " OR expires_at < :now_s"  # TTL deletion is lazy: an expired item is not a duplicate
+    " OR (#status = :pending AND claimed_at < :stale_ms)"  # abandoned by a crashed request
+)
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    click_id: str
+    request_id: str
+    claimed_at_ms: int
+    expires_at_s: int
+
+    def item(self, status: str) -> dict:
+        return {
+            "click_id": {"S": self.click_id},
+            "request_id": {"S": self.request_id},
+            "status": {"S": status},
+            "claimed_at": {"N": str(self.claimed_at_ms)},
+            "expires_at": {"N": str(self.expires_at_s)},
+        }
+
+
+def classify_conflict(old_item: dict | None, request_id: str) -> str:
+    """Why a conditional claim failed, from the item DynamoDB returned (ALL_OLD)."""
+    if not old_item:
+        return IN_FLIGHT  # condition failed but item vanished meanwhile: let the client retry
+    if old_item.get("status", {}).get("S") == COMMITTED:
+        return DUPLICATE
+    if old_item.get("request_id", {}).get("S") == request_id:
+        # our own claim: the SDK retried a put whose first attempt did land (lost response)
+        return CLAIMED
+    return IN_FLIGHT  # pending and still inside its lease: another request is on it right now
+
+
+class DedupStore:
+    def __init__(self, client, table: str, executor: ThreadPoolExecutor, lease_s: int):
+        self._ddb, self._table, self._pool, self._lease_s = client, table, executor, lease_s
+
+    def _claim_one(self, rec: ClaimRecord) -> str:
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=rec.item(PENDING),
+                ConditionExpression=CLAIM_CONDITION,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now_s": {"N": str(rec.claimed_at_ms // 1000)},
+                    ":pending": {"S": PENDING},
+                    ":stale_ms": {"N": str(rec.claimed_at_ms - self._lease_s * 1000)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return CLAIMED
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return classify_conflict(exc.response.get("Item"), rec.request_id)
+            return UNAVAILABLE
+
+    def claim(self, records: list[ClaimRecord]) -> list[str]:
+        """Claim each click concurrently; outcome per record, in order."""
+        return list(self._pool.map(self._claim_one, records))
+
+    def _release_one(self, rec: ClaimRecord) -> bool:
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key={"click_id": {"S": rec.click_id}},
+                ConditionExpression="request_id = :rid AND #status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":rid": {"S": rec.request_id}, ":pending": {"S": PENDING}},
+            )
+            return True
+        except ClientError as exc:
+            # Condition failed = not our claim (never written, or taken over): nothing to undo.
+            return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+    def release(self, records: Iterable[ClaimRecord]) -> list[ClaimRecord]:
+        """Undo claims whose clicks did not reach Kinesis. Returns the ones that could not be undone
+        (they stay pending and are taken over after the lease)."""
+        records = list(records)
+        ok = list(self._pool.map(self._release_one, records))
+        return [r for r, done in zip(records, ok) if not done]
+
+    def confirm(self, records: list[ClaimRecord], max_attempts: int = 5) -> list[ClaimRecord]:
+        """Mark claims committed (BatchWriteItem, 25 per call, concurrently). Returns failures,
+        which stay pending: a retry after the lease re-sends a click Kinesis already has, and
+        the stream's and the batch job's click_id dedup drop that copy."""
+        chunks = [records[i : i + 25] for i in range(0, len(records), 25)]
+        failed = self._pool.map(lambda c: self._confirm_chunk(c, max_attempts), chunks)
+        return [r for chunk in failed for r in chunk]
+
+    def _confirm_chunk(self, chunk: list[ClaimRecord], max_attempts: int) -> list[ClaimRecord]:
+        by_id = {r.click_id: r for r in chunk}
+        requests = [{"PutRequest": {"Item": r.item(COMMITTED)}} for r in chunk]
+        for attempt in range(max_attempts):
+            try:
+                resp = self._ddb.batch_write_item(RequestItems={self._table: requests})
+                requests = resp.get("UnprocessedItems", {}).get(self._table, [])
+            except ClientError:
+                pass  # retry the same requests
+            if not requests:
+                return []
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        return [by_id[r["PutRequest"]["Item"]["click_id"]["S"]] for r in requests]

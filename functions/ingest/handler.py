@@ -1,0 +1,97 @@
+"""POST /v1/clicks: the ingest Lambda (API Gateway REST proxy integration).
+
+Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis).
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from common.config import IngestSettings
+from ingest.dedup import DedupStore
+from ingest.publisher import KinesisPublisher
+from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
+from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
+
+logger = Logger(service="ingest")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
+tracer = Tracer(service="ingest")
+app = APIGatewayRestResolver()
+
+
+@lru_cache(maxsize=1)
+def get_service() -> IngestService:
+    """Built once per container: clients and the thread pool are reused across invocations."""
+    settings = IngestSettings.from_env()
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2, read_timeout=5,
+        max_pool_connections=settings.dedup_concurrency + 4,
+    )
+    pool = ThreadPoolExecutor(max_workers=settings.dedup_concurrency, thread_name_prefix="dedup")
+    dedup = DedupStore(boto3.client("dynamodb", config=config), settings.dedup_table, pool,
+                       settings.claim_lease_s)
+    publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.clicks_stream,
+                                 settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
+    return IngestService(settings, dedup, publisher)
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps(body, separators=(",", ":")), headers=headers)
+
+
+def _error(exc: RequestError) -> Response:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return _json(exc.status, {"error": exc.reason, "status": exc.status, "details": exc.details})
+
+
+@app.post("/v1/clicks")
+@tracer.capture_method
+def post_clicks() -> Response:
+    service = get_service()
+    event = app.current_event
+    try:
+        check_content_type(dict(event.headers or {}))
+        payload = decode_body(event.body, event.is_base64_encoded, service.settings)
+        items = extract_items(payload, service.settings)
+    except RequestError as exc:
+        return _error(exc)
+
+    batch = parse_batch(items, service.settings, service.clock_ms())
+    identity = event.request_context.identity
+    meta = RequestMeta(event.request_context.request_id, identity.source_ip, identity.user_agent)
+    outcome = service.ingest(batch, meta)
+
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(items))
+    for status, name in ((ACCEPTED, "ClicksAccepted"), (DUPLICATE, "ClicksDuplicate"),
+                         (REJECTED, "ClicksRejected"), (RETRYABLE, "ClicksRetryable")):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=outcome.counts[status])
+    metrics.add_metric(name="DedupLatency", unit=MetricUnit.Milliseconds,
+                       value=outcome.timings_ms.get("dedup_ms", 0.0))
+    if outcome.unreleased_claims or outcome.unconfirmed_claims:
+        logger.warning("claims left pending (resolved by lease takeover)",
+                       unreleased=outcome.unreleased_claims, unconfirmed=outcome.unconfirmed_claims)
+
+    status = outcome.status_code
+    body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
+    if status == 400:
+        body = {"error": "no valid click in request", "status": 400, **body}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return _json(status, body, headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,129 @@
+"""One ingest request end to end: validate -> claim -> publish -> confirm/release -> outcomes.
+
+AWS clients are injected, so the same code runs in Lambda, in the local stack and in tests.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from common.config import IngestSettings
+from common.records import encode_click, partition_key
+from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, ClaimRecord, DedupStore
+from ingest.publisher import KinesisPublisher, OutRecord
+from ingest.validation import ParsedBatch, ValidClick
+
+ACCEPTED, REJECTED, RETRYABLE = "accepted", "rejected", "retryable"
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    request_id: str
+    source_ip: Optional[str]
+    user_agent: Optional[str]
+
+
+@dataclass
+class IngestOutcome:
+    results: list[dict[str, Any]]
+    counts: dict[str, int]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    unreleased_claims: int = 0
+    unconfirmed_claims: int = 0
+
+    @property
+    def status_code(self) -> int:
+        """202 unless nothing could be accepted and something was retryable (then 503), or every
+        click was invalid (400)."""
+        c = self.counts
+        if c[ACCEPTED] + c[DUPLICATE] == 0:
+            if c[RETRYABLE]:
+                return 503
+            return 400
+        return 202
+
+
+def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str, Any]:
+    """The stream record for a valid click: client fields + server-added ingest metadata."""
+    c = vc.click
+    return {
+        "click_id": c.click_id,
+        "ad_id": c.ad_id,
+        "campaign_id": c.campaign_id,
+        "advertiser_id": c.advertiser_id,
+        "user_id": c.user_id,
+        "event_time": vc.event_time_ms,
+        "cost_micros": c.cost_micros,
+        "ip": c.ip if c.ip is not None else meta.source_ip,
+        "user_agent": c.user_agent if c.user_agent is not None else meta.user_agent,
+        "referrer": c.referrer,
+        "ingest_time": ingest_ms,
+        "request_id": meta.request_id,
+        "source_ip": meta.source_ip,
+    }
+
+
+class IngestService:
+    def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
+                 clock_ms=lambda: int(time.time() * 1000)):
+        self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
+
+    def ingest(self, batch: ParsedBatch, meta: RequestMeta) -> IngestOutcome:
+        results: dict[int, dict[str, Any]] = {}
+        for rej in batch.rejected:
+            results[rej.index] = {"index": rej.index, "click_id": rej.click_id, "status": REJECTED,
+                                  "reasons": rej.reasons}
+        for dup in batch.in_batch_duplicates:
+            results[dup.index] = {"index": dup.index, "click_id": dup.click.click_id,
+                                  "status": DUPLICATE, "reason": "repeated in this request"}
+        timings: dict[str, float] = {}
+        now_ms = self.clock_ms()
+        claims = [
+            ClaimRecord(vc.click.click_id, meta.request_id, now_ms, now_ms // 1000 + self.settings.dedup_ttl_s)
+            for vc in batch.valid
+        ]
+        t0 = time.perf_counter()
+        claim_outcomes = self.dedup.claim(claims)
+        timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
+
+        to_publish: list[OutRecord] = []
+        claimed: dict[int, tuple[ValidClick, ClaimRecord]] = {}
+        for vc, claim, outcome in zip(batch.valid, claims, claim_outcomes):
+            if outcome == CLAIMED:
+                record = build_record(vc, meta, now_ms)
+                to_publish.append(OutRecord(vc.index, encode_click(record), partition_key(
+                    vc.click.ad_id, vc.click.click_id, self.settings.hot_ad_salts)))
+                claimed[vc.index] = (vc, claim)
+            elif outcome == DUPLICATE:
+                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
+                                     "status": DUPLICATE, "reason": "click_id already accepted"}
+            else:
+                reason = ("another request is processing this click_id" if outcome == IN_FLIGHT
+                          else "dedup store unavailable")
+                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
+                                     "status": RETRYABLE, "reason": reason}
+
+        t0 = time.perf_counter()
+        published = self.publisher.publish(to_publish) if to_publish else None
+        timings["publish_ms"] = (time.perf_counter() - t0) * 1000
+        succeeded = published.succeeded if published else []
+        failed = published.failed if published else []
+
+        outcome = IngestOutcome([], {})
+        if failed:
+            outcome.unreleased_claims = len(self.dedup.release(claimed[i][1] for i in failed))
+        if succeeded:
+            outcome.unconfirmed_claims = len(self.dedup.confirm([claimed[i][1] for i in succeeded]))
+        for i in succeeded:
+            results[i] = {"index": i, "click_id": claimed[i][0].click.click_id, "status": ACCEPTED}
+        for i in failed:
+            results[i] = {"index": i, "click_id": claimed[i][0].click.click_id, "status": RETRYABLE,
+                          "reason": "stream write failed after retries"}
+
+        outcome.results = [results[i] for i in sorted(results)]
+        outcome.counts = {s: 0 for s in (ACCEPTED, DUPLICATE, REJECTED, RETRYABLE)}
+        for r in outcome.results:
+            outcome.counts[r["status"]] += 1
+        outcome.timings_ms = timings
+        return outcome

@@ -1,0 +1,136 @@
+"""Pure request validation: from an HTTP body to valid clicks and per-item rejections.
+
+Nothing here talks to AWS, so every rule is unit-tested directly.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from common.config import IngestSettings
+from ingest.models import ClickIn
+
+
+@dataclass(frozen=True)
+class RequestError(Exception):
+    """The whole request is refused: HTTP status + a reason a client developer can act on."""
+
+    status: int
+    reason: str
+    details: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    click_id: Optional[str]
+    reasons: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ValidClick:
+    index: int
+    click: ClickIn
+    event_time_ms: int
+
+
+@dataclass
+class ParsedBatch:
+    valid: list[ValidClick]
+    rejected: list[Rejection]
+    in_batch_duplicates: list[ValidClick]  # same click_id again in the same request
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_content_type(headers: dict[str, str]) -> None:
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json, got {content_type!r}")
+
+
+def decode_body(body: Optional[str], is_base64: bool, settings: IngestSettings) -> Any:
+    """Body text -> JSON value. Decimals stay exact (parse_float=Decimal); NaN/Infinity refused."""
+    if body is None or body == "":
+        raise RequestError(400, "request body is empty; expected a click or {\"clicks\": [...]}")
+    raw = base64.b64decode(body) if is_base64 else body.encode("utf-8", "surrogatepass")
+    if len(raw) > settings.max_body_bytes:
+        raise RequestError(413, f"body is {len(raw)} bytes; the limit is {settings.max_body_bytes}")
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestError(400, "body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"body is not valid JSON: {exc}") from None
+
+
+def extract_items(payload: Any, settings: IngestSettings) -> list[Any]:
+    """Accept one click object, {"clicks": [...]}, or a bare JSON array of clicks."""
+    if isinstance(payload, dict) and "clicks" in payload:
+        items = payload["clicks"]
+        if not isinstance(items, list):
+            raise RequestError(400, "'clicks' must be an array")
+    elif isinstance(payload, list):
+        items = payload
+    elif isinstance(payload, dict):
+        items = [payload]
+    else:
+        raise RequestError(400, "body must be a click object or {\"clicks\": [...]}")
+    if not items:
+        raise RequestError(400, "no clicks in request")
+    if len(items) > settings.max_batch:
+        raise RequestError(413, f"{len(items)} clicks in one request; the limit is {settings.max_batch}")
+    return items
+
+
+def _field_reasons(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "click", "reason": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
+    """One item -> ValidClick or Rejection (with field-level reasons); never raises."""
+    click_id = item.get("click_id") if isinstance(item, dict) else None
+    click_id = click_id if isinstance(click_id, str) else None
+    if not isinstance(item, dict):
+        return Rejection(index, None, [{"field": "click", "reason": "must be a JSON object"}])
+    try:
+        click = ClickIn.model_validate(item)
+    except ValidationError as exc:
+        return Rejection(index, click_id, _field_reasons(exc))
+    event_ms = click.event_time_ms
+    if event_ms > now_ms + settings.max_future_skew_s * 1000:
+        return Rejection(index, click_id, [{
+            "field": "timestamp",
+            "reason": f"more than {settings.max_future_skew_s}s in the future (clock skew limit)",
+        }])
+    if event_ms < now_ms - settings.max_age_s * 1000:
+        return Rejection(index, click_id, [{
+            "field": "timestamp", "reason": f"older than the maximum age of {settings.max_age_s}s",
+        }])
+    return ValidClick(index, click, event_ms)
+
+
+def parse_batch(items: list[Any], settings: IngestSettings, now_ms: int) -> ParsedBatch:
+    batch = ParsedBatch([], [], [])
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        result = validate_item(index, item, settings, now_ms)
+        if isinstance(result, Rejection):
+            batch.rejected.append(result)
+        elif result.click.click_id in seen:
+            batch.in_batch_duplicates.append(result)
+        else:
+            seen.add(result.click.click_id)
+            batch.valid.append(result)
+    return batch

@@ -1,0 +1,51 @@
+"""Run a Lambda handler in-process, like the Lambda service would: one invocation at a time.
+
+Why a process-wide lock: Powertools event-handler resolvers keep the current event on a
+*class* attribute (`BaseRouter.current_event`), shared by every resolver in the process. In
+Lambda one execution environment serves one invocation at a time, so that is safe there; here
+concurrent HTTP requests would read each other's events (seen: one request publishing another
+request's clicks). Each handler still fans its AWS calls out over its own thread pool.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+_INVOKE_LOCK = threading.Lock()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def __post_init__(self):
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}")
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+class LocalFunction:
+    """`handler` is 'package.module.function', imported on first invocation."""
+
+    def __init__(self, name: str, handler: str):
+        self.name = name
+        self._module_name, _, self._func_name = handler.rpartition(".")
+        self._fn = None
+        self.invocations = 0
+
+    def invoke(self, event: dict) -> dict:
+        with _INVOKE_LOCK:
+            if self._fn is None:
+                self._fn = getattr(importlib.import_module(self._module_name), self._func_name)
+            self.invocations += 1
+            return self._fn(event, LambdaContext(self.name))

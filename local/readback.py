@@ -1,0 +1,40 @@
+"""Read pipeline state back from AWS APIs (any endpoint): what the demo and tests check."""
+from __future__ import annotations
+
+from collections import Counter
+
+import boto3
+
+from common.records import decode_click
+
+
+def dedup_status_counts(table: str) -> Counter:
+    """Items per claim status in the dedup table (full scan: for demos and tests only)."""
+    ddb = boto3.client("dynamodb")
+    counts: Counter = Counter()
+    kwargs = {"TableName": table, "ProjectionExpression": "#s",
+              "ExpressionAttributeNames": {"#s": "status"}}
+    while True:
+        page = ddb.scan(**kwargs)
+        counts.update(item["status"]["S"] for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return counts
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def read_stream(stream: str) -> dict[str, list[dict]]:
+    """Every record on every shard, from TRIM_HORIZON, decoded: {shard_id: [click, ...]}."""
+    kinesis = boto3.client("kinesis")
+    out: dict[str, list[dict]] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records: list[dict] = []
+        while it:
+            page = kinesis.get_records(ShardIterator=it, Limit=10_000)
+            records.extend(decode_click(r["Data"]) for r in page["Records"])
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            it = page.get("NextShardIterator")
+        out[shard["ShardId"]] = records
+    return out

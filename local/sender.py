@@ -1,0 +1,68 @@
+"""Send a generated load to the ingest API like an ad SDK would: batches, a few concurrent
+connections, and retries of whatever the API calls retryable (503 or per-click `retryable`)."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+
+
+@dataclass
+class SendReport:
+    outcomes: Counter = field(default_factory=Counter)  # final status per sent item
+    retries: int = 0
+    requests: int = 0
+    http_status: Counter = field(default_factory=Counter)
+    post_times: dict = field(default_factory=dict)  # click_id -> epoch s when first accepted
+    seconds: float = 0.0
+
+
+def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
+              max_retries: int = 20, progress: bool = True, api_key: str | None = None) -> SendReport:
+    report = SendReport()
+    lock = threading.Lock()
+    local = threading.local()
+    batches = [sends[i : i + batch_size] for i in range(0, len(sends), batch_size)]
+    done = [0]
+    headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+
+    def post(batch: list[dict]) -> None:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        pending, attempt = batch, 0
+        while pending:
+            sent_at = time.time()
+            resp = session.post(f"{api_url}/v1/clicks", json={"clicks": pending}, headers=headers, timeout=60)
+            body = resp.json()
+            retry = []
+            with lock:
+                report.requests += 1
+                report.http_status[resp.status_code] += 1
+                for item, result in zip(pending, body.get("results", [])):
+                    if result["status"] == "retryable" and attempt < max_retries:
+                        retry.append(item)
+                        continue
+                    report.outcomes[result["status"]] += 1
+                    if result["status"] == "accepted":
+                        report.post_times.setdefault(item["click_id"], sent_at)
+                report.retries += len(retry)
+            if resp.status_code >= 500 and not body.get("results"):
+                retry = pending
+            pending, attempt = retry, attempt + 1
+            if pending:
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+        with lock:
+            done[0] += 1
+            if progress and (done[0] % max(1, len(batches) // 10) == 0 or done[0] == len(batches)):
+                print(f"  sent {done[0]}/{len(batches)} requests", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(post, batches))
+    report.seconds = time.perf_counter() - t0
+    return report
