@@ -1,0 +1,42 @@
+"""`python -m local up` runs the local stack until Ctrl-C; `python -m local demo` runs the demo."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def up(argv) -> int:
+    from local.stack import LocalStack, StackOptions
+
+    p = argparse.ArgumentParser(prog="python -m local up")
+    p.add_argument("--port", type=int, default=8080, help="local API port (0 = any free port)")
+    p.add_argument("--moto-port", type=int, default=None, help="moto server port (default: free)")
+    args = p.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with LocalStack(StackOptions(api_port=args.port, moto_port=args.moto_port)) as stack:
+            print(f"clickagg local stack: API {stack.api.url}  AWS endpoint {stack.moto.url}  "
+                  "(Ctrl-C to stop)", flush=True)
+            stop.wait()
+    except KeyboardInterrupt:
+        pass  # the with-block has already stopped moto and the API
+    print("stopped: moto server and local API are down", flush=True)
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "demo"):
+        print(__doc__)
+        return 2
+    if sys.argv[1] == "up":
+        return up(sys.argv[2:])
+    from local.demo import main as demo_main
+
+    return demo_main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Pure ingest rules: request-level errors, per-click validation, time bounds, cost precision."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from common.config import IngestSettings
+from common.records import CLICK_RECORD_SCHEMA, decode_click, encode_click, partition_key
+from ingest.models import to_epoch_ms
+from ingest.validation import (RequestError, Rejection, ValidClick, check_content_type, decode_body,
+                               extract_items, parse_batch, validate_item)
+
+S = IngestSettings()
+NOW = 1_795_000_000_000
+
+
+def click(**over):
+    base = {"click_id": "c1", "ad_id": "a1", "campaign_id": "k1", "advertiser_id": "v1",
+            "user_id": "u1", "timestamp": NOW - 1000, "cost": Decimal("0.25")}
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize("ct,ok", [("application/json", True), ("application/json; charset=utf-8", True),
+                                   ("APPLICATION/JSON", True), ("text/plain", False), ("", False)])
+def test_content_type(ct, ok):
+    headers = {"content-type": ct} if ct else {}
+    if ok:
+        check_content_type(headers)
+    else:
+        with pytest.raises(RequestError) as e:
+            check_content_type(headers)
+        assert e.value.status == 415
+
+
+@pytest.mark.parametrize("body,status,fragment", [
+    ("", 400, "empty"),
+    ("{not json", 400, "not valid JSON"),
+    ('{"cost": NaN}', 400, "NaN is not valid JSON"),
+    ('{"cost": Infinity}', 400, "Infinity"),
+    ("[" * 100_000 + "]" * 100_000, 400, ""),
+])
+def test_decode_body_errors(body, status, fragment):
+    with pytest.raises(RequestError) as e:
+        decode_body(body, False, S)
+    assert e.value.status == status and fragment in e.value.reason
+
+
+def test_body_too_large_is_413():
+    with pytest.raises(RequestError) as e:
+        decode_body("x" * (S.max_body_bytes + 1), False, S)
+    assert e.value.status == 413
+
+
+def test_decimals_stay_exact():
+    assert decode_body('{"cost": 0.1}', False, S) == {"cost": Decimal("0.1")}
+
+
+@pytest.mark.parametrize("payload,n", [(click(), 1), ({"clicks": [click(), click()]}, 2), ([click()] * 3, 3)])
+def test_extract_items_shapes(payload, n):
+    assert len(extract_items(payload, S)) == n
+
+
+@pytest.mark.parametrize("payload,status", [({"clicks": []}, 400), ({"clicks": "x"}, 400), (7, 400),
+                                            ({"clicks": [click()] * 501}, 413)])
+def test_extract_items_errors(payload, status):
+    with pytest.raises(RequestError) as e:
+        extract_items(payload, S)
+    assert e.value.status == status
+
+
+@pytest.mark.parametrize("over,field", [
+    ({"click_id": ""}, "click_id"), ({"click_id": 5}, "click_id"), ({"ad_id": "has space"}, "ad_id"),
+    ({"cost": Decimal("-0.01")}, "cost"), ({"cost": Decimal("10000.01")}, "cost"),
+    ({"cost": Decimal("0.0000001")}, "cost"), ({"cost": True}, "cost"), ({"cost": "abc"}, "cost"),
+    ({"timestamp": "2026-11-23T10:00:00"}, "timestamp"), ({"timestamp": "yesterday"}, "timestamp"),
+    ({"timestamp": 1.5}, "timestamp"), ({"timestamp": 10**20}, "timestamp"),
+    ({"ip": "999.1.1.1"}, "ip"), ({"user_agent": "\ud800"}, "user_agent"),
+])
+def test_invalid_fields_are_named(over, field):
+    result = validate_item(0, click(**over), S, NOW)
+    assert isinstance(result, Rejection)
+    assert result.reasons[0]["field"].startswith(field), result.reasons
+
+
+def test_missing_fields_all_reported():
+    result = validate_item(3, {"click_id": "c9"}, S, NOW)
+    assert isinstance(result, Rejection) and result.index == 3 and result.click_id == "c9"
+    assert {r["field"] for r in result.reasons} == {"ad_id", "campaign_id", "advertiser_id", "user_id",
+                                                     "timestamp", "cost"}
+
+
+def test_time_bounds():
+    future = validate_item(0, click(timestamp=NOW + S.max_future_skew_s * 1000 + 1), S, NOW)
+    edge_future = validate_item(0, click(timestamp=NOW + S.max_future_skew_s * 1000), S, NOW)
+    old = validate_item(0, click(timestamp=NOW - S.max_age_s * 1000 - 1), S, NOW)
+    edge_old = validate_item(0, click(timestamp=NOW - S.max_age_s * 1000), S, NOW)
+    assert isinstance(future, Rejection) and "future" in future.reasons[0]["reason"]
+    assert isinstance(old, Rejection) and "maximum age" in old.reasons[0]["reason"]
+    assert isinstance(edge_future, ValidClick) and isinstance(edge_old, ValidClick)
+
+
+@pytest.mark.parametrize("value,ms", [
+    (1_795_000_000_123, 1_795_000_000_123),
+    ("2026-11-23T10:00:00.123Z", 1_795_428_000_123),
+    ("2026-11-23T11:00:00.123+01:00", 1_795_428_000_123),
+    ("2026-11-23T10:00:00.999999Z", 1_795_428_000_999),
+])
+def test_epoch_ms(value, ms):
+    assert to_epoch_ms(value) == ms
+
+
+def test_cost_micros_exact():
+    vc = validate_item(0, click(cost="1234.567891"), S, NOW)
+    assert vc.click.cost_micros == 1_234_567_891
+
+
+def test_parse_batch_keeps_valid_items_and_flags_in_batch_duplicates():
+    items = [click(click_id="a"), click(click_id="b", cost=-1), click(click_id="a"), "junk", click(click_id="c")]
+    batch = parse_batch(items, S, NOW)
+    assert [v.index for v in batch.valid] == [0, 4]
+    assert [r.index for r in batch.rejected] == [1, 3]
+    assert [d.index for d in batch.in_batch_duplicates] == [2]
+
+
+def test_partition_key_salting_is_stable_and_bounded():
+    salts = {"hot": 8}
+    keys = {partition_key("hot", f"c{i}", salts) for i in range(1000)}
+    assert keys == {f"hot#{i}" for i in range(8)}
+    assert partition_key("hot", "c1", salts) == partition_key("hot", "c1", salts)
+    assert partition_key("cold", "c1", salts) == "cold"
+
+
+def test_record_roundtrip_has_exactly_the_schema_fields():
+    rec = {k: None for k in CLICK_RECORD_SCHEMA} | {"click_id": "é", "extra": 1}
+    data = encode_click(rec)
+    assert b" " not in data and set(decode_click(data)) == set(CLICK_RECORD_SCHEMA)
+
+
+def test_settings_env_roundtrip():
+    s = IngestSettings(max_batch=42, hot_ad_salts={"ad-1": 8, "ad-2": 2}, dedup_table="t")
+    import os
+    old = dict(os.environ)
+    try:
+        os.environ.update(s.to_env())
+        assert IngestSettings.from_env() == s
+    finally:
+        os.environ.clear(); os.environ.update(old)
+    with pytest.raises(ValueError):
+        from common.config import _parse_salts
+        _parse_salts("ad-1:0")
