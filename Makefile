@@ -1,0 +1,52 @@
+# clickagg: one command to set up + run the demo, one to run every test.
+PY311    ?= python3.11
+VENV     := .venv
+FLINKENV := .venv-flink
+PY       := $(VENV)/bin/python
+FLINKPY  := $(FLINKENV)/bin/python
+export PYTHONPATH := $(CURDIR):$(CURDIR)/functions
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup demo test test-main test-flink synth bench clean up
+
+setup: $(VENV)/.done $(FLINKENV)/.done node_modules/.done
+
+$(VENV)/.done: requirements/lambda.txt requirements/infra.txt requirements/dev.txt
+	$(PY311) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	touch $@
+
+$(FLINKENV)/.done: requirements/flink.txt
+	$(PY311) -m venv $(FLINKENV)
+	$(FLINKPY) -m pip install -q --upgrade pip
+	$(FLINKPY) -m pip install -q -r requirements/flink.txt
+	touch $@
+
+node_modules/.done: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m local demo $(if $(KEEP),--keep,)
+
+up: setup
+	$(PY) -m local up
+
+test: setup test-main test-flink
+
+test-main:
+	$(PY) -m pytest
+
+test-flink:
+	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -q
+
+synth: setup
+	npx cdk synth -q --no-notices
+
+bench: setup
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(FLINKENV) node_modules cdk.out .local

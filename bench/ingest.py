@@ -1,0 +1,140 @@
+"""Per-click cost of the ingest handler vs the bare boto3 calls it must make.
+
+Both run in this process against moto's in-process mock (`mock_aws`), on the same records:
+  handler: API Gateway event -> validation -> claim (conditional PutItem per click, thread pool)
+           -> PutRecords -> confirm (BatchWriteItem) -> response
+  bare:    the same PutItem / PutRecords / BatchWriteItem calls, same pool, nothing else
+The ratio is the handler's own overhead; absolute numbers are the emulator's, not AWS's.
+
+    .venv/bin/python bench/ingest.py [--batches 6] [--batch-size 500]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "functions")]
+os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                   "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+                   "POWERTOOLS_LOG_LEVEL": "ERROR"})
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from common.config import IngestSettings, ResourceNames  # noqa: E402
+from common.records import encode_click, partition_key  # noqa: E402
+from ingest.dedup import ClaimRecord, DedupStore  # noqa: E402
+from local.apigw import build_event  # noqa: E402
+from local.lambda_runtime import LambdaContext  # noqa: E402
+from local.resources import create_dedup_table, create_stream  # noqa: E402
+
+
+def count_calls(client, counter: Counter) -> None:
+    client.meta.events.register("before-call", lambda model, **_: counter.update([model.name]))
+
+
+def make_batch(b: int, size: int, now_ms: int) -> list[dict]:
+    return [{"click_id": f"b{b}-{i}", "ad_id": f"ad-{i % 50}", "campaign_id": "k", "advertiser_id": "v",
+             "user_id": f"u{i}", "timestamp": now_ms - 1000, "cost": "0.25"} for i in range(size)]
+
+
+def run_handler(batches, settings) -> tuple[list[float], Counter]:
+    from ingest import handler
+
+    handler.get_service.cache_clear()
+    service = handler.get_service()
+    calls: Counter = Counter()
+    count_calls(service.dedup._ddb, calls)
+    count_calls(service.publisher._kinesis, calls)
+    times = []
+    for batch in batches:
+        event = build_event("POST", "/v1/clicks", {"Content-Type": "application/json"},
+                            json.dumps({"clicks": batch}).encode(), "203.0.113.1", "/v1/clicks", {})
+        t0 = time.perf_counter()
+        resp = handler.lambda_handler(event, LambdaContext("bench"))
+        times.append(time.perf_counter() - t0)
+        assert json.loads(resp["body"])["accepted"] == len(batch), resp["body"][:300]
+    return times, calls
+
+
+def run_bare(batches, settings) -> tuple[list[float], Counter]:
+    ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
+    calls: Counter = Counter()
+    count_calls(ddb, calls)
+    count_calls(kinesis, calls)
+    store = DedupStore(ddb, settings.dedup_table, ThreadPoolExecutor(settings.dedup_concurrency),
+                       settings.claim_lease_s)
+    times = []
+    for batch in batches:
+        now = int(time.time() * 1000)
+        claims = [ClaimRecord(c["click_id"], "bare", now, now // 1000 + 86400) for c in batch]
+        records = [{"Data": encode_click({**c, "event_time": c["timestamp"], "cost_micros": 250000}),
+                    "PartitionKey": partition_key(c["ad_id"], c["click_id"], {})} for c in batch]
+        t0 = time.perf_counter()
+        assert all(o == "claimed" for o in store.claim(claims))
+        assert kinesis.put_records(StreamName=settings.clicks_stream, Records=records)["FailedRecordCount"] == 0
+        assert store.confirm(claims) == []
+        times.append(time.perf_counter() - t0)
+    return times, calls
+
+
+def pure_logic_us_per_click(batch: list[dict], settings) -> float:
+    from ingest.service import RequestMeta, build_record
+    from ingest.validation import decode_body, extract_items, parse_batch
+
+    body = json.dumps({"clicks": batch})
+    meta = RequestMeta("r", "203.0.113.1", "ua")
+    t0, n = time.perf_counter(), 20
+    for _ in range(n):
+        parsed = parse_batch(extract_items(decode_body(body, False, settings), settings), settings,
+                             int(time.time() * 1000))
+        for vc in parsed.valid:
+            encode_click(build_record(vc, meta, 0))
+    return (time.perf_counter() - t0) / (n * len(batch)) * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batches", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=500)
+    args = p.parse_args()
+    names = ResourceNames()
+    settings = IngestSettings()
+    os.environ.update(settings.to_env())
+    now = int(time.time() * 1000)
+    results: dict = {}
+    pure_us = pure_logic_us_per_click(make_batch(0, args.batch_size, now), settings)
+    print(f"pure handler logic (parse, validate, encode; no AWS): {pure_us:.1f} us/click")
+    rounds = (("bare boto3", run_bare, "bare1"), ("handler", run_handler, "hdl1"),
+              ("bare boto3", run_bare, "bare2"), ("handler", run_handler, "hdl2"))
+    for name, runner, prefix in rounds:  # alternated, so drift in the emulator hits both
+        with mock_aws():
+            create_dedup_table(boto3.client("dynamodb"), names.dedup_table)
+            create_stream(boto3.client("kinesis"), names.clicks_stream, 4)
+            batches = [make_batch(b, args.batch_size, now) for b in range(args.batches)]
+            for batch in batches:
+                for c in batch:
+                    c["click_id"] = f"{prefix}-{c['click_id']}"
+            runner(batches[:1], settings)  # warm-up: imports, client creation, table pages
+            times, calls = runner(batches[1:], settings)
+            clicks = args.batch_size * (args.batches - 1)
+            results.setdefault(name, []).extend(times)
+            print(f"{name:>10}: median {statistics.median(times) * 1000:8.1f} ms per {args.batch_size}-click "
+                  f"batch = {statistics.median(times) / args.batch_size * 1e6:7.1f} us/click; "
+                  "AWS calls per 1000 clicks: "
+                  + ", ".join(f"{k} {v * 1000 / clicks:.0f}" for k, v in sorted(calls.items())), flush=True)
+    ratio = statistics.median(results["handler"]) / statistics.median(results["bare boto3"])
+    print(f"handler / bare = {ratio:.2f}x  (moto in-process; the ratio is the handler's own overhead)")
+
+
+if __name__ == "__main__":
+    main()
