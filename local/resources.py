@@ -23,10 +23,26 @@ def create_stream(kinesis, name: str, shards: int) -> None:
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
 
 
-def create_all(names: ResourceNames, clicks_shards: int = 4) -> None:
+def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: int = 2) -> None:
     """Idempotent: resources that already exist (restart against the same server) are kept."""
     ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
     if names.dedup_table not in ddb.list_tables()["TableNames"]:
         create_dedup_table(ddb, names.dedup_table)
-    if names.clicks_stream not in kinesis.list_streams()["StreamNames"]:
+    if names.serving_table not in ddb.list_tables()["TableNames"]:
+        create_serving_table(ddb, names.serving_table)
+    streams = kinesis.list_streams()["StreamNames"]
+    if names.clicks_stream not in streams:
         create_stream(kinesis, names.clicks_stream, clicks_shards)
+    if names.aggregates_stream not in streams:
+        create_stream(kinesis, names.aggregates_stream, aggregates_shards)
+
+
+def create_serving_table(ddb, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})

@@ -1,0 +1,50 @@
+"""Decode the Flink job's changelog (debezium-json on the aggregates stream) into typed changes.
+
+Flink writes every changelog row separately: +I/+U as {"before": null, "after": row, "op": "c"},
+-U/-D as {"before": row, "after": null, "op": "d"}. -U and -D look the same on the wire, so the
+consumer never relies on telling them apart: every row carries a `version` that grows per key,
+and the serving store applies a row only if it is newer than what it holds (a retraction is
+recorded as a tombstone at its version, which the following +U, always newer, overwrites).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+AGG, TOP, LATE = "agg", "top", "late"
+RESOLUTION_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
+METRICS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # agg | top | late
+    upsert: bool  # False = retraction (tombstone at this version)
+    row: dict[str, Any]
+
+    @property
+    def version(self) -> int:
+        return int(self.row["version"])
+
+    @property
+    def bucket_start(self) -> int:
+        return int(self.row["bucket_start"])
+
+
+class BadChange(ValueError):
+    """A record that is not a well-formed changelog row (reported as a batch item failure)."""
+
+
+def decode_change(data: bytes) -> Change:
+    try:
+        envelope = json.loads(data)
+        after, before = envelope.get("after"), envelope.get("before")
+        row = after if after is not None else before
+        if row is None or row.get("kind") not in (AGG, TOP, LATE):
+            raise BadChange(f"not a clickagg changelog row: {str(envelope)[:200]}")
+        if row.get("version") is None or row.get("bucket_start") is None:
+            raise BadChange("changelog row without version or bucket_start")
+        return Change(row["kind"], after is not None, row)
+    except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+        raise BadChange(str(exc)) from None

@@ -1,0 +1,78 @@
+"""Sink Lambda: the aggregates stream (Flink changelog) -> serving store, idempotently.
+
+Kinesis event source mapping with partial batch responses (Powertools BatchProcessor): the batch
+is written in bulk first (concurrent conditional writes / 100-record Timestream writes), then
+the processor reports exactly the records that failed, so only they (and what follows them on
+the shard) are redelivered. Redelivery is harmless: every write is conditional on its version.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import time
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from aggregate.changes import BadChange, Change, decode_change
+from aggregate.serving import make_store
+
+logger = Logger(service="sink")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="sink")
+tracer = Tracer(service="sink")
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+
+
+@lru_cache(maxsize=1)
+def get_store():
+    return make_store()
+
+
+def write_batch(store, records: list[dict]) -> tuple[dict[str, Exception], list[Change]]:
+    """Decode and write every record; returns {sequence_number: error} and the written changes."""
+    errors: dict[str, Exception] = {}
+    decoded: list[tuple[str, Change]] = []
+    for rec in records:
+        seq = rec["kinesis"]["sequenceNumber"]
+        try:
+            decoded.append((seq, decode_change(base64.b64decode(rec["kinesis"]["data"]))))
+        except BadChange as exc:
+            errors[seq] = exc
+    results = store.apply_many([c for _, c in decoded])
+    for (seq, _), error in zip(decoded, results):
+        if error is not None:
+            errors[seq] = error
+    return errors, [c for (seq, c) in decoded if seq not in errors]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    store = get_store()
+    records = event.get("Records", [])
+    errors, written = write_batch(store, records)
+
+    def record_handler(record: KinesisStreamRecord) -> None:
+        error = errors.get(record.kinesis.sequence_number)
+        if error is not None:
+            raise error
+
+    response = process_partial_response(event=event, record_handler=record_handler,
+                                        processor=processor, context=context)
+    if not errors:  # freshness only moves once everything up to it is in the store
+        wms = [c.row["watermark"] for c in written if c.row.get("watermark") is not None]
+        events = [c.row["max_event_time"] for c in written if c.row.get("max_event_time") is not None]
+        store.advance_freshness(max(wms, default=None), max(events, default=None))
+    metrics.add_metric(name="ChangesWritten", unit=MetricUnit.Count, value=len(written))
+    metrics.add_metric(name="ChangesFailed", unit=MetricUnit.Count, value=len(errors))
+    if records:
+        newest_arrival = max(r["kinesis"]["approximateArrivalTimestamp"] for r in records)
+        metrics.add_metric(name="SinkLag", unit=MetricUnit.Milliseconds,
+                           value=max(0.0, time.time() * 1000 - newest_arrival * 1000))
+    if errors:
+        logger.warning("changes failed; reported as batch item failures", failed=len(errors))
+    return response

@@ -1,0 +1,48 @@
+"""DynamoDB serving-table key design, shared by the sink (writes) and the query API (reads).
+
+One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numbers):
+  series       pk S#<ad>#<res>      sk <bucket_start>          one ad's series: one Query
+  top 1h       pk T#1h#<day_start>  sk <hour_start>#<ad>        24 h of hour leaderboards: <= 2 partitions
+  top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
+  late dropped pk L#<day_start>     sk <minute_start>
+  freshness    pk META              sk freshness
+So a top-K over any window up to 24 h reads at most 4 partitions (a few pages each).
+"""
+from __future__ import annotations
+
+DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
+LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partition span
+META_KEY = {"pk": "META", "sk": "freshness"}
+
+
+def floor_to(ms: int, span_ms: int) -> int:
+    return ms - ms % span_ms
+
+
+def ts(ms: int) -> str:
+    return f"{ms:013d}"
+
+
+def series_key(ad_id: str, resolution: str, bucket_start: int) -> dict[str, str]:
+    return {"pk": f"S#{ad_id}#{resolution}", "sk": ts(bucket_start)}
+
+
+def series_pk(ad_id: str, resolution: str) -> str:
+    return f"S#{ad_id}#{resolution}"
+
+
+def top_pk(resolution: str, bucket_start: int) -> str:
+    return f"T#{resolution}#{ts(floor_to(bucket_start, LEADERBOARD_RESOLUTIONS[resolution]))}"
+
+
+def top_key(resolution: str, bucket_start: int, ad_id: str) -> dict[str, str]:
+    return {"pk": top_pk(resolution, bucket_start), "sk": f"{ts(bucket_start)}#{ad_id}"}
+
+
+def parse_top_sk(sk: str) -> tuple[int, str]:
+    bucket, _, ad_id = sk.partition("#")
+    return int(bucket), ad_id
+
+
+def late_key(bucket_start: int) -> dict[str, str]:
+    return {"pk": f"L#{ts(floor_to(bucket_start, DAY_MS))}", "sk": ts(bucket_start)}
