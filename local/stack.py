@@ -15,6 +15,7 @@ from local.moto_server import MotoServer
 from local.resources import create_all
 
 REPO = Path(__file__).resolve().parent.parent
+QUERY_RESOURCES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/health")
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
@@ -36,6 +37,8 @@ def lambda_env() -> dict[str, str]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("CLICKAGG_LOG_LEVEL", "WARNING"),
         "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
+        "SERVING_STORE": "dynamodb",
+        "SERVING_TABLE": ResourceNames().serving_table,
     }
 
 
@@ -55,6 +58,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.api: LocalApiGateway | None = None
         self.ingest = LocalFunction("clickagg-ingest", "ingest.handler.lambda_handler")
+        self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
         self._saved_env: dict[str, str | None] = {}
 
     def _set_env(self, env: dict[str, str]) -> None:
@@ -67,7 +71,8 @@ class LocalStack:
         self.moto = MotoServer(self.options.moto_port, self.options.state_dir / "moto.log").start()
         self._set_env({**aws_env(self.moto.url), **lambda_env(), **self.options.settings.to_env()})
         create_all(self.names, self.options.clicks_shards)
-        self.api = LocalApiGateway([Route("/v1/clicks", self.ingest)],
+        self.api = LocalApiGateway([Route("/v1/clicks", self.ingest)]
+                                   + [Route(r, self.query) for r in QUERY_RESOURCES],
                                    port=self.options.api_port).start()
         return self
 

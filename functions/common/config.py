@@ -110,3 +110,26 @@ class IngestSettings:
                 value = ",".join(f"{k}:{v}" for k, v in value.items())
             env[self.ENV[f.name]] = str(value)
         return env
+
+
+@dataclass(frozen=True)
+class AggregationSettings:
+    """What the query side must know about how the stream aggregated (same values as the
+    Flink job's runtime properties; infra sets both from one CDK context)."""
+
+    allowed_lateness_s: int = 900  # a bucket is final once watermark >= bucket end + this
+    leaderboard_size: int = 1000  # M: entries kept per 1m and 1h leaderboard bucket
+    repeat_window_s: int = 10  # repeat-click rule bucket length
+
+    @classmethod
+    def from_env(cls) -> "AggregationSettings":
+        return cls(
+            allowed_lateness_s=_env_int("ALLOWED_LATENESS_S", cls.allowed_lateness_s),
+            leaderboard_size=_env_int("LEADERBOARD_SIZE", cls.leaderboard_size),
+            repeat_window_s=_env_int("REPEAT_WINDOW_S", cls.repeat_window_s),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {"ALLOWED_LATENESS_S": str(self.allowed_lateness_s),
+                "LEADERBOARD_SIZE": str(self.leaderboard_size),
+                "REPEAT_WINDOW_S": str(self.repeat_window_s)}
