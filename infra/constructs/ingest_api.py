@@ -1,0 +1,128 @@
+"""REST API in front of the ingest Lambda: POST /v1/clicks, API key + usage plan throttling.
+
+API keys identify and throttle ad servers (server-to-server callers, no end users), so the
+method uses no authorizer. The request validator only checks that the body is JSON (object or
+array): per-click field errors stay with the Lambda, which reports them item by item.
+"""
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.settings import StackSettings
+
+STAGE = "prod"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+F = apigw.AccessLogField
+# One JSON object per request. Values are quoted here except messageString, which API Gateway
+# quotes and escapes itself (error messages can contain quotes).
+ACCESS_LOG_FIELDS = {
+    "requestId": F.context_request_id(),
+    "requestTime": F.context_request_time(),
+    "ip": F.context_identity_source_ip(),
+    "userAgent": F.context_identity_user_agent(),
+    "apiKeyId": F.context_identity_api_key_id(),
+    "method": F.context_http_method(),
+    "path": F.context_resource_path(),
+    "status": F.context_status(),
+    "responseLength": F.context_response_length(),
+    "responseLatency": F.context_response_latency(),
+    "integrationLatency": F.context_integration_latency(),
+    "xrayTraceId": F.context_xray_trace_id(),
+}
+ACCESS_LOG_FORMAT = "{" + ", ".join(
+    [f'"{name}": "{value}"' for name, value in ACCESS_LOG_FIELDS.items()]
+    + [f'"error": {F.context_error_message_string()}']) + "}"
+# Same shape as the Lambda's own errors ({"error", "status", "details"}).
+BAD_BODY_TEMPLATE = ('{"error": "body is not valid JSON (expected a click, {\\"clicks\\": [...]} '
+                     'or an array)", "status": 400, "details": [$context.error.messageString]}')
+
+
+class IngestApi(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
+                 handler: lambda_.IFunction) -> None:
+        super().__init__(scope, id)
+        prefix = settings.prefix
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=LOG_RETENTION, encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN)
+
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=f"{prefix}-ingest",
+            description="clickagg click ingest (POST /v1/clicks)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # Execution (ERROR-level) logging needs the account-level API Gateway CloudWatch role.
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # never log request bodies (IPs, user agents)
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                throttling_rate_limit=settings.ingest_rate_limit,
+                throttling_burst_limit=settings.ingest_burst_limit,
+            ),
+        )
+        self.api.add_gateway_response(
+            "BadRequestBody", type=apigw.ResponseType.BAD_REQUEST_BODY, status_code="400",
+            templates={"application/json": BAD_BODY_TEMPLATE})
+
+        body_model = self.api.add_model(
+            "ClickBody", content_type="application/json", model_name="ClickBody",
+            description="Any JSON object or array; field rules live in the Lambda",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4, title="ClickBody",
+                type=[apigw.JsonSchemaType.OBJECT, apigw.JsonSchemaType.ARRAY]))
+        validator = self.api.add_request_validator(
+            "JsonBodyValidator", validate_request_body=True, validate_request_parameters=True)
+
+        clicks = self.api.root.add_resource("v1").add_resource("clicks")
+        self.post_clicks = clicks.add_method(
+            "POST", apigw.LambdaIntegration(handler, proxy=True),
+            api_key_required=True,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=validator,
+            request_models={"application/json": body_model},
+        )
+        _acknowledge_api_key_auth(self.post_clicks)
+
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan", name=f"{prefix}-ingest",
+            description="Per-API-key throttle of the ingest endpoint",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.ingest_rate_limit, burst_limit=settings.ingest_burst_limit),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        # A first key so the endpoint is usable after deploy; add one key per ad server later.
+        self.api_key = self.api.add_api_key("DefaultKey", api_key_name=f"{prefix}-default")
+        self.usage_plan.add_api_key(self.api_key)
+
+        Validations.of(self.api.deployment_stage).acknowledge(Acknowledgment(
+            id="AwsSolutions-APIG3",
+            reason="No WAF: its per-request fee (~$15k/month at the 10k req/s design rate) buys "
+                   "little here: callers need an API key (unkeyed requests are refused at the "
+                   "gateway), usage-plan and stage throttles cap the rate, bodies are validated.",
+        ))
+        Validations.of(self.api.node.find_child("CloudWatchRole")).acknowledge(Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+               "AmazonAPIGatewayPushToCloudWatchLogs]",
+            reason="Account-level role API Gateway uses for execution logs; AWS's service-role "
+                   "policy is the documented one and tracks API Gateway's log-group naming.",
+        ))
+
+
+def _acknowledge_api_key_auth(method: apigw.Method) -> None:
+    reason = ("Callers are ad servers (machine to machine, no end users): each has an API key in a "
+              "usage plan that identifies and throttles it; there is no user pool to authorize.")
+    Validations.of(method).acknowledge(
+        Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
+        Acknowledgment(id="AwsSolutions-COG4", reason=reason),
+    )

@@ -1,0 +1,238 @@
+"""Template assertions on the ingest stack: cdk.json's defaults, and every setting changed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.settings import StackSettings
+
+KEY_ARN = {"Fn::GetAtt": [Match.string_like_regexp("^EncryptionKey"), "Arn"]}
+
+
+def only(template: Template, type_: str) -> dict:
+    resources = template.find_resources(type_)
+    assert len(resources) == 1, f"expected one {type_}, got {list(resources)}"
+    return next(iter(resources.values()))["Properties"]
+
+
+def ingest_policy_statements(template: Template) -> list[dict]:
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {
+        "Roles": [{"Ref": Match.string_like_regexp("^IngestFunctionRole")}]}})
+    assert len(policies) == 1
+    return next(iter(policies.values()))["Properties"]["PolicyDocument"]["Statement"]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# --- encryption -----------------------------------------------------------------------------
+
+def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template):
+    key = only(default_template, "AWS::KMS::Key")
+    assert key["EnableKeyRotation"] is True
+    principals = json.dumps([s["Principal"] for s in key["KeyPolicy"]["Statement"]])
+    assert '"logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"' in principals
+    assert "cloudwatch.amazonaws.com" in principals
+
+
+def test_every_log_group_is_kms_encrypted_with_retention(default_template):
+    groups = default_template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 2  # Lambda logs, API access logs
+    for group in groups.values():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
+            next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
+        assert group["Properties"]["RetentionInDays"] == 30
+
+
+# --- stream ---------------------------------------------------------------------------------
+
+def test_stream_on_demand_by_default(default_template):
+    default_template.has_resource_properties("AWS::Kinesis::Stream", {
+        "Name": "clickagg-clicks",
+        "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+        "RetentionPeriodHours": 168,
+        "StreamEncryption": {"EncryptionType": "KMS", "KeyId": KEY_ARN},
+        "ShardCount": Match.absent(),
+    })
+
+
+def test_stream_provisioned_with_shards_from_context(custom_template):
+    custom_template.has_resource_properties("AWS::Kinesis::Stream", {
+        "Name": "ca-test-clicks",
+        "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+        "ShardCount": 7,
+        "RetentionPeriodHours": 48,
+        "StreamEncryption": {"EncryptionType": "KMS", "KeyId": KEY_ARN},
+    })
+
+
+# --- dedup table ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("template_fixture,name", [
+    ("default_template", "clickagg-click-dedup"), ("custom_template", "ca-test-click-dedup")])
+def test_dedup_table(request, template_fixture, name):
+    template = request.getfixturevalue(template_fixture)
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "click_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "click_id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY_ARN},
+    })
+
+
+# --- ingest Lambda --------------------------------------------------------------------------
+
+def test_lambda_runtime_arch_tracing_and_layer(default_template):
+    fn = only(default_template, "AWS::Lambda::Function")
+    assert fn["Runtime"] == "python3.12"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Handler"] == "ingest.handler.lambda_handler"
+    assert fn["TracingConfig"] == {"Mode": "Active"}
+    assert fn["Timeout"] == 29
+    assert fn["MemorySize"] == 1024
+    assert "ReservedConcurrentExecutions" not in fn
+    assert "LogGroup" in fn["LoggingConfig"]
+    layer = json.dumps(fn["Layers"])
+    assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:38" in layer
+
+
+def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_context):
+    fn = only(custom_template, "AWS::Lambda::Function")
+    env = fn["Environment"]["Variables"]
+    assert env["DEDUP_TABLE"] == "ca-test-click-dedup"
+    assert env["CLICKS_STREAM"] == "ca-test-clicks"
+    assert env["DEDUP_TTL_S"] == "3600"
+    assert env["HOT_AD_SALTS"] == "ad-1:8,ad-7:4"
+    assert env == {**StackSettings(**custom_context).ingest_settings().to_env(),
+                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
+    assert fn["MemorySize"] == 2048
+    assert fn["ReservedConcurrentExecutions"] == 50
+    assert "python312-arm64:41" in json.dumps(fn["Layers"])
+
+
+def test_ingest_role_has_no_managed_policies(default_template):
+    roles = default_template.find_resources("AWS::IAM::Role")
+    ingest = [r for name, r in roles.items() if name.startswith("IngestFunctionRole")]
+    assert len(ingest) == 1 and "ManagedPolicyArns" not in ingest[0]["Properties"]
+
+
+def test_ingest_policy_is_least_privilege(default_template):
+    statements = ingest_policy_statements(default_template)
+    actions = [a for s in statements for a in as_list(s["Action"])]
+    assert "*" not in actions and not any(a.endswith(":*") for a in actions)
+    assert sorted(a for a in actions if a.startswith("dynamodb:")) == [
+        "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert sorted(a for a in actions if a.startswith("kinesis:")) == [
+        "kinesis:PutRecord", "kinesis:PutRecords"]
+    for statement in statements:
+        services = {a.split(":")[0] for a in as_list(statement["Action"])}
+        if services & {"dynamodb", "kinesis", "kms", "logs"}:
+            assert "*" not in as_list(statement["Resource"]), statement
+        else:  # X-Ray has no resource-level permissions
+            assert services == {"xray"}, statement
+    resources = json.dumps([s["Resource"] for s in statements])
+    for logical_prefix in ("DedupTable", "ClicksStream", "EncryptionKey", "IngestFunctionLogs"):
+        assert f'"{logical_prefix}' in resources
+
+
+# --- API ------------------------------------------------------------------------------------
+
+def test_post_clicks_requires_api_key_and_validates_body(default_template):
+    method = only(default_template, "AWS::ApiGateway::Method")
+    assert method["HttpMethod"] == "POST"
+    assert method["ApiKeyRequired"] is True
+    assert method["AuthorizationType"] == "NONE"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
+    paths = {r["Properties"]["PathPart"]
+             for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
+    assert paths == {"v1", "clicks"}
+    default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
+        "ValidateRequestBody": True, "ValidateRequestParameters": True})
+
+
+def test_body_model_accepts_any_object_or_array(default_template):
+    schema = only(default_template, "AWS::ApiGateway::Model")["Schema"]
+    assert sorted(schema["type"]) == ["array", "object"]
+    assert set(schema) <= {"$schema", "title", "type"}  # nothing the Lambda should judge
+
+
+def test_stage_logs_traces_and_throttles(default_template):
+    stage = only(default_template, "AWS::ApiGateway::Stage")
+    assert stage["TracingEnabled"] is True
+    assert "DestinationArn" in stage["AccessLogSetting"]
+    assert json.loads(stage["AccessLogSetting"]["Format"].replace(
+        "$context.error.messageString", '"x"'))  # valid JSON once API Gateway fills it in
+    [settings] = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 10000 and settings["ThrottlingBurstLimit"] == 5000
+    assert settings["LoggingLevel"] == "ERROR" and settings["DataTraceEnabled"] is False
+
+
+@pytest.mark.parametrize("template_fixture,rate,burst", [
+    ("default_template", 10000, 5000), ("custom_template", 1234, 567)])
+def test_usage_plan_throttle_from_context(request, template_fixture, rate, burst):
+    template = request.getfixturevalue(template_fixture)
+    plan = only(template, "AWS::ApiGateway::UsagePlan")
+    assert plan["Throttle"] == {"RateLimit": rate, "BurstLimit": burst}
+    assert len(plan["ApiStages"]) == 1
+    [settings] = only(template, "AWS::ApiGateway::Stage")["MethodSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (rate, burst)
+    template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+
+
+# --- alarms ---------------------------------------------------------------------------------
+
+def test_alarms_exist_and_notify_the_encrypted_topic(default_template):
+    alarms = default_template.find_resources("AWS::CloudWatch::Alarm")
+    metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
+    assert metrics == {"5XXError", "Errors", "Throttles", "WriteProvisionedThroughputExceeded"}
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["Period"] == 300 and props["Statistic"] == "Sum"
+        [action] = props["AlarmActions"]
+        assert action["Ref"].startswith("AlarmsTopic")
+    default_template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": KEY_ARN})
+    policy = only(default_template, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    allows = [s for s in policy if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]
+    default_template.resource_count_is("AWS::SNS::Subscription", 0)
+
+
+def test_alarm_email_subscribes(custom_template):
+    custom_template.has_resource_properties("AWS::SNS::Subscription", {
+        "Protocol": "email", "Endpoint": "oncall@example.com"})
+
+
+def test_outputs(default_template):
+    outputs = default_template.to_json()["Outputs"]
+    assert {"IngestUrl", "ApiKeyId", "ClicksStreamName", "DedupTableName"} <= set(outputs)
+    assert "/v1/clicks" in json.dumps(outputs["IngestUrl"]["Value"])
+
+
+def test_ingest_role_covers_every_aws_call_the_ingest_code_makes(default_template, repo_root):
+    """A new boto3 call in functions/ingest without an IAM grant fails here, not in production."""
+    import re
+
+    import botocore.session
+
+    source = "\n".join(p.read_text() for p in (repo_root / "functions" / "ingest").rglob("*.py"))
+    called = set(re.findall(r"\.(\w+)\(", source))
+    session = botocore.session.get_session()
+    needed = {
+        f"{service}:{op}"
+        for service in ("dynamodb", "kinesis")
+        for op in session.get_service_model(service).operation_names
+        if botocore.xform_name(op) in called
+    }
+    granted = {a for s in ingest_policy_statements(default_template) for a in as_list(s["Action"])}
+    assert needed, "expected DynamoDB/Kinesis calls in functions/ingest"
+    assert needed <= granted, f"not granted: {sorted(needed - granted)}"
