@@ -35,6 +35,9 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
         create_stream(kinesis, names.clicks_stream, clicks_shards)
     if names.aggregates_stream not in streams:
         create_stream(kinesis, names.aggregates_stream, aggregates_shards)
+    s3 = boto3.client("s3")
+    if names.archive_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=names.archive_bucket)
 
 
 def create_serving_table(ddb, name: str) -> None:

@@ -1,0 +1,97 @@
+"""Analysts' named queries over the raw archive, in the common subset of Athena (Trino) and
+DuckDB SQL; they run on Athena in AWS (infra registers them as named queries) and on DuckDB
+locally, where they are tested.
+
+Dialect notes (why the SQL looks the way it does):
+- No `now()`/interval arithmetic (Trino `now() - INTERVAL '2' HOUR` vs DuckDB differ in types):
+  the window is passed as `?` parameters (epoch ms, dt strings) - Athena ExecutionParameters,
+  DuckDB prepared-statement parameters - so the saved text is byte-identical in both. Only
+  LIMIT is rendered into the text (a validated integer), as Trino does not take `LIMIT ?`.
+- `/` on two integers is integer division in Trino but floating-point in DuckDB: every
+  division uses a decimal literal (`/ 60000.0`) and `floor`, identical in both.
+- Dates are compared as the `dt` partition strings ('YYYY-MM-DD'), which both order lexically.
+- The archive is at-least-once (a retried Firehose delivery or a re-sent click repeats a
+  record): counts are `COUNT(DISTINCT click_id)` / computed over `SELECT DISTINCT` rows.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+TABLE = "raw_clicks"
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    sql: str  # `?` placeholders + `{k}` (validated int) only
+    params: dict[str, int]  # user parameter -> default
+    binds: tuple[str, ...]  # what each `?` is, in order: dt_from | since_ms | until_ms
+
+
+NAMED_QUERIES = {q.name: q for q in (
+    NamedQuery(
+        "top_k_last_n_hours", "Top K ads by distinct clicks with event time in the last N hours",
+        "SELECT ad_id, COUNT(DISTINCT click_id) AS clicks\n"
+        "FROM {table}\n"
+        "WHERE dt >= ? AND event_time >= ? AND event_time < ?\n"
+        "GROUP BY ad_id\nORDER BY clicks DESC, ad_id\nLIMIT {k}",
+        {"n": 1, "k": 10}, ("dt_from", "since_ms", "until_ms"),
+    ),
+    NamedQuery(
+        "clicks_per_advertiser_per_day", "Distinct clicks and cost (micros) per advertiser per UTC event day",
+        "SELECT advertiser_id, CAST(floor(event_time / 86400000.0) AS BIGINT) * 86400000 AS day_start_ms,\n"
+        "       COUNT(*) AS clicks, SUM(cost_micros) AS cost_micros\n"
+        "FROM (SELECT DISTINCT click_id, advertiser_id, event_time, cost_micros FROM {table}\n"
+        "      WHERE dt >= ? AND event_time >= ? AND event_time < ?) AS c\n"
+        "GROUP BY 1, 2\nORDER BY day_start_ms, advertiser_id",
+        {"n": 24}, ("dt_from", "since_ms", "until_ms"),
+    ),
+    NamedQuery(
+        "duplicate_rate_per_hour", "Records vs distinct clicks per arrival hour (copies that reached the archive)",
+        "SELECT dt, hr, COUNT(*) AS records, COUNT(DISTINCT click_id) AS distinct_clicks,\n"
+        "       COUNT(*) - COUNT(DISTINCT click_id) AS duplicate_records\n"
+        "FROM {table}\nWHERE dt >= ?\nGROUP BY dt, hr\nORDER BY dt, hr",
+        {"n": 24}, ("dt_from",),
+    ),
+    NamedQuery(
+        "late_arrival_distribution", "How long after their event time clicks arrived at ingest",
+        "SELECT CASE WHEN lag_ms < 60000 THEN '0-1m' WHEN lag_ms < 300000 THEN '1-5m'\n"
+        "            WHEN lag_ms < 900000 THEN '5-15m' WHEN lag_ms < 3600000 THEN '15-60m'\n"
+        "            ELSE '60m+' END AS lateness, COUNT(*) AS clicks, MIN(lag_ms) AS min_lag_ms\n"
+        "FROM (SELECT DISTINCT click_id, ingest_time - event_time AS lag_ms FROM {table}\n"
+        "      WHERE dt >= ?) AS c\n"
+        "GROUP BY 1\nORDER BY min_lag_ms",
+        {"n": 24}, ("dt_from",),
+    ),
+)}
+
+
+def render(name: str, params: dict[str, str] | None = None, now_ms: int | None = None,
+           table: str = TABLE) -> tuple[str, list]:
+    """(SQL text, bind values) for a named query. User parameters must be integers (no free
+    text reaches the SQL); the window ends now and starts n hours earlier."""
+    if name not in NAMED_QUERIES:
+        raise ValueError(f"unknown named query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")
+    query = NAMED_QUERIES[name]
+    values = dict(query.params)
+    for key, raw in (params or {}).items():
+        if key not in query.params:
+            raise ValueError(f"{name} takes parameters {sorted(query.params)}, not {key!r}")
+        if not str(raw).isdigit() or not 1 <= int(raw) <= 100_000:
+            raise ValueError(f"parameter {key} must be an integer between 1 and 100000, got {raw!r}")
+        values[key] = int(raw)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    since_ms = now_ms - values["n"] * 3_600_000
+    # arrival >= event time - 5 min clock skew; one more hour of margin for partition pruning
+    dt_from = datetime.fromtimestamp((since_ms - 3_900_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    bind_values = {"dt_from": dt_from, "since_ms": since_ms, "until_ms": now_ms + 1}
+    sql = query.sql.format(table=table, k=values.get("k", 10))
+    return sql, [bind_values[b] for b in query.binds]
+
+
+def athena_parameters(binds: list) -> list[str]:
+    """Athena ExecutionParameters are SQL literals: strings quoted, numbers as digits."""
+    return [f"'{b}'" if isinstance(b, str) else str(int(b)) for b in binds]
