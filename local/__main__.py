@@ -13,12 +13,14 @@ def up(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m local up")
     p.add_argument("--port", type=int, default=8080, help="local API port (0 = any free port)")
     p.add_argument("--moto-port", type=int, default=None, help="moto server port (default: free)")
+    p.add_argument("--endpoint", default=None,
+                   help="use this running emulator instead of starting moto (consumers resume)")
     args = p.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with LocalStack(StackOptions(api_port=args.port, moto_port=args.moto_port)) as stack:
-            print(f"clickagg local stack: API {stack.api.url}  AWS endpoint {stack.moto.url}  "
+        with LocalStack(StackOptions(api_port=args.port, moto_port=args.moto_port, endpoint=args.endpoint)) as stack:
+            print(f"clickagg local stack: API {stack.api.url}  AWS endpoint {stack.endpoint}  "
                   "(Ctrl-C to stop)", flush=True)
             stop.wait()
     except KeyboardInterrupt:

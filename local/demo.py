@@ -3,8 +3,14 @@ state back from AWS APIs and check it against the generator's ground truth."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from collections import Counter
+
+from common.archive import RAW_PREFIX
+from common.named_queries import render
+from local.analytics import run_duckdb, sync_archive
 
 from common.config import IngestSettings
 from local.loadgen import HOT_AD, LoadSpec, generate
@@ -24,6 +30,38 @@ class Checks:
             self.failures.append(label)
 
 
+def wait_for(predicate, timeout_s: float, what: str) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    print(f"  (gave up waiting for {what} after {timeout_s:.0f}s)")
+    return False
+
+
+def archive_section(stack, load, checks: Checks, on_stream: int) -> None:
+    print("\nraw archive (Parquet in S3, by arrival hour; local stand-in for Firehose)")
+    wait_for(lambda: stack.archiver.archived >= on_stream, 60, "the archiver")
+    root = stack.options.state_dir / "archive"
+    shutil.rmtree(root, ignore_errors=True)
+    sync_archive(stack.names.archive_bucket, root)
+    _, parts = run_duckdb("SELECT dt, hr, COUNT(DISTINCT filename) AS objects, COUNT(*) AS rows FROM "
+                          "read_parquet('" + str(root / RAW_PREFIX) + "/**/*.parquet', hive_partitioning=true, "
+                          "filename=true) GROUP BY dt, hr ORDER BY dt, hr", root)
+    for dt, hr, objects, rows in parts:
+        print(f"      dt={dt}/hr={hr}: {objects} objects, {rows} rows")
+    checks.equal("archive: rows", sum(p[3] for p in parts), len(load.truth))
+    now_ms = int(time.time() * 1000)
+    sql, binds = render("top_k_last_n_hours", {"n": "1", "k": "5"}, now_ms=now_ms)
+    _, rows = run_duckdb(sql, root, binds)
+    window = Counter(c["ad_id"] for c in load.truth if now_ms - 3_600_000 <= c["event_time"] <= now_ms)
+    truth = sorted(window.items(), key=lambda t: (-t[1], t[0]))[:5]
+    print("      named query top_k_last_n_hours (n=1, k=5) on DuckDB: "
+          + ", ".join(f"{ad} {n}" for ad, n in rows))
+    checks.equal("archive: top-5 last hour = ground truth", rows == truth, True)
+
+
 def run(args) -> int:
     spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed)
     load = generate(spec, end_ms=int(time.time() * 1000))
@@ -33,7 +71,7 @@ def run(args) -> int:
     # the hot ad is salted over 4 partition keys, so it spreads over shards (see HOT_AD_SALTS)
     settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {})
     with LocalStack(StackOptions(api_port=args.port, settings=settings)) as stack:
-        print(f"local stack up: API {stack.api.url}, moto {stack.moto.url}", flush=True)
+        print(f"local stack up: API {stack.api.url}, AWS endpoint {stack.endpoint}", flush=True)
         report = send_load(stack.api.url, load.sends, batch_size=args.batch, concurrency=args.concurrency)
         rate = len(load.sends) / report.seconds
         print(f"\nsent {len(load.sends)} clicks in {report.requests} requests, {report.seconds:.1f}s "
@@ -56,6 +94,7 @@ def run(args) -> int:
         checks.equal("clicks stream: records", len(on_stream), len(load.truth))
         checks.equal("clicks stream: distinct click_ids = ground truth",
                      sorted(set(on_stream)) == sorted(c["click_id"] for c in load.truth), True)
+        archive_section(stack, load, checks, len(on_stream))
         if args.keep:
             print(f"\nstack running: API {stack.api.url} (Ctrl-C to stop)")
             try:

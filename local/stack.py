@@ -10,6 +10,8 @@ from pathlib import Path
 
 from common.config import IngestSettings, ResourceNames
 from local.apigw import LocalApiGateway, Route
+from local.archiver import LocalArchiver
+from local.esm import LocalEventSourceMapping
 from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
 from local.resources import create_all
@@ -49,6 +51,9 @@ class StackOptions:
     clicks_shards: int = 4
     state_dir: Path = REPO / ".local"
     settings: IngestSettings = IngestSettings()
+    endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
+    archive: bool = True  # run the Firehose stand-in (clicks stream -> Parquet in S3)
+    sink: bool = True  # run the sink Lambda on the aggregates stream
 
 
 class LocalStack:
@@ -56,9 +61,13 @@ class LocalStack:
         self.options = options or StackOptions()
         self.names = ResourceNames()
         self.moto: MotoServer | None = None
+        self.endpoint: str | None = None
         self.api: LocalApiGateway | None = None
         self.ingest = LocalFunction("clickagg-ingest", "ingest.handler.lambda_handler")
         self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
+        self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler")
+        self.archiver: LocalArchiver | None = None
+        self.sink_mapping: LocalEventSourceMapping | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def _set_env(self, env: dict[str, str]) -> None:
@@ -67,16 +76,32 @@ class LocalStack:
             os.environ[k] = v
 
     def start(self) -> "LocalStack":
-        self.options.state_dir.mkdir(parents=True, exist_ok=True)
-        self.moto = MotoServer(self.options.moto_port, self.options.state_dir / "moto.log").start()
-        self._set_env({**aws_env(self.moto.url), **lambda_env(), **self.options.settings.to_env()})
+        state = self.options.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        if self.options.endpoint:  # a restart against the same emulator: consumers resume
+            endpoint = self.options.endpoint
+        else:
+            for stale in state.glob("*.json"):  # positions of a previous emulator's streams
+                stale.unlink()
+            self.moto = MotoServer(self.options.moto_port, state / "moto.log").start()
+            endpoint = self.moto.url
+        self.endpoint = endpoint
+        self._set_env({**aws_env(endpoint), **lambda_env(), **self.options.settings.to_env()})
         create_all(self.names, self.options.clicks_shards)
         self.api = LocalApiGateway([Route("/v1/clicks", self.ingest)]
                                    + [Route(r, self.query) for r in QUERY_RESOURCES],
                                    port=self.options.api_port).start()
+        if self.options.archive:
+            self.archiver = LocalArchiver(self.names.clicks_stream, self.names.archive_bucket, state).start()
+        if self.options.sink:
+            self.sink_mapping = LocalEventSourceMapping(self.names.aggregates_stream, self.sink, state).start()
         return self
 
     def stop(self) -> None:
+        for worker in (self.sink_mapping, self.archiver):
+            if worker:
+                worker.stop()
+        self.sink_mapping = self.archiver = None
         if self.api:
             self.api.stop()
             self.api = None
