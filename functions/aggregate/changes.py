@@ -43,8 +43,8 @@ def decode_change(data: bytes) -> Change:
         row = after if after is not None else before
         if row is None or row.get("kind") not in (AGG, TOP, LATE):
             raise BadChange(f"not a clickagg changelog row: {str(envelope)[:200]}")
-        if row.get("version") is None or row.get("bucket_start") is None:
-            raise BadChange("changelog row without version or bucket_start")
+        if row.get("version") is None or row.get("bucket_start") is None or row.get("ad_id") is None:
+            raise BadChange("changelog row without version, bucket_start or ad_id")
         return Change(row["kind"], after is not None, row)
     except (json.JSONDecodeError, AttributeError, TypeError) as exc:
         raise BadChange(str(exc)) from None

@@ -4,7 +4,7 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   series       pk S#<ad>#<res>      sk <bucket_start>          one ad's series: one Query
   top 1h       pk T#1h#<day_start>  sk <hour_start>#<ad>        24 h of hour leaderboards: <= 2 partitions
   top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
-  late dropped pk L#<day_start>     sk <minute_start>
+  late dropped pk L#<day_start>     sk <minute_start>#<ad>       per ad and minute
   freshness    pk META              sk freshness
 So a top-K over any window up to 24 h reads at most 4 partitions (a few pages each).
 """
@@ -44,5 +44,9 @@ def parse_top_sk(sk: str) -> tuple[int, str]:
     return int(bucket), ad_id
 
 
-def late_key(bucket_start: int) -> dict[str, str]:
-    return {"pk": f"L#{ts(floor_to(bucket_start, DAY_MS))}", "sk": ts(bucket_start)}
+def late_pk(bucket_start: int) -> str:
+    return f"L#{ts(floor_to(bucket_start, DAY_MS))}"
+
+
+def late_key(bucket_start: int, ad_id: str) -> dict[str, str]:
+    return {"pk": late_pk(bucket_start), "sk": f"{ts(bucket_start)}#{ad_id}"}

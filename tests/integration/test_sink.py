@@ -52,7 +52,8 @@ def changelog():
     out += [env(after=agg("ad2", 1, 3, res="1h")), env(after=top("ad1", 4, 6)), env(after=top("ad2", 2, 5)),
             env(before=top("ad2", 2, 5)),  # ad2 leaves the top-M
             env(before=top("ad1", 4, 6)), env(after=top("ad1", 5, 7)),
-            env(after={"kind": "late", "resolution": "1m", "bucket_start": T0, "clicks": 2, "version": 2})]
+            env(after={"kind": "late", "resolution": "1m", "bucket_start": T0, "ad_id": "ad3", "late_dropped": 2,
+                       "cost_micros": 20, "version": 2})]
     return out
 
 
@@ -111,6 +112,9 @@ def test_in_order_state(store):
     assert live == {"ad1": 7}  # ad2 left the leaderboard
     meta = store.get_item(TableName=TABLE, Key={"pk": {"S": "META"}, "sk": {"S": "freshness"}})["Item"]
     assert meta["wm"] == {"N": str(T0 + 5000)}
+    day = T0 - T0 % 86_400_000
+    late = store.get_item(TableName=TABLE, Key={"pk": {"S": f"L#{day:013d}"}, "sk": {"S": f"{T0:013d}#ad3"}})["Item"]
+    assert (late["ld"], late["v"]) == ({"N": "2"}, {"N": "2"})
 
 
 def test_redelivered_and_reordered_batches_leave_identical_state(store):

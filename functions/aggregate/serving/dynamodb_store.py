@@ -27,15 +27,16 @@ def item_for(change: Change, minute_ttl_s: int) -> dict:
     elif change.kind == TOP:
         key = top_key(row["resolution"], change.bucket_start, row["ad_id"])
     else:
-        key = late_key(change.bucket_start)
+        key = late_key(change.bucket_start, row["ad_id"])
     item = {k: {"S": v} for k, v in key.items()}
     item["v"] = _n(change.version)
     for attr, col in (("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
-                      ("bk", "billable_cost_micros"), ("me", "max_event_time"), ("wm", "watermark")):
+                      ("bk", "billable_cost_micros"), ("me", "max_event_time"), ("wm", "watermark"),
+                      ("ld", "late_dropped")):
         if row.get(col) is not None:
             item[attr] = _n(row[col])
     for attr, col in (("ad", "ad_id"), ("cmp", "campaign_id"), ("adv", "advertiser_id")):
-        if row.get(col) is not None and change.kind != LATE:
+        if row.get(col) is not None:
             item[attr] = {"S": str(row[col])}
     if not change.upsert:
         item["del"] = {"BOOL": True}
@@ -55,8 +56,8 @@ class DynamoDBServingStore:
                    int(os.environ.get("MINUTE_TTL_S", 8 * 86400)))
 
     def apply(self, change: Change) -> bool:
-        if change.kind == AGG and not change.upsert:
-            return False  # aggregates only grow: a retraction is always followed by its +U
+        if change.kind in (AGG, LATE) and not change.upsert:
+            return False  # counters only grow: a retraction is always followed by its +U
         try:
             self._ddb.put_item(
                 TableName=self._table, Item=item_for(change, self._minute_ttl_s),

@@ -27,7 +27,8 @@ def record_for(change: Change) -> dict:
         measures += [(m, row[m]) for m in ("max_event_time", "watermark") if row.get(m) is not None]
         name = "agg"
     else:
-        dims, measures, name = [("resolution", "1m")], [("late_dropped", row.get("clicks") or 0)], "late"
+        dims = [("ad_id", row["ad_id"]), ("resolution", "1m")]
+        measures, name = [("late_dropped", row.get("late_dropped") or 0)], "late"
     return {
         "Dimensions": [{"Name": k, "Value": str(v), "DimensionValueType": "VARCHAR"} for k, v in dims],
         "MeasureName": name,
