@@ -11,6 +11,9 @@ from collections import Counter
 from common.archive import RAW_PREFIX
 from common.named_queries import render
 from local.analytics import run_duckdb, sync_archive
+from local.freshness import FreshnessSampler, percentiles
+from local.oracle import realtime_truth
+from local.readback import read_late_dropped, read_series
 
 from common.config import IngestSettings
 from local.loadgen import HOT_AD, LoadSpec, generate
@@ -62,8 +65,53 @@ def archive_section(stack, load, checks: Checks, on_stream: int) -> None:
     checks.equal("archive: top-5 last hour = ground truth", rows == truth, True)
 
 
+def realtime_section(stack, load, report, checks: Checks, sampler) -> None:
+    print("\nrealtime view (Flink job -> aggregates stream -> sink Lambda -> DynamoDB serving store)")
+    if stack.flink_job is None:
+        print("  skipped: PyFlink venv (.venv-flink) not installed; run `make setup`")
+        checks.failures.append("flink not available")
+        return
+    truth = realtime_truth(load.truth, set(load.late_ids))
+    totals = Counter()
+    for (ad, res, _), row in truth.items():
+        if res == "1d":
+            totals[ad] += row["clicks"]
+    top_ads = [ad for ad, _ in totals.most_common(args_top)]
+    table = stack.names.serving_table
+
+    def expected(ad, res):
+        return {b: row for (a, r, b), row in truth.items() if a == ad and r == res}
+
+    def converged():
+        return all(read_series(table, ad, "1m") == expected(ad, "1m") for ad in top_ads)
+
+    t0 = time.monotonic()
+    wait_for(converged, 240, "the serving store to reflect every click")
+    sampler.stop()
+    print(f"  store converged {time.monotonic() - t0:.1f}s after the last request")
+    for ad in top_ads:
+        got = read_series(table, ad, "1m")
+        want = expected(ad, "1m")
+        minutes = ", ".join(str(got[b]["clicks"]) for b in sorted(got)[-8:])
+        print(f"      {ad}: {len(got)} minute buckets, {sum(v['clicks'] for v in got.values())} clicks, "
+              f"{sum(v['billable_clicks'] for v in got.values())} billable; last 8 minutes: {minutes}")
+        checks.equal(f"{ad} minute counts = ground truth", got == want, True)
+        checks.equal(f"{ad} hour rollups = ground truth", read_series(table, ad, "1h") == expected(ad, "1h"), True)
+    checks.equal("late-dropped clicks (beyond 15 min lateness)", read_late_dropped(table), len(load.late_ids))
+    hot_posted = [(report.post_times[c["click_id"]], c["event_time"] - c["event_time"] % 60_000)
+                  for c in load.truth if c["ad_id"] == HOT_AD and c["click_id"] not in set(load.late_ids)
+                  and c["click_id"] in report.post_times]
+    p = percentiles(sampler.latencies(hot_posted))
+    if p:
+        print(f"  freshness (click posted -> visible in store, {HOT_AD}, {len(hot_posted)} clicks): "
+              f"p50 {p['p50']:.1f}s, p95 {p['p95']:.1f}s, max {p['max']:.1f}s")
+
+
+args_top = 5
+
+
 def run(args) -> int:
-    spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed)
+    spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed, late_count=args.late)
     load = generate(spec, end_ms=int(time.time() * 1000))
     print(f"clickagg demo: {spec.clicks} distinct clicks, {load.duplicates} retried duplicates, "
           f"{spec.ads} ads (hot ad {HOT_AD} ~{spec.hot_ad_share:.0%})", flush=True)
@@ -72,6 +120,9 @@ def run(args) -> int:
     settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {})
     with LocalStack(StackOptions(api_port=args.port, settings=settings)) as stack:
         print(f"local stack up: API {stack.api.url}, AWS endpoint {stack.endpoint}", flush=True)
+        if stack.flink_job:
+            print(f"Flink job running (local MiniCluster) after {stack.flink_job.wait_ready():.0f}s", flush=True)
+        sampler = FreshnessSampler(stack.names.serving_table, HOT_AD).start()
         report = send_load(stack.api.url, load.sends, batch_size=args.batch, concurrency=args.concurrency)
         rate = len(load.sends) / report.seconds
         print(f"\nsent {len(load.sends)} clicks in {report.requests} requests, {report.seconds:.1f}s "
@@ -94,6 +145,7 @@ def run(args) -> int:
         checks.equal("clicks stream: records", len(on_stream), len(load.truth))
         checks.equal("clicks stream: distinct click_ids = ground truth",
                      sorted(set(on_stream)) == sorted(c["click_id"] for c in load.truth), True)
+        realtime_section(stack, load, report, checks, sampler)
         archive_section(stack, load, checks, len(on_stream))
         if args.keep:
             print(f"\nstack running: API {stack.api.url} (Ctrl-C to stop)")
@@ -117,6 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=100, help="clicks per request")
     p.add_argument("--concurrency", type=int, default=4, help="concurrent HTTP connections")
     p.add_argument("--port", type=int, default=0, help="local API port (0 = any free port)")
+    p.add_argument("--late", type=int, default=20, help="clicks sent later than the lateness horizon")
     p.add_argument("--hot-salts", type=int, default=4, help="partition keys for the hot ad")
     p.add_argument("--keep", action="store_true", help="keep the stack running until Ctrl-C")
     return run(p.parse_args(argv))

@@ -38,3 +38,36 @@ def read_stream(stream: str) -> dict[str, list[dict]]:
             it = page.get("NextShardIterator")
         out[shard["ShardId"]] = records
     return out
+
+
+def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
+    """The serving store's series for one ad: {bucket_start: {clicks, billable_clicks, ...}}."""
+    from common.serving_keys import series_pk
+
+    ddb = boto3.client("dynamodb")
+    out: dict[int, dict] = {}
+    kwargs = {"TableName": table, "KeyConditionExpression": "pk = :p",
+              "ExpressionAttributeValues": {":p": {"S": series_pk(ad_id, resolution)}}}
+    while True:
+        page = ddb.query(**kwargs)
+        for item in page["Items"]:
+            out[int(item["sk"]["S"])] = {
+                name: int(item[attr]["N"]) for attr, name in (
+                    ("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
+                    ("bk", "billable_cost_micros")) if attr in item}
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def read_late_dropped(table: str) -> int:
+    """Sum of late-dropped counters (scan: demos and tests only)."""
+    ddb = boto3.client("dynamodb")
+    total, kwargs = 0, {"TableName": table, "FilterExpression": "begins_with(pk, :l)",
+                        "ExpressionAttributeValues": {":l": {"S": "L#"}}}
+    while True:
+        page = ddb.scan(**kwargs)
+        total += sum(int(i["ld"]["N"]) for i in page["Items"] if "ld" in i)
+        if "LastEvaluatedKey" not in page:
+            return total
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -5,13 +5,15 @@ Usage: `with LocalStack() as stack: ...` or `python -m local up` (runs until Ctr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import IngestSettings, ResourceNames
 from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
 from local.esm import LocalEventSourceMapping
+from local.flink import FlinkFeed, LocalFlinkJob, flink_available
 from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
 from local.resources import create_all
@@ -54,6 +56,11 @@ class StackOptions:
     endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
     archive: bool = True  # run the Firehose stand-in (clicks stream -> Parquet in S3)
     sink: bool = True  # run the sink Lambda on the aggregates stream
+    flink: bool = True  # run the Flink job (needs .venv-flink) and its feed
+    flink_settings: dict = field(default_factory=lambda: {
+        "checkpoint_interval_ms": "2000",  # collect() releases rows per checkpoint: freshness
+        "minibatch_latency_ms": "1000",
+    })
 
 
 class LocalStack:
@@ -68,6 +75,8 @@ class LocalStack:
         self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler")
         self.archiver: LocalArchiver | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
+        self.flink_job: LocalFlinkJob | None = None
+        self.flink_feed: FlinkFeed | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def _set_env(self, env: dict[str, str]) -> None:
@@ -95,13 +104,27 @@ class LocalStack:
             self.archiver = LocalArchiver(self.names.clicks_stream, self.names.archive_bucket, state).start()
         if self.options.sink:
             self.sink_mapping = LocalEventSourceMapping(self.names.aggregates_stream, self.sink, state).start()
+        if self.options.flink and flink_available():
+            self.start_flink(fresh=not self.options.endpoint)
         return self
 
+    def start_flink(self, fresh: bool) -> None:
+        """Start (or restart from its last checkpoint) the job and its feed."""
+        state = self.options.state_dir
+        input_dir, checkpoints = state / "flink-input", state / "flink-checkpoints"
+        if fresh:
+            shutil.rmtree(input_dir, ignore_errors=True)
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        self.flink_job = LocalFlinkJob(input_dir, checkpoints, self.names.aggregates_stream,
+                                       state / "flink.log", self.options.flink_settings).start(fresh=fresh)
+        if self.flink_feed is None:
+            self.flink_feed = FlinkFeed(self.names.clicks_stream, input_dir, state).start()
+
     def stop(self) -> None:
-        for worker in (self.sink_mapping, self.archiver):
+        for worker in (self.flink_feed, self.flink_job, self.sink_mapping, self.archiver):
             if worker:
                 worker.stop()
-        self.sink_mapping = self.archiver = None
+        self.flink_feed = self.flink_job = self.sink_mapping = self.archiver = None
         if self.api:
             self.api.stop()
             self.api = None

@@ -1,0 +1,399 @@
+"""SQL text of the click-aggregation job: pure functions of `JobSettings`, no Flink import.
+
+Pipeline (all per-row logic in Flink SQL, no Python UDF):
+
+  clicks (source: Kinesis on AWS, JSON files locally)
+    STAGE 1 (translated with mini-batch OFF, see `pipeline.py` for why)
+    -> Deduplicate keep-first by click_id (proctime; append-only; state TTL = dedup_ttl_s)
+    -> classify: on_time = CURRENT_WATERMARK IS NULL OR CURRENT_WATERMARK < minute_end + lateness
+                 wm_ms   = CURRENT_WATERMARK as epoch ms (NULL before the first watermark)
+    => `clicks_classified` (append-only DataStream handed to stage 2)
+    STAGE 2 (mini-batch ON, TWO_PHASE aggregation)
+    -> on-time clicks  UNION ALL  keep-first dedup on (user_id, ad_id, repeat bucket) = billable
+    -> one GROUP BY per resolution (1m, 5m, 1h, 1d): LocalGroupAggregate -> GlobalGroupAggregate
+    -> Top-M per bucket for 1m and 1h over those same aggregates (Rank UpdateFastStrategy, order
+       clicks DESC, ad_id ASC for a deterministic tie-break; no rank number column). A 'top' row
+       is a full copy of the ad's 'agg' row (same version), so unused columns are not pruned and
+       the planner reuses ONE aggregate per resolution for both outputs.
+    -> late clicks GROUP BY (minute, ad_id)
+    => `clickagg_output`: ONE changelog with a `kind` column ('agg' | 'top' | 'late').
+
+Why a rule on the 1-minute bucket: every coarser bucket is a union of whole minutes, so a click
+is either in all four resolutions or in none, and a 5m/1h/1d aggregate always equals the sum of
+its minutes.
+
+Output row schema: see OUTPUT_COLUMNS. On AWS the changelog is written with
+`'format' = 'debezium-json'`: +I and +U become {"before": null, "after": ROW, "op": "c"}; -U and
+-D become {"before": ROW, "after": null, "op": "d"} (Flink's debezium-json serializer never writes
+"u"). Consumers therefore see an update as a "d" of the old version followed by a "c" of the new.
+
+Consumer rules (each row carries `version`, strictly increasing per key on every emission):
+  kind 'agg' / 'late', key (kind, resolution, bucket_start, ad_id):
+      "c": upsert if version > stored version;  "d": ignore (aggregates are never deleted).
+  kind 'top', key (resolution, bucket_start, ad_id):
+      "c": upsert if version > stored version;  "d": delete the entry if stored version <= the
+      deleted row's version (remember the deleted version as a tombstone so that a reordered
+      older "c" cannot resurrect it).
+  Finality of a bucket: final iff watermark >= bucket_end + allowed_lateness (`watermark` is the
+  largest event-time watermark seen at the late-decision operator when a row of that key was
+  counted; it may be NULL at the very start).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from common.records import CLICK_RECORD_SCHEMA
+
+from .settings import ENV_AWS, JobSettings
+
+SOURCE_TABLE = "clicks"
+CLASSIFIED_TABLE = "clicks_classified"
+OUTPUT_VIEW = "clickagg_output"
+SINK_TABLE = "clickagg_out"
+PIPELINE_NAME = "clickagg-aggregate"
+
+MINUTE_MS = 60_000
+RESOLUTIONS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
+LEADERBOARD_RESOLUTIONS = ("1m", "1h")
+
+_FLINK_TYPES = {"string": "STRING", "bigint": "BIGINT", "timestamp_ms": "BIGINT"}
+
+# The one output changelog. (name, Flink SQL type, meaning per kind)
+OUTPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("kind", "STRING", "'agg' | 'top' | 'late'"),
+    ("resolution", "STRING", "'1m' | '5m' | '1h' | '1d' (agg); '1m' | '1h' (top); '1m' (late)"),
+    ("bucket_start", "BIGINT", "bucket start, epoch ms UTC (1d buckets are UTC days)"),
+    ("ad_id", "STRING", "the ad (all kinds); also the Kinesis partition key on AWS"),
+    ("campaign_id", "STRING", "MAX over the bucket (an ad belongs to one campaign)"),
+    ("advertiser_id", "STRING", "MAX over the bucket (an ad belongs to one advertiser)"),
+    ("clicks", "BIGINT", "agg, top: counted (deduplicated, on-time) clicks; late: NULL"),
+    ("billable_clicks", "BIGINT", "agg, top: clicks minus repeat clicks; late: NULL"),
+    ("cost_micros", "BIGINT", "agg, top: SUM(cost_micros) of counted clicks; late: of dropped clicks"),
+    ("billable_cost_micros", "BIGINT", "agg, top: SUM(cost_micros) of billable clicks; late: NULL"),
+    ("late_dropped", "BIGINT", "late: distinct clicks dropped as late in this minute; else NULL"),
+    ("version", "BIGINT", "strictly increasing per key on every emitted row (top: the agg version)"),
+    ("max_event_time", "BIGINT", "MAX(event_time) ms of the rows counted (late: dropped)"),
+    ("watermark", "BIGINT", "MAX watermark (ms) seen at the late decision; NULL if none yet"),
+)
+OUTPUT_COLUMN_NAMES = tuple(c[0] for c in OUTPUT_COLUMNS)
+
+# Stage-1 output = stage-2 input (the logical table `clicks_classified`, plus `proctime`).
+CLASSIFIED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ad_id", "STRING"),
+    ("campaign_id", "STRING"),
+    ("advertiser_id", "STRING"),
+    ("user_id", "STRING"),
+    ("event_time", "BIGINT"),
+    ("cost_micros", "BIGINT"),
+    ("minute_start", "BIGINT"),
+    ("on_time", "BOOLEAN"),
+    ("wm_ms", "BIGINT"),
+)
+
+
+def q(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _with(options: dict[str, str]) -> str:
+    return ",\n  ".join(f"{q(k)} = {q(v)}" for k, v in options.items())
+
+
+def _bucket(col: str, size_ms: int) -> str:
+    return f"({col} - MOD({col}, {size_ms}))"
+
+
+# ----------------------------------------------------------------------------------- config
+def stage1_options(s: JobSettings) -> dict[str, str]:
+    """Table options while translating stage 1 (dedup + late classification).
+
+    Mini-batch must be OFF here: with it on, the planner puts a ProcTime MiniBatchAssigner right
+    after the watermark assigner and that operator replaces event-time watermarks with
+    processing-time batch markers, so CURRENT_WATERMARK downstream would return wall-clock time.
+    """
+    return {
+        "table.local-time-zone": "UTC",
+        "table.exec.mini-batch.enabled": "false",
+        "table.exec.state.ttl": f"{s.dedup_ttl_s} s",
+        "table.exec.source.idle-timeout": f"{s.source_idle_timeout_ms} ms",
+    }
+
+
+def stage2_options(s: JobSettings) -> dict[str, str]:
+    """Table options while translating stage 2 (billable dedup, aggregates, leaderboards).
+
+    `table.exec.state.ttl` (= dedup_ttl_s) applies to the billable dedup and the Rank; each
+    aggregate overrides it with a STATE_TTL hint sized to its bucket (see `_agg_ttl_s`).
+    """
+    return {
+        "table.local-time-zone": "UTC",
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": f"{s.minibatch_latency_ms} ms",
+        "table.exec.mini-batch.size": str(s.minibatch_size),
+        "table.optimizer.agg-phase-strategy": "TWO_PHASE",
+        "table.exec.state.ttl": f"{s.dedup_ttl_s} s",
+    }
+
+
+def execution_options(s: JobSettings, *, local: bool) -> dict[str, str]:
+    """Cluster/job options. Checkpointing only locally: Managed Flink configures its own."""
+    opts = {"pipeline.name": PIPELINE_NAME}
+    if s.parallelism:
+        opts["parallelism.default"] = str(s.parallelism)
+    if local and s.checkpoint_dir:
+        opts.update(
+            {
+                "execution.checkpointing.interval": f"{s.checkpoint_interval_ms} ms",
+                "execution.checkpointing.mode": "EXACTLY_ONCE",
+                "execution.checkpointing.storage": "filesystem",
+                "execution.checkpointing.dir": s.checkpoint_dir,
+                "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+                "execution.checkpointing.num-retained": "2",
+            }
+        )
+    return opts
+
+
+# -------------------------------------------------------------------------------------- DDL
+def _source_columns(s: JobSettings) -> str:
+    cols = [f"`{name}` {_FLINK_TYPES[t]}" for name, t in CLICK_RECORD_SCHEMA.items()]
+    cols += [
+        "`rowtime` AS TO_TIMESTAMP_LTZ(`event_time`, 3)",
+        "`proctime` AS PROCTIME()",
+        f"WATERMARK FOR `rowtime` AS `rowtime` - INTERVAL '{s.watermark_delay_s}' SECOND",
+    ]
+    return ",\n  ".join(cols)
+
+
+_JSON_OPTIONS = {
+    "format": "json",
+    "json.fail-on-missing-field": "false",
+    "json.ignore-parse-errors": "true",
+}
+
+
+def source_options(s: JobSettings) -> dict[str, str]:
+    if s.environment == ENV_AWS:
+        opts = {
+            "connector": "kinesis",
+            "stream.arn": s.clicks_stream_arn,
+            "aws.region": s.aws_region,
+            "source.init.position": s.source_init_position,
+        }
+        if s.source_init_position == "AT_TIMESTAMP":
+            opts["source.init.timestamp"] = s.source_init_timestamp
+        return {**opts, **_JSON_OPTIONS}
+    return {
+        "connector": "filesystem",
+        "path": file_uri(s.input_dir),
+        "source.monitor-interval": f"{s.monitor_interval_ms} ms",
+        # no planning-time sampling of the files (it would open them: see feed.py's atime ack)
+        "source.report-statistics": "NONE",
+        **_JSON_OPTIONS,
+    }
+
+
+def source_ddl(s: JobSettings, table: str = SOURCE_TABLE) -> str:
+    """The click source: Kinesis (AWS) or a monitored directory of JSON-lines files (local)."""
+    return (
+        f"CREATE TABLE `{table}` (\n  {_source_columns(s)}\n) WITH (\n  {_with(source_options(s))}\n)"
+    )
+
+
+def sink_options(s: JobSettings, connector: str | None = None) -> dict[str, str]:
+    connector = connector or ("kinesis" if s.environment == ENV_AWS else "blackhole")
+    if connector == "kinesis":
+        return {
+            "connector": "kinesis",
+            "stream.arn": s.aggregates_stream_arn,
+            "aws.region": s.aws_region,
+            "format": "debezium-json",
+            "sink.partitioner-field-delimiter": "|",
+        }
+    if connector in ("blackhole", "print"):
+        return {"connector": connector}
+    raise ValueError(f"unsupported sink connector {connector!r}")
+
+
+def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str | None = None) -> str:
+    """The one output table. AWS: Kinesis, debezium-json, partition key = ad_id.
+
+    Locally the runner collects `SELECT * FROM clickagg_output` instead (see local_runner.py);
+    `connector='blackhole'` is what the benchmark uses.
+    """
+    opts = sink_options(s, connector)
+    cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
+    partitioned = "PARTITIONED BY (`ad_id`)\n" if opts["connector"] == "kinesis" else ""
+    return f"CREATE TABLE `{table}` (\n  {cols}\n)\n{partitioned}WITH (\n  {_with(opts)}\n)"
+
+
+def file_uri(path: str | None) -> str:
+    if not path:
+        raise ValueError("input_dir is required for the local source")
+    if "://" in path:
+        return path
+    import os
+
+    return "file://" + os.path.abspath(path)
+
+
+# ------------------------------------------------------------------------------ the pipeline
+def classify_query(s: JobSettings, source: str = SOURCE_TABLE) -> str:
+    """STAGE 1: dedup by click_id (keep first), then the late rule on the 1-minute bucket."""
+    late_edge = MINUTE_MS + s.allowed_lateness_ms
+    wm = "CURRENT_WATERMARK(`rowtime`)"
+    return f"""
+SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros, minute_start,
+  (wm_ms IS NULL OR wm_ms < minute_start + {late_edge}) AS on_time,
+  wm_ms
+FROM (
+  SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
+    {_bucket('event_time', MINUTE_MS)} AS minute_start,
+    CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
+         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms
+  FROM (
+    SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time,
+      COALESCE(cost_micros, CAST(0 AS BIGINT)) AS cost_micros, `rowtime`,
+      ROW_NUMBER() OVER (PARTITION BY click_id ORDER BY `proctime` ASC) AS rn
+    FROM `{source}`
+    WHERE click_id IS NOT NULL AND ad_id IS NOT NULL AND event_time IS NOT NULL AND event_time >= 0
+  )
+  WHERE rn = 1
+)""".strip()
+
+
+def _agg_ttl_s(s: JobSettings, size_ms: int) -> int:
+    """Idle TTL of an aggregate key: the bucket is open for its length plus the lateness; the
+    margin covers processing-time lag (TTL counts processing time since the key's last update)."""
+    return size_ms // 1000 + s.allowed_lateness_s + s.watermark_delay_s + s.agg_state_margin_s
+
+
+def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
+    """STAGE 2 as CREATE TEMPORARY VIEW statements over `classified`; the last one is
+    `clickagg_output` with exactly OUTPUT_COLUMNS. `classified` must have CLASSIFIED_COLUMNS plus a
+    processing-time attribute `proctime`."""
+    rw_ms = s.repeat_window_s * 1000
+    views = [
+        f"""CREATE TEMPORARY VIEW clicks_on_time AS
+SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros, wm_ms, `proctime`
+FROM `{classified}` WHERE on_time""",
+        # keep-first per (user, ad, repeat bucket): the billable click (append-only)
+        f"""CREATE TEMPORARY VIEW clicks_billable AS
+SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, wm_ms FROM (
+  SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, wm_ms,
+    ROW_NUMBER() OVER (
+      PARTITION BY user_id, ad_id, {_bucket('event_time', rw_ms)} ORDER BY `proctime` ASC) AS rn
+  FROM clicks_on_time
+) WHERE rn = 1""",
+        """CREATE TEMPORARY VIEW clicks_counted AS
+SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
+  CAST(1 AS BIGINT) AS is_click, CAST(NULL AS BIGINT) AS is_billable,
+  cost_micros AS click_cost, CAST(0 AS BIGINT) AS billable_cost
+FROM clicks_on_time
+UNION ALL
+SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
+  CAST(NULL AS BIGINT), CAST(1 AS BIGINT), CAST(0 AS BIGINT), cost_micros
+FROM clicks_billable""",
+    ]
+    for res, size_ms in RESOLUTIONS.items():
+        views.append(
+            f"""CREATE TEMPORARY VIEW agg_{res} AS
+SELECT /*+ STATE_TTL('clicks_counted' = '{_agg_ttl_s(s, size_ms)} s') */
+  CAST('{res}' AS STRING) AS resolution,
+  {_bucket('event_time', size_ms)} AS bucket_start,
+  ad_id,
+  MAX(campaign_id) AS campaign_id,
+  MAX(advertiser_id) AS advertiser_id,
+  COUNT(is_click) AS clicks,
+  COUNT(is_billable) AS billable_clicks,
+  SUM(click_cost) AS cost_micros,
+  SUM(billable_cost) AS billable_cost_micros,
+  COUNT(*) AS `version`,
+  MAX(event_time) AS max_event_time,
+  MAX(wm_ms) AS `watermark`
+FROM clicks_counted
+GROUP BY {_bucket('event_time', size_ms)}, ad_id"""
+        )
+    for r in LEADERBOARD_RESOLUTIONS:
+        views.append(
+            f"""CREATE TEMPORARY VIEW leaderboard_{r} AS
+SELECT resolution, bucket_start, ad_id, campaign_id, advertiser_id, clicks, billable_clicks,
+  cost_micros, billable_cost_micros, `version`, max_event_time, `watermark` FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket_start ORDER BY clicks DESC, ad_id ASC) AS rn
+  FROM agg_{r}
+) WHERE rn <= {s.leaderboard_size}"""
+        )
+    views.append(
+        f"""CREATE TEMPORARY VIEW late_rows AS
+SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, minute_start, wm_ms
+FROM `{classified}` WHERE NOT on_time"""
+    )
+    views.append(
+        f"""CREATE TEMPORARY VIEW late_counts AS
+SELECT /*+ STATE_TTL('late_rows' = '{_agg_ttl_s(s, MINUTE_MS)} s') */
+  minute_start AS bucket_start,
+  ad_id,
+  MAX(campaign_id) AS campaign_id,
+  MAX(advertiser_id) AS advertiser_id,
+  COUNT(*) AS late_dropped,
+  SUM(cost_micros) AS cost_micros,
+  COUNT(*) AS `version`,
+  MAX(event_time) AS max_event_time,
+  MAX(wm_ms) AS `watermark`
+FROM late_rows
+GROUP BY minute_start, ad_id"""
+    )
+    nul_s, nul_b = "CAST(NULL AS STRING)", "CAST(NULL AS BIGINT)"
+    parts = [
+        f"""SELECT CAST('agg' AS STRING) AS kind, resolution, bucket_start, ad_id, campaign_id,
+  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros,
+  {nul_b} AS late_dropped, `version`, max_event_time, `watermark`
+FROM agg_{res}"""
+        for res in RESOLUTIONS
+    ]
+    parts += [
+        f"""SELECT CAST('top' AS STRING), resolution, bucket_start, ad_id, campaign_id,
+  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, {nul_b},
+  `version`, max_event_time, `watermark`
+FROM leaderboard_{r}"""
+        for r in LEADERBOARD_RESOLUTIONS
+    ]
+    parts.append(
+        f"""SELECT CAST('late' AS STRING), CAST('1m' AS STRING), bucket_start, ad_id, campaign_id,
+  advertiser_id, {nul_b}, {nul_b}, cost_micros, {nul_b}, late_dropped, `version`,
+  max_event_time, `watermark`
+FROM late_counts"""
+    )
+    views.append(f"CREATE TEMPORARY VIEW {OUTPUT_VIEW} AS\n" + "\nUNION ALL\n".join(parts))
+    return views
+
+
+def insert_dml(sink: str = SINK_TABLE, view: str = OUTPUT_VIEW) -> str:
+    cols = ", ".join(f"`{c}`" for c in OUTPUT_COLUMN_NAMES)
+    return f"INSERT INTO `{sink}` ({cols})\nSELECT {cols} FROM {view}"
+
+
+def collect_query(view: str = OUTPUT_VIEW) -> str:
+    cols = ", ".join(f"`{c}`" for c in OUTPUT_COLUMN_NAMES)
+    return f"SELECT {cols} FROM {view}"
+
+
+def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] | None = None) -> str:
+    """A plain table with the stage-2 input schema: lets stage 2 be planned/compiled on its own
+    (tests compile it to check per-operator state TTLs)."""
+    cols = [f"`{n}` {t}" for n, t in CLASSIFIED_COLUMNS] + ["`proctime` AS PROCTIME()"]
+    opts = options or {"connector": "datagen"}
+    return f"CREATE TABLE `{table}` (\n  " + ",\n  ".join(cols) + f"\n) WITH (\n  {_with(opts)}\n)"
+
+
+def all_statements(s: JobSettings, sink_connector: str | None = None) -> Sequence[str]:
+    """Everything, for documentation / review (stage 1 shown as a view)."""
+    return [
+        source_ddl(s),
+        f"-- stage 1 (mini-batch off), handed over as DataStream `{CLASSIFIED_TABLE}`:\n"
+        + classify_query(s),
+        *pipeline_views(s),
+        sink_ddl(s, connector=sink_connector),
+        insert_dml(),
+    ]

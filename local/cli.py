@@ -1,0 +1,172 @@
+"""Query the clickagg API from a terminal.
+
+  python -m local.cli top --last 1h -k 10 [--metric clicks|billable_clicks|cost]
+                          [--campaign C] [--advertiser A] [--from T --to T] [--json]
+  python -m local.cli series AD --resolution 5m [--from T --to T | --last 6h] [--json]
+  python -m local.cli health [--json]
+
+The API is `--api URL`, else $CLICKAGG_API, else the local stack (http://127.0.0.1:8080, what
+`python -m local up` serves). `--sigv4` signs requests (SigV4, service execute-api) with the
+default AWS credentials, for an API Gateway that uses IAM authorization. Times: epoch ms or
+ISO-8601 with an offset. Exit status: 0 answered, 1 the API refused or failed, 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Optional
+from urllib.parse import quote, urlencode
+
+import requests
+
+DEFAULT_API = "http://127.0.0.1:8080"
+
+
+def api_url(arg: Optional[str]) -> str:
+    return (arg or os.environ.get("CLICKAGG_API") or DEFAULT_API).rstrip("/")
+
+
+def region_for(url: str, explicit: Optional[str] = None) -> str:
+    if explicit:
+        return explicit
+    m = re.search(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", url)
+    if m:
+        return m.group(1)
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def signed_headers(url: str, region: str, credentials=None) -> dict[str, str]:
+    """SigV4 headers for a GET of `url` (execute-api), with the default credential chain."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.session import Session
+
+    credentials = credentials or Session().get_credentials()
+    if credentials is None:
+        raise SystemExit("--sigv4: no AWS credentials found (environment, profile or role)")
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials")
+              else credentials, "execute-api", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def call(base: str, path: str, params: dict, sigv4: bool = False, region: Optional[str] = None,
+         timeout: float = 30) -> requests.Response:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    url = f"{base}{path}" + (f"?{query}" if query else "")
+    headers = signed_headers(url, region_for(base, region)) if sigv4 else {}
+    return requests.get(url, headers=headers, timeout=timeout)
+
+
+def _table(headers: list[str], rows: list[list], align_right: set[int]) -> str:
+    cells = [[str(h) for h in headers]] + [[("-" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(widths[i]) if i in align_right else c.ljust(widths[i])
+                               for i, c in enumerate(r)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _freshness_line(f: dict) -> str:
+    lag = f.get("lag_ms")
+    parts = [f"watermark {f.get('watermark') or 'none'}",
+             f"newest event {f.get('newest_event_time') or 'none'}",
+             f"lag {lag / 1000:.1f}s" if lag is not None else "lag unknown"]
+    if "final" in f:
+        parts.append("final" if f["final"] else "not final (late clicks may still count)")
+    return "freshness: " + ", ".join(parts)
+
+
+def render_top(body: dict) -> str:
+    w = body["window"]
+    filters = ", ".join(f"{k}={v}" for k, v in body.get("filters", {}).items() if v)
+    head = [f"top {body['k']} by {body['metric']}  {w['from']} .. {w['to']}"
+            + (f"  [{filters}]" if filters else ""),
+            "exact" if body["exact"] else f"NOT exact: totals are lower bounds, error bound {body['error_bound']}"]
+    rows = [[i["rank"], i["ad_id"], i["campaign_id"], i["advertiser_id"], i["total"]]
+            + ([i["total_upper"]] if not body["exact"] else []) for i in body["items"]]
+    headers = ["rank", "ad_id", "campaign", "advertiser", body["metric"]] + ([] if body["exact"] else ["at most"])
+    table = _table(headers, rows, {0, 4, 5}) if rows else "(no clicks in this window)"
+    return "\n".join(head + [table, _freshness_line(body["freshness"])])
+
+
+def render_series(body: dict) -> str:
+    w = body["window"]
+    head = f"ad {body['ad_id']} ({body.get('campaign_id') or '-'} / {body.get('advertiser_id') or '-'})  " \
+           f"{body['resolution']}  {w['from']} .. {w['to']}"
+    rows = [[p["bucket_start"], p["clicks"], p["billable_clicks"], p["cost"], p["billable_cost"]]
+            for p in body["points"]]
+    t = body["totals"]
+    rows.append(["total", t["clicks"], t["billable_clicks"], t["cost"], t["billable_cost"]])
+    table = _table(["bucket_start", "clicks", "billable", "cost", "billable_cost"], rows, {1, 2, 3, 4})
+    return "\n".join([head, table, _freshness_line(body["freshness"])])
+
+
+def render_health(body: dict) -> str:
+    return f"{body['status']}: store {body['store']}\n" + _freshness_line(body["freshness"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m local.cli", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--api", help=f"API base URL (default $CLICKAGG_API or {DEFAULT_API})")
+    common.add_argument("--sigv4", action="store_true", help="sign requests with SigV4 (execute-api)")
+    common.add_argument("--region", help="region for --sigv4 (default: from the URL or environment)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--last", help="window length ending at --to, e.g. 15m, 6h (1m..24h)")
+    window.add_argument("--from", dest="frm", help="window start: epoch ms or ISO-8601 with offset")
+    window.add_argument("--to", help="window end (exclusive); default end of the current minute")
+    sub = p.add_subparsers(dest="command", required=True)
+    top = sub.add_parser("top", parents=[common, window], help="top-K ads over a window")
+    top.add_argument("-k", type=int, default=10, help="how many ads (1..100)")
+    top.add_argument("--metric", default="clicks", choices=["clicks", "billable_clicks", "cost"])
+    top.add_argument("--campaign", help="only this campaign_id")
+    top.add_argument("--advertiser", help="only this advertiser_id")
+    series = sub.add_parser("series", parents=[common, window], help="one ad's series")
+    series.add_argument("ad_id")
+    series.add_argument("--resolution", default="1m", choices=["1m", "5m", "1h", "1d"])
+    sub.add_parser("health", parents=[common], help="serving store reachable + freshness")
+    return p
+
+
+def main(argv: Optional[list[str]] = None, out=None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    base = api_url(args.api)
+    if args.command == "top":
+        path, params, render = "/v1/top", {
+            "k": args.k, "metric": args.metric, "campaign_id": args.campaign,
+            "advertiser_id": args.advertiser, "last": args.last, "from": args.frm, "to": args.to}, render_top
+    elif args.command == "series":
+        path, params, render = f"/v1/ads/{quote(args.ad_id, safe='')}/metrics", {
+            "resolution": args.resolution, "last": args.last, "from": args.frm, "to": args.to}, render_series
+    else:
+        path, params, render = "/v1/health", {}, render_health
+    try:
+        resp = call(base, path, params, sigv4=args.sigv4, region=args.region)
+    except requests.RequestException as exc:
+        print(f"error: cannot reach {base}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        body = resp.json()
+    except ValueError:
+        print(f"error: HTTP {resp.status_code} from {base}{path}: {resp.text[:300]}", file=sys.stderr)
+        return 1
+    if resp.status_code != 200:
+        reason = body.get("error") or body.get("message") or body
+        print(f"error: HTTP {resp.status_code}: {reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2) if args.json else render(body), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
