@@ -26,6 +26,7 @@ def build_app(app: App | None = None, *, nag: bool = True) -> App:
     settings = StackSettings.from_context(app.node)
     ClickAggStack(
         app, "ClickAgg",
+        # Named when it held only the ingest path; kept so a deployed stack updates in place.
         stack_name=f"{settings.prefix}-ingest",
         settings=settings,
         env=Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"),

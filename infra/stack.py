@@ -1,4 +1,12 @@
-"""ClickAggStack: the ingest path (API Gateway -> Lambda -> DynamoDB dedup + Kinesis)."""
+"""ClickAggStack: the whole pipeline.
+
+Ingest:      API Gateway -> ingest Lambda -> DynamoDB dedup + clicks Kinesis stream
+Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda -> serving
+             store (Timestream or DynamoDB, context `serving_store`) <- query Lambda <- GET
+             /v1/... on the same API (IAM auth)
+Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition projection)
+             <- Athena workgroup + named queries
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,12 +14,21 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.constructs.alarms import IngestAlarms
+from infra.constructs.aggregates_stream import AggregatesStream
+from infra.constructs.aggregator import FlinkAggregator
+from infra.constructs.alarms import AggregationAlarms, IngestAlarms
+from infra.constructs.analytics import AthenaAnalytics
+from infra.constructs.archive import RawArchive
+from infra.constructs.archive_delivery import ArchiveDelivery
+from infra.constructs.buckets import AccessLogsBucket
 from infra.constructs.click_stream import ClickStream
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
 from infra.constructs.ingest_function import IngestFunction
+from infra.constructs.query_api import QueryApi
+from infra.constructs.serving_store import ServingStore
+from infra.constructs.sink_function import SinkFunction
 from infra.settings import StackSettings
 
 
@@ -21,6 +38,8 @@ class ClickAggStack(Stack):
         super().__init__(scope, id, **kwargs)
         self.settings = settings
         key = Encryption(self, "Encryption", prefix=settings.prefix).key
+
+        # --- ingest ---
         self.stream = ClickStream(self, "Clicks", settings=settings, key=key).stream
         self.table = DedupTable(self, "Dedup", settings=settings, key=key).table
         self.ingest = IngestFunction(self, "IngestFunction", settings=settings, key=key,
@@ -30,7 +49,37 @@ class ClickAggStack(Stack):
         self.alarms = IngestAlarms(self, "Alarms", prefix=settings.prefix, key=key,
                                    api=self.api.api, function=self.ingest.function,
                                    stream=self.stream, email=settings.alarm_email)
+        logs_bucket = AccessLogsBucket(self, "AccessLogs").bucket
 
+        # --- stream aggregation ---
+        self.aggregates = AggregatesStream(self, "Aggregates", settings=settings,
+                                           key=key).stream
+        self.aggregator = FlinkAggregator(self, "Aggregator", settings=settings, key=key,
+                                          source=self.stream, sink=self.aggregates)
+        self.serving = ServingStore(self, "Serving", settings=settings, key=key,
+                                    logs_bucket=logs_bucket)
+        self.sink = SinkFunction(self, "Sink", settings=settings, key=key,
+                                 stream=self.aggregates, store=self.serving)
+        self.query = QueryApi(self, "Query", settings=settings, key=key, store=self.serving,
+                              api=self.api.api, v1=self.api.v1)
+        self.aggregation_alarms = AggregationAlarms(
+            self, "AggregationAlarms", prefix=settings.prefix, topic=self.alarms.topic,
+            flink_application_name=self.aggregator.application_name,
+            clicks_stream=self.stream, aggregates_stream=self.aggregates,
+            sink=self.sink.function, dlq=self.sink.dlq,
+            iterator_age_ms=settings.iterator_age_alarm_ms)
+
+        # --- raw archive ---
+        self.archive = RawArchive(self, "Archive", settings=settings, key=key,
+                                  logs_bucket=logs_bucket)
+        self.archive_delivery = ArchiveDelivery(self, "ArchiveDelivery", settings=settings,
+                                                key=key, stream=self.stream, archive=self.archive)
+        self.analytics = AthenaAnalytics(self, "Analytics", settings=settings, key=key,
+                                         logs_bucket=logs_bucket, archive=self.archive)
+
+        self._outputs()
+
+    def _outputs(self) -> None:
         CfnOutput(self, "IngestUrl", description="POST clicks here (header x-api-key)",
                   value=self.api.api.url_for_path("/v1/clicks"))
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id,
@@ -38,3 +87,18 @@ class ClickAggStack(Stack):
         CfnOutput(self, "ClicksStreamName", value=self.stream.stream_name)
         CfnOutput(self, "DedupTableName", value=self.table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        CfnOutput(self, "QueryUrl", value=self.api.api.url_for_path("/v1/top"),
+                  description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health (SigV4, "
+                              "execute-api:Invoke)")
+        CfnOutput(self, "AggregatesStreamName", value=self.aggregates.stream_name)
+        CfnOutput(self, "FlinkApplicationName", value=self.aggregator.application_name,
+                  description="Start once after the first deploy: aws kinesisanalyticsv2 "
+                              "start-application --application-name <this>")
+        CfnOutput(self, "ServingStore", value=self.serving.kind)
+        for name, value in self.serving.env.items():
+            if name != "SERVING_STORE":
+                CfnOutput(self, name.title().replace("_", ""), value=value)
+        CfnOutput(self, "SinkDlqUrl", value=self.sink.dlq.queue_url)
+        CfnOutput(self, "ArchiveBucketName", value=self.archive.bucket.bucket_name)
+        CfnOutput(self, "GlueDatabase", value=self.archive.database_name)
+        CfnOutput(self, "AthenaWorkGroup", value=self.analytics.workgroup_name)

@@ -3,6 +3,7 @@
 API keys identify and throttle ad servers (server-to-server callers, no end users), so the
 method uses no authorizer. The request validator only checks that the body is JSON (object or
 array): per-click field errors stay with the Lambda, which reports them item by item.
+The query routes (GET /v1/..., IAM auth) are added to this API by infra.constructs.query_api.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ class IngestApi(Construct):
         validator = self.api.add_request_validator(
             "JsonBodyValidator", validate_request_body=True, validate_request_parameters=True)
 
-        clicks = self.api.root.add_resource("v1").add_resource("clicks")
+        self.v1 = self.api.root.add_resource("v1")  # the query routes (query_api) hang here too
+        clicks = self.v1.add_resource("clicks")
         self.post_clicks = clicks.add_method(
             "POST", apigw.LambdaIntegration(handler, proxy=True),
             api_key_required=True,

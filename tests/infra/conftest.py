@@ -1,6 +1,9 @@
 """Fixtures for the CDK tests: apps built with cdk.json's context (feature flags included), so the
 tested template is the one `cdk synth` produces. Tests get helpers as fixtures, never by
-importing this module (another tests/ directory may have its own conftest)."""
+importing this module (another tests/ directory may have its own conftest).
+
+The default and custom apps are built once per session (each takes seconds: assets, jsii); tests
+only read them. A test that adds constructs builds its own app with `app_factory`."""
 from __future__ import annotations
 
 import json
@@ -52,6 +55,41 @@ CUSTOM = {
     "ingest_reserved_concurrency": 50,
     "powertools_layer_version": 41,
     "alarm_email": "oncall@example.com",
+    # aggregation (the custom app is also the serving_store=dynamodb app)
+    "serving_store": "dynamodb",
+    "aggregates_kinesis_mode": "provisioned",
+    "aggregates_kinesis_shards": 3,
+    "aggregates_retention_hours": 36,
+    "allowed_lateness_s": 600,
+    "leaderboard_size": 500,
+    "repeat_window_s": 5,
+    "watermark_delay_s": 10,
+    "flink_dedup_ttl_s": 3600,
+    "minibatch_latency_ms": 1000,
+    "flink_parallelism": 4,
+    "flink_parallelism_per_kpu": 2,
+    "flink_autoscaling": False,
+    "flink_checkpoint_interval_ms": 30000,
+    "flink_min_pause_between_checkpoints_ms": 2000,
+    "flink_deps_jar": "functions/aggregate/target/other-deps.jar",
+    "sink_batch_size": 100,
+    "sink_max_batching_window_s": 5,
+    "sink_parallelization_factor": 4,
+    "sink_retry_attempts": 3,
+    "sink_memory_mb": 1024,
+    "query_memory_mb": 256,
+    "minute_ttl_s": 86400,
+    "timestream_memory_retention_hours": 12,  # unused with dynamodb: see the construct test
+    "timestream_magnetic_retention_days": 30,
+    "iterator_age_alarm_ms": 120000,
+    # archive
+    "archive_ia_after_days": 45,
+    "archive_cold_after_days": 180,
+    "archive_cold_storage_class": "glacier",
+    "firehose_buffer_mb": 64,
+    "firehose_buffer_interval_s": 120,
+    "athena_bytes_scanned_cutoff": 1073741824,
+    "athena_results_retention_days": 7,
 }
 
 
@@ -75,21 +113,21 @@ def app_factory():
     return make_app
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def default_app() -> App:
     return make_app()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def default_template(default_app) -> Template:
     return template_of(default_app)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def custom_app() -> App:
     return make_app(**CUSTOM)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def custom_template(custom_app) -> Template:
     return template_of(custom_app)

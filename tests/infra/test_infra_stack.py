@@ -17,6 +17,17 @@ def only(template: Template, type_: str) -> dict:
     return next(iter(resources.values()))["Properties"]
 
 
+def function_with_handler(template: Template, handler: str) -> dict:
+    functions = template.find_resources("AWS::Lambda::Function",
+                                        {"Properties": {"Handler": handler}})
+    assert len(functions) == 1, f"expected one function with handler {handler}"
+    return next(iter(functions.values()))["Properties"]
+
+
+def ingest_function(template: Template) -> dict:
+    return function_with_handler(template, "ingest.handler.lambda_handler")
+
+
 def ingest_policy_statements(template: Template) -> list[dict]:
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {
         "Roles": [{"Ref": Match.string_like_regexp("^IngestFunctionRole")}]}})
@@ -40,7 +51,8 @@ def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template
 
 def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2  # Lambda logs, API access logs
+    # ingest, sink and query Lambdas, API access logs, Flink application, archive Firehose
+    assert len(groups) == 6
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -89,7 +101,7 @@ def test_dedup_table(request, template_fixture, name):
 # --- ingest Lambda --------------------------------------------------------------------------
 
 def test_lambda_runtime_arch_tracing_and_layer(default_template):
-    fn = only(default_template, "AWS::Lambda::Function")
+    fn = ingest_function(default_template)
     assert fn["Runtime"] == "python3.12"
     assert fn["Architectures"] == ["arm64"]
     assert fn["Handler"] == "ingest.handler.lambda_handler"
@@ -103,7 +115,7 @@ def test_lambda_runtime_arch_tracing_and_layer(default_template):
 
 
 def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_context):
-    fn = only(custom_template, "AWS::Lambda::Function")
+    fn = ingest_function(custom_template)
     env = fn["Environment"]["Variables"]
     assert env["DEDUP_TABLE"] == "ca-test-click-dedup"
     assert env["CLICKS_STREAM"] == "ca-test-clicks"
@@ -144,7 +156,10 @@ def test_ingest_policy_is_least_privilege(default_template):
 # --- API ------------------------------------------------------------------------------------
 
 def test_post_clicks_requires_api_key_and_validates_body(default_template):
-    method = only(default_template, "AWS::ApiGateway::Method")
+    posts = default_template.find_resources("AWS::ApiGateway::Method",
+                                            {"Properties": {"HttpMethod": "POST"}})
+    assert len(posts) == 1
+    method = next(iter(posts.values()))["Properties"]
     assert method["HttpMethod"] == "POST"
     assert method["ApiKeyRequired"] is True
     assert method["AuthorizationType"] == "NONE"
@@ -152,7 +167,7 @@ def test_post_clicks_requires_api_key_and_validates_body(default_template):
     assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks"}
+    assert paths == {"v1", "clicks", "top", "ads", "{ad_id}", "metrics", "health"}  # + query
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
 
@@ -190,7 +205,8 @@ def test_usage_plan_throttle_from_context(request, template_fixture, rate, burst
 # --- alarms ---------------------------------------------------------------------------------
 
 def test_alarms_exist_and_notify_the_encrypted_topic(default_template):
-    alarms = default_template.find_resources("AWS::CloudWatch::Alarm")
+    alarms = default_template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {
+        "AlarmName": Match.string_like_regexp("^clickagg-ingest-")}})
     metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
     assert metrics == {"5XXError", "Errors", "Throttles", "WriteProvisionedThroughputExceeded"}
     for alarm in alarms.values():

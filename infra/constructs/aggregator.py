@@ -1,0 +1,235 @@
+"""The Managed Service for Apache Flink application (runtime FLINK-1_20, PyFlink SQL job).
+
+There is no stable L2 for Managed Flink (the alpha package is not a dependency), so this is the
+L1 `CfnApplication` plus our own least-privilege service execution role.
+
+Code: one zip asset staged at synth (no Docker) as
+    aggregate/__init__.py, aggregate/job/**   the job (entry aggregate/job/main.py)
+    common/**                                  shared pure code (record schema, config)
+    lib/clickagg-flink-deps.jar                connector uber-jar (`flink_deps_jar`, built by
+                                               `mvn -f functions/aggregate/pom.xml package`)
+and named in the `kinesis.analytics.flink.run.options` property group (python + jarfile), as
+the aws-samples PyFlink examples do. A missing main.py or jar is a synth warning, not an error:
+tests and synth run without Maven, and a deploy without the jar would fail only at job start.
+
+Runtime properties (flink_property_groups below) follow the job's contract in
+functions/aggregate/job/settings.py: one group `clickagg` keyed by JobSettings' field names
+(environment=aws, region, clicks/aggregates stream ARNs, TRIM_HORIZON on a start without
+snapshot, lateness, watermark delay, repeat window, leaderboard size, click_id TTL, mini-batch
+latency: the shared ones are the same context values the query API gets). Checkpoints,
+snapshots and parallelism are the service's (CUSTOM, from context); logs go to a KMS-encrypted
+log group.
+
+CloudFormation creates the application but does not start it (Managed Flink has no
+"start on create" property): after the first deploy run
+`aws kinesisanalyticsv2 start-application --application-name <prefix>-aggregator`.
+Running-application storage and snapshots use Managed Flink's AWS-owned key; a customer-managed
+key (ApplicationEncryptionConfiguration) needs key-policy statements for two Managed Flink
+service principals and is left for a follow-up.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jsii
+from aws_cdk import (Acknowledgment, Annotations, ArnFormat, AssetHashType, Aws, BundlingOptions,
+                     DockerImage, ILocalBundling, RemovalPolicy, Stack, Validations)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kinesisanalyticsv2 as flink
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from infra import FUNCTIONS_DIR, REPO_ROOT
+from infra.settings import StackSettings
+
+RUNTIME = "FLINK-1_20"
+ENTRY = "aggregate/job/main.py"
+JAR_IN_ZIP = "lib/clickagg-flink-deps.jar"
+RUN_OPTIONS = "kinesis.analytics.flink.run.options"
+JOB_GROUP = "clickagg"  # functions/aggregate/job/settings.py PROPERTY_GROUP
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# Reading a KMS stream needs Decrypt; producing to one needs GenerateDataKey (named actions,
+# instead of grant_write's kms:GenerateDataKey*/kms:ReEncrypt* wildcards).
+SINK_STREAM_ACTIONS = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:ListShards",
+                       "kinesis:DescribeStream", "kinesis:DescribeStreamSummary")
+SINK_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+CODE_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+_COLON_RESOURCE_NAME = ArnFormat.COLON_RESOURCE_NAME  # arn:...:log-group:NAME (not /NAME)
+
+
+@jsii.implements(ILocalBundling)
+class StageFlinkApplication:
+    """Assemble the application zip's tree from functions/ and the Maven-built jar."""
+
+    def __init__(self, functions_dir: Path, jar: Path) -> None:
+        self.functions_dir, self.jar = functions_dir, jar
+
+    def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:
+        out = Path(output_dir)
+        shutil.copytree(self.functions_dir / "common", out / "common", ignore=_IGNORE)
+        (out / "aggregate").mkdir(parents=True, exist_ok=True)
+        init = self.functions_dir / "aggregate" / "__init__.py"
+        if init.exists():
+            shutil.copy2(init, out / "aggregate" / "__init__.py")
+        job = self.functions_dir / "aggregate" / "job"
+        if job.is_dir():
+            shutil.copytree(job, out / "aggregate" / "job", ignore=_IGNORE)
+        if self.jar.is_file():
+            (out / "lib").mkdir(exist_ok=True)
+            shutil.copy2(self.jar, out / JAR_IN_ZIP)
+        return True
+
+
+def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
+                          sink: kinesis.IStream) -> dict[str, dict[str, str]]:
+    """Group id -> properties (all values strings). The job reads the one group JOB_GROUP,
+    keyed by its JobSettings field names, and rejects unknown keys there."""
+    return {
+        RUN_OPTIONS: {"python": ENTRY, "jarfile": JAR_IN_ZIP},
+        JOB_GROUP: {
+            "environment": "aws",
+            # source / sink
+            "aws_region": Aws.REGION,
+            "clicks_stream_arn": source.stream_arn,
+            "aggregates_stream_arn": sink.stream_arn,
+            "source_init_position": "TRIM_HORIZON",  # a start without snapshot reads it all
+            # semantics (the query API gets the shared ones too: AggregationSettings)
+            "allowed_lateness_s": str(settings.allowed_lateness_s),
+            "watermark_delay_s": str(settings.watermark_delay_s),
+            "repeat_window_s": str(settings.repeat_window_s),
+            "leaderboard_size": str(settings.leaderboard_size),
+            "dedup_ttl_s": str(settings.flink_dedup_ttl_s),
+            # performance (parallelism and checkpoints: the service's, see below)
+            "minibatch_latency_ms": str(settings.minibatch_latency_ms),
+        },
+    }
+
+
+class FlinkAggregator(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
+                 source: kinesis.IStream, sink: kinesis.IStream) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.application_name = f"{settings.prefix}-aggregator"
+
+        jar = REPO_ROOT / settings.flink_deps_jar
+        self.code = s3_assets.Asset(
+            self, "Code",
+            path=str(FUNCTIONS_DIR),
+            asset_hash_type=AssetHashType.OUTPUT,  # only what is staged changes the code version
+            bundling=BundlingOptions(
+                image=DockerImage.from_registry("unused-local-bundling-only"),
+                local=StageFlinkApplication(FUNCTIONS_DIR, jar)),
+        )
+        if not (FUNCTIONS_DIR / ENTRY).is_file():
+            Annotations.of(self).add_warning_v2(
+                "clickagg:flink-entry-missing",
+                f"functions/{ENTRY} does not exist: the application zip has no job entry point")
+        if not jar.is_file():
+            Annotations.of(self).add_warning_v2(
+                "clickagg:flink-jar-missing",
+                f"{settings.flink_deps_jar} not built (mvn -f functions/aggregate/pom.xml "
+                "package): the application zip has no connector jar; the job fails to start")
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN)
+        self.log_stream = logs.LogStream(
+            self, "LogStream", log_group=self.log_group, removal_policy=RemovalPolicy.RETAIN)
+        log_stream_arn = stack.format_arn(
+            service="logs", resource="log-group",
+            resource_name=f"{self.log_group.log_group_name}:log-stream:"
+                          f"{self.log_stream.log_stream_name}",
+            arn_format=_COLON_RESOURCE_NAME)
+
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("kinesisanalytics.amazonaws.com"),
+            description="clickagg Flink aggregator: read clicks, write aggregates, read its code")
+        self._grant(key=key, source=source, sink=sink, log_stream_arn=log_stream_arn)
+
+        self.application = flink.CfnApplication(
+            self, "Application",
+            application_name=self.application_name,
+            application_description="clickagg: event-time windowed click aggregation (PyFlink)",
+            runtime_environment=RUNTIME,
+            service_execution_role=self.role.role_arn,
+            application_configuration=flink.CfnApplication.ApplicationConfigurationProperty(
+                application_code_configuration=flink.CfnApplication
+                .ApplicationCodeConfigurationProperty(
+                    code_content_type="ZIPFILE",
+                    code_content=flink.CfnApplication.CodeContentProperty(
+                        s3_content_location=flink.CfnApplication.S3ContentLocationProperty(
+                            bucket_arn=self.code.bucket.bucket_arn,
+                            file_key=self.code.s3_object_key))),
+                environment_properties=flink.CfnApplication.EnvironmentPropertiesProperty(
+                    property_groups=[
+                        flink.CfnApplication.PropertyGroupProperty(
+                            property_group_id=group, property_map=properties)
+                        for group, properties in flink_property_groups(
+                            settings, source, sink).items()]),
+                flink_application_configuration=flink.CfnApplication
+                .FlinkApplicationConfigurationProperty(
+                    checkpoint_configuration=flink.CfnApplication.CheckpointConfigurationProperty(
+                        configuration_type="CUSTOM",
+                        checkpointing_enabled=True,
+                        checkpoint_interval=settings.flink_checkpoint_interval_ms,
+                        min_pause_between_checkpoints=(
+                            settings.flink_min_pause_between_checkpoints_ms)),
+                    parallelism_configuration=flink.CfnApplication
+                    .ParallelismConfigurationProperty(
+                        configuration_type="CUSTOM",
+                        parallelism=settings.flink_parallelism,
+                        parallelism_per_kpu=settings.flink_parallelism_per_kpu,
+                        auto_scaling_enabled=settings.flink_autoscaling),
+                    monitoring_configuration=flink.CfnApplication.MonitoringConfigurationProperty(
+                        configuration_type="CUSTOM", log_level="INFO",
+                        metrics_level="APPLICATION")),
+                application_snapshot_configuration=flink.CfnApplication
+                .ApplicationSnapshotConfigurationProperty(snapshots_enabled=True),
+            ),
+            run_configuration=flink.CfnApplication.RunConfigurationProperty(
+                application_restore_configuration=flink.CfnApplication
+                .ApplicationRestoreConfigurationProperty(
+                    application_restore_type="RESTORE_FROM_LATEST_SNAPSHOT"),
+                flink_run_configuration=flink.CfnApplication.FlinkRunConfigurationProperty(
+                    allow_non_restored_state=False)),
+        )
+        # Managed Flink checks at create time that the role can read the code: policy first.
+        self.application.node.add_dependency(self.role)
+
+        self.logging_option = flink.CfnApplicationCloudWatchLoggingOption(
+            self, "Logging",
+            application_name=self.application.ref,  # Ref = application name; orders creation
+            cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption
+            .CloudWatchLoggingOptionProperty(log_stream_arn=log_stream_arn))
+
+    def _grant(self, *, key: kms.IKey, source: kinesis.IStream, sink: kinesis.IStream,
+               log_stream_arn: str) -> None:
+        source.grant_read(self.role)  # kinesis reads + kms:Decrypt on the stream's key
+        sink.grant(self.role, *SINK_STREAM_ACTIONS)
+        key.grant(self.role, *SINK_KMS_ACTIONS)
+        # The code zip only (not the whole bootstrap bucket), as Managed Flink's docs grant it.
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=list(CODE_ACTIONS),
+            resources=[self.code.bucket.arn_for_objects(self.code.s3_object_key)]))
+        # Managed Flink's documented logging permissions: find the group, then its stream.
+        # Pseudo parameters, not stack.region/account: the ARN (and so the acknowledged finding
+        # below) reads the same whether or not the stack has a concrete environment.
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:DescribeLogGroups"],
+            resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:DescribeLogStreams"], resources=[self.log_group.log_group_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:PutLogEvents"], resources=[log_stream_arn]))
+        Validations.of(self.role).acknowledge(Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+               "<AWS::AccountId>:log-group:*]",
+            reason="logs:DescribeLogGroups, which Managed Flink calls to find its log group, "
+                   "authorizes only on log-group:* (it lists); it reveals names, not events.",
+        ))

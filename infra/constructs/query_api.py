@@ -1,0 +1,63 @@
+"""The query Lambda and its read-only routes on the existing REST API, IAM-authorized.
+
+GET /v1/top, GET /v1/ads/{ad_id}/metrics, GET /v1/health. Callers are dashboards and internal
+services with AWS credentials: every method requires SigV4 (AuthorizationType.IAM), so access is
+granted with execute-api:Invoke on these method ARNs (no API key: keys identify ad servers on
+the ingest route). The role may only read the serving store (Query/GetItem on the table, or
+Timestream SELECT on the one table) and write its own log group.
+"""
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra.constructs.python_function import asset_exclude, build_python_function
+from infra.constructs.serving_store import ServingStore
+from infra.settings import StackSettings
+
+HANDLER = "query.handler.lambda_handler"
+ASSET_EXCLUDE = asset_exclude("common", "query")
+TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
+ROUTES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/health")
+
+
+class QueryApi(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
+                 store: ServingStore, api: apigw.RestApi, v1: apigw.IResource) -> None:
+        super().__init__(scope, id)
+        built = build_python_function(
+            self, settings=settings, key=key, handler=HANDLER, exclude=ASSET_EXCLUDE,
+            description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health from the serving store",
+            role_description="clickagg query Lambda: read-only serving store access",
+            service="query",
+            memory_mb=settings.query_memory_mb,
+            timeout=TIMEOUT,
+            environment={**store.env, **settings.aggregation_settings().to_env()},
+            other_star_resources=store.star_resource_reasons,
+        )
+        self.log_group, self.role, self.function = built.log_group, built.role, built.function
+        store.grant_read(self.function)
+
+        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        top = v1.add_resource("top")
+        metrics = v1.add_resource("ads").add_resource("{ad_id}").add_resource("metrics")
+        health = v1.add_resource("health")
+        self.methods = {
+            "/v1/top": top.add_method(
+                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
+            "/v1/ads/{ad_id}/metrics": metrics.add_method(
+                "GET", integration, authorization_type=apigw.AuthorizationType.IAM,
+                request_parameters={"method.request.path.ad_id": True}),
+            "/v1/health": health.add_method(
+                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
+        }
+        assert tuple(self.methods) == ROUTES
+        for method in self.methods.values():
+            Validations.of(method).acknowledge(Acknowledgment(
+                id="AwsSolutions-COG4",
+                reason="IAM (SigV4) authorization instead of a Cognito authorizer: the callers "
+                       "are dashboards and services with AWS credentials, there is no user pool; "
+                       "access is granted per caller with execute-api:Invoke on these methods.",
+            ))

@@ -1,0 +1,231 @@
+"""Template assertions on the raw archive: buckets, Glue table, Firehose, Athena
+(default_template: cdk.json's defaults; custom_template: every setting changed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from common.archive import (FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX, PARTITION_KEYS, RAW_COLUMNS,
+                            partition_projection)
+from common.named_queries import NAMED_QUERIES
+
+KEY_ARN = {"Fn::GetAtt": [Match.string_like_regexp("^EncryptionKey"), "Arn"]}
+
+
+def only(template: Template, type_: str) -> dict:
+    resources = template.find_resources(type_)
+    assert len(resources) == 1, f"expected one {type_}, got {list(resources)}"
+    return next(iter(resources.values()))["Properties"]
+
+
+def resource(template: Template, type_: str, prefix: str) -> tuple[str, dict]:
+    found = {k: v for k, v in template.find_resources(type_).items() if k.startswith(prefix)}
+    assert len(found) == 1, (type_, prefix, list(found))
+    [(logical_id, value)] = found.items()
+    return logical_id, value["Properties"]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def statements_of_role(template: Template, role_prefix: str) -> list[dict]:
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {
+        "Roles": [{"Ref": Match.string_like_regexp(f"^{role_prefix}")}]}})
+    assert len(policies) == 1, (role_prefix, list(policies))
+    return next(iter(policies.values()))["Properties"]["PolicyDocument"]["Statement"]
+
+
+# --- buckets --------------------------------------------------------------------------------
+
+def test_every_bucket_blocks_public_access_and_denies_plain_http(default_template):
+    buckets = default_template.find_resources("AWS::S3::Bucket")
+    # access logs, archive, Athena results, Timestream rejected-records reports
+    assert len(buckets) == 4
+    policies = default_template.find_resources("AWS::S3::BucketPolicy")
+    tls_only = set()
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if (statement["Effect"] == "Deny" and statement["Condition"] ==
+                    {"Bool": {"aws:SecureTransport": "false"}} and statement["Action"] == "s3:*"):
+                tls_only.add(policy["Properties"]["Bucket"]["Ref"])
+    assert tls_only == set(buckets)
+    for props in (b["Properties"] for b in buckets.values()):
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+
+
+def test_data_buckets_are_kms_encrypted_and_access_logged(default_template):
+    logs_id, logs = resource(default_template, "AWS::S3::Bucket", "AccessLogsBucket")
+    assert logs["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]  # log delivery: SSE-S3
+    for name, props in default_template.find_resources("AWS::S3::Bucket").items():
+        if name == logs_id:
+            continue
+        [rule] = props["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", name
+        assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0] \
+            .startswith("EncryptionKey")
+        assert rule["BucketKeyEnabled"] is True
+        assert props["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {
+            "Ref": logs_id}
+
+
+def test_archive_bucket_versioning_and_lifecycle(default_template):
+    _, bucket = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": 30},
+        {"StorageClass": "GLACIER_IR", "TransitionInDays": 90}]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+
+def test_archive_lifecycle_from_context(custom_template):
+    _, bucket = resource(custom_template, "AWS::S3::Bucket", "ArchiveBucket")
+    [rule] = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": 45},
+        {"StorageClass": "GLACIER", "TransitionInDays": 180}]
+
+
+# --- Glue -----------------------------------------------------------------------------------
+
+def test_glue_database_and_table(default_template):
+    db_id, database = resource(default_template, "AWS::Glue::Database", "ArchiveDatabase")
+    assert database["DatabaseInput"]["Name"] == "clickagg_archive"
+    table = only(default_template, "AWS::Glue::Table")
+    assert table["DatabaseName"] == {"Ref": db_id}
+    table_input = table["TableInput"]
+    assert table_input["Name"] == "raw_clicks"
+    assert table_input["TableType"] == "EXTERNAL_TABLE"
+    columns = [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]]
+    assert columns == list(RAW_COLUMNS)
+    assert [(c["Name"], c["Type"]) for c in table_input["PartitionKeys"]] == list(PARTITION_KEYS)
+    storage = table_input["StorageDescriptor"]
+    assert storage["SerdeInfo"]["SerializationLibrary"] == \
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert storage["InputFormat"].endswith("MapredParquetInputFormat")
+    assert storage["OutputFormat"].endswith("MapredParquetOutputFormat")
+    bucket_id, _ = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    assert storage["Location"] == {"Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/raw/clicks/"]]}
+
+
+def test_glue_table_uses_partition_projection(default_template):
+    parameters = only(default_template, "AWS::Glue::Table")["TableInput"]["Parameters"]
+    bucket_id, _ = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    expected = partition_projection("BUCKET")
+    template_key = "storage.location.template"
+    for key, value in expected.items():
+        if key != template_key:
+            assert parameters[key] == value, key
+    before, after = expected[template_key].split("BUCKET")
+    assert parameters[template_key] == {"Fn::Join": ["", [before, {"Ref": bucket_id}, after]]}
+    assert parameters["classification"] == "parquet"
+
+
+# --- Firehose -------------------------------------------------------------------------------
+
+def test_firehose_reads_the_clicks_stream_and_writes_parquet(default_template):
+    stream = only(default_template, "AWS::KinesisFirehose::DeliveryStream")
+    assert stream["DeliveryStreamType"] == "KinesisStreamAsSource"
+    source = stream["KinesisStreamSourceConfiguration"]
+    assert source["KinesisStreamARN"]["Fn::GetAtt"][0].startswith("ClicksStream")
+    assert source["RoleARN"]["Fn::GetAtt"][0].startswith("ArchiveDeliverySourceRole")
+    s3 = stream["ExtendedS3DestinationConfiguration"]
+    bucket_id, _ = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    assert s3["BucketARN"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert s3["RoleARN"]["Fn::GetAtt"][0].startswith("ArchiveDeliveryDestinationRole")
+    assert s3["Prefix"] == FIREHOSE_PREFIX
+    assert s3["ErrorOutputPrefix"] == FIREHOSE_ERROR_PREFIX
+    assert s3["BufferingHints"] == {"SizeInMBs": 128, "IntervalInSeconds": 300}
+    assert s3["CompressionFormat"] == "UNCOMPRESSED"
+    assert s3["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"]["Fn::GetAtt"][0] \
+        .startswith("EncryptionKey")
+    assert s3["CloudWatchLoggingOptions"]["Enabled"] is True
+    conversion = s3["DataFormatConversionConfiguration"]
+    assert conversion["Enabled"] is True
+    assert conversion["InputFormatConfiguration"] == {"Deserializer": {"OpenXJsonSerDe": {}}}
+    assert conversion["OutputFormatConfiguration"] == {
+        "Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}}
+    schema = conversion["SchemaConfiguration"]
+    assert (schema["DatabaseName"], schema["TableName"], schema["VersionId"]) == (
+        "clickagg_archive", "raw_clicks", "LATEST")
+    assert schema["RoleARN"] == s3["RoleARN"]
+
+
+def test_firehose_buffering_from_context(custom_template):
+    s3 = only(custom_template, "AWS::KinesisFirehose::DeliveryStream")[
+        "ExtendedS3DestinationConfiguration"]
+    assert s3["BufferingHints"] == {"SizeInMBs": 64, "IntervalInSeconds": 120}
+
+
+def test_firehose_roles_are_least_privilege(default_template):
+    source = statements_of_role(default_template, "ArchiveDeliverySourceRole")
+    destination = statements_of_role(default_template, "ArchiveDeliveryDestinationRole")
+    for statements in (source, destination):
+        for s in statements:
+            assert not any("*" in a for a in as_list(s["Action"])), s
+            assert "*" not in as_list(s["Resource"]), s
+    source_actions = {a for s in source for a in as_list(s["Action"])}
+    assert source_actions == {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                              "kinesis:GetShardIterator", "kinesis:GetRecords",
+                              "kinesis:ListShards", "kms:Decrypt"}
+    [objects] = [s for s in destination if "s3:PutObject" in as_list(s["Action"])]
+    resources = json.dumps(objects["Resource"])
+    assert '"/raw/clicks/*"' in resources and '"/errors/clicks/*"' in resources
+    assert len(as_list(objects["Resource"])) == 2  # the two prefixes, not the whole bucket
+    actions = {a for s in destination for a in as_list(s["Action"])}
+    assert not any(a.startswith("s3:Delete") for a in actions)
+    [glue] = [s for s in destination if "glue:GetTableVersions" in as_list(s["Action"])]
+    assert ":table/clickagg_archive/raw_clicks" in json.dumps(glue["Resource"])
+
+
+# --- Athena ---------------------------------------------------------------------------------
+
+def test_athena_workgroup_enforces_encrypted_results_and_a_scan_limit(default_template):
+    workgroup = only(default_template, "AWS::Athena::WorkGroup")
+    assert workgroup["Name"] == "clickagg-analytics"
+    config = workgroup["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == 10 * 1024**3
+    results = config["ResultConfiguration"]
+    assert results["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"
+    assert results["EncryptionConfiguration"]["KmsKey"]["Fn::GetAtt"][0].startswith(
+        "EncryptionKey")
+    results_id, results_bucket = resource(default_template, "AWS::S3::Bucket", "AnalyticsResults")
+    assert results["OutputLocation"] == {"Fn::Join": ["", ["s3://", {"Ref": results_id},
+                                                          "/results/"]]}
+    [rule] = results_bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 30
+
+
+def test_athena_settings_from_context(custom_template):
+    config = only(custom_template, "AWS::Athena::WorkGroup")["WorkGroupConfiguration"]
+    assert config["BytesScannedCutoffPerQuery"] == 1073741824
+    _, results_bucket = resource(custom_template, "AWS::S3::Bucket", "AnalyticsResults")
+    assert results_bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 7
+
+
+def test_named_queries(default_template):
+    queries = default_template.find_resources("AWS::Athena::NamedQuery")
+    assert len(queries) == len(NAMED_QUERIES)
+    workgroup_id = next(iter(default_template.find_resources("AWS::Athena::WorkGroup")))
+    by_name = {q["Properties"]["Name"]: q["Properties"] for q in queries.values()}
+    assert set(by_name) == set(NAMED_QUERIES)
+    for name, query in NAMED_QUERIES.items():
+        props = by_name[name]
+        assert props["QueryString"] == query.sql.format(table="raw_clicks", k=10)
+        assert props["QueryString"].count("?") == len(query.binds)  # execution parameters
+        assert "{" not in props["QueryString"]
+        assert props["Database"] == "clickagg_archive"
+        assert props["WorkGroup"] == {"Ref": workgroup_id}
+
+
+@pytest.mark.parametrize("output", ["ArchiveBucketName", "GlueDatabase", "AthenaWorkGroup"])
+def test_archive_outputs(default_template, output):
+    assert output in default_template.to_json()["Outputs"]
