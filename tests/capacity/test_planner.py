@@ -1,0 +1,297 @@
+"""capacity.planner: hand-computed shard, cost and sizing math; quota warnings; lever direction."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from capacity import planner
+from capacity.planner import (StreamLoad, clicks_stream_load, compare_levers, distinct_ads,
+                              plan, shards_needed)
+
+MIB = 1_048_576
+MONTH_S = 730 * 3600
+
+
+# --- Kinesis shard math ----------------------------------------------------------------------------
+def test_shards_10k_clicks_200_bytes_are_bound_by_records_not_bytes():
+    # 10,000 clicks/s x 200 B = 2 MB/s of data. Write bytes count the 16 B partition key too:
+    # 10,000 x 216 = 2,160,000 B/s = 2.06 shards; records: 10,000 / 1,000 = 10 shards;
+    # reads: 2 consumers x 2,000,000 B/s / 2 MiB/s = 1.91 shards.
+    need = shards_needed(StreamLoad(10_000, 10_000, 200, consumers=2, polls_per_shard_s=3))
+    assert need.by_write_bytes == pytest.approx(2_160_000 / MIB)
+    assert need.by_write_records == pytest.approx(10.0)
+    assert need.by_read_bytes == pytest.approx(2 * 2_000_000 / (2 * MIB))
+    assert need.binding == "write records"
+    assert need.shards == 13  # ceil(10 x 1.25 headroom)
+    assert shards_needed(StreamLoad(10_000, 10_000, 200, 2, 3), headroom=1.0).shards == 10
+
+
+def test_packing_20_clicks_per_record_makes_bytes_the_binding_limit():
+    x = plan(10_000, clicks_per_record=20)
+    load = clicks_stream_load(planner.Inputs(**x.inputs))
+    # KPL record: 20 B header + 20 x (200 B + 8 B framing + 16 B sub-record key) = 4,500 B
+    assert load.record_bytes == 4_500
+    assert load.peak_records_s == 500
+    need = shards_needed(load)
+    assert need.by_write_records == pytest.approx(0.5)
+    assert need.by_write_bytes == pytest.approx(500 * 4_516 / MIB)  # 2.15
+    assert need.binding == "write bytes"
+    assert need.shards == math.ceil(500 * 4_516 / MIB * 1.25)  # 3
+
+
+def test_provisioned_stream_sized_for_peak_not_average():
+    c = plan(10_000, 500_000).component("clicks_stream")
+    assert c.metric("shards by write records") == pytest.approx(500)
+    assert c.metric("provisioned shards") == 625
+    assert c.context["kinesis_shards"] == 625
+
+
+def test_clicks_stream_costs_by_hand_10k_clicks():
+    p = plan(10_000)
+    c = p.component("clicks_stream")
+    records = 10_000 * MONTH_S  # 26.28e9 records/month
+    od_gb = records * 1024 / 1024**3  # every 200 B record billed as 1 KB
+    stored_gb_per_h = 10_000 * 200 * 3600 / 1024**3
+    on_demand = 730 * 0.04 + od_gb * 0.08 + 2 * od_gb * 0.04 + stored_gb_per_h * (168 - 24) * 0.10
+    provisioned = 13 * 730 * 0.015 + 13 * 730 * 0.020 + records * 0.014 / 1e6
+    assert c.alternatives["on_demand"] == pytest.approx(on_demand)
+    assert c.alternatives["provisioned"] == pytest.approx(provisioned)
+    assert c.mode == "provisioned" and c.monthly_usd == pytest.approx(provisioned)
+
+
+def test_on_demand_bills_each_record_as_1kb_so_packing_4_clicks_costs_about_a_quarter():
+    one = plan(10_000, kinesis_mode="on_demand").component("clicks_stream")
+    packed = plan(10_000, kinesis_mode="on_demand", clicks_per_record=4).component("clicks_stream")
+    assert packed.metric("record bytes") <= 1024
+    data = lambda c: sum(line.usd for line in c.costs if line.item.startswith("data"))  # noqa: E731
+    assert data(packed) == pytest.approx(data(one) / 4)
+
+
+# --- API Gateway and Lambda ----------------------------------------------------------------------
+def test_api_requests_and_quota_warning_at_500k_peak_with_50_click_batches():
+    c = plan(10_000, 500_000, batch_size=50).component("api")
+    assert c.metric("requests/s average") == pytest.approx(200)
+    assert c.metric("requests/s peak") == pytest.approx(10_000)
+    assert c.context["ingest_rate_limit"] == 13_000  # 10,000 x 1.25, rounded up to 2 digits
+    assert c.context["ingest_burst_limit"] == 6_500
+    assert any(w.startswith("QUOTA") and "10,000 req/s" in w for w in c.warnings)
+
+
+def test_no_api_quota_warning_when_batches_are_large_enough():
+    c = plan(10_000, 500_000, batch_size=500).component("api")
+    assert c.metric("requests/s peak") == pytest.approx(1_000)
+    assert not [w for w in c.warnings if w.startswith("QUOTA")]
+
+
+def test_rest_request_tiers_by_hand():
+    # 6.08e9 requests: 333M x $3.50 + 667M x $2.80 + the rest x $2.38 (per million)
+    p = plan(115_740)
+    req = 115_740 / 50 * MONTH_S
+    expected = 333 * 3.50 + 667 * 2.80 + (req / 1e6 - 1000) * 2.38
+    assert p.component("api").costs[0].usd == pytest.approx(expected)
+
+
+def test_ingest_lambda_concurrency_is_requests_times_duration():
+    c = plan(10_000, 20_000).component("ingest_lambda")
+    duration_s = (25 + 1.5 * 50) / 1000  # 100 ms for 50 clicks with per-click claims
+    assert c.metric("concurrency average") == pytest.approx(200 * duration_s)  # 20
+    assert c.metric("concurrency peak") == pytest.approx(400 * duration_s)  # 40
+    assert c.context["ingest_reserved_concurrency"] == 60  # 40 x 1.5
+
+
+def test_account_lambda_quota_warning_at_large_scale():
+    p = plan(115_740, 500_000)
+    assert any("Concurrent executions" in w for w in p.account_warnings)
+    assert not any("Concurrent executions" in w for w in plan(1_000).account_warnings)
+
+
+# --- DynamoDB ------------------------------------------------------------------------------------
+def test_per_click_dedup_is_2_wcu_per_click_and_per_request_is_per_batch():
+    assert planner.dedup_wcu_per_click("per_click", 50) == 2
+    # per request: 1 WCU INPROGRESS put + update of a 300 + 150 + 70 x 50 = 3,950 B item (4 WCU)
+    assert planner.dedup_wcu_per_click("per_request", 50) == pytest.approx(5 / 50)
+
+
+def test_dedup_capacity_modes_by_hand():
+    c = plan(10_000).component("dedup")
+    wcu = 20_000
+    on_demand = wcu * MONTH_S * 0.625 / 1e6
+    provisioned = wcu / 0.7 * 730 * 0.00065
+    storage = c.monthly_usd - provisioned
+    assert c.alternatives["on_demand"] == pytest.approx(on_demand + storage)
+    assert c.alternatives["provisioned"] == pytest.approx(provisioned + storage)
+    assert c.mode.endswith("provisioned")  # steady load: provisioned is ~2.4x cheaper
+    assert c.context["dedup_min_wcu"] == math.ceil(wcu * 0.5 / 0.7)
+    assert c.context["dedup_max_wcu"] == math.ceil(wcu / 0.7)
+    assert any("Table-level" in w for w in c.warnings) is False  # 20,000 < 40,000
+
+
+def test_dedup_table_quota_warning_over_40k_wcu():
+    c = plan(115_740).component("dedup")
+    assert any(w.startswith("QUOTA") and "Table-level" in w for w in c.warnings)
+
+
+def test_forced_on_demand_is_respected():
+    c = plan(10_000, dedup_capacity="on_demand").component("dedup")
+    assert c.context["dedup_capacity_mode"] == "on_demand"
+    assert c.monthly_usd == pytest.approx(c.alternatives["on_demand"])
+
+
+# --- serving path ---------------------------------------------------------------------------------
+def test_distinct_ads_uniform_formula_and_limits():
+    assert distinct_ads(20_000, 1_000_000, 0) == pytest.approx(1e6 * (1 - math.exp(-0.02)))
+    assert distinct_ads(1e9, 1_000, 0.8) == pytest.approx(1_000, rel=1e-6)  # every ad touched
+    assert distinct_ads(10, 1_000_000, 0) == pytest.approx(10, rel=1e-4)  # few clicks: all distinct
+    # skew concentrates clicks on fewer ads
+    assert distinct_ads(200_000, 1_000_000, 1.0) < distinct_ads(200_000, 1_000_000, 0.8) < \
+        distinct_ads(200_000, 1_000_000, 0)
+
+
+def test_changelog_rows_from_active_ads_and_minibatch_by_hand():
+    c = plan(10_000, ad_skew=0).component("aggregates_stream")
+    keys = 1e6 * (1 - math.exp(-10_000 * 2 / 1e6))  # distinct ads per 2 s mini-batch: 19,801
+    series = 4 * keys / 2  # 4 resolutions, one update per key per mini-batch
+    top = 2 * 1000 / 2  # 2 leaderboards of 1,000 entries per mini-batch
+    assert c.metric("distinct ads per mini-batch (average)") == pytest.approx(keys)
+    assert c.metric("series upserts/s average") == pytest.approx(series)
+    assert c.metric("changelog rows/s average") == pytest.approx(2 * (series + top))  # -U and +U
+
+
+def test_longer_minibatch_fewer_resolutions_and_no_update_before_mean_fewer_rows():
+    rows = lambda **kw: plan(115_740, **kw).component("aggregates_stream").metric(  # noqa: E731
+        "changelog rows/s average")
+    base = rows()
+    assert rows(minibatch_ms=10_000) < base
+    assert rows(serving_resolutions=("1m", "1h")) == pytest.approx(
+        base * 2 / 4, rel=0.01)  # series dominate; leaderboards unchanged
+    assert rows(changelog_update_before=False) == pytest.approx(base / 2)
+
+
+def test_sink_parallelization_factor_within_esm_limits_and_lanes_cover_peak():
+    for kwargs in (dict(rate=1_000), dict(rate=115_740, peak=500_000),
+                   dict(rate=115_740, changelog_rows_per_record=100)):
+        p = plan(**kwargs)
+        sink = p.component("sink_lambda")
+        assert 1 <= sink.context["sink_parallelization_factor"] <= 10
+        assert sink.metric("lanes (shards x parallelization factor)") >= sink.metric(
+            "concurrency needed at peak")
+
+
+def test_packing_changelog_rows_raises_parallelization_factor_instead_of_shards():
+    packed = plan(115_740, changelog_rows_per_record=100)
+    assert packed.context["sink_parallelization_factor"] > 1
+    assert packed.context["aggregates_kinesis_shards"] < plan(115_740).context[
+        "aggregates_kinesis_shards"]
+
+
+def test_timestream_store_is_costed_from_its_own_lines():
+    p = plan(10_000, serving_store="timestream")
+    c = p.component("serving")
+    assert c.mode == "timestream"
+    assert {line.price_key for line in c.costs} == {
+        "timestream_writes", "timestream_memory_gb_hour", "timestream_magnetic_gb_month"}
+    assert c.monthly_usd == pytest.approx(c.alternatives["timestream"])
+
+
+# --- Flink, Firehose, Glue -----------------------------------------------------------------------------
+def test_flink_kpus_by_throughput_and_quota():
+    c = plan(10_000, 20_000).component("flink")
+    assert c.metric("KPUs by throughput (peak x headroom)") == pytest.approx(20_000 * 1.5 / 10_000)
+    assert c.context["flink_parallelism"] == 3
+    # state: 2 dedup states x peak x 1,800 s TTL keys
+    assert c.metric("state: dedup keys") == pytest.approx(2 * 20_000 * 1_800)
+    big = plan(115_740, 500_000).component("flink")
+    assert big.context["flink_parallelism"] == 75
+    assert any("KPUs per application" in w for w in big.warnings)
+
+
+def test_firehose_5kb_rounding_and_buffering():
+    p = plan(10_000)
+    fh = p.component("firehose")
+    records = 10_000 * MONTH_S
+    assert fh.metric("billed (records rounded up to 5 KB)") == pytest.approx(records * 5 * 1024 / 1024**3)
+    assert fh.metric("buffer fills every") == pytest.approx(128 * MIB / 2_000_000)  # 67 s
+    assert fh.context == {"firehose_buffer_mb": 128, "firehose_buffer_interval_s": 300}
+    # slow streams stretch the interval so objects stay big (up to Firehose's 900 s)
+    assert plan(1_000).context["firehose_buffer_interval_s"] == 720  # fill 671 s -> 12 min
+    assert plan(100).context["firehose_buffer_interval_s"] == 900
+    packed = plan(10_000, clicks_per_record=20).component("firehose")
+    assert packed.monthly_usd == pytest.approx(fh.monthly_usd / 20)
+
+
+def test_glue_workers_and_cost_by_hand():
+    c = plan(10_000).component("glue")
+    dpu_h = 10_000 * 86_400 * (27 / 24) / 25_000 / 3600  # 10.8 DPU-hours per night
+    assert c.metric("DPU-hours per run") == pytest.approx(dpu_h)
+    assert c.context["billing_glue_workers"] == 6  # finish within 2 h
+    assert c.monthly_usd == pytest.approx(dpu_h * 730 / 24 * 0.44)
+
+
+# --- levers ---------------------------------------------------------------------------------------------
+def test_bigger_batches_mean_fewer_requests_and_lower_cost():
+    plans = [plan(115_740, batch_size=b) for b in (1, 10, 50, 100, 500)]
+    requests = [p.component("api").metric("requests/s average") for p in plans]
+    assert requests == sorted(requests, reverse=True)
+    for key in ("api", "ingest_lambda"):
+        costs = [p.component(key).monthly_usd for p in plans]
+        assert costs == sorted(costs, reverse=True), key
+    totals = [p.monthly_usd for p in plans]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_lever_directions():
+    base = plan(115_740)
+    assert plan(115_740, api="http").component("api").monthly_usd < base.component("api").monthly_usd
+    assert plan(115_740, dedup="per_request").component("dedup").monthly_usd < \
+        base.component("dedup").monthly_usd / 10
+    packed = plan(115_740, clicks_per_record=20)
+    assert packed.component("clicks_stream").metric("records/s average") == pytest.approx(115_740 / 20)
+    assert packed.component("firehose").monthly_usd < base.component("firehose").monthly_usd / 10
+    assert plan(115_740, minibatch_ms=60_000).component("serving").monthly_usd < \
+        base.component("serving").monthly_usd
+
+
+def test_compare_levers_marks_the_base_and_reports_deltas():
+    rows = compare_levers(rate=115_740, peak=231_480)
+    base = plan(115_740, 231_480)
+    assert {r.lever for r in rows} == {lever for lever, _, _ in planner.LEVERS}
+    for r in rows:
+        if r.is_base:
+            assert r.monthly_usd == pytest.approx(base.monthly_usd) and r.delta_pct == 0
+    per_request = next(r for r in rows if r.setting.startswith("per request"))
+    assert per_request.delta_pct < 0 and per_request.caveat
+
+
+def test_per_click_dedup_is_the_default():
+    assert plan(10_000).context["ingest_dedup_mode"] == "per_click"
+
+
+# --- totals and validation -------------------------------------------------------------------------------
+def test_total_is_sum_of_counted_components_and_per_million_is_consistent():
+    p = plan(115_740, 500_000)
+    assert p.monthly_usd == pytest.approx(sum(c.monthly_usd for c in p.components if c.counted))
+    assert p.component("athena").monthly_usd == 0
+    assert p.usd_per_million_clicks == pytest.approx(p.monthly_usd / (115_740 * MONTH_S / 1e6))
+
+
+def test_json_round_trip_has_the_headline_numbers():
+    import json
+
+    d = json.loads(json.dumps(plan(10_000).to_dict()))
+    assert d["monthly_usd"] > 0 and d["usd_per_million_clicks"] > 0 and d["prices_as_of"]
+    assert {c["key"] for c in d["components"]} >= {"api", "dedup", "clicks_stream", "flink"}
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(rate=0), dict(rate=10, peak=5), dict(rate=10, batch_size=501), dict(rate=10, api="soap"),
+    dict(rate=10, dedup="none"), dict(rate=10, clicks_per_record=0),
+    dict(rate=10, serving_resolutions=("5m",)), dict(rate=10, region="mars-1"),
+])
+def test_bad_inputs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        plan(**kwargs)
+
+
+def test_other_region_prices_change_the_cost():
+    assert plan(10_000, region="eu-west-1").monthly_usd != pytest.approx(plan(10_000).monthly_usd)
