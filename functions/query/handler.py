@@ -1,0 +1,117 @@
+"""GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health: the query Lambda (API Gateway REST proxy).
+
+Thin edge: HTTP <-> QueryService (pure parameter parsing and merging) <-> serving store chosen by
+SERVING_STORE (dynamodb | timestream). Bad parameters are 400 {"error", "status"}; a store that
+cannot be reached is 503 with Retry-After; no input makes it answer 500.
+"""
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from common.config import AggregationSettings
+from query.service import QueryService
+from query.store import make_store
+from query.windows import QueryError
+
+logger = Logger(service="query")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
+tracer = Tracer(service="query")
+app = APIGatewayRestResolver()
+
+
+def get_service() -> QueryService:
+    """Built once per container: the store's clients and thread pool are reused. Keyed by the
+    settings that pick the store, so a process that re-points them (local stack restarted on a
+    new endpoint, tests) gets a fresh one instead of a stale client."""
+    return _service_for(*(os.environ.get(k) for k in _SERVICE_ENV))
+
+
+_SERVICE_ENV = ("SERVING_STORE", "SERVING_TABLE", "TIMESTREAM_DATABASE", "TIMESTREAM_TABLE",
+                "AWS_ENDPOINT_URL", "LEADERBOARD_SIZE", "ALLOWED_LATENESS_S")
+
+
+@lru_cache(maxsize=4)
+def _service_for(*_env_values) -> QueryService:
+    return QueryService(make_store(), AggregationSettings.from_env())
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps(body, separators=(",", ":")), headers=headers)
+
+
+def _params() -> dict[str, str]:
+    return dict(app.current_event.query_string_parameters or {})
+
+
+def _answered(route: str, body: dict) -> Response:
+    requests = body.get("debug", {}).get("requests", 0)
+    metrics.add_metric(name="StoreRequests", unit=MetricUnit.Count, value=requests)
+    if "exact" in body:
+        metrics.add_metric(name="TopInexact", unit=MetricUnit.Count, value=0 if body["exact"] else 1)
+    logger.info("answered", route=route, store_requests=requests, exact=body.get("exact"))
+    return _json(200, body)
+
+
+@app.exception_handler(QueryError)
+def _bad_request(exc: QueryError) -> Response:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return _json(exc.status, {"error": exc.reason, "status": exc.status})
+
+
+@app.exception_handler([ClientError, BotoCoreError])
+def _store_unavailable(exc: Exception) -> Response:
+    logger.warning("serving store error", error=repr(exc))
+    metrics.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
+    return _json(503, {"error": "serving store unavailable; retry later", "status": 503},
+                 {"Retry-After": "1"})
+
+
+@app.not_found
+def _not_found(exc: NotFoundError) -> Response:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    event = app.current_event
+    return _json(404, {"error": f"no route for {event.http_method} {event.path}", "status": 404})
+
+
+@app.get("/v1/top")
+@tracer.capture_method
+def get_top() -> Response:
+    return _answered("top", get_service().top(_params()))
+
+
+@app.get("/v1/ads/<ad_id>/metrics")
+@tracer.capture_method
+def get_ad_metrics(ad_id: str) -> Response:
+    return _answered("series", get_service().series(unquote(ad_id), _params()))
+
+
+@app.get("/v1/health")
+@tracer.capture_method
+def get_health() -> Response:
+    service = get_service()
+    metrics.add_metric(name="HealthChecks", unit=MetricUnit.Count, value=1)
+    try:
+        body = service.health()
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("health check failed", error=repr(exc))
+        return _json(503, {"error": f"serving store unreachable: {type(exc).__name__}", "status": 503,
+                           "store": service.store.kind}, {"Retry-After": "1"})
+    return _json(200, body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,59 @@
+"""One query request end to end: parameters -> store read -> merge -> response body (no HTTP).
+
+The store is injected, so the same code runs in Lambda, the local stack and tests.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping, Optional
+
+from common.config import AggregationSettings
+from query.freshness import freshness
+from query.series import build_series, window_json
+from query.store import QueryStore, StoreFreshness
+from query.topk import format_value
+from query.windows import parse_series, parse_top
+
+
+class QueryService:
+    def __init__(self, store: QueryStore, settings: Optional[AggregationSettings] = None,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+        self.store, self.settings, self.clock_ms = store, settings or AggregationSettings(), clock_ms
+
+    def _freshness(self, f: StoreFreshness, now_ms: int, range_end: Optional[int]) -> dict:
+        return freshness(f.watermark_ms, f.newest_event_ms, now_ms,
+                         self.settings.allowed_lateness_s * 1000, range_end)
+
+    def top(self, params: Mapping[str, str]) -> dict:
+        now = self.clock_ms()
+        req = parse_top(params, now)
+        answer = self.store.top(req)
+        r, d = answer.result, req.decomposition
+        return {
+            "metric": req.metric,
+            "k": req.k,
+            "window": {**window_json(req.window.start, req.window.end),
+                       "buckets": {"1h": len(d.hours), "1m": len(d.minutes)}},
+            "filters": {"campaign_id": req.campaign_id, "advertiser_id": req.advertiser_id},
+            "exact": r.exact,
+            "error_bound": format_value(req.metric, r.error_bound),
+            "items": [{"rank": i + 1, "ad_id": a.ad_id, "campaign_id": a.campaign_id,
+                       "advertiser_id": a.advertiser_id, "total": format_value(req.metric, a.total),
+                       "total_upper": format_value(req.metric, a.upper)} for i, a in enumerate(r.items)],
+            "freshness": self._freshness(answer.freshness, now, req.window.end),
+            "debug": {"store": self.store.kind, "requests": answer.requests, **answer.debug},
+        }
+
+    def series(self, ad_id: str, params: Mapping[str, str]) -> dict:
+        now = self.clock_ms()
+        req = parse_series(ad_id, params, now)
+        answer = self.store.series(req)
+        return {**build_series(req, answer.data),
+                "freshness": self._freshness(answer.freshness, now, req.window.end),
+                "debug": {"store": self.store.kind, "requests": answer.requests, **answer.debug}}
+
+    def health(self) -> dict:
+        now = self.clock_ms()
+        f, requests = self.store.freshness()
+        return {"status": "ok", "store": self.store.kind, "freshness": self._freshness(f, now, None),
+                "debug": {"requests": requests}}

@@ -1,0 +1,180 @@
+"""DynamoDB serving table -> leaderboards, series and freshness (the AWS edge of the query API).
+
+Reads exactly the partitions a request needs (key design: common.serving_keys):
+  top-K   1h leaderboards of the whole hours: `T#1h#<day>`, one SK range per day (<= 2)
+          1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
+          META GetItem (freshness)
+  series  ONE Query on `S#<ad>#<res>` (SK range) + META GetItem
+Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
+filter that drops tombstones (`del`: entries that left the top-M). Every AWS call is counted and
+reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+import boto3
+from botocore.config import Config
+
+from common.config import AggregationSettings
+from common.serving_keys import META_KEY, parse_top_sk, series_pk, top_pk, ts
+from query.series import Bucket, SeriesData
+from query.store import SeriesAnswer, StoreFreshness, TopAnswer
+from query.topk import Entry, Leaderboard, merge_topk
+from query.windows import RESOLUTIONS, SeriesRequest, TopRequest
+
+MAX_PARALLEL = 8
+_NAMES = {"#sk": "sk", "#c": "c", "#b": "b", "#k": "k", "#bk": "bk", "#cmp": "cmp", "#adv": "adv", "#del": "del"}
+PROJECTION = "#sk, #c, #b, #k, #bk, #cmp, #adv"
+NOT_TOMBSTONE = "attribute_not_exists(#del)"
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """One Query: a partition and the inclusive SK range of the buckets [first, last] in it."""
+
+    resolution: str
+    pk: str
+    first_bucket: int
+    last_bucket: int
+
+    @property
+    def sk_low(self) -> str:
+        return ts(self.first_bucket)
+
+    @property
+    def sk_high(self) -> str:
+        # '$' (0x24) sorts after '#' (0x23): every '<last_bucket>#<ad>' key is below it
+        return ts(self.last_bucket) + "$"
+
+
+def plan_top_reads(hours: tuple[int, ...], minutes: tuple[int, ...]) -> list[PartitionRange]:
+    """Group the buckets by the partition that holds them; contiguous per partition (pure)."""
+    plan: list[PartitionRange] = []
+    for resolution, buckets in (("1h", hours), ("1m", minutes)):
+        groups: dict[str, list[int]] = {}
+        for b in buckets:
+            groups.setdefault(top_pk(resolution, b), []).append(b)
+        for pk, bs in groups.items():
+            plan.append(PartitionRange(resolution, pk, min(bs), max(bs)))
+    return plan
+
+
+class _Counter:
+    def __init__(self):
+        self._lock, self.n = threading.Lock(), 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.n += 1
+
+
+def _num(item: dict, attr: str) -> int:
+    v = item.get(attr)
+    return int(v["N"]) if v and "N" in v else 0
+
+
+def _str(item: dict, attr: str) -> Optional[str]:
+    v = item.get(attr)
+    return v["S"] if v and "S" in v else None
+
+
+class DynamoDBQueryStore:
+    kind = "dynamodb"
+
+    def __init__(self, client, table: str, leaderboard_size: int,
+                 pool: Optional[ThreadPoolExecutor] = None):
+        self._ddb, self._table, self.leaderboard_size = client, table, leaderboard_size
+        self._pool = pool or ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="query")
+
+    @classmethod
+    def from_env(cls) -> "DynamoDBQueryStore":
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
+                        read_timeout=5, max_pool_connections=MAX_PARALLEL + 2)
+        return cls(boto3.client("dynamodb", config=config), os.environ["SERVING_TABLE"],
+                   AggregationSettings.from_env().leaderboard_size)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _query_all(self, counter: _Counter, pk: str, sk_low: str, sk_high: str,
+                   filter_tombstones: bool) -> list[dict]:
+        kwargs = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND #sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": sk_low}, ":hi": {"S": sk_high}},
+            "ProjectionExpression": PROJECTION,
+            "ExpressionAttributeNames": dict(_NAMES) if filter_tombstones
+            else {k: v for k, v in _NAMES.items() if k != "#del"},
+        }
+        if filter_tombstones:
+            kwargs["FilterExpression"] = NOT_TOMBSTONE
+        items: list[dict] = []
+        while True:
+            counter.add()
+            page = self._ddb.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _meta(self, counter: _Counter) -> StoreFreshness:
+        counter.add()
+        item = self._ddb.get_item(TableName=self._table,
+                                  Key={k: {"S": v} for k, v in META_KEY.items()}).get("Item") or {}
+        return StoreFreshness(int(item["wm"]["N"]) if "wm" in item else None,
+                              int(item["me"]["N"]) if "me" in item else None)
+
+    def freshness(self) -> tuple[StoreFreshness, int]:
+        counter = _Counter()
+        return self._meta(counter), counter.n
+
+    def top(self, req: TopRequest) -> TopAnswer:
+        d = req.decomposition
+        plan = plan_top_reads(d.hours, d.minutes)
+        counter = _Counter()
+        meta_f = self._pool.submit(self._meta, counter)
+        futures = [(p, self._pool.submit(self._query_all, counter, p.pk, p.sk_low, p.sk_high, True))
+                   for p in plan]
+        boards: dict[tuple[str, int], Leaderboard] = {}
+        for b in d.hours:
+            boards[("1h", b)] = Leaderboard("1h", b)
+        for b in d.minutes:
+            boards[("1m", b)] = Leaderboard("1m", b)
+        items_read = 0
+        for p, f in futures:
+            for item in f.result():
+                items_read += 1
+                if "del" in item:  # tombstone (in case the filter was not applied)
+                    continue
+                bucket, ad = parse_top_sk(item["sk"]["S"])
+                board = boards.get((p.resolution, bucket))
+                if board is None:  # outside the window (cannot happen with exact SK ranges)
+                    continue
+                board.entries.append(Entry(ad, _num(item, "c"), _num(item, "b"), _num(item, "k"),
+                                           _num(item, "bk"), _str(item, "cmp"), _str(item, "adv")))
+        fresh = meta_f.result()
+        result = merge_topk(boards.values(), req.k, req.metric, self.leaderboard_size,
+                            req.campaign_id, req.advertiser_id)
+        return TopAnswer(result, fresh, counter.n, {
+            "partitions": len(plan), "items_read": items_read,
+            "buckets": {"1h": len(d.hours), "1m": len(d.minutes)},
+            "truncated_buckets": result.truncated_buckets, "leaderboard_size": self.leaderboard_size,
+        })
+
+    def series(self, req: SeriesRequest) -> SeriesAnswer:
+        step = RESOLUTIONS[req.resolution]
+        counter = _Counter()
+        meta_f = self._pool.submit(self._meta, counter)
+        items = self._query_all(counter, series_pk(req.ad_id, req.resolution), ts(req.window.start),
+                                ts(req.window.end - step), False)
+        data = SeriesData()
+        for item in items:
+            start = int(item["sk"]["S"])
+            data.buckets[start] = Bucket(_num(item, "c"), _num(item, "b"), _num(item, "k"), _num(item, "bk"))
+            data.campaign_id = data.campaign_id or _str(item, "cmp")
+            data.advertiser_id = data.advertiser_id or _str(item, "adv")
+        return SeriesAnswer(data, meta_f.result(), counter.n, {"items_read": len(items)})
+

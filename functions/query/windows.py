@@ -1,0 +1,229 @@
+"""Query parameters -> validated, bucket-aligned windows (pure: no AWS, no clock).
+
+Time parameters
+  `from` / `to`: epoch milliseconds (digits) or ISO-8601 with a UTC offset ('Z', '+02:00').
+  `last`: `<n>m` or `<n>h`, 1m..24h. `to` defaults to the end of the current minute
+  (now floored to the minute + 1 min) and `from = to - last`; `last` and `from` together are refused.
+  Neither given: `last=1h`.
+
+Window semantics (bucket-aligned, half-open)
+  top-K (`/v1/top`): from and to are floored to the minute; a minute bucket is in the window iff
+    its start is in [floor(from), floor(to)). So a partial minute at `from` is included and a
+    partial minute at `to` is not. The window must hold at least one minute and at most 24 h.
+    It is decomposed into whole hours (answered from 1h buckets) and edge minutes (1m buckets).
+  series (`/v1/ads/{ad_id}/metrics`): `from` is floored and `to` ceiled to the resolution; one
+    point per bucket whose start is in [floor(from), ceil(to)), zero-filled; at most 1500 points.
+
+Every refusal is a QueryError (HTTP 400) with a reason a client developer can act on.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Mapping, Optional
+
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+RESOLUTIONS = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
+METRICS = ("clicks", "billable_clicks", "cost")
+MAX_TOP_WINDOW_MS = DAY_MS
+MAX_SERIES_POINTS = 1500
+MAX_K, DEFAULT_K = 100, 10
+DEFAULT_LAST = "1h"
+# Same bounds as ingest accepts for event times (years 2000..2100).
+MIN_TIME_MS, MAX_TIME_MS = 946_684_800_000, 4_102_444_800_000
+_ID = re.compile(r"^[\x21-\x7E]{1,128}$")
+_LAST = re.compile(r"^([0-9]{1,5})([mh])$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class QueryError(ValueError):
+    """A request the API refuses: HTTP status (400) + reason."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+def floor_to(ms: int, span: int) -> int:
+    return ms - ms % span
+
+
+def ceil_to(ms: int, span: int) -> int:
+    return -((-ms) // span) * span
+
+
+def iso(ms: int) -> str:
+    """Epoch ms -> '2026-01-02T03:04:05.678Z' (UTC, millisecond precision)."""
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_time(name: str, raw: str) -> int:
+    """Epoch ms or ISO-8601 with offset -> epoch ms. A '+' offset that arrived as ' ' (form
+    decoding of an unescaped '+') is accepted."""
+    value = raw.strip()
+    if re.fullmatch(r"[0-9]{1,16}", value):
+        ms = int(value)
+    else:
+        parsed = None
+        for candidate in (value, _plus_restored(value)):
+            if candidate is None:
+                continue
+            try:
+                parsed = datetime.fromisoformat(candidate.replace("Z", "+00:00").replace("z", "+00:00"))
+                break
+            except ValueError:
+                continue
+        if parsed is None:
+            raise QueryError(f"'{name}' is neither epoch milliseconds nor ISO-8601: {raw[:64]!r}")
+        if parsed.tzinfo is None:
+            raise QueryError(f"'{name}' must include a UTC offset, e.g. 2026-01-01T10:00:00Z")
+        ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise QueryError(f"'{name}' out of range (years 2000 to 2100)")
+    return ms
+
+
+def _plus_restored(value: str) -> Optional[str]:
+    head, sep, tail = value.rpartition(" ")
+    if sep and "T" in head and re.fullmatch(r"[0-9]{2}(:?[0-9]{2})?", tail):
+        return f"{head}+{tail}"
+    return None
+
+
+def parse_last(raw: str) -> int:
+    m = _LAST.fullmatch(raw.strip())
+    if not m:
+        raise QueryError(f"'last' must look like 15m or 6h (1m to 24h), got {raw[:32]!r}")
+    ms = int(m.group(1)) * (MINUTE_MS if m.group(2) == "m" else HOUR_MS)
+    if not MINUTE_MS <= ms <= DAY_MS:
+        raise QueryError("'last' must be between 1m and 24h")
+    return ms
+
+
+def parse_k(raw: Optional[str]) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_K
+    if not re.fullmatch(r"[0-9]{1,4}", raw.strip()):
+        raise QueryError(f"'k' must be an integer from 1 to {MAX_K}")
+    k = int(raw)
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"'k' out of range: {k} (1 to {MAX_K})")
+    return k
+
+
+def parse_metric(raw: Optional[str]) -> str:
+    if raw is None or raw == "":
+        return "clicks"
+    if raw not in METRICS:
+        raise QueryError(f"unknown metric {raw[:32]!r}: one of {', '.join(METRICS)}")
+    return raw
+
+
+def parse_resolution(raw: Optional[str]) -> str:
+    if raw is None or raw == "":
+        return "1m"
+    if raw not in RESOLUTIONS:
+        raise QueryError(f"unknown resolution {raw[:32]!r}: one of {', '.join(RESOLUTIONS)}")
+    return raw
+
+
+def parse_id(name: str, raw: Optional[str], required: bool = False) -> Optional[str]:
+    if raw is None or (raw == "" and not required):
+        if required:
+            raise QueryError(f"'{name}' is required")
+        return None
+    if not _ID.fullmatch(raw):
+        raise QueryError(f"'{name}' must be 1-128 printable ASCII characters without spaces")
+    return raw
+
+
+def raw_range(params: Mapping[str, str], now_ms: int) -> tuple[int, int]:
+    """(from, to) in epoch ms as requested, before any bucket alignment."""
+    last, frm, to = params.get("last"), params.get("from"), params.get("to")
+    if last not in (None, "") and frm not in (None, ""):
+        raise QueryError("give either 'last' or 'from', not both")
+    to_ms = parse_time("to", to) if to not in (None, "") else floor_to(now_ms, MINUTE_MS) + MINUTE_MS
+    if frm not in (None, ""):
+        from_ms = parse_time("from", frm)
+    else:
+        from_ms = to_ms - parse_last(last if last not in (None, "") else DEFAULT_LAST)
+    if from_ms >= to_ms:
+        raise QueryError("'from' must be before 'to'")
+    return from_ms, to_ms
+
+
+@dataclass(frozen=True)
+class Window:
+    """Half-open [start, end), both multiples of `step` ms."""
+
+    start: int
+    end: int
+    step: int = MINUTE_MS
+
+    @property
+    def buckets(self) -> range:
+        return range(self.start, self.end, self.step)
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    hours: tuple[int, ...]  # 1h bucket starts
+    minutes: tuple[int, ...]  # 1m bucket starts (the edges)
+
+
+def decompose(window: Window) -> Decomposition:
+    """Whole hours inside the window -> 1h buckets; the rest (edges) -> 1m buckets."""
+    h0, h1 = ceil_to(window.start, HOUR_MS), floor_to(window.end, HOUR_MS)
+    if h0 >= h1:
+        return Decomposition((), tuple(range(window.start, window.end, MINUTE_MS)))
+    return Decomposition(tuple(range(h0, h1, HOUR_MS)),
+                         tuple(range(window.start, h0, MINUTE_MS)) + tuple(range(h1, window.end, MINUTE_MS)))
+
+
+@dataclass(frozen=True)
+class TopRequest:
+    window: Window
+    k: int
+    metric: str
+    campaign_id: Optional[str]
+    advertiser_id: Optional[str]
+
+    @property
+    def decomposition(self) -> Decomposition:
+        return decompose(self.window)
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    ad_id: str
+    resolution: str
+    window: Window
+
+
+def parse_top(params: Mapping[str, str], now_ms: int) -> TopRequest:
+    k = parse_k(params.get("k"))
+    metric = parse_metric(params.get("metric"))
+    campaign = parse_id("campaign_id", params.get("campaign_id"))
+    advertiser = parse_id("advertiser_id", params.get("advertiser_id"))
+    from_ms, to_ms = raw_range(params, now_ms)
+    start, end = floor_to(from_ms, MINUTE_MS), floor_to(to_ms, MINUTE_MS)
+    if start >= end:
+        raise QueryError("window holds no whole minute bucket: floor(from) must be before floor(to)")
+    if end - start > MAX_TOP_WINDOW_MS:
+        raise QueryError(f"window too long: {(end - start) // MINUTE_MS} minutes (at most 24h)")
+    return TopRequest(Window(start, end), k, metric, campaign, advertiser)
+
+
+def parse_series(ad_id: str, params: Mapping[str, str], now_ms: int) -> SeriesRequest:
+    ad = parse_id("ad_id", ad_id, required=True)
+    resolution = parse_resolution(params.get("resolution"))
+    step = RESOLUTIONS[resolution]
+    from_ms, to_ms = raw_range(params, now_ms)
+    start, end = floor_to(from_ms, step), ceil_to(to_ms, step)
+    points = (end - start) // step
+    if points > MAX_SERIES_POINTS:
+        raise QueryError(f"too many points: {points} at {resolution} (at most {MAX_SERIES_POINTS}); "
+                         "narrow the window or use a coarser resolution")
+    return SeriesRequest(ad, resolution, Window(start, end, step))

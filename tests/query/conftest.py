@@ -1,0 +1,43 @@
+"""A local stack (moto server + local API Gateway) with serving data near now, for the contract
+and CLI tests. Module-scoped on purpose: while a stack runs, AWS_ENDPOINT_URL points boto3 at its
+moto server, so it must be down again before tests that use in-process moto."""
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+
+from tests.query.truth import MIN, load, random_truth, serving_items
+
+
+def _reset_container_caches() -> None:
+    """A new LocalStack is a new moto endpoint: drop handler clients cached by an earlier stack in
+    this process (what a fresh Lambda container would not have)."""
+    import importlib
+
+    for module, attr in (("query.handler", "_service_for"), ("ingest.handler", "get_service")):
+        try:
+            cached = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            continue
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    from local.stack import LocalStack, StackOptions
+
+    # the query API needs only moto + the gateway: no stream workers (Flink job, sink, archiver)
+    # where this version of the local stack has them
+    workers = {k: False for k in ("flink", "sink", "archive") if k in StackOptions.__dataclass_fields__}
+    _reset_container_caches()
+    with LocalStack(StackOptions(**workers)) as stack:
+        now = int(time.time() * 1000)
+        start = now - now % MIN - 3 * 60 * MIN
+        truth = random_truth(21, start, 3 * 60 + 2, ads=12, p=0.3)
+        load(boto3.client("dynamodb"), stack.names.serving_table, serving_items(truth, 1000))
+        stack.truth = truth
+        yield stack
+    _reset_container_caches()

@@ -1,0 +1,241 @@
+"""Query API over the DynamoDB serving table (in-process moto): top-K exactness against a
+brute-force oracle for many random windows, request counts, per-ad series, and the handler."""
+from __future__ import annotations
+
+import json
+import random
+from urllib.parse import quote, urlencode
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from common.config import AggregationSettings, ResourceNames
+from local.lambda_runtime import LambdaContext
+from local.resources import create_serving_table
+from query import handler
+from query.service import QueryService
+from query.store_dynamodb import DynamoDBQueryStore, plan_top_reads
+from query.windows import decompose, Window
+from tests.conftest import api_event
+from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_top_sound, load, random_truth,
+                               serving_items, to_micros)
+
+TABLE = ResourceNames().serving_table
+DAY0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY
+T0 = DAY0 - 2 * HOUR  # data from 22:00 to 03:00: crosses a day (two T#1h partitions)
+
+
+@pytest.fixture
+def ddb(aws):
+    client = boto3.client("dynamodb")
+    create_serving_table(client, TABLE)
+    return client
+
+
+def make_service(ddb, m: int, now: int) -> QueryService:
+    return QueryService(DynamoDBQueryStore(ddb, TABLE, m), AggregationSettings(leaderboard_size=m),
+                        clock_ms=lambda: now)
+
+
+def load_truth(ddb, t: Truth, m: int, series: bool = False) -> None:
+    items = serving_items(t, m)
+    if not series:  # top-K reads only leaderboards and META; keep moto's table small
+        items = [i for i in items if not i["pk"]["S"].startswith("S#")]
+    load(ddb, TABLE, items)
+
+
+def api_items(body: dict) -> list[tuple[str, int, int]]:
+    return [(i["ad_id"], to_micros(i["total"]), to_micros(i["total_upper"])) for i in body["items"]]
+
+
+def check(svc: QueryService, t: Truth, params: dict) -> dict:
+    body = svc.top({k: str(v) for k, v in params.items()})
+    w = body["window"]
+    assert_top_sound(api_items(body), body["exact"], to_micros(body["error_bound"]), t, w["from_ms"],
+                     w["to_ms"], body["k"], body["metric"], params.get("campaign_id"), params.get("advertiser_id"))
+    assert body["debug"]["requests"] <= 30 and body["debug"]["partitions"] <= 4
+    return body
+
+
+def test_random_windows_against_oracle(ddb):
+    m = 5
+    t = random_truth(11, T0 + HOUR, 3 * 60, ads=14, p=0.08)  # 23:00 to 02:00
+    load_truth(ddb, t, m)
+    svc = make_service(ddb, m, T0 + 5 * HOUR)
+    rng = random.Random(5)
+    outcomes = {True: 0, False: 0}
+    for _ in range(100):
+        a = rng.randint(0, 4 * 60 - 1)
+        b = rng.randint(a + 1, 4 * 60)
+        params = {"from": T0 + a * MIN + rng.choice([0, 1, 30_000, 59_999]),
+                  "to": T0 + b * MIN + rng.choice([0, 0, 17_000]),
+                  "k": rng.randint(1, 8), "metric": rng.choice(["clicks", "clicks", "billable_clicks", "cost"])}
+        filt = rng.random()
+        if filt < 0.15:
+            params["campaign_id"] = "cmp-1"
+        elif filt < 0.25:
+            params["advertiser_id"] = "adv-0"
+        body = check(svc, t, params)
+        outcomes[body["exact"]] += 1
+    assert outcomes[True] >= 20 and outcomes[False] >= 20, outcomes
+
+
+def test_complete_leaderboards_always_exact(ddb):
+    m = 5
+    t = random_truth(3, T0 + HOUR, 3 * 60, ads=4, p=0.4)  # <= 4 ads per bucket: all complete
+    load_truth(ddb, t, m)
+    svc = make_service(ddb, m, T0 + 5 * HOUR)
+    rng = random.Random(2)
+    for _ in range(25):
+        a = rng.randint(0, 299)
+        b = rng.randint(a + 1, 300)
+        body = check(svc, t, {"from": T0 + a * MIN, "to": T0 + b * MIN, "k": rng.randint(1, 5),
+                              "metric": rng.choice(["clicks", "billable_clicks", "cost"])})
+        assert body["exact"] is True and body["error_bound"] in (0, "0.000000")
+
+
+def test_hot_ad_on_hour_boundaries_exact_and_tombstones_ignored(ddb):
+    m = 5
+    t = random_truth(7, T0, 5 * 60, ads=20, hot_p=1.0)
+    load_truth(ddb, t, m)
+    svc = make_service(ddb, m, T0 + 5 * HOUR)
+    for frm, to in ((T0, T0 + 3 * HOUR), (T0 + HOUR, T0 + 2 * HOUR), (DAY0, DAY0 + HOUR)):
+        body = check(svc, t, {"from": frm, "to": to, "k": 1})
+        assert body["window"]["buckets"] == {"1h": (to - frm) // HOUR, "1m": 0}
+        assert body["exact"] and body["items"][0]["ad_id"] == "ad-000"
+    # tombstoned entries are in the table but never counted
+    raw = ddb.query(TableName=TABLE, KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": f"T#1m#{T0:013d}"}})["Items"]
+    assert any("del" in i for i in raw)
+
+
+def test_two_truths_same_leaderboards_must_be_inexact(ddb):
+    """Truth A and B differ only below the leaderboards' cut-off, where the true rank 2 differs:
+    both answers must say exact:false (and both must hold within their bound)."""
+    m = 2
+    a, b = Truth(), Truth()
+    for tr in (a, b):
+        for ad in ("a", "b", "c", "x"):
+            tr.campaign[ad], tr.advertiser[ad] = "cmp", "adv"
+        tr.add("a", T0, 10, 10, 10, 10)
+        tr.add("x", T0, 6, 6, 6, 6)
+        tr.add("b", T0 + MIN, 7, 7, 7, 7)
+        tr.add("c", T0 + MIN, 5, 5, 5, 5)
+    a.add("x", T0 + MIN, 5, 5, 5, 5)  # unlisted there (5 ties c, c sorts first): x totals 11 in A
+    load_truth(ddb, a, m)
+    svc = make_service(ddb, m, T0 + HOUR)
+    body_a = check(svc, a, {"from": T0, "to": T0 + 2 * MIN, "k": 2})
+    # B: same leaderboards (x's 5 was never listed), truth differs; replace the table's truth
+    body_b = check(svc, b, {"from": T0, "to": T0 + 2 * MIN, "k": 2})
+    assert body_a["items"] == body_b["items"] and not body_a["exact"] and not body_b["exact"]
+
+
+def test_24h_windows_request_count(ddb):
+    m = 3
+    t = random_truth(1, DAY0 - 2 * HOUR, 27 * 60, ads=8, p=0.03, hot_p=0.3)
+    load_truth(ddb, t, m)
+    for to_offset in (0, MIN, 59 * MIN, 30 * MIN + 7_000, 2 * HOUR + MIN):
+        to = DAY0 + 23 * HOUR + to_offset
+        svc = make_service(ddb, m, to)
+        body = check(svc, t, {"to": to, "last": "24h", "k": 3})
+        d = decompose(Window(body["window"]["from_ms"], body["window"]["to_ms"]))
+        assert body["debug"]["requests"] == 1 + len(plan_top_reads(d.hours, d.minutes)) <= 5
+        assert body["window"]["to_ms"] - body["window"]["from_ms"] == DAY
+        assert body["freshness"]["final"] is (body["window"]["to_ms"] + 900_000 <= t.watermark)
+
+
+def test_series_equals_truth_one_query(ddb):
+    t = random_truth(4, T0, 5 * 60, ads=5, p=0.3)
+    load_truth(ddb, t, 5, series=True)
+    svc = make_service(ddb, 5, T0 + 5 * HOUR)
+    rng = random.Random(1)
+    for _ in range(30):
+        ad = rng.choice(sorted(t.campaign) + ["nobody"])
+        res = rng.choice(list(RES))
+        a = rng.randint(0, 299)
+        b = rng.randint(a + 1, 300)
+        frm, to = T0 + a * MIN + rng.choice([0, 1234]), T0 + b * MIN + rng.choice([0, 1])
+        body = svc.series(ad, {"resolution": res, "from": str(frm), "to": str(to)})
+        step = RES[res]
+        start, end = frm - frm % step, -(-to // step) * step
+        roll = t.rollup(res)
+        expected = [(s, *roll.get((ad, s), (0, 0, 0, 0))) for s in range(start, end, step)]
+        got = [(p["bucket_start_ms"], p["clicks"], p["billable_clicks"], to_micros(p["cost"]),
+                to_micros(p["billable_cost"])) for p in body["points"]]
+        assert got == expected, (ad, res, frm, to)
+        assert body["totals"]["clicks"] == sum(e[1] for e in expected)
+        assert to_micros(body["totals"]["cost"]) == sum(e[3] for e in expected)
+        assert body["debug"]["requests"] == 2  # ONE Query on S#<ad>#<res> + the META GetItem
+        if ad == "nobody":
+            assert body["campaign_id"] is None and all(p["clicks"] == 0 for p in body["points"])
+        else:
+            assert body["campaign_id"] in (t.campaign[ad], None)
+
+
+# -- handler ------------------------------------------------------------------------------------
+@pytest.fixture
+def api(ddb, monkeypatch):
+    t = random_truth(2, T0, 3 * 60, ads=6)
+    load_truth(ddb, t, 5, series=True)
+    svc = make_service(ddb, 5, T0 + 3 * HOUR)
+    monkeypatch.setattr(handler, "get_service", lambda: svc)
+
+    def call(path: str, params: dict | None = None):
+        event = api_event(None, path=path, method="GET", query=urlencode(params or {}), headers={})
+        resp = handler.lambda_handler(event, LambdaContext("clickagg-query"))
+        return resp["statusCode"], json.loads(resp["body"]), resp
+    return call
+
+
+def test_handler_routes(api):
+    status, body, _ = api("/v1/top", {"last": "2h", "k": "3"})
+    assert status == 200 and len(body["items"]) == 3 and body["debug"]["store"] == "dynamodb"
+    status, body, _ = api("/v1/top", {"last": "2h", "k": "3", "metric": "cost"})
+    assert status == 200 and isinstance(body["items"][0]["total"], str)
+    status, body, _ = api(f"/v1/ads/{quote(chr(97) + chr(39) + 'q', safe='')}/metrics", {"last": "10m"})
+    assert status == 200 and body["ad_id"] == "a'q" and len(body["points"]) == 10
+    status, body, _ = api("/v1/ads/ad-001/metrics", {"last": "1h", "resolution": "5m"})
+    assert status == 200 and body["resolution"] == "5m"
+    status, body, _ = api("/v1/health")
+    assert status == 200 and body["status"] == "ok" and body["store"] == "dynamodb"
+    assert body["freshness"]["watermark_ms"] is not None
+    status, body, _ = api("/v1/nope")
+    assert status == 404 and body["status"] == 404
+
+
+@pytest.mark.parametrize("path,params,reason", [
+    ("/v1/top", {"k": "0"}, "'k' out of range"), ("/v1/top", {"k": "1000"}, "'k' out of range"),
+    ("/v1/top", {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "before 'to'"),
+    ("/v1/top", {"from": "2026-01-01T00:00:00Z", "to": "2026-01-03T00:00:00Z"}, "too long"),
+    ("/v1/top", {"metric": "impressions"}, "unknown metric"),
+    ("/v1/top", {"from": "nope"}, "neither epoch"),
+    ("/v1/ads/a/metrics", {"resolution": "7m"}, "unknown resolution"),
+    ("/v1/ads/a/metrics", {"resolution": "1m", "from": "2026-01-01T00:00:00Z",
+                           "to": "2026-01-03T00:00:00Z"}, "too many points"),
+])
+def test_handler_bad_params_400(api, path, params, reason):
+    status, body, _ = api(path, params)
+    assert status == 400 and body["status"] == 400 and reason in body["error"]
+
+
+def test_store_unavailable_is_503(ddb, api):
+    ddb.delete_table(TableName=TABLE)
+    status, body, resp = api("/v1/top", {"last": "5m"})
+    assert status == 503 and body["status"] == 503 and (resp.get("multiValueHeaders") or {}).get("Retry-After") == ["1"]
+    status, body, _ = api("/v1/health")
+    assert status == 503 and body["store"] == "dynamodb"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(params=st.dictionaries(st.sampled_from(["last", "from", "to", "k", "metric", "campaign_id",
+                                               "advertiser_id", "resolution", "x"]),
+                              st.one_of(st.text(max_size=30), st.integers(-10**15, 10**16).map(str),
+                                        st.sampled_from(["1h", "24h", "5m", "cost", "1d", "0", "100",
+                                                         "2026-11-18T01:00:00+01:00"])), max_size=5),
+       ad=st.text(min_size=1, max_size=20).filter(lambda s: "/" not in s))
+def test_handler_never_5xx_for_any_params(api, params, ad):
+    for path in ("/v1/top", f"/v1/ads/{quote(ad, safe='')}/metrics"):
+        status, body, _ = api(path, params)
+        assert status in (200, 400), (path, params, body)
+        assert ("error" in body) == (status == 400)

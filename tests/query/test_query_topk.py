@@ -1,0 +1,124 @@
+"""Top-K merge (pure) against a brute-force oracle over random truth, and its exactness rules."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from query.topk import Entry, Leaderboard, format_value, merge_topk, micros_to_decimal
+from query.windows import Window, decompose
+from tests.query.truth import HOUR, MIN, DAY, assert_top_sound, leaderboards, random_truth
+
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY - 2 * HOUR  # 22:00 the day before
+
+
+def boards_for(t, window: Window, m: int) -> list[Leaderboard]:
+    d = decompose(window)
+    out = []
+    for res, buckets in (("1h", d.hours), ("1m", d.minutes)):
+        lbs = leaderboards(t, res, m)
+        for b in buckets:
+            out.append(Leaderboard(res, b, [
+                Entry(ad, *v, t.campaign[ad], t.advertiser[ad]) for ad, v in lbs.get(b, [])]))
+    return out
+
+
+def run(t, window, k, metric, m, campaign=None, advertiser=None):
+    r = merge_topk(boards_for(t, window, m), k, metric, m, campaign, advertiser)
+    items = [(i.ad_id, i.total, i.upper) for i in r.items]
+    assert_top_sound(items, r.exact, r.error_bound, t, window.start, window.end, k, metric, campaign, advertiser)
+    return r
+
+
+@settings(max_examples=250, deadline=None)
+@given(seed=st.integers(0, 10_000), ads=st.integers(1, 12), p=st.floats(0.02, 0.6),
+       m=st.integers(1, 8), start=st.integers(0, 200), length=st.integers(1, 240),
+       k=st.integers(1, 6), metric=st.sampled_from(["clicks", "billable_clicks", "cost"]),
+       filt=st.sampled_from([None, "cmp", "adv"]))
+def test_merge_matches_oracle(seed, ads, p, m, start, length, k, metric, filt):
+    t = random_truth(seed, T0, 4 * 60, ads=ads, p=p, hot_p=max(p, 0.5), campaigns=2)
+    window = Window(T0 + start * MIN, T0 + (start + length) * MIN)
+    run(t, window, k, metric, m, campaign="cmp-0" if filt == "cmp" else None,
+        advertiser="adv-1" if filt == "adv" else None)
+
+
+def test_complete_leaderboards_are_always_exact():
+    for seed in range(40):
+        t = random_truth(seed, T0, 4 * 60, ads=4, p=0.5)
+        for k in (1, 2, 5):
+            for metric in ("clicks", "billable_clicks", "cost"):
+                r = run(t, Window(T0 + 7 * MIN, T0 + 187 * MIN), k, metric, m=5)  # 4 ads <= 0.9*5
+                assert r.exact and r.error_bound == 0
+
+
+def lb(res, bucket, *entries):
+    return Leaderboard(res, bucket, [Entry(ad, c, c, c * 1_000_000) for ad, c in entries])
+
+
+def test_unprovable_order_says_inexact_with_a_bound():
+    # M=2, both boards full (truncated): 'x' is listed in one, unknown in the other (<= 5 there)
+    boards = [lb("1m", 0, ("a", 10), ("x", 9)), lb("1m", MIN, ("a", 8), ("b", 5))]
+    r = merge_topk(boards, 2, "clicks", 2)
+    assert not r.exact
+    assert [(i.ad_id, i.total, i.upper) for i in r.items] == [("a", 18, 18), ("x", 9, 14)]
+    # x in [9, 14]; b in [5, 14]; unknown ads <= 9 + 5 = 14 -> rank 2 true total in [9, 14]
+    assert r.error_bound == 5
+
+
+def test_two_truths_with_identical_leaderboards_both_inexact():
+    # truth A: x has 5 in minute 2 (unlisted there); truth B: x has 0 there. Same boards.
+    boards = [lb("1m", 0, ("a", 10), ("x", 6)), lb("1m", MIN, ("b", 7), ("c", 5))]
+    r = merge_topk(boards, 2, "clicks", 2)
+    assert not r.exact  # x: 6 or 11; b: 7 or up to 13 -> cannot tell rank 2
+
+
+def test_exact_when_gap_is_proven_and_tie_rule():
+    boards = [lb("1m", 0, ("a", 10), ("b", 9)), lb("1m", MIN, ("a", 10), ("b", 9))]
+    r = merge_topk(boards, 2, "clicks", 2)
+    # a and b listed everywhere; unknown ads <= 9 + 9 = 18 == b's 18: an unknown id could sort first
+    assert not r.exact and r.error_bound == 0
+    r = merge_topk(boards, 1, "clicks", 2)
+    assert r.exact and [(i.ad_id, i.total) for i in r.items] == [("a", 20)]
+    # ties between known ads: ad_id ascending, exact
+    boards = [lb("1m", 0, ("b", 5), ("a", 5)), lb("1m", MIN, ("b", 5), ("a", 5), ("c", 1))]
+    r = merge_topk(boards, 2, "clicks", 10)
+    assert r.exact and [(i.ad_id, i.total) for i in r.items] == [("a", 10), ("b", 10)]
+    r = merge_topk(boards, 1, "clicks", 10)
+    assert r.exact and [i.ad_id for i in r.items] == ["a"]
+
+
+def test_fewer_than_k_and_zero_totals():
+    r = merge_topk([lb("1m", 0, ("a", 3), ("z", 0))], 5, "clicks", 10)
+    assert r.exact and [(i.ad_id, i.total) for i in r.items] == [("a", 3)]
+    assert merge_topk([], 3, "clicks", 10).items == []
+    r = merge_topk([lb("1m", 0, ("a", 3), ("b", 2))], 5, "clicks", 2)  # truncated: unknown ads <= 2
+    assert not r.exact and r.error_bound == 2
+
+
+def test_billable_and_cost_bounds_use_min_clicks():
+    boards = [Leaderboard("1m", 0, [Entry("a", 10, 1, 5), Entry("b", 4, 4, 7)])]
+    r = merge_topk(boards, 1, "billable_clicks", 2)  # unlisted ads: billable <= clicks <= 4
+    assert [(i.ad_id, i.total, i.upper) for i in r.items] == [("b", 4, 4)] and not r.exact
+    r = merge_topk(boards, 1, "cost", 2)
+    assert not r.exact and r.error_bound == 4 * 10_000 * 1_000_000 - 7
+
+
+def test_filters_drop_listed_ads_but_keep_thresholds():
+    boards = [Leaderboard("1m", 0, [Entry("a", 10, campaign_id="c1"), Entry("b", 9, campaign_id="c2")])]
+    r = merge_topk(boards, 1, "clicks", 10, campaign_id="c2")
+    assert r.exact and [i.ad_id for i in r.items] == ["b"]
+    r = merge_topk(boards, 1, "clicks", 2, campaign_id="c2")  # truncated: unknown ads <= 9
+    assert not r.exact and [i.ad_id for i in r.items] == ["b"] and r.error_bound == 0
+
+
+def test_tombstone_free_count_rule_09m():
+    assert Leaderboard("1m", 0, [Entry(str(i), 1) for i in range(9)]).is_complete(10)
+    assert not Leaderboard("1m", 0, [Entry(str(i), 1) for i in range(10)]).is_complete(10)
+    assert not Leaderboard("1m", 0, [Entry(str(i), 1) for i in range(900)]).is_complete(999)
+    assert Leaderboard("1m", 0, [Entry(str(i), 1) for i in range(900)]).is_complete(1000)
+
+
+@pytest.mark.parametrize("micros,text", [(0, "0.000000"), (12_340_000, "12.340000"), (1, "0.000001"),
+                                         (10_000 * 10**6 * 3, "30000.000000")])
+def test_cost_decimal(micros, text):
+    assert micros_to_decimal(micros) == text and format_value("cost", micros) == text
+    assert format_value("clicks", 7) == 7

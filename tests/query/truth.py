@@ -1,0 +1,159 @@
+"""Ground truth for the query tests: random per-(ad, minute) aggregates, the serving items the
+sink would hold for them (series at 1m/5m/1h/1d, 1m and 1h leaderboards truncated to M, some
+tombstones, META), and brute-force oracles computed from the truth alone."""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from aggregate.changes import AGG, TOP, Change
+from aggregate.serving.dynamodb_store import item_for
+from common.serving_keys import META_KEY
+
+MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+RES = {"1m": MIN, "5m": 5 * MIN, "1h": HOUR, "1d": DAY}
+FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
+METRIC_FIELD = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}
+
+
+@dataclass
+class Truth:
+    """minute[(ad, minute_start)] = (clicks, billable, cost_micros, billable_cost_micros)."""
+
+    minute: dict[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    campaign: dict[str, str] = field(default_factory=dict)
+    advertiser: dict[str, str] = field(default_factory=dict)
+    watermark: int | None = None
+    newest_event: int | None = None
+
+    def add(self, ad: str, minute: int, clicks: int, billable: int, cost: int, bcost: int) -> None:
+        old = self.minute.get((ad, minute), (0, 0, 0, 0))
+        self.minute[(ad, minute)] = (old[0] + clicks, old[1] + billable, old[2] + cost, old[3] + bcost)
+
+    def rollup(self, resolution: str) -> dict[tuple[str, int], tuple[int, int, int, int]]:
+        step = RES[resolution]
+        out: dict = defaultdict(lambda: (0, 0, 0, 0))
+        for (ad, m), v in self.minute.items():
+            key = (ad, m - m % step)
+            out[key] = tuple(a + b for a, b in zip(out[key], v))
+        return dict(out)
+
+
+def random_truth(seed: int, start: int, minutes: int, ads: int = 20, hot_p: float = 0.9,
+                 p: float = 0.1, campaigns: int = 3) -> Truth:
+    rng = random.Random(seed)
+    t = Truth()
+    names = [f"ad-{i:03d}" for i in range(ads)]
+    names[-1] = "ad'q"  # an id with a quote (printable ASCII)
+    for i, ad in enumerate(names):
+        t.campaign[ad] = f"cmp-{i % campaigns}"
+        t.advertiser[ad] = f"adv-{i % 2}"
+    for m in range(minutes):
+        ms = start + m * MIN
+        for i, ad in enumerate(names):
+            if rng.random() < (hot_p if i == 0 else p):
+                clicks = rng.randint(1, 40 if i == 0 else 12)
+                billable = rng.randint(0, clicks)
+                unit = rng.choice([0, 1, 250_000, 1_500_000, 10_000_000])
+                t.add(ad, ms, clicks, billable, clicks * unit, billable * unit)
+    t.watermark = start + minutes * MIN - 5_000
+    t.newest_event = start + minutes * MIN - 1_000
+    return t
+
+
+def _row(t: Truth, ad: str, res: str, bucket: int, v: tuple, version: int = 1) -> dict:
+    return {"ad_id": ad, "campaign_id": t.campaign[ad], "advertiser_id": t.advertiser[ad],
+            "resolution": res, "bucket_start": bucket, "version": version,
+            **dict(zip(FIELDS, v))}
+
+
+def leaderboards(t: Truth, resolution: str, m: int) -> dict[int, list[tuple[str, tuple]]]:
+    """bucket -> the top-M (ad, values) by clicks desc, ad_id asc (what the Flink job keeps)."""
+    by_bucket: dict[int, list] = defaultdict(list)
+    for (ad, b), v in t.rollup(resolution).items():
+        if v[0] > 0:
+            by_bucket[b].append((ad, v))
+    return {b: sorted(e, key=lambda x: (-x[1][0], x[0]))[:m] for b, e in by_bucket.items()}
+
+
+def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    changes: list[Change] = []
+    for res in RES:
+        for (ad, b), v in t.rollup(res).items():
+            changes.append(Change(AGG, True, {"kind": AGG, **_row(t, ad, res, b, v)}))
+    for res in ("1m", "1h"):
+        for b, entries in leaderboards(t, res, m).items():
+            listed = {ad for ad, _ in entries}
+            for ad, v in entries:
+                changes.append(Change(TOP, True, {"kind": TOP, **_row(t, ad, res, b, v, 3)}))
+            if tombstones:  # ads that were on the board earlier and left it
+                for ad in sorted(t.campaign):
+                    if ad not in listed and rng.random() < 0.15:
+                        v = t.rollup(res).get((ad, b), (1, 1, 1, 1))
+                        changes.append(Change(TOP, False, {"kind": TOP, **_row(t, ad, res, b, v, 2)}))
+    items = [item_for(c, 8 * 86400) for c in changes]
+    meta = {k: {"S": v} for k, v in META_KEY.items()}
+    if t.watermark is not None:
+        meta["wm"] = {"N": str(t.watermark)}
+    if t.newest_event is not None:
+        meta["me"] = {"N": str(t.newest_event)}
+    items.append(meta)
+    return items
+
+
+def load(ddb, table: str, items: list[dict]) -> None:
+    for i in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]
+        while batch:
+            resp = ddb.batch_write_item(RequestItems={table: batch})
+            batch = resp.get("UnprocessedItems", {}).get(table, [])
+
+
+def oracle_totals(t: Truth, start: int, end: int, metric: str, campaign: str | None = None,
+                  advertiser: str | None = None) -> dict[str, int]:
+    idx = FIELDS.index(METRIC_FIELD[metric])
+    totals: dict[str, int] = defaultdict(int)
+    for (ad, mnt), v in t.minute.items():
+        if start <= mnt < end and (campaign is None or t.campaign[ad] == campaign) \
+                and (advertiser is None or t.advertiser[ad] == advertiser):
+            totals[ad] += v[idx]
+    return dict(totals)
+
+
+def oracle_top(t: Truth, start: int, end: int, k: int, metric: str, campaign=None, advertiser=None):
+    totals = oracle_totals(t, start, end, metric, campaign, advertiser)
+    ranked = sorted(((ad, v) for ad, v in totals.items() if v > 0), key=lambda x: (-x[1], x[0]))
+    return ranked[:k], totals
+
+
+def to_micros(value) -> int:
+    """API value -> integer (cost strings '12.340000' -> micros)."""
+    if isinstance(value, str):
+        whole, _, frac = value.partition(".")
+        return int(whole) * 1_000_000 + int(frac.ljust(6, "0"))
+    return int(value)
+
+
+def assert_top_sound(items: list[tuple[str, int, int]], exact: bool, error_bound: int, t: Truth,
+                     start: int, end: int, k: int, metric: str, campaign=None, advertiser=None) -> None:
+    """items = [(ad_id, total, total_upper)] as returned. Exact: identical to the oracle's
+    ranking and totals. Not exact: every returned total within error_bound of the truth (and a
+    lower bound of it), and the oracle's i-th total within error_bound of the i-th returned."""
+    expected, totals = oracle_top(t, start, end, k, metric, campaign, advertiser)
+    ctx = f"window [{start}, {end}) k={k} metric={metric} cmp={campaign} adv={advertiser}"
+    if exact:
+        assert [(a, v) for a, v, _ in items] == expected, ctx
+        assert error_bound == 0 and all(v == u for _, v, u in items), ctx
+        return
+    assert error_bound >= 0
+    for ad, v, upper in items:
+        truth = totals.get(ad, 0)
+        assert v <= truth <= upper, (ctx, ad, v, truth, upper)
+        assert truth - v <= error_bound, (ctx, ad)
+        assert v > 0
+    assert [v for _, v, _ in items] == sorted((v for _, v, _ in items), reverse=True), ctx
+    for i, (_, true_v) in enumerate(expected):
+        returned = items[i][1] if i < len(items) else 0
+        assert abs(true_v - returned) <= error_bound, (ctx, i, true_v, returned, error_bound)
