@@ -113,7 +113,7 @@ def render_health(body: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m local.cli", description=__doc__,
+    p = argparse.ArgumentParser(prog="clickagg", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--api", help=f"API base URL (default $CLICKAGG_API or {DEFAULT_API})")
@@ -134,12 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_argument("ad_id")
     series.add_argument("--resolution", default="1m", choices=["1m", "5m", "1h", "1d"])
     sub.add_parser("health", parents=[common], help="serving store reachable + freshness")
+    from local.sql_cli import add_parser as add_sql_parser
+
+    add_sql_parser(sub)
     return p
 
 
 def main(argv: Optional[list[str]] = None, out=None) -> int:
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
+    if args.command == "sql":
+        return args.func(args)
     base = api_url(args.api)
     if args.command == "top":
         path, params, render = "/v1/top", {
