@@ -40,7 +40,7 @@ test-main:
 	$(PY) -m pytest
 
 test-flink:
-	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -q
+	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -o addopts=""
 
 synth: setup
 	npx cdk synth -q --no-notices

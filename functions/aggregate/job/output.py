@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .sql import OUTPUT_COLUMN_NAMES
@@ -50,7 +53,10 @@ class FileWriter:
         self.written = 0
 
     def add(self, record: dict) -> None:
-        self._f.write(encode(record).decode("utf-8"))
+        self.add_line(encode(record).decode("utf-8"))
+
+    def add_line(self, line: str) -> None:
+        self._f.write(line)
         self._f.write("\n")
         self.written += 1
 
@@ -96,8 +102,12 @@ class KinesisWriter:
         self.calls = 0
 
     def add(self, record: dict) -> None:
-        data = encode(record)
-        key = partition_key(record)
+        self._add(encode(record), partition_key(record))
+
+    def add_line(self, line: str) -> None:
+        self._add(line.encode("utf-8"), partition_key(json.loads(line)))
+
+    def _add(self, data: bytes, key: str) -> None:
         size = len(data) + len(key.encode("utf-8"))
         if size > self.MAX_RECORD_BYTES:
             raise ValueError(f"record of {size} bytes exceeds the Kinesis limit")
@@ -139,3 +149,35 @@ class KinesisWriter:
 
     def close(self) -> None:
         self.flush()
+
+
+class Spool:
+    """Reads the part files Flink's filesystem sink commits into `path` (local runner, --emit
+    files): `part-<uuid>-<subtask>-<counter>`, visible only once committed by a checkpoint
+    (in-progress files start with '.'). Each sink subtask's files are read in counter order; a
+    key's changes always come from the same subtask (forward edges), so that is all the order
+    the changelog needs. A file is deleted once shipped; a crash in between re-ships it, which
+    the consumer's version rule absorbs."""
+
+    _PART = re.compile(r"^part-(.+)-(\d+)-(\d+)$")
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def pending(self) -> list[Path]:
+        files = []
+        for p in self.path.iterdir():
+            m = self._PART.match(p.name)
+            if m and p.is_file():
+                files.append(((m.group(1), int(m.group(2)), int(m.group(3))), p))
+        return [p for _, p in sorted(files)]
+
+    @staticmethod
+    def read(path: Path) -> list[str]:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+
+    @staticmethod
+    def done(path: Path) -> None:
+        path.unlink(missing_ok=True)

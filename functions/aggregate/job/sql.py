@@ -228,6 +228,21 @@ def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str | None = No
     return f"CREATE TABLE `{table}` (\n  {cols}\n)\n{partitioned}WITH (\n  {_with(opts)}\n)"
 
 
+def spool_sink_ddl(s: JobSettings, path: str, table: str = "clickagg_spool") -> str:
+    """LOCAL: the same changelog written by Flink's own debezium-json serializer into rolling
+    JSON-lines part files (committed atomically on checkpoints); the local runner ships them."""
+    roll_ms = max(500, s.checkpoint_interval_ms // 2)
+    opts = {
+        "connector": "filesystem",
+        "path": file_uri(path),
+        "format": "debezium-json",
+        "sink.rolling-policy.rollover-interval": f"{roll_ms} ms",
+        "sink.rolling-policy.check-interval": f"{max(200, roll_ms // 2)} ms",
+    }
+    cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
+    return f"CREATE TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"
+
+
 def file_uri(path: str | None) -> str:
     if not path:
         raise ValueError("input_dir is required for the local source")
@@ -286,6 +301,8 @@ SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, wm_ms FROM (
       PARTITION BY user_id, ad_id, {_bucket('event_time', rw_ms)} ORDER BY `proctime` ASC) AS rn
   FROM clicks_on_time
 ) WHERE rn = 1""",
+        # 1 / NULL flags counted with COUNT(flag): the planner knows COUNT only grows, which
+        # lets the Top-N use UpdateFastStrategy (with SUM(1 / 0) it fell back to RetractStrategy)
         """CREATE TEMPORARY VIEW clicks_counted AS
 SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   CAST(1 AS BIGINT) AS is_click, CAST(NULL AS BIGINT) AS is_billable,

@@ -1,0 +1,166 @@
+"""Throughput of the Flink aggregation job on a MiniCluster (run with the PyFlink venv):
+
+    PYTHONPATH=functions .venv-flink/bin/python bench/flink.py [--rows 5000000]
+
+(a) passthrough: JSON source (same DDL, watermark, computed columns) -> blackhole
+(b) the full job (stage 1 + stage 2, same SQL as production) -> blackhole (OUTPUT_COLUMNS)
+Same MiniCluster settings for both (parallelism 2, production defaults: mini-batch 2 s / 5000,
+TWO_PHASE), same input: one generated file set (zipf ads incl. one ad with 30% of the clicks,
+1% duplicates, time-ordered, 2 files interleaved so both source readers work), generated once
+and cached. The sources are bounded (no monitor interval), so each job ends when the input does.
+
+Start-up is excluded by subtracting an EMPTY run of the same job (same SQL over an empty input:
+planning, submission, task deployment, teardown): wall_net = wall(job) - wall(empty),
+cpu_net = cpu(job) - cpu(empty), where cpu = user+sys of the gateway JVM (which hosts the
+MiniCluster) plus this Python process, from /proc. Rows per CPU-second = rows / cpu_net;
+wall rows/s = rows / wall_net. Checkpointing is off (a bounded run has nothing to recover).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "functions"))
+
+from aggregate.job import pipeline, sql  # noqa: E402
+from aggregate.job.settings import JobSettings  # noqa: E402
+
+T0 = 1_710_112_500_000
+
+
+def generate(path_dir: Path, rows: int, seed: int = 1) -> list[Path]:
+    """Two JSON-lines files (even/odd rows of one time-ordered stream), cached by parameters."""
+    path_dir.mkdir(parents=True, exist_ok=True)
+    files = [path_dir / f"clicks-{i}.jsonl" for i in range(2)]
+    marker = path_dir / "DONE"
+    if marker.exists() and marker.read_text() == f"{rows}/{seed}":
+        return files
+    rng = random.Random(seed)
+    n_ads = 10_000
+    weights = [1.0 / (i + 1) ** 1.1 for i in range(n_ads)]  # zipf s=1.1
+    total_w = sum(weights)
+    weights = [w / total_w * 0.7 for w in weights]
+    weights[0] += 0.3  # one hot ad with 30%+ of the clicks
+    cum, acc = [], 0.0
+    for w in weights:
+        acc += w
+        cum.append(acc)
+    import bisect
+
+    span_ms = 2 * 3600 * 1000  # two hours of event time
+    outs = [open(f, "w") for f in files]
+    t_start = time.monotonic()
+    last = None
+    for i in range(rows):
+        if last is not None and rng.random() < 0.01:  # a retry: same content
+            line = last
+        else:
+            ad = bisect.bisect_left(cum, rng.random() * acc)
+            t = T0 + i * span_ms // rows + rng.randrange(-2000, 1)
+            user = rng.randrange(200_000)
+            line = (
+                f'{{"click_id":"c{i}","ad_id":"ad-{ad}","campaign_id":"cmp-{ad % 500}",'
+                f'"advertiser_id":"adv-{ad % 50}","user_id":"u{user}","event_time":{t},'
+                f'"cost_micros":{100000 + ad % 97 * 1000},"ip":"10.1.2.3","user_agent":"ua",'
+                f'"referrer":"r","ingest_time":{t + 50},"request_id":"q{i}","source_ip":"10.0.0.1"}}\n'
+            )
+        outs[i % 2].write(line)
+        last = line
+    for o in outs:
+        o.close()
+    marker.write_text(f"{rows}/{seed}")
+    print(f"generated {rows:,} rows in {time.monotonic() - t_start:.0f}s "
+          f"({sum(f.stat().st_size for f in files) / 1e9:.2f} GB)", file=sys.stderr)
+    return files
+
+
+def cpu_seconds(jvm_pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{jvm_pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    jvm = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    me = os.times()
+    return jvm + me.user + me.system
+
+
+def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list) -> tuple[float, float]:
+    """Build a fresh environment, run the job to completion; returns (wall s, cpu s)."""
+    t_env = pipeline.create_table_env(settings, local=True)
+    if not jvm_pid_box:
+        from pyflink.java_gateway import get_gateway
+
+        jvm_pid_box.append(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
+    source = sql.source_ddl(settings).replace(
+        f"'source.monitor-interval' = '{settings.monitor_interval_ms} ms',\n  ", ""
+    )  # bounded: read what is there and finish
+    assert "monitor-interval" not in source
+    cpu0, wall0 = cpu_seconds(jvm_pid_box[0]), time.monotonic()
+    if mode == "passthrough":
+        for k, v in sql.stage1_options(settings).items():
+            t_env.get_config().set(k, v)
+        t_env.execute_sql(source)
+        t_env.execute_sql(
+            "CREATE TABLE sink_pass WITH ('connector' = 'blackhole') LIKE clicks (EXCLUDING ALL)")
+        cols = ", ".join(f"`{c}`" for c in _click_columns())
+        result = t_env.execute_sql(f"INSERT INTO sink_pass SELECT {cols} FROM clicks")
+    else:
+        pipeline.build_output(t_env, settings, source_ddl=source)
+        t_env.execute_sql(sql.sink_ddl(settings, connector="blackhole"))
+        result = t_env.execute_sql(sql.insert_dml())
+    result.wait()
+    return time.monotonic() - wall0, cpu_seconds(jvm_pid_box[0]) - cpu0
+
+
+def _click_columns():
+    from common.records import CLICK_RECORD_SCHEMA
+
+    return CLICK_RECORD_SCHEMA.keys()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--data-dir", default="/tmp/clickagg-flink-bench")
+    ap.add_argument("--parallelism", type=int, default=2)
+    args = ap.parse_args()
+
+    data = Path(args.data_dir) / f"rows-{args.rows}"
+    generate(data, args.rows)
+    empty = Path(args.data_dir) / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
+    (empty / "clicks-0.jsonl").write_text("")
+
+    def settings_for(d: Path) -> JobSettings:
+        return JobSettings(input_dir=str(d), parallelism=args.parallelism).validated()
+
+    pid: list = []
+    results = {}
+    for mode in ("passthrough", "pipeline"):
+        run_job(settings_for(empty), empty, mode, pid)  # warm-up (JIT, class loading)
+        base_wall, base_cpu = run_job(settings_for(empty), empty, mode, pid)
+        wall, cpu = run_job(settings_for(data), data, mode, pid)
+        net_wall, net_cpu = wall - base_wall, cpu - base_cpu
+        results[mode] = {
+            "rows": args.rows,
+            "wall_s": round(wall, 1), "empty_wall_s": round(base_wall, 1),
+            "cpu_s": round(cpu, 1), "empty_cpu_s": round(base_cpu, 1),
+            "wall_rows_per_s": round(args.rows / net_wall),
+            "rows_per_cpu_s": round(args.rows / net_cpu),
+        }
+        print(f"{mode:12s} {json.dumps(results[mode])}", flush=True)
+    a, b = results["passthrough"], results["pipeline"]
+    print(json.dumps({
+        "ratio_b_over_a_wall": round(b["wall_rows_per_s"] / a["wall_rows_per_s"], 3),
+        "ratio_b_over_a_cpu": round(b["rows_per_cpu_s"] / a["rows_per_cpu_s"], 3),
+        "cores": os.cpu_count(), "parallelism": args.parallelism,
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Deterministic click scenario for the MiniCluster test + a brute-force Python oracle.
+
+The oracle is written from the SPEC, not from the SQL: plain dicts and loops over the clicks in
+publish order (files in order, rows in file order).
+
+Watermark model. Flink's SQL watermark for `rowtime - INTERVAL 'd' SECOND` is
+max(rowtime seen) - d. With several source readers the watermark at the late decision is the
+minimum over readers, taken from watermarks emitted periodically, so it is only known to lie in
+[lower, upper] for a row r in file k:
+  upper(r) = max(event_time of files < k and of rows before r in file k) - d   (sequential read)
+  lower(r) = max(event_time of files <= k - LOWER_LAG_FILES) - d               (readers lag)
+The generator places late clicks so that the late rule gives the same answer for both bounds
+(`Oracle` asserts it for every copy of every click), so the expected result is exact.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+MINUTE = 60_000
+RESOLUTIONS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
+LOWER_LAG_FILES = 6
+
+# 2024-03-10 23:15:00 UTC: the stream crosses a UTC day boundary (two 1d buckets)
+T0 = 1_710_112_500_000
+
+
+@dataclass
+class Scenario:
+    batches: list[list[dict[str, Any]]]
+    lateness_s: int = 900
+    delay_s: int = 5
+    repeat_window_s: int = 10
+    leaderboard_size: int = 3
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+def generate(
+    seed: int = 20241123,
+    n_files: int = 80,
+    file_span_s: int = 90,
+    clicks_per_file: int = 300,
+    n_ads: int = 30,
+    n_users: int = 150,
+    dup_max_files_later: int = 3,
+) -> Scenario:
+    rng = random.Random(seed)
+    ads = ["ad-hot"] + [f"ad-{i:02d}" for i in range(1, n_ads)]
+    campaign = {a: f"cmp-{i % 8}" for i, a in enumerate(ads)}
+    advertiser = {a: f"adv-{i % 3}" for i, a in enumerate(ads)}
+    cpc = {a: 100_000 + 7_919 * i for i, a in enumerate(ads)}
+    cold_weights = [1.0 / (i + 1) ** 0.8 for i in range(n_ads - 1)]  # zipf-ish
+    stats: dict[str, int] = defaultdict(int)
+    seq = 0
+
+    def pick_ad() -> str:
+        if rng.random() < 0.35:
+            return "ad-hot"
+        return rng.choices(ads[1:], weights=cold_weights)[0]
+
+    def click(ad: str, user: str, t: int) -> dict[str, Any]:
+        nonlocal seq
+        seq += 1
+        return {
+            "click_id": f"clk-{seq:07d}",
+            "ad_id": ad,
+            "campaign_id": campaign[ad],
+            "advertiser_id": advertiser[ad],
+            "user_id": user,
+            "event_time": t,
+            # same cost for every click of an ad within a minute: which of two repeat clicks
+            # is "first" may depend on task interleaving; their cost must not
+            "cost_micros": cpc[ad] + (t // MINUTE % 5) * 10_000,
+            "ip": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+            "user_agent": "Mozilla/5.0 (test)",
+            "referrer": "https://example.com/",
+            "ingest_time": t + rng.randrange(20, 900),
+            "request_id": f"req-{seq // 7:06d}",
+            "source_ip": "127.0.0.1",
+        }
+
+    batches: list[list[dict[str, Any]]] = [[] for _ in range(n_files)]
+    deferred_dups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rw = 10_000
+    for k in range(n_files):
+        start = T0 + k * file_span_s * 1000
+        batch = batches[k]
+        times = sorted(start + rng.randrange(file_span_s * 1000) for _ in range(clicks_per_file))
+        for t in times:
+            t = max(start, t - rng.randrange(0, 3000))  # small disorder (< watermark delay)
+            r = rng.random()
+            if r < 0.02:
+                t = t - t % MINUTE  # exactly on a minute boundary
+                stats["at_minute_start"] += 1
+            elif r < 0.03:
+                t = t - t % MINUTE + MINUTE - 1  # last ms of a minute
+                stats["at_minute_end"] += 1
+            c = click(pick_ad(), f"user-{rng.randrange(n_users):03d}", t)
+            batch.append(c)
+            u = rng.random()
+            if u < 0.05:  # repeat in the same 10 s window (not billable)
+                bucket_end = t - t % rw + rw
+                for _ in range(rng.choice((1, 1, 2))):
+                    batch.append(click(c["ad_id"], c["user_id"], rng.randrange(t, bucket_end)))
+                    stats["repeat_same_window"] += 1
+            elif u < 0.08:  # repeat in the next window (billable again)
+                t2 = t - t % rw + rw + rng.randrange(0, 2000)
+                batch.append(click(c["ad_id"], c["user_id"], t2))
+                stats["repeat_next_window"] += 1
+            d = rng.random()
+            if d < 0.02:  # duplicate (retry, same content) later in the same file
+                batch.insert(rng.randrange(len(batch) - 1, len(batch) + 1), dict(c))
+                stats["dup_same_file"] += 1
+            elif d < 0.04 and k + dup_max_files_later < n_files:  # dup in a later file
+                deferred_dups[k + rng.randrange(1, dup_max_files_later + 1)].append(dict(c))
+                stats["dup_later_file"] += 1
+        head = start
+        if k >= 8:  # late but within the allowed lateness: counted
+            for _ in range(clicks_per_file // 60):
+                t = head - rng.randrange(4 * MINUTE, 6 * MINUTE)
+                batch.insert(rng.randrange(len(batch) + 1), click(pick_ad(), f"user-{rng.randrange(n_users):03d}", t))
+                stats["late_within_lateness"] += 1
+        if head >= T0 + 75 * MINUTE:  # far beyond the lateness: dropped, counted as late
+            for _ in range(clicks_per_file // 100):
+                t = head - rng.randrange(55 * MINUTE, 65 * MINUTE)
+                c = click(pick_ad(), f"user-{rng.randrange(n_users):03d}", t)
+                batch.insert(rng.randrange(len(batch) + 1), c)
+                stats["late_beyond_lateness"] += 1
+                if rng.random() < 0.3:
+                    batch.append(dict(c))
+                    stats["late_dup"] += 1
+        for dup in deferred_dups.pop(k, []):
+            batch.insert(rng.randrange(len(batch) + 1), dup)
+    # the hot ad really is hot
+    total = sum(len(b) for b in batches)
+    stats["hot_share_pct"] = round(100 * sum(c["ad_id"] == "ad-hot" for b in batches for c in b) / total)
+    return Scenario(batches=batches, stats=dict(stats))
+
+
+@dataclass
+class Expected:
+    aggs: dict[tuple[str, int, str], dict[str, Any]]  # (resolution, bucket_start, ad_id)
+    tops: dict[tuple[str, int], list[str]]  # (resolution, bucket_start) -> ad_ids in rank order
+    late: dict[tuple[int, str], dict[str, Any]]  # (minute_start, ad_id)
+    max_event_time: int
+
+
+def oracle(sc: Scenario) -> Expected:
+    delay = sc.delay_s * 1000
+    lateness = sc.lateness_s * 1000
+    file_max: list[int] = []
+    seen_ids: set[str] = set()
+    classification: dict[str, bool] = {}
+    billable_keys: set[tuple[str, str, int]] = set()
+    aggs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    late: dict[tuple[int, str], dict[str, Any]] = {}
+    prev_max: int | None = None
+    for k, batch in enumerate(sc.batches):
+        lower = file_max[k - LOWER_LAG_FILES] - delay if k - LOWER_LAG_FILES >= 0 else None
+        running = prev_max
+        for c in batch:
+            upper = running - delay if running is not None else None
+            minute = c["event_time"] - c["event_time"] % MINUTE
+            edge = minute + MINUTE + lateness
+            late_upper = upper is not None and upper >= edge
+            late_lower = lower is not None and lower >= edge
+            assert late_upper == late_lower, f"ambiguous lateness for {c['click_id']} in file {k}"
+            cid = c["click_id"]
+            if cid in classification:
+                assert classification[cid] == late_upper, f"copies of {cid} classify differently"
+            classification[cid] = late_upper
+            running = c["event_time"] if running is None else max(running, c["event_time"])
+            if cid in seen_ids:
+                continue  # duplicate: keep first
+            seen_ids.add(cid)
+            if late_upper:
+                e = late.setdefault(
+                    (minute, c["ad_id"]),
+                    {"late_dropped": 0, "cost_micros": 0, "max_event_time": 0,
+                     "campaign_id": c["campaign_id"], "advertiser_id": c["advertiser_id"]},
+                )
+                e["late_dropped"] += 1
+                e["cost_micros"] += c["cost_micros"]
+                e["max_event_time"] = max(e["max_event_time"], c["event_time"])
+                continue
+            rkey = (c["user_id"], c["ad_id"], c["event_time"] // (sc.repeat_window_s * 1000))
+            billable = rkey not in billable_keys
+            billable_keys.add(rkey)
+            for res, size in RESOLUTIONS.items():
+                b = c["event_time"] - c["event_time"] % size
+                a = aggs.setdefault(
+                    (res, b, c["ad_id"]),
+                    {"clicks": 0, "billable_clicks": 0, "cost_micros": 0, "billable_cost_micros": 0,
+                     "max_event_time": 0, "campaign_id": c["campaign_id"],
+                     "advertiser_id": c["advertiser_id"]},
+                )
+                a["clicks"] += 1
+                a["cost_micros"] += c["cost_micros"]
+                a["max_event_time"] = max(a["max_event_time"], c["event_time"])
+                if billable:
+                    a["billable_clicks"] += 1
+                    a["billable_cost_micros"] += c["cost_micros"]
+        file_max.append(max(c["event_time"] for c in batch) if prev_max is None
+                        else max(prev_max, max(c["event_time"] for c in batch)))
+        prev_max = file_max[-1]
+    tops: dict[tuple[str, int], list[str]] = {}
+    for res in ("1m", "1h"):
+        per_bucket: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for (r, b, ad), a in aggs.items():
+            if r == res:
+                per_bucket[b].append((-a["clicks"], ad))
+        for b, entries in per_bucket.items():
+            tops[(res, b)] = [ad for _, ad in sorted(entries)[: sc.leaderboard_size]]
+    return Expected(aggs=aggs, tops=tops, late=late, max_event_time=prev_max or 0)
