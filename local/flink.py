@@ -104,7 +104,7 @@ class LocalFlinkJob:
                 raise RuntimeError(f"Flink job exited; see {self.log_path}")
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
-                if b" submitted;" in f.read():
+                if b" submitted" in f.read():
                     return time.monotonic() - t0
             time.sleep(0.5)
         raise TimeoutError(f"Flink job not submitted after {timeout_s}s; see {self.log_path}")

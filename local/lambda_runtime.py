@@ -13,7 +13,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-_INVOKE_LOCK = threading.Lock()
+API_RESOLVER_LOCK = threading.Lock()  # shared by every function built on a Powertools resolver
 
 
 @dataclass
@@ -37,14 +37,17 @@ class LambdaContext:
 class LocalFunction:
     """`handler` is 'package.module.function', imported on first invocation."""
 
-    def __init__(self, name: str, handler: str):
+    def __init__(self, name: str, handler: str, lock: threading.Lock | None = None):
+        """`lock`: API_RESOLVER_LOCK for resolver-based handlers (the default); functions
+        without a resolver (the stream sink) get their own, so they never wait for the API."""
         self.name = name
+        self._lock = lock or API_RESOLVER_LOCK
         self._module_name, _, self._func_name = handler.rpartition(".")
         self._fn = None
         self.invocations = 0
 
     def invoke(self, event: dict) -> dict:
-        with _INVOKE_LOCK:
+        with self._lock:
             if self._fn is None:
                 self._fn = getattr(importlib.import_module(self._module_name), self._func_name)
             self.invocations += 1

@@ -2,6 +2,7 @@
 connections, and retries of whatever the API calls retryable (503 or per-click `retryable`)."""
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -17,14 +18,21 @@ class SendReport:
     outcomes: Counter = field(default_factory=Counter)  # final status per sent item
     retries: int = 0
     requests: int = 0
+    resent_requests: int = 0
+    connection_errors: int = 0
     http_status: Counter = field(default_factory=Counter)
     post_times: dict = field(default_factory=dict)  # click_id -> epoch s when first accepted
     seconds: float = 0.0
 
 
 def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
-              max_retries: int = 20, progress: bool = True, api_key: str | None = None) -> SendReport:
+              max_retries: int = 20, progress: bool = True, api_key: str | None = None,
+              resend_rate: float = 0.0, seed: int = 5) -> SendReport:
+    """`resend_rate`: share of requests sent again whole after their response, as an SDK does
+    when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
+    Connection errors (API down or restarting) are retried like timeouts."""
     report = SendReport()
+    rng = random.Random(seed)
     lock = threading.Lock()
     local = threading.local()
     batches = [sends[i : i + batch_size] for i in range(0, len(sends), batch_size)]
@@ -37,8 +45,21 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
         pending, attempt = batch, 0
         while pending:
             sent_at = time.time()
-            resp = session.post(f"{api_url}/v1/clicks", json={"clicks": pending}, headers=headers, timeout=60)
-            body = resp.json()
+            try:
+                resp = session.post(f"{api_url}/v1/clicks", json={"clicks": pending}, headers=headers, timeout=60)
+                body = resp.json()
+            except (requests.ConnectionError, requests.Timeout, ValueError):
+                with lock:
+                    report.connection_errors += 1
+                session = local.session = requests.Session()
+                time.sleep(0.5)
+                continue
+            with lock:
+                resend = rng.random() < resend_rate
+            if resend:  # the response "was lost": send the very same request again
+                with lock:
+                    report.resent_requests += 1
+                continue
             retry = []
             with lock:
                 report.requests += 1

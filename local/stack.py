@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +74,7 @@ class LocalStack:
         self.api: LocalApiGateway | None = None
         self.ingest = LocalFunction("clickagg-ingest", "ingest.handler.lambda_handler")
         self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
-        self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler")
+        self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler", threading.Lock())
         self.archiver: LocalArchiver | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
@@ -84,7 +86,17 @@ class LocalStack:
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = v
 
+    @staticmethod
+    def _reset_handler_caches() -> None:
+        """Handlers cache their clients per container; a new stack is a new set of containers."""
+        for module_name, attr in (("ingest.handler", "get_service"), ("aggregate.sink_handler", "get_store"),
+                                  ("query.handler", "get_store"), ("query.handler", "get_service")):
+            fn = getattr(sys.modules.get(module_name), attr, None)
+            if hasattr(fn, "cache_clear"):
+                fn.cache_clear()
+
     def start(self) -> "LocalStack":
+        self._reset_handler_caches()
         state = self.options.state_dir
         state.mkdir(parents=True, exist_ok=True)
         if self.options.endpoint:  # a restart against the same emulator: consumers resume

@@ -1,0 +1,135 @@
+"""Exactly-once under faults, end to end through the local stack (HTTP -> ingest -> Kinesis ->
+Flink -> aggregates stream -> sink -> DynamoDB; Kinesis -> archive), all faults at once:
+
+- ingest: Kinesis PutRecords partial failures + whole-call throttling, DynamoDB claim throttling
+  and unprocessed confirm items, clients re-sending whole requests (lost responses);
+- the Flink job SIGKILLed mid-stream and restarted from its last checkpoint (source replay);
+- sink: failing writes (partial batch responses, redelivery) and whole batches delivered twice,
+  the second time in reverse order;
+- the local stack (API, consumers, job) stopped and restarted while the load runs; the emulator
+  (standing in for AWS) keeps running, consumers resume from their positions.
+
+Then: 0 lost and 0 double counted in the dedup table, the clicks stream, the archive and every
+ad's serving-store series, against the generator's ground truth. `CLICKAGG_SOAK=1` runs a larger
+load (the soak variant: `make soak`)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from common.config import IngestSettings
+from local.faults import FaultCounters, describe, install_ingest_faults, install_sink_faults
+from local.flink import flink_available
+from local.loadgen import LoadSpec, generate
+from local.moto_server import MotoServer, free_port
+from local.oracle import realtime_truth
+from local.readback import dedup_status_counts, read_late_dropped, read_series, read_stream
+from local.sender import send_load
+from local.stack import LocalStack, StackOptions
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
+
+SOAK = os.environ.get("CLICKAGG_SOAK") == "1"
+RATES = dict(record_failure_rate=0.05, call_throttle_rate=0.02, put_throttle_rate=0.02, unprocessed_rate=0.05)
+
+
+def wait_for(predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def archived_ids(stack) -> Counter:
+    import io
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    s3, ids = boto3.client("s3"), Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.archive_bucket):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=stack.names.archive_bucket, Key=obj["Key"])["Body"].read()
+            ids.update(pq.read_table(io.BytesIO(body), columns=["click_id"]).column("click_id").to_pylist())
+    return ids
+
+
+def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
+    spec = LoadSpec(clicks=20_000 if SOAK else 3_000, ads=30, late_count=10, seed=11)
+    load = generate(spec, end_ms=int(time.time() * 1000))
+    counters = FaultCounters()
+    moto = MotoServer(log_path=tmp_path / "moto.log").start()
+    options = StackOptions(endpoint=moto.url, state_dir=tmp_path, api_port=free_port(),
+                           settings=IngestSettings(kinesis_backoff_base_ms=5, hot_ad_salts={"ad-0000": 4}))
+    stacks = []
+    try:
+        stack = LocalStack(options).start()
+        stacks.append(stack)
+        stack.flink_job.wait_ready()
+        install_ingest_faults(counters, **RATES)
+        install_sink_faults(stack, counters, failure_rate=0.05, duplicate_rate=0.2)
+
+        result = {}
+        sender = threading.Thread(target=lambda: result.update(report=send_load(
+            stack.api.url, load.sends, batch_size=50, concurrency=3, progress=False, resend_rate=0.05)))
+        sender.start()
+
+        # 1. crash the Flink job a third of the way in, restart it from its last checkpoint
+        wait_for(lambda: stack.flink_feed.fed > len(load.truth) // 3, 300)
+        stack.flink_job.kill()
+        counters.add("flink_killed")
+        stack.start_flink(fresh=False)
+
+        # 2. restart the whole local stack (not the emulator) two thirds of the way in
+        wait_for(lambda: stack.flink_feed.fed > 2 * len(load.truth) // 3, 300)
+        stack.stop()
+        counters.add("stack_restarted")
+        stack = LocalStack(options).start()
+        stacks.append(stack)
+        install_ingest_faults(counters, **RATES)
+        install_sink_faults(stack, counters, failure_rate=0.05, duplicate_rate=0.2)
+        sender.join(timeout=900)
+        report = result["report"]
+
+        truth_ids = sorted(c["click_id"] for c in load.truth)
+        expected = realtime_truth(load.truth, set(load.late_ids))
+        ads = sorted({c["ad_id"] for c in load.truth})
+
+        def series_match():
+            return all(read_series(stack.names.serving_table, ad, "1m")
+                       == {b: r for (a, res, b), r in expected.items() if a == ad and res == "1m"} for ad in ads)
+
+        converged = wait_for(series_match, 600)
+        stream = Counter(r["click_id"] for recs in read_stream(stack.names.clicks_stream).values() for r in recs)
+        wait_for(lambda: set(archived_ids(stack)) == set(truth_ids), 120)
+        archive = archived_ids(stack)
+        statuses = dedup_status_counts(stack.names.dedup_table)
+        lost_stream = len(set(truth_ids) - set(stream))
+        lost_archive = len(set(truth_ids) - set(archive))
+        with capsys.disabled():
+            print(f"\n[faults] injected: {describe(counters)}; client resent {report.resent_requests} requests, "
+                  f"{report.retries} retryable items re-sent, {report.connection_errors} connection errors")
+            print(f"[faults] distinct clicks {len(truth_ids)}: dedup committed {statuses.get('committed')}, "
+                  f"stream distinct {len(stream)} (lost {lost_stream}, extra copies {sum(stream.values()) - len(stream)}), "
+                  f"archive distinct {len(archive)} (lost {lost_archive}, extra copies {sum(archive.values()) - len(archive)}), "
+                  f"serving store series == oracle for all {len(ads)} ads: {converged}")
+        assert report.outcomes["rejected"] == 0 and report.outcomes["retryable"] == 0
+        assert statuses == {"committed": len(truth_ids)}
+        assert sorted(stream) == truth_ids  # nothing lost, nothing unknown
+        assert sorted(archive) == truth_ids
+        assert converged, "serving store differs from the oracle (lost or double-counted clicks)"
+        for ad in ads:  # rollups too
+            assert read_series(stack.names.serving_table, ad, "1h") == {
+                b: r for (a, res, b), r in expected.items() if a == ad and res == "1h"}
+        assert read_late_dropped(stack.names.serving_table) == len(load.late_ids)
+        assert counters.counts["kinesis_records_failed"] > 0 and counters.counts["sink_write_failed"] > 0
+    finally:
+        for s in stacks:
+            s.stop()
+        moto.stop()
