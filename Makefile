@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup demo test test-main test-flink synth bench clean up
 
-setup: $(VENV)/.done $(FLINKENV)/.done node_modules/.done
+setup: $(VENV)/.done $(FLINKENV)/.done node_modules/.done web/dist/index.html
 
 $(VENV)/.done: requirements/lambda.txt requirements/infra.txt requirements/dev.txt
 	$(PY311) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(FLINKENV)/.done: requirements/flink.txt
 node_modules/.done: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+web/node_modules/.done: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/index.html: web/node_modules/.done web/build.mjs $(wildcard web/src/*)
+	node web/build.mjs
 
 demo: setup
 	$(PY) -m local demo $(if $(KEEP),--keep,)
@@ -49,4 +56,4 @@ bench: setup
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) $(FLINKENV) node_modules cdk.out .local
+	rm -rf $(VENV) $(FLINKENV) node_modules cdk.out .local web/node_modules web/dist

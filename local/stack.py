@@ -18,6 +18,7 @@ from local.esm import LocalEventSourceMapping
 from local.flink import FlinkFeed, LocalFlinkJob, flink_available
 from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
+from local.web import StaticRoute
 from local.resources import create_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ class LocalStack:
         self.api = LocalApiGateway([Route("/v1/clicks", self.ingest)]
                                    + [Route(r, self.query) for r in QUERY_RESOURCES],
                                    port=self.options.api_port).start()
+        self.api.routes.append(StaticRoute())  # the dashboard (web/dist) at /
         if self.options.archive:
             self.archiver = LocalArchiver(self.names.clicks_stream, self.names.archive_bucket, state).start()
         if self.options.sink:

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// Drive the dashboard in headless Debian Chromium (playwright-core, no downloaded browser).
+//
+//   node web/test/e2e.mjs --url http://127.0.0.1:PORT --screenshot artifacts/dashboard.png
+//
+// Talks to its caller (tests/web/test_dashboard.py) in JSON lines: it prints
+//   {"event": "top", "window": "15m", "rows": [...]}   what the page shows (pytest compares with the API)
+//   {"event": "advance"}                                then waits for one line on stdin: the caller
+//                                                       has written newer clicks and freshness
+//   {"event": "result", "checks": {...}, "errors": [...]}   last line; exit 0 even when checks fail
+// (pytest asserts on the checks). Any page error / console error / CSP violation is reported.
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const BASE = (args.url || "http://127.0.0.1:8080").replace(/\/$/, "");
+const SHOT = resolve(args.screenshot || "artifacts/dashboard.png");
+const CHROMIUM = args.chromium || process.env.CHROMIUM || "/usr/bin/chromium";
+const T = Number(args.timeout || 15000); // per wait
+
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const stdin = createInterface({ input: process.stdin });
+const lines = [];
+let waiter = null;
+stdin.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : lines.push(l)));
+const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => (waiter = r)));
+
+const checks = {};
+const errors = [];
+const check = (name, ok, detail) => {
+  checks[name] = { ok: Boolean(ok), detail: detail ?? null };
+};
+
+const topWindow = (page) => page.$eval('[data-testid="top-list"]', (e) => ({ from_ms: Number(e.dataset.fromMs), to_ms: Number(e.dataset.toMs) }));
+
+async function topRows(page) {
+  return page.$$eval('[data-testid="top-row"]', (lis) => lis.map((li) => ({
+    ad_id: li.dataset.ad,
+    rank: Number(li.dataset.rank),
+    total: li.dataset.total,
+    text: li.querySelector(".value").textContent,
+    selected: li.querySelector("button").getAttribute("aria-pressed") === "true",
+  })));
+}
+
+async function waitTop(page, window) {
+  await page.waitForFunction((w) => {
+    const list = document.querySelector('[data-testid="top-list"]');
+    const st = document.querySelector('[data-testid="top-state"]').dataset.state;
+    return list.dataset.window === w && list.getAttribute("aria-busy") === "false" && (st === "" || st === "empty" || st === "nodata");
+  }, window, { timeout: T });
+}
+
+const attr = (page, testid, name) => page.$eval(`[data-testid="${testid}"]`, (e, n) => e.dataset[n] ?? null, name);
+
+async function main() {
+  const profile = mkdtempSync(join(tmpdir(), "clickagg-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1360, height: 900 },
+  });
+  const watch = (page, label) => {
+    page.on("pageerror", (e) => errors.push(`${label} pageerror: ${e.message}`));
+    page.on("console", (m) => {
+      // 404 of config.json / /v1/quality and the aborted requests below are expected
+      if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(`${label} console: ${m.text()}`);
+    });
+  };
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    watch(page, "main");
+    const t0 = Date.now();
+    await page.goto(`${BASE}/?window=15m&refresh=1`);
+
+    // 1. top-K for 15m, as the API answers it
+    await waitTop(page, "15m");
+    const rows15 = await topRows(page);
+    emit({ event: "top", window: "15m", metric: "clicks", k: 10, rows: rows15, range: await topWindow(page),
+      exact: await page.$eval('[data-testid="exact"]', (e) => e.dataset.exact) });
+    check("top 15m shown", rows15.length > 0, { rows: rows15.length, ms: Date.now() - t0 });
+
+    // 2. drift badge: GET /v1/quality does not exist here (404) -> n/a
+    await page.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state !== "loading", null, { timeout: T });
+    check("drift n/a on 404", (await page.textContent('[data-testid="drift"]')).trim() === "drift n/a",
+      await page.textContent('[data-testid="drift"]'));
+
+    // 3. a window with no clicks: explicit empty state
+    await page.click('[data-testid="windows"] button[data-value="5m"]');
+    await waitTop(page, "5m");
+    const st5 = await attr(page, "top-state", "state");
+    check("5m window empty state", st5 === "empty", { state: st5, text: await page.textContent('[data-testid="top-state"]') });
+    check("url has window=5m", new URL(page.url()).searchParams.get("window") === "5m", page.url());
+
+    // 4. 1h window
+    await page.click('[data-testid="windows"] button[data-value="1h"]');
+    await waitTop(page, "1h");
+    const rows1h = await topRows(page);
+    emit({ event: "top", window: "1h", metric: "clicks", k: 10, rows: rows1h, range: await topWindow(page),
+      exact: await page.$eval('[data-testid="exact"]', (e) => e.dataset.exact) });
+
+    // 5. click an ad: its chart opens; switch resolution
+    const pick = rows1h[1] || rows1h[0];
+    await page.click(`[data-testid="top-row"][data-ad="${pick.ad_id}"] button`);
+    await page.waitForFunction((ad) => {
+      const c = document.querySelector('[data-testid="chart"]');
+      return c.dataset.ad === ad && Number(c.dataset.points) > 0 && c.querySelector("canvas");
+    }, pick.ad_id, { timeout: T });
+    const url1 = new URL(page.url());
+    check("ad chart opens", true, { ad: pick.ad_id, points: await attr(page, "chart", "points") });
+    check("url has ad", url1.searchParams.get("ad") === pick.ad_id && url1.searchParams.get("res") === "1m", page.url());
+    await page.click('[data-testid="resolutions"] button[data-value="5m"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="chart"]').dataset.resolution === "5m", null, { timeout: T });
+    const totals = await page.$eval('[data-testid="ad-totals"]', (e) => ({ ...e.dataset }));
+    emit({ event: "series", ad: pick.ad_id, resolution: "5m", window: "1h", totals,
+      points: Number(await attr(page, "chart", "points")), chart_sum: Number(await attr(page, "chart", "sum")) });
+    check("resolution 5m in url", new URL(page.url()).searchParams.get("res") === "5m", page.url());
+
+    // 6. the URL is the view: a reload (or a shared link) restores it
+    const shared = page.url();
+    await page.reload();
+    await page.waitForFunction((ad) => {
+      const c = document.querySelector('[data-testid="chart"]');
+      return c.dataset.ad === ad && c.dataset.resolution === "5m" && Number(c.dataset.points) > 0;
+    }, pick.ad_id, { timeout: T });
+    const pressed = await page.$eval('[data-testid="windows"] [aria-pressed="true"]', (b) => b.dataset.value);
+    check("shared link restores view", pressed === "1h" && page.url() === shared, { pressed, url: page.url() });
+    await waitTop(page, "1h");
+
+    // 7. freshness badge updates; rows update in place (same DOM nodes, no rebuild)
+    const before = await page.$eval('[data-testid="freshness"]', (e) => ({ ...e.dataset, text: e.textContent }));
+    await page.$$eval('[data-testid="top-row"]', (lis) => lis.forEach((li) => (li.__mark = li.dataset.ad)));
+    const topBefore = (await topRows(page))[0];
+    emit({ event: "advance", ad: topBefore.ad_id, freshness: before });
+    await nextLine();
+    const tAdv = Date.now();
+    await page.waitForFunction((ms) => document.querySelector('[data-testid="freshness"]').dataset.newestMs !== ms,
+      before.newestMs, { timeout: T });
+    const after = await page.$eval('[data-testid="freshness"]', (e) => ({ ...e.dataset, text: e.textContent }));
+    check("freshness badge updates", Number(after.newestMs) > Number(before.newestMs) && after.text !== before.text,
+      { before, after, ms: Date.now() - tAdv });
+    await page.waitForFunction(([ad, total]) => {
+      const li = document.querySelector(`[data-testid="top-row"][data-ad="${ad}"]`);
+      return li && li.dataset.total !== total;
+    }, [topBefore.ad_id, topBefore.total], { timeout: T });
+    const inPlace = await page.$$eval('[data-testid="top-row"]', (lis) => ({
+      marked: lis.filter((li) => li.__mark === li.dataset.ad).length, total: lis.length }));
+    const topAfter = (await topRows(page))[0];
+    check("rows updated in place", inPlace.marked === inPlace.total && inPlace.total > 0,
+      { ...inPlace, before: topBefore, after: topAfter });
+    const rowsAfter = await topRows(page);
+    emit({ event: "top", window: "1h", metric: "clicks", k: 10, rows: rowsAfter, range: await topWindow(page), after_advance: true,
+      exact: await page.$eval('[data-testid="exact"]', (e) => e.dataset.exact) });
+    await page.waitForTimeout(300); // let the bar transitions settle for the screenshot
+    mkdirSync(dirname(SHOT), { recursive: true });
+    await page.screenshot({ path: SHOT, fullPage: true });
+
+    // 8. API down while showing data: banner, stale data kept; recovers by itself
+    await page.route("**/v1/**", (route) => route.abort("connectionrefused"));
+    await page.waitForSelector('[data-testid="banner"]:not([hidden])', { timeout: T });
+    const banner = await page.textContent('[data-testid="banner"]');
+    const keptRows = (await topRows(page)).length;
+    check("API down: banner, data kept", /unreachable/i.test(banner) && keptRows > 0, { banner, keptRows });
+    await page.screenshot({ path: SHOT.replace(/\.png$/, "-api-down.png"), fullPage: true });
+    await page.unroute("**/v1/**");
+    await page.waitForSelector('[data-testid="banner"]', { state: "hidden", timeout: T });
+    check("recovers after API returns", true);
+
+    // 9. fresh page with the API down: explicit error state (no data to show)
+    const p2 = await context.newPage();
+    watch(p2, "down");
+    await p2.route("**/v1/**", (route) => route.abort("connectionrefused"));
+    await p2.goto(`${BASE}/?window=15m&refresh=1`);
+    await p2.waitForFunction(() => document.querySelector('[data-testid="top-state"]').dataset.state === "error", null, { timeout: T });
+    check("API down on load: error state", true, await p2.textContent('[data-testid="top-state"]'));
+    const freshDown = await p2.$eval('[data-testid="freshness"]', (e) => e.dataset.state);
+    check("API down on load: freshness badge error", freshDown === "error", freshDown);
+    await p2.close();
+
+    // 10. no data yet; an approximate answer; a reconciliation drift (answers shaped by the contract)
+    const p3 = await context.newPage();
+    watch(p3, "shaped");
+    await p3.route("**/v1/top?*", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.items = [];
+      body.freshness = { ...body.freshness, newest_event_time: null, newest_event_time_ms: null, watermark: null, watermark_ms: null, lag_ms: null, final: false };
+      await route.fulfill({ response: resp, json: body });
+    });
+    await p3.route("**/v1/quality", (route) => route.fulfill({ json: { day: "2026-01-01", total_drift: 0.0004, worst_drift: 0.01, flag: false, threshold: 0.001 } }));
+    await p3.goto(`${BASE}/?window=15m&refresh=1`);
+    await p3.waitForFunction(() => document.querySelector('[data-testid="top-state"]').dataset.state === "nodata", null, { timeout: T });
+    check("no data yet state", true, await p3.textContent('[data-testid="top-state"]'));
+    await p3.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state === "ok", null, { timeout: T });
+    check("drift from /v1/quality", (await p3.textContent('[data-testid="drift"]')).trim() === "drift 0.040 %",
+      await p3.textContent('[data-testid="drift"]'));
+    await p3.unroute("**/v1/top?*");
+    await p3.route("**/v1/top?*", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.exact = false;
+      body.error_bound = 3;
+      body.items = body.items.map((i) => ({ ...i, total_upper: i.total + 3 }));
+      await route.fulfill({ response: resp, json: body });
+    });
+    await p3.waitForFunction(() => {
+      const e = document.querySelector('[data-testid="exact"]');
+      return e && e.dataset.exact === "false" && document.querySelector('[data-testid="top-row"] .value');
+    }, null, { timeout: T });
+    const approx = await p3.textContent('[data-testid="exact"]');
+    const rangeText = await p3.$eval('[data-testid="top-row"] .value', (e) => e.textContent);
+    check("approximate marker", /approximate/.test(approx) && /–/.test(rangeText), { approx, rangeText });
+    await p3.close();
+  } catch (e) {
+    errors.push(`step failed: ${e && e.message ? e.message.split("\n")[0] : e}`);
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+    emit({ event: "result", checks, errors, screenshot: SHOT });
+    stdin.close();
+  }
+}
+
+main();
