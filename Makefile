@@ -4,13 +4,15 @@ VENV     := .venv
 FLINKENV := .venv-flink
 PY       := $(VENV)/bin/python
 FLINKPY  := $(FLINKENV)/bin/python
+GLUEENV  := .venv-glue
+GLUEPY   := $(GLUEENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test test-main test-flink synth bench clean up
+.PHONY: setup demo test test-main test-flink test-glue soak synth bench clean up
 
-setup: $(VENV)/.done $(FLINKENV)/.done node_modules/.done web/dist/index.html
+setup: $(VENV)/.done $(FLINKENV)/.done $(GLUEENV)/.done node_modules/.done web/dist/index.html
 
 $(VENV)/.done: requirements/lambda.txt requirements/infra.txt requirements/dev.txt
 	$(PY311) -m venv $(VENV)
@@ -22,6 +24,12 @@ $(FLINKENV)/.done: requirements/flink.txt
 	$(PY311) -m venv $(FLINKENV)
 	$(FLINKPY) -m pip install -q --upgrade pip
 	$(FLINKPY) -m pip install -q -r requirements/flink.txt
+	touch $@
+
+$(GLUEENV)/.done: requirements/glue.txt
+	$(PY311) -m venv $(GLUEENV)
+	$(GLUEPY) -m pip install -q --upgrade pip
+	$(GLUEPY) -m pip install -q -r requirements/glue.txt
 	touch $@
 
 node_modules/.done: package.json package-lock.json
@@ -41,13 +49,19 @@ demo: setup
 up: setup
 	$(PY) -m local up
 
-test: setup test-main test-flink
+test: setup test-main test-flink test-glue
 
 test-main:
 	$(PY) -m pytest
 
 test-flink:
 	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -o addopts=""
+
+test-glue:
+	$(GLUEPY) -m pytest tests/glue -p no:cacheprovider -o addopts=""
+
+soak: setup
+	CLICKAGG_SOAK=1 $(PY) -m pytest tests/faults -s
 
 synth: setup
 	npx cdk synth -q --no-notices
@@ -56,4 +70,4 @@ bench: setup
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) $(FLINKENV) node_modules cdk.out .local web/node_modules web/dist
+	rm -rf $(VENV) $(FLINKENV) $(GLUEENV) node_modules cdk.out .local web/node_modules web/dist
