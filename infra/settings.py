@@ -1,35 +1,65 @@
 """Stack settings read from CDK context (`cdk.json` or `cdk synth -c key=value`).
 
-Every key is the field name below; a missing key (or JSON null) takes the documented default.
-Values from `-c` arrive as strings and are converted to the field's type here, so a typo fails
-the synth instead of deploying a surprising stack.
+Every key is a field name below. Values from `-c` arrive as strings and are converted to the
+field's type here, so a typo fails the synth instead of deploying a surprising stack.
+
+Where a value comes from (first match wins):
+  1. explicit context: a top-level context key (`-c key=value`, cdk.context.json, or a
+     top-level key in cdk.json). JSON null there counts as "not set"; the strings
+     "none"/"null"/"" set an optional field to None explicitly.
+  2. the deployment profile (`-c profile=small|medium|large`): the values capacity/profiles.py
+     derives from the capacity planner for that click rate.
+  3. cdk.json's `"clickagg:defaults"` object: the documented base defaults (= the field
+     defaults below; a test keeps them equal).
+So `-c profile=large -c kinesis_shards=700` deploys the large profile with 700 shards. The base
+defaults sit in a nested object, not as top-level cdk.json keys, because CDK hands cdk.json's
+top-level context to the app exactly like `-c` (an app cannot tell them apart): a top-level
+default would always beat the profile. Unknown keys in "clickagg:defaults" fail the synth.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from constructs import Node
 
 # infra/__init__.py has put functions/ on sys.path, so this is the Lambdas' own module.
 from common.config import AggregationSettings, IngestSettings, ResourceNames, _parse_salts
 
+DEFAULTS_KEY = "clickagg:defaults"  # cdk.json: the base defaults (layer 3 above)
+PROFILE_KEY = "profile"
 KINESIS_MODES = ("on_demand", "provisioned")
 SERVING_STORES = ("timestream", "dynamodb")
 ARCHIVE_COLD_CLASSES = ("glacier_ir", "glacier")
-_OPTIONAL = {"ingest_reserved_concurrency", "alarm_email"}
+CAPACITY_MODES = ("on_demand", "provisioned")
+INGEST_DEDUP_MODES = ("per_click",)  # implemented; "per_request" is a planner lever only
+# Spark (glueetl) worker types of Glue 5.0.
+GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X",
+                     "R.8X")
+# A new on-demand table is pre-warmed to this many writes/s; warm throughput only goes up.
+DYNAMODB_BASE_WARM_WRITES = 4_000
+_OPTIONAL = {"ingest_reserved_concurrency", "alarm_email", "profile", "dedup_min_wcu",
+             "dedup_max_wcu", "serving_min_wcu", "serving_max_wcu", "waf_rate_limit_per_5min"}
 _STRINGS = {"prefix", "kinesis_mode", "hot_ad_salts", "alarm_email", "serving_store",
-            "aggregates_kinesis_mode", "flink_deps_jar", "archive_cold_storage_class"}
-_BOOLS = {"flink_autoscaling"}
+            "aggregates_kinesis_mode", "flink_deps_jar", "archive_cold_storage_class", "profile",
+            "ingest_dedup_mode", "dedup_capacity_mode", "serving_capacity_mode",
+            "billing_glue_worker_type", "billing_schedule", "cors_allowed_origins"}
+_BOOLS = {"flink_autoscaling", "waf_enabled"}
 _AGG = AggregationSettings()
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_SIMPLE_CRON = re.compile(r"cron\(([0-9]{1,2}) ([0-9]{1,2}) \* \* \? \*\)")
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    """Tunables of the deployed pipeline; defaults match cdk.json and common.config."""
+    """Tunables of the deployed pipeline; defaults match cdk.json's "clickagg:defaults" and
+    common.config. Fields a profile sets: profile_keys()."""
 
     prefix: str = "clickagg"  # physical names: common.config.ResourceNames(prefix)
+    # None | "small" | "medium" | "large" (capacity/profiles.py). from_context applies the
+    # profile's values (module docstring); StackSettings(profile=...) only records the name.
+    profile: Optional[str] = None
     ingest_rate_limit: int = 10_000  # steady requests/s (stage and usage plan throttle)
     ingest_burst_limit: int = 5_000  # burst bucket of the same throttles
     kinesis_mode: str = "on_demand"  # "on_demand" | "provisioned"
@@ -43,6 +73,26 @@ class StackSettings:
     # Check the Powertools docs for the version that ships requirements/lambda.txt's release.
     powertools_layer_version: int = 38
     alarm_email: Optional[str] = None  # optional email subscription of the alarm topic
+    # "per_click" (claim/confirm item per click_id). The planner's "per_request" lever
+    # (Powertools idempotency per request) is not implemented: refused at synth.
+    ingest_dedup_mode: str = "per_click"
+
+    # --- DynamoDB capacity (dedup table; serving table when serving_store == "dynamodb") ---
+    # "on_demand": *_max_wcu (optional) caps writes/s (MaxWriteRequestUnits) and, above the
+    # 4,000 writes/s a new table starts with, pre-warms it (WarmThroughput); *_min_wcu unused.
+    # "provisioned": write capacity autoscales between *_min_wcu and *_max_wcu (both required)
+    # at dynamodb_target_utilization_pct.
+    dedup_capacity_mode: str = "on_demand"
+    dedup_min_wcu: Optional[int] = None
+    dedup_max_wcu: Optional[int] = None
+    serving_capacity_mode: str = "on_demand"
+    serving_min_wcu: Optional[int] = None
+    serving_max_wcu: Optional[int] = None
+    # Provisioned serving table only: reads (query API, nightly reconciliation) autoscale too.
+    # The planner does not size reads (per query): raise these for heavy dashboards.
+    serving_min_rcu: int = 5
+    serving_max_rcu: int = 1_000
+    dynamodb_target_utilization_pct: int = 70
 
     # --- stream aggregation (Flink -> aggregates stream -> sink Lambda -> serving store) ---
     # "timestream" (design default) | "dynamodb". Timestream for LiveAnalytics is closed to new
@@ -87,6 +137,24 @@ class StackSettings:
     athena_bytes_scanned_cutoff: int = 10 * 1024**3  # per-query scan limit (min 10 MB)
     athena_results_retention_days: int = 30  # query results expire after this
 
+    # --- nightly billing recompute (Glue 5.0) + reconciliation with the serving store ---
+    billing_glue_worker_type: str = "G.1X"
+    billing_glue_workers: int = 6  # the planner's size for ~10k clicks/s (the seed's rate)
+    billing_glue_timeout_min: int = 180  # the planner sizes a run for <= 2 h
+    # Glue cron (UTC). 02:30: after the job's 2 h arrival cutoff + the archive's buffering.
+    billing_schedule: str = "cron(30 2 * * ? *)"
+    billing_cutoff_hours: int = 2  # arrival hours of D+1 the run of day D reads
+    billing_burst_threshold: int = 10  # > this many clicks per (ip, ad, second) = ip_burst
+
+    # --- API edge ---
+    # Comma-separated browser origins allowed to call the API ("https://a.example.com,
+    # http://localhost:5173"); empty = no CORS at all.
+    cors_allowed_origins: str = ""
+    waf_enabled: bool = False  # WAFv2 web ACL (rate-based rule per IP) on the API stage
+    # Requests per IP per 5 minutes before WAF blocks it; None = ingest_rate_limit x 300 (one
+    # client may use the whole stage rate, no more).
+    waf_rate_limit_per_5min: Optional[int] = None
+
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", self.prefix):
             raise ValueError(f"prefix {self.prefix!r}: lowercase letters, digits, '-', max 31")
@@ -103,8 +171,21 @@ class StackSettings:
         if self.ingest_reserved_concurrency is not None and self.ingest_reserved_concurrency < 1:
             raise ValueError("ingest_reserved_concurrency must be >= 1 (or null)")
         _parse_salts(self.hot_ad_salts)  # the Lambda's own parser: reject what it would reject
+        if self.profile is not None:
+            _profiles().get_profile(self.profile)  # raises: unknown profile
+        if self.ingest_dedup_mode == "per_request":
+            raise ValueError(
+                "ingest_dedup_mode=per_request is a capacity-planner lever (Powertools "
+                "idempotency keyed on the request) that the ingest Lambda does not implement: "
+                "deploy per_click (explicitly: -c ingest_dedup_mode=per_click)")
+        if self.ingest_dedup_mode not in INGEST_DEDUP_MODES:
+            raise ValueError(f"ingest_dedup_mode {self.ingest_dedup_mode!r}: "
+                             f"expected one of {INGEST_DEDUP_MODES}")
         self._check_aggregation()
+        self._check_capacity()
         self._check_archive()
+        self._check_billing()
+        self._check_edge()
 
     def _check_aggregation(self) -> None:
         if self.serving_store not in SERVING_STORES:
@@ -143,6 +224,66 @@ class StackSettings:
         if not self.flink_deps_jar.endswith(".jar"):
             raise ValueError(f"flink_deps_jar {self.flink_deps_jar!r}: expected a .jar path")
 
+    def _check_capacity(self) -> None:
+        for table in ("dedup", "serving"):
+            mode = getattr(self, f"{table}_capacity_mode")
+            low, high = getattr(self, f"{table}_min_wcu"), getattr(self, f"{table}_max_wcu")
+            if mode not in CAPACITY_MODES:
+                raise ValueError(f"{table}_capacity_mode {mode!r}: expected one of "
+                                 f"{CAPACITY_MODES}")
+            for name, value in ((f"{table}_min_wcu", low), (f"{table}_max_wcu", high)):
+                if value is not None and value < 1:
+                    raise ValueError(f"{name} must be >= 1 (or null)")
+            if mode == "provisioned" and (low is None or high is None):
+                raise ValueError(f"{table}_capacity_mode=provisioned needs {table}_min_wcu and "
+                                 f"{table}_max_wcu (the write autoscaling range)")
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{table}_min_wcu must be <= {table}_max_wcu")
+        _within(self, "serving_min_rcu", 1, 40_000)
+        _within(self, "serving_max_rcu", self.serving_min_rcu, 40_000_000)
+        # Application Auto Scaling's range for DynamoDB target tracking.
+        _within(self, "dynamodb_target_utilization_pct", 20, 90)
+
+    def _check_billing(self) -> None:
+        if self.billing_glue_worker_type not in GLUE_WORKER_TYPES:
+            raise ValueError(f"billing_glue_worker_type {self.billing_glue_worker_type!r}: "
+                             f"expected one of {GLUE_WORKER_TYPES}")
+        _within(self, "billing_glue_workers", 2, 1_000)  # 2 = Glue's minimum for Spark jobs
+        _within(self, "billing_glue_timeout_min", 10, 2_880)
+        _within(self, "billing_cutoff_hours", 0, 23)
+        _within(self, "billing_burst_threshold", 1, 1_000_000)
+        if not re.fullmatch(r"cron\([^()]+\)", self.billing_schedule):
+            raise ValueError(f"billing_schedule {self.billing_schedule!r}: expected a Glue "
+                             "cron(...) expression")
+        simple = _SIMPLE_CRON.fullmatch(self.billing_schedule)
+        if simple:  # a daily time: it must leave the cutoff hours + archive buffering behind
+            minute, hour = int(simple.group(1)), int(simple.group(2))
+            earliest = self.billing_cutoff_hours * 60 + -(-self.firehose_buffer_interval_s // 60)
+            if not (minute < 60 and hour < 24) or hour * 60 + minute < earliest:
+                raise ValueError(
+                    f"billing_schedule {self.billing_schedule!r} starts before "
+                    f"{earliest // 60:02d}:{earliest % 60:02d} UTC: the run of yesterday must "
+                    "start after billing_cutoff_hours + the archive's buffer interval")
+
+    def _check_edge(self) -> None:
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"cors_allowed_origins: {origin!r} is not an origin "
+                                 "(scheme://host[:port], no path, no wildcard)")
+        if self.waf_rate_limit_per_5min is not None:
+            _within(self, "waf_rate_limit_per_5min", 10, 2_000_000_000)  # WAFv2's limits
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_allowed_origins.split(",") if o.strip())
+
+    @property
+    def waf_rate_limit(self) -> int:
+        """Requests per IP per 5 minutes (WAF rate-based rule)."""
+        if self.waf_rate_limit_per_5min is not None:
+            return self.waf_rate_limit_per_5min
+        return min(2_000_000_000, self.ingest_rate_limit * 300)
+
     def _check_archive(self) -> None:
         if self.archive_cold_storage_class not in ARCHIVE_COLD_CLASSES:
             raise ValueError(f"archive_cold_storage_class {self.archive_cold_storage_class!r}: "
@@ -158,11 +299,35 @@ class StackSettings:
 
     @classmethod
     def from_context(cls, node: Node) -> "StackSettings":
-        values = {}
-        for f in fields(cls):
-            raw = node.try_get_context(f.name)
-            if raw is not None:
-                values[f.name] = _convert(f.name, raw)
+        """Explicit context > profile > cdk.json "clickagg:defaults" > field defaults."""
+        names = {f.name for f in fields(cls)}
+        base = node.try_get_context(DEFAULTS_KEY) or {}
+        if not isinstance(base, Mapping):
+            raise ValueError(f"context {DEFAULTS_KEY}: expected an object of setting defaults")
+        unknown = sorted(set(base) - names)
+        if unknown:
+            raise ValueError(f"context {DEFAULTS_KEY}: unknown settings {unknown}")
+
+        def explicit(name: str) -> tuple[bool, Any]:
+            raw = node.try_get_context(name)
+            return (False, None) if raw is None else (True, _convert(name, raw))
+
+        has_profile, profile = explicit(PROFILE_KEY)
+        if not has_profile and base.get(PROFILE_KEY) is not None:
+            profile = _convert(PROFILE_KEY, base[PROFILE_KEY])
+        profile_values = profile_context(profile) if profile else {}
+
+        values: dict[str, Any] = {}
+        for name in names:
+            found, value = explicit(name)
+            if found:
+                values[name] = value
+            elif name in profile_values:
+                values[name] = _convert(name, profile_values[name])
+            elif base.get(name) is not None:
+                values[name] = _convert(name, base[name])
+        if profile:
+            values[PROFILE_KEY] = profile
         return cls(**values)
 
     @property
@@ -187,12 +352,36 @@ class StackSettings:
         )
 
 
+def _profiles():
+    # The planner lives at the repository root (capacity/), beside infra/.
+    from capacity import profiles
+
+    return profiles
+
+
+def profile_context(name: str) -> dict[str, Any]:
+    """The CDK context values of a profile (the planner's; region-independent today: the
+    priced regions give equal values, so the us-east-1 price book stands for all)."""
+    values = _profiles().profile_context(name)
+    unknown = sorted(set(values) - {f.name for f in fields(StackSettings)})
+    if unknown:  # a planner key infra has not wired: fail rather than ignore it
+        raise ValueError(f"profile {name!r} sets context keys infra does not know: {unknown}")
+    return values
+
+
+def profile_keys() -> frozenset[str]:
+    """Every setting some profile sets (cdk.json keeps them out of its top-level context)."""
+    return frozenset(k for name in _profiles().PROFILES for k in profile_context(name))
+
+
 def _within(settings: StackSettings, name: str, low: int, high: int) -> None:
     if not low <= getattr(settings, name) <= high:
         raise ValueError(f"{name} must be within {low}..{high}")
 
 
 def _convert(name: str, raw: Any) -> Any:
+    if raw is None and name in _OPTIONAL:
+        return None
     if name in _OPTIONAL and isinstance(raw, str) and raw.strip().lower() in ("", "none", "null"):
         return None
     if name in _BOOLS:

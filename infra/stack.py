@@ -6,6 +6,10 @@ Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda 
              /v1/... on the same API (IAM auth)
 Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition projection)
              <- Athena workgroup + named queries
+Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
+             reconciliation with the serving store (DynamoDB) -> drift report + metrics
+Edge:        CORS for configured origins, optional WAF on the API stage
+Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic
 """
 from __future__ import annotations
 
@@ -18,14 +22,19 @@ from infra.constructs.aggregates_stream import AggregatesStream
 from infra.constructs.aggregator import FlinkAggregator
 from infra.constructs.alarms import AggregationAlarms, IngestAlarms
 from infra.constructs.analytics import AthenaAnalytics
+from infra.constructs.api_cors import API_KEY_HEADERS, SIGV4_HEADERS, ApiCors
+from infra.constructs.api_firewall import ApiFirewall
 from infra.constructs.archive import RawArchive
 from infra.constructs.archive_delivery import ArchiveDelivery
+from infra.constructs.billing import NightlyBilling
 from infra.constructs.buckets import AccessLogsBucket
 from infra.constructs.click_stream import ClickStream
+from infra.constructs.dashboard import OperationsDashboard
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
 from infra.constructs.ingest_function import IngestFunction
+from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.constructs.query_api import QueryApi
 from infra.constructs.serving_store import ServingStore
 from infra.constructs.sink_function import SinkFunction
@@ -77,6 +86,30 @@ class ClickAggStack(Stack):
         self.analytics = AthenaAnalytics(self, "Analytics", settings=settings, key=key,
                                          logs_bucket=logs_bucket, archive=self.archive)
 
+        # --- nightly billing recompute + reconciliation ---
+        self.billing = NightlyBilling(self, "Billing", settings=settings, key=key,
+                                      logs_bucket=logs_bucket, archive=self.archive,
+                                      serving=self.serving, topic=self.alarms.topic)
+
+        # --- API edge: CORS (configured origins only), optional WAF ---
+        self.cors = ApiCors(
+            self, "Cors", api=self.api.api, origins=settings.cors_origins,
+            routes={"/v1/clicks": (["POST"], API_KEY_HEADERS),
+                    **{route: (["GET"], SIGV4_HEADERS) for route in QUERY_ROUTES}},
+            functions=[self.ingest.function, self.query.function])
+        self.firewall = (ApiFirewall(self, "Firewall", settings=settings,
+                                     stage=self.api.api.deployment_stage)
+                         if settings.waf_enabled else None)
+
+        # --- operations ---
+        self.operations = OperationsDashboard(
+            self, "Operations", settings=settings, topic=self.alarms.topic, api=self.api.api,
+            ingest=self.ingest.function, sink=self.sink.function, query=self.query.function,
+            clicks_stream=self.stream, aggregates_stream=self.aggregates,
+            flink_application_name=self.aggregator.application_name, billing=self.billing,
+            alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values()],
+            firewall=self.firewall)
+
         self._outputs()
 
     def _outputs(self) -> None:
@@ -102,3 +135,9 @@ class ClickAggStack(Stack):
         CfnOutput(self, "ArchiveBucketName", value=self.archive.bucket.bucket_name)
         CfnOutput(self, "GlueDatabase", value=self.archive.database_name)
         CfnOutput(self, "AthenaWorkGroup", value=self.analytics.workgroup_name)
+        CfnOutput(self, "BillingBucketName", value=self.billing.bucket.bucket_name)
+        CfnOutput(self, "BillingWorkflowName", value=self.billing.workflow.ref,
+                  description="Nightly; rerun a day: aws glue start-job-run --job-name "
+                              "<BillingJobName> --arguments '{\"--day\":\"YYYY-MM-DD\"}'")
+        CfnOutput(self, "BillingJobName", value=self.billing.billing_job.ref)
+        CfnOutput(self, "OperationsDashboardName", value=self.operations.dashboard_name)

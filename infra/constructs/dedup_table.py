@@ -1,8 +1,11 @@
 """The click_id dedup table: one item per recently seen click, expired by TTL.
 
-On-demand billing because ingest traffic is bursty; items carry `expires_at` (epoch seconds),
-which the ingest Lambda also checks itself since TTL deletion is lazy. `Table`, not `TableV2`:
-TableV2 with a customer-managed key cannot synthesize a region-agnostic stack.
+Capacity from context (infra.constructs.table_capacity): on-demand by default (ingest traffic
+is bursty), provisioned + write autoscaling where the planner finds it cheaper (the profiles).
+Nothing reads the table (conditional writes only), so provisioned reads stay at a fixed minimum.
+Items carry `expires_at` (epoch seconds), which the ingest Lambda also checks itself since TTL
+deletion is lazy. `Table`, not `TableV2`: TableV2 with a customer-managed key cannot synthesize
+a region-agnostic stack.
 """
 from __future__ import annotations
 
@@ -11,24 +14,32 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.constructs.table_capacity import TableCapacity
 from infra.settings import StackSettings
 
 TTL_ATTRIBUTE = "expires_at"
+PROVISIONED_READS = 5  # an operator's GetItem; the ingest path reads nothing
 
 
 class DedupTable(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings,
                  key: kms.IKey) -> None:
         super().__init__(scope, id)
+        self.capacity = TableCapacity(
+            mode=settings.dedup_capacity_mode, min_wcu=settings.dedup_min_wcu,
+            max_wcu=settings.dedup_max_wcu,
+            target_utilization_pct=settings.dynamodb_target_utilization_pct,
+            min_rcu=PROVISIONED_READS, max_rcu=PROVISIONED_READS)
         self.table = dynamodb.Table(
             self, "Table",
             table_name=settings.names.dedup_table,
             partition_key=dynamodb.Attribute(name="click_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             removal_policy=RemovalPolicy.RETAIN,
+            **self.capacity.table_props(),
         )
+        self.capacity.autoscale(self.table)

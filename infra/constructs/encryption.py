@@ -1,8 +1,8 @@
 """One customer-managed KMS key for the pipeline's data at rest (table, stream, logs, alarm topic).
 
 One key keeps the key policy in one place; rotation is on. Service principals that encrypt on
-their own behalf (CloudWatch Logs, CloudWatch alarms publishing to the encrypted SNS topic) get
-key-policy statements here.
+their own behalf (CloudWatch Logs, CloudWatch alarms and EventBridge rules publishing to the
+encrypted SNS topic) get key-policy statements here.
 """
 from __future__ import annotations
 
@@ -40,5 +40,14 @@ class Encryption(Construct):
             sid="AllowCloudWatchAlarmsToEncryptedTopic",
             principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+        ))
+        # EventBridge rules (Glue job failures, infra.constructs.billing) publish to the same
+        # topic; SNS encrypts with the publisher's key access. Named actions; which rules may
+        # publish is decided by the topic policy.
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowEventBridgeToEncryptedTopic",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
             resources=["*"],
         ))

@@ -3,7 +3,9 @@
 API keys identify and throttle ad servers (server-to-server callers, no end users), so the
 method uses no authorizer. The request validator only checks that the body is JSON (object or
 array): per-click field errors stay with the Lambda, which reports them item by item.
-The query routes (GET /v1/..., IAM auth) are added to this API by infra.constructs.query_api.
+The query routes (GET /v1/..., IAM auth) are added to this API by infra.constructs.query_api;
+CORS (context `cors_allowed_origins`) by infra.constructs.api_cors, the optional WAF
+(`waf_enabled`) by infra.constructs.api_firewall.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.api_cors import gateway_cors_headers
 from infra.settings import StackSettings
 
 STAGE = "prod"
@@ -72,9 +75,11 @@ class IngestApi(Construct):
                 throttling_burst_limit=settings.ingest_burst_limit,
             ),
         )
+        # A customized response type does not inherit DEFAULT_4XX's CORS headers: its own.
         self.api.add_gateway_response(
             "BadRequestBody", type=apigw.ResponseType.BAD_REQUEST_BODY, status_code="400",
-            templates={"application/json": BAD_BODY_TEMPLATE})
+            templates={"application/json": BAD_BODY_TEMPLATE},
+            response_headers=gateway_cors_headers(settings.cors_origins) or None)
 
         body_model = self.api.add_model(
             "ClickBody", content_type="application/json", model_name="ClickBody",
@@ -107,12 +112,14 @@ class IngestApi(Construct):
         self.api_key = self.api.add_api_key("DefaultKey", api_key_name=f"{prefix}-default")
         self.usage_plan.add_api_key(self.api_key)
 
-        Validations.of(self.api.deployment_stage).acknowledge(Acknowledgment(
-            id="AwsSolutions-APIG3",
-            reason="No WAF: its per-request fee (~$15k/month at the 10k req/s design rate) buys "
-                   "little here: callers need an API key (unkeyed requests are refused at the "
-                   "gateway), usage-plan and stage throttles cap the rate, bodies are validated.",
-        ))
+        if not settings.waf_enabled:  # with waf_enabled, ApiFirewall associates a web ACL
+            Validations.of(self.api.deployment_stage).acknowledge(Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason="No WAF by default (-c waf_enabled=true adds one): its per-request fee "
+                       "(~$15k/month at the 10k req/s design rate) buys little here: callers "
+                       "need an API key (unkeyed requests are refused at the gateway), "
+                       "usage-plan and stage throttles cap the rate, bodies are validated.",
+            ))
         Validations.of(self.api.node.find_child("CloudWatchRole")).acknowledge(Acknowledgment(
             id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                "AmazonAPIGatewayPushToCloudWatchLogs]",

@@ -10,8 +10,10 @@ buckets older than the memory window); records rejected asynchronously there are
 encrypted bucket. NOTE: Timestream for LiveAnalytics is closed to new AWS customers since
 2025-06-20; accounts without access deploy with `-c serving_store=dynamodb`.
 
-DynamoDB: table `<prefix>-serving`, string keys pk/sk (common.serving_keys), on-demand, TTL on
-`ttl` (1m rows and late counters), point-in-time recovery, KMS with the pipeline key.
+DynamoDB: table `<prefix>-serving`, string keys pk/sk (common.serving_keys), TTL on `ttl` (1m
+rows and late counters), point-in-time recovery, KMS with the pipeline key. Capacity from
+context (infra.constructs.table_capacity): on-demand by default, provisioned with write and
+read autoscaling (`serving_min_rcu`..`serving_max_rcu`) where the planner says so.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from aws_cdk import aws_timestream as timestream
 from constructs import Construct
 
 from infra.constructs.buckets import data_bucket, expire_rule
+from infra.constructs.table_capacity import TableCapacity
 from infra.settings import StackSettings
 
 TIMESTREAM_TABLE = "aggregates"
@@ -59,19 +62,25 @@ class ServingStore(Construct):
     # --- the two stores ---------------------------------------------------------------------
 
     def _dynamodb(self, settings: StackSettings) -> None:
+        self.capacity = TableCapacity(
+            mode=settings.serving_capacity_mode, min_wcu=settings.serving_min_wcu,
+            max_wcu=settings.serving_max_wcu,
+            target_utilization_pct=settings.dynamodb_target_utilization_pct,
+            min_rcu=settings.serving_min_rcu, max_rcu=settings.serving_max_rcu)
         self.table = dynamodb.Table(
             self, "Table",
             table_name=settings.names.serving_table,
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,
             removal_policy=RemovalPolicy.RETAIN,
+            **self.capacity.table_props(),
         )
+        self.capacity.autoscale(self.table)
         self.env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": self.table.table_name}
 
     def _timestream(self, settings: StackSettings, logs_bucket: s3.IBucket) -> None:

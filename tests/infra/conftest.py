@@ -27,7 +27,8 @@ def cdk_json() -> dict:
 
 
 def make_app(nag: bool = False, **overrides) -> App:
-    """app.build_app on an App whose context is cdk.json's plus overrides."""
+    """app.build_app on an App whose context is cdk.json's plus overrides (explicit context,
+    like `-c key=value`)."""
     from app import build_app
 
     return build_app(App(context={**cdk_json()["context"], **overrides}), nag=nag)
@@ -90,6 +91,27 @@ CUSTOM = {
     "firehose_buffer_interval_s": 120,
     "athena_bytes_scanned_cutoff": 1073741824,
     "athena_results_retention_days": 7,
+    # DynamoDB capacity: dedup on demand with a cap (+ warm throughput), serving provisioned
+    "dedup_capacity_mode": "on_demand",
+    "dedup_min_wcu": 10,  # unused on demand
+    "dedup_max_wcu": 6000,
+    "serving_capacity_mode": "provisioned",
+    "serving_min_wcu": 100,
+    "serving_max_wcu": 2000,
+    "serving_min_rcu": 10,
+    "serving_max_rcu": 500,
+    "dynamodb_target_utilization_pct": 60,
+    # billing
+    "billing_glue_worker_type": "G.2X",
+    "billing_glue_workers": 4,
+    "billing_glue_timeout_min": 90,
+    "billing_schedule": "cron(15 4 * * ? *)",
+    "billing_cutoff_hours": 3,
+    "billing_burst_threshold": 20,
+    # API edge
+    "cors_allowed_origins": "https://ops.example.com",
+    "waf_enabled": True,
+    "waf_rate_limit_per_5min": 50000,
 }
 
 
@@ -131,3 +153,24 @@ def custom_app() -> App:
 @pytest.fixture(scope="session")
 def custom_template(custom_app) -> Template:
     return template_of(custom_app)
+
+
+PROFILES = ("small", "medium", "large")
+
+
+@pytest.fixture(scope="session")
+def profile_apps() -> dict[str, App]:
+    """One app per capacity profile (`-c profile=<name>`), built once, with cdk-nag: the nag
+    tests synthesize them, the template tests read them."""
+    return {name: make_app(nag=True, profile=name) for name in PROFILES}
+
+
+@pytest.fixture(scope="session")
+def profile_templates(profile_apps) -> dict[str, Template]:
+    return {name: template_of(app) for name, app in profile_apps.items()}
+
+
+@pytest.fixture(scope="session")
+def all_templates(default_template, custom_template, profile_templates) -> dict[str, Template]:
+    """Every variant the tests build: defaults, every setting changed, each profile."""
+    return {"default": default_template, "custom": custom_template, **profile_templates}

@@ -117,7 +117,8 @@ def test_dynamodb_store_when_selected(custom_template):
                       {"AttributeName": "sk", "KeyType": "RANGE"}],
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
                                  {"AttributeName": "sk", "AttributeType": "S"}],
-        "BillingMode": "PAY_PER_REQUEST",
+        # custom: provisioned (capacity details: test_infra_capacity)
+        "ProvisionedThroughput": {"ReadCapacityUnits": 10, "WriteCapacityUnits": 100},
         "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY_ARN},

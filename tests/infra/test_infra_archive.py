@@ -42,8 +42,8 @@ def statements_of_role(template: Template, role_prefix: str) -> list[dict]:
 
 def test_every_bucket_blocks_public_access_and_denies_plain_http(default_template):
     buckets = default_template.find_resources("AWS::S3::Bucket")
-    # access logs, archive, Athena results, Timestream rejected-records reports
-    assert len(buckets) == 4
+    # access logs, archive, Athena results, Timestream rejected-records reports, billing
+    assert len(buckets) == 5
     policies = default_template.find_resources("AWS::S3::BucketPolicy")
     tls_only = set()
     for policy in policies.values():
@@ -98,7 +98,7 @@ def test_archive_lifecycle_from_context(custom_template):
 def test_glue_database_and_table(default_template):
     db_id, database = resource(default_template, "AWS::Glue::Database", "ArchiveDatabase")
     assert database["DatabaseInput"]["Name"] == "clickagg_archive"
-    table = only(default_template, "AWS::Glue::Table")
+    _, table = resource(default_template, "AWS::Glue::Table", "ArchiveRawClicks")
     assert table["DatabaseName"] == {"Ref": db_id}
     table_input = table["TableInput"]
     assert table_input["Name"] == "raw_clicks"
@@ -116,7 +116,8 @@ def test_glue_database_and_table(default_template):
 
 
 def test_glue_table_uses_partition_projection(default_template):
-    parameters = only(default_template, "AWS::Glue::Table")["TableInput"]["Parameters"]
+    parameters = resource(default_template, "AWS::Glue::Table", "ArchiveRawClicks")[1][
+        "TableInput"]["Parameters"]
     bucket_id, _ = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
     expected = partition_projection("BUCKET")
     template_key = "storage.location.template"

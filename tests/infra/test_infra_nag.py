@@ -1,5 +1,5 @@
-"""cdk-nag 3 AwsSolutions: the app synthesizes clean (with either serving store), and every
-acknowledgement says why."""
+"""cdk-nag 3 AwsSolutions: the app synthesizes clean (defaults, serving_store=dynamodb, each
+capacity profile, WAF + CORS on), and every acknowledgement says why."""
 from __future__ import annotations
 
 import json
@@ -13,13 +13,37 @@ from aws_cdk import aws_sns as sns
 ACK_METADATA = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 
 
-@pytest.fixture(scope="module", params=["timestream", "dynamodb"])
+NAG_VARIANTS = {
+    "default": {},  # Timestream serving store, no reconciliation job, no WAF, no CORS
+    "dynamodb": {"serving_store": "dynamodb"},  # + reconciliation job and its role
+    "small": {"profile": "small"},  # provisioned tables + autoscaling, provisioned streams
+    "medium": {"profile": "medium"},
+    "large": {"profile": "large"},
+    "edge": {"waf_enabled": True,  # web ACL instead of the APIG3 acknowledgement
+             "cors_allowed_origins": "https://ops.example.com,http://localhost:5173"},
+}
+
+
+@pytest.fixture(scope="module", params=list(NAG_VARIANTS))
 def nag_app(request, app_factory):
-    """One app per serving store: the two build different resources and grants."""
-    return app_factory(nag=True, serving_store=request.param)
+    """One app per variant: each builds different resources and grants."""
+    context = NAG_VARIANTS[request.param]
+    if set(context) == {"profile"}:  # conftest builds the profile apps with cdk-nag already
+        return request.getfixturevalue("profile_apps")[context["profile"]]
+    return app_factory(nag=True, **context)
+
+
+_ACKS: dict[int, tuple[object, dict[str, str]]] = {}
 
 
 def acknowledgements(app) -> dict[str, str]:
+    """'<construct path> <rule>' -> reason, over the whole app (walked once per app)."""
+    if id(app) not in _ACKS:
+        _ACKS[id(app)] = (app, _walk_acknowledgements(app))
+    return _ACKS[id(app)][1]
+
+
+def _walk_acknowledgements(app) -> dict[str, str]:
     found = {}
     for construct in app.node.find_all():
         for entry in construct.node.metadata:
@@ -68,17 +92,44 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
     """A new acknowledgement is a decision: add it here, with its reason in the code."""
     rules = {where.split(" ", 1)[1].removeprefix("Annotation::")
              for where in acknowledgements(nag_app)}
+    stack = nag_app.node.find_child("ClickAgg")
     expected = {
         "AwsSolutions-KDS3", "AwsSolutions-IAM5[Resource::*]", "AwsSolutions-L1",
-        "AwsSolutions-APIG4", "AwsSolutions-COG4", "AwsSolutions-APIG3",
+        "AwsSolutions-APIG4", "AwsSolutions-COG4",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
         "AmazonAPIGatewayPushToCloudWatchLogs]",
         "AwsSolutions-SQS3", "AwsSolutions-KDF1",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
         "log-group:*]",
     }
-    if nag_app.node.find_child("ClickAgg").serving.kind == "timestream":
+    if not stack.settings.waf_enabled:
+        expected.add("AwsSolutions-APIG3")  # no web ACL on the stage
+    if stack.serving.kind == "timestream":
         expected.add("CloudFormation-Validate::W3697")  # the service's maintenance-mode warning
-    prefixed = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<ArchiveBucket")}
-    assert {r.split(".Arn>", 1)[1] for r in prefixed} == {"/raw/clicks/*]", "/errors/clicks/*]"}
-    assert rules - prefixed == expected
+    archive = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<ArchiveBucket")}
+    assert {r.split(".Arn>", 1)[1] for r in archive} == {"/raw/clicks/*]", "/errors/clicks/*]"}
+    billing = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<BillingBucket")}
+    expected_billing = {"/billing*]"}
+    if stack.billing.reconcile_job is not None:  # serving_store=dynamodb
+        expected_billing |= {"/billing/hourly/*]", "/reconciliation/*]"}
+    assert {r.split(".Arn>", 1)[1] for r in billing} == expected_billing
+    assert rules - archive - billing == expected
+
+
+def test_waf_replaces_the_apig3_acknowledgement(nag_app):
+    stack = nag_app.node.find_child("ClickAgg")
+    stage_acks = [rule.removeprefix("Annotation::")
+                  for where, rule in (k.split(" ", 1) for k in acknowledgements(nag_app))
+                  if where == stack.api.api.deployment_stage.node.path]
+    assert ("AwsSolutions-APIG3" in stage_acks) is (not stack.settings.waf_enabled)
+
+
+def test_star_resources_are_acknowledged_only_where_the_service_needs_them(nag_app):
+    """IAM5[Resource::*] sits on the roles whose statements need it, with their reasons."""
+    where = {k.split(" ", 1)[0] for k in acknowledgements(nag_app)
+             if k.endswith("AwsSolutions-IAM5[Resource::*]")}
+    roles = {path.rsplit("/", 1)[0] for path in where}
+    expected = {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query"}
+    if nag_app.node.find_child("ClickAgg").billing.reconcile_job is not None:
+        expected.add("ClickAgg/Billing")  # cloudwatch:PutMetricData (namespace condition)
+    assert roles == expected

@@ -7,15 +7,99 @@ from dataclasses import fields
 import pytest
 from aws_cdk import App
 
+from capacity import profiles as capacity_profiles
 from common.config import AggregationSettings, IngestSettings
-from infra.settings import StackSettings
+from infra.settings import DEFAULTS_KEY, StackSettings, profile_context, profile_keys
 
 
-def test_cdk_json_context_documents_every_setting_with_its_default(cdk_config):
-    context = cdk_config["context"]
+def test_cdk_json_documents_every_setting_with_its_default(cdk_config):
+    defaults = cdk_config["context"][DEFAULTS_KEY]
+    assert list(defaults) == [f.name for f in fields(StackSettings)]  # same order, all of them
     for f in fields(StackSettings):
-        assert f.name in context, f"cdk.json lacks context key {f.name}"
-        assert context[f.name] == f.default, f.name
+        assert defaults[f.name] == f.default, f.name
+
+
+def test_cdk_json_sets_no_setting_at_top_level(cdk_config):
+    """CDK passes cdk.json's top-level context like `-c`: a setting there would beat every
+    profile. Base defaults live in "clickagg:defaults" only."""
+    top_level = set(cdk_config["context"]) & {f.name for f in fields(StackSettings)}
+    assert not top_level
+
+
+def test_cdk_json_context_gives_the_field_defaults(cdk_config):
+    assert StackSettings.from_context(App(context=cdk_config["context"]).node) == StackSettings()
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(capacity_profiles.PROFILES))
+def test_profile_values_become_the_settings(cdk_config, name):
+    settings = StackSettings.from_context(
+        App(context={**cdk_config["context"], "profile": name}).node)
+    planner = capacity_profiles.profile_context(name)
+    assert settings.profile == name
+    assert {k: getattr(settings, k) for k in planner} == planner
+    untouched = {f.name for f in fields(StackSettings)} - set(planner) - {"profile"}
+    assert {k: getattr(settings, k) for k in untouched} == {
+        k: getattr(StackSettings(), k) for k in untouched}
+
+
+def test_every_planner_key_is_a_setting():
+    for name in capacity_profiles.PROFILES:
+        assert set(profile_context(name)) <= {f.name for f in fields(StackSettings)}
+    assert "kinesis_shards" in profile_keys() and "billing_glue_workers" in profile_keys()
+
+
+def test_explicit_context_beats_the_profile_which_beats_cdk_json_defaults(cdk_config):
+    context = {**cdk_config["context"],
+               DEFAULTS_KEY: {**cdk_config["context"][DEFAULTS_KEY], "kinesis_shards": 9,
+                              "query_memory_mb": 768}}
+    large = capacity_profiles.profile_context("large")
+    app = App(context={**context, "profile": "large", "ingest_rate_limit": "1234",
+                       "ingest_reserved_concurrency": "none"})
+    settings = StackSettings.from_context(app.node)
+    assert settings.ingest_rate_limit == 1234  # explicit -c beats the profile
+    assert settings.ingest_reserved_concurrency is None  # explicit "none" beats it too
+    assert settings.kinesis_shards == large["kinesis_shards"]  # profile beats cdk.json default
+    assert settings.query_memory_mb == 768  # no profile value: cdk.json default applies
+    no_profile = StackSettings.from_context(App(context=context).node)
+    assert no_profile.kinesis_shards == 9
+
+
+def test_profile_can_be_a_cdk_json_default_and_still_be_overridden(cdk_config):
+    context = {**cdk_config["context"],
+               DEFAULTS_KEY: {**cdk_config["context"][DEFAULTS_KEY], "profile": "small"}}
+    assert StackSettings.from_context(App(context=context).node).profile == "small"
+    assert StackSettings.from_context(App(context={**context, "profile": "none"}).node) \
+        .kinesis_mode == "on_demand"
+
+
+def test_unknown_key_in_cdk_json_defaults_fails(cdk_config):
+    context = {DEFAULTS_KEY: {**cdk_config["context"][DEFAULTS_KEY], "kinesis_shard": 3}}
+    with pytest.raises(ValueError, match="unknown settings"):
+        StackSettings.from_context(App(context=context).node)
+
+
+def test_per_request_dedup_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="planner lever.*not implement"):
+        StackSettings.from_context(App(context={"ingest_dedup_mode": "per_request"}).node)
+
+
+def test_provisioned_capacity_needs_its_range():
+    with pytest.raises(ValueError, match="needs dedup_min_wcu and dedup_max_wcu"):
+        StackSettings(dedup_capacity_mode="provisioned", dedup_min_wcu=10)
+    with pytest.raises(ValueError, match="serving_min_wcu must be <="):
+        StackSettings(serving_capacity_mode="provisioned", serving_min_wcu=10,
+                      serving_max_wcu=5)
+    StackSettings(dedup_capacity_mode="on_demand", dedup_max_wcu=5)  # a cap alone is fine
+
+
+def test_edge_settings():
+    settings = StackSettings(cors_allowed_origins=" https://a.example.com, http://localhost:5173")
+    assert settings.cors_origins == ("https://a.example.com", "http://localhost:5173")
+    assert StackSettings().cors_origins == ()
+    assert StackSettings(ingest_rate_limit=100).waf_rate_limit == 30_000
+    assert StackSettings(waf_rate_limit_per_5min=500).waf_rate_limit == 500
 
 
 def test_cdk_json_runs_the_app_with_the_project_venv(cdk_config):
@@ -98,6 +182,23 @@ def test_from_context_without_context_gives_defaults():
     {"archive_cold_storage_class": "deep_archive"},
     {"athena_bytes_scanned_cutoff": 1000},
     {"timestream_memory_retention_hours": 0},
+    {"profile": "huge"},
+    {"ingest_dedup_mode": "per_request"},
+    {"ingest_dedup_mode": "per_batch"},
+    {"dedup_capacity_mode": "autoscaled"},
+    {"serving_capacity_mode": "provisioned"},  # without its range
+    {"dedup_min_wcu": 0},
+    {"dynamodb_target_utilization_pct": 95},
+    {"serving_max_rcu": 1},  # < serving_min_rcu
+    {"billing_glue_worker_type": "G.025X"},  # Python shell / streaming only
+    {"billing_glue_workers": 1},
+    {"billing_schedule": "rate(1 day)"},
+    {"billing_schedule": "cron(0 1 * * ? *)"},  # before the 2 h cutoff + archive buffering
+    {"billing_cutoff_hours": 24},
+    {"cors_allowed_origins": "*"},
+    {"cors_allowed_origins": "https://a.example.com/app"},
+    {"waf_enabled": "on"},
+    {"waf_rate_limit_per_5min": 5},
 ])
 def test_bad_context_fails_the_synth(context):
     with pytest.raises(ValueError):

@@ -51,8 +51,9 @@ def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template
 
 def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
-    # ingest, sink and query Lambdas, API access logs, Flink application, archive Firehose
-    assert len(groups) == 6
+    # ingest, sink and query Lambdas, API access logs, Flink application, archive Firehose,
+    # billing Glue job output + error (no reconciliation job with Timestream)
+    assert len(groups) == 8
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -122,7 +123,8 @@ def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_cont
     assert env["DEDUP_TTL_S"] == "3600"
     assert env["HOT_AD_SALTS"] == "ad-1:8,ad-7:4"
     assert env == {**StackSettings(**custom_context).ingest_settings().to_env(),
-                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
+                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
+                   "CORS_ALLOWED_ORIGINS": "https://ops.example.com"}  # custom enables CORS
     assert fn["MemorySize"] == 2048
     assert fn["ReservedConcurrentExecutions"] == 50
     assert "python312-arm64:41" in json.dumps(fn["Layers"])
@@ -218,8 +220,13 @@ def test_alarms_exist_and_notify_the_encrypted_topic(default_template):
     default_template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": KEY_ARN})
     policy = only(default_template, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
     allows = [s for s in policy if s["Effect"] == "Allow"]
-    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    # CloudWatch alarms of this account; EventBridge only for the Glue job-failure rule
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"},
+                                                {"Service": "events.amazonaws.com"}]
     assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]
+    rule = next(iter(default_template.find_resources("AWS::Events::Rule")))
+    assert allows[1]["Condition"] == {"ArnEquals": {"aws:SourceArn": {
+        "Fn::GetAtt": [rule, "Arn"]}}}
     default_template.resource_count_is("AWS::SNS::Subscription", 0)
 
 

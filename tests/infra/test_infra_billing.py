@@ -1,0 +1,371 @@
+"""Nightly billing recompute + reconciliation: Glue jobs, workflow and triggers, catalog tables,
+security configuration, roles, failure events and the drift alarm.
+default_template: Timestream (billing only); custom_template: DynamoDB (+ reconciliation) and
+every billing setting changed."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Template
+
+from glue_jobs.reconcile import DRIFT_THRESHOLD, REPORT_COLUMNS
+from infra.constructs.billing import (DRIFT_COLUMNS, FLAGGED_COLUMNS, HOURLY_COLUMNS,
+                                      StageGlueLibrary)
+
+KEY_ARN = {"Fn::GetAtt": ["EncryptionKey3A692D6E", "Arn"]}
+
+
+
+_JSON: dict[int, tuple[Template, dict]] = {}  # holds the template: its id stays unique
+
+
+def template_json(template: Template) -> dict:
+    """Template.to_json() once per template (each call crosses into jsii)."""
+    if id(template) not in _JSON:
+        _JSON[id(template)] = (template, template.to_json())
+    return _JSON[id(template)][1]
+
+def resources(template: Template, type_: str) -> dict[str, dict]:
+    return {k: v for k, v in template_json(template)["Resources"].items() if v["Type"] == type_}
+
+
+def job(template: Template, suffix: str) -> dict:
+    [found] = [v["Properties"] for v in resources(template, "AWS::Glue::Job").values()
+               if v["Properties"]["Name"].endswith(suffix)]
+    return found
+
+
+def logical(template: Template, type_: str, prefix: str) -> str:
+    [found] = [k for k in resources(template, type_) if k.startswith(prefix)]
+    return found
+
+
+def statements(template: Template, role_prefix: str) -> list[dict]:
+    [policy] = [v["Properties"] for v in resources(template, "AWS::IAM::Policy").values()
+                if v["Properties"]["Roles"] == [{"Ref": logical(template, "AWS::IAM::Role",
+                                                                role_prefix)}]]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def by_action(stmts: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for s in stmts:
+        for a in as_list(s["Action"]):
+            out.setdefault(a, []).append(s)
+    return out
+
+
+def s3_url(bucket_id: str, path: str) -> dict:
+    return {"Fn::Join": ["", ["s3://", {"Ref": bucket_id}, path]]}
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+def test_billing_job_defaults(default_template):
+    billing = job(default_template, "-billing")
+    assert billing["Name"] == "clickagg-billing"
+    assert billing["GlueVersion"] == "5.0"
+    assert billing["Command"]["Name"] == "glueetl" and billing["Command"]["PythonVersion"] == "3"
+    assert billing["Command"]["ScriptLocation"]["Fn::Sub"].endswith(".py")
+    assert (billing["WorkerType"], billing["NumberOfWorkers"]) == ("G.1X", 6)
+    assert (billing["Timeout"], billing["MaxRetries"]) == (180, 1)
+    assert billing["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
+    assert billing["SecurityConfiguration"] == {"Ref": logical(
+        default_template, "AWS::Glue::SecurityConfiguration", "BillingSecurityConfiguration")}
+    args = billing["DefaultArguments"]
+    archive = logical(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    bucket = logical(default_template, "AWS::S3::Bucket", "BillingBucket")
+    assert args["--job-bookmark-option"] == "job-bookmark-disable"
+    assert args["--day"] == "auto"
+    assert args["--raw_path"] == s3_url(archive, "/raw/clicks")
+    assert args["--out_path"] == s3_url(bucket, "/billing")
+    assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"],
+            args["--write_flagged"]) == ("2", "10", "10", "true")
+    assert args["--extra-py-files"]["Fn::Sub"].endswith(".zip")
+    assert args["--custom-logGroup-prefix"] == "/aws-glue/jobs/clickagg-billing"
+
+
+def test_billing_job_from_context(custom_template):
+    billing = job(custom_template, "-billing")
+    assert billing["Name"] == "ca-test-billing"
+    assert (billing["WorkerType"], billing["NumberOfWorkers"], billing["Timeout"]) == (
+        "G.2X", 4, 90)
+    args = billing["DefaultArguments"]
+    # the stream's repeat window (shared setting), the billing-only knobs
+    assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"]) == (
+        "3", "5", "20")
+
+
+def test_job_arguments_are_the_ones_the_billing_job_reads(default_template, repo_root):
+    """Underscore names the job resolves (billing_job.REQUIRED + OPTIONAL), plus Glue's own."""
+    tree = ast.parse((repo_root / "glue_jobs" / "billing_job.py").read_text())
+    names = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id in ("REQUIRED", "OPTIONAL"):
+            names[node.targets[0].id] = ast.literal_eval(node.value)
+    ours = {k.removeprefix("--") for k in job(default_template, "-billing")["DefaultArguments"]}
+    glue_own = {"job-language", "job-bookmark-option", "extra-py-files", "custom-logGroup-prefix"}
+    assert set(names["REQUIRED"]) <= ours
+    assert ours - glue_own <= set(names["REQUIRED"]) | set(names["OPTIONAL"])
+
+
+def test_no_reconciliation_with_timestream(default_template):
+    assert [v["Properties"]["Name"] for v in resources(default_template,
+                                                       "AWS::Glue::Job").values()] == [
+        "clickagg-billing"]
+    assert not [a for a in resources(default_template, "AWS::CloudWatch::Alarm").values()
+                if a["Properties"]["MetricName"] == "TotalDrift"]
+    tables = {v["Properties"]["TableInput"]["Name"]
+              for v in resources(default_template, "AWS::Glue::Table").values()}
+    assert tables == {"raw_clicks", "billing_hourly", "billing_flagged"}
+
+
+def test_reconcile_job_with_dynamodb(custom_template):
+    reconcile = job(custom_template, "-reconcile")
+    assert reconcile["GlueVersion"] == "5.0" and reconcile["Command"]["Name"] == "glueetl"
+    assert (reconcile["WorkerType"], reconcile["NumberOfWorkers"], reconcile["MaxRetries"]) == (
+        "G.1X", 2, 0)
+    args = reconcile["DefaultArguments"]
+    bucket = logical(custom_template, "AWS::S3::Bucket", "BillingBucket")
+    assert args["--day"] == "auto"
+    assert args["--out_path"] == s3_url(bucket, "/billing")
+    assert args["--report_path"] == s3_url(bucket, "/reconciliation/drift")
+    assert args["--table"] == {"Ref": logical(custom_template, "AWS::DynamoDB::Table",
+                                              "ServingTable")}
+    assert args["--threshold"] == str(DRIFT_THRESHOLD) and args["--emit_metrics"] == "true"
+    assert "--extra-py-files" not in args  # reconcile.py is self-contained
+    assert reconcile["SecurityConfiguration"] == job(custom_template, "-billing")[
+        "SecurityConfiguration"]
+
+
+def test_security_configuration_encrypts_everything_with_the_pipeline_key(default_template):
+    [config] = [v["Properties"] for v in resources(
+        default_template, "AWS::Glue::SecurityConfiguration").values()]
+    encryption = config["EncryptionConfiguration"]
+    assert encryption["S3Encryptions"] == [{"S3EncryptionMode": "SSE-KMS", "KmsKeyArn": KEY_ARN}]
+    assert encryption["CloudWatchEncryption"] == {"CloudWatchEncryptionMode": "SSE-KMS",
+                                                  "KmsKeyArn": KEY_ARN}
+    assert encryption["JobBookmarksEncryption"] == {"JobBookmarksEncryptionMode": "CSE-KMS",
+                                                    "KmsKeyArn": KEY_ARN}
+
+
+def test_job_log_groups_are_pre_created_encrypted(custom_template):
+    groups = {v["Properties"]["LogGroupName"]: v["Properties"]
+              for v in resources(custom_template, "AWS::Logs::LogGroup").values()
+              if "LogGroupName" in v["Properties"]}
+    for name in ("ca-test-billing", "ca-test-reconcile"):
+        prefix = job(custom_template, name.removeprefix("ca-test"))["DefaultArguments"][
+            "--custom-logGroup-prefix"]
+        assert prefix == f"/aws-glue/jobs/{name}"
+        for kind in ("output", "error"):
+            assert groups[f"{prefix}/{kind}"]["KmsKeyId"] == KEY_ARN
+            assert groups[f"{prefix}/{kind}"]["RetentionInDays"] == 30
+
+
+# --- workflow -------------------------------------------------------------------------------
+
+def test_workflow_schedule_and_conditional_reconciliation(custom_template):
+    [workflow_id] = resources(custom_template, "AWS::Glue::Workflow")
+    triggers = {v["Properties"]["Type"]: v["Properties"]
+                for v in resources(custom_template, "AWS::Glue::Trigger").values()}
+    assert set(triggers) == {"SCHEDULED", "CONDITIONAL"}
+    billing_ref = {"Ref": logical(custom_template, "AWS::Glue::Job", "BillingBillingJob")}
+    reconcile_ref = {"Ref": logical(custom_template, "AWS::Glue::Job", "BillingReconcileJob")}
+    schedule = triggers["SCHEDULED"]
+    assert schedule["Schedule"] == "cron(15 4 * * ? *)"
+    assert schedule["StartOnCreation"] is True
+    assert schedule["WorkflowName"] == {"Ref": workflow_id}
+    assert schedule["Actions"] == [{"JobName": billing_ref, "Arguments": {"--day": "auto"}}]
+    after = triggers["CONDITIONAL"]
+    assert after["WorkflowName"] == {"Ref": workflow_id} and after["StartOnCreation"] is True
+    assert after["Predicate"] == {"Conditions": [{"JobName": billing_ref,
+                                                  "LogicalOperator": "EQUALS",
+                                                  "State": "SUCCEEDED"}]}
+    assert after["Actions"] == [{"JobName": reconcile_ref, "Arguments": {"--day": "auto"}}]
+
+
+def test_default_schedule_is_0230_utc(default_template):
+    [trigger] = [v["Properties"] for v in resources(default_template, "AWS::Glue::Trigger")
+                 .values()]
+    assert trigger["Schedule"] == "cron(30 2 * * ? *)" and trigger["Type"] == "SCHEDULED"
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+def _python_constant(path: Path, name: str):
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} not in {path}")
+
+
+def test_catalog_columns_are_what_the_jobs_write(repo_root):
+    """transform.py imports pyspark (not in this venv): read its constants from the source."""
+    transform = repo_root / "glue_jobs" / "billing" / "transform.py"
+    output = [c for c in _python_constant(transform, "OUTPUT_COLUMNS") if c != "dt"]
+    flagged = [c for c in _python_constant(transform, "FLAGGED_COLUMNS") if c != "dt"]
+    assert [n for n, _ in HOURLY_COLUMNS] == output
+    assert [n for n, _ in FLAGGED_COLUMNS] == flagged
+    assert [n for n, _ in DRIFT_COLUMNS] == list(REPORT_COLUMNS)
+
+
+@pytest.mark.parametrize("name,columns,path", [
+    ("billing_hourly", HOURLY_COLUMNS, "/billing/hourly"),
+    ("billing_flagged", FLAGGED_COLUMNS, "/billing/flagged"),
+    ("billing_drift", DRIFT_COLUMNS, "/reconciliation/drift"),
+])
+def test_billing_tables_are_parquet_partitioned_by_dt(custom_template, name, columns, path):
+    [table] = [v["Properties"] for v in resources(custom_template, "AWS::Glue::Table").values()
+               if v["Properties"]["TableInput"]["Name"] == name]
+    assert table["DatabaseName"] == {"Ref": logical(custom_template, "AWS::Glue::Database",
+                                                    "ArchiveDatabase")}
+    table_input = table["TableInput"]
+    assert [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]] == \
+        columns
+    assert table_input["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    storage = table_input["StorageDescriptor"]
+    assert storage["InputFormat"].endswith("MapredParquetInputFormat")
+    assert storage["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    bucket = logical(custom_template, "AWS::S3::Bucket", "BillingBucket")
+    assert storage["Location"] == s3_url(bucket, f"{path}/")
+    parameters = table_input["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["projection.dt.type"] == "date"
+    assert parameters["storage.location.template"] == s3_url(bucket, f"{path}/dt=${{dt}}/")
+
+
+def test_library_zip_layout(tmp_path):
+    glue_jobs = tmp_path / "glue_jobs"
+    for rel in ("__init__.py", "billing_job.py", "reconcile.py", "backfill.py",
+                "billing/__init__.py", "billing/run.py", "billing/__pycache__/run.cpython.pyc"):
+        (glue_jobs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (glue_jobs / rel).write_text("")
+    functions = tmp_path / "functions"
+    (functions / "common").mkdir(parents=True)
+    (functions / "common" / "__init__.py").write_text("")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert StageGlueLibrary(glue_jobs, functions).try_bundle(str(out))
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert files == {"glue_jobs/__init__.py", "glue_jobs/billing/__init__.py",
+                     "glue_jobs/billing/run.py", "common/__init__.py"}
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+def test_billing_role_reads_raw_and_writes_billing_only(custom_template):
+    stmts = statements(custom_template, "BillingBillingRole")
+    actions = by_action(stmts)
+    archive = logical(custom_template, "AWS::S3::Bucket", "ArchiveBucket")
+    bucket = logical(custom_template, "AWS::S3::Bucket", "BillingBucket")
+    put = actions["s3:PutObject"]
+    assert [s["Resource"] for s in put] == [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/billing*"]]}]
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert archive not in json.dumps([s["Resource"] for s in actions[action]])
+    raw = {"Fn::Join": ["", [{"Fn::GetAtt": [archive, "Arn"]}, "/raw/clicks/*"]]}
+    assert any(raw in as_list(s["Resource"]) for s in actions["s3:GetObject"])
+    assert set(actions) >= {"kms:Decrypt", "kms:GenerateDataKey", "logs:PutLogEvents",
+                            "logs:AssociateKmsKey"}
+    assert not any(a.startswith(("dynamodb:", "cloudwatch:")) for a in actions)
+    code = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
+    assert "cdk-hnb659fds-assets" in code and code.count(".zip") == 1 and code.count(".py") == 1
+
+
+def test_reconcile_role_queries_the_serving_table_and_puts_clickagg_metrics(custom_template):
+    stmts = statements(custom_template, "BillingReconcileRole")
+    actions = by_action(stmts)
+    table = logical(custom_template, "AWS::DynamoDB::Table", "ServingTable")
+    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:Query"}
+    assert actions["dynamodb:Query"][0]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    [metrics] = actions["cloudwatch:PutMetricData"]
+    assert metrics["Resource"] == "*"
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ClickAgg"}}
+    writes = json.dumps([s["Resource"] for s in actions["s3:PutObject"]])
+    assert '"/reconciliation/*"' in writes and "billing" not in writes.replace("Billing", "")
+    reads = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
+    assert '"/billing/hourly/*"' in reads and "ArchiveBucket" not in reads
+
+
+def test_job_roles_trust_glue_only(custom_template):
+    for prefix in ("BillingBillingRole", "BillingReconcileRole"):
+        role = resources(custom_template, "AWS::IAM::Role")[logical(
+            custom_template, "AWS::IAM::Role", prefix)]["Properties"]
+        [statement] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "glue.amazonaws.com"}
+        assert "ManagedPolicyArns" not in role
+
+
+def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, repo_root):
+    """A new boto3 call in glue_jobs/reconcile.py without an IAM grant fails here."""
+    import botocore.session
+
+    source = (repo_root / "glue_jobs" / "reconcile.py").read_text()
+    called = set(re.findall(r"\.(\w+)\(", source))
+    called |= set(re.findall(r"""get_paginator\(["'](\w+)["']\)""", source))
+    session = botocore.session.get_session()
+    needed = {f"{service}:{op}" for service in ("dynamodb",)
+              for op in session.get_service_model(service).operation_names
+              if botocore.xform_name(op) in called}
+    needed |= {"cloudwatch:PutMetricData"} if "put_metric_data" in called else set()
+    granted = set(by_action(statements(custom_template, "BillingReconcileRole")))
+    assert "dynamodb:Query" in needed
+    assert needed <= granted, sorted(needed - granted)
+
+
+# --- failures and drift ---------------------------------------------------------------------
+
+def test_job_failures_notify_the_alarm_topic(custom_template):
+    [(rule_id, rule)] = resources(custom_template, "AWS::Events::Rule").items()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.glue"]
+    assert pattern["detail-type"] == ["Glue Job State Change"]
+    assert pattern["detail"] == {"jobName": ["ca-test-billing", "ca-test-reconcile"],
+                                 "state": ["FAILED", "TIMEOUT", "ERROR"]}
+    [target] = rule["Properties"]["Targets"]
+    topic = logical(custom_template, "AWS::SNS::Topic", "AlarmsTopic")
+    assert target["Arn"] == {"Ref": topic}
+    assert "<detail-jobName>" in target["InputTransformer"]["InputTemplate"]
+    [policy] = resources(custom_template, "AWS::SNS::TopicPolicy").values()
+    [allow] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+               if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {
+        "Fn::GetAtt": [rule_id, "Arn"]}}}
+    [key] = resources(custom_template, "AWS::KMS::Key").values()
+    [kms] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+             if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert sorted(as_list(kms["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+def test_total_drift_alarm(custom_template):
+    [alarm] = [a["Properties"] for a in resources(custom_template, "AWS::CloudWatch::Alarm")
+               .values() if a["Properties"]["MetricName"] == "TotalDrift"]
+    assert alarm["AlarmName"] == "ca-test-billing-TotalDrift"
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"]) == (
+        "ClickAgg", "Maximum", 86400)
+    assert alarm["Threshold"] == DRIFT_THRESHOLD == 0.001
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "Dimensions" not in alarm  # reconcile.emit_metrics puts no dimensions
+    [action] = alarm["AlarmActions"]
+    assert action == {"Ref": logical(custom_template, "AWS::SNS::Topic", "AlarmsTopic")}
+
+
+def test_billing_bucket(default_template):
+    bucket_id = logical(default_template, "AWS::S3::Bucket", "BillingBucket")
+    bucket = resources(default_template, "AWS::S3::Bucket")[bucket_id]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert "Transitions" not in rule  # billing data stays queryable (no cold storage)
+    outputs = template_json(default_template)["Outputs"]
+    assert {"BillingBucketName", "BillingWorkflowName", "BillingJobName"} <= set(outputs)

@@ -1,0 +1,259 @@
+"""Security properties over EVERY template variant (defaults, every setting changed, each
+capacity profile): least privilege across all roles, encryption at rest everywhere, TLS-only
+buckets; and the API edge: CORS only for configured origins, WAF only when enabled."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.settings import StackSettings
+
+# Actions that only exist on Resource '*', with why (each role that has one carries an
+# AwsSolutions-IAM5[Resource::*] acknowledgement: test_infra_nag).
+STAR_RESOURCE_ACTIONS = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "timestream:DescribeEndpoints": "Timestream endpoint discovery",
+    "cloudwatch:PutMetricData": "no resource-level permissions; namespace condition instead",
+}
+VARIANTS = ("default", "custom", "small", "medium", "large")
+
+
+
+_JSON: dict[int, tuple[Template, dict]] = {}  # holds the template: its id stays unique
+
+
+def template_json(template: Template) -> dict:
+    """Template.to_json() once per template (each call crosses into jsii)."""
+    if id(template) not in _JSON:
+        _JSON[id(template)] = (template, template.to_json())
+    return _JSON[id(template)][1]
+
+def resources(template: Template, type_: str) -> dict[str, dict]:
+    return {k: v for k, v in template_json(template)["Resources"].items() if v["Type"] == type_}
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def all_role_statements(template: Template) -> list[tuple[str, dict]]:
+    """(where, statement) of every identity policy: AWS::IAM::Policy, inline role policies,
+    customer managed policies."""
+    out = []
+    for name, policy in resources(template, "AWS::IAM::Policy").items():
+        out += [(name, s) for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    for name, policy in resources(template, "AWS::IAM::ManagedPolicy").items():
+        out += [(name, s) for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        for inline in role["Properties"].get("Policies", []):
+            out += [(name, s) for s in inline["PolicyDocument"]["Statement"]]
+    return out
+
+
+def key_arn(template: Template) -> dict:
+    [key] = resources(template, "AWS::KMS::Key")
+    return {"Fn::GetAtt": [key, "Arn"]}
+
+
+@pytest.fixture(params=VARIANTS)
+def template(request, all_templates) -> Template:
+    return all_templates[request.param]
+
+
+# --- least privilege ------------------------------------------------------------------------
+
+def test_no_wildcard_action_in_any_role(template):
+    statements = all_role_statements(template)
+    assert len(statements) > 30  # the walk found the roles' policies
+    for where, statement in statements:
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{where}: wildcard action {action}"
+        assert "NotAction" not in statement and "NotResource" not in statement, where
+
+
+def test_star_resource_only_where_the_service_has_no_resource_arns(template):
+    for where, statement in all_role_statements(template):
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        actions = set(as_list(statement["Action"]))
+        assert actions <= set(STAR_RESOURCE_ACTIONS), f"{where}: {actions} on '*'"
+        if "cloudwatch:PutMetricData" in actions:
+            assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace":
+                                                               "ClickAgg"}}, where
+
+
+def test_no_role_uses_aws_managed_policies_except_the_api_gateway_logging_role(template):
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        managed = role["Properties"].get("ManagedPolicyArns", [])
+        if managed:
+            assert name.startswith("IngestApiCloudWatchRole"), name
+            assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(managed)
+
+
+def test_every_role_trusts_one_service(template):
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert list(statement["Principal"]) == ["Service"], name
+
+
+# --- encryption at rest ---------------------------------------------------------------------
+
+def test_every_stream_is_kms_encrypted(template):
+    streams = resources(template, "AWS::Kinesis::Stream")
+    assert len(streams) == 2
+    for name, stream in streams.items():
+        assert stream["Properties"]["StreamEncryption"] == {
+            "EncryptionType": "KMS", "KeyId": key_arn(template)}, name
+
+
+def test_every_table_is_kms_encrypted(template):
+    tables = resources(template, "AWS::DynamoDB::Table")
+    assert tables
+    for name, table in tables.items():
+        assert table["Properties"]["SSESpecification"] == {
+            "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn(template)}, name
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True}, name
+    for name, database in resources(template, "AWS::Timestream::Database").items():
+        assert database["Properties"]["KmsKeyId"] == key_arn(template), name
+
+
+def test_every_bucket_is_encrypted_and_tls_only(template):
+    buckets = resources(template, "AWS::S3::Bucket")
+    tls_only = set()
+    for policy in resources(template, "AWS::S3::BucketPolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if (statement["Effect"] == "Deny" and statement["Action"] == "s3:*"
+                    and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}):
+                tls_only.add(policy["Properties"]["Bucket"]["Ref"])
+    assert tls_only == set(buckets)
+    for name, bucket in buckets.items():
+        [rule] = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        sse = rule["ServerSideEncryptionByDefault"]
+        if name.startswith("AccessLogsBucket"):  # S3 log delivery needs SSE-S3
+            assert sse == {"SSEAlgorithm": "AES256"}
+        else:
+            assert sse == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn(template)}, name
+
+
+def test_every_log_group_is_kms_encrypted(template):
+    groups = resources(template, "AWS::Logs::LogGroup")
+    assert len(groups) >= 8
+    for name, group in groups.items():
+        assert group["Properties"]["KmsKeyId"] == key_arn(template), name
+        assert group["Properties"]["RetentionInDays"] == 30, name
+
+
+def test_every_queue_and_topic_is_kms_encrypted(template):
+    for type_, prop in (("AWS::SQS::Queue", "KmsMasterKeyId"),
+                        ("AWS::SNS::Topic", "KmsMasterKeyId")):
+        found = resources(template, type_)
+        assert found
+        for name, resource in found.items():
+            assert resource["Properties"][prop] == key_arn(template), name
+
+
+def test_glue_jobs_use_the_encrypting_security_configuration(template):
+    [config] = resources(template, "AWS::Glue::SecurityConfiguration")
+    for name, job in resources(template, "AWS::Glue::Job").items():
+        assert job["Properties"]["SecurityConfiguration"] == {"Ref": config}, name
+
+
+# --- API edge: CORS -------------------------------------------------------------------------
+
+def options_methods(template: Template) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in resources(template, "AWS::ApiGateway::Method").items()
+            if v["Properties"]["HttpMethod"] == "OPTIONS"}
+
+
+def test_no_cors_by_default(default_template, profile_templates):
+    for template in (default_template, *profile_templates.values()):
+        assert not options_methods(template)
+        for response in resources(template, "AWS::ApiGateway::GatewayResponse").values():
+            assert "ResponseParameters" not in response["Properties"]
+        assert "Access-Control" not in json.dumps(template_json(template))
+        for fn in resources(template, "AWS::Lambda::Function").values():
+            assert "CORS_ALLOWED_ORIGINS" not in fn["Properties"]["Environment"]["Variables"]
+
+
+def test_cors_for_one_configured_origin(custom_template):
+    preflights = options_methods(custom_template)
+    assert len(preflights) == 4  # /v1/clicks + the three query routes
+    for method in preflights.values():
+        assert method["AuthorizationType"] == "NONE"
+        assert method["Integration"]["Type"] == "MOCK"
+        params = method["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+        assert params["method.response.header.Access-Control-Allow-Origin"] == \
+            "'https://ops.example.com'"
+        assert params["method.response.header.Vary"] == "'Origin'"
+    allowed = sorted(m["Integration"]["IntegrationResponses"][0]["ResponseParameters"][
+        "method.response.header.Access-Control-Allow-Methods"] for m in preflights.values())
+    assert allowed == ["'GET'", "'GET'", "'GET'", "'POST'"]
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
+        custom_template, "AWS::ApiGateway::GatewayResponse").values()}
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY"):
+        assert responses[kind]["ResponseParameters"][
+            "gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://ops.example.com'"
+    envs = {fn["Properties"]["Handler"]: fn["Properties"]["Environment"]["Variables"]
+            for fn in resources(custom_template, "AWS::Lambda::Function").values()}
+    assert envs["ingest.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == \
+        "https://ops.example.com"
+    assert envs["query.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == \
+        "https://ops.example.com"
+    assert "CORS_ALLOWED_ORIGINS" not in envs["aggregate.sink_handler.lambda_handler"]
+
+
+@pytest.fixture(scope="module")
+def two_origins_template(app_factory) -> Template:
+    app = app_factory(cors_allowed_origins="https://a.example.com,http://localhost:5173")
+    return Template.from_stack(app.node.find_child("ClickAgg"))
+
+
+def test_cors_for_several_origins_answers_only_listed_ones(two_origins_template):
+    preflights = options_methods(two_origins_template)
+    assert len(preflights) == 4
+    for method in preflights.values():
+        response = method["Integration"]["IntegrationResponses"][0]
+        # the first origin is the static header, the mapping template swaps in a request
+        # Origin only when it is one of the others
+        assert response["ResponseParameters"][
+            "method.response.header.Access-Control-Allow-Origin"] == "'https://a.example.com'"
+        template = json.dumps(response["ResponseTemplates"])
+        assert "http://localhost:5173" in template and "$input.params" in template
+    kinds = {r["Properties"]["ResponseType"] for r in resources(
+        two_origins_template, "AWS::ApiGateway::GatewayResponse").values()}
+    assert kinds == {"BAD_REQUEST_BODY"}  # no static origin fits several: no CORS headers
+    [bad_body] = resources(two_origins_template, "AWS::ApiGateway::GatewayResponse").values()
+    assert "ResponseParameters" not in bad_body["Properties"]
+
+
+# --- API edge: WAF --------------------------------------------------------------------------
+
+def test_no_waf_by_default(default_template, profile_templates):
+    for template in (default_template, *profile_templates.values()):
+        assert not resources(template, "AWS::WAFv2::WebACL")
+        assert not resources(template, "AWS::WAFv2::WebACLAssociation")
+
+
+def test_waf_rate_limit_on_the_stage_when_enabled(custom_template):
+    [(acl_id, acl)] = resources(custom_template, "AWS::WAFv2::WebACL").items()
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    [rule] = props["Rules"]
+    assert rule["Action"] == {"Block": {}}
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "Limit": 50000, "AggregateKeyType": "IP", "EvaluationWindowSec": 300}
+    assert rule["VisibilityConfig"]["CloudWatchMetricsEnabled"] is True
+    [association] = resources(custom_template, "AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    [stage_id] = resources(custom_template, "AWS::ApiGateway::Stage")
+    assert stage_id in association["DependsOn"]
+    assert "/stages/" in json.dumps(association["Properties"]["ResourceArn"])
+
+
+def test_waf_default_limit_follows_the_ingest_rate():
+    assert StackSettings(ingest_rate_limit=10_000).waf_rate_limit == 3_000_000
+    assert StackSettings(ingest_rate_limit=10_000_000).waf_rate_limit == 2_000_000_000  # WAF max
