@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from common.config import IngestSettings
+from common.cors import cors_config
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
@@ -25,7 +26,7 @@ from ingest.validation import RequestError, check_content_type, decode_body, ext
 logger = Logger(service="ingest")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
 tracer = Tracer(service="ingest")
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(cors=cors_config())
 
 
 @lru_cache(maxsize=1)

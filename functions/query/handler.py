@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
+from common.cors import cors_config
 from query.service import QueryService
 from query.store import make_store
 from query.windows import QueryError
@@ -26,7 +27,7 @@ from query.windows import QueryError
 logger = Logger(service="query")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
 tracer = Tracer(service="query")
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(cors=cors_config())
 
 
 def get_service() -> QueryService:

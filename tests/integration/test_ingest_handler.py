@@ -233,3 +233,26 @@ def test_hot_ad_salt_spreads_partition_keys(env, monkeypatch):
     shards = read_stream(NAMES.clicks_stream)
     assert sum(len(v) for v in shards.values()) == 40
     assert all(len(v) > 0 for v in shards.values())  # 2 shards, 4 keys: both used
+
+
+def test_cors_only_for_configured_origins(monkeypatch):
+    import importlib
+
+    from common.cors import cors_config
+
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS", raising=False)
+    assert cors_config() is None
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example")
+    cfg = cors_config()
+    assert cfg._allowed_origins == ["https://a.example", "https://b.example"]
+    mod = importlib.reload(handler)  # the resolver reads the config at import (cold start)
+    try:
+        resp = mod.lambda_handler(api_event(None, method="OPTIONS", headers={"Origin": "https://b.example"}),
+                                  LambdaContext("ingest"))
+        assert resp["multiValueHeaders"]["Access-Control-Allow-Origin"] == ["https://b.example"]
+        resp = mod.lambda_handler(api_event(None, method="OPTIONS", headers={"Origin": "https://evil.example"}),
+                                  LambdaContext("ingest"))
+        assert "Access-Control-Allow-Origin" not in (resp.get("multiValueHeaders") or {})
+    finally:
+        monkeypatch.delenv("CORS_ALLOWED_ORIGINS")
+        importlib.reload(handler)
