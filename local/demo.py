@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from common.config import IngestSettings
 from local.loadgen import HOT_AD, LoadSpec, generate
 from local.readback import dedup_status_counts, read_stream
 from local.sender import send_load
-from local.stack import LocalStack, StackOptions
+from local.stack import REPO, LocalStack, StackOptions
 
 
 class Checks:
@@ -110,6 +111,95 @@ def realtime_section(stack, load, report, checks: Checks, sampler) -> None:
 args_top = 5
 
 
+def query_section(stack, load, checks: Checks) -> None:
+    """The query API (through the local API Gateway) against the generator's ground truth."""
+    import requests
+
+    print("\nquery API (GET /v1/top, GET /v1/ads/{ad_id}/metrics)")
+    truth = realtime_truth(load.truth, set(load.late_ids))
+    t0 = time.perf_counter()
+    top = requests.get(f"{stack.api.url}/v1/top", params={"last": "1h", "k": "10"}, timeout=30).json()
+    top_ms = (time.perf_counter() - t0) * 1000
+    lo, hi = top["window"]["from_ms"], top["window"]["to_ms"]
+    window = Counter()
+    for (ad, res, bucket), row in truth.items():
+        if res == "1m" and lo <= bucket < hi:
+            window[ad] += row["clicks"]
+    want = sorted(window.items(), key=lambda t: (-t[1], t[0]))[:10]
+    got = [(i["ad_id"], int(i["total"])) for i in top["items"]]
+    print(f"  top-10 last hour ({top['window']['from']} .. {top['window']['to']}, exact={top['exact']}, "
+          f"{top['debug']['requests']} DynamoDB requests, {top_ms:.0f} ms through the local API):")
+    for item in top["items"]:
+        print(f"      {item['rank']:>2}. {item['ad_id']}  {item['total']}")
+    checks.equal("query API top-10 last hour = ground truth", got == want, True)
+    checks.equal("query API top-10 is proven exact", top["exact"], True)
+    series = requests.get(f"{stack.api.url}/v1/ads/{HOT_AD}/metrics",
+                          params={"resolution": "1m", "last": "1h"}, timeout=30).json()
+    got_series = {p["bucket_start_ms"]: p["clicks"] for p in series["points"] if p["clicks"]}
+    want_series = {b: row["clicks"] for (ad, res, b), row in truth.items()
+                   if ad == HOT_AD and res == "1m" and series["window"]["from_ms"] <= b < series["window"]["to_ms"]}
+    print(f"  {HOT_AD} 1m series, last hour: {len(series['points'])} zero-filled points, "
+          f"{series['totals']['clicks']} clicks, {series['totals']['billable_clicks']} billable, "
+          f"cost {series['totals']['cost']}")
+    checks.equal(f"query API {HOT_AD} 1m series = ground truth", got_series == want_series, True)
+    f = series["freshness"]
+    print(f"  freshness reported: newest event {f.get('newest_event_time')}, watermark {f.get('watermark')}, "
+          f"final={f.get('final')}")
+
+
+def billing_section(stack, load, checks: Checks) -> None:
+    """Nightly recompute (Glue job code on local Spark, .venv-glue) over the archive, then
+    reconciliation with the serving store."""
+    print("\nbilling recompute (glue_jobs/billing_job.py on local Spark) + reconciliation")
+    glue_python = REPO / ".venv-glue" / "bin" / "python"
+    if not glue_python.exists():
+        print("  skipped: .venv-glue not installed; run `make setup`")
+        checks.failures.append("glue venv missing")
+        return
+    from datetime import datetime, timezone
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    from glue_jobs.reconcile import run as reconcile_run
+
+    now = datetime.now(timezone.utc)
+    day = now.date()
+    root, out, report = (stack.options.state_dir / d for d in ("archive", "billing", "reconciliation"))
+    for d in (out, report):
+        shutil.rmtree(d, ignore_errors=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([str(glue_python), str(REPO / "glue_jobs" / "billing_job.py"), "--day", day.isoformat(),
+                           "--raw-path", str(root / RAW_PREFIX), "--out-path", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:])
+        checks.failures.append("billing job failed")
+        return
+    rows = pq.read_table(out / "hourly").to_pylist()
+    print(f"  billing job for {day}: {len(rows)} advertiser/campaign/ad/hour rows in {time.monotonic() - t0:.0f}s")
+    per_adv = Counter()
+    for r in rows:
+        per_adv[r["advertiser_id"]] += r["billable_cost_micros"]
+    for adv, micros in sorted(per_adv.items())[:5]:
+        print(f"      {adv}: billable cost {micros / 1e6:,.2f}")
+    day_start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    in_day = [c for c in load.truth if day_start <= c["event_time"] < day_start + 86_400_000]
+    batch_truth = realtime_truth(in_day, set())  # the batch also bills clicks beyond lateness
+    want_billable = sum(v["billable_clicks"] for (a, res, b), v in batch_truth.items() if res == "1d")
+    checks.equal("billing: billable clicks = ground truth (late clicks included)",
+                 sum(r["billable_clicks"] for r in rows), want_billable)
+    summary = reconcile_run(str(out), str(report), day, boto3.client("dynamodb"), stack.names.serving_table)
+    late_in_day = {c["click_id"] for c in in_day} & set(load.late_ids)
+    rt_truth = realtime_truth(in_day, late_in_day)
+    expected_diff = (sum(v["billable_clicks"] for (a, res, b), v in rt_truth.items() if res == "1d")
+                     - want_billable)
+    print(f"  reconciliation: batch billable {summary['batch_billable']}, realtime {summary['realtime_billable']}, "
+          f"diff {summary['total_diff']}, total drift {summary['total_drift']:.4%} "
+          f"({'FLAGGED, > 0.1%' if summary['flag'] else 'within 0.1%'}); explained {summary['explained_clicks']}")
+    checks.equal("reconciliation diff = clicks later than the lateness horizon", summary["total_diff"], expected_diff)
+
+
 def run(args) -> int:
     spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed, late_count=args.late)
     load = generate(spec, end_ms=int(time.time() * 1000))
@@ -146,9 +236,11 @@ def run(args) -> int:
         checks.equal("clicks stream: distinct click_ids = ground truth",
                      sorted(set(on_stream)) == sorted(c["click_id"] for c in load.truth), True)
         realtime_section(stack, load, report, checks, sampler)
+        query_section(stack, load, checks)
         archive_section(stack, load, checks, len(on_stream))
+        billing_section(stack, load, checks)
         if args.keep:
-            print(f"\nstack running: API {stack.api.url} (Ctrl-C to stop)")
+            print(f"\nstack running: dashboard {stack.api.url}/  API {stack.api.url}/v1/...  (Ctrl-C to stop)")
             try:
                 while True:
                     time.sleep(3600)

@@ -105,8 +105,10 @@ def generate(spec: LoadSpec, end_ms: int) -> Load:
                          end_ms - spec.late_by_s * 1000 - rng.randrange(0, 600_000)))
 
     def payload(c: dict) -> dict:
+        user_no = int(c["user_id"][2:])  # each user clicks from its own address
         return {**{k: v for k, v in c.items() if k not in ("event_time", "cost")},
-                "timestamp": _timestamp(c["event_time"], rng, spec.iso_share), "cost": str(c["cost"])}
+                "timestamp": _timestamp(c["event_time"], rng, spec.iso_share), "cost": str(c["cost"]),
+                "ip": f"10.{user_no // 65536}.{user_no // 256 % 256}.{user_no % 256}"}
 
     keyed = [(float(i), payload(c)) for i, c in enumerate(ordered)]
     duplicate_ids = []

@@ -27,7 +27,7 @@ class SendReport:
 
 def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
               max_retries: int = 20, progress: bool = True, api_key: str | None = None,
-              resend_rate: float = 0.0, seed: int = 5) -> SendReport:
+              resend_rate: float = 0.0, seed: int = 5, deadline: float | None = None) -> SendReport:
     """`resend_rate`: share of requests sent again whole after their response, as an SDK does
     when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
     Connection errors (API down or restarting) are retried like timeouts."""
@@ -40,6 +40,8 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
     headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
 
     def post(batch: list[dict]) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            return  # time-boxed run (benchmarks): batches after the deadline are not sent
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         pending, attempt = batch, 0

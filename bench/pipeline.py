@@ -1,0 +1,112 @@
+"""Drive the whole local stack (HTTP -> ingest -> Kinesis -> Flink -> sink -> DynamoDB, plus the
+archiver) as fast as it sustains for a few minutes; report accepted clicks/s, end-to-end
+freshness p50/p95/p99 and CPU per process, to show which component saturates first.
+
+    .venv/bin/python bench/pipeline.py [--seconds 120] [--concurrency 6] [--batch 100]
+
+Scaled down: moto server stands in for DynamoDB/Kinesis and is itself the slowest part (one
+Python process). The figures rank the local components; they are not AWS throughput.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "functions")]
+
+from local.freshness import FreshnessSampler, percentiles  # noqa: E402
+from local.loadgen import HOT_AD, LoadSpec, generate  # noqa: E402
+from local.sender import send_load  # noqa: E402
+from local.stack import LocalStack, StackOptions  # noqa: E402
+from common.config import IngestSettings  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_tree_cpu(root_pid: int) -> float:
+    """CPU seconds (user+sys) of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        stats[pid] = (int(fields[11]) + int(fields[12])) / TICK
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=int, default=120, help="how long to send")
+    p.add_argument("--concurrency", type=int, default=6, help="concurrent HTTP clients")
+    p.add_argument("--batch", type=int, default=100, help="clicks per request")
+    args = p.parse_args()
+    est_rate = 400  # clicks/s generated per second of sending; the sender stops at --seconds
+    spec = LoadSpec(clicks=est_rate * args.seconds, ads=200, span_s=args.seconds, seed=99, duplicate_rate=0.02)
+    load = generate(spec, end_ms=int(time.time() * 1000) + args.seconds * 1000 // 2)
+    settings = IngestSettings(hot_ad_salts={HOT_AD: 4})
+    with LocalStack(StackOptions(settings=settings)) as stack:
+        print(f"stack up; Flink ready after {stack.flink_job.wait_ready():.0f}s", flush=True)
+        sampler = FreshnessSampler(stack.names.serving_table, HOT_AD, interval_s=0.5).start()
+        procs = {"moto server (DynamoDB+Kinesis emulator)": stack.moto._proc.pid,
+                 "Flink job (driver + MiniCluster JVM)": stack.flink_job._proc.pid}
+        cpu0 = {k: proc_tree_cpu(v) for k, v in procs.items()}
+        own0, t0 = self_cpu(), time.monotonic()
+        stop_at = time.monotonic() + args.seconds
+        sends = []
+        for c in load.sends:  # time-box the load: only what fits in --seconds is sent
+            sends.append(c)
+        result = {}
+        sender = threading.Thread(target=lambda: result.update(r=send_load(
+            stack.api.url, sends, batch_size=args.batch, concurrency=args.concurrency, progress=False,
+            deadline=stop_at)))
+        sender.start()
+        sender.join()
+        wall = time.monotonic() - t0
+        report = result["r"]
+        accepted = report.outcomes["accepted"]
+        cpu = {k: proc_tree_cpu(v) - cpu0[k] for k, v in procs.items()}
+        cpu["local stack process (API, ingest + sink Lambdas, archiver, feed, sampler)"] = self_cpu() - own0
+        # let the pipeline drain, then measure freshness of what was accepted
+        hot = [(report.post_times[c["click_id"]], c["event_time"] - c["event_time"] % 60_000)
+               for c in load.truth if c["ad_id"] == HOT_AD and c["click_id"] in report.post_times]
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(sampler.latencies(hot)) < len(hot):
+            time.sleep(1)
+        sampler.stop()
+        lat = percentiles(sampler.latencies(hot))
+        print(f"\nsent for {wall:.0f}s with {args.concurrency} clients x {args.batch}-click requests")
+        print(f"accepted {accepted} clicks = {accepted / wall:.0f} clicks/s "
+              f"({report.outcomes['duplicate']} duplicates, {report.retries} retried items)")
+        if lat:
+            print(f"freshness (posted -> visible in serving store, {HOT_AD}, {len(hot)} clicks): "
+                  f"p50 {lat['p50']:.1f}s  p95 {lat['p95']:.1f}s  p99 {lat['p99']:.1f}s")
+        print("CPU during the send (2 cores = 200%):")
+        for name, secs in sorted(cpu.items(), key=lambda t: -t[1]):
+            print(f"  {100 * secs / wall:5.0f}%  {name}")
+        print(f"saturated first: {max(cpu, key=cpu.get)}")
+
+
+if __name__ == "__main__":
+    main()
