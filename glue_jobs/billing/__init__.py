@@ -1,0 +1,1 @@
+"""Nightly billing recompute: exact dedup, repeat-click and IP-burst rules, hourly totals."""

@@ -1,0 +1,101 @@
+"""Entry point of the nightly billing job: one UTC day (default: yesterday) from the raw archive.
+
+On AWS Glue 5.0 (awsglue importable) parameters come from the job run; Glue resolves only
+underscore names (`getResolvedOptions` docs), so the job arguments are
+  --day YYYY-MM-DD --raw_path s3://BUCKET/raw/clicks --out_path s3://BUCKET/billing
+  [--cutoff_hours 2] [--repeat_window_s 10] [--burst_threshold 10] [--write_flagged true]
+and the `glue_jobs` package is shipped with `--extra-py-files glue_jobs.zip`.
+Locally (no awsglue) the same options are accepted with dashes or underscores:
+  .venv-glue/bin/python glue_jobs/billing_job.py --day 2026-03-10 --raw-path /tmp/a/raw/clicks \
+      --out-path /tmp/a/billing
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date, datetime, timedelta, timezone
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:  # local runs: make the glue_jobs package importable
+    sys.path.insert(0, _REPO)
+
+from glue_jobs.billing.transform import BillingSettings  # noqa: E402
+
+try:  # AWS Glue runtime
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    HAVE_GLUE = True
+except ImportError:
+    HAVE_GLUE = False
+
+REQUIRED = ("raw_path", "out_path")
+OPTIONAL = ("day", "cutoff_hours", "repeat_window_s", "burst_threshold", "write_flagged")
+
+
+def _yesterday() -> date:
+    return (datetime.now(timezone.utc) - timedelta(days=1)).date()
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() not in ("false", "0", "no", "")
+
+
+def settings_from(args: dict) -> tuple[date, BillingSettings, bool]:
+    defaults = BillingSettings()
+    # the nightly trigger passes "auto": Glue triggers cannot compute "yesterday"
+    day = date.fromisoformat(args["day"]) if args.get("day") not in (None, "", "auto") else _yesterday()
+    settings = BillingSettings(
+        repeat_window_s=int(args.get("repeat_window_s") or defaults.repeat_window_s),
+        burst_threshold=int(args.get("burst_threshold") or defaults.burst_threshold),
+        cutoff_hours=int(args["cutoff_hours"]) if args.get("cutoff_hours") not in (None, "")
+        else defaults.cutoff_hours,
+        allowed_lateness_s=defaults.allowed_lateness_s,
+    )
+    return day, settings, _truthy(args.get("write_flagged", "true"))
+
+
+def parse_local(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser(description="clickagg billing recompute for one UTC day (local Spark)")
+    for name in ("day",) + REQUIRED + OPTIONAL[1:]:
+        flags = sorted({f"--{name}", f"--{name.replace('_', '-')}"})
+        p.add_argument(*flags, dest=name, required=name in REQUIRED)
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--shuffle-partitions", type=int, default=8)
+    p.add_argument("--driver-memory", default="2g")
+    return vars(p.parse_args(argv))
+
+
+def main_glue() -> dict:
+    from pyspark.context import SparkContext
+
+    from glue_jobs.billing.run import run_day
+
+    wanted = ["JOB_NAME", *REQUIRED] + [o for o in OPTIONAL if f"--{o}" in sys.argv]
+    args = getResolvedOptions(sys.argv, wanted)
+    day, settings, write_flagged = settings_from(args)
+    glue = GlueContext(SparkContext.getOrCreate())
+    job = Job(glue)
+    job.init(args["JOB_NAME"], args)
+    stats = run_day(glue.spark_session, args["raw_path"], args["out_path"], day, settings, write_flagged)
+    print(json.dumps(stats))
+    job.commit()
+    return stats
+
+
+def main_local(argv: list[str] | None = None) -> dict:
+    from glue_jobs.billing.run import local_spark, run_day
+
+    args = parse_local(sys.argv[1:] if argv is None else argv)
+    day, settings, write_flagged = settings_from(args)
+    spark = local_spark(master=args["master"], shuffle_partitions=args["shuffle_partitions"],
+                        driver_memory=args["driver_memory"])
+    stats = run_day(spark, args["raw_path"], args["out_path"], day, settings, write_flagged)
+    print(json.dumps(stats))
+    return stats
+
+
+if __name__ == "__main__":
+    main_glue() if HAVE_GLUE else main_local()

@@ -1,0 +1,312 @@
+"""Reconciliation of the nightly billing recompute with the realtime serving store.
+
+Pure core (`reconcile`): batch hourly rows + realtime hourly rows -> one drift row per
+(ad_id, hour) and a summary. Edges: read the batch rows (Parquet written by the billing job),
+read the realtime rows (DynamoDB serving table), write the report (Parquet), emit CloudWatch
+metrics (ClickAgg / TotalDrift, WorstDrift).
+
+Definitions
+- diff = realtime_billable - batch_billable (positive: the stream billed more).
+- drift_ratio = |diff| / max(batch_billable, 1)  (a row the batch has no billable click in
+  counts its |diff| as the ratio, so the figure stays finite).
+- total drift = |sum(diff)| / max(batch total, 1); worst drift = max drift_ratio over rows.
+- flag = total drift > threshold (default 0.001 = 0.1 %).
+
+Difference classes. The batch job writes, per hour row, how many clicks each known cause can
+account for (transform.OUTPUT_COLUMNS diagnostics); a row's diff is explained greedily by the
+causes that push in its direction, each up to its count:
+- diff < 0: `late_beyond_lateness` - billable clicks whose first copy was ingested at or after
+  hour end + allowed lateness (900 s). The stream drops a click once its watermark has passed
+  the bucket end + lateness; the click's own ingest time stands in for the watermark at its
+  arrival (an approximation: the real watermark trails the newest event time seen by the
+  out-of-orderness bound, so this can over- or under-count by a few clicks near the limit).
+- diff > 0: first `flagged_difference` - ip_burst clicks that the stream bills (the stream has
+  no burst rule: repeat winners that were not late), then `duplicates_missed_by_stream` - archive
+  copies beyond the first of this hour's clicks (an upper bound: a copy the stream failed to
+  dedup is billed only if the stream's repeat state missed it too).
+- what is left is `unexplained`. A row's class is `none` when diff = 0, `unexplained` when any
+  part is left unexplained, else the cause explaining the most clicks (ties: flagged, late, dup).
+
+Realtime rows come from DynamoDB by Query, not Scan: one Query per ad on `S#<ad>#1h` with
+sk between the day's first and last hour start (<= 24 items each). The ads asked for are the
+batch's ads plus every ad on the day's hourly leaderboards (`T#1h#<day start>`, one or two
+partitions), so an ad the stream saw but the archive did not still shows up if it made a top-M.
+A Scan would read the whole table (every ad's whole history, minute series, leaderboards).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+
+DRIFT_THRESHOLD = 0.001
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
+NONE, LATE, DUPLICATES, FLAGGED, UNEXPLAINED = (
+    "none", "late_beyond_lateness", "duplicates_missed_by_stream", "flagged_difference", "unexplained")
+REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_billable", "diff",
+                  "drift_ratio", "class", "explained_late", "explained_flagged",
+                  "explained_duplicates", "unexplained")
+METRICS_NAMESPACE = "ClickAgg"
+
+
+# ---------------------------------------------------------------------------- pure core
+
+def _records(data) -> list[dict]:
+    """list of dicts | pandas DataFrame | Spark DataFrame -> list of dicts."""
+    if data is None:
+        return []
+    if hasattr(data, "toLocalIterator") and hasattr(data, "schema"):  # Spark DataFrame
+        return [r.asDict() for r in data.collect()]
+    if hasattr(data, "to_dict"):  # pandas
+        return data.to_dict("records")
+    return [dict(r) for r in data]
+
+
+def _hour_ms(row: dict) -> int:
+    if row.get("hour_start_ms") is not None:
+        return int(row["hour_start_ms"])
+    hour = row["hour"]
+    if isinstance(hour, (int, float)):
+        return int(hour)
+    if hasattr(hour, "to_pydatetime"):
+        hour = hour.to_pydatetime()
+    if hour.tzinfo is None:  # Spark/pyarrow give naive UTC datetimes under a UTC session
+        hour = hour.replace(tzinfo=timezone.utc)
+    return int(hour.timestamp() * 1000)
+
+
+def _int(row: dict, key: str) -> int:
+    value = row.get(key)
+    return 0 if value is None or value != value else int(value)  # None / NaN -> 0
+
+
+def explain(diff: int, late: int, flagged: int, duplicates: int) -> dict:
+    """Split one row's diff into the causes that can account for it (greedy, see module doc)."""
+    parts = {"explained_late": 0, "explained_flagged": 0, "explained_duplicates": 0, "unexplained": 0}
+    if diff < 0:
+        parts["explained_late"] = min(-diff, late)
+        parts["unexplained"] = diff + parts["explained_late"]
+    elif diff > 0:
+        parts["explained_flagged"] = min(diff, flagged)
+        rest = diff - parts["explained_flagged"]
+        parts["explained_duplicates"] = min(rest, duplicates)
+        parts["unexplained"] = rest - parts["explained_duplicates"]
+    if diff == 0:
+        cls = NONE
+    elif parts["unexplained"]:
+        cls = UNEXPLAINED
+    else:
+        ranked = [(parts["explained_flagged"], FLAGGED), (parts["explained_late"], LATE),
+                  (parts["explained_duplicates"], DUPLICATES)]
+        cls = max(ranked, key=lambda kv: kv[0])[1]  # max keeps the first of equals
+    return {**parts, "class": cls}
+
+
+def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD) -> tuple[list[dict], dict]:
+    """(drift rows sorted by ad_id, hour; summary). Batch rows: billing job output rows (any
+    columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional diagnostics);
+    realtime rows: ad_id, hour_start_ms|hour, billable_clicks (several rows per key are summed)."""
+    batch: dict[tuple[str, int], dict[str, int]] = {}
+    for r in _records(batch_rows):
+        acc = batch.setdefault((r["ad_id"], _hour_ms(r)), {"b": 0, "late": 0, "flag": 0, "dup": 0})
+        acc["b"] += _int(r, "billable_clicks")
+        acc["late"] += _int(r, "late_billable_clicks")
+        acc["flag"] += _int(r, "ip_burst_stream_billable_clicks")
+        acc["dup"] += _int(r, "duplicate_copies")
+    realtime: dict[tuple[str, int], int] = {}
+    for r in _records(realtime_rows):
+        key = (r["ad_id"], _hour_ms(r))
+        realtime[key] = realtime.get(key, 0) + _int(r, "billable_clicks")
+
+    rows = []
+    empty = {"b": 0, "late": 0, "flag": 0, "dup": 0}
+    for key in sorted(set(batch) | set(realtime)):
+        b, rt = batch.get(key, empty), realtime.get(key, 0)
+        diff = rt - b["b"]
+        rows.append({
+            "ad_id": key[0], "hour_start_ms": key[1],
+            "hour": datetime.fromtimestamp(key[1] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "batch_billable": b["b"], "realtime_billable": rt, "diff": diff,
+            "drift_ratio": abs(diff) / max(b["b"], 1),
+            **explain(diff, b["late"], b["flag"], b["dup"]),
+        })
+    return rows, summarize(rows, threshold)
+
+
+def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
+    batch_total = sum(r["batch_billable"] for r in rows)
+    realtime_total = sum(r["realtime_billable"] for r in rows)
+    total_diff = realtime_total - batch_total
+    worst = max(rows, key=lambda r: (r["drift_ratio"], abs(r["diff"])), default=None)
+    classes: dict[str, int] = {}
+    for r in rows:
+        classes[r["class"]] = classes.get(r["class"], 0) + 1
+    total_drift = abs(total_diff) / max(batch_total, 1)
+    return {
+        "rows": len(rows), "batch_billable": batch_total, "realtime_billable": realtime_total,
+        "total_diff": total_diff, "total_drift": total_drift,
+        "worst_drift": worst["drift_ratio"] if worst else 0.0,
+        "worst_ad_id": worst["ad_id"] if worst and worst["diff"] else None,
+        "worst_hour_start_ms": worst["hour_start_ms"] if worst and worst["diff"] else None,
+        "threshold": threshold, "flag": total_drift > threshold,
+        "classes": classes,
+        "explained_clicks": {k: sum(r[f"explained_{k}"] for r in rows)
+                             for k in ("late", "flagged", "duplicates")},
+        "unexplained_clicks": sum(abs(r["unexplained"]) for r in rows),
+    }
+
+
+# ---------------------------------------------------------------------------- edges
+
+def _ts(ms: int) -> str:  # = common.serving_keys.ts
+    return f"{ms:013d}"
+
+
+def _day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def _query_all(ddb, **kwargs) -> list[dict]:
+    items = []
+    for page in ddb.get_paginator("query").paginate(**kwargs):
+        items.extend(page.get("Items", []))
+    return items
+
+
+def leaderboard_ads(ddb, table: str, day: date) -> set[str]:
+    """Ads on the day's hourly leaderboards (pk T#1h#<day start>, sk <hour start>#<ad>)."""
+    items = _query_all(ddb, TableName=table, KeyConditionExpression="pk = :pk",
+                       ExpressionAttributeValues={":pk": {"S": f"T#1h#{_ts(_day_start_ms(day))}"}},
+                       ProjectionExpression="sk, #d", ExpressionAttributeNames={"#d": "del"})
+    return {i["sk"]["S"].partition("#")[2] for i in items if not i.get("del", {}).get("BOOL")}
+
+
+def realtime_hour_rows(ddb, table: str, ad_ids: Iterable[str], day: date,
+                       concurrency: int = 8, consistent_read: bool = False) -> list[dict]:
+    """The serving store's 1h series items of `day` for these ads: one Query per ad."""
+    start = _day_start_ms(day)
+
+    def one(ad_id: str) -> list[dict]:
+        items = _query_all(
+            ddb, TableName=table, ConsistentRead=consistent_read,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues={":pk": {"S": f"S#{ad_id}#1h"}, ":a": {"S": _ts(start)},
+                                       ":b": {"S": _ts(start + DAY_MS - HOUR_MS)}})
+        return [{"ad_id": ad_id, "hour_start_ms": int(i["sk"]["S"]),
+                 "clicks": int(i.get("c", {}).get("N", 0)),
+                 "billable_clicks": int(i.get("b", {}).get("N", 0)),
+                 "cost_micros": int(i.get("k", {}).get("N", 0)),
+                 "billable_cost_micros": int(i.get("bk", {}).get("N", 0))}
+                for i in items if not i.get("del", {}).get("BOOL")]
+
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        return [row for rows in pool.map(one, sorted(set(ad_ids))) for row in rows]
+
+
+def _filesystem(uri: str):
+    from pyarrow import fs
+
+    if "://" not in uri:
+        uri = os.path.abspath(uri)
+    return fs.FileSystem.from_uri(uri)
+
+
+def read_batch_rows(out_path: str, day: date) -> list[dict]:
+    """The billing job's hourly rows of `day` (<out_path>/hourly/dt=YYYY-MM-DD/), via pyarrow:
+    the reconciliation needs no Spark (a Glue Python shell job or a Lambda can run it)."""
+    import pyarrow.dataset as ds
+
+    filesystem, path = _filesystem(f"{out_path.rstrip('/')}/hourly/dt={day.isoformat()}")
+    info = filesystem.get_file_info(path)
+    if info.type.name == "NotFound":
+        return []
+    return ds.dataset(path, filesystem=filesystem, format="parquet").to_table().to_pylist()
+
+
+def write_report(rows: list[dict], summary: dict, report_path: str, day: date) -> str:
+    """Parquet drift report at <report_path>/dt=YYYY-MM-DD/drift.parquet (replaced on rerun),
+    plus _summary.json beside it (underscore: Athena skips it when reading the partition).
+    Returns the Parquet path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("ad_id", pa.string()), ("hour_start_ms", pa.int64()), ("hour", pa.string()),
+                        ("batch_billable", pa.int64()), ("realtime_billable", pa.int64()),
+                        ("diff", pa.int64()), ("drift_ratio", pa.float64()), ("class", pa.string()),
+                        ("explained_late", pa.int64()), ("explained_flagged", pa.int64()),
+                        ("explained_duplicates", pa.int64()), ("unexplained", pa.int64())])
+    table = pa.Table.from_pylist([{c: r[c] for c in REPORT_COLUMNS} for r in rows], schema=schema)
+    filesystem, root = _filesystem(f"{report_path.rstrip('/')}/dt={day.isoformat()}")
+    filesystem.create_dir(root, recursive=True)
+    pq.write_table(table, f"{root}/drift.parquet", filesystem=filesystem)
+    with filesystem.open_output_stream(f"{root}/_summary.json") as out:
+        out.write(json.dumps({"day": day.isoformat(), **summary}, indent=1).encode())
+    return f"{root}/drift.parquet"
+
+
+def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESPACE,
+                 dimensions: list[dict] | None = None, timestamp: datetime | None = None) -> dict:
+    """put_metric_data ClickAgg/TotalDrift and WorstDrift (ratios, unit None). Returns the
+    request sent. Timestamped now by default (so an alarm on the latest data sees it)."""
+    if cloudwatch is None:
+        import boto3
+
+        cloudwatch = boto3.client("cloudwatch")
+    when = timestamp or datetime.now(timezone.utc)
+    data = [{"MetricName": name, "Value": float(summary[key]), "Unit": "None", "Timestamp": when,
+             **({"Dimensions": dimensions} if dimensions else {})}
+            for name, key in (("TotalDrift", "total_drift"), ("WorstDrift", "worst_drift"))]
+    request = {"Namespace": namespace, "MetricData": data}
+    cloudwatch.put_metric_data(**request)
+    return request
+
+
+def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
+        threshold: float = DRIFT_THRESHOLD, extra_ad_ids: Iterable[str] = (),
+        cloudwatch=None, emit: bool = False) -> dict:
+    """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict."""
+    batch_rows = read_batch_rows(out_path, day)
+    ads = {r["ad_id"] for r in batch_rows} | leaderboard_ads(ddb, table, day) | set(extra_ad_ids)
+    realtime_rows = realtime_hour_rows(ddb, table, ads, day)
+    rows, summary = reconcile(batch_rows, realtime_rows, threshold)
+    summary = {"day": day.isoformat(), **summary,
+               "report": write_report(rows, summary, report_path, day)}
+    if emit:
+        summary["metrics"] = emit_metrics(summary, cloudwatch)["MetricData"]
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import boto3
+
+    p = argparse.ArgumentParser(description="reconcile the billing recompute with the serving store")
+    p.add_argument("--day", default="auto", type=_parse_day, help="YYYY-MM-DD or auto (= yesterday UTC)")
+    p.add_argument("--out-path", "--out_path", dest="out_path", required=True,
+                   help="the billing job's --out-path")
+    p.add_argument("--report-path", "--report_path", dest="report_path", required=True)
+    p.add_argument("--table", default=os.environ.get("SERVING_TABLE", "clickagg-serving"))
+    p.add_argument("--threshold", type=float, default=DRIFT_THRESHOLD)
+    p.add_argument("--emit-metrics", "--emit_metrics", dest="emit_metrics", nargs="?", const="true",
+                   default="false", help="true/false (Glue passes key/value pairs)")
+    a, _glue_own = p.parse_known_args(argv)  # Glue adds --JOB_ID, --JOB_RUN_ID, ... of its own
+    a.emit_metrics = str(a.emit_metrics).lower() in ("true", "1", "yes")
+    summary = run(a.out_path, a.report_path, a.day, boto3.client("dynamodb"), a.table,
+                  threshold=a.threshold, emit=a.emit_metrics)
+    print(json.dumps(summary, default=str))
+    return summary
+
+
+def _parse_day(value: str) -> date:
+    if value in ("", "auto"):
+        from datetime import timedelta
+        return (datetime.now(timezone.utc) - timedelta(days=1)).date()
+    return date.fromisoformat(value)
+
+
+if __name__ == "__main__":
+    main()  # drift above the threshold pages through the TotalDrift alarm, not a FAILED run
+    sys.exit(0)

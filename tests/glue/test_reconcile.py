@@ -1,0 +1,195 @@
+"""Reconciliation: pure drift computation and classes; edges against in-process moto (DynamoDB
+items written by the real serving store's item builder, CloudWatch metrics)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from glue_jobs import reconcile as rc
+
+DAY = date(2026, 3, 10)
+D0 = int(datetime(2026, 3, 10, tzinfo=timezone.utc).timestamp() * 1000)
+H = 3_600_000
+
+
+def batch_row(ad, hour, billable, late=0, flagged=0, dups=0, campaign="k0"):
+    return {"advertiser_id": "v0", "campaign_id": campaign, "ad_id": ad, "hour_start_ms": D0 + hour * H,
+            "clicks": billable + 5, "billable_clicks": billable, "repeat_clicks": 5, "ip_burst_clicks": flagged,
+            "late_billable_clicks": late, "ip_burst_stream_billable_clicks": flagged, "duplicate_copies": dups}
+
+
+def rt_row(ad, hour, billable):
+    return {"ad_id": ad, "hour_start_ms": D0 + hour * H, "billable_clicks": billable}
+
+
+def test_zero_drift():
+    batch = [batch_row(f"ad-{a}", h, 100 + a + h) for a in range(3) for h in range(24)]
+    realtime = [rt_row(r["ad_id"], (r["hour_start_ms"] - D0) // H, r["billable_clicks"]) for r in batch]
+    rows, summary = rc.reconcile(batch, realtime)
+    assert len(rows) == 72 and {r["class"] for r in rows} == {"none"}
+    assert summary["total_drift"] == 0 and summary["worst_drift"] == 0 and summary["flag"] is False
+    assert summary["batch_billable"] == summary["realtime_billable"] == sum(r["billable_clicks"] for r in batch)
+    assert summary["worst_ad_id"] is None
+
+
+def test_injected_late_events_give_exact_drift():
+    # 2000 billable clicks; the stream dropped 3 clicks of ad-1 hour 5 that arrived after
+    # hour end + lateness (the batch counted them and knows they were late).
+    batch = [batch_row("ad-0", 5, 1000), batch_row("ad-1", 5, 997, late=3), batch_row("ad-1", 6, 3)]
+    realtime = [rt_row("ad-0", 5, 1000), rt_row("ad-1", 5, 994), rt_row("ad-1", 6, 3)]
+    rows, summary = rc.reconcile(batch, realtime)
+    late_row = next(r for r in rows if r["ad_id"] == "ad-1" and r["hour_start_ms"] == D0 + 5 * H)
+    assert late_row["diff"] == -3 and late_row["class"] == "late_beyond_lateness"
+    assert late_row["explained_late"] == 3 and late_row["unexplained"] == 0
+    assert late_row["drift_ratio"] == 3 / 997
+    assert summary["total_diff"] == -3 and summary["total_drift"] == 3 / 2000
+    assert summary["worst_drift"] == 3 / 997 and summary["worst_ad_id"] == "ad-1"
+    assert summary["worst_hour_start_ms"] == D0 + 5 * H
+    assert summary["flag"] is True  # 0.15 % > 0.1 %
+    assert summary["explained_clicks"] == {"late": 3, "flagged": 0, "duplicates": 0}
+    assert summary["classes"] == {"none": 2, "late_beyond_lateness": 1}
+
+
+def test_threshold_is_strict():
+    batch = [batch_row("ad-0", 0, 1000)]
+    assert rc.reconcile(batch, [rt_row("ad-0", 0, 999)])[1]["flag"] is False  # exactly 0.1 %
+    assert rc.reconcile(batch, [rt_row("ad-0", 0, 998)])[1]["flag"] is True
+
+
+def test_classes():
+    batch = [batch_row("ad-f", 1, 50, flagged=4), batch_row("ad-d", 1, 50, dups=3),
+             batch_row("ad-fd", 1, 50, flagged=1, dups=5), batch_row("ad-u", 1, 50),
+             batch_row("ad-lu", 1, 50, late=1), batch_row("ad-mix", 1, 50, late=2, flagged=2)]
+    realtime = [rt_row("ad-f", 1, 54), rt_row("ad-d", 1, 52), rt_row("ad-fd", 1, 53), rt_row("ad-u", 1, 51),
+                rt_row("ad-lu", 1, 47), rt_row("ad-mix", 1, 50), rt_row("ad-new", 1, 2)]
+    rows = {r["ad_id"]: r for r in rc.reconcile(batch, realtime)[0]}
+    assert rows["ad-f"]["class"] == "flagged_difference" and rows["ad-f"]["explained_flagged"] == 4
+    assert rows["ad-d"]["class"] == "duplicates_missed_by_stream" and rows["ad-d"]["explained_duplicates"] == 2
+    assert (rows["ad-fd"]["explained_flagged"], rows["ad-fd"]["explained_duplicates"]) == (1, 2)
+    assert rows["ad-fd"]["class"] == "duplicates_missed_by_stream"
+    assert rows["ad-u"]["class"] == "unexplained" and rows["ad-u"]["unexplained"] == 1
+    assert rows["ad-lu"]["class"] == "unexplained" and rows["ad-lu"]["explained_late"] == 1
+    assert rows["ad-lu"]["unexplained"] == -2
+    assert rows["ad-mix"]["class"] == "none"  # causes cancel out: no drift to explain
+    assert rows["ad-new"]["batch_billable"] == 0 and rows["ad-new"]["drift_ratio"] == 2.0
+    assert rows["ad-new"]["class"] == "unexplained"
+
+
+def test_accepts_dataframes_and_hour_timestamps():
+    pd = pytest.importorskip("pandas")
+    batch = pd.DataFrame([{**batch_row("ad-0", 3, 10), "hour": datetime(2026, 3, 10, 3)}])
+    batch = batch.drop(columns=["hour_start_ms"])
+    realtime = pd.DataFrame([{"ad_id": "ad-0", "hour": pd.Timestamp("2026-03-10T03:00:00Z"), "billable_clicks": 10}])
+    rows, summary = rc.reconcile(batch, realtime)
+    assert len(rows) == 1 and rows[0]["hour_start_ms"] == D0 + 3 * H and summary["total_drift"] == 0
+    # several batch rows of one ad-hour (two campaigns) are summed
+    rows, _ = rc.reconcile([batch_row("ad-0", 1, 4), batch_row("ad-0", 1, 6, campaign="k1")], [rt_row("ad-0", 1, 10)])
+    assert [(r["batch_billable"], r["diff"]) for r in rows] == [(10, 0)]
+
+
+def test_serving_key_format_is_the_stores():
+    from common.serving_keys import series_key, top_key, ts
+
+    assert rc._ts(D0) == ts(D0)
+    assert series_key("ad-1", "1h", D0)["pk"] == "S#ad-1#1h" and top_key("1h", D0 + H, "x")["pk"] == f"T#1h#{ts(D0)}"
+
+
+# ---------------------------------------------------------------------------- edges (moto)
+
+TABLE = "clickagg-serving"
+
+
+def _serving_table():
+    import boto3
+
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}])
+    return ddb
+
+
+def _put(ddb, kind, ad, bucket_start, billable, resolution="1h", upsert=True, version=1):
+    from aggregate.changes import Change
+    from aggregate.serving.dynamodb_store import item_for
+
+    row = {"kind": kind, "ad_id": ad, "resolution": resolution, "bucket_start": bucket_start, "version": version,
+           "clicks": billable + 1, "billable_clicks": billable, "cost_micros": 7, "billable_cost_micros": 5,
+           "campaign_id": "k0", "advertiser_id": "v0"}
+    ddb.put_item(TableName=TABLE, Item=item_for(Change(kind, upsert, row), 86400))
+
+
+def test_realtime_rows_from_dynamodb(aws):
+    ddb = _serving_table()
+    for h in range(24):
+        _put(ddb, "agg", "ad-1", D0 + h * H, 10 + h)
+    _put(ddb, "agg", "ad-1", D0 - H, 99)            # previous day: outside
+    _put(ddb, "agg", "ad-1", D0 + 24 * H, 99)       # next day: outside
+    _put(ddb, "agg", "ad-1", D0 + 5 * H, 99, resolution="1m")  # other resolution
+    _put(ddb, "agg", "ad-2", D0 + 7 * H, 3)
+    _put(ddb, "top", "ad-9", D0 + 2 * H, 8)         # on a leaderboard only
+    _put(ddb, "top", "ad-gone", D0 + 3 * H, 1, upsert=False)  # left the leaderboard (tombstone)
+    _put(ddb, "agg", "ad-9", D0 + 2 * H, 8)
+    assert rc.leaderboard_ads(ddb, TABLE, DAY) == {"ad-9"}
+    rows = rc.realtime_hour_rows(ddb, TABLE, ["ad-1", "ad-2", "ad-9", "ad-none"], DAY, concurrency=2)
+    by = {(r["ad_id"], r["hour_start_ms"]): r for r in rows}
+    assert len(rows) == 26
+    assert by[("ad-1", D0)]["billable_clicks"] == 10 and by[("ad-1", D0 + 23 * H)]["billable_clicks"] == 33
+    assert by[("ad-2", D0 + 7 * H)] == {"ad_id": "ad-2", "hour_start_ms": D0 + 7 * H, "clicks": 4,
+                                        "billable_clicks": 3, "cost_micros": 7, "billable_cost_micros": 5}
+
+
+def test_run_end_to_end_with_metrics(aws, tmp_path):
+    import boto3
+
+    ddb = _serving_table()
+    batch = [batch_row("ad-1", h, 100) for h in range(24)] + [batch_row("ad-2", 7, 50, late=2)]
+    part = tmp_path / "billing" / "hourly" / f"dt={DAY.isoformat()}"
+    part.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(batch), part / "part-0.parquet")
+    for h in range(24):
+        _put(ddb, "agg", "ad-1", D0 + h * H, 100)
+    _put(ddb, "agg", "ad-2", D0 + 7 * H, 48)
+    _put(ddb, "top", "ad-3", D0 + 9 * H, 5)  # stream-only ad, found through the leaderboard
+    _put(ddb, "agg", "ad-3", D0 + 9 * H, 5)
+    cw = boto3.client("cloudwatch")
+    summary = rc.run(str(tmp_path / "billing"), str(tmp_path / "report"), DAY, ddb, TABLE, cloudwatch=cw, emit=True)
+    assert summary["batch_billable"] == 2450 and summary["realtime_billable"] == 2453
+    assert summary["total_diff"] == 3 and summary["total_drift"] == 3 / 2450 and summary["flag"] is True
+    assert summary["worst_drift"] == 5.0 and summary["worst_ad_id"] == "ad-3"
+    assert summary["classes"] == {"none": 24, "late_beyond_lateness": 1, "unexplained": 1}
+    report = pq.ParquetFile(summary["report"]).read().to_pylist()
+    assert len(report) == 26 and list(report[0]) == list(rc.REPORT_COLUMNS)
+    assert (tmp_path / "report" / f"dt={DAY.isoformat()}" / "_summary.json").exists()
+    # rerun replaces the report
+    rc.run(str(tmp_path / "billing"), str(tmp_path / "report"), DAY, ddb, TABLE)
+    assert pq.ParquetFile(summary["report"]).read().to_pylist() == report
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="ClickAgg")["Metrics"]}
+    assert names == {"TotalDrift", "WorstDrift"}
+    stats = cw.get_metric_statistics(Namespace="ClickAgg", MetricName="TotalDrift",
+                                     StartTime=datetime(2000, 1, 1), EndTime=datetime(2100, 1, 1),
+                                     Period=60, Statistics=["Maximum"])
+    assert stats["Datapoints"][0]["Maximum"] == pytest.approx(3 / 2450)
+
+
+def test_missing_batch_day_reads_as_empty(tmp_path):
+    assert rc.read_batch_rows(str(tmp_path / "nothing"), DAY) == []
+
+
+def test_glue_style_arguments_are_accepted(monkeypatch):
+    """Glue passes key/value pairs and its own --JOB_ID etc.; the nightly trigger says --day auto."""
+    from datetime import datetime, timedelta, timezone
+
+    import glue_jobs.reconcile as rec
+
+    seen = {}
+    monkeypatch.setattr(rec, "run", lambda out, report, day, ddb, table, **kw: seen.update(day=day, **kw) or {})
+    rec.main(["--day", "auto", "--out_path", "o", "--report_path", "r", "--table", "t",
+              "--emit_metrics", "true", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"])
+    assert seen["day"] == (datetime.now(timezone.utc) - timedelta(days=1)).date()
+    assert seen["emit"] is True and seen["threshold"] == rec.DRIFT_THRESHOLD
