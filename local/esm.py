@@ -84,6 +84,10 @@ class LocalEventSourceMapping:
         self.delivered += len(done)
         if done:
             self.checkpoints.save(shard_id, done[-1]["SequenceNumber"])
+        # retries count per failing record: a retry that got further starts a new count (with
+        # partial batch responses the shard advances to the first failed record each time)
+        if done:
+            self._attempts.pop(shard_id, None)
         attempts = self._attempts[shard_id] = self._attempts.get(shard_id, 0) + 1
         if attempts > self.max_retries:  # give up on this batch: on-failure destination
             rest = records[len(done):]

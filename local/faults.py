@@ -24,15 +24,11 @@ class FaultCounters:
             self.counts[name] += n
 
 
-class FlakyKinesis:
-    """PutRecords where each record fails with ProvisionedThroughputExceeded with probability
-    `record_failure_rate` (partial failure: the others are written) and the whole call is
-    throttled with probability `call_throttle_rate`."""
+class _FlakyClient:
+    """Delegates to the real client; `_roll(p)` decides a fault (seeded, thread-safe)."""
 
-    def __init__(self, real, counters: FaultCounters, record_failure_rate: float = 0.0,
-                 call_throttle_rate: float = 0.0, seed: int = 1):
+    def __init__(self, real, counters: FaultCounters, seed: int):
         self.real, self.counters = real, counters
-        self.record_failure_rate, self.call_throttle_rate = record_failure_rate, call_throttle_rate
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -42,6 +38,17 @@ class FlakyKinesis:
     def _roll(self, p: float) -> bool:
         with self._lock:
             return self._rng.random() < p
+
+
+class FlakyKinesis(_FlakyClient):
+    """PutRecords where each record fails with ProvisionedThroughputExceeded with probability
+    `record_failure_rate` (partial failure: the others are written) and the whole call is
+    throttled with probability `call_throttle_rate`."""
+
+    def __init__(self, real, counters: FaultCounters, record_failure_rate: float = 0.0,
+                 call_throttle_rate: float = 0.0, seed: int = 1):
+        super().__init__(real, counters, seed)
+        self.record_failure_rate, self.call_throttle_rate = record_failure_rate, call_throttle_rate
 
     def put_records(self, StreamName, Records):
         if self._roll(self.call_throttle_rate):
@@ -61,23 +68,14 @@ class FlakyKinesis:
         return {"FailedRecordCount": failed, "Records": out}
 
 
-class FlakyDynamo:
+class FlakyDynamo(_FlakyClient):
     """PutItem (the dedup claim) throttled with probability `put_throttle_rate`; BatchWriteItem
     (confirm) returns some items as unprocessed with probability `unprocessed_rate` each."""
 
     def __init__(self, real, counters: FaultCounters, put_throttle_rate: float = 0.0,
                  unprocessed_rate: float = 0.0, seed: int = 2):
-        self.real, self.counters = real, counters
+        super().__init__(real, counters, seed)
         self.put_throttle_rate, self.unprocessed_rate = put_throttle_rate, unprocessed_rate
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def _roll(self, p: float) -> bool:
-        with self._lock:
-            return self._rng.random() < p
 
     def put_item(self, **kwargs):
         if self._roll(self.put_throttle_rate):

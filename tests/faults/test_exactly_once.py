@@ -9,8 +9,9 @@ Flink -> aggregates stream -> sink -> DynamoDB; Kinesis -> archive), all faults 
 - the local stack (API, consumers, job) stopped and restarted while the load runs; the emulator
   (standing in for AWS) keeps running, consumers resume from their positions.
 
-Then: 0 lost and 0 double counted in the dedup table, the clicks stream, the archive and every
-ad's serving-store series, against the generator's ground truth. `CLICKAGG_SOAK=1` runs a larger
+Then: 0 lost and 0 double counted in the dedup table, the clicks stream, the archive, every
+ad's serving-store series and the nightly billing recompute, against the generator's ground
+truth. `CLICKAGG_SOAK=1` runs a larger
 load (the soak variant: `make soak`)."""
 from __future__ import annotations
 
@@ -60,6 +61,32 @@ def archived_ids(stack) -> Counter:
     return ids
 
 
+def billing_totals(stack, load, tmp_path) -> tuple[int, int]:
+    """Run the nightly billing job (local Spark) over the archive for each event day of the
+    load; returns (billable clicks billed, oracle's billable clicks incl. late ones)."""
+    import subprocess
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from common.archive import RAW_PREFIX
+    from local.analytics import sync_archive
+
+    repo = Path(__file__).resolve().parents[2]
+    root, out = tmp_path / "archive", tmp_path / "billing"
+    sync_archive(stack.names.archive_bucket, root)
+    days = sorted({datetime.fromtimestamp(c["event_time"] / 1000, tz=timezone.utc).date() for c in load.truth})
+    billed = 0
+    for day in days:
+        subprocess.run([str(repo / ".venv-glue" / "bin" / "python"), str(repo / "glue_jobs" / "billing_job.py"),
+                        "--day", day.isoformat(), "--raw-path", str(root / RAW_PREFIX), "--out-path", str(out)],
+                       check=True, capture_output=True, timeout=900)
+        billed += sum(r["billable_clicks"] for r in pq.read_table(out / "hourly" / f"dt={day}").to_pylist())
+    oracle = realtime_truth(load.truth, set())  # the batch bills clicks beyond the lateness too
+    return billed, sum(v["billable_clicks"] for (a, res, b), v in oracle.items() if res == "1d")
+
+
 def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
     # event time spans about as long as the sending takes (as in production, where event time
     # follows the wall clock): a replay backlog after a crash then spans minutes, not the
@@ -72,12 +99,14 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
     options = StackOptions(endpoint=moto.url, state_dir=tmp_path, api_port=free_port(),
                            settings=IngestSettings(kinesis_backoff_base_ms=5, hot_ad_salts={"ad-0000": 4}))
     stacks = []
+    dead_lettered: list = []  # the sink ESM's on-failure destination, across both stacks
     try:
         stack = LocalStack(options).start()
         stacks.append(stack)
         stack.flink_job.wait_ready()
         install_ingest_faults(counters, **RATES)
         install_sink_faults(stack, counters, failure_rate=0.05, duplicate_rate=0.2)
+        stack.sink_mapping.on_failure = dead_lettered
 
         result = {}
         sender = threading.Thread(target=lambda: result.update(report=send_load(
@@ -98,6 +127,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         stacks.append(stack)
         install_ingest_faults(counters, **RATES)
         install_sink_faults(stack, counters, failure_rate=0.05, duplicate_rate=0.2)
+        stack.sink_mapping.on_failure = dead_lettered
         sender.join(timeout=900)
         report = result["report"]
 
@@ -123,6 +153,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
                   f"stream distinct {len(stream)} (lost {lost_stream}, extra copies {sum(stream.values()) - len(stream)}), "
                   f"archive distinct {len(archive)} (lost {lost_archive}, extra copies {sum(archive.values()) - len(archive)}), "
                   f"serving store series == oracle for all {len(ads)} ads: {converged}")
+        assert dead_lettered == [], f"sink batches sent to the on-failure destination: {dead_lettered}"
         assert report.outcomes["rejected"] == 0 and report.outcomes["retryable"] == 0
         assert statuses == {"committed": len(truth_ids)}
         assert sorted(stream) == truth_ids  # nothing lost, nothing unknown
@@ -133,6 +164,10 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
                 b: r for (a, res, b), r in expected.items() if a == ad and res == "1h"}
         assert read_late_dropped(stack.names.serving_table) == len(load.late_ids)
         assert counters.counts["kinesis_records_failed"] > 0 and counters.counts["sink_write_failed"] > 0
+        billed, want = billing_totals(stack, load, tmp_path)
+        with capsys.disabled():
+            print(f"[faults] billing recompute over the archive: billable clicks {billed} (oracle {want})")
+        assert billed == want
     finally:
         for s in stacks:
             s.stop()
