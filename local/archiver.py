@@ -9,7 +9,6 @@ the same key and replaces the object (with the same records, possibly more)."""
 from __future__ import annotations
 
 import io
-import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 
 from common.archive import RAW_COLUMNS, partition_prefix
 from common.records import decode_click
-from local.kinesis_consumer import Checkpoints, ShardPoller
+from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
 
 ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64()}
 ARROW_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in RAW_COLUMNS])
@@ -43,7 +42,7 @@ def objects_for(shard_id: str, records: list[dict]) -> list[tuple[str, list[dict
     return [(f"{prefix}clicks-{shard_id}-{first_seq[prefix]}.parquet", clicks) for prefix, clicks in groups.items()]
 
 
-class LocalArchiver:
+class LocalArchiver(BackgroundWorker):
     def __init__(self, stream: str, bucket: str, state_dir: Path, poll_interval_s: float = 0.5,
                  page_limit: int = 5000):
         self.stream, self.bucket, self.poll_interval_s = stream, bucket, poll_interval_s
@@ -51,16 +50,7 @@ class LocalArchiver:
         self.poller = ShardPoller(stream, self.checkpoints, limit=page_limit)
         self._s3 = boto3.client("s3")
         self.archived = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="archiver", daemon=True)
-
-    def start(self) -> "LocalArchiver":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        super().__init__("archiver")
 
     def drain_once(self) -> int:
         """One polling round over all shards; returns records archived."""

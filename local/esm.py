@@ -6,11 +6,10 @@ destination (here a list; SQS on AWS) and the shard moves on."""
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from pathlib import Path
 
-from local.kinesis_consumer import Checkpoints, ShardPoller
+from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
 from local.lambda_runtime import LocalFunction
 
 
@@ -33,7 +32,7 @@ def kinesis_event(stream_arn: str, shard_id: str, records: list[dict]) -> dict:
     } for r in records]}
 
 
-class LocalEventSourceMapping:
+class LocalEventSourceMapping(BackgroundWorker):
     def __init__(self, stream: str, function: LocalFunction, state_dir: Path, batch_size: int = 500,
                  max_retries: int = 5, poll_interval_s: float = 0.2):
         self.stream, self.function, self.batch_size = stream, function, batch_size
@@ -43,17 +42,8 @@ class LocalEventSourceMapping:
         self.arn = f"arn:aws:kinesis:us-east-1:000000000000:stream/{stream}"
         self.on_failure: list[dict] = []
         self.delivered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"esm-{stream}", daemon=True)
+        super().__init__(f"esm-{stream}")
         self._attempts: dict[str, int] = {}
-
-    def start(self) -> "LocalEventSourceMapping":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
     def _run(self) -> None:
         while not self._stop.is_set():

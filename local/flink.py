@@ -16,33 +16,23 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from aggregate.job.feed import FeedStalled, write_batch
 from common.records import decode_click
-from local.kinesis_consumer import Checkpoints, ShardPoller
+from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
 
 REPO = Path(__file__).resolve().parent.parent
 FLINK_PYTHON = REPO / ".venv-flink" / "bin" / "python"
 
 
-class FlinkFeed:
+class FlinkFeed(BackgroundWorker):
     def __init__(self, stream: str, input_dir: Path, state_dir: Path, page_limit: int = 2000):
         self.input_dir = input_dir
         self.checkpoints = Checkpoints(state_dir / f"flinkfeed-{stream}.json")
         self.poller = ShardPoller(stream, self.checkpoints, limit=page_limit)
         self.fed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flink-feed", daemon=True)
-
-    def start(self) -> "FlinkFeed":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        super().__init__("flink-feed")
 
     def _run(self) -> None:
         while not self._stop.is_set():
