@@ -45,7 +45,7 @@ _STRINGS = {"prefix", "kinesis_mode", "hot_ad_salts", "alarm_email", "serving_st
             "aggregates_kinesis_mode", "flink_deps_jar", "archive_cold_storage_class", "profile",
             "ingest_dedup_mode", "dedup_capacity_mode", "serving_capacity_mode",
             "billing_glue_worker_type", "billing_schedule", "cors_allowed_origins"}
-_BOOLS = {"flink_autoscaling", "waf_enabled"}
+_BOOLS = {"flink_autoscaling", "waf_enabled", "dashboard_site"}
 _AGG = AggregationSettings()
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _SIMPLE_CRON = re.compile(r"cron\(([0-9]{1,2}) ([0-9]{1,2}) \* \* \? \*\)")
@@ -154,6 +154,9 @@ class StackSettings:
     # Requests per IP per 5 minutes before WAF blocks it; None = ingest_rate_limit x 300 (one
     # client may use the whole stage rate, no more).
     waf_rate_limit_per_5min: Optional[int] = None
+    # The live dashboard on AWS (infra.constructs.dashboard_site: web/dist in private S3 behind
+    # CloudFront, Cognito sign-in); its origin joins the API's CORS origins. false: none of it.
+    dashboard_site: bool = True
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", self.prefix):

@@ -8,7 +8,9 @@ Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition 
              <- Athena workgroup + named queries
 Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
              reconciliation with the serving store (DynamoDB) -> drift report + metrics
-Edge:        CORS for configured origins, optional WAF on the API stage
+Edge:        CORS for configured origins (+ the dashboard's), optional WAF on the API stage
+Dashboard:   web/dist in a private S3 bucket behind CloudFront (OAC), Cognito sign-in, SigV4
+             GETs on the query API (context `dashboard_site`, default on)
 Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ from infra.constructs.billing import NightlyBilling
 from infra.constructs.buckets import AccessLogsBucket
 from infra.constructs.click_stream import ClickStream
 from infra.constructs.dashboard import OperationsDashboard
+from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
@@ -91,9 +94,15 @@ class ClickAggStack(Stack):
                                       logs_bucket=logs_bucket, archive=self.archive,
                                       serving=self.serving, topic=self.alarms.topic)
 
-        # --- API edge: CORS (configured origins only), optional WAF ---
+        # --- live dashboard (before CORS: its origin is one of the API's CORS origins) ---
+        self.dashboard = (DashboardSite(self, "Dashboard", settings=settings, key=key,
+                                        api=self.api.api, logs_bucket=logs_bucket)
+                          if settings.dashboard_site else None)
+        dashboard_origins = [self.dashboard.origin] if self.dashboard else []
+
+        # --- API edge: CORS (configured origins + the dashboard's), optional WAF ---
         self.cors = ApiCors(
-            self, "Cors", api=self.api.api, origins=settings.cors_origins,
+            self, "Cors", api=self.api.api, origins=[*settings.cors_origins, *dashboard_origins],
             routes={"/v1/clicks": (["POST"], API_KEY_HEADERS),
                     **{route: (["GET"], SIGV4_HEADERS) for route in QUERY_ROUTES}},
             functions=[self.ingest.function, self.query.function])

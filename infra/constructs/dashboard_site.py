@@ -13,29 +13,36 @@ Why this shape (web/README.md has the whole story):
   protection enforced; tokens are short-lived (ID/access 1 h, refresh 12 h).
 
 Resources
-  Bucket       private, SSE-S3 (OAC reads it without a KMS key grant), TLS only, access-logged
-  CdnLogs      CloudFront standard logs (needs ACLs: its own bucket, expiring)
+  Bucket       a data bucket (infra.constructs.buckets.data_bucket): SSE-KMS with the pipeline
+               key, private, TLS only, access-logged. OAC reads it: the bucket policy allows
+               s3:GetObject to this distribution only; aws-cdk-lib adds a key-policy statement
+               letting CloudFront (distributions of this account: naming this one would make
+               key -> distribution -> bucket -> key a cycle) kms:Decrypt; the bucket policy is
+               the gate, the other buckets under this key allow CloudFront nothing.
+  CdnLogs      CloudFront standard logs (buckets.log_delivery_bucket: SSE-S3 like the access
+               logs, ACLs because standard logging writes with them, expiring)
   Cdn          CloudFront distribution, OAC, HTTPS only, security headers incl. a CSP that allows
-               connections only to this API, the identity pool and the user pool domain
-  Deploy       BucketDeployment of web/dist + config.json (API URL, pool ids), invalidates /*
+               connections only to this API, the identity pool and the user pool domain; cache
+               key includes the `v` query string web/build.mjs stamps on every asset URL
+  Deploy       BucketDeployment of web/dist + config.json (API URL, pool ids), every object
+               `Cache-Control: max-age=60`. No CloudFront invalidation: aws-cdk-lib would grant
+               cloudfront:CreateInvalidation on '*'; stamped assets change URL, index.html and
+               config.json are at most a minute stale at the edge.
   Users        Cognito user pool + hosted-UI domain + public client (code flow + PKCE)
   Identities   identity pool (no unauthenticated identities) -> ViewerRole: execute-api:Invoke on
                GET /v1/top, /v1/ads/*/metrics, /v1/health (and /v1/quality, planned)
 
 CORS is not made here: the page's origin (`self.origin`, the distribution's https URL) goes into
 infra.constructs.api_cors.ApiCors with the configured origins, which adds the OPTIONS preflights,
-the gateway-response headers and CORS_ALLOWED_ORIGINS in the Lambdas' environment. So in
-infra/stack.py this construct comes before ApiCors:
+the gateway-response headers and CORS_ALLOWED_ORIGINS in the Lambdas' environment (the Lambdas
+echo a listed request Origin: functions/common/cors.py). So infra/stack.py creates this construct
+(context `dashboard_site`, default true) before ApiCors:
 
     self.dashboard = DashboardSite(self, "Dashboard", settings=settings, key=key,
                                    api=self.api.api, logs_bucket=logs_bucket)
     self.cors = ApiCors(..., origins=[*settings.cors_origins, self.dashboard.origin], ...)
 
-NOT WIRED (outside this construct's files): the query Lambda must answer with
-`Access-Control-Allow-Origin: <request Origin>` when that origin is in CORS_ALLOWED_ORIGINS
-(+ `Vary: Origin`), as api_cors.py asks of both Lambdas; until then browsers block the page's
-reads on AWS (the local stack serves page and API from one origin and needs no CORS).
-GET /v1/quality does not exist yet (the role may call it; the page shows "n/a").
+Outputs (stack-level names): DashboardUrl, DashboardUserPoolId.
 """
 from __future__ import annotations
 
@@ -56,6 +63,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra.constructs.buckets import data_bucket, log_delivery_bucket
 from infra.constructs.python_function import LOG_RETENTION
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.settings import StackSettings
@@ -65,6 +73,12 @@ DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/hea
 PLANNED_ROUTES = ("/v1/quality",)  # granted ahead: the page shows "n/a" until it exists
 CDN_LOG_RETENTION = Duration.days(365)
 PAGE_CACHE = "public, max-age=60"  # index.html and config.json change on deploy; assets are ?v= stamped
+ASSET_VERSION_PARAM = "v"  # web/build.mjs: `app.js?v=<content hash>`; part of the CloudFront cache key
+OAC_KEY_WARNING = "@aws-cdk/aws-cloudfront-origins:wildcardKeyPolicyForOac"
+# aws-cdk-lib's grants to BucketDeployment's provider Lambda (acknowledged below, and the only
+# wildcard actions tests/infra/test_infra_security.py lets that one role have)
+HANDLER_S3_ACTION_WILDCARDS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*")
+HANDLER_KMS_ACTION_WILDCARDS = ("kms:ReEncrypt*", "kms:GenerateDataKey*")
 
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
@@ -77,29 +91,15 @@ class DashboardSite(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
 
-        # --- static files: private bucket, CloudFront with OAC --------------------------------
-        self.bucket = s3.Bucket(
-            self, "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=logs_bucket,
-            server_access_logs_prefix="dashboard-site/",
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.cdn_logs = s3.Bucket(
-            self, "CdnLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
+        # --- static files: private KMS bucket, CloudFront with OAC ----------------------------
+        # (a deploy replaces every file, BucketDeployment prunes: no versioning)
+        self.bucket = data_bucket(self, "Bucket", key=key, logs_bucket=logs_bucket,
+                                  log_prefix="dashboard-site/", versioned=False)
+        self.cdn_logs = log_delivery_bucket(
+            self, "CdnLogs", retention=CDN_LOG_RETENTION, logs_bucket=logs_bucket,
+            log_prefix="dashboard-cdn-logs/",
             # CloudFront standard logging writes with ACLs: the one bucket here that allows them
-            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
-            server_access_logs_bucket=logs_bucket,
-            server_access_logs_prefix="dashboard-cdn-logs/",
-            lifecycle_rules=[s3.LifecycleRule(id="ExpireCdnLogs", expiration=CDN_LOG_RETENTION)],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+            object_ownership=s3.ObjectOwnership.OBJECT_WRITER)
 
         # --- sign-in: user pool (operators), hosted UI domain, public client ----------------
         self.user_pool = cognito.UserPool(
@@ -144,6 +144,15 @@ class DashboardSite(Construct):
                     access_control_max_age=Duration.days(730), include_subdomains=True, override=True),
             ),
         )
+        cache = cloudfront.CachePolicy(
+            self, "Cache",
+            comment=f"{settings.prefix} dashboard: origin Cache-Control, ?v= asset stamps in the key",
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.allow_list(ASSET_VERSION_PARAM),
+            header_behavior=cloudfront.CacheHeaderBehavior.none(),
+            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+            min_ttl=Duration.seconds(0), default_ttl=Duration.minutes(1), max_ttl=Duration.days(365),
+            enable_accept_encoding_gzip=True, enable_accept_encoding_brotli=True,
+        )
         self.distribution = cloudfront.Distribution(
             self, "Cdn",
             comment=f"{settings.prefix} live dashboard",
@@ -152,7 +161,7 @@ class DashboardSite(Construct):
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                cache_policy=cache,
                 response_headers_policy=headers,
                 compress=True,
             ),
@@ -162,6 +171,12 @@ class DashboardSite(Construct):
             log_bucket=self.cdn_logs,
             log_file_prefix="cloudfront/",
         )
+        # The pipeline key's OAC statement (see the docstring) comes with a synth warning.
+        Annotations.of(key.node.scope).acknowledge_warning(
+            OAC_KEY_WARNING,
+            "The dashboard bucket's bucket policy allows s3:GetObject to this distribution only; "
+            "the key statement lets CloudFront decrypt through S3 for distributions of this account, "
+            "and no other bucket under this key allows CloudFront anything.")
         self.origin = f"https://{self.distribution.distribution_domain_name}"
         self.url = f"{self.origin}/"
 
@@ -205,8 +220,9 @@ class DashboardSite(Construct):
         stage = api.deployment_stage.stage_name
         # Pseudo parameters, not method_arn (stack.region/account): the ARN, and so the finding
         # acknowledged below, reads the same with or without a concrete environment.
+        routes = dict.fromkeys((*DASHBOARD_ROUTES, *PLANNED_ROUTES))  # a planned route may land in ROUTES
         invoke_arns = [f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{api.rest_api_id}/{stage}/GET"
-                       + re.sub(r"\{[^}]+\}", "*", route) for route in DASHBOARD_ROUTES + PLANNED_ROUTES]
+                       + re.sub(r"\{[^}]+\}", "*", route) for route in routes]
         self.viewer_role.add_to_policy(iam.PolicyStatement(
             sid="InvokeDashboardRoutes", actions=["execute-api:Invoke"], resources=invoke_arns))
         _ack(self.viewer_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
@@ -236,8 +252,7 @@ class DashboardSite(Construct):
                 self, "Deploy",
                 sources=[s3deploy.Source.asset(str(dist_dir)), s3deploy.Source.json_data("config.json", self.config)],
                 destination_bucket=self.bucket,
-                distribution=self.distribution,
-                distribution_paths=["/*"],
+                # no `distribution`: see the docstring (no invalidation, no cloudfront:* on '*')
                 cache_control=[s3deploy.CacheControl.from_string(PAGE_CACHE)],
                 memory_limit=256,
                 # the stack's conventions: KMS-encrypted log group with the common retention
@@ -252,10 +267,12 @@ class DashboardSite(Construct):
                 "first: npm ci --prefix web && npm run --prefix web build")
 
         self._acknowledge_distribution()
-        CfnOutput(self, "DashboardUrl", value=self.url, description="the live dashboard (sign in)")
+        # stack-level output names, like infra/stack.py's own outputs
+        CfnOutput(self, "DashboardUrl", value=self.url,
+                  description="the live dashboard (sign in)").override_logical_id("DashboardUrl")
         CfnOutput(self, "DashboardUserPoolId", value=self.user_pool.user_pool_id,
                   description="add operators: aws cognito-idp admin-create-user --user-pool-id <this> "
-                              "--username <email>")
+                              "--username <email>").override_logical_id("DashboardUserPoolId")
 
     def _acknowledge_distribution(self) -> None:
         _ack(self.distribution, "AwsSolutions-CFR1",
@@ -281,17 +298,18 @@ class DashboardSite(Construct):
              "policy for its own CloudWatch logs only.")
         copy = ("BucketDeployment's provider Lambda (aws-cdk-lib) copies web/dist from the CDK "
                 "assets bucket into the dashboard bucket at deploy time")
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+        for action in HANDLER_S3_ACTION_WILDCARDS:
             _ack(handler, f"AwsSolutions-IAM5[Action::{action}]",
                  f"{copy}: aws-cdk-lib's bucket grants use S3 action wildcards, on those two buckets only.")
+        for action in HANDLER_KMS_ACTION_WILDCARDS:
+            _ack(handler, f"AwsSolutions-IAM5[Action::{action}]",
+                 f"{copy}: the dashboard bucket is SSE-KMS, aws-cdk-lib's read/write grant adds these "
+                 "KMS action wildcards on the pipeline key only.")
         _ack(handler, f"AwsSolutions-IAM5[Resource::<{_logical(self.bucket)}.Arn>/*]",
              f"{copy}: it writes (and prunes) every object of the dashboard bucket, which holds nothing else.")
         _ack(handler, f"AwsSolutions-IAM5[Resource::{_assets_bucket_arn(stack)}/*]",
              f"{copy}: it reads the uploaded asset zip from the CDK bootstrap assets bucket "
              "(aws-cdk-lib's grant covers that bucket's objects).")
-        _ack(handler, "AwsSolutions-IAM5[Resource::*]",
-             f"{copy}, then invalidates the distribution: cloudfront:CreateInvalidation and "
-             "GetInvalidation, which aws-cdk-lib grants on '*'.")
 
 
 def _assets_bucket_arn(stack: Stack) -> str:

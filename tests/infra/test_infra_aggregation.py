@@ -155,7 +155,8 @@ def test_sink_and_query_env_timestream(default_template):
     sink = function(default_template, SINK_HANDLER)["Environment"]["Variables"]
     assert sink == {**store_env, "MINUTE_TTL_S": "691200", "POWERTOOLS_SERVICE_NAME": "sink",
                     "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
-    query = function(default_template, QUERY_HANDLER)["Environment"]["Variables"]
+    query = dict(function(default_template, QUERY_HANDLER)["Environment"]["Variables"])
+    assert "DashboardCdn" in json.dumps(query.pop("CORS_ALLOWED_ORIGINS"))  # the dashboard's origin
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}

@@ -42,8 +42,9 @@ def statements_of_role(template: Template, role_prefix: str) -> list[dict]:
 
 def test_every_bucket_blocks_public_access_and_denies_plain_http(default_template):
     buckets = default_template.find_resources("AWS::S3::Bucket")
-    # access logs, archive, Athena results, Timestream rejected-records reports, billing
-    assert len(buckets) == 5
+    # access logs, archive, Athena results, Timestream rejected-records reports, billing,
+    # the dashboard's site + its CloudFront logs
+    assert len(buckets) == 7
     policies = default_template.find_resources("AWS::S3::BucketPolicy")
     tls_only = set()
     for policy in policies.values():
@@ -63,8 +64,8 @@ def test_data_buckets_are_kms_encrypted_and_access_logged(default_template):
     assert logs["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
         {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]  # log delivery: SSE-S3
     for name, props in default_template.find_resources("AWS::S3::Bucket").items():
-        if name == logs_id:
-            continue
+        if name == logs_id or name.startswith("DashboardCdnLogs"):
+            continue  # CloudFront log delivery: SSE-S3 too (test_infra_security.py)
         [rule] = props["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", name
         assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0] \

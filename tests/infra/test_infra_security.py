@@ -1,6 +1,18 @@
 """Security properties over EVERY template variant (defaults, every setting changed, each
 capacity profile): least privilege across all roles, encryption at rest everywhere, TLS-only
-buckets; and the API edge: CORS only for configured origins, WAF only when enabled."""
+buckets; and the API edge: CORS only for configured origins and the dashboard's, WAF only when
+enabled.
+
+Exceptions, each for one named resource of infra/constructs/dashboard_site.py and no other:
+- BucketDeployment's provider Lambda role (aws-cdk-lib's singleton "Custom::CDKBucketDeployment",
+  runs at deploy time only): AWSLambdaBasicExecutionRole, and the S3/KMS action wildcards of
+  aws-cdk-lib's bucket grants, on the assets bucket, the dashboard bucket and the pipeline key
+  only (never Resource '*', no CloudFront invalidation grant).
+- DashboardViewerRole: trusted by the Cognito identity pool (Federated, this pool's
+  authenticated identities), not by a service.
+- DashboardCdnLogs: SSE-S3 like the access-logs bucket (an AWS log delivery writes it:
+  CloudFront standard logs); the dashboard's site bucket itself is SSE-KMS.
+"""
 from __future__ import annotations
 
 import json
@@ -8,6 +20,7 @@ import json
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.constructs.dashboard_site import HANDLER_KMS_ACTION_WILDCARDS, HANDLER_S3_ACTION_WILDCARDS
 from infra.settings import StackSettings
 
 # Actions that only exist on Resource '*', with why (each role that has one carries an
@@ -19,6 +32,9 @@ STAR_RESOURCE_ACTIONS = {
     "cloudwatch:PutMetricData": "no resource-level permissions; namespace condition instead",
 }
 VARIANTS = ("default", "custom", "small", "medium", "large")
+# aws-cdk-lib's BucketDeployment provider (the dashboard's files): logical ids of its role/policy
+DEPLOY_HANDLER = "CustomCDKBucketDeployment"
+DEPLOY_HANDLER_ACTION_WILDCARDS = {*HANDLER_S3_ACTION_WILDCARDS, *HANDLER_KMS_ACTION_WILDCARDS}
 
 
 
@@ -70,8 +86,22 @@ def test_no_wildcard_action_in_any_role(template):
     assert len(statements) > 30  # the walk found the roles' policies
     for where, statement in statements:
         for action in as_list(statement["Action"]):
+            if where.startswith(DEPLOY_HANDLER) and action in DEPLOY_HANDLER_ACTION_WILDCARDS:
+                continue  # aws-cdk-lib's grants; resources checked below
             assert "*" not in action, f"{where}: wildcard action {action}"
         assert "NotAction" not in statement and "NotResource" not in statement, where
+
+
+def test_deploy_handler_wildcards_stay_on_the_dashboard_bucket_assets_and_key(template):
+    """The one exception above: its wildcard actions act on named resources only."""
+    handler = [s for where, s in all_role_statements(template) if where.startswith(DEPLOY_HANDLER)]
+    assert handler  # the dashboard is on in every variant
+    allowed = ("DashboardBucket", "cdk-hnb659fds-assets-", "EncryptionKey")
+    for statement in handler:
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*"
+            assert any(a in json.dumps(resource) for a in allowed), resource
+        assert not any(a.startswith("cloudfront:") for a in as_list(statement["Action"]))
 
 
 def test_star_resource_only_where_the_service_has_no_resource_arns(template):
@@ -88,7 +118,10 @@ def test_star_resource_only_where_the_service_has_no_resource_arns(template):
 def test_no_role_uses_aws_managed_policies_except_the_api_gateway_logging_role(template):
     for name, role in resources(template, "AWS::IAM::Role").items():
         managed = role["Properties"].get("ManagedPolicyArns", [])
-        if managed:
+        if managed and name.startswith(DEPLOY_HANDLER):  # deploy-time only, its own logs
+            assert managed == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                                  ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]]}]
+        elif managed:
             assert name.startswith("IngestApiCloudWatchRole"), name
             assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(managed)
 
@@ -96,6 +129,14 @@ def test_no_role_uses_aws_managed_policies_except_the_api_gateway_logging_role(t
 def test_every_role_trusts_one_service(template):
     for name, role in resources(template, "AWS::IAM::Role").items():
         [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if name.startswith("DashboardViewerRole"):  # the identity pool's signed-in users
+            [pool] = resources(template, "AWS::Cognito::IdentityPool")
+            assert statement["Principal"] == {"Federated": "cognito-identity.amazonaws.com"}
+            assert statement["Condition"]["StringEquals"] == {
+                "cognito-identity.amazonaws.com:aud": {"Ref": pool}}
+            assert statement["Condition"]["ForAnyValue:StringLike"] == {
+                "cognito-identity.amazonaws.com:amr": "authenticated"}
+            continue
         assert list(statement["Principal"]) == ["Service"], name
 
 
@@ -133,7 +174,7 @@ def test_every_bucket_is_encrypted_and_tls_only(template):
     for name, bucket in buckets.items():
         [rule] = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         sse = rule["ServerSideEncryptionByDefault"]
-        if name.startswith("AccessLogsBucket"):  # S3 log delivery needs SSE-S3
+        if name.startswith(("AccessLogsBucket", "DashboardCdnLogs")):  # log deliveries: SSE-S3
             assert sse == {"SSEAlgorithm": "AES256"}
         else:
             assert sse == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn(template)}, name
@@ -169,40 +210,75 @@ def options_methods(template: Template) -> dict[str, dict]:
             if v["Properties"]["HttpMethod"] == "OPTIONS"}
 
 
-def test_no_cors_by_default(default_template, profile_templates):
+def dashboard_origin(template: Template, quoted: bool = False) -> dict:
+    """https://<the dashboard distribution's domain>, as the template spells it."""
+    [cdn] = resources(template, "AWS::CloudFront::Distribution")
+    q = "'" if quoted else ""
+    return {"Fn::Join": ["", [f"{q}https://", {"Fn::GetAtt": [cdn, "DomainName"]}, *([q] if q else [])]]}
+
+
+def lambda_envs(template: Template) -> dict[str, dict]:
+    return {fn["Properties"]["Handler"]: fn["Properties"].get("Environment", {}).get("Variables", {})
+            for fn in resources(template, "AWS::Lambda::Function").values()}
+
+
+def test_by_default_cors_only_for_the_dashboard(default_template, profile_templates):
+    """No configured origins: exactly one, the dashboard's (context dashboard_site=false: none,
+    test_infra_dashboard.py)."""
     for template in (default_template, *profile_templates.values()):
-        assert not options_methods(template)
-        for response in resources(template, "AWS::ApiGateway::GatewayResponse").values():
-            assert "ResponseParameters" not in response["Properties"]
-        assert "Access-Control" not in json.dumps(template_json(template))
-        for fn in resources(template, "AWS::Lambda::Function").values():
-            assert "CORS_ALLOWED_ORIGINS" not in fn["Properties"]["Environment"]["Variables"]
+        preflights = options_methods(template)
+        assert len(preflights) == 4  # /v1/clicks + the three query routes
+        for method in preflights.values():
+            assert method["AuthorizationType"] == "NONE"
+            assert method["Integration"]["Type"] == "MOCK"
+            response = method["Integration"]["IntegrationResponses"][0]
+            assert response["ResponseParameters"][
+                "method.response.header.Access-Control-Allow-Origin"] == dashboard_origin(template, True)
+            assert response["ResponseParameters"]["method.response.header.Vary"] == "'Origin'"
+            assert "ResponseTemplates" not in response  # one origin: nothing else is echoed
+        responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
+            template, "AWS::ApiGateway::GatewayResponse").values()}
+        for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):
+            assert responses[kind]["ResponseParameters"][
+                "gatewayresponse.header.Access-Control-Allow-Origin"] == dashboard_origin(template, True)
+        assert "ResponseParameters" not in responses["BAD_REQUEST_BODY"]  # configured origins only
+        envs = lambda_envs(template)
+        for handler in ("ingest.handler.lambda_handler", "query.handler.lambda_handler"):
+            assert envs[handler]["CORS_ALLOWED_ORIGINS"] == dashboard_origin(template), handler
+        assert sum("CORS_ALLOWED_ORIGINS" in env for env in envs.values()) == 2
 
 
-def test_cors_for_one_configured_origin(custom_template):
+def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
     preflights = options_methods(custom_template)
     assert len(preflights) == 4  # /v1/clicks + the three query routes
     for method in preflights.values():
         assert method["AuthorizationType"] == "NONE"
         assert method["Integration"]["Type"] == "MOCK"
-        params = method["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+        response = method["Integration"]["IntegrationResponses"][0]
+        params = response["ResponseParameters"]
         assert params["method.response.header.Access-Control-Allow-Origin"] == \
             "'https://ops.example.com'"
         assert params["method.response.header.Vary"] == "'Origin'"
+        # the mapping template echoes a request Origin only when it is the dashboard's
+        [echo] = response["ResponseTemplates"].values()
+        parts = echo["Fn::Join"][1]
+        assert parts[0].endswith('#if($origin == "https://') and parts[2].startswith('")')
+        assert parts[1] == dashboard_origin(custom_template)["Fn::Join"][1][1]
     allowed = sorted(m["Integration"]["IntegrationResponses"][0]["ResponseParameters"][
         "method.response.header.Access-Control-Allow-Methods"] for m in preflights.values())
     assert allowed == ["'GET'", "'GET'", "'GET'", "'POST'"]
     responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
         custom_template, "AWS::ApiGateway::GatewayResponse").values()}
-    for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY"):
-        assert responses[kind]["ResponseParameters"][
-            "gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://ops.example.com'"
-    envs = {fn["Properties"]["Handler"]: fn["Properties"]["Environment"]["Variables"]
-            for fn in resources(custom_template, "AWS::Lambda::Function").values()}
-    assert envs["ingest.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == \
-        "https://ops.example.com"
-    assert envs["query.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == \
-        "https://ops.example.com"
+    # two origins: API Gateway's own 4XX/5XX cannot choose one (api_cors.py); the ingest API's
+    # bad-body answer names the configured origin (infra/constructs/ingest_api.py)
+    assert "DEFAULT_4XX" not in responses and "DEFAULT_5XX" not in responses
+    assert responses["BAD_REQUEST_BODY"]["ResponseParameters"][
+        "gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://ops.example.com'"
+    envs = lambda_envs(custom_template)
+    both = {"Fn::Join": ["", ["https://ops.example.com,https://",
+                              dashboard_origin(custom_template)["Fn::Join"][1][1]]]}
+    assert envs["ingest.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == both
+    assert envs["query.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == both
     assert "CORS_ALLOWED_ORIGINS" not in envs["aggregate.sink_handler.lambda_handler"]
 
 

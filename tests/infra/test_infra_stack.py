@@ -52,8 +52,9 @@ def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template
 def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
     # ingest, sink and query Lambdas, API access logs, Flink application, archive Firehose,
-    # billing Glue job output + error (no reconciliation job with Timestream)
-    assert len(groups) == 8
+    # billing Glue job output + error (no reconciliation job with Timestream); + the dashboard's
+    # file deployment when web/dist is built (test_infra_dashboard.py)
+    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 8
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -117,14 +118,16 @@ def test_lambda_runtime_arch_tracing_and_layer(default_template):
 
 def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_context):
     fn = ingest_function(custom_template)
-    env = fn["Environment"]["Variables"]
+    env = dict(fn["Environment"]["Variables"])
+    # custom enables CORS: its origin + the dashboard's (https://<distribution domain>)
+    cors = env.pop("CORS_ALLOWED_ORIGINS")["Fn::Join"][1]
+    assert cors[0] == "https://ops.example.com,https://" and "DashboardCdn" in json.dumps(cors[1])
     assert env["DEDUP_TABLE"] == "ca-test-click-dedup"
     assert env["CLICKS_STREAM"] == "ca-test-clicks"
     assert env["DEDUP_TTL_S"] == "3600"
     assert env["HOT_AD_SALTS"] == "ad-1:8,ad-7:4"
     assert env == {**StackSettings(**custom_context).ingest_settings().to_env(),
-                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
-                   "CORS_ALLOWED_ORIGINS": "https://ops.example.com"}  # custom enables CORS
+                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
     assert fn["MemorySize"] == 2048
     assert fn["ReservedConcurrentExecutions"] == 50
     assert "python312-arm64:41" in json.dumps(fn["Layers"])
