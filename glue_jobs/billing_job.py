@@ -22,6 +22,7 @@ if _REPO not in sys.path:  # local runs: make the glue_jobs package importable
     sys.path.insert(0, _REPO)
 
 from glue_jobs.billing.transform import BillingSettings  # noqa: E402
+from glue_jobs.workflow_day import WORKFLOW_ARGS, requested_day  # noqa: E402
 
 try:  # AWS Glue runtime
     from awsglue.context import GlueContext
@@ -62,6 +63,8 @@ def parse_local(argv: list[str]) -> dict:
     for name in ("day",) + REQUIRED + OPTIONAL[1:]:
         flags = sorted({f"--{name}", f"--{name.replace('_', '-')}"})
         p.add_argument(*flags, dest=name, required=name in REQUIRED)
+    for name in WORKFLOW_ARGS:  # set by Glue (or the local workflow runner) inside a workflow run
+        p.add_argument(f"--{name}", dest=name)
     p.add_argument("--master", default="local[2]")
     p.add_argument("--shuffle-partitions", type=int, default=8)
     p.add_argument("--driver-memory", default="2g")
@@ -75,6 +78,7 @@ def main_glue() -> dict:
 
     wanted = ["JOB_NAME", *REQUIRED] + [o for o in OPTIONAL if f"--{o}" in sys.argv]
     args = getResolvedOptions(sys.argv, wanted)
+    args["day"] = requested_day(sys.argv) or args.get("day")
     day, settings, write_flagged = settings_from(args)
     glue = GlueContext(SparkContext.getOrCreate())
     job = Job(glue)
@@ -88,7 +92,9 @@ def main_glue() -> dict:
 def main_local(argv: list[str] | None = None) -> dict:
     from glue_jobs.billing.run import local_spark, run_day
 
-    args = parse_local(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_local(argv)
+    args["day"] = requested_day(argv) or args.get("day")
     day, settings, write_flagged = settings_from(args)
     spark = local_spark(master=args["master"], shuffle_partitions=args["shuffle_partitions"],
                         driver_memory=args["driver_memory"])

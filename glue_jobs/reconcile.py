@@ -32,6 +32,10 @@ sk between the day's first and last hour start (<= 24 items each). The ads asked
 batch's ads plus every ad on the day's hourly leaderboards (`T#1h#<day start>`, one or two
 partitions), so an ad the stream saw but the archive did not still shows up if it made a top-M.
 A Scan would read the whole table (every ad's whole history, minute series, leaderboards).
+
+Publishing: the day's summary is also put into the serving table (pk `R#reconciliation`,
+sk = the day; = common.serving_keys.reconciliation_key), where `GET /v1/quality` reads the last
+reconciliation with one Query. A rerun of a day replaces its item.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_
                   "drift_ratio", "class", "explained_late", "explained_flagged",
                   "explained_duplicates", "unexplained")
 METRICS_NAMESPACE = "ClickAgg"
+RECONCILIATION_PK = "R#reconciliation"  # = common.serving_keys.RECONCILIATION_PK (a test keeps them equal)
 
 
 # ---------------------------------------------------------------------------- pure core
@@ -265,10 +270,36 @@ def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESP
     return request
 
 
+def summary_item(summary: dict, finished_at: datetime, workflow_run_id: str | None = None) -> dict:
+    """The serving-table item of a day's summary (pure). Numbers a reader filters or sorts on are
+    attributes; the whole summary rides along as JSON (`s`)."""
+    item = {
+        "pk": {"S": RECONCILIATION_PK}, "sk": {"S": summary["day"]},
+        "fin": {"N": str(int(finished_at.timestamp() * 1000))},
+        "td": {"N": repr(float(summary["total_drift"]))},
+        "flag": {"BOOL": bool(summary["flag"])},
+        "s": {"S": json.dumps({k: v for k, v in summary.items() if k != "metrics"},
+                              separators=(",", ":"), default=str)},
+    }
+    if workflow_run_id:
+        item["run"] = {"S": workflow_run_id}
+    return item
+
+
+def publish_summary(ddb, table: str, summary: dict, finished_at: datetime | None = None,
+                    workflow_run_id: str | None = None) -> dict:
+    """Put the day's summary where the query API reads the last reconciliation."""
+    item = summary_item(summary, finished_at or datetime.now(timezone.utc), workflow_run_id)
+    ddb.put_item(TableName=table, Item=item)
+    return item
+
+
 def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
         threshold: float = DRIFT_THRESHOLD, extra_ad_ids: Iterable[str] = (),
-        cloudwatch=None, emit: bool = False) -> dict:
-    """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict."""
+        cloudwatch=None, emit: bool = False, publish: bool = False,
+        workflow_run_id: str | None = None) -> dict:
+    """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict;
+    `publish`: also put the summary into the serving table (for GET /v1/quality)."""
     batch_rows = read_batch_rows(out_path, day)
     ads = {r["ad_id"] for r in batch_rows} | leaderboard_ads(ddb, table, day) | set(extra_ad_ids)
     realtime_rows = realtime_hour_rows(ddb, table, ads, day)
@@ -277,11 +308,15 @@ def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
                "report": write_report(rows, summary, report_path, day)}
     if emit:
         summary["metrics"] = emit_metrics(summary, cloudwatch)["MetricData"]
+    if publish:
+        publish_summary(ddb, table, summary, workflow_run_id=workflow_run_id)
     return summary
 
 
 def main(argv: list[str] | None = None) -> dict:
     import boto3
+
+    from glue_jobs.workflow_day import requested_day, workflow_run
 
     p = argparse.ArgumentParser(description="reconcile the billing recompute with the serving store")
     p.add_argument("--day", default="auto", type=_parse_day, help="YYYY-MM-DD or auto (= yesterday UTC)")
@@ -292,10 +327,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threshold", type=float, default=DRIFT_THRESHOLD)
     p.add_argument("--emit-metrics", "--emit_metrics", dest="emit_metrics", nargs="?", const="true",
                    default="false", help="true/false (Glue passes key/value pairs)")
+    p.add_argument("--publish", nargs="?", const="true", default="true",
+                   help="true/false: put the summary into the serving table (GET /v1/quality)")
+    argv = sys.argv[1:] if argv is None else argv
     a, _glue_own = p.parse_known_args(argv)  # Glue adds --JOB_ID, --JOB_RUN_ID, ... of its own
     a.emit_metrics = str(a.emit_metrics).lower() in ("true", "1", "yes")
+    a.publish = str(a.publish).lower() in ("true", "1", "yes")
+    wanted = requested_day(argv)  # a run started by POST /v1/reconcile?day=D names its day
+    if wanted:
+        a.day = _parse_day(wanted)
+    run_ids = workflow_run(argv)
     summary = run(a.out_path, a.report_path, a.day, boto3.client("dynamodb"), a.table,
-                  threshold=a.threshold, emit=a.emit_metrics)
+                  threshold=a.threshold, emit=a.emit_metrics, publish=a.publish,
+                  workflow_run_id=run_ids[1] if run_ids else None)
     print(json.dumps(summary, default=str))
     return summary
 
@@ -308,5 +352,8 @@ def _parse_day(value: str) -> date:
 
 
 if __name__ == "__main__":
+    _repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if _repo not in sys.path:  # local runs: glue_jobs importable (on Glue: --extra-py-files)
+        sys.path.insert(0, _repo)
     main()  # drift above the threshold pages through the TotalDrift alarm, not a FAILED run
     sys.exit(0)

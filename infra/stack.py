@@ -7,7 +7,8 @@ Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda 
 Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition projection)
              <- Athena workgroup + named queries
 Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
-             reconciliation with the serving store (DynamoDB) -> drift report + metrics
+             reconciliation with the serving store (DynamoDB) -> drift report + metrics +
+             summary item read by GET /v1/quality; POST /v1/reconcile?day= starts a run
 Edge:        CORS for configured origins (+ the dashboard's), optional WAF on the API stage
 Dashboard:   web/dist in a private S3 bucket behind CloudFront (OAC), Cognito sign-in, SigV4
              GETs on the query API (context `dashboard_site`, default on)
@@ -39,6 +40,8 @@ from infra.constructs.ingest_api import IngestApi
 from infra.constructs.ingest_function import IngestFunction
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.constructs.query_api import QueryApi
+from infra.constructs.reconcile_api import ROUTE as RECONCILE_ROUTE
+from infra.constructs.reconcile_api import ReconcileApi
 from infra.constructs.serving_store import ServingStore
 from infra.constructs.sink_function import SinkFunction
 from infra.settings import StackSettings
@@ -73,7 +76,7 @@ class ClickAggStack(Stack):
         self.sink = SinkFunction(self, "Sink", settings=settings, key=key,
                                  stream=self.aggregates, store=self.serving)
         self.query = QueryApi(self, "Query", settings=settings, key=key, store=self.serving,
-                              api=self.api.api, v1=self.api.v1)
+                              api=self.api.api, v1=self.api.v1, clicks_stream=self.stream)
         self.aggregation_alarms = AggregationAlarms(
             self, "AggregationAlarms", prefix=settings.prefix, topic=self.alarms.topic,
             flink_application_name=self.aggregator.application_name,
@@ -93,6 +96,8 @@ class ClickAggStack(Stack):
         self.billing = NightlyBilling(self, "Billing", settings=settings, key=key,
                                       logs_bucket=logs_bucket, archive=self.archive,
                                       serving=self.serving, topic=self.alarms.topic)
+        self.reconcile_api = ReconcileApi(self, "ReconcileApi", settings=settings, key=key,
+                                          billing=self.billing, store=self.serving, v1=self.api.v1)
 
         # --- live dashboard (before CORS: its origin is one of the API's CORS origins) ---
         self.dashboard = (DashboardSite(self, "Dashboard", settings=settings, key=key,
@@ -104,8 +109,9 @@ class ClickAggStack(Stack):
         self.cors = ApiCors(
             self, "Cors", api=self.api.api, origins=[*settings.cors_origins, *dashboard_origins],
             routes={"/v1/clicks": (["POST"], API_KEY_HEADERS),
-                    **{route: (["GET"], SIGV4_HEADERS) for route in QUERY_ROUTES}},
-            functions=[self.ingest.function, self.query.function])
+                    **{route: (["GET"], SIGV4_HEADERS) for route in QUERY_ROUTES},
+                    RECONCILE_ROUTE: (["POST"], SIGV4_HEADERS)},
+            functions=[self.ingest.function, self.query.function, self.reconcile_api.function])
         self.firewall = (ApiFirewall(self, "Firewall", settings=settings,
                                      stage=self.api.api.deployment_stage)
                          if settings.waf_enabled else None)
@@ -146,7 +152,8 @@ class ClickAggStack(Stack):
         CfnOutput(self, "AthenaWorkGroup", value=self.analytics.workgroup_name)
         CfnOutput(self, "BillingBucketName", value=self.billing.bucket.bucket_name)
         CfnOutput(self, "BillingWorkflowName", value=self.billing.workflow.ref,
-                  description="Nightly; rerun a day: aws glue start-job-run --job-name "
-                              "<BillingJobName> --arguments '{\"--day\":\"YYYY-MM-DD\"}'")
+                  description="Nightly; recompute + reconcile a day: POST /v1/reconcile?day="
+                              "YYYY-MM-DD (SigV4), or aws glue start-workflow-run --name <this> "
+                              "--run-properties day=YYYY-MM-DD")
         CfnOutput(self, "BillingJobName", value=self.billing.billing_job.ref)
         CfnOutput(self, "OperationsDashboardName", value=self.operations.dashboard_name)

@@ -4,6 +4,8 @@
                           [--campaign C] [--advertiser A] [--from T --to T] [--json]
   python -m local.cli series AD --resolution 5m [--from T --to T | --last 6h] [--json]
   python -m local.cli health [--json]
+  python -m local.cli quality [--last 1h] [--json]
+  python -m local.cli reconcile --day YYYY-MM-DD [--json]
 
 The API is `--api URL`, else $CLICKAGG_API, else the local stack (http://127.0.0.1:8080, what
 `python -m local up` serves). `--sigv4` signs requests (SigV4, service execute-api) with the
@@ -38,8 +40,8 @@ def region_for(url: str, explicit: Optional[str] = None) -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def signed_headers(url: str, region: str, credentials=None) -> dict[str, str]:
-    """SigV4 headers for a GET of `url` (execute-api), with the default credential chain."""
+def signed_headers(url: str, region: str, credentials=None, method: str = "GET") -> dict[str, str]:
+    """SigV4 headers for a bodiless request of `url` (execute-api), default credential chain."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.session import Session
@@ -47,18 +49,18 @@ def signed_headers(url: str, region: str, credentials=None) -> dict[str, str]:
     credentials = credentials or Session().get_credentials()
     if credentials is None:
         raise SystemExit("--sigv4: no AWS credentials found (environment, profile or role)")
-    request = AWSRequest(method="GET", url=url)
+    request = AWSRequest(method=method, url=url)
     SigV4Auth(credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials")
               else credentials, "execute-api", region).add_auth(request)
     return dict(request.headers.items())
 
 
 def call(base: str, path: str, params: dict, sigv4: bool = False, region: Optional[str] = None,
-         timeout: float = 30) -> requests.Response:
+         timeout: float = 30, method: str = "GET") -> requests.Response:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     url = f"{base}{path}" + (f"?{query}" if query else "")
-    headers = signed_headers(url, region_for(base, region)) if sigv4 else {}
-    return requests.get(url, headers=headers, timeout=timeout)
+    headers = signed_headers(url, region_for(base, region), method=method) if sigv4 else {}
+    return requests.request(method, url, headers=headers, timeout=timeout)
 
 
 def _table(headers: list[str], rows: list[list], align_right: set[int]) -> str:
@@ -112,6 +114,37 @@ def render_health(body: dict) -> str:
     return f"{body['status']}: store {body['store']}\n" + _freshness_line(body["freshness"])
 
 
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.4%}"
+
+
+def render_quality(body: dict) -> str:
+    w, lag, ing = body["window"], body["lag"], body["ingest"]
+    ms = lambda v: "n/a" if v is None else f"{v / 1000:.1f}s"  # noqa: E731
+    lines = [f"quality: {body['status']}  {w['from']} .. {w['to']}",
+             *(f"  ALERT {a}" for a in body["alerts"]),
+             f"lag: end-to-end {ms(lag['end_to_end_ms'])}, watermark {ms(lag['watermark_ms'])}, "
+             f"clicks stream iterator age {ms(lag['clicks_stream_iterator_age_ms'])}",
+             f"ingest: accepted {ing['accepted']}, duplicates {ing['duplicates']} "
+             f"(rate {_pct(ing['duplicate_rate'])}), rejected {ing['rejected']}  [{ing['source']}]",
+             f"late-dropped (beyond allowed lateness): {body['late_dropped']}"]
+    rec = body.get("reconciliation")
+    if rec:
+        lines.append(f"last reconciliation: {rec['day']} (finished {rec.get('finished_at')}): batch "
+                     f"{rec['batch_billable']}, realtime {rec['realtime_billable']}, diff {rec['total_diff']}, "
+                     f"total drift {_pct(rec['total_drift'])}, worst {_pct(rec['worst_drift'])}"
+                     + (" FLAGGED" if rec["flag"] else ""))
+    else:
+        lines.append("last reconciliation: none yet")
+    return "\n".join(lines + [_freshness_line(body["freshness"])])
+
+
+def render_reconcile(body: dict) -> str:
+    return (f"{body['status']}: workflow {body['workflow']} run {body['run_id']} for {body['day']}"
+            + (" (partial day: its arrivals are not complete yet)" if body.get("partial_day") else "")
+            + f"\nresult: {body['result']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clickagg", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_argument("ad_id")
     series.add_argument("--resolution", default="1m", choices=["1m", "5m", "1h", "1d"])
     sub.add_parser("health", parents=[common], help="serving store reachable + freshness")
+    sub.add_parser("quality", parents=[common, window],
+                   help="lag, duplicate rate, late-dropped clicks, last reconciliation drift")
+    rec = sub.add_parser("reconcile", parents=[common], help="recompute + reconcile one UTC day")
+    rec.add_argument("--day", required=True, help="YYYY-MM-DD")
     from local.sql_cli import add_parser as add_sql_parser
 
     add_sql_parser(sub)
@@ -153,10 +190,15 @@ def main(argv: Optional[list[str]] = None, out=None) -> int:
     elif args.command == "series":
         path, params, render = f"/v1/ads/{quote(args.ad_id, safe='')}/metrics", {
             "resolution": args.resolution, "last": args.last, "from": args.frm, "to": args.to}, render_series
+    elif args.command == "quality":
+        path, params, render = "/v1/quality", {"last": args.last, "from": args.frm, "to": args.to}, render_quality
+    elif args.command == "reconcile":
+        path, params, render = "/v1/reconcile", {"day": args.day}, render_reconcile
     else:
         path, params, render = "/v1/health", {}, render_health
+    method = "POST" if args.command == "reconcile" else "GET"
     try:
-        resp = call(base, path, params, sigv4=args.sigv4, region=args.region)
+        resp = call(base, path, params, sigv4=args.sigv4, region=args.region, method=method)
     except requests.RequestException as exc:
         print(f"error: cannot reach {base}: {exc}", file=sys.stderr)
         return 1
@@ -165,7 +207,7 @@ def main(argv: Optional[list[str]] = None, out=None) -> int:
     except ValueError:
         print(f"error: HTTP {resp.status_code} from {base}{path}: {resp.text[:300]}", file=sys.stderr)
         return 1
-    if resp.status_code != 200:
+    if resp.status_code not in (200, 202):
         reason = body.get("error") or body.get("message") or body
         print(f"error: HTTP {resp.status_code}: {reason}", file=sys.stderr)
         return 1

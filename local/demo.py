@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -148,36 +147,45 @@ def query_section(stack, load, checks: Checks) -> None:
 
 
 def billing_section(stack, load, checks: Checks) -> None:
-    """Nightly recompute (Glue job code on local Spark, .venv-glue) over the archive, then
-    reconciliation with the serving store."""
-    print("\nbilling recompute (glue_jobs/billing_job.py on local Spark) + reconciliation")
-    glue_python = REPO / ".venv-glue" / "bin" / "python"
-    if not glue_python.exists():
+    """POST /v1/reconcile for the generated day: the local stand-in for Glue runs the billing
+    job code on local Spark (.venv-glue) over the archive, then the reconciliation with the
+    serving store; GET /v1/quality then reports its drift next to the ingest counts."""
+    import requests
+
+    print("\nbilling recompute + reconciliation (POST /v1/reconcile -> billing workflow run: "
+          "glue_jobs/billing_job.py on local Spark, then glue_jobs/reconcile.py)")
+    if stack.glue_workflow is None:
         print("  skipped: .venv-glue not installed; run `make setup`")
         checks.failures.append("glue venv missing")
         return
     from datetime import datetime, timezone
 
-    import boto3
     import pyarrow.parquet as pq
 
-    from glue_jobs.reconcile import run as reconcile_run
-
-    now = datetime.now(timezone.utc)
-    day = now.date()
-    root, out, report = (stack.options.state_dir / d for d in ("archive", "billing", "reconciliation"))
-    for d in (out, report):
-        shutil.rmtree(d, ignore_errors=True)
+    day = datetime.now(timezone.utc).date()
     t0 = time.monotonic()
-    proc = subprocess.run([str(glue_python), str(REPO / "glue_jobs" / "billing_job.py"), "--day", day.isoformat(),
-                           "--raw-path", str(root / RAW_PREFIX), "--out-path", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        print(proc.stderr[-2000:])
-        checks.failures.append("billing job failed")
+    started = requests.post(f"{stack.api.url}/v1/reconcile", params={"day": day.isoformat()}, timeout=30)
+    print(f"  POST /v1/reconcile?day={day}: HTTP {started.status_code} {started.text[:160]}")
+    if started.status_code != 202:
+        checks.failures.append("POST /v1/reconcile refused")
         return
-    rows = pq.read_table(out / "hourly").to_pylist()
-    print(f"  billing job for {day}: {len(rows)} advertiser/campaign/ad/hour rows in {time.monotonic() - t0:.0f}s")
+    run_id = started.json()["run_id"]
+    result = None
+
+    def finished() -> bool:
+        nonlocal result
+        result = next((r for r in stack.glue_workflow.results if r.run_id == run_id), None)
+        return result is not None
+
+    wait_for(finished, 900, "the billing workflow run")
+    if result is None or result.status != "SUCCEEDED":
+        log = stack.options.state_dir / f"glue-{run_id}.log"
+        print(log.read_text()[-2000:] if log.exists() else "  (no log)")
+        checks.failures.append("billing workflow run failed")
+        return
+    rows = pq.read_table(stack.glue_workflow.out_path / "hourly" / f"dt={day.isoformat()}").to_pylist()
+    print(f"  billing job for {day}: {len(rows)} advertiser/campaign/ad/hour rows; workflow run "
+          f"{result.status} in {time.monotonic() - t0:.0f}s")
     per_adv = Counter()
     for r in rows:
         per_adv[r["advertiser_id"]] += r["billable_cost_micros"]
@@ -189,15 +197,29 @@ def billing_section(stack, load, checks: Checks) -> None:
     want_billable = sum(v["billable_clicks"] for (a, res, b), v in batch_truth.items() if res == "1d")
     checks.equal("billing: billable clicks = ground truth (late clicks included)",
                  sum(r["billable_clicks"] for r in rows), want_billable)
-    summary = reconcile_run(str(out), str(report), day, boto3.client("dynamodb"), stack.names.serving_table)
     late_in_day = {c["click_id"] for c in in_day} & set(load.late_ids)
     rt_truth = realtime_truth(in_day, late_in_day)
     expected_diff = (sum(v["billable_clicks"] for (a, res, b), v in rt_truth.items() if res == "1d")
                      - want_billable)
-    print(f"  reconciliation: batch billable {summary['batch_billable']}, realtime {summary['realtime_billable']}, "
-          f"diff {summary['total_diff']}, total drift {summary['total_drift']:.4%} "
-          f"({'FLAGGED, > 0.1%' if summary['flag'] else 'within 0.1%'}); explained {summary['explained_clicks']}")
-    checks.equal("reconciliation diff = clicks later than the lateness horizon", summary["total_diff"], expected_diff)
+
+    stack.emf.drain()
+    quality = requests.get(f"{stack.api.url}/v1/quality", params={"last": "24h"}, timeout=30).json()
+    rec = quality["reconciliation"] or {}
+    print(f"  GET /v1/quality -> reconciliation of {rec.get('day')}: batch billable {rec.get('batch_billable')}, "
+          f"realtime {rec.get('realtime_billable')}, diff {rec.get('total_diff')}, total drift "
+          f"{(rec.get('total_drift') or 0):.4%} ({'FLAGGED, > 0.1%' if rec.get('flag') else 'within 0.1%'}); "
+          f"explained {rec.get('explained_clicks')}; status {quality['status']}")
+    checks.equal("reconciliation (via /v1/quality) is of the generated day", rec.get("day"), day.isoformat())
+    checks.equal("reconciliation diff = clicks later than the lateness horizon", rec.get("total_diff"), expected_diff)
+    ingest, lag = quality["ingest"], quality["lag"]
+    print(f"  GET /v1/quality (last 24h): accepted {ingest['accepted']}, duplicates {ingest['duplicates']} "
+          f"(rate {(ingest['duplicate_rate'] or 0):.2%}), late-dropped {quality['late_dropped']}, "
+          f"lag end-to-end {lag['end_to_end_ms']} ms, watermark {lag['watermark_ms']} ms "
+          f"(source {ingest['source']})")
+    checks.equal("quality: accepted / duplicates (CloudWatch) = ground truth",
+                 (ingest["accepted"], ingest["duplicates"]), (len(load.truth), load.duplicates))
+    checks.equal("quality: late-dropped = clicks beyond the lateness horizon",
+                 quality["late_dropped"], len(load.late_ids))
 
 
 def run(args) -> int:

@@ -41,6 +41,7 @@ class LocalFunction:
         """`lock`: API_RESOLVER_LOCK for resolver-based handlers (the default); functions
         without a resolver (the stream sink) get their own, so they never wait for the API."""
         self.name = name
+        self.emf = None  # local.emf.EmfForwarder: what the handler prints goes through it
         self._lock = lock or API_RESOLVER_LOCK
         self._module_name, _, self._func_name = handler.rpartition(".")
         self._fn = None
@@ -51,4 +52,12 @@ class LocalFunction:
             if self._fn is None:
                 self._fn = getattr(importlib.import_module(self._module_name), self._func_name)
             self.invocations += 1
-            return self._fn(event, LambdaContext(self.name))
+            if self.emf is None:
+                return self._fn(event, LambdaContext(self.name))
+            from local.emf import capture
+
+            with capture() as printed:
+                try:
+                    return self._fn(event, LambdaContext(self.name))
+                finally:
+                    self.emf.handle("".join(printed))

@@ -38,6 +38,11 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
     s3 = boto3.client("s3")
     if names.archive_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=names.archive_bucket)
+    glue = boto3.client("glue")
+    if names.billing_workflow not in glue.list_workflows().get("Workflows", []):
+        glue.create_workflow(Name=names.billing_workflow, MaxConcurrentRuns=1,
+                             Description="billing recompute, then reconciliation (local: "
+                                         "run by local.glue_workflow)")
 
 
 def create_serving_table(ddb, name: str) -> None:

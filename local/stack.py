@@ -14,15 +14,17 @@ from pathlib import Path
 from common.config import IngestSettings, ResourceNames
 from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
+from local.emf import EmfForwarder
 from local.esm import LocalEventSourceMapping
 from local.flink import FlinkFeed, LocalFlinkJob, flink_available
+from local.glue_workflow import GLUE_PYTHON, LocalGlueWorkflow
 from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
 from local.web import StaticRoute
 from local.resources import create_all
 
 REPO = Path(__file__).resolve().parent.parent
-QUERY_RESOURCES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/health")
+QUERY_RESOURCES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health")
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
@@ -36,16 +38,18 @@ def aws_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def lambda_env() -> dict[str, str]:
-    """Powertools settings for in-process handlers: no X-Ray daemon here, quiet logs and
-    no EMF metric lines on stdout (CloudWatch is not there to read them)."""
+def lambda_env(names: ResourceNames = ResourceNames()) -> dict[str, str]:
+    """Powertools settings for in-process handlers: no X-Ray daemon here, quiet logs; EMF
+    metric lines are captured and forwarded to the emulator's CloudWatch (local.emf)."""
     return {
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "false",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("CLICKAGG_LOG_LEVEL", "WARNING"),
-        "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
         "SERVING_STORE": "dynamodb",
-        "SERVING_TABLE": ResourceNames().serving_table,
+        "SERVING_TABLE": names.serving_table,
+        "CLICKS_STREAM_NAME": names.clicks_stream,
+        "BILLING_WORKFLOW": names.billing_workflow,
     }
 
 
@@ -60,6 +64,7 @@ class StackOptions:
     archive: bool = True  # run the Firehose stand-in (clicks stream -> Parquet in S3)
     sink: bool = True  # run the sink Lambda on the aggregates stream
     flink: bool = True  # run the Flink job (needs .venv-flink) and its feed
+    glue: bool = True  # run billing workflow runs (POST /v1/reconcile) on local Spark (.venv-glue)
     flink_settings: dict = field(default_factory=lambda: {
         "checkpoint_interval_ms": "2000",  # collect() releases rows per checkpoint: freshness
         "minibatch_latency_ms": "1000",
@@ -76,6 +81,9 @@ class LocalStack:
         self.ingest = LocalFunction("clickagg-ingest", "ingest.handler.lambda_handler")
         self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
         self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler", threading.Lock())
+        self.reconcile = LocalFunction("clickagg-reconcile", "query.reconcile_handler.lambda_handler")
+        self.emf: EmfForwarder | None = None
+        self.glue_workflow: LocalGlueWorkflow | None = None
         self.archiver: LocalArchiver | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
@@ -91,7 +99,8 @@ class LocalStack:
     def _reset_handler_caches() -> None:
         """Handlers cache their clients per container; a new stack is a new set of containers."""
         for module_name, attr in (("ingest.handler", "get_service"), ("aggregate.sink_handler", "get_store"),
-                                  ("query.handler", "get_store"), ("query.handler", "get_service")):
+                                  ("query.handler", "get_store"), ("query.handler", "get_service"),
+                                  ("query.reconcile_handler", "_glue")):
             fn = getattr(sys.modules.get(module_name), attr, None)
             if hasattr(fn, "cache_clear"):
                 fn.cache_clear()
@@ -108,10 +117,14 @@ class LocalStack:
             self.moto = MotoServer(self.options.moto_port, state / "moto.log").start()
             endpoint = self.moto.url
         self.endpoint = endpoint
-        self._set_env({**aws_env(endpoint), **lambda_env(), **self.options.settings.to_env()})
+        self._set_env({**aws_env(endpoint), **lambda_env(self.names), **self.options.settings.to_env()})
         create_all(self.names, self.options.clicks_shards)
+        self.emf = EmfForwarder()
+        for function in (self.ingest, self.query, self.sink, self.reconcile):
+            function.emf = self.emf
         self.api = LocalApiGateway([Route("/v1/clicks", self.ingest)]
-                                   + [Route(r, self.query) for r in QUERY_RESOURCES],
+                                   + [Route(r, self.query) for r in QUERY_RESOURCES]
+                                   + [Route("/v1/reconcile", self.reconcile)],
                                    port=self.options.api_port).start()
         self.api.routes.append(StaticRoute())  # the dashboard (web/dist) at /
         if self.options.archive:
@@ -120,6 +133,9 @@ class LocalStack:
             self.sink_mapping = LocalEventSourceMapping(self.names.aggregates_stream, self.sink, state).start()
         if self.options.flink and flink_available():
             self.start_flink(fresh=not self.options.endpoint)
+        if self.options.glue and GLUE_PYTHON.exists():
+            self.glue_workflow = LocalGlueWorkflow(self.names.billing_workflow, self.names.archive_bucket,
+                                                   self.names.serving_table, state).start()
         return self
 
     def start_flink(self, fresh: bool) -> None:
@@ -135,10 +151,14 @@ class LocalStack:
             self.flink_feed = FlinkFeed(self.names.clicks_stream, input_dir, state).start()
 
     def stop(self) -> None:
-        for worker in (self.flink_feed, self.flink_job, self.sink_mapping, self.archiver):
+        for worker in (self.glue_workflow, self.flink_feed, self.flink_job, self.sink_mapping,
+                       self.archiver, self.emf):
             if worker:
                 worker.stop()
         self.flink_feed = self.flink_job = self.sink_mapping = self.archiver = None
+        self.glue_workflow = self.emf = None
+        for function in (self.ingest, self.query, self.sink, self.reconcile):
+            function.emf = None
         if self.api:
             self.api.stop()
             self.api = None

@@ -36,6 +36,10 @@ class ResourceNames:
         return f"{self.prefix}-archive"
 
     @property
+    def billing_workflow(self) -> str:
+        return f"{self.prefix}-billing"
+
+    @property
     def metrics_namespace(self) -> str:
         return "ClickAgg"
 

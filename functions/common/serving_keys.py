@@ -6,6 +6,7 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
   late dropped pk L#<day_start>     sk <minute_start>#<ad>       per ad and minute
   freshness    pk META              sk freshness
+  reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
 So a top-K over any window up to 24 h reads at most 4 partitions (a few pages each).
 """
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
 LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partition span
 META_KEY = {"pk": "META", "sk": "freshness"}
+# Not under META: the freshness item is rewritten by every sink batch, a hot partition that a
+# nightly write and dashboard reads should not share.
+RECONCILIATION_PK = "R#reconciliation"
 
 
 def floor_to(ms: int, span_ms: int) -> int:
@@ -50,3 +54,8 @@ def late_pk(bucket_start: int) -> str:
 
 def late_key(bucket_start: int, ad_id: str) -> dict[str, str]:
     return {"pk": late_pk(bucket_start), "sk": f"{ts(bucket_start)}#{ad_id}"}
+
+
+def reconciliation_key(day: str) -> dict[str, str]:
+    """Key of one day's reconciliation summary (`day`: YYYY-MM-DD sorts as a date)."""
+    return {"pk": RECONCILIATION_PK, "sk": day}

@@ -1,4 +1,5 @@
-"""GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health: the query Lambda (API Gateway REST proxy).
+"""GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health: the query Lambda (API Gateway
+REST proxy).
 
 Thin edge: HTTP <-> QueryService (pure parameter parsing and merging) <-> serving store chosen by
 SERVING_STORE (dynamodb | timestream). Bad parameters are 400 {"error", "status"}; a store that
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
 from common.cors import cors_config
+from query.pipeline_metrics import CloudWatchPipelineMetrics
 from query.service import QueryService
 from query.store import make_store
 from query.windows import QueryError
@@ -38,12 +40,14 @@ def get_service() -> QueryService:
 
 
 _SERVICE_ENV = ("SERVING_STORE", "SERVING_TABLE", "TIMESTREAM_DATABASE", "TIMESTREAM_TABLE",
-                "AWS_ENDPOINT_URL", "LEADERBOARD_SIZE", "ALLOWED_LATENESS_S")
+                "AWS_ENDPOINT_URL", "LEADERBOARD_SIZE", "ALLOWED_LATENESS_S",
+                "POWERTOOLS_METRICS_NAMESPACE", "CLICKS_STREAM_NAME")
 
 
 @lru_cache(maxsize=4)
 def _service_for(*_env_values) -> QueryService:
-    return QueryService(make_store(), AggregationSettings.from_env())
+    return QueryService(make_store(), AggregationSettings.from_env(),
+                        pipeline_metrics=CloudWatchPipelineMetrics.from_env())
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -95,6 +99,12 @@ def get_top() -> Response:
 @tracer.capture_method
 def get_ad_metrics(ad_id: str) -> Response:
     return _answered("series", get_service().series(unquote(ad_id), _params()))
+
+
+@app.get("/v1/quality")
+@tracer.capture_method
+def get_quality() -> Response:
+    return _answered("quality", get_service().quality(_params()))
 
 
 @app.get("/v1/health")

@@ -5,10 +5,14 @@ The store is injected, so the same code runs in Lambda, the local stack and test
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
 from query.freshness import freshness
+from query.quality import PipelineMetrics, parse_quality, quality_body, reconciliation_json
 from query.series import build_series, window_json
 from query.store import QueryStore, StoreFreshness
 from query.topk import format_value
@@ -17,8 +21,12 @@ from query.windows import parse_series, parse_top
 
 class QueryService:
     def __init__(self, store: QueryStore, settings: Optional[AggregationSettings] = None,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 pipeline_metrics=None):
+        """`pipeline_metrics`: CloudWatch reader for GET /v1/quality (None: not configured)."""
         self.store, self.settings, self.clock_ms = store, settings or AggregationSettings(), clock_ms
+        self.pipeline_metrics = pipeline_metrics
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="quality")
 
     def _freshness(self, f: StoreFreshness, now_ms: int, range_end: Optional[int]) -> dict:
         return freshness(f.watermark_ms, f.newest_event_ms, now_ms,
@@ -57,3 +65,30 @@ class QueryService:
         f, requests = self.store.freshness()
         return {"status": "ok", "store": self.store.kind, "freshness": self._freshness(f, now, None),
                 "debug": {"requests": requests}}
+
+    def _metrics(self, start_ms: int, end_ms: int, now_ms: int) -> tuple[PipelineMetrics, int]:
+        """CloudWatch is an optional source: its failure degrades the ingest figures to null
+        (named in `source`) instead of failing the whole answer."""
+        if self.pipeline_metrics is None:
+            return PipelineMetrics(None, None, "not configured"), 0
+        try:
+            return self.pipeline_metrics.read(start_ms, end_ms, now_ms)
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+            return PipelineMetrics(None, None, f"{self.pipeline_metrics.source} unavailable: {code}"), 1
+
+    def quality(self, params: Mapping[str, str]) -> dict:
+        now = self.clock_ms()
+        req = parse_quality(params, now)
+        w = req.window
+        fresh_f = self._pool.submit(self.store.freshness)
+        late_f = self._pool.submit(self.store.late_dropped, w.start, w.end)
+        rec_f = self._pool.submit(self.store.last_reconciliation)
+        metrics_f = self._pool.submit(self._metrics, w.start, w.end, now)
+        (f, r1), (late, r2), (summary, finished, r3), (metrics, r4) = (
+            fresh_f.result(), late_f.result(), rec_f.result(), metrics_f.result())
+        body = quality_body(req, now, self._freshness(f, now, None), metrics, late,
+                            reconciliation_json(summary, finished))
+        body["debug"] = {"store": self.store.kind, "requests": r1 + r2 + r3 + r4,
+                         "store_requests": r1 + r2 + r3, "metrics_requests": r4}
+        return body

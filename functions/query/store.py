@@ -41,6 +41,10 @@ class QueryStore(Protocol):
 
     def freshness(self) -> tuple[StoreFreshness, int]: ...
 
+    def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]: ...
+
+    def last_reconciliation(self) -> tuple[Optional[dict], Optional[int], int]: ...
+
 
 def make_store(kind: Optional[str] = None) -> QueryStore:
     kind = kind or os.environ.get("SERVING_STORE", "dynamodb")

@@ -5,12 +5,15 @@ Reads exactly the partitions a request needs (key design: common.serving_keys):
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
           META GetItem (freshness)
   series  ONE Query on `S#<ad>#<res>` (SK range) + META GetItem
+  quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
+          last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1
 Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
 filter that drops tombstones (`del`: entries that left the top-M). Every AWS call is counted and
 reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +24,8 @@ import boto3
 from botocore.config import Config
 
 from common.config import AggregationSettings
-from common.serving_keys import META_KEY, parse_top_sk, series_pk, top_pk, ts
+from common.serving_keys import (DAY_MS, META_KEY, RECONCILIATION_PK, floor_to, late_pk,
+                                 parse_top_sk, series_pk, top_pk, ts)
 from query.series import Bucket, SeriesData
 from query.store import SeriesAnswer, StoreFreshness, TopAnswer
 from query.topk import Entry, Leaderboard, merge_topk
@@ -178,3 +182,35 @@ class DynamoDBQueryStore:
             data.advertiser_id = data.advertiser_id or _str(item, "adv")
         return SeriesAnswer(data, meta_f.result(), counter.n, {"items_read": len(items)})
 
+    def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        """(clicks dropped as late for minute buckets in [start, end), requests)."""
+        counter = _Counter()
+        days = range(floor_to(start_ms, DAY_MS), end_ms, DAY_MS)
+        futures = [self._pool.submit(self._late_partition, counter, late_pk(day), start_ms, end_ms)
+                   for day in days]
+        return sum(f.result() for f in futures), counter.n
+
+    def _late_partition(self, counter: _Counter, pk: str, start_ms: int, end_ms: int) -> int:
+        kwargs = {"TableName": self._table,
+                  "KeyConditionExpression": "pk = :pk AND #sk BETWEEN :lo AND :hi",
+                  "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": ts(start_ms)},
+                                                ":hi": {"S": ts(end_ms - 1) + "$"}},
+                  "ProjectionExpression": "#ld", "ExpressionAttributeNames": {"#sk": "sk", "#ld": "ld"}}
+        total = 0
+        while True:
+            counter.add()
+            page = self._ddb.query(**kwargs)
+            total += sum(_num(item, "ld") for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def last_reconciliation(self) -> tuple[Optional[dict], Optional[int], int]:
+        """(summary of the newest reconciled day, when it finished (ms), requests)."""
+        page = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk",
+                               ExpressionAttributeValues={":pk": {"S": RECONCILIATION_PK}},
+                               ScanIndexForward=False, Limit=1)
+        items = page.get("Items", [])
+        if not items:
+            return None, None, 1
+        return json.loads(items[0]["s"]["S"]), _num(items[0], "fin") or None, 1

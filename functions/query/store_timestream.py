@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import boto3
 
@@ -95,6 +95,10 @@ class SqlBuilder:
         return (f"WITH {self._fresh(now_ms)}, {ranked} "
                 "SELECT r.ad_id, r.campaign_id, r.advertiser_id, r.total, f.wm, f.me "
                 "FROM fresh f LEFT JOIN ranked r ON TRUE ORDER BY r.total DESC, r.ad_id ASC")
+
+    def late_dropped_sql(self, start_ms: int, end_ms: int) -> str:
+        return (f"SELECT sum(late_dropped) AS ld FROM {self.source} WHERE measure_name = 'late' "
+                f"AND time >= {_ms(start_ms)} AND time < {_ms(end_ms)}")
 
     def series_sql(self, req: SeriesRequest, now_ms: int) -> str:
         s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, campaign_id, advertiser_id, clicks, "
@@ -211,3 +215,10 @@ class TimestreamQueryStore:
                         if req.window.start <= b < req.window.end and b % step == 0}
         return SeriesAnswer(data, _freshness(rows), calls, {"sql_queries": 1})
 
+    def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        rows, calls = self.run(self.sql.late_dropped_sql(start_ms, end_ms))
+        return int(next((r["ld"] for r in rows if r.get("ld") is not None), 0)), calls
+
+    def last_reconciliation(self) -> tuple[Optional[dict], Optional[int], int]:
+        """Reconciliation reads the DynamoDB serving table; with Timestream there is none."""
+        return None, None, 0

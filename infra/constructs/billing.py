@@ -31,8 +31,11 @@ writes to the raw archive. Glue catalog tables (Parquet, partition projection on
 archive database: billing_hourly, billing_flagged, billing_drift.
 
 Roles, one per job, named actions only: billing reads raw/clicks/ and writes billing*;
-reconciliation reads billing/hourly/, writes reconciliation/, Queries the serving table and may
-put metrics in the ClickAgg namespace only. Both use the key, write their two log groups and
+reconciliation reads billing/hourly/, writes reconciliation/, Queries the serving table, puts
+the day's summary item there (PutItem limited to partition key `R#reconciliation`, read by
+GET /v1/quality) and may put metrics in the ClickAgg namespace only. Both may read their
+workflow run's properties (`day`, set by POST /v1/reconcile; glue_jobs/workflow_day.py) and
+import the same --extra-py-files zip. Both use the key, write their two log groups and
 read their own code objects.
 
 Failures: an EventBridge rule on "Glue Job State Change" (FAILED, TIMEOUT, ERROR) of these jobs
@@ -61,7 +64,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from common.archive import RAW_PREFIX
-from glue_jobs.reconcile import DRIFT_THRESHOLD, METRICS_NAMESPACE
+from glue_jobs.reconcile import DRIFT_THRESHOLD, METRICS_NAMESPACE, RECONCILIATION_PK
 from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.constructs.archive import (PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, RawArchive)
 from infra.constructs.buckets import data_bucket
@@ -128,7 +131,8 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 @jsii.implements(ILocalBundling)
 class StageGlueLibrary:
-    """The --extra-py-files zip: glue_jobs/__init__.py + glue_jobs/billing/ + common/."""
+    """The --extra-py-files zip: glue_jobs/{__init__,workflow_day}.py + glue_jobs/billing/ +
+    common/ (both jobs import glue_jobs.workflow_day; the billing job the rest)."""
 
     def __init__(self, glue_jobs_dir: Path, functions_dir: Path) -> None:
         self.glue_jobs_dir, self.functions_dir = glue_jobs_dir, functions_dir
@@ -136,9 +140,9 @@ class StageGlueLibrary:
     def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:
         out = Path(output_dir)
         (out / "glue_jobs").mkdir(parents=True, exist_ok=True)
-        init = self.glue_jobs_dir / "__init__.py"
-        if init.exists():
-            shutil.copy2(init, out / "glue_jobs" / "__init__.py")
+        for module in ("__init__.py", "workflow_day.py"):
+            if (self.glue_jobs_dir / module).exists():
+                shutil.copy2(self.glue_jobs_dir / module, out / "glue_jobs" / module)
         billing = self.glue_jobs_dir / "billing"
         if billing.is_dir():
             shutil.copytree(billing, out / "glue_jobs" / "billing", ignore=_IGNORE)
@@ -265,10 +269,22 @@ class NightlyBilling(Construct):
                 .JobBookmarksEncryptionProperty(
                     job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key.key_arn)))
 
+        self.library = s3_assets.Asset(
+            self, "BillingLibrary",
+            path=str(GLUE_JOBS_DIR),
+            asset_hash_type=AssetHashType.OUTPUT,
+            bundling=BundlingOptions(
+                image=DockerImage.from_registry("unused-local-bundling-only"),
+                local=StageGlueLibrary(GLUE_JOBS_DIR, FUNCTIONS_DIR)))
         self.billing_job, self.billing_role = self._billing_job(settings, archive)
         self.workflow = glue.CfnWorkflow(
             self, "Workflow", name=f"{prefix}-billing", max_concurrent_runs=1,
-            description="Nightly: billing recompute of yesterday (UTC), then reconciliation")
+            description="Nightly: billing recompute of yesterday (UTC), then reconciliation; "
+                        "POST /v1/reconcile starts a run with run property day=YYYY-MM-DD")
+        self.workflow_arn = Stack.of(self).format_arn(
+            service="glue", resource="workflow", resource_name=self.workflow.ref,
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME)
+        self._grant_run_properties(self.billing_role)
         self.schedule = glue.CfnTrigger(
             self, "Schedule",
             name=f"{prefix}-billing-nightly",
@@ -324,18 +340,17 @@ class NightlyBilling(Construct):
         job.node.add_dependency(role)
         return job
 
+    def _grant_run_properties(self, role: iam.IRole) -> None:
+        """The jobs read the day a run was started for (glue_jobs/workflow_day.py)."""
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["glue:GetWorkflowRunProperties"], resources=[self.workflow_arn]))
+
     def _billing_job(self, settings: StackSettings, archive: RawArchive
                      ) -> tuple[glue.CfnJob, iam.Role]:
         if not BILLING_SCRIPT.is_file():
             raise ValueError(f"{BILLING_SCRIPT} is missing: the billing job's entry point")
         script = s3_assets.Asset(self, "BillingScript", path=str(BILLING_SCRIPT))
-        library = s3_assets.Asset(
-            self, "BillingLibrary",
-            path=str(GLUE_JOBS_DIR),
-            asset_hash_type=AssetHashType.OUTPUT,
-            bundling=BundlingOptions(
-                image=DockerImage.from_registry("unused-local-bundling-only"),
-                local=StageGlueLibrary(GLUE_JOBS_DIR, FUNCTIONS_DIR)))
+        library = self.library
         job_logs = GlueJobLogs(self, "BillingLogs", key=self.key,
                                prefix=f"/aws-glue/jobs/{settings.prefix}-billing")
         role = self._role("BillingRole",
@@ -396,7 +411,8 @@ class NightlyBilling(Construct):
                                prefix=f"/aws-glue/jobs/{settings.prefix}-reconcile")
         role = self._role("ReconcileRole",
                           "clickagg reconciliation Glue job: billing rows vs serving table",
-                          job_logs, [script])
+                          job_logs, [script, self.library])
+        self._grant_run_properties(role)
         hourly_objects = self.bucket.arn_for_objects(f"{BILLING_PREFIX}/{HOURLY}/*")
         report_objects = self.bucket.arn_for_objects(f"{REPORT_PREFIX}/*")
         role.add_to_policy(iam.PolicyStatement(
@@ -406,6 +422,11 @@ class NightlyBilling(Construct):
         role.add_to_policy(iam.PolicyStatement(
             actions=list(WRITE_OBJECT_ACTIONS), resources=[report_objects]))
         serving.table.grant(role, *SERVING_READ_ACTIONS)
+        # the day's summary for GET /v1/quality: one put, only under its own partition key
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem"], resources=[serving.table.table_arn],
+            conditions={"ForAllValues:StringEquals": {
+                "dynamodb:LeadingKeys": [RECONCILIATION_PK]}}))
         role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}))
@@ -435,11 +456,13 @@ class NightlyBilling(Construct):
             worker_type=RECONCILE_WORKER_TYPE, workers=RECONCILE_WORKERS,
             timeout_min=RECONCILE_TIMEOUT_MIN, max_retries=RECONCILE_MAX_RETRIES,
             arguments={
+                "--extra-py-files": self.library.s3_object_url,
                 "--out_path": self.out_path,
                 "--report_path": self.report_path,
                 "--table": serving.table.table_name,
                 "--threshold": str(DRIFT_THRESHOLD),
                 "--emit_metrics": "true",
+                "--publish": "true",
             })
         self.reconcile_logs = job_logs
         self.after_billing = glue.CfnTrigger(

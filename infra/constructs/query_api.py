@@ -1,15 +1,19 @@
 """The query Lambda and its read-only routes on the existing REST API, IAM-authorized.
 
-GET /v1/top, GET /v1/ads/{ad_id}/metrics, GET /v1/health. Callers are dashboards and internal
-services with AWS credentials: every method requires SigV4 (AuthorizationType.IAM), so access is
-granted with execute-api:Invoke on these method ARNs (no API key: keys identify ad servers on
-the ingest route). The role may only read the serving store (Query/GetItem on the table, or
-Timestream SELECT on the one table) and write its own log group.
+GET /v1/top, GET /v1/ads/{ad_id}/metrics, GET /v1/quality, GET /v1/health. Callers are
+dashboards and internal services with AWS credentials: every method requires SigV4
+(AuthorizationType.IAM), so access is granted with execute-api:Invoke on these method ARNs (no
+API key: keys identify ad servers on the ingest route). The role may only read the serving store
+(Query/GetItem on the table, or Timestream SELECT on the one table), read metrics
+(cloudwatch:GetMetricData, for /v1/quality's ingest counts and stream iterator age) and write
+its own log group.
 """
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -20,29 +24,38 @@ from infra.settings import StackSettings
 HANDLER = "query.handler.lambda_handler"
 ASSET_EXCLUDE = asset_exclude("common", "query")
 TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
-ROUTES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/health")
+ROUTES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health")
+GET_METRIC_DATA_REASON = (
+    "cloudwatch:GetMetricData has no resource-level permissions (AWS service authorization "
+    "reference); GET /v1/quality reads the ingest Lambda's ClickAgg metrics and the clicks "
+    "stream's iterator age with it. Read-only.")
 
 
 class QueryApi(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 store: ServingStore, api: apigw.RestApi, v1: apigw.IResource) -> None:
+                 store: ServingStore, api: apigw.RestApi, v1: apigw.IResource,
+                 clicks_stream: kinesis.IStream) -> None:
         super().__init__(scope, id)
         built = build_python_function(
             self, settings=settings, key=key, handler=HANDLER, exclude=ASSET_EXCLUDE,
-            description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health from the serving store",
+            description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health",
             role_description="clickagg query Lambda: read-only serving store access",
             service="query",
             memory_mb=settings.query_memory_mb,
             timeout=TIMEOUT,
-            environment={**store.env, **settings.aggregation_settings().to_env()},
-            other_star_resources=store.star_resource_reasons,
+            environment={**store.env, **settings.aggregation_settings().to_env(),
+                         "CLICKS_STREAM_NAME": clicks_stream.stream_name},
+            other_star_resources=[*store.star_resource_reasons, GET_METRIC_DATA_REASON],
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
         store.grant_read(self.function)
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:GetMetricData"], resources=["*"]))
 
         integration = apigw.LambdaIntegration(self.function, proxy=True)
         top = v1.add_resource("top")
         metrics = v1.add_resource("ads").add_resource("{ad_id}").add_resource("metrics")
+        quality = v1.add_resource("quality")
         health = v1.add_resource("health")
         self.methods = {
             "/v1/top": top.add_method(
@@ -50,6 +63,8 @@ class QueryApi(Construct):
             "/v1/ads/{ad_id}/metrics": metrics.add_method(
                 "GET", integration, authorization_type=apigw.AuthorizationType.IAM,
                 request_parameters={"method.request.path.ad_id": True}),
+            "/v1/quality": quality.add_method(
+                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
             "/v1/health": health.add_method(
                 "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
         }

@@ -157,7 +157,9 @@ def test_sink_and_query_env_timestream(default_template):
                     "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
     query = dict(function(default_template, QUERY_HANDLER)["Environment"]["Variables"])
     assert "DashboardCdn" in json.dumps(query.pop("CORS_ALLOWED_ORIGINS"))  # the dashboard's origin
+    stream_ref = {"Ref": logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
+                     "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
 
@@ -432,6 +434,7 @@ def boto3_calls(repo_root: Path, *packages: str) -> set[str]:
 
 # IAM action of an operation, where it is not "<service>:<Operation>".
 IAM_ACTION = {("timestream-query", "Query"): "timestream:Select"}
+IAM_PREFIX = {"monitoring": "cloudwatch"}  # CloudWatch signs as "monitoring", IAM says cloudwatch
 
 
 def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
@@ -444,7 +447,7 @@ def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
         prefix = model.metadata.get("signingName", model.endpoint_prefix)
         for op in model.operation_names:
             if botocore.xform_name(op) in called:
-                needed.add(IAM_ACTION.get((service, op), f"{prefix}:{op}"))
+                needed.add(IAM_ACTION.get((service, op), f"{IAM_PREFIX.get(prefix, prefix)}:{op}"))
     return needed
 
 
@@ -453,6 +456,8 @@ def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
     ("custom_template", "SinkRole", ("aggregate/serving",), ("dynamodb",)),
     ("default_template", "QueryRole", ("query",), ("timestream-query",)),
     ("custom_template", "QueryRole", ("query",), ("dynamodb",)),
+    ("default_template", "QueryRole", ("query",), ("cloudwatch",)),
+    ("default_template", "ReconcileApiRole", ("query",), ("glue",)),
 ])
 def test_roles_cover_every_aws_call_the_code_makes(request, repo_root, template_fixture, role,
                                                    packages, services):
@@ -471,7 +476,7 @@ def test_roles_cover_every_aws_call_the_code_makes(request, repo_root, template_
 def test_query_routes_are_iam_authorized_gets(default_template):
     gets = default_template.find_resources("AWS::ApiGateway::Method",
                                            {"Properties": {"HttpMethod": "GET"}})
-    assert len(gets) == 3
+    assert len(gets) == 4
     query_fn = logical_id(default_template, "AWS::Lambda::Function", "QueryFunction")
     for method in gets.values():
         props = method["Properties"]
@@ -491,7 +496,37 @@ def test_query_routes_are_iam_authorized_gets(default_template):
                 break
             ref = parent["Ref"]
         paths.add("/" + "/".join(parts))
-    assert paths == {"/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/health"}
+    assert paths == {"/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health"}
+
+
+def test_reconcile_route_is_an_iam_authorized_post_to_its_own_function(default_template):
+    posts = default_template.find_resources("AWS::ApiGateway::Method",
+                                            {"Properties": {"HttpMethod": "POST"}})
+    fn = logical_id(default_template, "AWS::Lambda::Function", "ReconcileApiFunction")
+    [reconcile] = [m["Properties"] for m in posts.values()
+                   if fn in json.dumps(m["Properties"]["Integration"]["Uri"])]
+    assert reconcile["AuthorizationType"] == "AWS_IAM"
+    assert reconcile["RequestParameters"] == {"method.request.querystring.day": True}
+
+
+def test_reconcile_role_may_only_start_the_billing_workflow(default_template):
+    stmts = statements_of_role(default_template, "ReconcileApiRole")
+    non_logs = [s for s in stmts if not any(a.startswith(("logs:", "xray:")) for a in _actions(s))]
+    [start] = non_logs
+    assert _actions(start) == ["glue:StartWorkflowRun"]
+    workflow = logical_id(default_template, "AWS::Glue::Workflow", "BillingWorkflow")
+    assert {"Ref": workflow} in start["Resource"]["Fn::Join"][1]
+
+
+def test_query_role_reads_metrics_but_writes_none(default_template):
+    actions = actions_of(statements_of_role(default_template, "QueryRole"))
+    assert "cloudwatch:GetMetricData" in actions
+    assert not any(a.startswith("cloudwatch:Put") for a in actions)
+
+
+def _actions(statement: dict) -> list[str]:
+    a = statement["Action"]
+    return a if isinstance(a, list) else [a]
 
 
 # --- alarms ---------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ def test_reconcile_job_with_dynamodb(custom_template):
     assert args["--table"] == {"Ref": logical(custom_template, "AWS::DynamoDB::Table",
                                               "ServingTable")}
     assert args["--threshold"] == str(DRIFT_THRESHOLD) and args["--emit_metrics"] == "true"
-    assert "--extra-py-files" not in args  # reconcile.py is self-contained
+    # the same library zip as the billing job: glue_jobs.workflow_day (the run's `day`)
+    assert args["--extra-py-files"] == job(custom_template, "-billing")["DefaultArguments"]["--extra-py-files"]
     assert reconcile["SecurityConfiguration"] == job(custom_template, "-billing")[
         "SecurityConfiguration"]
 
@@ -286,7 +287,7 @@ def test_reconcile_role_queries_the_serving_table_and_puts_clickagg_metrics(cust
     stmts = statements(custom_template, "BillingReconcileRole")
     actions = by_action(stmts)
     table = logical(custom_template, "AWS::DynamoDB::Table", "ServingTable")
-    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:Query"}
+    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:Query", "dynamodb:PutItem"}
     assert actions["dynamodb:Query"][0]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     [metrics] = actions["cloudwatch:PutMetricData"]
     assert metrics["Resource"] == "*"
@@ -310,17 +311,41 @@ def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, re
     """A new boto3 call in glue_jobs/reconcile.py without an IAM grant fails here."""
     import botocore.session
 
-    source = (repo_root / "glue_jobs" / "reconcile.py").read_text()
+    source = "\n".join((repo_root / "glue_jobs" / f).read_text()
+                       for f in ("reconcile.py", "workflow_day.py"))
     called = set(re.findall(r"\.(\w+)\(", source))
     called |= set(re.findall(r"""get_paginator\(["'](\w+)["']\)""", source))
     session = botocore.session.get_session()
-    needed = {f"{service}:{op}" for service in ("dynamodb",)
+    needed = {f"{service}:{op}" for service in ("dynamodb", "glue")
               for op in session.get_service_model(service).operation_names
               if botocore.xform_name(op) in called}
     needed |= {"cloudwatch:PutMetricData"} if "put_metric_data" in called else set()
     granted = set(by_action(statements(custom_template, "BillingReconcileRole")))
-    assert "dynamodb:Query" in needed
+    assert {"dynamodb:Query", "dynamodb:PutItem", "glue:GetWorkflowRunProperties"} <= needed
     assert needed <= granted, sorted(needed - granted)
+
+
+def test_reconcile_role_puts_only_its_summary_items(custom_template):
+    """PutItem on the serving table only under the reconciliation partition key: the job can
+    never overwrite an aggregate the sink wrote."""
+    from common.serving_keys import RECONCILIATION_PK
+    from glue_jobs.reconcile import RECONCILIATION_PK as JOB_PK
+
+    assert JOB_PK == RECONCILIATION_PK
+    [put] = [s for s in statements(custom_template, "BillingReconcileRole")
+             if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert as_list(put["Action"]) == ["dynamodb:PutItem"]
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RECONCILIATION_PK]}}
+
+
+@pytest.mark.parametrize("role", ["BillingBillingRole", "BillingReconcileRole"])
+def test_jobs_may_read_their_workflow_run_properties_only(custom_template, role):
+    [stmt] = [s for s in statements(custom_template, role)
+              if "glue:GetWorkflowRunProperties" in as_list(s["Action"])]
+    assert as_list(stmt["Action"]) == ["glue:GetWorkflowRunProperties"]
+    workflow = logical(custom_template, "AWS::Glue::Workflow", "BillingWorkflow")
+    resource = json.dumps(stmt["Resource"])
+    assert ":workflow/" in resource and {"Ref": workflow} in stmt["Resource"]["Fn::Join"][1]
 
 
 # --- failures and drift ---------------------------------------------------------------------

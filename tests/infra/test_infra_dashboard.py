@@ -250,7 +250,7 @@ def test_api_cors_allows_exactly_the_page_origin(template):
     origin only, the GETs stay IAM-authorized, the Lambdas know the origin."""
     methods = of_type(template, "AWS::ApiGateway::Method")
     options = [m for m in methods.values() if m["HttpMethod"] == "OPTIONS"]
-    assert len(options) == 4  # /v1/clicks + the three query routes
+    assert len(options) == 6  # /v1/clicks + the four query routes + /v1/reconcile
     quoted = {"Fn::Join": ["", ["'https://", cdn_origin(template)["Fn::Join"][1][1], "'"]]}
     for m in options:
         assert m["AuthorizationType"] == "NONE" and m["Integration"]["Type"] == "MOCK"

@@ -132,7 +132,8 @@ def test_star_resources_are_acknowledged_only_where_the_service_needs_them(nag_a
     where = {k.split(" ", 1)[0] for k in acknowledgements(nag_app)
              if k.endswith("AwsSolutions-IAM5[Resource::*]")}
     roles = {path.rsplit("/", 1)[0] for path in where}
-    expected = {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query"}
+    # X-Ray on every function; the query role also cloudwatch:GetMetricData (/v1/quality)
+    expected = {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query", "ClickAgg/ReconcileApi"}
     if nag_app.node.find_child("ClickAgg").billing.reconcile_job is not None:
         expected.add("ClickAgg/Billing")  # cloudwatch:PutMetricData (namespace condition)
     assert roles == expected

@@ -30,6 +30,7 @@ STAR_RESOURCE_ACTIONS = {
     "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
     "timestream:DescribeEndpoints": "Timestream endpoint discovery",
     "cloudwatch:PutMetricData": "no resource-level permissions; namespace condition instead",
+    "cloudwatch:GetMetricData": "no resource-level permissions (GET /v1/quality reads metrics)",
 }
 VARIANTS = ("default", "custom", "small", "medium", "large")
 # aws-cdk-lib's BucketDeployment provider (the dashboard's files): logical ids of its role/policy
@@ -227,7 +228,7 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
     test_infra_dashboard.py)."""
     for template in (default_template, *profile_templates.values()):
         preflights = options_methods(template)
-        assert len(preflights) == 4  # /v1/clicks + the three query routes
+        assert len(preflights) == 6  # /v1/clicks + the four query routes + /v1/reconcile
         for method in preflights.values():
             assert method["AuthorizationType"] == "NONE"
             assert method["Integration"]["Type"] == "MOCK"
@@ -243,14 +244,15 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
                 "gatewayresponse.header.Access-Control-Allow-Origin"] == dashboard_origin(template, True)
         assert "ResponseParameters" not in responses["BAD_REQUEST_BODY"]  # configured origins only
         envs = lambda_envs(template)
-        for handler in ("ingest.handler.lambda_handler", "query.handler.lambda_handler"):
+        for handler in ("ingest.handler.lambda_handler", "query.handler.lambda_handler",
+                        "query.reconcile_handler.lambda_handler"):
             assert envs[handler]["CORS_ALLOWED_ORIGINS"] == dashboard_origin(template), handler
-        assert sum("CORS_ALLOWED_ORIGINS" in env for env in envs.values()) == 2
+        assert sum("CORS_ALLOWED_ORIGINS" in env for env in envs.values()) == 3
 
 
 def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
     preflights = options_methods(custom_template)
-    assert len(preflights) == 4  # /v1/clicks + the three query routes
+    assert len(preflights) == 6  # /v1/clicks + the four query routes + /v1/reconcile
     for method in preflights.values():
         assert method["AuthorizationType"] == "NONE"
         assert method["Integration"]["Type"] == "MOCK"
@@ -266,7 +268,7 @@ def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
         assert parts[1] == dashboard_origin(custom_template)["Fn::Join"][1][1]
     allowed = sorted(m["Integration"]["IntegrationResponses"][0]["ResponseParameters"][
         "method.response.header.Access-Control-Allow-Methods"] for m in preflights.values())
-    assert allowed == ["'GET'", "'GET'", "'GET'", "'POST'"]
+    assert allowed == ["'GET'", "'GET'", "'GET'", "'GET'", "'POST'", "'POST'"]
     responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
         custom_template, "AWS::ApiGateway::GatewayResponse").values()}
     # two origins: API Gateway's own 4XX/5XX cannot choose one (api_cors.py); the ingest API's
@@ -279,6 +281,7 @@ def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
                               dashboard_origin(custom_template)["Fn::Join"][1][1]]]}
     assert envs["ingest.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == both
     assert envs["query.handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == both
+    assert envs["query.reconcile_handler.lambda_handler"]["CORS_ALLOWED_ORIGINS"] == both
     assert "CORS_ALLOWED_ORIGINS" not in envs["aggregate.sink_handler.lambda_handler"]
 
 
@@ -290,7 +293,7 @@ def two_origins_template(app_factory) -> Template:
 
 def test_cors_for_several_origins_answers_only_listed_ones(two_origins_template):
     preflights = options_methods(two_origins_template)
-    assert len(preflights) == 4
+    assert len(preflights) == 6
     for method in preflights.values():
         response = method["Integration"]["IntegrationResponses"][0]
         # the first origin is the static header, the mapping template swaps in a request

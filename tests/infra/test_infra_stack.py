@@ -51,10 +51,10 @@ def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template
 
 def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
-    # ingest, sink and query Lambdas, API access logs, Flink application, archive Firehose,
-    # billing Glue job output + error (no reconciliation job with Timestream); + the dashboard's
-    # file deployment when web/dist is built (test_infra_dashboard.py)
-    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 8
+    # ingest, sink, query and reconcile-API Lambdas, API access logs, Flink application, archive
+    # Firehose, billing Glue job output + error (no reconciliation job with Timestream); + the
+    # dashboard's file deployment when web/dist is built (test_infra_dashboard.py)
+    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 9
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -163,8 +163,8 @@ def test_ingest_policy_is_least_privilege(default_template):
 def test_post_clicks_requires_api_key_and_validates_body(default_template):
     posts = default_template.find_resources("AWS::ApiGateway::Method",
                                             {"Properties": {"HttpMethod": "POST"}})
-    assert len(posts) == 1
-    method = next(iter(posts.values()))["Properties"]
+    assert len(posts) == 2  # + POST /v1/reconcile (SigV4, test_infra_aggregation.py)
+    [method] = [m["Properties"] for m in posts.values() if m["Properties"].get("ApiKeyRequired")]
     assert method["HttpMethod"] == "POST"
     assert method["ApiKeyRequired"] is True
     assert method["AuthorizationType"] == "NONE"
@@ -172,7 +172,8 @@ def test_post_clicks_requires_api_key_and_validates_body(default_template):
     assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks", "top", "ads", "{ad_id}", "metrics", "health"}  # + query
+    assert paths == {"v1", "clicks", "top", "ads", "{ad_id}", "metrics", "quality", "health",
+                     "reconcile"}  # + query, operations
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
 

@@ -16,7 +16,8 @@ def _reset_container_caches() -> None:
     this process (what a fresh Lambda container would not have)."""
     import importlib
 
-    for module, attr in (("query.handler", "_service_for"), ("ingest.handler", "get_service")):
+    for module, attr in (("query.handler", "_service_for"), ("ingest.handler", "get_service"),
+                         ("query.reconcile_handler", "_glue")):
         try:
             cached = getattr(importlib.import_module(module), attr, None)
         except ImportError:
@@ -30,8 +31,8 @@ def local_stack():
     from local.stack import LocalStack, StackOptions
 
     # the query API needs only moto + the gateway: no stream workers (Flink job, sink, archiver)
-    # where this version of the local stack has them
-    workers = {k: False for k in ("flink", "sink", "archive") if k in StackOptions.__dataclass_fields__}
+    # and no billing runs (POST /v1/reconcile only records workflow runs in moto here)
+    workers = {k: False for k in ("flink", "sink", "archive", "glue") if k in StackOptions.__dataclass_fields__}
     _reset_container_caches()
     with LocalStack(StackOptions(**workers)) as stack:
         now = int(time.time() * 1000)

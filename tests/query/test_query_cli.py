@@ -88,3 +88,50 @@ def test_api_default_from_env(monkeypatch):
     assert cli.api_url("http://x:2") == "http://x:2"
     monkeypatch.delenv("CLICKAGG_API")
     assert cli.api_url(None) == cli.DEFAULT_API
+
+
+def test_quality_table_and_json(local_stack):
+    import random
+    import time
+
+    import boto3
+
+    from common.serving_keys import late_key
+
+    rng, now = random.Random(4), int(time.time() * 1000)
+    late = {}
+    for _ in range(30):  # late-dropped counters, some outside the 3 h window
+        minute = now - now % 60_000 - rng.randint(0, 300) * 60_000
+        late[(minute, f"ad-{rng.randint(0, 5)}")] = rng.randint(1, 9)
+    ddb = boto3.client("dynamodb")
+    for (minute, ad), n in late.items():
+        ddb.put_item(TableName=local_stack.names.serving_table,
+                     Item={**{k: {"S": v} for k, v in late_key(minute, ad).items()}, "ld": {"N": str(n)}})
+    code, text = run(local_stack, "quality", "--last", "3h", "--json")
+    assert code == 0
+    body = json.loads(text)
+    late_truth = sum(n for (minute, _), n in late.items()
+                     if body["window"]["from_ms"] <= minute < body["window"]["to_ms"])
+    assert 0 < late_truth < sum(late.values())
+    assert body["late_dropped"] == late_truth and body["reconciliation"] is None
+    assert body["lag"]["end_to_end_ms"] is not None
+    code, table = run(local_stack, "quality", "--last", "3h")
+    lines = table.splitlines()
+    assert code == 0 and lines[0].startswith("quality: ok")
+    assert lines[3] == f"late-dropped (beyond allowed lateness): {late_truth}"
+    assert lines[4] == "last reconciliation: none yet"
+
+
+def test_reconcile_starts_a_workflow_run_for_the_day(local_stack, capsys):
+    import boto3
+    from datetime import datetime, timedelta, timezone
+
+    day = (datetime.now(timezone.utc) - timedelta(days=2)).date().isoformat()
+    code, text = run(local_stack, "reconcile", "--day", day)
+    assert code == 0 and text.startswith(f"started: workflow {local_stack.names.billing_workflow} run ")
+    run_id = text.split(" run ")[1].split()[0]
+    props = boto3.client("glue").get_workflow_run_properties(
+        Name=local_stack.names.billing_workflow, RunId=run_id)["RunProperties"]
+    assert props == {"day": day}
+    code, _ = run(local_stack, "reconcile", "--day", "03/09/2026")
+    assert code == 1 and "YYYY-MM-DD" in capsys.readouterr().err

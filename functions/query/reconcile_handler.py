@@ -1,0 +1,98 @@
+"""POST /v1/reconcile?day=YYYY-MM-DD: start the billing recompute + reconciliation of one day.
+
+Starts a run of the nightly billing workflow with run property `day` (the jobs read it, see
+glue_jobs/workflow_day.py) and answers 202 with the run id at once: a recompute takes minutes.
+The outcome shows in GET /v1/quality (`reconciliation.day`, `finished_at`) and in the drift
+report. The workflow allows one run at a time: a second request while one runs is 409.
+A separate function from the query Lambda so that the query role stays read-only: this one may
+only start runs of the one workflow.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from common.cors import cors_config
+from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, parse_reconcile
+from query.windows import QueryError
+
+logger = Logger(service="reconcile")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="reconcile")
+tracer = Tracer(service="reconcile")
+app = APIGatewayRestResolver(cors=cors_config())
+DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
+
+
+@lru_cache(maxsize=4)
+def _glue(_endpoint):
+    return boto3.client("glue", config=Config(retries={"mode": "standard", "max_attempts": 3},
+                                              connect_timeout=2, read_timeout=10))
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps(body, separators=(",", ":")), headers=headers)
+
+
+@app.exception_handler(QueryError)
+def _bad_request(exc: QueryError) -> Response:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return _json(exc.status, {"error": exc.reason, "status": exc.status})
+
+
+@app.not_found
+def _not_found(exc: NotFoundError) -> Response:
+    event = app.current_event
+    return _json(404, {"error": f"no route for {event.http_method} {event.path}", "status": 404})
+
+
+@app.post("/v1/reconcile")
+@tracer.capture_method
+def post_reconcile() -> Response:
+    params = dict(app.current_event.query_string_parameters or {})
+    req = parse_reconcile(params, datetime.now(timezone.utc),
+                          int(os.environ.get("RECONCILE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS)),
+                          int(os.environ.get("BILLING_CUTOFF_HOURS", DEFAULT_CUTOFF_HOURS)))
+    workflow = os.environ["BILLING_WORKFLOW"]
+    try:
+        run_id = _glue(os.environ.get("AWS_ENDPOINT_URL")).start_workflow_run(
+            Name=workflow, RunProperties={DAY_PROPERTY: req.day.isoformat()})["RunId"]
+    except ClientError as exc:
+        code = exc.response["Error"].get("Code", "")
+        if code == "ConcurrentRunsExceededException":
+            metrics.add_metric(name="ReconcileConflicts", unit=MetricUnit.Count, value=1)
+            return _json(409, {"error": f"a run of {workflow} is in progress; retry when it ends",
+                               "status": 409}, {"Retry-After": "60"})
+        logger.warning("start_workflow_run failed", error=repr(exc))
+        return _json(503, {"error": f"billing workflow unavailable: {code}", "status": 503},
+                     {"Retry-After": "5"})
+    except BotoCoreError as exc:
+        logger.warning("start_workflow_run failed", error=repr(exc))
+        return _json(503, {"error": "billing workflow unreachable", "status": 503}, {"Retry-After": "5"})
+    metrics.add_metric(name="ReconcileStarted", unit=MetricUnit.Count, value=1)
+    logger.info("reconcile started", day=req.day.isoformat(), run_id=run_id, partial=req.partial)
+    reconciles = os.environ.get("SERVING_STORE", "dynamodb") == "dynamodb"
+    return _json(202, {
+        "status": "started", "day": req.day.isoformat(), "workflow": workflow, "run_id": run_id,
+        "partial_day": req.partial, "reconciliation": reconciles,
+        "result": "GET /v1/quality -> reconciliation (day, finished_at, total_drift)" if reconciles
+        else "billing recompute only: reconciliation needs serving_store=dynamodb",
+    })
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,52 @@
+"""POST /v1/reconcile?day=YYYY-MM-DD: which day to recompute, and whether it may be (pure).
+
+A day is a UTC calendar day of event time. Refused (400): a missing or malformed day, a day
+after today, a day older than the raw archive keeps in a directly readable class
+(RECONCILE_MAX_AGE_DAYS, = the archive's cold-storage transition). Today is accepted but
+reported as partial (so is yesterday before its cutoff): arrivals are not complete until the
+day's end + the billing job's arrival cutoff.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Mapping
+
+from query.windows import QueryError
+
+DEFAULT_MAX_AGE_DAYS = 90
+DEFAULT_CUTOFF_HOURS = 2  # = the billing job's arrival cutoff
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+@dataclass(frozen=True)
+class ReconcileRequest:
+    day: date
+    partial: bool  # now is before the day's end + the arrival cutoff: late arrivals may follow
+
+
+def parse_reconcile(params: Mapping[str, str], now: datetime,
+                    max_age_days: int = DEFAULT_MAX_AGE_DAYS,
+                    cutoff_hours: int = DEFAULT_CUTOFF_HOURS) -> ReconcileRequest:
+    """`now`: an aware datetime (UTC)."""
+    today = now.astimezone(timezone.utc).date()
+    unknown = sorted(set(params) - {"day"})
+    if unknown:
+        raise QueryError(f"unknown parameter(s) {', '.join(unknown)}: /v1/reconcile takes day")
+    raw = (params.get("day") or "").strip()
+    if not raw:
+        raise QueryError("'day' is required: the UTC day to recompute, as YYYY-MM-DD")
+    if not _DAY.fullmatch(raw):
+        raise QueryError(f"'day' must be YYYY-MM-DD, got {raw[:32]!r}")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise QueryError(f"'day' is not a calendar date: {raw!r}") from None
+    if day > today:
+        raise QueryError(f"'day' {day} is in the future (today is {today} UTC)")
+    if day < today - timedelta(days=max_age_days):
+        raise QueryError(f"'day' {day} is older than {max_age_days} days: its raw archive is in "
+                         "cold storage; restore it, then run glue_jobs/backfill.py")
+    complete_at = datetime.combine(day + timedelta(days=1), time(), timezone.utc) + timedelta(hours=cutoff_hours)
+    return ReconcileRequest(day, partial=now < complete_at)
