@@ -231,7 +231,8 @@ def run(args) -> int:
     # the hot ad is salted over 4 partition keys, so it spreads over shards (see HOT_AD_SALTS)
     settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {})
     with LocalStack(StackOptions(api_port=args.port, settings=settings)) as stack:
-        print(f"local stack up: API {stack.api.url}, AWS endpoint {stack.endpoint}", flush=True)
+        print(f"local stack up: API {stack.api.url}, dashboard {stack.api.url}/, AWS endpoint {stack.endpoint}"
+              + ("" if args.keep else " (make demo KEEP=1 keeps it running)"), flush=True)
         if stack.flink_job:
             print(f"Flink job running (local MiniCluster) after {stack.flink_job.wait_ready():.0f}s", flush=True)
         sampler = FreshnessSampler(stack.names.serving_table, HOT_AD).start()

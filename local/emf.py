@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 _INSTALL_LOCK = threading.Lock()
+MAX_METRICS_PER_CALL = 1000  # PutMetricData: up to 1,000 metrics per request
+MAX_DOCS_PER_ROUND = 200
 
 
 class ThreadRoutedStdout(io.TextIOBase):
@@ -97,7 +99,8 @@ def split_output(text: str) -> tuple[list[dict], str]:
 
 
 class EmfForwarder:
-    """PutMetricData for captured EMF documents, off the invoking thread (a queue + one sender)."""
+    """PutMetricData for captured EMF documents, off the invoking thread (a queue + one sender
+    that batches whatever has queued up)."""
 
     def __init__(self, client=None):
         import boto3
@@ -116,18 +119,33 @@ class EmfForwarder:
             sys.stdout.write(rest)
 
     def _run(self) -> None:
+        """Take every queued document, send their metrics in as few calls as the API allows
+        (the emulator is single-threaded: one call per invocation would slow the whole stack)."""
         while True:
-            doc = self._queue.get()
-            if doc is None:
-                return
-            for namespace, entries in metric_data(doc):
+            docs = [self._queue.get()]
+            while len(docs) < MAX_DOCS_PER_ROUND:
                 try:
-                    for i in range(0, len(entries), 20):
-                        self._cw.put_metric_data(Namespace=namespace, MetricData=entries[i:i + 20])
-                    self.sent += len(entries)
-                except Exception:  # the emulator going away at shutdown: metrics are best effort
-                    self.failed += len(entries)
-            self._queue.task_done()
+                    docs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in docs
+            by_namespace: dict[str, list[dict]] = {}
+            for doc in docs:
+                if doc is not None:
+                    for namespace, entries in metric_data(doc):
+                        by_namespace.setdefault(namespace, []).extend(entries)
+            for namespace, entries in by_namespace.items():
+                for i in range(0, len(entries), MAX_METRICS_PER_CALL):
+                    batch = entries[i:i + MAX_METRICS_PER_CALL]
+                    try:
+                        self._cw.put_metric_data(Namespace=namespace, MetricData=batch)
+                        self.sent += len(batch)
+                    except Exception:  # the emulator going away at shutdown: best effort
+                        self.failed += len(batch)
+            for _ in docs:
+                self._queue.task_done()
+            if stopping:
+                return
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued document was sent (tests read metrics right after)."""
