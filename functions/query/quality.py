@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from query.series import window_json
-from query.windows import MAX_TOP_WINDOW_MS, MINUTE_MS, QueryError, Window, floor_to, iso, raw_range
+from query.windows import QueryError, Window, iso, minute_window
 
 STATUS_OK, STATUS_DRIFT = "ok", "drift"
 
@@ -48,13 +48,7 @@ def parse_quality(params: Mapping[str, str], now_ms: int) -> QualityRequest:
     unknown = sorted(set(params) - {"last", "from", "to"})
     if unknown:
         raise QueryError(f"unknown parameter(s) {', '.join(unknown)}: /v1/quality takes last, from, to")
-    from_ms, to_ms = raw_range(params, now_ms)
-    start, end = floor_to(from_ms, MINUTE_MS), floor_to(to_ms, MINUTE_MS)
-    if start >= end:
-        raise QueryError("window holds no whole minute: floor(from) must be before floor(to)")
-    if end - start > MAX_TOP_WINDOW_MS:
-        raise QueryError(f"window too long: {(end - start) // MINUTE_MS} minutes (at most 24h)")
-    return QualityRequest(Window(start, end))
+    return QualityRequest(minute_window(params, now_ms))
 
 
 def duplicate_rate(counts: Optional[IngestCounts]) -> Optional[float]:

@@ -202,18 +202,23 @@ class SeriesRequest:
     window: Window
 
 
-def parse_top(params: Mapping[str, str], now_ms: int) -> TopRequest:
-    k = parse_k(params.get("k"))
-    metric = parse_metric(params.get("metric"))
-    campaign = parse_id("campaign_id", params.get("campaign_id"))
-    advertiser = parse_id("advertiser_id", params.get("advertiser_id"))
+def minute_window(params: Mapping[str, str], now_ms: int) -> Window:
+    """`last`/`from`/`to` floored to the minute: at least one whole minute, at most 24 h."""
     from_ms, to_ms = raw_range(params, now_ms)
     start, end = floor_to(from_ms, MINUTE_MS), floor_to(to_ms, MINUTE_MS)
     if start >= end:
         raise QueryError("window holds no whole minute bucket: floor(from) must be before floor(to)")
     if end - start > MAX_TOP_WINDOW_MS:
         raise QueryError(f"window too long: {(end - start) // MINUTE_MS} minutes (at most 24h)")
-    return TopRequest(Window(start, end), k, metric, campaign, advertiser)
+    return Window(start, end)
+
+
+def parse_top(params: Mapping[str, str], now_ms: int) -> TopRequest:
+    k = parse_k(params.get("k"))
+    metric = parse_metric(params.get("metric"))
+    campaign = parse_id("campaign_id", params.get("campaign_id"))
+    advertiser = parse_id("advertiser_id", params.get("advertiser_id"))
+    return TopRequest(minute_window(params, now_ms), k, metric, campaign, advertiser)
 
 
 def parse_series(ad_id: str, params: Mapping[str, str], now_ms: int) -> SeriesRequest:
