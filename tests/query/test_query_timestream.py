@@ -162,3 +162,15 @@ def test_health_and_bad_params_never_reach_timestream():
     with pytest.raises(QueryError):
         svc.top({"k": "0"})
     assert len(s._ts.calls) == 1
+
+
+def test_late_dropped_sql_and_answer():
+    sql = SqlBuilder("db", "aggregates").late_dropped_sql(DAY0, DAY0 + HOUR_MS)
+    assert sql == ('SELECT sum(late_dropped) AS ld FROM "db"."aggregates" WHERE measure_name = \'late\' '
+                   f"AND time >= from_milliseconds({DAY0}) AND time < from_milliseconds({DAY0 + HOUR_MS})")
+    fake = FakeTimestream([{"QueryId": "q", "ColumnInfo": [col("ld", "BIGINT")], "Rows": [row(17)]}])
+    store = TimestreamQueryStore(fake, "db", "aggregates", clock_ms=lambda: NOW)
+    assert store.late_dropped(DAY0, DAY0 + HOUR_MS) == (17, 1)
+    empty = FakeTimestream([{"QueryId": "q", "ColumnInfo": [col("ld", "BIGINT")], "Rows": [row(None)]}])
+    assert TimestreamQueryStore(empty, "db", "aggregates").late_dropped(DAY0, DAY0 + HOUR_MS) == (0, 1)
+    assert store.last_reconciliation() == (None, None, 0)  # reconciliation reads DynamoDB only
