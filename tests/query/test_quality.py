@@ -305,3 +305,29 @@ def test_reconcile_handler_starts_a_workflow_run_with_the_day(aws, monkeypatch):
     status, body = post(f"day={yesterday}")
     assert status == 503 and "EntityNotFound" in body["error"]
     reconcile_handler._glue.cache_clear()
+
+
+def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
+    """moto never refuses a concurrent run; Glue does (MaxConcurrentRuns=1): the AWS error is
+    stubbed on the handler's own client to check the mapping to 409 + Retry-After."""
+    from botocore.stub import Stubber
+
+    from local.lambda_runtime import LambdaContext
+    from query import reconcile_handler
+    from tests.conftest import api_event
+
+    monkeypatch.setenv("BILLING_WORKFLOW", "clickagg-billing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    reconcile_handler._glue.cache_clear()
+    client = reconcile_handler._glue(None)
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    with Stubber(client) as stub:
+        stub.add_client_error("start_workflow_run", service_error_code="ConcurrentRunsExceededException",
+                              service_message="Concurrent runs exceeded", http_status_code=400,
+                              expected_params={"Name": "clickagg-billing", "RunProperties": {"day": yesterday}})
+        event = api_event(None, path="/v1/reconcile", method="POST", query=f"day={yesterday}")
+        r = reconcile_handler.lambda_handler(event, LambdaContext("reconcile"))
+    reconcile_handler._glue.cache_clear()
+    assert r["statusCode"] == 409 and json.loads(r["body"])["status"] == 409
+    headers = {**(r.get("headers") or {}), **{k: v[-1] for k, v in (r.get("multiValueHeaders") or {}).items()}}
+    assert headers["Retry-After"] == "60"
