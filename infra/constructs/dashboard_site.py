@@ -30,7 +30,7 @@ Resources
                config.json are at most a minute stale at the edge.
   Users        Cognito user pool + hosted-UI domain + public client (code flow + PKCE)
   Identities   identity pool (no unauthenticated identities) -> ViewerRole: execute-api:Invoke on
-               GET /v1/top, /v1/ads/*/metrics, /v1/health (and /v1/quality, planned)
+               GET /v1/top, /v1/ads/*/metrics, /v1/quality, /v1/health (never POST /v1/reconcile)
 
 CORS is not made here: the page's origin (`self.origin`, the distribution's https URL) goes into
 infra.constructs.api_cors.ApiCors with the configured origins, which adds the OPTIONS preflights,
@@ -69,8 +69,7 @@ from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.settings import StackSettings
 
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
-DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health
-PLANNED_ROUTES = ("/v1/quality",)  # granted ahead: the page shows "n/a" until it exists
+DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health
 CDN_LOG_RETENTION = Duration.days(365)
 PAGE_CACHE = "public, max-age=60"  # index.html and config.json change on deploy; assets are ?v= stamped
 ASSET_VERSION_PARAM = "v"  # web/build.mjs: `app.js?v=<content hash>`; part of the CloudFront cache key
@@ -220,7 +219,7 @@ class DashboardSite(Construct):
         stage = api.deployment_stage.stage_name
         # Pseudo parameters, not method_arn (stack.region/account): the ARN, and so the finding
         # acknowledged below, reads the same with or without a concrete environment.
-        routes = dict.fromkeys((*DASHBOARD_ROUTES, *PLANNED_ROUTES))  # a planned route may land in ROUTES
+        routes = DASHBOARD_ROUTES
         invoke_arns = [f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{api.rest_api_id}/{stage}/GET"
                        + re.sub(r"\{[^}]+\}", "*", route) for route in routes]
         self.viewer_role.add_to_policy(iam.PolicyStatement(

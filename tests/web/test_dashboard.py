@@ -4,8 +4,10 @@
 Checked: the page's top-K equals the API's for the same window (15m, 1h, and 1h again after new
 clicks), a window without clicks shows the empty state, clicking an ad opens its series (totals
 equal the API and the generator's truth), the URL restores the view on reload, the freshness
-badge and the rows update in place when newer data lands, the API-down / no-data / approximate /
-drift states render. Screenshots: artifacts/dashboard.png (+ -api-down.png).
+badge and the rows update in place when newer data lands, the drift badge shows the reconciliation
+summary seeded into the serving table (glue_jobs.reconcile.publish_summary, read back through the
+real GET /v1/quality), the API-down / no-data / approximate / drift n/a (no reconciliation yet,
+older API without the route) states render. Screenshots: artifacts/dashboard.png (+ -api-down.png).
 
 Needs /usr/bin/chromium (Debian package `chromium`; installed here if missing and possible),
 Node 20 and web/node_modules (`npm ci` in web/, run here if missing). Skips only when Chromium is
@@ -19,6 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -64,6 +67,34 @@ def _reset_container_caches() -> None:
     handler._service_for.cache_clear()
 
 
+def reconciliation_summary(day: str, total_drift: float, flag: bool) -> dict:
+    """A day's summary as glue_jobs.reconcile.run makes it (the keys of reconcile.summarize + day, report)."""
+    batch = 40_000
+    realtime = batch - round(batch * total_drift)
+    return {"day": day, "rows": 480, "batch_billable": batch, "realtime_billable": realtime,
+            "total_diff": realtime - batch, "total_drift": total_drift, "worst_drift": 0.25,
+            "worst_ad_id": "ad-0003", "worst_hour_start_ms": None, "threshold": 0.001, "flag": flag,
+            "classes": {"match": 470, "late": 10}, "explained_clicks": {"late": 12, "flagged": 0, "duplicates": 0},
+            "unexplained_clicks": 480, "report": f"s3://reports/drift/day={day}/report.parquet"}
+
+
+def seed_reconciliation(ddb, table: str) -> dict:
+    """Two reconciled days in the serving table; GET /v1/quality (and so the page) must show the newer."""
+    from glue_jobs.reconcile import publish_summary
+
+    today = datetime.now(timezone.utc).date()
+    publish_summary(ddb, table, reconciliation_summary((today - timedelta(days=2)).isoformat(), 0.0002, False))
+    latest = reconciliation_summary((today - timedelta(days=1)).isoformat(), 0.0123, True)
+    publish_summary(ddb, table, latest)
+    return latest
+
+
+def expected_drift_badge(summary: dict) -> dict:
+    """What the badge must show for this summary (computed here, not by the page's code)."""
+    return {"text": f"drift {100 * summary['total_drift']:.3f} %", "state": "bad" if summary["flag"] else "ok",
+            "drift": repr(summary["total_drift"]), "day": summary["day"]}
+
+
 def _click(i: int, ad: str, campaign: str, advertiser: str, event_ms: int) -> dict:
     return {"click_id": f"live-{i}", "ad_id": ad, "campaign_id": campaign, "advertiser_id": advertiser,
             "user_id": f"u-live-{i}", "event_time": event_ms, "cost": "0.50"}
@@ -97,6 +128,7 @@ def dashboard_stack(tmp_path_factory):
                                      iso_share=0.0, seed=11), end_ms=now - 8 * MIN)
             seeder.add(load.truth)
             stack.seeder = seeder
+            stack.reconciliation = seed_reconciliation(boto3.client("dynamodb"), stack.names.serving_table)
             yield stack
         _reset_container_caches()
 
@@ -161,6 +193,7 @@ def test_dashboard_in_chromium(dashboard_stack):
     seeder = stack.seeder
     compared: list[tuple] = []  # (label, page, api) checked as the events arrive, before data moves on
     series_checked: list[dict] = []
+    drift_checked: list[dict] = []
 
     def on_event(event: dict) -> None:
         if event["event"] == "advance":  # newer clicks on the page's top ad, freshness moves on
@@ -173,6 +206,10 @@ def test_dashboard_in_chromium(dashboard_stack):
             page, want = _page_vs_api(event, api)
             compared.append((f"top {event['window']}{' after advance' if event.get('after_advance') else ''}",
                              page, want, event["exact"], str(api["exact"]).lower()))
+        elif event["event"] == "drift":
+            r = requests.get(f"{url}/v1/quality", timeout=10)
+            r.raise_for_status()
+            drift_checked.append({"page": event, "api": r.json()["reconciliation"]})
         elif event["event"] == "series":
             t = event["totals"]
             r = requests.get(f"{url}/v1/ads/{event['ad']}/metrics",
@@ -196,12 +233,12 @@ def test_dashboard_in_chromium(dashboard_stack):
     assert not result["errors"], result["errors"]
     failed = {n: c for n, c in result["checks"].items() if not c["ok"]}
     assert not failed, failed
-    expected_checks = {"top 15m shown", "drift n/a on 404", "5m window empty state", "url has window=5m",
+    expected_checks = {"top 15m shown", "drift from seeded reconciliation", "5m window empty state", "url has window=5m",
                        "ad chart opens", "url has ad", "resolution 5m in url", "shared link restores view",
                        "freshness badge updates", "rows updated in place", "API down: banner, data kept",
                        "recovers after API returns", "API down on load: error state",
                        "API down on load: freshness badge error", "no data yet state", "drift from /v1/quality",
-                       "approximate marker"}
+                       "approximate marker", "drift n/a before first reconciliation", "drift n/a on 404 (older API)"}
     assert expected_checks <= set(result["checks"]), expected_checks - set(result["checks"])
 
     labels = [c[0] for c in compared]
@@ -210,6 +247,16 @@ def test_dashboard_in_chromium(dashboard_stack):
         assert want, f"{label}: the API returned no items (seeding failed?)"
         assert page == want, f"{label}: page {page} != API {want}"
         assert page_exact == api_exact, f"{label}: exact marker {page_exact} != API {api_exact}"
+    assert len(drift_checked) == 1
+    seeded, page, api_rec = stack.reconciliation, drift_checked[0]["page"], drift_checked[0]["api"]
+    want = expected_drift_badge(seeded)
+    assert {k: page[k] for k in want} == want, (page, seeded)
+    assert api_rec["day"] == seeded["day"] and api_rec["total_drift"] == seeded["total_drift"], api_rec
+    for part in (f"reconciliation of {seeded['day']}", f"threshold {100 * seeded['threshold']:.3f} %",
+                 f"worst ad-hour {100 * seeded['worst_drift']:.3f} % ({seeded['worst_ad_id']})",
+                 f"batch {seeded['batch_billable']:,} vs realtime {seeded['realtime_billable']:,}",
+                 f"finished {api_rec['finished_at']}", "late-dropped "):
+        assert part in page["title"], (part, page["title"])
     assert len(series_checked) == 1
     s = series_checked[0]
     assert s["page"] == s["api"] == s["truth"] == s["chart_sum"] > 0, s

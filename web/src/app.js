@@ -1,6 +1,7 @@
 // clickagg live dashboard: trending ads (GET /v1/top) as a ranked bar list, one ad's series
 // (GET /v1/ads/{ad_id}/metrics) as a chart, freshness (GET /v1/health) and reconciliation drift
-// (GET /v1/quality, "n/a" while that route does not exist). The URL holds the view (state.js).
+// (GET /v1/quality: its `reconciliation`, "n/a" before the first one or on an older API without
+// the route). The URL holds the view (state.js).
 // Every refresh updates the existing DOM nodes in place: rows are keyed by ad id and moved, not
 // rebuilt; the chart gets new data, not a new canvas.
 import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, parseState, seriesLast, toSearch } from "./state.js";
@@ -24,7 +25,7 @@ const rows = new Map(); // ad_id -> <li>, reused across refreshes
 const view = {
   top: null, topKey: null, topError: null,
   series: null, seriesKey: null, seriesError: null,
-  freshness: null, lastOkAt: null,
+  freshness: null, lastOkAt: null, drift: null,
   qualityAt: 0, timer: null, inflight: false, again: false, refreshes: 0,
 };
 
@@ -292,24 +293,35 @@ function renderFreshness(f, error) {
     `allowed lateness ${Math.round((f.allowed_lateness_ms || 0) / 1000)} s` + (error ? `\n(last refresh failed: ${describeError(error)})` : "");
 }
 
+function setBadge(badge, st, text, title) { // only what changed: no flicker on refresh
+  if (badge.dataset.state !== st) badge.dataset.state = st;
+  if (badge.textContent !== text) badge.textContent = text;
+  if (badge.title !== title) badge.title = title;
+}
+
 function renderDrift(body, error) {
   const badge = $("drift");
-  if (error && isMissingRoute(error)) {
-    badge.dataset.state = "na";
-    badge.textContent = "drift n/a";
-    badge.title = `no reconciliation available (GET /v1/quality: ${error.status})`;
+  if (error && isMissingRoute(error)) { // an API older than GET /v1/quality
+    view.drift = null;
+    badge.dataset.drift = "";
+    badge.dataset.day = "";
+    setBadge(badge, "na", "drift n/a", `no reconciliation available (GET /v1/quality: ${error.status}, route missing: older API)`);
     return;
   }
   if (error) {
-    badge.dataset.state = "error";
-    badge.textContent = "drift ?";
-    badge.title = `GET /v1/quality: ${describeError(error)}`;
+    const failed = `GET /v1/quality: ${describeError(error)}`;
+    if (view.drift) { // keep the last answer on screen, marked stale
+      setBadge(badge, "stale", `drift ${view.drift.text}`, `${view.drift.title}\n(last refresh failed: ${failed})`);
+    } else {
+      setBadge(badge, "error", "drift ?", failed);
+    }
     return;
   }
   const d = fmtDrift(body);
-  badge.dataset.state = d.flag === true ? "bad" : d.flag === false ? "ok" : "na";
-  badge.textContent = `drift ${d.text}`;
-  badge.title = d.title;
+  view.drift = d;
+  badge.dataset.drift = d.drift == null ? "" : String(d.drift);
+  badge.dataset.day = d.day || "";
+  setBadge(badge, d.state, `drift ${d.text}`, d.title);
 }
 
 function renderBanner(errors) {

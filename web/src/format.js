@@ -52,21 +52,58 @@ export function lagState(lagMs) {
   return "bad";
 }
 
-/** GET /v1/quality body -> {text, flag, title} for the drift badge. The endpoint does not exist
- * yet; accepted shapes: the reconciliation summary itself (glue_jobs/reconcile.py: total_drift,
- * worst_drift, flag, threshold) or that summary under `summary` / `last_reconciliation`, with an
- * optional day (`day` / `date`). Unknown shapes show "?" rather than a made-up number. */
+const pct = (ratio, digits = 3) => {
+  const p = ratio * 100;
+  return `${p > 0 && p < 10 ** -digits ? p.toExponential(1) : p.toFixed(digits)} %`;
+};
+
+/** GET /v1/quality body (docs/openapi.yaml QualityResponse) -> the drift badge:
+ * {text, state, title, drift, day}. `body.reconciliation` is the newest reconciled day's summary
+ * (glue_jobs/reconcile.py) or null before the first reconciliation. state: "bad" when the summary
+ * is flagged (total drift above its threshold), "ok" when not, "na" when there is none (or the
+ * answer is not a QualityResponse: "?" rather than a made-up number). */
 export function fmtDrift(body) {
-  const s = body && (body.last_reconciliation || body.summary || body);
-  const inner = s && s.summary && typeof s.summary === "object" ? s.summary : s;
-  const drift = inner && inner.total_drift;
-  if (typeof drift !== "number" || !Number.isFinite(drift)) return { text: "?", flag: null, title: "unrecognised /v1/quality answer" };
-  const day = (s && (s.day || s.date)) || (body && (body.day || body.date)) || null;
-  const pct = drift * 100;
-  const text = `${pct < 0.001 && pct > 0 ? pct.toExponential(1) : pct.toFixed(3)} %`;
-  const flag = typeof inner.flag === "boolean" ? inner.flag : null;
-  const title = `last reconciliation${day ? ` (${day})` : ""}: total drift ${text}` +
-    (typeof inner.worst_drift === "number" ? `, worst ad-hour ${(inner.worst_drift * 100).toFixed(3)} %` : "") +
-    (typeof inner.threshold === "number" ? `, threshold ${(inner.threshold * 100).toFixed(3)} %` : "");
-  return { text, flag, title, day };
+  const extras = fmtQualityExtras(body);
+  const withExtras = (title) => (extras ? `${title}\n${extras}` : title);
+  if (!body || typeof body !== "object" || !("reconciliation" in body)) {
+    return { text: "?", state: "na", title: "unrecognised GET /v1/quality answer", drift: null, day: null };
+  }
+  const r = body.reconciliation;
+  if (r == null) {
+    return { text: "n/a", state: "na", title: withExtras("no reconciliation yet (GET /v1/quality: reconciliation null)"), drift: null, day: null };
+  }
+  const drift = r.total_drift;
+  if (typeof drift !== "number" || !Number.isFinite(drift)) {
+    return { text: "?", state: "na", title: "unrecognised reconciliation in GET /v1/quality", drift: null, day: r.day ?? null };
+  }
+  const text = pct(drift);
+  const state = r.flag === true ? "bad" : r.flag === false ? "ok" : "na";
+  const num = (v) => typeof v === "number" && Number.isFinite(v);
+  const lines = [`reconciliation of ${r.day ?? "?"}: total drift ${text}` +
+    (num(r.threshold) ? ` (threshold ${pct(r.threshold)}${r.flag === true ? ", above: flagged" : r.flag === false ? ", within" : ""})` : "")];
+  if (num(r.worst_drift)) lines.push(`worst ad-hour ${pct(r.worst_drift)}${r.worst_ad_id ? ` (${r.worst_ad_id})` : ""}`);
+  if (num(r.batch_billable) || num(r.realtime_billable)) {
+    const diff = num(r.total_diff) ? r.total_diff : (r.realtime_billable ?? 0) - (r.batch_billable ?? 0);
+    lines.push(`billable clicks: batch ${fmtInt(r.batch_billable)} vs realtime ${fmtInt(r.realtime_billable)} (${diff > 0 ? "+" : ""}${fmtInt(diff)})`);
+  }
+  if (r.finished_at) lines.push(`finished ${r.finished_at}`);
+  return { text, state, title: withExtras(lines.join("\n")), drift, day: r.day ?? null };
+}
+
+/** Duplicate rate and late-dropped count of the same answer (a line for the badge's title), or "". */
+export function fmtQualityExtras(body) {
+  if (!body || typeof body !== "object") return "";
+  const parts = [];
+  const ing = body.ingest;
+  if (ing && typeof ing === "object") {
+    parts.push(typeof ing.duplicate_rate === "number"
+      ? `duplicate rate ${pct(ing.duplicate_rate, 2)} (${fmtInt(ing.duplicates)} of ${fmtInt((ing.accepted ?? 0) + (ing.duplicates ?? 0))})`
+      : `duplicate rate n/a${ing.source ? ` (${ing.source})` : ""}`);
+  }
+  if (typeof body.late_dropped === "number") parts.push(`late-dropped ${fmtInt(body.late_dropped)}`);
+  if (!parts.length) return "";
+  const w = body.window;
+  const ms = w && typeof w.from_ms === "number" && typeof w.to_ms === "number" ? w.to_ms - w.from_ms : null;
+  const span = ms == null ? "" : ` in the last ${ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`}`;
+  return `${parts.join(", ")}${span}`;
 }

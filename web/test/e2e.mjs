@@ -5,6 +5,7 @@
 //
 // Talks to its caller (tests/web/test_dashboard.py) in JSON lines: it prints
 //   {"event": "top", "window": "15m", "rows": [...]}   what the page shows (pytest compares with the API)
+//   {"event": "drift", "text": ..., "drift": ...}       the drift badge (pytest compares with the seeded summary)
 //   {"event": "advance"}                                then waits for one line on stdin: the caller
 //                                                       has written newer clicks and freshness
 //   {"event": "result", "checks": {...}, "errors": [...]}   last line; exit 0 even when checks fail
@@ -57,6 +58,15 @@ async function waitTop(page, window) {
   }, window, { timeout: T });
 }
 
+const driftBadge = (page) => page.$eval('[data-testid="drift"]', (e) => ({
+  text: e.textContent.trim(), state: e.dataset.state, title: e.title, drift: e.dataset.drift ?? "", day: e.dataset.day ?? "" }));
+
+async function driftOnLoad(page, url) {
+  await page.goto(url);
+  await page.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state !== "loading", null, { timeout: T });
+  return driftBadge(page);
+}
+
 const attr = (page, testid, name) => page.$eval(`[data-testid="${testid}"]`, (e, n) => e.dataset[n] ?? null, name);
 
 async function main() {
@@ -71,7 +81,7 @@ async function main() {
   const watch = (page, label) => {
     page.on("pageerror", (e) => errors.push(`${label} pageerror: ${e.message}`));
     page.on("console", (m) => {
-      // 404 of config.json / /v1/quality and the aborted requests below are expected
+      // 404 of config.json (and of the mocked older API's /v1/quality) and the aborted requests below are expected
       if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(`${label} console: ${m.text()}`);
     });
   };
@@ -88,10 +98,12 @@ async function main() {
       exact: await page.$eval('[data-testid="exact"]', (e) => e.dataset.exact) });
     check("top 15m shown", rows15.length > 0, { rows: rows15.length, ms: Date.now() - t0 });
 
-    // 2. drift badge: GET /v1/quality does not exist here (404) -> n/a
+    // 2. drift badge from the real GET /v1/quality: pytest seeded a reconciliation summary into the
+    //    serving table (glue_jobs.reconcile.publish_summary) and compares what the page shows with it
     await page.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state !== "loading", null, { timeout: T });
-    check("drift n/a on 404", (await page.textContent('[data-testid="drift"]')).trim() === "drift n/a",
-      await page.textContent('[data-testid="drift"]'));
+    const drift = await driftBadge(page);
+    emit({ event: "drift", ...drift });
+    check("drift from seeded reconciliation", ["ok", "bad"].includes(drift.state) && drift.drift !== "", drift);
 
     // 3. a window with no clicks: explicit empty state
     await page.click('[data-testid="windows"] button[data-value="5m"]');
@@ -195,13 +207,18 @@ async function main() {
       body.freshness = { ...body.freshness, newest_event_time: null, newest_event_time_ms: null, watermark: null, watermark_ms: null, lag_ms: null, final: false };
       await route.fulfill({ response: resp, json: body });
     });
-    await p3.route("**/v1/quality", (route) => route.fulfill({ json: { day: "2026-01-01", total_drift: 0.0004, worst_drift: 0.01, flag: false, threshold: 0.001 } }));
+    await p3.route("**/v1/quality*", async (route) => { // the real answer, its reconciliation within the threshold
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.reconciliation = { ...body.reconciliation, day: "2026-01-01", total_drift: 0.0004, worst_drift: 0.01, flag: false, threshold: 0.001 };
+      await route.fulfill({ response: resp, json: body });
+    });
     await p3.goto(`${BASE}/?window=15m&refresh=1`);
     await p3.waitForFunction(() => document.querySelector('[data-testid="top-state"]').dataset.state === "nodata", null, { timeout: T });
     check("no data yet state", true, await p3.textContent('[data-testid="top-state"]'));
     await p3.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state === "ok", null, { timeout: T });
-    check("drift from /v1/quality", (await p3.textContent('[data-testid="drift"]')).trim() === "drift 0.040 %",
-      await p3.textContent('[data-testid="drift"]'));
+    const shapedDrift = await driftBadge(p3);
+    check("drift from /v1/quality", shapedDrift.text === "drift 0.040 %" && shapedDrift.day === "2026-01-01", shapedDrift);
     await p3.unroute("**/v1/top?*");
     await p3.route("**/v1/top?*", async (route) => {
       const resp = await route.fetch();
@@ -219,6 +236,23 @@ async function main() {
     const rangeText = await p3.$eval('[data-testid="top-row"] .value', (e) => e.textContent);
     check("approximate marker", /approximate/.test(approx) && /–/.test(rangeText), { approx, rangeText });
     await p3.close();
+
+    // 11. drift n/a: before the first reconciliation (reconciliation null), and on an older API
+    //     without GET /v1/quality (404)
+    const p4 = await context.newPage();
+    watch(p4, "drift-na");
+    await p4.route("**/v1/quality*", async (route) => {
+      const resp = await route.fetch();
+      await route.fulfill({ response: resp, json: { ...(await resp.json()), reconciliation: null } });
+    });
+    const none = await driftOnLoad(p4, `${BASE}/?window=15m&refresh=1`);
+    check("drift n/a before first reconciliation", none.text === "drift n/a" && none.state === "na" &&
+      /no reconciliation yet/.test(none.title), none);
+    await p4.unroute("**/v1/quality*");
+    await p4.route("**/v1/quality*", (route) => route.fulfill({ status: 404, json: { error: "not found" } }));
+    const old = await driftOnLoad(p4, `${BASE}/?window=15m&refresh=1`);
+    check("drift n/a on 404 (older API)", old.text === "drift n/a" && old.state === "na" && /404/.test(old.title), old);
+    await p4.close();
   } catch (e) {
     errors.push(`step failed: ${e && e.message ? e.message.split("\n")[0] : e}`);
   } finally {

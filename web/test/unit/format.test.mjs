@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { fmtClock, fmtDrift, fmtLag, fmtMetric, fmtMoney, lagState, metricNumber } from "../../src/format.js";
+import { fmtClock, fmtDrift, fmtLag, fmtQualityExtras, fmtMetric, fmtMoney, lagState, metricNumber } from "../../src/format.js";
 
 test("metric values", () => {
   assert.equal(fmtMetric("clicks", 1234567), "1,234,567");
@@ -22,14 +22,54 @@ test("lag and clock", () => {
   assert.deepEqual([null, 1000, 60_000, 600_000].map(lagState), ["empty", "ok", "warn", "bad"]);
 });
 
-test("drift from the reconciliation summary, in the shapes /v1/quality may take", () => {
-  const summary = { total_drift: 0.0004, worst_drift: 0.01, flag: false, threshold: 0.001 };
-  for (const body of [summary, { summary, day: "2026-01-01" }, { last_reconciliation: { day: "2026-01-01", summary } }]) {
-    const d = fmtDrift(body);
-    assert.equal(d.text, "0.040 %");
-    assert.equal(d.flag, false);
+const QUALITY = {
+  status: "drift", alerts: ["reconciliation of 2026-05-30: total drift 1.2300% is above 0.10%"],
+  window: { from: "2026-05-31T11:00:00Z", to: "2026-05-31T12:00:00Z", from_ms: Date.UTC(2026, 4, 31, 11), to_ms: Date.UTC(2026, 4, 31, 12) },
+  lag: { end_to_end_ms: 4000, watermark_ms: 9000, clicks_stream_iterator_age_ms: null },
+  freshness: {},
+  ingest: { accepted: 2475, duplicates: 25, rejected: 1, duplicate_rate: 0.01, source: "cloudwatch" },
+  late_dropped: 4,
+  reconciliation: {
+    day: "2026-05-30", total_drift: 0.0123, worst_drift: 0.2, worst_ad_id: "ad-0007", threshold: 0.001, flag: true,
+    batch_billable: 10000, realtime_billable: 9877, total_diff: -123, rows: 480, classes: {}, explained_clicks: {},
+    unexplained_clicks: 0, report: "s3://b/r.parquet", finished_at: "2026-05-31T02:00:00.000Z", finished_at_ms: 1,
+  },
+  debug: {},
+};
+
+test("drift from GET /v1/quality's reconciliation", () => {
+  const d = fmtDrift(QUALITY);
+  assert.equal(d.text, "1.230 %");
+  assert.equal(d.state, "bad");
+  assert.equal(d.drift, 0.0123);
+  assert.equal(d.day, "2026-05-30");
+  for (const part of ["reconciliation of 2026-05-30", "threshold 0.100 %", "worst ad-hour 20.000 % (ad-0007)",
+    "batch 10,000 vs realtime 9,877 (-123)", "finished 2026-05-31T02:00:00.000Z",
+    "duplicate rate 1.00 % (25 of 2,500)", "late-dropped 4 in the last 1 h"]) {
+    assert.ok(d.title.includes(part), `${part} not in ${JSON.stringify(d.title)}`);
   }
-  assert.equal(fmtDrift({ last_reconciliation: { day: "2026-01-01", summary } }).day, "2026-01-01");
-  assert.equal(fmtDrift({ total_drift: 0.02, flag: true }).flag, true);
-  assert.equal(fmtDrift({ something: "else" }).text, "?");
+  const ok = fmtDrift({ ...QUALITY, reconciliation: { ...QUALITY.reconciliation, total_drift: 0.0004, flag: false, total_diff: 4 } });
+  assert.deepEqual([ok.text, ok.state], ["0.040 %", "ok"]);
+  assert.ok(ok.title.includes("(+4)") && ok.title.includes("within"), ok.title);
+  assert.equal(fmtDrift({ ...QUALITY, reconciliation: { ...QUALITY.reconciliation, total_drift: 0 } }).text, "0.000 %");
+  assert.equal(fmtDrift({ ...QUALITY, reconciliation: { ...QUALITY.reconciliation, total_drift: 2e-7 } }).text, "2.0e-5 %");
+});
+
+test("drift before the first reconciliation, and answers that are not a QualityResponse", () => {
+  const none = fmtDrift({ ...QUALITY, reconciliation: null, ingest: { ...QUALITY.ingest, duplicate_rate: null, source: "not configured" } });
+  assert.deepEqual([none.text, none.state, none.drift], ["n/a", "na", null]);
+  assert.ok(none.title.startsWith("no reconciliation yet"), none.title);
+  assert.ok(none.title.includes("duplicate rate n/a (not configured), late-dropped 4"), none.title);
+  // the shapes guessed before the route existed are not read any more
+  for (const body of [{ total_drift: 0.0004, flag: false }, { summary: { total_drift: 0.0004 } }, null, "x"]) {
+    assert.deepEqual([fmtDrift(body).text, fmtDrift(body).state], ["?", "na"]);
+  }
+  assert.equal(fmtDrift({ reconciliation: { day: "2026-05-30", total_drift: "0.01" } }).text, "?");
+});
+
+test("quality extras line", () => {
+  assert.equal(fmtQualityExtras(QUALITY), "duplicate rate 1.00 % (25 of 2,500), late-dropped 4 in the last 1 h");
+  assert.equal(fmtQualityExtras({ late_dropped: 0, window: { from_ms: 0, to_ms: 15 * 60_000 } }), "late-dropped 0 in the last 15 min");
+  assert.equal(fmtQualityExtras({}), "");
+  assert.equal(fmtQualityExtras(null), "");
 });
