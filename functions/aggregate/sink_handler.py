@@ -66,7 +66,8 @@ def lambda_handler(event, context):
     if not errors:  # freshness only moves once everything up to it is in the store
         wms = [c.row["watermark"] for c in written if c.row.get("watermark") is not None]
         events = [c.row["max_event_time"] for c in written if c.row.get("max_event_time") is not None]
-        store.advance_freshness(max(wms, default=None), max(events, default=None))
+        shard = records[0].get("eventID", "").partition(":")[0] if records else ""
+        store.advance_freshness(max(wms, default=None), max(events, default=None), shard)
     metrics.add_metric(name="ChangesWritten", unit=MetricUnit.Count, value=len(written))
     metrics.add_metric(name="ChangesFailed", unit=MetricUnit.Count, value=len(errors))
     if records:

@@ -3,8 +3,8 @@
 Reads exactly the partitions a request needs (key design: common.serving_keys):
   top-K   1h leaderboards of the whole hours: `T#1h#<day>`, one SK range per day (<= 2)
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
-          META GetItem (freshness)
-  series  ONE Query on `S#<ad>#<res>` (SK range) + META GetItem
+          META BatchGetItem (freshness slots)
+  series  ONE Query on `S#<ad>#<res>` (SK range) + META BatchGetItem
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
           last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1
 Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 
 from common.config import AggregationSettings
-from common.serving_keys import (DAY_MS, META_KEY, RECONCILIATION_PK, floor_to, late_pk,
+from common.serving_keys import (DAY_MS, RECONCILIATION_PK, floor_to, freshness_keys, late_pk,
                                  parse_top_sk, series_pk, top_pk, ts)
 from query.series import Bucket, SeriesData
 from query.store import SeriesAnswer, StoreFreshness, TopAnswer
@@ -125,11 +125,18 @@ class DynamoDBQueryStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _meta(self, counter: _Counter) -> StoreFreshness:
-        counter.add()
-        item = self._ddb.get_item(TableName=self._table,
-                                  Key={k: {"S": v} for k, v in META_KEY.items()}).get("Item") or {}
-        return StoreFreshness(int(item["wm"]["N"]) if "wm" in item else None,
-                              int(item["me"]["N"]) if "me" in item else None)
+        """All freshness slots in one BatchGetItem (retrying unprocessed keys); the maxima."""
+        request = {self._table: {"Keys": [{k: {"S": v} for k, v in key.items()} for key in freshness_keys()],
+                                 "ProjectionExpression": "wm, me"}}
+        items: list[dict] = []
+        while request:
+            counter.add()
+            page = self._ddb.batch_get_item(RequestItems=request)
+            items.extend(page.get("Responses", {}).get(self._table, []))
+            request = page.get("UnprocessedKeys") or None
+        wms = [int(i["wm"]["N"]) for i in items if "wm" in i]
+        mes = [int(i["me"]["N"]) for i in items if "me" in i]
+        return StoreFreshness(max(wms, default=None), max(mes, default=None))
 
     def freshness(self) -> tuple[StoreFreshness, int]:
         counter = _Counter()

@@ -37,7 +37,7 @@ REJECTED_RETENTION = Duration.days(90)
 WRITE_KMS_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 READ_KMS_ACTIONS = ("kms:Decrypt",)
 DYNAMODB_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
-DYNAMODB_READ_ACTIONS = ("dynamodb:Query", "dynamodb:GetItem")
+DYNAMODB_READ_ACTIONS = ("dynamodb:Query", "dynamodb:BatchGetItem")  # BatchGetItem: freshness slots
 # Timestream's SDK discovers its cell endpoint first; DescribeEndpoints takes only Resource '*'.
 DESCRIBE_ENDPOINTS_REASON = ("timestream:DescribeEndpoints (endpoint discovery, called by every "
                              "Timestream SDK client before any read/write) supports only "
@@ -139,7 +139,7 @@ class ServingStore(Construct):
         self.key.grant(grantee, *WRITE_KMS_ACTIONS)
 
     def grant_read(self, grantee: iam.IGrantable) -> None:
-        """The query API: Query/GetItem, or Timestream SELECT on the one table."""
+        """The query API: Query/BatchGetItem, or Timestream SELECT on the one table."""
         if self.table is not None:
             self.table.grant(grantee, *DYNAMODB_READ_ACTIONS)
         else:

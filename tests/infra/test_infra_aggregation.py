@@ -420,7 +420,7 @@ def test_query_role_is_read_only(default_template, custom_template):
     ddb = statements_of_role(custom_template, "QueryRole")
     assert_no_wildcard_actions(ddb)
     assert {a for a in actions_of(ddb) if a.startswith("dynamodb:")} == {
-        "dynamodb:Query", "dynamodb:GetItem"}
+        "dynamodb:Query", "dynamodb:BatchGetItem"}
     for statements in (ts, ddb):
         assert {a for a in actions_of(statements) if a.startswith("kms:")} == {"kms:Decrypt"}
         assert not any(a.startswith(("sqs:", "kinesis:")) for a in actions_of(statements))

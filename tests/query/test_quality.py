@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from common.config import ResourceNames
-from common.serving_keys import RECONCILIATION_PK, late_key, reconciliation_key
+from common.serving_keys import RECONCILIATION_PK, freshness_key, late_key, reconciliation_key
 from glue_jobs import reconcile as job
 from glue_jobs.workflow_day import requested_day, workflow_run
 from local.emf import metric_data, split_output
@@ -208,8 +208,9 @@ def test_quality_service_end_to_end_on_moto(ddb):
     minute = now - now % MIN - 5 * MIN
     ddb.put_item(TableName=TABLE, Item={**{k: {"S": v} for k, v in late_key(minute, "ad-1").items()},
                                         "ld": {"N": "4"}})
-    ddb.put_item(TableName=TABLE, Item={"pk": {"S": "META"}, "sk": {"S": "freshness"},
-                                        "wm": {"N": str(now - 20_000)}, "me": {"N": str(now - 3_000)}})
+    for slot, (wm, me) in ((3, (now - 20_000, now - 9_000)), (11, (now - 25_000, now - 3_000))):
+        ddb.put_item(TableName=TABLE, Item={**{k: {"S": v} for k, v in freshness_key(slot).items()},
+                                            "wm": {"N": str(wm)}, "me": {"N": str(me)}})
     for name, value in (("ClicksAccepted", 90.0), ("ClicksDuplicate", 10.0)):
         cw.put_metric_data(Namespace="ClickAgg", MetricData=[{
             "MetricName": name, "Value": value, "Unit": "Count",
@@ -223,7 +224,7 @@ def test_quality_service_end_to_end_on_moto(ddb):
     assert body["reconciliation"] is None and body["status"] == "ok"
     w = body["window"]
     days = len(range(w["from_ms"] - w["from_ms"] % DAY, w["to_ms"], DAY))  # L# partitions read
-    assert body["debug"]["requests"] == 1 + days + 1 + 1  # META, L#, R#, GetMetricData
+    assert body["debug"]["requests"] == 1 + days + 1 + 1  # META slots, L#, R#, GetMetricData
     # CloudWatch denied: ingest figures null, the rest still answers
     from botocore.exceptions import ClientError
 
@@ -331,3 +332,23 @@ def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
     assert r["statusCode"] == 409 and json.loads(r["body"])["status"] == 409
     headers = {**(r.get("headers") or {}), **{k: v[-1] for k, v in (r.get("multiValueHeaders") or {}).items()}}
     assert headers["Retry-After"] == "60"
+
+
+def test_freshness_slots_spread_writers_and_read_back_as_the_maxima(ddb):
+    """Each aggregates shard advances its own slot (no single hot item); readers see the maxima."""
+    from aggregate.serving.dynamodb_store import DynamoDBServingStore
+    from common.serving_keys import FRESHNESS_SLOTS, freshness_slot
+
+    shards = [f"shardId-{i:012d}" for i in range(8)]
+    assert len({freshness_slot(s) for s in shards}) >= 6  # spread, not one key
+    sink = DynamoDBServingStore(ddb, TABLE)
+    rng = random.Random(2)
+    truth_wm = truth_me = 0
+    for _ in range(60):
+        shard, wm = rng.choice(shards), rng.randint(1, 10_000)
+        sink.advance_freshness(wm, wm + 500, shard)
+        truth_wm, truth_me = max(truth_wm, wm), max(truth_me, wm + 500)
+    items = ddb.scan(TableName=TABLE)["Items"]
+    assert 1 < len(items) <= FRESHNESS_SLOTS
+    fresh, requests = DynamoDBQueryStore(ddb, TABLE, 100).freshness()
+    assert (fresh.watermark_ms, fresh.newest_event_ms, requests) == (truth_wm, truth_me, 1)

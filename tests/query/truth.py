@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aggregate.changes import AGG, TOP, Change
 from aggregate.serving.dynamodb_store import item_for
-from common.serving_keys import META_KEY
+from common.serving_keys import freshness_key
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 RES = {"1m": MIN, "5m": 5 * MIN, "1h": HOUR, "1d": DAY}
@@ -94,7 +94,7 @@ def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> l
                         v = t.rollup(res).get((ad, b), (1, 1, 1, 1))
                         changes.append(Change(TOP, False, {"kind": TOP, **_row(t, ad, res, b, v, 2)}))
     items = [item_for(c, 8 * 86400) for c in changes]
-    meta = {k: {"S": v} for k, v in META_KEY.items()}
+    meta = {k: {"S": v} for k, v in freshness_key(0).items()}
     if t.watermark is not None:
         meta["wm"] = {"N": str(t.watermark)}
     if t.newest_event is not None:

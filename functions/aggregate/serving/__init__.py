@@ -11,8 +11,10 @@ class ServingStore(Protocol):
     def apply(self, change: Change) -> bool:
         """Write one change idempotently; True if it changed the store, False if stale."""
 
-    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None) -> None:
-        """Record the newest watermark/event time reflected (monotonic: never moves back)."""
+    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
+                          source: str = "") -> None:
+        """Record the newest watermark/event time reflected (monotonic: never moves back).
+        `source`: who advances it (the aggregates shard), so writers spread over keys."""
 
 
 def make_store(kind: str | None = None) -> ServingStore:

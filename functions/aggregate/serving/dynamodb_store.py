@@ -9,7 +9,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, TOP, Change
-from common.serving_keys import META_KEY, late_key, series_key, top_key
+from common.serving_keys import freshness_key, freshness_slot, late_key, series_key, top_key
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
 NOT_OLDER = "attribute_not_exists(pk) OR v <= :v"  # a retraction at v tombstones the entry at v
@@ -81,13 +81,15 @@ class DynamoDBServingStore:
                 return exc
         return list(self._pool.map(one, changes))
 
-    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None) -> None:
+    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
+                          source: str = "") -> None:
+        key = freshness_key(freshness_slot(source))
         for attr, value in (("wm", watermark_ms), ("me", newest_event_ms)):
             if value is None:
                 continue
             try:
                 self._ddb.update_item(
-                    TableName=self._table, Key={k: {"S": v} for k, v in META_KEY.items()},
+                    TableName=self._table, Key={k: {"S": v} for k, v in key.items()},
                     UpdateExpression=f"SET {attr} = :x",
                     ConditionExpression=f"attribute_not_exists({attr}) OR {attr} < :x",
                     ExpressionAttributeValues={":x": _n(value)},

@@ -80,5 +80,6 @@ class TimestreamServingStore:
             raise error
         return True
 
-    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None) -> None:
+    def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
+                          source: str = "") -> None:
         """Nothing to store: freshness is max(watermark) / max(max_event_time) in SQL."""
