@@ -19,7 +19,10 @@
 * Checkpoints: EXACTLY_ONCE, filesystem storage in C, retained on cancel. Output becomes visible
   only when the checkpoint covering it completed (both modes), so a restart from the latest
   retained checkpoint in C (automatic unless --fresh) re-emits at most the rows after it: the
-  consumer's version rule makes those duplicates harmless.
+  consumer's version rule makes those duplicates harmless. Before a restored job starts, the input
+  files its checkpoint does not know are merged in publish order (`feed.replay_in_order`): the
+  restored source would list them at once and read the newest first, and rows of the older ones
+  would then be dropped as late (seen when the job was killed twice, seconds apart).
 * Stops on SIGTERM/SIGINT (cancels the job, flushes, exits 0) or after --max-idle-s without
   output once some output was seen.
 """
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import sys
@@ -36,6 +40,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import feed
 from .output import FileWriter, KinesisWriter, Spool, debezium_record
 from .settings import ENV_LOCAL, JobSettings, load_properties
 
@@ -55,6 +60,18 @@ def latest_checkpoint(checkpoint_dir: str) -> str | None:
         if best is None or m > best[0]:
             best = (m, meta.parent)
     return "file://" + str(best[1]) if best else None
+
+
+def checkpoint_known_seq(checkpoint: str) -> int:
+    """Sequence number of the newest input file the checkpoint's source enumerator knows.
+
+    The FileSource enumerator state (every path it ever discovered, plus unassigned splits) is
+    operator-coordinator state, which Flink stores inline in `_metadata`; paths are written as
+    plain ASCII there. The feed protocol makes the known files a prefix of the sequence."""
+    meta = Path(checkpoint.removeprefix("file://")) / "_metadata"
+    names = re.findall(rb"(?<![0-9A-Za-z_.-])" + re.escape(feed.FILE_PREFIX.encode())
+                       + rb"(\d{12})" + re.escape(feed.FILE_SUFFIX.encode()), meta.read_bytes())
+    return max((int(n) for n in names), default=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -114,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if restore:
         extra["execution.state-recovery.path"] = restore
         log(f"restoring from {restore}")
+        known = checkpoint_known_seq(restore)
+        merged = feed.replay_in_order(settings.input_dir, known)
+        if merged:  # else the restored source would list them at once and read the newest first
+            log(f"input files after the checkpoint's newest ({known}) merged in publish order "
+                f"into {merged[-1].name}: {', '.join(p.name for p in merged)}")
     elif spool_dir.exists():
         shutil.rmtree(spool_dir)  # a fresh job: the old run's changelog files are not ours
     t_env = pipeline.create_table_env(settings, local=True, extra=extra)
