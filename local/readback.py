@@ -62,12 +62,20 @@ def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
 
 def read_late_dropped(table: str) -> int:
     """Sum of late-dropped counters (scan: demos and tests only)."""
+    return sum(read_late_dropped_cells(table).values())
+
+
+def read_late_dropped_cells(table: str) -> dict[tuple[str, int], int]:
+    """Late-dropped counters per (ad_id, minute start) (scan: demos and tests only)."""
     ddb = boto3.client("dynamodb")
-    total, kwargs = 0, {"TableName": table, "FilterExpression": "begins_with(pk, :l)",
-                        "ExpressionAttributeValues": {":l": {"S": "L#"}}}
+    cells, kwargs = {}, {"TableName": table, "FilterExpression": "begins_with(pk, :l)",
+                         "ExpressionAttributeValues": {":l": {"S": "L#"}}}
     while True:
         page = ddb.scan(**kwargs)
-        total += sum(int(i["ld"]["N"]) for i in page["Items"] if "ld" in i)
+        for i in page["Items"]:
+            if "ld" in i:
+                minute, _, ad = i["sk"]["S"].partition("#")
+                cells[(ad, int(minute))] = cells.get((ad, int(minute)), 0) + int(i["ld"]["N"])
         if "LastEvaluatedKey" not in page:
-            return total
+            return cells
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -28,7 +28,8 @@ from local.flink import flink_available
 from local.loadgen import LoadSpec, generate
 from local.moto_server import MotoServer, free_port
 from local.oracle import realtime_truth
-from local.readback import dedup_status_counts, read_late_dropped, read_series, read_stream
+from local.readback import (dedup_status_counts, read_late_dropped, read_late_dropped_cells, read_series,
+                            read_stream)
 from local.sender import send_load
 from local.stack import LocalStack, StackOptions
 
@@ -117,15 +118,17 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         wait_for(lambda: stack.flink_feed.fed > len(load.truth) // 3, 300)
         stack.flink_job.kill()
         counters.add("flink_killed")
+        restored_at = time.time()
         stack.start_flink(fresh=False)
-        # let the restored job complete a few checkpoints before the next fault: a restart of a
-        # job that has not yet completed a checkpoint after its own restore lost changelog rows
-        # in the local runner (see the README's known issues); one fault at a time here
-        stack.flink_job.wait_ready()
-        time.sleep(10)
+        # no pause for the restored job to complete a checkpoint: the next fault may hit it before
+        # it did (the restore then re-reads everything since the older checkpoint, see
+        # aggregate.job.feed.replay_in_order); that back-to-back case once lost rows
 
         # 2. restart the whole local stack (not the emulator) two thirds of the way in
         wait_for(lambda: stack.flink_feed.fed > 2 * len(load.truth) // 3, 300)
+        counters.add("checkpoints_of_restored_job_before_stack_restart",
+                     sum(m.stat().st_mtime > restored_at
+                         for m in (tmp_path / "flink-checkpoints").rglob("_metadata")))
         stack.stop()
         counters.add("stack_restarted")
         stack = LocalStack(options).start()
@@ -137,14 +140,33 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         report = result["report"]
 
         truth_ids = sorted(c["click_id"] for c in load.truth)
-        expected = realtime_truth(load.truth, set(load.late_ids))
+        late_ids = set(load.late_ids)
+        expected = realtime_truth(load.truth, late_ids)
+        everything = realtime_truth(load.truth, set())  # every click counted once, none dropped
+        late_cells = {(c["ad_id"], c["event_time"] - c["event_time"] % 60_000)
+                      for c in load.truth if c["click_id"] in late_ids}
         ads = sorted({c["ad_id"] for c in load.truth})
 
-        def series_match():
-            return all(read_series(stack.names.serving_table, ad, "1m")
-                       == {b: r for (a, res, b), r in expected.items() if a == ad and res == "1m"} for ad in ads)
+        def accounted_for():
+            """Each click is in the series or in the late-dropped counter of its cell, exactly
+            once; cells without a late click equal the oracle in every metric. Whether a click
+            beyond the lateness is dropped depends on when the watermark moved past it, which
+            a replay after a crash can change (a merged backlog is read before the watermark
+            advances): the realtime view may then count it, reconciliation explains either."""
+            dropped = read_late_dropped_cells(stack.names.serving_table)
+            for ad in ads:
+                got = read_series(stack.names.serving_table, ad, "1m")
+                want_all = {b: r for (a, res, b), r in everything.items() if a == ad and res == "1m"}
+                for b in set(got) | set(want_all):
+                    clicks = got.get(b, {}).get("clicks", 0) + dropped.get((ad, b), 0)
+                    if clicks != want_all.get(b, {}).get("clicks", 0):
+                        return False
+                    if (ad, b) not in late_cells and got.get(b) != expected.get((ad, "1m", b)):
+                        return False
+            return True
 
-        converged = wait_for(series_match, 900)  # the sink retries from each failed record
+        converged = wait_for(accounted_for, 240)  # bounded: a failure reports its difference
+        late_dropped = read_late_dropped(stack.names.serving_table)
         stream = Counter(r["click_id"] for recs in read_stream(stack.names.clicks_stream).values() for r in recs)
         wait_for(lambda: set(archived_ids(stack)) == set(truth_ids), 120)
         archive = archived_ids(stack)
@@ -157,7 +179,8 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
             print(f"[faults] distinct clicks {len(truth_ids)}: dedup committed {statuses.get('committed')}, "
                   f"stream distinct {len(stream)} (lost {lost_stream}, extra copies {sum(stream.values()) - len(stream)}), "
                   f"archive distinct {len(archive)} (lost {lost_archive}, extra copies {sum(archive.values()) - len(archive)}), "
-                  f"serving store series == oracle for all {len(ads)} ads: {converged}")
+                  f"serving store: every click counted once or late-dropped, all {len(ads)} ads: {converged}; "
+                  f"late-dropped {late_dropped} of {len(late_ids)} clicks sent beyond the lateness")
         assert dead_lettered == [], f"sink batches sent to the on-failure destination: {dead_lettered}"
         assert report.outcomes["rejected"] == 0 and report.outcomes["retryable"] == 0
         assert statuses == {"committed": len(truth_ids)}
@@ -166,11 +189,17 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         if not converged:
             diff = {ad: sum(v["clicks"] for v in read_series(stack.names.serving_table, ad, "1m").values())
                     - sum(r["clicks"] for (a, res, b), r in expected.items() if a == ad and res == "1m") for ad in ads}
-            pytest.fail(f"serving store differs from the oracle (store - truth clicks per ad): {diff}")
-        for ad in ads:  # rollups too
-            assert read_series(stack.names.serving_table, ad, "1h") == {
-                b: r for (a, res, b), r in expected.items() if a == ad and res == "1h"}
-        assert read_late_dropped(stack.names.serving_table) == len(load.late_ids)
+            pytest.fail(f"serving store differs from the oracle (store - truth clicks per ad): {diff}; "
+                        f"late-dropped {late_dropped} (truth {len(late_ids)}); injected: {describe(counters)}")
+        # rollups: the 1h series hold every click of the hour but the dropped ones
+        for ad in ads:
+            got = read_series(stack.names.serving_table, ad, "1h")
+            want = {b: r["clicks"] for (a, res, b), r in everything.items() if a == ad and res == "1h"}
+            dropped = read_late_dropped_cells(stack.names.serving_table)
+            for b, n in want.items():
+                hour_dropped = sum(v for (a, m), v in dropped.items() if a == ad and m - m % 3_600_000 == b)
+                assert got.get(b, {}).get("clicks", 0) + hour_dropped == n, (ad, b)
+        assert 0 <= late_dropped <= len(late_ids)
         assert counters.counts["kinesis_records_failed"] > 0 and counters.counts["sink_write_failed"] > 0
         billed, want = billing_totals(stack, load, tmp_path)
         with capsys.disabled():
