@@ -2,9 +2,8 @@
 
 The ingest Lambda publishes ClicksAccepted / ClicksDuplicate / ClicksRejected as EMF metrics
 (namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=ingest). One GetMetricData call reads
-their per-minute sums (added up over the minutes of the window: a 24 h window is 1,440 points
-per metric, far below the call's limit) and the stream's GetRecords.IteratorAgeMilliseconds
-(maximum over the last 5 minutes). Locally the stack forwards the handler's EMF lines to moto's
+their sums over the window (one period = the window) and the stream's
+GetRecords.IteratorAgeMilliseconds (maximum over the window). Locally the stack forwards the handler's EMF lines to moto's
 CloudWatch, as CloudWatch Logs does on AWS; nothing publishes Kinesis' own metrics there, so the
 iterator age is null locally.
 """
@@ -17,19 +16,22 @@ from typing import Optional
 from query.quality import IngestCounts, PipelineMetrics
 
 INGEST_METRICS = {"accepted": "ClicksAccepted", "duplicates": "ClicksDuplicate", "rejected": "ClicksRejected"}
-ITERATOR_AGE_LOOKBACK_MS = 300_000
 
 
-PERIOD_S = 60  # per-minute datapoints, summed over the minutes of the window
+def period_for(start_ms: int, end_ms: int) -> int:
+    """One datapoint per query for the whole window (minute-aligned, <= 24 h): the period is
+    the window itself. (Per-minute points over 24 h made moto's GetMetricData loop 1,440 times
+    per query and starve the emulator; on AWS one point is also the cheapest answer.)"""
+    return max(60, (end_ms - start_ms) // 1000 // 60 * 60)
 
 
-def metric_queries(namespace: str, service: str, stream_name: Optional[str]) -> list[dict]:
-    """GetMetricData queries (pure)."""
+def metric_queries(namespace: str, service: str, stream_name: Optional[str], period_s: int) -> list[dict]:
+    """GetMetricData queries (pure): ingest sums and the stream's maximum iterator age."""
     queries = [{
         "Id": key, "ReturnData": True,
         "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": name,
                                   "Dimensions": [{"Name": "service", "Value": service}]},
-                       "Period": PERIOD_S, "Stat": "Sum"},
+                       "Period": period_s, "Stat": "Sum"},
     } for key, name in INGEST_METRICS.items()]
     if stream_name:
         queries.append({
@@ -37,7 +39,7 @@ def metric_queries(namespace: str, service: str, stream_name: Optional[str]) -> 
             "MetricStat": {"Metric": {"Namespace": "AWS/Kinesis",
                                       "MetricName": "GetRecords.IteratorAgeMilliseconds",
                                       "Dimensions": [{"Name": "StreamName", "Value": stream_name}]},
-                           "Period": PERIOD_S, "Stat": "Maximum"},
+                           "Period": period_s, "Stat": "Maximum"},
         })
     return queries
 
@@ -48,17 +50,16 @@ def _ms(ts) -> int:
     return int(ts)
 
 
-def counts_from(results: list[dict], start_ms: int, end_ms: int,
-                age_since_ms: int) -> tuple[IngestCounts, Optional[int]]:
-    """GetMetricData results -> (ingest counts over the datapoints in [start, end), the
-    highest iterator age since `age_since_ms`) (pure)."""
+def counts_from(results: list[dict], start_ms: int, end_ms: int) -> tuple[IngestCounts, Optional[int]]:
+    """GetMetricData results -> (ingest counts over the datapoints in [start, end), the highest
+    iterator age among them) (pure)."""
     points: dict[str, list[tuple[int, float]]] = {}
     for r in results:
         points.setdefault(r["Id"], []).extend(
             (_ms(t), float(v)) for t, v in zip(r.get("Timestamps") or [], r.get("Values") or []))
-    counts = IngestCounts(**{k: int(round(sum(v for t, v in points.get(k, []) if start_ms <= t < end_ms)))
-                             for k in INGEST_METRICS})
-    ages = [v for t, v in points.get("iterator_age", []) if t >= age_since_ms]
+    inside = {k: [v for t, v in pts if start_ms <= t < end_ms] for k, pts in points.items()}
+    counts = IngestCounts(**{k: int(round(sum(inside.get(k, [])))) for k in INGEST_METRICS})
+    ages = inside.get("iterator_age") or []
     return counts, int(max(ages)) if ages else None
 
 
@@ -83,12 +84,10 @@ class CloudWatchPipelineMetrics:
         return f"cloudwatch:{self.namespace}/service={self.service}"
 
     def read(self, start_ms: int, end_ms: int, now_ms: int) -> tuple[PipelineMetrics, int]:
-        """(metrics, requests). The ingest sums cover [start, end); the iterator age the last
-        5 minutes before now."""
-        queries = metric_queries(self.namespace, self.service, self.stream_name)
-        age_since = now_ms - ITERATOR_AGE_LOOKBACK_MS
-        start = min(start_ms, age_since) if self.stream_name else start_ms
-        end = max(end_ms, now_ms + PERIOD_S * 1000)
+        """(metrics, requests): the ingest sums and the maximum iterator age over [start, end)."""
+        queries = metric_queries(self.namespace, self.service, self.stream_name,
+                                 period_for(start_ms, end_ms))
+        start, end = start_ms, end_ms
         results, requests = [], 0
         kwargs = {"MetricDataQueries": queries, "ScanBy": "TimestampDescending",
                   "StartTime": datetime.fromtimestamp(start / 1000, tz=timezone.utc),
@@ -100,5 +99,5 @@ class CloudWatchPipelineMetrics:
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
-        counts, age = counts_from(results, start_ms, end_ms, age_since)
+        counts, age = counts_from(results, start_ms, end_ms)
         return PipelineMetrics(counts, age, self.source), requests

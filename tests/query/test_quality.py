@@ -16,7 +16,7 @@ from glue_jobs import reconcile as job
 from glue_jobs.workflow_day import requested_day, workflow_run
 from local.emf import metric_data, split_output
 from local.resources import create_serving_table
-from query.pipeline_metrics import CloudWatchPipelineMetrics, counts_from
+from query.pipeline_metrics import CloudWatchPipelineMetrics, counts_from, period_for
 from query.quality import (IngestCounts, PipelineMetrics, duplicate_rate, lag, parse_quality,
                            quality_body, reconciliation_json)
 from query.reconcile_request import parse_reconcile
@@ -112,15 +112,20 @@ def test_body_flags_drift_above_the_threshold_only():
 
 # --- CloudWatch -----------------------------------------------------------------------------
 
-def test_counts_add_up_the_minutes_of_the_window_only():
+def test_counts_keep_the_datapoints_of_the_window_only():
     t = [datetime.fromtimestamp((NOW - NOW % MIN - i * MIN) / 1000, tz=timezone.utc) for i in range(4)]
     results = [{"Id": "accepted", "Timestamps": t, "Values": [5.0, 6.0, 7.0, 8.0]},
                {"Id": "duplicates", "Timestamps": t[:1], "Values": [2.0]},
                {"Id": "iterator_age", "Timestamps": t, "Values": [100.0, 900.0, 50.0, 10_000.0]}]
-    start = NOW - NOW % MIN - 2 * MIN  # the minutes t[0], t[1], t[2]
-    counts, age = counts_from(results, start, NOW, age_since_ms=NOW - 2 * MIN)
+    start = NOW - NOW % MIN - 2 * MIN  # the datapoints t[0], t[1], t[2]
+    counts, age = counts_from(results, start, NOW)
     assert counts == IngestCounts(accepted=18, duplicates=2, rejected=0)
-    assert age == 900  # t[3] is older than the lookback
+    assert age == 900  # t[3] is before the window
+
+
+def test_one_period_covers_the_window():
+    assert period_for(NOW - NOW % MIN - HOUR, NOW - NOW % MIN) == 3600
+    assert period_for(0, DAY) == 86_400 and period_for(0, MIN) == 60
 
 
 def test_ingest_counts_from_moto_cloudwatch_equal_what_was_put(aws):
