@@ -19,7 +19,7 @@ from common.config import IngestSettings
 from local.loadgen import HOT_AD, LoadSpec, generate
 from local.readback import dedup_status_counts, read_stream
 from local.sender import send_load
-from local.stack import REPO, LocalStack, StackOptions
+from local.stack import LocalStack, StackOptions
 
 
 class Checks:
