@@ -166,6 +166,31 @@ class KinesisTail:
         return out
 
 
+def stop_runner(proc: subprocess.Popen) -> None:
+    """SIGTERM (the runner cancels the job and flushes); the whole group is killed after 60 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def apply_until_converged(proc: subprocess.Popen, tail: "FileTail", m: Materialized, expected: Any,
+                          timeout_s: float) -> list[str]:
+    """Apply the runner's output to `m` until it equals the oracle, the runner exits or the
+    timeout passes; the remaining differences (empty: converged)."""
+    deadline = time.monotonic() + timeout_s
+    problems = ["not yet"]
+    while problems and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(1)
+        for rec in tail.poll():
+            m.apply(rec)
+        problems = diff(m, expected)
+    return problems
+
+
 def run_local_runner(
     tmp: Path,
     batches: list[list[dict]],
@@ -241,13 +266,7 @@ def run_local_runner(
             time.sleep(0.25)
     finally:
         t_stop = time.monotonic()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the runner cancels the job and flushes
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_runner(proc)
     stop_seconds = time.monotonic() - t_stop
     for rec in tail.poll():  # whatever the runner shipped while stopping
         records.append(rec)

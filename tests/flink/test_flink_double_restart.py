@@ -111,21 +111,9 @@ def test_two_crashes_back_to_back_lose_no_changelog_row(tmp_path):
         proc, offset = start(fresh=False)
         for batch in sc.batches[fed[0]:]:
             feed.write_batch(inp, batch, ack_timeout_s=180)
-        deadline = time.monotonic() + 150
-        problems = ["not yet"]
-        while problems and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(1)
-            for rec in tail.poll():
-                m.apply(rec)
-            problems = harness.diff(m, expected)
+        problems = harness.apply_until_converged(proc, tail, m, expected, 150)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        harness.stop_runner(proc)
         err.close()
     for rec in tail.poll():
         m.apply(rec)

@@ -51,20 +51,9 @@ def test_crash_restore_converges_to_the_oracle(tmp_path):
         proc = start(fresh=False)
         for batch in sc.batches[9:]:
             feed.write_batch(inp, batch, ack_timeout_s=180)
-        deadline = time.monotonic() + 120
-        problems = ["not yet"]
-        while problems and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(1)
-            for rec in tail.poll():
-                m.apply(rec)
-            problems = harness.diff(m, expected)
+        problems = harness.apply_until_converged(proc, tail, m, expected, 120)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        harness.stop_runner(proc)
         err.close()
     log = (tmp_path / "runner.stderr").read_text()
     assert "restoring from file://" in log
