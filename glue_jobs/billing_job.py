@@ -4,6 +4,7 @@ On AWS Glue 5.0 (awsglue importable) parameters come from the job run; Glue reso
 underscore names (`getResolvedOptions` docs), so the job arguments are
   --day YYYY-MM-DD --raw_path s3://BUCKET/raw/clicks --out_path s3://BUCKET/billing
   [--cutoff_hours 2] [--repeat_window_s 10] [--burst_threshold 10] [--write_flagged true]
+  [--allowed_lateness_s 900] [--watermark_delay_s 5]   (the stream's; for the late diagnostic)
 and the `glue_jobs` package is shipped with `--extra-py-files glue_jobs.zip`.
 Locally (no awsglue) the same options are accepted with dashes or underscores:
   .venv-glue/bin/python glue_jobs/billing_job.py --day 2026-03-10 --raw-path /tmp/a/raw/clicks \
@@ -33,7 +34,8 @@ except ImportError:
     HAVE_GLUE = False
 
 REQUIRED = ("raw_path", "out_path")
-OPTIONAL = ("day", "cutoff_hours", "repeat_window_s", "burst_threshold", "write_flagged")
+OPTIONAL = ("day", "cutoff_hours", "repeat_window_s", "burst_threshold", "write_flagged",
+            "allowed_lateness_s", "watermark_delay_s")
 
 
 def _yesterday() -> date:
@@ -53,7 +55,9 @@ def settings_from(args: dict) -> tuple[date, BillingSettings, bool]:
         burst_threshold=int(args.get("burst_threshold") or defaults.burst_threshold),
         cutoff_hours=int(args["cutoff_hours"]) if args.get("cutoff_hours") not in (None, "")
         else defaults.cutoff_hours,
-        allowed_lateness_s=defaults.allowed_lateness_s,
+        allowed_lateness_s=int(args.get("allowed_lateness_s") or defaults.allowed_lateness_s),
+        watermark_delay_s=int(args["watermark_delay_s"]) if args.get("watermark_delay_s") not in (None, "")
+        else defaults.watermark_delay_s,
     )
     return day, settings, _truthy(args.get("write_flagged", "true"))
 

@@ -16,10 +16,12 @@ Difference classes. The batch job writes, per hour row, how many clicks each kno
 account for (transform.OUTPUT_COLUMNS diagnostics); a row's diff is explained greedily by the
 causes that push in its direction, each up to its count:
 - diff < 0: `late_beyond_lateness` - billable clicks whose first copy was ingested at or after
-  hour end + allowed lateness (900 s). The stream drops a click once its watermark has passed
-  the bucket end + lateness; the click's own ingest time stands in for the watermark at its
-  arrival (an approximation: the real watermark trails the newest event time seen by the
-  out-of-orderness bound, so this can over- or under-count by a few clicks near the limit).
+  their *minute's* end + allowed lateness (900 s) + watermark delay (5 s). The stream decides
+  lateness per 1-minute bucket (its hour rollups are sums of minutes): it drops a click once its
+  watermark (newest event time - delay) has passed minute end + lateness; the click's own ingest
+  time stands in for the newest event time at its arrival (an approximation: clients' clocks
+  and the stream's backlog move the real watermark, so this can over- or under-count near the
+  limit; `unexplained` shows what it misses).
 - diff > 0: first `flagged_difference` - ip_burst clicks that the stream bills (the stream has
   no burst rule: repeat winners that were not late), then `duplicates_missed_by_stream` - archive
   copies beyond the first of this hour's clicks (an upper bound: a copy the stream failed to

@@ -211,6 +211,9 @@ def billing_section(stack, load, checks: Checks) -> None:
           f"explained {rec.get('explained_clicks')}; status {quality['status']}")
     checks.equal("reconciliation (via /v1/quality) is of the generated day", rec.get("day"), day.isoformat())
     checks.equal("reconciliation diff = clicks later than the lateness horizon", rec.get("total_diff"), expected_diff)
+    checks.equal("reconciliation explains the diff as late clicks, nothing unexplained",
+                 ((rec.get("explained_clicks") or {}).get("late"), rec.get("unexplained_clicks")),
+                 (-expected_diff, 0))
     ingest, lag = quality["ingest"], quality["lag"]
     print(f"  GET /v1/quality (last 24h): accepted {ingest['accepted']}, duplicates {ingest['duplicates']} "
           f"(rate {(ingest['duplicate_rate'] or 0):.2%}), late-dropped {quality['late_dropped']}, "

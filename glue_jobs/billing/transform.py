@@ -48,7 +48,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-DAY_MS, HOUR_MS, BURST_WINDOW_MS = 86_400_000, 3_600_000, 1_000
+DAY_MS, HOUR_MS, MINUTE_MS, BURST_WINDOW_MS = 86_400_000, 3_600_000, 60_000, 1_000
 
 # The archive's columns (common.archive.RAW_COLUMNS; a test keeps them equal) and the subset
 # the job reads: an explicit schema means no footer sampling and column pruning at the scan.
@@ -76,7 +76,7 @@ OUTPUT_COLUMNS = (
     "cost_micros", "billable_cost_micros",
     # diagnostics for the reconciliation with the stream (not billed):
     "duplicate_copies",              # archive copies beyond the first, of this row's clicks
-    "late_billable_clicks",          # billable clicks first ingested after hour end + lateness
+    "late_billable_clicks",          # billable clicks the stream would have dropped as late
     "ip_burst_stream_billable_clicks",  # ip_burst clicks the stream bills (repeat winners, not late)
     "dt",
 )
@@ -100,6 +100,15 @@ class BillingSettings:
     burst_threshold: int = 10       # more than this many clicks per (ip, ad, second) is a burst
     cutoff_hours: int = 2           # arrival hours of D+1 read: hr 00 .. cutoff_hours-1
     allowed_lateness_s: int = 900   # = AggregationSettings.allowed_lateness_s (diagnostics only)
+    watermark_delay_s: int = 5      # = the Flink job's watermark_delay_s (diagnostics only)
+
+    @property
+    def late_after_ms(self) -> int:
+        """A click counts as late (diagnostic) when first ingested this long after its minute
+        bucket's start or later: the stream drops it once its watermark (newest event time -
+        watermark delay) has passed minute end + allowed lateness; the click's own ingest time
+        stands in for the newest event time at its arrival."""
+        return MINUTE_MS + (self.allowed_lateness_s + self.watermark_delay_s) * 1000
 
     def __post_init__(self):
         if self.repeat_window_s <= 0 or 86_400 % self.repeat_window_s:
@@ -108,6 +117,8 @@ class BillingSettings:
             raise ValueError("burst_threshold must be >= 1")
         if not 0 <= self.cutoff_hours <= 24:
             raise ValueError("cutoff_hours must be within 0..24")
+        if self.allowed_lateness_s < 0 or self.watermark_delay_s < 0:
+            raise ValueError("allowed_lateness_s and watermark_delay_s must be >= 0")
 
 
 def day_bounds_ms(day: date) -> tuple[int, int]:
@@ -147,7 +158,6 @@ def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSe
     'repeat', 'ip_burst'), billable, late (diagnostic), hour_start_ms, copies."""
     start, end = day_bounds_ms(day)
     window_ms = settings.repeat_window_s * 1000
-    late_after_ms = HOUR_MS + settings.allowed_lateness_s * 1000
     et = F.col("event_time")
     clicks = (dedup_first_arrival(raw)
               .where((et >= start) & (et < end))
@@ -169,7 +179,8 @@ def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSe
             .withColumn("reason", F.when(F.col("_burst"), F.lit(IP_BURST))
                         .when(~F.col("repeat_winner"), F.lit(REPEAT)))
             .withColumn("billable", F.col("reason").isNull())
-            .withColumn("late", F.col("ingest_time") >= F.col("hour_start_ms") + late_after_ms)
+            .withColumn("late", F.col("ingest_time") >= et - F.pmod(et, F.lit(MINUTE_MS))
+                        + F.lit(settings.late_after_ms))
             .drop("_rb", "_sec", "_hr", "_hb", "_burst"))
 
 

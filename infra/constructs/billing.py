@@ -393,6 +393,9 @@ class NightlyBilling(Construct):
                 "--out_path": self.out_path,
                 "--cutoff_hours": str(settings.billing_cutoff_hours),
                 "--repeat_window_s": str(settings.repeat_window_s),  # the stream's rule
+                # the stream's late rule, for the reconciliation's late_beyond_lateness class
+                "--allowed_lateness_s": str(settings.allowed_lateness_s),
+                "--watermark_delay_s": str(settings.watermark_delay_s),
                 "--burst_threshold": str(settings.billing_burst_threshold),
                 "--write_flagged": "true",
             })

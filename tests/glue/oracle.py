@@ -21,7 +21,7 @@ def day_start(day) -> int:
 
 
 def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_threshold=10,
-                   cutoff_hours=2, allowed_lateness_s=900):
+                   cutoff_hours=2, allowed_lateness_s=900, watermark_delay_s=5):
     """rows: [(click, arrival_ms)]. Returns (hourly {key: metrics}, reasons {click_id: reason})."""
     d0 = day_start(day)
     # 1. arrival hours read: [D 00:00 - 1 h, D 24:00 + cutoff h)
@@ -62,7 +62,10 @@ def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_
         reason = "ip_burst" if burst else (None if winner else "repeat")
         reasons[c["click_id"]] = reason
         hour = c["event_time"] // HOUR * HOUR
-        late = c["ingest_time"] is not None and c["ingest_time"] >= hour + HOUR + allowed_lateness_s * 1000
+        # the stream drops a click once its watermark (~ ingest time - delay) passed its minute's end + lateness
+        minute_end = c["event_time"] // 60_000 * 60_000 + 60_000
+        late = (c["ingest_time"] is not None
+                and c["ingest_time"] - watermark_delay_s * 1000 >= minute_end + allowed_lateness_s * 1000)
         m = hourly.setdefault((c["advertiser_id"], c["campaign_id"], c["ad_id"], hour), dict(
             clicks=0, billable_clicks=0, repeat_clicks=0, ip_burst_clicks=0, cost_micros=0,
             billable_cost_micros=0, duplicate_copies=0, late_billable_clicks=0,

@@ -148,7 +148,13 @@ def build(day: date, seed: int = 7, background: int = 2_500) -> Scenario:
     s.click(d0 + 23 * HOUR + 50 * 60_000, ingest=d0 + DAY_MS + 2 * HOUR - 2_000,
             arrival=d0 + DAY_MS + 2 * HOUR - 1, ad=7, name="late_just_before_cutoff")
     s.click(d0 + 23 * HOUR + 10 * 60_000, ingest=d0 + DAY_MS + 30 * 60_000, ad=7, name="late_beyond_lateness")
-    s.click(d0 + 23 * HOUR + 10 * 60_000, ingest=d0 + DAY_MS + 14 * 60_000, ad=7, name="late_within_lateness")
+    # the stream decides lateness per minute: 15 min (+ 5 s watermark delay) after the minute's end,
+    # not the hour's; so a click of 23:10 ingested at 00:14 is late (the hour rule would say on time)
+    s.click(d0 + 23 * HOUR + 10 * 60_000, ingest=d0 + DAY_MS + 14 * 60_000, ad=7, name="late_minute_not_hour")
+    # the diagnostic's edge on an ad of its own (ad 9, hour 6): minute end 06:31 + 900 s + 5 s
+    edge = d0 + 6 * HOUR + 31 * 60_000 + 905_000
+    s.click(d0 + 6 * HOUR + 30 * 60_000 + 1, ingest=edge - 1, ad=9, user="le1", name="late_edge_minus_1ms")
+    s.click(d0 + 6 * HOUR + 30 * 60_000 + 2, ingest=edge, ad=9, user="le2", name="late_edge")
     # D-1 hr 22 holds only previous-day events; it is never read
     s.click(d0 - 2 * HOUR + 60_000, ad=7, arrival=d0 - 2 * HOUR + 120_000, name="prev_hr22")
     return s

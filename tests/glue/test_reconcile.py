@@ -36,8 +36,8 @@ def test_zero_drift():
 
 
 def test_injected_late_events_give_exact_drift():
-    # 2000 billable clicks; the stream dropped 3 clicks of ad-1 hour 5 that arrived after
-    # hour end + lateness (the batch counted them and knows they were late).
+    # 2000 billable clicks; the stream dropped 3 clicks of ad-1 hour 5 that arrived after their
+    # minute's end + lateness (the batch counted them and knows they were late).
     batch = [batch_row("ad-0", 5, 1000), batch_row("ad-1", 5, 997, late=3), batch_row("ad-1", 6, 3)]
     realtime = [rt_row("ad-0", 5, 1000), rt_row("ad-1", 5, 994), rt_row("ad-1", 6, 3)]
     rows, summary = rc.reconcile(batch, realtime)

@@ -89,6 +89,7 @@ def test_billing_job_defaults(default_template):
     assert args["--out_path"] == s3_url(bucket, "/billing")
     assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"],
             args["--write_flagged"]) == ("2", "10", "10", "true")
+    assert (args["--allowed_lateness_s"], args["--watermark_delay_s"]) == ("900", "5")
     assert args["--extra-py-files"]["Fn::Sub"].endswith(".zip")
     assert args["--custom-logGroup-prefix"] == "/aws-glue/jobs/clickagg-billing"
 
@@ -102,6 +103,8 @@ def test_billing_job_from_context(custom_template):
     # the stream's repeat window (shared setting), the billing-only knobs
     assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"]) == (
         "3", "5", "20")
+    # the stream's late rule follows the same context as the Flink job's
+    assert (args["--allowed_lateness_s"], args["--watermark_delay_s"]) == ("600", "10")
 
 
 def test_job_arguments_are_the_ones_the_billing_job_reads(default_template, repo_root):
