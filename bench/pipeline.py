@@ -2,7 +2,10 @@
 archiver) as fast as it sustains for a few minutes; report accepted clicks/s, end-to-end
 freshness p50/p95/p99 and CPU per process, to show which component saturates first.
 
-    .venv/bin/python bench/pipeline.py [--seconds 120] [--concurrency 6] [--batch 100]
+    .venv/bin/python bench/pipeline.py [--seconds 120] [--concurrency 6] [--batch 100] [--rate R]
+
+Without --rate it sends as fast as the stack accepts (throughput; freshness then measures the
+backlog). With --rate R (clicks/s, below saturation) it shows the pipeline's own latency.
 
 Scaled down: moto server stands in for DynamoDB/Kinesis and is itself the slowest part (one
 Python process). The figures rank the local components; they are not AWS throughput.
@@ -61,8 +64,9 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=120, help="how long to send")
     p.add_argument("--concurrency", type=int, default=6, help="concurrent HTTP clients")
     p.add_argument("--batch", type=int, default=100, help="clicks per request")
+    p.add_argument("--rate", type=float, help="pace the sending at this many clicks/s (default: flat out)")
     args = p.parse_args()
-    est_rate = 400  # clicks/s generated per second of sending; the sender stops at --seconds
+    est_rate = int(args.rate) if args.rate else 400  # clicks generated per second; the sender stops at --seconds
     spec = LoadSpec(clicks=est_rate * args.seconds, ads=200, span_s=args.seconds, seed=99, duplicate_rate=0.02)
     load = generate(spec, end_ms=int(time.time() * 1000) + args.seconds * 1000 // 2)
     settings = IngestSettings(hot_ad_salts={HOT_AD: 4})
@@ -80,7 +84,7 @@ def main() -> None:
         result = {}
         sender = threading.Thread(target=lambda: result.update(r=send_load(
             stack.api.url, sends, batch_size=args.batch, concurrency=args.concurrency, progress=False,
-            deadline=stop_at)))
+            deadline=stop_at, rate=args.rate)))
         sender.start()
         sender.join()
         wall = time.monotonic() - t0
@@ -96,7 +100,8 @@ def main() -> None:
             time.sleep(1)
         sampler.stop()
         lat = percentiles(sampler.latencies(hot))
-        print(f"\nsent for {wall:.0f}s with {args.concurrency} clients x {args.batch}-click requests")
+        print(f"\nsent for {wall:.0f}s with {args.concurrency} clients x {args.batch}-click requests"
+              + (f", paced at {args.rate:g} clicks/s" if args.rate else ", flat out"))
         print(f"accepted {accepted} clicks = {accepted / wall:.0f} clicks/s "
               f"({report.outcomes['duplicate']} duplicates, {report.retries} retried items)")
         if lat:

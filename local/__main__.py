@@ -8,6 +8,8 @@ import threading
 
 
 def up(argv) -> int:
+    from pathlib import Path
+
     from local.stack import LocalStack, StackOptions
 
     p = argparse.ArgumentParser(prog="python -m local up")
@@ -15,11 +17,16 @@ def up(argv) -> int:
     p.add_argument("--moto-port", type=int, default=None, help="moto server port (default: free)")
     p.add_argument("--endpoint", default=None,
                    help="use this running emulator instead of starting moto (consumers resume)")
+    p.add_argument("--state-dir", type=Path, default=StackOptions.state_dir,
+                   help="consumer positions, Flink input/checkpoints, logs (default: .local); "
+                        "two stacks at once need two directories")
     args = p.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with LocalStack(StackOptions(api_port=args.port, moto_port=args.moto_port, endpoint=args.endpoint)) as stack:
+        options = StackOptions(api_port=args.port, moto_port=args.moto_port, endpoint=args.endpoint,
+                               state_dir=args.state_dir)
+        with LocalStack(options) as stack:
             print(f"clickagg local stack: API {stack.api.url}  AWS endpoint {stack.endpoint}  "
                   "(Ctrl-C to stop)", flush=True)
             stop.wait()

@@ -27,10 +27,13 @@ class SendReport:
 
 def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
               max_retries: int = 20, progress: bool = True, api_key: str | None = None,
-              resend_rate: float = 0.0, seed: int = 5, deadline: float | None = None) -> SendReport:
+              resend_rate: float = 0.0, seed: int = 5, deadline: float | None = None,
+              rate: float | None = None) -> SendReport:
     """`resend_rate`: share of requests sent again whole after their response, as an SDK does
     when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
-    Connection errors (API down or restarting) are retried like timeouts."""
+    `rate`: clicks/s to pace the requests at (batch i goes out at i * batch_size / rate s);
+    None sends as fast as the API answers. Connection errors (API down or restarting) are
+    retried like timeouts."""
     report = SendReport()
     rng = random.Random(seed)
     lock = threading.Lock()
@@ -39,7 +42,10 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
     done = [0]
     headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
 
-    def post(batch: list[dict]) -> None:
+    def post(indexed: tuple[int, list[dict]]) -> None:
+        index, batch = indexed
+        if rate:
+            time.sleep(max(0.0, start + index * batch_size / rate - time.monotonic()))
         if deadline is not None and time.monotonic() > deadline:
             return  # time-boxed run (benchmarks): batches after the deadline are not sent
         session = getattr(local, "session", None) or requests.Session()
@@ -84,8 +90,8 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
             if progress and (done[0] % max(1, len(batches) // 10) == 0 or done[0] == len(batches)):
                 print(f"  sent {done[0]}/{len(batches)} requests", file=sys.stderr, flush=True)
 
-    t0 = time.perf_counter()
+    t0, start = time.perf_counter(), time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(post, batches))
+        list(pool.map(post, enumerate(batches)))
     report.seconds = time.perf_counter() - t0
     return report

@@ -15,14 +15,16 @@ import requests
 from local.loadgen import LoadSpec, generate
 from local.readback import dedup_status_counts, read_stream
 from local.sender import send_load
-from local.stack import LocalStack
+from local.stack import LocalStack, StackOptions
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def stack():
-    with LocalStack() as s:
+def stack(tmp_path_factory):
+    # a state directory of its own: the Ctrl-C test below runs a second stack meanwhile, and a
+    # fresh stack clears its directory's Flink input (which this stack's feed is writing to)
+    with LocalStack(StackOptions(state_dir=tmp_path_factory.mktemp("stack-state"))) as s:
         yield s
 
 
@@ -46,7 +48,8 @@ def test_http_errors_have_status_and_reason(stack):
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'functions'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0", "--state-dir", str(tmp_path)],
+                            cwd=REPO, env=env,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()
     assert "AWS endpoint" in line, line
