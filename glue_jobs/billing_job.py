@@ -56,8 +56,7 @@ def settings_from(args: dict) -> tuple[date, BillingSettings, bool]:
         cutoff_hours=int(args["cutoff_hours"]) if args.get("cutoff_hours") not in (None, "")
         else defaults.cutoff_hours,
         allowed_lateness_s=int(args.get("allowed_lateness_s") or defaults.allowed_lateness_s),
-        watermark_delay_s=int(args["watermark_delay_s"]) if args.get("watermark_delay_s") not in (None, "")
-        else defaults.watermark_delay_s,
+        watermark_delay_s=int(args.get("watermark_delay_s") or defaults.watermark_delay_s),
     )
     return day, settings, _truthy(args.get("write_flagged", "true"))
 
