@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from capacity.pricing import PriceBook, load_prices
-from common.serving_keys import FRESHNESS_SLOTS
+from common.serving_keys import DEFAULT_FRESHNESS_SLOTS, MAX_FRESHNESS_SLOTS
 
 # ================================================================================ ASSUMPTIONS
 # docs/capacity.md lists this block (name, value, comment): keep one constant per line.
@@ -913,14 +913,23 @@ def _serving_path(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Compo
                              f"concurrent invocations needed at peak: add aggregates shards.")
     freshness_s = invocations_s * FRESHNESS_WRITES_PER_INVOCATION
     partition_max = pb.quota("ddb_partition_max_wcu")
-    # spread over FRESHNESS_SLOTS items (common.serving_keys), one per aggregates shard's hash;
-    # the busiest slot takes at most the share of the shards that hash to it
-    slots_in_use = min(FRESHNESS_SLOTS, max(1, shards_in_use))
-    per_slot_peak = freshness_s * x.peak / x.rate / slots_in_use * 2  # x2: uneven hashing
+    # Freshness writes spread over `slots` items (common.serving_keys), one per aggregates shard's
+    # hash. Enough slots that the busiest takes at most half a partition's writes at peak, with a
+    # x2 margin for uneven hashing; a multiple of 8, at least the default, at most one
+    # BatchGetItem (every query reads them all: slots x 0.5 RCU).
+    freshness_peak_s = freshness_s * x.peak / x.rate
+    needed = ceil_div(freshness_peak_s * 2, partition_max / 2)
+    slots = min(MAX_FRESHNESS_SLOTS, max(DEFAULT_FRESHNESS_SLOTS, ceil_div(needed, 8) * 8))
+    slots_in_use = min(slots, max(1, shards_in_use))  # a shard writes one slot
+    per_slot_peak = freshness_peak_s / slots_in_use * 2  # x2: uneven hashing
+    sink.add("freshness slots", slots)
+    sink.add("freshness updates/s at peak, busiest slot (x2 margin)", per_slot_peak)
+    sink.context.update(freshness_slots=slots)
     if x.serving_store == "dynamodb" and per_slot_peak > partition_max / 2:
         sink.warnings.append(f"~{per_slot_peak:,.0f} freshness updates/s at peak on the busiest of "
                              f"{slots_in_use} freshness slots (partition limit {partition_max:,.0f} "
-                             f"WCU/s): raise FRESHNESS_SLOTS or write only when the watermark moved.")
+                             f"WCU/s): add aggregates shards (one shard writes one slot) or write "
+                             f"only when the watermark moved.")
 
     # --- serving store
     serving = Component("serving", f"Serving store ({x.serving_store})")

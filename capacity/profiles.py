@@ -48,7 +48,7 @@ EXISTING_CONTEXT_KEYS = frozenset({
     "aggregates_kinesis_mode", "aggregates_kinesis_shards", "minibatch_latency_ms",
     "flink_parallelism", "flink_parallelism_per_kpu", "sink_batch_size",
     "sink_parallelization_factor", "sink_memory_mb", "firehose_buffer_mb",
-    "firehose_buffer_interval_s",
+    "firehose_buffer_interval_s", "freshness_slots",
 })
 
 # Keys infra must add (name -> meaning) before the profiles fully apply.

@@ -26,6 +26,7 @@ from constructs import Node
 
 # infra/__init__.py has put functions/ on sys.path, so this is the Lambdas' own module.
 from common.config import AggregationSettings, IngestSettings, ResourceNames, _parse_salts
+from common.serving_keys import DEFAULT_FRESHNESS_SLOTS, MAX_FRESHNESS_SLOTS
 
 DEFAULTS_KEY = "clickagg:defaults"  # cdk.json: the base defaults (layer 3 above)
 PROFILE_KEY = "profile"
@@ -124,6 +125,8 @@ class StackSettings:
     sink_memory_mb: int = 512
     query_memory_mb: int = 512
     minute_ttl_s: int = 8 * 86400  # DynamoDB: 1m rows and late counters expire after this
+    # DynamoDB: items the sinks spread freshness writes over (hot-key relief; queries read all)
+    freshness_slots: int = DEFAULT_FRESHNESS_SLOTS
     timestream_memory_retention_hours: int = 48  # > 1 day + lateness: 1d buckets upsert in memory
     timestream_magnetic_retention_days: int = 365
     iterator_age_alarm_ms: int = 60_000  # alarm when a stream consumer falls this far behind
@@ -219,6 +222,7 @@ class StackSettings:
         _within(self, "sink_batch_size", 1, 10_000)  # Kinesis event source limit
         _within(self, "sink_max_batching_window_s", 0, 300)
         _within(self, "sink_parallelization_factor", 1, 10)
+        _within(self, "freshness_slots", 1, MAX_FRESHNESS_SLOTS)  # one BatchGetItem reads them all
         _within(self, "sink_retry_attempts", 0, 10_000)
         _within(self, "sink_memory_mb", 128, 10_240)
         _within(self, "query_memory_mb", 128, 10_240)

@@ -5,12 +5,13 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   top 1h       pk T#1h#<day_start>  sk <hour_start>#<ad>        24 h of hour leaderboards: <= 2 partitions
   top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
   late dropped pk L#<day_start>     sk <minute_start>#<ad>       per ad and minute
-  freshness    pk META#<slot>       sk freshness                 slot 0..15 by sink shard
+  freshness    pk META#<slot>       sk freshness                 slot 0..N-1 by sink shard
   reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
 So a top-K over any window up to 24 h reads at most 4 partitions (a few pages each).
 """
 from __future__ import annotations
 
+import os
 import zlib
 
 DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
@@ -19,7 +20,10 @@ LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partiti
 # updates/s at 10B clicks/day, ~9k/s at a 500k/s peak, against DynamoDB's 1,000 writes/s per
 # partition). Each aggregates shard writes the slot its shard id hashes to; readers fetch all
 # slots with one BatchGetItem and take the maxima (the same value one monotonic item would hold).
-FRESHNESS_SLOTS = 16
+# N is deploy configuration (FRESHNESS_SLOTS in the sink's and the query API's environment, from
+# the stack setting `freshness_slots`, which the capacity planner sizes per profile); writers and
+# readers must agree on it. At most 100: one BatchGetItem.
+DEFAULT_FRESHNESS_SLOTS, MAX_FRESHNESS_SLOTS = 16, 100
 # Not under META: the freshness item is rewritten by every sink batch, a hot partition that a
 # nightly write and dashboard reads should not share.
 RECONCILIATION_PK = "R#reconciliation"
@@ -71,10 +75,21 @@ def freshness_key(slot: int) -> dict[str, str]:
     return {"pk": f"META#{slot}", "sk": "freshness"}
 
 
-def freshness_slot(source: str) -> int:
+def freshness_slot(source: str, slots: int = DEFAULT_FRESHNESS_SLOTS) -> int:
     """The slot a writer (a sink reading one aggregates shard) advances: stable per source."""
-    return zlib.crc32(source.encode()) % FRESHNESS_SLOTS
+    return zlib.crc32(source.encode()) % slots
 
 
-def freshness_keys() -> list[dict[str, str]]:
-    return [freshness_key(slot) for slot in range(FRESHNESS_SLOTS)]
+def freshness_keys(slots: int = DEFAULT_FRESHNESS_SLOTS) -> list[dict[str, str]]:
+    return [freshness_key(slot) for slot in range(slots)]
+
+
+def check_freshness_slots(slots: int) -> int:
+    if not 1 <= slots <= MAX_FRESHNESS_SLOTS:
+        raise ValueError(f"freshness slots must be within 1..{MAX_FRESHNESS_SLOTS} (one BatchGetItem), got {slots}")
+    return slots
+
+
+def freshness_slots_from_env() -> int:
+    """FRESHNESS_SLOTS from the environment (sink and query Lambdas get the same value)."""
+    return check_freshness_slots(int(os.environ.get("FRESHNESS_SLOTS") or DEFAULT_FRESHNESS_SLOTS))

@@ -24,7 +24,8 @@ import boto3
 from botocore.config import Config
 
 from common.config import AggregationSettings
-from common.serving_keys import (DAY_MS, RECONCILIATION_PK, floor_to, freshness_keys, late_pk,
+from common.serving_keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
+                                 floor_to, freshness_keys, freshness_slots_from_env, late_pk,
                                  parse_top_sk, series_pk, top_pk, ts)
 from query.series import Bucket, SeriesData
 from query.store import SeriesAnswer, StoreFreshness, TopAnswer
@@ -91,8 +92,9 @@ class DynamoDBQueryStore:
     kind = "dynamodb"
 
     def __init__(self, client, table: str, leaderboard_size: int,
-                 pool: Optional[ThreadPoolExecutor] = None):
+                 pool: Optional[ThreadPoolExecutor] = None, freshness_slots: int = DEFAULT_FRESHNESS_SLOTS):
         self._ddb, self._table, self.leaderboard_size = client, table, leaderboard_size
+        self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = pool or ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="query")
 
     @classmethod
@@ -100,7 +102,8 @@ class DynamoDBQueryStore:
         config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
                         read_timeout=5, max_pool_connections=MAX_PARALLEL + 2)
         return cls(boto3.client("dynamodb", config=config), os.environ["SERVING_TABLE"],
-                   AggregationSettings.from_env().leaderboard_size)
+                   AggregationSettings.from_env().leaderboard_size,
+                   freshness_slots=freshness_slots_from_env())
 
     # -- reads ---------------------------------------------------------------------------------
     def _query_all(self, counter: _Counter, pk: str, sk_low: str, sk_high: str,
@@ -126,7 +129,7 @@ class DynamoDBQueryStore:
 
     def _meta(self, counter: _Counter) -> StoreFreshness:
         """All freshness slots in one BatchGetItem (retrying unprocessed keys); the maxima."""
-        request = {self._table: {"Keys": [{k: {"S": v} for k, v in key.items()} for key in freshness_keys()],
+        request = {self._table: {"Keys": [{k: {"S": v} for k, v in key.items()} for key in freshness_keys(self._freshness_slots)],
                                  "ProjectionExpression": "wm, me"}}
         items: list[dict] = []
         while request:

@@ -81,7 +81,9 @@ class ServingStore(Construct):
             **self.capacity.table_props(),
         )
         self.capacity.autoscale(self.table)
-        self.env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": self.table.table_name}
+        # FRESHNESS_SLOTS: the sink writes and the query API reads the same slots (serving_keys)
+        self.env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": self.table.table_name,
+                    "FRESHNESS_SLOTS": str(settings.freshness_slots)}
 
     def _timestream(self, settings: StackSettings, logs_bucket: s3.IBucket) -> None:
         self.rejected_bucket = data_bucket(

@@ -295,3 +295,21 @@ def test_bad_inputs_are_refused(kwargs):
 
 def test_other_region_prices_change_the_cost():
     assert plan(10_000, region="eu-west-1").monthly_usd != pytest.approx(plan(10_000).monthly_usd)
+
+
+# --- freshness slots (serving table hot-key relief) ------------------------------------------------
+@pytest.mark.parametrize("rate, peak", [(10_000, 20_000), (115_740, 231_480), (115_740, 500_000)])
+def test_freshness_slots_keep_the_busiest_slot_under_half_a_partition(rate, peak):
+    p = plan(rate, peak)
+    sink = p.component("sink_lambda")
+    invocations = sink.metric("invocations/s average")
+    freshness_peak = invocations * planner.FRESHNESS_WRITES_PER_INVOCATION * peak / rate
+    # slots: ceil(peak writes x 2 (uneven hashing) / 500), rounded up to 8, within 16..100
+    needed = math.ceil(freshness_peak * 2 / 500)
+    slots = min(100, max(16, math.ceil(needed / 8) * 8))
+    assert p.context["freshness_slots"] == sink.metric("freshness slots") == slots
+    busiest = sink.metric("freshness updates/s at peak, busiest slot (x2 margin)")
+    shards = p.component("aggregates_stream").metric("shards in use (estimate)")
+    assert busiest == pytest.approx(freshness_peak / min(slots, shards) * 2)
+    assert busiest <= 500 and not [w for w in sink.warnings if "freshness" in w]
+

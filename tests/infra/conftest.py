@@ -80,6 +80,7 @@ CUSTOM = {
     "sink_memory_mb": 1024,
     "query_memory_mb": 256,
     "minute_ttl_s": 86400,
+    "freshness_slots": 40,
     "timestream_memory_retention_hours": 12,  # unused with dynamodb: see the construct test
     "timestream_magnetic_retention_days": 30,
     "iterator_age_alarm_ms": 120000,

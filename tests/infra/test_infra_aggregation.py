@@ -175,6 +175,8 @@ def test_sink_and_query_env_dynamodb(custom_template, custom_context):
     query_fn = function(custom_template, QUERY_HANDLER)
     query = query_fn["Environment"]["Variables"]
     assert query["SERVING_STORE"] == "dynamodb" and query["SERVING_TABLE"] == table_ref
+    # the sink writes and the query API reads the same freshness slots
+    assert sink["FRESHNESS_SLOTS"] == query["FRESHNESS_SLOTS"] == "40"
     assert not any(k.startswith("TIMESTREAM_") for k in query)
     assert query_fn["MemorySize"] == 256 and query_fn["Timeout"] == 29
     expected = StackSettings(**custom_context).aggregation_settings()

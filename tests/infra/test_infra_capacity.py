@@ -140,6 +140,7 @@ def billing_job(template: Template) -> dict:
 
 INGEST = "ingest.handler.lambda_handler"
 SINK = "aggregate.sink_handler.lambda_handler"
+QUERY = "query.handler.lambda_handler"
 
 # Planner key -> how the template shows it.
 READERS: dict[str, Callable[[Template], Any]] = {
@@ -166,6 +167,7 @@ READERS: dict[str, Callable[[Template], Any]] = {
     "sink_batch_size": lambda t: esm(t, "BatchSize"),
     "sink_parallelization_factor": lambda t: esm(t, "ParallelizationFactor"),
     "sink_memory_mb": lambda t: function(t, SINK)["MemorySize"],
+    "freshness_slots": lambda t: freshness_slots(t),
     "serving_store": serving_store,
     "firehose_buffer_mb": lambda t: firehose(t, "SizeInMBs"),
     "firehose_buffer_interval_s": lambda t: firehose(t, "IntervalInSeconds"),
@@ -181,12 +183,22 @@ READERS: dict[str, Callable[[Template], Any]] = {
 }
 
 
+def freshness_slots(template: Template) -> Optional[int]:
+    """FRESHNESS_SLOTS of the sink, which the query API must read alike (DynamoDB store only)."""
+    sink, query = (function(template, h)["Environment"]["Variables"].get("FRESHNESS_SLOTS")
+                   for h in (SINK, QUERY))
+    assert sink == query
+    return None if sink is None else int(sink)
+
+
 def expected(key: str, planner: dict[str, Any]) -> Any:
     """What the template shows for the planner's value (shards only exist when provisioned,
     on demand has no minimum)."""
     if key == "kinesis_shards" and planner["kinesis_mode"] != "provisioned":
         return None
     if key == "aggregates_kinesis_shards" and planner["aggregates_kinesis_mode"] != "provisioned":
+        return None
+    if key == "freshness_slots" and planner["serving_store"] != "dynamodb":
         return None
     for table in ("dedup", "serving"):
         if key == f"{table}_min_wcu" and planner[f"{table}_capacity_mode"] == "on_demand":

@@ -342,7 +342,7 @@ def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
 def test_freshness_slots_spread_writers_and_read_back_as_the_maxima(ddb):
     """Each aggregates shard advances its own slot (no single hot item); readers see the maxima."""
     from aggregate.serving.dynamodb_store import DynamoDBServingStore
-    from common.serving_keys import FRESHNESS_SLOTS, freshness_slot
+    from common.serving_keys import DEFAULT_FRESHNESS_SLOTS, freshness_slot
 
     shards = [f"shardId-{i:012d}" for i in range(8)]
     assert len({freshness_slot(s) for s in shards}) >= 6  # spread, not one key
@@ -354,6 +354,36 @@ def test_freshness_slots_spread_writers_and_read_back_as_the_maxima(ddb):
         sink.advance_freshness(wm, wm + 500, shard)
         truth_wm, truth_me = max(truth_wm, wm), max(truth_me, wm + 500)
     items = ddb.scan(TableName=TABLE)["Items"]
-    assert 1 < len(items) <= FRESHNESS_SLOTS
+    assert 1 < len(items) <= DEFAULT_FRESHNESS_SLOTS
     fresh, requests = DynamoDBQueryStore(ddb, TABLE, 100).freshness()
     assert (fresh.watermark_ms, fresh.newest_event_ms, requests) == (truth_wm, truth_me, 1)
+
+
+def test_configured_freshness_slots_from_the_environment(ddb, monkeypatch):
+    """FRESHNESS_SLOTS (set by infra on both Lambdas) widens the spread; the query reads every slot
+    in one BatchGetItem; a reader configured with the default 16 would miss the slots above 15."""
+    from aggregate.serving.dynamodb_store import DynamoDBServingStore
+    from common.serving_keys import freshness_slot
+
+    monkeypatch.setenv("SERVING_TABLE", TABLE)
+    monkeypatch.setenv("FRESHNESS_SLOTS", "40")
+    sink = DynamoDBServingStore.from_env()
+    sink._ddb = ddb
+    shards = [f"shardId-{i:012d}" for i in range(200)]
+    slots = {freshness_slot(s, 40) for s in shards}
+    assert max(slots) >= 16 and len(slots) > 30
+    truth = {}
+    for i, shard in enumerate(shards):
+        sink.advance_freshness(1_000 + i, 2_000 + i, shard)
+        slot = freshness_slot(shard, 40)
+        truth[slot] = max(truth.get(slot, 0), 1_000 + i)
+    assert len(ddb.scan(TableName=TABLE)["Items"]) == len(slots)
+    reader = DynamoDBQueryStore.from_env()
+    reader._ddb = ddb
+    fresh, requests = reader.freshness()
+    assert (fresh.watermark_ms, fresh.newest_event_ms, requests) == (1_199, 2_199, 1)
+    narrow, _ = DynamoDBQueryStore(ddb, TABLE, 100).freshness()  # default 16 slots
+    assert narrow.watermark_ms == max(v for s, v in truth.items() if s < 16)
+    monkeypatch.setenv("FRESHNESS_SLOTS", "101")
+    with pytest.raises(ValueError, match="1..100"):
+        DynamoDBServingStore.from_env()

@@ -9,7 +9,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, TOP, Change
-from common.serving_keys import freshness_key, freshness_slot, late_key, series_key, top_key
+from common.serving_keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
+                                 freshness_slots_from_env, late_key, series_key, top_key)
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
 NOT_OLDER = "attribute_not_exists(pk) OR v <= :v"  # a retraction at v tombstones the entry at v
@@ -46,14 +47,17 @@ def item_for(change: Change, minute_ttl_s: int) -> dict:
 
 
 class DynamoDBServingStore:
-    def __init__(self, client, table: str, minute_ttl_s: int = 8 * 86400, concurrency: int = 16):
+    def __init__(self, client, table: str, minute_ttl_s: int = 8 * 86400, concurrency: int = 16,
+                 freshness_slots: int = DEFAULT_FRESHNESS_SLOTS):
         self._ddb, self._table, self._minute_ttl_s = client, table, minute_ttl_s
+        self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="serving")
 
     @classmethod
     def from_env(cls) -> "DynamoDBServingStore":
         return cls(boto3.client("dynamodb"), os.environ["SERVING_TABLE"],
-                   int(os.environ.get("MINUTE_TTL_S", 8 * 86400)))
+                   int(os.environ.get("MINUTE_TTL_S", 8 * 86400)),
+                   freshness_slots=freshness_slots_from_env())
 
     def apply(self, change: Change) -> bool:
         if change.kind in (AGG, LATE) and not change.upsert:
@@ -83,7 +87,7 @@ class DynamoDBServingStore:
 
     def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
                           source: str = "") -> None:
-        key = freshness_key(freshness_slot(source))
+        key = freshness_key(freshness_slot(source, self._freshness_slots))
         for attr, value in (("wm", watermark_ms), ("me", newest_event_ms)):
             if value is None:
                 continue
