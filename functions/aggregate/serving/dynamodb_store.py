@@ -20,16 +20,20 @@ def _n(value) -> dict:
     return {"N": str(int(value))}
 
 
+def key_for(change: Change) -> dict[str, str]:
+    """The serving-table key a change writes (pure)."""
+    row = change.row
+    if change.kind == AGG:
+        return series_key(row["ad_id"], row["resolution"], change.bucket_start)
+    if change.kind == TOP:
+        return top_key(row["resolution"], change.bucket_start, row["ad_id"])
+    return late_key(change.bucket_start, row["ad_id"])
+
+
 def item_for(change: Change, minute_ttl_s: int) -> dict:
     """The item a change writes (pure: tested directly)."""
     row = change.row
-    if change.kind == AGG:
-        key = series_key(row["ad_id"], row["resolution"], change.bucket_start)
-    elif change.kind == TOP:
-        key = top_key(row["resolution"], change.bucket_start, row["ad_id"])
-    else:
-        key = late_key(change.bucket_start, row["ad_id"])
-    item = {k: {"S": v} for k, v in key.items()}
+    item = {k: {"S": v} for k, v in key_for(change).items()}
     item["v"] = _n(change.version)
     for attr, col in (("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
                       ("bk", "billable_cost_micros"), ("me", "max_event_time"), ("wm", "watermark"),
@@ -75,15 +79,24 @@ class DynamoDBServingStore:
             raise
 
     def apply_many(self, changes: list[Change]) -> list[Exception | None]:
-        """Apply concurrently; per-change error or None. Writes to different keys commute and
-        writes to one key are ordered by version, so concurrency cannot change the result."""
-        def one(change: Change) -> Exception | None:
-            try:
-                self.apply(change)
-                return None
-            except Exception as exc:  # reported per record to the batch processor
-                return exc
-        return list(self._pool.map(one, changes))
+        """Apply; per-change error or None. Keys run concurrently, one key's changes in batch
+        order on one thread: writes to different keys commute and DynamoDB orders one key's by
+        version, but an emulator's conditional writes need not be atomic across threads (moto's
+        are not: two versions racing could leave the older), and one item's writes never
+        contend with each other."""
+        results: list[Exception | None] = [None] * len(changes)
+        by_key: dict[tuple, list[int]] = {}
+        for i, change in enumerate(changes):
+            by_key.setdefault(tuple(key_for(change).values()), []).append(i)
+
+        def in_order(indexes: list[int]) -> None:
+            for i in indexes:
+                try:
+                    self.apply(changes[i])
+                except Exception as exc:  # reported per record to the batch processor
+                    results[i] = exc
+        list(self._pool.map(in_order, by_key.values()))
+        return results
 
     def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
                           source: str = "") -> None:
