@@ -177,6 +177,51 @@ def stop_runner(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+class RunnerRig:
+    """The restart tests' local runner: input, checkpoint and output paths under `tmp`, the
+    runner's stderr in one file across runs, start / crash / wait for a checkpoint."""
+
+    SETTINGS = ("--set", "leaderboard_size=3", "--set", "monitor_interval_ms=300",
+                "--set", "minibatch_latency_ms=500", "--set", "checkpoint_interval_ms=2000")
+
+    def __init__(self, tmp: Path):
+        self.inp, self.ck, self.out = tmp / "in", tmp / "ck", tmp / "out.jsonl"
+        self.inp.mkdir()
+        self.tail = FileTail(self.out)
+        self.err_path = tmp / "runner.stderr"
+        self.err = open(self.err_path, "a")
+        self.env = {**os.environ, "PYTHONPATH": str(FUNCTIONS)}
+
+    def start(self, fresh: bool, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+        """(the runner process, the stderr offset its output starts at)."""
+        self.err.flush()
+        offset = self.err_path.stat().st_size
+        cmd = [sys.executable, "-m", "aggregate.job.local_runner", "--input-dir", str(self.inp),
+               "--checkpoint-dir", str(self.ck), "--out-file", str(self.out), *self.SETTINGS, *extra]
+        proc = subprocess.Popen(cmd + (["--fresh"] if fresh else []), env=self.env, stderr=self.err,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+        return proc, offset
+
+    @staticmethod
+    def crash(proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)  # runner and MiniCluster JVM
+        proc.wait()
+
+    def checkpoints(self) -> set[str]:
+        return {str(p.parent) for p in self.ck.glob("*/chk-*/_metadata")}
+
+    def wait_for_checkpoint(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.checkpoints() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def log(self) -> str:
+        return self.err_path.read_text()
+
+    def close(self) -> None:
+        self.err.close()
+
+
 def apply_until_converged(proc: subprocess.Popen, tail: "FileTail", m: Materialized, expected: Any,
                           timeout_s: float) -> list[str]:
     """Apply the runner's output to `m` until it equals the oracle, the runner exits or the

@@ -5,10 +5,7 @@ equal the brute-force oracle exactly (counts per ad and minute, every resolution
 leaderboards): no changelog row lost, none counted twice."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,13 +13,6 @@ from pathlib import Path
 import datagen
 import harness
 from aggregate.job import feed
-
-SETTINGS = ["--set", "leaderboard_size=3", "--set", "monitor_interval_ms=300",
-            "--set", "minibatch_latency_ms=500", "--set", "checkpoint_interval_ms=2000"]
-
-
-def _checkpoints(ck: Path) -> set[str]:
-    return {str(p.parent) for p in ck.glob("*/chk-*/_metadata")}
 
 
 def _wait_log(path: Path, offset: int, needle: str, proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -42,25 +32,8 @@ def test_two_crashes_back_to_back_lose_no_changelog_row(tmp_path):
     sc = datagen.generate(seed=11, n_files=18, file_span_s=300, clicks_per_file=120,
                           dup_max_files_later=1)
     expected = datagen.oracle(sc)
-    inp, ck, out = tmp_path / "in", tmp_path / "ck", tmp_path / "out.jsonl"
-    inp.mkdir()
-    tail = harness.FileTail(out)
-    env = {**os.environ, "PYTHONPATH": str(harness.FUNCTIONS)}
-    err_path = tmp_path / "runner.stderr"
-    err = open(err_path, "a")
-
-    def start(fresh: bool, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
-        err.flush()
-        offset = err_path.stat().st_size
-        cmd = [sys.executable, "-m", "aggregate.job.local_runner", "--input-dir", str(inp),
-               "--checkpoint-dir", str(ck), "--out-file", str(out), *SETTINGS, *extra]
-        proc = subprocess.Popen(cmd + (["--fresh"] if fresh else []), env=env, stderr=err,
-                                stdout=subprocess.DEVNULL, start_new_session=True)
-        return proc, offset
-
-    def crash(proc: subprocess.Popen) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)  # runner and MiniCluster JVM
-        proc.wait()
+    rig = harness.RunnerRig(tmp_path)
+    inp, err_path = rig.inp, rig.err_path
 
     m = harness.Materialized()
     fed = [0]
@@ -78,46 +51,44 @@ def test_two_crashes_back_to_back_lose_no_changelog_row(tmp_path):
         except BaseException as exc:
             feed_error.append(exc)
 
-    proc, _ = start(fresh=True)
+    proc, _ = rig.start(fresh=True)
     try:
         # run 1: half the feed, a completed checkpoint, then a crash
         for batch in sc.batches[:8]:
             feed.write_batch(inp, batch, ack_timeout_s=180)
             fed[0] += 1
-        deadline = time.monotonic() + 60
-        while not _checkpoints(ck) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        rig.wait_for_checkpoint()
         time.sleep(3)
-        crash(proc)
-        restored_from = _checkpoints(ck)
+        rig.crash(proc)
+        restored_from = rig.checkpoints()
         assert restored_from, "run 1 completed no checkpoint"
 
         # run 2: restored; it reads the files after the checkpoint plus new ones while the feed
         # keeps publishing, and is crashed again before it completes a checkpoint of its own
         # (its checkpoint interval is long so that this does not race its first checkpoint)
-        proc, offset = start(fresh=False, extra=("--set", "checkpoint_interval_ms=60000"))
+        proc, offset = rig.start(fresh=False, extra=("--set", "checkpoint_interval_ms=60000"))
         assert _wait_log(err_path, offset, " submitted", proc, 180), err_path.read_text()[-3000:]
         th = threading.Thread(target=feeder, args=(14,), daemon=True)
         th.start()
         deadline = time.monotonic() + 60
-        while (fed[0] < 12 and time.monotonic() < deadline and not (_checkpoints(ck) - restored_from)):
+        while fed[0] < 12 and time.monotonic() < deadline and not (rig.checkpoints() - restored_from):
             time.sleep(0.05)
-        crash(proc)
+        rig.crash(proc)
         stop_feed.set()
         th.join(10)
-        second_crash_before_checkpoint = not (_checkpoints(ck) - restored_from)
+        second_crash_before_checkpoint = not (rig.checkpoints() - restored_from)
 
         # run 3: restores the same checkpoint again; the feed resumes and completes
-        proc, offset = start(fresh=False)
+        proc, _ = rig.start(fresh=False)
         for batch in sc.batches[fed[0]:]:
             feed.write_batch(inp, batch, ack_timeout_s=180)
-        problems = harness.apply_until_converged(proc, tail, m, expected, 150)
+        problems = harness.apply_until_converged(proc, rig.tail, m, expected, 150)
     finally:
         harness.stop_runner(proc)
-        err.close()
-    for rec in tail.poll():
+        rig.close()
+    for rec in rig.tail.poll():
         m.apply(rec)
-    log = err_path.read_text()
+    log = rig.log()
     assert not feed_error, feed_error
     assert log.count("restoring from file://") == 2, log[-3000:]
     assert second_crash_before_checkpoint, "run 2 completed a checkpoint: not the back-to-back case"
