@@ -223,7 +223,8 @@ def simulated_stream(rows, day, lateness_ms=900_000, delay_ms=5_000, window_ms=1
         minute_end = c["event_time"] // 60_000 * 60_000 + 60_000
         if c["click_id"] not in first:
             first[c["click_id"]] = (c, wm is not None and wm >= minute_end + lateness_ms)
-        wm = max(wm if wm is not None else c["event_time"] - delay_ms, c["event_time"] - delay_ms)
+        candidate = c["event_time"] - delay_ms
+        wm = candidate if wm is None else max(wm, candidate)
     d0 = int(DAY_START(day))
     kept = [c for c, late in first.values() if d0 <= c["event_time"] < d0 + 24 * HOUR and not late]
     groups = defaultdict(list)
