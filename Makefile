@@ -6,13 +6,15 @@ PY       := $(VENV)/bin/python
 FLINKPY  := $(FLINKENV)/bin/python
 GLUEENV  := .venv-glue
 GLUEPY   := $(GLUEENV)/bin/python
+# Managed Flink application zip (job + connector uber-jar), built by Maven: see functions/aggregate/pom.xml
+FLINK_APP := functions/aggregate/target/clickagg-flink-app.zip
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup demo test test-main test-flink test-glue soak synth bench clean up
 
-setup: $(VENV)/.done $(FLINKENV)/.done $(GLUEENV)/.done node_modules/.done web/dist/index.html
+setup: $(VENV)/.done $(FLINKENV)/.done $(GLUEENV)/.done node_modules/.done web/dist/index.html $(FLINK_APP)
 
 $(VENV)/.done: requirements/lambda.txt requirements/infra.txt requirements/dev.txt
 	$(PY311) -m venv $(VENV)
@@ -31,6 +33,9 @@ $(GLUEENV)/.done: requirements/glue.txt
 	$(GLUEPY) -m pip install -q --upgrade pip
 	$(GLUEPY) -m pip install -q -r requirements/glue.txt
 	touch $@
+
+$(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py)
+	mvn -q -B -f functions/aggregate/pom.xml package
 
 node_modules/.done: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -70,4 +75,4 @@ bench: setup
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) $(FLINKENV) $(GLUEENV) node_modules cdk.out .local web/node_modules web/dist
+	rm -rf $(VENV) $(FLINKENV) $(GLUEENV) node_modules cdk.out .local web/node_modules web/dist functions/aggregate/target
