@@ -43,7 +43,7 @@ DYNAMODB_BASE_WARM_WRITES = 4_000
 _OPTIONAL = {"ingest_reserved_concurrency", "alarm_email", "profile", "dedup_min_wcu",
              "dedup_max_wcu", "serving_min_wcu", "serving_max_wcu", "waf_rate_limit_per_5min"}
 _STRINGS = {"prefix", "kinesis_mode", "hot_ad_salts", "alarm_email", "serving_store",
-            "aggregates_kinesis_mode", "flink_deps_jar", "archive_cold_storage_class", "profile",
+            "aggregates_kinesis_mode", "flink_app_zip", "archive_cold_storage_class", "profile",
             "ingest_dedup_mode", "dedup_capacity_mode", "serving_capacity_mode",
             "billing_glue_worker_type", "billing_schedule", "cors_allowed_origins"}
 _BOOLS = {"flink_autoscaling", "waf_enabled", "dashboard_site"}
@@ -115,9 +115,9 @@ class StackSettings:
     flink_autoscaling: bool = True  # Managed Flink scales parallelism on CPU
     flink_checkpoint_interval_ms: int = 60_000
     flink_min_pause_between_checkpoints_ms: int = 5_000
-    # The connector uber-jar `mvn -f functions/aggregate/pom.xml package` builds (repo-relative);
-    # staged into the application zip as lib/clickagg-flink-deps.jar.
-    flink_deps_jar: str = "functions/aggregate/target/clickagg-flink-deps.jar"
+    # The Managed Flink application zip `make setup` builds with Maven (repo-relative or
+    # absolute; = the Makefile's FLINK_APP): deployed as it is (infra/constructs/aggregator.py).
+    flink_app_zip: str = "functions/aggregate/target/clickagg-flink-app.zip"
     sink_batch_size: int = 500  # records per sink invocation (per shard)
     sink_max_batching_window_s: int = 1  # wait up to this long to fill a batch
     sink_parallelization_factor: int = 2  # concurrent batches per shard (1..10)
@@ -228,8 +228,8 @@ class StackSettings:
         _within(self, "query_memory_mb", 128, 10_240)
         _within(self, "timestream_memory_retention_hours", 1, 8766)
         _within(self, "timestream_magnetic_retention_days", 1, 73_000)
-        if not self.flink_deps_jar.endswith(".jar"):
-            raise ValueError(f"flink_deps_jar {self.flink_deps_jar!r}: expected a .jar path")
+        if not self.flink_app_zip.endswith(".zip"):
+            raise ValueError(f"flink_app_zip {self.flink_app_zip!r}: expected a .zip path")
 
     def _check_capacity(self) -> None:
         for table in ("dedup", "serving"):

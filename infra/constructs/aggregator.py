@@ -3,14 +3,16 @@
 There is no stable L2 for Managed Flink (the alpha package is not a dependency), so this is the
 L1 `CfnApplication` plus our own least-privilege service execution role.
 
-Code: one zip asset staged at synth (no Docker) as
-    aggregate/__init__.py, aggregate/job/**   the job (entry aggregate/job/main.py)
-    common/**                                  shared pure code (record schema, config)
-    lib/clickagg-flink-deps.jar                connector uber-jar (`flink_deps_jar`, built by
-                                               `mvn -f functions/aggregate/pom.xml package`)
-and named in the `kinesis.analytics.flink.run.options` property group (python + jarfile), as
-the aws-samples PyFlink examples do. A missing main.py or jar is a synth warning, not an error:
-tests and synth run without Maven, and a deploy without the jar would fail only at job start.
+Code: EXACTLY the application zip Maven builds (`make setup`: `mvn -q -B -f
+functions/aggregate/pom.xml package`, layout in functions/aggregate/assembly.xml), deployed as
+one file asset (no staging here, so what is deployed is what Maven packed and tests/flink runs):
+    aggregate/__init__.py, aggregate/job/*.py   the job (entry aggregate/job/main.py)
+    common/*.py                                  shared pure code (record schema, config)
+    lib/clickagg-flink-deps.jar                  connector uber-jar (shade output)
+named in the `kinesis.analytics.flink.run.options` property group (python + jarfile), as the
+aws-samples PyFlink examples do. Context `flink_app_zip` is its path. Synth FAILS (raises
+FlinkApplicationZipError) when the zip is missing, lacks the entry point or the jar, or is stale:
+older than, or not byte-equal to, the Python sources it packs (then run `make setup`).
 
 Runtime properties (flink_property_groups below) follow the job's contract in
 functions/aggregate/job/settings.py: one group `clickagg` keyed by JobSettings' field names
@@ -29,12 +31,10 @@ service principals and is left for a follow-up.
 """
 from __future__ import annotations
 
-import shutil
+import zipfile
 from pathlib import Path
 
-import jsii
-from aws_cdk import (Acknowledgment, Annotations, ArnFormat, AssetHashType, Aws, BundlingOptions,
-                     DockerImage, ILocalBundling, RemovalPolicy, Stack, Validations)
+from aws_cdk import Acknowledgment, ArnFormat, Aws, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisanalyticsv2 as flink
@@ -58,31 +58,55 @@ SINK_STREAM_ACTIONS = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:ListS
                        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary")
 SINK_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 CODE_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+BUILD_COMMAND = "mvn -q -B -f functions/aggregate/pom.xml package"
 _COLON_RESOURCE_NAME = ArnFormat.COLON_RESOURCE_NAME  # arn:...:log-group:NAME (not /NAME)
 
 
-@jsii.implements(ILocalBundling)
-class StageFlinkApplication:
-    """Assemble the application zip's tree from functions/ and the Maven-built jar."""
+class FlinkApplicationZipError(ValueError):
+    """The application zip cannot be deployed as it is: synth stops with this message."""
 
-    def __init__(self, functions_dir: Path, jar: Path) -> None:
-        self.functions_dir, self.jar = functions_dir, jar
 
-    def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:
-        out = Path(output_dir)
-        shutil.copytree(self.functions_dir / "common", out / "common", ignore=_IGNORE)
-        (out / "aggregate").mkdir(parents=True, exist_ok=True)
-        init = self.functions_dir / "aggregate" / "__init__.py"
-        if init.exists():
-            shutil.copy2(init, out / "aggregate" / "__init__.py")
-        job = self.functions_dir / "aggregate" / "job"
-        if job.is_dir():
-            shutil.copytree(job, out / "aggregate" / "job", ignore=_IGNORE)
-        if self.jar.is_file():
-            (out / "lib").mkdir(exist_ok=True)
-            shutil.copy2(self.jar, out / JAR_IN_ZIP)
-        return True
+def application_zip_sources(functions_dir: Path = FUNCTIONS_DIR) -> dict[str, Path]:
+    """Zip member -> the source file assembly.xml packs into it (the Python part of the zip)."""
+    aggregate, common = functions_dir / "aggregate", functions_dir / "common"
+    packed = [aggregate / "__init__.py", *aggregate.glob("job/*.py"), *common.glob("*.py")]
+    return {p.relative_to(functions_dir).as_posix(): p for p in sorted(packed) if p.is_file()}
+
+
+def verify_application_zip(path: Path, functions_dir: Path = FUNCTIONS_DIR) -> None:
+    """Raise FlinkApplicationZipError unless `path` is a current build of the application zip:
+    it exists, holds the entry point and the connector jar, is not older than any source it
+    packs (the Makefile's rebuild rule) and its Python files are exactly today's sources (also
+    catches a deleted or renamed module, which make's timestamps miss)."""
+    rebuild = f"run `make setup` (or `{BUILD_COMMAND}`)"
+    if not path.is_file():
+        raise FlinkApplicationZipError(
+            f"Managed Flink application zip {path} not found: {rebuild} to build it "
+            "(context flink_app_zip names it)")
+    if not zipfile.is_zipfile(path):
+        raise FlinkApplicationZipError(f"{path} is not a zip file: {rebuild}")
+    with zipfile.ZipFile(path) as archive:
+        infos = {i.filename: i for i in archive.infolist() if not i.is_dir()}
+        for member, what in ((ENTRY, "the job's entry point"),
+                             (JAR_IN_ZIP, "the connector jar")):
+            if member not in infos or infos[member].file_size == 0:
+                raise FlinkApplicationZipError(
+                    f"{path} lacks {member} ({what}): the application would not start; "
+                    f"{rebuild}")
+        sources = application_zip_sources(functions_dir)
+        built = path.stat().st_mtime
+        newer = sorted(m for m, src in sources.items() if src.stat().st_mtime > built)
+        if newer:
+            raise FlinkApplicationZipError(
+                f"{path} is stale: older than {', '.join(newer)}; {rebuild}")
+        packed = {m for m in infos if m.endswith(".py")}
+        differ = sorted((packed ^ set(sources))
+                        | {m for m in packed & set(sources)
+                           if archive.read(m) != sources[m].read_bytes()})
+        if differ:
+            raise FlinkApplicationZipError(
+                f"{path} is stale: its {', '.join(differ)} differ from functions/ "
+                f"(changed, added or deleted); {rebuild}")
 
 
 def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
@@ -117,24 +141,10 @@ class FlinkAggregator(Construct):
         stack = Stack.of(self)
         self.application_name = f"{settings.prefix}-aggregator"
 
-        jar = REPO_ROOT / settings.flink_deps_jar
-        self.code = s3_assets.Asset(
-            self, "Code",
-            path=str(FUNCTIONS_DIR),
-            asset_hash_type=AssetHashType.OUTPUT,  # only what is staged changes the code version
-            bundling=BundlingOptions(
-                image=DockerImage.from_registry("unused-local-bundling-only"),
-                local=StageFlinkApplication(FUNCTIONS_DIR, jar)),
-        )
-        if not (FUNCTIONS_DIR / ENTRY).is_file():
-            Annotations.of(self).add_warning_v2(
-                "clickagg:flink-entry-missing",
-                f"functions/{ENTRY} does not exist: the application zip has no job entry point")
-        if not jar.is_file():
-            Annotations.of(self).add_warning_v2(
-                "clickagg:flink-jar-missing",
-                f"{settings.flink_deps_jar} not built (mvn -f functions/aggregate/pom.xml "
-                "package): the application zip has no connector jar; the job fails to start")
+        self.zip_path = REPO_ROOT / settings.flink_app_zip  # an absolute path stays as is
+        verify_application_zip(self.zip_path)
+        # A .zip file is uploaded as it is (packaging FILE), keyed by its content hash.
+        self.code = s3_assets.Asset(self, "Code", path=str(self.zip_path))
 
         self.log_group = logs.LogGroup(
             self, "Logs", retention=LOG_RETENTION, encryption_key=key,

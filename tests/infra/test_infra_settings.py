@@ -174,7 +174,7 @@ def test_from_context_without_context_gives_defaults():
     {"allowed_lateness_s": 3600},  # > flink_dedup_ttl_s (1800) - 60 - watermark delay
     {"sink_parallelization_factor": 11},
     {"sink_batch_size": 10001},
-    {"flink_deps_jar": "lib/deps.zip"},
+    {"flink_app_zip": "functions/aggregate/target/clickagg-flink-deps.jar"},
     {"firehose_buffer_mb": 32},  # Parquet conversion needs >= 64
     {"firehose_buffer_interval_s": 30},
     {"archive_ia_after_days": 10},
