@@ -22,6 +22,13 @@ latency: the shared ones are the same context values the query API gets). Checkp
 snapshots and parallelism are the service's (CUSTOM, from context); logs go to a KMS-encrypted
 log group.
 
+Checkpoints (seed 001): every `flink_checkpoint_interval_ms` (10 s) with at least
+`flink_min_pause_between_checkpoints_ms` (5 s) between the end of one and the start of the next.
+Their mode is EXACTLY_ONCE and the state backend RocksDB (incremental, asynchronous snapshots):
+both are fixed by Managed Flink (not modifiable: no CheckpointConfiguration property exists for
+them, and setting them in the job's code has no effect), as are one concurrent checkpoint and a
+60 min timeout (Managed Flink developer guide, "Apache Flink settings").
+
 CloudFormation creates the application but does not start it (Managed Flink has no
 "start on create" property): after the first deploy run
 `aws kinesisanalyticsv2 start-application --application-name <prefix>-aggregator`.
@@ -184,6 +191,8 @@ class FlinkAggregator(Construct):
                             settings, source, sink).items()]),
                 flink_application_configuration=flink.CfnApplication
                 .FlinkApplicationConfigurationProperty(
+                    # Mode EXACTLY_ONCE and the RocksDB state backend are the service's fixed
+                    # values (no property for either); CUSTOM makes it take the two below.
                     checkpoint_configuration=flink.CfnApplication.CheckpointConfigurationProperty(
                         configuration_type="CUSTOM",
                         checkpointing_enabled=True,

@@ -311,15 +311,33 @@ def test_flink_properties_are_accepted_by_the_jobs_own_parser(request, template_
 
 
 def test_flink_checkpointing_parallelism_defaults(default_template):
+    """Seed 001: a checkpoint every 10 s (EXACTLY_ONCE and RocksDB are the service's own)."""
     flink = flink_app(default_template)["ApplicationConfiguration"][
         "FlinkApplicationConfiguration"]
     assert flink["CheckpointConfiguration"] == {
         "ConfigurationType": "CUSTOM", "CheckpointingEnabled": True,
-        "CheckpointInterval": 60000, "MinPauseBetweenCheckpoints": 5000}
+        "CheckpointInterval": 10000, "MinPauseBetweenCheckpoints": 5000}
     assert flink["ParallelismConfiguration"] == {
         "ConfigurationType": "CUSTOM", "Parallelism": 2, "ParallelismPerKPU": 1,
         "AutoScalingEnabled": True}
     assert flink["MonitoringConfiguration"]["ConfigurationType"] == "CUSTOM"
+
+
+def test_flink_checkpoint_mode_and_backend_are_left_to_the_service(all_templates):
+    """Managed Flink fixes EXACTLY_ONCE and RocksDB and ignores attempts to change them: no
+    variant pretends to set them through the job's properties."""
+    for name, template in all_templates.items():
+        text = json.dumps(property_groups(flink_app(template))).lower()
+        for ignored in ("checkpointing.mode", "state.backend", "at_least_once"):
+            assert ignored not in text, (name, ignored)
+
+
+def test_flink_checkpoint_interval_is_the_local_jobs(default_template):
+    """The local runner checkpoints at the job's default interval: the same 10 s as on AWS."""
+    job = pytest.importorskip("aggregate.job.settings").JobSettings()
+    flink = flink_app(default_template)["ApplicationConfiguration"][
+        "FlinkApplicationConfiguration"]
+    assert flink["CheckpointConfiguration"]["CheckpointInterval"] == job.checkpoint_interval_ms
 
 
 def test_flink_settings_from_context(custom_template):

@@ -111,7 +111,7 @@ def test_drift_widget_marks_the_alarm_threshold_with_reconciliation(custom_templ
     ("ClicksRetryable", "ClicksRetryable", 0),
     ("SinkLag", "SinkLag", 60000),
     ("QueryErrors", "Errors", 0),
-    ("FlinkCheckpointDuration", "lastCheckpointDuration", 60000),
+    ("FlinkCheckpointDuration", "lastCheckpointDuration", 10000),
 ])
 def test_paging_alarms(default_template, name, metric, threshold):
     [alarm] = [a["Properties"] for a in resources(default_template, "AWS::CloudWatch::Alarm")

@@ -170,6 +170,8 @@ def test_from_context_without_context_gives_defaults():
     {"flink_autoscaling": 1},
     {"flink_parallelism": 0},
     {"flink_checkpoint_interval_ms": 500},
+    {"flink_checkpoint_interval_ms": 5000},  # = the default min pause: the pause would pace
+    {"flink_min_pause_between_checkpoints_ms": 10000},
     {"repeat_window_s": 7},  # the job requires it to divide 60
     {"allowed_lateness_s": 3600},  # > flink_dedup_ttl_s (1800) - 60 - watermark delay
     {"sink_parallelization_factor": 11},
