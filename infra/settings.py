@@ -96,9 +96,11 @@ class StackSettings:
     dynamodb_target_utilization_pct: int = 70
 
     # --- stream aggregation (Flink -> aggregates stream -> sink Lambda -> serving store) ---
-    # "timestream" (design default) | "dynamodb". Timestream for LiveAnalytics is closed to new
-    # AWS customers since 2025-06-20: accounts without access deploy with -c serving_store=dynamodb.
-    serving_store: str = "timestream"
+    # "dynamodb" | "timestream". Timestream for LiveAnalytics is closed to new AWS customers since
+    # 2025-06-20, and the nightly reconciliation reads only DynamoDB: the stack refuses
+    # timestream (infra.constructs.billing.require_reconciliation) rather than deploy billing
+    # without reconciliation. Its constructs stay (ServingStore, the sink/query grants).
+    serving_store: str = "dynamodb"
     aggregates_kinesis_mode: str = "on_demand"  # "on_demand" | "provisioned"
     aggregates_kinesis_shards: int = 2  # only used when aggregates_kinesis_mode == "provisioned"
     aggregates_retention_hours: int = 24  # sink is idempotent; a day covers any outage we page on

@@ -2,8 +2,8 @@
 
 Ingest:      API Gateway -> ingest Lambda -> DynamoDB dedup + clicks Kinesis stream
 Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda -> serving
-             store (Timestream or DynamoDB, context `serving_store`) <- query Lambda <- GET
-             /v1/... on the same API (IAM auth)
+             store (DynamoDB; context `serving_store`: timestream is refused, see Billing)
+             <- query Lambda <- GET /v1/... on the same API (IAM auth)
 Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition projection)
              <- Athena workgroup + named queries
 Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
@@ -29,7 +29,7 @@ from infra.constructs.api_cors import API_KEY_HEADERS, SIGV4_HEADERS, ApiCors
 from infra.constructs.api_firewall import ApiFirewall
 from infra.constructs.archive import RawArchive
 from infra.constructs.archive_delivery import ArchiveDelivery
-from infra.constructs.billing import NightlyBilling
+from infra.constructs.billing import NightlyBilling, require_reconciliation
 from infra.constructs.buckets import AccessLogsBucket
 from infra.constructs.click_stream import ClickStream
 from infra.constructs.dashboard import OperationsDashboard
@@ -50,6 +50,9 @@ from infra.settings import StackSettings
 class ClickAggStack(Stack):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings,
                  **kwargs: Any) -> None:
+        # Before anything is built: a serving store the nightly reconciliation cannot read
+        # is refused (serving_store=timestream), never deployed without reconciliation.
+        require_reconciliation(settings.serving_store)
         super().__init__(scope, id, **kwargs)
         self.settings = settings
         key = Encryption(self, "Encryption", prefix=settings.prefix).key

@@ -9,8 +9,10 @@ Workflow `<prefix>-billing` (runs one at a time):
   Reconcile CONDITIONAL trigger on the billing job SUCCEEDED -> glue_jobs/reconcile.py with
             `--day auto`: batch hourly rows vs the serving table's 1h series, Parquet drift report
             under `reconciliation/drift/dt=D/`, metrics ClickAgg/TotalDrift and WorstDrift.
-            Only with serving_store=dynamodb (the reconciliation reads DynamoDB; with Timestream
-            there is no reconciliation job, trigger or drift alarm).
+            Always there: reconciliation reads the realtime side from the DynamoDB serving
+            table, and has no Timestream reader, so a Timestream serving store is refused
+            (require_reconciliation: the stack raises) instead of deploying billing without
+            reconciliation or drift alarm.
 
 `--day auto`: a Glue trigger passes fixed arguments and cannot compute "yesterday", so both jobs
 take `auto` to mean yesterday in UTC at the time the job starts (a manual rerun passes
@@ -227,10 +229,27 @@ class GlueJobLogs(Construct):
             actions=list(LOG_ACTIONS), resources=resources))
 
 
+# The serving stores glue_jobs/reconcile.py reads the realtime side from (DynamoDB Query).
+RECONCILED_STORES = ("dynamodb",)
+
+
+def require_reconciliation(serving_store: str) -> None:
+    """Refuse a serving store the nightly reconciliation cannot read: reconciliation (and its
+    drift alarm) is never silently absent."""
+    if serving_store not in RECONCILED_STORES:
+        raise ValueError(
+            f"serving_store={serving_store} is refused: the nightly reconciliation "
+            "(glue_jobs/reconcile.py) reads the realtime side from the DynamoDB serving table and "
+            f"cannot read {serving_store}, so billing would deploy without reconciliation and "
+            "drift alarm. Deploy serving_store=dynamodb (the default; Timestream for "
+            "LiveAnalytics is closed to new AWS customers since 2025-06-20).")
+
+
 class NightlyBilling(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
                  logs_bucket: s3.IBucket, archive: RawArchive, serving: ServingStore,
                  topic: sns.ITopic) -> None:
+        require_reconciliation(serving.kind)
         super().__init__(scope, id)
         prefix = settings.prefix
         self.key = key
@@ -294,11 +313,7 @@ class NightlyBilling(Construct):
             actions=[glue.CfnTrigger.ActionProperty(
                 job_name=self.billing_job.ref, arguments={"--day": DAY_AUTO})])
 
-        self.reconcile_job: Optional[glue.CfnJob] = None
-        self.reconcile_role: Optional[iam.Role] = None
-        self.drift_alarm: Optional[cw.Alarm] = None
-        if serving.table is not None:
-            self._reconciliation(settings, archive, serving, topic)
+        self._reconciliation(settings, archive, serving, topic)
         self._failure_events(topic)
 
     # --- jobs -------------------------------------------------------------------------------
@@ -508,8 +523,7 @@ class NightlyBilling(Construct):
 
     @property
     def job_names(self) -> list[str]:
-        jobs = [self.billing_job] + ([self.reconcile_job] if self.reconcile_job else [])
-        return [job.name for job in jobs if job.name]
+        return [job.name for job in (self.billing_job, self.reconcile_job) if job.name]
 
     def _failure_events(self, topic: sns.ITopic) -> None:
         job = events.EventField.from_path("$.detail.jobName")

@@ -92,9 +92,7 @@ class OperationsDashboard(Construct):
                             description=description, metric=metric, threshold=threshold)
             for name, (description, metric, threshold) in new_alarms.items()
         }
-        all_alarms = [*alarms, *self.alarms.values()]
-        if billing.drift_alarm is not None:
-            all_alarms.append(billing.drift_alarm)
+        all_alarms = [*alarms, *self.alarms.values(), billing.drift_alarm]
 
         # --- widgets -------------------------------------------------------------------------
         def graph(title: str, left: Sequence[cw.IMetric], *,
@@ -124,7 +122,6 @@ class OperationsDashboard(Construct):
                                statistic="Maximum", period=GRAPH_PERIOD),
                            "sinklag": sink_lag},
             label="freshness lag estimate (ms)", period=GRAPH_PERIOD)
-        drift_threshold = DRIFT_THRESHOLD if billing.drift_alarm is not None else None
 
         rows: list[list[cw.IWidget]] = [
             [cw.TextWidget(
@@ -180,9 +177,9 @@ class OperationsDashboard(Construct):
             [graph("Reconciliation: drift (daily, ratio)",
                    [_labelled(NightlyBilling.total_drift_metric(), "TotalDrift"),
                     _labelled(NightlyBilling.worst_drift_metric(), "WorstDrift")],
-                   annotations=[cw.HorizontalAnnotation(value=drift_threshold,
-                                                        label="TotalDrift alarm")]
-                   if drift_threshold is not None else (), width=24)],
+                   annotations=[cw.HorizontalAnnotation(value=DRIFT_THRESHOLD,
+                                                        label="TotalDrift alarm")],
+                   width=24)],
         ]
         if firewall is not None:
             def waf(name: str) -> cw.Metric:

@@ -2,13 +2,18 @@
 `serving_store`), behind one interface: `env` (what functions/aggregate/serving and
 functions/query read), `grant_write` (sink) and `grant_read` (query).
 
-Timestream for LiveAnalytics (design default): database `<prefix>-serving`, table `aggregates`,
+DynamoDB is the default and the only store the stack deploys: the nightly reconciliation reads
+the realtime side from it, so ClickAggStack refuses `serving_store=timestream`
+(infra.constructs.billing.require_reconciliation). The Timestream branch is kept for the day the
+reconciliation can read Timestream; tests build it on this construct alone.
+
+Timestream for LiveAnalytics: database `<prefix>-serving`, table `aggregates`,
 KMS with the pipeline key. The memory store keeps `timestream_memory_retention_hours` (default
 48 h, so a 1d bucket still upserts in memory until it is final), the magnetic store
 `timestream_magnetic_retention_days`. Magnetic-store writes are on (a Flink replay writes
 buckets older than the memory window); records rejected asynchronously there are reported to an
 encrypted bucket. NOTE: Timestream for LiveAnalytics is closed to new AWS customers since
-2025-06-20; accounts without access deploy with `-c serving_store=dynamodb`.
+2025-06-20.
 
 DynamoDB: table `<prefix>-serving`, string keys pk/sk (common.serving_keys), TTL on `ttl` (1m
 rows and late counters), point-in-time recovery, KMS with the pipeline key. Capacity from
@@ -118,8 +123,8 @@ class ServingStore(Construct):
             Validations.of(resource).acknowledge(Acknowledgment(
                 id="CloudFormation-Validate::W3697",
                 reason="Timestream for LiveAnalytics is in maintenance mode (closed to new "
-                       "customers since 2025-06-20): it stays the design default for accounts "
-                       "that have it; others deploy with -c serving_store=dynamodb.",
+                       "customers since 2025-06-20): kept for accounts that have it, though "
+                       "the stack refuses it until reconciliation can read it.",
             ))
         self.timestream_database, self.timestream_table = database, table
         self.env = {"SERVING_STORE": "timestream", "TIMESTREAM_DATABASE": database.ref,

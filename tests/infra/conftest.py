@@ -56,8 +56,8 @@ CUSTOM = {
     "ingest_reserved_concurrency": 50,
     "powertools_layer_version": 41,
     "alarm_email": "oncall@example.com",
-    # aggregation (the custom app is also the serving_store=dynamodb app)
-    "serving_store": "dynamodb",
+    # aggregation (serving_store: dynamodb is the default and the only one the stack deploys;
+    # timestream is refused, see timestream_parts below)
     "aggregates_kinesis_mode": "provisioned",
     "aggregates_kinesis_shards": 3,
     "aggregates_retention_hours": 36,
@@ -81,7 +81,7 @@ CUSTOM = {
     "query_memory_mb": 256,
     "minute_ttl_s": 86400,
     "freshness_slots": 40,
-    "timestream_memory_retention_hours": 12,  # unused with dynamodb: see the construct test
+    "timestream_memory_retention_hours": 12,  # unused with dynamodb: see timestream_parts
     "timestream_magnetic_retention_days": 30,
     "iterator_age_alarm_ms": 120000,
     # archive
@@ -175,3 +175,34 @@ def profile_templates(profile_apps) -> dict[str, Template]:
 def all_templates(default_template, custom_template, profile_templates) -> dict[str, Template]:
     """Every variant the tests build: defaults, every setting changed, each profile."""
     return {"default": default_template, "custom": custom_template, **profile_templates}
+
+
+@pytest.fixture(scope="session")
+def timestream_parts() -> Template:
+    """The Timestream serving store with the sink and query Lambdas it is wired to, on a stack
+    of their own: the app refuses serving_store=timestream (no reconciliation can read it), so
+    these constructs are reachable only this way."""
+    from aws_cdk import Stack
+    from aws_cdk import aws_apigateway as apigw
+
+    from infra.constructs.aggregates_stream import AggregatesStream
+    from infra.constructs.buckets import AccessLogsBucket
+    from infra.constructs.click_stream import ClickStream
+    from infra.constructs.encryption import Encryption
+    from infra.constructs.query_api import QueryApi
+    from infra.constructs.serving_store import ServingStore
+    from infra.constructs.sink_function import SinkFunction
+    from infra.settings import StackSettings
+
+    settings = StackSettings(serving_store="timestream")
+    stack = Stack(App(context=cdk_json()["context"]), "TimestreamParts")
+    key = Encryption(stack, "Encryption", prefix=settings.prefix).key
+    store = ServingStore(stack, "Serving", settings=settings, key=key,
+                         logs_bucket=AccessLogsBucket(stack, "AccessLogs").bucket)
+    SinkFunction(stack, "Sink", settings=settings, key=key, store=store,
+                 stream=AggregatesStream(stack, "Aggregates", settings=settings, key=key).stream)
+    api = apigw.RestApi(stack, "Api")
+    QueryApi(stack, "Query", settings=settings, key=key, store=store, api=api,
+             v1=api.root.add_resource("v1"),
+             clicks_stream=ClickStream(stack, "Clicks", settings=settings, key=key).stream)
+    return Template.from_stack(stack)

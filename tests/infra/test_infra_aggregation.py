@@ -1,6 +1,8 @@
 """Template assertions on stream aggregation: aggregates stream, Flink application, serving store
-(default_template: Timestream; custom_template: DynamoDB + every setting changed), sink Lambda
-with its event source mapping and DLQ, query routes, alarms and the roles' IAM statements."""
+(default_template: DynamoDB on demand; custom_template: DynamoDB provisioned + every setting
+changed; timestream_parts: the Timestream store with the sink and query Lambdas on a stack of
+their own, since the app refuses serving_store=timestream), sink Lambda with its event source
+mapping and DLQ, query routes, alarms and the roles' IAM statements."""
 from __future__ import annotations
 
 import json
@@ -85,14 +87,33 @@ def test_aggregates_stream_from_context(custom_template):
 
 # --- serving store --------------------------------------------------------------------------
 
-def test_timestream_store_by_default(default_template):
-    database = only(default_template, "AWS::Timestream::Database")
+def test_dynamodb_store_by_default(default_template):
+    default_template.resource_count_is("AWS::Timestream::Database", 0)
+    default_template.resource_count_is("AWS::Timestream::Table", 0)
+    default_template.resource_count_is("AWS::DynamoDB::Table", 2)  # dedup + serving
+    default_template.has_resource_properties("AWS::DynamoDB::Table", {
+        "TableName": "clickagg-serving", "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY_ARN}})
+
+
+@pytest.mark.parametrize("store", ["timestream", " timestream "])  # -c strings are stripped
+def test_timestream_serving_store_is_refused_with_the_reason(app_factory, store):
+    """Reconciliation reads only DynamoDB: the app refuses Timestream instead of deploying
+    billing without reconciliation and drift alarm."""
+    with pytest.raises(ValueError, match=r"serving_store=timestream is refused: the nightly "
+                                         r"reconciliation .* cannot read timestream"):
+        app_factory(serving_store=store)
+
+
+def test_timestream_store_construct(timestream_parts):
+    template = timestream_parts
+    database = only(template, "AWS::Timestream::Database")
     assert database["DatabaseName"] == "clickagg-serving"
     assert database["KmsKeyId"]["Fn::GetAtt"][0].startswith("EncryptionKey")
-    table = only(default_template, "AWS::Timestream::Table")
+    table = only(template, "AWS::Timestream::Table")
     assert table["TableName"] == "aggregates"
     assert table["DatabaseName"] == {"Ref": logical_id(
-        default_template, "AWS::Timestream::Database", "ServingDatabase")}
+        template, "AWS::Timestream::Database", "ServingDatabase")}
     assert table["RetentionProperties"] == {"MemoryStoreRetentionPeriodInHours": "48",
                                             "MagneticStoreRetentionPeriodInDays": "365"}
     writes = table["MagneticStoreWriteProperties"]
@@ -101,11 +122,10 @@ def test_timestream_store_by_default(default_template):
     assert s3["EncryptionOption"] == "SSE_KMS"
     assert s3["KmsKeyId"]["Fn::GetAtt"][0].startswith("EncryptionKey")
     bucket_id = s3["BucketName"]["Ref"]
-    bucket = default_template.to_json()["Resources"][bucket_id]["Properties"]
+    bucket = template.to_json()["Resources"][bucket_id]["Properties"]
     [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    # DynamoDB holds only the dedup table
-    default_template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.resource_count_is("AWS::DynamoDB::Table", 0)
 
 
 def test_dynamodb_store_when_selected(custom_template):
@@ -135,7 +155,7 @@ def test_timestream_retention_from_context(cdk_config):
     from infra.constructs.serving_store import ServingStore
 
     stack = Stack(App(context=cdk_config["context"]), "Probe")
-    settings = StackSettings(timestream_memory_retention_hours=12,
+    settings = StackSettings(serving_store="timestream", timestream_memory_retention_hours=12,
                              timestream_magnetic_retention_days=30)
     ServingStore(stack, "Serving", settings=settings,
                  key=Encryption(stack, "Encryption", prefix="x").key,
@@ -147,17 +167,32 @@ def test_timestream_retention_from_context(cdk_config):
 
 # --- Lambda environments --------------------------------------------------------------------
 
-def test_sink_and_query_env_timestream(default_template):
-    database_ref = {"Ref": logical_id(default_template, "AWS::Timestream::Database",
-                                      "ServingDatabase")}
-    store_env = {"SERVING_STORE": "timestream", "TIMESTREAM_DATABASE": database_ref,
-                 "TIMESTREAM_TABLE": "aggregates"}
+def test_sink_and_query_env_defaults(default_template):
+    table_ref = {"Ref": logical_id(default_template, "AWS::DynamoDB::Table", "ServingTable")}
+    store_env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": table_ref,
+                 "FRESHNESS_SLOTS": "16"}
     sink = function(default_template, SINK_HANDLER)["Environment"]["Variables"]
     assert sink == {**store_env, "MINUTE_TTL_S": "691200", "POWERTOOLS_SERVICE_NAME": "sink",
                     "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
     query = dict(function(default_template, QUERY_HANDLER)["Environment"]["Variables"])
     assert "DashboardCdn" in json.dumps(query.pop("CORS_ALLOWED_ORIGINS"))  # the dashboard's origin
     stream_ref = {"Ref": logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")}
+    assert query == {**store_env, **AggregationSettings().to_env(),
+                     "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
+                     "POWERTOOLS_SERVICE_NAME": "query",
+                     "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
+
+
+def test_sink_and_query_env_timestream(timestream_parts):
+    database_ref = {"Ref": logical_id(timestream_parts, "AWS::Timestream::Database",
+                                      "ServingDatabase")}
+    store_env = {"SERVING_STORE": "timestream", "TIMESTREAM_DATABASE": database_ref,
+                 "TIMESTREAM_TABLE": "aggregates"}
+    sink = function(timestream_parts, SINK_HANDLER)["Environment"]["Variables"]
+    assert sink == {**store_env, "MINUTE_TTL_S": "691200", "POWERTOOLS_SERVICE_NAME": "sink",
+                    "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
+    query = dict(function(timestream_parts, QUERY_HANDLER)["Environment"]["Variables"])
+    stream_ref = {"Ref": logical_id(timestream_parts, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
                      "POWERTOOLS_SERVICE_NAME": "query",
@@ -400,17 +435,17 @@ def test_flink_role_trusts_managed_flink(default_template):
     assert "ManagedPolicyArns" not in role
 
 
-def test_sink_role_timestream(default_template):
-    statements = statements_of_role(default_template, "SinkRole")
+def test_sink_role_timestream(timestream_parts):
+    statements = statements_of_role(timestream_parts, "SinkRole")
     assert_no_wildcard_actions(statements)
     assert star_resource_actions(statements) == {
         "xray:PutTraceSegments", "xray:PutTelemetryRecords", "timestream:DescribeEndpoints"}
-    table = logical_id(default_template, "AWS::Timestream::Table", "ServingTable")
+    table = logical_id(timestream_parts, "AWS::Timestream::Table", "ServingTable")
     [write] = [s for s in statements if "timestream:WriteRecords" in as_list(s["Action"])]
     assert as_list(write["Action"]) == ["timestream:WriteRecords"]
     assert write["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     assert not any(a.startswith("dynamodb:") for a in actions_of(statements))
-    dlq = logical_id(default_template, "AWS::SQS::Queue", "SinkDlq")
+    dlq = logical_id(timestream_parts, "AWS::SQS::Queue", "SinkDlq")
     [send] = [s for s in statements if "sqs:SendMessage" in as_list(s["Action"])]
     assert send["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]}
 
@@ -429,12 +464,12 @@ def test_sink_role_dynamodb(custom_template):
     assert not any(a.startswith("timestream:") for a in actions_of(statements))
 
 
-def test_query_role_is_read_only(default_template, custom_template):
-    ts = statements_of_role(default_template, "QueryRole")
+def test_query_role_is_read_only(timestream_parts, custom_template):
+    ts = statements_of_role(timestream_parts, "QueryRole")
     assert_no_wildcard_actions(ts)
     assert {a for a in actions_of(ts) if a.startswith("timestream:")} == {
         "timestream:Select", "timestream:DescribeEndpoints"}
-    table = logical_id(default_template, "AWS::Timestream::Table", "ServingTable")
+    table = logical_id(timestream_parts, "AWS::Timestream::Table", "ServingTable")
     [select] = [s for s in ts if "timestream:Select" in as_list(s["Action"])]
     assert select["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     ddb = statements_of_role(custom_template, "QueryRole")
@@ -472,9 +507,9 @@ def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
 
 
 @pytest.mark.parametrize("template_fixture,role,packages,services", [
-    ("default_template", "SinkRole", ("aggregate/serving",), ("timestream-write",)),
+    ("timestream_parts", "SinkRole", ("aggregate/serving",), ("timestream-write",)),
     ("custom_template", "SinkRole", ("aggregate/serving",), ("dynamodb",)),
-    ("default_template", "QueryRole", ("query",), ("timestream-query",)),
+    ("timestream_parts", "QueryRole", ("query",), ("timestream-query",)),
     ("custom_template", "QueryRole", ("query",), ("dynamodb",)),
     ("default_template", "QueryRole", ("query",), ("cloudwatch",)),
     ("default_template", "ReconcileApiRole", ("query",), ("glue",)),

@@ -1,7 +1,7 @@
 """Nightly billing recompute + reconciliation: Glue jobs, workflow and triggers, catalog tables,
 security configuration, roles, failure events and the drift alarm.
-default_template: Timestream (billing only); custom_template: DynamoDB (+ reconciliation) and
-every billing setting changed."""
+default_template: cdk.json's defaults; custom_template: every billing setting changed. Both
+reconcile: the only serving store the stack deploys is DynamoDB, the one reconciliation reads."""
 from __future__ import annotations
 
 import ast
@@ -121,15 +121,29 @@ def test_job_arguments_are_the_ones_the_billing_job_reads(default_template, repo
     assert ours - glue_own <= set(names["REQUIRED"]) | set(names["OPTIONAL"])
 
 
-def test_no_reconciliation_with_timestream(default_template):
-    assert [v["Properties"]["Name"] for v in resources(default_template,
-                                                       "AWS::Glue::Job").values()] == [
-        "clickagg-billing"]
-    assert not [a for a in resources(default_template, "AWS::CloudWatch::Alarm").values()
-                if a["Properties"]["MetricName"] == "TotalDrift"]
+@pytest.mark.parametrize("variant", ["default", "custom", "small", "medium", "large"])
+def test_every_variant_reconciles(all_templates, variant):
+    """Reconciliation is never silently absent: job, trigger, drift table and alarm."""
+    template = all_templates[variant]
+    assert sorted(v["Properties"]["Name"].rsplit("-", 1)[1]
+                  for v in resources(template, "AWS::Glue::Job").values()) == [
+        "billing", "reconcile"]
+    assert [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"]["MetricName"] == "TotalDrift"]
+    assert {v["Properties"]["Type"] for v in resources(template, "AWS::Glue::Trigger")
+            .values()} == {"SCHEDULED", "CONDITIONAL"}
     tables = {v["Properties"]["TableInput"]["Name"]
-              for v in resources(default_template, "AWS::Glue::Table").values()}
-    assert tables == {"raw_clicks", "billing_hourly", "billing_flagged"}
+              for v in resources(template, "AWS::Glue::Table").values()}
+    assert tables == {"raw_clicks", "billing_hourly", "billing_flagged", "billing_drift"}
+
+
+def test_billing_refuses_a_store_reconciliation_cannot_read():
+    from infra.constructs.billing import RECONCILED_STORES, require_reconciliation
+
+    assert RECONCILED_STORES == ("dynamodb",)
+    require_reconciliation("dynamodb")
+    with pytest.raises(ValueError, match="timestream is refused.*serving_store=dynamodb"):
+        require_reconciliation("timestream")
 
 
 def test_reconcile_job_with_dynamodb(custom_template):
@@ -199,7 +213,7 @@ def test_workflow_schedule_and_conditional_reconciliation(custom_template):
 
 def test_default_schedule_is_0230_utc(default_template):
     [trigger] = [v["Properties"] for v in resources(default_template, "AWS::Glue::Trigger")
-                 .values()]
+                 .values() if v["Properties"]["Type"] == "SCHEDULED"]
     assert trigger["Schedule"] == "cron(30 2 * * ? *)" and trigger["Type"] == "SCHEDULED"
 
 

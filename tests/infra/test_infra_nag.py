@@ -1,5 +1,6 @@
-"""cdk-nag 3 AwsSolutions: the app synthesizes clean (defaults, serving_store=dynamodb, each
-capacity profile, WAF + CORS on), and every acknowledgement says why."""
+"""cdk-nag 3 AwsSolutions: the app synthesizes clean (defaults, each capacity profile, WAF + CORS
+on), and every acknowledgement says why. serving_store=timestream is refused before any check
+(test_infra_aggregation.py), so there is no Timestream variant here."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,7 @@ ACK_METADATA = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 
 
 NAG_VARIANTS = {
-    "default": {},  # Timestream serving store, no reconciliation job, no WAF, no CORS
-    "dynamodb": {"serving_store": "dynamodb"},  # + reconciliation job and its role
+    "default": {},  # DynamoDB serving store + reconciliation job, no WAF, no CORS
     "small": {"profile": "small"},  # provisioned tables + autoscaling, provisioned streams
     "medium": {"profile": "medium"},
     "large": {"profile": "large"},
@@ -107,15 +107,11 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
     }
     if not stack.settings.waf_enabled:
         expected.add("AwsSolutions-APIG3")  # no web ACL on the stage
-    if stack.serving.kind == "timestream":
-        expected.add("CloudFormation-Validate::W3697")  # the service's maintenance-mode warning
     archive = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<ArchiveBucket")}
     assert {r.split(".Arn>", 1)[1] for r in archive} == {"/raw/clicks/*]", "/errors/clicks/*]"}
     billing = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<BillingBucket")}
-    expected_billing = {"/billing*]"}
-    if stack.billing.reconcile_job is not None:  # serving_store=dynamodb
-        expected_billing |= {"/billing/hourly/*]", "/reconciliation/*]"}
-    assert {r.split(".Arn>", 1)[1] for r in billing} == expected_billing
+    assert {r.split(".Arn>", 1)[1] for r in billing} == {
+        "/billing*]", "/billing/hourly/*]", "/reconciliation/*]"}
     assert rules - archive - billing == expected
 
 
@@ -132,8 +128,7 @@ def test_star_resources_are_acknowledged_only_where_the_service_needs_them(nag_a
     where = {k.split(" ", 1)[0] for k in acknowledgements(nag_app)
              if k.endswith("AwsSolutions-IAM5[Resource::*]")}
     roles = {path.rsplit("/", 1)[0] for path in where}
-    # X-Ray on every function; the query role also cloudwatch:GetMetricData (/v1/quality)
-    expected = {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query", "ClickAgg/ReconcileApi"}
-    if nag_app.node.find_child("ClickAgg").billing.reconcile_job is not None:
-        expected.add("ClickAgg/Billing")  # cloudwatch:PutMetricData (namespace condition)
-    assert roles == expected
+    # X-Ray on every function; the query role also cloudwatch:GetMetricData (/v1/quality); the
+    # reconciliation job's cloudwatch:PutMetricData (namespace condition)
+    assert roles == {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query",
+                     "ClickAgg/ReconcileApi", "ClickAgg/Billing"}
