@@ -18,7 +18,7 @@ def up(argv) -> int:
     p.add_argument("--endpoint", default=None,
                    help="use this running emulator instead of starting moto (consumers resume)")
     p.add_argument("--state-dir", type=Path, default=StackOptions.state_dir,
-                   help="consumer positions, Flink input/checkpoints, logs (default: .local); "
+                   help="consumer positions, Flink checkpoints, logs (default: .local); "
                         "two stacks at once need two directories")
     args = p.parse_args(argv)
     stop = threading.Event()

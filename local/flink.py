@@ -1,14 +1,14 @@
 """The stream-aggregation hop locally: the Flink job in a PyFlink MiniCluster (its own venv and
-process, like Managed Flink is its own service) fed from the local clicks stream.
+process, like Managed Flink is its own service) on the job's real Kinesis connector, pointed at
+the emulator:
 
-  clicks stream --(FlinkFeed: this process)--> JSON files --(Flink filesystem source)-->
-  job --(debezium-json, PutRecords)--> aggregates stream --(local ESM)--> sink Lambda
+  clicks stream --(Kinesis source, per-shard positions in checkpoints)--> job
+  --(debezium-json, Kinesis sink)--> aggregates stream --(local ESM)--> sink Lambda
 
-The feed follows the job's lossless file protocol (aggregate.job.feed): one file in flight,
-published atomically, each batch sorted by event time (on AWS each Kinesis shard has its own
-split and watermark; one local file mixes shards, so sorting stands in for per-shard order).
-Positions are checkpointed after a file is published; a restart may re-publish a batch, which
-the job's click_id dedup absorbs.
+The job reads and writes the streams itself (`aggregate.job.local_runner`): nothing in this
+process sits between the clicks stream and the job. A fresh job reads the clicks stream from
+TRIM_HORIZON; a restarted one restores its newest retained checkpoint and resumes at the shard
+positions stored in it.
 """
 from __future__ import annotations
 
@@ -18,69 +18,34 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aggregate.job.feed import FeedStalled, write_batch
-from common.records import decode_click
-from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
-
 REPO = Path(__file__).resolve().parent.parent
 FLINK_PYTHON = REPO / ".venv-flink" / "bin" / "python"
-
-
-class FlinkFeed(BackgroundWorker):
-    def __init__(self, stream: str, input_dir: Path, state_dir: Path, page_limit: int = 2000):
-        self.input_dir = input_dir
-        self.checkpoints = Checkpoints(state_dir / f"flinkfeed-{stream}.json")
-        self.poller = ShardPoller(stream, self.checkpoints, limit=page_limit)
-        self.fed = 0
-        super().__init__("flink-feed")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                pages = self.poller.poll()
-            except Exception:  # emulator stopping during shutdown
-                self._stop.wait(1)
-                continue
-            if not pages:
-                self._stop.wait(0.2)
-                continue
-            clicks = sorted((decode_click(r["Data"]) for recs in pages.values() for r in recs),
-                            key=lambda c: c["event_time"])
-            while not self._stop.is_set():
-                try:
-                    write_batch(self.input_dir, clicks, ack_timeout_s=5)
-                    break
-                except FeedStalled:
-                    continue  # the job is starting or restarting: keep the batch, try again
-            else:
-                return
-            for shard_id, recs in pages.items():
-                self.checkpoints.save(shard_id, recs[-1]["SequenceNumber"])
-            self.fed += len(clicks)
 
 
 class LocalFlinkJob:
     """The job as a child process (process group of its own: stopped as one)."""
 
-    def __init__(self, input_dir: Path, checkpoint_dir: Path, out_stream: str, log_path: Path,
-                 settings: dict[str, str] | None = None, parallelism: int = 2):
-        self.input_dir, self.checkpoint_dir, self.out_stream = input_dir, checkpoint_dir, out_stream
-        self.log_path, self.settings, self.parallelism = log_path, settings or {}, parallelism
+    def __init__(self, clicks_stream: str, aggregates_stream: str, endpoint: str, checkpoint_dir: Path,
+                 log_path: Path, settings: dict[str, str] | None = None, parallelism: int = 2):
+        self.clicks_stream, self.aggregates_stream, self.endpoint = clicks_stream, aggregates_stream, endpoint
+        self.checkpoint_dir, self.log_path = checkpoint_dir, log_path
+        self.settings, self.parallelism = settings or {}, parallelism
         self._proc: subprocess.Popen | None = None
 
     def start(self, fresh: bool = True) -> "LocalFlinkJob":
         if not FLINK_PYTHON.exists():
             raise RuntimeError(f"{FLINK_PYTHON} missing: run `make setup` (PyFlink has its own venv)")
-        cmd = [str(FLINK_PYTHON), "-m", "aggregate.job.local_runner", "--input-dir", str(self.input_dir),
-               "--checkpoint-dir", str(self.checkpoint_dir), "--out-stream", self.out_stream,
+        cmd = [str(FLINK_PYTHON), "-m", "aggregate.job.local_runner",
+               "--clicks-stream", self.clicks_stream, "--aggregates-stream", self.aggregates_stream,
+               "--endpoint", self.endpoint, "--checkpoint-dir", str(self.checkpoint_dir),
                "--parallelism", str(self.parallelism)]
         cmd += [arg for k, v in self.settings.items() for arg in ("--set", f"{k}={v}")]
         if fresh:
             cmd.append("--fresh")
         env = {**os.environ, "PYTHONPATH": str(REPO / "functions")}
-        log = open(self.log_path, "ab")
-        self._log_offset = log.tell()
-        self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
+            self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
         return self
 
     def wait_ready(self, timeout_s: float = 180) -> float:

@@ -29,7 +29,7 @@ class Checkpoints:
 
 class BackgroundWorker:
     """A daemon thread running `_run` until `stop()`: the scaffolding every local consumer
-    (archiver, event source mapping, Flink feed) shares. `_run` checks `self._stop`."""
+    (archiver, event source mapping, Glue workflow runner) shares. `_run` checks `self._stop`."""
 
     def __init__(self, thread_name: str):
         self._stop = threading.Event()

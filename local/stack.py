@@ -16,7 +16,7 @@ from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
 from local.emf import EmfForwarder
 from local.esm import LocalEventSourceMapping
-from local.flink import FlinkFeed, LocalFlinkJob, flink_available
+from local.flink import LocalFlinkJob, flink_available
 from local.glue_workflow import GLUE_PYTHON, LocalGlueWorkflow
 from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
@@ -63,10 +63,12 @@ class StackOptions:
     endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
     archive: bool = True  # run the Firehose stand-in (clicks stream -> Parquet in S3)
     sink: bool = True  # run the sink Lambda on the aggregates stream
-    flink: bool = True  # run the Flink job (needs .venv-flink) and its feed
+    flink: bool = True  # run the Flink job (needs .venv-flink) on the clicks/aggregates streams
     glue: bool = True  # run billing workflow runs (POST /v1/reconcile) on local Spark (.venv-glue)
     flink_settings: dict = field(default_factory=lambda: {
-        "checkpoint_interval_ms": "2000",  # collect() releases rows per checkpoint: freshness
+        # short: a restore (fault test, restarted stack) replays at most ~2 s of clicks; freshness
+        # does not wait for checkpoints (the Kinesis sink is not transactional)
+        "checkpoint_interval_ms": "2000",
         "minibatch_latency_ms": "1000",
     })
 
@@ -87,7 +89,6 @@ class LocalStack:
         self.archiver: LocalArchiver | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
-        self.flink_feed: FlinkFeed | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def _set_env(self, env: dict[str, str]) -> None:
@@ -139,23 +140,21 @@ class LocalStack:
         return self
 
     def start_flink(self, fresh: bool) -> None:
-        """Start (or restart from its last checkpoint) the job and its feed."""
+        """Start the job on the stack's streams: fresh (from TRIM_HORIZON, old checkpoints
+        removed) or restored from its newest retained checkpoint (resumes at its shard positions)."""
         state = self.options.state_dir
-        input_dir, checkpoints = state / "flink-input", state / "flink-checkpoints"
+        checkpoints = state / "flink-checkpoints"
         if fresh:
-            shutil.rmtree(input_dir, ignore_errors=True)
             shutil.rmtree(checkpoints, ignore_errors=True)
-        self.flink_job = LocalFlinkJob(input_dir, checkpoints, self.names.aggregates_stream,
-                                       state / "flink.log", self.options.flink_settings).start(fresh=fresh)
-        if self.flink_feed is None:
-            self.flink_feed = FlinkFeed(self.names.clicks_stream, input_dir, state).start()
+        self.flink_job = LocalFlinkJob(self.names.clicks_stream, self.names.aggregates_stream, self.endpoint,
+                                       checkpoints, state / "flink.log",
+                                       self.options.flink_settings).start(fresh=fresh)
 
     def stop(self) -> None:
-        for worker in (self.glue_workflow, self.flink_feed, self.flink_job, self.sink_mapping,
-                       self.archiver, self.emf):
+        for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver, self.emf):
             if worker:
                 worker.stop()
-        self.flink_feed = self.flink_job = self.sink_mapping = self.archiver = None
+        self.flink_job = self.sink_mapping = self.archiver = None
         self.glue_workflow = self.emf = None
         for function in (self.ingest, self.query, self.sink, self.reconcile):
             function.emf = None

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     # a state directory of its own: the Ctrl-C test below runs a second stack meanwhile, and a
-    # fresh stack clears its directory's Flink input (which this stack's feed is writing to)
+    # fresh stack clears its directory's Flink checkpoints (which this stack's job is writing)
     with LocalStack(StackOptions(state_dir=tmp_path_factory.mktemp("stack-state"))) as s:
         yield s
 
