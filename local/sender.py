@@ -28,13 +28,16 @@ class SendReport:
 def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
               max_retries: int = 20, progress: bool = True, api_key: str | None = None,
               resend_rate: float = 0.0, seed: int = 5, deadline: float | None = None,
-              rate: float | None = None) -> SendReport:
-    """`resend_rate`: share of requests sent again whole after their response, as an SDK does
+              rate: float | None = None, report: SendReport | None = None) -> SendReport:
+    """`report`: fill this SendReport (and return it) instead of a new one, so another thread
+    can watch the load's progress while it runs (`report.outcomes["accepted"]` grows as each
+    response arrives; `report.seconds` is set at the end).
+    `resend_rate`: share of requests sent again whole after their response, as an SDK does
     when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
     `rate`: clicks/s to pace the requests at (batch i goes out at i * batch_size / rate s);
     None sends as fast as the API answers. Connection errors (API down or restarting) are
     retried like timeouts."""
-    report = SendReport()
+    report = SendReport() if report is None else report
     rng = random.Random(seed)
     lock = threading.Lock()
     local = threading.local()
