@@ -41,7 +41,8 @@ GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "
 # A new on-demand table is pre-warmed to this many writes/s; warm throughput only goes up.
 DYNAMODB_BASE_WARM_WRITES = 4_000
 _OPTIONAL = {"ingest_reserved_concurrency", "alarm_email", "profile", "dedup_min_wcu",
-             "dedup_max_wcu", "serving_min_wcu", "serving_max_wcu", "waf_rate_limit_per_5min"}
+             "dedup_max_wcu", "serving_min_wcu", "serving_max_wcu", "waf_rate_limit_per_5min",
+             "powertools_layer_version"}
 _STRINGS = {"prefix", "kinesis_mode", "hot_ad_salts", "alarm_email", "serving_store",
             "aggregates_kinesis_mode", "flink_app_zip", "archive_cold_storage_class", "profile",
             "ingest_dedup_mode", "dedup_capacity_mode", "serving_capacity_mode",
@@ -70,9 +71,10 @@ class StackSettings:
     hot_ad_salts: str = ""  # "ad-1:8,ad-7:4": hot ads spread over N partition keys
     ingest_memory_mb: int = 1024
     ingest_reserved_concurrency: Optional[int] = None  # None = unreserved account pool
-    # Public Powertools layer AWSLambdaPowertoolsPythonV3-python312-arm64:<version>.
-    # Check the Powertools docs for the version that ships requirements/lambda.txt's release.
-    powertools_layer_version: int = 38
+    # Public Powertools layer AWSLambdaPowertoolsPythonV3-python312-arm64. None: the layer of
+    # requirements/lambda.txt's release, by Powertools' public SSM parameter for that release
+    # (infra.constructs.python_function); an int pins that literal layer version instead.
+    powertools_layer_version: Optional[int] = None
     alarm_email: Optional[str] = None  # optional email subscription of the alarm topic
     # "per_click" (claim/confirm item per click_id). The planner's "per_request" lever
     # (Powertools idempotency per request) is not implemented: refused at synth.
@@ -174,10 +176,11 @@ class StackSettings:
             raise ValueError("kinesis_retention_hours must be within 24..8760")
         if not 128 <= self.ingest_memory_mb <= 10_240:
             raise ValueError("ingest_memory_mb must be within 128..10240")
-        for name in ("ingest_rate_limit", "ingest_burst_limit", "kinesis_shards", "dedup_ttl_s",
-                     "powertools_layer_version"):
+        for name in ("ingest_rate_limit", "ingest_burst_limit", "kinesis_shards", "dedup_ttl_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.powertools_layer_version is not None and self.powertools_layer_version < 1:
+            raise ValueError("powertools_layer_version must be >= 1 (or null: the pinned release)")
         if self.ingest_reserved_concurrency is not None and self.ingest_reserved_concurrency < 1:
             raise ValueError("ingest_reserved_concurrency must be >= 1 (or null)")
         _parse_salts(self.hot_ad_salts)  # the Lambda's own parser: reject what it would reject

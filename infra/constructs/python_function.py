@@ -2,6 +2,11 @@
 
 Code is `functions/` filtered to the packages the handler imports; third-party libraries
 (Powertools, pydantic) come from AWS's public Powertools layer, so the synth needs no Docker.
+The layer is the release requirements/lambda.txt pins: by default its ARN is Powertools'
+public SSM parameter for that release (`/aws/service/powertools/python/arm64/python3.12/<x.y.z>`,
+resolved by CloudFormation at deploy), because the layer's sequential version number is not
+published reliably per release (the docs' layer table has lagged releases by many versions).
+Context `powertools_layer_version` pins a literal layer version instead.
 Each function gets its own role (no AWS-managed policy) that may write only its own KMS-encrypted
 log group; callers add their data grants with named actions.
 
@@ -14,14 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+import re
+
+from aws_cdk import (Acknowledgment, CfnDynamicReference, CfnDynamicReferenceService, Duration,
+                     RemovalPolicy, Stack, Validations)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import FUNCTIONS_DIR
+from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.settings import StackSettings
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -49,10 +57,29 @@ def asset_exclude(*includes: str) -> list[str]:
     return patterns + ["**/__pycache__", "**/*.pyc"]
 
 
-def powertools_layer_arn(scope: Construct, version: int) -> str:
+POWERTOOLS_LAYER = "AWSLambdaPowertoolsPythonV3-python312-arm64"  # account 017000801446 (AWS)
+POWERTOOLS_SSM = "/aws/service/powertools/python/arm64/python3.12/{release}"
+LAMBDA_REQUIREMENTS = REPO_ROOT / "requirements" / "lambda.txt"
+
+
+def powertools_release() -> str:
+    """The aws-lambda-powertools version requirements/lambda.txt pins (what the code is tested
+    with locally)."""
+    found = re.findall(r"^aws-lambda-powertools(?:\[[^\]]*\])?==([0-9][0-9a-z.]*)\s*$",
+                       LAMBDA_REQUIREMENTS.read_text(), re.MULTILINE)
+    if len(found) != 1:
+        raise ValueError(f"{LAMBDA_REQUIREMENTS}: expected one aws-lambda-powertools==x.y.z pin")
+    return found[0]
+
+
+def powertools_layer_arn(scope: Construct, version: Optional[int]) -> str:
+    """The public layer of the pinned release (SSM, resolved at deploy), or layer `version`."""
+    if version is None:
+        return CfnDynamicReference(
+            CfnDynamicReferenceService.SSM,
+            POWERTOOLS_SSM.format(release=powertools_release())).to_string()
     region = Stack.of(scope).region
-    return (f"arn:aws:lambda:{region}:017000801446:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python312-arm64:{version}")
+    return f"arn:aws:lambda:{region}:017000801446:layer:{POWERTOOLS_LAYER}:{version}"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ CUSTOM = {
     "hot_ad_salts": "ad-1:8,ad-7:4",
     "ingest_memory_mb": 2048,
     "ingest_reserved_concurrency": 50,
-    "powertools_layer_version": 41,
+    "powertools_layer_version": 41,  # a literal layer version instead of the release's SSM
     "alarm_email": "oncall@example.com",
     # aggregation (serving_store: dynamodb is the default and the only one the stack deploys;
     # timestream is refused, see timestream_parts below)

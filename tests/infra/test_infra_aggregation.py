@@ -234,7 +234,8 @@ def test_new_functions_follow_the_ingest_conventions(default_template, handler):
     assert fn["Runtime"] == "python3.12" and fn["Architectures"] == ["arm64"]
     assert fn["TracingConfig"] == {"Mode": "Active"}
     assert "LogGroup" in fn["LoggingConfig"]
-    assert "AWSLambdaPowertoolsPythonV3-python312-arm64:38" in json.dumps(fn["Layers"])
+    assert fn["Layers"] == [
+        "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/3.37.0}}"]
 
 
 # --- sink event source mapping + DLQ --------------------------------------------------------

@@ -163,6 +163,7 @@ def test_from_context_without_context_gives_defaults():
     {"hot_ad_salts": "ad-1:0"},
     {"prefix": "Click_Agg"},
     {"ingest_reserved_concurrency": 0},
+    {"powertools_layer_version": 0},
     {"serving_store": "dynamo"},
     {"aggregates_kinesis_mode": "ondemand"},
     {"aggregates_retention_hours": 23},

@@ -112,8 +112,17 @@ def test_lambda_runtime_arch_tracing_and_layer(default_template):
     assert fn["MemorySize"] == 1024
     assert "ReservedConcurrentExecutions" not in fn
     assert "LogGroup" in fn["LoggingConfig"]
-    layer = json.dumps(fn["Layers"])
-    assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:38" in layer
+    # the layer of requirements/lambda.txt's Powertools release, by Powertools' SSM parameter
+    assert fn["Layers"] == [
+        "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/3.37.0}}"]
+
+
+def test_powertools_layer_follows_the_pinned_release(repo_root):
+    from infra.constructs.python_function import powertools_release
+
+    pins = [line for line in (repo_root / "requirements" / "lambda.txt").read_text().splitlines()
+            if line.startswith("aws-lambda-powertools")]
+    assert pins == [f"aws-lambda-powertools[parser,tracer]=={powertools_release()}"]
 
 
 def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_context):
