@@ -3,9 +3,12 @@ archiver) as fast as it sustains for a few minutes; report accepted clicks/s, en
 freshness p50/p95/p99 and CPU per process, to show which component saturates first.
 
     .venv/bin/python bench/pipeline.py [--seconds 120] [--concurrency 6] [--batch 100] [--rate R]
+    .venv/bin/python bench/pipeline.py --smoke     # ~1 min: a tiny paced load, same figures
 
 Without --rate it sends as fast as the stack accepts (throughput; freshness then measures the
 backlog). With --rate R (clicks/s, below saturation) it shows the pipeline's own latency.
+--smoke checks that the bench still runs end to end (tests/integration/test_bench_pipeline_smoke.py):
+it sends a small load whole (no time box) at a low rate; its figures mean little.
 
 Scaled down: moto server stands in for DynamoDB/Kinesis and is itself the slowest part (one
 Python process). The figures rank the local components; they are not AWS throughput.
@@ -23,12 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
 from local.freshness import FreshnessSampler, percentiles  # noqa: E402
+from local.readback import read_stream  # noqa: E402
 from local.loadgen import HOT_AD, LoadSpec, generate  # noqa: E402
 from local.sender import send_load  # noqa: E402
 from local.stack import LocalStack, StackOptions  # noqa: E402
 from common.config import IngestSettings  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+SMOKE = dict(seconds=15, rate=20.0, concurrency=2, batch=20)  # 300 distinct clicks, sent whole
 
 
 def proc_tree_cpu(root_pid: int) -> float:
@@ -59,31 +64,36 @@ def self_cpu() -> float:
     return t.user + t.system
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=int, default=120, help="how long to send")
     p.add_argument("--concurrency", type=int, default=6, help="concurrent HTTP clients")
     p.add_argument("--batch", type=int, default=100, help="clicks per request")
     p.add_argument("--rate", type=float, help="pace the sending at this many clicks/s (default: flat out)")
-    args = p.parse_args()
+    p.add_argument("--smoke", action="store_true",
+                   help=f"a short run to check the bench works: {SMOKE} (overrides those options)")
+    p.add_argument("--state-dir", type=Path, default=REPO / ".local" / "bench",
+                   help="consumer positions, Flink checkpoints and logs (default: .local/bench)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
     est_rate = int(args.rate) if args.rate else 400  # clicks generated per second; the sender stops at --seconds
     spec = LoadSpec(clicks=est_rate * args.seconds, ads=200, span_s=args.seconds, seed=99, duplicate_rate=0.02)
     load = generate(spec, end_ms=int(time.time() * 1000) + args.seconds * 1000 // 2)
     settings = IngestSettings(hot_ad_salts={HOT_AD: 4})
-    with LocalStack(StackOptions(settings=settings)) as stack:
-        print(f"stack up; Flink ready after {stack.flink_job.wait_ready():.0f}s", flush=True)
+    with LocalStack(StackOptions(settings=settings, state_dir=args.state_dir)) as stack:
+        print(f"stack up (state and logs in {args.state_dir}); Flink ready after "
+              f"{stack.flink_job.wait_ready():.0f}s", flush=True)
         sampler = FreshnessSampler(stack.names.serving_table, HOT_AD, interval_s=0.5).start()
         procs = {"moto server (DynamoDB+Kinesis emulator)": stack.moto._proc.pid,
                  "Flink job (driver + MiniCluster JVM)": stack.flink_job._proc.pid}
         cpu0 = {k: proc_tree_cpu(v) for k, v in procs.items()}
         own0, t0 = self_cpu(), time.monotonic()
-        stop_at = time.monotonic() + args.seconds
-        sends = []
-        for c in load.sends:  # time-box the load: only what fits in --seconds is sent
-            sends.append(c)
+        # time-box the load (only what fits in --seconds is sent); a smoke run sends all of it
+        stop_at = None if args.smoke else time.monotonic() + args.seconds
         result = {}
         sender = threading.Thread(target=lambda: result.update(r=send_load(
-            stack.api.url, sends, batch_size=args.batch, concurrency=args.concurrency, progress=False,
+            stack.api.url, load.sends, batch_size=args.batch, concurrency=args.concurrency, progress=False,
             deadline=stop_at, rate=args.rate)))
         sender.start()
         sender.join()
@@ -91,22 +101,27 @@ def main() -> None:
         report = result["r"]
         accepted = report.outcomes["accepted"]
         cpu = {k: proc_tree_cpu(v) - cpu0[k] for k, v in procs.items()}
-        cpu["local stack process (API, ingest + sink Lambdas, archiver, feed, sampler)"] = self_cpu() - own0
+        cpu["local stack process (API, ingest + sink Lambdas, archiver, sampler)"] = self_cpu() - own0
         # let the pipeline drain, then measure freshness of what was accepted
         hot = [(report.post_times[c["click_id"]], c["event_time"] - c["event_time"] % 60_000)
                for c in load.truth if c["ad_id"] == HOT_AD and c["click_id"] in report.post_times]
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + (120 if args.smoke else 300)
         while time.monotonic() < deadline and len(sampler.latencies(hot)) < len(hot):
             time.sleep(1)
         sampler.stop()
-        lat = percentiles(sampler.latencies(hot))
-        print(f"\nsent for {wall:.0f}s with {args.concurrency} clients x {args.batch}-click requests"
-              + (f", paced at {args.rate:g} clicks/s" if args.rate else ", flat out"))
-        print(f"accepted {accepted} clicks = {accepted / wall:.0f} clicks/s "
-              f"({report.outcomes['duplicate']} duplicates, {report.retries} retried items)")
+        visible = sampler.latencies(hot)
+        lat = percentiles(visible)
+        on_stream = sum(len(recs) for recs in read_stream(stack.names.clicks_stream).values())
+        mode = (f", paced at {args.rate:g} clicks/s" if args.rate else ", flat out") + (" (smoke run)" if args.smoke else "")
+        print(f"\nsent for {wall:.0f}s with {args.concurrency} clients x {args.batch}-click requests{mode}")
+        print(f"sent {len(report.sent_ids)} distinct clicks; accepted {accepted} clicks = {accepted / wall:.0f} clicks/s "
+              f"({report.outcomes['duplicate']} duplicates, {report.retries} retried items); "
+              f"clicks stream holds {on_stream} records")
         if lat:
-            print(f"freshness (posted -> visible in serving store, {HOT_AD}, {len(hot)} clicks): "
-                  f"p50 {lat['p50']:.1f}s  p95 {lat['p95']:.1f}s  p99 {lat['p99']:.1f}s")
+            print(f"freshness (posted -> visible in serving store, {HOT_AD}, {len(visible)} of {len(hot)} clicks "
+                  f"seen): p50 {lat['p50']:.1f}s  p95 {lat['p95']:.1f}s  p99 {lat['p99']:.1f}s")
+        else:
+            print(f"freshness: none of the {len(hot)} accepted {HOT_AD} clicks became visible in the serving store")
         print("CPU during the send (2 cores = 200%):")
         for name, secs in sorted(cpu.items(), key=lambda t: -t[1]):
             print(f"  {100 * secs / wall:5.0f}%  {name}")

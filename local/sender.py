@@ -22,6 +22,7 @@ class SendReport:
     connection_errors: int = 0
     http_status: Counter = field(default_factory=Counter)
     post_times: dict = field(default_factory=dict)  # click_id -> epoch s when first accepted
+    sent_ids: set = field(default_factory=set)  # click_ids of every item posted at least once
     seconds: float = 0.0
 
 
@@ -51,6 +52,8 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
             time.sleep(max(0.0, start + index * batch_size / rate - time.monotonic()))
         if deadline is not None and time.monotonic() > deadline:
             return  # time-boxed run (benchmarks): batches after the deadline are not sent
+        with lock:
+            report.sent_ids.update(item["click_id"] for item in batch)
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         pending, attempt = batch, 0
