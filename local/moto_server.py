@@ -1,4 +1,5 @@
-"""Start and stop moto server as a child process on 127.0.0.1 (a free port unless given)."""
+"""Start and stop moto server as a child process on 127.0.0.1 (a free port unless given), with
+its requests serialized (`local.moto_serial`: moto's Kinesis is not safe for concurrency)."""
 from __future__ import annotations
 
 import os
@@ -26,10 +27,12 @@ class MotoServer:
 
     def start(self, timeout_s: float = 30) -> "MotoServer":
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
-        moto_bin = Path(sys.executable).with_name("moto_server")
+        repo = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(repo), os.environ.get("PYTHONPATH"))))}
         self._proc = subprocess.Popen(
-            [str(moto_bin), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log, stderr=log, start_new_session=True,  # own group: killed as one on stop
+            [sys.executable, "-m", "local.moto_serial", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log, stderr=log, env=env, cwd=repo,
+            start_new_session=True,  # own group: killed as one on stop
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -3,14 +3,18 @@
 The oracle is written from the SPEC, not from the SQL: plain dicts and loops over the clicks in
 publish order (files in order, rows in file order).
 
-Watermark model. Flink's SQL watermark for `rowtime - INTERVAL 'd' SECOND` is
-max(rowtime seen) - d. With several source readers the watermark at the late decision is the
-minimum over readers, taken from watermarks emitted periodically, so it is only known to lie in
-[lower, upper] for a row r in file k:
-  upper(r) = max(event_time of files < k and of rows before r in file k) - d   (sequential read)
-  lower(r) = max(event_time of files <= k - LOWER_LAG_FILES) - d               (readers lag)
+Watermark model. The job reads the clicks from a Kinesis stream (4 shards, partition key ad_id);
+the test publishes one batch ("file") at a time, paced. Flink's SQL watermark for
+`rowtime - INTERVAL 'd' SECOND` is max(rowtime seen by a source subtask) - d, over all the shards
+that subtask reads, and the late decision sees the minimum over subtasks, so for a row r of
+batch k it is only known to lie in [lower, upper]:
+  upper(r) = max(event_time of batches <= k + LEAD_FILES) - d   (one of the subtask's shards is
+                                                                 read up to a fetch ahead)
+  lower(r) = max(event_time of batches <= k - LAG_FILES) - d    (a subtask lags)
 The generator places late clicks so that the late rule gives the same answer for both bounds
-(`Oracle` asserts it for every copy of every click), so the expected result is exact.
+(`oracle` asserts it for every copy of every click), so the expected result is exact. The tests
+keep the fetch size small against the pacing (`getrecords_max_records`) so that a shard cannot
+run LEAD_FILES batches ahead of another.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from typing import Any
 
 MINUTE = 60_000
 RESOLUTIONS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
-LOWER_LAG_FILES = 6
+LEAD_FILES = 4
+LAG_FILES = 12
 
 # 2024-03-10 23:15:00 UTC: the stream crosses a UTC day boundary (two 1d buckets)
 T0 = 1_710_112_500_000
@@ -155,17 +160,18 @@ def oracle(sc: Scenario) -> Expected:
     delay = sc.delay_s * 1000
     lateness = sc.lateness_s * 1000
     file_max: list[int] = []
+    for batch in sc.batches:  # running maximum of event time after each batch
+        top = max(c["event_time"] for c in batch)
+        file_max.append(top if not file_max else max(file_max[-1], top))
     seen_ids: set[str] = set()
     classification: dict[str, bool] = {}
     billable_keys: set[tuple[str, str, int]] = set()
     aggs: dict[tuple[str, int, str], dict[str, Any]] = {}
     late: dict[tuple[int, str], dict[str, Any]] = {}
-    prev_max: int | None = None
     for k, batch in enumerate(sc.batches):
-        lower = file_max[k - LOWER_LAG_FILES] - delay if k - LOWER_LAG_FILES >= 0 else None
-        running = prev_max
+        lower = file_max[k - LAG_FILES] - delay if k - LAG_FILES >= 0 else None
+        upper = file_max[min(k + LEAD_FILES, len(file_max) - 1)] - delay
         for c in batch:
-            upper = running - delay if running is not None else None
             minute = c["event_time"] - c["event_time"] % MINUTE
             edge = minute + MINUTE + lateness
             late_upper = upper is not None and upper >= edge
@@ -175,7 +181,6 @@ def oracle(sc: Scenario) -> Expected:
             if cid in classification:
                 assert classification[cid] == late_upper, f"copies of {cid} classify differently"
             classification[cid] = late_upper
-            running = c["event_time"] if running is None else max(running, c["event_time"])
             if cid in seen_ids:
                 continue  # duplicate: keep first
             seen_ids.add(cid)
@@ -206,9 +211,6 @@ def oracle(sc: Scenario) -> Expected:
                 if billable:
                     a["billable_clicks"] += 1
                     a["billable_cost_micros"] += c["cost_micros"]
-        file_max.append(max(c["event_time"] for c in batch) if prev_max is None
-                        else max(prev_max, max(c["event_time"] for c in batch)))
-        prev_max = file_max[-1]
     tops: dict[tuple[str, int], list[str]] = {}
     for res in ("1m", "1h"):
         per_bucket: dict[int, list[tuple[int, str]]] = defaultdict(list)
@@ -217,4 +219,4 @@ def oracle(sc: Scenario) -> Expected:
                 per_bucket[b].append((-a["clicks"], ad))
         for b, entries in per_bucket.items():
             tops[(res, b)] = [ad for _, ad in sorted(entries)[: sc.leaderboard_size]]
-    return Expected(aggs=aggs, tops=tops, late=late, max_event_time=prev_max or 0)
+    return Expected(aggs=aggs, tops=tops, late=late, max_event_time=file_max[-1])

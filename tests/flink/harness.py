@@ -1,4 +1,5 @@
-"""Drives the real local runner (subprocess) while feeding files, and materializes its output the
+"""Drives the real local runner (subprocess: the job on its Kinesis connector) against a moto
+server while publishing clicks to its clicks stream, and materializes the aggregates stream the
 way the downstream consumer does (plus a strict changelog replay), to compare with the oracle."""
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +16,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "functions"
 sys.path.insert(0, str(FUNCTIONS))
-
-from aggregate.job import feed  # noqa: E402
 
 VALUE_FIELDS_AGG = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros",
                     "max_event_time", "campaign_id", "advertiser_id")
@@ -116,28 +114,77 @@ class RunResult:
     records: list[dict]
     problems: list[str]
     converged_after_s: float | None
-    published: list[Path]
-    unacked_waits: int
     stderr: str
-    feed_seconds: float
+    publish_seconds: float
     returncode: int | None
     stop_seconds: float = 0.0
     total_seconds: float = 0.0
 
 
-class FileTail:
-    def __init__(self, path: Path):
-        self.path, self.pos, self.buf = path, 0, ""
-        path.touch()
+DEV_PYTHON = REPO / ".venv" / "bin" / "python"  # moto lives in the dev venv
+AWS_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing"}
 
-    def poll(self) -> list[dict]:
-        with open(self.path) as f:
-            f.seek(self.pos)
-            chunk = f.read()
-            self.pos = f.tell()
-        self.buf += chunk
-        *lines, self.buf = self.buf.split("\n")
-        return [json.loads(line) for line in lines if line]
+
+class Emulator:
+    """The project's emulator (local.moto_serial: moto server, requests serialized) on
+    127.0.0.1, with a boto3 Kinesis client."""
+
+    def __init__(self, log_path: Path):
+        import socket
+
+        import boto3
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not DEV_PYTHON.exists():
+            raise RuntimeError(f"{DEV_PYTHON} missing: run `make setup`")
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen([str(DEV_PYTHON), "-m", "local.moto_serial", "-p", str(port)],
+                                     env={**os.environ, **AWS_ENV, "PYTHONPATH": str(REPO)},
+                                     cwd=REPO, stdout=self.log, stderr=self.log)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.env = {**AWS_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+        self.client = boto3.client("kinesis", endpoint_url=self.endpoint, region_name="us-east-1",
+                                   aws_access_key_id="testing", aws_secret_access_key="testing")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client.list_streams()
+                break
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise
+                time.sleep(0.2)
+        self._streams = 0
+
+    def new_streams(self, clicks_shards: int = 4) -> tuple[str, str]:
+        """A fresh (clicks, aggregates) stream pair."""
+        self._streams += 1
+        names = (f"t{self._streams}-clicks", f"t{self._streams}-aggregates")
+        for name, shards in zip(names, (clicks_shards, 2)):
+            self.client.create_stream(StreamName=name, ShardCount=shards)
+            self.client.get_waiter("stream_exists").wait(
+                StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+        return names
+
+    def publish(self, stream: str, clicks: list[dict]) -> None:
+        """PutRecords in calls of <= 500, partition key ad_id (as ingest does), failed entries
+        re-sent in order until none fails."""
+        for i in range(0, len(clicks), 500):
+            pending = [{"Data": json.dumps(c).encode(), "PartitionKey": c["ad_id"]}
+                       for c in clicks[i:i + 500]]
+            while pending:
+                resp = self.client.put_records(StreamName=stream, Records=pending)
+                pending = [r for r, res in zip(pending, resp["Records"]) if "ErrorCode" in res]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
 
 
 class KinesisTail:
@@ -167,7 +214,7 @@ class KinesisTail:
 
 
 def stop_runner(proc: subprocess.Popen) -> None:
-    """SIGTERM (the runner cancels the job and flushes); the whole group is killed after 60 s."""
+    """SIGTERM (the runner cancels the job); the whole group is killed after 60 s."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -178,29 +225,46 @@ def stop_runner(proc: subprocess.Popen) -> None:
 
 
 class RunnerRig:
-    """The restart tests' local runner: input, checkpoint and output paths under `tmp`, the
-    runner's stderr in one file across runs, start / crash / wait for a checkpoint."""
+    """The local runner (`python -m aggregate.job.local_runner`) on a fresh pair of streams of
+    the session's emulator: checkpoints under `tmp`, the runner's stderr in one file across
+    runs, the aggregates stream tailed from TRIM_HORIZON; start / crash / wait for a checkpoint.
 
-    SETTINGS = ("--set", "leaderboard_size=3", "--set", "monitor_interval_ms=300",
-                "--set", "minibatch_latency_ms=500", "--set", "checkpoint_interval_ms=2000")
+    Test settings: leaderboards of 3 (entries enter and leave), checkpoints every 2 s."""
 
-    def __init__(self, tmp: Path):
-        self.inp, self.ck, self.out = tmp / "in", tmp / "ck", tmp / "out.jsonl"
-        self.inp.mkdir()
-        self.tail = FileTail(self.out)
+    SETTINGS = {"leaderboard_size": 3, "minibatch_latency_ms": 500, "checkpoint_interval_ms": 2000}
+
+    def __init__(self, tmp: Path, emulator: Emulator, overrides: dict[str, Any] | None = None):
+        self.emulator = emulator
+        self.clicks, self.aggregates = emulator.new_streams()
+        self.ck = tmp / "ck"
+        self.tail = KinesisTail(emulator.client, self.aggregates)
         self.err_path = tmp / "runner.stderr"
         self.err = open(self.err_path, "a")
-        self.env = {**os.environ, "PYTHONPATH": str(FUNCTIONS)}
+        self.env = {**os.environ, **emulator.env, "PYTHONPATH": str(FUNCTIONS)}
+        self.settings = {**self.SETTINGS, **(overrides or {})}
 
-    def start(self, fresh: bool, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    def start(self, fresh: bool, overrides: dict[str, Any] | None = None) -> tuple[subprocess.Popen, int]:
         """(the runner process, the stderr offset its output starts at)."""
         self.err.flush()
         offset = self.err_path.stat().st_size
-        cmd = [sys.executable, "-m", "aggregate.job.local_runner", "--input-dir", str(self.inp),
-               "--checkpoint-dir", str(self.ck), "--out-file", str(self.out), *self.SETTINGS, *extra]
+        cmd = [sys.executable, "-m", "aggregate.job.local_runner", "--clicks-stream", self.clicks,
+               "--aggregates-stream", self.aggregates, "--checkpoint-dir", str(self.ck)]
+        for k, v in {**self.settings, **(overrides or {})}.items():
+            cmd += ["--set", f"{k}={v}"]
         proc = subprocess.Popen(cmd + (["--fresh"] if fresh else []), env=self.env, stderr=self.err,
-                                stdout=subprocess.DEVNULL, start_new_session=True)
+                                stdout=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
         return proc, offset
+
+    def wait_submitted(self, proc: subprocess.Popen, offset: int, timeout_s: float = 180) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if " submitted" in self.err_path.read_text()[offset:]:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def publish(self, batch: list[dict]) -> None:
+        self.emulator.publish(self.clicks, batch)
 
     @staticmethod
     def crash(proc: subprocess.Popen) -> None:
@@ -210,10 +274,14 @@ class RunnerRig:
     def checkpoints(self) -> set[str]:
         return {str(p.parent) for p in self.ck.glob("*/chk-*/_metadata")}
 
-    def wait_for_checkpoint(self, timeout_s: float = 60) -> None:
+    def wait_for_checkpoint(self, after: set[str] = frozenset(), timeout_s: float = 60) -> bool:
+        """True once a checkpoint not in `after` completed."""
         deadline = time.monotonic() + timeout_s
-        while not self.checkpoints() and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while not (self.checkpoints() - after):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def log(self) -> str:
         return self.err_path.read_text()
@@ -222,9 +290,9 @@ class RunnerRig:
         self.err.close()
 
 
-def apply_until_converged(proc: subprocess.Popen, tail: "FileTail", m: Materialized, expected: Any,
+def apply_until_converged(proc: subprocess.Popen, tail: KinesisTail, m: Materialized, expected: Any,
                           timeout_s: float) -> list[str]:
-    """Apply the runner's output to `m` until it equals the oracle, the runner exits or the
+    """Apply the job's output to `m` until it equals the oracle, the runner exits or the
     timeout passes; the remaining differences (empty: converged)."""
     deadline = time.monotonic() + timeout_s
     problems = ["not yet"]
@@ -238,95 +306,68 @@ def apply_until_converged(proc: subprocess.Popen, tail: "FileTail", m: Materiali
 
 def run_local_runner(
     tmp: Path,
+    emulator: Emulator,
     batches: list[list[dict]],
     expected: Any,
     *,
-    overrides: dict[str, Any],
-    python: str = sys.executable,
-    emit: str = "files",
-    kinesis: tuple[Any, str, str] | None = None,  # (boto3 client, stream name, endpoint url)
+    overrides: dict[str, Any] | None = None,
+    pace_s: float = 0.5,
     converge_timeout_s: float = 240.0,
     quiet_s: float = 8.0,
 ) -> RunResult:
-    input_dir, ckpt = tmp / "in", tmp / "ckpt"
-    input_dir.mkdir()
-    cmd = [python, "-m", "aggregate.job.local_runner", "--input-dir", str(input_dir),
-           "--checkpoint-dir", str(ckpt), "--progress-s", "5", "--emit", emit]
-    env = {**os.environ, "PYTHONPATH": str(FUNCTIONS)}
-    if kinesis:
-        client, stream, endpoint = kinesis
-        cmd += ["--out-stream", stream]
-        env["AWS_ENDPOINT_URL"] = endpoint
-        tail: Any = KinesisTail(client, stream)
-    else:
-        out = tmp / "out.jsonl"
-        cmd += ["--out-file", str(out)]
-        tail = FileTail(out)
-    for k, v in overrides.items():
-        cmd += ["--set", f"{k}={v}"]
-    err_path = tmp / "runner.stderr"
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
-    published: list[Path] = []
-    feed_error: list[BaseException] = []
-    t_feed = [0.0]
-
-    def feeder() -> None:
-        t0 = time.monotonic()
-        try:
-            for batch in batches:
-                published.append(feed.write_batch(input_dir, batch, ack_timeout_s=180))
-        except BaseException as exc:
-            feed_error.append(exc)
-        t_feed[0] = time.monotonic() - t0
-
-    th = threading.Thread(target=feeder, daemon=True)
-    th.start()
+    """Start the job, publish the batches to its clicks stream one every `pace_s` while it
+    runs, and materialize its changelog until it equals the oracle and stays quiet."""
+    rig = RunnerRig(tmp, emulator, overrides)
+    proc, offset = rig.start(fresh=True)
     m = Materialized()
     records: list[dict] = []
     t_start = time.monotonic()
     converged_at = None
-    last_growth = time.monotonic()
+    publish_s = 0.0
     problems: list[str] = ["not started"]
+
+    def drain() -> int:
+        new = rig.tail.poll()
+        for rec in new:
+            records.append(rec)
+            m.apply(rec)
+        return len(new)
+
     try:
-        while True:
-            new = tail.poll()
-            if new:
+        if not rig.wait_submitted(proc, offset):
+            raise RuntimeError(f"job not submitted: {rig.log()[-3000:]}")
+        t0 = time.monotonic()
+        for i, batch in enumerate(batches):
+            rig.publish(batch)
+            drain()
+            time.sleep(max(0.0, t0 + (i + 1) * pace_s - time.monotonic()))
+        publish_s = time.monotonic() - t0
+        last_growth = time.monotonic()
+        while proc.poll() is None:
+            if drain():
                 last_growth = time.monotonic()
-                for rec in new:
-                    records.append(rec)
-                    m.apply(rec)
-            if proc.poll() is not None:
+            if converged_at is None:
+                problems = diff(m, expected)
+                if not problems:
+                    converged_at = time.monotonic() - t_start
+            elif time.monotonic() - last_growth > quiet_s:
+                break  # converged and quiet: nothing more is coming
+            if time.monotonic() - t0 > converge_timeout_s + publish_s:
                 break
-            if not th.is_alive():
-                if converged_at is None:
-                    problems = diff(m, expected)
-                    if not problems:
-                        converged_at = time.monotonic() - t_start
-                elif time.monotonic() - last_growth > quiet_s:
-                    break  # converged and quiet: nothing more is coming
-                if time.monotonic() - t_start > converge_timeout_s + t_feed[0]:
-                    break
-            time.sleep(0.25)
+            time.sleep(0.5)
     finally:
         t_stop = time.monotonic()
         stop_runner(proc)
+        rig.close()
     stop_seconds = time.monotonic() - t_stop
-    for rec in tail.poll():  # whatever the runner shipped while stopping
-        records.append(rec)
-        m.apply(rec)
-    if feed_error:
-        raise feed_error[0]
+    drain()  # whatever the sink flushed while stopping
     return RunResult(
         materialized=m,
         records=records,
         problems=diff(m, expected),
         converged_after_s=converged_at,
-        published=published,
-        unacked_waits=0,
-        stderr=err_path.read_text(),
-        feed_seconds=t_feed[0],
+        stderr=rig.log(),
+        publish_seconds=publish_s,
         returncode=proc.returncode,
         stop_seconds=stop_seconds,
         total_seconds=time.monotonic() - t_start,

@@ -1,21 +1,23 @@
 """Entry point of the click-aggregation job on Amazon Managed Service for Apache Flink (FLINK-1_20).
 
-Application package (zip staged by infra/constructs/aggregator.py; jar from ../pom.xml):
+Application package: `functions/aggregate/target/clickagg-flink-app.zip`, built by Maven
+(`make setup`; ../pom.xml + ../assembly.xml):
 
     aggregate/job/*.py          <- this file is `aggregate/job/main.py`
     common/*.py
-    lib/clickagg-flink-deps.jar  (flink-connector-kinesis 5.0.0-1.20, shaded; staged by infra/)
+    lib/clickagg-flink-deps.jar  (flink-connector-kinesis 4.3.0-1.19, shaded)
 
 Runtime properties:
     kinesis.analytics.flink.run.options: python = aggregate/job/main.py
                                          jarfile = lib/clickagg-flink-deps.jar
-    clickagg: see settings.JobSettings (environment=aws, aws_region, clicks_stream_arn,
-              aggregates_stream_arn, source_init_position, allowed_lateness_s, ...)
+    clickagg: see settings.JobSettings (aws_region, clicks_stream_arn, aggregates_stream_arn,
+              source_init_position, allowed_lateness_s, ...)
 
 On AWS the properties come from /etc/flink/application_properties.json and the service owns
-checkpointing and parallelism. Elsewhere (developer run against real AWS) the same file shape can
-be given via CLICKAGG_PROPERTIES and the connector jar via CLICKAGG_JAR (pipeline.jars), as in the
-aws-samples Python examples; for a fully local run use `aggregate.job.local_runner` instead.
+checkpointing and parallelism. Elsewhere (a developer run against real AWS) the same file shape
+can be given via CLICKAGG_PROPERTIES and the connector jar via CLICKAGG_JAR (pipeline.jars), as
+in the aws-samples Python examples; against the local emulator use `aggregate.job.local_runner`,
+which runs this same job with the emulator's endpoint and local checkpoints.
 """
 from __future__ import annotations
 
@@ -28,34 +30,34 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from aggregate.job import pipeline, sql  # noqa: E402
-from aggregate.job.settings import (  # noqa: E402
-    AWS_PROPERTIES_FILE,
-    ENV_AWS,
-    JobSettings,
-    load_properties,
-)
+from aggregate.job.settings import AWS_PROPERTIES_FILE, JobSettings, load_properties  # noqa: E402
+
+# `mvn package` output, for runs outside Managed Flink (the service adds `jarfile` itself)
+BUILT_JAR = _ROOT / "aggregate" / "target" / "clickagg-flink-deps.jar"
+
+
+def connector_jar_uri() -> str:
+    jar = Path(os.environ.get("CLICKAGG_JAR") or BUILT_JAR).resolve()
+    if not jar.is_file():
+        raise SystemExit(f"connector jar {jar} missing: build it with `make setup` "
+                         "(mvn -f functions/aggregate/pom.xml package)")
+    return jar.as_uri()
+
+
+def submit(settings: JobSettings, *, local: bool, extra: dict[str, str] | None = None):
+    """Plan the job (source, both stages, sink) and submit it; returns the TableResult."""
+    t_env = pipeline.create_table_env(settings, local=local, extra=extra)
+    pipeline.build_output(t_env, settings)
+    t_env.execute_sql(sql.sink_ddl(settings))
+    return t_env.execute_sql(sql.insert_dml())
 
 
 def main() -> None:
     on_aws = AWS_PROPERTIES_FILE.exists()
     props = load_properties(None if on_aws else os.environ.get("CLICKAGG_PROPERTIES"))
-    defaults = {"environment": ENV_AWS} if on_aws else {}
-    group = {**defaults, **props.get("clickagg", {})}
-    settings = JobSettings.from_properties({"clickagg": group})
-
-    extra: dict[str, str] = {}
-    if not on_aws:
-        jar = os.environ.get("CLICKAGG_JAR") or str(
-            _ROOT / "aggregate" / "target" / "clickagg-flink-deps.jar"  # mvn package output
-        )
-        if settings.environment == ENV_AWS:
-            extra["pipeline.jars"] = "file://" + os.path.abspath(jar)
-
-    t_env = pipeline.create_table_env(settings, local=not on_aws, extra=extra)
-    pipeline.build_output(t_env, settings)
-    connector = None if settings.environment == ENV_AWS else "print"
-    t_env.execute_sql(sql.sink_ddl(settings, connector=connector))
-    result = t_env.execute_sql(sql.insert_dml())
+    settings = JobSettings.from_properties(props)
+    extra = {} if on_aws else {"pipeline.jars": connector_jar_uri()}
+    result = submit(settings, local=not on_aws, extra=extra)
     if not on_aws:
         result.wait()  # on AWS the service keeps the job; the driver must return
 

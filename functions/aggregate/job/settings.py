@@ -33,7 +33,9 @@ class SettingsError(ValueError):
 class JobSettings:
     """Every tunable of the job. Defaults are the documented production defaults."""
 
-    environment: str = ENV_LOCAL  # "aws" (Kinesis in/out) or "local" (JSON files in, collect out)
+    # Both run the same source/sink DDL (Kinesis in, Kinesis out); "local" adds the emulator's
+    # endpoint (aws_endpoint) and lets the job configure its own checkpoints.
+    environment: str = ENV_AWS
 
     # --- semantics -------------------------------------------------------------------------
     allowed_lateness_s: int = 900  # a 1-minute bucket accepts clicks until watermark >= end + this
@@ -59,10 +61,9 @@ class JobSettings:
     aggregates_stream_arn: str | None = None
     source_init_position: str = "LATEST"
     source_init_timestamp: str | None = None  # ISO-8601 with offset, for AT_TIMESTAMP
-
-    # --- local source ----------------------------------------------------------------------
-    input_dir: str | None = None  # directory of JSON-lines files (see job/feed.py protocol)
-    monitor_interval_ms: int = 1000
+    getrecords_interval_ms: int = 200  # per-shard GetRecords pause (5 calls/s/shard is the AWS limit)
+    getrecords_max_records: int = 10000  # records per GetRecords (the AWS maximum)
+    aws_endpoint: str | None = None  # local only: the emulator's URL (e.g. moto server)
 
     # ---------------------------------------------------------------------------------------
     @property
@@ -147,7 +148,8 @@ def _validate(s: JobSettings) -> None:
         raise err("environment", f"must be {ENV_AWS!r} or {ENV_LOCAL!r}, got {s.environment!r}")
     positive = (
         "allowed_lateness_s", "repeat_window_s", "dedup_ttl_s", "leaderboard_size",
-        "minibatch_latency_ms", "minibatch_size", "checkpoint_interval_ms", "monitor_interval_ms",
+        "minibatch_latency_ms", "minibatch_size", "checkpoint_interval_ms", "getrecords_interval_ms",
+        "getrecords_max_records",
     )
     for key in positive:
         if getattr(s, key) <= 0:
@@ -168,24 +170,32 @@ def _validate(s: JobSettings) -> None:
     if s.checkpoint_interval_ms < 100:
         raise err("checkpoint_interval_ms", f"must be >= 100, got {s.checkpoint_interval_ms}")
 
-    if s.environment == ENV_AWS:
-        if not s.aws_region:
-            raise err("aws_region", "required when environment is 'aws'")
-        for key in ("clicks_stream_arn", "aggregates_stream_arn"):
-            arn = getattr(s, key)
-            if not arn:
-                raise err(key, "required when environment is 'aws'")
-            m = _STREAM_ARN.match(arn)
-            if not m:
-                raise err(key, f"not a Kinesis stream ARN: {arn!r}")
-            if m.group(1) != s.aws_region:
-                raise err(key, f"region {m.group(1)!r} differs from aws_region {s.aws_region!r}")
-        if s.clicks_stream_arn == s.aggregates_stream_arn:
-            raise err("aggregates_stream_arn", "must differ from clicks_stream_arn")
-        if s.source_init_position not in INIT_POSITIONS:
-            raise err("source_init_position", f"must be one of {INIT_POSITIONS}, got {s.source_init_position!r}")
-        if s.source_init_position == "AT_TIMESTAMP" and not s.source_init_timestamp:
-            raise err("source_init_timestamp", "required when source_init_position is AT_TIMESTAMP")
-    else:
-        if not s.input_dir:
-            raise err("input_dir", "required when environment is 'local'")
+    if not s.aws_region:
+        raise err("aws_region", "required")
+    for key in ("clicks_stream_arn", "aggregates_stream_arn"):
+        arn = getattr(s, key)
+        if not arn:
+            raise err(key, "required")
+        m = _STREAM_ARN.match(arn)
+        if not m:
+            raise err(key, f"not a Kinesis stream ARN: {arn!r}")
+        if m.group(1) != s.aws_region:
+            raise err(key, f"region {m.group(1)!r} differs from aws_region {s.aws_region!r}")
+    if s.clicks_stream_arn == s.aggregates_stream_arn:
+        raise err("aggregates_stream_arn", "must differ from clicks_stream_arn")
+    if s.source_init_position not in INIT_POSITIONS:
+        raise err("source_init_position", f"must be one of {INIT_POSITIONS}, got {s.source_init_position!r}")
+    if s.source_init_position == "AT_TIMESTAMP" and not s.source_init_timestamp:
+        raise err("source_init_timestamp", "required when source_init_position is AT_TIMESTAMP")
+    if s.environment == ENV_LOCAL and not s.aws_endpoint:
+        raise err("aws_endpoint", "required when environment is 'local' (the emulator's URL)")
+    if s.environment == ENV_AWS and s.aws_endpoint:
+        raise err("aws_endpoint", "only for environment 'local': on AWS the connector uses the regional endpoint")
+
+
+def stream_name(arn: str) -> str:
+    """The stream name of a Kinesis stream ARN (the 4.x connector addresses streams by name)."""
+    m = _STREAM_ARN.match(arn)
+    if not m:
+        raise SettingsError(f"not a Kinesis stream ARN: {arn!r}")
+    return m.group(3)

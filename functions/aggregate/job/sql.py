@@ -2,7 +2,7 @@
 
 Pipeline (all per-row logic in Flink SQL, no Python UDF):
 
-  clicks (source: Kinesis on AWS, JSON files locally)
+  clicks (source: the clicks Kinesis stream; locally the same on the emulator)
     STAGE 1 (translated with mini-batch OFF, see `pipeline.py` for why)
     -> Deduplicate keep-first by click_id (proctime; append-only; state TTL = dedup_ttl_s)
     -> classify: on_time = CURRENT_WATERMARK IS NULL OR CURRENT_WATERMARK < minute_end + lateness
@@ -44,7 +44,7 @@ from typing import Sequence
 
 from common.records import CLICK_RECORD_SCHEMA
 
-from .settings import ENV_AWS, JobSettings
+from .settings import JobSettings, stream_name
 
 SOURCE_TABLE = "clicks"
 CLASSIFIED_TABLE = "clicks_classified"
@@ -161,7 +161,8 @@ def _source_columns(s: JobSettings) -> str:
     cols += [
         "`rowtime` AS TO_TIMESTAMP_LTZ(`event_time`, 3)",
         "`proctime` AS PROCTIME()",
-        f"WATERMARK FOR `rowtime` AS `rowtime` - INTERVAL '{s.watermark_delay_s}' SECOND",
+        # made per shard inside the source (see source_options): rowtime - watermark_delay_s
+        "WATERMARK FOR `rowtime` AS SOURCE_WATERMARK()",
     ]
     return ",\n  ".join(cols)
 
@@ -173,41 +174,60 @@ _JSON_OPTIONS = {
 }
 
 
+def connection_options(s: JobSettings) -> dict[str, str]:
+    """Where the streams live: the only options in which AWS and the local emulator differ.
+
+    On AWS: the region (the service role's credentials). Locally: also the emulator's endpoint
+    and HTTP/1.1 for the sink's async client (its default, HTTP/2, needs TLS; the emulator is
+    plain HTTP). Credentials come from the default provider chain (the emulator's fake keys in
+    the environment) on both sides.
+    """
+    opts = {"aws.region": s.aws_region}
+    if s.aws_endpoint:
+        opts.update({"aws.endpoint": s.aws_endpoint, "aws.http.protocol.version": "HTTP1_1"})
+    return opts
+
+
 def source_options(s: JobSettings) -> dict[str, str]:
-    if s.environment == ENV_AWS:
-        opts = {
-            "connector": "kinesis",
-            "stream.arn": s.clicks_stream_arn,
-            "aws.region": s.aws_region,
-            "source.init.position": s.source_init_position,
-        }
-        if s.source_init_position == "AT_TIMESTAMP":
-            opts["source.init.timestamp"] = s.source_init_timestamp
-        return {**opts, **_JSON_OPTIONS}
-    return {
-        "connector": "filesystem",
-        "path": file_uri(s.input_dir),
-        "source.monitor-interval": f"{s.monitor_interval_ms} ms",
-        # no planning-time sampling of the files (it would open them: see feed.py's atime ack)
-        "source.report-statistics": "NONE",
-        **_JSON_OPTIONS,
+    """The clicks stream through `clickagg-kinesis`: the connector's `kinesis` source
+    (flink-connector-kinesis 4.3.0-1.19: FlinkKinesisConsumer, POLLING, per-shard sequence numbers
+    in checkpoints) with the event-time watermark made PER SHARD inside it (our factory in the
+    same jar, functions/aggregate/src/main/java): the connector's table source cannot take a SQL
+    watermark per shard, and one watermark over several shards judges a lagging shard's clicks
+    late against its siblings' progress."""
+    opts = {
+        "connector": "clickagg-kinesis",
+        "scan.watermark.event-time-field": "event_time",
+        "scan.watermark.delay": f"{s.watermark_delay_s} s",
+        "stream": stream_name(s.clicks_stream_arn),
+        **connection_options(s),
+        "scan.stream.initpos": s.source_init_position,
+        "scan.shard.getrecords.intervalmillis": str(s.getrecords_interval_ms),
+        "scan.shard.getrecords.maxrecordcount": str(s.getrecords_max_records),
+        # a shard without records this long stops holding the subtask's watermark back
+        "scan.shard.idle.interval": str(s.source_idle_timeout_ms),
+        # shards spread evenly over the source subtasks (the default hashes shard ids, which can
+        # leave a subtask without shards while another has several)
+        "scan.shard-assigner": "uniform",
     }
+    if s.source_init_position == "AT_TIMESTAMP":
+        opts["scan.stream.initpos-timestamp"] = s.source_init_timestamp
+    return {**opts, **_JSON_OPTIONS}
 
 
 def source_ddl(s: JobSettings, table: str = SOURCE_TABLE) -> str:
-    """The click source: Kinesis (AWS) or a monitored directory of JSON-lines files (local)."""
+    """The click source: the clicks Kinesis stream (on AWS and locally alike)."""
     return (
         f"CREATE TABLE `{table}` (\n  {_source_columns(s)}\n) WITH (\n  {_with(source_options(s))}\n)"
     )
 
 
-def sink_options(s: JobSettings, connector: str | None = None) -> dict[str, str]:
-    connector = connector or ("kinesis" if s.environment == ENV_AWS else "blackhole")
+def sink_options(s: JobSettings, connector: str = "kinesis") -> dict[str, str]:
     if connector == "kinesis":
         return {
             "connector": "kinesis",
-            "stream.arn": s.aggregates_stream_arn,
-            "aws.region": s.aws_region,
+            "stream": stream_name(s.aggregates_stream_arn),
+            **connection_options(s),
             "format": "debezium-json",
             "sink.partitioner-field-delimiter": "|",
         }
@@ -216,41 +236,13 @@ def sink_options(s: JobSettings, connector: str | None = None) -> dict[str, str]
     raise ValueError(f"unsupported sink connector {connector!r}")
 
 
-def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str | None = None) -> str:
-    """The one output table. AWS: Kinesis, debezium-json, partition key = ad_id.
-
-    Locally the runner collects `SELECT * FROM clickagg_output` instead (see local_runner.py);
-    `connector='blackhole'` is what the benchmark uses.
-    """
+def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str = "kinesis") -> str:
+    """The one output table: the aggregates Kinesis stream, debezium-json, partition key =
+    ad_id. `connector='blackhole'` is what the benchmark uses."""
     opts = sink_options(s, connector)
     cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
     partitioned = "PARTITIONED BY (`ad_id`)\n" if opts["connector"] == "kinesis" else ""
     return f"CREATE TABLE `{table}` (\n  {cols}\n)\n{partitioned}WITH (\n  {_with(opts)}\n)"
-
-
-def spool_sink_ddl(s: JobSettings, path: str, table: str = "clickagg_spool") -> str:
-    """LOCAL: the same changelog written by Flink's own debezium-json serializer into rolling
-    JSON-lines part files (committed atomically on checkpoints); the local runner ships them."""
-    roll_ms = max(500, s.checkpoint_interval_ms // 2)
-    opts = {
-        "connector": "filesystem",
-        "path": file_uri(path),
-        "format": "debezium-json",
-        "sink.rolling-policy.rollover-interval": f"{roll_ms} ms",
-        "sink.rolling-policy.check-interval": f"{max(200, roll_ms // 2)} ms",
-    }
-    cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
-    return f"CREATE TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"
-
-
-def file_uri(path: str | None) -> str:
-    if not path:
-        raise ValueError("input_dir is required for the local source")
-    if "://" in path:
-        return path
-    import os
-
-    return "file://" + os.path.abspath(path)
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -391,11 +383,6 @@ def insert_dml(sink: str = SINK_TABLE, view: str = OUTPUT_VIEW) -> str:
     return f"INSERT INTO `{sink}` ({cols})\nSELECT {cols} FROM {view}"
 
 
-def collect_query(view: str = OUTPUT_VIEW) -> str:
-    cols = ", ".join(f"`{c}`" for c in OUTPUT_COLUMN_NAMES)
-    return f"SELECT {cols} FROM {view}"
-
-
 def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] | None = None) -> str:
     """A plain table with the stage-2 input schema: lets stage 2 be planned/compiled on its own
     (tests compile it to check per-operator state TTLs)."""
@@ -404,7 +391,7 @@ def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] 
     return f"CREATE TABLE `{table}` (\n  " + ",\n  ".join(cols) + f"\n) WITH (\n  {_with(opts)}\n)"
 
 
-def all_statements(s: JobSettings, sink_connector: str | None = None) -> Sequence[str]:
+def all_statements(s: JobSettings, sink_connector: str = "kinesis") -> Sequence[str]:
     """Everything, for documentation / review (stage 1 shown as a view)."""
     return [
         source_ddl(s),
