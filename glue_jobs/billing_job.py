@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # local runs: make the glue_jobs package importable
@@ -38,18 +39,24 @@ OPTIONAL = ("day", "cutoff_hours", "repeat_window_s", "burst_threshold", "write_
             "allowed_lateness_s", "watermark_delay_s")
 
 
-def _yesterday() -> date:
-    return (datetime.now(timezone.utc) - timedelta(days=1)).date()
+def utc_now() -> datetime:
+    """The jobs' clock (an aware UTC datetime); entry points take a `now` callable defaulting to it."""
+    return datetime.now(timezone.utc)
+
+
+def _yesterday(now: Callable[[], datetime] = utc_now) -> date:
+    return (now().astimezone(timezone.utc) - timedelta(days=1)).date()
 
 
 def _truthy(value) -> bool:
     return str(value).strip().lower() not in ("false", "0", "no", "")
 
 
-def settings_from(args: dict) -> tuple[date, BillingSettings, bool]:
+def settings_from(args: dict, now: Callable[[], datetime] = utc_now) -> tuple[date, BillingSettings, bool]:
+    """`now`: the clock that resolves `--day auto` (yesterday, UTC)."""
     defaults = BillingSettings()
     # the nightly trigger passes "auto": Glue triggers cannot compute "yesterday"
-    day = date.fromisoformat(args["day"]) if args.get("day") not in (None, "", "auto") else _yesterday()
+    day = date.fromisoformat(args["day"]) if args.get("day") not in (None, "", "auto") else _yesterday(now)
     settings = BillingSettings(
         repeat_window_s=int(args.get("repeat_window_s") or defaults.repeat_window_s),
         burst_threshold=int(args.get("burst_threshold") or defaults.burst_threshold),
@@ -74,7 +81,7 @@ def parse_local(argv: list[str]) -> dict:
     return vars(p.parse_args(argv))
 
 
-def main_glue() -> dict:
+def main_glue(now: Callable[[], datetime] = utc_now) -> dict:
     from pyspark.context import SparkContext
 
     from glue_jobs.billing.run import run_day
@@ -82,7 +89,7 @@ def main_glue() -> dict:
     wanted = ["JOB_NAME", *REQUIRED] + [o for o in OPTIONAL if f"--{o}" in sys.argv]
     args = getResolvedOptions(sys.argv, wanted)
     args["day"] = requested_day(sys.argv) or args.get("day")
-    day, settings, write_flagged = settings_from(args)
+    day, settings, write_flagged = settings_from(args, now)
     glue = GlueContext(SparkContext.getOrCreate())
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
@@ -92,13 +99,13 @@ def main_glue() -> dict:
     return stats
 
 
-def main_local(argv: list[str] | None = None) -> dict:
+def main_local(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -> dict:
     from glue_jobs.billing.run import local_spark, run_day
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_local(argv)
     args["day"] = requested_day(argv) or args.get("day")
-    day, settings, write_flagged = settings_from(args)
+    day, settings, write_flagged = settings_from(args, now)
     spark = local_spark(master=args["master"], shuffle_partitions=args["shuffle_partitions"],
                         driver_memory=args["driver_memory"])
     stats = run_day(spark, args["raw_path"], args["out_path"], day, settings, write_flagged)

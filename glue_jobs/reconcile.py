@@ -46,8 +46,8 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
 
 DRIFT_THRESHOLD = 0.001
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
@@ -58,6 +58,12 @@ REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_
                   "explained_duplicates", "unexplained")
 METRICS_NAMESPACE = "ClickAgg"
 RECONCILIATION_PK = "R#reconciliation"  # = common.serving_keys.RECONCILIATION_PK (a test keeps them equal)
+
+
+def utc_now() -> datetime:
+    """The job's clock (an aware UTC datetime). `run` and `main` take a `now` callable defaulting
+    to it: it resolves `--day auto` and stamps the metrics and the published summary."""
+    return datetime.now(timezone.utc)
 
 
 # ---------------------------------------------------------------------------- pure core
@@ -263,7 +269,7 @@ def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESP
         import boto3
 
         cloudwatch = boto3.client("cloudwatch")
-    when = timestamp or datetime.now(timezone.utc)
+    when = timestamp or utc_now()
     data = [{"MetricName": name, "Value": float(summary[key]), "Unit": "None", "Timestamp": when,
              **({"Dimensions": dimensions} if dimensions else {})}
             for name, key in (("TotalDrift", "total_drift"), ("WorstDrift", "worst_drift"))]
@@ -291,7 +297,7 @@ def summary_item(summary: dict, finished_at: datetime, workflow_run_id: str | No
 def publish_summary(ddb, table: str, summary: dict, finished_at: datetime | None = None,
                     workflow_run_id: str | None = None) -> dict:
     """Put the day's summary where the query API reads the last reconciliation."""
-    item = summary_item(summary, finished_at or datetime.now(timezone.utc), workflow_run_id)
+    item = summary_item(summary, finished_at or utc_now(), workflow_run_id)
     ddb.put_item(TableName=table, Item=item)
     return item
 
@@ -299,29 +305,31 @@ def publish_summary(ddb, table: str, summary: dict, finished_at: datetime | None
 def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
         threshold: float = DRIFT_THRESHOLD, extra_ad_ids: Iterable[str] = (),
         cloudwatch=None, emit: bool = False, publish: bool = False,
-        workflow_run_id: str | None = None) -> dict:
+        workflow_run_id: str | None = None, now: Callable[[], datetime] = utc_now) -> dict:
     """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict;
-    `publish`: also put the summary into the serving table (for GET /v1/quality)."""
+    `publish`: also put the summary into the serving table (for GET /v1/quality). The metrics'
+    timestamp and the summary's finished-at time are `now()` at the end of the run."""
     batch_rows = read_batch_rows(out_path, day)
     ads = {r["ad_id"] for r in batch_rows} | leaderboard_ads(ddb, table, day) | set(extra_ad_ids)
     realtime_rows = realtime_hour_rows(ddb, table, ads, day)
     rows, summary = reconcile(batch_rows, realtime_rows, threshold)
     summary = {"day": day.isoformat(), **summary,
                "report": write_report(rows, summary, report_path, day)}
+    finished_at = now()
     if emit:
-        summary["metrics"] = emit_metrics(summary, cloudwatch)["MetricData"]
+        summary["metrics"] = emit_metrics(summary, cloudwatch, timestamp=finished_at)["MetricData"]
     if publish:
-        publish_summary(ddb, table, summary, workflow_run_id=workflow_run_id)
+        publish_summary(ddb, table, summary, finished_at=finished_at, workflow_run_id=workflow_run_id)
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -> dict:
     import boto3
 
     from glue_jobs.workflow_day import requested_day, workflow_run
 
     p = argparse.ArgumentParser(description="reconcile the billing recompute with the serving store")
-    p.add_argument("--day", default="auto", type=_parse_day, help="YYYY-MM-DD or auto (= yesterday UTC)")
+    p.add_argument("--day", default="auto", help="YYYY-MM-DD or auto (= yesterday UTC)")
     p.add_argument("--out-path", "--out_path", dest="out_path", required=True,
                    help="the billing job's --out-path")
     p.add_argument("--report-path", "--report_path", dest="report_path", required=True)
@@ -336,20 +344,22 @@ def main(argv: list[str] | None = None) -> dict:
     a.emit_metrics = str(a.emit_metrics).lower() in ("true", "1", "yes")
     a.publish = str(a.publish).lower() in ("true", "1", "yes")
     wanted = requested_day(argv)  # a run started by POST /v1/reconcile?day=D names its day
-    if wanted:
-        a.day = _parse_day(wanted)
+    try:
+        day = _parse_day(wanted or a.day, now)
+    except ValueError:
+        p.error(f"argument --day: {wanted or a.day!r} is not YYYY-MM-DD or auto")
     run_ids = workflow_run(argv)
-    summary = run(a.out_path, a.report_path, a.day, boto3.client("dynamodb"), a.table,
+    summary = run(a.out_path, a.report_path, day, boto3.client("dynamodb"), a.table,
                   threshold=a.threshold, emit=a.emit_metrics, publish=a.publish,
-                  workflow_run_id=run_ids[1] if run_ids else None)
+                  workflow_run_id=run_ids[1] if run_ids else None, now=now)
     print(json.dumps(summary, default=str))
     return summary
 
 
-def _parse_day(value: str) -> date:
+def _parse_day(value: str, now: Callable[[], datetime] = utc_now) -> date:
+    """YYYY-MM-DD, or auto / empty = yesterday (UTC) by the clock `now`."""
     if value in ("", "auto"):
-        from datetime import timedelta
-        return (datetime.now(timezone.utc) - timedelta(days=1)).date()
+        return (now().astimezone(timezone.utc) - timedelta(days=1)).date()
     return date.fromisoformat(value)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Callable
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -32,6 +33,15 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Clic
 tracer = Tracer(service="reconcile")
 app = APIGatewayRestResolver(cors=cors_config())
 DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# The handler's clock: which days are "in the future", "older than 90 days" or still partial
+# depends on it. Tests pin it (monkeypatch this attribute); in Lambda it is the real UTC clock.
+clock: Callable[[], datetime] = utc_now
 
 
 @lru_cache(maxsize=4)
@@ -61,7 +71,7 @@ def _not_found(exc: NotFoundError) -> Response:
 @tracer.capture_method
 def post_reconcile() -> Response:
     params = dict(app.current_event.query_string_parameters or {})
-    req = parse_reconcile(params, datetime.now(timezone.utc),
+    req = parse_reconcile(params, clock(),
                           int(os.environ.get("RECONCILE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS)),
                           int(os.environ.get("BILLING_CUTOFF_HOURS", DEFAULT_CUTOFF_HOURS)))
     workflow = os.environ["BILLING_WORKFLOW"]

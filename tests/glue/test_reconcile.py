@@ -182,14 +182,22 @@ def test_missing_batch_day_reads_as_empty(tmp_path):
 
 
 def test_glue_style_arguments_are_accepted(monkeypatch):
-    """Glue passes key/value pairs and its own --JOB_ID etc.; the nightly trigger says --day auto."""
-    from datetime import datetime, timedelta, timezone
-
+    """Glue passes key/value pairs and its own --JOB_ID etc.; the nightly trigger says --day auto,
+    which is yesterday by the job's clock (pinned here: 2 s before and at a year's end)."""
     import glue_jobs.reconcile as rec
+    from tests.clock import MONTH_END, Clock
 
     seen = {}
     monkeypatch.setattr(rec, "run", lambda out, report, day, ddb, table, **kw: seen.update(day=day, **kw) or {})
-    rec.main(["--day", "auto", "--out_path", "o", "--report_path", "r", "--table", "t",
-              "--emit_metrics", "true", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"])
-    assert seen["day"] == (datetime.now(timezone.utc) - timedelta(days=1)).date()
+    clock = Clock(MONTH_END)
+    argv = ["--day", "auto", "--out_path", "o", "--report_path", "r", "--table", "t",
+            "--emit_metrics", "true", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
+    rec.main(argv, now=clock.now)
+    assert seen["day"] == date(2026, 12, 30) and seen["now"]() == MONTH_END  # the run is stamped by it too
     assert seen["emit"] is True and seen["threshold"] == rec.DRIFT_THRESHOLD
+    rec.main(argv, now=clock.advance(2).now)
+    assert seen["day"] == date(2026, 12, 31)
+    rec.main(argv[:1] + ["2027-01-01"] + argv[2:], now=clock.now)  # an explicit day wins
+    assert seen["day"] == date(2027, 1, 1)
+    with pytest.raises(SystemExit):
+        rec.main(argv[:1] + ["2026-12-32"] + argv[2:], now=clock.now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import boto3
 import pytest
@@ -130,7 +130,7 @@ def test_one_period_covers_the_window():
 
 def test_ingest_counts_from_moto_cloudwatch_equal_what_was_put(aws):
     cw = boto3.client("cloudwatch")
-    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now = NOW
     rng = random.Random(5)
     truth = {"ClicksAccepted": 0, "ClicksDuplicate": 0, "ClicksRejected": 0}
     window_start = now - now % MIN - 30 * MIN
@@ -209,7 +209,7 @@ def test_summary_item_key_matches_the_query_sides_key_design():
 
 def test_quality_service_end_to_end_on_moto(ddb):
     cw = boto3.client("cloudwatch")
-    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now = NOW
     minute = now - now % MIN - 5 * MIN
     ddb.put_item(TableName=TABLE, Item={**{k: {"S": v} for k, v in late_key(minute, "ad-1").items()},
                                         "ld": {"N": "4"}})
@@ -289,13 +289,16 @@ def test_requested_day_reads_the_run_property(aws):
 def test_reconcile_handler_starts_a_workflow_run_with_the_day(aws, monkeypatch):
     from local.lambda_runtime import LambdaContext
     from query import reconcile_handler
+    from tests.clock import MONTH_END, Clock
     from tests.conftest import api_event
 
     glue = boto3.client("glue")
     glue.create_workflow(Name="clickagg-billing", MaxConcurrentRuns=1)
     monkeypatch.setenv("BILLING_WORKFLOW", "clickagg-billing")
+    clock = Clock(MONTH_END)  # 2026-12-31T23:59:58Z
+    monkeypatch.setattr(reconcile_handler, "clock", clock.now)
     reconcile_handler._glue.cache_clear()
-    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    yesterday = "2026-12-30"
 
     def post(query: str) -> tuple[int, dict]:
         event = api_event(None, path="/v1/reconcile", method="POST", query=query)
@@ -304,9 +307,20 @@ def test_reconcile_handler_starts_a_workflow_run_with_the_day(aws, monkeypatch):
 
     status, body = post(f"day={yesterday}")
     assert status == 202 and body["day"] == yesterday and body["status"] == "started"
+    assert body["partial_day"] is False  # past its end + the 2 h arrival cutoff
     props = glue.get_workflow_run_properties(Name="clickagg-billing", RunId=body["run_id"])
     assert props["RunProperties"] == {"day": yesterday}
     assert post("day=tomorrow")[0] == 400
+    # the month's (and year's) end by the handler's clock
+    assert post("day=2026-12-31")[1]["partial_day"] is True
+    status, body = post("day=2027-01-01")
+    assert status == 400 and "in the future" in body["error"]
+    clock.advance(2)  # 2027-01-01T00:00:00Z
+    assert post("day=2027-01-01")[1]["partial_day"] is True
+    assert post("day=2026-12-31")[1]["partial_day"] is True  # until 02:00, its arrival cutoff
+    clock.advance(2 * 3600)
+    assert post("day=2026-12-31")[1]["partial_day"] is False
+    assert post("day=2026-10-03")[0] == 202 and post("day=2026-10-02")[0] == 400  # 90 days back
     monkeypatch.setenv("BILLING_WORKFLOW", "no-such-workflow")
     status, body = post(f"day={yesterday}")
     assert status == 503 and "EntityNotFound" in body["error"]
@@ -324,9 +338,10 @@ def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
 
     monkeypatch.setenv("BILLING_WORKFLOW", "clickagg-billing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setattr(reconcile_handler, "clock", lambda: NOON)
     reconcile_handler._glue.cache_clear()
     client = reconcile_handler._glue(None)
-    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    yesterday = "2026-03-09"
     with Stubber(client) as stub:
         stub.add_client_error("start_workflow_run", service_error_code="ConcurrentRunsExceededException",
                               service_message="Concurrent runs exceeded", http_status_code=400,
