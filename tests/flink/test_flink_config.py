@@ -1,15 +1,10 @@
-"""Pure tests (no JVM): settings validation, generated SQL per environment, output encoding,
-the file-feeding protocol and the Kinesis writer's batching/retries."""
+"""Pure tests (no JVM): settings validation and the generated SQL on AWS and locally (the same
+DDL; only the connection options differ)."""
 from __future__ import annotations
-
-import json
-import os
-import threading
-import time
 
 import pytest
 
-from aggregate.job import feed, output, sql
+from aggregate.job import sql
 from aggregate.job.settings import JobSettings, SettingsError
 
 ARN_IN = "arn:aws:kinesis:eu-west-1:123456789012:stream/clickagg-clicks"
@@ -23,7 +18,8 @@ def aws(**kw) -> JobSettings:
 
 
 def local(**kw) -> JobSettings:
-    return JobSettings(input_dir="/tmp/in", **kw).validated()
+    return JobSettings.from_properties({"clickagg": {**AWS_GROUP, "environment": "local",
+                                                     "aws_endpoint": "http://127.0.0.1:5000", **kw}})
 
 
 # ------------------------------------------------------------------------------ settings
@@ -62,6 +58,9 @@ def test_from_properties_accepts_the_managed_flink_file_shape_and_coerces_string
     ("aggregates_stream_arn", ARN_IN, "clickagg.aggregates_stream_arn: must differ"),
     ("leaderbord_size", "5", "clickagg.leaderbord_size: unknown property"),
     ("environment", "prod", "clickagg.environment: must be"),
+    ("environment", "local", "clickagg.aws_endpoint: required when environment is 'local'"),
+    ("aws_endpoint", "http://127.0.0.1:5000", "clickagg.aws_endpoint: only for environment 'local'"),
+    ("getrecords_max_records", "0", "clickagg.getrecords_max_records: must be > 0"),
 ])
 def test_validation_errors_name_the_property(key, value, message):
     with pytest.raises(SettingsError) as e:
@@ -75,11 +74,11 @@ def test_dedup_ttl_must_cover_the_lateness_horizon():
         local(allowed_lateness_s=1740, dedup_ttl_s=1800)  # 60 + 1740 + 5 > 1800
 
 
-def test_aws_requires_region_and_streams_local_requires_input_dir():
+def test_region_and_streams_are_required_everywhere():
     with pytest.raises(SettingsError, match="clickagg.aws_region: required"):
         JobSettings.from_properties({"clickagg": {"environment": "aws"}})
-    with pytest.raises(SettingsError, match="clickagg.input_dir: required"):
-        JobSettings.from_properties({})
+    with pytest.raises(SettingsError, match="clickagg.clicks_stream_arn: required"):
+        JobSettings.from_properties({"clickagg": {"environment": "local", "aws_region": "eu-west-1"}})
 
 
 # ----------------------------------------------------------------------------------- SQL
@@ -92,34 +91,39 @@ def _options(ddl: str) -> dict[str, str]:
     return out
 
 
-def test_aws_source_ddl_is_the_kinesis_connector_with_watermark():
+SOURCE_COMMON = {
+    "connector": "clickagg-kinesis", "scan.watermark.event-time-field": "event_time",
+    "scan.watermark.delay": "5 s", "stream": "clickagg-clicks", "aws.region": "eu-west-1",
+    "scan.shard.getrecords.intervalmillis": "200", "scan.shard.getrecords.maxrecordcount": "10000",
+    "scan.shard.idle.interval": "60000", "scan.shard-assigner": "uniform", "format": "json",
+    "json.fail-on-missing-field": "false", "json.ignore-parse-errors": "true"}
+LOCAL_CONNECTION = {"aws.endpoint": "http://127.0.0.1:5000", "aws.http.protocol.version": "HTTP1_1"}
+
+
+def test_aws_source_ddl_is_the_kinesis_source_with_per_shard_watermarks():
     ddl = sql.source_ddl(aws())
-    assert _options(ddl) == {
-        "connector": "kinesis", "stream.arn": ARN_IN, "aws.region": "eu-west-1",
-        "source.init.position": "LATEST", "format": "json",
-        "json.fail-on-missing-field": "false", "json.ignore-parse-errors": "true"}
+    assert _options(ddl) == {**SOURCE_COMMON, "scan.stream.initpos": "LATEST"}
     assert "`rowtime` AS TO_TIMESTAMP_LTZ(`event_time`, 3)" in ddl
-    assert "WATERMARK FOR `rowtime` AS `rowtime` - INTERVAL '5' SECOND" in ddl
+    assert "WATERMARK FOR `rowtime` AS SOURCE_WATERMARK()" in ddl
     assert "`proctime` AS PROCTIME()" in ddl
     for col in ("click_id", "event_time", "cost_micros", "ingest_time", "source_ip"):
         assert f"`{col}` " in ddl
     at = _options(sql.source_ddl(aws(source_init_position="AT_TIMESTAMP",
                                      source_init_timestamp="2024-03-10T00:00:00.000Z")))
-    assert at["source.init.position"] == "AT_TIMESTAMP"
-    assert at["source.init.timestamp"] == "2024-03-10T00:00:00.000Z"
+    assert at["scan.stream.initpos"] == "AT_TIMESTAMP"
+    assert at["scan.stream.initpos-timestamp"] == "2024-03-10T00:00:00.000Z"
 
 
-def test_local_source_ddl_is_a_monitored_directory():
-    opts = _options(sql.source_ddl(local(monitor_interval_ms=500)))
-    assert opts["connector"] == "filesystem" and opts["path"] == "file:///tmp/in"
-    assert opts["source.monitor-interval"] == "500 ms"
-    assert opts["source.report-statistics"] == "NONE"  # planning must not open the files
-    assert opts["format"] == "json"
+def test_local_ddl_differs_from_aws_only_in_connection_options():
+    for make in (sql.source_ddl, sql.sink_ddl):
+        a, lo = _options(make(aws())), _options(make(local()))
+        assert lo == {**a, **LOCAL_CONNECTION}, make.__name__
+    assert sql.source_ddl(local()).split("WITH (")[0] == sql.source_ddl(aws()).split("WITH (")[0]
 
 
 def test_aws_sink_is_one_debezium_json_stream_partitioned_by_ad():
     ddl = sql.sink_ddl(aws())
-    assert _options(ddl) == {"connector": "kinesis", "stream.arn": ARN_OUT,
+    assert _options(ddl) == {"connector": "kinesis", "stream": "clickagg-aggregates",
                              "aws.region": "eu-west-1", "format": "debezium-json",
                              "sink.partitioner-field-delimiter": "|"}
     assert "PARTITIONED BY (`ad_id`)" in ddl
@@ -162,91 +166,6 @@ def test_stage_options_minibatch_only_in_stage_two_and_local_checkpoints():
     assert ex["execution.checkpointing.dir"] == "file:///tmp/ck"
     assert ex["parallelism.default"] == "3"
     assert "execution.checkpointing.interval" not in sql.execution_options(s, local=False)
-
-
-# ------------------------------------------------------------------------ output encoding
-def test_debezium_shape_and_partition_key():
-    vals = ["agg", "1m", 0, "ad-1"] + [None] * 7 + [3, None, None]
-    ins, ub = output.debezium_record("+U", vals), output.debezium_record("-U", vals)
-    assert ins == {"before": None, "after": dict(zip(sql.OUTPUT_COLUMN_NAMES, vals)), "op": "c"}
-    assert ub["op"] == "d" and ub["after"] is None and ub["before"]["version"] == 3
-    assert output.debezium_record("+I", vals) == ins
-    assert output.debezium_record("-D", vals) == ub
-    assert output.partition_key(ub) == "ad-1"
-    assert output.encode(ins).startswith(b'{"before":null,"after":{"kind":"agg"')
-
-
-class FakeKinesis:
-    def __init__(self, fail_pattern):
-        self.calls, self.fail_pattern, self.stored = [], fail_pattern, []
-
-    def put_records(self, StreamName, Records):
-        self.calls.append(len(Records))
-        fails = self.fail_pattern.pop(0) if self.fail_pattern else set()
-        res = []
-        for i, r in enumerate(Records):
-            if i in fails:
-                res.append({"ErrorCode": "ProvisionedThroughputExceededException"})
-            else:
-                self.stored.append(json.loads(r["Data"])["after"]["version"])
-                res.append({"SequenceNumber": "1", "ShardId": "s"})
-        return {"FailedRecordCount": len(fails), "Records": res}
-
-
-def test_kinesis_writer_batches_500_and_resends_only_failed_entries():
-    fake = FakeKinesis([{0, 7}, set(), {3}])
-    w = output.KinesisWriter("agg", client=fake, sleep=lambda s: None)
-    for v in range(1, 1201):
-        w.add(output.debezium_record("+I", ["agg", "1m", 0, "ad"] + [None] * 7 + [v, None, None]))
-    w.close()
-    assert sorted(fake.stored) == list(range(1, 1201))  # nothing lost, nothing doubled
-    assert fake.calls[:2] == [500, 2] and max(fake.calls) <= 500
-    assert w.written == 1200 and w.retried == 3
-
-
-def test_kinesis_writer_gives_up_after_max_attempts():
-    fake = FakeKinesis([{0}] * 10)
-    w = output.KinesisWriter("agg", client=fake, max_attempts=3, sleep=lambda s: None)
-    w.add(output.debezium_record("+I", ["agg", "1m", 0, "ad"] + [None] * 7 + [1, None, None]))
-    with pytest.raises(RuntimeError, match="still failing after 3"):
-        w.flush()
-
-
-# ------------------------------------------------------------------------- feed protocol
-CLICK = {"click_id": "c1", "ad_id": "a", "event_time": 1, "cost_micros": 5}
-
-
-def test_write_batch_publishes_atomically_in_sequence_and_waits_for_the_reader(tmp_path):
-    first = feed.write_batch(tmp_path, [CLICK])
-    assert first.name == "clicks-000000000001.jsonl"
-    assert os.stat(first).st_atime_ns == 0 and not feed.is_consumed(first)
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temp file left behind
-    done = []
-    t = threading.Thread(target=lambda: done.append(feed.write_batch(tmp_path, [CLICK])))
-    t.start()
-    time.sleep(0.3)
-    assert not done  # blocked: file 1 not opened by a reader yet
-    first.read_bytes()  # what a Flink reader does (relatime updates an atime of 0)
-    t.join(5)
-    assert done and done[0].name == "clicks-000000000002.jsonl"
-    rec = json.loads(first.read_text())
-    assert rec["click_id"] == "c1" and rec["user_id"] is None  # full schema, nulls explicit
-    assert feed.write_batch(tmp_path, []) is None
-
-
-def test_write_batch_raises_feed_stalled_and_publishes_nothing(tmp_path):
-    feed.write_batch(tmp_path, [CLICK])
-    with pytest.raises(feed.FeedStalled):
-        feed.write_batch(tmp_path, [CLICK], ack_timeout_s=0.2)
-    assert len(feed.published_files(tmp_path)) == 1
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-
-
-def test_write_batch_without_atime_spaces_publications(tmp_path):
-    feed.write_batch(tmp_path, [CLICK], ack="none")
-    t0 = time.monotonic()
-    feed.write_batch(tmp_path, [CLICK], ack="none", min_interval_s=0.5)
-    assert time.monotonic() - t0 >= 0.3
 
 
 def test_main_entry_point_imports_without_side_effects():

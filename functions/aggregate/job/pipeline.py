@@ -59,9 +59,10 @@ def build_output(t_env: Any, settings: JobSettings, *, source_ddl: str | None = 
     return build_output_in(t_env, settings)
 
 
-def explain(settings: JobSettings, *, source_ddl: str | None = None) -> dict[str, str]:
-    """EXPLAIN text of both stages (for tests and reviews)."""
-    t_env = create_table_env(settings, local=True)
+def explain(settings: JobSettings, *, source_ddl: str | None = None,
+            extra: dict[str, str] | None = None) -> dict[str, str]:
+    """EXPLAIN text of both stages (for tests and reviews); `extra` e.g. the connector jar."""
+    t_env = create_table_env(settings, local=True, extra=extra)
     _apply(t_env, sql.stage1_options(settings))
     t_env.execute_sql(source_ddl or sql.source_ddl(settings))
     stage1 = t_env.explain_sql(sql.classify_query(settings))

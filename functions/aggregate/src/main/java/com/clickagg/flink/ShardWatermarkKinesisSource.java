@@ -9,17 +9,23 @@ import org.apache.flink.table.connector.source.SourceFunctionProvider;
 import org.apache.flink.table.connector.source.abilities.SupportsSourceWatermark;
 import org.apache.flink.table.data.RowData;
 
-/** The connector's Kinesis source with a per-shard event-time watermark assigner set on it. */
+/**
+ * The connector's Kinesis source with a per-shard event-time watermark assigner set on it,
+ * kept from going idle before its first record ({@link StartupIdleGuard}).
+ */
 public class ShardWatermarkKinesisSource implements ScanTableSource, SupportsSourceWatermark {
 
     private final KinesisDynamicSource kinesis;
     private final int eventTimeIndex;
     private final long delayMs;
+    private final long maxStartupIdleMs;
 
-    public ShardWatermarkKinesisSource(KinesisDynamicSource kinesis, int eventTimeIndex, long delayMs) {
+    public ShardWatermarkKinesisSource(
+            KinesisDynamicSource kinesis, int eventTimeIndex, long delayMs, long maxStartupIdleMs) {
         this.kinesis = kinesis;
         this.eventTimeIndex = eventTimeIndex;
         this.delayMs = delayMs;
+        this.maxStartupIdleMs = maxStartupIdleMs;
     }
 
     @Override
@@ -35,7 +41,7 @@ public class ShardWatermarkKinesisSource implements ScanTableSource, SupportsSou
         FlinkKinesisConsumer<RowData> consumer =
                 (FlinkKinesisConsumer<RowData>) provider.createSourceFunction();
         consumer.setPeriodicWatermarkAssigner(new EventTimeWatermarks(eventTimeIndex, delayMs));
-        return SourceFunctionProvider.of(consumer, false);
+        return SourceFunctionProvider.of(new StartupIdleGuard<>(consumer, maxStartupIdleMs), false);
     }
 
     @Override
@@ -46,7 +52,7 @@ public class ShardWatermarkKinesisSource implements ScanTableSource, SupportsSou
     @Override
     public DynamicTableSource copy() {
         return new ShardWatermarkKinesisSource(
-                (KinesisDynamicSource) kinesis.copy(), eventTimeIndex, delayMs);
+                (KinesisDynamicSource) kinesis.copy(), eventTimeIndex, delayMs, maxStartupIdleMs);
     }
 
     @Override

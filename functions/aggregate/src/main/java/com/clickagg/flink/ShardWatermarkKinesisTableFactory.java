@@ -56,6 +56,11 @@ public class ShardWatermarkKinesisTableFactory implements DynamicTableSourceFact
                     .defaultValue(Duration.ZERO)
                     .withDescription("Watermark = max event time seen on a shard - this delay.");
 
+    /** The connector's own option (milliseconds without records before a shard is idle). */
+    static final String SHARD_IDLE_INTERVAL = "scan.shard.idle.interval";
+
+    static final long DEFAULT_MAX_STARTUP_IDLE_MS = 60_000L;
+
     private final KinesisDynamicTableFactory kinesis = new KinesisDynamicTableFactory();
 
     @Override
@@ -124,6 +129,10 @@ public class ShardWatermarkKinesisTableFactory implements DynamicTableSourceFact
                 context.isTemporary());
         KinesisDynamicSource source =
                 (KinesisDynamicSource) kinesis.createDynamicTableSource(kinesisContext);
-        return new ShardWatermarkKinesisSource(source, index, delayMs);
+        // the consumer's own idle interval also bounds how long a subtask that has read nothing
+        // may hold the watermark back after a start or restore
+        String idle = options.get(SHARD_IDLE_INTERVAL);
+        long maxStartupIdleMs = idle == null ? DEFAULT_MAX_STARTUP_IDLE_MS : Long.parseLong(idle.trim());
+        return new ShardWatermarkKinesisSource(source, index, delayMs, maxStartupIdleMs);
     }
 }
