@@ -156,15 +156,22 @@ def execution_options(s: JobSettings, *, local: bool) -> dict[str, str]:
 
 
 # -------------------------------------------------------------------------------------- DDL
-def _source_columns(s: JobSettings) -> str:
+def source_columns(s: JobSettings, watermark: str = "SOURCE_WATERMARK()") -> str:
+    """The click columns, rowtime/proctime and the watermark. On Kinesis the watermark is made
+    per shard inside the source (see source_options): rowtime - watermark_delay_s; a source
+    without that (the benchmark's bounded files) passes `watermark_expression(s)`."""
     cols = [f"`{name}` {_FLINK_TYPES[t]}" for name, t in CLICK_RECORD_SCHEMA.items()]
     cols += [
         "`rowtime` AS TO_TIMESTAMP_LTZ(`event_time`, 3)",
         "`proctime` AS PROCTIME()",
-        # made per shard inside the source (see source_options): rowtime - watermark_delay_s
-        "WATERMARK FOR `rowtime` AS SOURCE_WATERMARK()",
+        f"WATERMARK FOR `rowtime` AS {watermark}",
     ]
     return ",\n  ".join(cols)
+
+
+def watermark_expression(s: JobSettings) -> str:
+    """The SQL form of the per-shard watermark (`EventTimeWatermarks` in the jar)."""
+    return f"`rowtime` - INTERVAL '{s.watermark_delay_s}' SECOND"
 
 
 _JSON_OPTIONS = {
@@ -218,7 +225,7 @@ def source_options(s: JobSettings) -> dict[str, str]:
 def source_ddl(s: JobSettings, table: str = SOURCE_TABLE) -> str:
     """The click source: the clicks Kinesis stream (on AWS and locally alike)."""
     return (
-        f"CREATE TABLE `{table}` (\n  {_source_columns(s)}\n) WITH (\n  {_with(source_options(s))}\n)"
+        f"CREATE TABLE `{table}` (\n  {source_columns(s)}\n) WITH (\n  {_with(source_options(s))}\n)"
     )
 
 
