@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ class LocalFlinkJob:
         if fresh:
             cmd.append("--fresh")
         env = {**os.environ, "PYTHONPATH": str(REPO / "functions")}
+        self._started_at = time.time()
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()
             self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
@@ -50,8 +52,6 @@ class LocalFlinkJob:
 
     def wait_ready(self, timeout_s: float = 180) -> float:
         """Block until the driver reports the job submitted; returns seconds waited."""
-        import time
-
         t0 = time.monotonic()
         offset = self._log_offset
         while time.monotonic() - t0 < timeout_s:
@@ -63,6 +63,19 @@ class LocalFlinkJob:
                     return time.monotonic() - t0
             time.sleep(0.5)
         raise TimeoutError(f"Flink job not submitted after {timeout_s}s; see {self.log_path}")
+
+    def wait_checkpoint(self, timeout_s: float = 180) -> float:
+        """Block until the job completes a checkpoint after this start; returns seconds waited.
+        Flink triggers checkpoints only once every task runs, so this is the moment the Kinesis
+        source is reading ("submitted" comes several seconds earlier, while tasks deploy)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            if not self.running:
+                raise RuntimeError(f"Flink job exited; see {self.log_path}")
+            if any(m.stat().st_mtime >= self._started_at for m in self.checkpoint_dir.glob("*/chk-*/_metadata")):
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        raise TimeoutError(f"Flink job completed no checkpoint in {timeout_s}s; see {self.log_path}")
 
     @property
     def running(self) -> bool:

@@ -41,4 +41,6 @@ def test_bench_pipeline_smoke(tmp_path):
                      r"p50 [\d.]+s  p95 [\d.]+s  p99 [\d.]+s$", out, re.M), out
     cpu = re.findall(r"^ +\d+%  (.+)$", out, re.M)
     assert {c.split(" (")[0] for c in cpu} == {"moto server", "Flink job", "local stack process"}, out
-    assert re.search(r"^saturated first: .+$", out, re.M), out
+    assert re.search(r"^busiest process: .+$", out, re.M), out
+    assert re.search(r"^when the send ended: the job had written \d+ changelog rows to the aggregates stream "
+                     r"\([\d.]+ per accepted click\), the sink had been delivered \d+$", out, re.M), out
