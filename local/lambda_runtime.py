@@ -16,6 +16,19 @@ from dataclasses import dataclass, field
 API_RESOLVER_LOCK = threading.Lock()  # shared by every function built on a Powertools resolver
 
 
+def fresh_metrics(module) -> None:
+    """A new container starts with no metrics. In this process the handler module (and its
+    Powertools metrics object) outlives containers: earlier in-process use with metrics disabled
+    (tests) never flushed, and Powertools keeps what is never flushed, so the new container's
+    first flush would publish those values too (seen: /v1/quality counting a fuzz test's
+    rejected clicks). Clear every Powertools metrics object of the module."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics
+
+    for value in vars(module).values():
+        if isinstance(value, (Metrics, EphemeralMetrics)):
+            value.clear_metrics()
+
+
 @dataclass
 class LambdaContext:
     function_name: str
@@ -49,8 +62,10 @@ class LocalFunction:
 
     def invoke(self, event: dict) -> dict:
         with self._lock:
-            if self._fn is None:
-                self._fn = getattr(importlib.import_module(self._module_name), self._func_name)
+            if self._fn is None:  # cold start of this container
+                module = importlib.import_module(self._module_name)
+                fresh_metrics(module)
+                self._fn = getattr(module, self._func_name)
             self.invocations += 1
             if self.emf is None:
                 return self._fn(event, LambdaContext(self.name))

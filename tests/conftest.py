@@ -35,3 +35,10 @@ def api_event(body, path: str = "/v1/clicks", method: str = "POST", headers: dic
     hdrs = {"Content-Type": "application/json", "User-Agent": "sdk/1.0"} if headers is None else headers
     return build_event(method, path + (f"?{query}" if query else ""), hdrs, raw, source_ip,
                        resource or path, {})
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Tests run in random order (pytest-randomly, reseeding `random` per test too); `-q` hides the
+    plugin's header, so say how to replay this run's order."""
+    if config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"test order: -p randomly --randomly-seed={config.getoption('randomly_seed')}")

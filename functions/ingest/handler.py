@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.config import Config
 
 from common.config import IngestSettings
@@ -24,7 +24,11 @@ from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestServi
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
 
 logger = Logger(service="ingest")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
+# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
+# shared by every instance in the process, so where several handlers share a process (the
+# local stack, tests) one handler's flush published another's metrics under its own service
+# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
+metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
 tracer = Tracer(service="ingest")
 app = APIGatewayRestResolver(cors=cors_config())
 

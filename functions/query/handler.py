@@ -12,11 +12,11 @@ import os
 from functools import lru_cache
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
@@ -27,7 +27,11 @@ from query.store import make_store
 from query.windows import QueryError
 
 logger = Logger(service="query")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
+# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
+# shared by every instance in the process, so where several handlers share a process (the
+# local stack, tests) one handler's flush published another's metrics under its own service
+# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
+metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
 tracer = Tracer(service="query")
 app = APIGatewayRestResolver(cors=cors_config())
 

@@ -16,11 +16,11 @@ from functools import lru_cache
 from typing import Callable
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,7 +29,11 @@ from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, 
 from query.windows import QueryError
 
 logger = Logger(service="reconcile")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="reconcile")
+# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
+# shared by every instance in the process, so where several handlers share a process (the
+# local stack, tests) one handler's flush published another's metrics under its own service
+# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
+metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="reconcile")
 tracer = Tracer(service="reconcile")
 app = APIGatewayRestResolver(cors=cors_config())
 DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
