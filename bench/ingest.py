@@ -7,6 +7,8 @@ Both run in this process against moto's in-process mock (`mock_aws`), on the sam
 The ratio is the handler's own overhead; absolute numbers are the emulator's, not AWS's.
 
     .venv/bin/python bench/ingest.py [--batches 6] [--batch-size 500]
+    .venv/bin/python bench/ingest.py --smoke   # seconds: 3 batches of 50 (checks that it runs;
+                                               # the call counts are exact, the times are not the bench's)
 """
 from __future__ import annotations
 
@@ -106,7 +108,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--smoke", action="store_true", help="tiny input, seconds: --batches 3 --batch-size 50")
     args = p.parse_args()
+    if args.smoke:
+        args.batches, args.batch_size = 3, 50
+    if args.batches < 2:
+        p.error("--batches must be >= 2 (the first one is a warm-up)")
     names = ResourceNames()
     settings = IngestSettings()
     os.environ.update(settings.to_env())

@@ -1,0 +1,72 @@
+"""The benchmarks cannot rot: each runs in its --smoke mode (tiny input, seconds) as a subprocess,
+exits 0 and prints its figures. Checked: every figure is present and sane, and the figures that
+do not depend on the machine are exact (AWS calls per 1000 clicks, DynamoDB requests and items
+read per query). Times are never asserted on. bench/billing.py: tests/glue/test_bench_billing_smoke.py
+(it needs .venv-glue); bench/flink.py and bench/pipeline.py have their own."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+NUMBER = r"(\d+(?:\.\d+)?)"
+
+
+def run_bench(script: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # in-process moto only
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--smoke"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{script} --smoke exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_ingest_bench_smoke():
+    out = run_bench("ingest.py")
+    pure = re.search(rf"^pure handler logic \(parse, validate, encode; no AWS\): {NUMBER} us/click$", out, re.M)
+    assert pure and float(pure.group(1)) > 0, out
+    rounds = re.findall(rf"^\s*(bare boto3|handler): median\s+{NUMBER} ms per 50-click batch =\s+{NUMBER} us/click; "
+                        r"AWS calls per 1000 clicks: (.*)$", out, re.M)
+    assert [r[0] for r in rounds] == ["bare boto3", "handler", "bare boto3", "handler"], out
+    for name, ms, us, calls in rounds:
+        assert float(ms) > 0 and float(us) == pytest.approx(float(ms) * 1000 / 50, rel=0.01, abs=0.2), (name, ms, us)
+        # one conditional PutItem per click, one PutRecords per 50-click batch, one BatchWriteItem
+        # per 25 confirmed claims: the handler makes exactly the calls the bare baseline makes
+        assert dict((k, int(v)) for k, v in (c.rsplit(" ", 1) for c in calls.split(", "))) == {
+            "BatchWriteItem": 40, "PutItem": 1000, "PutRecords": 20}, (name, calls)
+    ratio = re.search(rf"^handler / bare = {NUMBER}x  \(moto in-process", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0, out
+
+
+def test_query_bench_smoke():
+    out = run_bench("query.py")
+    assert re.search(r"^query bench: 60 ads x 25 h of minute aggregates, M=5, ", out, re.M), out
+    header = "| query | n | p50 ms | p99 ms | DynamoDB requests | items read | merge CPU ms (p50) | exact | error bound |"
+    assert header in out.splitlines(), out
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 9 and cells[0] != "query":
+            rows[cells[0]] = cells
+    m = 5
+    # (DynamoDB requests, items read): the windows end 32 minutes into an hour (bench's `now`)
+    expected = {
+        "top last=5m": (2, 5 * m),              # one 1m partition (5 boards of M) + the freshness slots
+        "top last=1h": (3, 60 * m),             # no whole hour inside: 60 1m boards in two partitions
+        "top last=24h": (4, 23 * m + 60 * m),   # 23 whole hours from 1h boards + 60 edge minutes
+        "series ad-00000 1m x 24h": (2, 24 * 60),  # one series partition + the freshness slots
+    }
+    assert set(rows) == set(expected), out
+    for name, (requests, items) in expected.items():
+        _, n, p50, p99, req, read, merge, exact, bound = rows[name]
+        assert (int(req), int(read)) == (requests, items), (name, rows[name])
+        assert int(n) >= 1 and 0 <= float(p50) <= float(p99), (name, rows[name])
+        if name.startswith("top"):
+            assert float(merge) >= 0 and exact in ("True", "False") and int(bound) >= 0, (name, rows[name])
+        else:
+            assert (merge, exact, bound) == ("-", "-", "-"), (name, rows[name])
