@@ -35,7 +35,7 @@ $(GLUEENV)/.done: requirements/glue.txt
 	touch $@
 
 $(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py)
-	mvn -q -B -f functions/aggregate/pom.xml package
+	mvn -q -B -f functions/aggregate/pom.xml clean package  # clean: no class of a deleted source is shaded in
 
 node_modules/.done: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -6,6 +6,7 @@ account for every click exactly once (see harness.diff_either_way)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import datagen
 import harness
@@ -19,20 +20,23 @@ def test_crash_restore_counts_every_click_once(tmp_path, kinesis):
     rig = harness.RunnerRig(tmp_path, kinesis)
     m = harness.Materialized()
     proc, offset = rig.start(fresh=True)
-    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches), daemon=True)
+    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches, 1.0), daemon=True)
     try:
         assert rig.wait_submitted(proc, offset), rig.log()[-3000:]
         publisher.start()
         assert rig.wait_for_checkpoint(timeout_s=90), "run 1 completed no checkpoint"
         checkpoint_seen = rig.checkpoints()
-        for rec in rig.tail.poll():
-            m.apply(rec)
+        deadline = time.monotonic() + 60
+        while m.records == 0 and time.monotonic() < deadline:  # output of run 1 has arrived
+            for rec in rig.tail.poll():
+                m.apply(rec)
+            time.sleep(0.5)
         before = m.records
         rig.crash(proc)
         crashed_mid_stream = publisher.is_alive()  # clicks still arriving: records in flight
 
         proc, offset = rig.start(fresh=False)
-        publisher.join(120)
+        publisher.join(180)
         problems = harness.apply_until_converged(proc, rig.tail, m, expected, 180,
                                                  compare=harness.diff_either_way)
     finally:

@@ -11,7 +11,7 @@ import org.apache.flink.table.data.RowData;
 
 /**
  * The connector's Kinesis source with a per-shard event-time watermark assigner set on it,
- * kept from going idle before its first record ({@link StartupIdleGuard}).
+ * holding its watermark back until every shard has been read ({@link ShardAlignedKinesisConsumer}).
  */
 public class ShardWatermarkKinesisSource implements ScanTableSource, SupportsSourceWatermark {
 
@@ -40,8 +40,10 @@ public class ShardWatermarkKinesisSource implements ScanTableSource, SupportsSou
                 (SourceFunctionProvider) kinesis.getScanRuntimeProvider(context);
         FlinkKinesisConsumer<RowData> consumer =
                 (FlinkKinesisConsumer<RowData>) provider.createSourceFunction();
-        consumer.setPeriodicWatermarkAssigner(new EventTimeWatermarks(eventTimeIndex, delayMs));
-        return SourceFunctionProvider.of(new StartupIdleGuard<>(consumer, maxStartupIdleMs), false);
+        ShardAlignedKinesisConsumer<RowData> aligned =
+                ShardAlignedKinesisConsumer.from(consumer, maxStartupIdleMs);
+        aligned.setPeriodicWatermarkAssigner(new EventTimeWatermarks(eventTimeIndex, delayMs));
+        return SourceFunctionProvider.of(aligned, false);
     }
 
     @Override
