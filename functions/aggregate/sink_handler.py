@@ -12,7 +12,8 @@ import os
 import time
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
@@ -21,7 +22,8 @@ from aggregate.changes import BadChange, Change, decode_change
 from aggregate.serving import make_store
 
 logger = Logger(service="sink")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="sink")
+# EphemeralMetrics, as in the other handlers: Metrics shares its state across every instance
+metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="sink")
 tracer = Tracer(service="sink")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 

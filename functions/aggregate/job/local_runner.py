@@ -100,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from .main import connector_jar_uri, submit
 
+    stop = threading.Event()
+    submitted = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if not submitted.is_set():  # still planning/submitting (seconds): nothing to cancel
+            log(f"signal {signum} before the job was submitted: exiting")
+            sys.stderr.flush()
+            os._exit(0)
+        log(f"signal {signum}: cancelling")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     extra = {"pipeline.jars": connector_jar_uri()}
     restore = None if args.fresh else latest_checkpoint(settings.checkpoint_dir)
     if restore:
@@ -107,17 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"restoring from {restore}")
     result = submit(settings, local=True, extra=extra)
     job_client = result.get_job_client()
+    submitted.set()
     log(f"job {job_client.get_job_id() if job_client else '?'} submitted: "
         f"{args.clicks_stream} -> {args.aggregates_stream} at {args.endpoint}")
 
-    stop = threading.Event()
-
-    def on_signal(signum, _frame) -> None:
-        log(f"signal {signum}: cancelling")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     status = None
     while not stop.wait(1.0):
         status = job_status(job_client)
