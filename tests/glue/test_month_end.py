@@ -11,20 +11,17 @@ import time
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 from glue_jobs import billing_job
 from glue_jobs import reconcile as rc
-from glue_jobs.billing.transform import OUTPUT_COLUMNS, input_partitions
+from glue_jobs.billing.transform import input_partitions
 from tests.clock import FEBRUARY_END, MONTH_END, Clock, pin_kinesis_arrival
 from tests.glue.oracle import billing_oracle
 from tests.glue.scenario import DAY_MS, HOUR, Scenario
+from tests.glue.test_billing import keyed, read_day
 
 STREAM, BUCKET, TABLE = "month-end-clicks", "month-end-archive", "month-end-serving"
-METRICS = [c for c in OUTPUT_COLUMNS if c not in ("advertiser_id", "campaign_id", "ad_id", "hour",
-                                                   "hour_start_ms", "dt")]
 JOB_ARGS = ["--shuffle-partitions", "2"]
 
 
@@ -118,15 +115,6 @@ def world(request, spark, tmp_path_factory):
             "scenario": scenario, "root": root, "raw": raw, "out": out, "stats": stats}
 
 
-def read_day(out_path: str, table: str, day: date) -> list[dict]:
-    part = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
-    data = ds.dataset(f"{out_path}/{table}", format="parquet", partitioning=part)
-    return data.to_table(filter=ds.field("dt") == day.isoformat()).to_pylist()
-
-
-def keyed(rows) -> dict:
-    return {(r["advertiser_id"], r["campaign_id"], r["ad_id"], r["hour_start_ms"]): {m: r[m] for m in METRICS}
-            for r in rows}
 
 
 def gm_partition(ms: int) -> tuple[str, str]:
@@ -228,13 +216,9 @@ def test_reconcile_across_the_month_boundary(world, aws, tmp_path):
     import boto3
 
     from tests.glue.test_billing import simulated_stream
+    from tests.glue.test_reconcile import _serving_table
 
-    ddb = boto3.client("dynamodb")
-    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}])
+    ddb = _serving_table(TABLE)
     day, scenario = world["day"], world["scenario"]
     realtime = simulated_stream(scenario.rows, day)
     _put_realtime(ddb, realtime)

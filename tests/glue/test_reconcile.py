@@ -102,11 +102,11 @@ def test_serving_key_format_is_the_stores():
 TABLE = "clickagg-serving"
 
 
-def _serving_table():
+def _serving_table(name: str = TABLE):
     import boto3
 
     ddb = boto3.client("dynamodb")
-    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                            {"AttributeName": "sk", "AttributeType": "S"}],
                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
