@@ -8,6 +8,7 @@ import threading
 
 
 def up(argv) -> int:
+    import faulthandler
     from pathlib import Path
 
     from local.stack import LocalStack, StackOptions
@@ -23,6 +24,7 @@ def up(argv) -> int:
     args = p.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where a stop hangs
     try:
         options = StackOptions(api_port=args.port, moto_port=args.moto_port, endpoint=args.endpoint,
                                state_dir=args.state_dir)

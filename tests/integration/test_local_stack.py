@@ -48,14 +48,24 @@ def test_http_errors_have_status_and_reason(stack):
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'functions'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0", "--state-dir", str(tmp_path)],
-                            cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    err_path = tmp_path / "up.stderr"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0", "--state-dir",
+                                 str(tmp_path / "state")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=err, text=True, start_new_session=True)
     line = proc.stdout.readline()
     assert "AWS endpoint" in line, line
     moto_port = line.split("AWS endpoint ")[1].split()[0].rsplit(":", 1)[1]
     os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # say where it hangs (faulthandler in `local up`), then fail
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"`local up` did not stop within 30 s of Ctrl-C; its threads:\n{err_path.read_text()[-6000:]}")
+    assert proc.returncode == 0, err_path.read_text()[-3000:]
     assert "stopped" in proc.stdout.read()
     time.sleep(0.5)
     with pytest.raises(requests.ConnectionError):
