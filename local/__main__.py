@@ -24,6 +24,9 @@ def up(argv) -> int:
     args = p.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the stack even when started from a non-interactive shell's background job,
+    # which starts it with SIGINT ignored (Python then installs no KeyboardInterrupt handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where a stop hangs
     try:
         options = StackOptions(api_port=args.port, moto_port=args.moto_port, endpoint=args.endpoint,
