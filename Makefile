@@ -34,7 +34,7 @@ $(GLUEENV)/.done: requirements/glue.txt
 	$(GLUEPY) -m pip install -q -r requirements/glue.txt
 	touch $@
 
-$(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py)
+$(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py) $(shell find functions/aggregate/src -type f)
 	mvn -q -B -f functions/aggregate/pom.xml clean package  # clean: no class of a deleted source is shaded in
 
 node_modules/.done: package.json package-lock.json
