@@ -113,7 +113,7 @@ def diff_either_way(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
     job's watermark starts unknown (NULL: on time) until every shard of a source subtask has
     been read again. So: in each (minute, ad) cell holding such a click, counted + dropped must
     equal the oracle's counted + dropped (each click once); every aggregate, late counter and
-    leaderboard whose bucket holds no such cell must equal the oracle exactly."""
+    leaderboard (its top M) whose bucket holds no such cell must equal the oracle exactly."""
     problems: list[str] = []
     cells = set(exp.late)  # (minute, ad) cells with clicks the oracle drops as late
     for minute, ad in sorted(cells | {(k[1], k[2]) for k in m.late}):
@@ -133,7 +133,11 @@ def diff_either_way(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
     for k in sorted(set(got) | set(want)):
         if got.get(k) != want.get(k):
             problems.append(f"agg {k}: got {got.get(k)} want {want.get(k)}")
-    got_t = {k: v for k, v in m.tops().items() if not touched(*k)}
+    # after a restore an entry the lost output had pushed into a leaderboard may linger below the
+    # top M (its -D is never re-emitted; its stored count is not above its true one): readers
+    # take the top M, so the top M must be exact
+    m_size = RunnerRig.SETTINGS["leaderboard_size"]
+    got_t = {k: v[:m_size] for k, v in m.tops().items() if not touched(*k)}
     want_t = {k: v for k, v in exp.tops.items() if not touched(*k)}
     for k in sorted(set(got_t) | set(want_t)):
         if got_t.get(k) != want_t.get(k):
