@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -118,10 +119,16 @@ def test_dedup_capacity_modes_by_hand():
     wcu = 20_000
     on_demand = wcu * MONTH_S * 0.625 / 1e6
     provisioned = wcu / 0.7 * 730 * 0.00065
-    storage = c.monthly_usd - provisioned
+    # items: 10,000 claims/s x (86,400 s dedup_ttl_s + 86,400 s TTL-delete lag) = 1.728e9;
+    # x 250 B = 432e9 B = 402.33 GB (2^30 B); x ($0.25 storage + $0.20 PITR) = $181.05/month
+    storage_gb = 10_000 * (86_400 + 86_400) * 250 / 1024**3
+    assert c.metric("storage") == pytest.approx(storage_gb)
+    storage = storage_gb * (0.25 + 0.20)
+    assert storage == pytest.approx(181.05, abs=0.01)
     assert c.alternatives["on_demand"] == pytest.approx(on_demand + storage)
     assert c.alternatives["provisioned"] == pytest.approx(provisioned + storage)
     assert c.mode.endswith("provisioned")  # steady load: provisioned is ~2.4x cheaper
+    assert c.monthly_usd == pytest.approx(provisioned + storage)  # 13,557.14 + 181.05
     assert c.context["dedup_min_wcu"] == math.ceil(wcu * 0.5 / 0.7)
     assert c.context["dedup_max_wcu"] == math.ceil(wcu / 0.7)
     assert any("Table-level" in w for w in c.warnings) is False  # 20,000 < 40,000
@@ -186,12 +193,28 @@ def test_packing_changelog_rows_raises_parallelization_factor_instead_of_shards(
 
 
 def test_timestream_store_is_costed_from_its_own_lines():
-    p = plan(10_000, serving_store="timestream")
-    c = p.component("serving")
+    # Uniform popularity (ad_skew=0): distinct ads among n clicks = 1e6 x (1 - e^(-n / 1e6)).
+    ads = lambda n: 1e6 * -math.expm1(-n / 1e6)  # noqa: E731
+    c = plan(10_000, serving_store="timestream", ad_skew=0).component("serving")
     assert c.mode == "timestream"
-    assert {line.price_key for line in c.costs} == {
-        "timestream_writes", "timestream_memory_gb_hour", "timestream_magnetic_gb_month"}
-    assert c.monthly_usd == pytest.approx(c.alternatives["timestream"])
+    # writes: 4 resolutions x ads(20,000 clicks per 2 s mini-batch) = 4 x 19,801.3 / 2 s
+    # = 39,602.7 upserts/s, one 1 KB unit each (250 B record), x 2,628,000 s = 1.0408e11/month
+    writes = 4 * ads(20_000) / 2 * MONTH_S
+    # records a day adds: 1,440 1m buckets x ads(600,000) + 288 5m x ads(3e6) + 24 1h x ads(3.6e7)
+    # + 1 1d x ads(8.64e8) = 649.7M + 273.7M + 24.0M + 1.0M = 948.4M, 250 B each
+    per_day = 1_440 * ads(600_000) + 288 * ads(3e6) + 24 * ads(3.6e7) + ads(8.64e8)
+    assert per_day == pytest.approx(948.37e6, rel=1e-5)
+    memory_gb_hours = per_day * 48 / 24 * 250 / 1024**3 * 730  # 48 h in memory: 441.6 GB all month
+    magnetic_gb = per_day * 12 * 730 / 24 * 250 / 1024**3  # 12 months of records: 80,596 GB
+    expected = {"timestream_writes": (writes, writes * 0.50 / 1e6),  # $52,037.89
+                "timestream_memory_gb_hour": (memory_gb_hours, memory_gb_hours * 0.036),  # $11,605.78
+                "timestream_magnetic_gb_month": (magnetic_gb, magnetic_gb * 0.03)}  # $2,417.87
+    assert {line.price_key: (line.quantity, line.usd) for line in c.costs} == {
+        k: pytest.approx(v, rel=1e-9) for k, v in expected.items()}
+    total = sum(usd for _, usd in expected.values())
+    assert total == pytest.approx(66_061.54, abs=0.01)
+    assert c.monthly_usd == pytest.approx(total, rel=1e-9)
+    assert c.alternatives["timestream"] == pytest.approx(total, rel=1e-9)
 
 
 # --- Flink, Firehose, Glue -----------------------------------------------------------------------------
@@ -279,8 +302,32 @@ def test_json_round_trip_has_the_headline_numbers():
     import json
 
     d = json.loads(json.dumps(plan(10_000).to_dict()))
-    assert d["monthly_usd"] > 0 and d["usd_per_million_clicks"] > 0 and d["prices_as_of"]
-    assert {c["key"] for c in d["components"]} >= {"api", "dedup", "clicks_stream", "flink"}
+    raw_prices = json.loads((Path(planner.__file__).parent / "prices" / "us-east-1.json").read_text())
+    assert (d["region"], d["prices_as_of"]) == ("us-east-1", raw_prices["as_of"])
+    assert d["clicks_per_month"] == 10_000 * MONTH_S == 26_280_000_000
+    components = {c["key"]: c for c in d["components"]}
+    assert list(components) == ["api", "ingest_lambda", "dedup", "clicks_stream", "flink",
+                                "aggregates_stream", "sink_lambda", "serving", "firehose",
+                                "archive", "glue", "observability", "athena"]
+    assert [k for k, c in components.items() if not c["counted"]] == ["athena"]
+    requests = 200 * MONTH_S  # 525.6M: 10,000 clicks/s / 50 per request
+    by_hand = {
+        # 333M x $3.50 + 192.6M x $2.80 per M + 525.6M x (150 + 70 x 50 B) response = 1,786.7 GB x $0.09
+        "api": 333 * 3.50 + 192.6 * 2.80 + requests * 3_650 / 1024**3 * 0.09,  # 1,865.58
+        # 525.6M x $0.20 per M + 525.6M x 0.1 s x 1 GB x $0.0000133334
+        "ingest_lambda": requests * 0.20 / 1e6 + requests * 0.1 * 0.0000133334,  # 805.92
+        # 20,000 WCU/s / 0.7 x 730 h x $0.00065 + 402.33 GB x ($0.25 + $0.20)
+        "dedup": 20_000 / 0.7 * 730 * 0.00065 + 10_000 * 172_800 * 250 / 1024**3 * 0.45,  # 13,738.19
+        # 13 shards x 730 h x ($0.015 + $0.020 retention) + 26.28e9 PUT units x $0.014 per M
+        "clicks_stream": 13 * 730 * 0.035 + 26.28e9 * 0.014 / 1e6,  # 700.07
+        "glue": 10.8 * 730 / 24 * 0.44,  # 10.8 DPU-hours x 30.4 nights x $0.44: 144.54
+        "athena": 0.0,
+    }
+    assert {k: components[k]["monthly_usd"] for k in by_hand} == {
+        k: pytest.approx(round(v, 2), abs=1e-9) for k, v in by_hand.items()}
+    counted = [c["monthly_usd"] for c in d["components"] if c["counted"]]
+    assert d["monthly_usd"] == pytest.approx(sum(counted), abs=0.005 * len(counted))
+    assert d["usd_per_million_clicks"] == pytest.approx(d["monthly_usd"] / 26_280, abs=1e-4)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -293,8 +340,38 @@ def test_bad_inputs_are_refused(kwargs):
         plan(**kwargs)
 
 
-def test_other_region_prices_change_the_cost():
-    assert plan(10_000, region="eu-west-1").monthly_usd != pytest.approx(plan(10_000).monthly_usd)
+def test_other_region_prices_change_exactly_the_lines_they_price():
+    us, eu = plan(10_000), plan(10_000, region="eu-west-1")
+    # capacity/prices/eu-west-1.json differs from us-east-1 in: REST requests ($2.80 -> $3.19 per M
+    # from 333M to 1B), HTTP requests, DynamoDB on-demand writes, provisioned WCU-hours ($0.00065
+    # -> $0.000735), storage ($0.25 -> $0.283 per GB-month) and CloudWatch Logs ingestion ($0.50
+    # -> $0.57 per GB). Everything else costs the same.
+    for key in ("ingest_lambda", "clicks_stream", "flink", "aggregates_stream", "sink_lambda",
+                "firehose", "archive", "glue", "athena"):
+        assert eu.component(key).monthly_usd == pytest.approx(us.component(key).monthly_usd), key
+    # API: 525.6M requests, 192.6M of them in the second tier: 192.6 x ($3.19 - $2.80) = $75.11
+    api_delta = 192.6 * (3.19 - 2.80)
+    assert eu.component("api").monthly_usd - us.component("api").monthly_usd == pytest.approx(api_delta)
+    # dedup: 20,000 WCU/s / 0.7 x 730 h x $0.000085 + 402.33 GB x $0.033 = $1,772.86 + $13.28
+    dedup_delta = 20_000 / 0.7 * 730 * (0.000735 - 0.00065) + \
+        10_000 * 172_800 * 250 / 1024**3 * (0.283 - 0.25)
+    assert eu.component("dedup").monthly_usd - us.component("dedup").monthly_usd == \
+        pytest.approx(dedup_delta)
+    # serving, observability: same quantities, flat prices, so each line scales by its price ratio
+    ratio = {"ddb_provisioned_wcu_hour": 0.000735 / 0.00065, "ddb_storage_gb_month": 0.283 / 0.25,
+             "cw_logs_ingest_gb": 0.57 / 0.50}
+    changed = {"serving": {"ddb_provisioned_wcu_hour", "ddb_storage_gb_month"},
+               "observability": {"cw_logs_ingest_gb"}}
+    line_deltas = 0.0
+    for key in ("serving", "observability"):
+        us_lines, eu_lines = us.component(key).costs, eu.component(key).costs
+        assert [(line.price_key, line.quantity) for line in eu_lines] == [
+            (line.price_key, pytest.approx(line.quantity)) for line in us_lines]
+        assert {line.price_key for line in us_lines} & set(ratio) == changed[key]
+        for u, e in zip(us_lines, eu_lines):
+            assert e.usd == pytest.approx(u.usd * ratio.get(u.price_key, 1.0)), (key, u.item)
+            line_deltas += e.usd - u.usd
+    assert eu.monthly_usd - us.monthly_usd == pytest.approx(api_delta + dedup_delta + line_deltas)
 
 
 # --- freshness slots (serving table hot-key relief) ------------------------------------------------
