@@ -134,9 +134,23 @@ def test_partition_key_salting_is_stable_and_bounded():
 
 
 def test_record_roundtrip_has_exactly_the_schema_fields():
-    rec = {k: None for k in CLICK_RECORD_SCHEMA} | {"click_id": "é", "extra": 1}
+    rec = {"extra": 1, "source_ip": "203.0.113.9", "click_id": "é", "ad_id": "a1",
+           "campaign_id": "k1", "advertiser_id": "v1", "user_id": "u1", "event_time": NOW - 1000,
+           "cost_micros": 250_000, "ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11)",
+           "ingest_time": NOW, "request_id": "r-1"}  # no referrer; an unknown key; shuffled
     data = encode_click(rec)
-    assert b" " not in data and set(decode_click(data)) == set(CLICK_RECORD_SCHEMA)
+    # schema order, no spaces, UTF-8 (not \u escapes), missing field -> null, unknown key dropped
+    assert data == ('{"click_id":"é","ad_id":"a1","campaign_id":"k1","advertiser_id":"v1",'
+                    '"user_id":"u1","event_time":1794999999000,"cost_micros":250000,'
+                    '"ip":"198.51.100.7","user_agent":"Mozilla/5.0 (X11)","referrer":null,'
+                    '"ingest_time":1795000000000,"request_id":"r-1","source_ip":"203.0.113.9"}'
+                    ).encode("utf-8")
+    assert decode_click(data) == {
+        "click_id": "é", "ad_id": "a1", "campaign_id": "k1", "advertiser_id": "v1",
+        "user_id": "u1", "event_time": 1_794_999_999_000, "cost_micros": 250_000,
+        "ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11)", "referrer": None,
+        "ingest_time": 1_795_000_000_000, "request_id": "r-1", "source_ip": "203.0.113.9"}
+    assert list(decode_click(data)) == list(CLICK_RECORD_SCHEMA)
 
 
 def test_settings_env_roundtrip():
