@@ -4,10 +4,17 @@ The sink writes one MULTI record per aggregate (measure_name 'agg'; dimensions a
 campaign_id, advertiser_id; measures clicks, billable_clicks, cost_micros, billable_cost_micros,
 max_event_time, watermark; time = bucket start). So Timestream sums the exact aggregates:
   top-K:  whole hours at resolution '1h' + edge minutes at '1m' in one WHERE, GROUP BY ad_id,
-          ORDER BY total DESC, ad_id ASC, LIMIT k  -> always exact
+          rank() OVER (ORDER BY total DESC) <= k  -> always exact. Ties are cut in Python, by
+          ad_id in code-point order: the SQL returns every ad tied with the k-th (rank() gives
+          ties one rank) instead of `ORDER BY total DESC, ad_id LIMIT k`, whose cut would follow
+          the engine's string collation, which Timestream does not document. So the SQL result
+          can hold more than k rows (ties at the cut-off); the answer is its first k.
   series: the ad's rows at the resolution over the window
 Freshness (max watermark / max event time over the recent 1m rows) rides along in the same query
 (`fresh LEFT JOIN ... ON TRUE`), so an empty answer still carries it.
+
+Tests run this SQL on DuckDB over the records the sink writes (tests/query/timestream_duckdb.py
+lists the few dialect rewrites) and check every answer against a brute-force oracle.
 
 SQL safety: numbers are formatted from ints; string values are validated (printable ASCII,
 1-128 chars) and quoted with '' escaping; database/table names are validated identifiers,
@@ -88,11 +95,15 @@ class SqlBuilder:
         if req.advertiser_id is not None:
             where.append(f"advertiser_id = {quote_literal(req.advertiser_id)}")
         column = _METRIC_COLUMN[req.metric]
-        ranked = (f"ranked AS (SELECT ad_id, max(campaign_id) AS campaign_id, "
-                  f"max(advertiser_id) AS advertiser_id, sum({column}) AS total FROM {self.source} "
-                  f"WHERE {' AND '.join(where)} GROUP BY ad_id HAVING sum({column}) > 0 "
-                  f"ORDER BY total DESC, ad_id ASC LIMIT {int(req.k)})")
-        return (f"WITH {self._fresh(now_ms)}, {ranked} "
+        # rank() ranks by the total alone (ties share a rank), so every ad tied with the k-th
+        # comes back and Python cuts the ties by code point: no LIMIT cut by the engine's collation
+        totals = (f"totals AS (SELECT ad_id, max(campaign_id) AS campaign_id, "
+                  f"max(advertiser_id) AS advertiser_id, sum({column}) AS total, "
+                  f"rank() OVER (ORDER BY sum({column}) DESC) AS rnk FROM {self.source} "
+                  f"WHERE {' AND '.join(where)} GROUP BY ad_id HAVING sum({column}) > 0)")
+        ranked = ("ranked AS (SELECT ad_id, campaign_id, advertiser_id, total FROM totals "
+                  f"WHERE rnk <= {int(req.k)})")
+        return (f"WITH {self._fresh(now_ms)}, {totals}, {ranked} "
                 "SELECT r.ad_id, r.campaign_id, r.advertiser_id, r.total, f.wm, f.me "
                 "FROM fresh f LEFT JOIN ranked r ON TRUE ORDER BY r.total DESC, r.ad_id ASC")
 

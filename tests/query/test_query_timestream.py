@@ -1,15 +1,26 @@
-"""Timestream query store: the SQL it generates (one statement per request, escaped literals)
-and parsing of recorded Query responses (moto cannot run Timestream SQL)."""
+"""Timestream query store: the SQL it generates (one statement per request, escaped literals),
+parsing of recorded Query responses, and - since moto cannot run Timestream SQL - the store's
+actual SQL executed on DuckDB (tests/query/timestream_duckdb.py) over the records the sink's
+Timestream writer stores for a random click set, every answer checked against the brute-force
+oracle of tests/query/truth.py: top-K (exact: true must be true), series, freshness, late drops."""
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 
+from aggregate.changes import AGG, LATE, TOP, Change
+from aggregate.serving.timestream_store import TimestreamServingStore
 from common.config import AggregationSettings
 from query.service import QueryService
-from query.store_timestream import SqlBuilder, TimestreamQueryStore, parse_pages, quote_ident, quote_literal
+from query.store_timestream import (FRESHNESS_LOOKBACK_MS, SqlBuilder, TimestreamQueryStore, parse_pages,
+                                    quote_ident, quote_literal)
 from query.windows import DAY_MS, HOUR_MS, MINUTE_MS, QueryError, parse_series, parse_top
+from tests.query.timestream_duckdb import TimestreamOnDuckDB
+from tests.query.truth import FIELDS, MIN, RES, Truth, assert_top_sound, oracle_top, random_truth, to_micros
 
 DAY0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY_MS
 NOW = DAY0 + 10 * HOUR_MS + 30 * MINUTE_MS + 5_000  # 10:30:05
@@ -67,14 +78,16 @@ def test_top_sql_whole_hours_and_edge_minutes_in_one_where():
                      "k": "5", "metric": "billable_clicks"}, NOW)
     sql = normalized(SqlBuilder("clickagg", "aggregates").top_sql(req, NOW))
     ms = lambda x: f"from_milliseconds({x})"  # noqa: E731
-    assert sql.count("SELECT") == 3 and sql.count(";") == 0
+    assert sql.count("SELECT") == 4 and sql.count(";") == 0
     assert (f"(resolution = '1h' AND ((time >= {ms(DAY0 + 8 * HOUR_MS)} AND time < {ms(DAY0 + 10 * HOUR_MS)})))"
             in sql)
     assert (f"(resolution = '1m' AND ((time >= {ms(DAY0 + 7 * HOUR_MS + 45 * MINUTE_MS)} AND time < "
             f"{ms(DAY0 + 8 * HOUR_MS)}) OR (time >= {ms(DAY0 + 10 * HOUR_MS)} AND time < "
             f"{ms(DAY0 + 10 * HOUR_MS + 5 * MINUTE_MS)})))") in sql
     assert "sum(billable_clicks) AS total" in sql and "GROUP BY ad_id HAVING sum(billable_clicks) > 0" in sql
-    assert "ORDER BY total DESC, ad_id ASC LIMIT 5" in sql
+    # ranked by total alone, ties included: the engine's collation never decides the cut-off
+    assert "rank() OVER (ORDER BY sum(billable_clicks) DESC) AS rnk" in sql and "WHERE rnk <= 5" in sql
+    assert "LIMIT" not in sql
     assert 'FROM "clickagg"."aggregates"' in sql and "measure_name = 'agg'" in sql
     assert "fresh f LEFT JOIN ranked r ON TRUE" in sql
     assert f"time >= {ms(NOW - HOUR_MS)}" in sql  # freshness reads only recent 1m rows
@@ -158,7 +171,10 @@ def test_series_from_recorded_rows_zero_filled():
 def test_health_and_bad_params_never_reach_timestream():
     s = store([{"ColumnInfo": [col("wm", "BIGINT"), col("me", "BIGINT")], "Rows": [row(DAY0, DAY0 + 5)]}])
     svc = QueryService(s, clock_ms=lambda: NOW)
-    assert svc.health()["freshness"]["watermark_ms"] == DAY0 and svc.health is not None
+    health = svc.health()
+    assert health["status"] == "ok" and health["store"] == "timestream" and health["debug"]["requests"] == 1
+    assert (health["freshness"]["watermark_ms"], health["freshness"]["newest_event_time_ms"]) == (DAY0, DAY0 + 5)
+    assert health["freshness"]["lag_ms"] == NOW - (DAY0 + 5)
     with pytest.raises(QueryError):
         svc.top({"k": "0"})
     assert len(s._ts.calls) == 1
@@ -174,3 +190,207 @@ def test_late_dropped_sql_and_answer():
     empty = FakeTimestream([{"QueryId": "q", "ColumnInfo": [col("ld", "BIGINT")], "Rows": [row(None)]}])
     assert TimestreamQueryStore(empty, "db", "aggregates").late_dropped(DAY0, DAY0 + HOUR_MS) == (0, 1)
     assert store.last_reconciliation() == (None, None, 0)  # reconciliation reads DynamoDB only
+
+
+# -- the store's SQL, executed: DuckDB over what the sink's Timestream writer stores --------------
+DB, TABLE = "clickagg", "aggregates"
+S = DAY0 - 2 * HOUR_MS  # clicks from 22:00 to 03:00: windows cross a day and many hours
+DATA_END = S + 5 * HOUR_MS
+LIVE_NOW = DATA_END + 20_000
+
+
+@dataclass
+class Sunk:
+    """A click set (truth), the emulated Timestream the sink wrote it to, and what it wrote last."""
+
+    truth: Truth
+    ts: TimestreamOnDuckDB
+    fresh: dict[tuple[str, int], tuple[Optional[int], Optional[int]]]  # 1m (ad, bucket) -> (wm, me)
+    late: dict[tuple[str, int], int]  # (ad, minute) -> late_dropped
+
+    def store(self, now: int = LIVE_NOW) -> TimestreamQueryStore:
+        return TimestreamQueryStore(self.ts, DB, TABLE, clock_ms=lambda: now)
+
+
+def sink_changes(t: Truth, seed: int) -> tuple[list[Change], dict, dict]:
+    """What the Flink job emits for the truth, shuffled (redelivery and reordering): every
+    aggregate at 1m/5m/1h/1d growing through 1-3 versions (the last one holds the truth), with
+    retractions of older versions and leaderboard rows (the sink writes neither), and late-drop
+    counters. Returns the changes and the last written freshness / late values (the oracle's)."""
+    rng = random.Random(seed)
+    changes: list[Change] = []
+    fresh: dict = {}
+    late: dict = {}
+    for res, step in RES.items():
+        for (ad, b), v in t.rollup(res).items():
+            n = rng.randint(1, 3)
+            me, wm = b + rng.randrange(min(step, MIN)), b + step + rng.randrange(5 * MIN)
+            if rng.random() < 0.1:
+                wm = None  # a row emitted before any watermark: the measure is not written
+            for ver in range(1, n + 1):
+                row = {"kind": AGG, "ad_id": ad, "campaign_id": t.campaign[ad], "advertiser_id": t.advertiser[ad],
+                       "resolution": res, "bucket_start": b, "version": ver,
+                       **dict(zip(FIELDS, (x * ver // n for x in v))),
+                       "max_event_time": me - (n - ver) * 1000,
+                       "watermark": None if wm is None else wm - (n - ver) * 1000}
+                changes.append(Change(AGG, True, row))
+                if ver > 1:
+                    changes.append(Change(AGG, False, {**row, "version": ver - 1}))
+                if res in ("1m", "1h") and rng.random() < 0.3:
+                    changes.append(Change(TOP, True, {**row, "kind": TOP, "clicks": 10 ** 6}))
+            if res == "1m":
+                fresh[(ad, b)] = (wm, me)
+    for (ad, minute) in rng.sample(sorted(t.minute), len(t.minute) // 4):
+        count = rng.randint(1, 9)
+        for ver in (1, 2):
+            changes.append(Change(LATE, True, {"kind": LATE, "ad_id": ad, "bucket_start": minute,
+                                               "version": ver, "late_dropped": count * ver // 2}))
+        late[(ad, minute)] = count
+    rng.shuffle(changes)
+    return changes, fresh, late
+
+
+def sink(t: Truth, seed: int = 0, **options) -> Sunk:
+    ts = TimestreamOnDuckDB(DB, TABLE, **options)
+    changes, fresh, late = sink_changes(t, seed)
+    writer = TimestreamServingStore(ts, DB, TABLE)
+    for i in range(0, len(changes), 250):
+        assert writer.apply_many(changes[i : i + 250]) == [None] * len(changes[i : i + 250])
+    return Sunk(t, ts, fresh, late)
+
+
+@pytest.fixture(scope="module")
+def sunk() -> Sunk:
+    # page_size 4: most answers take several pages (and the emulator's empty first one)
+    return sink(random_truth(11, S, 5 * 60, ads=14, p=0.08), page_size=4)
+
+
+def one_sql_per_request(ts: TimestreamOnDuckDB, first_call: int, requests: int) -> None:
+    calls = ts.queries[first_call:]
+    assert len(calls) == requests and len({q for q, _ in calls}) == 1  # ONE statement, all its pages
+    assert calls[0][1] is None and all(tok for _, tok in calls[1:])
+
+
+def test_sink_stored_the_last_version_of_every_aggregate(sunk):
+    stored = {(r["ad_id"], r["resolution"], r["time_ms"]): r for r in sunk.ts.rows() if r["measure_name"] == "agg"}
+    expected = {(ad, res, b): v for res in RES for (ad, b), v in sunk.truth.rollup(res).items()}
+    assert stored.keys() == expected.keys()
+    assert all(tuple(stored[k][f] for f in FIELDS) == v for k, v in expected.items())
+    late = {(r["ad_id"], r["time_ms"]): r["late_dropped"] for r in sunk.ts.rows() if r["measure_name"] == "late"}
+    assert late == sunk.late
+
+
+def test_top_random_windows_exact_and_equal_to_oracle(sunk):
+    t, svc = sunk.truth, QueryService(sunk.store(), AggregationSettings(), clock_ms=lambda: LIVE_NOW)
+    rng = random.Random(5)
+    cut_ties = multi_page = 0
+    for _ in range(120):
+        a = rng.randint(0, 6 * 60 - 1)
+        b = rng.randint(a + 1, 6 * 60)
+        params = {"from": S - 30 * MIN + a * MIN + rng.choice([0, 1, 30_000, 59_999]),
+                  "to": S - 30 * MIN + b * MIN + rng.choice([0, 0, 17_000]),
+                  "k": rng.randint(1, 8), "metric": rng.choice(["clicks", "clicks", "billable_clicks", "cost"])}
+        filt = rng.random()
+        if filt < 0.15:
+            params["campaign_id"] = "cmp-1"
+        elif filt < 0.25:
+            params["advertiser_id"] = "adv-0"
+        calls = len(sunk.ts.queries)
+        body = svc.top({k: str(v) for k, v in params.items()})
+        w = body["window"]
+        assert body["exact"] is True and to_micros(body["error_bound"]) == 0
+        items = [(i["ad_id"], to_micros(i["total"]), to_micros(i["total_upper"])) for i in body["items"]]
+        assert_top_sound(items, True, 0, t, w["from_ms"], w["to_ms"], body["k"], body["metric"],
+                         params.get("campaign_id"), params.get("advertiser_id"))
+        assert all((i["campaign_id"], i["advertiser_id"]) == (t.campaign[i["ad_id"]], t.advertiser[i["ad_id"]])
+                   for i in body["items"])
+        one_sql_per_request(sunk.ts, calls, body["debug"]["requests"])
+        multi_page += body["debug"]["requests"] > 2
+        _, totals = oracle_top(t, w["from_ms"], w["to_ms"], body["k"], body["metric"],
+                               params.get("campaign_id"), params.get("advertiser_id"))
+        ranked = sorted((v for v in totals.values() if v > 0), reverse=True)
+        cut_ties += len(ranked) > body["k"] and ranked[body["k"] - 1] == ranked[body["k"]]
+    assert cut_ties >= 8 and multi_page >= 30, (cut_ties, multi_page)  # the hard cases occurred
+
+
+def test_top_day_long_and_hour_aligned_windows(sunk):
+    t = sunk.truth
+    for to, last in ((DATA_END + 7_000, "24h"), (DAY0 + HOUR_MS, "3h"), (DAY0, "1h"), (S + 95 * MIN, "47m")):
+        svc = QueryService(sunk.store(to), clock_ms=lambda: to)
+        for metric in ("clicks", "cost"):
+            body = svc.top({"to": str(to), "last": last, "k": "5", "metric": metric})
+            w = body["window"]
+            items = [(i["ad_id"], to_micros(i["total"]), to_micros(i["total_upper"])) for i in body["items"]]
+            assert body["exact"] is True and items
+            assert_top_sound(items, True, 0, t, w["from_ms"], w["to_ms"], 5, metric)
+
+
+def test_top_ties_cut_by_code_point_whatever_the_engine_collation():
+    """Ties at the k-th total are cut by ad_id in code-point order ('B' < 'a'), even when the engine
+    orders strings otherwise (here case-insensitively): the SQL returns every tied ad."""
+    t = Truth()
+    for ad, clicks in (("c", 9), ("a", 5), ("B", 5), ("b2", 5), ("d", 1)):
+        t.campaign[ad], t.advertiser[ad] = "cmp", "adv"
+        t.add(ad, S, clicks, clicks, clicks, clicks)
+    for collation in ("", "nocase"):
+        sunk = sink(t, collation=collation, page_size=2)
+        svc = QueryService(sunk.store(), clock_ms=lambda: LIVE_NOW)
+        for k in (1, 2, 3, 4, 5):
+            body = svc.top({"from": str(S), "to": str(S + MIN), "k": str(k)})
+            assert body["exact"] is True
+            assert [(i["ad_id"], i["total"]) for i in body["items"]] == oracle_top(t, S, S + MIN, k, "clicks")[0]
+
+
+def test_series_random_against_truth(sunk):
+    t, svc = sunk.truth, QueryService(sunk.store(), clock_ms=lambda: LIVE_NOW)
+    rng = random.Random(1)
+    for _ in range(40):
+        ad = rng.choice(sorted(t.campaign) + ["nobody"])
+        res = rng.choice(list(RES))
+        a = rng.randint(0, 299)
+        b = rng.randint(a + 1, 300)
+        frm, to = S + a * MIN + rng.choice([0, 1234]), S + b * MIN + rng.choice([0, 1])
+        calls = len(sunk.ts.queries)
+        body = svc.series(ad, {"resolution": res, "from": str(frm), "to": str(to)})
+        step = RES[res]
+        start, end = frm - frm % step, -(-to // step) * step
+        roll = t.rollup(res)
+        expected = [(s, *roll.get((ad, s), (0, 0, 0, 0))) for s in range(start, end, step)]
+        got = [(p["bucket_start_ms"], p["clicks"], p["billable_clicks"], to_micros(p["cost"]),
+                to_micros(p["billable_cost"])) for p in body["points"]]
+        assert got == expected, (ad, res, frm, to)
+        assert to_micros(body["totals"]["billable_cost"]) == sum(e[4] for e in expected)
+        one_sql_per_request(sunk.ts, calls, body["debug"]["requests"])
+        has_rows = any(e[1:] != (0, 0, 0, 0) for e in expected)
+        expected_ids = (t.campaign[ad], t.advertiser[ad]) if has_rows else (None, None)
+        assert (body["campaign_id"], body["advertiser_id"]) == expected_ids
+
+
+def fresh_oracle(sunk: Sunk, now: int) -> tuple[Optional[int], Optional[int]]:
+    recent = [v for (ad, b), v in sunk.fresh.items() if b >= now - FRESHNESS_LOOKBACK_MS]
+    wms, mes = [w for w, _ in recent if w is not None], [m for _, m in recent]
+    return max(wms, default=None), max(mes, default=None)
+
+
+def test_freshness_and_late_drops_against_written_values(sunk):
+    for now in (LIVE_NOW, DATA_END - 90 * MIN + 1, S + 30 * MIN, DATA_END + 2 * HOUR_MS):
+        svc = QueryService(sunk.store(now), clock_ms=lambda: now)
+        wm, me = fresh_oracle(sunk, now)
+        health = svc.health()["freshness"]
+        assert (health["watermark_ms"], health["newest_event_time_ms"]) == (wm, me), now
+        # every answer carries the same freshness, also an empty one
+        top = svc.top({"from": str(now - 10 * MIN), "to": str(now), "k": "3"})["freshness"]
+        assert (top["watermark_ms"], top["newest_event_time_ms"]) == (wm, me)
+        series = svc.series("nobody", {"last": "10m"})["freshness"]
+        assert (series["watermark_ms"], series["newest_event_time_ms"]) == (wm, me)
+    # the cases mattered: a watermark now, none (no recent 1m rows) two hours after the data
+    assert fresh_oracle(sunk, LIVE_NOW)[0] is not None
+    assert fresh_oracle(sunk, DATA_END + 2 * HOUR_MS) == (None, None)
+    store = sunk.store()
+    rng = random.Random(3)
+    for _ in range(20):
+        a = rng.randint(0, 299)
+        b = rng.randint(a + 1, 300)
+        start, end = S + a * MIN, S + b * MIN
+        expected = sum(v for (_, m), v in sunk.late.items() if start <= m < end)
+        assert store.late_dropped(start, end)[0] == expected
