@@ -56,8 +56,10 @@ def classify_conflict(old_item: dict | None, request_id: str) -> str:
 
 
 class DedupStore:
-    def __init__(self, client, table: str, executor: ThreadPoolExecutor, lease_s: int):
+    def __init__(self, client, table: str, executor: ThreadPoolExecutor, lease_s: int, sleep=time.sleep):
+        """`sleep`: the confirm backoff's wait (tests pass a recorder instead of waiting)."""
         self._ddb, self._table, self._pool, self._lease_s = client, table, executor, lease_s
+        self._sleep = sleep
 
     def _claim_one(self, rec: ClaimRecord) -> str:
         try:
@@ -123,5 +125,6 @@ class DedupStore:
                 pass  # retry the same requests
             if not requests:
                 return []
-            time.sleep(min(0.05 * 2**attempt, 1.0))
+            if attempt + 1 < max_attempts:  # no wait after the last attempt: nothing follows it
+                self._sleep(min(0.05 * 2**attempt, 1.0))
         return [by_id[r["PutRequest"]["Item"]["click_id"]["S"]] for r in requests]

@@ -1,0 +1,176 @@
+"""Helpers for the ingest tests against in-process moto: a pinned clock, clicks, the dedup table
+and the clicks stream read back exactly, and AWS clients that fail chosen calls the way DynamoDB
+and Kinesis do (a failed write is really not written)."""
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.exceptions import ClientError
+
+from common.config import IngestSettings, ResourceNames
+from ingest.dedup import DedupStore
+from ingest.publisher import KinesisPublisher
+from ingest.service import IngestService, RequestMeta
+from ingest.validation import parse_batch
+from local.readback import read_stream
+
+NAMES = ResourceNames()
+NOW_MS = 1_798_761_598_000  # 2026-12-31T23:59:58Z: 2 s before a day's, a month's, a year's end
+TTL_S = IngestSettings().dedup_ttl_s
+LEASE_MS = IngestSettings().claim_lease_s * 1000
+
+
+def throttled(op: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                  "Message": "injected"}}, op)
+
+
+def click(i: int, **over) -> dict:
+    c = {"click_id": f"c{i}", "ad_id": f"ad{i % 3}", "campaign_id": "k", "advertiser_id": "v",
+         "user_id": f"u{i}", "timestamp": NOW_MS - 60_000, "cost": "0.10"}
+    c.update(over)
+    return c
+
+
+def claim_item(click_id: str, request_id: str, status: str, claimed_at_ms: int) -> dict:
+    """A dedup item as the service writes it (plain values): the expectation in the tests."""
+    return {"click_id": click_id, "request_id": request_id, "status": status,
+            "claimed_at": claimed_at_ms, "expires_at": claimed_at_ms // 1000 + TTL_S}
+
+
+def put_claim(ddb, item: dict) -> None:
+    ddb.put_item(TableName=NAMES.dedup_table, Item={
+        "click_id": {"S": item["click_id"]}, "request_id": {"S": item["request_id"]},
+        "status": {"S": item["status"]}, "claimed_at": {"N": str(item["claimed_at"])},
+        "expires_at": {"N": str(item["expires_at"])}})
+
+
+def dedup_items() -> dict[str, dict]:
+    """Every item of the dedup table, by click_id, attributes as plain values."""
+    ddb = boto3.client("dynamodb")
+    out: dict[str, dict] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=NAMES.dedup_table):
+        for item in page["Items"]:
+            out[item["click_id"]["S"]] = {k: (int(v["N"]) if "N" in v else v["S"]) for k, v in item.items()}
+    return out
+
+
+def stream_ids() -> list[str]:
+    """click_ids on the clicks stream, sorted, duplicates kept."""
+    return sorted(r["click_id"] for recs in read_stream(NAMES.clicks_stream).values() for r in recs)
+
+
+class Sleeps:
+    """A sleep that only records how long it was asked to wait."""
+
+    def __init__(self):
+        self.calls: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, seconds: float) -> None:
+        with self._lock:
+            self.calls.append(seconds)
+
+
+class DynamoFaults:
+    """The real (moto) DynamoDB client, except:
+    - BatchWriteItem raises ProvisionedThroughputExceeded for the next `batch_errors` calls
+      (nothing written), then answers the items of click_ids in `unprocessed` as UnprocessedItems
+      (not written) as long as their count lasts;
+    - DeleteItem raises ProvisionedThroughputExceeded for click_ids in `delete_errors`, and runs
+      `before_delete(click_id)` first when given.
+    Every BatchWriteItem call's click_ids and every DeleteItem's click_id are recorded."""
+
+    def __init__(self, real, batch_errors: int = 0, unprocessed: dict[str, int] | None = None,
+                 delete_errors: set[str] = frozenset(), before_delete=None):
+        self.real, self.batch_errors = real, batch_errors
+        self.unprocessed = dict(unprocessed or {})
+        self.delete_errors, self.before_delete = set(delete_errors), before_delete
+        self.batch_calls: list[list[str]] = []
+        self.delete_calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch_write_item(self, RequestItems):
+        (table, requests), = RequestItems.items()
+        ids = [r["PutRequest"]["Item"]["click_id"]["S"] for r in requests]
+        with self._lock:
+            self.batch_calls.append(ids)
+            if self.batch_errors > 0:
+                self.batch_errors -= 1
+                raise throttled("BatchWriteItem")
+            held = []
+            for cid in ids:
+                if self.unprocessed.get(cid, 0) > 0:
+                    self.unprocessed[cid] -= 1
+                    held.append(cid)
+        keep = [r for r, cid in zip(requests, ids) if cid not in held]
+        if keep:
+            self.real.batch_write_item(RequestItems={table: keep})
+        return {"UnprocessedItems": {table: [r for r, cid in zip(requests, ids) if cid in held]} if held else {}}
+
+    def delete_item(self, **kwargs):
+        cid = kwargs["Key"]["click_id"]["S"]
+        with self._lock:
+            self.delete_calls.append(cid)
+        if self.before_delete is not None:
+            self.before_delete(cid)
+        if cid in self.delete_errors:
+            raise throttled("DeleteItem")
+        return self.real.delete_item(**kwargs)
+
+
+class KinesisRefusing:
+    """The real (moto) Kinesis client whose PutRecords fails every record of the click_ids in
+    `refused` (ProvisionedThroughputExceeded, not written); counts calls."""
+
+    def __init__(self, real, refused: set[str]):
+        self.real, self.refused, self.calls = real, set(refused), 0
+
+    def put_records(self, StreamName, Records):
+        self.calls += 1
+        fail = [json.loads(r["Data"])["click_id"] in self.refused for r in Records]
+        passing = [r for r, f in zip(Records, fail) if not f]
+        written = iter(self.real.put_records(StreamName=StreamName, Records=passing)["Records"] if passing else ())
+        out = [{"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded"}
+               if f else next(written) for f in fail]
+        return {"FailedRecordCount": sum(fail), "Records": out}
+
+
+class Ingest:
+    """IngestService on the given clients with a clock the test moves and recorded sleeps."""
+
+    def __init__(self, ddb, kinesis, settings: IngestSettings | None = None):
+        self.settings = settings or IngestSettings()
+        self.now_ms = NOW_MS
+        self.dedup_sleeps, self.publish_sleeps = Sleeps(), Sleeps()
+        self.pool = ThreadPoolExecutor(8)
+        self.ddb, self.kinesis = ddb, kinesis
+
+    def service(self) -> IngestService:
+        s = self.settings
+        return IngestService(
+            s, DedupStore(self.ddb, s.dedup_table, self.pool, s.claim_lease_s, sleep=self.dedup_sleeps),
+            KinesisPublisher(self.kinesis, s.clicks_stream, s.kinesis_max_attempts, s.kinesis_backoff_base_ms,
+                             sleep=self.publish_sleeps),
+            clock_ms=lambda: self.now_ms)
+
+    def post(self, clicks: list[dict], request_id: str):
+        """One request through the service (what the handler does after parsing the body)."""
+        batch = parse_batch(clicks, self.settings, self.now_ms)
+        return self.service().ingest(batch, RequestMeta(request_id, "203.0.113.9", "sdk/1.0"))
+
+
+def statuses(outcome) -> list[tuple]:
+    """(click_id, status, reason) per result, in request order."""
+    return [(r["click_id"], r["status"], r.get("reason")) for r in outcome.results]
+
+
+def counts(outcome) -> Counter:
+    return Counter({k: v for k, v in outcome.counts.items() if v})
