@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -14,6 +16,51 @@ os.environ.update({
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 })
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+_REPO = Path(__file__).resolve().parents[1]
+# the repo's packages that hold Powertools metrics objects: the functions' and the local stack's
+_CODE_PACKAGES = frozenset({p.name for p in (_REPO / "functions").iterdir() if (p / "__init__.py").is_file()}
+                           | {"local"})
+
+
+def reset_powertools_metrics() -> None:
+    """Drop every metric, dimension and metadata value Powertools holds in this process.
+
+    With POWERTOOLS_METRICS_DISABLED (set above) `flush_metrics` neither prints nor clears, so
+    what one test's in-process handler calls recorded stays: in the class attributes shared by
+    every `Metrics` object (aws_lambda_powertools.metrics.metrics.Metrics._metrics, _dimensions,
+    _metadata, _default_dimensions), and in the handlers' module-level `EphemeralMetrics`. The
+    reset uses Powertools' own API: clear_default_dimensions() + clear_metrics() on a `Metrics`
+    (which clears the shared sets) and clear_metrics() on each metrics object of the repo's
+    modules (functions/, local/)."""
+    powertools = sys.modules.get("aws_lambda_powertools.metrics.metrics")
+    if powertools is None:  # never imported here (or not installed: Glue/Flink venvs): no state
+        return
+    shared = powertools.Metrics()
+    shared.clear_default_dimensions()
+    shared.clear_metrics()
+    kinds = (powertools.Metrics, powertools.EphemeralMetrics)
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] not in _CODE_PACKAGES or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, kinds):
+                value.clear_metrics()
+
+
+@pytest.fixture(autouse=True)
+def fresh_powertools_metrics():
+    """Every test starts with no Powertools metrics left by an earlier one (see
+    reset_powertools_metrics; tests/unit/test_metrics_isolation.py fails without this). Only while
+    metrics are disabled: that is when nothing clears them. While they are enabled (a local stack
+    of this process is running: it sets POWERTOOLS_METRICS_DISABLED=false), every invocation
+    flushes and clears its own, and a reset could race a handler running in a stack thread."""
+    if "aws_lambda_powertools.metrics.metrics" in sys.modules:
+        from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+        if is_metrics_disabled():
+            reset_powertools_metrics()
+    yield
 
 
 @pytest.fixture
