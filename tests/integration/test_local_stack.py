@@ -19,6 +19,26 @@ from local.stack import LocalStack, StackOptions
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition, timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll `condition` until it holds (True) or `timeout_s` passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+    return True
+
+
+def moto_refuses(port: str) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+    except requests.ConnectionError:
+        return True
+    return False
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
@@ -61,12 +81,22 @@ def test_up_stops_cleanly_on_ctrl_c(tmp_path):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:  # say where it hangs (faulthandler in `local up`), then fail
         os.kill(proc.pid, signal.SIGUSR1)
-        time.sleep(2)
+        # the dump is there once a thread header ("... (most recent call first):") is and the
+        # file has stopped growing between two polls
+        sizes = []
+
+        def dump_written() -> bool:
+            text = err_path.read_text()
+            sizes.append(len(text))
+            return "most recent call first" in text and len(sizes) > 1 and sizes[-1] == sizes[-2]
+
+        dumped = wait_for(dump_written, timeout_s=10, interval_s=0.2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        pytest.fail(f"`local up` did not stop within 30 s of Ctrl-C; its threads:\n{err_path.read_text()[-6000:]}")
+        pytest.fail(f"`local up` did not stop within 30 s of Ctrl-C; its threads"
+                    f"{'' if dumped else ' (no faulthandler dump within 10 s of SIGUSR1)'}:\n"
+                    f"{err_path.read_text()[-6000:]}")
     assert proc.returncode == 0, err_path.read_text()[-3000:]
     assert "stopped" in proc.stdout.read()
-    time.sleep(0.5)
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=2)
+    assert wait_for(lambda: moto_refuses(moto_port), timeout_s=10, interval_s=0.2), \
+        f"the moto server on port {moto_port} still answers 10 s after `local up` exited"

@@ -33,7 +33,9 @@ WEB = REPO / "web"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = REPO / "artifacts" / "dashboard.png"
 LEADERBOARD_SIZE = 12  # < the 20 ads: busy minutes are truncated, so top-K can be approximate
-BROWSER_BUDGET_S = 90
+# a hung browser run is killed (with its output in the failure) well before the test's 300 s
+# pytest-timeout; how long a run takes is printed, never asserted
+BROWSER_HANG_S = 200
 MIN = 60_000
 
 pytestmark = pytest.mark.slow
@@ -157,7 +159,7 @@ class Driver:
              "--chromium", CHROMIUM],
             cwd=WEB, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.on_event = on_event
-        self.timer = threading.Timer(BROWSER_BUDGET_S, self.proc.kill)
+        self.timer = threading.Timer(BROWSER_HANG_S, self.proc.kill)
         threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
 
     def run(self) -> dict:
@@ -181,7 +183,7 @@ class Driver:
             if self.proc.poll() is None:
                 self.proc.kill()
         results = [e for e in self.events if e["event"] == "result"]
-        assert results, f"e2e.mjs ended without a result (killed after {BROWSER_BUDGET_S}s?): " \
+        assert results, f"e2e.mjs ended without a result (killed after {BROWSER_HANG_S}s?): " \
                         f"events={self.events} stderr={''.join(self.stderr)[-2000:]}"
         return results[0]
 
@@ -262,4 +264,3 @@ def test_dashboard_in_chromium(dashboard_stack):
     assert s["page"] == s["api"] == s["truth"] == s["chart_sum"] > 0, s
     assert s["points"] == s["api_points"] in (12, 13), s  # 1h at 5m: 13 when the hour is not 5m-aligned
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 10_000
-    assert elapsed < BROWSER_BUDGET_S
