@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
@@ -26,14 +27,23 @@ class Route:
         return m.groupdict() if m else None
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str,
                 resource: str, path_params: dict) -> dict:
+    """A REST API (v1) Lambda proxy event with the keys API Gateway sends: the top-level,
+    requestContext and identity keys of the recorded event in tests/events/ (a test keeps them
+    equal). Values API Gateway derives from its own deployment are local stand-ins."""
     split = urlsplit(raw_path)
     multi_query = parse_qs(split.query, keep_blank_values=True)
     try:
         text, is_b64 = (body.decode("utf-8") if body else None), False
     except UnicodeDecodeError:
         text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    now = time.time()
+    t = time.gmtime(now)
+    host = next((v for k, v in headers.items() if k.lower() == "host"), "localhost").rsplit(":", 1)[0]
     return {
         "resource": resource,
         "path": split.path,
@@ -46,10 +56,20 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
         "stageVariables": None,
         "requestContext": {
             "accountId": "000000000000", "apiId": "local", "stage": "local",
+            "resourceId": hashlib.sha256(resource.encode()).hexdigest()[:6],
             "resourcePath": resource, "httpMethod": method, "path": f"/local{split.path}",
             "protocol": "HTTP/1.1", "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
+            "extendedRequestId": base64.b64encode(uuid.uuid4().bytes[:11]).decode("ascii"),
+            "requestTime": f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                           f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000",
+            "requestTimeEpoch": int(now * 1000),
+            "domainName": host, "domainPrefix": host.split(".")[0],
+            "identity": {
+                "sourceIp": source_ip, "userAgent": headers.get("User-Agent"),
+                **dict.fromkeys(("cognitoIdentityPoolId", "accountId", "cognitoIdentityId", "caller",
+                                 "principalOrgId", "accessKey", "cognitoAuthenticationType",
+                                 "cognitoAuthenticationProvider", "userArn", "user")),
+            },
         },
         "body": text,
         "isBase64Encoded": is_b64,
