@@ -15,11 +15,10 @@ from local.lambda_runtime import LambdaContext
 from local.resources import create_serving_table
 from query import handler
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore, plan_top_reads
-from query.windows import decompose, Window
+from query.store_dynamodb import DynamoDBQueryStore
 from tests.conftest import api_event
-from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_top_sound, load, random_truth,
-                               serving_items, to_micros)
+from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_top_sound, expected_top, leaderboards, load,
+                               oracle_top, random_truth, serving_items, to_micros)
 
 TABLE = ResourceNames().serving_table
 DAY0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY
@@ -53,7 +52,8 @@ def check(svc: QueryService, t: Truth, params: dict) -> dict:
     body = svc.top({k: str(v) for k, v in params.items()})
     w = body["window"]
     assert_top_sound(api_items(body), body["exact"], to_micros(body["error_bound"]), t, w["from_ms"],
-                     w["to_ms"], body["k"], body["metric"], params.get("campaign_id"), params.get("advertiser_id"))
+                     w["to_ms"], body["k"], body["metric"], params.get("campaign_id"), params.get("advertiser_id"),
+                     m=svc.store.leaderboard_size)
     assert body["debug"]["requests"] <= 30 and body["debug"]["partitions"] <= 4
     return body
 
@@ -112,7 +112,8 @@ def test_hot_ad_on_hour_boundaries_exact_and_tombstones_ignored(ddb):
 
 def test_two_truths_same_leaderboards_must_be_inexact(ddb):
     """Truth A and B differ only below the leaderboards' cut-off, where the true rank 2 differs:
-    both answers must say exact:false (and both must hold within their bound)."""
+    the same leaderboards serve both, so the answer must be inexact, identical for both tables,
+    sound for both truths and exactly what the leaderboards prove (brute-force oracle)."""
     m = 2
     a, b = Truth(), Truth()
     for tr in (a, b):
@@ -123,25 +124,44 @@ def test_two_truths_same_leaderboards_must_be_inexact(ddb):
         tr.add("b", T0 + MIN, 7, 7, 7, 7)
         tr.add("c", T0 + MIN, 5, 5, 5, 5)
     a.add("x", T0 + MIN, 5, 5, 5, 5)  # unlisted there (5 ties c, c sorts first): x totals 11 in A
-    load_truth(ddb, a, m)
-    svc = make_service(ddb, m, T0 + HOUR)
-    body_a = check(svc, a, {"from": T0, "to": T0 + 2 * MIN, "k": 2})
-    # B: same leaderboards (x's 5 was never listed), truth differs; replace the table's truth
-    body_b = check(svc, b, {"from": T0, "to": T0 + 2 * MIN, "k": 2})
-    assert body_a["items"] == body_b["items"] and not body_a["exact"] and not body_b["exact"]
+    window = (T0, T0 + 2 * MIN)
+    assert leaderboards(a, "1m", m) == leaderboards(b, "1m", m)  # the table cannot tell A from B
+    assert oracle_top(a, *window, 2, "clicks")[0] == [("x", 11), ("a", 10)]
+    assert oracle_top(b, *window, 2, "clicks")[0] == [("a", 10), ("b", 7)]
+    # what the boards prove (minute 0 lists a 10, x 6; minute 1 lists b 7, c 5; both full, so an
+    # unlisted ad has <= 6 and <= 5 there): a in [10, 15], b in [7, 13]; rank 2 could be 13 vs 7
+    assert expected_top(a, *window, 2, "clicks", m) == expected_top(b, *window, 2, "clicks", m) \
+        == ([("a", 10, 15), ("b", 7, 13)], False, 6)
+    bodies = []
+    for truth in (a, b):  # each truth in its own table
+        ddb.delete_table(TableName=TABLE)
+        create_serving_table(ddb, TABLE)
+        load_truth(ddb, truth, m)
+        body = check(make_service(ddb, m, T0 + HOUR), truth, {"from": window[0], "to": window[1], "k": 2})
+        assert (api_items(body), body["exact"], body["error_bound"]) == ([("a", 10, 15), ("b", 7, 13)], False, 6)
+        bodies.append(body)
+    assert bodies[0]["items"] == bodies[1]["items"]
 
 
 def test_24h_windows_request_count(ddb):
     m = 3
     t = random_truth(1, DAY0 - 2 * HOUR, 27 * 60, ads=8, p=0.03, hot_p=0.3)
     load_truth(ddb, t, m)
-    for to_offset in (0, MIN, 59 * MIN, 30 * MIN + 7_000, 2 * HOUR + MIN):
+    # to_offset -> partitions: on the hour, two days of 1h boards and no edge minutes; otherwise
+    # two hours of edge minutes and the whole hours of one day (ending 23:xx) or two (01:01)
+    for to_offset, expected_partitions in ((0, 2), (MIN, 3), (59 * MIN, 3), (30 * MIN + 7_000, 3), (2 * HOUR + MIN, 4)):
         to = DAY0 + 23 * HOUR + to_offset
         svc = make_service(ddb, m, to)
         body = check(svc, t, {"to": to, "last": "24h", "k": 3})
-        d = decompose(Window(body["window"]["from_ms"], body["window"]["to_ms"]))
-        assert body["debug"]["requests"] == 1 + len(plan_top_reads(d.hours, d.minutes)) <= 5
-        assert body["window"]["to_ms"] - body["window"]["from_ms"] == DAY
+        start, end = body["window"]["from_ms"], body["window"]["to_ms"]
+        assert (start, end) == (to - to % MIN - DAY, to - to % MIN)
+        # partitions, brute force: the days of the whole hours (1h boards), the hours of the
+        # other minutes (1m boards); one page each here, plus the META BatchGetItem
+        whole = {mn - mn % HOUR for mn in range(start, end, MIN) if start <= mn - mn % HOUR <= end - HOUR}
+        edges = {mn - mn % HOUR for mn in range(start, end, MIN)} - whole
+        partitions = len({h - h % DAY for h in whole}) + len(edges)
+        assert partitions == expected_partitions
+        assert body["debug"]["partitions"] == partitions and body["debug"]["requests"] == 1 + partitions
         assert body["freshness"]["final"] is (body["window"]["to_ms"] + 900_000 <= t.watermark)
 
 
@@ -167,10 +187,10 @@ def test_series_equals_truth_one_query(ddb):
         assert body["totals"]["clicks"] == sum(e[1] for e in expected)
         assert to_micros(body["totals"]["cost"]) == sum(e[3] for e in expected)
         assert body["debug"]["requests"] == 2  # ONE Query on S#<ad>#<res> + the META GetItem
-        if ad == "nobody":
-            assert body["campaign_id"] is None and all(p["clicks"] == 0 for p in body["points"])
-        else:
-            assert body["campaign_id"] in (t.campaign[ad], None)
+        # the ids come from the ad's stored buckets: none in the window (or no such ad), no ids
+        stored = any((ad, s) in roll for s in range(start, end, step))
+        assert (body["campaign_id"], body["advertiser_id"]) == (
+            (t.campaign[ad], t.advertiser[ad]) if stored else (None, None)), (ad, res, frm, to)
 
 
 # -- handler ------------------------------------------------------------------------------------

@@ -80,8 +80,9 @@ def leaderboards(t: Truth, resolution: str, m: int) -> dict[int, list[tuple[str,
 def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     changes: list[Change] = []
+    rollups = {res: t.rollup(res) for res in RES}
     for res in RES:
-        for (ad, b), v in t.rollup(res).items():
+        for (ad, b), v in rollups[res].items():
             changes.append(Change(AGG, True, {"kind": AGG, **_row(t, ad, res, b, v)}))
     for res in ("1m", "1h"):
         for b, entries in leaderboards(t, res, m).items():
@@ -91,7 +92,7 @@ def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> l
             if tombstones:  # ads that were on the board earlier and left it
                 for ad in sorted(t.campaign):
                     if ad not in listed and rng.random() < 0.15:
-                        v = t.rollup(res).get((ad, b), (1, 1, 1, 1))
+                        v = rollups[res].get((ad, b), (1, 1, 1, 1))
                         changes.append(Change(TOP, False, {"kind": TOP, **_row(t, ad, res, b, v, 2)}))
     items = [item_for(c, 8 * 86400) for c in changes]
     meta = {k: {"S": v} for k, v in freshness_key(0).items()}
@@ -136,13 +137,98 @@ def to_micros(value) -> int:
     return int(value)
 
 
+def window_boards(t: Truth, start: int, end: int, m: int) -> list[list[tuple[str, tuple]]]:
+    """The leaderboards a top-K over the minute-aligned window [start, end) has to read, found
+    minute by minute: a minute whose whole hour lies in the window is answered by that hour's 1h
+    board (once), every other minute by its own 1m board. A bucket without clicks: empty board."""
+    hours, minutes = [], []
+    for minute in range(start, end, MIN):
+        hour = minute - minute % HOUR
+        if start <= hour and hour + HOUR <= end:
+            if hour not in hours:
+                hours.append(hour)
+        else:
+            minutes.append(minute)
+    boards = {res: leaderboards(t, res, m) for res in ("1h", "1m")}
+    return [boards["1h"].get(h, []) for h in hours] + [boards["1m"].get(mn, []) for mn in minutes]
+
+
+MAX_COST_MICROS_PER_CLICK = 10_000 * 1_000_000  # ingest refuses a click that costs more than 10000
+
+
+def oracle_bounds(t: Truth, start: int, end: int, m: int, metric: str, campaign=None,
+                  advertiser=None) -> tuple[dict[str, int], dict[str, int], int]:
+    """What the window's leaderboards alone prove about each ad's total, brute force:
+    (lower, upper, unlisted). A board with at most 0.9*M entries lists every ad of its bucket; a
+    fuller one may have dropped ads, each with at most the board's fewest clicks (for cost: that
+    many clicks at the highest cost a click may have). lower[ad]: the ad's listed values;
+    upper[ad]: lower + the most it can have in the boards that do not list it; unlisted: the most
+    an ad listed nowhere can have. Listed ads outside the filters are left out (an ad listed
+    nowhere may pass them)."""
+    idx = FIELDS.index(METRIC_FIELD[metric])
+    boards = window_boards(t, start, end, m)
+    room = []  # per board: the most an ad it does not list can have in its bucket
+    for board in boards:
+        if len(board) * 10 <= m * 9:
+            room.append(0)
+        else:
+            fewest = min(v[0] for _, v in board)
+            room.append(fewest * MAX_COST_MICROS_PER_CLICK if metric == "cost" else fewest)
+    lower: dict[str, int] = defaultdict(int)
+    listed_in: dict[str, set[int]] = defaultdict(set)
+    for i, board in enumerate(boards):
+        for ad, v in board:
+            if (campaign is None or t.campaign[ad] == campaign) and (advertiser is None or t.advertiser[ad] == advertiser):
+                lower[ad] += v[idx]
+                listed_in[ad].add(i)
+    upper = {ad: lower[ad] + sum(r for i, r in enumerate(room) if i not in listed_in[ad]) for ad in lower}
+    return dict(lower), upper, sum(room)
+
+
+def expected_top(t: Truth, start: int, end: int, k: int, metric: str, m: int, campaign=None,
+                 advertiser=None) -> tuple[list[tuple[str, int, int]], bool, int]:
+    """The answer the leaderboards allow, brute force: (items, exact, error_bound).
+    items: the ads with the k largest lower bounds (ties: ad_id ascending; only lower > 0), as
+    (ad, lower, upper). exact: the bounds prove ranking and totals: every returned ad's bounds
+    are equal and no other ad can reach the k-th (an equal upper bound only for a listed ad whose
+    id sorts after the k-th: an ad listed nowhere could have any id); with fewer than k returned,
+    no other ad can have anything. error_bound (0 when exact): the largest of (upper - lower) of a
+    returned ad and, per rank i, the i-th largest total any ad could have (k ads listed nowhere
+    could each reach `unlisted`) minus the i-th returned total (0 past the last)."""
+    lower, upper, unlisted = oracle_bounds(t, start, end, m, metric, campaign, advertiser)
+    ranked = sorted((ad for ad in lower if lower[ad] > 0), key=lambda ad: (-lower[ad], ad))[:k]
+    items = [(ad, lower[ad], upper[ad]) for ad in ranked]
+    others = [ad for ad in lower if ad not in ranked]
+    if len(ranked) < k:
+        proven = unlisted == 0 and all(upper[ad] == 0 for ad in others)
+    else:
+        last = ranked[-1]
+        proven = unlisted < lower[last] and all(
+            upper[ad] < lower[last] or (upper[ad] == lower[last] and ad > last) for ad in others)
+    if proven and all(lower[ad] == upper[ad] for ad in ranked):
+        return items, True, 0
+    best = sorted([upper[ad] for ad in lower] + [unlisted] * k, reverse=True)[:k]
+    returned = [lower[ad] for ad in ranked] + [0] * (k - len(ranked))
+    bound = max([b - r for b, r in zip(best, returned)] + [upper[ad] - lower[ad] for ad in ranked] + [0])
+    return items, False, bound
+
+
 def assert_top_sound(items: list[tuple[str, int, int]], exact: bool, error_bound: int, t: Truth,
-                     start: int, end: int, k: int, metric: str, campaign=None, advertiser=None) -> None:
+                     start: int, end: int, k: int, metric: str, campaign=None, advertiser=None,
+                     *, m: int | None = None) -> None:
     """items = [(ad_id, total, total_upper)] as returned. Exact: identical to the oracle's
     ranking and totals. Not exact: every returned total within error_bound of the truth (and a
-    lower bound of it), and the oracle's i-th total within error_bound of the i-th returned."""
+    lower bound of it), and the oracle's i-th total within error_bound of the i-th returned.
+    Given the leaderboard size `m` (the store holds `leaderboards(t, res, m)`), the answer must
+    also be exactly what those leaderboards allow (expected_top): the same items and bounds,
+    `exact` whenever the bounds prove the answer, and an error_bound no looser than they allow."""
     expected, totals = oracle_top(t, start, end, k, metric, campaign, advertiser)
-    ctx = f"window [{start}, {end}) k={k} metric={metric} cmp={campaign} adv={advertiser}"
+    ctx = f"window [{start}, {end}) k={k} metric={metric} cmp={campaign} adv={advertiser} m={m}"
+    if m is not None:
+        lower, upper, unlisted = oracle_bounds(t, start, end, m, metric, campaign, advertiser)
+        for ad, total in totals.items():  # the bounds hold for every ad's true total
+            assert lower.get(ad, 0) <= total <= upper.get(ad, unlisted), (ctx, ad, total)
+        assert (items, exact, error_bound) == expected_top(t, start, end, k, metric, m, campaign, advertiser), ctx
     if exact:
         assert [(a, v) for a, v, _ in items] == expected, ctx
         assert error_bound == 0 and all(v == u for _, v, u in items), ctx
