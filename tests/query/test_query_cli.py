@@ -1,8 +1,13 @@
 """The query CLI against the local stack over HTTP, and its SigV4 signing."""
 from __future__ import annotations
 
+import datetime
+import hashlib
+import hmac
 import io
 import json
+import os
+from urllib.parse import quote, unquote, urlencode
 
 import pytest
 from botocore.credentials import Credentials
@@ -64,21 +69,164 @@ def test_health_and_errors(local_stack, capsys):
     assert "cannot reach" in capsys.readouterr().err
 
 
-def test_sigv4_signed_request_reaches_api(local_stack, monkeypatch):
+def _enc(text: str) -> str:
+    """RFC 3986 percent-encoding, as SigV4 wants it: only A-Z a-z 0-9 - _ . ~ stay."""
+    return quote(text, safe="-_.~")
+
+
+def sigv4_signature(secret: str, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
+                    amz_date: str, region: str, service: str, body: bytes = b"") -> str:
+    """SigV4 written out from the AWS specification (no botocore), an independent oracle.
+    `path` as sent (percent-encoded), `query` decoded pairs, `headers` the signed ones (any case).
+    Every service but S3 URI-encodes each path segment twice (once over the sent encoding)."""
+    canonical_uri = "/".join(_enc(_enc(unquote(seg))) for seg in path.split("/")) or "/"
+    canonical_query = "&".join(f"{k}={v}" for k, v in sorted((_enc(k), _enc(v)) for k, v in query))
+    hdrs = {k.lower(): " ".join(str(v).split()) for k, v in headers.items()}
+    signed = ";".join(sorted(hdrs))
+    canonical_request = "\n".join([method, canonical_uri, canonical_query,
+                                   "".join(f"{k}:{hdrs[k]}\n" for k in sorted(hdrs)), signed,
+                                   hashlib.sha256(body).hexdigest()])
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    key = f"AWS4{secret}".encode()
+    for part in (amz_date[:8], region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_authorization(value: str) -> dict[str, str]:
+    algorithm, _, rest = value.partition(" ")
+    fields = dict(part.strip().split("=", 1) for part in rest.split(","))
+    return {"algorithm": algorithm, **fields}
+
+
+def test_sigv4_oracle_matches_aws_test_suite():
+    """The oracle reproduces the AWS SigV4 test suite (get-vanilla, get-vanilla-query-order-key-case)."""
+    secret, when = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830T123600Z"
+    headers = {"Host": "example.amazonaws.com", "X-Amz-Date": when}
+    assert sigv4_signature(secret, "GET", "/", [], headers, when, "us-east-1", "service") == \
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    assert sigv4_signature(secret, "GET", "/", [("Param2", "value2"), ("Param1", "value1")], headers, when,
+                           "us-east-1", "service") == "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
+
+
+class IamAuthorizer:
+    """In front of the local query function, what API Gateway's AWS_IAM authorization does
+    before the Lambda runs (the local gateway checks nothing): 403 unless the request carries a
+    SigV4 signature, made with the secret of its access key, over the request as received."""
+
+    def __init__(self, function, secrets: dict[str, str], region: str):
+        self.function, self.secrets, self.region = function, secrets, region
+        self.verified: list[str] = []
+
+    def invoke(self, event: dict) -> dict:
+        reason = self.refusal(event)
+        if reason:
+            return {"statusCode": 403, "body": json.dumps({"message": reason})}
+        self.verified.append(event["path"])
+        return self.function.invoke(event)
+
+    def refusal(self, event: dict) -> str | None:
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        if "authorization" not in headers:
+            return "missing Authorization"
+        auth = parse_authorization(headers["authorization"])
+        key_id, date, region, service, terminal = auth["Credential"].split("/")
+        signed = auth["SignedHeaders"].split(";")
+        amz_date = headers.get("x-amz-date", "")
+        if (auth["algorithm"], region, service, terminal) != ("AWS4-HMAC-SHA256", self.region, "execute-api", "aws4_request") \
+                or date != amz_date[:8] or "host" not in signed or key_id not in self.secrets:
+            return "bad credential scope or key"
+        sent = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+        if abs((datetime.datetime.now(datetime.timezone.utc) - sent).total_seconds()) > 300:
+            return "signature expired"
+        query = [(k, v) for k, vs in (event.get("multiValueQueryStringParameters") or {}).items() for v in vs]
+        expected = sigv4_signature(self.secrets[key_id], event["httpMethod"], event["path"], query,
+                                   {h: headers[h] for h in signed}, amz_date, region, service)
+        if not hmac.compare_digest(expected, auth["Signature"]):
+            return "signature does not match"
+        return None
+
+
+@pytest.fixture
+def iam_api(local_stack, monkeypatch):
+    """The local stack's query routes behind IamAuthorizer, for key AKIDEXAMPLE."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    region = os.environ.get("AWS_REGION") or os.environ["AWS_DEFAULT_REGION"]
+    authorizer = IamAuthorizer(local_stack.query, {"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}, region)
+    routes = [r for r in local_stack.api.routes if getattr(r, "function", None) is local_stack.query]
+    assert routes
+    for route in routes:
+        monkeypatch.setattr(route, "function", authorizer)
+    return authorizer
+
+
+def test_sigv4_signed_requests_pass_iam_auth(local_stack, iam_api, monkeypatch, capsys):
+    """Signed requests pass the SigV4 check at the gateway and get the right answer; unsigned or
+    wrongly signed ones are refused."""
+    code, text = run(local_stack, "top", "--last", "1h", "-k", "5", "--json", "--sigv4")
+    assert code == 0, capsys.readouterr().err
+    body = json.loads(text)
+    w = body["window"]
+    expected, _ = oracle_top(local_stack.truth, w["from_ms"], w["to_ms"], 5, "clicks")
+    assert body["exact"] and [(i["ad_id"], i["total"]) for i in body["items"]] == expected
+    # a path that needs encoding (') and a query with '+' and ':' (ISO offsets)
+    frm = datetime.datetime.fromtimestamp(w["from_ms"] / 1000, datetime.timezone(datetime.timedelta(hours=1)))
+    code, text = run(local_stack, "series", "ad'q", "--resolution", "5m", "--from", frm.isoformat(),
+                     "--to", str(w["to_ms"]), "--json", "--sigv4")
+    assert code == 0, capsys.readouterr().err
+    series = json.loads(text)
+    five = 5 * 60_000
+    start, end = w["from_ms"] - w["from_ms"] % five, -(-w["to_ms"] // five) * five
+    assert (series["window"]["from_ms"], series["window"]["to_ms"]) == (start, end)
+    assert series["ad_id"] == "ad'q" and series["totals"]["clicks"] == sum(
+        v[0] for (a, mn), v in local_stack.truth.minute.items() if a == "ad'q" and start <= mn < end)
     code, text = run(local_stack, "health", "--sigv4")
-    assert code == 0 and "ok" in text
+    assert code == 0 and text.startswith("ok: store dynamodb")
+    assert iam_api.verified == ["/v1/top", "/v1/ads/ad%27q/metrics", "/v1/health"]
+    capsys.readouterr()
+
+    code, _ = run(local_stack, "top", "--last", "1h", "-k", "5")  # unsigned
+    assert code == 1 and "HTTP 403: missing Authorization" in capsys.readouterr().err
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEZ")  # one character off
+    code, _ = run(local_stack, "top", "--last", "1h", "-k", "5", "--sigv4")
+    assert code == 1 and "HTTP 403: signature does not match" in capsys.readouterr().err
+    assert len(iam_api.verified) == 3
 
 
-def test_sigv4_headers():
-    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "token")
-    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/v1/top?k=3&last=1h"
-    headers = cli.signed_headers(url, cli.region_for(url), creds)
-    auth = headers["Authorization"]
-    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
-    assert "/eu-west-1/execute-api/aws4_request" in auth and "Signature=" in auth
-    assert headers["X-Amz-Security-Token"] == "token" and "X-Amz-Date" in headers
+def test_sigv4_headers(monkeypatch):
+    """The CLI's Authorization header is the SigV4 signature of the request: recomputed from the
+    specification (sigv4_signature) and by botocore's SigV4Auth, at a fixed time; another secret
+    gives another signature."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+
+    when = datetime.datetime(2026, 3, 4, 5, 6, 7)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: when)
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    creds = Credentials("AKIDEXAMPLE", secret, "token")
+    host = "abc123.execute-api.eu-west-1.amazonaws.com"
+    for path, query in (("/prod/v1/top", [("k", "3"), ("last", "1h")]),
+                        ("/prod/v1/ads/ad%27q%2Fx/metrics", [("resolution", "5m"), ("from", "2026-01-01T10:00:00+01:00")])):
+        url = f"https://{host}{path}?{urlencode(query)}"
+        headers = cli.signed_headers(url, cli.region_for(url), creds)
+        assert headers["X-Amz-Date"] == "20260304T050607Z" and headers["X-Amz-Security-Token"] == "token"
+        auth = parse_authorization(headers["Authorization"])
+        assert auth["algorithm"] == "AWS4-HMAC-SHA256"
+        assert auth["Credential"] == "AKIDEXAMPLE/20260304/eu-west-1/execute-api/aws4_request"
+        assert auth["SignedHeaders"] == "host;x-amz-date;x-amz-security-token"
+        signed = {"host": host, "x-amz-date": "20260304T050607Z", "x-amz-security-token": "token"}
+        assert auth["Signature"] == sigv4_signature(secret, "GET", path, query, signed, "20260304T050607Z",
+                                                    "eu-west-1", "execute-api")
+        ref = AWSRequest(method="GET", url=url)
+        botocore.auth.SigV4Auth(creds, "execute-api", "eu-west-1").add_auth(ref)
+        assert headers["Authorization"] == ref.headers["Authorization"]
+        wrong = sigv4_signature(secret[:-1] + "Z", "GET", path, query, signed, "20260304T050607Z", "eu-west-1",
+                                "execute-api")
+        assert wrong != auth["Signature"]
+        other = cli.signed_headers(url, "eu-west-1", Credentials("AKIDEXAMPLE", secret[:-1] + "Z", "token"))
+        assert parse_authorization(other["Authorization"])["Signature"] == wrong
     assert cli.region_for("http://127.0.0.1:8080", "ap-south-1") == "ap-south-1"
 
 
