@@ -7,10 +7,22 @@ import os
 from aws_lambda_powertools.event_handler import CORSConfig
 
 
+class OriginCORSConfig(CORSConfig):
+    """Powertools' CORS headers, plus `Vary: Origin` wherever they echo the request's Origin:
+    the answer then depends on the Origin, so a cache must not hand it to another origin (the
+    Lambdas' part of the contract in infra/constructs/api_cors.py)."""
+
+    def to_dict(self, origin: str | None) -> dict[str, str]:
+        headers = super().to_dict(origin)
+        if headers.get("Access-Control-Allow-Origin") not in (None, "*"):
+            headers["Vary"] = "Origin"
+        return headers
+
+
 def cors_config() -> CORSConfig | None:
     origins = [o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
     if not origins:
         return None
-    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], max_age=300,
-                      allow_headers=["Authorization", "Content-Type", "X-Amz-Date",
-                                     "X-Amz-Security-Token", "X-Api-Key"])
+    return OriginCORSConfig(allow_origin=origins[0], extra_origins=origins[1:], max_age=300,
+                            allow_headers=["Authorization", "Content-Type", "X-Amz-Date",
+                                           "X-Amz-Security-Token", "X-Api-Key"])
