@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 PENDING, COMMITTED = "pending", "committed"
 
@@ -80,6 +80,8 @@ class DedupStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return classify_conflict(exc.response.get("Item"), rec.request_id)
             return UNAVAILABLE
+        except BotoCoreError:  # no response after the SDK's retries (connection lost, timeout)
+            return UNAVAILABLE
 
     def claim(self, records: list[ClaimRecord]) -> list[str]:
         """Claim each click concurrently; outcome per record, in order."""
@@ -98,6 +100,8 @@ class DedupStore:
         except ClientError as exc:
             # Condition failed = not our claim (never written, or taken over): nothing to undo.
             return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        except BotoCoreError:  # no response after the SDK's retries: the claim may still be there
+            return False
 
     def release(self, records: Iterable[ClaimRecord]) -> list[ClaimRecord]:
         """Undo claims whose clicks did not reach Kinesis. Returns the ones that could not be undone
@@ -121,7 +125,7 @@ class DedupStore:
             try:
                 resp = self._ddb.batch_write_item(RequestItems={self._table: requests})
                 requests = resp.get("UnprocessedItems", {}).get(self._table, [])
-            except ClientError:
+            except (ClientError, BotoCoreError):
                 pass  # retry the same requests
             if not requests:
                 return []

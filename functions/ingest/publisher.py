@@ -6,7 +6,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
@@ -71,9 +71,10 @@ class KinesisPublisher:
                 StreamName=self._stream,
                 Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in chunk],
             )
-        except ClientError:
-            # Whole call refused (throttled, KMS, ...). If it was in fact partly written, the retry
-            # writes a second copy: harmless, the stream and batch dedup by click_id.
+        except (ClientError, BotoCoreError):
+            # Whole call refused (throttled, KMS, ...) or unanswered after the SDK's retries
+            # (connection lost, timeout). If it was in fact partly written, the retry writes a
+            # second copy: harmless, the stream and batch dedup by click_id.
             return chunk
         failed = []
         for rec, entry in zip(chunk, resp["Records"]):

@@ -9,7 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from common.config import IngestSettings, ResourceNames
 from ingest.dedup import DedupStore
@@ -27,6 +27,11 @@ LEASE_MS = IngestSettings().claim_lease_s * 1000
 def throttled(op: str) -> ClientError:
     return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
                                   "Message": "injected"}}, op)
+
+
+def no_response(op: str) -> ReadTimeoutError:
+    """What the SDK raises when its last attempt got no answer (not a ClientError)."""
+    return ReadTimeoutError(endpoint_url=f"https://endpoint.invalid/{op}")
 
 
 def click(i: int, **over) -> dict:
@@ -78,16 +83,16 @@ class Sleeps:
 
 class DynamoFaults:
     """The real (moto) DynamoDB client, except:
-    - BatchWriteItem raises ProvisionedThroughputExceeded for the next `batch_errors` calls
-      (nothing written), then answers the items of click_ids in `unprocessed` as UnprocessedItems
-      (not written) as long as their count lasts;
-    - DeleteItem raises ProvisionedThroughputExceeded for click_ids in `delete_errors`, and runs
+    - BatchWriteItem raises `error` (default: ProvisionedThroughputExceeded) for the next
+      `batch_errors` calls (nothing written), then answers the items of click_ids in
+      `unprocessed` as UnprocessedItems (not written) as long as their count lasts;
+    - DeleteItem raises `error` for click_ids in `delete_errors` (nothing deleted), and runs
       `before_delete(click_id)` first when given.
     Every BatchWriteItem call's click_ids and every DeleteItem's click_id are recorded."""
 
     def __init__(self, real, batch_errors: int = 0, unprocessed: dict[str, int] | None = None,
-                 delete_errors: set[str] = frozenset(), before_delete=None):
-        self.real, self.batch_errors = real, batch_errors
+                 delete_errors: set[str] = frozenset(), before_delete=None, error=throttled):
+        self.real, self.batch_errors, self.error = real, batch_errors, error
         self.unprocessed = dict(unprocessed or {})
         self.delete_errors, self.before_delete = set(delete_errors), before_delete
         self.batch_calls: list[list[str]] = []
@@ -104,7 +109,7 @@ class DynamoFaults:
             self.batch_calls.append(ids)
             if self.batch_errors > 0:
                 self.batch_errors -= 1
-                raise throttled("BatchWriteItem")
+                raise self.error("BatchWriteItem")
             held = []
             for cid in ids:
                 if self.unprocessed.get(cid, 0) > 0:
@@ -122,19 +127,24 @@ class DynamoFaults:
         if self.before_delete is not None:
             self.before_delete(cid)
         if cid in self.delete_errors:
-            raise throttled("DeleteItem")
+            raise self.error("DeleteItem")
         return self.real.delete_item(**kwargs)
 
 
 class KinesisRefusing:
-    """The real (moto) Kinesis client whose PutRecords fails every record of the click_ids in
-    `refused` (ProvisionedThroughputExceeded, not written); counts calls."""
+    """The real (moto) Kinesis client whose PutRecords raises `error` for the next `call_errors`
+    calls (nothing written) and fails every record of the click_ids in `refused`
+    (ProvisionedThroughputExceeded, not written); counts calls."""
 
-    def __init__(self, real, refused: set[str]):
+    def __init__(self, real, refused: set[str] = frozenset(), call_errors: int = 0, error=throttled):
         self.real, self.refused, self.calls = real, set(refused), 0
+        self.call_errors, self.error = call_errors, error
 
     def put_records(self, StreamName, Records):
         self.calls += 1
+        if self.call_errors > 0:
+            self.call_errors -= 1
+            raise self.error("PutRecords")
         fail = [json.loads(r["Data"])["click_id"] in self.refused for r in Records]
         passing = [r for r, f in zip(Records, fail) if not f]
         written = iter(self.real.put_records(StreamName=StreamName, Records=passing)["Records"] if passing else ())

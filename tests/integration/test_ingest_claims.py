@@ -20,11 +20,15 @@ from local.lambda_runtime import LambdaContext
 from local.resources import create_dedup_table, create_stream
 from tests.conftest import api_event
 from tests.integration.ingest_support import (LEASE_MS, NAMES, NOW_MS, DynamoFaults, Ingest, KinesisRefusing,
-                                              claim_item, click, counts, dedup_items, put_claim, statuses,
-                                              stream_ids)
+                                              claim_item, click, counts, dedup_items, no_response, put_claim,
+                                              statuses, stream_ids, throttled)
 
 IN_FLIGHT = "another request is processing this click_id"
 STREAM_FAILED = "stream write failed after retries"
+UNAVAILABLE = "dedup store unavailable"
+# a DynamoDB/Kinesis call that fails after the SDK's retries: refused (a ClientError), or never
+# answered (a BotoCoreError: connection lost, timeout)
+ERRORS = pytest.mark.parametrize("error", [throttled, no_response], ids=["throttled", "no response"])
 
 
 @pytest.fixture
@@ -37,12 +41,12 @@ def clients(aws):
 
 class LostPutItemResponse:
     """A `before-send` hook registered after moto's: the PutItem has already been applied by the
-    (in-process) server when this runs; for the first attempt of each click_id in `lose` it then
+    (in-process) server when this runs; for the first `lose[click_id]` attempts of a click it then
     raises ConnectionClosedError, so the client never sees the response and the SDK's retry
-    handler sends the same request again. Counts attempts per click_id."""
+    handler sends the same request again (up to its max_attempts). Counts attempts per click_id."""
 
-    def __init__(self, client, lose: set[str]):
-        self.lose, self.attempts = set(lose), {}
+    def __init__(self, client, lose: dict[str, int]):
+        self.lose, self.attempts = dict(lose), {}
         client.meta.events.register("before-send", self)
 
     def __call__(self, request, event_name, **_):
@@ -50,42 +54,65 @@ class LostPutItemResponse:
             return None
         cid = json.loads(request.body)["Item"]["click_id"]["S"]
         self.attempts[cid] = self.attempts.get(cid, 0) + 1
-        if cid in self.lose and self.attempts[cid] == 1:
+        if self.attempts[cid] <= self.lose.get(cid, 0):
             raise ConnectionClosedError(endpoint_url=request.url, request=request)
         return None
 
 
-def test_claim_whose_response_was_lost_is_recognised_as_ours(clients, monkeypatch):
+@pytest.fixture
+def lambda_service(monkeypatch):
+    """The Lambda's own service (its clients, retry config, pool), on the pinned clock."""
+    handler.get_service.cache_clear()
+    service = handler.get_service()
+    monkeypatch.setattr(service, "clock_ms", lambda: NOW_MS)
+    yield service
+    handler.get_service.cache_clear()
+
+
+def test_claim_whose_response_was_lost_is_recognised_as_ours(clients, lambda_service):
     ddb, _ = clients
-    handler.get_service.cache_clear()  # the Lambda's own service: its clients, retry config and pool
-    try:
-        service = handler.get_service()
-        monkeypatch.setattr(service, "clock_ms", lambda: NOW_MS)
-        foreign = claim_item("c2", "other-request", "pending", NOW_MS - 1_000)  # inside its lease
-        put_claim(ddb, foreign)
-        lost = LostPutItemResponse(service.dedup._ddb, lose={"c1"})
+    foreign = claim_item("c2", "other-request", "pending", NOW_MS - 1_000)  # inside its lease
+    put_claim(ddb, foreign)
+    lost = LostPutItemResponse(lambda_service.dedup._ddb, lose={"c1": 1})
 
-        event = api_event({"clicks": [click(1), click(2)]})
-        resp = handler.lambda_handler(event, LambdaContext("clickagg-ingest"))
+    event = api_event({"clicks": [click(1), click(2)]})
+    resp = handler.lambda_handler(event, LambdaContext("clickagg-ingest"))
 
-        rid = event["requestContext"]["requestId"]
-        assert resp["statusCode"] == 202
-        assert json.loads(resp["body"]) == {
-            "request_id": rid, "accepted": 1, "duplicate": 0, "rejected": 0, "retryable": 1, "results": [
-                {"index": 0, "click_id": "c1", "status": "accepted"},
-                {"index": 1, "click_id": "c2", "status": "retryable", "reason": IN_FLIGHT}]}
-        # c1: the first put landed, its response was lost, the SDK's retry failed the condition
-        # on our own claim; c2's condition failure on a foreign claim is answered at once
-        assert lost.attempts == {"c1": 2, "c2": 1}
-        assert dedup_items() == {"c1": claim_item("c1", rid, "committed", NOW_MS), "c2": foreign}
-        assert stream_ids() == ["c1"]
-    finally:
-        handler.get_service.cache_clear()
+    rid = event["requestContext"]["requestId"]
+    assert resp["statusCode"] == 202
+    assert json.loads(resp["body"]) == {
+        "request_id": rid, "accepted": 1, "duplicate": 0, "rejected": 0, "retryable": 1, "results": [
+            {"index": 0, "click_id": "c1", "status": "accepted"},
+            {"index": 1, "click_id": "c2", "status": "retryable", "reason": IN_FLIGHT}]}
+    # c1: the first put landed, its response was lost, the SDK's retry failed the condition
+    # on our own claim; c2's condition failure on a foreign claim is answered at once
+    assert lost.attempts == {"c1": 2, "c2": 1}
+    assert dedup_items() == {"c1": claim_item("c1", rid, "committed", NOW_MS), "c2": foreign}
+    assert stream_ids() == ["c1"]
 
 
-def test_confirm_throttled_four_times_succeeds_on_the_fifth_attempt(clients):
+def test_claim_whose_every_response_was_lost_is_retryable(clients, lambda_service):
+    # the handler's retries={"max_attempts": 3} are retries: botocore makes 4 attempts in all
+    assert lambda_service.dedup._ddb.meta.config.retries["total_max_attempts"] == 4
+    lost = LostPutItemResponse(lambda_service.dedup._ddb, lose={"c1": 4})
+    event = api_event({"clicks": [click(0), click(1)]})
+    resp = handler.lambda_handler(event, LambdaContext("clickagg-ingest"))
+    rid = event["requestContext"]["requestId"]
+    assert resp["statusCode"] == 202
+    assert json.loads(resp["body"])["results"] == [
+        {"index": 0, "click_id": "c0", "status": "accepted"},
+        {"index": 1, "click_id": "c1", "status": "retryable", "reason": UNAVAILABLE}]
+    assert lost.attempts == {"c0": 1, "c1": 4}
+    # the first put did land: the claim stays pending (a retry is in flight until the lease)
+    assert dedup_items() == {"c0": claim_item("c0", rid, "committed", NOW_MS),
+                             "c1": claim_item("c1", rid, "pending", NOW_MS)}
+    assert stream_ids() == ["c0"]
+
+
+@ERRORS
+def test_confirm_failing_four_times_succeeds_on_the_fifth_attempt(clients, error):
     ddb, kinesis = clients
-    faults = DynamoFaults(ddb, batch_errors=4)
+    faults = DynamoFaults(ddb, batch_errors=4, error=error)
     ingest = Ingest(faults, kinesis)
     outcome = ingest.post([click(i) for i in range(3)], "req-1")
     assert statuses(outcome) == [(f"c{i}", "accepted", None) for i in range(3)]
@@ -96,9 +123,10 @@ def test_confirm_throttled_four_times_succeeds_on_the_fifth_attempt(clients):
     assert stream_ids() == ["c0", "c1", "c2"]
 
 
-def test_confirm_that_keeps_failing_leaves_claims_pending_until_the_lease(clients):
+@ERRORS
+def test_confirm_that_keeps_failing_leaves_claims_pending_until_the_lease(clients, error):
     ddb, kinesis = clients
-    faults = DynamoFaults(ddb, batch_errors=99)
+    faults = DynamoFaults(ddb, batch_errors=99, error=error)
     ingest = Ingest(faults, kinesis)
     outcome = ingest.post([click(i) for i in range(3)], "req-1")
     # the records are on the stream: accepted, though their claims stay pending
@@ -139,9 +167,10 @@ def test_unprocessed_confirms_are_retried_alone_per_chunk_of_25(clients):
     assert dedup_items() == {f"c{i}": claim_item(f"c{i}", "req-1", "committed", NOW_MS) for i in range(30)}
 
 
-def test_failed_release_leaves_the_claim_pending_until_the_lease(clients):
+@ERRORS
+def test_failed_release_leaves_the_claim_pending_until_the_lease(clients, error):
     ddb, kinesis = clients
-    faults = DynamoFaults(ddb, delete_errors={"c2"})
+    faults = DynamoFaults(ddb, delete_errors={"c2"}, error=error)
     refusing = KinesisRefusing(kinesis, refused={"c1", "c2"})
     ingest = Ingest(faults, refusing)
     outcome = ingest.post([click(i) for i in range(4)], "req-1")
@@ -183,3 +212,22 @@ def test_release_never_deletes_a_claim_taken_over_meanwhile(clients):
     # the condition failed (not our claim): nothing to undo, and nothing left unreleased
     assert outcome.unreleased_claims == 0 and faults.delete_calls == ["c1"]
     assert dedup_items() == {"c0": claim_item("c0", "req-1", "committed", NOW_MS), "c1": taken_over}
+
+
+@ERRORS
+def test_publish_call_failing_is_retried_then_released(clients, error):
+    ddb, kinesis = clients
+    refusing = KinesisRefusing(kinesis, call_errors=1, error=error)
+    ingest = Ingest(ddb, refusing)
+    outcome = ingest.post([click(0), click(1)], "req-1")
+    assert statuses(outcome) == [("c0", "accepted", None), ("c1", "accepted", None)]
+    assert (refusing.calls, len(ingest.publish_sleeps.calls)) == (2, 1)
+    assert stream_ids() == ["c0", "c1"]
+
+    ingest.kinesis = refusing = KinesisRefusing(kinesis, call_errors=99, error=error)
+    outcome = ingest.post([click(2)], "req-2")
+    assert statuses(outcome) == [("c2", "retryable", STREAM_FAILED)]
+    assert (outcome.status_code, outcome.unreleased_claims, refusing.calls) == (503, 0, 4)
+    assert dedup_items() == {"c0": claim_item("c0", "req-1", "committed", NOW_MS),
+                             "c1": claim_item("c1", "req-1", "committed", NOW_MS)}  # c2 released
+    assert stream_ids() == ["c0", "c1"]
