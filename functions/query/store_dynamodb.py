@@ -9,7 +9,8 @@ Reads exactly the partitions a request needs (key design: common.serving_keys):
           last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1
 Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
 filter that drops tombstones (`del`: entries that left the top-M). Every AWS call is counted and
-reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests.
+reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests;
+the pages grow with M, id length and tombstones (see `common/serving_keys.py`).
 """
 from __future__ import annotations
 

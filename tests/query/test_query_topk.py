@@ -25,7 +25,8 @@ def boards_for(t, window: Window, m: int) -> list[Leaderboard]:
 def run(t, window, k, metric, m, campaign=None, advertiser=None):
     r = merge_topk(boards_for(t, window, m), k, metric, m, campaign, advertiser)
     items = [(i.ad_id, i.total, i.upper) for i in r.items]
-    assert_top_sound(items, r.exact, r.error_bound, t, window.start, window.end, k, metric, campaign, advertiser)
+    assert_top_sound(items, r.exact, r.error_bound, t, window.start, window.end, k, metric, campaign, advertiser,
+                     m=m)
     return r
 
 
