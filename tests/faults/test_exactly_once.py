@@ -54,7 +54,8 @@ from local.readback import dedup_status_counts, read_late_dropped_cells, read_se
 from local.sender import SendReport, send_load
 from local.stack import LocalStack, StackOptions
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),  # about 5 min here; the soak variant longer
+              pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
 
 REPO = Path(__file__).resolve().parents[2]
 SOAK = os.environ.get("CLICKAGG_SOAK") == "1"
