@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Optional, Union
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field, field_validator
 from pydantic import ConfigDict, StrictInt, StrictStr
+
+from common.times import in_bounds, iso8601_ms
 
 MAX_COST = Decimal("10000")  # per click; anything larger is a client bug, not a price
 COST_DECIMAL_PLACES = 6  # cost is stored as integer micro-units downstream
@@ -78,25 +79,11 @@ class ClickIn(BaseModel):
         return int(self.cost.scaleb(COST_DECIMAL_PLACES))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Epoch-ms bounds accepted at all (years 2000..2100); the clock-skew/max-age rules come later.
-_MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000
-
-
 def to_epoch_ms(value: Union[int, str]) -> int:
-    """Event time as epoch milliseconds UTC; ISO-8601 strings must carry an offset (no guessing)."""
+    """Event time as epoch milliseconds UTC; ISO-8601 strings must carry an offset (no guessing).
+    Parsing and bounds: common.times (shared with the query API's `from`/`to`)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        ms = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise ValueError("timestamp is neither epoch milliseconds nor ISO-8601") from None
-        if parsed.tzinfo is None:
-            raise ValueError("ISO-8601 timestamp must include a UTC offset, e.g. 'Z'")
-        ms = (parsed - _EPOCH) // timedelta(milliseconds=1)  # exact, no float rounding
-    else:
-        raise ValueError("timestamp must be epoch milliseconds (integer) or an ISO-8601 string")
-    if not _MIN_MS <= ms <= _MAX_MS:
-        raise ValueError("timestamp out of range (epoch milliseconds between 2000 and 2100)")
-    return ms
+        return in_bounds(value)
+    if isinstance(value, str):
+        return in_bounds(iso8601_ms(value))
+    raise ValueError("timestamp must be epoch milliseconds (integer) or an ISO-8601 string")

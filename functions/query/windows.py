@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Mapping, Optional
 
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
-RESOLUTIONS = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
+# Units, resolutions and time bounds are common.times' (shared with ingest, the sink and the job).
+from common.times import (DAY_MS, EPOCH, HOUR_MS, MINUTE_MS, RESOLUTIONS, NotATimestamp, NoUtcOffset,
+                          TimestampOutOfRange, in_bounds, iso8601_ms)
+
 METRICS = ("clicks", "billable_clicks", "cost")
 MAX_TOP_WINDOW_MS = DAY_MS
 MAX_SERIES_POINTS = 1500
 MAX_K, DEFAULT_K = 100, 10
 DEFAULT_LAST = "1h"
-# Same bounds as ingest accepts for event times (years 2000..2100).
-MIN_TIME_MS, MAX_TIME_MS = 946_684_800_000, 4_102_444_800_000
 _ID = re.compile(r"^[\x21-\x7E]{1,128}$")
 _LAST = re.compile(r"^([0-9]{1,5})([mh])$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class QueryError(ValueError):
@@ -55,7 +54,7 @@ def ceil_to(ms: int, span: int) -> int:
 
 def iso(ms: int) -> str:
     """Epoch ms -> '2026-01-02T03:04:05.678Z' (UTC, millisecond precision)."""
-    dt = _EPOCH + timedelta(milliseconds=ms)
+    dt = EPOCH + timedelta(milliseconds=ms)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
@@ -63,26 +62,16 @@ def parse_time(name: str, raw: str) -> int:
     """Epoch ms or ISO-8601 with offset -> epoch ms. A '+' offset that arrived as ' ' (form
     decoding of an unescaped '+') is accepted."""
     value = raw.strip()
-    if re.fullmatch(r"[0-9]{1,16}", value):
-        ms = int(value)
-    else:
-        parsed = None
-        for candidate in (value, _plus_restored(value)):
-            if candidate is None:
-                continue
-            try:
-                parsed = datetime.fromisoformat(candidate.replace("Z", "+00:00").replace("z", "+00:00"))
-                break
-            except ValueError:
-                continue
-        if parsed is None:
-            raise QueryError(f"'{name}' is neither epoch milliseconds nor ISO-8601: {raw[:64]!r}")
-        if parsed.tzinfo is None:
-            raise QueryError(f"'{name}' must include a UTC offset, e.g. 2026-01-01T10:00:00Z")
-        ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
-    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
-        raise QueryError(f"'{name}' out of range (years 2000 to 2100)")
-    return ms
+    try:
+        if re.fullmatch(r"[0-9]{1,16}", value):
+            return in_bounds(int(value))
+        return in_bounds(iso8601_ms(value, _plus_restored(value)))
+    except NotATimestamp:
+        raise QueryError(f"'{name}' is neither epoch milliseconds nor ISO-8601: {raw[:64]!r}") from None
+    except NoUtcOffset:
+        raise QueryError(f"'{name}' must include a UTC offset, e.g. 2026-01-01T10:00:00Z") from None
+    except TimestampOutOfRange:
+        raise QueryError(f"'{name}' out of range (years 2000 to 2100)") from None
 
 
 def _plus_restored(value: str) -> Optional[str]:
