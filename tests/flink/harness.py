@@ -253,6 +253,26 @@ class KinesisTail:
         return out
 
 
+def drain(tail: KinesisTail, m: "Materialized") -> int:
+    """Apply everything on the stream now (its writer is dead); returns the records applied."""
+    records = tail.poll()
+    for rec in records:
+        m.apply(rec)
+    return len(records)
+
+
+def wait_output(tail: KinesisTail, m: "Materialized", timeout_s: float) -> int:
+    """Apply records as they arrive until some have (the job is running and writing); returns how
+    many; 0 after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        n = drain(tail, m)
+        if n:
+            return n
+        time.sleep(0.2)
+    return 0
+
+
 def stop_runner(proc: subprocess.Popen) -> None:
     """SIGTERM (the runner cancels the job); the whole group is killed after 60 s."""
     if proc.poll() is None:

@@ -7,7 +7,6 @@ oracle drops as late, which a restored job may count instead)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import datagen
 import harness
@@ -34,9 +33,10 @@ def test_two_crashes_back_to_back_count_every_click_once(tmp_path, kinesis):
         # run 2: restored, crashed again once it is running but before it completed a checkpoint
         # of its own (Flink delays the first checkpoint randomly by up to one interval: a 10 min
         # interval keeps that from racing the crash)
+        harness.drain(rig.tail, m)  # run 1 is dead: whatever arrives next is run 2's
         proc, offset = rig.start(fresh=False, overrides={"checkpoint_interval_ms": 600000})
         assert rig.wait_submitted(proc, offset), rig.log()[-3000:]
-        time.sleep(3)  # deployed and reading the backlog since the checkpoint
+        run2_output = harness.wait_output(rig.tail, m, timeout_s=90)  # deployed and reading the backlog
         rig.crash(proc)
         second_crash_before_checkpoint = not (rig.checkpoints() - restored_from)
         second_crash_mid_stream = publisher.is_alive()
@@ -53,5 +53,6 @@ def test_two_crashes_back_to_back_count_every_click_once(tmp_path, kinesis):
     assert log.count("restoring from file://") == 2, log[-3000:]
     assert first_crash_mid_stream and second_crash_mid_stream, "a crash came after the last click"
     assert second_crash_before_checkpoint, "run 2 completed a checkpoint: not the back-to-back case"
+    assert run2_output > 0, "run 2 wrote nothing before its crash"  # it was reading the backlog
     assert problems == [], problems
     assert proc.returncode == 0, log[-3000:]
