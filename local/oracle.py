@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+# Its own copy of common.times.RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 RES_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 
 

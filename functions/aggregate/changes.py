@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 AGG, TOP, LATE = "agg", "top", "late"
-RESOLUTION_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 METRICS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
 
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from common.times import HOUR_MS
+
 TABLE = "raw_clicks"
 
 
@@ -84,7 +86,7 @@ def render(name: str, params: dict[str, str] | None = None, now_ms: int | None =
             raise ValueError(f"parameter {key} must be an integer between 1 and 100000, got {raw!r}")
         values[key] = int(raw)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    since_ms = now_ms - values["n"] * 3_600_000
+    since_ms = now_ms - values["n"] * HOUR_MS
     # arrival >= event time - 5 min clock skew; one more hour of margin for partition pruning
     dt_from = datetime.fromtimestamp((since_ms - 3_900_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
     bind_values = {"dt_from": dt_from, "since_ms": since_ms, "until_ms": now_ms + 1}

@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+# Own copy of common.times.RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 MINUTE = 60_000
 RESOLUTIONS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 LEAD_FILES = 4

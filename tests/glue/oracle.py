@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timezone
 
+# Own time units, not common.times, on purpose: an oracle shares no code with what it checks.
 HOUR = 3_600_000
 DAY = 24 * HOUR
 

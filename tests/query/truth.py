@@ -11,6 +11,7 @@ from aggregate.changes import AGG, TOP, Change
 from aggregate.serving.dynamodb_store import item_for
 from common.serving_keys import freshness_key
 
+# Own copies of common.times' units/RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 RES = {"1m": MIN, "5m": 5 * MIN, "1h": HOUR, "1d": DAY}
 FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")

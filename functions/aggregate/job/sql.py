@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from common.records import CLICK_RECORD_SCHEMA
+from common.times import MINUTE_MS, RESOLUTIONS  # the one resolution map (query API, serving store)
 
 from .settings import JobSettings, stream_name
 
@@ -52,8 +53,6 @@ OUTPUT_VIEW = "clickagg_output"
 SINK_TABLE = "clickagg_out"
 PIPELINE_NAME = "clickagg-aggregate"
 
-MINUTE_MS = 60_000
-RESOLUTIONS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 LEADERBOARD_RESOLUTIONS = ("1m", "1h")
 
 _FLINK_TYPES = {"string": "STRING", "bigint": "BIGINT", "timestamp_ms": "BIGINT"}
