@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import IngestSettings, ResourceNames
+from common.runtime import reset_containers
 from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
 from local.emf import EmfForwarder
@@ -96,18 +96,10 @@ class LocalStack:
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = v
 
-    @staticmethod
-    def _reset_handler_caches() -> None:
-        """Handlers cache their clients per container; a new stack is a new set of containers."""
-        for module_name, attr in (("ingest.handler", "get_service"), ("aggregate.sink_handler", "get_store"),
-                                  ("query.handler", "get_store"), ("query.handler", "get_service"),
-                                  ("query.reconcile_handler", "_glue")):
-            fn = getattr(sys.modules.get(module_name), attr, None)
-            if hasattr(fn, "cache_clear"):
-                fn.cache_clear()
-
     def start(self) -> "LocalStack":
-        self._reset_handler_caches()
+        # a new stack is a new set of containers: handlers build their clients again, from the
+        # environment set below (the emulator's endpoint), on first use
+        reset_containers()
         state = self.options.state_dir
         state.mkdir(parents=True, exist_ok=True)
         if self.options.endpoint:  # a restart against the same emulator: consumers resume
@@ -170,6 +162,7 @@ class LocalStack:
             else:
                 os.environ[k] = v
         self._saved_env.clear()
+        reset_containers()  # the containers end with the stack: nothing keeps a client of its endpoint
 
     def __enter__(self) -> "LocalStack":
         try:

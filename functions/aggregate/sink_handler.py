@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import time
-from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from aggregate.changes import BadChange, Change, decode_change
 from aggregate.serving import make_store
+from common.runtime import per_container
 
 logger = Logger(service="sink")
 # EphemeralMetrics, as in the other handlers: Metrics shares its state across every instance
@@ -28,7 +28,7 @@ tracer = Tracer(service="sink")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
-@lru_cache(maxsize=1)
+@per_container
 def get_store():
     return make_store()
 

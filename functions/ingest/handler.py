@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
@@ -18,6 +17,7 @@ from botocore.config import Config
 
 from common.config import IngestSettings
 from common.cors import cors_config
+from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
@@ -33,7 +33,7 @@ tracer = Tracer(service="ingest")
 app = APIGatewayRestResolver(cors=cors_config())
 
 
-@lru_cache(maxsize=1)
+@per_container
 def get_service() -> IngestService:
     """Built once per container: clients and the thread pool are reused across invocations."""
     settings = IngestSettings.from_env()

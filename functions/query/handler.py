@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
@@ -21,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
 from common.cors import cors_config
+from common.runtime import per_container
 from query.pipeline_metrics import CloudWatchPipelineMetrics
 from query.service import QueryService
 from query.store import make_store
@@ -36,20 +36,9 @@ tracer = Tracer(service="query")
 app = APIGatewayRestResolver(cors=cors_config())
 
 
+@per_container
 def get_service() -> QueryService:
-    """Built once per container: the store's clients and thread pool are reused. Keyed by the
-    settings that pick the store, so a process that re-points them (local stack restarted on a
-    new endpoint, tests) gets a fresh one instead of a stale client."""
-    return _service_for(*(os.environ.get(k) for k in _SERVICE_ENV))
-
-
-_SERVICE_ENV = ("SERVING_STORE", "SERVING_TABLE", "TIMESTREAM_DATABASE", "TIMESTREAM_TABLE",
-                "AWS_ENDPOINT_URL", "LEADERBOARD_SIZE", "ALLOWED_LATENESS_S",
-                "POWERTOOLS_METRICS_NAMESPACE", "CLICKS_STREAM_NAME", "FRESHNESS_SLOTS")
-
-
-@lru_cache(maxsize=4)
-def _service_for(*_env_values) -> QueryService:
+    """Built once per container: the store's clients and thread pool are reused."""
     return QueryService(make_store(), AggregationSettings.from_env(),
                         pipeline_metrics=CloudWatchPipelineMetrics.from_env())
 

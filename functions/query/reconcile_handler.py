@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Callable
 
 import boto3
@@ -25,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.cors import cors_config
+from common.runtime import per_container
 from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, parse_reconcile
 from query.windows import QueryError
 
@@ -48,8 +48,8 @@ def utc_now() -> datetime:
 clock: Callable[[], datetime] = utc_now
 
 
-@lru_cache(maxsize=4)
-def _glue(_endpoint):
+@per_container
+def _glue():
     return boto3.client("glue", config=Config(retries={"mode": "standard", "max_attempts": 3},
                                               connect_timeout=2, read_timeout=10))
 
@@ -80,7 +80,7 @@ def post_reconcile() -> Response:
                           int(os.environ.get("BILLING_CUTOFF_HOURS", DEFAULT_CUTOFF_HOURS)))
     workflow = os.environ["BILLING_WORKFLOW"]
     try:
-        run_id = _glue(os.environ.get("AWS_ENDPOINT_URL")).start_workflow_run(
+        run_id = _glue().start_workflow_run(
             Name=workflow, RunProperties={DAY_PROPERTY: req.day.isoformat()})["RunId"]
     except ClientError as exc:
         code = exc.response["Error"].get("Code", "")

@@ -11,21 +11,6 @@ import pytest
 from tests.query.truth import MIN, load, random_truth, serving_items
 
 
-def _reset_container_caches() -> None:
-    """A new LocalStack is a new moto endpoint: drop handler clients cached by an earlier stack in
-    this process (what a fresh Lambda container would not have)."""
-    import importlib
-
-    for module, attr in (("query.handler", "_service_for"), ("ingest.handler", "get_service"),
-                         ("query.reconcile_handler", "_glue")):
-        try:
-            cached = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            continue
-        if cached is not None and hasattr(cached, "cache_clear"):
-            cached.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def local_stack():
     from local.stack import LocalStack, StackOptions
@@ -33,7 +18,6 @@ def local_stack():
     # the query API needs only moto + the gateway: no stream workers (Flink job, sink, archiver)
     # and no billing runs (POST /v1/reconcile only records workflow runs in moto here)
     workers = {k: False for k in ("flink", "sink", "archive", "glue") if k in StackOptions.__dataclass_fields__}
-    _reset_container_caches()
     with LocalStack(StackOptions(**workers)) as stack:
         now = int(time.time() * 1000)
         start = now - now % MIN - 3 * 60 * MIN
@@ -41,4 +25,3 @@ def local_stack():
         load(boto3.client("dynamodb"), stack.names.serving_table, serving_items(truth, 1000))
         stack.truth = truth
         yield stack
-    _reset_container_caches()

@@ -340,7 +340,7 @@ def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(reconcile_handler, "clock", lambda: NOON)
     reconcile_handler._glue.cache_clear()
-    client = reconcile_handler._glue(None)
+    client = reconcile_handler._glue()
     yesterday = "2026-03-09"
     with Stubber(client) as stub:
         stub.add_client_error("start_workflow_run", service_error_code="ConcurrentRunsExceededException",

@@ -62,13 +62,6 @@ def build_web() -> None:
     subprocess.run(["node", "build.mjs"], cwd=WEB, check=True, timeout=60, capture_output=True)
 
 
-def _reset_container_caches() -> None:
-    """A new LocalStack is a new moto endpoint: drop query clients cached by an earlier stack."""
-    from query import handler
-
-    handler._service_for.cache_clear()
-
-
 def reconciliation_summary(day: str, total_drift: float, flag: bool) -> dict:
     """A day's summary as glue_jobs.reconcile.run makes it (the keys of reconcile.summarize + day, report)."""
     batch = 40_000
@@ -116,7 +109,6 @@ def dashboard_stack(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LEADERBOARD_SIZE", str(LEADERBOARD_SIZE))
-        _reset_container_caches()
         options = StackOptions(flink=False, sink=False, archive=False,
                                state_dir=tmp_path_factory.mktemp("stack"))
         with LocalStack(options) as stack:
@@ -132,7 +124,6 @@ def dashboard_stack(tmp_path_factory):
             stack.seeder = seeder
             stack.reconciliation = seed_reconciliation(boto3.client("dynamodb"), stack.names.serving_table)
             yield stack
-        _reset_container_caches()
 
 
 def _api_top(url: str, rng: dict, k: int, metric: str) -> dict:
