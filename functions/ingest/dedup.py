@@ -5,6 +5,17 @@ A click_id is *claimed* (status=pending) before its record goes to Kinesis and *
 duplicate. A claim whose Kinesis write failed is released; a claim left pending by a crashed
 invocation can be taken over once its lease expires. So a click is never "seen" in DynamoDB
 while absent from Kinesis, which would turn a client's retry into a silent loss.
+
+Why not Powertools Idempotency: it makes one function call idempotent (a key hashed from the
+event, a JMESPath subset of it or one `idempotent_function` argument) and stores that call's
+response to return it again. Here the unit is the click, not the request: a POST holds up to 500
+clicks, each with its own click_id and its own outcome (accepted, duplicate, rejected, retryable),
+and a client's retry may mix clicks already taken with new ones, so a request key would replay a
+stale answer or miss the duplicates. Per click it would also be one call each: a conditional
+PutItem to lock and an UpdateItem to store the result (its docs: "2 WCU per non-idempotent
+call"), 1,000 requests for 500 clicks. Here: 1 conditional PutItem per click (the claim) + 1
+BatchWriteItem per 25 clicks (the confirm; still one write unit per item), 520 requests for 500
+clicks, and no response stored: a repeat is simply a duplicate.
 """
 from __future__ import annotations
 
