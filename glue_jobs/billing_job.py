@@ -86,7 +86,10 @@ def main_glue(now: Callable[[], datetime] = utc_now) -> dict:
 
     from glue_jobs.billing.run import run_day
 
-    wanted = ["JOB_NAME", *REQUIRED] + [o for o in OPTIONAL if f"--{o}" in sys.argv]
+    # Glue resolves only the names asked for and fails on a missing one: ask for the optional ones
+    # present, as `--name value` or `--name=value` (argparse, which Glue uses, takes both)
+    wanted = ["JOB_NAME", *REQUIRED] + [o for o in OPTIONAL
+                                        if any(a == f"--{o}" or a.startswith(f"--{o}=") for a in sys.argv)]
     args = getResolvedOptions(sys.argv, wanted)
     args["day"] = requested_day(sys.argv) or args.get("day")
     day, settings, write_flagged = settings_from(args, now)

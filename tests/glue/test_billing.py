@@ -430,6 +430,16 @@ def test_glue_entry_resolves_glue_arguments(glue_billing_job, recorded_run_day, 
                              ("init", "clickagg-billing", resolved), ("commit",)]
 
 
+def test_glue_entry_takes_name_equals_value_options(glue_billing_job, recorded_run_day, spark, monkeypatch):
+    """`--name=value` is an argparse spelling too: such an option is resolved, not silently dropped."""
+    runtime = GlueRuntime(spark)
+    runtime.install(monkeypatch, glue_billing_job)
+    monkeypatch.setattr(sys, "argv", glue_argv("r", "o", "--cutoff_hours=0", "--repeat_window_s=5",
+                                               "--write_flagged=false"))
+    glue_billing_job.main_glue(now=lambda: AFTER_MIDNIGHT)
+    assert recorded_run_day == [(spark, "r", "o", DAY, BillingSettings(repeat_window_s=5, cutoff_hours=0), False)]
+
+
 def test_glue_entry_explicit_day_and_workflow_run_day(glue_billing_job, recorded_run_day, spark,
                                                       monkeypatch, aws):
     runtime = GlueRuntime(spark)
