@@ -27,9 +27,9 @@ sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
 from local.freshness import FreshnessSampler, percentiles  # noqa: E402
 from local.readback import read_stream  # noqa: E402
-from local.loadgen import HOT_AD, LoadSpec, generate  # noqa: E402
-from local.sender import send_load  # noqa: E402
 from local.stack import LocalStack, StackOptions  # noqa: E402
+from tools.loadgen import HOT_AD, LoadSpec, generate  # noqa: E402
+from tools.sender import send_load  # noqa: E402
 from common.config import IngestSettings  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from common.archive import RAW_COLUMNS, partition_prefix
 from common.records import decode_click
-from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
+from local.kinesis_consumer import Checkpoints, ShardPoller
+from local.worker import BackgroundWorker
 
 ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64()}
 ARROW_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in RAW_COLUMNS])

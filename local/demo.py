@@ -10,17 +10,15 @@ from collections import Counter
 from datetime import date, datetime, timezone
 
 from common.archive import RAW_PREFIX
+from common.config import IngestSettings
 from common.named_queries import render
-from local.analytics import run_duckdb, sync_archive
 from local.freshness import FreshnessSampler, percentiles
 from local.oracle import realtime_truth
-from local.readback import read_late_dropped, read_series
-
-from common.config import IngestSettings
-from local.loadgen import HOT_AD, LoadSpec, generate
-from local.readback import dedup_status_counts, read_stream
-from local.sender import send_load
+from local.readback import dedup_status_counts, read_late_dropped, read_series, read_stream
 from local.stack import LocalStack, StackOptions
+from tools.analytics import run_duckdb, sync_archive
+from tools.loadgen import HOT_AD, LoadSpec, generate
+from tools.sender import send_load
 
 
 class Checks:

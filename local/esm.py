@@ -23,8 +23,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from local.kinesis_consumer import BackgroundWorker, Checkpoints, ShardPoller
+from local.kinesis_consumer import Checkpoints, ShardPoller
 from local.lambda_runtime import LocalFunction
+from local.worker import BackgroundWorker
 
 
 def kinesis_event(stream_arn: str, shard_id: str, records: list[dict]) -> dict:

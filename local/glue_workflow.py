@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 
 from common.archive import RAW_PREFIX
-from local.kinesis_consumer import BackgroundWorker
+from local.worker import BackgroundWorker
 
 REPO = Path(__file__).resolve().parent.parent
 GLUE_PYTHON = REPO / ".venv-glue" / "bin" / "python"
@@ -106,7 +106,7 @@ class LocalGlueWorkflow(BackgroundWorker):
 
     def execute(self, run_id: str, day: str | None) -> WorkflowRunResult:
         """Run the workflow's jobs for one run (synchronously) and record the outcome."""
-        from local.analytics import sync_archive
+        from tools.analytics import sync_archive
 
         t0 = time.monotonic()
         sync_archive(self.archive_bucket, self.archive_dir)

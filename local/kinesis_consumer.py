@@ -27,26 +27,6 @@ class Checkpoints:
             tmp.replace(self.path)
 
 
-class BackgroundWorker:
-    """A daemon thread running `_run` until `stop()`: the scaffolding every local consumer
-    (archiver, event source mapping, Glue workflow runner) shares. `_run` checks `self._stop`."""
-
-    def __init__(self, thread_name: str):
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
-
-    def _run(self) -> None:
-        raise NotImplementedError
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 class ShardPoller:
     """Reads records of all shards in rounds; `poll()` returns {shard_id: [records]}."""
 

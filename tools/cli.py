@@ -1,11 +1,11 @@
 """Query the clickagg API from a terminal.
 
-  python -m local.cli top --last 1h -k 10 [--metric clicks|billable_clicks|cost]
+  python -m tools.cli top --last 1h -k 10 [--metric clicks|billable_clicks|cost]
                           [--campaign C] [--advertiser A] [--from T --to T] [--json]
-  python -m local.cli series AD --resolution 5m [--from T --to T | --last 6h] [--json]
-  python -m local.cli health [--json]
-  python -m local.cli quality [--last 1h] [--json]
-  python -m local.cli reconcile --day YYYY-MM-DD [--json]
+  python -m tools.cli series AD --resolution 5m [--from T --to T | --last 6h] [--json]
+  python -m tools.cli health [--json]
+  python -m tools.cli quality [--last 1h] [--json]
+  python -m tools.cli reconcile --day YYYY-MM-DD [--json]
 
 The API is `--api URL`, else $CLICKAGG_API, else the local stack (http://127.0.0.1:8080, what
 `python -m local up` serves). `--sigv4` signs requests (SigV4, service execute-api) with the
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lag, duplicate rate, late-dropped clicks, last reconciliation drift")
     rec = sub.add_parser("reconcile", parents=[common], help="recompute + reconcile one UTC day")
     rec.add_argument("--day", required=True, help="YYYY-MM-DD")
-    from local.sql_cli import add_parser as add_sql_parser
+    from tools.sql_cli import add_parser as add_sql_parser
 
     add_sql_parser(sub)
     return p

@@ -44,7 +44,7 @@ def print_table(columns: list[str], rows: list[tuple]) -> None:
 
 
 def run(args) -> int:
-    from local.analytics import run_athena, run_duckdb, sync_archive
+    from tools.analytics import run_athena, run_duckdb, sync_archive
 
     if args.list:
         for q in NAMED_QUERIES.values():

@@ -47,12 +47,12 @@ import pytest
 from common.config import IngestSettings
 from local.faults import FaultCounters, describe, install_ingest_faults, install_sink_faults
 from local.flink import flink_available
-from local.loadgen import LoadSpec, generate
 from local.moto_server import MotoServer, free_port
 from local.oracle import RES_MS, realtime_truth
 from local.readback import dedup_status_counts, read_late_dropped_cells, read_series, read_stream
-from local.sender import SendReport, send_load
 from local.stack import LocalStack, StackOptions
+from tools.loadgen import LoadSpec, generate
+from tools.sender import SendReport, send_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),  # about 5 min here; the soak variant longer
               pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
@@ -117,7 +117,7 @@ def compare_billing(stack, rows: list[tuple[dict, int]], truth: list[dict], tmp_
     import pyarrow.parquet as pq
 
     from common.archive import RAW_PREFIX
-    from local.analytics import sync_archive
+    from tools.analytics import sync_archive
     from tests.glue.oracle import billing_oracle
 
     root, out = tmp_path / "archive", tmp_path / "billing"

@@ -71,7 +71,7 @@ def archive_through_the_stream(rows: list[tuple[dict, int]], clock: Clock, state
     from moto import mock_aws
 
     from common.records import encode_click
-    from local.analytics import sync_archive
+    from tools.analytics import sync_archive
     from local.archiver import LocalArchiver
 
     with mock_aws(), pytest.MonkeyPatch.context() as mp:

@@ -20,9 +20,9 @@ from common.archive import RAW_COLUMNS, RAW_PREFIX, partition_of
 from common.config import ResourceNames
 from common.named_queries import NAMED_QUERIES, athena_parameters, render
 from common.records import encode_click
-from local.analytics import run_duckdb, sync_archive
 from local.archiver import LocalArchiver
 from local.resources import create_all
+from tools.analytics import run_duckdb, sync_archive
 from tests.clock import FEBRUARY_END, MONTH_END, UTC, Clock, pin_kinesis_arrival
 
 NAMES = ResourceNames()

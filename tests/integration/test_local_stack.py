@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from local.loadgen import LoadSpec, generate
 from local.readback import dedup_status_counts, read_stream
-from local.sender import send_load
 from local.stack import LocalStack, StackOptions
+from tools.loadgen import LoadSpec, generate
+from tools.sender import send_load
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from local.glue_workflow import GLUE_PYTHON
-from local.loadgen import LoadSpec, generate
 from local.oracle import realtime_truth
-from local.sender import send_load
 from local.stack import LocalStack, StackOptions
+from tools.loadgen import LoadSpec, generate
+from tools.sender import send_load
 
 DAY_MS = 86_400_000
 

@@ -12,8 +12,8 @@ from urllib.parse import quote, unquote, urlencode
 import pytest
 from botocore.credentials import Credentials
 
-from local import cli
 from tests.query.truth import oracle_top
+from tools import cli
 
 pytestmark = pytest.mark.slow
 

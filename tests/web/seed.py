@@ -1,6 +1,6 @@
 """Serving-table contents for the dashboard tests, written the way the sink writes them: every
 aggregate and leaderboard row goes through DynamoDBServingStore.apply (versioned conditional
-puts), freshness through advance_freshness. Clicks come from the load generator (local.loadgen);
+puts), freshness through advance_freshness. Clicks come from the load generator (tools.loadgen);
 the rows are its brute-force truth (local.oracle.realtime_truth), so no code under test decides
 the numbers. `add()` can be called again (more clicks later): changed rows get a newer version,
 leaderboards are recomputed and ads that fell off a board get a tombstone, as the Flink job's

@@ -102,7 +102,7 @@ def dashboard_stack(tmp_path_factory):
         pytest.skip(reason)
     build_web()
     from aggregate.serving.dynamodb_store import DynamoDBServingStore
-    from local.loadgen import LoadSpec, generate
+    from tools.loadgen import LoadSpec, generate
     from local.stack import LocalStack, StackOptions
     from local.web import StaticRoute, has_static_route
     from tests.web.seed import ServingSeeder

@@ -1,5 +1,5 @@
 """The page's SigV4 signing (web/src/sigv4.js, used on AWS where the query API is IAM-authorized)
-produces the same Authorization header as botocore (what `python -m local.cli --sigv4` and the AWS
+produces the same Authorization header as botocore (what `python -m tools.cli --sigv4` and the AWS
 SDKs send) for the requests the page makes: canonical URI, query, headers and signature."""
 from __future__ import annotations
 
