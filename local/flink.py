@@ -5,7 +5,7 @@ the emulator:
   clicks stream --(Kinesis source, per-shard positions in checkpoints)--> job
   --(debezium-json, Kinesis sink)--> aggregates stream --(local ESM)--> sink Lambda
 
-The job reads and writes the streams itself (`aggregate.job.local_runner`): nothing in this
+The job reads and writes the streams itself (`local.flink_runner`): nothing in this
 process sits between the clicks stream and the job. A fresh job reads the clicks stream from
 TRIM_HORIZON; a restarted one restores its newest retained checkpoint and resumes at the shard
 positions stored in it.
@@ -36,14 +36,14 @@ class LocalFlinkJob:
     def start(self, fresh: bool = True) -> "LocalFlinkJob":
         if not FLINK_PYTHON.exists():
             raise RuntimeError(f"{FLINK_PYTHON} missing: run `make setup` (PyFlink has its own venv)")
-        cmd = [str(FLINK_PYTHON), "-m", "aggregate.job.local_runner",
+        cmd = [str(FLINK_PYTHON), "-m", "local.flink_runner",
                "--clicks-stream", self.clicks_stream, "--aggregates-stream", self.aggregates_stream,
                "--endpoint", self.endpoint, "--checkpoint-dir", str(self.checkpoint_dir),
                "--parallelism", str(self.parallelism)]
         cmd += [arg for k, v in self.settings.items() for arg in ("--set", f"{k}={v}")]
         if fresh:
             cmd.append("--fresh")
-        env = {**os.environ, "PYTHONPATH": str(REPO / "functions")}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "functions")))}
         self._started_at = time.time()
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()

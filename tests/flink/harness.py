@@ -285,7 +285,7 @@ def stop_runner(proc: subprocess.Popen) -> None:
 
 
 class RunnerRig:
-    """The local runner (`python -m aggregate.job.local_runner`) on a fresh pair of streams of
+    """The local runner (`python -m local.flink_runner`) on a fresh pair of streams of
     the session's emulator: checkpoints under `tmp`, the runner's stderr in one file across
     runs, the aggregates stream tailed from TRIM_HORIZON; start / crash / wait for a checkpoint.
 
@@ -300,14 +300,14 @@ class RunnerRig:
         self.tail = KinesisTail(emulator.client, self.aggregates)
         self.err_path = tmp / "runner.stderr"
         self.err = open(self.err_path, "a")
-        self.env = {**os.environ, **emulator.env, "PYTHONPATH": str(FUNCTIONS)}
+        self.env = {**os.environ, **emulator.env, "PYTHONPATH": os.pathsep.join((str(REPO), str(FUNCTIONS)))}
         self.settings = {**self.SETTINGS, **(overrides or {})}
 
     def start(self, fresh: bool, overrides: dict[str, Any] | None = None) -> tuple[subprocess.Popen, int]:
         """(the runner process, the stderr offset its output starts at)."""
         self.err.flush()
         offset = self.err_path.stat().st_size
-        cmd = [sys.executable, "-m", "aggregate.job.local_runner", "--clicks-stream", self.clicks,
+        cmd = [sys.executable, "-m", "local.flink_runner", "--clicks-stream", self.clicks,
                "--aggregates-stream", self.aggregates, "--checkpoint-dir", str(self.ck)]
         for k, v in {**self.settings, **(overrides or {})}.items():
             cmd += ["--set", f"{k}={v}"]

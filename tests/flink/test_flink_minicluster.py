@@ -1,4 +1,4 @@
-"""End to end on a MiniCluster: the real local runner (`python -m aggregate.job.local_runner`,
+"""End to end on a MiniCluster: the real local runner (`python -m local.flink_runner`,
 parallelism 2, checkpoints every 2 s) reads the clicks that the test publishes to a Kinesis stream
 (moto) WHILE it runs, through the Kinesis connector of the deployed jar, and the debezium-json
 records its Kinesis sink writes must equal an independent brute-force oracle exactly.

@@ -16,8 +16,8 @@ Runtime properties:
 On AWS the properties come from /etc/flink/application_properties.json and the service owns
 checkpointing and parallelism. Elsewhere (a developer run against real AWS) the same file shape
 can be given via CLICKAGG_PROPERTIES and the connector jar via CLICKAGG_JAR (pipeline.jars), as
-in the aws-samples Python examples; against the local emulator use `aggregate.job.local_runner`,
-which runs this same job with the emulator's endpoint and local checkpoints.
+in the aws-samples Python examples. The local stack runs this same job through its own driver
+(`local/flink_runner.py`, outside this package), with an endpoint and local checkpoints.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Run the aggregation job locally (PyFlink MiniCluster) on the local emulator's Kinesis streams.
 
-    PYTHONPATH=functions .venv-flink/bin/python -m aggregate.job.local_runner \
+    PYTHONPATH=.:functions .venv-flink/bin/python -m local.flink_runner \
         --clicks-stream clickagg-clicks --aggregates-stream clickagg-aggregates \
         --checkpoint-dir C [--endpoint URL] [--set KEY=VALUE ...] [--fresh]
 
-The job is the one `main.py` submits on Managed Flink (same DDL, same SQL, same connector jar);
-what differs is configuration only:
+The job is the one `aggregate/job/main.py` submits on Managed Flink (same DDL, same SQL, same
+connector jar); what differs is configuration only:
 * connection: `aws.endpoint` = the emulator (`--endpoint`, default $AWS_ENDPOINT_URL), HTTP/1.1
   for the sink's client, CBOR off in the JVM (moto speaks JSON only);
 * checkpoints: EXACTLY_ONCE every `checkpoint_interval_ms` into C (filesystem), retained on
@@ -14,7 +14,8 @@ what differs is configuration only:
   rows after it (the consumer's version rule makes those harmless);
 * a fresh job reads the clicks stream from TRIM_HORIZON (as a new application on AWS does).
 
-Stops on SIGTERM/SIGINT (cancels the job, checkpoints retained, exits 0).
+Stops on SIGTERM/SIGINT (cancels the job, checkpoints retained, exits 0). Emulation only: it
+lives here, not in functions/aggregate/job, so the application zip holds no emulator code.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from .settings import ENV_LOCAL, JobSettings, load_properties
+from aggregate.job.settings import ENV_LOCAL, JobSettings, load_properties
 
 # moto has no CBOR: off for both AWS SDKs in the shaded jar (v2: the sink; v1, relocated by the
 # shade plugin: the FlinkKinesisConsumer source).
@@ -35,7 +36,7 @@ LOCAL_JVM_OPTIONS = ("-Daws.cborEnabled=false",
 
 
 def log(msg: str) -> None:
-    print(f"[local_runner {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[flink_runner {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def latest_checkpoint(checkpoint_dir: str) -> str | None:
@@ -50,7 +51,7 @@ def latest_checkpoint(checkpoint_dir: str) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="aggregate.job.local_runner", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="local.flink_runner", description=__doc__.split("\n")[0])
     p.add_argument("--clicks-stream", required=True, help="name of the clicks stream (source)")
     p.add_argument("--aggregates-stream", required=True, help="name of the aggregates stream (sink)")
     p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # read by PyFlink when it launches the gateway JVM that hosts the MiniCluster
     os.environ["JVM_ARGS"] = " ".join((os.environ.get("JVM_ARGS", ""), *LOCAL_JVM_OPTIONS)).strip()
 
-    from .main import connector_jar_uri, submit
+    from aggregate.job.main import connector_jar_uri, submit
 
     stop = threading.Event()
     submitted = threading.Event()
