@@ -4,19 +4,18 @@ Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (Dynam
 """
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.config import Config
 
 from common.config import IngestSettings
-from common.cors import cors_config
+from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
@@ -30,7 +29,7 @@ logger = Logger(service="ingest")
 # dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
 metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
 tracer = Tracer(service="ingest")
-app = APIGatewayRestResolver(cors=cors_config())
+app = api_resolver()
 
 
 @per_container
@@ -50,14 +49,9 @@ def get_service() -> IngestService:
     return IngestService(settings, dedup, publisher)
 
 
-def _json(status: int, body: dict, headers: dict | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps(body, separators=(",", ":")), headers=headers)
-
-
 def _error(exc: RequestError) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return _json(exc.status, {"error": exc.reason, "status": exc.status, "details": exc.details})
+    return error_response(exc.status, exc.reason, details=exc.details)
 
 
 @app.post("/v1/clicks")
@@ -90,9 +84,8 @@ def post_clicks() -> Response:
     status = outcome.status_code
     body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
     if status == 400:
-        body = {"error": "no valid click in request", "status": 400, **body}
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return _json(status, body, headers)
+        return error_response(400, "no valid click in request", **body)
+    return json_response(status, body, retry_after_s=1 if status == 503 else None)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -7,19 +7,18 @@ cannot be reached is 503 with Retry-After; no input makes it answer 500.
 """
 from __future__ import annotations
 
-import json
 import os
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
-from common.cors import cors_config
+from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
 from query.pipeline_metrics import CloudWatchPipelineMetrics
 from query.service import QueryService
@@ -33,7 +32,7 @@ logger = Logger(service="query")
 # dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
 metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
 tracer = Tracer(service="query")
-app = APIGatewayRestResolver(cors=cors_config())
+app = api_resolver()
 
 
 @per_container
@@ -41,11 +40,6 @@ def get_service() -> QueryService:
     """Built once per container: the store's clients and thread pool are reused."""
     return QueryService(make_store(), AggregationSettings.from_env(),
                         pipeline_metrics=CloudWatchPipelineMetrics.from_env())
-
-
-def _json(status: int, body: dict, headers: dict | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps(body, separators=(",", ":")), headers=headers)
 
 
 def _params() -> dict[str, str]:
@@ -58,28 +52,26 @@ def _answered(route: str, body: dict) -> Response:
     if "exact" in body:
         metrics.add_metric(name="TopInexact", unit=MetricUnit.Count, value=0 if body["exact"] else 1)
     logger.info("answered", route=route, store_requests=requests, exact=body.get("exact"))
-    return _json(200, body)
+    return json_response(200, body)
 
 
 @app.exception_handler(QueryError)
 def _bad_request(exc: QueryError) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return _json(exc.status, {"error": exc.reason, "status": exc.status})
+    return error_response(exc.status, exc.reason)
 
 
 @app.exception_handler([ClientError, BotoCoreError])
 def _store_unavailable(exc: Exception) -> Response:
     logger.warning("serving store error", error=repr(exc))
     metrics.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
-    return _json(503, {"error": "serving store unavailable; retry later", "status": 503},
-                 {"Retry-After": "1"})
+    return error_response(503, "serving store unavailable; retry later", retry_after_s=1)
 
 
 @app.not_found
 def _not_found(exc: NotFoundError) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    event = app.current_event
-    return _json(404, {"error": f"no route for {event.http_method} {event.path}", "status": 404})
+    return no_route(app.current_event)
 
 
 @app.get("/v1/top")
@@ -109,9 +101,9 @@ def get_health() -> Response:
         body = service.health()
     except (ClientError, BotoCoreError) as exc:
         logger.warning("health check failed", error=repr(exc))
-        return _json(503, {"error": f"serving store unreachable: {type(exc).__name__}", "status": 503,
-                           "store": service.store.kind}, {"Retry-After": "1"})
-    return _json(200, body)
+        return error_response(503, f"serving store unreachable: {type(exc).__name__}", retry_after_s=1,
+                              store=service.store.kind)
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -9,21 +9,20 @@ only start runs of the one workflow.
 """
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timezone
 from typing import Callable
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.cors import cors_config
+from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
 from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, parse_reconcile
 from query.windows import QueryError
@@ -35,7 +34,7 @@ logger = Logger(service="reconcile")
 # dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
 metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="reconcile")
 tracer = Tracer(service="reconcile")
-app = APIGatewayRestResolver(cors=cors_config())
+app = api_resolver()
 DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
 
 
@@ -54,21 +53,15 @@ def _glue():
                                               connect_timeout=2, read_timeout=10))
 
 
-def _json(status: int, body: dict, headers: dict | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps(body, separators=(",", ":")), headers=headers)
-
-
 @app.exception_handler(QueryError)
 def _bad_request(exc: QueryError) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return _json(exc.status, {"error": exc.reason, "status": exc.status})
+    return error_response(exc.status, exc.reason)
 
 
 @app.not_found
 def _not_found(exc: NotFoundError) -> Response:
-    event = app.current_event
-    return _json(404, {"error": f"no route for {event.http_method} {event.path}", "status": 404})
+    return no_route(app.current_event)
 
 
 @app.post("/v1/reconcile")
@@ -86,18 +79,17 @@ def post_reconcile() -> Response:
         code = exc.response["Error"].get("Code", "")
         if code == "ConcurrentRunsExceededException":
             metrics.add_metric(name="ReconcileConflicts", unit=MetricUnit.Count, value=1)
-            return _json(409, {"error": f"a run of {workflow} is in progress; retry when it ends",
-                               "status": 409}, {"Retry-After": "60"})
+            return error_response(409, f"a run of {workflow} is in progress; retry when it ends",
+                                  retry_after_s=60)
         logger.warning("start_workflow_run failed", error=repr(exc))
-        return _json(503, {"error": f"billing workflow unavailable: {code}", "status": 503},
-                     {"Retry-After": "5"})
+        return error_response(503, f"billing workflow unavailable: {code}", retry_after_s=5)
     except BotoCoreError as exc:
         logger.warning("start_workflow_run failed", error=repr(exc))
-        return _json(503, {"error": "billing workflow unreachable", "status": 503}, {"Retry-After": "5"})
+        return error_response(503, "billing workflow unreachable", retry_after_s=5)
     metrics.add_metric(name="ReconcileStarted", unit=MetricUnit.Count, value=1)
     logger.info("reconcile started", day=req.day.isoformat(), run_id=run_id, partial=req.partial)
     reconciles = os.environ.get("SERVING_STORE", "dynamodb") == "dynamodb"
-    return _json(202, {
+    return json_response(202, {
         "status": "started", "day": req.day.isoformat(), "workflow": workflow, "run_id": run_id,
         "partial_day": req.partial, "reconciliation": reconciles,
         "result": "GET /v1/quality -> reconciliation (day, finished_at, total_drift)" if reconciles
