@@ -1,13 +1,13 @@
 """Sink Lambda: the aggregates stream (Flink changelog) -> serving store, idempotently.
 
-Kinesis event source mapping with partial batch responses (Powertools BatchProcessor): the batch
-is written in bulk first (concurrent conditional writes / 100-record Timestream writes), then
+Kinesis event source mapping with partial batch responses (Powertools BatchProcessor); records are
+read through Powertools' KinesisStreamEvent / KinesisStreamRecord data classes. The batch is
+written in bulk first (concurrent conditional writes / 100-record Timestream writes), then
 the processor reports exactly the records that failed, so only they (and what follows them on
 the shard) are redelivered. Redelivery is harmless: every write is conditional on its version.
 """
 from __future__ import annotations
 
-import base64
 import os
 import time
 
@@ -15,7 +15,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (KinesisStreamEvent,
+                                                                        KinesisStreamRecord)
 
 from aggregate.changes import BadChange, Change, decode_change
 from aggregate.serving import make_store
@@ -33,14 +34,14 @@ def get_store():
     return make_store()
 
 
-def write_batch(store, records: list[dict]) -> tuple[dict[str, Exception], list[Change]]:
+def write_batch(store, records: list[KinesisStreamRecord]) -> tuple[dict[str, Exception], list[Change]]:
     """Decode and write every record; returns {sequence_number: error} and the written changes."""
     errors: dict[str, Exception] = {}
     decoded: list[tuple[str, Change]] = []
     for rec in records:
-        seq = rec["kinesis"]["sequenceNumber"]
+        seq = rec.kinesis.sequence_number
         try:
-            decoded.append((seq, decode_change(base64.b64decode(rec["kinesis"]["data"]))))
+            decoded.append((seq, decode_change(rec.kinesis.data_as_bytes())))
         except BadChange as exc:
             errors[seq] = exc
     results = store.apply_many([c for _, c in decoded])
@@ -55,7 +56,8 @@ def write_batch(store, records: list[dict]) -> tuple[dict[str, Exception], list[
 @metrics.log_metrics
 def lambda_handler(event, context):
     store = get_store()
-    records = event.get("Records", [])
+    # no records: process_partial_response below refuses the event, as before
+    records = list(KinesisStreamEvent(event).records) if event.get("Records") else []
     errors, written = write_batch(store, records)
 
     def record_handler(record: KinesisStreamRecord) -> None:
@@ -68,12 +70,12 @@ def lambda_handler(event, context):
     if not errors:  # freshness only moves once everything up to it is in the store
         wms = [c.row["watermark"] for c in written if c.row.get("watermark") is not None]
         events = [c.row["max_event_time"] for c in written if c.row.get("max_event_time") is not None]
-        shard = records[0].get("eventID", "").partition(":")[0] if records else ""
+        shard = records[0].event_id.partition(":")[0] if records else ""  # "<shard id>:<sequence number>"
         store.advance_freshness(max(wms, default=None), max(events, default=None), shard)
     metrics.add_metric(name="ChangesWritten", unit=MetricUnit.Count, value=len(written))
     metrics.add_metric(name="ChangesFailed", unit=MetricUnit.Count, value=len(errors))
     if records:
-        newest_arrival = max(r["kinesis"]["approximateArrivalTimestamp"] for r in records)
+        newest_arrival = max(r.kinesis.approximate_arrival_timestamp for r in records)
         metrics.add_metric(name="SinkLag", unit=MetricUnit.Milliseconds,
                            value=max(0.0, time.time() * 1000 - newest_arrival * 1000))
     if errors:
