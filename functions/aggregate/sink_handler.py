@@ -8,11 +8,9 @@ the shard) are redelivered. Redelivery is harmless: every write is conditional o
 """
 from __future__ import annotations
 
-import os
 import time
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.metrics import EphemeralMetrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (KinesisStreamEvent,
@@ -20,11 +18,11 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (K
 
 from aggregate.changes import BadChange, Change, decode_change
 from aggregate.serving import make_store
+from common.observability import handler_metrics
 from common.runtime import per_container
 
 logger = Logger(service="sink")
-# EphemeralMetrics, as in the other handlers: Metrics shares its state across every instance
-metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="sink")
+metrics = handler_metrics("sink")
 tracer = Tracer(service="sink")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 

@@ -4,17 +4,17 @@ Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (Dynam
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from common.config import IngestSettings
+from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
@@ -23,11 +23,7 @@ from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestServi
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
 
 logger = Logger(service="ingest")
-# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
-# shared by every instance in the process, so where several handlers share a process (the
-# local stack, tests) one handler's flush published another's metrics under its own service
-# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
-metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="ingest")
+metrics = handler_metrics("ingest")
 tracer = Tracer(service="ingest")
 app = api_resolver()
 

@@ -7,17 +7,17 @@ cannot be reached is 503 with Retry-After; no input makes it answer 500.
 """
 from __future__ import annotations
 
-import os
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings
+from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
 from query.pipeline_metrics import CloudWatchPipelineMetrics
@@ -26,11 +26,7 @@ from query.store import make_store
 from query.windows import QueryError
 
 logger = Logger(service="query")
-# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
-# shared by every instance in the process, so where several handlers share a process (the
-# local stack, tests) one handler's flush published another's metrics under its own service
-# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
-metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="query")
+metrics = handler_metrics("query")
 tracer = Tracer(service="query")
 app = api_resolver()
 

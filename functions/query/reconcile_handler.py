@@ -18,21 +18,18 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
 from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, parse_reconcile
 from query.windows import QueryError
 
 logger = Logger(service="reconcile")
-# EphemeralMetrics, not Metrics: Metrics keeps its metrics and dimensions in class attributes
-# shared by every instance in the process, so where several handlers share a process (the
-# local stack, tests) one handler's flush published another's metrics under its own service
-# dimension. One instance per handler module keeps the one-service-per-Lambda behaviour.
-metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service="reconcile")
+metrics = handler_metrics("reconcile")
 tracer = Tracer(service="reconcile")
 app = api_resolver()
 DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
