@@ -3,7 +3,8 @@
 
 Settings come from context (infra/settings.py): `-c key=value` beats the deployment profile
 (`-c profile=small|medium|large`: the capacity planner's values, capacity/profiles.py), which
-beats cdk.json's "clickagg:defaults". E.g. `npx cdk deploy -c profile=large -c kinesis_shards=700`.
+beats cdk.json's "clickagg:defaults", which beats the schema's defaults (functions/common/schema.py).
+E.g. `npx cdk deploy -c profile=large -c kinesis_shards=700`.
 
 cdk-nag's AwsSolutions pack runs as a CDK validation plugin: an unacknowledged finding fails
 the synth. Acknowledgements live next to the construct they concern, each with its reason.

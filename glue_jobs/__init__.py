@@ -1,6 +1,6 @@
 """Batch jobs over the raw click archive (AWS Glue 5.0 = Spark 3.5.4 + Python 3.11).
 
-Self-contained on purpose: on Glue this package is shipped as one zip (`--extra-py-files`), so it
-imports nothing from `functions/`; values shared with the stream (repeat window, lateness) have
-the same defaults as `common.config.AggregationSettings` and a test keeps them equal.
+On Glue this package is shipped as one zip (`--extra-py-files`) together with `functions/common`
+as `common`: the billing job's settings are a view of the one schema (common.schema), so values
+shared with the stream (repeat window, lateness) have one definition.
 """

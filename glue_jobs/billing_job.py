@@ -35,8 +35,7 @@ except ImportError:
     HAVE_GLUE = False
 
 REQUIRED = ("raw_path", "out_path")
-OPTIONAL = ("day", "cutoff_hours", "repeat_window_s", "burst_threshold", "write_flagged",
-            "allowed_lateness_s", "watermark_delay_s")
+OPTIONAL = ("day", *BillingSettings.__settings__, "write_flagged")  # settings: common.schema `glue`
 
 
 def utc_now() -> datetime:
@@ -53,19 +52,11 @@ def _truthy(value) -> bool:
 
 
 def settings_from(args: dict, now: Callable[[], datetime] = utc_now) -> tuple[date, BillingSettings, bool]:
-    """`now`: the clock that resolves `--day auto` (yesterday, UTC)."""
-    defaults = BillingSettings()
+    """`now`: the clock that resolves `--day auto` (yesterday, UTC). The settings' names,
+    defaults and rules are common.schema's (BillingSettings.from_args)."""
     # the nightly trigger passes "auto": Glue triggers cannot compute "yesterday"
     day = date.fromisoformat(args["day"]) if args.get("day") not in (None, "", "auto") else _yesterday(now)
-    settings = BillingSettings(
-        repeat_window_s=int(args.get("repeat_window_s") or defaults.repeat_window_s),
-        burst_threshold=int(args.get("burst_threshold") or defaults.burst_threshold),
-        cutoff_hours=int(args["cutoff_hours"]) if args.get("cutoff_hours") not in (None, "")
-        else defaults.cutoff_hours,
-        allowed_lateness_s=int(args.get("allowed_lateness_s") or defaults.allowed_lateness_s),
-        watermark_delay_s=int(args.get("watermark_delay_s") or defaults.watermark_delay_s),
-    )
-    return day, settings, _truthy(args.get("write_flagged", "true"))
+    return day, BillingSettings.from_args(args), _truthy(args.get("write_flagged", "true"))
 
 
 def parse_local(argv: list[str]) -> dict:

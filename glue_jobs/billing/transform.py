@@ -41,8 +41,10 @@ task's work; the hottest ad bounds the stage time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -94,13 +96,18 @@ SPARK_CONF = {
 }
 
 
-@dataclass(frozen=True)
-class BillingSettings:
-    repeat_window_s: int = 10       # = common.config.AggregationSettings.repeat_window_s
-    burst_threshold: int = 10       # more than this many clicks per (ip, ad, second) is a burst
-    cutoff_hours: int = 2           # arrival hours of D+1 read: hr 00 .. cutoff_hours-1
-    allowed_lateness_s: int = 900   # = AggregationSettings.allowed_lateness_s (diagnostics only)
-    watermark_delay_s: int = 5      # = the Flink job's watermark_delay_s (diagnostics only)
+try:  # on Glue `common` is in the --extra-py-files zip; in a checkout it is functions/common
+    from common import schema
+except ModuleNotFoundError:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions"))
+    from common import schema
+
+
+class _Billing(schema.View):
+    """The job's settings: the `glue` view of the one schema (common.schema), so the stream's
+    shared ones (repeat window, lateness, watermark delay) have the stream's defaults and rules,
+    and infra passes the deployed values as `--<name>` arguments (StackSettings.glue_arguments).
+    The repeat window must divide a day (the stream's rule, dividing 60, is stricter)."""
 
     @property
     def late_after_ms(self) -> int:
@@ -110,15 +117,15 @@ class BillingSettings:
         stands in for the newest event time at its arrival."""
         return MINUTE_MS + (self.allowed_lateness_s + self.watermark_delay_s) * 1000
 
-    def __post_init__(self):
-        if self.repeat_window_s <= 0 or 86_400 % self.repeat_window_s:
-            raise ValueError(f"repeat_window_s must divide 86400, got {self.repeat_window_s}")
-        if self.burst_threshold < 1:
-            raise ValueError("burst_threshold must be >= 1")
-        if not 0 <= self.cutoff_hours <= 24:
-            raise ValueError("cutoff_hours must be within 0..24")
-        if self.allowed_lateness_s < 0 or self.watermark_delay_s < 0:
-            raise ValueError("allowed_lateness_s and watermark_delay_s must be >= 0")
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> "BillingSettings":
+        """From job arguments by name (text; absent, None or "" keep the default); other
+        arguments are ignored. A bad value raises SettingsError naming `--<name>`."""
+        return schema.load(cls, {k: v for k, v in args.items() if k in cls.__settings__},
+                           unset=(None, ""))
+
+
+BillingSettings = schema.make_view("BillingSettings", schema.GLUE, _Billing, module=__name__)
 
 
 def day_bounds_ms(day: date) -> tuple[int, int]:

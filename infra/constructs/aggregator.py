@@ -15,12 +15,13 @@ FlinkApplicationZipError) when the zip is missing, lacks the entry point or the 
 older than, or not byte-equal to, the Python sources it packs (then run `make setup`).
 
 Runtime properties (flink_property_groups below) follow the job's contract in
-functions/aggregate/job/settings.py: one group `clickagg` keyed by JobSettings' field names
+functions/aggregate/job/settings.py: one group `clickagg` keyed by JobSettings' field names,
+derived from the one schema (common.schema: every context setting with a `flink` name -
+lateness, watermark delay, repeat window, leaderboard size, click_id TTL, mini-batch latency,
+the shared ones the same values the query API gets) plus this deployment's wiring
 (environment=aws, region, clicks/aggregates stream ARNs, TRIM_HORIZON on a start without
-snapshot, lateness, watermark delay, repeat window, leaderboard size, click_id TTL, mini-batch
-latency: the shared ones are the same context values the query API gets). Checkpoints,
-snapshots and parallelism are the service's (CUSTOM, from context); logs go to a KMS-encrypted
-log group.
+snapshot). Checkpoints, snapshots and parallelism are the service's (CUSTOM, from context); logs
+go to a KMS-encrypted log group.
 
 Checkpoints (seed 001): every `flink_checkpoint_interval_ms` (10 s) with at least
 `flink_min_pause_between_checkpoints_ms` (5 s) between the end of one and the start of the next.
@@ -50,6 +51,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from common import schema
 from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.settings import StackSettings
 
@@ -57,7 +59,7 @@ RUNTIME = "FLINK-1_20"
 ENTRY = "aggregate/job/main.py"
 JAR_IN_ZIP = "lib/clickagg-flink-deps.jar"
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
-JOB_GROUP = "clickagg"  # functions/aggregate/job/settings.py PROPERTY_GROUP
+JOB_GROUP = schema.FLINK_PROPERTY_GROUP  # the one group the job reads
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # Reading a KMS stream needs Decrypt; producing to one needs GenerateDataKey (named actions,
 # instead of grant_write's kms:GenerateDataKey*/kms:ReEncrypt* wildcards).
@@ -119,25 +121,19 @@ def verify_application_zip(path: Path, functions_dir: Path = FUNCTIONS_DIR) -> N
 def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
                           sink: kinesis.IStream) -> dict[str, dict[str, str]]:
     """Group id -> properties (all values strings). The job reads the one group JOB_GROUP,
-    keyed by its JobSettings field names, and rejects unknown keys there."""
+    keyed by its JobSettings field names, and rejects unknown keys there. Its settings come
+    from the schema (StackSettings.flink_properties: every context setting the job has, e.g.
+    allowed_lateness_s, flink_dedup_ttl_s as dedup_ttl_s); here only the deployment's wiring.
+    Parallelism and checkpoints are the service's (see below), not job properties."""
     return {
         RUN_OPTIONS: {"python": ENTRY, "jarfile": JAR_IN_ZIP},
-        JOB_GROUP: {
-            "environment": "aws",
-            # source / sink
-            "aws_region": Aws.REGION,
-            "clicks_stream_arn": source.stream_arn,
-            "aggregates_stream_arn": sink.stream_arn,
-            "source_init_position": "TRIM_HORIZON",  # a start without snapshot reads it all
-            # semantics (the query API gets the shared ones too: AggregationSettings)
-            "allowed_lateness_s": str(settings.allowed_lateness_s),
-            "watermark_delay_s": str(settings.watermark_delay_s),
-            "repeat_window_s": str(settings.repeat_window_s),
-            "leaderboard_size": str(settings.leaderboard_size),
-            "dedup_ttl_s": str(settings.flink_dedup_ttl_s),
-            # performance (parallelism and checkpoints: the service's, see below)
-            "minibatch_latency_ms": str(settings.minibatch_latency_ms),
-        },
+        JOB_GROUP: settings.flink_properties(
+            environment="aws",
+            aws_region=Aws.REGION,
+            clicks_stream_arn=source.stream_arn,
+            aggregates_stream_arn=sink.stream_arn,
+            source_init_position="TRIM_HORIZON",  # a start without snapshot reads it all
+        ),
     }
 
 

@@ -42,25 +42,25 @@ def test_from_properties_accepts_the_managed_flink_file_shape_and_coerces_string
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("repeat_window_s", "7", "clickagg.repeat_window_s: must divide 60"),
-    ("repeat_window_s", "0", "clickagg.repeat_window_s: must be > 0"),
-    ("allowed_lateness_s", "ten", "clickagg.allowed_lateness_s: expected an integer"),
+    ("repeat_window_s", "7", "clickagg.repeat_window_s: must divide 60, got 7"),
+    ("repeat_window_s", "0", "clickagg.repeat_window_s: must be >= 1, got 0"),
+    ("allowed_lateness_s", "ten", "clickagg.allowed_lateness_s: expected an integer, got 'ten'"),
     ("dedup_ttl_s", "600", "clickagg.dedup_ttl_s: must be >= the lateness horizon"),
-    ("leaderboard_size", "0", "clickagg.leaderboard_size: must be > 0"),
-    ("minibatch_size", "-1", "clickagg.minibatch_size: must be > 0"),
-    ("watermark_delay_s", "-5", "clickagg.watermark_delay_s: must be >= 0"),
-    ("parallelism", "0", "clickagg.parallelism: must be >= 1"),
-    ("source_init_position", "EARLIEST", "clickagg.source_init_position: must be one of"),
+    ("leaderboard_size", "0", "clickagg.leaderboard_size: must be >= 1, got 0"),
+    ("minibatch_size", "-1", "clickagg.minibatch_size: must be >= 1, got -1"),
+    ("watermark_delay_s", "-5", "clickagg.watermark_delay_s: must be >= 0, got -5"),
+    ("parallelism", "0", "clickagg.parallelism: must be >= 1, got 0"),
+    ("source_init_position", "EARLIEST", "clickagg.source_init_position: expected one of"),
     ("source_init_position", "AT_TIMESTAMP", "clickagg.source_init_timestamp: required"),
     ("clicks_stream_arn", "clickagg-clicks", "clickagg.clicks_stream_arn: not a Kinesis stream ARN"),
     ("aggregates_stream_arn", ARN_OUT.replace("eu-west-1", "us-east-1"),
      "clickagg.aggregates_stream_arn: region 'us-east-1' differs"),
     ("aggregates_stream_arn", ARN_IN, "clickagg.aggregates_stream_arn: must differ"),
     ("leaderbord_size", "5", "clickagg.leaderbord_size: unknown property"),
-    ("environment", "prod", "clickagg.environment: must be"),
+    ("environment", "prod", "clickagg.environment: expected one of ('aws', 'local')"),
     ("environment", "local", "clickagg.aws_endpoint: required when environment is 'local'"),
     ("aws_endpoint", "http://127.0.0.1:5000", "clickagg.aws_endpoint: only for environment 'local'"),
-    ("getrecords_max_records", "0", "clickagg.getrecords_max_records: must be > 0"),
+    ("getrecords_max_records", "0", "clickagg.getrecords_max_records: must be >= 1, got 0"),
 ])
 def test_validation_errors_name_the_property(key, value, message):
     with pytest.raises(SettingsError) as e:

@@ -7,16 +7,27 @@ from dataclasses import fields
 import pytest
 from aws_cdk import App
 
+from app import build_app
 from capacity import profiles as capacity_profiles
-from common.config import AggregationSettings, IngestSettings
+from common import schema
+from common.config import (AggregationSettings, IngestSettings, ReconcileSettings,
+                           ServingSettings)
+from common.schema import SettingsError
 from infra.settings import DEFAULTS_KEY, StackSettings, profile_context, profile_keys
 
 
-def test_cdk_json_documents_every_setting_with_its_default(cdk_config):
-    defaults = cdk_config["context"][DEFAULTS_KEY]
-    assert list(defaults) == [f.name for f in fields(StackSettings)]  # same order, all of them
+def test_cdk_json_repeats_no_default(cdk_config):
+    """The defaults are the schema's (common.schema), defined once: cdk.json's base-default
+    object is there for a deployment's own overrides and holds none in the repository."""
+    assert cdk_config["context"][DEFAULTS_KEY] == {}
     for f in fields(StackSettings):
-        assert defaults[f.name] == f.default, f.name
+        assert f.default == schema.default(f.name) or f.default_factory() == schema.default(
+            f.name), f.name
+
+
+def test_every_context_setting_is_a_stack_field_and_nothing_else():
+    assert [f.name for f in fields(StackSettings)] == [
+        s.name for s in schema.SETTINGS if s.context]
 
 
 def test_cdk_json_sets_no_setting_at_top_level(cdk_config):
@@ -139,14 +150,16 @@ def test_shared_aggregation_defaults_are_the_query_sides():
     assert StackSettings().aggregation_settings() == AggregationSettings()
 
 
-def test_job_defaults_match_the_flink_jobs_own():
-    """Context defaults of the job-only knobs = JobSettings' documented defaults."""
+def test_job_defaults_are_the_stacks():
+    """One definition: the job's property defaults are the context defaults of the same
+    settings (the job's own names: flink_dedup_ttl_s is the job's dedup_ttl_s)."""
     job = pytest.importorskip("aggregate.job.settings").JobSettings()
     stack = StackSettings()
     assert (stack.watermark_delay_s, stack.flink_dedup_ttl_s, stack.minibatch_latency_ms,
             stack.allowed_lateness_s, stack.repeat_window_s, stack.leaderboard_size) == (
         job.watermark_delay_s, job.dedup_ttl_s, job.minibatch_latency_ms,
         job.allowed_lateness_s, job.repeat_window_s, job.leaderboard_size)
+    assert job.checkpoint_interval_ms == stack.flink_checkpoint_interval_ms  # local = AWS
 
 
 def test_from_context_without_context_gives_defaults():
@@ -204,8 +217,94 @@ def test_from_context_without_context_gives_defaults():
     {"waf_rate_limit_per_5min": 5},
 ])
 def test_bad_context_fails_the_synth(context):
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingsError):
         StackSettings.from_context(App(context=context).node)
+
+
+@pytest.mark.parametrize("context, message", [
+    ({"minute_ttl_s": "8d"}, "minute_ttl_s: expected an integer, got '8d'"),
+    ({"kinesis_mode": "provisionned"},
+     "kinesis_mode: expected one of ('on_demand', 'provisioned'), got 'provisionned'"),
+    ({"sink_parallelization_factor": 11}, "sink_parallelization_factor: must be within 1..10, got 11"),
+    ({"repeat_window_s": "7"}, "repeat_window_s: must divide 60, got 7"),
+    ({"allowed_lateness_s": 3600}, "flink_dedup_ttl_s: must be >= the lateness horizon 60 + "
+                                   "allowed_lateness_s + watermark_delay_s = 3665, got 1800"),
+    ({"flink_autoscaling": "yes"}, "flink_autoscaling: expected true or false, got 'yes'"),
+    ({"profile": "huge"}, "profile: unknown profile 'huge'"),
+])
+def test_synth_fails_with_a_message_naming_the_setting(cdk_config, context, message):
+    """What `cdk synth -c ...` prints: app.build_app raises before any construct exists."""
+    with pytest.raises(SettingsError) as e:
+        build_app(App(context={**cdk_config["context"], **context}), nag=False)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_direct_construction_is_validated_too():
+    with pytest.raises(SettingsError, match="^kinesis_shards: must be >= 1, got 0$"):
+        StackSettings(kinesis_shards=0)
+    with pytest.raises(SettingsError, match="^ingest_rate_limit: expected an integer, got True$"):
+        StackSettings(ingest_rate_limit=True)
+
+
+# --- what the runtimes get: derived from the schema ----------------------------------------------
+
+def test_lambda_environments_are_derived_from_the_schema():
+    settings = StackSettings(minute_ttl_s=3600, freshness_slots=24, billing_cutoff_hours=1,
+                             archive_cold_after_days=120, leaderboard_size=50)
+    assert settings.lambda_env(schema.SINK, serving_table="t") == {
+        "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "MINUTE_TTL_S": "3600",
+        "FRESHNESS_SLOTS": "24"}
+    assert settings.lambda_env(schema.QUERY, serving_table="t", clicks_stream_name="c") == {
+        "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "FRESHNESS_SLOTS": "24",
+        "ALLOWED_LATENESS_S": "900", "LEADERBOARD_SIZE": "50", "REPEAT_WINDOW_S": "10",
+        "CLICKS_STREAM_NAME": "c"}
+    assert settings.lambda_env(schema.RECONCILE, billing_workflow="w") == {
+        "SERVING_STORE": "dynamodb", "RECONCILE_MAX_AGE_DAYS": "120",
+        "BILLING_CUTOFF_HOURS": "1", "BILLING_WORKFLOW": "w"}
+    assert settings.lambda_env(schema.INGEST, dedup_table=settings.names.dedup_table,
+                               clicks_stream=settings.names.clicks_stream) \
+        == settings.ingest_settings().to_env()
+    # FRESHNESS_SLOTS belongs to the DynamoDB store only
+    timestream = StackSettings(serving_store="timestream")
+    assert "FRESHNESS_SLOTS" not in timestream.lambda_env(
+        schema.SINK, timestream_database="d", timestream_table="t")
+    with pytest.raises(SettingsError, match="^minute_ttl_s: not a setting of the query function"):
+        settings.lambda_env(schema.QUERY, minute_ttl_s=1)
+
+
+def test_lambda_environments_round_trip_through_the_lambdas_views(monkeypatch):
+    settings = StackSettings(minute_ttl_s=3600, freshness_slots=24, billing_cutoff_hours=1)
+    for function, view, wired in ((schema.SINK, ServingSettings, {"serving_table": "t"}),
+                                  (schema.RECONCILE, ReconcileSettings,
+                                   {"billing_workflow": "w"})):
+        env = settings.lambda_env(function, **wired)
+        parsed = view.from_env(env)
+        assert parsed == settings.runtime(view, **wired), function
+
+
+def test_flink_properties_are_the_jobs_settings():
+    job = pytest.importorskip("aggregate.job.settings")
+    settings = StackSettings(allowed_lateness_s=600, flink_dedup_ttl_s=3600, watermark_delay_s=9)
+    props = settings.flink_properties(
+        environment="aws", aws_region="eu-west-1", source_init_position="TRIM_HORIZON",
+        clicks_stream_arn="arn:aws:kinesis:eu-west-1:123456789012:stream/a",
+        aggregates_stream_arn="arn:aws:kinesis:eu-west-1:123456789012:stream/b")
+    assert set(props) == {"environment", "aws_region", "source_init_position",
+                          "clicks_stream_arn", "aggregates_stream_arn", "allowed_lateness_s",
+                          "watermark_delay_s", "repeat_window_s", "leaderboard_size",
+                          "dedup_ttl_s", "minibatch_latency_ms"}
+    parsed = job.JobSettings.from_properties({"clickagg": props})
+    assert (parsed.allowed_lateness_s, parsed.dedup_ttl_s, parsed.watermark_delay_s) == (
+        600, 3600, 9)
+    with pytest.raises(SettingsError, match="unknown properties"):
+        settings.flink_properties(region="eu-west-1")
+
+
+def test_glue_arguments_are_the_billing_jobs_settings():
+    settings = StackSettings(billing_cutoff_hours=1, billing_burst_threshold=30)
+    assert settings.glue_arguments() == {
+        "--allowed_lateness_s": "900", "--repeat_window_s": "10", "--watermark_delay_s": "5",
+        "--cutoff_hours": "1", "--burst_threshold": "30"}
 
 
 def test_lambda_env_round_trips_through_the_lambdas_own_parser(monkeypatch):

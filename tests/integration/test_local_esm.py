@@ -20,12 +20,12 @@ from __future__ import annotations
 import ast
 import base64
 import inspect
-import json
 from pathlib import Path
 
 import boto3
 import pytest
 
+from common.schema import default
 from local.esm import LocalEventSourceMapping
 from local.resources import create_stream
 from tests.integration.ingest_support import Sleeps
@@ -247,7 +247,6 @@ def test_defaults_are_the_deployed_mappings():
     assert ast.unparse(kw["starting_position"]) == "lambda_.StartingPosition.TRIM_HORIZON"
     assert ast.unparse(kw["batch_size"]) == "settings.sink_batch_size"
     assert ast.unparse(kw["retry_attempts"]) == "settings.sink_retry_attempts"
-    stack_defaults = json.loads((REPO / "cdk.json").read_text())["context"]["clickagg:defaults"]
     local = {k: p.default for k, p in inspect.signature(LocalEventSourceMapping).parameters.items()}
     assert (local["batch_size"], local["max_retries"], local["bisect_on_error"]) == (
-        stack_defaults["sink_batch_size"], stack_defaults["sink_retry_attempts"], True)
+        default("sink_batch_size"), default("sink_retry_attempts"), True)  # common.schema
