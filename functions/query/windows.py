@@ -102,20 +102,20 @@ def parse_k(raw: Optional[str]) -> int:
     return k
 
 
-def parse_metric(raw: Optional[str]) -> str:
+def _parse_choice(what: str, raw: Optional[str], choices, default: str) -> str:
     if raw is None or raw == "":
-        return "clicks"
-    if raw not in METRICS:
-        raise QueryError(f"unknown metric {raw[:32]!r}: one of {', '.join(METRICS)}")
+        return default
+    if raw not in choices:
+        raise QueryError(f"unknown {what} {raw[:32]!r}: one of {', '.join(choices)}")
     return raw
+
+
+def parse_metric(raw: Optional[str]) -> str:
+    return _parse_choice("metric", raw, METRICS, "clicks")
 
 
 def parse_resolution(raw: Optional[str]) -> str:
-    if raw is None or raw == "":
-        return "1m"
-    if raw not in RESOLUTIONS:
-        raise QueryError(f"unknown resolution {raw[:32]!r}: one of {', '.join(RESOLUTIONS)}")
-    return raw
+    return _parse_choice("resolution", raw, RESOLUTIONS, "1m")
 
 
 def parse_id(name: str, raw: Optional[str], required: bool = False) -> Optional[str]:
