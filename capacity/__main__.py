@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from capacity import planner
 from capacity.pricing import available_regions
+from common.schema import default
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ad-skew", type=float, default=planner.AD_ZIPF_S,
                    help="Zipf exponent of ad popularity (0 = uniform)")
     p.add_argument("--minibatch-ms", type=int, default=planner.MINIBATCH_MS)
-    p.add_argument("--serving-store", default="dynamodb", choices=planner.SERVING_STORES)
+    p.add_argument("--serving-store", default=default("serving_store"),
+                   choices=planner.SERVING_STORES)
     p.add_argument("--kinesis-mode", default="auto", choices=planner.KINESIS_CHOICES)
     p.add_argument("--dedup-capacity", default="auto", choices=planner.DDB_CHOICES)
     p.add_argument("--serving-capacity", default="auto", choices=planner.DDB_CHOICES)

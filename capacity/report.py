@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from capacity import planner
 from capacity.planner import Component, LeverResult, Plan
+from capacity.planner import assumptions as planner_assumptions
 
-PLANNER_SOURCE = Path(planner.__file__)
+ASSUMPTIONS_SOURCE = Path(planner_assumptions.__file__)
 
 
 # ================================================================================ formatting
@@ -148,8 +148,8 @@ def render_profiles_text(contexts: dict[str, dict[str, Any]], new_keys: Iterable
 
 # ================================================================================ assumptions
 def assumptions() -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """[(section, [(NAME, value, why)])] from the ASSUMPTIONS block of planner.py."""
-    text = PLANNER_SOURCE.read_text()
+    """[(section, [(NAME, value, why)])] from the ASSUMPTIONS block of planner/assumptions.py."""
+    text = ASSUMPTIONS_SOURCE.read_text()
     block = text.split("ASSUMPTIONS\n", 1)[1].split("# ===", 1)[0]
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
     pending: list[str] = []
@@ -164,7 +164,7 @@ def assumptions() -> list[tuple[str, list[tuple[str, str, str]]]]:
         elif (m := re.match(r"([A-Z][A-Z0-9_]*) = (.+?)(?:\s+#\s*(.*))?$", stripped)):
             name, _, comment = m.groups()
             why = " ".join(pending + ([comment] if comment else []))
-            value = getattr(planner, name)
+            value = getattr(planner_assumptions, name)
             sections[-1][1].append((name, _value_text(value), why))
             pending = []
         elif not stripped:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity import planner
+from capacity import planner, pricing
 from capacity.planner import (StreamLoad, clicks_stream_load, compare_levers, distinct_ads,
                               plan, shards_needed)
 
@@ -302,7 +302,7 @@ def test_json_round_trip_has_the_headline_numbers():
     import json
 
     d = json.loads(json.dumps(plan(10_000).to_dict()))
-    raw_prices = json.loads((Path(planner.__file__).parent / "prices" / "us-east-1.json").read_text())
+    raw_prices = json.loads((Path(pricing.__file__).parent / "prices" / "us-east-1.json").read_text())
     assert (d["region"], d["prices_as_of"]) == ("us-east-1", raw_prices["as_of"])
     assert d["clicks_per_month"] == 10_000 * MONTH_S == 26_280_000_000
     components = {c["key"]: c for c in d["components"]}

@@ -1,0 +1,41 @@
+"""Capacity plan and monthly cost of the clickagg pipeline for a click rate (pure: no AWS calls).
+
+    plan(rate=115_740, peak=500_000) -> Plan
+
+`rate` is the average clicks/s (it drives cost: everything billed per use), `peak` the clicks/s
+the deployment must absorb (it drives sizing: shards, limits, KPUs, capacity maxima). Every
+number the plan uses that is not an input or a price is a named constant in the ASSUMPTIONS block
+of `assumptions.py`, with the reason for its value; constants that are deployed settings are the
+one schema's defaults (common.schema); prices and quotas come from capacity/prices/<region>.json.
+`Plan.context` holds the CDK context values the plan implies (capacity.profiles publishes them).
+
+One module per component, each building its `Component` from the `Inputs`:
+    api             API Gateway (ingest endpoint)      ingest     ingest Lambda
+    dedup           ingest dedup table                 dynamodb   DynamoDB capacity modes (shared)
+    kinesis         stream shards/costs, clicks stream flink      Managed Flink
+    serving         aggregates stream, sink, store     archive    Firehose + S3 archive
+    glue            nightly billing job                observability  logs, X-Ray, account quotas
+and planning.plan() puts them together; levers.compare_levers() varies one input at a time.
+"""
+from __future__ import annotations
+
+from capacity.planner.assumptions import *  # noqa: F401,F403  (constants: docs, CLI, tests)
+from capacity.planner.api import requests_per_s, response_bytes  # noqa: F401
+from capacity.planner.dedup import dedup_wcu_per_click  # noqa: F401
+from capacity.planner.dynamodb import Capacity, ddb_capacity  # noqa: F401
+from capacity.planner.flink import agg_state_keys  # noqa: F401
+from capacity.planner.helpers import ceil_div, round_up_2sig  # noqa: F401
+from capacity.planner.ingest import ingest_duration_ms  # noqa: F401
+from capacity.planner.inputs import Inputs  # noqa: F401
+from capacity.planner.kinesis import (  # noqa: F401
+    ShardNeed, StreamCost, StreamLoad, clicks_stream_load, kpl_record_bytes, shards_needed,
+)
+from capacity.planner.levers import DEDUP_LAYERS, LEVERS, LeverResult, compare_levers  # noqa: F401
+from capacity.planner.model import Component, CostLine, Metric, Plan  # noqa: F401
+from capacity.planner.observability import xray_traces_s  # noqa: F401
+from capacity.planner.planning import plan  # noqa: F401
+from capacity.planner.popularity import distinct_ads, top_ad_share  # noqa: F401
+from capacity.planner.serving import (  # noqa: F401
+    ServingLoad, serving_load, serving_storage_items, timestream_lines,
+)
+from capacity.planner.archive import firehose_buffering  # noqa: F401

@@ -1,0 +1,159 @@
+"""Every number the planner uses that is neither an input nor a price, with its reason.
+
+docs/capacity.md lists the ASSUMPTIONS block below (name, value, comment): keep one constant per
+line. Constants that are also deployed settings (memory sizes, lateness, TTLs, batch sizes,
+buffer sizes, ...) are not typed here: they are the one schema's defaults (common.schema), so
+the planner sizes what the stack deploys.
+"""
+from __future__ import annotations
+
+from common.schema import BY_NAME, default
+
+# ================================================================================ ASSUMPTIONS
+# docs/capacity.md lists this block (name, value, comment): keep one constant per line.
+
+# --- units and time
+HOURS_PER_MONTH = 730  # AWS pricing convention: 8,760 h / 12
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600  # 2,628,000 s
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24  # 30.4 nightly billing runs per month
+KIB = 1024  # Kinesis/Firehose billing units are binary (1 KB = 1,024 B)
+MIB = 1024**2
+GIB = 1024**3  # AWS bills "GB" as 2^30 bytes
+
+# --- API Gateway (ingest endpoint)
+API_RATE_HEADROOM = 1.25  # stage/usage-plan rate limit = peak requests/s x this
+API_BURST_RATIO = 0.5  # burst bucket = rate limit x this (AWS's own account default is 10,000 : 5,000)
+REQUEST_ENVELOPE_BYTES = 32  # '{"clicks":[...]}' around the clicks of one request
+RESPONSE_BASE_BYTES = 150  # status counts and envelope of the 202 body
+RESPONSE_BYTES_PER_CLICK = 70  # {"index":n,"click_id":"...","status":"accepted"} per click, in the response
+HTTP_API_METERING_BYTES = 512 * KIB  # HTTP APIs bill one request per started 512 KB of payload
+ACCESS_LOG_BYTES = 400  # one JSON access-log line per request (12 fields + error message)
+
+# --- ingest Lambda (arm64, Powertools layer)
+INGEST_MEMORY_MB = default("ingest_memory_mb")  # ingest_memory_mb; the duration numbers below assume this size (~0.58 vCPU)
+INGEST_BASE_MS = 25.0  # per request: proxy event + JSON parse, one PutRecords and one BatchWriteItem round trip, response
+# Per click with per-click dedup: one conditional PutItem per click. With 32 threads the network
+# waits overlap, but boto3's serialise + SigV4 + TLS write/parse is CPU (~0.9 ms on a full vCPU,
+# ~1.5 ms at 1024 MB), plus validation and record encoding. Replace by a measurement on AWS.
+INGEST_PER_CLICK_MS = 1.5
+INGEST_PER_CLICK_MS_NO_CLAIM = 0.15  # per click when dedup is per request: validation + encode only
+IDEMPOTENCY_MS = 12.0  # per request with per-request dedup: Powertools idempotency put + update (serial)
+LAMBDA_CONCURRENCY_HEADROOM = 1.5  # ingest reserved concurrency = peak concurrency x this
+INGEST_MIN_RESERVED = 10  # never reserve less than this for the ingest function
+LAMBDA_LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT platform lines + the Powertools EMF metrics blob
+
+# --- ingest dedup table (DynamoDB)
+CLAIM_WCU = 1  # conditional PutItem of a claim item < 1 KB (a failed condition costs 1 WCU too)
+CONFIRM_WCU = 1  # BatchWriteItem put of the same item with status committed: 1 WCU per item
+DEDUP_ITEM_BYTES = 250  # click_id, request_id, status, 2 numbers + ~100 B DynamoDB per-item overhead
+DDB_TTL_DELETE_LAG_S = 86400  # TTL deletes expired items "within a few days": keep one extra day of items
+IDEMPOTENCY_PUT_WCU = 1  # Powertools Idempotency: conditional put of the INPROGRESS record
+IDEMPOTENCY_ITEM_BASE_BYTES = 300  # idempotency record without the stored response (key, status, expiry, hash)
+IDEMPOTENCY_TTL_S = 3600  # Powertools Idempotency default expires_after_seconds
+DDB_TARGET_UTILIZATION = default("dynamodb_target_utilization_pct") / 100  # provisioned autoscaling target; on-demand caps also = peak / this
+DDB_TROUGH_RATIO = 0.5  # nightly trough = average x this: provisioned autoscaling minimum below it
+
+# --- Kinesis Data Streams
+SHARD_WRITE_BYTES_S = MIB  # 1 MiB/s of data + partition key per shard
+SHARD_WRITE_RECORDS_S = 1000  # 1,000 records/s per shard
+SHARD_READ_BYTES_S = 2 * MIB  # 2 MiB/s per shard shared by polling consumers (per consumer with enhanced fan-out)
+SHARD_READ_CALLS_S = 5  # GetRecords calls/s per shard, shared by polling consumers
+PARTITION_KEY_BYTES = 16  # the ad_id partition key; counts towards the shard write limit
+KINESIS_SHARD_HEADROOM = 1.25  # provisioned shards sized for peak at 80 % of the limits (key skew, retries)
+ON_DEMAND_RECORD_UNIT = KIB  # on-demand bills each record rounded up to 1 KB (ingest and retrieval)
+PUT_PAYLOAD_UNIT = 25 * KIB  # provisioned bills each record in PUT payload units of 25 KB
+# GetRecords/s per shard of the two polling consumers of the clicks stream: Flink at a 500 ms
+# poll interval (set it: the connector default of 200 ms alone would use all 5) + Firehose (1/s).
+CLICK_CONSUMER_POLLS_S = 3
+CLICK_CONSUMERS = 2  # Flink + Firehose read every click
+KPL_RECORD_HEADER_BYTES = 20  # KPL-aggregated record: magic number + MD5 trailer
+KPL_BYTES_PER_SUBRECORD = 8 + PARTITION_KEY_BYTES  # protobuf framing + the sub-record's own partition key
+STANDARD_RETENTION_HOURS = 24  # included in the base price; longer is extended retention
+EXTENDED_RETENTION_MAX_HOURS = 168  # beyond 7 days is long-term retention (per GB-month)
+ON_DEMAND_MIN_SHARDS = 4  # a new on-demand stream starts at 4 MiB/s write (4 shards)
+
+# --- ad popularity and the aggregates changelog
+ACTIVE_ADS = 1_000_000  # seed: 1M active ads
+# Ad popularity ~ Zipf(s): at s = 0.8 over 1M ads the top ad gets 1.3 % of all clicks and the
+# top 1 % of ads 36 %. s = 0 is uniform: every click hits another ad (most serving writes).
+AD_ZIPF_S = 0.8
+SERVING_RESOLUTIONS = ("1m", "5m", "1h", "1d")  # series buckets the job emits per ad (aggregate/changes.py)
+RESOLUTION_SECONDS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bucket length per resolution
+LEADERBOARDS = 2  # top-M boards: 1m and 1h buckets
+LEADERBOARD_SIZE = default("leaderboard_size")  # leaderboard_size (M); every entry of a live board assumed to change per mini-batch
+CHANGELOG_UPDATE_BEFORE = True  # the job emits -U before each +U (debezium-json): 2 stream rows per update
+CHANGELOG_ROW_BYTES = 350  # one debezium-json changelog row: before/after envelope + ~12 columns
+MINIBATCH_MS = default("minibatch_latency_ms")  # minibatch_latency_ms: a key emits at most one update per mini-batch
+ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a bucket stays updatable this long after its end
+AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
+
+# --- Managed Service for Apache Flink
+# Measured (shared field notes: PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
+# rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core. On Managed
+# Flink add RocksDB state, the Kinesis source and JSON decoding, checkpoints, the two-phase
+# aggregate and the top-M rank: take about a third of the per-core figure per KPU (1 vCPU).
+FLINK_CLICKS_PER_KPU_S = 10_000
+FLINK_HEADROOM = 1.5  # size for peak at ~67 % CPU (Managed Flink autoscaling triggers at 75 %)
+FLINK_PARALLELISM_PER_KPU = default("flink_parallelism_per_kpu")  # one task slot per vCPU: the job is CPU-bound (JSON, RocksDB)
+FLINK_ORCHESTRATION_KPUS = 1  # Managed Flink bills one extra KPU per application
+FLINK_KPU_STORAGE_GB = 50  # running application storage per KPU (RocksDB local disk)
+FLINK_STATE_DISK_FRACTION = 0.5  # keep state <= half the local disk (compaction, checkpoint staging)
+FLINK_STATE_BYTES_PER_KEY = 100  # RocksDB entry: key + value + TTL timestamp + per-entry overhead
+FLINK_DEDUP_STATES = 2  # keyed states living dedup_ttl_s per click: click_id keep-first + repeat-click buckets
+FLINK_DEDUP_TTL_S = default("flink_dedup_ttl_s")  # the job's dedup_ttl_s (functions/aggregate/job/settings.py)
+FLINK_SNAPSHOTS_RETAINED = 1  # durable snapshots kept (each the full state size)
+
+# --- sink Lambda and serving store
+SINK_MEMORY_MB = default("sink_memory_mb")  # sink_memory_mb
+SINK_BATCH_SIZE = default("sink_batch_size")  # sink_batch_size: changelog rows per invocation
+SINK_BATCHING_WINDOW_S = default("sink_max_batching_window_s")  # sink_max_batching_window_s
+SINK_WRITES_PER_S_PER_INVOCATION = 800  # 16 threads x ~5 ms conditional PutItem, boto3 CPU-bound at 512 MB
+SINK_CONCURRENCY_HEADROOM = 1.5  # sink lanes (shards x parallelization factor) = peak need x this
+FRESHNESS_WRITES_PER_INVOCATION = 2  # advance_freshness: 2 conditional updates of its shard's slot
+SERVING_ITEM_BYTES = 200  # a series/leaderboard item incl. overhead: 1 WCU per write
+MINUTE_TTL_S = default("minute_ttl_s")  # minute_ttl_s: 1m series and 1m leaderboard items expire after this
+SERVING_HORIZON_MONTHS = 12  # 5m/1h/1d series and 1h boards never expire: storage after this many months
+TIMESTREAM_MEMORY_HOURS = default("timestream_memory_retention_hours")  # timestream_memory_retention_hours
+TIMESTREAM_RECORD_BYTES = 250  # one MULTI record (4 dimensions + 6 measures)
+
+# --- Firehose and the S3 archive
+FIREHOSE_RECORD_UNIT = 5 * KIB  # Kinesis-sourced Firehose bills each record rounded up to 5 KB
+FIREHOSE_BUFFER_MB = default("firehose_buffer_mb")  # firehose_buffer_mb: the maximum; Parquet conversion needs >= 64
+FIREHOSE_INTERVAL_S = default("firehose_buffer_interval_s")  # firehose_buffer_interval_s when the buffer fills faster than this
+FIREHOSE_MAX_INTERVAL_S = BY_NAME["firehose_buffer_interval_s"].le  # the longest buffer interval Firehose allows
+PARQUET_RATIO = 0.30  # Parquet (SNAPPY, dictionary-encoded ids) bytes / JSON bytes of the same clicks
+S3_REQUESTS_PER_OBJECT = 1  # one PUT per object (multipart uploads of big objects: a few more)
+ARCHIVE_MONTHS = 12  # archive storage is costed as it stands after this many months (it only grows)
+ARCHIVE_STANDARD_MONTHS = default("archive_ia_after_days") // 30  # archive_ia_after_days = 30
+ARCHIVE_IA_MONTHS = (default("archive_cold_after_days") - default("archive_ia_after_days")) // 30  # archive_cold_after_days = 90: then Glacier Instant Retrieval
+
+# --- nightly Glue billing job
+# Measured (shared field notes): Spark 3.5 local[2], untuned, 10M clicks dedup + burst flag +
+# hourly aggregate in 377 s = 13k clicks/s per core. A G.1X worker (1 DPU) has 4 vCPU: take
+# half of 4 x 13k for S3 reads, the shuffle over the network and the driver.
+GLUE_CLICKS_PER_DPU_S = 25_000
+GLUE_READ_FACTOR = (24 + 1 + default("billing_cutoff_hours")) / 24  # the day + the previous day's last hour + cutoff_hours=2 after it
+GLUE_TARGET_HOURS = 2.0  # the nightly run should finish within this
+GLUE_MIN_WORKERS = BY_NAME["billing_glue_workers"].ge  # Glue's minimum for Spark jobs
+GLUE_WORKER_TYPE = default("billing_glue_worker_type")  # 1 DPU (4 vCPU, 16 GB) per worker
+GLUE_DPU_PER_WORKER = 1
+GLUE_MIN_BILLED_HOURS = 1 / 60  # Glue 2.0+ bills per second with a 1-minute minimum
+
+# --- observability
+XRAY_RESERVOIR_PER_S = 1  # default sampling rule: the first request each second...
+XRAY_FIXED_RATE = 0.05  # ...and 5 % of the rest
+LOG_STORAGE_RATIO = 0.15  # CloudWatch Logs stores compressed: ~15 % of the ingested bytes
+LOG_RETENTION_MONTHS = 1  # log groups keep one month (LOG_RETENTION = ONE_MONTH in infra)
+# ============================================================================ END ASSUMPTIONS
+
+APIS = ("rest", "http")
+DEDUP_MODES = ("per_click", "per_request")
+KINESIS_CHOICES = ("auto", "on_demand", "provisioned")
+DDB_CHOICES = ("auto", "on_demand", "provisioned")
+SERVING_STORES = ("dynamodb", "timestream")
+MAX_BATCH = default("max_batch")  # the ingest API's batch limit
+MAX_RECORD_BYTES = MIB  # Kinesis record data limit
+# Settings the planner sizes around (the schema's: what the stack deploys by default).
+AGGREGATES_RETENTION_HOURS = default("aggregates_retention_hours")
+DEFAULT_FRESHNESS_SLOTS = default("freshness_slots")
+MAX_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].le  # one BatchGetItem reads every slot

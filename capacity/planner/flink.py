@@ -1,0 +1,63 @@
+"""Managed Service for Apache Flink: KPUs by throughput and by state, parallelism."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from capacity.planner.assumptions import (
+    AGG_STATE_MARGIN_S, ALLOWED_LATENESS_S, FLINK_CLICKS_PER_KPU_S, FLINK_DEDUP_STATES,
+    FLINK_HEADROOM, FLINK_KPU_STORAGE_GB, FLINK_ORCHESTRATION_KPUS, FLINK_PARALLELISM_PER_KPU,
+    FLINK_SNAPSHOTS_RETAINED, FLINK_STATE_BYTES_PER_KEY, FLINK_STATE_DISK_FRACTION, GIB,
+    HOURS_PER_MONTH, RESOLUTION_SECONDS,
+)
+from capacity.planner.helpers import ceil_div
+from capacity.planner.model import Component
+from capacity.planner.popularity import distinct_ads
+from capacity.pricing import PriceBook
+
+if TYPE_CHECKING:
+    from capacity.planner.inputs import Inputs
+
+
+def agg_state_keys(x: Inputs, rate: float) -> float:
+    """Aggregate keys alive in Flink: per resolution, live buckets x distinct ads per bucket."""
+    total = 0.0
+    for res in x.serving_resolutions:
+        seconds = RESOLUTION_SECONDS[res]
+        live_buckets = math.ceil((seconds + ALLOWED_LATENESS_S + AGG_STATE_MARGIN_S) / seconds)
+        total += live_buckets * distinct_ads(rate * seconds, x.active_ads, x.ad_skew)
+    return total
+
+
+def component(x: Inputs, pb: PriceBook) -> Component:
+    c = Component("flink", "Managed Service for Apache Flink")
+    dedup_keys = FLINK_DEDUP_STATES * x.peak * x.flink_dedup_ttl_s
+    agg_keys = agg_state_keys(x, x.peak)
+    state_gb = (dedup_keys + agg_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
+    by_throughput = x.peak * FLINK_HEADROOM / FLINK_CLICKS_PER_KPU_S
+    by_state = state_gb / (FLINK_KPU_STORAGE_GB * FLINK_STATE_DISK_FRACTION)
+    kpus = max(1, ceil_div(max(by_throughput, by_state), 1))
+    parallelism = kpus * FLINK_PARALLELISM_PER_KPU
+    c.mode = f"{kpus} KPU"
+    c.add("KPUs by throughput (peak x headroom)", by_throughput)
+    c.add("KPUs by state (local disk)", by_state)
+    c.add("state: dedup keys", dedup_keys)
+    c.add("state: aggregate keys", agg_keys)
+    c.add("state size", state_gb, "GB")
+    c.add("KPUs", kpus)
+    c.add("parallelism", parallelism)
+    c.cost(pb, "KPU-hours (+1 orchestration KPU)", "flink_kpu_hour",
+           (kpus + FLINK_ORCHESTRATION_KPUS) * HOURS_PER_MONTH)
+    c.cost(pb, "running application storage", "flink_running_storage_gb_month",
+           kpus * FLINK_KPU_STORAGE_GB)
+    c.cost(pb, "snapshots", "flink_backup_gb_month", state_gb * FLINK_SNAPSHOTS_RETAINED)
+    c.context.update(flink_parallelism=parallelism,
+                     flink_parallelism_per_kpu=FLINK_PARALLELISM_PER_KPU,
+                     minibatch_latency_ms=x.minibatch_ms)
+    if kpus > pb.quota("flink_kpus_per_app"):
+        c.warnings.append(f"QUOTA: {kpus} KPUs exceeds the default {pb.quota('flink_kpus_per_app'):,.0f} "
+                          f"KPUs per application: request an increase.")
+    c.notes.append(f"Sized for peak: flink_parallelism is also autoscaling's minimum, so the job "
+                   f"never scales below it; throughput per KPU ({FLINK_CLICKS_PER_KPU_S:,}/s) is "
+                   f"an extrapolation from a laptop measurement: load-test before trusting it.")
+    return c

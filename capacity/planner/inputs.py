@@ -1,0 +1,79 @@
+"""The planner's inputs (one frozen record) and their validation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from capacity.planner.assumptions import (
+    APIS, DDB_CHOICES, DEDUP_MODES, KINESIS_CHOICES, MAX_BATCH, MAX_RECORD_BYTES,
+    RESOLUTION_SECONDS, SERVING_STORES,
+)
+from capacity.planner.kinesis import kpl_record_bytes
+
+
+@dataclass(frozen=True)
+class Inputs:
+    rate: float
+    peak: float
+    click_bytes: int
+    batch_size: int
+    region: str
+    api: str
+    dedup: str
+    clicks_per_record: int
+    active_ads: int
+    ad_skew: float
+    minibatch_ms: int
+    changelog_rows_per_record: int
+    changelog_update_before: bool
+    serving_resolutions: tuple[str, ...]
+    kinesis_mode: str
+    aggregates_kinesis_mode: str
+    dedup_capacity: str
+    serving_capacity: str
+    serving_store: str
+    kinesis_retention_hours: int
+    dedup_ttl_s: int
+    flink_dedup_ttl_s: int
+    efo: bool
+    archive_months: int
+
+
+
+def validate(x: Inputs) -> None:
+    if x.rate <= 0:
+        raise ValueError("rate must be > 0 clicks/s")
+    if x.peak < x.rate:
+        raise ValueError("peak must be >= rate (rate is the average)")
+    if not 1 <= x.batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be within 1..{MAX_BATCH} (the API's MAX_BATCH)")
+    if x.click_bytes < 1:
+        raise ValueError("click_bytes must be >= 1")
+    if x.clicks_per_record < 1 or kpl_record_bytes(x.click_bytes, x.clicks_per_record) > MAX_RECORD_BYTES:
+        raise ValueError("clicks_per_record must be >= 1 and fit a 1 MiB Kinesis record")
+    if x.changelog_rows_per_record < 1:
+        raise ValueError("changelog_rows_per_record must be >= 1")
+    for name, value, allowed in (("api", x.api, APIS), ("dedup", x.dedup, DEDUP_MODES),
+                                 ("kinesis_mode", x.kinesis_mode, KINESIS_CHOICES),
+                                 ("aggregates_kinesis_mode", x.aggregates_kinesis_mode, KINESIS_CHOICES),
+                                 ("dedup_capacity", x.dedup_capacity, DDB_CHOICES),
+                                 ("serving_capacity", x.serving_capacity, DDB_CHOICES),
+                                 ("serving_store", x.serving_store, SERVING_STORES)):
+        if value not in allowed:
+            raise ValueError(f"{name} {value!r}: expected one of {allowed}")
+    if x.active_ads < 1 or x.ad_skew < 0:
+        raise ValueError("active_ads must be >= 1 and ad_skew >= 0")
+    if x.minibatch_ms < 1:
+        raise ValueError("minibatch_ms must be >= 1")
+    if not set(x.serving_resolutions) <= set(RESOLUTION_SECONDS) or not {"1m", "1h"} <= set(
+            x.serving_resolutions):
+        raise ValueError("serving_resolutions: a subset of 1m, 5m, 1h, 1d with 1m and 1h "
+                         "(the top-K queries read 1m and 1h buckets)")
+    if not 24 <= x.kinesis_retention_hours <= 8760:
+        raise ValueError("kinesis_retention_hours must be within 24..8760")
+    if x.archive_months < 1:
+        raise ValueError("archive_months must be >= 1")
+
+
+def as_dict(x: Inputs) -> dict[str, Any]:
+    return {k: getattr(x, k) for k in Inputs.__dataclass_fields__}

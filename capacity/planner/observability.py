@@ -1,0 +1,67 @@
+"""CloudWatch Logs and X-Ray; the account-wide quota checks over the whole plan."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from capacity.planner.api import requests_per_s
+from capacity.planner.assumptions import (
+    ACCESS_LOG_BYTES, GIB, LAMBDA_LOG_BYTES_PER_INVOCATION, LOG_RETENTION_MONTHS,
+    LOG_STORAGE_RATIO, SECONDS_PER_MONTH, SINK_CONCURRENCY_HEADROOM, XRAY_FIXED_RATE,
+    XRAY_RESERVOIR_PER_S,
+)
+from capacity.planner.model import Component, Plan
+from capacity.pricing import PriceBook
+
+if TYPE_CHECKING:
+    from capacity.planner.inputs import Inputs
+
+
+def xray_traces_s(requests_s: float) -> float:
+    sampled_beyond_reservoir = XRAY_FIXED_RATE * max(0.0, requests_s - XRAY_RESERVOIR_PER_S)
+    return min(requests_s, XRAY_RESERVOIR_PER_S) + sampled_beyond_reservoir
+
+
+def component(x: Inputs, pb: PriceBook, ingest: Component, sink: Component) -> Component:
+    c = Component("observability", "CloudWatch Logs + X-Ray", "1-month logs, default sampling")
+    req_s, _ = requests_per_s(x)
+    sink_inv_s = sink.metric("invocations/s average")
+    access_gb = req_s * ACCESS_LOG_BYTES * SECONDS_PER_MONTH / GIB
+    lambda_gb = (req_s + sink_inv_s) * LAMBDA_LOG_BYTES_PER_INVOCATION * SECONDS_PER_MONTH / GIB
+    traces = (xray_traces_s(req_s) + xray_traces_s(sink_inv_s)) * SECONDS_PER_MONTH
+    c.add("API access logs", access_gb, "GB/month")
+    c.add("Lambda logs", lambda_gb, "GB/month")
+    c.add("X-Ray traces", traces, "per month")
+    c.cost(pb, "log ingestion", "cw_logs_ingest_gb", access_gb + lambda_gb)
+    c.cost(pb, "log storage (1 month, compressed)", "cw_logs_storage_gb_month",
+           (access_gb + lambda_gb) * LOG_STORAGE_RATIO * LOG_RETENTION_MONTHS)
+    c.cost(pb, "X-Ray traces recorded", "xray_traces_recorded", traces)
+    c.notes.append("Custom metrics, alarms, dashboards and KMS requests (data keys are cached) "
+                   "are a few hundred dollars at most and not counted.")
+    return c
+
+
+# --- account-wide quota checks -----------------------------------------------------------------------
+def account_checks(x: Inputs, pb: PriceBook, p: Plan) -> list[str]:
+    out = []
+    lambda_need = p.component("ingest_lambda").metric("reserved concurrency") + math.ceil(
+        p.component("sink_lambda").metric("concurrency needed at peak") * SINK_CONCURRENCY_HEADROOM)
+    usable = pb.quota("lambda_concurrency") - pb.quota("lambda_unreserved_min")
+    if lambda_need > usable:
+        out.append(f"QUOTA: ingest reserved + sink peak concurrency = {lambda_need:,} > "
+                   f"{usable:,.0f} usable of the default {pb.quota('lambda_concurrency'):,.0f} "
+                   f"concurrent executions: raise 'Concurrent executions'.")
+    shards = sum(p.component(k).metric("provisioned shards")
+                 for k in ("clicks_stream", "aggregates_stream")
+                 if p.component(k).mode == "provisioned")
+    if shards > pb.quota("kds_shards_per_account"):
+        out.append(f"QUOTA: {shards:,} provisioned shards > the account's "
+                   f"{pb.quota('kds_shards_per_account'):,.0f}: raise 'Shards per Region'.")
+    wcu = sum(p.component(k).context[f"{k}_max_wcu"] for k in ("dedup", "serving")
+              if p.component(k).context.get(f"{k}_capacity_mode") == "provisioned"
+              and not (k == "serving" and x.serving_store != "dynamodb"))
+    if wcu > pb.quota("ddb_account_max_wcu"):
+        out.append(f"QUOTA: provisioned tables may scale to {wcu:,} WCU > the account-level "
+                   f"{pb.quota('ddb_account_max_wcu'):,.0f}: raise 'Account-level write "
+                   f"throughput limit (provisioned mode)'.")
+    return out

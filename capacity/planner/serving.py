@@ -1,0 +1,197 @@
+"""The serving path: aggregates stream (Flink's changelog), sink Lambda, serving store
+(DynamoDB, or the Timestream alternative)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from capacity.planner.assumptions import (
+    AGGREGATES_RETENTION_HOURS, CHANGELOG_ROW_BYTES, DAYS_PER_MONTH, DEFAULT_FRESHNESS_SLOTS,
+    FRESHNESS_WRITES_PER_INVOCATION, GIB, HOURS_PER_MONTH, KIB, KPL_BYTES_PER_SUBRECORD,
+    KPL_RECORD_HEADER_BYTES, LEADERBOARD_SIZE, LEADERBOARDS, MAX_FRESHNESS_SLOTS, MINUTE_TTL_S,
+    ON_DEMAND_MIN_SHARDS, RESOLUTION_SECONDS, SECONDS_PER_MONTH, SERVING_HORIZON_MONTHS,
+    SERVING_ITEM_BYTES, SINK_BATCH_SIZE, SINK_BATCHING_WINDOW_S, SINK_CONCURRENCY_HEADROOM,
+    SINK_MEMORY_MB, SINK_WRITES_PER_S_PER_INVOCATION, TIMESTREAM_MEMORY_HOURS,
+    TIMESTREAM_RECORD_BYTES,
+)
+from capacity.planner.dynamodb import (
+    capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
+)
+from capacity.planner.helpers import ceil_div
+from capacity.planner.kinesis import StreamLoad, stream_costs, stream_warnings
+from capacity.planner.model import Component
+from capacity.planner.popularity import distinct_ads
+from capacity.pricing import PriceBook
+
+if TYPE_CHECKING:
+    from capacity.planner.inputs import Inputs
+
+
+@dataclass(frozen=True)
+class ServingLoad:
+    keys_per_batch: float  # distinct ads touched per mini-batch
+    agg_upserts_s: float  # series updates/s (all resolutions)
+    top_upserts_s: float  # leaderboard entry updates/s (all boards)
+    changelog_rows_s: float  # rows on the aggregates stream
+    serving_writes_s: float  # DynamoDB writes (without freshness)
+
+
+def serving_load(x: Inputs, rate: float) -> ServingLoad:
+    interval_s = x.minibatch_ms / 1000
+    keys = distinct_ads(rate * interval_s, x.active_ads, x.ad_skew)
+    agg_upserts = len(x.serving_resolutions) * keys / interval_s
+    top_upserts = LEADERBOARDS * min(LEADERBOARD_SIZE, keys) / interval_s
+    rows_per_update = 2 if x.changelog_update_before else 1
+    rows = (agg_upserts + top_upserts) * rows_per_update
+    # DynamoDB store: agg retractions are skipped; a leaderboard retraction writes a tombstone.
+    writes = agg_upserts + top_upserts * rows_per_update
+    return ServingLoad(keys, agg_upserts, top_upserts, rows, writes)
+
+
+def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Component]:
+    avg, peak = serving_load(x, x.rate), serving_load(x, x.peak)
+    k = x.changelog_rows_per_record
+    record_bytes = CHANGELOG_ROW_BYTES if k == 1 else KPL_RECORD_HEADER_BYTES + k * (
+        CHANGELOG_ROW_BYTES + KPL_BYTES_PER_SUBRECORD)
+
+    # sink concurrency needed at peak decides the minimum number of shards (<= 10 lanes/shard)
+    sink_conc_peak = peak.serving_writes_s / SINK_WRITES_PER_S_PER_INVOCATION
+    lanes = max(1, ceil_div(sink_conc_peak * SINK_CONCURRENCY_HEADROOM, 1))
+    max_pf = int(pb.quota("esm_max_parallelization_factor"))
+
+    # --- aggregates stream
+    agg = Component("aggregates_stream", "Kinesis aggregates stream")
+    load = StreamLoad(avg.changelog_rows_s / k, peak.changelog_rows_s / k, record_bytes, 1, 1)
+    sc = stream_costs(agg, pb, load, x.aggregates_kinesis_mode, AGGREGATES_RETENTION_HOURS, False,
+                       min_shards=ceil_div(lanes, max_pf))
+    shards_in_use = sc.need.shards if sc.mode == "provisioned" else max(
+        ON_DEMAND_MIN_SHARDS, ceil_div(max(sc.need.by_write_bytes, sc.need.by_write_records), 1))
+    agg.add("distinct ads per mini-batch (average)", avg.keys_per_batch)
+    agg.add("series upserts/s average", avg.agg_upserts_s)
+    agg.add("leaderboard upserts/s average", avg.top_upserts_s)
+    agg.add("changelog rows/s average", avg.changelog_rows_s)
+    agg.add("changelog rows/s peak", peak.changelog_rows_s)
+    agg.add("changelog rows per click (average)", avg.changelog_rows_s / x.rate)
+    agg.add("rows per record", k)
+    agg.add("shards by write bytes", sc.need.by_write_bytes)
+    agg.add("shards by write records", sc.need.by_write_records)
+    agg.add("binding limit", sc.need.binding)
+    agg.add("provisioned shards", sc.need.shards)
+    agg.add("shards in use (estimate)", shards_in_use)
+    agg.context.update(aggregates_kinesis_mode=sc.mode, aggregates_kinesis_shards=sc.need.shards)
+    stream_warnings(agg, pb, load, sc)
+    if avg.changelog_rows_s > x.rate:
+        agg.warnings.append(
+            f"the changelog carries {avg.changelog_rows_s / x.rate:.1f} rows per click: with "
+            f"{x.active_ads:,} active ads most ads see < 1 click per {x.minibatch_ms / 1000:g} s "
+            f"mini-batch, so a click updates {len(x.serving_resolutions)} series"
+            f"{' (x2 rows with -U)' if x.changelog_update_before else ''}. "
+            f"Levers: longer emit interval for coarse resolutions, drop -U rows (upsert sink), "
+            f"pack rows per record.")
+
+    # --- sink Lambda
+    sink = Component("sink_lambda", "Sink Lambda (arm64, Kinesis ESM)", f"{SINK_MEMORY_MB} MB")
+    pf = min(max_pf, max(1, ceil_div(lanes, shards_in_use)))
+    # Full batches when busy; otherwise each lane with rows invokes about once per batching
+    # window (+ ~1 s of processing): many lanes on a thin stream mean many small batches.
+    invocations_s = max(avg.changelog_rows_s / SINK_BATCH_SIZE,
+                        min(shards_in_use * pf, avg.changelog_rows_s) / (SINK_BATCHING_WINDOW_S + 1))
+    busy_s = avg.serving_writes_s / SINK_WRITES_PER_S_PER_INVOCATION  # average concurrency
+    sink.add("serving writes/s average", avg.serving_writes_s)
+    sink.add("serving writes/s peak", peak.serving_writes_s)
+    sink.add("concurrency needed at peak", sink_conc_peak)
+    sink.add("lanes (shards x parallelization factor)", shards_in_use * pf)
+    sink.add("parallelization factor", pf)
+    sink.add("invocations/s average", invocations_s)
+    sink.cost(pb, "requests", "lambda_requests", invocations_s * SECONDS_PER_MONTH)
+    sink.cost(pb, "compute", "lambda_arm_gb_s", busy_s * SINK_MEMORY_MB / 1024 * SECONDS_PER_MONTH)
+    sink.context.update(sink_parallelization_factor=pf, sink_batch_size=SINK_BATCH_SIZE,
+                        sink_memory_mb=SINK_MEMORY_MB)
+    if shards_in_use * pf < sink_conc_peak:
+        sink.warnings.append(f"{shards_in_use} shards x {pf} lanes < {sink_conc_peak:,.0f} "
+                             f"concurrent invocations needed at peak: add aggregates shards.")
+    freshness_s = invocations_s * FRESHNESS_WRITES_PER_INVOCATION
+    partition_max = pb.quota("ddb_partition_max_wcu")
+    # Freshness writes spread over `slots` items (serving.keys), one per aggregates shard's
+    # hash. Enough slots that the busiest takes at most half a partition's writes at peak, with a
+    # x2 margin for uneven hashing; a multiple of 8, at least the default, at most one
+    # BatchGetItem (every query reads them all: slots x 0.5 RCU).
+    freshness_peak_s = freshness_s * x.peak / x.rate
+    needed = ceil_div(freshness_peak_s * 2, partition_max / 2)
+    slots = min(MAX_FRESHNESS_SLOTS, max(DEFAULT_FRESHNESS_SLOTS, ceil_div(needed, 8) * 8))
+    slots_in_use = min(slots, max(1, shards_in_use))  # a shard writes one slot
+    per_slot_peak = freshness_peak_s / slots_in_use * 2  # x2: uneven hashing
+    sink.add("freshness slots", slots)
+    sink.add("freshness updates/s at peak, busiest slot (x2 margin)", per_slot_peak)
+    sink.context.update(freshness_slots=slots)
+    if x.serving_store == "dynamodb" and per_slot_peak > partition_max / 2:
+        sink.warnings.append(f"~{per_slot_peak:,.0f} freshness updates/s at peak on the busiest of "
+                             f"{slots_in_use} freshness slots (partition limit {partition_max:,.0f} "
+                             f"WCU/s): add aggregates shards (one shard writes one slot) or write "
+                             f"only when the watermark moved.")
+
+    # --- serving store
+    serving = Component("serving", f"Serving store ({x.serving_store})")
+    ddb_wcu_avg = avg.serving_writes_s + freshness_s
+    ddb_wcu_peak = peak.serving_writes_s + freshness_s * x.peak / x.rate
+    cap = ddb_capacity(pb, ddb_wcu_avg, ddb_wcu_peak, x.serving_capacity)
+    storage_gb = serving_storage_items(x) * SERVING_ITEM_BYTES / GIB
+    ddb_storage_usd = pb.cost("ddb_storage_gb_month", storage_gb) + pb.cost("ddb_pitr_gb_month", storage_gb)
+    ts_lines = timestream_lines(x, avg)
+    ts_usd = sum(pb.cost(key, q) for _, key, q in ts_lines)
+    serving.add("writes/s average (incl. freshness)", ddb_wcu_avg)
+    serving.add("writes/s peak", ddb_wcu_peak)
+    serving.add("writes per click (average)", ddb_wcu_avg / x.rate)
+    if x.serving_store == "dynamodb":
+        serving.mode = f"dynamodb, {cap.mode}"
+        serving.add("storage after horizon", storage_gb, "GB")
+        capacity_lines(serving, pb, cap, ddb_wcu_avg)
+        serving.cost(pb, "storage", "ddb_storage_gb_month", storage_gb)
+        serving.cost(pb, "point-in-time recovery", "ddb_pitr_gb_month", storage_gb)
+        serving.alternatives = capacity_alternatives(serving, cap, "dynamodb ")
+        growth_gb = (sum(buckets_per_day(x, r) for r in x.serving_resolutions if r != "1m")
+                     + LEADERBOARD_SIZE * 24) * DAYS_PER_MONTH * SERVING_ITEM_BYTES / GIB
+        serving.notes.append(f"Only 1m items expire (minute_ttl_s): coarser series grow the "
+                             f"table by ~{growth_gb:,.0f} GB/month; storage is shown after "
+                             f"{SERVING_HORIZON_MONTHS} months.")
+        capacity_warnings(serving, pb, cap, ddb_wcu_avg, ddb_wcu_peak, "the serving table")
+    else:
+        serving.mode = "timestream"
+        for item, key, q in ts_lines:
+            serving.cost(pb, item, key, q)
+        serving.notes.append("Timestream for LiveAnalytics is closed to new AWS customers "
+                             "since 2025-06-20.")
+        serving.alternatives = {"dynamodb on_demand": cap.on_demand_usd + ddb_storage_usd,
+                                "dynamodb provisioned": cap.provisioned_usd + ddb_storage_usd}
+    serving.alternatives["timestream"] = ts_usd
+    serving.context.update(serving_store=x.serving_store, serving_capacity_mode=cap.mode,
+                           serving_min_wcu=cap.min_wcu, serving_max_wcu=cap.max_wcu)
+    serving.notes.append("Query API reads are not counted (per query).")
+    return agg, sink, serving
+
+
+def serving_storage_items(x: Inputs) -> float:
+    """Serving-table items after SERVING_HORIZON_MONTHS: 1m series/boards within minute_ttl,
+    coarser series and 1h boards kept forever."""
+    days = SERVING_HORIZON_MONTHS * DAYS_PER_MONTH
+    minute_items = (distinct_ads(x.rate * 60, x.active_ads, x.ad_skew) + LEADERBOARD_SIZE) * MINUTE_TTL_S / 60
+    forever = sum(buckets_per_day(x, res) for res in x.serving_resolutions if res != "1m") * days
+    return minute_items + forever + LEADERBOARD_SIZE * 24 * days
+
+
+def buckets_per_day(x: Inputs, res: str) -> float:
+    """Series items one day adds at resolution `res`: buckets per day x distinct ads per bucket."""
+    seconds = RESOLUTION_SECONDS[res]
+    return 86400 / seconds * distinct_ads(x.rate * seconds, x.active_ads, x.ad_skew)
+
+
+def timestream_lines(x: Inputs, avg: ServingLoad) -> list[tuple[str, str, float]]:
+    """Timestream alternative: a write per series upsert (leaderboards are SQL there), memory
+    store holding TIMESTREAM_MEMORY_HOURS of buckets, magnetic store for the horizon."""
+    per_day = sum(buckets_per_day(x, res) for res in x.serving_resolutions)
+    memory_gb = per_day * TIMESTREAM_MEMORY_HOURS / 24 * TIMESTREAM_RECORD_BYTES / GIB
+    magnetic_gb = per_day * SERVING_HORIZON_MONTHS * DAYS_PER_MONTH * TIMESTREAM_RECORD_BYTES / GIB
+    writes = avg.agg_upserts_s * SECONDS_PER_MONTH * ceil_div(TIMESTREAM_RECORD_BYTES, KIB)
+    return [("writes (1 KB units)", "timestream_writes", writes),
+            ("memory store", "timestream_memory_gb_hour", memory_gb * HOURS_PER_MONTH),
+            ("magnetic store after horizon", "timestream_magnetic_gb_month", magnetic_gb)]
