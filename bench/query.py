@@ -44,14 +44,14 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from aggregate.changes import AGG, TOP, Change  # noqa: E402
-from aggregate.serving.dynamodb_store import DynamoDBServingStore, item_for  # noqa: E402
 from common.config import AggregationSettings, ResourceNames  # noqa: E402
-from common.serving_keys import top_pk  # noqa: E402
 from local.resources import create_serving_table  # noqa: E402
-from query import store_dynamodb  # noqa: E402
 from query.service import QueryService  # noqa: E402
-from query.store_dynamodb import DynamoDBQueryStore, plan_top_reads  # noqa: E402
 from query.windows import parse_top  # noqa: E402
+from serving.keys import top_pk  # noqa: E402
+from serving.read import dynamodb as store_dynamodb  # noqa: E402
+from serving.read.dynamodb import DynamoDBQueryStore, plan_top_reads  # noqa: E402
+from serving.write.dynamodb import DynamoDBServingStore, item_for  # noqa: E402
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 TABLE = ResourceNames().serving_table

@@ -36,7 +36,7 @@ partitions), so an ad the stream saw but the archive did not still shows up if i
 A Scan would read the whole table (every ad's whole history, minute series, leaderboards).
 
 Publishing: the day's summary is also put into the serving table (pk `R#reconciliation`,
-sk = the day; = common.serving_keys.reconciliation_key), where `GET /v1/quality` reads the last
+sk = the day; = serving.keys.reconciliation_key), where `GET /v1/quality` reads the last
 reconciliation with one Query. A rerun of a day replaces its item.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_
                   "drift_ratio", "class", "explained_late", "explained_flagged",
                   "explained_duplicates", "unexplained")
 METRICS_NAMESPACE = "ClickAgg"
-RECONCILIATION_PK = "R#reconciliation"  # = common.serving_keys.RECONCILIATION_PK (a test keeps them equal)
+RECONCILIATION_PK = "R#reconciliation"  # = serving.keys.RECONCILIATION_PK (a test keeps them equal)
 
 
 def utc_now() -> datetime:
@@ -175,7 +175,7 @@ def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
 
 # ---------------------------------------------------------------------------- edges
 
-def _ts(ms: int) -> str:  # = common.serving_keys.ts
+def _ts(ms: int) -> str:  # = serving.keys.ts
     return f"{ms:013d}"
 
 

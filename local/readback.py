@@ -42,7 +42,7 @@ def read_stream(stream: str) -> dict[str, list[dict]]:
 
 def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
     """The serving store's series for one ad: {bucket_start: {clicks, billable_clicks, ...}}."""
-    from common.serving_keys import series_pk
+    from serving.keys import series_pk
 
     ddb = boto3.client("dynamodb")
     out: dict[int, dict] = {}

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (K
                                                                         KinesisStreamRecord)
 
 from aggregate.changes import BadChange, Change, decode_change
-from aggregate.serving import make_store
+from serving import WRITE, make_store
 from common.observability import handler_metrics
 from common.runtime import per_container
 
@@ -29,7 +29,7 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 @per_container
 def get_store():
-    return make_store()
+    return make_store(WRITE)
 
 
 def write_batch(store, records: list[KinesisStreamRecord]) -> tuple[dict[str, Exception], list[Change]]:

@@ -22,8 +22,8 @@ from common.responses import api_resolver, error_response, json_response, no_rou
 from common.runtime import per_container
 from query.pipeline_metrics import CloudWatchPipelineMetrics
 from query.service import QueryService
-from query.store import make_store
 from query.windows import QueryError
+from serving import READ, make_store
 
 logger = Logger(service="query")
 metrics = handler_metrics("query")
@@ -34,7 +34,7 @@ app = api_resolver()
 @per_container
 def get_service() -> QueryService:
     """Built once per container: the store's clients and thread pool are reused."""
-    return QueryService(make_store(), AggregationSettings.from_env(),
+    return QueryService(make_store(READ), AggregationSettings.from_env(),
                         pipeline_metrics=CloudWatchPipelineMetrics.from_env())
 
 

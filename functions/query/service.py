@@ -14,9 +14,9 @@ from common.config import AggregationSettings
 from query.freshness import freshness
 from query.quality import PipelineMetrics, parse_quality, quality_body, reconciliation_json
 from query.series import build_series, window_json
-from query.store import QueryStore, StoreFreshness
 from query.topk import format_value
 from query.windows import parse_series, parse_top
+from serving.types import QueryStore, StoreFreshness
 
 
 class QueryService:

@@ -40,7 +40,7 @@ XRAY_REASON = ("X-Ray (tracing ACTIVE) has Resource '*': xray:PutTraceSegments a
 
 def asset_exclude(*includes: str) -> list[str]:
     """Exclude everything in functions/ except `includes` and never bytecode. An include is a
-    package ("ingest", "aggregate/serving": the directory and all below it) or a glob of files
+    package ("ingest", "serving/write": the directory and all below it) or a glob of files
     ("aggregate/*.py"). The directories above an include are re-included (only them, not their
     other contents): the asset copy skips an excluded directory without looking inside."""
     patterns = ["*"]

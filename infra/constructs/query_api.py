@@ -22,7 +22,8 @@ from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
 
 HANDLER = "query.handler.lambda_handler"
-ASSET_EXCLUDE = asset_exclude("common", "query")
+# common + query + the serving store's core and readers (serving/*.py, serving/read), not its writers
+ASSET_EXCLUDE = asset_exclude("common", "query", "serving/*.py", "serving/read")
 TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
 ROUTES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health")
 GET_METRIC_DATA_REASON = (

@@ -15,7 +15,7 @@ buckets older than the memory window); records rejected asynchronously there are
 encrypted bucket. NOTE: Timestream for LiveAnalytics is closed to new AWS customers since
 2025-06-20.
 
-DynamoDB: table `<prefix>-serving`, string keys pk/sk (common.serving_keys), TTL on `ttl` (1m
+DynamoDB: table `<prefix>-serving`, string keys pk/sk (serving.keys), TTL on `ttl` (1m
 rows and late counters), point-in-time recovery, KMS with the pipeline key. Capacity from
 context (infra.constructs.table_capacity): on-demand by default, provisioned with write and
 read autoscaling (`serving_min_rcu`..`serving_max_rcu`) where the planner says so.
@@ -86,7 +86,7 @@ class ServingStore(Construct):
             **self.capacity.table_props(),
         )
         self.capacity.autoscale(self.table)
-        # FRESHNESS_SLOTS: the sink writes and the query API reads the same slots (serving_keys)
+        # FRESHNESS_SLOTS: the sink writes and the query API reads the same slots (serving.keys)
         self.env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": self.table.table_name,
                     "FRESHNESS_SLOTS": str(settings.freshness_slots)}
 

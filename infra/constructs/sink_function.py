@@ -23,8 +23,9 @@ from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
 
 HANDLER = "aggregate.sink_handler.lambda_handler"
-# common + the sink's modules; not the Flink job (aggregate/job) nor its Maven build.
-ASSET_EXCLUDE = asset_exclude("common", "aggregate/*.py", "aggregate/serving")
+# common + the sink's modules + the serving store's core and writers (serving/*.py, serving/write);
+# not the Flink job (aggregate/job) nor its Maven build, nor the query side's readers.
+ASSET_EXCLUDE = asset_exclude("common", "aggregate/*.py", "serving/*.py", "serving/write")
 TIMEOUT = Duration.seconds(60)
 DLQ_RETENTION = Duration.days(14)
 # Lambda sends on-failure records with the function's role: SendMessage + the queue's key.

@@ -199,7 +199,7 @@ def test_billing_across_the_month_boundary(world, tmp_path):
 
 def _put_realtime(ddb, rows: list[dict]) -> None:
     from aggregate.changes import Change
-    from aggregate.serving.dynamodb_store import item_for
+    from serving.write.dynamodb import item_for
 
     for r in rows:
         row = {"kind": "agg", "ad_id": r["ad_id"], "resolution": "1h", "bucket_start": r["hour_start_ms"],

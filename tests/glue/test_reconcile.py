@@ -91,7 +91,7 @@ def test_accepts_dataframes_and_hour_timestamps():
 
 
 def test_serving_key_format_is_the_stores():
-    from common.serving_keys import series_key, top_key, ts
+    from serving.keys import series_key, top_key, ts
 
     assert rc._ts(D0) == ts(D0)
     assert series_key("ad-1", "1h", D0)["pk"] == "S#ad-1#1h" and top_key("1h", D0 + H, "x")["pk"] == f"T#1h#{ts(D0)}"
@@ -116,7 +116,7 @@ def _serving_table(name: str = TABLE):
 
 def _put(ddb, kind, ad, bucket_start, billable, resolution="1h", upsert=True, version=1):
     from aggregate.changes import Change
-    from aggregate.serving.dynamodb_store import item_for
+    from serving.write.dynamodb import item_for
 
     row = {"kind": kind, "ad_id": ad, "resolution": resolution, "bucket_start": bucket_start, "version": version,
            "clicks": billable + 1, "billable_clicks": billable, "cost_micros": 7, "billable_cost_micros": 5,

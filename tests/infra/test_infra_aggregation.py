@@ -483,9 +483,14 @@ def test_query_role_is_read_only(timestream_parts, custom_template):
 
 
 def boto3_calls(repo_root: Path, *packages: str) -> set[str]:
+    """Operations called in `packages`: directories under functions/ (every .py below) or globs
+    of files ("serving/*.py"); a call through a paginator counts as its operation."""
+    functions = repo_root / "functions"
     source = "\n".join(p.read_text() for package in packages
-                       for p in (repo_root / "functions" / package).rglob("*.py"))
-    return set(re.findall(r"\.(\w+)\(", source))
+                       for p in ((functions / package).rglob("*.py") if (functions / package).is_dir()
+                                 else functions.glob(package)))
+    return set(re.findall(r"\.(\w+)\(", source)) | set(
+        re.findall(r"""get_paginator\(["'](\w+)["']\)""", source))
 
 
 # IAM action of an operation, where it is not "<service>:<Operation>".
@@ -508,10 +513,10 @@ def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
 
 
 @pytest.mark.parametrize("template_fixture,role,packages,services", [
-    ("timestream_parts", "SinkRole", ("aggregate/serving",), ("timestream-write",)),
-    ("custom_template", "SinkRole", ("aggregate/serving",), ("dynamodb",)),
-    ("timestream_parts", "QueryRole", ("query",), ("timestream-query",)),
-    ("custom_template", "QueryRole", ("query",), ("dynamodb",)),
+    ("timestream_parts", "SinkRole", ("serving/write",), ("timestream-write",)),
+    ("custom_template", "SinkRole", ("serving/write",), ("dynamodb",)),
+    ("timestream_parts", "QueryRole", ("query", "serving/read", "serving/*.py"), ("timestream-query",)),
+    ("custom_template", "QueryRole", ("query", "serving/read", "serving/*.py"), ("dynamodb",)),
     ("default_template", "QueryRole", ("query",), ("cloudwatch",)),
     ("default_template", "ReconcileApiRole", ("query",), ("glue",)),
 ])

@@ -27,7 +27,8 @@ SOURCE_FILES = [
     "common/__init__.py", "common/config.py", "ingest/__init__.py", "ingest/handler.py",
     "ingest/sub/deep.py", "common/__pycache__/config.cpython-312.pyc", "ingest/stale.pyc",
     "aggregate/__init__.py", "aggregate/sink_handler.py", "aggregate/changes.py",
-    "aggregate/serving/__init__.py", "aggregate/serving/dynamodb_store.py",
+    "serving/__init__.py", "serving/keys.py", "serving/read/__init__.py", "serving/read/dynamodb.py",
+    "serving/write/__init__.py", "serving/write/dynamodb.py",
     "aggregate/job/__init__.py", "aggregate/job/main.py", "aggregate/pom.xml",
     "aggregate/target/clickagg-flink-deps.jar", "query/__init__.py", "query/handler.py",
     "README.md", "requirements.txt",
@@ -59,15 +60,19 @@ def test_ingest_exclude_keeps_only_common_and_ingest(source, tmp_path):
         "ingest/__init__.py", "ingest/handler.py", "ingest/sub/deep.py"}
 
 
-def test_sink_exclude_keeps_common_and_the_sink_modules_not_the_flink_job(source, tmp_path):
-    assert staged_files(source, tmp_path, SINK_EXCLUDE) == COMMON | {
+SERVING_CORE = {"serving/__init__.py", "serving/keys.py"}
+
+
+def test_sink_exclude_keeps_common_the_sink_modules_and_the_serving_writers(source, tmp_path):
+    """Not the Flink job, nor the query side's readers."""
+    assert staged_files(source, tmp_path, SINK_EXCLUDE) == COMMON | SERVING_CORE | {
         "aggregate/__init__.py", "aggregate/sink_handler.py", "aggregate/changes.py",
-        "aggregate/serving/__init__.py", "aggregate/serving/dynamodb_store.py"}
+        "serving/write/__init__.py", "serving/write/dynamodb.py"}
 
 
-def test_query_exclude_keeps_only_common_and_query(source, tmp_path):
-    assert staged_files(source, tmp_path, QUERY_EXCLUDE) == COMMON | {
-        "query/__init__.py", "query/handler.py"}
+def test_query_exclude_keeps_common_query_and_the_serving_readers(source, tmp_path):
+    assert staged_files(source, tmp_path, QUERY_EXCLUDE) == COMMON | SERVING_CORE | {
+        "query/__init__.py", "query/handler.py", "serving/read/__init__.py", "serving/read/dynamodb.py"}
 
 
 # --- the Flink application zip: what synth accepts -----------------------------------------
@@ -179,14 +184,19 @@ def function_code_key(template, handler: str) -> str:
     return fn["Properties"]["Code"]["S3Key"]
 
 
-@pytest.mark.parametrize("handler,packages", [
-    ("ingest.handler.lambda_handler", {"common", "ingest"}),
-    ("aggregate.sink_handler.lambda_handler", {"common", "aggregate"}),
-    ("query.handler.lambda_handler", {"common", "query"}),
+@pytest.mark.parametrize("handler,packages,serving_side", [
+    ("ingest.handler.lambda_handler", {"common", "ingest"}, None),
+    ("aggregate.sink_handler.lambda_handler", {"common", "aggregate", "serving"}, "write"),
+    ("query.handler.lambda_handler", {"common", "query", "serving"}, "read"),
 ])
-def test_real_lambda_assets(default_app, default_template, handler, packages):
+def test_real_lambda_assets(default_app, default_template, handler, packages, serving_side):
     files = asset_files_of(default_app, function_code_key(default_template, handler))
     assert {f.split("/")[0] for f in files} == packages
+    if serving_side:  # the serving store's core and this Lambda's side of it, not the other side
+        other = {"read": "write", "write": "read"}[serving_side]
+        assert {"serving/__init__.py", "serving/keys.py", f"serving/{serving_side}/dynamodb.py",
+                f"serving/{serving_side}/timestream.py"} <= files
+        assert not any(f.startswith(f"serving/{other}/") for f in files)
     assert "common/config.py" in files
     module = handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
     if Path("functions", module).exists():  # query/ is being written alongside
@@ -210,7 +220,7 @@ def test_real_flink_asset_is_exactly_the_maven_zip(default_app, default_template
         files = {i.filename for i in archive.infolist() if not i.is_dir()}
     assert files == set(application_zip_sources()) | {JAR_IN_ZIP}
     assert ENTRY in files and "common/records.py" in files
-    assert not any(f.startswith(("aggregate/serving", "aggregate/sink")) for f in files)
+    assert not any(f.startswith(("serving/", "aggregate/sink")) for f in files)
 
 
 def test_the_makefile_builds_the_zip_synth_deploys(repo_root):

@@ -345,7 +345,7 @@ def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, re
 def test_reconcile_role_puts_only_its_summary_items(custom_template):
     """PutItem on the serving table only under the reconciliation partition key: the job can
     never overwrite an aggregate the sink wrote."""
-    from common.serving_keys import RECONCILIATION_PK
+    from serving.keys import RECONCILIATION_PK
     from glue_jobs.reconcile import RECONCILIATION_PK as JOB_PK
 
     assert JOB_PK == RECONCILIATION_PK

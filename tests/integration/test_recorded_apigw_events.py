@@ -14,9 +14,7 @@ import boto3
 import pytest
 
 from aggregate.changes import AGG, Change
-from aggregate.serving.dynamodb_store import item_for
 from common.config import AggregationSettings, ResourceNames
-from common.serving_keys import freshness_key
 from ingest import handler as ingest_handler
 from local.apigw import build_event
 from local.lambda_runtime import LambdaContext
@@ -24,7 +22,9 @@ from local.readback import read_stream
 from local.resources import create_dedup_table, create_serving_table, create_stream
 from query import handler as query_handler
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore
+from serving.keys import freshness_key
+from serving.read.dynamodb import DynamoDBQueryStore
+from serving.write.dynamodb import item_for
 from tests.integration.ingest_support import NAMES, NOW_MS, Ingest, claim_item, click, dedup_items
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"

@@ -13,13 +13,13 @@ from botocore.exceptions import ClientError
 
 from aggregate import sink_handler
 from aggregate.changes import BadChange, decode_change
-from common.serving_keys import freshness_keys
-from aggregate.serving.dynamodb_store import DynamoDBServingStore, item_for
-from aggregate.serving.timestream_store import TimestreamServingStore, is_stale_rejection, record_for
 from common.config import ResourceNames
 from local.esm import kinesis_event
 from local.lambda_runtime import LambdaContext
 from local.resources import create_serving_table
+from serving.keys import freshness_keys
+from serving.write.dynamodb import DynamoDBServingStore, item_for
+from serving.write.timestream import TimestreamServingStore, is_stale_rejection, record_for
 
 TABLE = ResourceNames().serving_table
 T0 = 1_795_000_020_000 - 1_795_000_020_000 % 3_600_000

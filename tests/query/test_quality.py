@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from common.config import ResourceNames
-from common.serving_keys import RECONCILIATION_PK, freshness_key, late_key, reconciliation_key
 from glue_jobs import reconcile as job
 from glue_jobs.workflow_day import requested_day, workflow_run
 from local.emf import metric_data, split_output
@@ -21,8 +20,9 @@ from query.quality import (IngestCounts, PipelineMetrics, duplicate_rate, lag, p
                            quality_body, reconciliation_json)
 from query.reconcile_request import parse_reconcile
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore
 from query.windows import QueryError
+from serving.keys import RECONCILIATION_PK, freshness_key, late_key, reconciliation_key
+from serving.read.dynamodb import DynamoDBQueryStore
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 NOW = 1_795_000_000_000 + 17 * HOUR + 30 * MIN + 12_345  # some afternoon, mid-minute
@@ -356,8 +356,8 @@ def test_reconcile_handler_answers_409_while_a_run_is_in_progress(monkeypatch):
 
 def test_freshness_slots_spread_writers_and_read_back_as_the_maxima(ddb):
     """Each aggregates shard advances its own slot (no single hot item); readers see the maxima."""
-    from aggregate.serving.dynamodb_store import DynamoDBServingStore
-    from common.serving_keys import DEFAULT_FRESHNESS_SLOTS, freshness_slot
+    from serving.keys import DEFAULT_FRESHNESS_SLOTS, freshness_slot
+    from serving.write.dynamodb import DynamoDBServingStore
 
     shards = [f"shardId-{i:012d}" for i in range(8)]
     assert len({freshness_slot(s) for s in shards}) >= 6  # spread, not one key
@@ -377,8 +377,8 @@ def test_freshness_slots_spread_writers_and_read_back_as_the_maxima(ddb):
 def test_configured_freshness_slots_from_the_environment(ddb, monkeypatch):
     """FRESHNESS_SLOTS (set by infra on both Lambdas) widens the spread; the query reads every slot
     in one BatchGetItem; a reader configured with the default 16 would miss the slots above 15."""
-    from aggregate.serving.dynamodb_store import DynamoDBServingStore
-    from common.serving_keys import freshness_slot
+    from serving.keys import freshness_slot
+    from serving.write.dynamodb import DynamoDBServingStore
 
     monkeypatch.setenv("SERVING_TABLE", TABLE)
     monkeypatch.setenv("FRESHNESS_SLOTS", "40")

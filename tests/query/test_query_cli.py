@@ -244,7 +244,7 @@ def test_quality_table_and_json(local_stack):
 
     import boto3
 
-    from common.serving_keys import late_key
+    from serving.keys import late_key
 
     rng, now = random.Random(4), int(time.time() * 1000)
     late = {}

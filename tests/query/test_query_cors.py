@@ -14,7 +14,7 @@ from common.config import AggregationSettings, ResourceNames
 from local.lambda_runtime import LambdaContext
 from local.resources import create_serving_table
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore
+from serving.read.dynamodb import DynamoDBQueryStore
 from tests.conftest import api_event
 from tests.query.truth import DAY, HOUR, load, random_truth, serving_items
 

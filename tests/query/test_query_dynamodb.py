@@ -15,7 +15,7 @@ from local.lambda_runtime import LambdaContext
 from local.resources import create_serving_table
 from query import handler
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore
+from serving.read.dynamodb import DynamoDBQueryStore
 from tests.conftest import api_event
 from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_top_sound, expected_top, leaderboards, load,
                                oracle_top, random_truth, serving_items, to_micros)

@@ -17,7 +17,7 @@ import pytest
 from common.config import AggregationSettings, ResourceNames
 from local.resources import create_serving_table
 from query.service import QueryService
-from query.store_dynamodb import DynamoDBQueryStore
+from serving.read.dynamodb import DynamoDBQueryStore
 from tests.query.truth import DAY, HOUR, MIN, Truth, assert_top_sound, load, oracle_top, serving_items
 
 TABLE = ResourceNames().serving_table

@@ -13,12 +13,12 @@ from typing import Optional
 import pytest
 
 from aggregate.changes import AGG, LATE, TOP, Change
-from aggregate.serving.timestream_store import TimestreamServingStore
 from common.config import AggregationSettings
 from query.service import QueryService
-from query.store_timestream import (FRESHNESS_LOOKBACK_MS, SqlBuilder, TimestreamQueryStore, parse_pages,
-                                    quote_ident, quote_literal)
 from query.windows import DAY_MS, HOUR_MS, MINUTE_MS, QueryError, parse_series, parse_top
+from serving.read.timestream import (FRESHNESS_LOOKBACK_MS, SqlBuilder, TimestreamQueryStore, parse_pages,
+                                     quote_ident, quote_literal)
+from serving.write.timestream import TimestreamServingStore
 from tests.query.timestream_duckdb import TimestreamOnDuckDB
 from tests.query.truth import FIELDS, MIN, RES, Truth, assert_top_sound, oracle_top, random_truth, to_micros
 

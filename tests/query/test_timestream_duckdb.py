@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from botocore.exceptions import ClientError
 
-from query.store_timestream import SqlBuilder
+from serving.read.timestream import SqlBuilder
 from query.windows import parse_series, parse_top
 from tests.query.timestream_duckdb import TimestreamOnDuckDB, TranslationError, translate
 

@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from aggregate.changes import AGG, TOP, Change
-from aggregate.serving.dynamodb_store import item_for
-from common.serving_keys import freshness_key
+from serving.keys import freshness_key
+from serving.write.dynamodb import item_for
 
 # Own copies of common.times' units/RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000

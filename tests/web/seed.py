@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from aggregate.changes import AGG, TOP, Change
-from aggregate.serving.dynamodb_store import DynamoDBServingStore
 from local.oracle import realtime_truth
+from serving.write.dynamodb import DynamoDBServingStore
 
 LEADERBOARD_RES = ("1m", "1h")
 WATERMARK_DELAY_MS = 5_000

@@ -101,7 +101,7 @@ def dashboard_stack(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     build_web()
-    from aggregate.serving.dynamodb_store import DynamoDBServingStore
+    from serving.write.dynamodb import DynamoDBServingStore
     from tools.loadgen import LoadSpec, generate
     from local.stack import LocalStack, StackOptions
     from local.web import StaticRoute, has_static_route

@@ -9,8 +9,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, TOP, Change
-from common.serving_keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
-                                 freshness_slots_from_env, late_key, series_key, top_key)
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
+                          freshness_slots_from_env, late_key, series_key, top_key)
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
 NOT_OLDER = "attribute_not_exists(pk) OR v <= :v"  # a retraction at v tombstones the entry at v

@@ -1,6 +1,6 @@
 """DynamoDB serving table -> leaderboards, series and freshness (the AWS edge of the query API).
 
-Reads exactly the partitions a request needs (key design: common.serving_keys):
+Reads exactly the partitions a request needs (key design: serving.keys):
   top-K   1h leaderboards of the whole hours: `T#1h#<day>`, one SK range per day (<= 2)
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
           META BatchGetItem (freshness slots)
@@ -10,7 +10,7 @@ Reads exactly the partitions a request needs (key design: common.serving_keys):
 Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
 filter that drops tombstones (`del`: entries that left the top-M). Every AWS call is counted and
 reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests;
-the pages grow with M, id length and tombstones (see `common/serving_keys.py`).
+the pages grow with M, id length and tombstones (see `serving/keys.py`).
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ import boto3
 from botocore.config import Config
 
 from common.config import AggregationSettings
-from common.serving_keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
-                                 floor_to, freshness_keys, freshness_slots_from_env, late_pk,
-                                 parse_top_sk, series_pk, top_pk, ts)
 from query.series import Bucket, SeriesData
-from query.store import SeriesAnswer, StoreFreshness, TopAnswer
 from query.topk import Entry, Leaderboard, merge_topk
 from query.windows import RESOLUTIONS, SeriesRequest, TopRequest
+from serving.keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
+                          floor_to, freshness_keys, freshness_slots_from_env, late_pk, parse_top_sk,
+                          series_pk, top_pk, ts)
+from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 MAX_PARALLEL = 8
 _NAMES = {"#sk": "sk", "#c": "c", "#b": "b", "#k": "k", "#bk": "bk", "#cmp": "cmp", "#adv": "adv", "#del": "del"}

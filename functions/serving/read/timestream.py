@@ -30,9 +30,9 @@ from typing import Any, Iterable, Optional
 import boto3
 
 from query.series import SeriesData, bucket_from
-from query.store import SeriesAnswer, StoreFreshness, TopAnswer
 from query.topk import RankedAd, TopResult
 from query.windows import MINUTE_MS, RESOLUTIONS, SeriesRequest, TopRequest
+from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 FRESHNESS_LOOKBACK_MS = 3_600_000  # freshness from the 1m rows of the last hour
 _METRIC_COLUMN = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}

@@ -1,4 +1,5 @@
-"""DynamoDB serving-table key design, shared by the sink (writes) and the query API (reads).
+"""DynamoDB serving-table key design, shared by the sink (writes), the query API (reads) and the
+nightly reconciliation (glue_jobs/reconcile.py: reads the 1h series, writes its summary).
 
 One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numbers):
   series       pk S#<ad>#<res>      sk <bucket_start>          one ad's series: one Query
