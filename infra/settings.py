@@ -34,14 +34,10 @@ from constructs import Node
 # infra/__init__.py has put functions/ on sys.path, so these are the Lambdas' own modules.
 from common import schema
 from common.config import AggregationSettings, IngestSettings, ResourceNames
-from common.schema import (  # noqa: F401  (re-exported for infra's constructs and tests)
-    ARCHIVE_COLD_CLASSES, CAPACITY_MODES, GLUE_WORKER_TYPES, KINESIS_MODES, SERVING_STORES,
-    SettingsError,
-)
+from common.schema import SettingsError
 
 DEFAULTS_KEY = "clickagg:defaults"  # cdk.json: base defaults of a deployment (layer 3 above)
 PROFILE_KEY = "profile"
-INGEST_DEDUP_MODES = ("per_click",)  # implemented; "per_request" is a planner lever only
 # A new on-demand table is pre-warmed to this many writes/s; warm throughput only goes up.
 DYNAMODB_BASE_WARM_WRITES = 4_000
 _SIMPLE_CRON = re.compile(r"cron\(([0-9]{1,2}) ([0-9]{1,2}) \* \* \? \*\)")

@@ -2,9 +2,9 @@
 comma-separated); none configured = no CORS headers at all."""
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools.event_handler import CORSConfig
+
+from common.config import ApiSettings
 
 
 class OriginCORSConfig(CORSConfig):
@@ -20,7 +20,7 @@ class OriginCORSConfig(CORSConfig):
 
 
 def cors_config() -> CORSConfig | None:
-    origins = [o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    origins = list(ApiSettings.from_env().cors_origins)  # CORS_ALLOWED_ORIGINS (common.schema)
     if not origins:
         return None
     return OriginCORSConfig(allow_origin=origins[0], extra_origins=origins[1:], max_age=300,

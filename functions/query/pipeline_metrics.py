@@ -13,6 +13,7 @@ import os
 from datetime import datetime, timezone
 from typing import Optional
 
+from common.config import QualitySettings
 from query.quality import IngestCounts, PipelineMetrics
 
 INGEST_METRICS = {"accepted": "ClicksAccepted", "duplicates": "ClicksDuplicate", "rejected": "ClicksRejected"}
@@ -74,10 +75,11 @@ class CloudWatchPipelineMetrics:
         from botocore.config import Config
 
         config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
+        settings = QualitySettings.from_env()  # INGEST_METRICS_SERVICE, CLICKS_STREAM_NAME
         return cls(boto3.client("cloudwatch", config=config),
+                   # Powertools' own variable (infra sets it on every function)
                    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"),
-                   os.environ.get("INGEST_METRICS_SERVICE", "ingest"),
-                   os.environ.get("CLICKS_STREAM_NAME") or None)
+                   settings.ingest_metrics_service, settings.clicks_stream_name or None)
 
     @property
     def source(self) -> str:

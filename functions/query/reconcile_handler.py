@@ -9,7 +9,6 @@ only start runs of the one workflow.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -22,10 +21,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.config import ReconcileSettings, ServingSettings
 from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
-from query.reconcile_request import DEFAULT_CUTOFF_HOURS, DEFAULT_MAX_AGE_DAYS, parse_reconcile
+from query.reconcile_request import parse_reconcile
 from query.windows import QueryError
 
 logger = Logger(service="reconcile")
@@ -65,10 +65,11 @@ def _not_found(exc: NotFoundError) -> Response:
 @tracer.capture_method
 def post_reconcile() -> Response:
     params = dict(app.current_event.query_string_parameters or {})
-    req = parse_reconcile(params, clock(),
-                          int(os.environ.get("RECONCILE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS)),
-                          int(os.environ.get("BILLING_CUTOFF_HOURS", DEFAULT_CUTOFF_HOURS)))
-    workflow = os.environ["BILLING_WORKFLOW"]
+    settings = ReconcileSettings.from_env()  # names, defaults and rules: common.schema
+    # older days' raw archive is in the cold class (archive_cold_after_days): a restore comes first
+    req = parse_reconcile(params, clock(), settings.archive_cold_after_days,
+                          settings.billing_cutoff_hours)
+    workflow = settings.require("billing_workflow")
     try:
         run_id = _glue().start_workflow_run(
             Name=workflow, RunProperties={DAY_PROPERTY: req.day.isoformat()})["RunId"]
@@ -85,7 +86,7 @@ def post_reconcile() -> Response:
         return error_response(503, "billing workflow unreachable", retry_after_s=5)
     metrics.add_metric(name="ReconcileStarted", unit=MetricUnit.Count, value=1)
     logger.info("reconcile started", day=req.day.isoformat(), run_id=run_id, partial=req.partial)
-    reconciles = os.environ.get("SERVING_STORE", "dynamodb") == "dynamodb"
+    reconciles = ServingSettings.from_env().serving_store == "dynamodb"
     return json_response(202, {
         "status": "started", "day": req.day.isoformat(), "workflow": workflow, "run_id": run_id,
         "partial_day": req.partial, "reconciliation": reconciles,

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Mapping
 
+from common.schema import default
 from query.windows import QueryError
 
-DEFAULT_MAX_AGE_DAYS = 90
-DEFAULT_CUTOFF_HOURS = 2  # = the billing job's arrival cutoff
+DEFAULT_MAX_AGE_DAYS = default("archive_cold_after_days")  # the archive's cold transition
+DEFAULT_CUTOFF_HOURS = default("billing_cutoff_hours")  # the billing job's arrival cutoff
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 

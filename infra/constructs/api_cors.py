@@ -24,7 +24,9 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-ENV_VAR = "CORS_ALLOWED_ORIGINS"
+from common.schema import BY_NAME
+
+ENV_VAR = BY_NAME["cors_allowed_origins"].env  # CORS_ALLOWED_ORIGINS (common.config ApiSettings)
 MAX_AGE = Duration.minutes(10)
 API_KEY_HEADERS = ("Content-Type", "X-Api-Key")
 SIGV4_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256",

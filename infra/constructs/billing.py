@@ -406,12 +406,10 @@ class NightlyBilling(Construct):
                 "--extra-py-files": library.s3_object_url,
                 "--raw_path": self.raw_path,
                 "--out_path": self.out_path,
-                "--cutoff_hours": str(settings.billing_cutoff_hours),
-                "--repeat_window_s": str(settings.repeat_window_s),  # the stream's rule
-                # the stream's late rule, for the reconciliation's late_beyond_lateness class
-                "--allowed_lateness_s": str(settings.allowed_lateness_s),
-                "--watermark_delay_s": str(settings.watermark_delay_s),
-                "--burst_threshold": str(settings.billing_burst_threshold),
+                # common.schema's settings of the job (BillingSettings): cutoff_hours,
+                # burst_threshold and the stream's repeat window, lateness and watermark delay
+                # (the late rule, for the reconciliation's late_beyond_lateness class)
+                **settings.glue_arguments(),
                 "--write_flagged": "true",
             })
         self.billing_logs = job_logs

@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from common.schema import RECONCILE
 from infra.constructs.billing import NightlyBilling
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.constructs.serving_store import ServingStore
@@ -36,13 +37,10 @@ class ReconcileApi(Construct):
             service="reconcile",
             memory_mb=MEMORY_MB,
             timeout=TIMEOUT,
-            environment={
-                "BILLING_WORKFLOW": billing.workflow.ref,
-                "SERVING_STORE": store.kind,
-                # older days' raw archive is in the cold class: a restore comes first
-                "RECONCILE_MAX_AGE_DAYS": str(settings.archive_cold_after_days),
-                "BILLING_CUTOFF_HOURS": str(settings.billing_cutoff_hours),
-            },
+            # BILLING_WORKFLOW, SERVING_STORE, BILLING_CUTOFF_HOURS and RECONCILE_MAX_AGE_DAYS
+            # (= archive_cold_after_days: older days are in the cold class, a restore comes
+            # first): common.schema's settings of this function (common.config ReconcileSettings)
+            environment=settings.lambda_env(RECONCILE, billing_workflow=billing.workflow.ref),
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
         self.role.add_to_policy(iam.PolicyStatement(

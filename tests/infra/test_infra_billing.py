@@ -108,13 +108,26 @@ def test_billing_job_from_context(custom_template):
 
 
 def test_job_arguments_are_the_ones_the_billing_job_reads(default_template, repo_root):
-    """Underscore names the job resolves (billing_job.REQUIRED + OPTIONAL), plus Glue's own."""
+    """Underscore names the job resolves (billing_job.REQUIRED + OPTIONAL), plus Glue's own.
+    OPTIONAL holds `*BillingSettings.__settings__`: the schema's billing-job settings."""
+    from common.schema import GLUE, view_settings
+
+    def literal(node: ast.expr) -> list:
+        out = []
+        for element in node.elts:
+            if isinstance(element, ast.Starred):
+                assert ast.unparse(element) == "*BillingSettings.__settings__"
+                out += list(view_settings(GLUE))
+            else:
+                out.append(ast.literal_eval(element))
+        return out
+
     tree = ast.parse((repo_root / "glue_jobs" / "billing_job.py").read_text())
     names = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
                 and node.targets[0].id in ("REQUIRED", "OPTIONAL"):
-            names[node.targets[0].id] = ast.literal_eval(node.value)
+            names[node.targets[0].id] = literal(node.value)
     ours = {k.removeprefix("--") for k in job(default_template, "-billing")["DefaultArguments"]}
     glue_own = {"job-language", "job-bookmark-option", "extra-py-files", "custom-logGroup-prefix"}
     assert set(names["REQUIRED"]) <= ours
