@@ -191,8 +191,8 @@ class Setting:
 
     # -- the rules (stdlib; pydantic runs the same ones as AfterValidators)
     def type_problem(self, value: Any) -> Optional[str]:
-        if value is None:
-            return None if self.optional else "required"
+        if value is None and self.optional:
+            return None
         base = self.base
         ok = {bool: lambda v: isinstance(v, bool),
               int: lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -654,9 +654,9 @@ def _validate_with_pydantic(view: type, model: Any, values: dict[str, Any]) -> N
         attr = str(first["loc"][0])
         if first["type"] == "value_error":
             problem = str(first["ctx"]["error"])
-        else:
-            expected = _TYPE_ERRORS.get(first["type"], first["msg"])
-            problem = f"{expected}, got {first['input']!r}"
+        else:  # a type error: pydantic refused it, worded as the stdlib check words it
+            problem = (view.__settings__[attr].type_problem(values[attr])
+                       or f"{_TYPE_ERRORS.get(first['type'], first['msg'])}, got {first['input']!r}")
         raise view.error(attr, problem) from None
 
 
