@@ -3,7 +3,7 @@
 Two implementations, chosen by the stack setting `serving_store` (SERVING_STORE in the Lambdas'
 environment): DynamoDB (default) and Timestream for LiveAnalytics. Layout, by who imports what:
 
-  serving/            the core every user ships (stdlib + boto3 only at run time)
+  serving/            the core every user ships (imports only the stdlib and common)
     __init__.py       make_store: THE factory, by serving_store and side (read | write)
     keys.py           DynamoDB key design (pk/sk of every item kind, freshness slots)
     table.py          DynamoDB item attributes, item decoding, paginated and counted Queries,
@@ -23,7 +23,6 @@ nor write/ at module level, and neither side imports the other.
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Literal, Optional, overload
 
 if TYPE_CHECKING:
@@ -35,7 +34,10 @@ READ, WRITE = "read", "write"
 
 def store_kind(kind: Optional[str] = None) -> str:
     """`kind`, else SERVING_STORE (default dynamodb); refuses anything but KINDS."""
-    kind = kind or os.environ.get("SERVING_STORE", "dynamodb")
+    if not kind:
+        from common.config import ServingSettings  # the schema's SERVING_STORE
+
+        kind = ServingSettings.from_env().serving_store
     if kind not in KINDS:
         raise ValueError(f"SERVING_STORE must be dynamodb or timestream, got {kind!r}")
     return kind

@@ -14,8 +14,9 @@ requests with 10-character ids and about 50 with 128-character ids (tests/query/
 """
 from __future__ import annotations
 
-import os
 import zlib
+
+from common.schema import BY_NAME
 
 DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
 LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partition span
@@ -25,8 +26,10 @@ LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partiti
 # slots with one BatchGetItem and take the maxima (the same value one monotonic item would hold).
 # N is deploy configuration (FRESHNESS_SLOTS in the sink's and the query API's environment, from
 # the stack setting `freshness_slots`, which the capacity planner sizes per profile); writers and
-# readers must agree on it. At most 100: one BatchGetItem.
-DEFAULT_FRESHNESS_SLOTS, MAX_FRESHNESS_SLOTS = 16, 100
+# readers must agree on it. At most 100: one BatchGetItem. Default and maximum: the setting's
+# (common.schema).
+DEFAULT_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].default
+MAX_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].le
 # Not under META: the freshness item is rewritten by every sink batch, a hot partition that a
 # nightly write and dashboard reads should not share.
 RECONCILIATION_PK = "R#reconciliation"
@@ -95,4 +98,6 @@ def check_freshness_slots(slots: int) -> int:
 
 def freshness_slots_from_env() -> int:
     """FRESHNESS_SLOTS from the environment (sink and query Lambdas get the same value)."""
-    return check_freshness_slots(int(os.environ.get("FRESHNESS_SLOTS") or DEFAULT_FRESHNESS_SLOTS))
+    from common.config import ServingSettings
+
+    return check_freshness_slots(ServingSettings.from_env().freshness_slots)

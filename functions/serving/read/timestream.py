@@ -22,13 +22,13 @@ double-quoted. No SQL text comes from unescaped input.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any, Iterable, Optional
 
 import boto3
 
+from common.config import ServingSettings
 from query.series import SeriesData, bucket_from
 from query.topk import RankedAd, TopResult
 from query.windows import MINUTE_MS, RESOLUTIONS, SeriesRequest, TopRequest
@@ -195,8 +195,9 @@ class TimestreamQueryStore:
 
     @classmethod
     def from_env(cls) -> "TimestreamQueryStore":
-        return cls(boto3.client("timestream-query"), os.environ["TIMESTREAM_DATABASE"],
-                   os.environ["TIMESTREAM_TABLE"])
+        settings = ServingSettings.from_env()  # TIMESTREAM_DATABASE, TIMESTREAM_TABLE
+        return cls(boto3.client("timestream-query"), settings.require("timestream_database"),
+                   settings.require("timestream_table"))
 
     def run(self, sql: str) -> tuple[list[dict], int]:
         """One SQL query, all pages; returns rows and the number of Query calls."""

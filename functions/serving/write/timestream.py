@@ -7,12 +7,11 @@ deploy with `-c serving_store=dynamodb`.
 """
 from __future__ import annotations
 
-import os
-
 import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, METRICS, Change
+from common.config import ServingSettings
 
 MAX_RECORDS_PER_WRITE = 100
 
@@ -52,8 +51,9 @@ class TimestreamServingStore:
 
     @classmethod
     def from_env(cls) -> "TimestreamServingStore":
-        return cls(boto3.client("timestream-write"), os.environ["TIMESTREAM_DATABASE"],
-                   os.environ["TIMESTREAM_TABLE"])
+        settings = ServingSettings.from_env()  # TIMESTREAM_DATABASE, TIMESTREAM_TABLE
+        return cls(boto3.client("timestream-write"), settings.require("timestream_database"),
+                   settings.require("timestream_table"))
 
     def apply_many(self, changes: list[Change]) -> list[Exception | None]:
         """Write upserts in WriteRecords calls of 100; per-change error or None (stale = None)."""
