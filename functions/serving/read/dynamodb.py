@@ -7,16 +7,15 @@ Reads exactly the partitions a request needs (key design: serving.keys):
   series  ONE Query on `S#<ad>#<res>` (SK range) + META BatchGetItem
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
           last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1
-Partitions are read concurrently; each Query is paginated (1 MB pages) with a projection and a
-filter that drops tombstones (`del`: entries that left the top-M). Every AWS call is counted and
-reported: for any window up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests;
-the pages grow with M, id length and tombstones (see `serving/keys.py`).
+Partitions are read concurrently; each Query is paginated (1 MB pages, boto3's paginator) with a
+projection and, for leaderboards, a filter that drops tombstones (`del`: entries that left the
+top-M); items and Queries: serving.table. Every AWS call is counted and reported: for any window
+up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests; the pages grow with M, id
+length and tombstones (see `serving/keys.py`).
 """
 from __future__ import annotations
 
-import json
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
@@ -31,12 +30,11 @@ from query.windows import RESOLUTIONS, SeriesRequest, TopRequest
 from serving.keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
                           floor_to, freshness_keys, freshness_slots_from_env, late_pk, parse_top_sk,
                           series_pk, top_pk, ts)
+from serving.table import (ENTRY_ATTRS, SK_END, RequestCounter, is_tombstone, metrics_of, num,
+                           query_range, reconciliation_of, text)
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 MAX_PARALLEL = 8
-_NAMES = {"#sk": "sk", "#c": "c", "#b": "b", "#k": "k", "#bk": "bk", "#cmp": "cmp", "#adv": "adv", "#del": "del"}
-PROJECTION = "#sk, #c, #b, #k, #bk, #cmp, #adv"
-NOT_TOMBSTONE = "attribute_not_exists(#del)"
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,7 @@ class PartitionRange:
 
     @property
     def sk_high(self) -> str:
-        # '$' (0x24) sorts after '#' (0x23): every '<last_bucket>#<ad>' key is below it
-        return ts(self.last_bucket) + "$"
+        return ts(self.last_bucket) + SK_END  # above every '<last_bucket>#<ad>' key
 
 
 def plan_top_reads(hours: tuple[int, ...], minutes: tuple[int, ...]) -> list[PartitionRange]:
@@ -68,25 +65,6 @@ def plan_top_reads(hours: tuple[int, ...], minutes: tuple[int, ...]) -> list[Par
         for pk, bs in groups.items():
             plan.append(PartitionRange(resolution, pk, min(bs), max(bs)))
     return plan
-
-
-class _Counter:
-    def __init__(self):
-        self._lock, self.n = threading.Lock(), 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.n += 1
-
-
-def _num(item: dict, attr: str) -> int:
-    v = item.get(attr)
-    return int(v["N"]) if v and "N" in v else 0
-
-
-def _str(item: dict, attr: str) -> Optional[str]:
-    v = item.get(attr)
-    return v["S"] if v and "S" in v else None
 
 
 class DynamoDBQueryStore:
@@ -107,28 +85,12 @@ class DynamoDBQueryStore:
                    freshness_slots=freshness_slots_from_env())
 
     # -- reads ---------------------------------------------------------------------------------
-    def _query_all(self, counter: _Counter, pk: str, sk_low: str, sk_high: str,
-                   filter_tombstones: bool) -> list[dict]:
-        kwargs = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND #sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": sk_low}, ":hi": {"S": sk_high}},
-            "ProjectionExpression": PROJECTION,
-            "ExpressionAttributeNames": dict(_NAMES) if filter_tombstones
-            else {k: v for k, v in _NAMES.items() if k != "#del"},
-        }
-        if filter_tombstones:
-            kwargs["FilterExpression"] = NOT_TOMBSTONE
-        items: list[dict] = []
-        while True:
-            counter.add()
-            page = self._ddb.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def _entries(self, counter: RequestCounter, pk: str, sk_low: str, sk_high: str,
+                 skip_tombstones: bool) -> list[dict]:
+        return query_range(self._ddb, self._table, pk, sk_low, sk_high, attrs=ENTRY_ATTRS,
+                           skip_tombstones=skip_tombstones, counter=counter)
 
-    def _meta(self, counter: _Counter) -> StoreFreshness:
+    def _meta(self, counter: RequestCounter) -> StoreFreshness:
         """All freshness slots in one BatchGetItem (retrying unprocessed keys); the maxima."""
         request = {self._table: {"Keys": [{k: {"S": v} for k, v in key.items()} for key in freshness_keys(self._freshness_slots)],
                                  "ProjectionExpression": "wm, me"}}
@@ -143,15 +105,15 @@ class DynamoDBQueryStore:
         return StoreFreshness(max(wms, default=None), max(mes, default=None))
 
     def freshness(self) -> tuple[StoreFreshness, int]:
-        counter = _Counter()
+        counter = RequestCounter()
         return self._meta(counter), counter.n
 
     def top(self, req: TopRequest) -> TopAnswer:
         d = req.decomposition
         plan = plan_top_reads(d.hours, d.minutes)
-        counter = _Counter()
+        counter = RequestCounter()
         meta_f = self._pool.submit(self._meta, counter)
-        futures = [(p, self._pool.submit(self._query_all, counter, p.pk, p.sk_low, p.sk_high, True))
+        futures = [(p, self._pool.submit(self._entries, counter, p.pk, p.sk_low, p.sk_high, True))
                    for p in plan]
         boards: dict[tuple[str, int], Leaderboard] = {}
         for b in d.hours:
@@ -162,14 +124,14 @@ class DynamoDBQueryStore:
         for p, f in futures:
             for item in f.result():
                 items_read += 1
-                if "del" in item:  # tombstone (in case the filter was not applied)
+                if is_tombstone(item):  # (in case the filter was not applied)
                     continue
                 bucket, ad = parse_top_sk(item["sk"]["S"])
                 board = boards.get((p.resolution, bucket))
                 if board is None:  # outside the window (cannot happen with exact SK ranges)
                     continue
-                board.entries.append(Entry(ad, _num(item, "c"), _num(item, "b"), _num(item, "k"),
-                                           _num(item, "bk"), _str(item, "cmp"), _str(item, "adv")))
+                board.entries.append(Entry(ad, **metrics_of(item), campaign_id=text(item, "cmp"),
+                                           advertiser_id=text(item, "adv")))
         fresh = meta_f.result()
         result = merge_topk(boards.values(), req.k, req.metric, self.leaderboard_size,
                             req.campaign_id, req.advertiser_id)
@@ -181,47 +143,37 @@ class DynamoDBQueryStore:
 
     def series(self, req: SeriesRequest) -> SeriesAnswer:
         step = RESOLUTIONS[req.resolution]
-        counter = _Counter()
+        counter = RequestCounter()
         meta_f = self._pool.submit(self._meta, counter)
-        items = self._query_all(counter, series_pk(req.ad_id, req.resolution), ts(req.window.start),
-                                ts(req.window.end - step), False)
+        items = self._entries(counter, series_pk(req.ad_id, req.resolution), ts(req.window.start),
+                              ts(req.window.end - step), False)
         data = SeriesData()
         for item in items:
             start = int(item["sk"]["S"])
-            data.buckets[start] = Bucket(_num(item, "c"), _num(item, "b"), _num(item, "k"), _num(item, "bk"))
-            data.campaign_id = data.campaign_id or _str(item, "cmp")
-            data.advertiser_id = data.advertiser_id or _str(item, "adv")
+            data.buckets[start] = Bucket(**metrics_of(item))
+            data.campaign_id = data.campaign_id or text(item, "cmp")
+            data.advertiser_id = data.advertiser_id or text(item, "adv")
         return SeriesAnswer(data, meta_f.result(), counter.n, {"items_read": len(items)})
 
     def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]:
         """(clicks dropped as late for minute buckets in [start, end), requests)."""
-        counter = _Counter()
+        counter = RequestCounter()
         days = range(floor_to(start_ms, DAY_MS), end_ms, DAY_MS)
         futures = [self._pool.submit(self._late_partition, counter, late_pk(day), start_ms, end_ms)
                    for day in days]
         return sum(f.result() for f in futures), counter.n
 
-    def _late_partition(self, counter: _Counter, pk: str, start_ms: int, end_ms: int) -> int:
-        kwargs = {"TableName": self._table,
-                  "KeyConditionExpression": "pk = :pk AND #sk BETWEEN :lo AND :hi",
-                  "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": ts(start_ms)},
-                                                ":hi": {"S": ts(end_ms - 1) + "$"}},
-                  "ProjectionExpression": "#ld", "ExpressionAttributeNames": {"#sk": "sk", "#ld": "ld"}}
-        total = 0
-        while True:
-            counter.add()
-            page = self._ddb.query(**kwargs)
-            total += sum(_num(item, "ld") for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return total
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def _late_partition(self, counter: RequestCounter, pk: str, start_ms: int, end_ms: int) -> int:
+        items = query_range(self._ddb, self._table, pk, ts(start_ms), ts(end_ms - 1) + SK_END,
+                            attrs=("ld",), counter=counter)
+        return sum(num(item, "ld") for item in items)
 
     def last_reconciliation(self) -> tuple[Optional[dict], Optional[int], int]:
-        """(summary of the newest reconciled day, when it finished (ms), requests)."""
+        """(summary of the newest reconciled day, when it finished (ms), requests): one page."""
         page = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk",
                                ExpressionAttributeValues={":pk": {"S": RECONCILIATION_PK}},
                                ScanIndexForward=False, Limit=1)
         items = page.get("Items", [])
         if not items:
             return None, None, 1
-        return json.loads(items[0]["s"]["S"]), _num(items[0], "fin") or None, 1
+        return (*reconciliation_of(items[0]), 1)

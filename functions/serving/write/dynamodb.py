@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from aggregate.changes import AGG, LATE, TOP, Change
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
                           freshness_slots_from_env, late_key, series_key, top_key)
+from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
 NOT_OLDER = "attribute_not_exists(pk) OR v <= :v"  # a retraction at v tombstones the entry at v
@@ -35,16 +36,14 @@ def item_for(change: Change, minute_ttl_s: int) -> dict:
     row = change.row
     item = {k: {"S": v} for k, v in key_for(change).items()}
     item["v"] = _n(change.version)
-    for attr, col in (("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
-                      ("bk", "billable_cost_micros"), ("me", "max_event_time"), ("wm", "watermark"),
-                      ("ld", "late_dropped")):
+    for col, attr in NUMBER_ATTRS.items():
         if row.get(col) is not None:
             item[attr] = _n(row[col])
-    for attr, col in (("ad", "ad_id"), ("cmp", "campaign_id"), ("adv", "advertiser_id")):
+    for col, attr in ID_ATTRS.items():
         if row.get(col) is not None:
             item[attr] = {"S": str(row[col])}
     if not change.upsert:
-        item["del"] = {"BOOL": True}
+        item[TOMBSTONE] = {"BOOL": True}
     if row.get("resolution") == "1m" or change.kind == LATE:
         item["ttl"] = _n(change.bucket_start // 1000 + minute_ttl_s)
     return item
