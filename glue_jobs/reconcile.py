@@ -34,14 +34,17 @@ sk between the day's first and last hour start (<= 24 items each). The ads asked
 batch's ads plus every ad on the day's hourly leaderboards (`T#1h#<day start>`, one or two
 partitions), so an ad the stream saw but the archive did not still shows up if it made a top-M.
 A Scan would read the whole table (every ad's whole history, minute series, leaderboards).
+Keys, item attributes and the paginated Queries are the serving store's own (functions/serving:
+serving.keys, serving.table; on Glue in the --extra-py-files zip, like `common`).
 
-Publishing: the day's summary is also put into the serving table (pk `R#reconciliation`,
-sk = the day; = serving.keys.reconciliation_key), where `GET /v1/quality` reads the last
-reconciliation with one Query. A rerun of a day replaces its item.
+Publishing: the day's summary is also put into the serving table (serving.table.reconciliation_item:
+pk `R#reconciliation`, sk = the day), where `GET /v1/quality` reads the last reconciliation with
+one Query. A rerun of a day replaces its item.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -49,15 +52,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
+if importlib.util.find_spec("serving") is None:  # on Glue: in the zip; in a checkout: functions/serving
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions"))
+from serving.keys import DAY_MS, HOUR_MS, parse_top_sk, series_pk, top_pk, ts  # noqa: E402
+from serving.keys import RECONCILIATION_PK  # noqa: E402,F401  (the job's partition: infra scopes its PutItem to it)
+from serving.table import METRIC_ATTRS, SK_END, metrics_of, query_range, reconciliation_item  # noqa: E402
+
 DRIFT_THRESHOLD = 0.001
-HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 NONE, LATE, DUPLICATES, FLAGGED, UNEXPLAINED = (
     "none", "late_beyond_lateness", "duplicates_missed_by_stream", "flagged_difference", "unexplained")
 REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_billable", "diff",
                   "drift_ratio", "class", "explained_late", "explained_flagged",
                   "explained_duplicates", "unexplained")
 METRICS_NAMESPACE = "ClickAgg"
-RECONCILIATION_PK = "R#reconciliation"  # = serving.keys.RECONCILIATION_PK (a test keeps them equal)
 
 
 def utc_now() -> datetime:
@@ -175,27 +182,17 @@ def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
 
 # ---------------------------------------------------------------------------- edges
 
-def _ts(ms: int) -> str:  # = serving.keys.ts
-    return f"{ms:013d}"
-
-
 def _day_start_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def _query_all(ddb, **kwargs) -> list[dict]:
-    items = []
-    for page in ddb.get_paginator("query").paginate(**kwargs):
-        items.extend(page.get("Items", []))
-    return items
-
-
 def leaderboard_ads(ddb, table: str, day: date) -> set[str]:
-    """Ads on the day's hourly leaderboards (pk T#1h#<day start>, sk <hour start>#<ad>)."""
-    items = _query_all(ddb, TableName=table, KeyConditionExpression="pk = :pk",
-                       ExpressionAttributeValues={":pk": {"S": f"T#1h#{_ts(_day_start_ms(day))}"}},
-                       ProjectionExpression="sk, #d", ExpressionAttributeNames={"#d": "del"})
-    return {i["sk"]["S"].partition("#")[2] for i in items if not i.get("del", {}).get("BOOL")}
+    """Ads on the day's hourly leaderboards (pk T#1h#<day start>, sk <hour start>#<ad>), not
+    the tombstones of ads that left one."""
+    start = _day_start_ms(day)
+    items = query_range(ddb, table, top_pk("1h", start), ts(start), ts(start + DAY_MS - HOUR_MS) + SK_END,
+                        attrs=(), skip_tombstones=True)
+    return {parse_top_sk(i["sk"]["S"])[1] for i in items}
 
 
 def realtime_hour_rows(ddb, table: str, ad_ids: Iterable[str], day: date,
@@ -204,17 +201,10 @@ def realtime_hour_rows(ddb, table: str, ad_ids: Iterable[str], day: date,
     start = _day_start_ms(day)
 
     def one(ad_id: str) -> list[dict]:
-        items = _query_all(
-            ddb, TableName=table, ConsistentRead=consistent_read,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-            ExpressionAttributeValues={":pk": {"S": f"S#{ad_id}#1h"}, ":a": {"S": _ts(start)},
-                                       ":b": {"S": _ts(start + DAY_MS - HOUR_MS)}})
-        return [{"ad_id": ad_id, "hour_start_ms": int(i["sk"]["S"]),
-                 "clicks": int(i.get("c", {}).get("N", 0)),
-                 "billable_clicks": int(i.get("b", {}).get("N", 0)),
-                 "cost_micros": int(i.get("k", {}).get("N", 0)),
-                 "billable_cost_micros": int(i.get("bk", {}).get("N", 0))}
-                for i in items if not i.get("del", {}).get("BOOL")]
+        items = query_range(ddb, table, series_pk(ad_id, "1h"), ts(start), ts(start + DAY_MS - HOUR_MS),
+                            attrs=tuple(METRIC_ATTRS.values()), skip_tombstones=True,
+                            consistent_read=consistent_read)
+        return [{"ad_id": ad_id, "hour_start_ms": int(i["sk"]["S"]), **metrics_of(i)} for i in items]
 
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
         return [row for rows in pool.map(one, sorted(set(ad_ids))) for row in rows]
@@ -279,19 +269,10 @@ def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESP
 
 
 def summary_item(summary: dict, finished_at: datetime, workflow_run_id: str | None = None) -> dict:
-    """The serving-table item of a day's summary (pure). Numbers a reader filters or sorts on are
-    attributes; the whole summary rides along as JSON (`s`)."""
-    item = {
-        "pk": {"S": RECONCILIATION_PK}, "sk": {"S": summary["day"]},
-        "fin": {"N": str(int(finished_at.timestamp() * 1000))},
-        "td": {"N": repr(float(summary["total_drift"]))},
-        "flag": {"BOOL": bool(summary["flag"])},
-        "s": {"S": json.dumps({k: v for k, v in summary.items() if k != "metrics"},
-                              separators=(",", ":"), default=str)},
-    }
-    if workflow_run_id:
-        item["run"] = {"S": workflow_run_id}
-    return item
+    """The serving-table item of a day's summary (pure): serving.table.reconciliation_item of the
+    summary without the metrics request."""
+    return reconciliation_item({k: v for k, v in summary.items() if k != "metrics"},
+                               int(finished_at.timestamp() * 1000), workflow_run_id)
 
 
 def publish_summary(ddb, table: str, summary: dict, finished_at: datetime | None = None,

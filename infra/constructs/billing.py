@@ -21,7 +21,9 @@ take `auto` to mean yesterday in UTC at the time the job starts (a manual rerun 
 Both jobs: Glue 5.0 Spark (glueetl, Python 3.11), worker type/count from context for billing
 (the planner's), 2 x G.1X for the reconciliation (a few thousand DynamoDB queries, no Spark).
 Code: the script is an S3 asset of its .py file; the billing job gets `--extra-py-files` = a zip
-staged at synth of glue_jobs/__init__.py + glue_jobs/billing/ (+ functions/common as `common`).
+staged at synth of glue_jobs/__init__.py + glue_jobs/billing/ (+ functions/common as `common`,
+and the serving store's core functions/serving/*.py as `serving`: the reconciliation reads the
+serving table with its keys, item attributes and Queries).
 Bookmarks are off (each run names its day; a rerun replaces the day). One security
 configuration encrypts S3 writes (SSE-KMS), CloudWatch logs and bookmarks (CSE-KMS) with the
 pipeline key; logs go to pre-created KMS log groups `/aws-glue/jobs/<prefix>-<job>/{output,error}`
@@ -134,7 +136,9 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 @jsii.implements(ILocalBundling)
 class StageGlueLibrary:
     """The --extra-py-files zip: glue_jobs/{__init__,workflow_day}.py + glue_jobs/billing/ +
-    common/ (both jobs import glue_jobs.workflow_day; the billing job the rest)."""
+    common/ + serving/*.py (both jobs import glue_jobs.workflow_day and common; the billing job
+    glue_jobs.billing; the reconciliation serving.keys and serving.table). Only the serving
+    store's core, not its read/ and write/ sides (they import the query API and the sink)."""
 
     def __init__(self, glue_jobs_dir: Path, functions_dir: Path) -> None:
         self.glue_jobs_dir, self.functions_dir = glue_jobs_dir, functions_dir
@@ -149,6 +153,9 @@ class StageGlueLibrary:
         if billing.is_dir():
             shutil.copytree(billing, out / "glue_jobs" / "billing", ignore=_IGNORE)
         shutil.copytree(self.functions_dir / "common", out / "common", ignore=_IGNORE)
+        (out / "serving").mkdir(exist_ok=True)
+        for module in sorted((self.functions_dir / "serving").glob("*.py")):
+            shutil.copy2(module, out / "serving" / module.name)
         return True
 
 

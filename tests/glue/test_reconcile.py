@@ -93,7 +93,7 @@ def test_accepts_dataframes_and_hour_timestamps():
 def test_serving_key_format_is_the_stores():
     from serving.keys import series_key, top_key, ts
 
-    assert rc._ts(D0) == ts(D0)
+    assert rc.ts is ts and rc.series_pk("ad-1", "1h") == series_key("ad-1", "1h", D0)["pk"]  # the store's own keys
     assert series_key("ad-1", "1h", D0)["pk"] == "S#ad-1#1h" and top_key("1h", D0 + H, "x")["pk"] == f"T#1h#{ts(D0)}"
 
 

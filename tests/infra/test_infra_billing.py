@@ -282,14 +282,18 @@ def test_library_zip_layout(tmp_path):
         (glue_jobs / rel).parent.mkdir(parents=True, exist_ok=True)
         (glue_jobs / rel).write_text("")
     functions = tmp_path / "functions"
-    (functions / "common").mkdir(parents=True)
-    (functions / "common" / "__init__.py").write_text("")
+    for rel in ("common/__init__.py", "serving/__init__.py", "serving/keys.py", "serving/table.py",
+                "serving/read/__init__.py", "serving/read/dynamodb.py", "serving/write/dynamodb.py"):
+        (functions / rel).parent.mkdir(parents=True, exist_ok=True)
+        (functions / rel).write_text("")
     out = tmp_path / "out"
     out.mkdir()
     assert StageGlueLibrary(glue_jobs, functions).try_bundle(str(out))
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    # the serving store's core only: its read/ and write/ sides import the query API and the sink
     assert files == {"glue_jobs/__init__.py", "glue_jobs/billing/__init__.py",
-                     "glue_jobs/billing/run.py", "common/__init__.py"}
+                     "glue_jobs/billing/run.py", "common/__init__.py",
+                     "serving/__init__.py", "serving/keys.py", "serving/table.py"}
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -338,11 +342,12 @@ def test_job_roles_trust_glue_only(custom_template):
 
 
 def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, repo_root):
-    """A new boto3 call in glue_jobs/reconcile.py without an IAM grant fails here."""
+    """A new boto3 call in glue_jobs/reconcile.py (or the serving store's core, whose Queries it
+    makes) without an IAM grant fails here."""
     import botocore.session
 
-    source = "\n".join((repo_root / "glue_jobs" / f).read_text()
-                       for f in ("reconcile.py", "workflow_day.py"))
+    source = "\n".join([(repo_root / "glue_jobs" / f).read_text() for f in ("reconcile.py", "workflow_day.py")]
+                       + [p.read_text() for p in sorted((repo_root / "functions" / "serving").glob("*.py"))])
     called = set(re.findall(r"\.(\w+)\(", source))
     called |= set(re.findall(r"""get_paginator\(["'](\w+)["']\)""", source))
     session = botocore.session.get_session()
