@@ -179,6 +179,20 @@ class _Stack(schema.View):
             env[s.env] = s.encode(value)
         return env
 
+    def env_of(self, *names: str, **wired: Any) -> dict[str, str]:
+        """Variable -> text of the settings `names` (this stack's values) and `wired` (as given):
+        part of an environment, e.g. what every user of the serving store gets. Settings with
+        `only_if` are left out unless this stack has that value."""
+        env: dict[str, str] = {}
+        for name in (*names, *wired):
+            s = schema.BY_NAME[name]
+            if not s.env:
+                raise SettingsError(f"{name}: not read from an environment variable")
+            if s.only_if and getattr(self, s.only_if[0]) != s.only_if[1]:
+                continue
+            env[s.env] = s.encode(wired[name] if name in wired else getattr(self, name))
+        return env
+
     def flink_properties(self, **wired: Any) -> dict[str, str]:
         """The job's property group (aggregate.job.settings.JobSettings reads it): every context
         setting the job has, by its property name, plus `wired` job properties (region, stream

@@ -17,6 +17,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from common.schema import QUERY
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
@@ -44,8 +45,10 @@ class QueryApi(Construct):
             service="query",
             memory_mb=settings.query_memory_mb,
             timeout=TIMEOUT,
-            environment={**store.env, **settings.aggregation_settings().to_env(),
-                         "CLICKS_STREAM_NAME": clicks_stream.stream_name},
+            # the store's, the aggregation settings the answers depend on (lateness, M, repeat
+            # window) and the clicks stream for /v1/quality's iterator age: common.schema
+            environment=settings.lambda_env(QUERY, **store.wiring,
+                                            clicks_stream_name=clicks_stream.stream_name),
             other_star_resources=[*store.star_resource_reasons, GET_METRIC_DATA_REASON],
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function

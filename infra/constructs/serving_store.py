@@ -1,6 +1,7 @@
 """The serving store the sink writes and the query API reads: Timestream or DynamoDB (context
-`serving_store`), behind one interface: `env` (what functions/aggregate/serving and
-functions/query read), `grant_write` (sink) and `grant_read` (query).
+`serving_store`), behind one interface: `wiring` (the store's resource names, for
+StackSettings.lambda_env), `env` (what every user of the store reads: common.config
+ServingSettings, functions/serving), `grant_write` (sink) and `grant_read` (query).
 
 DynamoDB is the default and the only store the stack deploys: the nightly reconciliation reads
 the realtime side from it, so ClickAggStack refuses `serving_store=timestream`
@@ -87,8 +88,8 @@ class ServingStore(Construct):
         )
         self.capacity.autoscale(self.table)
         # FRESHNESS_SLOTS: the sink writes and the query API reads the same slots (serving.keys)
-        self.env = {"SERVING_STORE": "dynamodb", "SERVING_TABLE": self.table.table_name,
-                    "FRESHNESS_SLOTS": str(settings.freshness_slots)}
+        self.wiring = {"serving_table": self.table.table_name}
+        self.env = settings.env_of("serving_store", "freshness_slots", **self.wiring)
 
     def _timestream(self, settings: StackSettings, logs_bucket: s3.IBucket) -> None:
         self.rejected_bucket = data_bucket(
@@ -127,8 +128,8 @@ class ServingStore(Construct):
                        "the stack refuses it until reconciliation can read it.",
             ))
         self.timestream_database, self.timestream_table = database, table
-        self.env = {"SERVING_STORE": "timestream", "TIMESTREAM_DATABASE": database.ref,
-                    "TIMESTREAM_TABLE": TIMESTREAM_TABLE}
+        self.wiring = {"timestream_database": database.ref, "timestream_table": TIMESTREAM_TABLE}
+        self.env = settings.env_of("serving_store", **self.wiring)
 
     # --- grants -----------------------------------------------------------------------------
 

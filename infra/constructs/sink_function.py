@@ -18,6 +18,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from common.schema import SINK
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
@@ -59,7 +60,8 @@ class SinkFunction(Construct):
             service="sink",
             memory_mb=settings.sink_memory_mb,
             timeout=TIMEOUT,
-            environment={**store.env, "MINUTE_TTL_S": str(settings.minute_ttl_s)},
+            # the store's (SERVING_*, FRESHNESS_SLOTS | TIMESTREAM_*) + MINUTE_TTL_S: common.schema
+            environment=settings.lambda_env(SINK, **store.wiring),
             other_star_resources=store.star_resource_reasons,
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
