@@ -307,6 +307,7 @@ def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
 def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -> dict:
     import boto3
 
+    from common.config import ResourceNames, ServingSettings  # on Glue: in the zip, like serving
     from glue_jobs.workflow_day import requested_day, workflow_run
 
     p = argparse.ArgumentParser(description="reconcile the billing recompute with the serving store")
@@ -314,7 +315,8 @@ def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -
     p.add_argument("--out-path", "--out_path", dest="out_path", required=True,
                    help="the billing job's --out-path")
     p.add_argument("--report-path", "--report_path", dest="report_path", required=True)
-    p.add_argument("--table", default=os.environ.get("SERVING_TABLE", "clickagg-serving"))
+    serving = ServingSettings.from_env()  # SERVING_TABLE (common.schema), else the default name
+    p.add_argument("--table", default=serving.serving_table or ResourceNames().serving_table)
     p.add_argument("--threshold", type=float, default=DRIFT_THRESHOLD)
     p.add_argument("--emit-metrics", "--emit_metrics", dest="emit_metrics", nargs="?", const="true",
                    default="false", help="true/false (Glue passes key/value pairs)")

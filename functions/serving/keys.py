@@ -94,10 +94,3 @@ def check_freshness_slots(slots: int) -> int:
     if not 1 <= slots <= MAX_FRESHNESS_SLOTS:
         raise ValueError(f"freshness slots must be within 1..{MAX_FRESHNESS_SLOTS} (one BatchGetItem), got {slots}")
     return slots
-
-
-def freshness_slots_from_env() -> int:
-    """FRESHNESS_SLOTS from the environment (sink and query Lambdas get the same value)."""
-    from common.config import ServingSettings
-
-    return check_freshness_slots(ServingSettings.from_env().freshness_slots)

@@ -15,7 +15,6 @@ length and tombstones (see `serving/keys.py`).
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
@@ -23,12 +22,12 @@ from typing import Optional
 import boto3
 from botocore.config import Config
 
-from common.config import AggregationSettings
+from common.config import AggregationSettings, ServingSettings
 from query.series import Bucket, SeriesData
 from query.topk import Entry, Leaderboard, merge_topk
 from query.windows import RESOLUTIONS, SeriesRequest, TopRequest
 from serving.keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
-                          floor_to, freshness_keys, freshness_slots_from_env, late_pk, parse_top_sk,
+                          floor_to, freshness_keys, late_pk, parse_top_sk,
                           series_pk, top_pk, ts)
 from serving.table import (ENTRY_ATTRS, SK_END, RequestCounter, is_tombstone, metrics_of, num,
                            query_range, reconciliation_of, text)
@@ -80,9 +79,10 @@ class DynamoDBQueryStore:
     def from_env(cls) -> "DynamoDBQueryStore":
         config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
                         read_timeout=5, max_pool_connections=MAX_PARALLEL + 2)
-        return cls(boto3.client("dynamodb", config=config), os.environ["SERVING_TABLE"],
+        serving = ServingSettings.from_env()  # SERVING_TABLE, FRESHNESS_SLOTS
+        return cls(boto3.client("dynamodb", config=config), serving.require("serving_table"),
                    AggregationSettings.from_env().leaderboard_size,
-                   freshness_slots=freshness_slots_from_env())
+                   freshness_slots=serving.freshness_slots)
 
     # -- reads ---------------------------------------------------------------------------------
     def _entries(self, counter: RequestCounter, pk: str, sk_low: str, sk_high: str,

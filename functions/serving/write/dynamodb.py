@@ -2,15 +2,15 @@
 redelivered and reordered changelog rows leave the table exactly as one in-order delivery would."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, TOP, Change
+from common.config import ServingSettings
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
-                          freshness_slots_from_env, late_key, series_key, top_key)
+                          late_key, series_key, top_key)
 from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
@@ -58,9 +58,9 @@ class DynamoDBServingStore:
 
     @classmethod
     def from_env(cls) -> "DynamoDBServingStore":
-        return cls(boto3.client("dynamodb"), os.environ["SERVING_TABLE"],
-                   int(os.environ.get("MINUTE_TTL_S", 8 * 86400)),
-                   freshness_slots=freshness_slots_from_env())
+        settings = ServingSettings.from_env()  # SERVING_TABLE, MINUTE_TTL_S, FRESHNESS_SLOTS
+        return cls(boto3.client("dynamodb"), settings.require("serving_table"),
+                   settings.minute_ttl_s, freshness_slots=settings.freshness_slots)
 
     def apply(self, change: Change) -> bool:
         if change.kind in (AGG, LATE) and not change.upsert:
