@@ -6,6 +6,8 @@ import os
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
+from common.schema import ResourceNames
+
 
 def handler_metrics(service: str) -> EphemeralMetrics:
     """The handler module's metrics, in POWERTOOLS_METRICS_NAMESPACE (default ClickAgg).
@@ -14,4 +16,6 @@ def handler_metrics(service: str) -> EphemeralMetrics:
     shared by every instance in the process, so where several handlers share a process (the local
     stack, tests) one handler's flush published another's metrics under its own service dimension.
     One instance per handler module keeps the one-service-per-Lambda behaviour."""
-    return EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"), service=service)
+    # Powertools' own variable (infra sets it on every function); the fallback: the same name
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or ResourceNames().metrics_namespace
+    return EphemeralMetrics(namespace=namespace, service=service)

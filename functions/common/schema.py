@@ -5,9 +5,11 @@ Each `Setting` below says where it goes; every runtime's configuration is derive
             "clickagg:defaults"): infra.settings.StackSettings has one field per context setting
   group/env a Lambda reads it from environment variable `env` (common.config's views, one per
             `group`); infra writes it into the environment of the functions in `lambdas`
-  flink     the Flink job's runtime property `clickagg.<flink>` (aggregate.job.settings.JobSettings);
+  flink     the Flink job's runtime property `clickagg.<flink>` (aggregate.job.settings
+            JobSettings);
             infra writes the context ones into the application's property group
-  glue      the billing Glue job's argument `--<glue>` (glue_jobs.billing.transform.BillingSettings);
+  glue      the billing Glue job's argument `--<glue>` (glue_jobs.billing.transform
+            BillingSettings);
             infra passes the context ones to the job
   wired     the value is a deployed resource's (a table name, a stream ARN): infra passes it where
             the resource is made, the schema still names, types and checks it
@@ -600,7 +602,10 @@ def validate(obj: View) -> None:
 
 
 # --- pydantic, where present -------------------------------------------------------------------
-_NO_PYDANTIC = os.environ.get("CLICKAGG_SETTINGS_NO_PYDANTIC") == "1"  # tests: the stdlib path
+# CLICKAGG_SETTINGS_NO_PYDANTIC=1: validate with the stdlib checks even where pydantic is
+# importable (same results: tests/unit/test_settings_schema.py), e.g. to spare a Lambda that uses
+# no pydantic otherwise its import at cold start.
+_NO_PYDANTIC = os.environ.get("CLICKAGG_SETTINGS_NO_PYDANTIC") == "1"
 
 
 @lru_cache(maxsize=None)
@@ -655,8 +660,9 @@ def _validate_with_pydantic(view: type, model: Any, values: dict[str, Any]) -> N
         if first["type"] == "value_error":
             problem = str(first["ctx"]["error"])
         else:  # a type error: pydantic refused it, worded as the stdlib check words it
+            expected = _TYPE_ERRORS.get(first["type"], first["msg"])
             problem = (view.__settings__[attr].type_problem(values[attr])
-                       or f"{_TYPE_ERRORS.get(first['type'], first['msg'])}, got {first['input']!r}")
+                       or f"{expected}, got {first['input']!r}")
         raise view.error(attr, problem) from None
 
 

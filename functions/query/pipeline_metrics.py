@@ -13,7 +13,7 @@ import os
 from datetime import datetime, timezone
 from typing import Optional
 
-from common.config import QualitySettings
+from common.config import QualitySettings, ResourceNames
 from query.quality import IngestCounts, PipelineMetrics
 
 INGEST_METRICS = {"accepted": "ClicksAccepted", "duplicates": "ClicksDuplicate", "rejected": "ClicksRejected"}
@@ -78,7 +78,7 @@ class CloudWatchPipelineMetrics:
         settings = QualitySettings.from_env()  # INGEST_METRICS_SERVICE, CLICKS_STREAM_NAME
         return cls(boto3.client("cloudwatch", config=config),
                    # Powertools' own variable (infra sets it on every function)
-                   os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ClickAgg"),
+                   os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or ResourceNames().metrics_namespace,
                    settings.ingest_metrics_service, settings.clicks_stream_name or None)
 
     @property
