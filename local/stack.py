@@ -10,7 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import IngestSettings, ResourceNames
+from common.config import (IngestSettings, QualitySettings, ReconcileSettings, ResourceNames,
+                           ServingSettings)
 from common.runtime import reset_containers
 from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
@@ -46,10 +47,10 @@ def lambda_env(names: ResourceNames = ResourceNames()) -> dict[str, str]:
         "POWERTOOLS_METRICS_DISABLED": "false",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("CLICKAGG_LOG_LEVEL", "WARNING"),
         "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-        "SERVING_STORE": "dynamodb",
-        "SERVING_TABLE": names.serving_table,
-        "CLICKS_STREAM_NAME": names.clicks_stream,
-        "BILLING_WORKFLOW": names.billing_workflow,
+        # the handlers' own settings (common.schema): defaults, with this stack's resource names
+        **ServingSettings(serving_table=names.serving_table).to_env(),
+        **QualitySettings(clicks_stream_name=names.clicks_stream).to_env(),
+        **ReconcileSettings(billing_workflow=names.billing_workflow).to_env(),
     }
 
 
