@@ -13,7 +13,7 @@ MaximumRetryAttempts, an on-failure destination) and as AWS documents it:
 - Retries: a failing batch is retried up to `max_retries` times (retries count per failing
   record: a retry that got further starts a new count), with backoff; then its sequence range
   goes to the on-failure destination (a list here; SQS on AWS) and the shard moves on.
-Defaults are the deployed mapping's (cdk.json `clickagg:defaults`: sink_batch_size,
+Defaults are the deployed mapping's (the schema's, common.schema: sink_batch_size,
 sink_retry_attempts; a test keeps them equal). Records of a shard are delivered in order, one
 batch at a time; a polled batch is finished (delivered or discarded) before the next poll."""
 from __future__ import annotations
