@@ -62,9 +62,10 @@ PARTITION_KEY_BYTES = 16  # the ad_id partition key; counts towards the shard wr
 KINESIS_SHARD_HEADROOM = 1.25  # provisioned shards sized for peak at 80 % of the limits (key skew, retries)
 ON_DEMAND_RECORD_UNIT = KIB  # on-demand bills each record rounded up to 1 KB (ingest and retrieval)
 PUT_PAYLOAD_UNIT = 25 * KIB  # provisioned bills each record in PUT payload units of 25 KB
-# GetRecords/s per shard of the two polling consumers of the clicks stream: Flink at a 500 ms
-# poll interval (set it: the connector default of 200 ms alone would use all 5) + Firehose (1/s).
-CLICK_CONSUMER_POLLS_S = 3
+# GetRecords/s per shard of the two polling consumers of the clicks stream: Flink at its poll
+# interval (getrecords_interval_ms, 500 ms: the connector default of 200 ms alone would use all 5)
+# + Firehose (1/s).
+CLICK_CONSUMER_POLLS_S = 1000 // default("getrecords_interval_ms") + 1
 CLICK_CONSUMERS = 2  # Flink + Firehose read every click
 KPL_RECORD_HEADER_BYTES = 20  # KPL-aggregated record: magic number + MD5 trailer
 KPL_BYTES_PER_SUBRECORD = 8 + PARTITION_KEY_BYTES  # protobuf framing + the sub-record's own partition key

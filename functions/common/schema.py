@@ -461,8 +461,11 @@ SETTINGS: tuple[Setting, ...] = (
       choices=INIT_POSITIONS, context=False, flink="source_init_position"),
     S("source_init_timestamp", Optional[str], None, "ISO-8601 with offset, for AT_TIMESTAMP",
       context=False, flink="source_init_timestamp"),
-    S("getrecords_interval_ms", int, 200,
-      "per-shard GetRecords pause (5 calls/s/shard is the AWS limit)", ge=1, context=False,
+    # 500, not the connector's 200: at 200 the job alone makes 5 GetRecords calls/s per shard, the
+    # whole per-shard limit shared with Firehose (1/s), so both would be throttled
+    S("getrecords_interval_ms", int, 500,
+      "per-shard GetRecords pause (5 calls/s/shard is the AWS limit, shared with Firehose)", ge=200,
+      context=False,
       flink="getrecords_interval_ms"),
     S("getrecords_max_records", int, 10_000, "records per GetRecords (the AWS maximum)", ge=1,
       context=False, flink="getrecords_max_records"),

@@ -94,7 +94,7 @@ def _options(ddl: str) -> dict[str, str]:
 SOURCE_COMMON = {
     "connector": "clickagg-kinesis", "scan.watermark.event-time-field": "event_time",
     "scan.watermark.delay": "5 s", "stream": "clickagg-clicks", "aws.region": "eu-west-1",
-    "scan.shard.getrecords.intervalmillis": "200", "scan.shard.getrecords.maxrecordcount": "10000",
+    "scan.shard.getrecords.intervalmillis": "500", "scan.shard.getrecords.maxrecordcount": "10000",
     "scan.shard.idle.interval": "60000", "scan.shard-assigner": "uniform", "format": "json",
     "json.fail-on-missing-field": "false", "json.ignore-parse-errors": "true"}
 LOCAL_CONNECTION = {"aws.endpoint": "http://127.0.0.1:5000", "aws.http.protocol.version": "HTTP1_1"}
