@@ -37,7 +37,8 @@ $(GLUEENV)/.done: requirements/glue.txt requirements/glue-libs.txt
 	touch $@
 
 $(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py) $(shell find functions/aggregate/src -type f)
-	mvn -q -B -f functions/aggregate/pom.xml clean package  # clean: no class of a deleted source is shaded in
+	# flock: two builds at once (two make runs) left a truncated zip; the second now waits
+	flock functions/aggregate/.build.lock mvn -q -B -f functions/aggregate/pom.xml clean package  # clean: no class of a deleted source is shaded in
 
 node_modules/.done: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
