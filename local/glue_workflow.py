@@ -56,13 +56,8 @@ class LocalGlueWorkflow(BackgroundWorker):
         self._proc: subprocess.Popen | None = None
 
     def _pending(self) -> list[dict]:
-        runs, kwargs = [], {"Name": self.workflow}
-        while True:
-            page = self._glue.get_workflow_runs(**kwargs)
-            runs.extend(page.get("Runs", []))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+        runs = [r for page in self._glue.get_paginator("get_workflow_runs").paginate(Name=self.workflow)
+                for r in page.get("Runs", [])]
         todo = [r for r in runs if r.get("Status") == "RUNNING"
                 and STATUS_PROPERTY not in (r.get("WorkflowRunProperties") or {})]
         return sorted(todo, key=lambda r: str(r.get("StartedOn", "")))

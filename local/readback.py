@@ -12,14 +12,10 @@ def dedup_status_counts(table: str) -> Counter:
     """Items per claim status in the dedup table (full scan: for demos and tests only)."""
     ddb = boto3.client("dynamodb")
     counts: Counter = Counter()
-    kwargs = {"TableName": table, "ProjectionExpression": "#s",
-              "ExpressionAttributeNames": {"#s": "status"}}
-    while True:
-        page = ddb.scan(**kwargs)
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="#s",
+                                                    ExpressionAttributeNames={"#s": "status"}):
         counts.update(item["status"]["S"] for item in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return counts
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return counts
 
 
 def read_stream(stream: str) -> dict[str, list[dict]]:
@@ -46,18 +42,15 @@ def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
 
     ddb = boto3.client("dynamodb")
     out: dict[int, dict] = {}
-    kwargs = {"TableName": table, "KeyConditionExpression": "pk = :p",
-              "ExpressionAttributeValues": {":p": {"S": series_pk(ad_id, resolution)}}}
-    while True:
-        page = ddb.query(**kwargs)
+    for page in ddb.get_paginator("query").paginate(
+            TableName=table, KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": series_pk(ad_id, resolution)}}):
         for item in page["Items"]:
             out[int(item["sk"]["S"])] = {
                 name: int(item[attr]["N"]) for attr, name in (
                     ("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
                     ("bk", "billable_cost_micros")) if attr in item}
-        if "LastEvaluatedKey" not in page:
-            return out
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return out
 
 
 def read_late_dropped(table: str) -> int:
@@ -68,14 +61,11 @@ def read_late_dropped(table: str) -> int:
 def read_late_dropped_cells(table: str) -> dict[tuple[str, int], int]:
     """Late-dropped counters per (ad_id, minute start) (scan: demos and tests only)."""
     ddb = boto3.client("dynamodb")
-    cells, kwargs = {}, {"TableName": table, "FilterExpression": "begins_with(pk, :l)",
-                         "ExpressionAttributeValues": {":l": {"S": "L#"}}}
-    while True:
-        page = ddb.scan(**kwargs)
+    cells: dict[tuple[str, int], int] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table, FilterExpression="begins_with(pk, :l)",
+                                                    ExpressionAttributeValues={":l": {"S": "L#"}}):
         for i in page["Items"]:
             if "ld" in i:
                 minute, _, ad = i["sk"]["S"].partition("#")
                 cells[(ad, int(minute))] = cells.get((ad, int(minute)), 0) + int(i["ld"]["N"])
-        if "LastEvaluatedKey" not in page:
-            return cells
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return cells

@@ -91,15 +91,12 @@ class CloudWatchPipelineMetrics:
                                  period_for(start_ms, end_ms))
         start, end = start_ms, end_ms
         results, requests = [], 0
-        kwargs = {"MetricDataQueries": queries, "ScanBy": "TimestampDescending",
-                  "StartTime": datetime.fromtimestamp(start / 1000, tz=timezone.utc),
-                  "EndTime": datetime.fromtimestamp(end / 1000, tz=timezone.utc)}
-        while True:
+        pages = self._cw.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, ScanBy="TimestampDescending",
+            StartTime=datetime.fromtimestamp(start / 1000, tz=timezone.utc),
+            EndTime=datetime.fromtimestamp(end / 1000, tz=timezone.utc))
+        for page in pages:  # one page = one GetMetricData request
             requests += 1
-            page = self._cw.get_metric_data(**kwargs)
             results.extend(page.get("MetricDataResults", []))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
         counts, age = counts_from(results, start_ms, end_ms)
         return PipelineMetrics(counts, age, self.source), requests

@@ -201,6 +201,8 @@ class TimestreamQueryStore:
 
     def run(self, sql: str) -> tuple[list[dict], int]:
         """One SQL query, all pages; returns rows and the number of Query calls."""
+        # hand loop, not get_paginator("query"): the tests run this SQL on DuckDB through a client
+        # object that answers Query calls (tests/query/timestream_duckdb.py), not a botocore client
         pages, kwargs, calls = [], {"QueryString": sql}, 0
         while True:
             calls += 1
