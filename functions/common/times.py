@@ -15,6 +15,17 @@ MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 # Resolution name -> bucket size: what the Flink job aggregates and the serving store holds.
 RESOLUTIONS: dict[str, int] = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
 
+
+
+def floor_to(ms: int, span_ms: int) -> int:
+    """Start of the span-aligned bucket holding `ms` (epoch ms, spans from the epoch)."""
+    return ms - ms % span_ms
+
+
+def ceil_to(ms: int, span_ms: int) -> int:
+    return -((-ms) // span_ms) * span_ms
+
+
 # Epoch-ms bounds accepted at all (years 2000..2100); ingest's clock-skew/max-age rules come later.
 MIN_TIME_MS, MAX_TIME_MS = 946_684_800_000, 4_102_444_800_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -25,7 +25,7 @@ from typing import Mapping, Optional
 
 # Units, resolutions and time bounds are common.times' (shared with ingest, the sink and the job).
 from common.times import (DAY_MS, EPOCH, HOUR_MS, MINUTE_MS, RESOLUTIONS, NotATimestamp, NoUtcOffset,
-                          TimestampOutOfRange, in_bounds, iso8601_ms)
+                          TimestampOutOfRange, ceil_to, floor_to, in_bounds, iso8601_ms)
 
 METRICS = ("clicks", "billable_clicks", "cost")
 MAX_TOP_WINDOW_MS = DAY_MS
@@ -42,14 +42,6 @@ class QueryError(ValueError):
     def __init__(self, reason: str, status: int = 400):
         super().__init__(reason)
         self.reason, self.status = reason, status
-
-
-def floor_to(ms: int, span: int) -> int:
-    return ms - ms % span
-
-
-def ceil_to(ms: int, span: int) -> int:
-    return -((-ms) // span) * span
 
 
 def iso(ms: int) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import zlib
 
 from common.schema import BY_NAME
+from common.times import DAY_MS, HOUR_MS, floor_to
 
-DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
 LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partition span
 # Freshness: every sink batch advances it, so one item would be a hot key (the planner: ~2,150
 # updates/s at 10B clicks/day, ~9k/s at a 500k/s peak, against DynamoDB's 1,000 writes/s per
@@ -33,10 +33,6 @@ MAX_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].le
 # Not under META: the freshness item is rewritten by every sink batch, a hot partition that a
 # nightly write and dashboard reads should not share.
 RECONCILIATION_PK = "R#reconciliation"
-
-
-def floor_to(ms: int, span_ms: int) -> int:
-    return ms - ms % span_ms
 
 
 def ts(ms: int) -> str:

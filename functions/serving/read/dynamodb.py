@@ -25,10 +25,10 @@ from botocore.config import Config
 from common.config import AggregationSettings, ServingSettings
 from query.series import Bucket, SeriesData
 from query.topk import Entry, Leaderboard, merge_topk
-from query.windows import RESOLUTIONS, SeriesRequest, TopRequest
-from serving.keys import (DAY_MS, DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots,
-                          floor_to, freshness_keys, late_pk, parse_top_sk,
-                          series_pk, top_pk, ts)
+from common.times import DAY_MS, RESOLUTIONS, floor_to
+from query.windows import SeriesRequest, TopRequest
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
+                          late_pk, parse_top_sk, series_pk, top_pk, ts)
 from serving.table import (ENTRY_ATTRS, SK_END, RequestCounter, is_tombstone, metrics_of, num,
                            query_range, reconciliation_of, text)
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer

@@ -31,10 +31,11 @@ import boto3
 from common.config import ServingSettings
 from query.series import SeriesData, bucket_from
 from query.topk import RankedAd, TopResult
-from query.windows import MINUTE_MS, RESOLUTIONS, SeriesRequest, TopRequest
+from common.times import HOUR_MS, MINUTE_MS, RESOLUTIONS
+from query.windows import SeriesRequest, TopRequest
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
-FRESHNESS_LOOKBACK_MS = 3_600_000  # freshness from the 1m rows of the last hour
+FRESHNESS_LOOKBACK_MS = HOUR_MS  # freshness from the 1m rows of the last hour
 _METRIC_COLUMN = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}
 _VALUE = re.compile(r"^[\x20-\x7E]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
@@ -84,7 +85,7 @@ class SqlBuilder:
     def top_sql(self, req: TopRequest, now_ms: int) -> str:
         d = req.decomposition
         parts = []
-        for resolution, buckets, step in (("1h", d.hours, 3_600_000), ("1m", d.minutes, MINUTE_MS)):
+        for resolution, buckets, step in (("1h", d.hours, HOUR_MS), ("1m", d.minutes, MINUTE_MS)):
             ranges = _ranges(buckets, step)
             if ranges:
                 times = " OR ".join(f"(time >= {_ms(a)} AND time < {_ms(b)})" for a, b in ranges)
