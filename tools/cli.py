@@ -6,6 +6,7 @@
   python -m tools.cli health [--json]
   python -m tools.cli quality [--last 1h] [--json]
   python -m tools.cli reconcile --day YYYY-MM-DD [--json]
+  python -m tools.cli token issue ... | token verify TOKEN --keys-json FILE   (tools/token_cli.py)
 
 The API is `--api URL`, else $CLICKAGG_API, else the local stack (http://127.0.0.1:8080, what
 `python -m local up` serves). `--sigv4` signs requests (SigV4, service execute-api) with the
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.sql_cli import add_parser as add_sql_parser
 
     add_sql_parser(sub)
+    from tools.token_cli import add_parser as add_token_parser
+
+    add_token_parser(sub)
     return p
 
 
@@ -182,6 +186,8 @@ def main(argv: Optional[list[str]] = None, out=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sql":
         return args.func(args)
+    if args.command == "token":  # offline: no API call
+        return args.func(args, out)
     base = api_url(args.api)
     if args.command == "top":
         path, params, render = "/v1/top", {

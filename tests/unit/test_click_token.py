@@ -300,3 +300,45 @@ def test_hypothesis_any_input_only_typed_outcome(token):
                       max_leaves=20).map(lambda o: json.dumps(o).encode()))
 def test_hypothesis_authentic_garbage_payload_is_invalid_token(payload):
     assert _outcome(sign_raw("k1", K1, payload)) == INVALID_TOKEN
+
+
+# --- CLI: clickagg token issue / verify ------------------------------------------------------------
+def test_cli_issue_reproduces_a_vector_and_verify_reports_the_reason(tmp_path, capsys):
+    import io
+
+    from tools.cli import main
+
+    vec = VECTORS["valid"][0]
+    c = vec["claims"]
+    out = io.StringIO()
+    assert main(["token", "issue", "--key-id", "k1", "--secret-b64",
+                 base64.b64encode(K1).decode(), "--impression-id", c["impression_id"],
+                 "--ad-id", c["ad_id"], "--campaign-id", c["campaign_id"],
+                 "--advertiser-id", c["advertiser_id"], "--price-micros", str(c["price_micros"]),
+                 "--landing-url", c["landing_url"], "--issued-at", str(c["issued_at"]),
+                 "--ttl-s", str(c["expires_at"] - c["issued_at"])], out=out) == 0
+    assert out.getvalue().strip() == vec["token"]
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(VECTORS["key_set"]))
+    verify_args = ["token", "verify", vec["token"], "--keys-json", str(keys_file),
+                   "--at", str(IAT + 60)]
+    out = io.StringIO()
+    assert main(verify_args, out=out) == 0
+    assert json.loads(out.getvalue()) == {"kid": "k1", **c}
+    assert main(verify_args + ["--ad-id", "ad-B"], out=io.StringIO()) == 1
+    assert capsys.readouterr().err.strip() == "rejected: invalid_token: token of another ad"
+
+
+def test_cli_issue_refuses_bad_input(monkeypatch, capsys):
+    from tools.cli import main
+
+    monkeypatch.delenv("CLICKAGG_TOKEN_SECRET_B64", raising=False)
+    base = ["token", "issue", "--key-id", "k1", "--ad-id", "a", "--campaign-id", "c",
+            "--advertiser-id", "v", "--price-micros", "1", "--landing-url", "https://x.example/"]
+    assert main(base) == 2  # no secret
+    assert main(base + ["--secret-b64", "not base64!"]) == 2
+    assert main(base + ["--secret-b64", base64.b64encode(b"short").decode()]) == 2
+    monkeypatch.setenv("CLICKAGG_TOKEN_SECRET_B64", base64.b64encode(K1).decode())
+    assert main(base[:-1] + ["http://x.example/"]) == 2
+    assert "landing_url" in capsys.readouterr().err
+    assert main(base + ["--issued-at", str(IAT)], out=__import__("io").StringIO()) == 0
