@@ -138,6 +138,21 @@ def to_micros(value) -> int:
     return int(value)
 
 
+def oracle_series(t: Truth, ad: str, res: str, frm: int, to: int) -> list[tuple]:
+    """[(bucket_start, clicks, billable, cost_micros, billable_cost_micros)] of every bucket the
+    window [frm, to) touches, zero-filled: what a series answer must hold."""
+    step = RES[res]
+    start, end = frm - frm % step, -(-to // step) * step
+    roll = t.rollup(res)
+    return [(s, *roll.get((ad, s), (0, 0, 0, 0))) for s in range(start, end, step)]
+
+
+def answered_series(body: dict) -> list[tuple]:
+    """The same tuples from a series answer's points (money back in micros)."""
+    return [(p["bucket_start_ms"], p["clicks"], p["billable_clicks"], to_micros(p["cost"]),
+             to_micros(p["billable_cost"])) for p in body["points"]]
+
+
 def window_boards(t: Truth, start: int, end: int, m: int) -> list[list[tuple[str, tuple]]]:
     """The leaderboards a top-K over the minute-aligned window [start, end) has to read, found
     minute by minute: a minute whose whole hour lies in the window is answered by that hour's 1h
