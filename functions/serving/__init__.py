@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Optional, overload
 
+from common.schema import SERVING_STORES as KINDS  # the serving_store setting's choices
+
 if TYPE_CHECKING:
     from serving.types import QueryStore, ServingStore
 
-KINDS = ("dynamodb", "timestream")
 READ, WRITE = "read", "write"
 
 
@@ -39,7 +40,7 @@ def store_kind(kind: Optional[str] = None) -> str:
 
         kind = ServingSettings.from_env().serving_store
     if kind not in KINDS:
-        raise ValueError(f"SERVING_STORE must be dynamodb or timestream, got {kind!r}")
+        raise ValueError(f"SERVING_STORE must be one of {', '.join(KINDS)}, got {kind!r}")
     return kind
 
 
