@@ -159,7 +159,9 @@ def render_docs(region: str = DOCS_REGION) -> str:
                      [[f"`{k}`", *(str(contexts[n][k]) for n in contexts),
                        "exists" if k in EXISTING_CONTEXT_KEYS else "*new*"] for k in keys],
                      "l" + "r" * len(contexts) + "l")
-    out += ["", "New keys:", ""] + [f"- `{k}`: {v}" for k, v in NEW_CONTEXT_KEYS.items()] + [""]
+    if NEW_CONTEXT_KEYS:
+        out += ["", "New keys:", ""] + [f"- `{k}`: {v}" for k, v in NEW_CONTEXT_KEYS.items()]
+    out += [""]
 
     for name, summary, p in scen:
         out += [f"## Scenario: {name}", "", f"{summary}. {headline(p)}.", "",

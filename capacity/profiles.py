@@ -3,13 +3,16 @@
     profile_context("large") -> {"kinesis_mode": "provisioned", "kinesis_shards": ..., ...}
 
 The values are the planner's (`plan(...).context`), never typed here, so a CDK test can assert
-that a profile's numbers equal the planner's. Keys that infra/settings.py does not know yet are
-listed in NEW_CONTEXT_KEYS (StackSettings.from_context ignores unknown keys until they are wired).
+that a profile's numbers equal the planner's. The keys infra knows are the schema's context
+settings (common/schema.py); a key infra does not know yet would be listed in NEW_CONTEXT_KEYS
+(`cdk_args` passes only known keys).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from common.schema import SETTINGS
 
 from capacity.planner import Plan, plan
 
@@ -41,32 +44,12 @@ PROFILES: dict[str, Profile] = {
                      "10B clicks/day average with 500k clicks/s event peaks (seed: Super Bowl)"),
 }
 
-# Context keys of infra/settings.py (StackSettings fields) that the profiles set.
-EXISTING_CONTEXT_KEYS = frozenset({
-    "ingest_rate_limit", "ingest_burst_limit", "ingest_memory_mb", "ingest_reserved_concurrency",
-    "kinesis_mode", "kinesis_shards", "kinesis_retention_hours", "dedup_ttl_s", "serving_store",
-    "aggregates_kinesis_mode", "aggregates_kinesis_shards", "minibatch_latency_ms",
-    "flink_parallelism", "flink_parallelism_per_kpu", "sink_batch_size",
-    "sink_parallelization_factor", "sink_memory_mb", "firehose_buffer_mb",
-    "firehose_buffer_interval_s", "freshness_slots",
-})
+# Context keys infra knows: every context setting of the schema (StackSettings has one field each).
+EXISTING_CONTEXT_KEYS = frozenset(s.name for s in SETTINGS if s.context)
 
-# Keys infra must add (name -> meaning) before the profiles fully apply.
-NEW_CONTEXT_KEYS: dict[str, str] = {
-    "ingest_dedup_mode": "per_click (today's claim/confirm) | per_request (Powertools Idempotency "
-                         "on a request id; not implemented yet)",
-    "dedup_capacity_mode": "dedup table billing: on_demand | provisioned (autoscaled)",
-    "dedup_min_wcu": "dedup table: provisioned autoscaling minimum WCU",
-    "dedup_max_wcu": "dedup table: provisioned autoscaling maximum WCU; on-demand: "
-                     "MaxWriteRequestUnits cap and warm throughput",
-    "serving_capacity_mode": "DynamoDB serving table billing: on_demand | provisioned (autoscaled)",
-    "serving_min_wcu": "serving table: provisioned autoscaling minimum WCU",
-    "serving_max_wcu": "serving table: provisioned autoscaling maximum WCU; on-demand: "
-                       "MaxWriteRequestUnits cap and warm throughput",
-    "dynamodb_target_utilization_pct": "target utilisation of both tables' write autoscaling",
-    "billing_glue_worker_type": "nightly billing Glue job worker type",
-    "billing_glue_workers": "nightly billing Glue job number of workers",
-}
+# Keys a profile sets that infra does not know yet (name -> meaning), for the docs; none today
+# (a test fails when a profile sets a key that is in neither).
+NEW_CONTEXT_KEYS: dict[str, str] = {}
 
 
 def get_profile(name: str) -> Profile:
