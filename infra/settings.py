@@ -148,7 +148,8 @@ class _Stack(schema.View):
     def ingest_settings(self) -> IngestSettings:
         """What the ingest Lambda reads from its environment (IngestSettings.from_env)."""
         return self.runtime(IngestSettings, dedup_table=self.names.dedup_table,
-                            clicks_stream=self.names.clicks_stream)
+                            clicks_stream=self.names.clicks_stream,
+                            click_token_secret=self.names.click_token_secret)
 
     def aggregation_settings(self) -> AggregationSettings:
         """What the query Lambda reads from its environment (AggregationSettings.from_env)."""

@@ -11,10 +11,9 @@ the claims or raises `TokenRejected` whose `.reason` is one of REASONS. Whatever
 `verify` raises nothing else, except what the key provider itself raises (a Secrets Manager
 outage is not a bad token).
 
-Settings: the verifier's limits are constants here (DEFAULT_MAX_AGE_S, DEFAULT_CLOCK_SKEW_S,
-MAX_TOKEN_LEN), passed as a `VerifyPolicy`. They become schema settings (group ingest) when the
-ingest handler is wired to tokens: adding them to common.schema now would change the ingest
-Lambda's settings view and environment before anything reads them.
+Settings: the verifier's limits are passed as a `VerifyPolicy`; the constants here
+(DEFAULT_MAX_AGE_S, DEFAULT_CLOCK_SKEW_S) are the defaults of the ingest settings
+click_token_max_age_s / click_token_clock_skew_s (common.schema), MAX_TOKEN_LEN is fixed.
 """
 from __future__ import annotations
 
@@ -272,15 +271,24 @@ class StaticKeys:
 
 
 def parse_key_set(value: Union[str, bytes, Mapping[str, Any]]) -> StaticKeys:
-    """A key set from the secret's value `{"keys": {"k1": "<base64>", ...}, "active": "k1"}`
-    (JSON text, or already parsed): standard base64 with padding, at least MIN_KEY_BYTES each."""
+    """A key set from the secret's value (JSON text, or already parsed), in either shape:
+
+    * `{"keys": {"k1": "<base64>", ...}, "active": "k1"}`: standard base64 with padding;
+    * flat, as Secrets Manager generates it at deploy time (`generate_string_key`):
+      `{"active": "k1", "k1": "<hex>", "k2": "<hex>"}`: every member but `active` is a key id,
+      its value the key in hexadecimal (`openssl rand -hex 32`).
+
+    Either way at least MIN_KEY_BYTES per key, and `active` one of the keys."""
     try:
         obj = (json.loads(value, object_pairs_hook=_no_duplicates)
                if isinstance(value, (str, bytes)) else value)
     except ValueError as exc:
         raise KeyConfigError(f"key set is not JSON: {exc}") from None
+    if isinstance(obj, Mapping) and "keys" not in obj and "active" in obj and len(obj) > 1:
+        return _parse_flat_key_set(obj)
     if not isinstance(obj, Mapping) or set(obj) != {"keys", "active"}:
-        raise KeyConfigError('expected {"keys": {kid: base64, ...}, "active": kid}')
+        raise KeyConfigError('expected {"keys": {kid: base64, ...}, "active": kid} or '
+                             '{"active": kid, kid: hex, ...}')
     keys, active = obj["keys"], obj["active"]
     if not isinstance(keys, Mapping) or not isinstance(active, str):
         raise KeyConfigError('"keys" must be an object, "active" a key id')
@@ -292,6 +300,20 @@ def parse_key_set(value: Union[str, bytes, Mapping[str, Any]]) -> StaticKeys:
             decoded[kid] = None
         if decoded[kid] is None:
             raise KeyConfigError(f"key {kid!r}: expected standard base64 text")
+    return StaticKeys(decoded, active)
+
+
+def _parse_flat_key_set(obj: Mapping[str, Any]) -> StaticKeys:
+    active = obj["active"]
+    if not isinstance(active, str):
+        raise KeyConfigError('"active" must be a key id')
+    decoded = {}
+    for kid, text in obj.items():
+        if kid == "active":
+            continue
+        if not isinstance(text, str) or re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text) is None:
+            raise KeyConfigError(f"key {kid!r}: expected hexadecimal text (flat key set)")
+        decoded[kid] = bytes.fromhex(text)
     return StaticKeys(decoded, active)
 
 

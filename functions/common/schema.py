@@ -50,6 +50,7 @@ GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "
                      "R.8X")
 JOB_ENVIRONMENTS = ("aws", "local")
 INIT_POSITIONS = ("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP")
+CLICK_TOKEN_MODES = ("off", "observe", "enforce")
 NONE_WORDS = ("", "none", "null")  # an optional setting given as one of these is None
 
 Salts = dict[str, int]  # hot_ad_salts: {"ad-1": 8} <-> "ad-1:8,ad-7:4"
@@ -89,6 +90,10 @@ class ResourceNames:
     @property
     def billing_workflow(self) -> str:
         return f"{self.prefix}-billing"
+
+    @property
+    def click_token_secret(self) -> str:
+        return f"{self.prefix}-click-token-keys"
 
     @property
     def metrics_namespace(self) -> str:
@@ -298,6 +303,21 @@ SETTINGS: tuple[Setting, ...] = (
       context=False, group=INGEST, lambdas=(INGEST,)),
     S("hot_ad_salts", Salts, {}, "'ad-1:8,ad-7:4': hot ads spread over N partition keys",
       group=INGEST, lambdas=(INGEST,)),
+    S("click_token_mode", str, "off",
+      "signed click tokens (docs/click-token.md): off = not looked at; observe = verified and "
+      "counted per reason (metrics ClickToken_<outcome>), clicks accepted as without; enforce = "
+      "a click needs a valid token, whose ids and price are the click's. Default off: the SDKs "
+      "and the load generator do not send tokens yet", choices=CLICK_TOKEN_MODES,
+      group=INGEST, lambdas=(INGEST,)),
+    S("click_token_max_age_s", int, 24 * 3600,
+      "a click token issued longer ago (+ skew) is expired_token", ge=1, le=7 * 24 * 3600,
+      group=INGEST, lambdas=(INGEST,)),
+    S("click_token_clock_skew_s", int, 300,
+      "tolerance between the ad server's clock and ingest's when judging token times", ge=0,
+      le=3600, group=INGEST, lambdas=(INGEST,)),
+    S("click_token_secret", str, _NAMES.click_token_secret,
+      "the Secrets Manager secret holding the click-token key set", context=False,
+      group=INGEST, lambdas=(INGEST,), wired=True),
 
     # --- clicks stream ------------------------------------------------------------------------
     S("kinesis_mode", str, "on_demand", "clicks stream capacity mode", choices=KINESIS_MODES),

@@ -1,6 +1,7 @@
 """POST /v1/clicks: the ingest Lambda (API Gateway REST proxy integration).
 
-Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis).
+Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis,
+and click tokens: ingest.tokens, keys from Secrets Manager through Powertools Parameters).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
+from common.click_token import SecretKeys, VerifyPolicy
 from common.config import IngestSettings
 from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response
@@ -20,12 +23,16 @@ from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
+from ingest.tokens import OFF, TokenVerifier
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
 
 logger = Logger(service="ingest")
 metrics = handler_metrics("ingest")
 tracer = Tracer(service="ingest")
 app = api_resolver()
+# how long a container reuses the click-token key set it read (Powertools Parameters' cache):
+# a rotation (docs/click-token.md) reaches every container within this time
+KEYS_MAX_AGE_S = 300
 
 
 @per_container
@@ -42,7 +49,20 @@ def get_service() -> IngestService:
                        settings.claim_lease_s)
     publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.clicks_stream,
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
-    return IngestService(settings, dedup, publisher)
+    return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, config))
+
+
+def token_verifier(settings: IngestSettings, config: Config):
+    """None with click_token_mode off (the secret is never read); else a verifier whose keys
+    are the secret's current value, cached KEYS_MAX_AGE_S by this container's provider."""
+    if settings.click_token_mode == OFF:
+        return None
+    provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
+    name = settings.click_token_secret
+    keys = SecretKeys(lambda: provider.get(name, max_age=KEYS_MAX_AGE_S))
+    policy = VerifyPolicy(max_age_s=settings.click_token_max_age_s,
+                          clock_skew_s=settings.click_token_clock_skew_s)
+    return TokenVerifier(settings.click_token_mode, keys, policy)
 
 
 def _error(exc: RequestError) -> Response:
@@ -73,6 +93,10 @@ def post_clicks() -> Response:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=outcome.counts[status])
     metrics.add_metric(name="DedupLatency", unit=MetricUnit.Milliseconds,
                        value=outcome.timings_ms.get("dedup_ms", 0.0))
+    for token_outcome, n in sorted(outcome.token_outcomes.items()):
+        metrics.add_metric(name=f"ClickToken_{token_outcome}", unit=MetricUnit.Count, value=n)
+    if outcome.keys_error is not None:
+        logger.error("click-token key set unavailable", error=outcome.keys_error)
     if outcome.unreleased_claims or outcome.unconfirmed_claims:
         logger.warning("claims left pending (resolved by lease takeover)",
                        unreleased=outcome.unreleased_claims, unconfirmed=outcome.unconfirmed_claims)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 from decimal import Decimal
-from typing import Annotated, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field, field_validator
 from pydantic import ConfigDict, StrictInt, StrictStr
@@ -33,6 +33,10 @@ class ClickIn(BaseModel):
     ip: Optional[StrictStr] = Field(default=None, max_length=45)
     user_agent: Optional[StrictStr] = Field(default=None, max_length=512)
     referrer: Optional[StrictStr] = Field(default=None, max_length=2048)
+    # the ad server's signed click token (docs/click-token.md), judged by ingest.tokens, not
+    # here: any JSON value is kept as sent, so a bad token gets a token reason (malformed, ...)
+    # and, with click_token_mode off, a click is accepted exactly as before tokens existed
+    token: Any = None
 
     @field_validator("cost", mode="before")
     @classmethod
@@ -45,8 +49,8 @@ class ClickIn(BaseModel):
 
     @field_validator("cost")
     @classmethod
-    def _cost_precision(cls, value: Decimal) -> Decimal:
-        if value != value.quantize(Decimal(1).scaleb(-COST_DECIMAL_PLACES)):
+    def _cost_precision(cls, value: Optional[Decimal]) -> Optional[Decimal]:
+        if value is not None and value != value.quantize(Decimal(1).scaleb(-COST_DECIMAL_PLACES)):
             raise ValueError(f"cost has more than {COST_DECIMAL_PLACES} decimal places")
         return value
 
@@ -75,8 +79,19 @@ class ClickIn(BaseModel):
         return to_epoch_ms(self.timestamp)
 
     @property
-    def cost_micros(self) -> int:
-        return int(self.cost.scaleb(COST_DECIMAL_PLACES))
+    def cost_micros(self) -> Optional[int]:
+        return None if self.cost is None else int(self.cost.scaleb(COST_DECIMAL_PLACES))
+
+
+class TokenClickIn(ClickIn):
+    """A click under click_token_mode=enforce: the ad, campaign, advertiser and price come from
+    the token, so the body may leave them out; when sent they must equal the token's
+    (ingest.tokens: token_mismatch otherwise)."""
+
+    ad_id: Optional[Identifier] = None
+    campaign_id: Optional[Identifier] = None
+    advertiser_id: Optional[Identifier] = None
+    cost: Optional[Decimal] = Field(default=None, ge=0, le=MAX_COST, allow_inf_nan=False)
 
 
 def to_epoch_ms(value: Union[int, str]) -> int:

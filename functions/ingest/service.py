@@ -4,7 +4,9 @@ AWS clients are injected, so the same code runs in Lambda, in the local stack an
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -12,6 +14,7 @@ from common.config import IngestSettings
 from common.records import encode_click, partition_key
 from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, ClaimRecord, DedupStore
 from ingest.publisher import KinesisPublisher, OutRecord
+from ingest.tokens import KEYS_UNAVAILABLE, VALID, KeysUnavailable, TokenVerifier
 from ingest.validation import ParsedBatch, ValidClick
 
 ACCEPTED, REJECTED, RETRYABLE = "accepted", "rejected", "retryable"
@@ -31,6 +34,8 @@ class IngestOutcome:
     timings_ms: dict[str, float] = field(default_factory=dict)
     unreleased_claims: int = 0
     unconfirmed_claims: int = 0
+    token_outcomes: Counter = field(default_factory=Counter)  # click-token outcome -> clicks
+    keys_error: Optional[str] = None  # why the click-token key set could not be read
 
     @property
     def status_code(self) -> int:
@@ -49,12 +54,12 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
     c = vc.click
     return {
         "click_id": c.click_id,
-        "ad_id": c.ad_id,
-        "campaign_id": c.campaign_id,
-        "advertiser_id": c.advertiser_id,
+        "ad_id": vc.ad_id,  # the token's under click_token_mode enforce, else the body's
+        "campaign_id": vc.campaign_id,
+        "advertiser_id": vc.advertiser_id,
         "user_id": c.user_id,
         "event_time": vc.event_time_ms,
-        "cost_micros": c.cost_micros,
+        "cost_micros": vc.cost_micros,
         "ip": c.ip if c.ip is not None else meta.source_ip,
         "user_agent": c.user_agent if c.user_agent is not None else meta.user_agent,
         "referrer": c.referrer,
@@ -66,11 +71,40 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
 
 class IngestService:
     def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
-                 clock_ms=lambda: int(time.time() * 1000)):
+                 clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None):
         self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
+        self.tokens = tokens  # None: click_token_mode off
+
+    def _check_tokens(self, valid: list[ValidClick], results: dict[int, dict[str, Any]],
+                      outcome: IngestOutcome, now_ms: int) -> list[ValidClick]:
+        """The clicks that go on: with enforce, those with a valid token (carrying its claims);
+        the others get their result here. With observe, all of them, unchanged."""
+        passed: list[ValidClick] = []
+        for vc in valid:
+            if outcome.keys_error is not None:  # read once per request: no retry storm
+                check = None
+            else:
+                try:
+                    check = self.tokens.check(vc.click, now_ms / 1000)
+                except KeysUnavailable as exc:
+                    outcome.keys_error, check = str(exc), None
+            outcome.token_outcomes[check.outcome if check else KEYS_UNAVAILABLE] += 1
+            if not self.tokens.enforcing:
+                passed.append(vc)
+            elif check is None:
+                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
+                                     "status": RETRYABLE, "reason": "click token keys unavailable"}
+            elif check.outcome == VALID:
+                passed.append(dataclasses.replace(vc, token=check.claims))
+            else:
+                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
+                                     "status": REJECTED,
+                                     "reasons": [{"field": "token", "reason": check.outcome}]}
+        return passed
 
     def ingest(self, batch: ParsedBatch, meta: RequestMeta) -> IngestOutcome:
         results: dict[int, dict[str, Any]] = {}
+        outcome = IngestOutcome([], {})
         for rej in batch.rejected:
             results[rej.index] = {"index": rej.index, "click_id": rej.click_id, "status": REJECTED,
                                   "reasons": rej.reasons}
@@ -79,9 +113,11 @@ class IngestService:
                                   "status": DUPLICATE, "reason": "repeated in this request"}
         timings: dict[str, float] = {}
         now_ms = self.clock_ms()
+        valid = (self._check_tokens(batch.valid, results, outcome, now_ms)
+                 if self.tokens is not None else batch.valid)
         claims = [
             ClaimRecord(vc.click.click_id, meta.request_id, now_ms, now_ms // 1000 + self.settings.dedup_ttl_s)
-            for vc in batch.valid
+            for vc in valid
         ]
         t0 = time.perf_counter()
         claim_outcomes = self.dedup.claim(claims)
@@ -89,17 +125,17 @@ class IngestService:
 
         to_publish: list[OutRecord] = []
         claimed: dict[int, tuple[ValidClick, ClaimRecord]] = {}
-        for vc, claim, outcome in zip(batch.valid, claims, claim_outcomes):
-            if outcome == CLAIMED:
+        for vc, claim, claim_outcome in zip(valid, claims, claim_outcomes):
+            if claim_outcome == CLAIMED:
                 record = build_record(vc, meta, now_ms)
                 to_publish.append(OutRecord(vc.index, encode_click(record), partition_key(
-                    vc.click.ad_id, vc.click.click_id, self.settings.hot_ad_salts)))
+                    vc.ad_id, vc.click.click_id, self.settings.hot_ad_salts)))
                 claimed[vc.index] = (vc, claim)
-            elif outcome == DUPLICATE:
+            elif claim_outcome == DUPLICATE:
                 results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
                                      "status": DUPLICATE, "reason": "click_id already accepted"}
             else:
-                reason = ("another request is processing this click_id" if outcome == IN_FLIGHT
+                reason = ("another request is processing this click_id" if claim_outcome == IN_FLIGHT
                           else "dedup store unavailable")
                 results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
                                      "status": RETRYABLE, "reason": reason}
@@ -110,7 +146,6 @@ class IngestService:
         succeeded = published.succeeded if published else []
         failed = published.failed if published else []
 
-        outcome = IngestOutcome([], {})
         if failed:
             outcome.unreleased_claims = len(self.dedup.release(claimed[i][1] for i in failed))
         if succeeded:

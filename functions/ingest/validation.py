@@ -13,7 +13,8 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from common.config import IngestSettings
-from ingest.models import ClickIn
+from common.click_token import ClickClaims
+from ingest.models import ClickIn, TokenClickIn
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,24 @@ class ValidClick:
     index: int
     click: ClickIn
     event_time_ms: int
+    token: Optional[ClickClaims] = None  # the verified token's claims (click_token_mode enforce)
+
+    # what the click is about: the token's word when there is one, else the body's
+    @property
+    def ad_id(self) -> str:
+        return self.token.ad_id if self.token else self.click.ad_id
+
+    @property
+    def campaign_id(self) -> str:
+        return self.token.campaign_id if self.token else self.click.campaign_id
+
+    @property
+    def advertiser_id(self) -> str:
+        return self.token.advertiser_id if self.token else self.click.advertiser_id
+
+    @property
+    def cost_micros(self) -> int:
+        return self.token.price_micros if self.token else self.click.cost_micros
 
 
 @dataclass
@@ -104,8 +123,9 @@ def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
     click_id = click_id if isinstance(click_id, str) else None
     if not isinstance(item, dict):
         return Rejection(index, None, [{"field": "click", "reason": "must be a JSON object"}])
+    model = TokenClickIn if settings.click_token_mode == "enforce" else ClickIn
     try:
-        click = ClickIn.model_validate(item)
+        click = model.model_validate(item)
     except ValidationError as exc:
         return Rejection(index, click_id, _field_reasons(exc))
     event_ms = click.event_time_ms

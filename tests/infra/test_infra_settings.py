@@ -262,7 +262,8 @@ def test_lambda_environments_are_derived_from_the_schema():
         "SERVING_STORE": "dynamodb", "RECONCILE_MAX_AGE_DAYS": "120",
         "BILLING_CUTOFF_HOURS": "1", "BILLING_WORKFLOW": "w"}
     assert settings.lambda_env(schema.INGEST, dedup_table=settings.names.dedup_table,
-                               clicks_stream=settings.names.clicks_stream) \
+                               clicks_stream=settings.names.clicks_stream,
+                               click_token_secret=settings.names.click_token_secret) \
         == settings.ingest_settings().to_env()
     # FRESHNESS_SLOTS belongs to the DynamoDB store only
     timestream = StackSettings(serving_store="timestream")

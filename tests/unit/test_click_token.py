@@ -233,6 +233,31 @@ def test_bad_key_sets_are_refused(value):
         parse_key_set(value)
 
 
+def test_flat_key_set_as_secrets_manager_generates_it():
+    """{"active": kid, kid: hex, ...}: what CDK's generate_secret_string makes at deploy
+    (infra.constructs.click_token_keys), and how keys are added to it (docs/click-token.md)."""
+    keys = parse_key_set(json.dumps({"active": "k2", "k1": K1.hex(), "k2": K2.hex().upper()}))
+    assert keys.kids == ("k1", "k2") and keys.active() == ("k2", K2) and keys.get("k1") == K1
+    vec = VECTORS["valid"][0]
+    assert verify(vec["token"], keys, IAT + 60) == ClickClaims(**vec["claims"])
+
+
+@pytest.mark.parametrize("value", [
+    {"active": "k1"},  # no key
+    {"active": "k1", "k1": "ab" * 31},  # 31 bytes
+    {"active": "k1", "k1": "0" * 63},  # odd number of hex digits
+    {"active": "k1", "k1": "zz" * 32},
+    {"active": "k1", "k1": base64.b64encode(K1).decode()},  # base64 is the nested shape's
+    {"active": "k2", "k1": K1.hex()},
+    {"active": 1, "k1": K1.hex()},
+    {"active": "k.1", "k.1": K1.hex()},
+    {"active": "k1", "k1": K1.hex(), "keys": {}},
+])
+def test_bad_flat_key_sets_are_refused(value):
+    with pytest.raises(KeyConfigError):
+        parse_key_set(json.dumps(value))
+
+
 def test_verify_only_key_set_cannot_issue():
     with pytest.raises(KeyConfigError):
         issue(CLAIMS, StaticKeys({"k1": K1}))
