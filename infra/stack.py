@@ -37,6 +37,7 @@ from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
+from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.ingest_function import IngestFunction
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.constructs.query_api import QueryApi
@@ -60,8 +61,10 @@ class ClickAggStack(Stack):
         # --- ingest ---
         self.stream = ClickStream(self, "Clicks", settings=settings, key=key).stream
         self.table = DedupTable(self, "Dedup", settings=settings, key=key).table
+        self.token_keys = ClickTokenKeys(self, "ClickTokenKeys", settings=settings, key=key)
         self.ingest = IngestFunction(self, "IngestFunction", settings=settings, key=key,
-                                     table=self.table, stream=self.stream)
+                                     table=self.table, stream=self.stream,
+                                     token_keys=self.token_keys)
         self.api = IngestApi(self, "IngestApi", settings=settings, key=key,
                              handler=self.ingest.function)
         self.alarms = IngestAlarms(self, "Alarms", prefix=settings.prefix, key=key,

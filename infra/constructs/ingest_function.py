@@ -2,7 +2,9 @@
 
 Code is `functions/` filtered to the two packages the handler imports (`common`, `ingest`);
 packaging, layer and role conventions are infra.constructs.python_function's. The role may write
-only its own log group, put/delete/batch-write dedup items and put records on the clicks stream.
+only its own log group, put/delete/batch-write dedup items, put records on the clicks stream and
+read the click-token key set (its secret's name in CLICK_TOKEN_SECRET; the secret is read only
+with click_token_mode observe/enforce).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.settings import StackSettings
 
@@ -28,7 +31,8 @@ KMS_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 
 class IngestFunction(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 table: dynamodb.ITable, stream: kinesis.IStream) -> None:
+                 table: dynamodb.ITable, stream: kinesis.IStream,
+                 token_keys: ClickTokenKeys) -> None:
         super().__init__(scope, id)
         ingest = settings.ingest_settings()
         if ingest.claim_lease_s <= TIMEOUT_S:
@@ -43,9 +47,12 @@ class IngestFunction(Construct):
             memory_mb=settings.ingest_memory_mb,
             timeout=Duration.seconds(TIMEOUT_S),
             reserved_concurrency=settings.ingest_reserved_concurrency,
-            environment=ingest.to_env(),
+            # the secret's physical name (secret_name would be parsed out of its ARN at deploy)
+            environment={**ingest.to_env(),
+                         ingest.__settings__["click_token_secret"].env: token_keys.name},
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
         table.grant(self.function, *DEDUP_ACTIONS)
         stream.grant(self.function, *STREAM_ACTIONS)
         key.grant(self.function, *KMS_ACTIONS)
+        token_keys.secret.grant_read(self.function)

@@ -158,12 +158,13 @@ def test_ingest_policy_is_least_privilege(default_template):
         "kinesis:PutRecord", "kinesis:PutRecords"]
     for statement in statements:
         services = {a.split(":")[0] for a in as_list(statement["Action"])}
-        if services & {"dynamodb", "kinesis", "kms", "logs"}:
+        if services & {"dynamodb", "kinesis", "kms", "logs", "secretsmanager"}:
             assert "*" not in as_list(statement["Resource"]), statement
         else:  # X-Ray has no resource-level permissions
             assert services == {"xray"}, statement
     resources = json.dumps([s["Resource"] for s in statements])
-    for logical_prefix in ("DedupTable", "ClicksStream", "EncryptionKey", "IngestFunctionLogs"):
+    for logical_prefix in ("DedupTable", "ClicksStream", "EncryptionKey", "IngestFunctionLogs",
+                           "ClickTokenKeysSecret"):
         assert f'"{logical_prefix}' in resources
 
 
