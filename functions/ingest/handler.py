@@ -1,4 +1,5 @@
-"""POST /v1/clicks: the ingest Lambda (API Gateway REST proxy integration).
+"""POST /v1/clicks and GET /v1/c?t=TOKEN (click links): the ingest Lambda (API Gateway REST
+proxy integration).
 
 Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis,
 and click tokens: ingest.tokens, keys from Secrets Manager through Powertools Parameters).
@@ -9,21 +10,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
-from common.click_token import SecretKeys, VerifyPolicy
+from common.click_token import SecretKeys, TokenRejected, VerifyPolicy
 from common.config import IngestSettings
 from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
+from ingest import redirect
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
-from ingest.tokens import OFF, TokenVerifier
+from ingest.tokens import OFF, KeysUnavailable, TokenVerifier
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
 
 logger = Logger(service="ingest")
@@ -49,19 +51,26 @@ def get_service() -> IngestService:
                        settings.claim_lease_s)
     publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.clicks_stream,
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
-    return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, config))
+    keys, policy = token_keys(settings, config)
+    return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, keys, policy),
+                         links=redirect.LinkVerifier(keys, policy))
 
 
-def token_verifier(settings: IngestSettings, config: Config):
-    """None with click_token_mode off (the secret is never read); else a verifier whose keys
-    are the secret's current value, cached KEYS_MAX_AGE_S by this container's provider."""
-    if settings.click_token_mode == OFF:
-        return None
+def token_keys(settings: IngestSettings, config: Config) -> tuple[SecretKeys, VerifyPolicy]:
+    """The key set (the secret's current value, cached KEYS_MAX_AGE_S by this container's
+    provider; read on first use only) and the verifier's limits."""
     provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
     name = settings.click_token_secret
     keys = SecretKeys(lambda: provider.get(name, max_age=KEYS_MAX_AGE_S))
     policy = VerifyPolicy(max_age_s=settings.click_token_max_age_s,
                           clock_skew_s=settings.click_token_clock_skew_s)
+    return keys, policy
+
+
+def token_verifier(settings: IngestSettings, keys: SecretKeys, policy: VerifyPolicy):
+    """POST's verifier: None with click_token_mode off (POST never reads the secret then)."""
+    if settings.click_token_mode == OFF:
+        return None
     return TokenVerifier(settings.click_token_mode, keys, policy)
 
 
@@ -106,6 +115,64 @@ def post_clicks() -> Response:
     if status == 400:
         return error_response(400, "no valid click in request", **body)
     return json_response(status, body, retry_after_s=1 if status == 503 else None)
+
+
+def _link_refused(status: int, reason: str, message: str, retry_after_s=None) -> Response:
+    metrics.add_metric(name=f"ClickLinkRefused_{reason}", unit=MetricUnit.Count, value=1)
+    headers = dict(redirect.NO_STORE)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body={"error": message, "status": status, "reason": reason}, headers=headers)
+
+
+@app.get(redirect.PATH)
+@tracer.capture_method
+def get_click_link() -> Response:
+    """A click link (ingest.redirect): verify the token (always), record the click, 302 to the
+    token's landing URL.
+
+    A click that cannot be recorded after its token was verified (dedup store or stream down,
+    or the same click in flight in another request) still gets its 302: the user clicked an ad
+    and must reach the advertiser's page; an error page would lose the visit *and* the click,
+    and a browser does not retry a 503. The loss is counted (metric ClickLinkUnrecorded) and
+    logged with the click's ids, so it shows on the dashboard/alarms and can be reconciled
+    from the logs. Only a key set that cannot be read answers 503 (+ Retry-After): without
+    verification there is no landing URL we may trust, and redirecting anyway would be an
+    open redirect."""
+    service = get_service()
+    event = app.current_event
+    values = (event.multi_value_query_string_parameters or {}).get("t") or []
+    if len(values) != 1 or not values[0]:
+        return _link_refused(400, redirect.MISSING,
+                             "expected exactly one query parameter t: a click token")
+    now_ms = service.clock_ms()
+    try:
+        claims = service.links.verify(values[0], now_ms / 1000)
+    except TokenRejected as exc:
+        logger.info("click link refused", reason=exc.reason, detail=exc.detail)
+        return _link_refused(redirect.STATUS[exc.reason], exc.reason,
+                             f"click token refused: {exc.reason}")
+    except KeysUnavailable as exc:
+        logger.error("click-token key set unavailable", error=str(exc))
+        return _link_refused(503, "keys_unavailable", "click tokens cannot be verified now",
+                             retry_after_s=1)
+    identity = event.request_context.identity
+    meta = RequestMeta(event.request_context.request_id, identity.source_ip, identity.user_agent)
+    batch = redirect.link_click(claims, values[0], identity.source_ip, identity.user_agent,
+                                event.headers.get("referer"),
+                                now_ms)
+    outcome = service.ingest(batch, meta, verified=True)
+    result = outcome.results[0]
+    metrics.add_metric(name=f"ClickLink_{result['status']}", unit=MetricUnit.Count, value=1)
+    if result["status"] not in (ACCEPTED, DUPLICATE):
+        metrics.add_metric(name="ClickLinkUnrecorded", unit=MetricUnit.Count, value=1)
+        logger.error("click link redirected without recording its click",
+                     click_id=result["click_id"], reason=result.get("reason"),
+                     impression_id=claims.impression_id, ad_id=claims.ad_id,
+                     campaign_id=claims.campaign_id, price_micros=claims.price_micros)
+    return Response(status_code=302, headers={"Location": claims.landing_url, **redirect.NO_STORE},
+                    body="")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

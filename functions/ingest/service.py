@@ -71,9 +71,11 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
 
 class IngestService:
     def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
-                 clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None):
+                 clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None,
+                 links: Optional[Any] = None):
         self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
         self.tokens = tokens  # None: click_token_mode off
+        self.links = links  # ingest.redirect.LinkVerifier of GET /v1/c (every mode)
 
     def _check_tokens(self, valid: list[ValidClick], results: dict[int, dict[str, Any]],
                       outcome: IngestOutcome, now_ms: int) -> list[ValidClick]:
@@ -102,7 +104,9 @@ class IngestService:
                                      "reasons": [{"field": "token", "reason": check.outcome}]}
         return passed
 
-    def ingest(self, batch: ParsedBatch, meta: RequestMeta) -> IngestOutcome:
+    def ingest(self, batch: ParsedBatch, meta: RequestMeta, *, verified: bool = False) -> IngestOutcome:
+        """`verified`: the batch's clicks carry claims already verified (GET /v1/c,
+        ingest.redirect): no click_token_mode check again."""
         results: dict[int, dict[str, Any]] = {}
         outcome = IngestOutcome([], {})
         for rej in batch.rejected:
@@ -114,7 +118,7 @@ class IngestService:
         timings: dict[str, float] = {}
         now_ms = self.clock_ms()
         valid = (self._check_tokens(batch.valid, results, outcome, now_ms)
-                 if self.tokens is not None else batch.valid)
+                 if self.tokens is not None and not verified else batch.valid)
         claims = [
             ClaimRecord(vc.click.click_id, meta.request_id, now_ms, now_ms // 1000 + self.settings.dedup_ttl_s)
             for vc in valid
