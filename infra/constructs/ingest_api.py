@@ -1,4 +1,5 @@
-"""REST API in front of the ingest Lambda: POST /v1/clicks, API key + usage plan throttling.
+"""REST API in front of the ingest Lambda: POST /v1/clicks, API key + usage plan throttling;
+GET /v1/c?t=TOKEN (click links, issue 17): public, no API key (a browser follows it).
 
 API keys identify and throttle ad servers (server-to-server callers, no end users), so the
 method uses no authorizer. The request validator only checks that the body is JSON (object or
@@ -101,6 +102,17 @@ class IngestApi(Construct):
         )
         _acknowledge_api_key_auth(self.post_clicks)
 
+        # Click links: end users' browsers, so neither key nor authorizer; the signed token in
+        # `t` is the credential (the Lambda verifies it on every request, in every
+        # click_token_mode) and the stage throttle (and the optional WAF) caps the rate.
+        link = self.v1.add_resource("c")
+        self.get_click_link = link.add_method(
+            "GET", apigw.LambdaIntegration(handler, proxy=True),
+            api_key_required=False,
+            authorization_type=apigw.AuthorizationType.NONE,
+        )  # no gateway validation: the Lambda answers a missing `t` in its documented shape
+        _acknowledge_public_click_link(self.get_click_link)
+
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan", name=f"{prefix}-ingest",
             description="Per-API-key throttle of the ingest endpoint",
@@ -126,6 +138,17 @@ class IngestApi(Construct):
             reason="Account-level role API Gateway uses for execution logs; AWS's service-role "
                    "policy is the documented one and tracks API Gateway's log-group naming.",
         ))
+
+
+def _acknowledge_public_click_link(method: apigw.Method) -> None:
+    reason = ("Click links (GET /v1/c?t=TOKEN) are followed by end users' browsers from plain "
+              "<a href> links: no API key or user login can exist there. The credential is the "
+              "HMAC-signed click token in `t`, verified by the Lambda on every request "
+              "(docs/click-token.md); a bad token gets a 4xx and no redirect.")
+    Validations.of(method).acknowledge(
+        Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
+        Acknowledgment(id="AwsSolutions-COG4", reason=reason),
+    )
 
 
 def _acknowledge_api_key_auth(method: apigw.Method) -> None:

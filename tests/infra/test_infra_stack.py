@@ -182,10 +182,25 @@ def test_post_clicks_requires_api_key_and_validates_body(default_template):
     assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks", "top", "ads", "{ad_id}", "metrics", "quality", "health",
-                     "reconcile"}  # + query, operations
+    assert paths == {"v1", "clicks", "c", "top", "ads", "{ad_id}", "metrics", "quality", "health",
+                     "reconcile"}  # + click links, query, operations
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
+
+
+def test_click_link_is_a_public_get_on_the_ingest_function(default_template):
+    """GET /v1/c?t=TOKEN (issue 17): browsers follow it, so no API key and no authorizer (the
+    signed token is the credential); the POST keeps its key."""
+    gets = default_template.find_resources("AWS::ApiGateway::Method",
+                                           {"Properties": {"HttpMethod": "GET"}})
+    [method] = [m["Properties"] for m in gets.values() if m["Properties"]["AuthorizationType"] == "NONE"]
+    assert method.get("ApiKeyRequired") in (None, False)
+    resources = default_template.to_json()["Resources"]
+    link = resources[method["ResourceId"]["Ref"]]["Properties"]
+    assert link["PathPart"] == "c"
+    assert resources[link["ParentId"]["Ref"]]["Properties"]["PathPart"] == "v1"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    assert "IngestFunction" in json.dumps(method["Integration"]["Uri"])
 
 
 def test_body_model_accepts_any_object_or_array(default_template):
