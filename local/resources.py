@@ -1,6 +1,9 @@
 """Create the pipeline's resources in the local emulator, with the names infra/ uses."""
 from __future__ import annotations
 
+import json
+import secrets
+
 import boto3
 
 from common.config import ResourceNames
@@ -38,6 +41,12 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
     s3 = boto3.client("s3")
     if names.archive_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=names.archive_bucket)
+    sm = boto3.client("secretsmanager")
+    if not sm.list_secrets(Filters=[{"Key": "name", "Values": [names.click_token_secret]}])["SecretList"]:
+        # the deployed secret's shape (infra.constructs.click_token_keys), a fresh random key:
+        # local ad servers (tests, demo) read it back to issue tokens
+        sm.create_secret(Name=names.click_token_secret, SecretString=json.dumps(
+            {"active": "k1", "k1": secrets.token_hex(32)}))
     glue = boto3.client("glue")
     if names.billing_workflow not in glue.list_workflows().get("Workflows", []):
         glue.create_workflow(Name=names.billing_workflow, MaxConcurrentRuns=1,
