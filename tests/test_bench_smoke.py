@@ -70,3 +70,17 @@ def test_query_bench_smoke():
             assert float(merge) >= 0 and exact in ("True", "False") and int(bound) >= 0, (name, rows[name])
         else:
             assert (merge, exact, bound) == ("-", "-", "-"), (name, rows[name])
+
+
+def test_redirect_bench_smoke():
+    out = run_bench("redirect.py")
+    assert re.search(r"^redirect bench: 20 requests per round, ", out, re.M), out
+    rounds = re.findall(rf"^\s*(POST /v1/clicks \(1 click\)|GET /v1/c \(redirect\)): p50\s+{NUMBER} ms\s+"
+                        rf"p95\s+{NUMBER} ms; AWS calls per request: (.*)$", out, re.M)
+    assert [r[0] for r in rounds] == ["POST /v1/clicks (1 click)", "GET /v1/c (redirect)"] * 2, out
+    for name, p50, p95, calls in rounds:
+        assert 0 < float(p50) <= float(p95), (name, p50, p95)
+        # the link records its click exactly as the POST does: claim, publish, confirm
+        assert calls == "BatchWriteItem 1.00, PutItem 1.00, PutRecords 1.00", (name, calls)
+    ratio = re.search(rf"^redirect / POST p50 = {NUMBER}x  \(all rounds: ", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0, out
