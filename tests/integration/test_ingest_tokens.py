@@ -258,8 +258,11 @@ token_inputs = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fuzz_stack():
+    """One fake account for the fuzz test's examples (set up once per test, not per module: a
+    module-scoped mock stays active around the other tests of the module when they run in between,
+    and they then find its tables)."""
     from moto import mock_aws
 
     global GOOD
