@@ -258,7 +258,10 @@ def test_api_cors_allows_exactly_the_page_origin(template):
         assert response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"] == quoted
         assert "ResponseTemplates" not in response  # one origin: no other is ever echoed
     gets = [m for m in methods.values() if m["HttpMethod"] == "GET"]
-    assert len(gets) >= 3 and all(m["AuthorizationType"] == "AWS_IAM" for m in gets)
+    public = [m for m in gets if m["AuthorizationType"] != "AWS_IAM"]
+    assert len(gets) == 5  # the four query routes (IAM) + the click link GET /v1/c
+    # the click link is public on purpose (a plain <a href>; the signed token is the proof)
+    assert len(public) == 1 and public[0]["AuthorizationType"] == "NONE" and not public[0].get("ApiKeyRequired")
     [query_fn] = [f for f in of_type(template, "AWS::Lambda::Function").values()
                   if f.get("Handler") == "query.handler.lambda_handler"]
     assert query_fn["Environment"]["Variables"][CORS_ENV] == cdn_origin(template)
