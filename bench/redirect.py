@@ -15,17 +15,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "functions")]
-os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                   "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-                   "POWERTOOLS_LOG_LEVEL": "ERROR"})
-os.environ.pop("AWS_ENDPOINT_URL", None)
+import in_process_aws  # noqa: F401  (first: sys.path and fake credentials, before boto3)
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
