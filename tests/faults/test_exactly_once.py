@@ -190,37 +190,29 @@ def explain_store(table: str, clicks: list[dict], must_drop: set[str], either_wa
 
 
 class JobOutput:
-    """Follows the job's changelog on the aggregates stream from TRIM_HORIZON and keeps, for the
-    watched (ad, minute) cells, the newest 1m count and late-dropped count (the sink's rule:
-    highest version per key wins; a retraction leaves 0)."""
+    """Follows the job's changelog on the aggregates stream from TRIM_HORIZON (the local
+    consumers' ShardPoller, with positions it never saves) and keeps, for the watched (ad, minute)
+    cells, the newest 1m count and late-dropped count (the sink's rule: highest version per key
+    wins; a retraction leaves 0)."""
 
-    def __init__(self, stream: str, cells: set[tuple[str, int]]):
-        import boto3
+    def __init__(self, stream: str, cells: set[tuple[str, int]], scratch: Path):
+        from local.kinesis_consumer import Checkpoints, ShardPoller
 
-        self.kinesis, self.cells, self.rows = boto3.client("kinesis"), cells, {}
-        self.iterators = {
-            sh["ShardId"]: self.kinesis.get_shard_iterator(StreamName=stream, ShardId=sh["ShardId"],
-                                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            for sh in self.kinesis.list_shards(StreamName=stream)["Shards"]}
+        self.poller = ShardPoller(stream, Checkpoints(scratch / "job-output-positions.json"), limit=10_000)
+        self.cells, self.rows = cells, {}
 
     def poll(self) -> dict[tuple[str, int], int]:
         from aggregate.changes import decode_change
 
-        for shard, it in list(self.iterators.items()):
-            while it:
-                page = self.kinesis.get_records(ShardIterator=it, Limit=10_000)
-                it = page.get("NextShardIterator")
-                for record in page["Records"]:
-                    ch = decode_change(record["Data"])
-                    cell = (ch.row["ad_id"], ch.bucket_start)
-                    if cell in self.cells and (ch.kind == "late" or (ch.kind == "agg" and ch.row["resolution"] == "1m")):
-                        value = (ch.row["late_dropped"] if ch.kind == "late" else ch.row["clicks"]) if ch.upsert else 0
-                        key = (ch.kind, cell)
-                        if key not in self.rows or self.rows[key][0] <= ch.version:
-                            self.rows[key] = (ch.version, value)
-                if not page["Records"]:
-                    break
-            self.iterators[shard] = it
+        while batches := self.poller.poll():  # until every shard is read to its end
+            for record in (r for records in batches.values() for r in records):
+                ch = decode_change(record["Data"])
+                cell = (ch.row["ad_id"], ch.bucket_start)
+                if cell in self.cells and (ch.kind == "late" or (ch.kind == "agg" and ch.row["resolution"] == "1m")):
+                    value = (ch.row["late_dropped"] if ch.kind == "late" else ch.row["clicks"]) if ch.upsert else 0
+                    key = (ch.kind, cell)
+                    if key not in self.rows or self.rows[key][0] <= ch.version:
+                        self.rows[key] = (ch.version, value)
         out: Counter = Counter()
         for (_, cell), (_, value) in self.rows.items():
             out[cell] += value
@@ -295,7 +287,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         # 2. two thirds of the way in, once the restored job has read the late group and completed
         # a checkpoint after that (so the late group is never replayed again): restart the stack
         late_cells = Counter(minute_cell(c) for c in load.truth if c["click_id"] in either_way)
-        job_output = JobOutput(stack.names.aggregates_stream, set(late_cells))
+        job_output = JobOutput(stack.names.aggregates_stream, set(late_cells), tmp_path)
 
         def late_group_read():
             """The job's output (not the sink's, which lags) counts each of them in its (ad,
