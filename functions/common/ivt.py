@@ -82,10 +82,10 @@ DATACENTER_FILE = DATA_DIR / "datacenter_ipv4.csv"
 VALID, SUSPECT, INVALID = "valid", "suspect", "invalid"
 VERDICTS = (VALID, SUSPECT, INVALID)  # in increasing severity
 
-BOT_UA, IMPRESSION_REPEAT, TOO_FAST = "bot_ua", "impression_repeat", "too_fast"
-DATACENTER_IP, IP_BURST, USER_REPEAT = "datacenter_ip", "ip_burst", "user_repeat"
 # Canonical order of reason codes in a verdict: the invalid ones first, then the suspect ones.
-REASONS = (BOT_UA, IMPRESSION_REPEAT, TOO_FAST, DATACENTER_IP, IP_BURST, USER_REPEAT)
+# The list itself lives in the settings schema (the `ivt_rules` setting validates against it).
+REASONS = schema.IVT_REASONS
+BOT_UA, IMPRESSION_REPEAT, TOO_FAST, DATACENTER_IP, IP_BURST, USER_REPEAT = REASONS
 TIER: dict[str, str] = {
     BOT_UA: INVALID, IMPRESSION_REPEAT: INVALID, TOO_FAST: INVALID,
     DATACENTER_IP: SUSPECT, IP_BURST: SUSPECT, USER_REPEAT: SUSPECT,
@@ -99,15 +99,26 @@ ORDER = ("event_time", "ingest_time", "click_id")
 
 @dataclasses.dataclass(frozen=True)
 class IvtConfig:
-    """The rules' switches and thresholds. Defaults shared with existing settings come from the
-    one schema (common.schema.default), so they cannot drift; the others are defined here until
-    the engines read them (then each becomes a schema Setting with flink=/glue= names)."""
+    """The rules' switches and thresholds. Every default is the one schema's (common.schema),
+    the same settings the Flink job and the Glue job read (`from_settings`)."""
 
-    rules: frozenset = frozenset(REASONS)  # the enabled rules
-    burst_threshold: int = schema.default("billing_burst_threshold")  # > this many = burst
-    burst_window_ms: int = 1_000
-    min_click_delay_ms: int = 1_000
+    rules: frozenset = schema.parse_ivt_rules(schema.default("ivt_rules"))  # the enabled rules
+    burst_threshold: int = schema.default("ivt_burst_threshold")  # > this many = burst
+    burst_window_ms: int = schema.default("ivt_burst_window_ms")
+    min_click_delay_ms: int = schema.default("ivt_min_click_delay_ms")
     user_repeat_window_ms: int = schema.default("repeat_window_s") * 1_000
+
+    @classmethod
+    def from_settings(cls, view: Any) -> "IvtConfig":
+        """From a settings view: the Flink job's (JobSettings, `ivt_*` names) or the Glue job's
+        (BillingSettings, its argument names)."""
+        def pick(*names: str) -> Any:
+            return next(getattr(view, n) for n in names if hasattr(view, n))
+        return cls(rules=schema.parse_ivt_rules(pick("ivt_rules")),
+                   burst_threshold=pick("ivt_burst_threshold", "burst_threshold"),
+                   burst_window_ms=pick("ivt_burst_window_ms", "burst_window_ms"),
+                   min_click_delay_ms=pick("ivt_min_click_delay_ms", "min_click_delay_ms"),
+                   user_repeat_window_ms=pick("repeat_window_s") * 1_000)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", frozenset(self.rules))

@@ -25,6 +25,10 @@ CLICK_RECORD_SCHEMA: dict[str, str] = {
     "ingest_time": "timestamp_ms",
     "request_id": "string",
     "source_ip": "string",
+    # from the verified click token (null without one); appended last: the archive's Parquet
+    # schema only grows at the end
+    "impression_id": "string",
+    "issued_at": "timestamp_ms",
 }
 
 MICROS = 1_000_000

@@ -250,6 +250,20 @@ def _per_request_refused(mode: str) -> Optional[str]:
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
+# The IVT reason codes (common/ivt.py REASONS imports these: one list, stdlib-only here).
+IVT_REASONS = ("bot_ua", "impression_repeat", "too_fast", "datacenter_ip", "ip_burst",
+               "user_repeat")
+
+
+def parse_ivt_rules(raw: str) -> frozenset:
+    return frozenset(r.strip() for r in raw.split(",") if r.strip())
+
+
+def _ivt_rules_problem(raw: str) -> Optional[str]:
+    unknown = sorted(parse_ivt_rules(raw) - set(IVT_REASONS))
+    return f"unknown rules {unknown}; known: {', '.join(IVT_REASONS)}" if unknown else None
+
+
 def _origins_problem(raw: str) -> Optional[str]:
     for origin in (o.strip() for o in raw.split(",") if o.strip()):
         if not re.fullmatch(_ORIGIN, origin):
@@ -371,6 +385,27 @@ SETTINGS: tuple[Setting, ...] = (
       group="aggregation", lambdas=(QUERY,), flink="repeat_window_s", glue="repeat_window_s"),
     S("watermark_delay_s", int, 5, "bounded out-of-orderness of event time", ge=0,
       flink="watermark_delay_s", glue="watermark_delay_s"),
+    # --- invalid traffic (common/ivt.py is the normative text; docs/ivt.md) -------------------
+    # The stream (Flink) and the nightly billing (Glue) read the same values.
+    S("ivt_rules", str, ",".join(IVT_REASONS),
+      "enabled IVT rules, comma-separated (bot_ua, impression_repeat, too_fast, datacenter_ip, "
+      "ip_burst, user_repeat); empty = none", check=_ivt_rules_problem,
+      flink="ivt_rules", glue="ivt_rules"),
+    S("ivt_burst_threshold", int, 10,
+      "ip_burst: more than this many clicks from one ip in one burst window (all ads)",
+      ge=1, le=1_000_000, flink="ivt_burst_threshold", glue="burst_threshold"),
+    S("ivt_burst_window_ms", int, 1_000, "ip_burst: fixed, epoch-aligned window; divides 60000",
+      ge=1, check=_divides(60_000), flink="ivt_burst_window_ms", glue="burst_window_ms"),
+    S("ivt_min_click_delay_ms", int, 1_000,
+      "too_fast: ingest_time - the token's issued_at below this is not a human click", ge=0,
+      le=3_600_000, flink="ivt_min_click_delay_ms", glue="min_click_delay_ms"),
+    S("flink_impression_ttl_s", int, 3600,
+      "the job's impression memory for impression_repeat (a repeat later than this after the "
+      "impression's last click is left to the nightly billing)", ge=1,
+      flink="impression_ttl_s"),
+    S("ivt_alert_percent", int, 5,
+      "/v1/quality alerts (and the CloudWatch alarm fires) when suspect + invalid clicks "
+      "exceed this percent of clicks", ge=1, le=100, group="quality", lambdas=(QUERY,)),
     S("flink_dedup_ttl_s", int, 1800,
       "the job's click_id / repeat-bucket memory: >= 60 + lateness + watermark delay", ge=1,
       flink="dedup_ttl_s"),
@@ -433,8 +468,6 @@ SETTINGS: tuple[Setting, ...] = (
       pattern=r"cron\([^()]+\)", hint="expected a Glue cron(...) expression"),
     S("billing_cutoff_hours", int, 2, "arrival hours of D+1 the run of day D reads", ge=0,
       le=23, group="reconcile", lambdas=(RECONCILE,), glue="cutoff_hours"),
-    S("billing_burst_threshold", int, 10, "> this many clicks per (ip, ad, second) = ip_burst",
-      ge=1, le=1_000_000, glue="burst_threshold"),
     S("billing_workflow", Optional[str], None, "the billing workflow's name", context=False,
       group="reconcile", lambdas=(RECONCILE,), wired=True),
 

@@ -66,6 +66,8 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
         "ingest_time": ingest_ms,
         "request_id": meta.request_id,
         "source_ip": meta.source_ip,
+        "impression_id": vc.token.impression_id if vc.token else None,
+        "issued_at": vc.token.issued_at * 1000 if vc.token else None,
     }
 
 

@@ -59,6 +59,7 @@ RAW_COLUMNS: list[tuple[str, str]] = [
     ("advertiser_id", "string"), ("user_id", "string"), ("event_time", "bigint"),
     ("cost_micros", "bigint"), ("ip", "string"), ("user_agent", "string"), ("referrer", "string"),
     ("ingest_time", "bigint"), ("request_id", "string"), ("source_ip", "string"),
+    ("impression_id", "string"), ("issued_at", "bigint"),
 ]
 USED_COLUMNS = ("click_id", "ad_id", "campaign_id", "advertiser_id", "user_id", "ip",
                 "event_time", "ingest_time", "cost_micros")

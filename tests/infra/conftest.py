@@ -108,7 +108,7 @@ CUSTOM = {
     "billing_glue_timeout_min": 90,
     "billing_schedule": "cron(15 4 * * ? *)",
     "billing_cutoff_hours": 3,
-    "billing_burst_threshold": 20,
+    "ivt_burst_threshold": 20,
     # API edge
     "cors_allowed_origins": "https://ops.example.com",
     "waf_enabled": True,

@@ -179,6 +179,7 @@ def test_sink_and_query_env_defaults(default_template):
     stream_ref = {"Ref": logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
+                     "IVT_ALERT_PERCENT": "5",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
 
@@ -195,6 +196,7 @@ def test_sink_and_query_env_timestream(timestream_parts):
     stream_ref = {"Ref": logical_id(timestream_parts, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
+                     "IVT_ALERT_PERCENT": "5",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
 
@@ -319,6 +321,11 @@ def test_flink_job_properties(default_template):
         "leaderboard_size": "1000",
         "dedup_ttl_s": "1800",
         "minibatch_latency_ms": "2000",
+        "ivt_rules": "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat",
+        "ivt_burst_threshold": "10",
+        "ivt_burst_window_ms": "1000",
+        "ivt_min_click_delay_ms": "1000",
+        "impression_ttl_s": "3600",
     }
 
 

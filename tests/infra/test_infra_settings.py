@@ -257,7 +257,7 @@ def test_lambda_environments_are_derived_from_the_schema():
     assert settings.lambda_env(schema.QUERY, serving_table="t", clicks_stream_name="c") == {
         "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "FRESHNESS_SLOTS": "24",
         "ALLOWED_LATENESS_S": "900", "LEADERBOARD_SIZE": "50", "REPEAT_WINDOW_S": "10",
-        "CLICKS_STREAM_NAME": "c"}
+        "CLICKS_STREAM_NAME": "c", "IVT_ALERT_PERCENT": "5"}
     assert settings.lambda_env(schema.RECONCILE, billing_workflow="w") == {
         "SERVING_STORE": "dynamodb", "RECONCILE_MAX_AGE_DAYS": "120",
         "BILLING_CUTOFF_HOURS": "1", "BILLING_WORKFLOW": "w"}
@@ -293,7 +293,9 @@ def test_flink_properties_are_the_jobs_settings():
     assert set(props) == {"environment", "aws_region", "source_init_position",
                           "clicks_stream_arn", "aggregates_stream_arn", "allowed_lateness_s",
                           "watermark_delay_s", "repeat_window_s", "leaderboard_size",
-                          "dedup_ttl_s", "minibatch_latency_ms"}
+                          "dedup_ttl_s", "minibatch_latency_ms", "ivt_rules",
+                          "ivt_burst_threshold", "ivt_burst_window_ms", "ivt_min_click_delay_ms",
+                          "impression_ttl_s"}
     parsed = job.JobSettings.from_properties({"clickagg": props})
     assert (parsed.allowed_lateness_s, parsed.dedup_ttl_s, parsed.watermark_delay_s) == (
         600, 3600, 9)
@@ -302,10 +304,12 @@ def test_flink_properties_are_the_jobs_settings():
 
 
 def test_glue_arguments_are_the_billing_jobs_settings():
-    settings = StackSettings(billing_cutoff_hours=1, billing_burst_threshold=30)
+    settings = StackSettings(billing_cutoff_hours=1, ivt_burst_threshold=30)
     assert settings.glue_arguments() == {
         "--allowed_lateness_s": "900", "--repeat_window_s": "10", "--watermark_delay_s": "5",
-        "--cutoff_hours": "1", "--burst_threshold": "30"}
+        "--cutoff_hours": "1", "--burst_threshold": "30", "--burst_window_ms": "1000",
+        "--min_click_delay_ms": "1000",
+        "--ivt_rules": "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat"}
 
 
 def test_lambda_env_round_trips_through_the_lambdas_own_parser(monkeypatch):

@@ -143,13 +143,15 @@ def test_record_roundtrip_has_exactly_the_schema_fields():
     assert data == ('{"click_id":"é","ad_id":"a1","campaign_id":"k1","advertiser_id":"v1",'
                     '"user_id":"u1","event_time":1794999999000,"cost_micros":250000,'
                     '"ip":"198.51.100.7","user_agent":"Mozilla/5.0 (X11)","referrer":null,'
-                    '"ingest_time":1795000000000,"request_id":"r-1","source_ip":"203.0.113.9"}'
+                    '"ingest_time":1795000000000,"request_id":"r-1","source_ip":"203.0.113.9",'
+                    '"impression_id":null,"issued_at":null}'
                     ).encode("utf-8")
     assert decode_click(data) == {
         "click_id": "é", "ad_id": "a1", "campaign_id": "k1", "advertiser_id": "v1",
         "user_id": "u1", "event_time": 1_794_999_999_000, "cost_micros": 250_000,
         "ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11)", "referrer": None,
-        "ingest_time": 1_795_000_000_000, "request_id": "r-1", "source_ip": "203.0.113.9"}
+        "ingest_time": 1_795_000_000_000, "request_id": "r-1", "source_ip": "203.0.113.9",
+        "impression_id": None, "issued_at": None}
     assert list(decode_click(data)) == list(CLICK_RECORD_SCHEMA)
 
 

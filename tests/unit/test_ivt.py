@@ -143,7 +143,7 @@ def test_rules_can_be_switched_off_and_config_is_checked():
 def test_defaults_shared_with_the_schema():
     from common import schema
     cfg = IvtConfig()
-    assert cfg.burst_threshold == schema.default("billing_burst_threshold") == 10
+    assert cfg.burst_threshold == schema.default("ivt_burst_threshold") == 10
     assert cfg.user_repeat_window_ms == schema.default("repeat_window_s") * 1000 == 10_000
     assert (cfg.burst_window_ms, cfg.min_click_delay_ms) == (1_000, 1_000)
     assert cfg.rules == set(ivt.REASONS) and set(ivt.TIER) == set(ivt.REASONS)
