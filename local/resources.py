@@ -7,6 +7,7 @@ import secrets
 import boto3
 
 from common.config import ResourceNames
+from common.refused import delivery_stream_name
 
 
 def create_dedup_table(ddb, name: str) -> None:
@@ -47,6 +48,16 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
         # local ad servers (tests, demo) read it back to issue tokens
         sm.create_secret(Name=names.click_token_secret, SecretString=json.dumps(
             {"active": "k1", "k1": secrets.token_hex(32)}))
+    firehose = boto3.client("firehose")
+    refused = delivery_stream_name(names.prefix)
+    if refused not in firehose.list_delivery_streams()["DeliveryStreamNames"]:
+        # Direct PUT into the archive bucket; moto writes each call as one object under the
+        # staging prefix, local.refused_delivery moves it into the archive's layout
+        from local.refused_delivery import destination
+
+        firehose.create_delivery_stream(
+            DeliveryStreamName=refused, DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration=destination(names.archive_bucket))
     glue = boto3.client("glue")
     if names.billing_workflow not in glue.list_workflows().get("Workflows", []):
         glue.create_workflow(Name=names.billing_workflow, MaxConcurrentRuns=1,

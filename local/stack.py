@@ -12,9 +12,11 @@ from pathlib import Path
 
 from common.config import (IngestSettings, QualitySettings, ReconcileSettings, ResourceNames,
                            ServingSettings)
+from common.refused import STREAM_ENV, delivery_stream_name
 from common.runtime import reset_containers
 from local.apigw import LocalApiGateway, Route
 from local.archiver import LocalArchiver
+from local.refused_delivery import LocalRefusedDelivery
 from local.emf import EmfForwarder
 from local.esm import LocalEventSourceMapping
 from local.flink import LocalFlinkJob, flink_available
@@ -51,6 +53,7 @@ def lambda_env(names: ResourceNames = ResourceNames()) -> dict[str, str]:
         **ServingSettings(serving_table=names.serving_table).to_env(),
         **QualitySettings(clicks_stream_name=names.clicks_stream).to_env(),
         **ReconcileSettings(billing_workflow=names.billing_workflow).to_env(),
+        STREAM_ENV: delivery_stream_name(names.prefix),  # the refused-items archive (ingest)
     }
 
 
@@ -62,7 +65,7 @@ class StackOptions:
     state_dir: Path = REPO / ".local"
     settings: IngestSettings = IngestSettings()
     endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
-    archive: bool = True  # run the Firehose stand-in (clicks stream -> Parquet in S3)
+    archive: bool = True  # run the Firehose stand-ins (clicks stream -> Parquet in S3; refused items)
     sink: bool = True  # run the sink Lambda on the aggregates stream
     flink: bool = True  # run the Flink job (needs .venv-flink) on the clicks/aggregates streams
     glue: bool = True  # run billing workflow runs (POST /v1/reconcile) on local Spark (.venv-glue)
@@ -88,6 +91,7 @@ class LocalStack:
         self.emf: EmfForwarder | None = None
         self.glue_workflow: LocalGlueWorkflow | None = None
         self.archiver: LocalArchiver | None = None
+        self.refused_delivery: LocalRefusedDelivery | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -123,6 +127,7 @@ class LocalStack:
         self.api.routes.append(StaticRoute())  # the dashboard (web/dist) at /
         if self.options.archive:
             self.archiver = LocalArchiver(self.names.clicks_stream, self.names.archive_bucket, state).start()
+            self.refused_delivery = LocalRefusedDelivery(self.names.archive_bucket).start()
         if self.options.sink:
             self.sink_mapping = LocalEventSourceMapping(self.names.aggregates_stream, self.sink, state).start()
         if self.options.flink and flink_available():
@@ -144,10 +149,11 @@ class LocalStack:
                                        self.options.flink_settings).start(fresh=fresh)
 
     def stop(self) -> None:
-        for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver, self.emf):
+        for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver,
+                       self.refused_delivery, self.emf):
             if worker:
                 worker.stop()
-        self.flink_job = self.sink_mapping = self.archiver = None
+        self.flink_job = self.sink_mapping = self.archiver = self.refused_delivery = None
         self.glue_workflow = self.emf = None
         for function in (self.ingest, self.query, self.sink, self.reconcile):
             function.emf = None

@@ -37,8 +37,10 @@ FIREHOSE_PREFIX = RAW_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/hr=!{timestamp:HH}/"
 FIREHOSE_ERROR_PREFIX = ERROR_PREFIX + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
 
 
-def partition_projection(bucket: str, start_date: str = "2026-01-01") -> dict[str, str]:
-    """Athena partition projection table properties: partitions are computed, never crawled."""
+def partition_projection(bucket: str, start_date: str = "2026-01-01",
+                         prefix: str = RAW_PREFIX) -> dict[str, str]:
+    """Athena partition projection table properties: partitions are computed, never crawled.
+    `prefix`: the table's objects (the refused-items archive, common.refused, has its own)."""
     return {
         "projection.enabled": "true",
         "projection.dt.type": "date",
@@ -49,5 +51,5 @@ def partition_projection(bucket: str, start_date: str = "2026-01-01") -> dict[st
         "projection.hr.type": "integer",
         "projection.hr.range": "0,23",
         "projection.hr.digits": "2",
-        "storage.location.template": f"s3://{bucket}/{RAW_PREFIX}dt=${{dt}}/hr=${{hr}}/",
+        "storage.location.template": f"s3://{bucket}/{prefix}dt=${{dt}}/hr=${{hr}}/",
     }

@@ -12,6 +12,9 @@ Dialect notes (why the SQL looks the way it does):
 - Dates are compared as the `dt` partition strings ('YYYY-MM-DD'), which both order lexically.
 - The archive is at-least-once (a retried Firehose delivery or a re-sent click repeats a
   record): counts are `COUNT(DISTINCT click_id)` / computed over `SELECT DISTINCT` rows.
+- Arrays are unnested only when they hold scalars (`CROSS JOIN UNNEST(a) AS u(x)`): Trino spreads
+  an array of structs over several columns, DuckDB keeps one struct column. The refused-items
+  table carries its reasons flat for that (common.refused, `reason_codes`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from common import refused
 from common.times import HOUR_MS
 
 TABLE = "raw_clicks"
@@ -31,6 +35,7 @@ class NamedQuery:
     sql: str  # `?` placeholders + `{k}` (validated int) only
     params: dict[str, int]  # user parameter -> default
     binds: tuple[str, ...]  # what each `?` is, in order: dt_from | since_ms | until_ms
+    table: str = TABLE  # the Glue table `{table}` stands for (raw_clicks | refused_clicks)
 
 
 NAMED_QUERIES = {q.name: q for q in (
@@ -68,11 +73,24 @@ NAMED_QUERIES = {q.name: q for q in (
         "GROUP BY 1\nORDER BY min_lag_ms",
         {"n": 24}, ("dt_from",),
     ),
+    NamedQuery(
+        "refused_clicks_by_reason",
+        "Items refused at ingest in the last N hours per arrival day, route, field and reason "
+        "code (an item with several reasons counts under each)",
+        "SELECT dt, route, split_part(code, ':', 1) AS field, split_part(code, ':', 2) AS reason,\n"
+        "       COUNT(DISTINCT request_id || '#' || COALESCE(CAST(item_index AS VARCHAR), '-')) AS items,\n"
+        "       COUNT(DISTINCT request_id) AS requests, COUNT(DISTINCT source_ip) AS source_ips,\n"
+        "       MIN(refused_at) AS first_refused_ms, MAX(refused_at) AS last_refused_ms\n"
+        "FROM {table} CROSS JOIN UNNEST(reason_codes) AS u(code)\n"
+        "WHERE dt >= ? AND refused_at >= ? AND refused_at < ?\n"
+        "GROUP BY 1, 2, 3, 4\nORDER BY dt, items DESC, route, field, reason",
+        {"n": 24}, ("dt_from", "since_ms", "until_ms"), refused.TABLE,
+    ),
 )}
 
 
 def render(name: str, params: dict[str, str] | None = None, now_ms: int | None = None,
-           table: str = TABLE) -> tuple[str, list]:
+           table: str | None = None) -> tuple[str, list]:
     """(SQL text, bind values) for a named query. User parameters must be integers (no free
     text reaches the SQL); the window ends now and starts n hours earlier."""
     if name not in NAMED_QUERIES:
@@ -90,7 +108,7 @@ def render(name: str, params: dict[str, str] | None = None, now_ms: int | None =
     # arrival >= event time - 5 min clock skew; one more hour of margin for partition pruning
     dt_from = datetime.fromtimestamp((since_ms - 3_900_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
     bind_values = {"dt_from": dt_from, "since_ms": since_ms, "until_ms": now_ms + 1}
-    sql = query.sql.format(table=table, k=values.get("k", 10))
+    sql = query.sql.format(table=table or query.table, k=values.get("k", 10))
     return sql, [bind_values[b] for b in query.binds]
 
 

@@ -3,10 +3,14 @@ proxy integration).
 
 Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis,
 and click tokens: ingest.tokens, keys from Secrets Manager through Powertools Parameters).
+Every item refused (a whole request, a rejected click, a click link's refused token) is put to
+the refused-items archive (ingest.refusals, common.refused; Firehose), best effort but counted.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
@@ -19,11 +23,12 @@ from botocore.config import Config
 from common.click_token import SecretKeys, TokenRejected, VerifyPolicy
 from common.config import IngestSettings
 from common.observability import handler_metrics
+from common.refused import STREAM_ENV
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
-from ingest import redirect
+from ingest import redirect, refusals
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
 from ingest.tokens import OFF, KeysUnavailable, TokenVerifier
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
@@ -35,6 +40,11 @@ app = api_resolver()
 # how long a container reuses the click-token key set it read (Powertools Parameters' cache):
 # a rotation (docs/click-token.md) reaches every container within this time
 KEYS_MAX_AGE_S = 300
+# the refused-items archive is best effort: a short deadline, one SDK retry (the archive puts
+# Firehose's per-record failures once more itself), so a Firehose outage costs a refused request
+# at most a few seconds, never its answer
+FIREHOSE_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2},
+                         connect_timeout=1, read_timeout=2)
 
 
 @per_container
@@ -53,7 +63,35 @@ def get_service() -> IngestService:
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
     keys, policy = token_keys(settings, config)
     return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, keys, policy),
-                         links=redirect.LinkVerifier(keys, policy))
+                         links=redirect.LinkVerifier(keys, policy), refused=refused_archive())
+
+
+def refused_archive() -> Optional[refusals.RefusedArchive]:
+    """The refused-items archive (delivery stream named by REFUSED_DELIVERY_STREAM), or None
+    when the variable is unset/empty: then refused items are answered and logged only."""
+    name = os.environ.get(STREAM_ENV, "").strip()
+    if not name:
+        return None
+    return refusals.RefusedArchive(boto3.client("firehose", config=FIREHOSE_CONFIG), name)
+
+
+def archive_refused(service: IngestService, records: list[dict[str, Any]]) -> None:
+    """Put refused items to the archive; never raises. What could not be archived is counted
+    (RefusedUnarchived) and logged record by record (the logs are then the archive)."""
+    if not records or service.refused is None:
+        return
+    result = service.refused.put(records)
+    metrics.add_metric(name="RefusedArchived", unit=MetricUnit.Count, value=result.archived)
+    if result.unarchived:
+        metrics.add_metric(name="RefusedUnarchived", unit=MetricUnit.Count,
+                           value=len(result.unarchived))
+        for record in result.unarchived:
+            logger.error("refused item not archived", errors=result.errors, refused=record)
+
+
+def _meta(event) -> RequestMeta:
+    identity = event.request_context.identity
+    return RequestMeta(event.request_context.request_id, identity.source_ip, identity.user_agent)
 
 
 def token_keys(settings: IngestSettings, config: Config) -> tuple[SecretKeys, VerifyPolicy]:
@@ -74,8 +112,11 @@ def token_verifier(settings: IngestSettings, keys: SecretKeys, policy: VerifyPol
     return TokenVerifier(settings.click_token_mode, keys, policy)
 
 
-def _error(exc: RequestError) -> Response:
+def _error(exc: RequestError, service: IngestService, event) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    archive_refused(service, [refusals.request_record(
+        _meta(event), service.clock_ms(), exc.status, exc.field, exc.code, exc.reason,
+        refusals.body_bytes(event.body, event.is_base64_encoded))])
     return error_response(exc.status, exc.reason, details=exc.details)
 
 
@@ -89,11 +130,10 @@ def post_clicks() -> Response:
         payload = decode_body(event.body, event.is_base64_encoded, service.settings)
         items = extract_items(payload, service.settings)
     except RequestError as exc:
-        return _error(exc)
+        return _error(exc, service, event)
 
     batch = parse_batch(items, service.settings, service.clock_ms())
-    identity = event.request_context.identity
-    meta = RequestMeta(event.request_context.request_id, identity.source_ip, identity.user_agent)
+    meta = _meta(event)
     outcome = service.ingest(batch, meta)
 
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(items))
@@ -111,6 +151,9 @@ def post_clicks() -> Response:
                        unreleased=outcome.unreleased_claims, unconfirmed=outcome.unconfirmed_claims)
 
     status = outcome.status_code
+    if outcome.refusals:
+        archive_refused(service, refusals.item_records(meta, service.clock_ms(), status, items,
+                                                       outcome.refusals))
     body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
     if status == 400:
         return error_response(400, "no valid click in request", **body)
@@ -142,23 +185,28 @@ def get_click_link() -> Response:
     open redirect."""
     service = get_service()
     event = app.current_event
-    values = (event.multi_value_query_string_parameters or {}).get("t") or []
-    if len(values) != 1 or not values[0]:
-        return _link_refused(400, redirect.MISSING,
-                             "expected exactly one query parameter t: a click token")
+    query = event.multi_value_query_string_parameters
+    values = (query or {}).get("t") or []
     now_ms = service.clock_ms()
+    if len(values) != 1 or not values[0]:
+        message = "expected exactly one query parameter t: a click token"
+        archive_refused(service, [refusals.link_record(_meta(event), now_ms, 400, redirect.MISSING,
+                                                       message, query)])
+        return _link_refused(400, redirect.MISSING, message)
     try:
         claims = service.links.verify(values[0], now_ms / 1000)
     except TokenRejected as exc:
         logger.info("click link refused", reason=exc.reason, detail=exc.detail)
-        return _link_refused(redirect.STATUS[exc.reason], exc.reason,
-                             f"click token refused: {exc.reason}")
+        status = redirect.STATUS[exc.reason]
+        archive_refused(service, [refusals.link_record(_meta(event), now_ms, status, exc.reason,
+                                                       exc.detail, query)])
+        return _link_refused(status, exc.reason, f"click token refused: {exc.reason}")
     except KeysUnavailable as exc:
         logger.error("click-token key set unavailable", error=str(exc))
         return _link_refused(503, "keys_unavailable", "click tokens cannot be verified now",
                              retry_after_s=1)
     identity = event.request_context.identity
-    meta = RequestMeta(event.request_context.request_id, identity.source_ip, identity.user_agent)
+    meta = _meta(event)
     batch = redirect.link_click(claims, values[0], identity.source_ip, identity.user_agent,
                                 event.headers.get("referer"),
                                 now_ms)

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from common.config import IngestSettings
 from common.records import encode_click, partition_key
+from common.refused import Reason
 from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, ClaimRecord, DedupStore
 from ingest.publisher import KinesisPublisher, OutRecord
 from ingest.tokens import KEYS_UNAVAILABLE, VALID, KeysUnavailable, TokenVerifier
@@ -27,6 +28,16 @@ class RequestMeta:
     user_agent: Optional[str]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A click the service answered `rejected`, with its reasons as codes (what the refused-items
+    archive keeps, common.refused)."""
+
+    index: int
+    click_id: Optional[str]
+    reasons: tuple[Reason, ...]
+
+
 @dataclass
 class IngestOutcome:
     results: list[dict[str, Any]]
@@ -36,6 +47,7 @@ class IngestOutcome:
     unconfirmed_claims: int = 0
     token_outcomes: Counter = field(default_factory=Counter)  # click-token outcome -> clicks
     keys_error: Optional[str] = None  # why the click-token key set could not be read
+    refusals: list[Refusal] = field(default_factory=list)  # the rejected clicks, by index
 
     @property
     def status_code(self) -> int:
@@ -74,10 +86,12 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
 class IngestService:
     def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
                  clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None,
-                 links: Optional[Any] = None):
+                 links: Optional[Any] = None, refused: Optional[Any] = None):
         self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
         self.tokens = tokens  # None: click_token_mode off
         self.links = links  # ingest.redirect.LinkVerifier of GET /v1/c (every mode)
+        # ingest.refusals.RefusedArchive; None: refused items are answered and logged only
+        self.refused = refused
 
     def _check_tokens(self, valid: list[ValidClick], results: dict[int, dict[str, Any]],
                       outcome: IngestOutcome, now_ms: int) -> list[ValidClick]:
@@ -104,6 +118,8 @@ class IngestService:
                 results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
                                      "status": REJECTED,
                                      "reasons": [{"field": "token", "reason": check.outcome}]}
+                outcome.refusals.append(Refusal(vc.index, vc.click.click_id, (
+                    Reason("token", check.outcome, check.detail),)))
         return passed
 
     def ingest(self, batch: ParsedBatch, meta: RequestMeta, *, verified: bool = False) -> IngestOutcome:
@@ -114,6 +130,7 @@ class IngestService:
         for rej in batch.rejected:
             results[rej.index] = {"index": rej.index, "click_id": rej.click_id, "status": REJECTED,
                                   "reasons": rej.reasons}
+            outcome.refusals.append(Refusal(rej.index, rej.click_id, tuple(rej.archived_reasons())))
         for dup in batch.in_batch_duplicates:
             results[dup.index] = {"index": dup.index, "click_id": dup.click.click_id,
                                   "status": DUPLICATE, "reason": "repeated in this request"}
@@ -163,6 +180,7 @@ class IngestService:
                           "reason": "stream write failed after retries"}
 
         outcome.results = [results[i] for i in sorted(results)]
+        outcome.refusals.sort(key=lambda r: r.index)
         outcome.counts = {s: 0 for s in (ACCEPTED, DUPLICATE, REJECTED, RETRYABLE)}
         for r in outcome.results:
             outcome.counts[r["status"]] += 1

@@ -14,23 +14,31 @@ from pydantic import ValidationError
 
 from common.config import IngestSettings
 from common.click_token import ClickClaims
+from common.refused import Reason
 from ingest.models import ClickIn, TokenClickIn
 
 
 @dataclass(frozen=True)
 class RequestError(Exception):
-    """The whole request is refused: HTTP status + a reason a client developer can act on."""
+    """The whole request is refused: HTTP status + a reason a client developer can act on;
+    `field` + `code` (common.refused.REQUEST_CODES) name it in the refused-items archive."""
 
     status: int
     reason: str
     details: list = field(default_factory=list)
+    field: str = "body"
+    code: str = "invalid_request"
 
 
 @dataclass(frozen=True)
 class Rejection:
     index: int
     click_id: Optional[str]
-    reasons: list[dict[str, str]]
+    reasons: list[dict[str, str]]  # what the client is told: {"field", "reason": message}
+    codes: tuple[str, ...] = ()  # codes[i]: reasons[i]'s reason code (the refused archive's)
+
+    def archived_reasons(self) -> list[Reason]:
+        return [Reason(r["field"], code, r["reason"]) for r, code in zip(self.reasons, self.codes)]
 
 
 @dataclass(frozen=True)
@@ -73,22 +81,25 @@ def check_content_type(headers: dict[str, str]) -> None:
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json":
-        raise RequestError(415, f"Content-Type must be application/json, got {content_type!r}")
+        raise RequestError(415, f"Content-Type must be application/json, got {content_type!r}",
+                           field="content_type", code="unsupported_media_type")
 
 
 def decode_body(body: Optional[str], is_base64: bool, settings: IngestSettings) -> Any:
     """Body text -> JSON value. Decimals stay exact (parse_float=Decimal); NaN/Infinity refused."""
     if body is None or body == "":
-        raise RequestError(400, "request body is empty; expected a click or {\"clicks\": [...]}")
+        raise RequestError(400, "request body is empty; expected a click or {\"clicks\": [...]}",
+                           code="empty_body")
     raw = base64.b64decode(body) if is_base64 else body.encode("utf-8", "surrogatepass")
     if len(raw) > settings.max_body_bytes:
-        raise RequestError(413, f"body is {len(raw)} bytes; the limit is {settings.max_body_bytes}")
+        raise RequestError(413, f"body is {len(raw)} bytes; the limit is {settings.max_body_bytes}",
+                           code="body_too_large")
     try:
         return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
     except RecursionError:
-        raise RequestError(400, "body is nested too deeply") from None
+        raise RequestError(400, "body is nested too deeply", code="too_deeply_nested") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"body is not valid JSON: {exc}") from None
+        raise RequestError(400, f"body is not valid JSON: {exc}", code="invalid_json") from None
 
 
 def extract_items(payload: Any, settings: IngestSettings) -> list[Any]:
@@ -96,25 +107,30 @@ def extract_items(payload: Any, settings: IngestSettings) -> list[Any]:
     if isinstance(payload, dict) and "clicks" in payload:
         items = payload["clicks"]
         if not isinstance(items, list):
-            raise RequestError(400, "'clicks' must be an array")
+            raise RequestError(400, "'clicks' must be an array", field="clicks",
+                               code="clicks_not_an_array")
     elif isinstance(payload, list):
         items = payload
     elif isinstance(payload, dict):
         items = [payload]
     else:
-        raise RequestError(400, "body must be a click object or {\"clicks\": [...]}")
+        raise RequestError(400, "body must be a click object or {\"clicks\": [...]}",
+                           code="not_a_click_batch")
     if not items:
-        raise RequestError(400, "no clicks in request")
+        raise RequestError(400, "no clicks in request", field="clicks", code="no_clicks")
     if len(items) > settings.max_batch:
-        raise RequestError(413, f"{len(items)} clicks in one request; the limit is {settings.max_batch}")
+        raise RequestError(413, f"{len(items)} clicks in one request; the limit is {settings.max_batch}",
+                           field="clicks", code="too_many_clicks")
     return items
 
 
-def _field_reasons(exc: ValidationError) -> list[dict[str, str]]:
-    return [
+def _field_reasons(index: int, click_id: Optional[str], exc: ValidationError) -> Rejection:
+    """Pydantic's errors: the message for the client, the error type as the reason code."""
+    errors = exc.errors(include_url=False, include_input=False)
+    return Rejection(index, click_id, [
         {"field": ".".join(str(p) for p in err["loc"]) or "click", "reason": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+        for err in errors
+    ], tuple(err["type"] for err in errors))
 
 
 def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
@@ -122,22 +138,23 @@ def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
     click_id = item.get("click_id") if isinstance(item, dict) else None
     click_id = click_id if isinstance(click_id, str) else None
     if not isinstance(item, dict):
-        return Rejection(index, None, [{"field": "click", "reason": "must be a JSON object"}])
+        return Rejection(index, None, [{"field": "click", "reason": "must be a JSON object"}],
+                         ("not_an_object",))
     model = TokenClickIn if settings.click_token_mode == "enforce" else ClickIn
     try:
         click = model.model_validate(item)
     except ValidationError as exc:
-        return Rejection(index, click_id, _field_reasons(exc))
+        return _field_reasons(index, click_id, exc)
     event_ms = click.event_time_ms
     if event_ms > now_ms + settings.max_future_skew_s * 1000:
         return Rejection(index, click_id, [{
             "field": "timestamp",
             "reason": f"more than {settings.max_future_skew_s}s in the future (clock skew limit)",
-        }])
+        }], ("too_far_in_future",))
     if event_ms < now_ms - settings.max_age_s * 1000:
         return Rejection(index, click_id, [{
             "field": "timestamp", "reason": f"older than the maximum age of {settings.max_age_s}s",
-        }])
+        }], ("too_old",))
     return ValidClick(index, click, event_ms)
 
 

@@ -254,4 +254,7 @@ def test_named_query_parameters_are_validated():
         render("nope")
     assert athena_parameters(["2026-01-01", 5]) == ["'2026-01-01'", "5"]
     assert set(NAMED_QUERIES) == {"top_k_last_n_hours", "clicks_per_advertiser_per_day",
-                                  "duplicate_rate_per_hour", "late_arrival_distribution"}
+                                  "duplicate_rate_per_hour", "late_arrival_distribution",
+                                  "refused_clicks_by_reason"}
+    assert {q.name for q in NAMED_QUERIES.values() if q.table == "refused_clicks"} == {
+        "refused_clicks_by_reason"}  # tests/integration/test_refused_archive.py runs it
