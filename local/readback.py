@@ -36,21 +36,40 @@ def read_stream(stream: str) -> dict[str, list[dict]]:
     return out
 
 
+# serving-table attribute -> metric: the four of the first release, and whatever else the
+# table's own map names (suspect_clicks / invalid_clicks once the store has them)
+_SERIES_ATTRS = {"c": "clicks", "b": "billable_clicks", "k": "cost_micros", "bk": "billable_cost_micros"}
+
+
+def _series_attrs() -> dict[str, str]:
+    from serving import table
+
+    return {**_SERIES_ATTRS, **{attr: name for name, attr in getattr(table, "METRIC_ATTRS", {}).items()}}
+
+
 def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
-    """The serving store's series for one ad: {bucket_start: {clicks, billable_clicks, ...}}."""
+    """The serving store's series for one ad: {bucket_start: {clicks, billable_clicks, ...}}:
+    the metrics an item holds (a metric the store does not write yet is absent: read .get(m, 0))."""
     from serving.keys import series_pk
 
     ddb = boto3.client("dynamodb")
+    attrs = _series_attrs()
     out: dict[int, dict] = {}
     for page in ddb.get_paginator("query").paginate(
             TableName=table, KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": series_pk(ad_id, resolution)}}):
         for item in page["Items"]:
-            out[int(item["sk"]["S"])] = {
-                name: int(item[attr]["N"]) for attr, name in (
-                    ("c", "clicks"), ("b", "billable_clicks"), ("k", "cost_micros"),
-                    ("bk", "billable_cost_micros")) if attr in item}
+            out[int(item["sk"]["S"])] = {name: int(item[attr]["N"]) for attr, name in attrs.items()
+                                         if attr in item}
     return out
+
+
+def click_token_keys(secret_name: str):
+    """The click-token key set of the stack's secret (what a local ad server signs with)."""
+    from common.click_token import parse_key_set
+
+    raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_name)["SecretString"]
+    return parse_key_set(raw)
 
 
 def read_late_dropped(table: str) -> int:

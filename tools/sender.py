@@ -1,5 +1,6 @@
 """Send a generated load to the ingest API like an ad SDK would: batches, a few concurrent
-connections, and retries of whatever the API calls retryable (503 or per-click `retryable`)."""
+connections, and retries of whatever the API calls retryable (503 or per-click `retryable`);
+and click links (GET /v1/c?t=TOKEN) like a browser follows them (`send_links`)."""
 from __future__ import annotations
 
 import random
@@ -9,6 +10,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 import requests
 
@@ -23,13 +25,16 @@ class SendReport:
     http_status: Counter = field(default_factory=Counter)
     post_times: dict = field(default_factory=dict)  # click_id -> epoch s when first accepted
     sent_ids: set = field(default_factory=set)  # click_ids of every item posted at least once
+    rejected: dict = field(default_factory=dict)  # click_id -> the reasons of its `rejected` result
+    rejected_reasons: Counter = field(default_factory=Counter)  # "field:reason" -> rejected items
     seconds: float = 0.0
 
 
 def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrency: int = 4,
               max_retries: int = 20, progress: bool = True, api_key: str | None = None,
               resend_rate: float = 0.0, seed: int = 5, deadline: float | None = None,
-              rate: float | None = None, report: SendReport | None = None) -> SendReport:
+              rate: float | None = None, report: SendReport | None = None,
+              prepare: Callable[[dict], dict] | None = None) -> SendReport:
     """`report`: fill this SendReport (and return it) instead of a new one, so another thread
     can watch the load's progress while it runs (`report.outcomes["accepted"]` grows as each
     response arrives; `report.seconds` is set at the end).
@@ -37,7 +42,8 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
     when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
     `rate`: clicks/s to pace the requests at (batch i goes out at i * batch_size / rate s);
     None sends as fast as the API answers. Connection errors (API down or restarting) are
-    retried like timeouts."""
+    retried like timeouts. `prepare`: applied to each item every time it is posted (e.g.
+    tools.loadgen.Load.prepare signs some tokens at send time)."""
     report = SendReport() if report is None else report
     rng = random.Random(seed)
     lock = threading.Lock()
@@ -60,7 +66,8 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
         while pending:
             sent_at = time.time()
             try:
-                resp = session.post(f"{api_url}/v1/clicks", json={"clicks": pending}, headers=headers, timeout=60)
+                items = [prepare(item) for item in pending] if prepare else pending
+                resp = session.post(f"{api_url}/v1/clicks", json={"clicks": items}, headers=headers, timeout=60)
                 body = resp.json()
             except (requests.ConnectionError, requests.Timeout, ValueError):
                 with lock:
@@ -83,6 +90,10 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
                         retry.append(item)
                         continue
                     report.outcomes[result["status"]] += 1
+                    if result["status"] == "rejected":
+                        reasons = result.get("reasons") or []
+                        report.rejected[item["click_id"]] = reasons
+                        report.rejected_reasons.update(f"{r.get('field')}:{r.get('reason')}" for r in reasons)
                     if result["status"] == "accepted":
                         report.post_times.setdefault(item["click_id"], sent_at)
                 report.retries += len(retry)
@@ -100,4 +111,48 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(post, enumerate(batches)))
     report.seconds = time.perf_counter() - t0
+    return report
+
+
+@dataclass
+class LinkReport:
+    status: Counter = field(default_factory=Counter)  # HTTP status -> links
+    answers: dict = field(default_factory=dict)  # click_id -> (status, Location or refusal reason)
+    link_times: dict = field(default_factory=dict)  # click_id -> (ms before the GET, ms after a 302)
+    waited_s: float = 0.0  # time spent keeping clear of minute boundaries
+
+
+def send_links(api_url: str, links: list[dict], minute_margin_s: float = 5.0,
+               report: LinkReport | None = None, timeout_s: float = 30.0) -> LinkReport:
+    """Follow each link like a browser: GET /v1/c?t=<token> with its User-Agent and Referer, not
+    following the redirect. A link's event time is its arrival, so each GET starts at least
+    `minute_margin_s` before a minute boundary (waiting for the next minute otherwise) and its
+    times are recorded (the minute it lands in is then known: Load.settle_links). Links are sent
+    one at a time. An item: {"click_id" (the expected one, a key only), "token", "user_agent",
+    "referrer"}."""
+    report = LinkReport() if report is None else report
+    session = requests.Session()
+    for link in links:
+        into_minute = time.time() % 60
+        if into_minute > 60 - minute_margin_s:
+            wait = 60 - into_minute + 0.05
+            time.sleep(wait)
+            report.waited_s += wait
+        headers = {"User-Agent": link["user_agent"]}
+        if link.get("referrer"):
+            headers["Referer"] = link["referrer"]
+        t0 = int(time.time() * 1000)
+        resp = session.get(f"{api_url}/v1/c", params={"t": link["token"]}, headers=headers,
+                           allow_redirects=False, timeout=timeout_s)
+        t1 = int(time.time() * 1000)
+        report.status[resp.status_code] += 1
+        if resp.status_code == 302:
+            report.answers[link["click_id"]] = (302, resp.headers.get("Location"))
+            report.link_times[link["click_id"]] = (t0, t1)
+        else:
+            try:
+                reason = resp.json().get("reason")
+            except ValueError:
+                reason = resp.text[:200]
+            report.answers[link["click_id"]] = (resp.status_code, reason)
     return report
