@@ -5,7 +5,8 @@ Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda 
              store (DynamoDB; context `serving_store`: timestream is refused, see Billing)
              <- query Lambda <- GET /v1/... on the same API (IAM auth)
 Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition projection)
-             <- Athena workgroup + named queries
+             <- Athena workgroup + named queries; items refused at ingest -> Firehose (Direct
+             PUT, gzip JSON) -> the same bucket's refused/ prefix <- their own Glue table
 Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
              reconciliation with the serving store (DynamoDB) -> drift report + metrics +
              summary item read by GET /v1/quality; POST /v1/reconcile?day= starts a run
@@ -41,6 +42,7 @@ from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.ingest_function import IngestFunction
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.constructs.query_api import QueryApi
+from infra.constructs.refused_archive import RefusedArchive
 from infra.constructs.reconcile_api import ROUTE as RECONCILE_ROUTE
 from infra.constructs.reconcile_api import ReconcileApi
 from infra.constructs.serving_store import ServingStore
@@ -95,8 +97,13 @@ class ClickAggStack(Stack):
                                   logs_bucket=logs_bucket)
         self.archive_delivery = ArchiveDelivery(self, "ArchiveDelivery", settings=settings,
                                                 key=key, stream=self.stream, archive=self.archive)
-        self.analytics = AthenaAnalytics(self, "Analytics", settings=settings, key=key,
-                                         logs_bucket=logs_bucket, archive=self.archive)
+        self.refused_archive = RefusedArchive(self, "RefusedArchive", settings=settings, key=key,
+                                              archive=self.archive, producer=self.ingest.function,
+                                              topic=self.alarms.topic)
+        self.analytics = AthenaAnalytics(
+            self, "Analytics", settings=settings, key=key, logs_bucket=logs_bucket,
+            archive=self.archive, tables={self.archive.table_name: self.archive.table,
+                                          self.refused_archive.table_name: self.refused_archive.table})
 
         # --- nightly billing recompute + reconciliation ---
         self.billing = NightlyBilling(self, "Billing", settings=settings, key=key,
@@ -128,7 +135,8 @@ class ClickAggStack(Stack):
             ingest=self.ingest.function, sink=self.sink.function, query=self.query.function,
             clicks_stream=self.stream, aggregates_stream=self.aggregates,
             flink_application_name=self.aggregator.application_name, billing=self.billing,
-            alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values()],
+            alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values(),
+                    *self.refused_archive.alarms.values()],
             firewall=self.firewall)
 
         self._outputs()
@@ -155,6 +163,9 @@ class ClickAggStack(Stack):
         CfnOutput(self, "SinkDlqUrl", value=self.sink.dlq.queue_url)
         CfnOutput(self, "ArchiveBucketName", value=self.archive.bucket.bucket_name)
         CfnOutput(self, "GlueDatabase", value=self.archive.database_name)
+        CfnOutput(self, "RefusedDeliveryStreamName", value=self.refused_archive.stream_name,
+                  description="Items refused at ingest (s3://<ArchiveBucketName>/refused/clicks/, "
+                              "Glue table refused_clicks, named query refused_clicks_by_reason)")
         CfnOutput(self, "AthenaWorkGroup", value=self.analytics.workgroup_name)
         CfnOutput(self, "BillingBucketName", value=self.billing.bucket.bucket_name)
         CfnOutput(self, "BillingWorkflowName", value=self.billing.workflow.ref,

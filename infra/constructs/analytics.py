@@ -4,12 +4,17 @@ The workgroup enforces its configuration (clients cannot override the result loc
 encryption): results go SSE-KMS (pipeline key) to a dedicated results bucket and expire after
 `athena_results_retention_days`; each query may scan at most `athena_bytes_scanned_cutoff`
 bytes. Named queries are common.named_queries.NAMED_QUERIES with `{table}` -> the Glue table and
-`{k}` -> 10; their `?` stay, as Athena execution parameters (see named_queries.render).
+`{k}` -> 10; their `?` stay, as Athena execution parameters (see named_queries.render). Each
+query names its table (`NamedQuery.table`: raw_clicks, or refused_clicks of
+infra.constructs.refused_archive); both tables are in the archive's Glue database.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -30,7 +35,9 @@ def named_query_sql(sql: str, table: str) -> str:
 
 class AthenaAnalytics(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 logs_bucket: s3.IBucket, archive: RawArchive) -> None:
+                 logs_bucket: s3.IBucket, archive: RawArchive,
+                 tables: Mapping[str, glue.CfnTable]) -> None:
+        """`tables`: the Glue tables of the archive database by name (every NamedQuery.table)."""
         super().__init__(scope, id)
         self.results_bucket = data_bucket(
             self, "Results", key=key, logs_bucket=logs_bucket, log_prefix="athena-results/",
@@ -65,8 +72,8 @@ class AthenaAnalytics(Construct):
                 name=query.name,
                 description=query.description,
                 database=archive.database_name,
-                query_string=named_query_sql(query.sql, archive.table_name),
+                query_string=named_query_sql(query.sql, query.table),
                 work_group=self.workgroup.ref,  # Ref = workgroup name; orders the creation
             )
-            named.node.add_dependency(archive.table)
+            named.node.add_dependency(tables[query.table])
             self.named_queries[query.name] = named

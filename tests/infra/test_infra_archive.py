@@ -132,7 +132,7 @@ def test_glue_table_uses_partition_projection(default_template):
 # --- Firehose -------------------------------------------------------------------------------
 
 def test_firehose_reads_the_clicks_stream_and_writes_parquet(default_template):
-    stream = only(default_template, "AWS::KinesisFirehose::DeliveryStream")
+    _, stream = resource(default_template, "AWS::KinesisFirehose::DeliveryStream", "ArchiveDelivery")
     assert stream["DeliveryStreamType"] == "KinesisStreamAsSource"
     source = stream["KinesisStreamSourceConfiguration"]
     assert source["KinesisStreamARN"]["Fn::GetAtt"][0].startswith("ClicksStream")
@@ -160,7 +160,7 @@ def test_firehose_reads_the_clicks_stream_and_writes_parquet(default_template):
 
 
 def test_firehose_buffering_from_context(custom_template):
-    s3 = only(custom_template, "AWS::KinesisFirehose::DeliveryStream")[
+    s3 = resource(custom_template, "AWS::KinesisFirehose::DeliveryStream", "ArchiveDelivery")[1][
         "ExtendedS3DestinationConfiguration"]
     assert s3["BufferingHints"] == {"SizeInMBs": 64, "IntervalInSeconds": 120}
 
@@ -220,7 +220,8 @@ def test_named_queries(default_template):
     assert set(by_name) == set(NAMED_QUERIES)
     for name, query in NAMED_QUERIES.items():
         props = by_name[name]
-        assert props["QueryString"] == query.sql.format(table="raw_clicks", k=10)
+        assert props["QueryString"] == query.sql.format(table=query.table, k=10)
+        assert query.table in ("raw_clicks", "refused_clicks")
         assert props["QueryString"].count("?") == len(query.binds)  # execution parameters
         assert "{" not in props["QueryString"]
         assert props["Database"] == "clickagg_archive"

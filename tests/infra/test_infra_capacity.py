@@ -121,7 +121,7 @@ def esm(template: Template, field: str) -> int:
 
 
 def firehose(template: Template, field: str) -> int:
-    return props(template, "AWS::KinesisFirehose::DeliveryStream")[
+    return props(template, "AWS::KinesisFirehose::DeliveryStream", "ArchiveDelivery")[
         "ExtendedS3DestinationConfiguration"]["BufferingHints"][field]
 
 

@@ -52,9 +52,9 @@ def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template
 def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
     # ingest, sink, query and reconcile-API Lambdas, API access logs, Flink application, archive
-    # Firehose, billing and reconciliation Glue jobs' output + error; + the dashboard's file
-    # deployment when web/dist is built (test_infra_dashboard.py)
-    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 11
+    # Firehose, refused-items Firehose, billing and reconciliation Glue jobs' output + error; +
+    # the dashboard's file deployment when web/dist is built (test_infra_dashboard.py)
+    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 12
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -136,7 +136,8 @@ def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_cont
     assert env["DEDUP_TTL_S"] == "3600"
     assert env["HOT_AD_SALTS"] == "ad-1:8,ad-7:4"
     assert env == {**StackSettings(**custom_context).ingest_settings().to_env(),
-                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
+                   "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
+                   "REFUSED_DELIVERY_STREAM": "ca-test-refused"}  # not in the schema yet: common.refused
     assert fn["MemorySize"] == 2048
     assert fn["ReservedConcurrentExecutions"] == 50
     assert "python312-arm64:41" in json.dumps(fn["Layers"])
@@ -156,9 +157,15 @@ def test_ingest_policy_is_least_privilege(default_template):
         "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem"]
     assert sorted(a for a in actions if a.startswith("kinesis:")) == [
         "kinesis:PutRecord", "kinesis:PutRecords"]
+    # the refused-items archive: put records on that one delivery stream, nothing else
+    [firehose] = [s for s in statements if any(a.startswith("firehose:") for a in as_list(s["Action"]))]
+    assert sorted(as_list(firehose["Action"])) == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    assert firehose["Resource"] == {"Fn::GetAtt": [
+        next(n for n in default_template.find_resources("AWS::KinesisFirehose::DeliveryStream")
+             if n.startswith("RefusedArchiveDeliveryStream")), "Arn"]}
     for statement in statements:
         services = {a.split(":")[0] for a in as_list(statement["Action"])}
-        if services & {"dynamodb", "kinesis", "kms", "logs", "secretsmanager"}:
+        if services & {"dynamodb", "kinesis", "kms", "logs", "secretsmanager", "firehose"}:
             assert "*" not in as_list(statement["Resource"]), statement
         else:  # X-Ray has no resource-level permissions
             assert services == {"xray"}, statement
@@ -239,7 +246,9 @@ def test_alarms_exist_and_notify_the_encrypted_topic(default_template):
     alarms = default_template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {
         "AlarmName": Match.string_like_regexp("^clickagg-ingest-")}})
     metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
-    assert metrics == {"5XXError", "Errors", "Throttles", "WriteProvisionedThroughputExceeded"}
+    # + refused items the refused-items archive did not take (infra.constructs.refused_archive)
+    assert metrics == {"5XXError", "Errors", "Throttles", "WriteProvisionedThroughputExceeded",
+                       "RefusedUnarchived"}
     for alarm in alarms.values():
         props = alarm["Properties"]
         assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold"
