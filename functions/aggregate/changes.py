@@ -12,8 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-AGG, TOP, LATE = "agg", "top", "late"
-METRICS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
+AGG, TOP, LATE = "agg", "top", "late"  # a row's metric columns: serving.table.METRICS
 
 
 @dataclass(frozen=True)

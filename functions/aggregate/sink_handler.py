@@ -5,6 +5,10 @@ read through Powertools' KinesisStreamEvent / KinesisStreamRecord data classes. 
 written in bulk first (concurrent conditional writes / 100-record Timestream writes), then
 the processor reports exactly the records that failed, so only they (and what follows them on
 the shard) are redelivered. Redelivery is harmless: every write is conditional on its version.
+
+Metrics (EMF, service=sink): ChangesWritten, ChangesFailed, SinkLag, and per IVT verdict the
+clicks the batch's writes added to the store (aggregate.verdicts: ClicksCounted, ClicksValid,
+ClicksSuspect, ClicksInvalid; deltas, possibly negative), the IVT-rate alarm's input.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (K
                                                                         KinesisStreamRecord)
 
 from aggregate.changes import BadChange, Change, decode_change
+from aggregate.verdicts import VERDICT_METRICS
 from serving import WRITE, make_store
 from common.observability import handler_metrics
 from common.runtime import per_container
@@ -49,6 +54,16 @@ def write_batch(store, records: list[KinesisStreamRecord]) -> tuple[dict[str, Ex
     return errors, [c for (seq, c) in decoded if seq not in errors]
 
 
+def publish_verdict_deltas(deltas) -> None:
+    """One EMF value per verdict metric (none when no 1m aggregate was written, or the store
+    cannot tell: Timestream). Taken after the writes, failed ones included: whatever reached the
+    store is published once; a failed change adds nothing until its redelivery writes it."""
+    if deltas is None:
+        return
+    for column, name in VERDICT_METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=deltas[column])
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -70,6 +85,7 @@ def lambda_handler(event, context):
         events = [c.row["max_event_time"] for c in written if c.row.get("max_event_time") is not None]
         shard = records[0].event_id.partition(":")[0] if records else ""  # "<shard id>:<sequence number>"
         store.advance_freshness(max(wms, default=None), max(events, default=None), shard)
+    publish_verdict_deltas(store.take_verdict_deltas())
     metrics.add_metric(name="ChangesWritten", unit=MetricUnit.Count, value=len(written))
     metrics.add_metric(name="ChangesFailed", unit=MetricUnit.Count, value=len(errors))
     if records:

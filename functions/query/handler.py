@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.config import AggregationSettings
+from common.config import AggregationSettings, QualitySettings
 from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
@@ -35,7 +35,8 @@ app = api_resolver()
 def get_service() -> QueryService:
     """Built once per container: the store's clients and thread pool are reused."""
     return QueryService(make_store(READ), AggregationSettings.from_env(),
-                        pipeline_metrics=CloudWatchPipelineMetrics.from_env())
+                        pipeline_metrics=CloudWatchPipelineMetrics.from_env(),
+                        quality=QualitySettings.from_env())  # IVT_ALERT_PERCENT
 
 
 def _params() -> dict[str, str]:

@@ -10,11 +10,12 @@ from typing import Callable, Mapping, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.config import AggregationSettings
+from common.config import AggregationSettings, QualitySettings
 from query.freshness import freshness
-from query.quality import PipelineMetrics, parse_quality, quality_body, reconciliation_json
+from query.quality import (PipelineMetrics, ivt_json, ivt_windows, parse_quality, quality_body,
+                           reconciliation_json)
 from query.series import build_series, window_json
-from query.topk import format_value
+from query.topk import IVT_COUNTS, format_value
 from query.windows import parse_series, parse_top
 from serving.types import QueryStore, StoreFreshness
 
@@ -22,11 +23,13 @@ from serving.types import QueryStore, StoreFreshness
 class QueryService:
     def __init__(self, store: QueryStore, settings: Optional[AggregationSettings] = None,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 pipeline_metrics=None):
-        """`pipeline_metrics`: CloudWatch reader for GET /v1/quality (None: not configured)."""
+                 pipeline_metrics=None, quality: Optional[QualitySettings] = None):
+        """`pipeline_metrics`: CloudWatch reader for GET /v1/quality (None: not configured);
+        `quality`: its settings (ivt_alert_percent; default: the schema's)."""
         self.store, self.settings, self.clock_ms = store, settings or AggregationSettings(), clock_ms
         self.pipeline_metrics = pipeline_metrics
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="quality")
+        self.quality_settings = quality or QualitySettings()
+        self._pool = ThreadPoolExecutor(5, thread_name_prefix="quality")
 
     def _freshness(self, f: StoreFreshness, now_ms: int, range_end: Optional[int]) -> dict:
         return freshness(f.watermark_ms, f.newest_event_ms, now_ms,
@@ -47,7 +50,9 @@ class QueryService:
             "error_bound": format_value(req.metric, r.error_bound),
             "items": [{"rank": i + 1, "ad_id": a.ad_id, "campaign_id": a.campaign_id,
                        "advertiser_id": a.advertiser_id, "total": format_value(req.metric, a.total),
-                       "total_upper": format_value(req.metric, a.upper)} for i, a in enumerate(r.items)],
+                       "total_upper": format_value(req.metric, a.upper),
+                       **{name: getattr(a, name) for name in IVT_COUNTS}}
+                      for i, a in enumerate(r.items)],
             "freshness": self._freshness(answer.freshness, now, req.window.end),
             "debug": {"store": self.store.kind, "requests": answer.requests, **answer.debug},
         }
@@ -85,10 +90,15 @@ class QueryService:
         late_f = self._pool.submit(self.store.late_dropped, w.start, w.end)
         rec_f = self._pool.submit(self.store.last_reconciliation)
         metrics_f = self._pool.submit(self._metrics, w.start, w.end, now)
-        (f, r1), (late, r2), (summary, finished, r3), (metrics, r4) = (
-            fresh_f.result(), late_f.result(), rec_f.result(), metrics_f.result())
+        windows = ivt_windows(w.end, now)
+        ivt_f = self._pool.submit(self.store.verdict_totals, windows)
+        (f, r1), (late, r2), (summary, finished, r3), (metrics, r4), (totals, r5) = (
+            fresh_f.result(), late_f.result(), rec_f.result(), metrics_f.result(), ivt_f.result())
+        final = {iw.name: self._freshness(f, now, iw.end)["final"] for iw in windows}
+        ivt = ivt_json(windows, totals, self.quality_settings.ivt_alert_percent, final)
         body = quality_body(req, now, self._freshness(f, now, None), metrics, late,
-                            reconciliation_json(summary, finished))
-        body["debug"] = {"store": self.store.kind, "requests": r1 + r2 + r3 + r4,
-                         "store_requests": r1 + r2 + r3, "metrics_requests": r4}
+                            reconciliation_json(summary, finished), ivt)
+        store_requests = r1 + r2 + r3 + r5
+        body["debug"] = {"store": self.store.kind, "requests": store_requests + r4,
+                         "store_requests": store_requests, "metrics_requests": r4}
         return body

@@ -35,6 +35,13 @@ cannot be resolved (an ad with an equal upper bound may sort before the last ret
 Filters (campaign_id, advertiser_id) drop the listed ads whose ids differ (an entry without the
 ids counts as differing: the sink always writes them); an unlisted ad cannot be shown to be
 outside the filter, so the thresholds stay.
+
+IVT counts of a returned ad (suspect_clicks, invalid_clicks: IVT_COUNTS): the sums over the
+entries that list it, whatever the ranked metric. They are the ad's exact counts in the window
+whenever its total is proven (lower == upper, so always when `exact`): then every bucket that
+does not list it has threshold 0, i.e. its board is complete (or empty) and the ad had no clicks
+there (entries have clicks >= 1, so a truncated board's threshold is never 0). Otherwise they
+are lower bounds, like `total`.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 MAX_COST_MICROS_PER_CLICK = 10_000 * 1_000_000
+IVT_COUNTS = ("suspect_clicks", "invalid_clicks")  # summed per returned ad (module doc)
 COMPLETE_FRACTION_NUM, COMPLETE_FRACTION_DEN = 9, 10  # <= 0.9*M entries: complete
 
 
@@ -53,6 +61,8 @@ class Entry:
     billable_clicks: int = 0
     cost_micros: int = 0
     billable_cost_micros: int = 0
+    suspect_clicks: int = 0
+    invalid_clicks: int = 0
     campaign_id: Optional[str] = None
     advertiser_id: Optional[str] = None
 
@@ -90,6 +100,8 @@ class RankedAd:
     advertiser_id: Optional[str]
     total: int  # lower bound (the exact total when lower == upper)
     upper: int
+    suspect_clicks: int = 0  # over the buckets listing the ad (exact when total == upper)
+    invalid_clicks: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderb
     lower: dict[str, int] = {}
     listed_threshold: dict[str, int] = {}  # sum of thresholds of the buckets listing the ad
     ids: dict[str, tuple[Optional[str], Optional[str]]] = {}
+    ivt: dict[str, list[int]] = {}  # ad -> IVT_COUNTS sums over its listed entries
     t_all = 0
     truncated = 0
     for board in leaderboards:
@@ -122,6 +135,9 @@ def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderb
                 continue
             lower[e.ad_id] = lower.get(e.ad_id, 0) + e.value(metric)
             listed_threshold[e.ad_id] = listed_threshold.get(e.ad_id, 0) + thr
+            sums = ivt.setdefault(e.ad_id, [0] * len(IVT_COUNTS))
+            for i, name in enumerate(IVT_COUNTS):
+                sums[i] += getattr(e, name)
             if e.ad_id not in ids or ids[e.ad_id] == (None, None):
                 ids[e.ad_id] = (e.campaign_id, e.advertiser_id)
 
@@ -129,7 +145,7 @@ def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderb
         return lower[ad] + t_all - listed_threshold[ad]
 
     ranked = heapq.nsmallest(k, (ad for ad, v in lower.items() if v > 0), key=lambda ad: (-lower[ad], ad))
-    items = [RankedAd(ad, *ids[ad], lower[ad], upper(ad)) for ad in ranked]
+    items = [RankedAd(ad, *ids[ad], lower[ad], upper(ad), *ivt[ad]) for ad in ranked]
     chosen = set(ranked)
     outside_uppers = [(upper(ad), ad) for ad in lower if ad not in chosen]
 

@@ -4,7 +4,8 @@ reconciliation: glue_jobs/reconcile.py, which ships this module in its --extra-p
 it imports only the standard library and serving.keys).
 
 Attributes (short: every item stores them). Aggregates, leaderboard entries, late drops:
-  c clicks   b billable_clicks   k cost_micros   bk billable_cost_micros   (METRIC_ATTRS)
+  c clicks   b billable_clicks   k cost_micros   bk billable_cost_micros
+  sc suspect_clicks   ic invalid_clicks                                    (METRIC_ATTRS)
   ad / cmp / adv  the ad's ids   me max_event_time   wm watermark   ld late_dropped
   v version (the conditional writes' order)   ttl expiry (1m rows)   del tombstone (BOOL)
 Freshness slots: wm, me. Reconciliation summaries: fin finished (ms), td total drift, flag,
@@ -21,7 +22,19 @@ from typing import Iterator, Optional
 
 from serving.keys import reconciliation_key
 
-METRIC_ATTRS = {"clicks": "c", "billable_clicks": "b", "cost_micros": "k", "billable_cost_micros": "bk"}
+# THE metric list of the serving store: the changelog columns every 'agg' / 'top' row carries
+# (aggregate/job/sql.py OUTPUT_COLUMNS, in that order) -> their attributes. The sink's writers, the
+# query API's readers and answers, and the reconciliation all iterate this mapping (or METRICS).
+# IVT verdicts (common/ivt.py): billable_clicks are the valid clicks, so in every row
+#   clicks = billable_clicks + suspect_clicks + invalid_clicks
+# and billable_cost_micros is the cost of the valid clicks. Items written before the verdicts
+# existed have no sc / ic: read as 0 (num()).
+METRIC_ATTRS = {"clicks": "c", "billable_clicks": "b", "cost_micros": "k", "billable_cost_micros": "bk",
+                "suspect_clicks": "sc", "invalid_clicks": "ic"}
+METRICS = tuple(METRIC_ATTRS)
+# The counts that split a row's clicks by verdict (clicks = billable + suspect + invalid): the
+# sink's per-verdict metrics (aggregate.verdicts) and GET /v1/quality's ivt section.
+VERDICT_COUNTS = ("clicks", "billable_clicks", "suspect_clicks", "invalid_clicks")
 NUMBER_ATTRS = {**METRIC_ATTRS, "max_event_time": "me", "watermark": "wm", "late_dropped": "ld"}
 ID_ATTRS = {"ad_id": "ad", "campaign_id": "cmp", "advertiser_id": "adv"}
 TOMBSTONE = "del"
@@ -52,7 +65,7 @@ def text(item: dict, attr: str) -> Optional[str]:
 
 
 def metrics_of(item: dict) -> dict[str, int]:
-    """{clicks, billable_clicks, cost_micros, billable_cost_micros} of an item (absent: 0)."""
+    """{metric: value} of an item for every METRICS column (absent: 0)."""
     return {column: num(item, attr) for column, attr in METRIC_ATTRS.items()}
 
 

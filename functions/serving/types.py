@@ -7,10 +7,11 @@ imported for annotations only: the sink ships without query/, the query API with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 if TYPE_CHECKING:
     from aggregate.changes import Change
+    from query.quality import IvtWindow, VerdictTotals
     from query.series import SeriesData
     from query.topk import TopResult
     from query.windows import SeriesRequest, TopRequest
@@ -53,6 +54,9 @@ class QueryStore(Protocol):
 
     def last_reconciliation(self) -> tuple[Optional[dict], Optional[int], int]: ...
 
+    def verdict_totals(self, windows: Sequence[IvtWindow]) -> tuple[list[VerdictTotals], int]:
+        """Per window, clicks per IVT verdict summed over the ads (GET /v1/quality `ivt`)."""
+
 
 class ServingStore(Protocol):
     """The write side (sink)."""
@@ -67,3 +71,8 @@ class ServingStore(Protocol):
                           source: str = "") -> None:
         """Record the newest watermark/event time reflected (monotonic: never moves back).
         `source`: who advances it (the aggregates shard), so writers spread over keys."""
+
+    def take_verdict_deltas(self) -> Optional[dict[str, int]]:
+        """Per-verdict clicks the writes of counted changes (1m aggregates) added since the last
+        call, {column: delta} (aggregate.verdicts); None when none was written or the store
+        cannot tell (Timestream)."""

@@ -140,8 +140,10 @@ def test_realtime_rows_from_dynamodb(aws):
     by = {(r["ad_id"], r["hour_start_ms"]): r for r in rows}
     assert len(rows) == 26
     assert by[("ad-1", D0)]["billable_clicks"] == 10 and by[("ad-1", D0 + 23 * H)]["billable_clicks"] == 33
+    # rows written before the IVT verdicts (no suspect/invalid counts) read them as 0
     assert by[("ad-2", D0 + 7 * H)] == {"ad_id": "ad-2", "hour_start_ms": D0 + 7 * H, "clicks": 4,
-                                        "billable_clicks": 3, "cost_micros": 7, "billable_cost_micros": 5}
+                                        "billable_clicks": 3, "cost_micros": 7, "billable_cost_micros": 5,
+                                        "suspect_clicks": 0, "invalid_clicks": 0}
 
 
 def test_run_end_to_end_with_metrics(aws, tmp_path):

@@ -229,7 +229,14 @@ def test_quality_service_end_to_end_on_moto(ddb):
     assert body["reconciliation"] is None and body["status"] == "ok"
     w = body["window"]
     days = len(range(w["from_ms"] - w["from_ms"] % DAY, w["to_ms"], DAY))  # L# partitions read
-    assert body["debug"]["requests"] == 1 + days + 1 + 1  # META slots, L#, R#, GetMetricData
+    # the ivt section's leaderboard partitions: one T#1m#<hour> per hour its 5 minutes touch, one
+    # T#1h#<day> for the whole hour (brute force from the answer's windows)
+    five, hour = body["ivt"]["last_5m"], body["ivt"]["last_hour"]
+    ivt_reads = len({m - m % HOUR for m in range(five["from_ms"], five["to_ms"], MIN)}) + 1
+    assert (five["from_ms"], five["to_ms"]) == (now - now % MIN - 5 * MIN, now - now % MIN)
+    assert (hour["from_ms"], hour["to_ms"]) == (now - now % HOUR - HOUR, now - now % HOUR)
+    assert body["debug"]["requests"] == 1 + days + 1 + 1 + ivt_reads  # META, L#, R#, GetMetricData, T#
+    assert five["clicks"] == 0 and five["rates"]["both"] is None and body["ivt"]["alert"] is False
     # CloudWatch denied: ingest figures null, the rest still answers
     from botocore.exceptions import ClientError
 

@@ -17,8 +17,9 @@ from query import handler
 from query.service import QueryService
 from serving.read.dynamodb import DynamoDBQueryStore
 from tests.conftest import api_event
-from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_top_sound, expected_top, leaderboards, load,
-                               answered_series, oracle_series, oracle_top, random_truth, serving_items, to_micros)
+from tests.query.truth import (DAY, HOUR, MIN, RES, Truth, assert_item_ivt, assert_top_sound, expected_top,
+                               leaderboards, load, answered_series, oracle_series, oracle_top, random_truth,
+                               serving_items, to_micros)
 
 TABLE = ResourceNames().serving_table
 DAY0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY
@@ -54,6 +55,9 @@ def check(svc: QueryService, t: Truth, params: dict) -> dict:
     assert_top_sound(api_items(body), body["exact"], to_micros(body["error_bound"]), t, w["from_ms"],
                      w["to_ms"], body["k"], body["metric"], params.get("campaign_id"), params.get("advertiser_id"),
                      m=svc.store.leaderboard_size)
+    assert_item_ivt([(*item, i["suspect_clicks"], i["invalid_clicks"]) for item, i in zip(api_items(body), body["items"])],
+                    t, w["from_ms"], w["to_ms"], params.get("campaign_id"), params.get("advertiser_id"),
+                    m=svc.store.leaderboard_size)
     assert body["debug"]["requests"] <= 30 and body["debug"]["partitions"] <= 4
     return body
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from query.topk import Entry, Leaderboard, format_value, merge_topk, micros_to_decimal
 from query.windows import Window, decompose
-from tests.query.truth import HOUR, MIN, DAY, assert_top_sound, leaderboards, random_truth
+from tests.query.truth import HOUR, MIN, DAY, assert_item_ivt, assert_top_sound, leaderboards, random_truth
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY - 2 * HOUR  # 22:00 the day before
 
@@ -27,6 +27,8 @@ def run(t, window, k, metric, m, campaign=None, advertiser=None):
     items = [(i.ad_id, i.total, i.upper) for i in r.items]
     assert_top_sound(items, r.exact, r.error_bound, t, window.start, window.end, k, metric, campaign, advertiser,
                      m=m)
+    assert_item_ivt([(i.ad_id, i.total, i.upper, i.suspect_clicks, i.invalid_clicks) for i in r.items], t,
+                    window.start, window.end, campaign, advertiser, m=m)
     return r
 
 
@@ -109,6 +111,21 @@ def test_filters_drop_listed_ads_but_keep_thresholds():
     assert r.exact and [i.ad_id for i in r.items] == ["b"]
     r = merge_topk(boards, 1, "clicks", 2, campaign_id="c2")  # truncated: unknown ads <= 9
     assert not r.exact and [i.ad_id for i in r.items] == ["b"] and r.error_bound == 0
+
+
+def test_ivt_counts_are_the_listed_entries_sums():
+    # M=2: a is listed in both boards (exact), x only in the first: its counts are a lower bound
+    boards = [Leaderboard("1m", 0, [Entry("a", 10, 7, suspect_clicks=2, invalid_clicks=1),
+                                    Entry("x", 9, 9)]),
+              Leaderboard("1m", MIN, [Entry("a", 8, 5, suspect_clicks=0, invalid_clicks=3),
+                                      Entry("b", 6, 0, suspect_clicks=6)])]
+    r = merge_topk(boards, 3, "clicks", 2)
+    assert [(i.ad_id, i.total, i.upper, i.suspect_clicks, i.invalid_clicks) for i in r.items] == [
+        ("a", 18, 18, 2, 4), ("x", 9, 15, 0, 0), ("b", 6, 15, 6, 0)]
+    # a filter drops a listed entry's counts with the entry
+    r = merge_topk([Leaderboard("1m", 0, [Entry("a", 3, 1, suspect_clicks=2, campaign_id="c1")])], 1, "clicks", 10,
+                   campaign_id="c2")
+    assert r.items == []
 
 
 def test_tombstone_free_count_rule_09m():

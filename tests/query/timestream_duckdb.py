@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
@@ -152,7 +153,9 @@ class _Stored:
 
 
 class TimestreamOnDuckDB:
-    """timestream-write WriteRecords + timestream-query Query over one in-memory DuckDB."""
+    """timestream-write WriteRecords + timestream-query Query over one in-memory DuckDB. Calls are
+    serialized (one lock): like a boto3 client, it may be shared by threads (the query API reads
+    GET /v1/quality's parts concurrently)."""
 
     def __init__(self, database: str, table: str, page_size: int = 1000, empty_first_page: bool = True,
                  collation: str = ""):
@@ -162,6 +165,7 @@ class TimestreamOnDuckDB:
         self.queries: list[tuple[str, Optional[str]]] = []  # (QueryString, NextToken) per call
         self.translated: list[str] = []
         self._dirty, self._pending, self._ids = True, {}, itertools.count(1)
+        self._lock = threading.RLock()
         self._con = duckdb.connect()
         self._con.execute("SET default_null_order = 'nulls_last'")
         self._con.execute(f"SET default_collation = '{collation}'")
@@ -169,6 +173,10 @@ class TimestreamOnDuckDB:
 
     # -- WriteRecords ---------------------------------------------------------------------
     def write_records(self, **params) -> dict:
+        with self._lock:
+            return self._write_records(**params)
+
+    def _write_records(self, **params) -> dict:
         _validate(params, _WRITE_OP.input_shape, "WriteRecords")
         if (params["DatabaseName"], params["TableName"]) != (self.database, self.table):
             raise _error("ResourceNotFoundException", "no such table", "WriteRecords")
@@ -236,6 +244,10 @@ class TimestreamOnDuckDB:
 
     # -- Query ----------------------------------------------------------------------------
     def query(self, **params) -> dict:
+        with self._lock:
+            return self._query(**params)
+
+    def _query(self, **params) -> dict:
         _validate(params, _QUERY_OP.input_shape, "Query")
         sql, token = params["QueryString"], params.get("NextToken")
         self.queries.append((sql, token))

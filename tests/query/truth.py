@@ -14,27 +14,31 @@ from serving.write.dynamodb import item_for
 # Own copies of common.times' units/RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 RES = {"1m": MIN, "5m": 5 * MIN, "1h": HOUR, "1d": DAY}
-FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
+FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros", "suspect_clicks", "invalid_clicks")
+ZERO = (0,) * len(FIELDS)
 METRIC_FIELD = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}
 
 
 @dataclass
 class Truth:
-    """minute[(ad, minute_start)] = (clicks, billable, cost_micros, billable_cost_micros)."""
+    """minute[(ad, minute_start)] = (clicks, billable, cost_micros, billable_cost_micros, suspect,
+    invalid): billable = the valid clicks, so clicks = billable + suspect + invalid (random_truth
+    keeps it; hand-made truths may not, the store does not check it)."""
 
-    minute: dict[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    minute: dict[tuple[str, int], tuple[int, ...]] = field(default_factory=dict)
     campaign: dict[str, str] = field(default_factory=dict)
     advertiser: dict[str, str] = field(default_factory=dict)
     watermark: int | None = None
     newest_event: int | None = None
 
-    def add(self, ad: str, minute: int, clicks: int, billable: int, cost: int, bcost: int) -> None:
-        old = self.minute.get((ad, minute), (0, 0, 0, 0))
-        self.minute[(ad, minute)] = (old[0] + clicks, old[1] + billable, old[2] + cost, old[3] + bcost)
+    def add(self, ad: str, minute: int, clicks: int, billable: int, cost: int, bcost: int,
+            suspect: int = 0, invalid: int = 0) -> None:
+        old = self.minute.get((ad, minute), ZERO)
+        self.minute[(ad, minute)] = tuple(a + b for a, b in zip(old, (clicks, billable, cost, bcost, suspect, invalid)))
 
-    def rollup(self, resolution: str) -> dict[tuple[str, int], tuple[int, int, int, int]]:
+    def rollup(self, resolution: str) -> dict[tuple[str, int], tuple[int, ...]]:
         step = RES[resolution]
-        out: dict = defaultdict(lambda: (0, 0, 0, 0))
+        out: dict = defaultdict(lambda: ZERO)
         for (ad, m), v in self.minute.items():
             key = (ad, m - m % step)
             out[key] = tuple(a + b for a, b in zip(out[key], v))
@@ -44,6 +48,7 @@ class Truth:
 def random_truth(seed: int, start: int, minutes: int, ads: int = 20, hot_p: float = 0.9,
                  p: float = 0.1, campaigns: int = 3) -> Truth:
     rng = random.Random(seed)
+    verdicts = random.Random(seed * 7919 + 17)  # its own stream: rng's sequence stays as before
     t = Truth()
     names = [f"ad-{i:03d}" for i in range(ads)]
     names[-1] = "ad'q"  # an id with a quote (printable ASCII)
@@ -57,7 +62,8 @@ def random_truth(seed: int, start: int, minutes: int, ads: int = 20, hot_p: floa
                 clicks = rng.randint(1, 40 if i == 0 else 12)
                 billable = rng.randint(0, clicks)
                 unit = rng.choice([0, 1, 250_000, 1_500_000, 10_000_000])
-                t.add(ad, ms, clicks, billable, clicks * unit, billable * unit)
+                suspect = verdicts.randint(0, clicks - billable)  # the rest of the non-valid: invalid
+                t.add(ad, ms, clicks, billable, clicks * unit, billable * unit, suspect, clicks - billable - suspect)
     t.watermark = start + minutes * MIN - 5_000
     t.newest_event = start + minutes * MIN - 1_000
     return t
@@ -93,7 +99,7 @@ def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> l
             if tombstones:  # ads that were on the board earlier and left it
                 for ad in sorted(t.campaign):
                     if ad not in listed and rng.random() < 0.15:
-                        v = rollups[res].get((ad, b), (1, 1, 1, 1))
+                        v = rollups[res].get((ad, b), (1,) * len(FIELDS))
                         changes.append(Change(TOP, False, {"kind": TOP, **_row(t, ad, res, b, v, 2)}))
     items = [item_for(c, 8 * 86400) for c in changes]
     meta = {k: {"S": v} for k, v in freshness_key(0).items()}
@@ -139,18 +145,18 @@ def to_micros(value) -> int:
 
 
 def oracle_series(t: Truth, ad: str, res: str, frm: int, to: int) -> list[tuple]:
-    """[(bucket_start, clicks, billable, cost_micros, billable_cost_micros)] of every bucket the
-    window [frm, to) touches, zero-filled: what a series answer must hold."""
+    """[(bucket_start, clicks, billable, cost_micros, billable_cost_micros, suspect, invalid)] of
+    every bucket the window [frm, to) touches, zero-filled: what a series answer must hold."""
     step = RES[res]
     start, end = frm - frm % step, -(-to // step) * step
     roll = t.rollup(res)
-    return [(s, *roll.get((ad, s), (0, 0, 0, 0))) for s in range(start, end, step)]
+    return [(s, *roll.get((ad, s), ZERO)) for s in range(start, end, step)]
 
 
 def answered_series(body: dict) -> list[tuple]:
     """The same tuples from a series answer's points (money back in micros)."""
     return [(p["bucket_start_ms"], p["clicks"], p["billable_clicks"], to_micros(p["cost"]),
-             to_micros(p["billable_cost"])) for p in body["points"]]
+             to_micros(p["billable_cost"]), p["suspect_clicks"], p["invalid_clicks"]) for p in body["points"]]
 
 
 def window_boards(t: Truth, start: int, end: int, m: int) -> list[list[tuple[str, tuple]]]:
@@ -259,3 +265,51 @@ def assert_top_sound(items: list[tuple[str, int, int]], exact: bool, error_bound
     for i, (_, true_v) in enumerate(expected):
         returned = items[i][1] if i < len(items) else 0
         assert abs(true_v - returned) <= error_bound, (ctx, i, true_v, returned, error_bound)
+
+
+def listed_ivt(t: Truth, start: int, end: int, m: int, campaign=None, advertiser=None) -> dict[str, tuple[int, int]]:
+    """ad -> (suspect, invalid) summed over the entries that list it on the window's leaderboards
+    (brute force, as oracle_bounds finds them): what a top-K item must carry."""
+    out: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    s_idx, i_idx = FIELDS.index("suspect_clicks"), FIELDS.index("invalid_clicks")
+    for board in window_boards(t, start, end, m):
+        for ad, v in board:
+            if (campaign is None or t.campaign[ad] == campaign) and (advertiser is None or t.advertiser[ad] == advertiser):
+                out[ad] = (out[ad][0] + v[s_idx], out[ad][1] + v[i_idx])
+    return dict(out)
+
+
+def oracle_ivt_totals(t: Truth, start: int, end: int) -> tuple[int, int, int, int]:
+    """(clicks, billable, suspect, invalid) of every ad over the minutes in [start, end)."""
+    idx = [FIELDS.index(f) for f in ("clicks", "billable_clicks", "suspect_clicks", "invalid_clicks")]
+    sums = [0, 0, 0, 0]
+    for (_, mnt), v in t.minute.items():
+        if start <= mnt < end:
+            for j, i in enumerate(idx):
+                sums[j] += v[i]
+    return tuple(sums)
+
+
+def oracle_ad_ivt(t: Truth, start: int, end: int) -> dict[str, tuple[int, int]]:
+    """ad -> its true (suspect, invalid) over the minutes in [start, end)."""
+    out: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    s_idx, i_idx = FIELDS.index("suspect_clicks"), FIELDS.index("invalid_clicks")
+    for (ad, mnt), v in t.minute.items():
+        if start <= mnt < end:
+            out[ad] = (out[ad][0] + v[s_idx], out[ad][1] + v[i_idx])
+    return dict(out)
+
+
+def assert_item_ivt(items: list[tuple[str, int, int, int, int]], t: Truth, start: int, end: int,
+                    campaign=None, advertiser=None, *, m: int | None = None) -> None:
+    """items = [(ad_id, total, total_upper, suspect_clicks, invalid_clicks)] as returned. With the
+    leaderboard size `m`: each ad's counts are the sums over the entries listing it, and its true
+    counts whenever its total is proven (total == upper). Without (a store summing every row):
+    always the true counts."""
+    truth = oracle_ad_ivt(t, start, end)
+    listed = listed_ivt(t, start, end, m, campaign, advertiser) if m is not None else truth
+    for ad, total, upper, suspect, invalid in items:
+        ctx = (ad, start, end, m, campaign, advertiser)
+        assert (suspect, invalid) == listed.get(ad, (0, 0)), ctx
+        if total == upper:
+            assert (suspect, invalid) == truth.get(ad, (0, 0)), ctx

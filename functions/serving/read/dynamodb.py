@@ -6,7 +6,9 @@ Reads exactly the partitions a request needs (key design: serving.keys):
           META BatchGetItem (freshness slots)
   series  ONE Query on `S#<ad>#<res>` (SK range) + META BatchGetItem
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
-          last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1
+          last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1;
+          clicks per IVT verdict: the leaderboards of the windows' buckets (the 5 last minutes:
+          `T#1m#<hour>` <= 2, the last whole hour: `T#1h#<day>` 1), summed over their entries
 Partitions are read concurrently; each Query is paginated (1 MB pages, boto3's paginator) with a
 projection and, for leaderboards, a filter that drops tombstones (`del`: entries that left the
 top-M); items and Queries: serving.table. Every AWS call is counted and reported: for any window
@@ -17,20 +19,21 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import boto3
 from botocore.config import Config
 
 from common.config import AggregationSettings, ServingSettings
+from query.quality import IvtWindow, VerdictTotals
 from query.series import Bucket, SeriesData
 from query.topk import Entry, Leaderboard, merge_topk
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from query.windows import SeriesRequest, TopRequest
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
                           late_pk, parse_top_sk, series_pk, top_pk, ts)
-from serving.table import (ENTRY_ATTRS, SK_END, RequestCounter, is_tombstone, metrics_of, num,
-                           query_range, reconciliation_of, text)
+from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, RequestCounter, is_tombstone,
+                           metrics_of, num, query_range, reconciliation_of, text)
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 MAX_PARALLEL = 8
@@ -154,6 +157,36 @@ class DynamoDBQueryStore:
             data.campaign_id = data.campaign_id or text(item, "cmp")
             data.advertiser_id = data.advertiser_id or text(item, "adv")
         return SeriesAnswer(data, meta_f.result(), counter.n, {"items_read": len(items)})
+
+    def verdict_totals(self, windows: Sequence[IvtWindow]) -> tuple[list[VerdictTotals], int]:
+        """Per window, the sums of its buckets' leaderboard entries (tombstones dropped) and
+        whether every board is complete (query.topk's rule: then it lists every ad with clicks
+        in its bucket). One Query per partition of each window, concurrently."""
+        counter = RequestCounter()
+        attrs = tuple(METRIC_ATTRS[m] for m in VERDICT_COUNTS)
+        reads = []
+        for w in windows:
+            buckets = tuple(range(w.start, w.end, RESOLUTIONS[w.resolution]))
+            plan = plan_top_reads(buckets, ()) if w.resolution == "1h" else plan_top_reads((), buckets)
+            reads.append((w, buckets, [
+                (p, self._pool.submit(query_range, self._ddb, self._table, p.pk, p.sk_low, p.sk_high,
+                                      attrs=attrs, skip_tombstones=True, counter=counter))
+                for p in plan]))
+        out = []
+        for w, buckets, futures in reads:
+            boards = {b: Leaderboard(w.resolution, b) for b in buckets}
+            for _, f in futures:
+                for item in f.result():
+                    if is_tombstone(item):
+                        continue
+                    bucket, ad = parse_top_sk(item["sk"]["S"])
+                    if bucket in boards:
+                        boards[bucket].entries.append(Entry(ad, **metrics_of(item)))
+            entries = [e for board in boards.values() for e in board.entries]
+            out.append(VerdictTotals(
+                **{m: sum(getattr(e, m) for e in entries) for m in VERDICT_COUNTS},
+                complete=all(board.is_complete(self.leaderboard_size) for board in boards.values())))
+        return out, counter.n
 
     def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]:
         """(clicks dropped as late for minute buckets in [start, end), requests)."""

@@ -1,15 +1,21 @@
 """Timestream for LiveAnalytics -> top-K, series and freshness: ONE SQL query per API request.
 
 The sink writes one MULTI record per aggregate (measure_name 'agg'; dimensions ad_id, resolution,
-campaign_id, advertiser_id; measures clicks, billable_clicks, cost_micros, billable_cost_micros,
-max_event_time, watermark; time = bucket start). So Timestream sums the exact aggregates:
+campaign_id, advertiser_id; measures: every serving.table.METRICS column, max_event_time,
+watermark; time = bucket start). So Timestream sums the exact aggregates:
   top-K:  whole hours at resolution '1h' + edge minutes at '1m' in one WHERE, GROUP BY ad_id,
           rank() OVER (ORDER BY total DESC) <= k  -> always exact. Ties are cut in Python, by
           ad_id in code-point order: the SQL returns every ad tied with the k-th (rank() gives
           ties one rank) instead of `ORDER BY total DESC, ad_id LIMIT k`, whose cut would follow
           the engine's string collation, which Timestream does not document. So the SQL result
-          can hold more than k rows (ties at the cut-off); the answer is its first k.
-  series: the ad's rows at the resolution over the window
+          can hold more than k rows (ties at the cut-off); the answer is its first k. Each ad
+          also carries its suspect_clicks / invalid_clicks sums (query.topk.IVT_COUNTS).
+  series: the ad's rows at the resolution over the window (every METRICS column)
+  ivt:    per GET /v1/quality IVT window, sum(clicks per verdict) over all ads (UNION ALL)
+Records written before the IVT verdicts lack suspect_clicks / invalid_clicks: they read NULL,
+which sum() skips and the parsers take as 0. (A table no record with those measures was ever
+written to has no such columns: Timestream then refuses the SQL; the sink writes them, 0 when a
+changelog row has none, with every aggregate since the verdicts came.)
 Freshness (max watermark / max event time over the recent 1m rows) rides along in the same query
 (`fresh LEFT JOIN ... ON TRUE`), so an empty answer still carries it.
 
@@ -24,15 +30,17 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import boto3
 
 from common.config import ServingSettings
+from query.quality import IvtWindow, VerdictTotals
 from query.series import SeriesData, bucket_from
-from query.topk import RankedAd, TopResult
+from query.topk import IVT_COUNTS, RankedAd, TopResult
 from common.times import HOUR_MS, MINUTE_MS, RESOLUTIONS
 from query.windows import SeriesRequest, TopRequest
+from serving.table import METRICS, VERDICT_COUNTS
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 FRESHNESS_LOOKBACK_MS = HOUR_MS  # freshness from the 1m rows of the last hour
@@ -98,29 +106,40 @@ class SqlBuilder:
         column = _METRIC_COLUMN[req.metric]
         # rank() ranks by the total alone (ties share a rank), so every ad tied with the k-th
         # comes back and Python cuts the ties by code point: no LIMIT cut by the engine's collation
+        ivt_sums = "".join(f"sum({c}) AS {c}, " for c in IVT_COUNTS)
+        ivt_cols = "".join(f", {c}" for c in IVT_COUNTS)
         totals = (f"totals AS (SELECT ad_id, max(campaign_id) AS campaign_id, "
-                  f"max(advertiser_id) AS advertiser_id, sum({column}) AS total, "
+                  f"max(advertiser_id) AS advertiser_id, sum({column}) AS total, {ivt_sums}"
                   f"rank() OVER (ORDER BY sum({column}) DESC) AS rnk FROM {self.source} "
                   f"WHERE {' AND '.join(where)} GROUP BY ad_id HAVING sum({column}) > 0)")
-        ranked = ("ranked AS (SELECT ad_id, campaign_id, advertiser_id, total FROM totals "
+        ranked = (f"ranked AS (SELECT ad_id, campaign_id, advertiser_id, total{ivt_cols} FROM totals "
                   f"WHERE rnk <= {int(req.k)})")
         return (f"WITH {self._fresh(now_ms)}, {totals}, {ranked} "
-                "SELECT r.ad_id, r.campaign_id, r.advertiser_id, r.total, f.wm, f.me "
+                "SELECT r.ad_id, r.campaign_id, r.advertiser_id, r.total"
+                + "".join(f", r.{c}" for c in IVT_COUNTS) + ", f.wm, f.me "
                 "FROM fresh f LEFT JOIN ranked r ON TRUE ORDER BY r.total DESC, r.ad_id ASC")
+
+    def verdict_totals_sql(self, windows: Sequence[IvtWindow]) -> str:
+        """One row per window (`w` = its index): the sums of VERDICT_COUNTS over all ads."""
+        sums = ", ".join(f"sum({c}) AS {c}" for c in VERDICT_COUNTS)
+        return " UNION ALL ".join(
+            f"SELECT {i} AS w, {sums} FROM {self.source} WHERE measure_name = 'agg' "
+            f"AND resolution = {quote_literal(w.resolution)} "
+            f"AND time >= {_ms(w.start)} AND time < {_ms(w.end)}" for i, w in enumerate(windows))
 
     def late_dropped_sql(self, start_ms: int, end_ms: int) -> str:
         return (f"SELECT sum(late_dropped) AS ld FROM {self.source} WHERE measure_name = 'late' "
                 f"AND time >= {_ms(start_ms)} AND time < {_ms(end_ms)}")
 
     def series_sql(self, req: SeriesRequest, now_ms: int) -> str:
-        s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, campaign_id, advertiser_id, clicks, "
-             f"billable_clicks, cost_micros, billable_cost_micros FROM {self.source} "
+        s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, campaign_id, advertiser_id, "
+             f"{', '.join(METRICS)} FROM {self.source} "
              f"WHERE measure_name = 'agg' AND ad_id = {quote_literal(req.ad_id)} "
              f"AND resolution = {quote_literal(req.resolution)} "
              f"AND time >= {_ms(req.window.start)} AND time < {_ms(req.window.end)})")
         return (f"WITH {self._fresh(now_ms)}, {s} "
-                "SELECT s.bucket_ms, s.campaign_id, s.advertiser_id, s.clicks, s.billable_clicks, "
-                "s.cost_micros, s.billable_cost_micros, f.wm, f.me "
+                "SELECT s.bucket_ms, s.campaign_id, s.advertiser_id, "
+                + "".join(f"s.{m}, " for m in METRICS) + "f.wm, f.me "
                 "FROM fresh f LEFT JOIN s ON TRUE ORDER BY s.bucket_ms ASC")
 
 
@@ -166,7 +185,7 @@ def _freshness(rows: list[dict]) -> StoreFreshness:
 
 def top_from_rows(rows: list[dict], k: int) -> TopResult:
     items = [RankedAd(r["ad_id"], r.get("campaign_id"), r.get("advertiser_id"), int(r["total"]),
-                      int(r["total"]))
+                      int(r["total"]), *(int(r.get(c) or 0) for c in IVT_COUNTS))
              for r in rows if r.get("ad_id") is not None and (r.get("total") or 0) > 0]
     items.sort(key=lambda i: (-i.total, i.ad_id))  # Python's order, whatever the engine's collation
     return TopResult(items[:k], True, 0, 0, len(items))
@@ -180,8 +199,7 @@ def series_from_rows(rows: list[dict]) -> SeriesData:
         b = bucket_from(r)
         prev = data.buckets.get(r["bucket_ms"])
         if prev is not None:  # same bucket under other dimension values: add up
-            b = bucket_from({m: getattr(prev, m) + getattr(b, m) for m in
-                             ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")})
+            b = bucket_from({m: getattr(prev, m) + getattr(b, m) for m in METRICS})
         data.buckets[r["bucket_ms"]] = b
         data.campaign_id = data.campaign_id or r.get("campaign_id")
         data.advertiser_id = data.advertiser_id or r.get("advertiser_id")
@@ -229,6 +247,13 @@ class TimestreamQueryStore:
         data.buckets = {b: v for b, v in data.buckets.items()
                         if req.window.start <= b < req.window.end and b % step == 0}
         return SeriesAnswer(data, _freshness(rows), calls, {"sql_queries": 1})
+
+    def verdict_totals(self, windows: Sequence[IvtWindow]) -> tuple[list[VerdictTotals], int]:
+        """One SQL for all windows; the sums over every ad (complete)."""
+        rows, calls = self.run(self.sql.verdict_totals_sql(windows))
+        by_window = {int(r["w"]): r for r in rows if r.get("w") is not None}
+        return [VerdictTotals(**{c: int(by_window.get(i, {}).get(c) or 0) for c in VERDICT_COUNTS})
+                for i in range(len(windows))], calls
 
     def late_dropped(self, start_ms: int, end_ms: int) -> tuple[int, int]:
         rows, calls = self.run(self.sql.late_dropped_sql(start_ms, end_ms))

@@ -1,5 +1,9 @@
 """DynamoDB serving store: every change is one conditional write keyed by its version, so
-redelivered and reordered changelog rows leave the table exactly as one in-order delivery would."""
+redelivered and reordered changelog rows leave the table exactly as one in-order delivery would.
+
+A 1m aggregate's write also asks for the item it replaced (ReturnValues=ALL_OLD: same request,
+no read capacity) and adds the per-verdict difference to `verdicts` (aggregate.verdicts), which
+the sink publishes as the IVT-rate alarm's metrics."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -8,10 +12,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from aggregate.changes import AGG, LATE, TOP, Change
+from aggregate.verdicts import VerdictTally, is_counted, verdict_delta
 from common.config import ServingSettings
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
                           late_key, series_key, top_key)
-from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE
+from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE, metrics_of
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
 NOT_OLDER = "attribute_not_exists(pk) OR v <= :v"  # a retraction at v tombstones the entry at v
@@ -55,6 +60,7 @@ class DynamoDBServingStore:
         self._ddb, self._table, self._minute_ttl_s = client, table, minute_ttl_s
         self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="serving")
+        self.verdicts = VerdictTally()
 
     @classmethod
     def from_env(cls) -> "DynamoDBServingStore":
@@ -64,18 +70,26 @@ class DynamoDBServingStore:
 
     def apply(self, change: Change) -> bool:
         if change.kind in (AGG, LATE) and not change.upsert:
-            return False  # counters only grow: a retraction is always followed by its +U
+            return False  # a retraction is always followed by its +U, which replaces the item
+        counted = is_counted(change)
         try:
-            self._ddb.put_item(
+            response = self._ddb.put_item(
                 TableName=self._table, Item=item_for(change, self._minute_ttl_s),
                 ConditionExpression=NEWER if change.upsert else NOT_OLDER,
                 ExpressionAttributeValues={":v": _n(change.version)},
+                **({"ReturnValues": "ALL_OLD"} if counted else {}),
             )
-            return True
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False  # stale or repeated delivery: the store already has newer
             raise
+        if counted:  # no Attributes: the key was new
+            self.verdicts.add(verdict_delta(change.row, metrics_of(response.get("Attributes", {}))))
+        return True
+
+    def take_verdict_deltas(self) -> dict[str, int] | None:
+        """Per-verdict clicks the counted writes added since the last call (aggregate.verdicts)."""
+        return self.verdicts.take()
 
     def apply_many(self, changes: list[Change]) -> list[Exception | None]:
         """Apply; per-change error or None. Keys run concurrently, one key's changes in batch
