@@ -5,6 +5,10 @@ Both run in this process against moto's in-process mock (`mock_aws`), on the sam
            -> PutRecords -> confirm (BatchWriteItem) -> response
   bare:    the same PutItem / PutRecords / BatchWriteItem calls, same pool, nothing else
 The ratio is the handler's own overhead; absolute numbers are the emulator's, not AWS's.
+Click tokens (issue 17): the per-click cost of verifying a click's token, in-process, against the
+per-click validation without tokens on the same clicks in the same process (click_token_mode
+off: ids and cost in the body, vs enforce: the token verified and its ids and price compared),
+and verify() alone (HMAC-SHA256 + the canonical payload checks), in us per token.
 
     .venv/bin/python bench/ingest.py [--batches 6] [--batch-size 500]
     .venv/bin/python bench/ingest.py --smoke   # seconds: 3 batches of 50 (checks that it runs;
@@ -97,6 +101,49 @@ def pure_logic_us_per_click(batch: list[dict], settings) -> float:
     return (time.perf_counter() - t0) / (n * len(batch)) * 1e6
 
 
+def token_cost_us(batch: list[dict], rounds: int) -> tuple[float, float, float]:
+    """(us/click validating without tokens, us/click validating + checking a valid token,
+    us per verify() alone): medians over `rounds` passes over the same clicks."""
+    from common.click_token import ClickClaims, StaticKeys, VerifyPolicy, issue, verify
+    from ingest.tokens import VALID, TokenVerifier
+    from ingest.validation import parse_batch
+
+    keys = StaticKeys({"k1": bytes(range(32))}, "k1")
+    now_ms = int(time.time() * 1000)
+    now_s = now_ms // 1000
+    tokens = [issue(ClickClaims(impression_id=f"imp-{c['click_id']}", ad_id=c["ad_id"],
+                                campaign_id=c["campaign_id"], advertiser_id=c["advertiser_id"],
+                                price_micros=250_000, issued_at=now_s - 60, expires_at=now_s + 3600,
+                                landing_url="https://shop.example/landing"), keys) for c in batch]
+    with_tokens = [dict(c, token=t) for c, t in zip(batch, tokens)]
+    off, enforce = IngestSettings(), IngestSettings(click_token_mode="enforce")
+    policy = VerifyPolicy(enforce.click_token_max_age_s, enforce.click_token_clock_skew_s)
+    verifier = TokenVerifier("enforce", keys, policy)
+
+    def plain() -> None:
+        assert len(parse_batch(batch, off, now_ms).valid) == len(batch)
+
+    def checked() -> None:
+        parsed = parse_batch(with_tokens, enforce, now_ms)
+        assert all(verifier.check(vc.click, now_s).outcome == VALID for vc in parsed.valid)
+        assert len(parsed.valid) == len(batch)
+
+    def verify_only() -> None:
+        for t in tokens:
+            verify(t, keys, now_s, policy=policy)
+
+    medians = []
+    for fn in (plain, checked, verify_only):
+        fn()  # warm-up
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        medians.append(statistics.median(times) / len(batch) * 1e6)
+    return medians[0], medians[1], medians[2]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, default=6)
@@ -114,6 +161,11 @@ def main() -> None:
     results: dict = {}
     pure_us = pure_logic_us_per_click(make_batch(0, args.batch_size, now), settings)
     print(f"pure handler logic (parse, validate, encode; no AWS): {pure_us:.1f} us/click")
+    base_us, token_us, verify_us = token_cost_us(make_batch(0, args.batch_size, now),
+                                                 rounds=3 if args.smoke else 15)
+    print(f"click-token verification: {verify_us:.1f} us per verify(); per-click validation "
+          f"{base_us:.1f} us without tokens, {token_us:.1f} us with the token checked "
+          f"(+{token_us - base_us:.1f} us/click, {token_us / base_us:.2f}x)")
     rounds = (("bare boto3", run_bare, "bare1"), ("handler", run_handler, "hdl1"),
               ("bare boto3", run_bare, "bare2"), ("handler", run_handler, "hdl2"))
     for name, runner, prefix in rounds:  # alternated, so drift in the emulator hits both

@@ -30,6 +30,10 @@ def test_ingest_bench_smoke():
     out = run_bench("ingest.py")
     pure = re.search(rf"^pure handler logic \(parse, validate, encode; no AWS\): {NUMBER} us/click$", out, re.M)
     assert pure and float(pure.group(1)) > 0, out
+    token = re.search(rf"^click-token verification: {NUMBER} us per verify\(\); per-click validation "
+                      rf"{NUMBER} us without tokens, {NUMBER} us with the token checked "
+                      rf"\(\+(-?\d+(?:\.\d+)?) us/click, {NUMBER}x\)$", out, re.M)
+    assert token and all(float(token.group(i)) > 0 for i in (1, 2, 3, 5)), out
     rounds = re.findall(rf"^\s*(bare boto3|handler): median\s+{NUMBER} ms per 50-click batch =\s+{NUMBER} us/click; "
                         r"AWS calls per 1000 clicks: (.*)$", out, re.M)
     assert [r[0] for r in rounds] == ["bare boto3", "handler", "bare boto3", "handler"], out

@@ -2,6 +2,7 @@
 and a clean shutdown on Ctrl-C."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,6 +65,41 @@ def test_http_errors_have_status_and_reason(stack):
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     r = requests.get(f"{stack.api.url}/nowhere")
     assert r.status_code == 404
+
+
+def test_refused_requests_land_in_the_refused_archive(stack):
+    """The local stack's ingest puts refused items to its Firehose (moto) and the local
+    delivery (local.refused_delivery) moves them into the archive's refused/ layout."""
+    import gzip
+    import uuid
+
+    import boto3
+
+    from common.refused import REFUSED_PREFIX
+
+    ua = f"refused-test/{uuid.uuid4()}"
+    r = requests.post(f"{stack.api.url}/v1/clicks", data="{nope",
+                      headers={"Content-Type": "application/json", "User-Agent": ua})
+    assert r.status_code == 400
+    r = requests.get(f"{stack.api.url}/v1/c?t=v1.garbage", headers={"User-Agent": ua},
+                     allow_redirects=False)
+    assert r.status_code == 400 and r.json()["reason"] == "malformed"
+    s3 = boto3.client("s3")
+
+    def mine() -> list[dict]:
+        found = []
+        for obj in s3.list_objects_v2(Bucket=stack.names.archive_bucket,
+                                      Prefix=REFUSED_PREFIX).get("Contents", []):
+            data = s3.get_object(Bucket=stack.names.archive_bucket, Key=obj["Key"])["Body"].read()
+            found += [rec for rec in map(json.loads, gzip.decompress(data).decode().splitlines())
+                      if rec["user_agent"] == ua]
+        return found
+
+    assert wait_for(lambda: len(mine()) == 2, timeout_s=30), mine()
+    assert sorted((rec["route"], rec["http_status"], rec["reason_codes"][0], rec["raw"])
+                  for rec in mine()) == [
+        ("GET /v1/c", 400, "t:malformed", '{"t":["v1.garbage"]}'),
+        ("POST /v1/clicks", 400, "body:invalid_json", "{nope")]
 
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path):
