@@ -36,7 +36,7 @@ $(GLUEENV)/.done: requirements/glue.txt requirements/glue-libs.txt
 	$(GLUEPY) -m pip install -q --no-deps --upgrade --target $(GLUEENV)/awsglue-libs -r requirements/glue-libs.txt
 	touch $@
 
-$(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py) $(shell find functions/aggregate/src -type f)
+$(FLINK_APP): functions/aggregate/pom.xml functions/aggregate/assembly.xml $(wildcard functions/aggregate/__init__.py functions/aggregate/job/*.py functions/common/*.py) $(shell find functions/aggregate/src -type f) $(wildcard functions/common/ivt_data/*)
 	# flock: two builds at once (two make runs) left a truncated zip; the second now waits
 	flock functions/aggregate/.build.lock mvn -q -B -f functions/aggregate/pom.xml clean package  # clean: no class of a deleted source is shaded in
 

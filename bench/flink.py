@@ -94,7 +94,11 @@ def cpu_seconds(jvm_pid: int) -> float:
 
 def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list) -> tuple[float, float]:
     """Build a fresh environment, run the job to completion; returns (wall s, cpu s)."""
-    t_env = pipeline.create_table_env(settings, local=True)
+    from aggregate.job.main import connector_jar_uri
+
+    # the jar: the IVT rules' Java functions (and the connector, unused with file sources)
+    t_env = pipeline.create_table_env(settings, local=True,
+                                      extra={"pipeline.jars": connector_jar_uri()})
     if not jvm_pid_box:
         from pyflink.java_gateway import get_gateway
 

@@ -399,15 +399,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("ivt_min_click_delay_ms", int, 1_000,
       "too_fast: ingest_time - the token's issued_at below this is not a human click", ge=0,
       le=3_600_000, flink="ivt_min_click_delay_ms", glue="min_click_delay_ms"),
-    S("flink_impression_ttl_s", int, 3600,
-      "the job's impression memory for impression_repeat (a repeat later than this after the "
-      "impression's last click is left to the nightly billing)", ge=1,
-      flink="impression_ttl_s"),
     S("ivt_alert_percent", int, 5,
       "/v1/quality alerts (and the CloudWatch alarm fires) when suspect + invalid clicks "
       "exceed this percent of clicks", ge=1, le=100, group="quality", lambdas=(QUERY,)),
     S("flink_dedup_ttl_s", int, 1800,
-      "the job's click_id / repeat-bucket memory: >= 60 + lateness + watermark delay", ge=1,
+      "the job's memory of click_ids and of IVT groups (impressions, user repeats, IP bursts): "
+      ">= 60 + lateness + watermark delay; an impression clicked again later than this after "
+      "its last click is left to the nightly billing", ge=1,
       flink="dedup_ttl_s"),
     S("minibatch_latency_ms", int, 2000, "Flink SQL mini-batch latency", ge=1,
       flink="minibatch_latency_ms"),

@@ -29,6 +29,14 @@ RESOLUTIONS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 LEAD_FILES = 4
 LAG_FILES = 12
 
+# IVT traffic (functions/common/ivt.py): crawler agents of the shipped list, addresses inside
+# ranges of the shipped data-centre list (the scenario test checks both against the lists)
+BOT_UAS = ("Googlebot/2.1 (+http://www.google.com/bot.html)", "python-requests/2.31.0",
+           "curl/8.4.0", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)")
+DC_IPS = ("3.0.0.5", "3.8.1.1", "52.0.0.1", "::ffff:3.0.0.9")
+BURST_THRESHOLD = 10  # ivt_burst_threshold's default
+MIN_CLICK_DELAY_MS = 1_000  # ivt_min_click_delay_ms's default
+
 # 2024-03-10 23:15:00 UTC: the stream crosses a UTC day boundary (two 1d buckets)
 T0 = 1_710_112_500_000
 
@@ -70,9 +78,10 @@ def generate(
             return "ad-hot"
         return rng.choices(ads[1:], weights=cold_weights)[0]
 
-    def click(ad: str, user: str, t: int) -> dict[str, Any]:
+    def click(ad: str, user: str, t: int, **fields: Any) -> dict[str, Any]:
         nonlocal seq
         seq += 1
+        ingest = t + rng.randrange(20, 900)
         return {
             "click_id": f"clk-{seq:07d}",
             "ad_id": ad,
@@ -86,10 +95,19 @@ def generate(
             "ip": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
             "user_agent": "Mozilla/5.0 (test)",
             "referrer": "https://example.com/",
-            "ingest_time": t + rng.randrange(20, 900),
+            "ingest_time": ingest,
             "request_id": f"req-{seq // 7:06d}",
             "source_ip": "127.0.0.1",
+            "impression_id": f"imp-{seq:07d}",
+            "issued_at": ingest - rng.randrange(2_000, 120_000),  # served seconds before
+            **fields,
         }
+
+    def ivt_user() -> str:
+        """A user of its own: an IVT-labelled click never shares a repeat group with another
+        click, so which of a group's clicks arrives first cannot change any count."""
+        nonlocal seq
+        return f"solo-{seq:07d}"
 
     batches: list[list[dict[str, Any]]] = [[] for _ in range(n_files)]
     deferred_dups: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -107,8 +125,33 @@ def generate(
             elif r < 0.03:
                 t = t - t % MINUTE + MINUTE - 1  # last ms of a minute
                 stats["at_minute_end"] += 1
+            v = rng.random()
+            if v < 0.02:  # a declared bot (invalid: bot_ua)
+                c = click(pick_ad(), ivt_user(), t, user_agent=rng.choice(BOT_UAS))
+                batch.append(c)
+                stats["bot"] += 1
+                continue
+            if v < 0.04:  # from a data-centre range (suspect: datacenter_ip)
+                c = click(pick_ad(), ivt_user(), t, ip=rng.choice(DC_IPS))
+                batch.append(c)
+                stats["datacenter"] += 1
+                continue
+            if v < 0.05:  # clicked within a second of being served (invalid: too_fast)
+                c = click(pick_ad(), ivt_user(), t)
+                c["issued_at"] = c["ingest_time"] - rng.randrange(-400, 1000)
+                batch.append(c)
+                stats["too_fast"] += 1
+                continue
             c = click(pick_ad(), f"user-{rng.randrange(n_users):03d}", t)
             batch.append(c)
+            if rng.random() < 0.02:  # the same impression clicked again (invalid:
+                # impression_repeat), same user and 10 s bucket: whichever copy arrives first,
+                # one is valid and one invalid in the same minute
+                again = click(c["ad_id"], c["user_id"], rng.randrange(t, t - t % rw + rw),
+                              impression_id=c["impression_id"])
+                batch.append(again)
+                stats["impression_repeat"] += 1
+                continue
             u = rng.random()
             if u < 0.05:  # repeat in the same 10 s window (not billable)
                 bucket_end = t - t % rw + rw
@@ -126,6 +169,15 @@ def generate(
             elif d < 0.04 and k + dup_max_files_later < n_files:  # dup in a later file
                 deferred_dups[k + rng.randrange(1, dup_max_files_later + 1)].append(dict(c))
                 stats["dup_later_file"] += 1
+        if k % 10 == 5:  # an IP burst: > threshold clicks of one ip in one second, many ads
+            # (suspect: ip_burst); and a bucket with exactly the threshold (not a burst)
+            for n, what in ((BURST_THRESHOLD + 1 + k % 4, "burst"), (BURST_THRESHOLD, "no_burst")):
+                second = start + rng.randrange(file_span_s - 2) * 1000 + (1000 if what == "no_burst" else 0)
+                ip = f"172.16.{k}.{n}"
+                for _ in range(n):
+                    batch.insert(rng.randrange(len(batch) + 1),
+                                 click(pick_ad(), ivt_user(), second + rng.randrange(1000), ip=ip))
+                    stats[f"{what}_clicks"] += 1
         head = start
         if k >= 8:  # late but within the allowed lateness: counted
             for _ in range(clicks_per_file // 60):
@@ -149,6 +201,36 @@ def generate(
     return Scenario(batches=batches, stats=dict(stats))
 
 
+def ivt_verdicts(sc: Scenario) -> dict[str, str]:
+    """click_id -> valid | suspect | invalid, from the spec (common/ivt.py's docstring) by brute
+    force over the distinct clicks in publish order (late ones included: every engine sees them):
+    the agent and address labels are the generator's own lists; a group's first click is the
+    first published."""
+    first: dict[str, dict] = {}
+    for batch in sc.batches:
+        for c in batch:
+            first.setdefault(c["click_id"], c)
+    clicks = list(first.values())
+    per_ip_second: dict[tuple, int] = defaultdict(int)
+    for c in clicks:
+        per_ip_second[(c["ip"], c["event_time"] // 1000)] += 1
+    seen_imp: set = set()
+    seen_user: set = set()
+    out: dict[str, str] = {}
+    for c in clicks:
+        imp_repeat = c["impression_id"] in seen_imp
+        seen_imp.add(c["impression_id"])
+        ukey = (c["user_id"], c["ad_id"], c["event_time"] // (sc.repeat_window_s * 1000))
+        user_repeat = ukey in seen_user
+        seen_user.add(ukey)
+        invalid = (c["user_agent"] in BOT_UAS or imp_repeat
+                   or c["ingest_time"] - c["issued_at"] < MIN_CLICK_DELAY_MS)
+        suspect = (c["ip"] in DC_IPS or user_repeat
+                   or per_ip_second[(c["ip"], c["event_time"] // 1000)] > BURST_THRESHOLD)
+        out[c["click_id"]] = "invalid" if invalid else "suspect" if suspect else "valid"
+    return out
+
+
 @dataclass
 class Expected:
     aggs: dict[tuple[str, int, str], dict[str, Any]]  # (resolution, bucket_start, ad_id)
@@ -167,6 +249,7 @@ def oracle(sc: Scenario) -> Expected:
     seen_ids: set[str] = set()
     classification: dict[str, bool] = {}
     billable_keys: set[tuple[str, str, int]] = set()
+    verdicts = ivt_verdicts(sc)
     aggs: dict[tuple[str, int, str], dict[str, Any]] = {}
     late: dict[tuple[int, str], dict[str, Any]] = {}
     for k, batch in enumerate(sc.batches):
@@ -195,23 +278,24 @@ def oracle(sc: Scenario) -> Expected:
                 e["cost_micros"] += c["cost_micros"]
                 e["max_event_time"] = max(e["max_event_time"], c["event_time"])
                 continue
-            rkey = (c["user_id"], c["ad_id"], c["event_time"] // (sc.repeat_window_s * 1000))
-            billable = rkey not in billable_keys
-            billable_keys.add(rkey)
+            verdict = verdicts[cid]
             for res, size in RESOLUTIONS.items():
                 b = c["event_time"] - c["event_time"] % size
                 a = aggs.setdefault(
                     (res, b, c["ad_id"]),
                     {"clicks": 0, "billable_clicks": 0, "cost_micros": 0, "billable_cost_micros": 0,
+                     "suspect_clicks": 0, "invalid_clicks": 0,
                      "max_event_time": 0, "campaign_id": c["campaign_id"],
                      "advertiser_id": c["advertiser_id"]},
                 )
                 a["clicks"] += 1
                 a["cost_micros"] += c["cost_micros"]
                 a["max_event_time"] = max(a["max_event_time"], c["event_time"])
-                if billable:
+                if verdict == "valid":
                     a["billable_clicks"] += 1
                     a["billable_cost_micros"] += c["cost_micros"]
+                else:
+                    a[f"{verdict}_clicks"] += 1
     tops: dict[tuple[str, int], list[str]] = {}
     for res in ("1m", "1h"):
         per_bucket: dict[int, list[tuple[int, str]]] = defaultdict(list)

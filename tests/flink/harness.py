@@ -18,7 +18,8 @@ FUNCTIONS = REPO / "functions"
 sys.path.insert(0, str(FUNCTIONS))
 
 VALUE_FIELDS_AGG = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros",
-                    "max_event_time", "campaign_id", "advertiser_id")
+                    "suspect_clicks", "invalid_clicks", "max_event_time", "campaign_id",
+                    "advertiser_id")
 VALUE_FIELDS_LATE = ("late_dropped", "cost_micros", "max_event_time", "campaign_id", "advertiser_id")
 
 

@@ -141,13 +141,26 @@ def test_one_dml_over_logical_tables_with_the_documented_output_columns():
     assert text.count("GROUP BY") == 5  # 4 resolutions + late counts
     for res, size in sql.RESOLUTIONS.items():
         assert f"CREATE TEMPORARY VIEW agg_{res} AS" in text and f"MOD(event_time, {size})" in text
-    assert "PARTITION BY user_id, ad_id, (event_time - MOD(event_time, 10000))" in text
+    # the group rules: impression, (user, ad, repeat bucket), (ip, burst bucket); NULL keys apart
+    assert "PARTITION BY impression_id IS NULL, COALESCE(impression_id, click_id) " in text
+    assert ("PARTITION BY user_id IS NULL, COALESCE(user_id, click_id), ad_id, "
+            "(event_time - MOD(event_time, 10000))") in text
+    assert "PARTITION BY ip IS NULL, COALESCE(ip, click_id), burst_start" in text
+    assert "(event_time - MOD(event_time, 1000)) AS burst_start" in text
+    assert "ip IS NOT NULL AND n_burst > 10" in text and "n_burst = 11" in text
     assert "ORDER BY clicks DESC, ad_id ASC" in text
     assert sql.insert_dml().startswith("INSERT INTO `clickagg_out` (`kind`, `resolution`")
     classify = sql.classify_query(local(allowed_lateness_s=600))
     assert "PARTITION BY click_id ORDER BY `proctime` ASC" in classify
     assert "wm_ms < minute_start + 660000" in classify  # minute end + lateness
     assert "CURRENT_WATERMARK(`rowtime`)" in classify
+    assert "COALESCE(IS_BOT_UA(user_agent), FALSE) AS is_bot" in classify
+    assert "(DATACENTER_PROVIDER(ip) IS NOT NULL) AS is_dc" in classify
+    assert "ingest_time - issued_at < 1000)" in classify
+    off = sql.classify_query(local(ivt_rules="ip_burst"))
+    assert "IS_BOT_UA" not in off and "DATACENTER_PROVIDER" not in off and "issued_at <" not in off
+    assert "OVER (PARTITION BY impression_id" not in "\n".join(
+        sql.pipeline_views(local(ivt_rules="ip_burst")))
 
 
 def test_stage_options_minibatch_only_in_stage_two_and_local_checkpoints():

@@ -35,6 +35,25 @@ def test_scenario_exercises_every_rule(scenario, expected):
                  "at_minute_start", "at_minute_end", "late_within_lateness",
                  "late_beyond_lateness", "late_dup"):
         assert st[case] > 10 or case == "late_dup" and st[case] > 0, case
+    for case in ("bot", "datacenter", "too_fast", "impression_repeat", "burst_clicks",
+                 "no_burst_clicks"):
+        assert st[case] > 10, case
+    # the labels are what the shipped lists say (common/ivt.py reads the same files)
+    from common import ivt
+    assert all(ivt.default_bot_matcher().matches(ua) for ua in datagen.BOT_UAS)
+    assert all(ivt.default_datacenters().provider(ip) for ip in datagen.DC_IPS)
+    clicks = [c for b in scenario.batches for c in b]
+    assert not any(ivt.default_bot_matcher().matches(c["user_agent"]) for c in clicks
+                   if c["user_agent"] not in datagen.BOT_UAS)
+    assert not any(ivt.default_datacenters().provider(c["ip"]) for c in clicks
+                   if c["ip"] not in datagen.DC_IPS)
+    verdicts = datagen.ivt_verdicts(scenario)
+    counted = [a for (r, _, _), a in expected.aggs.items() if r == "1d"]
+    assert sum(a["suspect_clicks"] for a in counted) > 100
+    assert sum(a["invalid_clicks"] for a in counted) > 100
+    assert sum(a["billable_clicks"] + a["suspect_clicks"] + a["invalid_clicks"]
+               for a in counted) == sum(a["clicks"] for a in counted)
+    assert set(verdicts.values()) == {"valid", "suspect", "invalid"}
     assert sum(v["late_dropped"] for v in expected.late.values()) == st["late_beyond_lateness"]
     assert len({b for (r, b, _) in expected.aggs if r == "1d"}) == 2  # crosses midnight UTC
     assert any(len(ads) == 3 for ads in expected.tops.values())

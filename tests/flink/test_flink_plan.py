@@ -35,18 +35,34 @@ def test_stage1_dedups_keep_first_and_reads_the_event_time_watermark(plans):
     assert "MiniBatchAssigner" not in p  # see test_minibatch_assigner_would_hide_the_watermark
 
 
-def test_stage2_two_phase_aggregation_billable_dedup_and_topn(plans):
+def test_stage1_applies_the_per_click_ivt_rules_after_the_dedup_in_java(plans):
+    p = optimized(plans["stage1"])
+    lines = p.splitlines()
+    dedup = next(i for i, l in enumerate(lines) if "Deduplicate(" in l)
+    calc = next(i for i, l in enumerate(lines) if "IS_BOT_UA(user_agent)" in l)
+    assert calc < dedup  # printed top-down: the rules run on distinct clicks only
+    assert "DATACENTER_PROVIDER(ip)" in lines[calc]
+    assert "(ingest_time - issued_at) < 1000" in lines[calc]
+    assert "PythonCalc" not in p
+
+
+def test_stage2_ivt_groups_two_phase_aggregation_and_topn(plans):
     p = optimized(plans["stage2"])
     assert p.count("LocalGroupAggregate(") == 5  # 1m, 5m, 1h, 1d + late counts
     assert p.count("GlobalGroupAggregate(") == 5  # each aggregate once: reused by the Top-N
-    assert "Deduplicate(keep=[FirstRow], key=[ad_id, user_id, $" in p  # billable (repeat rule)
+    # the group rules: one running count per group, in arrival order, append-only
+    overs = [line for line in p.splitlines() if "OverAggregate(" in line]
+    assert len(overs) == 3 and all("orderBy=[proctime ASC]" in o for o in overs)
+    # the burst correction: the first N of a bucket joined with its (N+1)th click, append-only
+    joins = [line for line in p.splitlines() if "Join(" in line]
+    assert len(joins) == 1 and "InnerJoin" in joins[0] and "(burst_start = burst_start0)" in joins[0]
     assert "MiniBatchAssigner(interval=[2000ms], mode=[ProcTime])" in p
     ranks = [line for line in p.splitlines() if "Rank(" in line]
     assert len(ranks) == 2
-    for r in ranks:
+    for r in ranks:  # corrections lower billable_clicks but never clicks: still the fast strategy
         assert "strategy=[UpdateFastStrategy" in r and "rankEnd=3" in r
         assert "orderBy=[clicks DESC, ad_id ASC]" in r
-    assert "Join" not in p and "PythonCalc" not in p  # all per-row logic is SQL
+    assert "PythonCalc" not in p  # all per-row logic is SQL or the jar's Java
 
 
 def test_minibatch_assigner_would_hide_the_watermark():
@@ -59,6 +75,8 @@ def test_minibatch_assigner_would_hide_the_watermark():
     for k, v in {**sql.stage2_options(SETTINGS), **JARS}.items():
         te.get_config().set(k, v)
     te.execute_sql(sql.source_ddl(SETTINGS))
+    for statement in sql.ivt_functions_ddl():
+        te.execute_sql(statement)
     te.execute_sql(f"CREATE TEMPORARY VIEW c AS {sql.classify_query(SETTINGS)}")
     p = optimized(te.explain_sql("SELECT ad_id, COUNT(*), MAX(wm_ms) FROM c GROUP BY ad_id"))
     lines = p.splitlines()
@@ -86,7 +104,13 @@ def test_state_ttl_per_operator():
     for node in plan["nodes"]:
         for st in node.get("state", []):
             ttl.setdefault(node["type"].rsplit("_", 1)[0], []).append(st["ttl"])
-    assert ttl["stream-exec-deduplicate"] == ["30 min"]
+    assert "stream-exec-deduplicate" not in ttl  # stage 2 elects first clicks by over counts
+    # the IVT groups' running counts: the compiled plan lists no state for over aggregates;
+    # they keep a key for table.exec.state.ttl (= dedup_ttl_s) since its last row
+    types = [node["type"].rsplit("_", 1)[0] for node in plan["nodes"]]
+    assert types.count("stream-exec-over-aggregate") == 3
+    assert sql.stage2_options(SETTINGS)["table.exec.state.ttl"] == "1800 s"
+    assert ttl["stream-exec-join"] == ["30 min", "30 min"]  # the burst correction
     assert ttl["stream-exec-rank"] == ["30 min", "30 min"]
     margin = 900 + 5 + 3600
     assert sorted(ttl["stream-exec-global-group-aggregate"]) == sorted(
@@ -104,7 +128,7 @@ def test_aws_ddl_plans_with_the_connector_jar():
     te.execute_sql(sql.source_ddl(SETTINGS))
     te.execute_sql(sql.sink_ddl(SETTINGS))
     plan = te.explain_sql(f"INSERT INTO clickagg_out SELECT 'agg', '1m', event_time, ad_id, campaign_id, "
-                          f"advertiser_id, 1, 1, cost_micros, cost_micros, 0, 1, event_time, event_time "
+                          f"advertiser_id, 1, 1, cost_micros, cost_micros, 0, 0, 0, 1, event_time, event_time "
                           f"FROM clicks")
     assert "Kinesis (per-shard watermarks)" in plan or "clickagg-kinesis" in plan or "clicks" in plan
     assert "WatermarkAssigner" not in optimized(plan)  # the source makes the watermark

@@ -39,7 +39,30 @@ def create_table_env(settings: JobSettings, *, local: bool, extra: dict[str, str
     t_env = StreamTableEnvironment.create(
         env, environment_settings=EnvironmentSettings.new_instance().in_streaming_mode().build()
     )
+    if "pipeline.jars" in (extra or {}):
+        _use_jars_for_job_graph(env, t_env, extra["pipeline.jars"])
     return t_env
+
+
+def _use_jars_for_job_graph(env: Any, t_env: Any, jars: str) -> None:
+    """Local runs (the jar given as `pipeline.jars`): the client must see the jar's classes when
+    it builds the job graph. With checkpointing on, Flink compiles every generated operator
+    there (StreamingJobGraphGenerator.preValidate) with the execution environment's class
+    loader, which for an environment made by PyFlink is the JVM's application loader: operators
+    calling the jar's IVT functions failed ("Cannot determine simple type name com"). Setting the
+    key through the table config makes PyFlink add the jar to the context class loader; the
+    environment is then pointed at that loader (no API sets it; a field write, local only). On
+    Managed Flink the service starts the driver with the jar on the user class path already."""
+    from pyflink.java_gateway import get_gateway
+
+    t_env.get_config().set("pipeline.jars", jars)
+    jvm = get_gateway().jvm
+    field = jvm.java.lang.Class.forName(
+        "org.apache.flink.streaming.api.environment.StreamExecutionEnvironment"
+    ).getDeclaredField("userClassloader")
+    field.setAccessible(True)
+    field.set(env._j_stream_execution_environment,
+              jvm.java.lang.Thread.currentThread().getContextClassLoader())
 
 
 def _apply(t_env: Any, options: dict[str, str]) -> None:
@@ -65,15 +88,24 @@ def explain(settings: JobSettings, *, source_ddl: str | None = None,
     t_env = create_table_env(settings, local=True, extra=extra)
     _apply(t_env, sql.stage1_options(settings))
     t_env.execute_sql(source_ddl or sql.source_ddl(settings))
+    register_functions(t_env)
     stage1 = t_env.explain_sql(sql.classify_query(settings))
     output = build_output_in(t_env, settings)
     return {"stage1": stage1, "stage2": output.explain()}
+
+
+def register_functions(t_env: Any) -> None:
+    """The IVT rules' Java functions (in the job jar: `pipeline.jars` locally, the application's
+    jarfile on Managed Flink)."""
+    for statement in sql.ivt_functions_ddl():
+        t_env.execute_sql(statement)
 
 
 def build_output_in(t_env: Any, settings: JobSettings):
     """Stage 1 + 2 on an environment whose `clicks` table already exists."""
     from pyflink.table import Schema
 
+    register_functions(t_env)
     _apply(t_env, sql.stage1_options(settings))
     stream = t_env.to_data_stream(t_env.sql_query(sql.classify_query(settings)))
     _apply(t_env, sql.stage2_options(settings))

@@ -7,9 +7,16 @@ Pipeline (all per-row logic in Flink SQL, no Python UDF):
     -> Deduplicate keep-first by click_id (proctime; append-only; state TTL = dedup_ttl_s)
     -> classify: on_time = CURRENT_WATERMARK IS NULL OR CURRENT_WATERMARK < minute_end + lateness
                  wm_ms   = CURRENT_WATERMARK as epoch ms (NULL before the first watermark)
+    -> the per-click IVT rules (common/ivt.py): is_bot (IS_BOT_UA), is_dc (DATACENTER_PROVIDER),
+       is_fast; the two functions are Java in the job jar, with the jar's copy of ivt_data
     => `clicks_classified` (append-only DataStream handed to stage 2)
     STAGE 2 (mini-batch ON, TWO_PHASE aggregation)
-    -> on-time clicks  UNION ALL  keep-first dedup on (user_id, ad_id, repeat bucket) = billable
+    -> the group IVT rules (see `ivt_views`): running counts in arrival order per impression,
+       per (user, ad, repeat bucket), per (ip, burst bucket) => each click's arrival verdict
+       (valid | suspect | invalid), plus one correction row per click that an IP burst turns
+       from valid to suspect after it was counted; all append-only
+    -> counted = on-time clicks (+1 under their verdict) UNION ALL on-time corrections
+       (-1 valid, +1 suspect); billable = valid
     -> one GROUP BY per resolution (1m, 5m, 1h, 1d): LocalGroupAggregate -> GlobalGroupAggregate
     -> Top-M per bucket for 1m and 1h over those same aggregates (Rank UpdateFastStrategy, order
        clicks DESC, ad_id ASC for a deterministic tie-break; no rank number column). A 'top' row
@@ -42,7 +49,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from common import ivt
 from common.records import CLICK_RECORD_SCHEMA
+from common.schema import parse_ivt_rules
 from common.times import MINUTE_MS, RESOLUTIONS  # the one resolution map (query API, serving store)
 
 from .settings import JobSettings, stream_name
@@ -55,6 +64,12 @@ PIPELINE_NAME = "clickagg-aggregate"
 
 LEADERBOARD_RESOLUTIONS = ("1m", "1h")
 
+# SQL name -> class in the job jar (functions/aggregate/src/main/java/com/clickagg/flink/ivt)
+IVT_FUNCTIONS = {
+    "IS_BOT_UA": "com.clickagg.flink.ivt.IsBotUa",
+    "DATACENTER_PROVIDER": "com.clickagg.flink.ivt.DatacenterProvider",
+}
+
 _FLINK_TYPES = {"string": "STRING", "bigint": "BIGINT", "timestamp_ms": "BIGINT"}
 
 # The one output changelog. (name, Flink SQL type, meaning per kind)
@@ -66,9 +81,11 @@ OUTPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("campaign_id", "STRING", "MAX over the bucket (an ad belongs to one campaign)"),
     ("advertiser_id", "STRING", "MAX over the bucket (an ad belongs to one advertiser)"),
     ("clicks", "BIGINT", "agg, top: counted (deduplicated, on-time) clicks; late: NULL"),
-    ("billable_clicks", "BIGINT", "agg, top: clicks minus repeat clicks; late: NULL"),
+    ("billable_clicks", "BIGINT", "agg, top: counted clicks with verdict valid; late: NULL"),
     ("cost_micros", "BIGINT", "agg, top: SUM(cost_micros) of counted clicks; late: of dropped clicks"),
     ("billable_cost_micros", "BIGINT", "agg, top: SUM(cost_micros) of billable clicks; late: NULL"),
+    ("suspect_clicks", "BIGINT", "agg, top: counted clicks with verdict suspect; late: NULL"),
+    ("invalid_clicks", "BIGINT", "agg, top: counted clicks with verdict invalid; late: NULL"),
     ("late_dropped", "BIGINT", "late: distinct clicks dropped as late in this minute; else NULL"),
     ("version", "BIGINT", "strictly increasing per key on every emitted row (top: the agg version)"),
     ("max_event_time", "BIGINT", "MAX(event_time) ms of the rows counted (late: dropped)"),
@@ -78,6 +95,7 @@ OUTPUT_COLUMN_NAMES = tuple(c[0] for c in OUTPUT_COLUMNS)
 
 # Stage-1 output = stage-2 input (the logical table `clicks_classified`, plus `proctime`).
 CLASSIFIED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("click_id", "STRING"),
     ("ad_id", "STRING"),
     ("campaign_id", "STRING"),
     ("advertiser_id", "STRING"),
@@ -87,6 +105,12 @@ CLASSIFIED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("minute_start", "BIGINT"),
     ("on_time", "BOOLEAN"),
     ("wm_ms", "BIGINT"),
+    # IVT inputs: the group keys and the per-click rules (common/ivt.py), computed in stage 1
+    ("ip", "STRING"),
+    ("impression_id", "STRING"),
+    ("is_bot", "BOOLEAN"),
+    ("is_dc", "BOOLEAN"),
+    ("is_fast", "BOOLEAN"),
 )
 
 
@@ -252,22 +276,52 @@ def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str = "kinesis"
 
 
 # ------------------------------------------------------------------------------ the pipeline
+def ivt_functions_ddl() -> list[str]:
+    """The Java functions of the job jar (src/main/java/com/clickagg/flink/ivt) that the rules
+    bot_ua and datacenter_ip call; their data is the jar's copy of functions/common/ivt_data."""
+    return [f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{cls}' LANGUAGE JAVA"
+            for name, cls in IVT_FUNCTIONS.items()]
+
+
+def _rules(s: JobSettings) -> frozenset:
+    return parse_ivt_rules(s.ivt_rules)
+
+
+def ivt_flags(s: JobSettings) -> dict[str, str]:
+    """The per-click rules (common/ivt.py) as SQL over one click: is_bot, is_dc, is_fast. A rule
+    switched off by `ivt_rules` is the constant FALSE (the planner drops it)."""
+    on = _rules(s)
+    return {
+        "is_bot": "COALESCE(IS_BOT_UA(user_agent), FALSE)" if ivt.BOT_UA in on else "FALSE",
+        "is_dc": "(DATACENTER_PROVIDER(ip) IS NOT NULL)" if ivt.DATACENTER_IP in on else "FALSE",
+        "is_fast": (f"(issued_at IS NOT NULL AND ingest_time IS NOT NULL AND "
+                    f"ingest_time - issued_at < {s.ivt_min_click_delay_ms})")
+        if ivt.TOO_FAST in on else "FALSE",
+    }
+
+
 def classify_query(s: JobSettings, source: str = SOURCE_TABLE) -> str:
-    """STAGE 1: dedup by click_id (keep first), then the late rule on the 1-minute bucket."""
+    """STAGE 1: dedup by click_id (keep first), the late rule on the 1-minute bucket and the
+    per-click IVT rules (evaluated once per distinct click, after the dedup)."""
     late_edge = MINUTE_MS + s.allowed_lateness_ms
     wm = "CURRENT_WATERMARK(`rowtime`)"
+    flags = ",\n    ".join(f"{expr} AS {name}" for name, expr in ivt_flags(s).items())
     return f"""
-SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros, minute_start,
+SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
+  minute_start,
   (wm_ms IS NULL OR wm_ms < minute_start + {late_edge}) AS on_time,
-  wm_ms
+  wm_ms, ip, impression_id, is_bot, is_dc, is_fast
 FROM (
-  SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
+  SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
     {_bucket('event_time', MINUTE_MS)} AS minute_start,
     CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
-         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms
+         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms,
+    ip, impression_id,
+    {flags}
   FROM (
     SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time,
-      COALESCE(cost_micros, CAST(0 AS BIGINT)) AS cost_micros, `rowtime`,
+      COALESCE(cost_micros, CAST(0 AS BIGINT)) AS cost_micros, ip, user_agent, impression_id,
+      issued_at, ingest_time, `rowtime`,
       ROW_NUMBER() OVER (PARTITION BY click_id ORDER BY `proctime` ASC) AS rn
     FROM `{source}`
     WHERE click_id IS NOT NULL AND ad_id IS NOT NULL AND event_time IS NOT NULL AND event_time >= 0
@@ -282,34 +336,94 @@ def _agg_ttl_s(s: JobSettings, size_ms: int) -> int:
     return size_ms // 1000 + s.allowed_lateness_s + s.watermark_delay_s + s.agg_state_margin_s
 
 
+def _running_count(partition: str) -> str:
+    """How many clicks of this group arrived so far, this one included (arrival order)."""
+    return (f"COUNT(*) OVER (PARTITION BY {partition} ORDER BY `proctime` "
+            f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
+
+
+def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
+    """The IVT verdict of every distinct click (stage 2, all append-only):
+
+    clicks_ivt       every click of `classified` with its arrival verdict: the per-click rules
+                     from stage 1, and for the group rules the click's rank in its group by
+                     ARRIVAL (a running COUNT(*) OVER per group: impression, (user, ad, repeat
+                     bucket), (ip, burst bucket)). Rank > 1 = impression_repeat / user_repeat;
+                     rank > N = ip_burst.
+    ivt_corrections  ip_burst also flags the FIRST N clicks of a bucket once its (N+1)th
+                     arrives: a regular join of those clicks (only the ones valid at arrival:
+                     for the others the verdict does not change) with the (N+1)th click of
+                     their bucket; one row per click to move from valid to suspect.
+
+    So the final verdict of a click = its arrival verdict, corrected once; per click it equals
+    common/ivt.py's when every group's first click (by event_time, ingest_time, click_id) is
+    also its first arrival (the batch elects by event time, the stream by arrival: the
+    difference shows in the nightly reconciliation). Groups are remembered for
+    table.exec.state.ttl (= dedup_ttl_s) after their last click."""
+    on, n = _rules(s), s.ivt_burst_threshold
+    rb_ms, bb_ms = s.repeat_window_s * 1000, s.ivt_burst_window_ms
+    # a NULL key never groups: it is replaced by the (unique) click_id, flagged apart
+    counts = [
+        ("n_imp", ivt.IMPRESSION_REPEAT,
+         "impression_id IS NULL, COALESCE(impression_id, click_id)"),
+        ("n_user", ivt.USER_REPEAT,
+         f"user_id IS NULL, COALESCE(user_id, click_id), ad_id, {_bucket('event_time', rb_ms)}"),
+        ("n_burst", ivt.IP_BURST, "ip IS NULL, COALESCE(ip, click_id), burst_start"),
+    ]
+    views, source = [], "clicks_ivt_in"
+    views.append(f"""CREATE TEMPORARY VIEW {source} AS
+SELECT *, {_bucket('event_time', bb_ms)} AS burst_start FROM `{classified}`""")
+    for column, rule, partition in counts:
+        expr = _running_count(partition) if rule in on else "CAST(1 AS BIGINT)"
+        views.append(f"""CREATE TEMPORARY VIEW clicks_ivt_{column} AS
+SELECT *, {expr} AS {column} FROM {source}""")
+        source = f"clicks_ivt_{column}"
+    invalid = "is_bot OR is_fast OR n_imp > 1"
+    suspect = f"is_dc OR n_user > 1 OR (ip IS NOT NULL AND n_burst > {n})"
+    views.append(f"""CREATE TEMPORARY VIEW clicks_ivt AS
+SELECT click_id, ad_id, campaign_id, advertiser_id, event_time, cost_micros, on_time, wm_ms,
+  ip, burst_start, n_burst,
+  CASE WHEN {invalid} THEN '{ivt.INVALID}' WHEN {suspect} THEN '{ivt.SUSPECT}'
+       ELSE '{ivt.VALID}' END AS verdict
+FROM {source}""")
+    burst_on = ivt.IP_BURST in on
+    views.append(f"""CREATE TEMPORARY VIEW ivt_corrections AS
+SELECT c.click_id, c.ad_id, c.campaign_id, c.advertiser_id, c.event_time, c.cost_micros,
+  c.on_time,
+  CASE WHEN t.wm_ms IS NULL OR c.wm_ms > t.wm_ms THEN c.wm_ms ELSE t.wm_ms END AS wm_ms
+FROM (SELECT * FROM clicks_ivt
+      WHERE ip IS NOT NULL AND n_burst <= {n} AND verdict = '{ivt.VALID}') AS c
+JOIN (SELECT ip, burst_start, wm_ms FROM clicks_ivt
+      WHERE ip IS NOT NULL AND n_burst = {n + 1}) AS t
+  ON c.ip = t.ip AND c.burst_start = t.burst_start
+WHERE {'TRUE' if burst_on else 'FALSE'}""")
+    return views
+
+
 def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
     """STAGE 2 as CREATE TEMPORARY VIEW statements over `classified`; the last one is
     `clickagg_output` with exactly OUTPUT_COLUMNS. `classified` must have CLASSIFIED_COLUMNS plus a
     processing-time attribute `proctime`."""
-    rw_ms = s.repeat_window_s * 1000
-    views = [
-        f"""CREATE TEMPORARY VIEW clicks_on_time AS
-SELECT ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros, wm_ms, `proctime`
-FROM `{classified}` WHERE on_time""",
-        # keep-first per (user, ad, repeat bucket): the billable click (append-only)
-        f"""CREATE TEMPORARY VIEW clicks_billable AS
-SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, wm_ms FROM (
-  SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, wm_ms,
-    ROW_NUMBER() OVER (
-      PARTITION BY user_id, ad_id, {_bucket('event_time', rw_ms)} ORDER BY `proctime` ASC) AS rn
-  FROM clicks_on_time
-) WHERE rn = 1""",
-        # 1 / NULL flags counted with COUNT(flag): the planner knows COUNT only grows, which
-        # lets the Top-N use UpdateFastStrategy (with SUM(1 / 0) it fell back to RetractStrategy)
-        """CREATE TEMPORARY VIEW clicks_counted AS
+    b = "CAST(1 AS BIGINT)"
+    views = ivt_views(s, classified) + [
+        # One row per counted click (+1 under its arrival verdict) and one per correction (-1
+        # valid, +1 suspect). `clicks` counts 1 / NULL flags with COUNT: the planner knows COUNT
+        # only grows, which lets the Top-N (ordered by clicks) use UpdateFastStrategy; the
+        # verdict counts are SUMs because a correction lowers billable_clicks.
+        f"""CREATE TEMPORARY VIEW clicks_counted AS
 SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
-  CAST(1 AS BIGINT) AS is_click, CAST(NULL AS BIGINT) AS is_billable,
-  cost_micros AS click_cost, CAST(0 AS BIGINT) AS billable_cost
-FROM clicks_on_time
+  {b} AS is_click,
+  CASE WHEN verdict = '{ivt.VALID}' THEN {b} ELSE CAST(0 AS BIGINT) END AS d_valid,
+  CASE WHEN verdict = '{ivt.SUSPECT}' THEN {b} ELSE CAST(0 AS BIGINT) END AS d_suspect,
+  CASE WHEN verdict = '{ivt.INVALID}' THEN {b} END AS is_invalid,
+  cost_micros AS click_cost,
+  CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE CAST(0 AS BIGINT) END AS d_billable_cost
+FROM clicks_ivt WHERE on_time
 UNION ALL
 SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
-  CAST(NULL AS BIGINT), CAST(1 AS BIGINT), CAST(0 AS BIGINT), cost_micros
-FROM clicks_billable""",
+  CAST(NULL AS BIGINT), CAST(-1 AS BIGINT), {b}, CAST(NULL AS BIGINT), CAST(0 AS BIGINT),
+  -cost_micros
+FROM ivt_corrections WHERE on_time""",
     ]
     for res, size_ms in RESOLUTIONS.items():
         views.append(
@@ -321,9 +435,11 @@ SELECT /*+ STATE_TTL('clicks_counted' = '{_agg_ttl_s(s, size_ms)} s') */
   MAX(campaign_id) AS campaign_id,
   MAX(advertiser_id) AS advertiser_id,
   COUNT(is_click) AS clicks,
-  COUNT(is_billable) AS billable_clicks,
+  SUM(d_valid) AS billable_clicks,
   SUM(click_cost) AS cost_micros,
-  SUM(billable_cost) AS billable_cost_micros,
+  SUM(d_billable_cost) AS billable_cost_micros,
+  SUM(d_suspect) AS suspect_clicks,
+  COUNT(is_invalid) AS invalid_clicks,
   COUNT(*) AS `version`,
   MAX(event_time) AS max_event_time,
   MAX(wm_ms) AS `watermark`
@@ -334,7 +450,8 @@ GROUP BY {_bucket('event_time', size_ms)}, ad_id"""
         views.append(
             f"""CREATE TEMPORARY VIEW leaderboard_{r} AS
 SELECT resolution, bucket_start, ad_id, campaign_id, advertiser_id, clicks, billable_clicks,
-  cost_micros, billable_cost_micros, `version`, max_event_time, `watermark` FROM (
+  cost_micros, billable_cost_micros, suspect_clicks, invalid_clicks, `version`, max_event_time,
+  `watermark` FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket_start ORDER BY clicks DESC, ad_id ASC) AS rn
   FROM agg_{r}
 ) WHERE rn <= {s.leaderboard_size}"""
@@ -362,22 +479,22 @@ GROUP BY minute_start, ad_id"""
     nul_s, nul_b = "CAST(NULL AS STRING)", "CAST(NULL AS BIGINT)"
     parts = [
         f"""SELECT CAST('agg' AS STRING) AS kind, resolution, bucket_start, ad_id, campaign_id,
-  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros,
-  {nul_b} AS late_dropped, `version`, max_event_time, `watermark`
+  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, suspect_clicks,
+  invalid_clicks, {nul_b} AS late_dropped, `version`, max_event_time, `watermark`
 FROM agg_{res}"""
         for res in RESOLUTIONS
     ]
     parts += [
         f"""SELECT CAST('top' AS STRING), resolution, bucket_start, ad_id, campaign_id,
-  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, {nul_b},
-  `version`, max_event_time, `watermark`
+  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, suspect_clicks,
+  invalid_clicks, {nul_b}, `version`, max_event_time, `watermark`
 FROM leaderboard_{r}"""
         for r in LEADERBOARD_RESOLUTIONS
     ]
     parts.append(
         f"""SELECT CAST('late' AS STRING), CAST('1m' AS STRING), bucket_start, ad_id, campaign_id,
-  advertiser_id, {nul_b}, {nul_b}, cost_micros, {nul_b}, late_dropped, `version`,
-  max_event_time, `watermark`
+  advertiser_id, {nul_b}, {nul_b}, cost_micros, {nul_b}, {nul_b}, {nul_b}, late_dropped,
+  `version`, max_event_time, `watermark`
 FROM late_counts"""
     )
     views.append(f"CREATE TEMPORARY VIEW {OUTPUT_VIEW} AS\n" + "\nUNION ALL\n".join(parts))
