@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sql", help="run SQL or a named query over the raw archive", description=__doc__)
-    p.add_argument("query", nargs="?", help="SQL text (table: raw_clicks)")
+    p.add_argument("query", nargs="?", help="SQL text (tables: raw_clicks, refused_clicks)")
     p.add_argument("--named", choices=sorted(NAMED_QUERIES), help="run a named query")
     p.add_argument("--param", action="append", default=[], metavar="KEY=N", help="named query parameter")
     p.add_argument("--list", action="store_true", help="list the named queries")
