@@ -13,7 +13,7 @@ Billing:     nightly Glue workflow: billing recompute of yesterday from the arch
 Edge:        CORS for configured origins (+ the dashboard's), optional WAF on the API stage
 Dashboard:   web/dist in a private S3 bucket behind CloudFront (OAC), Cognito sign-in, SigV4
              GETs on the query API (context `dashboard_site`, default on)
-Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic
+Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic (incl. the IVT rate's)
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
 from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.ingest_function import IngestFunction
+from infra.constructs.ivt_alarm import IvtRateAlarm
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.constructs.query_api import QueryApi
 from infra.constructs.refused_archive import RefusedArchive
@@ -130,6 +131,7 @@ class ClickAggStack(Stack):
                          if settings.waf_enabled else None)
 
         # --- operations ---
+        self.ivt_alarm = IvtRateAlarm(self, "IvtAlarm", settings=settings, topic=self.alarms.topic)
         self.operations = OperationsDashboard(
             self, "Operations", settings=settings, topic=self.alarms.topic, api=self.api.api,
             ingest=self.ingest.function, sink=self.sink.function, query=self.query.function,
@@ -137,7 +139,7 @@ class ClickAggStack(Stack):
             flink_application_name=self.aggregator.application_name, billing=self.billing,
             alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values(),
                     *self.refused_archive.alarms.values()],
-            firewall=self.firewall)
+            firewall=self.firewall, ivt=self.ivt_alarm)
 
         self._outputs()
 

@@ -15,6 +15,8 @@ Rows, top to bottom:
               SinkLag + the job's watermark delay + mini-batch latency (no service emits the
               watermark lag itself as a metric yet)
   billing     ClickAgg TotalDrift / WorstDrift of the nightly reconciliation (daily)
+  ivt         the IVT rate the IvtRate alarm watches (5-minute sums, with its threshold) and the
+              sink's per-verdict click deltas (infra.constructs.ivt_alarm)
   waf         allowed/blocked requests of the web ACL (only with waf_enabled)
 
 New paging alarms: ClicksRetryable > 0 (clients were told to retry: dedup table or stream
@@ -33,10 +35,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from aggregate.verdicts import SERVICE as SINK_SERVICE
+from aggregate.verdicts import VERDICT_METRICS
 from glue_jobs.reconcile import DRIFT_THRESHOLD
 from infra.constructs.alarms import FLINK_NAMESPACE, add_alarm
 from infra.constructs.api_firewall import ApiFirewall
 from infra.constructs.billing import NightlyBilling
+from infra.constructs.ivt_alarm import IvtRateAlarm
 from infra.settings import StackSettings
 
 GRAPH_PERIOD = Duration.minutes(1)
@@ -51,7 +56,10 @@ class OperationsDashboard(Construct):
                  query: lambda_.IFunction, clicks_stream: kinesis.IStream,
                  aggregates_stream: kinesis.IStream, flink_application_name: str,
                  billing: NightlyBilling, alarms: Sequence[cw.IAlarm],
-                 firewall: Optional[ApiFirewall] = None) -> None:
+                 firewall: Optional[ApiFirewall] = None,
+                 ivt: Optional[IvtRateAlarm] = None) -> None:
+        """`alarms`: the pipeline's alarms (status widget); `ivt`: the IVT-rate alarm (its
+        graph, and its alarm in the status widget)."""
         super().__init__(scope, id)
         prefix, namespace = settings.prefix, settings.names.metrics_namespace
         self.dashboard_name = f"{prefix}-operations"
@@ -92,7 +100,8 @@ class OperationsDashboard(Construct):
                             description=description, metric=metric, threshold=threshold)
             for name, (description, metric, threshold) in new_alarms.items()
         }
-        all_alarms = [*alarms, *self.alarms.values(), billing.drift_alarm]
+        all_alarms = [*alarms, *self.alarms.values(), billing.drift_alarm,
+                      *([ivt.alarm] if ivt is not None else [])]
 
         # --- widgets -------------------------------------------------------------------------
         def graph(title: str, left: Sequence[cw.IMetric], *,
@@ -181,6 +190,14 @@ class OperationsDashboard(Construct):
                                                         label="TotalDrift alarm")],
                    width=24)],
         ]
+        if ivt is not None:
+            rows.append([
+                graph("Traffic quality: IVT rate (%, 5-min sums)", [ivt.rate],
+                      annotations=[cw.HorizontalAnnotation(value=settings.ivt_alert_percent,
+                                                           label="alarm")], width=12),
+                graph("Traffic quality: clicks per verdict (sink deltas, sum/min)",
+                      [_labelled(app_metric(name, SINK_SERVICE), name.removeprefix("Clicks"))
+                       for name in VERDICT_METRICS.values()], width=12)])
         if firewall is not None:
             def waf(name: str) -> cw.Metric:
                 return cw.Metric(namespace="AWS/WAFV2", metric_name=name, statistic="Sum",

@@ -109,6 +109,7 @@ CUSTOM = {
     "billing_schedule": "cron(15 4 * * ? *)",
     "billing_cutoff_hours": 3,
     "ivt_burst_threshold": 20,
+    "ivt_alert_percent": 7,
     # API edge
     "cors_allowed_origins": "https://ops.example.com",
     "waf_enabled": True,

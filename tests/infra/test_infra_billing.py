@@ -142,7 +142,7 @@ def test_every_variant_reconciles(all_templates, variant):
                   for v in resources(template, "AWS::Glue::Job").values()) == [
         "billing", "reconcile"]
     assert [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
-            if a["Properties"]["MetricName"] == "TotalDrift"]
+            if a["Properties"].get("MetricName") == "TotalDrift"]
     assert {v["Properties"]["Type"] for v in resources(template, "AWS::Glue::Trigger")
             .values()} == {"SCHEDULED", "CONDITIONAL"}
     tables = {v["Properties"]["TableInput"]["Name"]
@@ -410,7 +410,7 @@ def test_job_failures_notify_the_alarm_topic(custom_template):
 
 def test_total_drift_alarm(custom_template):
     [alarm] = [a["Properties"] for a in resources(custom_template, "AWS::CloudWatch::Alarm")
-               .values() if a["Properties"]["MetricName"] == "TotalDrift"]
+               .values() if a["Properties"].get("MetricName") == "TotalDrift"]
     assert alarm["AlarmName"] == "ca-test-billing-TotalDrift"
     assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"]) == (
         "ClickAgg", "Maximum", 86400)

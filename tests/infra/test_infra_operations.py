@@ -84,7 +84,10 @@ def test_powertools_metrics_carry_the_service_dimension(default_template):
     ingest, sink = (("service", "ingest"),), (("service", "sink"),)
     assert lines == {("ClicksAccepted", ingest), ("ClicksDuplicate", ingest),
                      ("ClicksRejected", ingest), ("ClicksRetryable", ingest),
-                     ("SinkLag", sink), ("TotalDrift", ()), ("WorstDrift", ())}
+                     ("SinkLag", sink), ("TotalDrift", ()), ("WorstDrift", ()),
+                     # the sink's per-verdict deltas (aggregate/verdicts.py), the IVT rate's input
+                     ("ClicksCounted", sink), ("ClicksValid", sink), ("ClicksSuspect", sink),
+                     ("ClicksInvalid", sink)}
 
 
 def test_kinesis_widgets_cover_both_streams(default_template):
@@ -99,7 +102,8 @@ def test_freshness_estimate_and_alarm_status(default_template):
     expressions = [line[0]["expression"] for w in body["widgets"]
                    for line in w["properties"].get("metrics", [])
                    if isinstance(line[0], dict) and "expression" in line[0]]
-    assert expressions == ["FILL(clicksage, 0) + FILL(sinklag, 0) + 7000"]  # 5 s + 2000 ms
+    assert expressions == ["FILL(clicksage, 0) + FILL(sinklag, 0) + 7000",  # 5 s + 2000 ms
+                           "IF(clicks > 0, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"]
     [status] = [w for w in body["widgets"] if w["type"] == "alarm"]
     alarm_count = len(resources(default_template, "AWS::CloudWatch::Alarm"))
     assert len(status["properties"]["alarms"]) == alarm_count  # every alarm of the stack
