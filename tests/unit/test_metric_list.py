@@ -1,0 +1,44 @@
+"""One metric list (serving.table.METRIC_ATTRS / METRICS): the changelog's metric columns, in the
+Flink job's order, and everything that carries metrics follows it: the DynamoDB item, the
+Timestream record, the query API's series bucket and leaderboard entry, the JSON of a point."""
+from __future__ import annotations
+
+import dataclasses
+
+from aggregate.changes import AGG, Change
+from aggregate.job.sql import OUTPUT_COLUMN_NAMES
+from query.series import Bucket, metrics_json
+from query.topk import Entry
+from serving.table import METRIC_ATTRS, METRICS, VERDICT_COUNTS
+from serving.write.dynamodb import item_for
+from serving.write.timestream import record_for
+
+
+def test_metrics_are_the_changelog_columns_between_the_ids_and_late_dropped():
+    names = list(OUTPUT_COLUMN_NAMES)
+    assert METRICS == tuple(names[names.index("advertiser_id") + 1:names.index("late_dropped")])
+    assert METRICS[-2:] == ("suspect_clicks", "invalid_clicks")
+    assert set(VERDICT_COUNTS) <= set(METRICS) and len(set(METRIC_ATTRS.values())) == len(METRICS)
+
+
+def test_every_carrier_has_exactly_the_metrics():
+    assert tuple(f.name for f in dataclasses.fields(Bucket)) == METRICS
+    entry = [f.name for f in dataclasses.fields(Entry)]
+    assert tuple(entry[1:entry.index("campaign_id")]) == METRICS
+    point = metrics_json(Bucket(*range(1, len(METRICS) + 1)))
+    assert point == {"clicks": 1, "billable_clicks": 2, "cost": "0.000003", "billable_cost": "0.000004",
+                     "suspect_clicks": 5, "invalid_clicks": 6}
+
+
+def test_writers_store_every_metric_and_missing_ones_as_absent_or_zero():
+    full = {"kind": AGG, "ad_id": "a", "resolution": "1m", "bucket_start": 0, "version": 3,
+            **{m: i + 1 for i, m in enumerate(METRICS)}}
+    item = item_for(Change(AGG, True, full), 60)
+    assert {attr: item[attr] for attr in METRIC_ATTRS.values()} == {
+        attr: {"N": str(i + 1)} for i, attr in enumerate(METRIC_ATTRS.values())}
+    record = record_for(Change(AGG, True, full))
+    assert {m["Name"]: m["Value"] for m in record["MeasureValues"]} == {m: str(i + 1) for i, m in enumerate(METRICS)}
+    legacy = {k: v for k, v in full.items() if k not in ("suspect_clicks", "invalid_clicks")}
+    assert "sc" not in item_for(Change(AGG, True, legacy), 60)  # the reader takes absent as 0
+    measures = {m["Name"]: m["Value"] for m in record_for(Change(AGG, True, legacy))["MeasureValues"]}
+    assert (measures["suspect_clicks"], measures["invalid_clicks"]) == ("0", "0")
