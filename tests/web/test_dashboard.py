@@ -231,7 +231,8 @@ def test_dashboard_in_chromium(dashboard_stack):
                        "freshness badge updates", "rows updated in place", "API down: banner, data kept",
                        "recovers after API returns", "API down on load: error state",
                        "API down on load: freshness badge error", "no data yet state", "drift from /v1/quality",
-                       "approximate marker", "drift n/a before first reconciliation", "drift n/a on 404 (older API)"}
+                       "approximate marker", "drift n/a before first reconciliation", "drift n/a on 404 (older API)",
+                       "IVT badge from the real /v1/quality", "IVT alert from /v1/quality", "IVT n/a on 404 (older API)"}
     assert expected_checks <= set(result["checks"]), expected_checks - set(result["checks"])
 
     labels = [c[0] for c in compared]

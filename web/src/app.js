@@ -1,11 +1,11 @@
 // clickagg live dashboard: trending ads (GET /v1/top) as a ranked bar list, one ad's series
 // (GET /v1/ads/{ad_id}/metrics) as a chart, freshness (GET /v1/health) and reconciliation drift
 // (GET /v1/quality: its `reconciliation`, "n/a" before the first one or on an older API without
-// the route). The URL holds the view (state.js).
+// the route) and the IVT rate (the same answer's `ivt`). The URL holds the view (state.js).
 // Every refresh updates the existing DOM nodes in place: rows are keyed by ad id and moved, not
 // rebuilt; the chart gets new data, not a new canvas.
 import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, parseState, seriesLast, toSearch } from "./state.js";
-import { fmtClock, fmtDrift, fmtInt, fmtLag, fmtMetric, fmtMoney, lagState, metricNumber } from "./format.js";
+import { fmtClock, fmtDrift, fmtInt, fmtIvt, fmtLag, fmtMetric, fmtMoney, lagState, metricNumber } from "./format.js";
 import { ApiError, clientFor, isMissingRoute, loadConfig } from "./api.js";
 import { SeriesChart } from "./chart.js";
 
@@ -25,7 +25,7 @@ const rows = new Map(); // ad_id -> <li>, reused across refreshes
 const view = {
   top: null, topKey: null, topError: null,
   series: null, seriesKey: null, seriesError: null,
-  freshness: null, lastOkAt: null, drift: null,
+  freshness: null, lastOkAt: null, drift: null, ivt: null,
   qualityAt: 0, timer: null, inflight: false, again: false, refreshes: 0,
 };
 
@@ -324,6 +324,30 @@ function renderDrift(body, error) {
   setBadge(badge, d.state, `drift ${d.text}`, d.title);
 }
 
+function renderIvt(body, error) {
+  const badge = $("ivt");
+  if (error && isMissingRoute(error)) { // an API older than GET /v1/quality
+    view.ivt = null;
+    badge.dataset.rate = "";
+    setBadge(badge, "na", "IVT n/a", `no IVT figures (GET /v1/quality: ${error.status}, route missing: older API)`);
+    return;
+  }
+  if (error) {
+    const failed = `GET /v1/quality: ${describeError(error)}`;
+    if (view.ivt) { // keep the last answer on screen, marked stale
+      setBadge(badge, "stale", `IVT ${view.ivt.text}`, `${view.ivt.title}\n(last refresh failed: ${failed})`);
+    } else {
+      setBadge(badge, "error", "IVT ?", failed);
+    }
+    return;
+  }
+  const v = fmtIvt(body);
+  view.ivt = v;
+  badge.dataset.rate = v.rate == null ? "" : String(v.rate);
+  badge.dataset.window = v.window || "";
+  setBadge(badge, v.state, `IVT ${v.text}`, v.title);
+}
+
 function renderBanner(errors) {
   const banner = $("banner");
   if (!errors.length) {
@@ -382,6 +406,7 @@ async function refreshOnce() {
   if (quality) {
     view.qualityAt = Date.now();
     renderDrift(quality.body, quality.error);
+    renderIvt(quality.body, quality.error);
   }
   const real = errors.filter((e) => e);
   if (!real.length) view.lastOkAt = Date.now();

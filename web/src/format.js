@@ -107,3 +107,42 @@ export function fmtQualityExtras(body) {
   const span = ms == null ? "" : ` in the last ${ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`}`;
   return `${parts.join(", ")}${span}`;
 }
+
+const IVT_WINDOWS = [["last_5m", "last 5 min", "5 min"], ["last_hour", "last whole hour", "1 h"]];
+
+/** GET /v1/quality body -> the IVT badge: {text, state, title, rate, window}. `body.ivt` has the
+ * clicks per IVT verdict of the last 5 minutes and the last whole hour (docs/openapi.yaml IvtWindow):
+ * the badge shows the 5-minute rate of suspect + invalid clicks (the last hour's when those 5
+ * minutes had no clicks), "bad" when any window is above `alert_percent`, "ok" when none is; the
+ * title has every class's rate per window. "n/a" without clicks, or on an API without `ivt`. */
+export function fmtIvt(body) {
+  if (!body || typeof body !== "object") {
+    return { text: "?", state: "na", title: "unrecognised GET /v1/quality answer", rate: null, window: null };
+  }
+  const ivt = body.ivt;
+  if (ivt == null || typeof ivt !== "object") {
+    return { text: "n/a", state: "na", title: "no IVT figures (GET /v1/quality without `ivt`: an older API)", rate: null, window: null };
+  }
+  const num = (v) => typeof v === "number" && Number.isFinite(v);
+  const limit = num(ivt.alert_percent) ? ` (alert above ${ivt.alert_percent} %)` : "";
+  const lines = [`invalid traffic: suspect + invalid clicks / clicks${limit}`];
+  let shown = null;
+  for (const [key, label, short] of IVT_WINDOWS) {
+    const w = ivt[key];
+    if (!w || typeof w !== "object") continue;
+    const r = w.rates || {};
+    const span = w.from && w.to ? ` ${w.from.slice(11, 16)}–${w.to.slice(11, 16)}Z` : "";
+    const notes = [w.alert === true ? "ALERT" : null, w.complete === false ? "top ads only" : null,
+      w.final === false ? "may still change" : null].filter(Boolean);
+    lines.push(num(r.both) && num(w.clicks) && w.clicks > 0
+      ? `${label}${span}: ${pct(r.both, 2)} of ${fmtInt(w.clicks)} clicks (suspect ${pct(r.suspect ?? 0, 2)}, ` +
+        `invalid ${pct(r.invalid ?? 0, 2)})${notes.length ? ` [${notes.join(", ")}]` : ""}`
+      : `${label}${span}: no clicks`);
+    if (!shown && num(r.both) && num(w.clicks) && w.clicks > 0) shown = { rate: r.both, key, short };
+  }
+  const title = lines.join("\n");
+  if (!shown) return { text: "n/a", state: "na", title, rate: null, window: null };
+  const state = ivt.alert === true ? "bad" : ivt.alert === false ? "ok" : "na";
+  const text = `${pct(shown.rate, 2)}${shown.key === "last_5m" ? "" : ` (${shown.short})`}`;
+  return { text, state, title, rate: shown.rate, window: shown.key };
+}

@@ -58,6 +58,8 @@ async function waitTop(page, window) {
   }, window, { timeout: T });
 }
 
+const ivtBadge = (page) => page.$eval('[data-testid="ivt"]', (e) => ({
+  text: e.textContent.trim(), state: e.dataset.state, title: e.title, rate: e.dataset.rate ?? "" }));
 const driftBadge = (page) => page.$eval('[data-testid="drift"]', (e) => ({
   text: e.textContent.trim(), state: e.dataset.state, title: e.title, drift: e.dataset.drift ?? "", day: e.dataset.day ?? "" }));
 
@@ -104,6 +106,11 @@ async function main() {
     const drift = await driftBadge(page);
     emit({ event: "drift", ...drift });
     check("drift from seeded reconciliation", ["ok", "bad"].includes(drift.state) && drift.drift !== "", drift);
+    // the IVT badge from the same answer (its windows follow the clock: any state but loading/error)
+    await page.waitForFunction(() => document.querySelector('[data-testid="ivt"]').dataset.state !== "loading", null, { timeout: T });
+    const ivtReal = await ivtBadge(page);
+    check("IVT badge from the real /v1/quality", ["ok", "bad", "na"].includes(ivtReal.state) && /^IVT /.test(ivtReal.text) &&
+      (ivtReal.rate === "" || (Number(ivtReal.rate) >= 0 && Number(ivtReal.rate) <= 1)), ivtReal);
 
     // 3. a window with no clicks: explicit empty state
     await page.click('[data-testid="windows"] button[data-value="5m"]');
@@ -211,6 +218,10 @@ async function main() {
       const resp = await route.fetch();
       const body = await resp.json();
       body.reconciliation = { ...body.reconciliation, day: "2026-01-01", total_drift: 0.0004, worst_drift: 0.01, flag: false, threshold: 0.001 };
+      // 30 of 400 clicks suspect or invalid in the last 5 minutes: 7.5 %, above 5 %
+      const w5 = body.ivt.last_5m;
+      body.ivt = { ...body.ivt, alert_percent: 5, alert: true, last_5m: { ...w5, clicks: 400, billable_clicks: 370,
+        suspect_clicks: 20, invalid_clicks: 10, rates: { suspect: 0.05, invalid: 0.025, both: 0.075 }, alert: true } };
       await route.fulfill({ response: resp, json: body });
     });
     await p3.goto(`${BASE}/?window=15m&refresh=1`);
@@ -219,6 +230,10 @@ async function main() {
     await p3.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state === "ok", null, { timeout: T });
     const shapedDrift = await driftBadge(p3);
     check("drift from /v1/quality", shapedDrift.text === "drift 0.040 %" && shapedDrift.day === "2026-01-01", shapedDrift);
+    await p3.waitForFunction(() => document.querySelector('[data-testid="ivt"]').dataset.state === "bad", null, { timeout: T });
+    const shapedIvt = await ivtBadge(p3);
+    check("IVT alert from /v1/quality", shapedIvt.text === "IVT 7.50 %" && shapedIvt.rate === "0.075" &&
+      /of 400 clicks \(suspect 5\.00 %, invalid 2\.50 %\) \[ALERT/.test(shapedIvt.title), shapedIvt);
     await p3.unroute("**/v1/top?*");
     await p3.route("**/v1/top?*", async (route) => {
       const resp = await route.fetch();
@@ -252,6 +267,8 @@ async function main() {
     await p4.route("**/v1/quality*", (route) => route.fulfill({ status: 404, json: { error: "not found" } }));
     const old = await driftOnLoad(p4, `${BASE}/?window=15m&refresh=1`);
     check("drift n/a on 404 (older API)", old.text === "drift n/a" && old.state === "na" && /404/.test(old.title), old);
+    const oldIvt = await ivtBadge(p4);
+    check("IVT n/a on 404 (older API)", oldIvt.text === "IVT n/a" && oldIvt.state === "na" && /404/.test(oldIvt.title), oldIvt);
     await p4.close();
   } catch (e) {
     errors.push(`step failed: ${e && e.message ? e.message.split("\n")[0] : e}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { fmtClock, fmtDrift, fmtLag, fmtQualityExtras, fmtMetric, fmtMoney, lagState, metricNumber } from "../../src/format.js";
+import { fmtClock, fmtDrift, fmtIvt, fmtLag, fmtQualityExtras, fmtMetric, fmtMoney, lagState, metricNumber } from "../../src/format.js";
 
 test("metric values", () => {
   assert.equal(fmtMetric("clicks", 1234567), "1,234,567");
@@ -72,4 +72,44 @@ test("quality extras line", () => {
   assert.equal(fmtQualityExtras({ late_dropped: 0, window: { from_ms: 0, to_ms: 15 * 60_000 } }), "late-dropped 0 in the last 15 min");
   assert.equal(fmtQualityExtras({}), "");
   assert.equal(fmtQualityExtras(null), "");
+});
+
+const ivtWindow = (from, to, clicks, suspect, invalid, extra = {}) => ({
+  from, to, from_ms: 0, to_ms: 1, resolution: "1m", clicks, billable_clicks: clicks - suspect - invalid,
+  suspect_clicks: suspect, invalid_clicks: invalid,
+  rates: clicks ? { suspect: suspect / clicks, invalid: invalid / clicks, both: (suspect + invalid) / clicks }
+    : { suspect: null, invalid: null, both: null },
+  alert: false, complete: true, final: false, ...extra,
+});
+const IVT = {
+  alert_percent: 5, alert: true,
+  last_5m: ivtWindow("2026-05-31T11:55:00.000Z", "2026-05-31T12:00:00.000Z", 400, 20, 10, { alert: true }),
+  last_hour: ivtWindow("2026-05-31T11:00:00.000Z", "2026-05-31T12:00:00.000Z", 12000, 240, 120,
+    { complete: false, final: false }),
+};
+
+test("IVT badge from GET /v1/quality's ivt", () => {
+  const v = fmtIvt({ ...QUALITY, ivt: IVT });
+  assert.deepEqual([v.text, v.state, v.rate, v.window], ["7.50 %", "bad", 0.075, "last_5m"]);
+  for (const part of ["alert above 5 %", "last 5 min 11:55–12:00Z: 7.50 % of 400 clicks (suspect 5.00 %, invalid 2.50 %) [ALERT, may still change]",
+    "last whole hour 11:00–12:00Z: 3.00 % of 12,000 clicks (suspect 2.00 %, invalid 1.00 %) [top ads only, may still change]"]) {
+    assert.ok(v.title.includes(part), `${part} not in ${JSON.stringify(v.title)}`);
+  }
+  const quiet = fmtIvt({ ivt: { ...IVT, alert: false, last_5m: { ...IVT.last_5m, alert: false } } });
+  assert.deepEqual([quiet.text, quiet.state], ["7.50 %", "ok"]);
+  // no clicks in the last 5 minutes: the last hour's rate, marked
+  const empty5 = ivtWindow("2026-05-31T11:55:00.000Z", "2026-05-31T12:00:00.000Z", 0, 0, 0);
+  const hour = fmtIvt({ ivt: { ...IVT, alert: false, last_5m: empty5 } });
+  assert.deepEqual([hour.text, hour.state, hour.window], ["3.00 % (1 h)", "ok", "last_hour"]);
+  assert.ok(hour.title.includes("last 5 min 11:55–12:00Z: no clicks"), hour.title);
+});
+
+test("IVT badge without clicks, on an older API, and for answers that are not a QualityResponse", () => {
+  const none = fmtIvt({ ivt: { alert_percent: 5, alert: false, last_5m: ivtWindow("a", "b", 0, 0, 0),
+    last_hour: ivtWindow("a", "b", 0, 0, 0) } });
+  assert.deepEqual([none.text, none.state, none.rate], ["n/a", "na", null]);
+  const old = fmtIvt(QUALITY); // no `ivt`
+  assert.deepEqual([old.text, old.state], ["n/a", "na"]);
+  assert.ok(old.title.includes("older API"), old.title);
+  for (const body of [null, "x", 3]) assert.deepEqual([fmtIvt(body).text, fmtIvt(body).state], ["?", "na"]);
 });
