@@ -1,5 +1,7 @@
-"""`make demo`: start the local stack, send a generated load through HTTP, read the pipeline's
-state back from AWS APIs and check it against the generator's ground truth."""
+"""`make demo`: start the local stack (click_token_mode enforce), play the ad server (a generated
+load of token-carrying clicks with its IVT mix, a few click links, forged tokens) through HTTP,
+read the pipeline's state back from AWS APIs and check it against the generator's ground truth
+(local.oracle: clicks, billable = valid, suspect, invalid, cost, per IVT verdict and reason)."""
 from __future__ import annotations
 
 import argparse
@@ -8,17 +10,20 @@ import sys
 import time
 from collections import Counter
 from datetime import date, datetime, timezone
+from pathlib import Path
 
+from common import ivt
 from common.archive import RAW_PREFIX
 from common.config import IngestSettings
 from common.named_queries import render
 from local.freshness import FreshnessSampler, percentiles
-from local.oracle import realtime_truth
-from local.readback import dedup_status_counts, read_late_dropped, read_series, read_stream
+from local.oracle import METRICS, click_verdicts, realtime_truth, totals, verdict_totals
+from local.readback import (click_token_keys, dedup_status_counts, read_late_dropped, read_series,
+                            read_stream)
 from local.stack import LocalStack, StackOptions
 from tools.analytics import run_duckdb, sync_archive
-from tools.loadgen import HOT_AD, LoadSpec, generate
-from tools.sender import send_load
+from tools.loadgen import EXPECTED_REASONS, HOT_AD, TOO_FAST, LoadSpec, generate
+from tools.sender import send_links, send_load
 
 
 class Checks:
@@ -62,6 +67,98 @@ def archive_section(stack, load, checks: Checks, on_stream: int) -> None:
     print("      named query top_k_last_n_hours (n=1, k=5) on DuckDB: "
           + ", ".join(f"{ad} {n}" for ad, n in rows))
     checks.equal("archive: top-5 last hour = ground truth", rows == truth, True)
+    _, token_rows = run_duckdb("SELECT click_id, impression_id, issued_at, ingest_time FROM "
+                               "read_parquet('" + str(root / RAW_PREFIX) + "/**/*.parquet', hive_partitioning=true)",
+                               root)
+    checks.equal("archive: every row carries its token's impression_id and issued_at",
+                 token_fields_problems(load, {cid: (imp, _ms(issued), _ms(ingested))
+                                              for cid, imp, issued, ingested in token_rows}), [])
+
+
+def _ms(value):
+    """Epoch ms of an archive time column (BIGINT ms, or a TIMESTAMP read as a datetime)."""
+    if isinstance(value, datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+    return value
+
+
+def token_fields_problems(load, stored: dict[str, tuple]) -> list[str]:
+    """The clicks whose stored (impression_id, issued_at ms, ingest_time ms) are not their token's
+    (first 5): the generated ones, and for a too-fast click (signed again at send time) an
+    issued_at less than 1 s before its ingest time."""
+    floor_ms = ivt.IvtConfig().min_click_delay_ms
+    problems = []
+    for c in load.truth:
+        got = stored.get(c["click_id"])
+        if got is None:
+            problems.append(f"{c['click_id']}: absent")
+            continue
+        impression, issued, ingested = got
+        fast = c["kind"] == TOO_FAST
+        if impression != c["impression_id"] or issued is None or (
+                ingested - issued >= floor_ms if fast else issued != c["issued_at"]):
+            problems.append(f"{c['click_id']} ({c['kind']}): {got}")
+    return problems[:5]
+
+
+def verdict_table(load, truth_verdicts, per_stream: dict | None, checks: Checks) -> None:
+    """Per verdict and per reason: the load plan (what the generator built, EXPECTED_REASONS),
+    the truth (common.ivt.evaluate over the generator's clicks) and the stream (serving store
+    totals over the load's buckets; the rows count verdicts, not reasons). Realtime view: clicks
+    beyond the lateness horizon excluded."""
+    late = set(load.late_ids)
+    counted = [c for c in load.truth if c["click_id"] not in late]
+    plan_verdicts, plan_reasons = Counter(), Counter()
+    for c in counted:
+        v = ivt.verdict_of(EXPECTED_REASONS[c["kind"]])
+        plan_verdicts[v.verdict] += 1
+        plan_reasons.update(v.reasons)
+    truth_per_verdict, truth_per_reason = verdict_totals(counted, truth_verdicts)
+    print(f"  IVT verdicts of the {len(counted)} clicks in the realtime view "
+          "(plan: what the generator built; truth: common.ivt.evaluate; stream: serving store)")
+    print(f"      {'verdict':<18} {'plan':>6} {'truth':>6} {'stream':>7}")
+    for verdict in ivt.VERDICTS:
+        stream = "-" if per_stream is None else per_stream.get(verdict, "-")
+        print(f"      {verdict:<18} {plan_verdicts[verdict]:>6} {truth_per_verdict[verdict]:>6} {stream!s:>7}")
+    print(f"      {'reason':<18} {'plan':>6} {'truth':>6} {'stream':>7}")
+    for reason in ivt.REASONS:
+        print(f"      {reason:<18} {plan_reasons[reason]:>6} {truth_per_reason[reason]:>6} {'n/a':>7}")
+    checks.equal("IVT: the generator's plan = the reference verdicts (per verdict and reason)",
+                 (plan_verdicts, plan_reasons) == (truth_per_verdict, truth_per_reason), True)
+
+
+def store_totals(table: str, truth: dict) -> dict[str, int]:
+    """Every metric of the serving store's 1d rows summed over the (ad, day) buckets of the truth."""
+    out = dict.fromkeys(METRICS, 0)
+    days: dict[str, set] = {}
+    for (ad, res, bucket) in truth:
+        if res == "1d":
+            days.setdefault(ad, set()).add(bucket)
+    for ad, buckets in days.items():
+        for bucket, row in read_series(table, ad, "1d").items():
+            if bucket in buckets:
+                for m in METRICS:
+                    out[m] += row.get(m, 0)
+    return out
+
+
+def same_metrics(got: dict, want: dict) -> bool:
+    """Series equal in every metric (a metric the store does not hold yet reads as 0; a row
+    without any count, a retraction, is no row)."""
+    got = {b: row for b, row in got.items() if any(row.get(m) for m in METRICS)}
+    return set(got) == set(want) and all(
+        got[b].get(m, 0) == want[b][m] for b in want for m in METRICS)
+
+
+def first_difference(got: dict, want: dict) -> str:
+    """The first bucket (in time) where a series differs from the truth, and how."""
+    for b in sorted(set(got) | set(want)):
+        g, w = got.get(b, {}), want.get(b, dict.fromkeys(METRICS, 0))
+        diff = {m: (g.get(m, 0), w[m]) for m in METRICS if g.get(m, 0) != w[m]}
+        if diff:
+            at = datetime.fromtimestamp(b / 1000, timezone.utc).strftime("%H:%M")
+            return f"bucket {at}: " + ", ".join(f"{m} {x} (truth {y})" for m, (x, y) in diff.items())
+    return "none"
 
 
 def realtime_section(stack, load, report, checks: Checks, sampler, rate: float | None) -> None:
@@ -70,37 +167,55 @@ def realtime_section(stack, load, report, checks: Checks, sampler, rate: float |
         print("  skipped: PyFlink venv (.venv-flink) not installed; run `make setup`")
         checks.failures.append("flink not available")
         return
-    truth = realtime_truth(load.truth, set(load.late_ids))
-    totals = Counter()
+    verdicts = click_verdicts(load.truth)  # click_token_mode enforce: the token's fields are stored
+    truth = realtime_truth(load.truth, set(load.late_ids), verdicts=verdicts)
+    per_ad = Counter()
     for (ad, res, _), row in truth.items():
         if res == "1d":
-            totals[ad] += row["clicks"]
-    top_ads = [ad for ad, _ in totals.most_common(args_top)]
+            per_ad[ad] += row["clicks"]
+    top_ads = [ad for ad, _ in per_ad.most_common(args_top)]
     table = stack.names.serving_table
+    want_totals = totals(truth)
 
     def expected(ad, res):
         return {b: row for (a, r, b), row in truth.items() if a == ad and r == res}
 
     def converged():
-        # everything checked below: the 1m and 1h rows and the late-dropped counters are rows of
-        # different keys, so they reach the store through different aggregates shards (the late
-        # clicks are sent last); minute counts alone converged before the rest under load
-        return (all(read_series(table, ad, res) == expected(ad, res) for ad in top_ads for res in ("1m", "1h"))
+        # everything checked below: the 1m and 1h rows, the totals and the late-dropped counters
+        # are rows of different keys, so they reach the store through different aggregates shards
+        # (the late clicks are sent last); minute counts alone converged before the rest under load
+        return (all(same_metrics(read_series(table, ad, res), expected(ad, res))
+                    for ad in top_ads for res in ("1m", "1h"))
+                and store_totals(table, truth) == want_totals
                 and read_late_dropped(table) == len(load.late_ids))
 
     t0 = time.monotonic()
-    wait_for(converged, 240, "the serving store to reflect every click")
+    if wait_for(converged, 240, "the serving store to reflect every click"):
+        print(f"  store converged {time.monotonic() - t0:.1f}s after the last request")
     sampler.stop()
-    print(f"  store converged {time.monotonic() - t0:.1f}s after the last request")
     for ad in top_ads:
         got = read_series(table, ad, "1m")
         want = expected(ad, "1m")
-        minutes = ", ".join(str(got[b]["clicks"]) for b in sorted(got)[-8:])
+        minutes = ", ".join(str(got[b].get("clicks", 0)) for b in sorted(got)[-8:])
         print(f"      {ad}: {len(got)} minute buckets, {sum(v['clicks'] for v in got.values())} clicks, "
               f"{sum(v['billable_clicks'] for v in got.values())} billable; last 8 minutes: {minutes}")
-        checks.equal(f"{ad} minute counts = ground truth", got == want, True)
-        checks.equal(f"{ad} hour rollups = ground truth", read_series(table, ad, "1h") == expected(ad, "1h"), True)
+        checks.equal(f"{ad} minute rows = ground truth (every metric)", same_metrics(got, want), True)
+        hours = read_series(table, ad, "1h")
+        checks.equal(f"{ad} hour rollups = ground truth (every metric)", same_metrics(hours, expected(ad, "1h")), True)
+        for res, rows in (("1m", got), ("1h", hours)):
+            if not same_metrics(rows, expected(ad, res)):
+                print(f"        first difference: {first_difference(rows, expected(ad, res))}")
     checks.equal("late-dropped clicks (beyond 15 min lateness)", read_late_dropped(table), len(load.late_ids))
+    got_totals = store_totals(table, truth)
+    print(f"  serving store totals over the load's buckets (1d rows of {len(per_ad)} ads): "
+          + ", ".join(f"{m} {got_totals[m]}" for m in METRICS))
+    verdict_table(load, verdicts, {ivt.VALID: got_totals["billable_clicks"], ivt.SUSPECT: got_totals["suspect_clicks"],
+                                   ivt.INVALID: got_totals["invalid_clicks"]}, checks)
+    for metric, label in (("clicks", "clicks"), ("billable_clicks", "billable clicks (verdict valid)"),
+                          ("billable_cost_micros", "billed cost (micros, valid clicks)"),
+                          ("cost_micros", "cost of all clicks (micros)"),
+                          ("suspect_clicks", "suspect clicks"), ("invalid_clicks", "invalid clicks")):
+        checks.equal(f"stream totals: {label} = ground truth", got_totals[metric], want_totals[metric])
     hot_posted = [(report.post_times[c["click_id"]], c["event_time"] - c["event_time"] % 60_000)
                   for c in load.truth if c["ad_id"] == HOT_AD and c["click_id"] not in set(load.late_ids)
                   and c["click_id"] in report.post_times]
@@ -189,8 +304,10 @@ def billing_section(stack, load, checks: Checks) -> None:
           f"(rate {(ingest['duplicate_rate'] or 0):.2%}), late-dropped {quality['late_dropped']}, "
           f"lag end-to-end {lag['end_to_end_ms']} ms, watermark {lag['watermark_ms']} ms "
           f"(source {ingest['source']})")
-    checks.equal("quality: accepted / duplicates (CloudWatch) = ground truth",
-                 (ingest["accepted"], ingest["duplicates"]), (len(load.truth), load.duplicates))
+    posted = len({p["click_id"] for p in load.sends})  # the POSTed clicks (links have metrics of their own)
+    checks.equal("quality: accepted / duplicates / rejected (CloudWatch) = ground truth (rejected: forged)",
+                 (ingest["accepted"], ingest["duplicates"], ingest.get("rejected")),
+                 (posted, load.duplicates, len(load.forged)))
     checks.equal("quality: late-dropped = clicks beyond the lateness horizon",
                  quality["late_dropped"], len(load.late_ids))
 
@@ -231,12 +348,13 @@ def reconcile_day(stack, load, checks: Checks, day: date) -> dict | None:
         print(f"      {adv}: billable cost {micros / 1e6:,.2f}")
     day_start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
     in_day = [c for c in load.truth if day_start <= c["event_time"] < day_start + 86_400_000]
-    batch_truth = realtime_truth(in_day, set())  # the batch also bills clicks beyond lateness
+    verdicts = click_verdicts(load.truth)  # over the whole load: an impression may straddle midnight
+    batch_truth = realtime_truth(in_day, set(), verdicts=verdicts)  # the batch also bills late clicks
     want_billable = sum(v["billable_clicks"] for (a, res, b), v in batch_truth.items() if res == "1d")
     checks.equal("billing: billable clicks = ground truth (late clicks included)",
                  sum(r["billable_clicks"] for r in rows), want_billable)
     late_in_day = {c["click_id"] for c in in_day} & set(load.late_ids)
-    rt_truth = realtime_truth(in_day, late_in_day)
+    rt_truth = realtime_truth(in_day, late_in_day, verdicts=verdicts)
     expected_diff = (sum(v["billable_clicks"] for (a, res, b), v in rt_truth.items() if res == "1d")
                      - want_billable)
 
@@ -255,48 +373,111 @@ def reconcile_day(stack, load, checks: Checks, day: date) -> dict | None:
     return quality
 
 
+def forged_section(stack, load, checks: Checks) -> None:
+    """Forged tokens (tools.loadgen.FORGED_KINDS) through POST /v1/clicks and as click links:
+    every one refused, with its reason; nothing of them reaches the stream (checked with the
+    stream's records = ground truth)."""
+    print("\nforged click tokens (refused at ingest, click_token_mode enforce)")
+    report = send_load(stack.api.url, [f.payload for f in load.forged], batch_size=len(load.forged) or 1,
+                       concurrency=1, progress=False)
+    links = send_links(stack.api.url, [{"click_id": f.payload["click_id"], "token": f.payload["token"],
+                                        "user_agent": f.payload["user_agent"]}
+                                       for f in load.forged if f.link_status is not None], minute_margin_s=0)
+    post_ok = link_ok = 0
+    print(f"      {'forgery':<18} {'POST /v1/clicks: want':<24} {'got':<24} {'GET /v1/c: want':<22} got")
+    for f in load.forged:
+        got = [r.get("reason") for r in report.rejected.get(f.payload["click_id"], [])]
+        post_ok += got == [f.reason]
+        want_link, got_link = "-", "-"
+        if f.link_status is not None:
+            want_link = f"{f.link_status} {f.reason}"
+            status, reason = links.answers.get(f.payload["click_id"], (None, None))
+            got_link = f"{status} {reason}"
+            link_ok += (status, reason) == (f.link_status, f.reason)
+        print(f"      {f.kind:<18} {'rejected ' + f.reason:<24} {(', '.join(map(str, got)) or 'NOT rejected'):<24} "
+              f"{want_link:<22} {got_link}")
+    n_links = sum(f.link_status is not None for f in load.forged)
+    print(f"  refused: {post_ok} of {len(load.forged)} forged POST clicks, {link_ok} of {n_links} forged links "
+          f"(by reason: {dict(sorted(report.rejected_reasons.items()))})")
+    checks.equal("forged tokens: POST clicks refused with their reasons", post_ok, len(load.forged))
+    checks.equal("forged tokens: POST clicks accepted", report.outcomes["accepted"], 0)
+    checks.equal("forged tokens: click links refused with their status and reason", link_ok, n_links)
+
+
 def run(args) -> int:
-    spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed, late_count=args.late)
-    load = generate(spec, end_ms=int(time.time() * 1000))
-    print(f"clickagg demo: {spec.clicks} distinct clicks, {load.duplicates} retried duplicates, "
-          f"{spec.ads} ads (hot ad {HOT_AD} ~{spec.hot_ad_share:.0%})", flush=True)
+    spec = LoadSpec(clicks=args.clicks, ads=args.ads, seed=args.seed, late_count=args.late, links=args.links)
+    print(f"clickagg demo: {spec.clicks} distinct clicks, {spec.ads} ads (hot ad {HOT_AD} ~{spec.hot_ad_share:.0%}), "
+          "click tokens enforced", flush=True)
     checks = Checks()
-    # the hot ad is salted over 4 partition keys, so it spreads over shards (see HOT_AD_SALTS)
-    settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {})
-    with LocalStack(StackOptions(api_port=args.port, settings=settings)) as stack:
+    # the hot ad is salted over 4 partition keys, so it spreads over shards (see HOT_AD_SALTS);
+    # every click needs a valid token, its ids and price are the token's (issue 17)
+    settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {},
+                              click_token_mode="enforce")
+    options = StackOptions(api_port=args.port, settings=settings)
+    if args.state_dir:
+        options.state_dir = args.state_dir
+    with LocalStack(options) as stack:
         print(f"local stack up: API {stack.api.url}, dashboard {stack.api.url}/, AWS endpoint {stack.endpoint}"
               + ("" if args.keep else " (make demo KEEP=1 keeps it running)"), flush=True)
         if stack.flink_job:
             submitted = stack.flink_job.wait_ready()
             print(f"Flink job running (local MiniCluster, Kinesis source and sink) after "
                   f"{submitted + stack.flink_job.wait_checkpoint():.0f}s", flush=True)
+        # the ad server signs with the stack's click-token key set; event times end now
+        load = generate(spec, end_ms=int(time.time() * 1000), keys=click_token_keys(stack.names.click_token_secret))
+        kinds = load.kinds()
+        print(f"load (the ad server's clicks, tokens signed with the stack's key set): "
+              + ", ".join(f"{k} {n}" for k, n in kinds.most_common())
+              + f" (bursts of {', '.join(map(str, load.burst_sizes))} clicks); {load.duplicates} retried duplicates, "
+              f"{len(load.forged)} forged tokens", flush=True)
         sampler = FreshnessSampler(stack.names.serving_table, HOT_AD).start()
         pace = args.rate or None
         print(f"sending {len(load.sends)} clicks "
               + (f"at {pace:g} clicks/s (~{len(load.sends) / pace:.0f}s)" if pace else "flat out"), flush=True)
+        # too-fast tokens are signed as they go out (load.prepare): too fast whatever the speed
         report = send_load(stack.api.url, load.sends, batch_size=args.batch, concurrency=args.concurrency,
-                           rate=pace)
+                           rate=pace, prepare=load.prepare)
         rate = len(load.sends) / report.seconds
         print(f"\nsent {len(load.sends)} clicks in {report.requests} requests, {report.seconds:.1f}s "
               f"({rate:.0f} clicks/s), {report.retries} retried items, HTTP {dict(report.http_status)}")
+        # after every POST: a link's event time is its arrival (now), later than the load's
+        links = send_links(stack.api.url, load.links)
+        link_problems = load.settle_links(links.link_times)
+        print(f"followed {len(load.links)} click links (GET /v1/c?t=...): HTTP {dict(links.status)}"
+              + (f", waited {links.waited_s:.0f}s to keep clear of a minute boundary" if links.waited_s else ""))
 
         print("\ningest (API responses)")
-        checks.equal("clicks accepted", report.outcomes["accepted"], len(load.truth))
+        posted = len({p["click_id"] for p in load.sends})
+        checks.equal("clicks accepted (POST)", report.outcomes["accepted"], posted)
         checks.equal("duplicates rejected", report.outcomes["duplicate"], load.duplicates)
-        checks.equal("clicks rejected as invalid", report.outcomes["rejected"], 0)
+        checks.equal("clicks rejected (the load's tokens are all valid)", report.outcomes["rejected"], 0)
+        landed = sum(links.answers.get(l["click_id"]) == (302, l["landing_url"]) for l in load.links)
+        checks.equal("click links: 302 to the token's landing URL", landed, len(load.links))
+        checks.equal("click links: arrival minute known (not across a minute boundary)", link_problems, [])
+        forged_section(stack, load, checks)
 
         print("\nAWS state (read back)")
         statuses = dedup_status_counts(stack.names.dedup_table)
         checks.equal("dedup table: committed click_ids", statuses.get("committed", 0), len(load.truth))
         checks.equal("dedup table: claims left pending", statuses.get("pending", 0), 0)
         shards = read_stream(stack.names.clicks_stream)
-        on_stream = [r["click_id"] for recs in shards.values() for r in recs]
+        records = [r for recs in shards.values() for r in recs]
+        on_stream = [r["click_id"] for r in records]
         for shard_id, recs in sorted(shards.items()):
             hot = sum(r["ad_id"] == HOT_AD for r in recs)
             print(f"      {shard_id}: {len(recs)} records ({hot} of the hot ad)")
         checks.equal("clicks stream: records", len(on_stream), len(load.truth))
         checks.equal("clicks stream: distinct click_ids = ground truth",
                      sorted(set(on_stream)) == sorted(c["click_id"] for c in load.truth), True)
+        checks.equal("clicks stream: each record carries its token's impression_id and issued_at",
+                     token_fields_problems(load, {r["click_id"]: (r.get("impression_id"), r.get("issued_at"),
+                                                                  r.get("ingest_time")) for r in records}), [])
+        # the reference verdicts of the records as ingest stored them (real ingest times) = the
+        # truth's (construction times): the load kept its promises, whatever the stream shows
+        stored = click_verdicts([{**r} for r in {r["click_id"]: r for r in records}.values()])
+        truth_verdicts = click_verdicts(load.truth)
+        checks.equal("clicks stream: reference verdicts of the stored records = ground truth's",
+                     sum(stored.get(cid) != v for cid, v in truth_verdicts.items()), 0)
         realtime_section(stack, load, report, checks, sampler, pace)
         query_section(stack, load, checks)
         archive_section(stack, load, checks, len(on_stream))
@@ -327,8 +508,11 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, default=4, help="concurrent HTTP connections")
     p.add_argument("--port", type=int, default=0, help="local API port (0 = any free port)")
     p.add_argument("--late", type=int, default=20, help="clicks sent later than the lateness horizon")
+    p.add_argument("--links", type=int, default=6, help="clicks through click links (GET /v1/c), at most 10")
     p.add_argument("--hot-salts", type=int, default=4, help="partition keys for the hot ad")
     p.add_argument("--keep", action="store_true", help="keep the stack running until Ctrl-C")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help="consumer positions, Flink checkpoints, logs (default: .local)")
     return run(p.parse_args(argv))
 
 
