@@ -176,9 +176,7 @@ class DynamoDBQueryStore:
         for w, buckets, futures in reads:
             boards = {b: Leaderboard(w.resolution, b) for b in buckets}
             for _, f in futures:
-                for item in f.result():
-                    if is_tombstone(item):
-                        continue
+                for item in f.result():  # tombstones: dropped by the Query's filter
                     bucket, ad = parse_top_sk(item["sk"]["S"])
                     if bucket in boards:
                         boards[bucket].entries.append(Entry(ad, **metrics_of(item)))
