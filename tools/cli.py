@@ -103,11 +103,12 @@ def render_series(body: dict) -> str:
     w = body["window"]
     head = f"ad {body['ad_id']} ({body.get('campaign_id') or '-'} / {body.get('advertiser_id') or '-'})  " \
            f"{body['resolution']}  {w['from']} .. {w['to']}"
-    rows = [[p["bucket_start"], p["clicks"], p["billable_clicks"], p["cost"], p["billable_cost"]]
-            for p in body["points"]]
+    fields = ("clicks", "billable_clicks", "cost", "billable_cost", "suspect_clicks", "invalid_clicks")
+    rows = [[p["bucket_start"], *(p.get(f, 0) for f in fields)] for p in body["points"]]
     t = body["totals"]
-    rows.append(["total", t["clicks"], t["billable_clicks"], t["cost"], t["billable_cost"]])
-    table = _table(["bucket_start", "clicks", "billable", "cost", "billable_cost"], rows, {1, 2, 3, 4})
+    rows.append(["total", *(t.get(f, 0) for f in fields)])
+    table = _table(["bucket_start", "clicks", "billable", "cost", "billable_cost", "suspect", "invalid"], rows,
+                   {1, 2, 3, 4, 5, 6})
     return "\n".join([head, table, _freshness_line(body["freshness"])])
 
 
@@ -119,6 +120,22 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.4%}"
 
 
+def _ivt_lines(ivt: Optional[dict]) -> list[str]:
+    """GET /v1/quality's `ivt`: one line per window (absent on an older API: nothing)."""
+    if not ivt:
+        return []
+    out = [f"ivt (alert above {ivt['alert_percent']}% suspect + invalid):"]
+    for key, label in (("last_5m", "last 5 min"), ("last_hour", "last hour")):
+        w = ivt[key]
+        r = w["rates"]
+        figures = (f"{_pct(r['both'])} of {w['clicks']} clicks (suspect {_pct(r['suspect'])}, "
+                   f"invalid {_pct(r['invalid'])})" if w["clicks"] else "no clicks")
+        notes = [n for n, on in (("ALERT", w["alert"]), ("top ads only", not w["complete"]),
+                                 ("not final", not w["final"])) if on]
+        out.append(f"  {label} {w['from']} .. {w['to']}: {figures}" + "".join(f" [{n}]" for n in notes))
+    return out
+
+
 def render_quality(body: dict) -> str:
     w, lag, ing = body["window"], body["lag"], body["ingest"]
     ms = lambda v: "n/a" if v is None else f"{v / 1000:.1f}s"  # noqa: E731
@@ -128,7 +145,8 @@ def render_quality(body: dict) -> str:
              f"clicks stream iterator age {ms(lag['clicks_stream_iterator_age_ms'])}",
              f"ingest: accepted {ing['accepted']}, duplicates {ing['duplicates']} "
              f"(rate {_pct(ing['duplicate_rate'])}), rejected {ing['rejected']}  [{ing['source']}]",
-             f"late-dropped (beyond allowed lateness): {body['late_dropped']}"]
+             f"late-dropped (beyond allowed lateness): {body['late_dropped']}",
+             *_ivt_lines(body.get("ivt"))]
     rec = body.get("reconciliation")
     if rec:
         lines.append(f"last reconciliation: {rec['day']} (finished {rec.get('finished_at')}): batch "

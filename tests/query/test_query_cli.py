@@ -58,6 +58,8 @@ def test_series_table(local_stack):
     assert body["totals"]["clicks"] == clicks
     total_line = [line for line in lines if line.startswith("total")][0]
     assert total_line.split()[1] == str(clicks)
+    assert lines[1].split()[-2:] == ["suspect", "invalid"]
+    assert total_line.split()[-2:] == [str(body["totals"]["suspect_clicks"]), str(body["totals"]["invalid_clicks"])]
 
 
 def test_health_and_errors(local_stack, capsys):
@@ -255,7 +257,9 @@ def test_quality_table_and_json(local_stack):
     for (minute, ad), n in late.items():
         ddb.put_item(TableName=local_stack.names.serving_table,
                      Item={**{k: {"S": v} for k, v in late_key(minute, ad).items()}, "ld": {"N": str(n)}})
-    code, text = run(local_stack, "quality", "--last", "3h", "--json")
+    # one `to` for both calls: the ivt windows end at min(to, this minute), the same for both
+    to = str(now - now % 60_000)
+    code, text = run(local_stack, "quality", "--last", "3h", "--to", to, "--json")
     assert code == 0
     body = json.loads(text)
     late_truth = sum(n for (minute, _), n in late.items()
@@ -263,11 +267,21 @@ def test_quality_table_and_json(local_stack):
     assert 0 < late_truth < sum(late.values())
     assert body["late_dropped"] == late_truth and body["reconciliation"] is None
     assert body["lag"]["end_to_end_ms"] is not None
-    code, table = run(local_stack, "quality", "--last", "3h")
+    code, table = run(local_stack, "quality", "--last", "3h", "--to", to)
     lines = table.splitlines()
-    assert code == 0 and lines[0].startswith("quality: ok")
-    assert lines[3] == f"late-dropped (beyond allowed lateness): {late_truth}"
-    assert lines[4] == "last reconciliation: none yet"
+    # the seeded truth has many suspect/invalid clicks: the status and alerts follow its ivt section
+    assert code == 0 and lines[0].startswith(f"quality: {body['status']}")
+    assert body["status"] == ("ivt" if body["ivt"]["alert"] else "ok")
+    alerts = [line for line in lines if line.startswith("  ALERT ")]
+    assert alerts == [f"  ALERT {a}" for a in body["alerts"]]
+    rest = lines[1 + len(alerts):]
+    assert rest[2] == f"late-dropped (beyond allowed lateness): {late_truth}"
+    ivt, five, hour = body["ivt"], body["ivt"]["last_5m"], body["ivt"]["last_hour"]
+    assert rest[3] == f"ivt (alert above {ivt['alert_percent']}% suspect + invalid):"
+    assert rest[4].startswith(f"  last 5 min {five['from']} .. {five['to']}: {five['rates']['both']:.4%} of "
+                              f"{five['clicks']} clicks (suspect {five['rates']['suspect']:.4%}, ")
+    assert ("[ALERT]" in rest[4]) is five["alert"] and rest[5].startswith(f"  last hour {hour['from']} .. ")
+    assert rest[6] == "last reconciliation: none yet"
 
 
 def test_reconcile_starts_a_workflow_run_for_the_day(local_stack, capsys):
