@@ -155,12 +155,14 @@ def query(aws, monkeypatch):
     ddb = boto3.client("dynamodb")
     table = ResourceNames().serving_table
     create_serving_table(ddb, table)
-    # what the sink writes for ad-7's 1m buckets 23:00 and 23:02, and the freshness item
-    for minute, clicks, billable, cost, billable_cost in ((0, 3, 2, 300_000, 200_000), (2, 1, 1, 100_000, 100_000)):
+    # what the sink writes for ad-7's 1m buckets 23:00 (one suspect click) and 23:02 (a row from
+    # before the IVT verdicts: no suspect/invalid counts), and the freshness item
+    for minute, clicks, billable, cost, billable_cost, verdicts in (
+            (0, 3, 2, 300_000, 200_000, {"suspect_clicks": 1, "invalid_clicks": 0}), (2, 1, 1, 100_000, 100_000, {})):
         ddb.put_item(TableName=table, Item=item_for(Change(AGG, True, {
             "kind": AGG, "ad_id": "ad-7", "campaign_id": "cmp-1", "advertiser_id": "adv-1", "resolution": "1m",
             "bucket_start": T0 + minute * MIN, "version": 1, "clicks": clicks, "billable_clicks": billable,
-            "cost_micros": cost, "billable_cost_micros": billable_cost}), 8 * 86400))
+            "cost_micros": cost, "billable_cost_micros": billable_cost, **verdicts}), 8 * 86400))
     ddb.put_item(TableName=table, Item={**{k: {"S": v} for k, v in freshness_key(0).items()},
                                         "wm": {"N": str(T0 + 10 * MIN)}, "me": {"N": str(T0 + 2 * MIN + 30_000)}})
     service = QueryService(DynamoDBQueryStore(ddb, table, 5), AggregationSettings(leaderboard_size=5),
@@ -188,18 +190,22 @@ def test_query_on_a_recorded_event(query, name):
     status, body, _ = query(name, "/v1/ads/ad-7/metrics", resource="/v1/ads/{ad_id}/metrics",
                             path_params={"ad_id": "ad-7"},
                             query={"resolution": "1m", "from": str(T0), "to": "2026-12-31T23:03:00Z"})
-    zero = {"clicks": 0, "billable_clicks": 0, "cost": "0.000000", "billable_cost": "0.000000"}
+    zero = {"clicks": 0, "billable_clicks": 0, "cost": "0.000000", "billable_cost": "0.000000",
+            "suspect_clicks": 0, "invalid_clicks": 0}
     assert (status, body) == (200, {
         "ad_id": "ad-7", "campaign_id": "cmp-1", "advertiser_id": "adv-1", "resolution": "1m",
         "window": {"from": "2026-12-31T23:00:00.000Z", "to": "2026-12-31T23:03:00.000Z",
                    "from_ms": T0, "to_ms": T0 + 3 * MIN},
         "points": [
             {"bucket_start": "2026-12-31T23:00:00.000Z", "bucket_start_ms": T0,
-             "clicks": 3, "billable_clicks": 2, "cost": "0.300000", "billable_cost": "0.200000"},
+             "clicks": 3, "billable_clicks": 2, "cost": "0.300000", "billable_cost": "0.200000",
+             "suspect_clicks": 1, "invalid_clicks": 0},
             {"bucket_start": "2026-12-31T23:01:00.000Z", "bucket_start_ms": T0 + MIN, **zero},
             {"bucket_start": "2026-12-31T23:02:00.000Z", "bucket_start_ms": T0 + 2 * MIN,
-             "clicks": 1, "billable_clicks": 1, "cost": "0.100000", "billable_cost": "0.100000"}],
-        "totals": {"clicks": 4, "billable_clicks": 3, "cost": "0.400000", "billable_cost": "0.300000"},
+             "clicks": 1, "billable_clicks": 1, "cost": "0.100000", "billable_cost": "0.100000",
+             "suspect_clicks": 0, "invalid_clicks": 0}],
+        "totals": {"clicks": 4, "billable_clicks": 3, "cost": "0.400000", "billable_cost": "0.300000",
+                   "suspect_clicks": 1, "invalid_clicks": 0},
         # final: the window's end + 15 min lateness is past the watermark (23:10)
         "freshness": {**FRESHNESS, "final": False},
         "debug": {"store": "dynamodb", "requests": 2, "items_read": 2}})
