@@ -7,6 +7,7 @@
 (a) passthrough: JSON source (the job's columns, watermark and computed columns over bounded
     JSON files instead of Kinesis) -> blackhole
 (b) the full job (stage 1 + stage 2, same SQL as production) -> blackhole (OUTPUT_COLUMNS)
+(c) the same job with the IVT rules switched off (ivt_rules = ''): b/c is what the rules cost
 Same MiniCluster settings for both (parallelism 2, production defaults: mini-batch 2 s / 5000,
 TWO_PHASE), same input: one generated file set (zipf ads incl. one ad with 30% of the clicks,
 1% duplicates, time-ordered, 2 files interleaved so both source readers work), generated once
@@ -35,6 +36,11 @@ from aggregate.job import pipeline, sql  # noqa: E402
 from aggregate.job.settings import JobSettings  # noqa: E402
 
 T0 = 1_710_112_500_000
+AGENTS = tuple(
+    [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     f"Chrome/{100 + i}.0.{i * 7}.0 Safari/537.36" for i in range(300)]
+    + [f"Mozilla/5.0 (compatible; Googlebot/2.{i}; +http://www.google.com/bot.html)"
+       for i in range(6)])
 
 
 def generate(path_dir: Path, rows: int, seed: int = 1) -> list[Path]:
@@ -42,7 +48,7 @@ def generate(path_dir: Path, rows: int, seed: int = 1) -> list[Path]:
     path_dir.mkdir(parents=True, exist_ok=True)
     files = [path_dir / f"clicks-{i}.jsonl" for i in range(2)]
     marker = path_dir / "DONE"
-    if marker.exists() and marker.read_text() == f"{rows}/{seed}":
+    if marker.exists() and marker.read_text() == f"v2/{rows}/{seed}":
         return files
     rng = random.Random(seed)
     n_ads = 10_000
@@ -67,17 +73,22 @@ def generate(path_dir: Path, rows: int, seed: int = 1) -> list[Path]:
             ad = bisect.bisect_left(cum, rng.random() * acc)
             t = T0 + i * span_ms // rows + rng.randrange(-2000, 1)
             user = rng.randrange(200_000)
+            # an address per user, a few hundred agents (2% of them crawlers), a token's
+            # impression and issue time: the IVT rules see realistic keys and cache hit rates
+            ip = f"10.{user >> 16}.{user >> 8 & 255}.{user & 255}"
+            agent = AGENTS[min(int(rng.paretovariate(1.2)) - 1, len(AGENTS) - 1)]
             line = (
                 f'{{"click_id":"c{i}","ad_id":"ad-{ad}","campaign_id":"cmp-{ad % 500}",'
                 f'"advertiser_id":"adv-{ad % 50}","user_id":"u{user}","event_time":{t},'
-                f'"cost_micros":{100000 + ad % 97 * 1000},"ip":"10.1.2.3","user_agent":"ua",'
-                f'"referrer":"r","ingest_time":{t + 50},"request_id":"q{i}","source_ip":"10.0.0.1"}}\n'
+                f'"cost_micros":{100000 + ad % 97 * 1000},"ip":"{ip}","user_agent":"{agent}",'
+                f'"referrer":"r","ingest_time":{t + 50},"request_id":"q{i}","source_ip":"10.0.0.1",'
+                f'"impression_id":"i{i}","issued_at":{t - 5000}}}\n'
             )
         outs[i % 2].write(line)
         last = line
     for o in outs:
         o.close()
-    marker.write_text(f"{rows}/{seed}")
+    marker.write_text(f"v2/{rows}/{seed}")
     print(f"generated {rows:,} rows in {time.monotonic() - t_start:.0f}s "
           f"({sum(f.stat().st_size for f in files) / 1e9:.2f} GB)", file=sys.stderr)
     return files
@@ -141,6 +152,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default="/tmp/clickagg-flink-bench")
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="20k rows: seconds, proves it still runs")
+    ap.add_argument("--ivt-rules", default=None,
+                    help="(b)'s ivt_rules (default: the setting's default, every rule)")
     args = ap.parse_args()
     if args.smoke:
         args.rows = 20_000
@@ -151,19 +164,23 @@ def main() -> None:
     empty.mkdir(parents=True, exist_ok=True)
     (empty / "clicks-0.jsonl").write_text("")
 
-    def settings_for(d: Path) -> JobSettings:
+    def settings_for(d: Path, mode: str) -> JobSettings:
         # the SQL is the production job's; the streams are never opened (bounded files instead)
         return JobSettings(aws_region="us-east-1", parallelism=args.parallelism,
                            clicks_stream_arn="arn:aws:kinesis:us-east-1:123456789012:stream/bench-in",
                            aggregates_stream_arn="arn:aws:kinesis:us-east-1:123456789012:stream/bench-out",
+                           # (c): the same job with every IVT rule off (what the rules cost)
+                           **({"ivt_rules": ""} if mode == "pipeline_no_ivt" else
+                              {"ivt_rules": args.ivt_rules} if args.ivt_rules is not None else {}),
                            ).validated()
 
     pid: list = []
     results = {}
-    for mode in ("passthrough", "pipeline"):
-        run_job(settings_for(empty), empty, mode, pid)  # warm-up (JIT, class loading)
-        base_wall, base_cpu = run_job(settings_for(empty), empty, mode, pid)
-        wall, cpu = run_job(settings_for(data), data, mode, pid)
+    for mode in ("passthrough", "pipeline", "pipeline_no_ivt"):
+        job_mode = "passthrough" if mode == "passthrough" else "pipeline"
+        run_job(settings_for(empty, mode), empty, job_mode, pid)  # warm-up (JIT, class loading)
+        base_wall, base_cpu = run_job(settings_for(empty, mode), empty, job_mode, pid)
+        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid)
         net_wall, net_cpu = wall - base_wall, cpu - base_cpu
         results[mode] = {
             "rows": args.rows,
@@ -174,13 +191,16 @@ def main() -> None:
             "rows_per_cpu_s": round(args.rows / net_cpu) if net_cpu > 0 else None,
         }
         print(f"{mode:12s} {json.dumps(results[mode])}", flush=True)
-    a, b = results["passthrough"], results["pipeline"]
-    def ratio(key: str) -> float | None:
-        return round(b[key] / a[key], 3) if a[key] and b[key] else None
+    a, b, c = results["passthrough"], results["pipeline"], results["pipeline_no_ivt"]
+
+    def ratio(x: dict, y: dict, key: str) -> float | None:
+        return round(x[key] / y[key], 3) if x[key] and y[key] else None
 
     print(json.dumps({
-        "ratio_b_over_a_wall": ratio("wall_rows_per_s"),
-        "ratio_b_over_a_cpu": ratio("rows_per_cpu_s"),
+        "ratio_b_over_a_wall": ratio(b, a, "wall_rows_per_s"),
+        "ratio_b_over_a_cpu": ratio(b, a, "rows_per_cpu_s"),
+        # < 1: the IVT rules' share of the job's cost (b with the rules, c without)
+        "ratio_b_over_c_cpu": ratio(b, c, "rows_per_cpu_s"),
         "cores": os.cpu_count(), "parallelism": args.parallelism,
     }), flush=True)
 

@@ -399,6 +399,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("ivt_min_click_delay_ms", int, 1_000,
       "too_fast: ingest_time - the token's issued_at below this is not a human click", ge=0,
       le=3_600_000, flink="ivt_min_click_delay_ms", glue="min_click_delay_ms"),
+    S("flink_burst_memory_s", int, 120,
+      "how long the job keeps a click to correct it should its IP-burst bucket overflow later "
+      "(join state; a later overflow is left to the nightly billing)", ge=2, le=86_400,
+      context=False, flink="burst_memory_s"),
     S("ivt_alert_percent", int, 5,
       "/v1/quality alerts (and the CloudWatch alarm fires) when suspect + invalid clicks "
       "exceed this percent of clicks", ge=1, le=100, group="quality", lambdas=(QUERY,)),

@@ -17,10 +17,11 @@ def test_bench_flink_smoke_prints_both_modes_and_the_ratio(tmp_path):
         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
-    modes = {line.split()[0]: json.loads(line.split(None, 1)[1]) for line in lines[:2]}
-    assert set(modes) == {"passthrough", "pipeline"}
+    modes = {line.split()[0]: json.loads(line.split(None, 1)[1]) for line in lines[:3]}
+    assert set(modes) == {"passthrough", "pipeline", "pipeline_no_ivt"}
     for figures in modes.values():
         assert figures["rows"] == 20_000
         assert figures["cpu_s"] >= figures["empty_cpu_s"] >= 0
-    ratio = json.loads(lines[2])
-    assert set(ratio) >= {"ratio_b_over_a_wall", "ratio_b_over_a_cpu"} and ratio["parallelism"] == 2
+    ratio = json.loads(lines[3])
+    assert set(ratio) >= {"ratio_b_over_a_wall", "ratio_b_over_a_cpu", "ratio_b_over_c_cpu"}
+    assert ratio["parallelism"] == 2

@@ -110,7 +110,7 @@ def test_state_ttl_per_operator():
     types = [node["type"].rsplit("_", 1)[0] for node in plan["nodes"]]
     assert types.count("stream-exec-over-aggregate") == 3
     assert sql.stage2_options(SETTINGS)["table.exec.state.ttl"] == "1800 s"
-    assert ttl["stream-exec-join"] == ["30 min", "30 min"]  # the burst correction
+    assert ttl["stream-exec-join"] == ["2 min", "2 min"]  # the burst correction: burst_memory_s
     assert ttl["stream-exec-rank"] == ["30 min", "30 min"]
     margin = 900 + 5 + 3600
     assert sorted(ttl["stream-exec-global-group-aggregate"]) == sorted(

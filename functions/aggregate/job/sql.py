@@ -359,7 +359,10 @@ def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
     common/ivt.py's when every group's first click (by event_time, ingest_time, click_id) is
     also its first arrival (the batch elects by event time, the stream by arrival: the
     difference shows in the nightly reconciliation). Groups are remembered for
-    table.exec.state.ttl (= dedup_ttl_s) after their last click."""
+    table.exec.state.ttl (= dedup_ttl_s) after their last click; the correction join keeps a
+    click for burst_memory_s (processing time): a bucket that overflows later than that after a
+    click is corrected by the nightly billing only (the join's state is the bulk of the job's:
+    every click valid on arrival, so it is kept short)."""
     on, n = _rules(s), s.ivt_burst_threshold
     rb_ms, bb_ms = s.repeat_window_s * 1000, s.ivt_burst_window_ms
     # a NULL key never groups: it is replaced by the (unique) click_id, flagged apart
@@ -387,8 +390,9 @@ SELECT click_id, ad_id, campaign_id, advertiser_id, event_time, cost_micros, on_
        ELSE '{ivt.VALID}' END AS verdict
 FROM {source}""")
     burst_on = ivt.IP_BURST in on
+    memory = f"{s.burst_memory_s} s"
     views.append(f"""CREATE TEMPORARY VIEW ivt_corrections AS
-SELECT c.click_id, c.ad_id, c.campaign_id, c.advertiser_id, c.event_time, c.cost_micros,
+SELECT /*+ STATE_TTL('c' = '{memory}', 't' = '{memory}') */ c.click_id, c.ad_id, c.campaign_id, c.advertiser_id, c.event_time, c.cost_micros,
   c.on_time,
   CASE WHEN t.wm_ms IS NULL OR c.wm_ms > t.wm_ms THEN c.wm_ms ELSE t.wm_ms END AS wm_ms
 FROM (SELECT * FROM clicks_ivt
