@@ -209,12 +209,14 @@ def refused_record(*, refused_at_ms: int, request_id: Optional[str], route: str,
 
 
 def encode_refused(record: dict[str, Any]) -> bytes:
-    """One JSON line (Firehose concatenates records: the newline separates them in S3)."""
-    line = json.dumps({k: record.get(k) for k in COLUMN_NAMES}, ensure_ascii=False,
+    """One JSON line (Firehose concatenates records: the newline separates them in S3). ASCII
+    only (other characters as \\u escapes): no reader can mistake a character of a hostile
+    value (U+2028, U+0085, a lone surrogate) for a line end or an encoding error."""
+    line = json.dumps({k: record.get(k) for k in COLUMN_NAMES}, ensure_ascii=True,
                       separators=(",", ":"))
-    return (line + "\n").encode("utf-8", "backslashreplace")
+    return (line + "\n").encode("ascii")
 
 
 def decode_refused_lines(data: bytes) -> list[dict[str, Any]]:
-    """The records of a JSON Lines object (uncompressed)."""
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    """The records of a JSON Lines object (uncompressed); lines end at \\n only."""
+    return [json.loads(line) for line in data.split(b"\n") if line.strip()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
@@ -75,10 +75,19 @@ def refused_archive() -> Optional[refusals.RefusedArchive]:
     return refusals.RefusedArchive(boto3.client("firehose", config=FIREHOSE_CONFIG), name)
 
 
-def archive_refused(service: IngestService, records: list[dict[str, Any]]) -> None:
-    """Put refused items to the archive; never raises. What could not be archived is counted
+def archive_refused(service: IngestService, build: Callable[[], list[dict[str, Any]]]) -> None:
+    """Put the refused items `build()` describes to the archive (built only when there is one);
+    never raises: a refusal stays a 4xx. What could not be archived is counted
     (RefusedUnarchived) and logged record by record (the logs are then the archive)."""
-    if not records or service.refused is None:
+    if service.refused is None:
+        return
+    try:
+        records = build()
+    except Exception:  # noqa: BLE001 - a bug in a record builder must not become a 5xx
+        metrics.add_metric(name="RefusedUnarchived", unit=MetricUnit.Count, value=1)
+        logger.exception("refused items could not be described for the archive")
+        return
+    if not records:
         return
     result = service.refused.put(records)
     metrics.add_metric(name="RefusedArchived", unit=MetricUnit.Count, value=result.archived)
@@ -114,7 +123,7 @@ def token_verifier(settings: IngestSettings, keys: SecretKeys, policy: VerifyPol
 
 def _error(exc: RequestError, service: IngestService, event) -> Response:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    archive_refused(service, [refusals.request_record(
+    archive_refused(service, lambda: [refusals.request_record(
         _meta(event), service.clock_ms(), exc.status, exc.field, exc.code, exc.reason,
         refusals.body_bytes(event.body, event.is_base64_encoded))])
     return error_response(exc.status, exc.reason, details=exc.details)
@@ -152,8 +161,8 @@ def post_clicks() -> Response:
 
     status = outcome.status_code
     if outcome.refusals:
-        archive_refused(service, refusals.item_records(meta, service.clock_ms(), status, items,
-                                                       outcome.refusals))
+        archive_refused(service, lambda: refusals.item_records(
+            meta, service.clock_ms(), status, items, outcome.refusals))
     body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
     if status == 400:
         return error_response(400, "no valid click in request", **body)
@@ -190,16 +199,16 @@ def get_click_link() -> Response:
     now_ms = service.clock_ms()
     if len(values) != 1 or not values[0]:
         message = "expected exactly one query parameter t: a click token"
-        archive_refused(service, [refusals.link_record(_meta(event), now_ms, 400, redirect.MISSING,
-                                                       message, query)])
+        archive_refused(service, lambda: [refusals.link_record(
+            _meta(event), now_ms, 400, redirect.MISSING, message, query)])
         return _link_refused(400, redirect.MISSING, message)
     try:
         claims = service.links.verify(values[0], now_ms / 1000)
     except TokenRejected as exc:
         logger.info("click link refused", reason=exc.reason, detail=exc.detail)
         status = redirect.STATUS[exc.reason]
-        archive_refused(service, [refusals.link_record(_meta(event), now_ms, status, exc.reason,
-                                                       exc.detail, query)])
+        archive_refused(service, lambda: [refusals.link_record(
+            _meta(event), now_ms, status, exc.reason, exc.detail, query)])
         return _link_refused(status, exc.reason, f"click token refused: {exc.reason}")
     except KeysUnavailable as exc:
         logger.error("click-token key set unavailable", error=str(exc))

@@ -91,7 +91,7 @@ def test_refused_requests_land_in_the_refused_archive(stack):
         for obj in s3.list_objects_v2(Bucket=stack.names.archive_bucket,
                                       Prefix=REFUSED_PREFIX).get("Contents", []):
             data = s3.get_object(Bucket=stack.names.archive_bucket, Key=obj["Key"])["Body"].read()
-            found += [rec for rec in map(json.loads, gzip.decompress(data).decode().splitlines())
+            found += [rec for rec in map(json.loads, filter(None, gzip.decompress(data).decode().split("\n")))
                       if rec["user_agent"] == ua]
         return found
 

@@ -18,6 +18,8 @@ from datetime import datetime
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common.click_token import ClickClaims, StaticKeys, issue
 from common.config import ResourceNames
@@ -33,6 +35,8 @@ from local.refused_delivery import STAGING_PREFIX, LocalRefusedDelivery
 from local.resources import create_all
 from tests.clock import MONTH_END, UTC, Clock
 from tests.conftest import api_event
+from tests.integration.test_ingest_fuzz import payload as fuzz_payload
+from tests.integration.test_ingest_fuzz import to_json as fuzz_json
 from tests.integration.test_ingest_tokens import _tamper
 from tools.analytics import run_duckdb, sync_archive
 
@@ -101,7 +105,7 @@ def archived() -> list[tuple[tuple[str, str], dict]]:
         assert key.endswith(".json.gz"), key
         dt, hr = (part.split("=", 1)[1] for part in key[len(REFUSED_PREFIX):].split("/")[:2])
         data = gzip.decompress(s3.get_object(Bucket=NAMES.archive_bucket, Key=key)["Body"].read())
-        for line in data.decode().splitlines():
+        for line in filter(None, data.decode().split("\n")):
             record = json.loads(line)
             assert tuple(record) == COLUMN_NAMES
             out.append(((dt, hr), record))
@@ -484,3 +488,31 @@ def test_refused_clicks_by_reason_on_duckdb(env, clock, tmp_path):
     _, rows = run_duckdb(sql, root, binds)
     assert rows[0] == ("2026-12-31", "POST /v1/clicks", "body", "invalid_json", 2, 2, 2, t0 - 7_200_000, t0)
     assert datetime.fromtimestamp(t0 / 1000, UTC).strftime("%H:%M:%S") == "23:59:58"
+
+
+# --- hostile input, generated --------------------------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(body=fuzz_payload, headers=st.sampled_from([None, {"Content-Type": "text/plain"}]))
+def test_any_hostile_body_is_answered_4xx_or_202_and_each_refusal_archived_once(env, body, headers):
+    """Whatever the body, with the archive on: never a 5xx, and the archive gains exactly one
+    record per refusal (the whole request, or each rejected click), with the answer's status."""
+    status, answer, rid = send(api_event(fuzz_json(body), headers=headers))
+    assert status in (202, 400, 413, 415), answer
+    new = [r for _, r in archived() if r["request_id"] == rid]
+    if "results" in answer:
+        rejected = [r["index"] for r in answer["results"] if r["status"] == "rejected"]
+        assert [r["item_index"] for r in new] == rejected
+    else:
+        assert [(r["item_index"], r["reasons"][0]["message"]) for r in new] == [(None, answer["error"])]
+    assert all(r["request_id"] == rid and r["http_status"] == status and r["reason_codes"] for r in new)
+
+
+def test_a_record_builder_failing_is_counted_not_a_5xx(env, monkeypatch, metric_names, logged):
+    def broken(*_a, **_kw):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("ingest.refusals.request_record", broken)
+    status, answer, _ = send(api_event("{bad"))
+    assert status == 400 and answer["error"].startswith("body is not valid JSON")
+    assert [(n, v) for n, v in metric_names if n.startswith("Refused")] == [("RefusedUnarchived", 1)]

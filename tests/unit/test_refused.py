@@ -171,3 +171,15 @@ def test_duckdb_types_of_the_glue_columns():
     assert duckdb_type("array<string>") == "VARCHAR[]" and duckdb_type("boolean") == "BOOLEAN"
     with pytest.raises(ValueError):
         duckdb_type("map<string,string>")
+
+
+def test_a_line_is_ascii_and_one_line_whatever_the_values():
+    """Hostile values (Unicode line separators, NEL, a lone surrogate, CR) stay inside one
+    ASCII line and come back exactly."""
+    odd = "a\u2028b\x85c\ud800d\re\nf\u00e9"
+    record = refused_record(refused_at_ms=NOW_MS, request_id=odd, route="GET /v1/c", source_ip=None,
+                            user_agent=odd, http_status=400, item_index=None, click_id=odd,
+                            reasons=[Reason("t", "malformed", odd)], raw=(odd, BODY_TEXT, 1, False))
+    line = encode_refused(record)
+    assert line.isascii() and line.count(b"\n") == 1 and b"\r" not in line
+    assert decode_refused_lines(line * 3) == [record] * 3
