@@ -56,7 +56,7 @@ USER_REPEAT_WINDOW_MS = 10_000  # the default repeat_window_s (common.schema), k
 TOKEN_TTL_S = 86_400  # expires_at - issued_at of the tokens the generator issues
 # too-fast tokens are issued this far AHEAD of their signing time: ingest accepts a token issued
 # up to click_token_clock_skew_s (300 s) in its future, and ingest_time - issued_at stays below
-# 1 s (the too_fast floor) for any request answered within TOO_FAST_AHEAD_S + 1 s of signing
+# 1 s (the too_fast floor) for any request ingested within TOO_FAST_AHEAD_S s of signing
 TOO_FAST_AHEAD_S = 250
 LOCAL_PEER_IP = "127.0.0.1"  # the source address of the local API's clients (the link clicks' ip)
 
@@ -214,11 +214,11 @@ class Load:
 
     def settle_links(self, answered: dict[str, tuple[int, int]]) -> list[str]:
         """Event (and ingest) time of the link clicks, known only once sent: `answered` =
-        click_id -> (ms before the GET, ms after its 302) (SendReport.link_times). Only the
-        minute matters (the 1m buckets and their rollups): a link click is in no IVT group (own
-        user, own impression, at most 10 from the peer address, issued long before), so its
-        second and 10 s bucket decide nothing. Links not answered, or whose GET straddled a
-        minute boundary, are problems (returned) and leave the truth."""
+        click_id -> (ms before the GET, ms after its 302) (tools.sender.LinkReport.link_times).
+        Only the minute matters (the 1m buckets and their rollups): a link click is in no IVT
+        group (own user, own impression, at most 10 from the peer address, issued long before),
+        so its second and 10 s bucket decide nothing. Links not answered, or whose GET straddled
+        a minute boundary, are problems (returned) and leave the truth."""
         problems, kept = [], []
         for c in self.truth:
             if c["kind"] != LINK:
