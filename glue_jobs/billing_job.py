@@ -3,8 +3,12 @@
 On AWS Glue 5.0 (awsglue importable) parameters come from the job run; Glue resolves only
 underscore names (`getResolvedOptions` docs), so the job arguments are
   --day YYYY-MM-DD --raw_path s3://BUCKET/raw/clicks --out_path s3://BUCKET/billing
-  [--cutoff_hours 2] [--repeat_window_s 10] [--burst_threshold 10] [--write_flagged true]
+  [--cutoff_hours 2] [--write_flagged true]
+  [--ivt_rules bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat]
+  [--burst_threshold 10] [--burst_window_ms 1000] [--min_click_delay_ms 1000]
+  [--repeat_window_s 10]                               (the IVT rules: the stream's settings)
   [--allowed_lateness_s 900] [--watermark_delay_s 5]   (the stream's; for the late diagnostic)
+(every setting of common.schema's `glue` view: BillingSettings.__settings__)
 and the `glue_jobs` package is shipped with `--extra-py-files glue_jobs.zip`.
 Locally (no awsglue) the same options are accepted with dashes or underscores:
   .venv-glue/bin/python glue_jobs/billing_job.py --day 2026-03-10 --raw-path /tmp/a/raw/clicks \

@@ -6,28 +6,44 @@ read the realtime rows (DynamoDB serving table), write the report (Parquet), emi
 metrics (ClickAgg / TotalDrift, WorstDrift).
 
 Definitions
-- diff = realtime_billable - batch_billable (positive: the stream billed more).
+- diff = realtime_billable - batch_billable (positive: the stream billed more); billable = the
+  verdict `valid` (common/ivt.py), on both sides.
+- per verdict, the same difference: diff_suspect, diff_invalid (and diff for valid).
 - drift_ratio = |diff| / max(batch_billable, 1)  (a row the batch has no billable click in
   counts its |diff| as the ratio, so the figure stays finite).
 - total drift = |sum(diff)| / max(batch total, 1); worst drift = max drift_ratio over rows.
-- flag = total drift > threshold (default 0.001 = 0.1 %).
+- flag = total drift > threshold (default 0.001 = 0.1 %). Billable only: suspect and invalid
+  clicks are not money.
 
-Difference classes. The batch job writes, per hour row, how many clicks each known cause can
-account for (transform.OUTPUT_COLUMNS diagnostics); a row's diff is explained greedily by the
-causes that push in its direction, each up to its count:
-- diff < 0: `late_beyond_lateness` - billable clicks whose first copy was ingested at or after
-  their *minute's* end + allowed lateness (900 s) + watermark delay (5 s). The stream decides
-  lateness per 1-minute bucket (its hour rollups are sums of minutes): it drops a click once its
-  watermark (newest event time - delay) has passed minute end + lateness; the click's own ingest
-  time stands in for the newest event time at its arrival (an approximation: clients' clocks
-  and the stream's backlog move the real watermark, so this can over- or under-count near the
-  limit; `unexplained` shows what it misses).
-- diff > 0: first `flagged_difference` - ip_burst clicks that the stream bills (the stream has
-  no burst rule: repeat winners that were not late), then `duplicates_missed_by_stream` - archive
-  copies beyond the first of this hour's clicks (an upper bound: a copy the stream failed to
-  dedup is billed only if the stream's repeat state missed it too).
+Difference classes. The stream applies the same IVT rules as the batch; their verdicts differ
+only where the stream cannot see what the batch sees. The batch job writes, per hour row, how
+many billable clicks each known cause can move (transform.OUTPUT_COLUMNS diagnostics, each an
+upper bound); a row's billable diff is explained greedily by the causes that push in its
+direction, each up to its count:
+- diff < 0: first `late_beyond_lateness` - billable clicks whose first copy was ingested at or
+  after their *minute's* end + allowed lateness (900 s) + watermark delay (5 s). The stream
+  decides lateness per 1-minute bucket (its hour rollups are sums of minutes): it drops a click
+  once its watermark (newest event time - delay) has passed minute end + lateness; the click's
+  own ingest time stands in for the newest event time at its arrival (an approximation:
+  clients' clocks and the stream's backlog move the real watermark, so this can over- or
+  under-count near the limit; `unexplained` shows what it misses). Then
+  `arrival_order_election` - billable clicks (by event time) that lose their impression's or
+  their (user, ad, window)'s election when it is held in ARRIVAL order, as the stream holds it
+  (election_loss_clicks).
+- diff > 0: first `arrival_order_election` - clicks the batch does not bill that win their
+  elections in arrival order and carry no other reason (election_gain_clicks); then
+  `impression_memory` - impression repeats the stream may no longer recognise: repeats by
+  arrival with no other reason, ingested longer than the stream's impression memory
+  (flink_dedup_ttl_s) after the impression's first arrival (impression_memory_clicks); then
+  `duplicates_missed_by_stream` - archive copies beyond the first of this hour's clicks (an
+  upper bound: a copy the stream failed to dedup is billed only if its repeat rules missed it
+  too).
 - what is left is `unexplained`. A row's class is `none` when diff = 0, `unexplained` when any
-  part is left unexplained, else the cause explaining the most clicks (ties: flagged, late, dup).
+  part is left unexplained, else the cause explaining the most clicks (ties: election, late,
+  impression memory, duplicates).
+The suspect / invalid diffs are reported, not classified: the same causes move clicks between
+verdicts (an election lost in the stream turns a valid click suspect or invalid; a missed
+duplicate is a repeat there; a late click is missing from every verdict).
 
 Realtime rows come from DynamoDB by Query, not Scan: one Query per ad on `S#<ad>#1h` with
 sk between the day's first and last hour start (<= 24 items each). The ads asked for are the
@@ -59,11 +75,15 @@ from serving.keys import RECONCILIATION_PK  # noqa: E402,F401  (the job's partit
 from serving.table import METRIC_ATTRS, SK_END, metrics_of, query_range, reconciliation_item  # noqa: E402
 
 DRIFT_THRESHOLD = 0.001
-NONE, LATE, DUPLICATES, FLAGGED, UNEXPLAINED = (
-    "none", "late_beyond_lateness", "duplicates_missed_by_stream", "flagged_difference", "unexplained")
+NONE, LATE, ELECTION, MEMORY, DUPLICATES, UNEXPLAINED = (
+    "none", "late_beyond_lateness", "arrival_order_election", "impression_memory",
+    "duplicates_missed_by_stream", "unexplained")
+CAUSES = ("late", "election", "impression_memory", "duplicates")  # explained_<cause>
+VERDICTS = ("valid", "suspect", "invalid")
 REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_billable", "diff",
-                  "drift_ratio", "class", "explained_late", "explained_flagged",
-                  "explained_duplicates", "unexplained")
+                  "batch_suspect", "realtime_suspect", "diff_suspect",
+                  "batch_invalid", "realtime_invalid", "diff_invalid",
+                  "drift_ratio", "class", *(f"explained_{c}" for c in CAUSES), "unexplained")
 METRICS_NAMESPACE = "ClickAgg"
 
 
@@ -104,55 +124,68 @@ def _int(row: dict, key: str) -> int:
     return 0 if value is None or value != value else int(value)  # None / NaN -> 0
 
 
-def explain(diff: int, late: int, flagged: int, duplicates: int) -> dict:
-    """Split one row's diff into the causes that can account for it (greedy, see module doc)."""
-    parts = {"explained_late": 0, "explained_flagged": 0, "explained_duplicates": 0, "unexplained": 0}
-    if diff < 0:
-        parts["explained_late"] = min(-diff, late)
-        parts["unexplained"] = diff + parts["explained_late"]
-    elif diff > 0:
-        parts["explained_flagged"] = min(diff, flagged)
-        rest = diff - parts["explained_flagged"]
-        parts["explained_duplicates"] = min(rest, duplicates)
-        parts["unexplained"] = rest - parts["explained_duplicates"]
+def explain(diff: int, late: int = 0, loss: int = 0, gain: int = 0, memory: int = 0,
+            duplicates: int = 0) -> dict:
+    """Split one row's billable diff into the causes that can account for it (greedy, in the
+    order of the module doc, each up to its count): late / loss explain a negative diff, gain /
+    memory / duplicates a positive one."""
+    parts = {f"explained_{c}": 0 for c in CAUSES}
+    rest = abs(diff)
+    steps = ((("late", late), ("election", loss)) if diff < 0 else
+             (("election", gain), ("impression_memory", memory), ("duplicates", duplicates)))
+    for cause, count in steps:
+        parts[f"explained_{cause}"] = min(rest, max(count, 0))
+        rest -= parts[f"explained_{cause}"]
+    parts["unexplained"] = rest if diff > 0 else -rest
     if diff == 0:
         cls = NONE
-    elif parts["unexplained"]:
+    elif rest:
         cls = UNEXPLAINED
     else:
-        ranked = [(parts["explained_flagged"], FLAGGED), (parts["explained_late"], LATE),
+        ranked = [(parts["explained_election"], ELECTION), (parts["explained_late"], LATE),
+                  (parts["explained_impression_memory"], MEMORY),
                   (parts["explained_duplicates"], DUPLICATES)]
         cls = max(ranked, key=lambda kv: kv[0])[1]  # max keeps the first of equals
     return {**parts, "class": cls}
 
 
+_BATCH_KEYS = {"b": "billable_clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks",
+               "late": "late_billable_clicks", "loss": "election_loss_clicks",
+               "gain": "election_gain_clicks", "memory": "impression_memory_clicks",
+               "dup": "duplicate_copies"}
+_REALTIME_KEYS = {"valid": "billable_clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks"}
+
+
 def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD) -> tuple[list[dict], dict]:
     """(drift rows sorted by ad_id, hour; summary). Batch rows: billing job output rows (any
-    columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional diagnostics);
-    realtime rows: ad_id, hour_start_ms|hour, billable_clicks (several rows per key are summed)."""
+    columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional: verdict counts and
+    diagnostics); realtime rows: ad_id, hour_start_ms|hour, billable_clicks, and suspect_clicks /
+    invalid_clicks when the serving store has them (absent = 0); several rows per key are summed."""
     batch: dict[tuple[str, int], dict[str, int]] = {}
     for r in _records(batch_rows):
-        acc = batch.setdefault((r["ad_id"], _hour_ms(r)), {"b": 0, "late": 0, "flag": 0, "dup": 0})
-        acc["b"] += _int(r, "billable_clicks")
-        acc["late"] += _int(r, "late_billable_clicks")
-        acc["flag"] += _int(r, "ip_burst_stream_billable_clicks")
-        acc["dup"] += _int(r, "duplicate_copies")
-    realtime: dict[tuple[str, int], int] = {}
+        acc = batch.setdefault((r["ad_id"], _hour_ms(r)), dict.fromkeys(_BATCH_KEYS, 0))
+        for k, column in _BATCH_KEYS.items():
+            acc[k] += _int(r, column)
+    realtime: dict[tuple[str, int], dict[str, int]] = {}
     for r in _records(realtime_rows):
-        key = (r["ad_id"], _hour_ms(r))
-        realtime[key] = realtime.get(key, 0) + _int(r, "billable_clicks")
+        acc = realtime.setdefault((r["ad_id"], _hour_ms(r)), dict.fromkeys(_REALTIME_KEYS, 0))
+        for k, column in _REALTIME_KEYS.items():
+            acc[k] += _int(r, column)
 
     rows = []
-    empty = {"b": 0, "late": 0, "flag": 0, "dup": 0}
+    empty_b, empty_rt = dict.fromkeys(_BATCH_KEYS, 0), dict.fromkeys(_REALTIME_KEYS, 0)
     for key in sorted(set(batch) | set(realtime)):
-        b, rt = batch.get(key, empty), realtime.get(key, 0)
-        diff = rt - b["b"]
+        b, rt = batch.get(key, empty_b), realtime.get(key, empty_rt)
+        diff = rt["valid"] - b["b"]
         rows.append({
             "ad_id": key[0], "hour_start_ms": key[1],
             "hour": datetime.fromtimestamp(key[1] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "batch_billable": b["b"], "realtime_billable": rt, "diff": diff,
+            "batch_billable": b["b"], "realtime_billable": rt["valid"], "diff": diff,
+            **{f"{side}_{v}": n for v in ("suspect", "invalid")
+               for side, n in (("batch", b[v]), ("realtime", rt[v]))},
+            "diff_suspect": rt["suspect"] - b["suspect"], "diff_invalid": rt["invalid"] - b["invalid"],
             "drift_ratio": abs(diff) / max(b["b"], 1),
-            **explain(diff, b["late"], b["flag"], b["dup"]),
+            **explain(diff, b["late"], b["loss"], b["gain"], b["memory"], b["dup"]),
         })
     return rows, summarize(rows, threshold)
 
@@ -166,6 +199,7 @@ def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
     for r in rows:
         classes[r["class"]] = classes.get(r["class"], 0) + 1
     total_drift = abs(total_diff) / max(batch_total, 1)
+    side = {"valid": "billable"}
     return {
         "rows": len(rows), "batch_billable": batch_total, "realtime_billable": realtime_total,
         "total_diff": total_diff, "total_drift": total_drift,
@@ -174,9 +208,12 @@ def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
         "worst_hour_start_ms": worst["hour_start_ms"] if worst and worst["diff"] else None,
         "threshold": threshold, "flag": total_drift > threshold,
         "classes": classes,
-        "explained_clicks": {k: sum(r[f"explained_{k}"] for r in rows)
-                             for k in ("late", "flagged", "duplicates")},
+        "explained_clicks": {c: sum(r[f"explained_{c}"] for r in rows) for c in CAUSES},
         "unexplained_clicks": sum(abs(r["unexplained"]) for r in rows),
+        "batch_by_verdict": {v: sum(r[f"batch_{side.get(v, v)}"] for r in rows) for v in VERDICTS},
+        "realtime_by_verdict": {v: sum(r[f"realtime_{side.get(v, v)}"] for r in rows) for v in VERDICTS},
+        "diff_by_verdict": {v: sum(r["diff" if v == "valid" else f"diff_{v}"] for r in rows)
+                            for v in VERDICTS},
     }
 
 
@@ -237,11 +274,9 @@ def write_report(rows: list[dict], summary: dict, report_path: str, day: date) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("ad_id", pa.string()), ("hour_start_ms", pa.int64()), ("hour", pa.string()),
-                        ("batch_billable", pa.int64()), ("realtime_billable", pa.int64()),
-                        ("diff", pa.int64()), ("drift_ratio", pa.float64()), ("class", pa.string()),
-                        ("explained_late", pa.int64()), ("explained_flagged", pa.int64()),
-                        ("explained_duplicates", pa.int64()), ("unexplained", pa.int64())])
+    types = {"ad_id": pa.string(), "hour": pa.string(), "class": pa.string(),
+             "drift_ratio": pa.float64()}
+    schema = pa.schema([(c, types.get(c, pa.int64())) for c in REPORT_COLUMNS])
     table = pa.Table.from_pylist([{c: r[c] for c in REPORT_COLUMNS} for r in rows], schema=schema)
     filesystem, root = _filesystem(f"{report_path.rstrip('/')}/dt={day.isoformat()}")
     filesystem.create_dir(root, recursive=True)

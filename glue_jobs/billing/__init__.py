@@ -1,1 +1,1 @@
-"""Nightly billing recompute: exact dedup, repeat-click and IP-burst rules, hourly totals."""
+"""Nightly billing recompute: exact dedup, the IVT verdicts of common/ivt.py (valid / suspect / invalid), hourly totals."""

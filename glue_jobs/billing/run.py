@@ -1,8 +1,13 @@
 """Edges of the billing job: which files to read, the Spark session, idempotent writes.
 
+Input: day D's arrival partitions (transform.input_partitions) with the columns the rules use,
+and the lookback partitions before them (transform.lookback_partitions) with the columns the
+impression election needs; missing partitions are skipped, nothing else is listed.
+
 Output layout under `out_path` (a local path or s3://...):
   <out_path>/hourly/dt=YYYY-MM-DD/part-*.parquet    billing rows (transform.OUTPUT_COLUMNS)
-  <out_path>/flagged/dt=YYYY-MM-DD/part-*.parquet   flagged clicks (transform.FLAGGED_COLUMNS)
+  <out_path>/flagged/dt=YYYY-MM-DD/part-*.parquet   every non-valid click, its verdict and
+                                                    reasons (transform.FLAGGED_COLUMNS)
 Both are written with dynamic partition overwrite: a run replaces exactly its day's partition
 and leaves every other day as it was. A day that now has no rows gets its old partition
 deleted (dynamic overwrite alone would leave the stale one).
@@ -17,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from glue_jobs.billing.transform import (
-    READ_SCHEMA, SPARK_CONF, BillingSettings, aggregate_hourly, flag_clicks, flagged_detail,
-    input_partitions,
+    LOOKBACK_SCHEMA, READ_SCHEMA, SPARK_CONF, BillingSettings, aggregate_hourly, flag_clicks,
+    flagged_detail, input_partitions, lookback_partitions, with_lookback_columns,
 )
 
 HOURLY, FLAGGED = "hourly", "flagged"
@@ -70,12 +75,19 @@ def delete_path(spark: SparkSession, path: str) -> bool:
 
 def read_raw(spark: SparkSession, raw_path: str, day: date,
              settings: BillingSettings = BillingSettings()) -> tuple[DataFrame, list[str]]:
-    """(rows of day's input partitions, the partition paths read). Missing partitions are
-    skipped; only the listed partitions are touched (never a listing of the whole table)."""
+    """(rows of day's input partitions with READ_SCHEMA, unioned with the rows of its lookback
+    partitions with LOOKBACK_SCHEMA (the other columns null); the partition paths read, input
+    ones first). Missing partitions are skipped; only the listed partitions are touched (never a
+    listing of the whole table). Columns a file lacks (impression_id, issued_at in files written
+    before they existed) read as null."""
     paths = existing_paths(spark, input_partitions(raw_path, day, settings.cutoff_hours))
-    if not paths:
-        return spark.createDataFrame([], READ_SCHEMA), paths
-    return spark.read.schema(READ_SCHEMA).parquet(*paths), paths
+    lookback = existing_paths(spark, lookback_partitions(raw_path, day, settings.impression_lookback_ms))
+    main = (spark.read.schema(READ_SCHEMA).parquet(*paths) if paths
+            else spark.createDataFrame([], READ_SCHEMA))
+    if lookback:
+        main = main.unionByName(with_lookback_columns(
+            spark.read.schema(LOOKBACK_SCHEMA).parquet(*lookback)))
+    return main, paths + lookback
 
 
 def _write_day(spark: SparkSession, df: DataFrame, rows: int, path: str, day: date) -> None:
@@ -91,6 +103,7 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
     t0 = time.monotonic()
     configure(spark)
     raw, paths = read_raw(spark, raw_path, day, settings)
+    n_input = len(set(paths) & set(input_partitions(raw_path, day, settings.cutoff_hours)))
     flagged = flag_clicks(raw, day, settings)
     if write_flagged:  # two outputs from one pass: keep the per-click rows between them
         flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
@@ -98,7 +111,8 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
         hourly = aggregate_hourly(flagged, day).repartition(1).cache()  # small: ads x 24
         n_hourly = hourly.count()
         _write_day(spark, hourly, n_hourly, f"{out_path.rstrip('/')}/{HOURLY}", day)
-        totals = hourly.agg(F.sum("clicks"), F.sum("billable_clicks")).first()
+        totals = hourly.agg(F.sum("clicks"), F.sum("billable_clicks"), F.sum("suspect_clicks"),
+                            F.sum("invalid_clicks")).first()
         hourly.unpersist()
         n_flagged = None
         if write_flagged:
@@ -108,7 +122,9 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
     finally:
         if write_flagged:
             flagged.unpersist()
-    return {"day": day.isoformat(), "partitions_read": len(paths), "hourly_rows": n_hourly,
-            "clicks": int(totals[0] or 0) if n_hourly else 0,
-            "billable_clicks": int(totals[1] or 0) if n_hourly else 0,
-            "flagged_clicks": n_flagged, "seconds": round(time.monotonic() - t0, 2)}
+    total = (lambda i: int(totals[i] or 0) if n_hourly else 0)  # noqa: E731
+    return {"day": day.isoformat(), "partitions_read": n_input,
+            "lookback_partitions_read": len(paths) - n_input, "hourly_rows": n_hourly,
+            "clicks": total(0), "billable_clicks": total(1), "suspect_clicks": total(2),
+            "invalid_clicks": total(3), "flagged_clicks": n_flagged,
+            "seconds": round(time.monotonic() - t0, 2)}

@@ -5,7 +5,9 @@ Workflow `<prefix>-billing` (runs one at a time):
             the job's 2 h arrival cutoff and the archive's buffering) -> billing job with
             `--day auto`.
   Billing   glue_jobs/billing_job.py: reads the raw archive (arrival partitions of D-1 23h .. D+1
-            cutoff) and replaces day D's partitions of `<billing bucket>/billing/{hourly,flagged}/`.
+            cutoff, and for impression repeats the ~24 h before, under the same raw/clicks/
+            prefix), applies the IVT rules (common/ivt.py) and replaces day D's partitions of
+            `<billing bucket>/billing/{hourly,flagged}/`.
   Reconcile CONDITIONAL trigger on the billing job SUCCEEDED -> glue_jobs/reconcile.py with
             `--day auto`: batch hourly rows vs the serving table's 1h series, Parquet drift report
             under `reconciliation/drift/dt=D/`, metrics ClickAgg/TotalDrift and WorstDrift.
@@ -22,8 +24,9 @@ Both jobs: Glue 5.0 Spark (glueetl, Python 3.11), worker type/count from context
 (the planner's), 2 x G.1X for the reconciliation (a few thousand DynamoDB queries, no Spark).
 Code: the script is an S3 asset of its .py file; the billing job gets `--extra-py-files` = a zip
 staged at synth of glue_jobs/__init__.py + glue_jobs/billing/ (+ functions/common as `common`,
-and the serving store's core functions/serving/*.py as `serving`: the reconciliation reads the
-serving table with its keys, item attributes and Queries).
+with its IVT data files common/ivt_data/*, which the billing job reads through the package
+loader, and the serving store's core functions/serving/*.py as `serving`: the reconciliation
+reads the serving table with its keys, item attributes and Queries).
 Bookmarks are off (each run names its day; a rerun replaces the day). One security
 configuration encrypts S3 writes (SSE-KMS), CloudWatch logs and bookmarks (CSE-KMS) with the
 pipeline key; logs go to pre-created KMS log groups `/aws-glue/jobs/<prefix>-<job>/{output,error}`
@@ -111,23 +114,30 @@ SERVING_READ_ACTIONS = ("dynamodb:Query",)  # glue_jobs/reconcile.py queries, ne
 HOURLY_COLUMNS = [
     ("advertiser_id", "string"), ("campaign_id", "string"), ("ad_id", "string"),
     ("hour", "timestamp"), ("hour_start_ms", "bigint"), ("clicks", "bigint"),
-    ("billable_clicks", "bigint"), ("repeat_clicks", "bigint"), ("ip_burst_clicks", "bigint"),
+    ("billable_clicks", "bigint"), ("suspect_clicks", "bigint"), ("invalid_clicks", "bigint"),
+    ("bot_ua_clicks", "bigint"), ("impression_repeat_clicks", "bigint"),
+    ("too_fast_clicks", "bigint"), ("datacenter_ip_clicks", "bigint"),
+    ("ip_burst_clicks", "bigint"), ("user_repeat_clicks", "bigint"),
     ("cost_micros", "bigint"), ("billable_cost_micros", "bigint"),
-    ("duplicate_copies", "bigint"), ("late_billable_clicks", "bigint"),
-    ("ip_burst_stream_billable_clicks", "bigint"),
+    ("duplicate_copies", "bigint"), ("late_clicks", "bigint"), ("late_billable_clicks", "bigint"),
+    ("election_gain_clicks", "bigint"), ("election_loss_clicks", "bigint"),
+    ("impression_memory_clicks", "bigint"),
 ]
 FLAGGED_COLUMNS = [
     ("click_id", "string"), ("advertiser_id", "string"), ("campaign_id", "string"),
-    ("ad_id", "string"), ("user_id", "string"), ("ip", "string"), ("event_time", "bigint"),
-    ("ingest_time", "bigint"), ("cost_micros", "bigint"), ("hour_start_ms", "bigint"),
-    ("reason", "string"), ("repeat_winner", "boolean"), ("copies", "bigint"),
+    ("ad_id", "string"), ("user_id", "string"), ("ip", "string"), ("user_agent", "string"),
+    ("impression_id", "string"), ("event_time", "bigint"), ("ingest_time", "bigint"),
+    ("issued_at", "bigint"), ("cost_micros", "bigint"), ("hour_start_ms", "bigint"),
+    ("verdict", "string"), ("reasons", "string"), ("copies", "bigint"),
 ]
 DRIFT_COLUMNS = [
     ("ad_id", "string"), ("hour_start_ms", "bigint"), ("hour", "string"),
     ("batch_billable", "bigint"), ("realtime_billable", "bigint"), ("diff", "bigint"),
+    ("batch_suspect", "bigint"), ("realtime_suspect", "bigint"), ("diff_suspect", "bigint"),
+    ("batch_invalid", "bigint"), ("realtime_invalid", "bigint"), ("diff_invalid", "bigint"),
     ("drift_ratio", "double"), ("class", "string"), ("explained_late", "bigint"),
-    ("explained_flagged", "bigint"), ("explained_duplicates", "bigint"),
-    ("unexplained", "bigint"),
+    ("explained_election", "bigint"), ("explained_impression_memory", "bigint"),
+    ("explained_duplicates", "bigint"), ("unexplained", "bigint"),
 ]
 PROJECTION_START = "2026-01-01"  # = the raw table's (common.archive.partition_projection)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -136,9 +146,10 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 @jsii.implements(ILocalBundling)
 class StageGlueLibrary:
     """The --extra-py-files zip: glue_jobs/{__init__,workflow_day}.py + glue_jobs/billing/ +
-    common/ + serving/*.py (both jobs import glue_jobs.workflow_day and common; the billing job
-    glue_jobs.billing; the reconciliation serving.keys and serving.table). Only the serving
-    store's core, not its read/ and write/ sides (they import the query API and the sink)."""
+    common/ (its data files included: common/ivt_data/*, the IVT rules' lists) + serving/*.py
+    (both jobs import glue_jobs.workflow_day and common; the billing job glue_jobs.billing; the
+    reconciliation serving.keys and serving.table). Only the serving store's core, not its
+    read/ and write/ sides (they import the query API and the sink)."""
 
     def __init__(self, glue_jobs_dir: Path, functions_dir: Path) -> None:
         self.glue_jobs_dir, self.functions_dir = glue_jobs_dir, functions_dir
@@ -277,7 +288,8 @@ class NightlyBilling(Construct):
                 columns=HOURLY_COLUMNS, location=f"{self.out_path}/{HOURLY}"),
             "billing_flagged": _catalog_table(
                 self, "FlaggedTable", archive=archive, name="billing_flagged",
-                description="Nightly billing recompute: clicks not billed (repeat, ip_burst)",
+                description="Nightly billing recompute: clicks not billed (suspect / invalid "
+                            "verdict and reasons, common/ivt.py)",
                 columns=FLAGGED_COLUMNS, location=f"{self.out_path}/{FLAGGED}"),
         }
 

@@ -15,24 +15,33 @@ D0 = int(datetime(2026, 3, 10, tzinfo=timezone.utc).timestamp() * 1000)
 H = 3_600_000
 
 
-def batch_row(ad, hour, billable, late=0, flagged=0, dups=0, campaign="k0"):
+def batch_row(ad, hour, billable, late=0, loss=0, gain=0, memory=0, dups=0, suspect=3, invalid=2,
+              campaign="k0"):
     return {"advertiser_id": "v0", "campaign_id": campaign, "ad_id": ad, "hour_start_ms": D0 + hour * H,
-            "clicks": billable + 5, "billable_clicks": billable, "repeat_clicks": 5, "ip_burst_clicks": flagged,
-            "late_billable_clicks": late, "ip_burst_stream_billable_clicks": flagged, "duplicate_copies": dups}
+            "clicks": billable + suspect + invalid, "billable_clicks": billable, "suspect_clicks": suspect,
+            "invalid_clicks": invalid, "user_repeat_clicks": suspect, "impression_repeat_clicks": invalid,
+            "late_clicks": late, "late_billable_clicks": late, "election_gain_clicks": gain,
+            "election_loss_clicks": loss, "impression_memory_clicks": memory, "duplicate_copies": dups}
 
 
-def rt_row(ad, hour, billable):
-    return {"ad_id": ad, "hour_start_ms": D0 + hour * H, "billable_clicks": billable}
+def rt_row(ad, hour, billable, suspect=None, invalid=None):
+    """A serving-store 1h row; suspect/invalid None: a store without those attributes yet."""
+    row = {"ad_id": ad, "hour_start_ms": D0 + hour * H, "billable_clicks": billable}
+    row.update({k: v for k, v in (("suspect_clicks", suspect), ("invalid_clicks", invalid)) if v is not None})
+    return row
 
 
 def test_zero_drift():
     batch = [batch_row(f"ad-{a}", h, 100 + a + h) for a in range(3) for h in range(24)]
-    realtime = [rt_row(r["ad_id"], (r["hour_start_ms"] - D0) // H, r["billable_clicks"]) for r in batch]
+    realtime = [rt_row(r["ad_id"], (r["hour_start_ms"] - D0) // H, r["billable_clicks"], 3, 2) for r in batch]
     rows, summary = rc.reconcile(batch, realtime)
     assert len(rows) == 72 and {r["class"] for r in rows} == {"none"}
     assert summary["total_drift"] == 0 and summary["worst_drift"] == 0 and summary["flag"] is False
     assert summary["batch_billable"] == summary["realtime_billable"] == sum(r["billable_clicks"] for r in batch)
     assert summary["worst_ad_id"] is None
+    assert summary["diff_by_verdict"] == {"valid": 0, "suspect": 0, "invalid": 0}
+    assert summary["batch_by_verdict"] == summary["realtime_by_verdict"] == {
+        "valid": summary["batch_billable"], "suspect": 3 * 72, "invalid": 2 * 72}
 
 
 def test_injected_late_events_give_exact_drift():
@@ -49,8 +58,12 @@ def test_injected_late_events_give_exact_drift():
     assert summary["worst_drift"] == 3 / 997 and summary["worst_ad_id"] == "ad-1"
     assert summary["worst_hour_start_ms"] == D0 + 5 * H
     assert summary["flag"] is True  # 0.15 % > 0.1 %
-    assert summary["explained_clicks"] == {"late": 3, "flagged": 0, "duplicates": 0}
+    assert summary["explained_clicks"] == {"late": 3, "election": 0, "impression_memory": 0, "duplicates": 0}
     assert summary["classes"] == {"none": 2, "late_beyond_lateness": 1}
+    # a store without suspect/invalid attributes (yet) reads as 0 of each: reported, not classified
+    assert summary["diff_by_verdict"] == {"valid": -3, "suspect": -9, "invalid": -6}
+    assert (late_row["batch_suspect"], late_row["realtime_suspect"], late_row["diff_suspect"]) == (3, 0, -3)
+    assert (late_row["batch_invalid"], late_row["realtime_invalid"], late_row["diff_invalid"]) == (2, 0, -2)
 
 
 def test_threshold_is_strict():
@@ -60,22 +73,51 @@ def test_threshold_is_strict():
 
 
 def test_classes():
-    batch = [batch_row("ad-f", 1, 50, flagged=4), batch_row("ad-d", 1, 50, dups=3),
-             batch_row("ad-fd", 1, 50, flagged=1, dups=5), batch_row("ad-u", 1, 50),
-             batch_row("ad-lu", 1, 50, late=1), batch_row("ad-mix", 1, 50, late=2, flagged=2)]
-    realtime = [rt_row("ad-f", 1, 54), rt_row("ad-d", 1, 52), rt_row("ad-fd", 1, 53), rt_row("ad-u", 1, 51),
-                rt_row("ad-lu", 1, 47), rt_row("ad-mix", 1, 50), rt_row("ad-new", 1, 2)]
+    batch = [batch_row("ad-g", 1, 50, gain=4), batch_row("ad-d", 1, 50, dups=3),
+             batch_row("ad-gd", 1, 50, gain=1, dups=5), batch_row("ad-u", 1, 50),
+             batch_row("ad-lu", 1, 50, late=1), batch_row("ad-mix", 1, 50, late=2, gain=2),
+             batch_row("ad-m", 1, 50, memory=2, dups=9), batch_row("ad-gm", 1, 50, gain=1, memory=1),
+             batch_row("ad-l", 1, 50, late=2, loss=5), batch_row("ad-ll", 1, 50, late=1, loss=1),
+             batch_row("ad-lg", 1, 50, late=1, gain=5)]
+    realtime = [rt_row("ad-g", 1, 54), rt_row("ad-d", 1, 52), rt_row("ad-gd", 1, 53), rt_row("ad-u", 1, 51),
+                rt_row("ad-lu", 1, 47), rt_row("ad-mix", 1, 50), rt_row("ad-new", 1, 2), rt_row("ad-m", 1, 53),
+                rt_row("ad-gm", 1, 52), rt_row("ad-l", 1, 45), rt_row("ad-ll", 1, 48), rt_row("ad-lg", 1, 49)]
     rows = {r["ad_id"]: r for r in rc.reconcile(batch, realtime)[0]}
-    assert rows["ad-f"]["class"] == "flagged_difference" and rows["ad-f"]["explained_flagged"] == 4
-    assert rows["ad-d"]["class"] == "duplicates_missed_by_stream" and rows["ad-d"]["explained_duplicates"] == 2
-    assert (rows["ad-fd"]["explained_flagged"], rows["ad-fd"]["explained_duplicates"]) == (1, 2)
-    assert rows["ad-fd"]["class"] == "duplicates_missed_by_stream"
-    assert rows["ad-u"]["class"] == "unexplained" and rows["ad-u"]["unexplained"] == 1
-    assert rows["ad-lu"]["class"] == "unexplained" and rows["ad-lu"]["explained_late"] == 1
-    assert rows["ad-lu"]["unexplained"] == -2
-    assert rows["ad-mix"]["class"] == "none"  # causes cancel out: no drift to explain
+    parts = lambda ad: tuple(rows[ad][f"explained_{c}"] for c in rc.CAUSES) + (rows[ad]["unexplained"],)  # noqa: E731
+    # (late, election, impression_memory, duplicates, unexplained)
+    assert rows["ad-g"]["class"] == "arrival_order_election" and parts("ad-g") == (0, 4, 0, 0, 0)
+    assert rows["ad-d"]["class"] == "duplicates_missed_by_stream" and parts("ad-d") == (0, 0, 0, 2, 0)
+    assert rows["ad-gd"]["class"] == "duplicates_missed_by_stream" and parts("ad-gd") == (0, 1, 0, 2, 0)
+    assert rows["ad-u"]["class"] == "unexplained" and parts("ad-u") == (0, 0, 0, 0, 1)
+    assert rows["ad-lu"]["class"] == "unexplained" and parts("ad-lu") == (1, 0, 0, 0, -2)
+    assert rows["ad-mix"]["class"] == "none" and parts("ad-mix") == (0, 0, 0, 0, 0)  # causes cancel out
     assert rows["ad-new"]["batch_billable"] == 0 and rows["ad-new"]["drift_ratio"] == 2.0
     assert rows["ad-new"]["class"] == "unexplained"
+    # memory before duplicates; ties go to the election
+    assert rows["ad-m"]["class"] == "impression_memory" and parts("ad-m") == (0, 0, 2, 1, 0)
+    assert rows["ad-gm"]["class"] == "arrival_order_election" and parts("ad-gm") == (0, 1, 1, 0, 0)
+    # a negative diff: late first, then elections the stream held in arrival order
+    assert rows["ad-l"]["class"] == "arrival_order_election" and parts("ad-l") == (2, 3, 0, 0, 0)
+    assert rows["ad-ll"]["class"] == "arrival_order_election" and parts("ad-ll") == (1, 1, 0, 0, 0)  # a tie
+    # causes of the other sign explain nothing
+    assert rows["ad-lg"]["class"] == "late_beyond_lateness" and parts("ad-lg") == (1, 0, 0, 0, 0)
+
+
+def test_diff_per_verdict():
+    """Per (ad, hour) and in total: the diff of each verdict, realtime - batch."""
+    batch = [batch_row("ad-0", 1, 50, suspect=4, invalid=1), batch_row("ad-0", 2, 10, suspect=0, invalid=0),
+             batch_row("ad-1", 1, 7, suspect=2, invalid=3, campaign="k1"),
+             batch_row("ad-1", 1, 3, suspect=1, invalid=0, campaign="k2")]
+    realtime = [rt_row("ad-0", 1, 51, 3, 1), rt_row("ad-0", 2, 10, 0, 2), rt_row("ad-1", 1, 10, 1, 5),
+                rt_row("ad-2", 5, 0, 1, 1)]
+    rows, summary = rc.reconcile(batch, realtime)
+    got = {(r["ad_id"], (r["hour_start_ms"] - D0) // H): (r["diff"], r["diff_suspect"], r["diff_invalid"])
+           for r in rows}
+    assert got == {("ad-0", 1): (1, -1, 0), ("ad-0", 2): (0, 0, 2), ("ad-1", 1): (0, -2, 2), ("ad-2", 5): (0, 1, 1)}
+    assert summary["diff_by_verdict"] == {"valid": 1, "suspect": -2, "invalid": 5}
+    assert summary["batch_by_verdict"] == {"valid": 70, "suspect": 7, "invalid": 4}
+    assert summary["realtime_by_verdict"] == {"valid": 71, "suspect": 5, "invalid": 9}
+    assert [r["class"] for r in rows] == ["unexplained", "none", "none", "none"]  # billable only
 
 
 def test_accepts_dataframes_and_hour_timestamps():

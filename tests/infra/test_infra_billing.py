@@ -283,8 +283,11 @@ def test_library_zip_layout(tmp_path):
         (glue_jobs / rel).parent.mkdir(parents=True, exist_ok=True)
         (glue_jobs / rel).write_text("")
     functions = tmp_path / "functions"
-    for rel in ("common/__init__.py", "serving/__init__.py", "serving/keys.py", "serving/table.py",
-                "serving/read/__init__.py", "serving/read/dynamodb.py", "serving/write/dynamodb.py"):
+    for rel in ("common/__init__.py", "common/ivt_data/crawler_user_agents.json",
+                "common/ivt_data/datacenter_ipv4.csv", "common/ivt_data/PROVENANCE.md",
+                "common/__pycache__/ivt.cpython.pyc", "serving/__init__.py", "serving/keys.py",
+                "serving/table.py", "serving/read/__init__.py", "serving/read/dynamodb.py",
+                "serving/write/dynamodb.py"):
         (functions / rel).parent.mkdir(parents=True, exist_ok=True)
         (functions / rel).write_text("")
     out = tmp_path / "out"
@@ -294,7 +297,43 @@ def test_library_zip_layout(tmp_path):
     # the serving store's core only: its read/ and write/ sides import the query API and the sink
     assert files == {"glue_jobs/__init__.py", "glue_jobs/billing/__init__.py",
                      "glue_jobs/billing/run.py", "common/__init__.py",
+                     "common/ivt_data/crawler_user_agents.json", "common/ivt_data/datacenter_ipv4.csv",
+                     "common/ivt_data/PROVENANCE.md",
                      "serving/__init__.py", "serving/keys.py", "serving/table.py"}
+
+
+def test_billing_job_reads_ivt_data_from_the_library_zip(repo_root, tmp_path):
+    """On Glue `common` is imported from the --extra-py-files zip, where its ivt_data/ files are
+    inside a zip file (no path open() can read): the billing job's loader (glue_jobs/billing/
+    ivt_inputs.py) must find them there. The real tree staged as infra stages it, zipped, and
+    imported from the zip alone in a fresh interpreter."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from infra import FUNCTIONS_DIR
+    from infra.constructs.billing import GLUE_JOBS_DIR
+
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    assert StageGlueLibrary(GLUE_JOBS_DIR, FUNCTIONS_DIR).try_bundle(str(staged))
+    library = tmp_path / "glue_jobs.zip"
+    with zipfile.ZipFile(library, "w") as zf:
+        for f in sorted(p for p in staged.rglob("*") if p.is_file()):
+            zf.write(f, f.relative_to(staged).as_posix())
+    assert {"common/ivt_data/crawler_user_agents.json", "common/ivt_data/datacenter_ipv4.csv"} <= set(
+        zipfile.ZipFile(library).namelist())
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from common import ivt\n"
+        "from glue_jobs.billing import ivt_inputs as x\n"
+        "assert ivt.__file__.startswith(sys.argv[1]) and not ivt.DATA_DIR.is_dir(), ivt.__file__\n"
+        "print(len(x.bot_patterns()), len(x.datacenter_ranges()), len(x.datacenter_blocks()),"
+        " x.data_dir() != ivt.DATA_DIR, x.bot_regex().startswith('(?d)(?:'))\n")
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(library)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1504", "3429", "4326", "True", "True"]
 
 
 # --- roles ----------------------------------------------------------------------------------
