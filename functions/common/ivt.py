@@ -279,7 +279,12 @@ def evaluate(clicks: Iterable[Mapping[str, Any]], config: IvtConfig = IvtConfig(
         seen: dict[str, bool] = {}
         for c in clicks:
             ua = c.get("user_agent")
-            if ua is not None and seen.setdefault(ua, bots.matches(ua)):
+            if ua is None:
+                continue
+            hit = seen.get(ua)
+            if hit is None:  # once per distinct agent: the combined pattern is the slow part
+                hit = seen[ua] = bots.matches(ua)
+            if hit:
                 reasons[c["click_id"]].add(BOT_UA)
     if DATACENTER_IP in on:
         datacenters = datacenters or default_datacenters()

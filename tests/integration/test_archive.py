@@ -36,7 +36,10 @@ def clicks(n, start=0, dup_every=0):
         out.append({"click_id": f"c{i}", "ad_id": f"ad{i % 7}", "campaign_id": f"k{i % 3}",
                     "advertiser_id": f"v{i % 2}", "user_id": f"u{i}", "event_time": NOW - (i * 7919) % 7_200_000,
                     "cost_micros": 250_000 + i, "ip": None, "user_agent": "ua", "referrer": None,
-                    "ingest_time": NOW - 1000, "request_id": "r", "source_ip": "203.0.113.1"})
+                    "ingest_time": NOW - 1000, "request_id": "r", "source_ip": "203.0.113.1",
+                    # a token's fields on every other click (null without a token)
+                    "impression_id": f"imp-{i}" if i % 2 else None,
+                    "issued_at": NOW - 60_000 - i if i % 2 else None})
     return out
 
 

@@ -126,7 +126,8 @@ def test_ingest_on_a_recorded_event(ingest, name, request_id, source_ip, user_ag
     assert record == {
         "click_id": "c1", "ad_id": "ad1", "campaign_id": "k", "advertiser_id": "v", "user_id": "u1",
         "event_time": NOW_MS - 60_000, "cost_micros": 100_000, "ip": source_ip, "user_agent": user_agent,
-        "referrer": None, "ingest_time": NOW_MS, "request_id": request_id, "source_ip": source_ip}
+        "referrer": None, "ingest_time": NOW_MS, "request_id": request_id, "source_ip": source_ip,
+        "impression_id": None, "issued_at": None}  # click_token_mode off: no token fields
     assert dedup_items() == {"c1": claim_item("c1", request_id, "committed", NOW_MS)}
 
 
