@@ -246,9 +246,16 @@ def add_ivt_cases(s: Scenario) -> None:
         s.click(first, ingest=arrival - 1, arrival=arrival, ad=14, user=f"{name}-0", impression=name,
                 name=f"{name}_first")
         s.click(t + HOUR, ad=14, user=f"{name}-1", impression=name, name=name)
-    # the stream forgets an impression 1800 s (flink_dedup_ttl_s) after its last click
-    s.click(t + 2 * HOUR, ad=13, user="imm-0", impression="imp-memory", name="imp_memory_first")
-    s.click(t + 3 * HOUR, ad=13, user="imm-1", impression="imp-memory", name="imp_memory_repeat")
+    # the stream forgets an impression 1800 s (flink_dedup_ttl_s) after its last click: a repeat
+    # ingested 1800.001 s after the first click is billed there, one at 1800 s is not
+    e = t + 2 * HOUR
+    s.click(e, ingest=e + 100, ad=13, user="imm-0", impression="imp-memory", name="imp_memory_first")
+    s.click(e + 1_800_001, ingest=e + 100 + 1_800_001, ad=13, user="imm-1", impression="imp-memory",
+            name="imp_memory_repeat")
+    e = t + 2 * HOUR + 5 * 60_000
+    s.click(e, ingest=e + 100, ad=13, user="imw-0", impression="imp-within", name="imp_within_memory_first")
+    s.click(e + 1_800_000, ingest=e + 100 + 1_800_000, ad=13, user="imw-1", impression="imp-within",
+            name="imp_within_memory")
     s.click(t + 2 * HOUR + 60_000, ad=13, user="imn-0", name="imp_null")
     s.click(t + 2 * HOUR + 60_000, ad=13, user="imn-1", name="imp_null")
     # ip_burst keyed by ip alone: 11 clicks of one ip on 11 ads in one second; 11 clicks within
@@ -300,7 +307,7 @@ def build_ivt_batch(day: date, seed: int = 17, n: int = 3_000) -> Scenario:
         if x < 0.10:
             first, last, _ = rng.choice(ranges)
             a = ipaddress.IPv4Address(rng.choice([first, last, rng.randint(first, last)]))
-            return rng.choice([str(a), str(a), f"::ffff:{a}", f" {a}\n",
+            return rng.choice([str(a), str(a), f"::ffff:{a}", f" {a}\n", f"\u00a0{a}\u3000", f"\x1f{a}\x85",
                                f"::ffff:{int(a) >> 16:x}:{int(a) & 0xffff:x}",
                                f"0:0:0:0:0:FFFF:{a}", f"::ffff:{a}%eth0"])
         if x < 0.12:
@@ -332,21 +339,35 @@ def build_ivt_batch(day: date, seed: int = 17, n: int = 3_000) -> Scenario:
         t, addr = day_ms() // 1000 * 1000, f"198.18.{g}.7"
         for _ in range(rng.randint(8, 14)):
             one(t + rng.randint(0, 999), ip_=addr)
-    for g in range(120):  # impressions clicked 1-4 times, some first on D-1 (lookback / input)
+    for g in range(150):  # impressions clicked 1-4 times, some first on D-1 (lookback / input)
         imp, where = f"imp-{g}", rng.random()
-        t = (d0 - rng.randint(1, 23 * HOUR) if where < 0.2 else day_ms())
+        if where < 0.1:  # first click in a lookback partition (D-1 01:00 .. 20:00)
+            t, gap = d0 - rng.randint(4 * HOUR, 23 * HOUR), 20 * HOUR
+        elif where < 0.3:  # around midnight
+            t, gap = d0 - rng.randint(60_000, 3 * HOUR), 3 * HOUR
+        else:
+            t, gap = day_ms(), 3 * HOUR
         issued = t - rng.randint(1_000, 60_000)
         for k in range(rng.randint(1, 4)):
-            e = t + k * rng.randint(0, 3 * HOUR) if where < 0.2 or k == 0 else t + rng.randint(-60_000, 3 * HOUR)
-            e = min(e, d0 + DAY_MS + HOUR)
-            one(e, ingest=max(e, issued + 1_000) + rng.randint(0, 2_000), impression=imp, issued=issued,
-                ad=100 + g % 5)
+            offset = rng.choice([rng.randint(-60_000, 300_000), rng.randint(-60_000, gap)])
+            e = min(t if k == 0 else t + offset, d0 + DAY_MS + HOUR)
+            # arrival order is often not event order (a later event can be ingested first)
+            one(e, ingest=max(e, issued + 1_000) + rng.choice([0, 0, rng.randint(0, 2_000), rng.randint(0, 300_000)]),
+                impression=imp, issued=issued, ad=100 + g % 5)
     for g in range(150):  # user repeats: one user, one ad, within seconds (some across windows)
         t, user, ad = day_ms(), f"rep-{g}", rng.randint(0, 11)
         for _ in range(rng.randint(2, 4)):
             one(t + rng.randint(0, 12_000), user=user, ad=ad)
-    for _ in range(40):  # nulls: user, ingest_time
+    for _ in range(40):  # nulls: user, ingest_time; null users / ips together (never a group)
         one(day_ms(), user="")
+    for _ in range(10):
+        t, ad = day_ms() // 10_000 * 10_000, rng.randint(0, 11)
+        for _ in range(3):
+            one(t + rng.randint(0, 9_999), user="", ad=ad)
+    for _ in range(3):
+        t = day_ms() // 1000 * 1000
+        for _ in range(12):
+            one(t + rng.randint(0, 999), ip_="")
     for _ in range(10):
         e = day_ms()
         s.click(e, ingest="", arrival=e + 1_000, ad=3, user=f"ni-{e}")

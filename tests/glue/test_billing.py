@@ -213,6 +213,7 @@ def test_edge_cases(world, job_flags, source):
         assert got(name) == [I("impression_repeat")] and got(f"{name}_first") == ["absent"], name
     assert got("imp_beyond_lookback") == [V]  # its first click arrived before the lookback
     assert got("imp_memory_first") + got("imp_memory_repeat") == [V, I("impression_repeat")]
+    assert got("imp_within_memory_first") + got("imp_within_memory") == [V, I("impression_repeat")]
     assert got("imp_null") == [V, V]
     # late arrivals: after the cutoff not in this run; just before it billed
     assert got("late_after_cutoff") == got("late_at_cutoff") == ["absent"]
@@ -229,7 +230,7 @@ HAND_FLAGGED = {
     "bot_ua": {"bot_googlebot": 1, "bot_curl_newline": 1, "bot_ssl_labs_end": 1},
     "impression_repeat": {"imp_three": 2, "imp_tie": 2, "imp_order_first_arrival": 1,
                           "imp_prev_day_lookback": 1, "imp_prev_day_input": 1,
-                          "imp_lookback_first_hour": 1, "imp_memory_repeat": 1},
+                          "imp_lookback_first_hour": 1, "imp_memory_repeat": 1, "imp_within_memory": 1},
     "too_fast": {"fast_999": 1, "fast_negative": 1},
     "datacenter_ip": {"dc_first": 1, "dc_last": 1, "dc_mapped": 1, "dc_mapped_hex": 1, "dc_spaces": 1},
     "ip_burst": {"burst_n_plus_1": 11, "burst_n_plus_1_with_copy": 11, "burst_across_ads": 11},
