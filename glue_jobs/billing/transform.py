@@ -19,14 +19,17 @@ independently in plain Python in tests/glue/oracle.py (dedup, windows, diagnosti
    (`BillingSettings.impression_lookback_ms`, 24 h 15 min by default: D-2 hr 23 .. D-1 hr 22,
    24 partitions). Not covered: an ad server re-signing one impression_id with another
    issued_at later than that, and, as for every rule, clicks arriving after the cutoff (a
-   later rerun of D picks them up). Archive files written before impression_id / issued_at
-   existed read them as null.
+   later rerun of D picks them up). A lookback row (arrived before D-1 23:00, so ingested
+   before it and with an event time at most 5 min later) is never a click of D: the columns it
+   lacks are never billed. Archive files written before impression_id / issued_at existed read
+   them as null.
 2. Dedup, exhaustive by click_id over everything read: the copy with the earliest ingest_time
    wins; ties by event_time, then by (cost_micros, ad_id, campaign_id, advertiser_id, user_id, ip)
    - every column the result depends on, so two copies that still tie give the same output.
    Nulls sort last (a copy with a known time beats one without). Dedup happens before the day
    filter, so a click whose first copy arrived at D-1 23:59 (or in a lookback hour) is that
-   copy, and its later copies in D are duplicates. Rows without click_id are dropped.
+   copy, and its later copies in D are duplicates (D-1's run billed it, whatever event time a
+   later copy claims). Rows without click_id are dropped.
 3. Only clicks whose (first copy's) event_time is in [D 00:00, D+1 00:00) UTC are billed on D;
    earlier clicks with an impression_id only take part in the impression elections.
 4. The six rule columns, exactly as ivt.py defines them (a rule off in `ivt_rules` is false):
