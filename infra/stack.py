@@ -1,6 +1,8 @@
 """ClickAggStack: the whole pipeline.
 
 Ingest:      API Gateway -> ingest Lambda -> DynamoDB dedup + clicks Kinesis stream
+             (POST /v1/clicks with an API key; public, token per click: POST /v1/public/clicks
+             with CORS *, GET /v1/c click links)
 Aggregation: clicks stream -> Managed Flink -> aggregates stream -> sink Lambda -> serving
              store (DynamoDB; context `serving_store`: timestream is refused, see Billing)
              <- query Lambda <- GET /v1/... on the same API (IAM auth)
@@ -10,7 +12,8 @@ Archive:     clicks stream -> Firehose (Parquet) -> S3 <- Glue table (partition 
 Billing:     nightly Glue workflow: billing recompute of yesterday from the archive, then its
              reconciliation with the serving store (DynamoDB) -> drift report + metrics +
              summary item read by GET /v1/quality; POST /v1/reconcile?day= starts a run
-Edge:        CORS for configured origins (+ the dashboard's), optional WAF on the API stage
+Edge:        CORS for configured origins (+ the dashboard's; the public POST: *), optional
+             WAF on the API stage
 Dashboard:   web/dist in a private S3 bucket behind CloudFront (OAC), Cognito sign-in, SigV4
              GETs on the query API (context `dashboard_site`, default on)
 Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic (incl. the IVT rate's)
@@ -21,6 +24,8 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
+
+from common import public_route
 
 from infra.constructs.aggregates_stream import AggregatesStream
 from infra.constructs.aggregator import FlinkAggregator
@@ -146,6 +151,9 @@ class ClickAggStack(Stack):
     def _outputs(self) -> None:
         CfnOutput(self, "IngestUrl", description="POST clicks here (header x-api-key)",
                   value=self.api.api.url_for_path("/v1/clicks"))
+        CfnOutput(self, "PublicIngestUrl", value=self.api.api.url_for_path(public_route.PATH),
+                  description="Browsers and apps POST clicks here: no API key, a valid click "
+                              "token per click, CORS *")
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id,
                   description="aws apigateway get-api-key --include-value --api-key <id>")
         CfnOutput(self, "ClicksStreamName", value=self.stream.stream_name)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common.config import (IngestSettings, QualitySettings, ReconcileSettings, ResourceNames,
                            ServingSettings)
+from common import public_route
 from common.refused import STREAM_ENV, delivery_stream_name
 from common.runtime import reset_containers
 from local.apigw import LocalApiGateway, Route
@@ -120,7 +121,8 @@ class LocalStack:
         self.emf = EmfForwarder()
         for function in (self.ingest, self.query, self.sink, self.reconcile):
             function.emf = self.emf
-        self.api = LocalApiGateway([Route("/v1/clicks", self.ingest), Route("/v1/c", self.ingest)]
+        self.api = LocalApiGateway([Route("/v1/clicks", self.ingest), Route(public_route.PATH, self.ingest),
+                                    Route("/v1/c", self.ingest)]
                                    + [Route(r, self.query) for r in QUERY_RESOURCES]
                                    + [Route("/v1/reconcile", self.reconcile)],
                                    port=self.options.api_port).start()

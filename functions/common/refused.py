@@ -3,10 +3,11 @@ layout and table, used by ingest (the records it puts), infra (the Firehose deli
 Glue table, its partition projection) and the local writer (local.refused_delivery).
 
 What lands here: every item ingest refuses, with its reasons, so a dispute can be answered
-later: a click of a batch that is `rejected` (invalid fields; under click_token_mode=enforce a
-token refusal), a whole request refused before its clicks were looked at (400 bad JSON / not a
-click batch / no clicks, 413 too large / too many clicks, 415 wrong Content-Type) and a click
-link (GET /v1/c) whose token is refused (400/403/410). Not here: duplicates and retryable clicks
+later: a click of a batch that is `rejected` (invalid fields; under click_token_mode=enforce,
+and always on POST /v1/public/clicks, a token refusal), a whole request refused before its clicks
+were looked at (400 bad JSON / not a click batch / no clicks, 413 too large / too many clicks, 415
+wrong Content-Type), on either POST route (`route` tells them apart), and a click link
+(GET /v1/c) whose token is refused (400/403/410). Not here: duplicates and retryable clicks
 (nothing was refused: the client is told to send the click again), requests API Gateway or WAF
 refuse before the Lambda runs (their access logs / WAF logs have them).
 
@@ -74,6 +75,7 @@ MAX_CLICK_ID = 256  # a refused click_id may be anything (too long is one reason
 ITEM_JSON, BODY_TEXT, BODY_BASE64, QUERY_JSON = "item_json", "body_text", "body_base64", "query_json"
 # routes
 POST_CLICKS, GET_CLICK_LINK = "POST /v1/clicks", "GET /v1/c"
+POST_PUBLIC_CLICKS = "POST /v1/public/clicks"  # browsers and apps, no API key (ingest.public)
 
 # reason codes of whole-request refusals (field: body, clicks or content_type)
 REQUEST_CODES = ("empty_body", "body_too_large", "too_deeply_nested", "invalid_json",
@@ -85,7 +87,7 @@ REASON_TYPE = "struct<field:string,reason:string,message:string>"
 COLUMNS: list[tuple[str, str]] = [
     ("refused_at", "bigint"),  # epoch ms, when ingest refused it
     ("request_id", "string"),  # API Gateway's request id (the clicks stream's request_id)
-    ("route", "string"),  # POST_CLICKS | GET_CLICK_LINK
+    ("route", "string"),  # POST_CLICKS | POST_PUBLIC_CLICKS | GET_CLICK_LINK
     ("source_ip", "string"),
     ("user_agent", "string"),
     ("http_status", "int"),  # of the response that refused it (202 when others were accepted)

@@ -1,5 +1,6 @@
-"""POST /v1/clicks and GET /v1/c?t=TOKEN (click links): the ingest Lambda (API Gateway REST
-proxy integration).
+"""POST /v1/clicks (ad servers, API key), POST /v1/public/clicks (browsers and apps, no key: the
+click token is the credential, ingest.public) and GET /v1/c?t=TOKEN (click links): the ingest
+Lambda (API Gateway REST proxy integration).
 
 Thin edge: HTTP <-> pure validation (ingest.validation) <-> IngestService (DynamoDB + Kinesis,
 and click tokens: ingest.tokens, keys from Secrets Manager through Powertools Parameters).
@@ -22,15 +23,16 @@ from botocore.config import Config
 
 from common.click_token import SecretKeys, TokenRejected, VerifyPolicy
 from common.config import IngestSettings
+from common import public_route
 from common.observability import handler_metrics
-from common.refused import STREAM_ENV
+from common.refused import POST_CLICKS, POST_PUBLIC_CLICKS, STREAM_ENV
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
-from ingest import redirect, refusals
+from ingest import public, redirect, refusals
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
-from ingest.tokens import OFF, KeysUnavailable, TokenVerifier
+from ingest.tokens import ENFORCE, OFF, KeysUnavailable, TokenVerifier
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
 
 logger = Logger(service="ingest")
@@ -63,7 +65,8 @@ def get_service() -> IngestService:
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
     keys, policy = token_keys(settings, config)
     return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, keys, policy),
-                         links=redirect.LinkVerifier(keys, policy), refused=refused_archive())
+                         links=redirect.LinkVerifier(keys, policy), refused=refused_archive(),
+                         public_tokens=TokenVerifier(ENFORCE, keys, policy))
 
 
 def refused_archive() -> Optional[refusals.RefusedArchive]:
@@ -121,12 +124,20 @@ def token_verifier(settings: IngestSettings, keys: SecretKeys, policy: VerifyPol
     return TokenVerifier(settings.click_token_mode, keys, policy)
 
 
-def _error(exc: RequestError, service: IngestService, event) -> Response:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+def _error(exc: RequestError, service: IngestService, event, route: str = POST_CLICKS,
+           metric: str = "RequestsRefused") -> Response:
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     archive_refused(service, lambda: [refusals.request_record(
         _meta(event), service.clock_ms(), exc.status, exc.field, exc.code, exc.reason,
-        refusals.body_bytes(event.body, event.is_base64_encoded))])
+        refusals.body_bytes(event.body, event.is_base64_encoded), route)])
     return error_response(exc.status, exc.reason, details=exc.details)
+
+
+def _read_items(service: IngestService, event) -> list:
+    """The request's click items; raises RequestError for a request refused as a whole."""
+    check_content_type(dict(event.headers or {}))
+    payload = decode_body(event.body, event.is_base64_encoded, service.settings)
+    return extract_items(payload, service.settings)
 
 
 @app.post("/v1/clicks")
@@ -135,9 +146,7 @@ def post_clicks() -> Response:
     service = get_service()
     event = app.current_event
     try:
-        check_content_type(dict(event.headers or {}))
-        payload = decode_body(event.body, event.is_base64_encoded, service.settings)
-        items = extract_items(payload, service.settings)
+        items = _read_items(service, event)
     except RequestError as exc:
         return _error(exc, service, event)
 
@@ -153,6 +162,12 @@ def post_clicks() -> Response:
                        value=outcome.timings_ms.get("dedup_ms", 0.0))
     for token_outcome, n in sorted(outcome.token_outcomes.items()):
         metrics.add_metric(name=f"ClickToken_{token_outcome}", unit=MetricUnit.Count, value=n)
+    return _batch_answer(service, meta, items, outcome, POST_CLICKS)
+
+
+def _batch_answer(service: IngestService, meta: RequestMeta, items: list, outcome,
+                  route: str) -> Response:
+    """A POST route's answer for its batch's outcome (and the archive of its rejected clicks)."""
     if outcome.keys_error is not None:
         logger.error("click-token key set unavailable", error=outcome.keys_error)
     if outcome.unreleased_claims or outcome.unconfirmed_claims:
@@ -162,11 +177,56 @@ def post_clicks() -> Response:
     status = outcome.status_code
     if outcome.refusals:
         archive_refused(service, lambda: refusals.item_records(
-            meta, service.clock_ms(), status, items, outcome.refusals))
+            meta, service.clock_ms(), status, items, outcome.refusals, route))
     body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
     if status == 400:
         return error_response(400, "no valid click in request", **body)
     return json_response(status, body, retry_after_s=1 if status == 503 else None)
+
+
+def _with_public_cors(response: Response) -> Response:
+    response.headers.update(public_route.response_headers())
+    return response
+
+
+# cors=False: this route's CORS is its own (common.public_route: `*`, whatever origins
+# CORS_ALLOWED_ORIGINS lists for the other routes), added to every answer here
+@app.post(public_route.PATH, cors=False)
+@tracer.capture_method
+def post_public_clicks() -> Response:
+    """Clicks from browsers and apps, no API key (ingest.public): every click needs a valid
+    token whatever click_token_mode says; ids and price are the token's, ip and user agent the
+    request's. Per-outcome metrics PublicClicks_<status>, PublicClickToken_<outcome>."""
+    service = get_service()
+    event = app.current_event
+    try:
+        items = _read_items(service, event)
+    except RequestError as exc:
+        return _with_public_cors(_error(exc, service, event, POST_PUBLIC_CLICKS,
+                                        "PublicRequestsRefused"))
+
+    batch = parse_batch(items, service.settings, service.clock_ms(), token_required=True,
+                        ignored_fields=public.IGNORED_FIELDS)
+    meta = _meta(event)
+    batch = public.with_request_facts(batch, meta.user_agent, event.headers.get("referer"))
+    outcome = service.ingest_public(batch, meta)
+
+    for status in (ACCEPTED, DUPLICATE, REJECTED, RETRYABLE):
+        metrics.add_metric(name=f"PublicClicks_{status}", unit=MetricUnit.Count,
+                           value=outcome.counts[status])
+    for token_outcome, n in sorted(outcome.token_outcomes.items()):
+        metrics.add_metric(name=f"PublicClickToken_{token_outcome}", unit=MetricUnit.Count, value=n)
+    return _with_public_cors(_batch_answer(service, meta, items, outcome, POST_PUBLIC_CLICKS))
+
+
+@app.route(public_route.PATH, method="OPTIONS", cors=False)
+def preflight_public_clicks() -> Response:
+    """The CORS preflight, as API Gateway's MOCK answers it (infra.constructs.api_cors): the
+    same headers, so the local stack (and any deployment that routes OPTIONS here) agrees.
+    Counted (PublicPreflights): on AWS the count stays 0 unless the MOCK method is missing."""
+    metrics.add_metric(name="PublicPreflights", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, content_type=None, body="",
+                    headers=public_route.preflight_headers())
 
 
 def _link_refused(status: int, reason: str, message: str, retry_after_s=None) -> Response:

@@ -37,19 +37,22 @@ def body_bytes(body: Optional[str], is_base64: bool) -> bytes:
 
 
 def request_record(meta: RequestMeta, now_ms: int, status: int, field_name: str, code: str,
-                   message: str, body: bytes) -> dict[str, Any]:
-    """A whole POST /v1/clicks request refused before its clicks were looked at."""
+                   message: str, body: bytes, route: str = POST_CLICKS) -> dict[str, Any]:
+    """A whole POST request (`route`: POST_CLICKS or POST_PUBLIC_CLICKS) refused before its
+    clicks were looked at."""
     return refused_record(
-        refused_at_ms=now_ms, request_id=meta.request_id, route=POST_CLICKS,
+        refused_at_ms=now_ms, request_id=meta.request_id, route=route,
         source_ip=meta.source_ip, user_agent=meta.user_agent, http_status=status, item_index=None,
         click_id=None, reasons=[Reason(field_name, code, message)], raw=capped_bytes(body))
 
 
 def item_records(meta: RequestMeta, now_ms: int, status: int, items: Sequence[Any],
-                 refusals: Iterable[Refusal]) -> list[dict[str, Any]]:
-    """The rejected clicks of a batch, each with its item as sent."""
+                 refusals: Iterable[Refusal], route: str = POST_CLICKS) -> list[dict[str, Any]]:
+    """The rejected clicks of a batch (`route`: POST_CLICKS or POST_PUBLIC_CLICKS), each with
+    its item as sent (on the public route too: the ip/user_agent it sent, which were ignored,
+    are kept here as evidence)."""
     return [refused_record(
-        refused_at_ms=now_ms, request_id=meta.request_id, route=POST_CLICKS,
+        refused_at_ms=now_ms, request_id=meta.request_id, route=route,
         source_ip=meta.source_ip, user_agent=meta.user_agent, http_status=status,
         item_index=r.index, click_id=r.click_id, reasons=r.reasons,
         raw=capped_text(json_text(items[r.index]), ITEM_JSON)) for r in refusals]

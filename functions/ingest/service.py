@@ -86,15 +86,20 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
 class IngestService:
     def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
                  clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None,
-                 links: Optional[Any] = None, refused: Optional[Any] = None):
+                 links: Optional[Any] = None, refused: Optional[Any] = None,
+                 public_tokens: Optional[TokenVerifier] = None):
         self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
         self.tokens = tokens  # None: click_token_mode off
         self.links = links  # ingest.redirect.LinkVerifier of GET /v1/c (every mode)
+        # POST /v1/public/clicks' verifier: enforce, whatever click_token_mode says (ingest.public)
+        self.public_tokens = public_tokens
         # ingest.refusals.RefusedArchive; None: refused items are answered and logged only
         self.refused = refused
 
-    def _check_tokens(self, valid: list[ValidClick], results: dict[int, dict[str, Any]],
-                      outcome: IngestOutcome, now_ms: int) -> list[ValidClick]:
+    @staticmethod
+    def _check_tokens(tokens: TokenVerifier, valid: list[ValidClick],
+                      results: dict[int, dict[str, Any]], outcome: IngestOutcome,
+                      now_ms: int) -> list[ValidClick]:
         """The clicks that go on: with enforce, those with a valid token (carrying its claims);
         the others get their result here. With observe, all of them, unchanged."""
         passed: list[ValidClick] = []
@@ -103,11 +108,11 @@ class IngestService:
                 check = None
             else:
                 try:
-                    check = self.tokens.check(vc.click, now_ms / 1000)
+                    check = tokens.check(vc.click, now_ms / 1000)
                 except KeysUnavailable as exc:
                     outcome.keys_error, check = str(exc), None
             outcome.token_outcomes[check.outcome if check else KEYS_UNAVAILABLE] += 1
-            if not self.tokens.enforcing:
+            if not tokens.enforcing:
                 passed.append(vc)
             elif check is None:
                 results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
@@ -125,6 +130,19 @@ class IngestService:
     def ingest(self, batch: ParsedBatch, meta: RequestMeta, *, verified: bool = False) -> IngestOutcome:
         """`verified`: the batch's clicks carry claims already verified (GET /v1/c,
         ingest.redirect): no click_token_mode check again."""
+        return self._ingest(batch, meta, None if verified else self.tokens)
+
+    def ingest_public(self, batch: ParsedBatch, meta: RequestMeta) -> IngestOutcome:
+        """POST /v1/public/clicks (ingest.public): every click needs a valid token, whatever
+        click_token_mode says (the token is the credential). Without an enforcing public
+        verifier this refuses to run rather than accept clicks unverified."""
+        if self.public_tokens is None or not self.public_tokens.enforcing:
+            raise ValueError("POST /v1/public/clicks needs an enforcing click-token verifier")
+        return self._ingest(batch, meta, self.public_tokens)
+
+    def _ingest(self, batch: ParsedBatch, meta: RequestMeta,
+                tokens: Optional[TokenVerifier]) -> IngestOutcome:
+        """`tokens`: the verifier judging the batch's tokens (None: not looked at)."""
         results: dict[int, dict[str, Any]] = {}
         outcome = IngestOutcome([], {})
         for rej in batch.rejected:
@@ -136,8 +154,8 @@ class IngestService:
                                   "status": DUPLICATE, "reason": "repeated in this request"}
         timings: dict[str, float] = {}
         now_ms = self.clock_ms()
-        valid = (self._check_tokens(batch.valid, results, outcome, now_ms)
-                 if self.tokens is not None and not verified else batch.valid)
+        valid = (self._check_tokens(tokens, batch.valid, results, outcome, now_ms)
+                 if tokens is not None else batch.valid)
         claims = [
             ClaimRecord(vc.click.click_id, meta.request_id, now_ms, now_ms // 1000 + self.settings.dedup_ttl_s)
             for vc in valid

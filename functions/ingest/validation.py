@@ -133,14 +133,20 @@ def _field_reasons(index: int, click_id: Optional[str], exc: ValidationError) ->
     ], tuple(err["type"] for err in errors))
 
 
-def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
-    """One item -> ValidClick or Rejection (with field-level reasons); never raises."""
+def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int, *,
+                  token_required: bool = False, ignored_fields: frozenset = frozenset()):
+    """One item -> ValidClick or Rejection (with field-level reasons); never raises.
+    `token_required`: the click is judged as under click_token_mode enforce (ids and cost may
+    come from the token), whatever the mode; `ignored_fields`: members of the item that are not
+    looked at (not validated, not kept) - both for POST /v1/public/clicks (ingest.public)."""
     click_id = item.get("click_id") if isinstance(item, dict) else None
     click_id = click_id if isinstance(click_id, str) else None
     if not isinstance(item, dict):
         return Rejection(index, None, [{"field": "click", "reason": "must be a JSON object"}],
                          ("not_an_object",))
-    model = TokenClickIn if settings.click_token_mode == "enforce" else ClickIn
+    if ignored_fields:
+        item = {k: v for k, v in item.items() if k not in ignored_fields}
+    model = TokenClickIn if token_required or settings.click_token_mode == "enforce" else ClickIn
     try:
         click = model.model_validate(item)
     except ValidationError as exc:
@@ -158,11 +164,15 @@ def validate_item(index: int, item: Any, settings: IngestSettings, now_ms: int):
     return ValidClick(index, click, event_ms)
 
 
-def parse_batch(items: list[Any], settings: IngestSettings, now_ms: int) -> ParsedBatch:
+def parse_batch(items: list[Any], settings: IngestSettings, now_ms: int, *,
+                token_required: bool = False, ignored_fields: frozenset = frozenset()) -> ParsedBatch:
+    """Every item validated (validate_item, same keywords); a click_id repeated in the request is
+    an in-batch duplicate of its first valid occurrence."""
     batch = ParsedBatch([], [], [])
     seen: set[str] = set()
     for index, item in enumerate(items):
-        result = validate_item(index, item, settings, now_ms)
+        result = validate_item(index, item, settings, now_ms, token_required=token_required,
+                               ignored_fields=ignored_fields)
         if isinstance(result, Rejection):
             batch.rejected.append(result)
         elif result.click.click_id in seen:

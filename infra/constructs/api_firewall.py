@@ -2,9 +2,10 @@
 
 One rate-based rule: an IP sending more than `waf_rate_limit_per_5min` requests in a 5-minute
 window is blocked until its rate drops (default: ingest_rate_limit x 300, i.e. no single client
-may exceed the stage's whole rate for 5 minutes). No managed rule groups: the common rule set's
-body-size rule would block normal click batches (up to 500 clicks per request), and callers are
-known ad servers with API keys. Metrics and sampled requests are on (CloudWatch namespace
+may exceed the stage's whole rate for 5 minutes). It counts every route of the stage, so it
+covers the public ones (GET /v1/c, POST /v1/public/clicks: browsers and apps, no API key) too.
+No managed rule groups: the common rule set's body-size rule would block normal click batches (up
+to 500 clicks per request), and every click needs an API key or a signed click token. Metrics and sampled requests are on (CloudWatch namespace
 AWS/WAFV2, metric names below).
 
 Without WAF the stage carries an AwsSolutions-APIG3 acknowledgement (infra.constructs.ingest_api)

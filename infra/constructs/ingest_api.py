@@ -1,9 +1,13 @@
 """REST API in front of the ingest Lambda: POST /v1/clicks, API key + usage plan throttling;
-GET /v1/c?t=TOKEN (click links, issue 17): public, no API key (a browser follows it).
+POST /v1/public/clicks (browsers and apps, issue 17) and GET /v1/c?t=TOKEN (click links): public,
+no API key (the click token is the credential, verified by the Lambda on every click).
 
 API keys identify and throttle ad servers (server-to-server callers, no end users), so the
 method uses no authorizer. The request validator only checks that the body is JSON (object or
-array): per-click field errors stay with the Lambda, which reports them item by item.
+array), on both POST routes: per-click field errors stay with the Lambda, which reports them item
+by item. The public routes are capped by the stage throttle and the optional WAF rule (per IP,
+every route): README, "Public click path: rate limiting". The public POST's CORS (`*`, its own
+OPTIONS preflight) is infra.constructs.api_cors.public_preflight.
 The query routes (GET /v1/..., IAM auth) are added to this API by infra.constructs.query_api;
 CORS (context `cors_allowed_origins`) by infra.constructs.api_cors, the optional WAF
 (`waf_enabled`) by infra.constructs.api_firewall.
@@ -17,7 +21,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constructs.api_cors import gateway_cors_headers
+from common import public_route
+from infra.constructs.api_cors import gateway_cors_headers, public_preflight
 from infra.settings import StackSettings
 
 STAGE = "prod"
@@ -113,6 +118,20 @@ class IngestApi(Construct):
         )  # no gateway validation: the Lambda answers a missing `t` in its documented shape
         _acknowledge_public_click_link(self.get_click_link)
 
+        # Clicks from browsers and apps (POST /v1/public/clicks): no key or authorizer either;
+        # every click must carry a valid token whatever click_token_mode says (the Lambda
+        # rejects it otherwise), and the JSON body is validated like POST /v1/clicks'.
+        public = self.v1.resource_for_path(public_route.PATH.removeprefix("/v1/"))
+        self.post_public_clicks = public.add_method(
+            "POST", apigw.LambdaIntegration(handler, proxy=True),
+            api_key_required=False,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=validator,
+            request_models={"application/json": body_model},
+        )
+        _acknowledge_public_clicks(self.post_public_clicks)
+        self.public_clicks_preflight = public_preflight(public)
+
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan", name=f"{prefix}-ingest",
             description="Per-API-key throttle of the ingest endpoint",
@@ -128,9 +147,11 @@ class IngestApi(Construct):
             Validations.of(self.api.deployment_stage).acknowledge(Acknowledgment(
                 id="AwsSolutions-APIG3",
                 reason="No WAF by default (-c waf_enabled=true adds one): its per-request fee "
-                       "(~$15k/month at the 10k req/s design rate) buys little here: callers "
-                       "need an API key (unkeyed requests are refused at the gateway), "
-                       "usage-plan and stage throttles cap the rate, bodies are validated.",
+                       "(~$15k/month at the 10k req/s design rate) buys little here: ad servers "
+                       "need an API key (unkeyed requests are refused at the gateway); the "
+                       "public click routes need a signed click token per click, verified "
+                       "before anything is written; usage-plan and stage throttles cap the rate, "
+                       "bodies are validated.",
             ))
         Validations.of(self.api.node.find_child("CloudWatchRole")).acknowledge(Acknowledgment(
             id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
@@ -145,6 +166,18 @@ def _acknowledge_public_click_link(method: apigw.Method) -> None:
               "<a href> links: no API key or user login can exist there. The credential is the "
               "HMAC-signed click token in `t`, verified by the Lambda on every request "
               "(docs/click-token.md); a bad token gets a 4xx and no redirect.")
+    Validations.of(method).acknowledge(
+        Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
+        Acknowledgment(id="AwsSolutions-COG4", reason=reason),
+    )
+
+
+def _acknowledge_public_clicks(method: apigw.Method) -> None:
+    reason = ("Clicks sent by end users' browsers and apps (POST /v1/public/clicks): no API key "
+              "may ship in a web page or an app, and there is no user login. The credential is "
+              "the HMAC-signed click token each click must carry, verified by the Lambda whatever "
+              "click_token_mode says (docs/click-token.md); a click without a valid one is "
+              "rejected with its reason and nothing of it reaches the stream.")
     Validations.of(method).acknowledge(
         Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
         Acknowledgment(id="AwsSolutions-COG4", reason=reason),

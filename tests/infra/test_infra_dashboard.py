@@ -22,6 +22,7 @@ from infra.constructs.api_cors import ENV_VAR as CORS_ENV
 from infra.constructs.dashboard_site import (ASSET_VERSION_PARAM, DASHBOARD_ROUTES, HANDLER_KMS_ACTION_WILDCARDS,
                                              HANDLER_S3_ACTION_WILDCARDS, OAC_KEY_WARNING, WEB_DIST, DashboardSite)
 from infra.settings import StackSettings
+from tests.infra.test_infra_stack import CORS_ROUTES, api_methods, public_methods
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 ACK_METADATA = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
@@ -248,20 +249,23 @@ def test_viewer_role_may_only_get_the_dashboard_routes(template):
 def test_api_cors_allows_exactly_the_page_origin(template):
     """Default context (no configured origins): every preflight answers for the distribution's
     origin only, the GETs stay IAM-authorized, the Lambdas know the origin."""
-    methods = of_type(template, "AWS::ApiGateway::Method")
-    options = [m for m in methods.values() if m["HttpMethod"] == "OPTIONS"]
-    assert len(options) == 6  # /v1/clicks + the four query routes + /v1/reconcile
+    methods = api_methods(template)
+    options = {path: m for (verb, path), m in methods.items() if verb == "OPTIONS"}
+    # /v1/clicks + the four query routes + /v1/reconcile, + the public POST's own (`*`)
+    assert set(options) == {*CORS_ROUTES, "/v1/public/clicks"}
     quoted = {"Fn::Join": ["", ["'https://", cdn_origin(template)["Fn::Join"][1][1], "'"]]}
-    for m in options:
+    for path, m in options.items():
         assert m["AuthorizationType"] == "NONE" and m["Integration"]["Type"] == "MOCK"
         response = m["Integration"]["IntegrationResponses"][0]
-        assert response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"] == quoted
+        assert response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"] == (
+            "'*'" if path == "/v1/public/clicks" else quoted), path
         assert "ResponseTemplates" not in response  # one origin: no other is ever echoed
-    gets = [m for m in methods.values() if m["HttpMethod"] == "GET"]
-    public = [m for m in gets if m["AuthorizationType"] != "AWS_IAM"]
+    gets = [m for (verb, _), m in methods.items() if verb == "GET"]
     assert len(gets) == 5  # the four query routes (IAM) + the click link GET /v1/c
-    # the click link is public on purpose (a plain <a href>; the signed token is the proof)
-    assert len(public) == 1 and public[0]["AuthorizationType"] == "NONE" and not public[0].get("ApiKeyRequired")
+    # public on purpose, exactly these: the click link (a plain <a href>) and the click POST of
+    # browsers and apps (+ its preflight), the signed token being the proof; and the preflights
+    assert public_methods(template) == {("GET", "/v1/c"), ("POST", "/v1/public/clicks"),
+                                        *(("OPTIONS", path) for path in options)}
     [query_fn] = [f for f in of_type(template, "AWS::Lambda::Function").values()
                   if f.get("Handler") == "query.handler.lambda_handler"]
     assert query_fn["Environment"]["Variables"][CORS_ENV] == cdn_origin(template)
@@ -304,7 +308,14 @@ def test_nothing_of_it_with_the_flag_off(off_app):
         assert type_ not in present, type_
     assert not [k for k in template["Resources"] if k.startswith("Dashboard")]
     assert not [k for k in template["Outputs"] if k.startswith("Dashboard")]
-    assert "Access-Control" not in json.dumps(template)  # no configured origins: no CORS at all
+    # no configured origins: no CORS at all, except the public click POST's own (`*`)
+    methods = api_methods(template)
+    assert [key for key, m in methods.items() if "Access-Control" in json.dumps(m)] == [
+        ("OPTIONS", "/v1/public/clicks")]
+    assert "Access-Control" not in json.dumps(
+        {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::ApiGateway::Method"})
+    assert public_methods(template) == {("GET", "/v1/c"), ("POST", "/v1/public/clicks"),
+                                        ("OPTIONS", "/v1/public/clicks")}
     for fn in of_type(template, "AWS::Lambda::Function").values():
         assert CORS_ENV not in fn.get("Environment", {}).get("Variables", {})
 

@@ -22,6 +22,7 @@ from aws_cdk.assertions import Template
 
 from infra.constructs.dashboard_site import HANDLER_KMS_ACTION_WILDCARDS, HANDLER_S3_ACTION_WILDCARDS
 from infra.settings import StackSettings
+from tests.infra.test_infra_stack import PUBLIC_PREFLIGHT, api_methods
 
 # Actions that only exist on Resource '*', with why (each role that has one carries an
 # AwsSolutions-IAM5[Resource::*] acknowledgement: test_infra_nag).
@@ -207,8 +208,11 @@ def test_glue_jobs_use_the_encrypting_security_configuration(template):
 # --- API edge: CORS -------------------------------------------------------------------------
 
 def options_methods(template: Template) -> dict[str, dict]:
+    """The configured-origin preflights (ApiCors), by logical id: the public click POST's own
+    preflight (always `*`, test_infra_stack.py) is not one of them."""
+    public = api_methods(template.to_json())["OPTIONS", "/v1/public/clicks"]
     return {k: v["Properties"] for k, v in resources(template, "AWS::ApiGateway::Method").items()
-            if v["Properties"]["HttpMethod"] == "OPTIONS"}
+            if v["Properties"]["HttpMethod"] == "OPTIONS" and v["Properties"] != public}
 
 
 def dashboard_origin(template: Template, quoted: bool = False) -> dict:
@@ -302,6 +306,10 @@ def test_cors_for_several_origins_answers_only_listed_ones(two_origins_template)
             "method.response.header.Access-Control-Allow-Origin"] == "'https://a.example.com'"
         template = json.dumps(response["ResponseTemplates"])
         assert "http://localhost:5173" in template and "$input.params" in template
+    # the public click POST's preflight is not theirs: `*`, whatever origins are configured
+    [public] = api_methods(two_origins_template.to_json())["OPTIONS", "/v1/public/clicks"][
+        "Integration"]["IntegrationResponses"]
+    assert public["ResponseParameters"] == PUBLIC_PREFLIGHT and "ResponseTemplates" not in public
     kinds = {r["Properties"]["ResponseType"] for r in resources(
         two_origins_template, "AWS::ApiGateway::GatewayResponse").values()}
     assert kinds == {"BAD_REQUEST_BODY"}  # no static origin fits several: no CORS headers

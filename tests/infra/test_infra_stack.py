@@ -39,6 +39,47 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def api_methods(template: dict) -> dict[tuple[str, str], dict]:
+    """(HTTP method, resource path) -> properties, for every API Gateway method of a template
+    (its to_json())."""
+    resources = template["Resources"]
+
+    def path_of(resource_id: dict) -> str:
+        parts = []
+        while "Ref" in resource_id:  # the root resource is a GetAtt of the API
+            props = resources[resource_id["Ref"]]["Properties"]
+            parts.append(props["PathPart"])
+            resource_id = props["ParentId"]
+        return "/" + "/".join(reversed(parts))
+
+    methods: dict[tuple[str, str], dict] = {}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            props = resource["Properties"]
+            key = (props["HttpMethod"], path_of(props["ResourceId"]))
+            assert key not in methods, key
+            methods[key] = props
+    return methods
+
+
+def public_methods(template: dict) -> set[tuple[str, str]]:
+    """The methods a caller reaches with no credential at all: no authorizer, no API key."""
+    return {key for key, props in api_methods(template).items()
+            if props["AuthorizationType"] == "NONE" and not props.get("ApiKeyRequired")}
+
+
+# the configured-origin preflights (infra.constructs.api_cors.ApiCors; by default the dashboard's)
+CORS_ROUTES = ("/v1/clicks", "/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health",
+               "/v1/reconcile")
+# the public POST's own preflight (common.public_route): `*`, whatever origins are configured
+PUBLIC_PREFLIGHT = {
+    "method.response.header.Access-Control-Allow-Headers": "'Content-Type'",
+    "method.response.header.Access-Control-Allow-Origin": "'*'",
+    "method.response.header.Access-Control-Allow-Methods": "'POST'",
+    "method.response.header.Access-Control-Max-Age": "'600'",
+}
+
+
 # --- encryption -----------------------------------------------------------------------------
 
 def test_key_rotates_and_lets_cloudwatch_logs_and_alarms_use_it(default_template):
@@ -180,7 +221,9 @@ def test_ingest_policy_is_least_privilege(default_template):
 def test_post_clicks_requires_api_key_and_validates_body(default_template):
     posts = default_template.find_resources("AWS::ApiGateway::Method",
                                             {"Properties": {"HttpMethod": "POST"}})
-    assert len(posts) == 2  # + POST /v1/reconcile (SigV4, test_infra_aggregation.py)
+    # + POST /v1/reconcile (SigV4, test_infra_aggregation.py) and the keyless
+    # POST /v1/public/clicks (test_public_clicks_post_is_keyless_validated_and_on_ingest)
+    assert len(posts) == 3
     [method] = [m["Properties"] for m in posts.values() if m["Properties"].get("ApiKeyRequired")]
     assert method["HttpMethod"] == "POST"
     assert method["ApiKeyRequired"] is True
@@ -189,8 +232,8 @@ def test_post_clicks_requires_api_key_and_validates_body(default_template):
     assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks", "c", "top", "ads", "{ad_id}", "metrics", "quality", "health",
-                     "reconcile"}  # + click links, query, operations
+    assert paths == {"v1", "clicks", "c", "public", "top", "ads", "{ad_id}", "metrics", "quality",
+                     "health", "reconcile"}  # + click links, public clicks, query, operations
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
 
@@ -208,6 +251,57 @@ def test_click_link_is_a_public_get_on_the_ingest_function(default_template):
     assert resources[link["ParentId"]["Ref"]]["Properties"]["PathPart"] == "v1"
     assert method["Integration"]["Type"] == "AWS_PROXY"
     assert "IngestFunction" in json.dumps(method["Integration"]["Uri"])
+
+
+@pytest.mark.parametrize("template_fixture", ["default_template", "custom_template"])
+def test_exactly_these_methods_are_public(request, template_fixture):
+    """Issue 17: browsers and apps reach exactly the click link (GET /v1/c) and the public click
+    POST (+ its preflight) without a credential; besides those, only the configured-origin CORS
+    preflights (MOCK: no backend) are unauthenticated."""
+    template = request.getfixturevalue(template_fixture).to_json()
+    assert public_methods(template) == {
+        ("GET", "/v1/c"), ("POST", "/v1/public/clicks"), ("OPTIONS", "/v1/public/clicks"),
+        *(("OPTIONS", route) for route in CORS_ROUTES)}
+    methods = api_methods(template)
+    for (verb, path) in public_methods(template):
+        if verb == "OPTIONS":
+            assert methods[verb, path]["Integration"]["Type"] == "MOCK", path
+    # every other method needs its API key or SigV4
+    for key, props in methods.items():
+        if key not in public_methods(template):
+            assert props.get("ApiKeyRequired") is True or props["AuthorizationType"] == "AWS_IAM", key
+
+
+def test_public_clicks_post_is_keyless_validated_and_on_ingest(default_template):
+    """POST /v1/public/clicks: no key, no authorizer (the token per click is the credential,
+    checked by the ingest Lambda), the same JSON-body validator and model as POST /v1/clicks."""
+    methods = api_methods(default_template.to_json())
+    public, keyed = methods["POST", "/v1/public/clicks"], methods["POST", "/v1/clicks"]
+    assert public["AuthorizationType"] == "NONE" and public["ApiKeyRequired"] is False
+    assert public["Integration"]["Type"] == "AWS_PROXY"
+    assert public["Integration"]["Uri"] == keyed["Integration"]["Uri"]  # the ingest function
+    assert "IngestFunction" in json.dumps(public["Integration"]["Uri"])
+    assert public["RequestValidatorId"] == keyed["RequestValidatorId"]
+    [model] = default_template.find_resources("AWS::ApiGateway::Model")
+    assert public["RequestModels"] == keyed["RequestModels"] == {"application/json": {"Ref": model}}
+    outputs = default_template.to_json()["Outputs"]
+    assert "/v1/public/clicks" in json.dumps(outputs["PublicIngestUrl"]["Value"])
+
+
+@pytest.mark.parametrize("template_fixture", ["default_template", "custom_template"])
+def test_public_clicks_preflight_answers_any_origin(request, template_fixture):
+    """The public POST's preflight answers `*` with or without configured origins (custom: one
+    configured + the dashboard's), and exactly the headers the Lambda sends for OPTIONS
+    (common.public_route.preflight_headers, tests/integration/test_ingest_public.py)."""
+    from common import public_route
+
+    options = api_methods(request.getfixturevalue(template_fixture).to_json())[
+        "OPTIONS", "/v1/public/clicks"]
+    assert options["AuthorizationType"] == "NONE" and options["Integration"]["Type"] == "MOCK"
+    [response] = options["Integration"]["IntegrationResponses"]
+    assert response["StatusCode"] == "204" and "ResponseTemplates" not in response
+    assert response["ResponseParameters"] == PUBLIC_PREFLIGHT == {
+        f"method.response.header.{k}": f"'{v}'" for k, v in public_route.preflight_headers().items()}
 
 
 def test_body_model_accepts_any_object_or_array(default_template):

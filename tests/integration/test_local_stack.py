@@ -102,6 +102,47 @@ def test_refused_requests_land_in_the_refused_archive(stack):
         ("POST /v1/clicks", 400, "body:invalid_json", "{nope")]
 
 
+def test_public_clicks_over_http_preflight_cors_and_the_request_network_facts(stack):
+    """POST /v1/public/clicks through the local API Gateway: a browser's preflight, then a click
+    with a token signed with the stack's key set (no API key anywhere) recorded with the token's
+    ids and price and the request's address and user agent; a click without a token refused."""
+    import uuid
+
+    import boto3
+
+    from common.click_token import ClickClaims, issue, parse_key_set
+
+    keys = parse_key_set(boto3.client("secretsmanager").get_secret_value(
+        SecretId=stack.names.click_token_secret)["SecretString"])
+    now_s = int(time.time())
+    token = issue(ClickClaims(impression_id=f"imp-{uuid.uuid4()}", ad_id="ad-pub", campaign_id="cmp-pub",
+                              advertiser_id="adv-pub", price_micros=120_000, issued_at=now_s - 60,
+                              expires_at=now_s + 3600, landing_url="https://shop.example/"), keys)
+    url, page = f"{stack.api.url}/v1/public/clicks", "https://publisher.example"
+    r = requests.options(url, headers={"Origin": page, "Access-Control-Request-Method": "POST",
+                                       "Access-Control-Request-Headers": "content-type"})
+    assert r.status_code == 204 and {k: v for k, v in r.headers.items() if k.startswith("Access-Control-")} == {
+        "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"}
+    cid, ua = f"pub-{uuid.uuid4()}", "Mozilla/5.0 (public-route test)"
+    headers = {"Content-Type": "application/json", "User-Agent": ua, "Origin": page}
+    r = requests.post(url, headers=headers, json={"clicks": [
+        {"click_id": cid, "user_id": "u-pub", "timestamp": now_s * 1000, "token": token,
+         "ip": "192.0.2.1", "user_agent": "claimed/1.0"},
+        {"click_id": cid + "-no-token", "user_id": "u-pub", "timestamp": now_s * 1000}]})
+    assert r.status_code == 202 and r.headers["Access-Control-Allow-Origin"] == "*"
+    assert [(x["status"], x.get("reasons")) for x in r.json()["results"]] == [
+        ("accepted", None), ("rejected", [{"field": "token", "reason": "missing_token"}])]
+    [record] = [rec for rs in read_stream(stack.names.clicks_stream).values() for rec in rs
+                if rec["click_id"].startswith(cid)]
+    assert (record["click_id"], record["ad_id"], record["campaign_id"], record["advertiser_id"],
+            record["cost_micros"], record["ip"], record["user_agent"]) == (
+        cid, "ad-pub", "cmp-pub", "adv-pub", 120_000, "127.0.0.1", ua)
+    # the API-key route's answers carry no CORS for that page (none is configured locally)
+    r = requests.post(f"{stack.api.url}/v1/clicks", data="{nope", headers=headers)
+    assert r.status_code == 400 and "Access-Control-Allow-Origin" not in r.headers
+
+
 def test_up_stops_cleanly_on_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'functions'}"}
     err_path = tmp_path / "up.stderr"

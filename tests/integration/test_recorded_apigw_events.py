@@ -14,8 +14,10 @@ import boto3
 import pytest
 
 from aggregate.changes import AGG, Change
+from common.click_token import ClickClaims, StaticKeys, VerifyPolicy, issue
 from common.config import AggregationSettings, ResourceNames
 from ingest import handler as ingest_handler
+from ingest.tokens import ENFORCE, TokenVerifier
 from local.apigw import build_event
 from local.lambda_runtime import LambdaContext
 from local.readback import read_stream
@@ -143,6 +145,61 @@ def test_ingest_request_errors_on_the_recorded_rest_event(ingest):
     resp = ingest_handler.lambda_handler(recorded(REST), LambdaContext("clickagg-ingest"))
     assert (resp["statusCode"], json.loads(resp["body"])) == (404, {"statusCode": 404, "message": "Not found"})
     assert dedup_items() == {} and read_stream(NAMES.clicks_stream) == {"shardId-000000000000": []}
+
+
+@pytest.fixture
+def public_ingest(aws, monkeypatch):
+    """The ingest handler on a service with the public route's verifier (key set k1 in memory)."""
+    ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
+    create_dedup_table(ddb, NAMES.dedup_table)
+    create_stream(kinesis, NAMES.clicks_stream, 1)
+    service = Ingest(ddb, kinesis).service()
+    service.public_tokens = TokenVerifier(ENFORCE, PUBLIC_KEYS, VerifyPolicy())
+    monkeypatch.setattr(ingest_handler, "get_service", lambda: service)
+
+    def post(name: str, body: str) -> dict:
+        event = as_request(recorded(name), "POST", "/v1/public/clicks", body=body,
+                           headers={"Content-Type": "application/json"})
+        return ingest_handler.lambda_handler(event, LambdaContext("clickagg-ingest"))
+    return post
+
+
+PUBLIC_KEYS = StaticKeys({"k1": bytes(range(32))}, "k1")
+PUBLIC_TOKEN = issue(ClickClaims(
+    impression_id="imp-rec", ad_id="ad-T", campaign_id="cmp-T", advertiser_id="adv-T", price_micros=420_000,
+    issued_at=NOW_MS // 1000 - 60, expires_at=NOW_MS // 1000 + 3600, landing_url="https://shop.example/"), PUBLIC_KEYS)
+
+
+@pytest.mark.parametrize("name,request_id,source_ip,user_agent", [
+    (REST, "77375676-xmpl-4b79-853a-f982474efe18", "52.255.255.12",
+     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/80.0.3987.132 "
+     "Safari/537.36"),
+    (POWERTOOLS, "id=", "192.168.0.1/32", "user-agent"),
+])
+def test_public_ingest_on_a_recorded_event(public_ingest, name, request_id, source_ip, user_agent):
+    """POST /v1/public/clicks on AWS' event shape: the token's ids and price, the event's source
+    IP and user agent (identity), the body's ip/user_agent ignored, CORS `*` on the answer."""
+    body = json.dumps({"clicks": [
+        {"click_id": "p1", "user_id": "u1", "timestamp": NOW_MS - 60_000, "token": PUBLIC_TOKEN,
+         "ip": "192.0.2.1", "user_agent": "claimed/1.0"},
+        {"click_id": "p2", "user_id": "u2", "timestamp": NOW_MS - 60_000}]})
+    resp = public_ingest(name, body)
+    assert {k: v for k, v in resp.items() if k != "body"} == {
+        "statusCode": 202, "isBase64Encoded": False,
+        "multiValueHeaders": {**JSON_HEADERS, "Access-Control-Allow-Origin": ["*"],
+                              "Access-Control-Expose-Headers": ["Retry-After"]}}
+    assert json.loads(resp["body"]) == {
+        "request_id": request_id, "accepted": 1, "duplicate": 0, "rejected": 1, "retryable": 0, "results": [
+            {"index": 0, "click_id": "p1", "status": "accepted"},
+            {"index": 1, "click_id": "p2", "status": "rejected",
+             "reasons": [{"field": "token", "reason": "missing_token"}]}]}
+    [[record]] = read_stream(NAMES.clicks_stream).values()
+    assert record == {
+        "click_id": "p1", "ad_id": "ad-T", "campaign_id": "cmp-T", "advertiser_id": "adv-T", "user_id": "u1",
+        "event_time": NOW_MS - 60_000, "cost_micros": 420_000, "ip": source_ip, "user_agent": user_agent,
+        "referrer": None, "ingest_time": NOW_MS, "request_id": request_id, "source_ip": source_ip,
+        "impression_id": "imp-rec", "issued_at": (NOW_MS // 1000 - 60) * 1000}
+    assert dedup_items() == {"p1": claim_item("p1", request_id, "committed", NOW_MS)}
 
 
 # -- query ------------------------------------------------------------------------------------

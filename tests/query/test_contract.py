@@ -33,5 +33,20 @@ def test_api_conforms_to_openapi(case, local_stack):
 
 def test_every_operation_is_covered():
     ops = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
-    assert ops == {("POST", "/v1/clicks"), ("GET", "/v1/c"), ("GET", "/v1/top"), ("GET", "/v1/ads/{ad_id}/metrics"),
+    assert ops == {("POST", "/v1/clicks"), ("POST", "/v1/public/clicks"), ("OPTIONS", "/v1/public/clicks"),
+                   ("GET", "/v1/c"), ("GET", "/v1/top"), ("GET", "/v1/ads/{ad_id}/metrics"),
                    ("GET", "/v1/quality"), ("POST", "/v1/reconcile"), ("GET", "/v1/health")}
+
+
+def test_the_handlers_serve_exactly_the_documented_operations():
+    """Every route the API Lambdas' resolvers register is documented, and every documented
+    operation has its route (Powertools spells a path parameter <name>, OpenAPI {name})."""
+    from ingest import handler as ingest
+    from query import handler as query
+    from query import reconcile_handler as reconcile
+
+    served = {(route.method, route.path.replace("<", "{").replace(">", "}"))
+              for module in (ingest, query, reconcile)
+              for route in module.app._static_routes + module.app._dynamic_routes}
+    documented = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
+    assert served == documented

@@ -167,3 +167,40 @@ def test_settings_env_roundtrip():
     with pytest.raises(ValueError):
         from common.config import _parse_salts
         _parse_salts("ad-1:0")
+
+
+# --- POST /v1/public/clicks (ingest.public) -------------------------------------------------------
+def test_public_route_validates_as_enforce_whatever_the_mode_and_ignores_ip_and_user_agent():
+    """token_required: ids and cost may be left out (the token says them) with click_token_mode
+    off too; ignored_fields: ip/user_agent are neither validated nor kept."""
+    from ingest.public import IGNORED_FIELDS
+
+    assert S.click_token_mode == "off"
+    item = {"click_id": "c1", "user_id": "u1", "timestamp": NOW - 1000, "token": "t",
+            "ip": "not an ip", "user_agent": ["x"]}
+    assert isinstance(validate_item(0, item, S, NOW), Rejection)  # the API-key route, mode off
+    vc = validate_item(0, item, S, NOW, token_required=True, ignored_fields=IGNORED_FIELDS)
+    assert isinstance(vc, ValidClick)
+    assert (vc.click.ad_id, vc.click.cost, vc.click.ip, vc.click.user_agent, vc.click.token) == (
+        None, None, None, None, "t")
+    # the other fields keep their rules
+    bad = validate_item(0, {**item, "user_id": ""}, S, NOW, token_required=True, ignored_fields=IGNORED_FIELDS)
+    assert isinstance(bad, Rejection) and [r["field"] for r in bad.reasons] == ["user_id"]
+
+
+def test_public_route_takes_the_network_facts_from_the_request():
+    from ingest.public import IGNORED_FIELDS, with_request_facts
+
+    items = [{"click_id": "c1", "user_id": "u1", "timestamp": NOW - 1000, "token": "t", "ip": "192.0.2.1"},
+             {"click_id": "c2", "user_id": "u2", "timestamp": NOW - 1000, "token": "t",
+              "referrer": "https://app.example/"},
+             {"click_id": "c1", "user_id": "u1", "timestamp": NOW - 1000, "token": "t"}]
+    batch = parse_batch(items, S, NOW, token_required=True, ignored_fields=IGNORED_FIELDS)
+    out = with_request_facts(batch, "UA/" + "x" * 600, "https://news.example/" + "p" * 3000)
+    assert [(vc.click.click_id, vc.click.ip, vc.click.user_agent, vc.click.referrer) for vc in out.valid] == [
+        ("c1", None, "UA/" + "x" * 509, "https://news.example/" + "p" * 2027),
+        ("c2", None, "UA/" + "x" * 509, "https://app.example/")]
+    assert [vc.click.click_id for vc in out.in_batch_duplicates] == ["c1"] and out.rejected == batch.rejected
+    none = with_request_facts(batch, None, None)
+    assert [(vc.click.user_agent, vc.click.referrer) for vc in none.valid] == [(None, None),
+                                                                                (None, "https://app.example/")]
