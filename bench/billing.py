@@ -1,4 +1,4 @@
-"""Billing recompute: the Spark job's transform (local Spark) vs the same rules in DuckDB SQL.
+"""Billing recompute: the Spark job's transform (local Spark) vs the same computation in DuckDB SQL.
 
     .venv-glue/bin/python bench/billing.py [--clicks 10000000] [--cache /tmp/billing-bench-cache]
            [--engines spark,duckdb] [--shuffle-partitions 8] [--driver-memory 3g]
@@ -6,51 +6,82 @@
            cache, 2 shuffle partitions, 1g driver; same steps, same row-for-row check (it runs;
            the times are not the bench's)
 
-1. Generates N clicks once (cached under --cache, keyed by N and the generator version) in the
-   archive layout: raw/clicks/dt=YYYY-MM-DD/hr=HH/*.parquet by arrival time, all 13 columns,
-   covering exactly the 27 arrival hours the job reads for day D (D-1 23 .. D+1 01).
-   Mix: ~2% duplicate copies (later ingest), ~3% repeat clicks within seconds, ~2k IP bursts
-   of 8-16 clicks in one second, 1% client clocks ahead, 0.2% late arrivals, skewed ad ids.
+1. Generates the archive once (cached under --cache, keyed by N and GEN_VERSION) in its layout:
+   raw/clicks/dt=YYYY-MM-DD/hr=HH/*.parquet by arrival time, all 15 columns of the click record
+   (common/records.py CLICK_RECORD_SCHEMA, impression_id and issued_at included), covering the
+   51 arrival hours the job reads for day D: its 27 input partitions (D-1 23 .. D+1 01, ~N rows)
+   and the 24 lookback partitions before them (D-2 23 .. D-1 22, the impression_repeat lookback,
+   ~0.9 N more rows at the same hourly rate). What is in it, per unique click:
+   * users (~0.7 N, ~2.7 clicks each) with one address and one user agent each. Addresses:
+     random IPv4 (~2.5 % of those fall in a data-centre range by chance), 2 % picked inside a range of
+     ivt_data/datacenter_ipv4.csv (VPN / hosting egress), 8 % behind shared carrier-grade NAT
+     addresses (100.64/10, ~8 users each), 6 % IPv6, 0.5 % IPv4-mapped IPv6 (`::ffff:a.b.c.d`),
+     0.3 % none. User agents: ~300 browser / web-view / SDK strings (none a bot; Zipf
+     popularity), 1.5 % of users one of 40 crawler agents built from plain-text patterns of
+     ivt_data/crawler_user_agents.json (each checked to match), 0.3 % none.
+   * 75 % carry a click token: a unique impression_id and issued_at = ingest_time - a human
+     delay (log-normal, median 6 s), 0.5 % of them too fast (-3 s .. 1 s).
+   * 1.5 % impression repeats: another click on an earlier click's impression (same token;
+     70 % the same user, 30 % a replay from another user), 0.2 s .. 10 s (50 %), .. 30 min
+     (35 %) or .. 20 h (15 %: past the stream's impression memory, and from the lookback days).
+   * 3 % user repeats: the same user and ad, a new impression (or, 25 %, no token), 0..20 s
+     later.
+   * IP bursts: one per 500 rows (at most 4,000) groups of 8..16 clicks from one address (half of them in
+     a data-centre range) on random ads within one second (threshold: more than 10).
+   * skewed ad ids (20,000 ads); ingest 0.3 s after the event on average, 1 % of client clocks
+     up to 5 min ahead, 0.2 % ingested 15 min .. 4 h late; arrival up to 90 s after ingest;
+     2 % duplicate copies (a retry ingested up to 5 min later).
 2. Runs each engine in its own child process (cold: JVM / DuckDB start included in "total"),
    sampling the RSS of the child's whole process tree (python + JVM) every 250 ms.
-3. Both write D's hourly rows as Parquet; the parent checks they are identical row for row.
+3. Both write D's hourly rows (transform.OUTPUT_COLUMNS without hour and dt) as Parquet; the
+   parent checks they are identical row for row and prints the verdict / reason totals.
 
-Measured 2026-11-23 on the 2-core project machine, shared with other engineers' jobs (so wall
-times move with the load; CPU seconds of the process tree are the steadier figure), 10M clicks,
-479,986 hourly rows, results identical:
-  load ~2:   Spark 51.3 s wall / 93.5 CPU-s / 2.21 GiB   DuckDB 15.1 s / 27.5 CPU-s / 1.70 GiB  (3.4x wall)
-  load ~4:   Spark 74.8 s wall / 97.4 CPU-s / 2.31 GiB   DuckDB 29.2 s / 28.7 CPU-s / 1.69 GiB  (2.6x wall)
-Spark's fixed cost (JVM, SparkContext, JIT, codegen) is ~23 CPU-s (a 200k-click run), i.e. about
-all of DuckDB's CPU for 10M; the rest is mostly the three sorts + row-at-a-time WindowExec.
-Tried without gain: shuffle compression off, AQE off, 4/16 shuffle partitions, C1-only JIT
-(worse), a hash-count pre-pass so only duplicate candidates are shuffled by click_id (worse).
+What the DuckDB baseline computes: the job's whole computation (glue_jobs/billing/transform.py,
+its docstring's steps 1-5) in one SQL statement: the same 27 input + 24 lookback partitions (the
+lookback with the job's LOOKBACK_COLUMNS, user_agent and issued_at null), dedup by click_id
+(count and first copy by DEDUP_ORDER) over both, D's clicks plus the earlier clicks with an
+impression_id, the six rule columns, verdict (billable = valid), the diagnostics (late, the
+arrival-order elections, impression memory) and the hourly sums. Rule by rule:
+   bot_ua             regexp_matches (RE2) of the same alternation of the 1,504 patterns
+                      (ivt_inputs.bot_regex without its `(?d)` flag, which RE2 lacks), once per
+                      distinct user agent, joined back. RE2 and java.util.regex (UNIX_LINES)
+                      agree on these patterns for agents without a line terminator (checked
+                      once, 2026-12-06, on the 2,123 example agents of the pinned
+                      crawler-user-agents package: the same matches as ivt.BotMatcher); they
+                      differ on `$` before a final '\\n' (RE2: end of text only), which no
+                      generated agent has. The job's semantics at line ends are tests/glue's.
+   datacenter_ip      the ip's IPv4 integer from the same regexes (ivt_inputs: Python's strip,
+                      strict dotted quad, IPv4-mapped forms, scope id) run by RE2, then a join
+                      on the /16 block with first <= ip <= last, as the job.
+   impression_repeat, user_repeat (row_number by ORDER), ip_burst (count per ip and epoch-
+   aligned window, all ads), too_fast: the same window functions and expressions.
+So the baseline is the same computation, not a simplification: the two engines' rows must be
+identical, and the ratio is engine against engine.
 
-Re-measured 2026-11-23 later (10M, unchanged code): quiet machine (load 0.2 at start, 1.4 at end)
-Spark 55.7 s wall / 102.1 CPU-s, DuckDB 14.4 s / 25.2 CPU-s (3.9x wall; 3.8x excluding Spark's
-3.7 s session start-up); Spark alone over 7 runs at load 0.2-13: 46-186 s wall, 85-109 CPU-s.
-Still not within 2x. Also tried without gain (CPU-s within the run-to-run spread): off-heap
-Tungsten memory (1.5 GiB, driver 2g: same time, peak RSS 1.68 instead of 2.30 GiB),
-spark.shuffle.file.buffer=1m + lz4 blockSize 128k, 2 shuffle partitions (worse: 129 CPU-s),
-maxPartitionBytes 32m, snappy shuffle codec, and dedup by groupBy + min(struct) instead of the
-row_number window (SortAggregate: slower). Where the CPU goes (2M clicks, noop sink, per stage):
-parquet read ~2 CPU-s, each of the two shuffles ~2.5, dedup sort+window ~2.5, each rule window
-(sort + WindowExec) ~2, hourly aggregate ~2; i.e. spread out, no single operator to remove. The
-plan shape (exactly two exchanges) is pinned by tests/glue/test_billing.py.
+Measured 2026-12-06 (the IVT job: 4 hash exchanges + 1 small one + 2 broadcasts; 2-core machine
+shared with other jobs, so wall times move with the load; CPU seconds of the process tree are
+the steadier figure), `.venv-glue/bin/python bench/billing.py` (10M): 18.9M rows in the 51
+partitions (10.0M in D's 27 input ones), 8.72M clicks of D (valid 7.99M, suspect 430k, invalid
+290k), 479,990 hourly rows, results identical; load average 5.3 at the start, 2.9 at the end:
+  Spark 169.4 s wall (work 161.7 s) / 203.5 CPU-s / 2.87 GiB   DuckDB 65.2 s (64.4 s) / 76.9 CPU-s
+  / 5.29 GiB: 2.60x wall, 2.65x CPU (one run).
+Against the old job on the old data (below: ~100 vs ~25 CPU-s), Spark spends 2x the CPU and
+DuckDB 3x (the lookback's 8.9M more rows, two more exchanges, the rules), so the ratio fell.
 
-Session 3 (2026-11-23, quiet machine, 10M): Spark 55.9 s / 102.8 CPU-s vs DuckDB 15.2 s / 26.9
-CPU-s (3.67x wall). Per stage (event log, executor CPU): read + shuffle by click_id 19.8 CPU-s
-(840 MB shuffled), dedup sort + window + shuffle by ad_id 21.3 (688 MB), rule windows + hourly
-aggregate 30.2, write 1.2: 72.5 of the process tree's 102.8 CPU-s; the other ~30 are JIT, GC
-threads, class loading and the driver. A Flight Recorder profile
+History (the job before the IVT rules: a repeat rule per (user, ad, 10 s) and an IP burst per
+(ip, ad, second), two exchanges, no lookback; 10M clicks in the 27 input hours, 479,986 hourly
+rows, identical results), 2026-11-23: Spark 51-56 s wall / 93-103 CPU-s / 2.2-2.3 GiB, DuckDB
+14-15 s / 25-28 CPU-s / 1.7 GiB, 3.4-3.9x wall on a quiet machine (2.6x at load ~4). Spark's
+fixed cost (JVM, SparkContext, JIT, codegen) was ~23 CPU-s; a Flight Recorder profile
 (--java-opts="-XX:+UseParallelGC -XX:StartFlightRecording=filename=/tmp/bill.jfr,settings=profile",
-then `jfr print --events jdk.ExecutionSample`): ~37% of samples in the three sorts (TimSort merges
-and reading the sorted rows back), ~13% in the hourly hash aggregate (its three string keys are
-projected into the fast hash map per row), ~10% in WindowExec, ~8% decoding dictionary-encoded
-Parquet strings (a new byte[] per value): Spark's row-at-a-time sort/window engine against
-DuckDB's vectorised hash-partitioned windows, not a tunable setting. JVM options tried: -Xmn2g
-(98.6 CPU-s, 53.8 s), SerialGC -Xmn2g (95.0, 54.0), -XX:-DontCompileHugeMethods (108.6, 63.0).
-Removing the click_id shuffle (dedup inside the ad_id partitions, exact only with a click_id ->
-ad_id conflict check that is itself a narrow shuffle) was estimated at ~5 CPU-s and not built.
+then `jfr print --events jdk.ExecutionSample`) put ~37 % of the samples in the sorts, ~13 % in
+the hourly hash aggregate, ~10 % in WindowExec, ~8 % decoding dictionary-encoded Parquet strings:
+Spark's row-at-a-time sort/window engine against DuckDB's vectorised hash-partitioned windows.
+Tried then without gain (CPU-s within the run-to-run spread or worse): shuffle compression off,
+AQE off, 2/4/16 shuffle partitions, C1-only JIT, a hash-count pre-pass before the click_id
+shuffle, off-heap Tungsten memory, spark.shuffle.file.buffer=1m + lz4 blockSize 128k,
+maxPartitionBytes 32m, snappy shuffle codec, dedup by groupBy + min(struct), -Xmn2g, SerialGC,
+-XX:-DontCompileHugeMethods.
 """
 from __future__ import annotations
 
@@ -69,18 +100,58 @@ sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
 DAY = date(2026, 3, 10)
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-GEN_VERSION = 2
+GEN_VERSION = 3
+N_ADS = 20_000
 
 
 # ---------------------------------------------------------------------------- data
 
+def user_agents() -> tuple[list[str], list[str]]:
+    """(browser agents, ~300, most popular first; crawler agents, 40). Every crawler agent
+    contains a plain-text pattern of the crawler list; no browser agent matches any pattern."""
+    from common import ivt
+
+    win, mac = "Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7"
+    phones = ["Pixel 8", "SM-S918B", "SM-A546B", "Redmi Note 12", "moto g54 5G", "CPH2451"]
+    browsers = []
+    for v in range(131, 109, -1):  # newest first: the popular ones
+        chrome = f"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0"
+        browsers += [f"Mozilla/5.0 ({win}) {chrome} Safari/537.36",
+                     f"Mozilla/5.0 (Linux; Android {10 + v % 5}; K) {chrome} Mobile Safari/537.36",
+                     f"Mozilla/5.0 ({mac}) {chrome} Safari/537.36",
+                     f"Mozilla/5.0 ({win}) {chrome} Safari/537.36 Edg/{v}.0.{v * 13}.{v % 50}",
+                     f"Mozilla/5.0 (X11; Linux x86_64; rv:{v - 2}.0) Gecko/20100101 Firefox/{v - 2}.0",
+                     f"Mozilla/5.0 ({win}; rv:{v - 2}.0) Gecko/20100101 Firefox/{v - 2}.0"]
+        browsers += [f"Mozilla/5.0 (Linux; Android {10 + (v + i) % 5}; {p}; wv) AppleWebKit/537.36 (KHTML, "
+                     f"like Gecko) Version/4.0 Chrome/{v}.0.{v * 31 + i}.{i * 7} Mobile Safari/537.36"
+                     for i, p in enumerate(phones)]
+    for major in range(18, 14, -1):
+        for minor in range(7):
+            safari = f"AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{major}.{minor}"
+            browsers += [f"Mozilla/5.0 (iPhone; CPU iPhone OS {major}_{minor} like Mac OS X) {safari} "
+                         f"Mobile/15E148 Safari/604.1",
+                         f"Mozilla/5.0 (iPad; CPU OS {major}_{minor} like Mac OS X) {safari} "
+                         f"Mobile/15E148 Safari/604.1",
+                         f"Mozilla/5.0 ({mac}) {safari} Safari/605.1.15"]
+    browsers += [f"clickagg-sdk-{os_}/{x}.{y}" for os_ in ("ios", "android") for x in (3, 4) for y in range(3)]
+    matcher = ivt.default_bot_matcher()
+    bad = [b for b in browsers if matcher.matches(b)]
+    assert not bad, bad
+    plain = [p for p in ivt.load_bot_patterns() if not any(ch in p for ch in "\\^$.|?*+()[]{}")]
+    crawlers = [f"Mozilla/5.0 (compatible; {p}/{i % 5 + 1}.{i % 3}; +https://crawler.example/{i})"
+                for i, p in enumerate(plain[::len(plain) // 40][:40])]
+    assert all(matcher.matches(c) for c in crawlers)
+    return browsers[:300], crawlers
+
+
 def generate(n: int, root: Path, seed: int = 42) -> Path:
-    """Write n archive rows under root/raw/clicks; returns that table root."""
+    """Write the archive (module doc, 1.) under root/raw/clicks; returns that table root."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from common import ivt
     from common.archive import RAW_COLUMNS
 
     table_root = root / "raw" / "clicks"
@@ -91,66 +162,139 @@ def generate(n: int, root: Path, seed: int = 42) -> Path:
     t0 = time.monotonic()
     rng = np.random.default_rng(seed)
     d0 = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
-    lo, hi = d0 - HOUR_MS, d0 + DAY_MS + 2 * HOUR_MS  # the 27 arrival hours the job reads
+    lo, hi = d0 - 25 * HOUR_MS, d0 + DAY_MS + 2 * HOUR_MS  # lookback D-2 23 .. input D+1 01
+    main_lo = d0 - HOUR_MS
 
-    n_dup = n // 50
-    n_unique = n - n_dup
-    n_burst_groups = min(2_000, max(10, n // 500))  # 2000 from 1M clicks up (as before), fewer below
+    n_total = n * 51 // 27  # the lookback hours at the input hours' rate
+    n_dup = n_total // 50
+    n_unique = n_total - n_dup
+    n_burst_groups = min(4_000, max(10, n_total // 500))
     burst_sizes = rng.integers(8, 17, n_burst_groups)
     n_burst = int(burst_sizes.sum())
-    n_repeat = n_unique * 3 // 100
-    n_plain = n_unique - n_burst - n_repeat
-    print(f"[gen] {n:,} rows: {n_plain:,} plain, {n_repeat:,} repeats, {n_burst:,} in {n_burst_groups} bursts, "
+    n_user_rep = n_unique * 3 // 100
+    n_imp_rep = n_unique * 15 // 1000
+    n_plain = n_unique - n_burst - n_user_rep - n_imp_rep
+    print(f"[gen] {n_total:,} rows over 51 arrival hours: {n_plain:,} plain, {n_imp_rep:,} impression "
+          f"repeats, {n_user_rep:,} user repeats, {n_burst:,} in {n_burst_groups} ip bursts, "
           f"{n_dup:,} duplicate copies", flush=True)
 
-    n_ads = 20_000
-    ad = (n_ads * rng.random(n_plain) ** 2).astype(np.int64)  # skewed: low ids are hot
-    user = rng.integers(0, 2_000_000, n_plain)
-    ip = rng.integers(0, 1_000_000, n_plain)
+    # users: one address and one agent each
+    n_users = max(1_000, n_total * 10 // 27)
+    ranges = np.array([(f, last) for f, last, _ in ivt.load_datacenter_ranges()], dtype=np.int64)
+
+    def in_datacenter(k: int):
+        r = ranges[rng.integers(0, len(ranges), k)]
+        return r[:, 0] + (rng.random(k) * (r[:, 1] - r[:, 0] + 1)).astype(np.int64)
+
+    def v4_text(values) -> pa.Array:
+        parts = [pc.cast(pa.array((values >> shift) & 255), pa.string()) for shift in (24, 16, 8, 0)]
+        return pc.binary_join_element_wise(*parts, ".")
+
+    v4 = rng.integers(1 << 24, 224 << 24, n_users)  # 1.0.0.0 .. 223.255.255.255
+    form = rng.random(n_users)
+    dc = form < 0.02
+    v4[dc] = in_datacenter(int(dc.sum()))
+    v6 = (form >= 0.02) & (form < 0.08)
+    n_v6 = int(v6.sum())
+    n_pool = max(10, n_users // 100)  # shared NAT addresses, ~8 users each
+    nat = (form >= 0.08) & (form < 0.16)
+    mapped = (form >= 0.16) & (form < 0.165)
+    no_ip = (form >= 0.165) & (form < 0.168)
+    burst_v4 = rng.integers(1 << 24, 224 << 24, n_burst_groups)
+    burst_dc = rng.random(n_burst_groups) < 0.5
+    burst_v4[burst_dc] = in_datacenter(int(burst_dc.sum()))
+    v6_words = rng.integers(0, 1 << 16, (n_v6, 4))
+    ip_table = pa.concat_arrays([
+        v4_text(v4),                                                          # [0, n_users)
+        pc.binary_join_element_wise("::ffff:", v4_text(v4), ""),              # [n_users, 2 n_users)
+        pa.array([f"2a02:{a:x}:{b:x}:{c:x}::{d:x}" for a, b, c, d in v6_words.tolist()], pa.string()),
+        v4_text((100 << 24) + (64 << 16) + np.arange(n_pool, dtype=np.int64)),  # 100.64.0.0/10
+        v4_text(burst_v4),
+        pa.array([None], pa.string()),
+    ])
+    base_v6, base_nat = 2 * n_users, 2 * n_users + n_v6
+    base_burst, null_ip = base_nat + n_pool, base_nat + n_pool + n_burst_groups
+    user_ip = np.arange(n_users, dtype=np.int64)
+    user_ip[mapped] += n_users
+    user_ip[v6] = base_v6 + np.arange(n_v6)
+    user_ip[nat] = base_nat + rng.integers(0, n_pool, int(nat.sum()))
+    user_ip[no_ip] = null_ip
+
+    browsers, crawlers = user_agents()
+    ua_table = pa.array(browsers + crawlers + [None], pa.string())
+    zipf = 1.0 / np.arange(1, len(browsers) + 1) ** 0.9
+    user_ua = rng.choice(len(browsers), n_users, p=zipf / zipf.sum())
+    kind = rng.random(n_users)
+    bot = kind < 0.015
+    user_ua[bot] = len(browsers) + rng.integers(0, len(crawlers), int(bot.sum()))
+    user_ua[(kind >= 0.015) & (kind < 0.018)] = len(browsers) + len(crawlers)  # no agent
+
+    # plain clicks
+    ad = (N_ADS * rng.random(n_plain) ** 2).astype(np.int64)  # skewed: low ids are hot
+    user = rng.integers(0, n_users, n_plain)
     event = rng.integers(lo, hi - 120_000, n_plain)
-    # repeats: same user and ad as an earlier click, 0..20 s later
-    src = rng.integers(0, n_plain, n_repeat)
-    ad = np.concatenate([ad, ad[src]])
-    user = np.concatenate([user, user[src]])
-    ip = np.concatenate([ip, ip[src]])
-    event = np.concatenate([event, event[src] + rng.integers(0, 20_000, n_repeat)])
-    # bursts: one ip, one ad, one second, 8..16 clicks (threshold 10)
+    imp = np.where(rng.random(n_plain) < 0.75, np.arange(n_plain), -1)  # -1: no token
+    token_src = np.flatnonzero(imp >= 0)
+    # impression repeats: the same token again (70 % the same user, 30 % a replay by another)
+    src = token_src[rng.integers(0, len(token_src), n_imp_rep)]
+    x = rng.random(n_imp_rep)
+    gap = np.where(x < 0.5, rng.integers(200, 10_000, n_imp_rep),
+                   np.where(x < 0.85, rng.integers(10_000, 1_800_000, n_imp_rep),
+                            rng.integers(1_800_000, 20 * HOUR_MS, n_imp_rep)))
+    rep_user = np.where(rng.random(n_imp_rep) < 0.7, user[src], rng.integers(0, n_users, n_imp_rep))
+    imp_src = src
+    # user repeats: the same user and ad, a new impression (or none), 0..20 s later
+    src = rng.integers(0, n_plain, n_user_rep)
+    urep_imp = np.where(rng.random(n_user_rep) < 0.75, n_plain + np.arange(n_user_rep), -1)
+    # bursts: one address, random ads, one second, users without history
     g = np.repeat(np.arange(n_burst_groups), burst_sizes)
     sec = rng.integers(lo // 1000, (hi - 120_000) // 1000, n_burst_groups)
-    ad = np.concatenate([ad, rng.integers(0, n_ads, n_burst_groups)[g]])
-    user = np.concatenate([user, rng.integers(0, 2_000_000, n_burst)])
-    ip = np.concatenate([ip, (2_000_000 + np.arange(n_burst_groups))[g]])
-    event = np.concatenate([event, sec[g] * 1000 + rng.integers(0, 1000, n_burst)])
+    burst_imp = np.where(rng.random(n_burst) < 0.75, n_plain + n_user_rep + np.arange(n_burst), -1)
+
+    ad = np.concatenate([ad, ad[imp_src], ad[src], rng.integers(0, N_ADS, n_burst)])
+    user = np.concatenate([user, rep_user, user[src], n_users + rng.integers(0, 10 * n_burst, n_burst)])
+    ip = np.concatenate([user_ip[user[:n_plain + n_imp_rep + n_user_rep]], base_burst + g])
+    ua = np.concatenate([user_ua[user[:n_plain + n_imp_rep + n_user_rep]],
+                         rng.choice(len(browsers), n_burst, p=zipf / zipf.sum())])
+    event = np.concatenate([event, event[imp_src] + gap, event[src] + rng.integers(0, 20_000, n_user_rep),
+                            sec[g] * 1000 + rng.integers(0, 1000, n_burst)])
+    imp = np.concatenate([imp, imp[imp_src], urep_imp, burst_imp])
 
     ingest = event + rng.exponential(300, n_unique).astype(np.int64)
     ahead = rng.random(n_unique) < 0.01
     ingest[ahead] = event[ahead] - rng.integers(0, 300_000, int(ahead.sum()))
     late = rng.random(n_unique) < 0.002
     ingest[late] = event[late] + rng.integers(900_000, 4 * HOUR_MS, int(late.sum()))
+    delay = np.clip(rng.lognormal(np.log(6_000), 1.0, n_unique), 1_000, HOUR_MS).astype(np.int64)
+    fast = rng.random(n_unique) < 0.005
+    delay[fast] = rng.integers(-3_000, 1_000, int(fast.sum()))
+    issued = ingest - delay
+    rep = slice(n_plain, n_plain + n_imp_rep)
+    issued[rep] = issued[imp_src]  # the repeated token's
     arrival = ingest + rng.integers(0, 90_000, n_unique)
     cost = rng.integers(1_000, 3_000_000, n_unique)
     cid = np.arange(n_unique)
     # duplicate copies: a retry of a random click, ingested up to 5 min later
     d = rng.integers(0, n_unique, n_dup)
     later = rng.integers(0, 300_000, n_dup)
-    cols = {"cid": np.concatenate([cid, cid[d]]), "ad": np.concatenate([ad, ad[d]]),
-            "user": np.concatenate([user, user[d]]), "ip": np.concatenate([ip, ip[d]]),
-            "event": np.concatenate([event, event[d]]), "ingest": np.concatenate([ingest, ingest[d] + later]),
-            "arrival": np.concatenate([arrival, arrival[d] + later]), "cost": np.concatenate([cost, cost[d]])}
-    keep = (cols["arrival"] >= lo) & (cols["arrival"] < hi)  # what lands in the 27 partitions
+
+    def with_dups(v):
+        return np.concatenate([v, v[d]])
+    cols = {"cid": with_dups(cid), "ad": with_dups(ad), "user": with_dups(user), "ip": with_dups(ip),
+            "ua": with_dups(ua), "event": with_dups(event), "imp": with_dups(imp),
+            "issued": with_dups(issued), "cost": with_dups(cost),
+            "ingest": np.concatenate([ingest, ingest[d] + later]),
+            "arrival": np.concatenate([arrival, arrival[d] + later])}
+    keep = (cols["arrival"] >= lo) & (cols["arrival"] < hi)  # what lands in the 51 partitions
     order = np.argsort(cols["arrival"][keep] // HOUR_MS, kind="stable")
     cols = {k: v[keep][order] for k, v in cols.items()}
-    print(f"[gen] arrays ready in {time.monotonic() - t0:.1f}s; {len(cols['cid']):,} rows in the read window",
-          flush=True)
+    print(f"[gen] arrays ready in {time.monotonic() - t0:.1f}s; {len(cols['cid']):,} rows in the read "
+          f"window, {int((cols['arrival'] >= main_lo).sum()):,} of them in D's 27 input partitions", flush=True)
 
-    def s(prefix: str, values) -> pa.Array:
-        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(values), pa.string()), "")
+    def s(prefix: str, values) -> pa.Array:  # null stays null
+        values = values if isinstance(values, pa.Array) else pa.array(values)
+        return pc.binary_join_element_wise(prefix, pc.cast(values, pa.string()), "")
 
-    def ip_str(values) -> pa.Array:
-        parts = [pc.cast(pa.array((values >> shift) & 255), pa.string()) for shift in (16, 8, 0)]
-        return pc.binary_join_element_wise("10", *parts, ".")
-
-    uas = pa.array(["sdk-ios/3.1", "sdk-android/4.0", "Mozilla/5.0 (X11; Linux x86_64)", None])
     refs = pa.array(["https://news.example/a", "https://search.example/?q=x", None])
     schema = pa.schema([(c, pa.string() if t == "string" else pa.int64()) for c, t in RAW_COLUMNS])
     hours = cols["arrival"] // HOUR_MS
@@ -160,15 +304,19 @@ def generate(n: int, root: Path, seed: int = 42) -> Path:
     for i, (a, b) in enumerate(zip(starts, ends)):
         sl = {k: v[a:b] for k, v in cols.items()}
         m = b - a
+        token = sl["imp"] >= 0
+        ips = ip_table.take(pa.array(sl["ip"]))
         table = pa.table({
             "click_id": s("clk-", sl["cid"]), "ad_id": s("ad-", sl["ad"]),
             "campaign_id": s("cmp-", sl["ad"] // 10), "advertiser_id": s("adv-", sl["ad"] // 100),
             "user_id": s("user-", sl["user"]), "event_time": pa.array(sl["event"]),
-            "cost_micros": pa.array(sl["cost"]), "ip": ip_str(sl["ip"]),
-            "user_agent": uas.take(pa.array(rng.integers(0, len(uas), m))),
+            "cost_micros": pa.array(sl["cost"]), "ip": ips,
+            "user_agent": ua_table.take(pa.array(sl["ua"])),
             "referrer": refs.take(pa.array(rng.integers(0, len(refs), m))),
             "ingest_time": pa.array(sl["ingest"]), "request_id": s("req-", sl["ingest"] // 50),
-            "source_ip": ip_str(sl["ip"] // 3),
+            "source_ip": ips,
+            "impression_id": s("imp-", pa.array(sl["imp"], mask=~token)),
+            "issued_at": pa.array(sl["issued"], mask=~token),
         }, schema=schema)
         hr = datetime.fromtimestamp(int(hours[a]) * 3600, tz=timezone.utc)
         part = table_root / f"dt={hr:%Y-%m-%d}" / f"hr={hr:%H}"
@@ -177,8 +325,9 @@ def generate(n: int, root: Path, seed: int = 42) -> Path:
         pq.write_table(table.slice(0, half), part / "part-0.snappy.parquet", compression="snappy")
         pq.write_table(table.slice(half), part / "part-1.snappy.parquet", compression="snappy")
         written += m
-        print(f"[gen] partition {i + 1}/{len(starts)} {part.parent.name}/{part.name}: {m:,} rows "
-              f"({written:,} total, {time.monotonic() - t0:.0f}s)", flush=True)
+        if i % 10 == 9 or i == len(starts) - 1:
+            print(f"[gen] partition {i + 1}/{len(starts)} {part.parent.name}/{part.name}: {m:,} rows "
+                  f"({written:,} total, {time.monotonic() - t0:.0f}s)", flush=True)
     size = sum(f.stat().st_size for f in table_root.rglob("*.parquet"))
     done.write_text(f"{written} rows, {size / 2**20:.0f} MiB, generated in {time.monotonic() - t0:.0f}s\n")
     print(f"[gen] done: {done.read_text().strip()}", flush=True)
@@ -187,44 +336,141 @@ def generate(n: int, root: Path, seed: int = 42) -> Path:
 
 # ---------------------------------------------------------------------------- engines (child)
 
-DUCKDB_SQL = """
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) -> str:
+    """The job's computation (module doc) as one DuckDB statement writing D's hourly rows."""
+    from common import ivt
+    from glue_jobs.billing import ivt_inputs
+    from glue_jobs.billing.transform import (
+        ARRIVAL_ORDER, DEDUP_ORDER, LOOKBACK_COLUMNS, MINUTE_MS, OUTPUT_COLUMNS, READ_SCHEMA, USED_COLUMNS,
+        day_bounds_ms,
+    )
+
+    cfg = settings.ivt_config()
+    on = {r: "true" if r in cfg.rules else "false" for r in ivt.REASONS}
+    d0, d1 = day_bounds_ms(day)
+    sql_type = {"StringType()": "VARCHAR", "LongType()": "BIGINT"}
+    lookback_select = ", ".join(c if c in LOOKBACK_COLUMNS else f"NULL::{sql_type[repr(f.dataType)]} AS {c}"
+                                for f in READ_SCHEMA.fields for c in [f.name])
+    lookback = (f"UNION ALL BY NAME SELECT {lookback_select} FROM read_parquet({lookback_files})"
+                if lookback_files else "")
+
+    def order(cols) -> str:
+        return ", ".join(f"{c} NULLS LAST" for c in cols)
+
+    def floor(col: str, width: int) -> str:  # col - pmod(col, width), as Spark
+        return f"({col} - (({col} % {width}) + {width}) % {width})"
+    elect, arrive = order(ivt.ORDER), order(ARRIVAL_ORDER)
+    invalid = " OR ".join(r for r in ivt.REASONS if ivt.TIER[r] == ivt.INVALID)
+    suspect = " OR ".join(r for r in ivt.REASONS if ivt.TIER[r] == ivt.SUSPECT)
+    arrival = {r: f"arr_{r}" if r in (ivt.IMPRESSION_REPEAT, ivt.USER_REPEAT) else r for r in ivt.REASONS}
+    arr_invalid = " OR ".join(arrival[r] for r in ivt.REASONS if ivt.TIER[r] == ivt.INVALID)
+    arr_suspect = " OR ".join(arrival[r] for r in ivt.REASONS if ivt.TIER[r] == ivt.SUSPECT)
+    others = " OR ".join(arrival[r] for r in ivt.REASONS if r != ivt.IMPRESSION_REPEAT)
+    octet = "string_split(quad, '.')[{}]::BIGINT"
+    hextet = "(CASE WHEN tail[{0}] = '' THEN 0 ELSE ('0x' || tail[{0}])::BIGINT END)"
+    bot_regex = ivt_inputs.bot_regex().removeprefix("(?d)")  # RE2 has no UNIX_LINES flag (module doc)
+    assert bot_regex != ivt_inputs.bot_regex()
+    select_out = ", ".join(c for c in OUTPUT_COLUMNS if c not in ("hour", "dt"))
+    return f"""
 COPY (
-WITH dedup AS (
-    SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, ip, event_time, ingest_time, cost_micros,
-           count(*) OVER w AS copies, row_number() OVER w AS rn
-    FROM read_parquet({files})
-    WINDOW w AS (PARTITION BY click_id
-                 ORDER BY ingest_time NULLS LAST, event_time NULLS LAST, cost_micros NULLS LAST,
-                          ad_id NULLS LAST, campaign_id NULLS LAST, advertiser_id NULLS LAST,
-                          user_id NULLS LAST, ip NULLS LAST
+WITH raw AS (
+    SELECT {", ".join(USED_COLUMNS)} FROM read_parquet({files})
+    {lookback}
+), dedup AS (
+    SELECT *, count(*) OVER w AS copies, row_number() OVER w AS rn
+    FROM raw WHERE click_id IS NOT NULL
+    WINDOW w AS (PARTITION BY click_id ORDER BY {order(DEDUP_ORDER)}
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-), day AS (
-    SELECT *, event_time - event_time % 3600000 AS hour_start_ms
-    FROM dedup WHERE rn = 1 AND event_time >= {d0} AND event_time < {d1}
-), flags AS (
+), sel AS (  -- D's clicks, and the earlier clicks of impressions (election fields only matter)
+    SELECT * EXCLUDE (rn), event_time >= {d0} AND event_time < {d1} AS in_day
+    FROM dedup
+    WHERE rn = 1 AND ((event_time >= {d0} AND event_time < {d1})
+                      OR (event_time < {d0} AND impression_id IS NOT NULL))
+), imp AS (
     SELECT *,
-           row_number() OVER (PARTITION BY user_id, ad_id, event_time - event_time % {window_ms}
-                              ORDER BY event_time NULLS LAST, ingest_time NULLS LAST, click_id NULLS LAST) = 1
-               AS winner,
-           ip IS NOT NULL AND count(*) OVER (PARTITION BY ip, ad_id, event_time - event_time % 1000) > {burst}
-               AS burst
-    FROM day
-), r AS (
-    SELECT *, CASE WHEN burst THEN 'ip_burst' WHEN NOT winner THEN 'repeat' END AS reason,
-           ingest_time >= event_time - event_time % 60000 + {late_after_ms} AS late
+           {on[ivt.IMPRESSION_REPEAT]} AND impression_id IS NOT NULL
+               AND row_number() OVER (PARTITION BY impression_id, ik ORDER BY {elect}) > 1 AS impression_repeat,
+           {on[ivt.IMPRESSION_REPEAT]} AND impression_id IS NOT NULL
+               AND row_number() OVER (PARTITION BY impression_id, ik ORDER BY {arrive}) > 1
+               AS arr_impression_repeat,
+           CASE WHEN {on[ivt.IMPRESSION_REPEAT]} THEN min(ingest_time) OVER (PARTITION BY impression_id, ik) END
+               AS imp_first_ingest
+    FROM (SELECT *, CASE WHEN impression_id IS NULL THEN click_id END AS ik FROM sel)
+), day AS (
+    SELECT * EXCLUDE (ik, in_day) FROM imp WHERE in_day
+), bots AS (  -- a filter on the grouping key would be pushed below the aggregate (one regex per
+             -- row, ~0.3 ms each); reading the count keeps it above, once per distinct agent
+    SELECT ua FROM (SELECT user_agent AS ua, count(*) AS n FROM day WHERE user_agent IS NOT NULL GROUP BY ua)
+    WHERE CASE WHEN n > 0 THEN regexp_matches(ua, {_sql_text(bot_regex)}) END
+), ip_text AS (
+    SELECT *, CASE WHEN regexp_matches(ip_s, {_sql_text(ivt_inputs.ipv4_regex())}) THEN ip_s
+                   WHEN regexp_matches(ip_s, {_sql_text(ivt_inputs.mapped_quad_regex())})
+                       THEN regexp_extract(ip_s, {_sql_text(ivt_inputs.QUAD_TAIL_REGEX)}, 1) END AS quad,
+              string_split(regexp_extract(ip_s, {_sql_text(ivt_inputs.HEX_TAIL_REGEX)}, 1), ':') AS tail
+    FROM (SELECT *, regexp_replace(ip, {_sql_text(ivt_inputs.strip_regex())}, '', 'g') AS ip_s FROM day)
+), ip4 AS (
+    SELECT * EXCLUDE (ip_s, quad, tail),
+           CASE WHEN quad IS NOT NULL
+                    THEN {octet.format(1)} * 16777216 + {octet.format(2)} * 65536
+                         + {octet.format(3)} * 256 + {octet.format(4)}
+                WHEN regexp_matches(ip_s, {_sql_text(ivt_inputs.mapped_hex_regex())})
+                    THEN {hextet.format(1)} * 65536 + {hextet.format(2)} END AS ip4
+    FROM ip_text
+), flags AS (
+    SELECT c.* EXCLUDE (ip4),
+           {on[ivt.BOT_UA]} AND b.ua IS NOT NULL AS bot_ua,
+           {on[ivt.DATACENTER_IP]} AND dc.first IS NOT NULL AS datacenter_ip,
+           {on[ivt.TOO_FAST]} AND issued_at IS NOT NULL AND ingest_time IS NOT NULL
+               AND ingest_time - issued_at < {cfg.min_click_delay_ms} AS too_fast,
+           {on[ivt.IP_BURST]} AND ip IS NOT NULL
+               AND count(*) OVER (PARTITION BY ip, {floor("event_time", cfg.burst_window_ms)})
+                   > {cfg.burst_threshold} AS ip_burst,
+           {on[ivt.USER_REPEAT]} AND user_id IS NOT NULL
+               AND row_number() OVER (PARTITION BY user_id, ad_id, {floor("event_time", cfg.user_repeat_window_ms)}
+                                      ORDER BY {elect}) > 1 AS user_repeat,
+           {on[ivt.USER_REPEAT]} AND user_id IS NOT NULL
+               AND row_number() OVER (PARTITION BY user_id, ad_id, {floor("event_time", cfg.user_repeat_window_ms)}
+                                      ORDER BY {arrive}) > 1 AS arr_user_repeat
+    FROM ip4 c
+    LEFT JOIN bots b ON c.user_agent = b.ua
+    LEFT JOIN dc ON c.ip4 >> {ivt_inputs.BLOCK_BITS} = dc.block AND c.ip4 >= dc.first AND c.ip4 <= dc.last
+), v AS (
+    SELECT *,
+           CASE WHEN {invalid} THEN 'invalid' WHEN {suspect} THEN 'suspect' ELSE 'valid' END AS verdict,
+           CASE WHEN {arr_invalid} THEN 'invalid' WHEN {arr_suspect} THEN 'suspect' ELSE 'valid' END
+               AS arrival_verdict,
+           coalesce(ingest_time >= {floor("event_time", MINUTE_MS)} + {settings.late_after_ms}, false) AS late,
+           {floor("event_time", HOUR_MS)} AS hour_start_ms
     FROM flags
+), d AS (
+    SELECT *,
+           verdict <> 'valid' AND arrival_verdict = 'valid' AND NOT late AS election_gain,
+           verdict = 'valid' AND arrival_verdict <> 'valid' AND NOT late AS election_loss,
+           verdict <> 'valid' AND NOT late AND arr_impression_repeat AND NOT ({others})
+               AND ingest_time - imp_first_ingest > {settings.impression_memory_ms} AS impression_memory
+    FROM v
+), hourly AS (
+    SELECT advertiser_id, campaign_id, ad_id, hour_start_ms,
+           count(*) AS clicks,
+           count(*) FILTER (WHERE verdict = 'valid') AS billable_clicks,
+           count(*) FILTER (WHERE verdict = 'suspect') AS suspect_clicks,
+           count(*) FILTER (WHERE verdict = 'invalid') AS invalid_clicks,
+           {", ".join(f"count(*) FILTER (WHERE {r}) AS {r}_clicks" for r in ivt.REASONS)},
+           coalesce(sum(cost_micros), 0)::BIGINT AS cost_micros,
+           coalesce(sum(cost_micros) FILTER (WHERE verdict = 'valid'), 0)::BIGINT AS billable_cost_micros,
+           sum(copies - 1)::BIGINT AS duplicate_copies,
+           count(*) FILTER (WHERE late) AS late_clicks,
+           count(*) FILTER (WHERE verdict = 'valid' AND late) AS late_billable_clicks,
+           count(*) FILTER (WHERE election_gain) AS election_gain_clicks,
+           count(*) FILTER (WHERE election_loss) AS election_loss_clicks,
+           count(*) FILTER (WHERE impression_memory) AS impression_memory_clicks
+    FROM d GROUP BY ALL
 )
-SELECT advertiser_id, campaign_id, ad_id, hour_start_ms,
-       count(*) AS clicks,
-       count(*) FILTER (WHERE reason IS NULL) AS billable_clicks,
-       count(*) FILTER (WHERE reason = 'repeat') AS repeat_clicks,
-       count(*) FILTER (WHERE reason = 'ip_burst') AS ip_burst_clicks,
-       coalesce(sum(cost_micros), 0)::BIGINT AS cost_micros,
-       coalesce(sum(cost_micros) FILTER (WHERE reason IS NULL), 0)::BIGINT AS billable_cost_micros,
-       sum(copies - 1)::BIGINT AS duplicate_copies,
-       count(*) FILTER (WHERE reason IS NULL AND late) AS late_billable_clicks,
-       count(*) FILTER (WHERE reason = 'ip_burst' AND winner AND NOT late) AS ip_burst_stream_billable_clicks
-FROM r GROUP BY ALL
+SELECT {select_out} FROM hourly
 ) TO '{out}' (FORMAT parquet)
 """
 
@@ -232,21 +478,28 @@ FROM r GROUP BY ALL
 def run_duckdb(raw_root: str, out: Path, threads: int) -> dict:
     t0 = time.monotonic()
     import duckdb
+    import pyarrow as pa
 
-    from glue_jobs.billing.transform import BillingSettings, day_bounds_ms, input_partitions
+    from glue_jobs.billing import ivt_inputs
+    from glue_jobs.billing.transform import BillingSettings, input_partitions, lookback_partitions
 
     s = BillingSettings()
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     con.execute(f"SET temp_directory = '{out.parent / 'duckdb_tmp'}'")
     con.execute("SET preserve_insertion_order = false")
-    files = [str(f) for p in input_partitions(raw_root, DAY, s.cutoff_hours) if Path(p).exists()
-             for f in sorted(Path(p).glob("*.parquet"))]
-    d0, d1 = day_bounds_ms(DAY)
+
+    def files(partitions: list[str]) -> str:
+        return "[" + ",".join(f"'{f}'" for p in partitions if Path(p).exists()
+                              for f in sorted(Path(p).glob("*.parquet"))) + "]"
+    main_files = files(input_partitions(raw_root, DAY, s.cutoff_hours))
+    lookback_files = files(lookback_partitions(raw_root, DAY, s.impression_lookback_ms))
+    blocks = pa.table(dict(zip(("block", "first", "last"), map(list, zip(*ivt_inputs.datacenter_blocks())))))
+    con.execute("CREATE TABLE dc AS SELECT * FROM blocks")
+    sql = duckdb_sql(main_files, lookback_files if lookback_files != "[]" else "", DAY, s,
+                     out / "hourly.parquet")
     t1 = time.monotonic()
-    con.execute(DUCKDB_SQL.format(files="[" + ",".join(f"'{f}'" for f in files) + "]", d0=d0, d1=d1,
-                                  window_ms=s.repeat_window_s * 1000, burst=s.burst_threshold,
-                                  late_after_ms=s.late_after_ms, out=out / "hourly.parquet"))
+    con.execute(sql)
     t2 = time.monotonic()
     return {"setup_s": t1 - t0, "work_s": t2 - t1}
 
@@ -326,13 +579,18 @@ def measure(cmd: list[str]) -> dict:
 
 
 def read_rows(path: Path) -> list[tuple]:
+    """The hourly rows an engine wrote (transform.OUTPUT_COLUMNS without hour and dt), sorted."""
     import pyarrow.dataset as ds
 
-    cols = ["advertiser_id", "campaign_id", "ad_id", "hour_start_ms", "clicks", "billable_clicks",
-            "repeat_clicks", "ip_burst_clicks", "cost_micros", "billable_cost_micros", "duplicate_copies",
-            "late_billable_clicks", "ip_burst_stream_billable_clicks"]
+    cols = compared_columns()
     t = ds.dataset(str(path), format="parquet").to_table(columns=cols)
     return sorted(zip(*[[int(v) if isinstance(v, int) else v for v in t.column(c).to_pylist()] for c in cols]))
+
+
+def compared_columns() -> list[str]:
+    from glue_jobs.billing.transform import OUTPUT_COLUMNS
+
+    return [c for c in OUTPUT_COLUMNS if c not in ("hour", "dt")]
 
 
 def main() -> None:
@@ -392,9 +650,15 @@ def compare(a: argparse.Namespace) -> None:
               f"CPU {r['cpu_s']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB", flush=True)
     if {"spark", "duckdb"} <= results.keys():
         s, d = results["spark"], results["duckdb"]
-        same = read_rows(Path(a.cache) / "out-spark" / "hourly") == read_rows(Path(a.cache) / "out-duckdb")
-        rows = len(read_rows(Path(a.cache) / "out-duckdb"))
-        print(f"\nclicks={a.clicks:,}  day={DAY}  hourly rows={rows:,}  identical results: {same}")
+        spark_rows = read_rows(Path(a.cache) / "out-spark" / "hourly")
+        duckdb_rows = read_rows(Path(a.cache) / "out-duckdb")
+        same = spark_rows == duckdb_rows
+        print(f"\nclicks={a.clicks:,}  day={DAY}  hourly rows={len(duckdb_rows):,}  identical results: {same}")
+        cols = compared_columns()
+        totals = {c: sum(r[i] for r in duckdb_rows) for i, c in enumerate(cols) if c.endswith("clicks")
+                  or c == "duplicate_copies"}
+        print("D's clicks (DuckDB's rows): "
+              + ", ".join(f"{c.removesuffix('_clicks')} {v:,}" for c, v in totals.items()))
         print(f"load average (1 min) at the start: {load_start:.1f}, at the end: {os.getloadavg()[0]:.1f} "
               f"(2 cores; other jobs share them)")
         print(f"{'':8}{'total s':>10}{'work s':>10}{'CPU s':>10}{'peak RSS GiB':>14}")

@@ -1,7 +1,8 @@
 """bench/billing.py cannot rot: its --smoke mode (20k clicks, seconds) runs the Spark job's
-transform and the DuckDB SQL on the same generated archive in child processes, exits 0 and
-prints its figures; the two engines' hourly rows are identical, checked here again on the
-files they wrote (independently of the bench's own comparison). Times are never asserted on.
+transform and the DuckDB SQL on the same generated archive (input and lookback partitions) in
+child processes, exits 0 and prints its figures; the two engines' hourly rows are identical,
+checked here again on the files they wrote (independently of the bench's own comparison), and the
+generated data exercises every IVT rule and diagnostic. Times are never asserted on.
 Runs in .venv-glue (PySpark)."""
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from common import ivt
+from glue_jobs.billing.transform import OUTPUT_COLUMNS
+
 REPO = Path(__file__).resolve().parents[2]
 NUMBER = r"(\d+(?:\.\d+)?)"
-COLUMNS = ["advertiser_id", "campaign_id", "ad_id", "hour_start_ms", "clicks", "billable_clicks",
-           "repeat_clicks", "ip_burst_clicks", "cost_micros", "billable_cost_micros", "duplicate_copies",
-           "late_billable_clicks", "ip_burst_stream_billable_clicks"]
+COLUMNS = [c for c in OUTPUT_COLUMNS if c not in ("hour", "dt")]
 
 
-def rows(path: Path) -> list[tuple]:
+def rows(path: Path) -> list[dict]:
     table = ds.dataset(str(path), format="parquet").to_table(columns=COLUMNS)
-    return sorted(zip(*(table.column(c).to_pylist() for c in COLUMNS)))
+    return sorted(table.to_pylist(), key=lambda r: tuple(r[c] for c in COLUMNS))
 
 
 def test_billing_bench_smoke(tmp_path):
@@ -39,10 +41,22 @@ def test_billing_bench_smoke(tmp_path):
         assert run and all(float(v) >= 0 for v in run.groups()) and float(run.group(1)) > 0, (engine, out)
     ratio = re.search(rf"^ratio\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}   \(spark / duckdb\)$", out, re.M)
     assert ratio and all(float(v) > 0 for v in ratio.groups()), out
+    # the generator wrote the lookback partitions too (D-2 hr 23 .. D-1 hr 22)
+    data = tmp_path / "clicks-20000-v3" / "raw" / "clicks"
+    assert (data / "dt=2026-03-08" / "hr=23").is_dir() and (data / "dt=2026-03-09" / "hr=22").is_dir()
 
     spark, duckdb = rows(tmp_path / "out-spark" / "hourly"), rows(tmp_path / "out-duckdb")
     assert spark == duckdb and len(spark) == n_rows > 1_000
-    for r in spark:  # every click counted under exactly one of billable / repeat / ip_burst
-        clicks, billable, repeat, burst = r[4:8]
-        assert clicks == billable + repeat + burst and clicks > 0
-    assert sum(r[7] for r in spark) > 0 and sum(r[6] for r in spark) > 0 and sum(r[10] for r in spark) > 0
+    invalid = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.INVALID]
+    suspect = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.SUSPECT]
+    for r in spark:  # every click under exactly one verdict; a verdict needs a reason of its tier
+        assert r["clicks"] == r["billable_clicks"] + r["suspect_clicks"] + r["invalid_clicks"] and r["clicks"] > 0
+        assert r["invalid_clicks"] <= sum(r[c] for c in invalid) and r["suspect_clicks"] <= sum(r[c] for c in suspect)
+        assert all(r[c] <= r["invalid_clicks"] for c in invalid)
+        assert r["billable_cost_micros"] <= r["cost_micros"] and r["late_billable_clicks"] <= r["late_clicks"]
+    totals = {c: sum(r[c] for r in spark) for c in COLUMNS[4:]}
+    # the generated data exercises every rule and every diagnostic of the reconciliation
+    assert all(totals[f"{r}_clicks"] > 0 for r in ivt.REASONS), totals
+    assert all(totals[c] > 0 for c in ("suspect_clicks", "invalid_clicks", "duplicate_copies", "late_clicks",
+                                       "impression_memory_clicks")), totals
+    assert totals["election_gain_clicks"] + totals["election_loss_clicks"] > 0, totals
