@@ -187,8 +187,8 @@ class _Billing(schema.View):
     def impression_lookback_ms(self) -> int:
         """How long before D 00:00 a click of a D click's impression can have arrived (module
         doc, 1.): click_token_max_age_s + 2 * click_token_clock_skew_s + max_future_skew_s.
-        Those are ingest's settings: the schema gives this view none of them yet, so their
-        schema defaults apply until it does (then the deployed values, through `_setting`)."""
+        Those are ingest's settings, given to this job as arguments too (their Glue names in
+        common.schema), so the deployed values apply."""
         return 1000 * (self._setting("click_token_max_age_s")
                        + 2 * self._setting("click_token_clock_skew_s")
                        + self._setting("max_future_skew_s"))
@@ -196,8 +196,8 @@ class _Billing(schema.View):
     @property
     def impression_memory_ms(self) -> int:
         """The stream's memory of an impression after its last click (flink_dedup_ttl_s, the
-        Flink job's state TTL for click_ids and IVT groups; schema default until the view has
-        it): a bound of the reconciliation's diagnostics only, never of a verdict."""
+        Flink job's state TTL for click_ids and IVT groups; an argument of this job too): a
+        bound of the reconciliation's diagnostics only, never of a verdict."""
         return 1000 * self._setting("flink_dedup_ttl_s")
 
     def ivt_config(self) -> ivt.IvtConfig:
