@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from common.archive import RAW_COLUMNS, partition_prefix
 from common.records import decode_click
 from local.kinesis_consumer import Checkpoints, ShardPoller
-from local.worker import BackgroundWorker
+from local.worker import PollingWorker
 
 ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64()}
 ARROW_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in RAW_COLUMNS])
@@ -43,7 +43,7 @@ def objects_for(shard_id: str, records: list[dict]) -> list[tuple[str, list[dict
     return [(f"{prefix}clicks-{shard_id}-{first_seq[prefix]}.parquet", clicks) for prefix, clicks in groups.items()]
 
 
-class LocalArchiver(BackgroundWorker):
+class LocalArchiver(PollingWorker):
     def __init__(self, stream: str, bucket: str, state_dir: Path, poll_interval_s: float = 0.5,
                  page_limit: int = 5000):
         self.stream, self.bucket, self.poll_interval_s = stream, bucket, poll_interval_s
@@ -63,11 +63,3 @@ class LocalArchiver(BackgroundWorker):
             n += len(records)
         self.archived += n
         return n
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.drain_once():
-                    self._stop.wait(self.poll_interval_s)
-            except Exception:  # emulator stopping underneath us during shutdown
-                self._stop.wait(1)

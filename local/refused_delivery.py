@@ -18,7 +18,7 @@ from collections import defaultdict
 import boto3
 
 from common.refused import FILE_EXTENSION, decode_refused_lines, encode_refused, partition_prefix
-from local.worker import BackgroundWorker
+from local.worker import PollingWorker
 
 STAGING_PREFIX = "local-firehose/refused/"
 
@@ -41,7 +41,7 @@ def objects_for(staging_key: str, data: bytes) -> list[tuple[str, bytes]]:
             for prefix, lines in sorted(groups.items())]
 
 
-class LocalRefusedDelivery(BackgroundWorker):
+class LocalRefusedDelivery(PollingWorker):
     def __init__(self, bucket: str, poll_interval_s: float = 0.5):
         self.bucket, self.poll_interval_s = bucket, poll_interval_s
         self._s3 = boto3.client("s3")
@@ -61,11 +61,3 @@ class LocalRefusedDelivery(BackgroundWorker):
             n += len(decode_refused_lines(data))
         self.delivered += n
         return n
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.drain_once():
-                    self._stop.wait(self.poll_interval_s)
-            except Exception:  # emulator stopping underneath us during shutdown
-                self._stop.wait(1)

@@ -1,5 +1,6 @@
-"""The scaffolding every background part of the local stack shares (archiver, event source
-mapping, Glue workflow runner): a daemon thread running `_run` until `stop()`."""
+"""The scaffolding every background part of the local stack shares (archivers, event source
+mapping, Glue workflow runner): a daemon thread running `_run` until `stop()`; `PollingWorker`
+for the ones that drain something in rounds."""
 from __future__ import annotations
 
 import threading
@@ -22,3 +23,21 @@ class BackgroundWorker:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+class PollingWorker(BackgroundWorker):
+    """Calls `drain_once()` (-> how much it moved) until `stop()`; waits `poll_interval_s` after
+    a round that moved nothing, 1 s after a failure (the emulator stopping during shutdown)."""
+
+    poll_interval_s: float = 0.5
+
+    def drain_once(self) -> int:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.drain_once():
+                    self._stop.wait(self.poll_interval_s)
+            except Exception:  # emulator stopping underneath us during shutdown
+                self._stop.wait(1)
