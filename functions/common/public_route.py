@@ -13,6 +13,13 @@ no cookies, and would refuse `*` with them anyway); `Retry-After` is exposed to 
 integration); the Lambda answers it identically (ingest.handler), which is what the local stack
 serves. The other routes keep their CORS (common.cors / infra.constructs.api_cors: configured
 origins only).
+
+Media types: `application/json`, and `text/plain` carrying the same JSON. text/plain is what the
+browser SDK (sdk/js) sends: a CORS-safelisted type makes the POST a "simple request" (no
+preflight round trip before a click leaves the page) and is the only JSON-carrying type
+`navigator.sendBeacon` may send cross-origin (the page-unload path). Nothing is gained by refusing
+it: the route is keyless, cookie-less and open to every origin anyway, and the body is parsed and
+validated exactly as JSON is.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ ALLOW_METHODS = ("POST",)
 ALLOW_HEADERS = ("Content-Type",)
 EXPOSE_HEADERS = ("Retry-After",)
 MAX_AGE_S = 600
+CONTENT_TYPES = ("application/json", "text/plain")  # POST /v1/clicks: application/json only
 
 
 def response_headers() -> dict[str, str]:

@@ -133,9 +133,10 @@ def _error(exc: RequestError, service: IngestService, event, route: str = POST_C
     return error_response(exc.status, exc.reason, details=exc.details)
 
 
-def _read_items(service: IngestService, event) -> list:
+def _read_items(service: IngestService, event,
+                content_types: tuple[str, ...] = ("application/json",)) -> list:
     """The request's click items; raises RequestError for a request refused as a whole."""
-    check_content_type(dict(event.headers or {}))
+    check_content_type(dict(event.headers or {}), content_types)
     payload = decode_body(event.body, event.is_base64_encoded, service.settings)
     return extract_items(payload, service.settings)
 
@@ -200,7 +201,7 @@ def post_public_clicks() -> Response:
     service = get_service()
     event = app.current_event
     try:
-        items = _read_items(service, event)
+        items = _read_items(service, event, public_route.CONTENT_TYPES)  # + text/plain (sdk/js)
     except RequestError as exc:
         return _with_public_cors(_error(exc, service, event, POST_PUBLIC_CLICKS,
                                         "PublicRequestsRefused"))

@@ -77,11 +77,13 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def check_content_type(headers: dict[str, str]) -> None:
+def check_content_type(headers: dict[str, str], allowed: tuple[str, ...] = ("application/json",)) -> None:
+    """415 unless the media type (parameters such as charset ignored: the body is parsed as
+    UTF-8 JSON whatever it says) is one of `allowed`."""
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise RequestError(415, f"Content-Type must be application/json, got {content_type!r}",
+    if media_type not in allowed:
+        raise RequestError(415, f"Content-Type must be {' or '.join(allowed)}, got {content_type!r}",
                            field="content_type", code="unsupported_media_type")
 
 

@@ -120,7 +120,10 @@ class IngestApi(Construct):
 
         # Clicks from browsers and apps (POST /v1/public/clicks): no key or authorizer either;
         # every click must carry a valid token whatever click_token_mode says (the Lambda
-        # rejects it otherwise), and the JSON body is validated like POST /v1/clicks'.
+        # rejects it otherwise), and an application/json body is validated like POST /v1/clicks'.
+        # A text/plain body (the browser SDK's: public_route.CONTENT_TYPES) has no model, so the
+        # gateway passes it on and the Lambda alone validates it: its refusals carry CORS headers
+        # (a gateway 400 does not, and a browser would see it as a network error).
         public = self.v1.resource_for_path(public_route.PATH.removeprefix("/v1/"))
         self.post_public_clicks = public.add_method(
             "POST", apigw.LambdaIntegration(handler, proxy=True),

@@ -171,6 +171,31 @@ def test_same_click_again_is_a_duplicate(env, clock):
     assert list(records()) == ["c1"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "text/plain", "TEXT/PLAIN; charset=utf-8"])
+def test_text_plain_json_is_taken_like_application_json(env, clock, content_type):
+    """What the browser SDK sends (a CORS simple request, and sendBeacon's only cross-origin JSON
+    carrier): the same body under text/plain gets the same answer and the same record."""
+    env("off")
+    now, now_s = clock.ms(), clock.ms() // 1000
+    body = {"clicks": [click(1, now, token(now_s))]}
+    status, answer, headers, rid = post(body, headers={"Content-Type": content_type, "User-Agent": UA})
+    assert (status, results(answer), cors_of(headers)) == (202, [("c1", "accepted", None)], CORS)
+    status, answer, _, _ = post(body)  # the same click as application/json: already there
+    assert (status, results(answer)) == (202, [("c1", "duplicate", "click_id already accepted")])
+    rec = records()["c1"]
+    assert (rec["ad_id"], rec["cost_micros"], rec["request_id"], rec["user_agent"]) == ("ad-A", 250_000, rid, UA)
+
+
+def test_post_clicks_keeps_refusing_text_plain(env, clock):
+    """The API-key route is for servers, which send application/json: text/plain stays a 415."""
+    env("off")
+    now, now_s = clock.ms(), clock.ms() // 1000
+    status, answer, _, _ = post({"clicks": [click(1, now, token(now_s))]}, path="/v1/clicks",
+                                headers={"Content-Type": "text/plain", "User-Agent": UA})
+    assert (status, answer["error"]) == (415, "Content-Type must be application/json, got 'text/plain'")
+    assert records() == {}
+
+
 # --- no token, bad tokens: per item -----------------------------------------------------------
 BAD = {
     "missing_token": lambda s: None,
@@ -287,7 +312,8 @@ def test_keys_unavailable_is_retryable_per_item_and_503_when_nothing_accepted(en
     ("{bad", None, 400, "invalid_json"),
     (None, None, 400, "empty_body"),
     ('{"clicks": []}', None, 400, "no_clicks"),
-    ('{"click_id": "c1"}', {"Content-Type": "text/plain", "User-Agent": UA}, 415, "unsupported_media_type"),
+    ('{"click_id": "c1"}', {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": UA}, 415,
+     "unsupported_media_type"),
     (compact({"clicks": [{}] * 501}), None, 413, "too_many_clicks"),
 ], ids=["bad-json", "empty", "no-clicks", "415", "501-clicks"])
 def test_a_refused_request_is_archived_under_the_public_route(env, clock, metric_names, body, headers,

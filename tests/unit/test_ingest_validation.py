@@ -25,7 +25,7 @@ def click(**over):
 
 @pytest.mark.parametrize("ct,ok", [("application/json", True), ("application/json; charset=utf-8", True),
                                    ("APPLICATION/JSON", True), ("text/plain", False), ("", False)])
-def test_content_type(ct, ok):
+def test_content_type_of_post_clicks(ct, ok):
     headers = {"content-type": ct} if ct else {}
     if ok:
         check_content_type(headers)
@@ -33,6 +33,20 @@ def test_content_type(ct, ok):
         with pytest.raises(RequestError) as e:
             check_content_type(headers)
         assert e.value.status == 415
+
+
+@pytest.mark.parametrize("ct,ok", [("text/plain;charset=UTF-8", True), ("application/json", True),
+                                   ("text/html", False), ("multipart/form-data; boundary=x", False),
+                                   ("", False)])
+def test_content_type_of_the_public_route(ct, ok):
+    from common.public_route import CONTENT_TYPES
+    headers = {"Content-Type": ct} if ct else {}
+    if ok:
+        check_content_type(headers, CONTENT_TYPES)
+    else:
+        with pytest.raises(RequestError) as e:
+            check_content_type(headers, CONTENT_TYPES)
+        assert (e.value.status, e.value.code) == (415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("body,status,fragment", [
