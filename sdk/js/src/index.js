@@ -151,7 +151,7 @@ export class Tracker {
     if (doc && o.autoLinks) {
       this.#off.push(
         listenLinks(doc, o.linkAttribute, (token) => {
-          if (this.trackClick(token)) this.#kick(false);
+          if (this.trackClick(token)) this.#kick(true);
         }),
       );
     }
@@ -181,18 +181,26 @@ export class Tracker {
       ref = ref.slice(0, MAX_REFERRER);
       item.referrer = /[\ud800-\udbff]$/.test(ref) ? ref.slice(0, -1) : ref;
     }
-    q.add({ item, attempts: 0, next: now + o.flushIntervalMs });
+    // a batch: the first waiting click sets the deadline, the next ones share it
+    let next = now + o.flushIntervalMs;
+    let waiting = 1;
+    for (const e of q.m.values()) {
+      if (!e.attempts && this.#ready(e)) {
+        waiting++;
+        if (e.next > now) next = Math.min(next, e.next);
+      }
+    }
+    q.add({ item, attempts: 0, next });
     this.#trim();
-    let waiting = 0;
-    for (const e of q.m.values()) if (!e.attempts && this.#ready(e)) waiting++;
-    if (waiting >= o.flushAt) this.#kick(false);
+    if (waiting >= o.flushAt) this.#kick(true);
     else if (!this.#busy) this.#schedule();
     return id;
   }
 
   /**
-   * Sends every waiting item now (backoff included) and resolves when each request got an
-   * answer or failed. Items that are still not final stay queued.
+   * Sends every waiting item now (without waiting for the batch timer; items in backoff keep
+   * waiting for their time) and resolves when each request got an answer or failed. Items that
+   * are not final stay queued.
    * @returns {Promise<void>}
    */
   flush() {
@@ -255,10 +263,10 @@ export class Tracker {
     return !e.held && !this.#flight.has(e.item.click_id) && e.attempts < this.#o.maxAttempts;
   }
 
-  /** Queues a pump after the current one (at most one request in flight). @param {boolean} all */
-  #kick(all) {
+  /** Queues a pump after the current one (at most one request in flight). @param {boolean} now */
+  #kick(now) {
     clearTimeout(this.#timer);
-    return (this.#chain = this.#chain.then(() => this.#pump(all)).catch(() => {}));
+    return (this.#chain = this.#chain.then(() => this.#pump(now)).catch(() => {}));
   }
 
   /** Sets the timer for the earliest waiting item (batch delay or backoff). */
@@ -307,28 +315,25 @@ export class Tracker {
       const i = v && v.item;
       if (!i || typeof i.click_id != "string" || typeof i.token != "string" || typeof i.timestamp != "number") return null;
       const a = +v.attempts || 0;
-      return {
-        item: i,
-        attempts: a < o.maxAttempts ? a : 0, // a new page: attempts start again
-        next: Math.min(+v.next || 0, now + RETRY_AFTER_CAP_MS + o.backoffCapMs),
-        saved: true,
-      };
+      return a < o.maxAttempts
+        ? { item: i, attempts: a, next: Math.min(+v.next || 0, now + RETRY_AFTER_CAP_MS + o.backoffCapMs), saved: true }
+        : { item: i, attempts: 0, next: 0, saved: true }; // out of attempts on an earlier page: start again
     });
     this.#trim();
   }
 
   /**
-   * One round: every ready item that is due (or new, or any with `all`) is sent once, in
+   * One round: every ready item that is due (and, when `now`, every new one) is sent once, in
    * batches, one request at a time.
-   * @param {boolean} all
+   * @param {boolean} now
    */
-  async #pump(all) {
+  async #pump(now) {
     if (!this.#consent || this.#closed) return;
     this.#busy = true;
     try {
       this.#sync();
-      const now = this.#o.now();
-      const todo = [...this.#q.m.values()].filter((e) => this.#ready(e) && (all || !e.attempts || e.next <= now));
+      const t = this.#o.now();
+      const todo = [...this.#q.m.values()].filter((e) => this.#ready(e) && (e.next <= t || (now && !e.attempts)));
       while (todo.length) {
         const batch = this.#take(todo, (e) => this.#ready(e));
         if (batch.length) await this.#send(batch);
