@@ -447,7 +447,7 @@ export class Tracker {
           e.held = true;
           this.#q.save(e);
         }
-      } else this.#send(batch);
+      } else this.#send(batch).catch(() => {});
     }
   }
 

@@ -25,8 +25,9 @@ test("pagehide: everything waiting goes by sendBeacon as a text/plain Blob; item
   for (const id of ids) assert.equal(e.storage.queue()[id].beaconed, true);
   assert.equal(tr.stats().beacons, 1);
   assert.equal(tr.stats().queued, 2);
-  // the batch timer does not resend them on this (hidden, going) page
+  // neither the batch timer nor a flush resends them on this (hidden, going) page
   await e.clock.advance(5000);
+  await tr.flush();
   assert.equal(e.fetch.calls.length, 0);
   e.window.fire("pagehide", { persisted: false });
   assert.equal(e.sendBeacon.calls.length, 1); // not beaconed twice
@@ -280,6 +281,42 @@ test("two tabs on one storage never lose an item; each finished item is removed 
   assert.deepEqual(rb, b.map((clickId) => ({ clickId, status: "accepted" })));
   await e.clock.advance(60000);
   assert.equal(fa.calls.length + fb.calls.length, 3);
+  A.shutdown();
+  B.shutdown();
+});
+
+test("two tabs: an answer arriving after the other tab finished the item does not write it back", async (t) => {
+  const e = env(t, { options: { flushAt: 100 } });
+  let release;
+  const fb = [];
+  const fa = fakeFetch();
+  const A = createTracker({ ...e.options, fetch: fa });
+  const B = createTracker({
+    ...e.options,
+    document: new FakeTarget(),
+    window: new FakeTarget(),
+    fetch: async (url, init) => {
+      const body = JSON.parse(init.body);
+      fb.push(body.clicks.map((c) => c.click_id));
+      if (fb.length == 1) await new Promise((r) => (release = r));
+      return response(fb.length == 1 ? { status: 503, body: answer(body, "retryable") } : { status: 202, body: answer(body) });
+    },
+  });
+  await settle();
+  const a = A.trackClick(TOKEN);
+  const b = B.trackClick(TOKEN);
+  B.flush(); // B sends [b, a] and waits for the answer
+  await settle();
+  assert.deepEqual(fb, [[b, a]]);
+  await A.flush(); // meanwhile A sends [a, b]: both accepted, both keys removed
+  assert.deepEqual(fa.ids(), [[a, b]]);
+  assert.deepEqual(e.storage.queue(), {});
+  release(); // B's late 503: nothing is written back, both are forgotten (finished elsewhere)
+  await settle();
+  assert.deepEqual(e.storage.queue(), {});
+  assert.equal(B.stats().queued, 0);
+  await e.clock.advance(60000);
+  assert.equal(fb.length, 1);
   A.shutdown();
   B.shutdown();
 });

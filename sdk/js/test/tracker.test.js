@@ -27,6 +27,7 @@ test("one click -> one item with the right fields, persisted before trackClick r
   assert.equal(init.credentials, "omit");
   assert.equal(init.mode, "cors");
   assert.deepEqual(init.headers, { "Content-Type": "text/plain;charset=UTF-8" });
+  assert.ok(init.signal instanceof AbortSignal); // a hung request times out (30 s) and is retried
   assert.deepEqual(e.results, [{ clickId: id, status: "accepted" }]);
   assert.deepEqual(e.sends, [{ clickIds: [id], transport: "fetch", at: e.clock.t }]);
   assert.deepEqual(e.storage.queue(), {});
