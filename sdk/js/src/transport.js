@@ -32,7 +32,7 @@ export async function post(fetchFn, url, body, bytes) {
     headers: { "Content-Type": CONTENT_TYPE },
     // a request that hangs must not hold the queue (one request in flight): after 30 s it fails
     // like a network error and is retried (the click_ids make that safe)
-    signal: AbortSignal.timeout ? AbortSignal.timeout(30000) : undefined,
+    signal: typeof AbortSignal != "undefined" && AbortSignal.timeout ? AbortSignal.timeout(30000) : undefined,
   });
   let json = null;
   try {
