@@ -1,7 +1,8 @@
 """Generated click load with a known ground truth. The generator plays the ad server: every
 click is for a served impression whose click token (docs/click-token.md) it signs with the key
-set it is given (the local stack's: local.readback.click_token_keys), at the ad catalog's price;
-the click body carries the token. The traffic mix (each a LoadSpec knob):
+set it is given (the local stack's: local.readback.click_token_keys), at the ad catalog's price,
+through the Python SDK's TokenIssuer (clickagg_sdk, sdk/python) as an ad server would; the click
+body carries the token. The traffic mix (each a LoadSpec knob):
 
   normal             people: a residential-looking IPv4 address each (checked NOT in the
                      data-centre list) and a mainstream browser user agent (checked to match NO
@@ -47,9 +48,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
+from clickagg_sdk import TokenIssuer
+from clickagg_sdk.click_token import (ClickClaims, KeyProvider, StaticKeys, b64url_encode,
+                                      encode_payload, issue)
 from common import ivt
-from common.click_token import (ClickClaims, KeyProvider, StaticKeys, b64url_encode,
-                                encode_payload, issue)
 
 HOT_AD = "ad-0000"
 USER_REPEAT_WINDOW_MS = 10_000  # the default repeat_window_s (common.schema), kept apart on purpose
@@ -209,8 +211,9 @@ class Load:
         if claims is None:
             return item
         iat = int(time.time() if now_s is None else now_s) + TOO_FAST_AHEAD_S
-        return {**item, "token": issue(dataclasses.replace(claims, issued_at=iat, expires_at=iat + TOKEN_TTL_S),
-                                       self.keys)}
+        issuer = TokenIssuer(self.keys, ttl_s=TOKEN_TTL_S)
+        return {**item, "token": issuer.issue_claims(dataclasses.replace(claims, issued_at=iat,
+                                                                         expires_at=iat + TOKEN_TTL_S))}
 
     def settle_links(self, answered: dict[str, tuple[int, int]]) -> list[str]:
         """Event (and ingest) time of the link clicks, known only once sent: `answered` =
@@ -284,6 +287,7 @@ def _timestamp(ms: int, rng: random.Random, iso_share: float):
 class _Builder:
     def __init__(self, spec: LoadSpec, end_ms: int, keys: KeyProvider):
         self.spec, self.end_ms, self.keys = spec, end_ms, keys
+        self.issuer = TokenIssuer(keys, ttl_s=TOKEN_TTL_S)  # the ad server's signer (clickagg_sdk)
         self.start_ms = end_ms - spec.span_s * 1000
         self.rng = random.Random(spec.seed)
         self.ads = ad_catalog(spec.ads, self.rng)
@@ -338,10 +342,10 @@ class _Builder:
     # --- tokens and clicks -----------------------------------------------------------------------
     def claims(self, ad: dict, issued_s: int) -> ClickClaims:
         self.n_impressions += 1
-        return ClickClaims(impression_id=f"imp-{self.spec.seed}-{self.n_impressions:08d}", ad_id=ad["ad_id"],
-                           campaign_id=ad["campaign_id"], advertiser_id=ad["advertiser_id"],
-                           price_micros=int(ad["cost"] * 1_000_000), issued_at=issued_s,
-                           expires_at=issued_s + TOKEN_TTL_S, landing_url=ad["landing_url"])
+        return self.issuer.claims(impression_id=f"imp-{self.spec.seed}-{self.n_impressions:08d}", ad_id=ad["ad_id"],
+                                  campaign_id=ad["campaign_id"], advertiser_id=ad["advertiser_id"],
+                                  price_micros=int(ad["cost"] * 1_000_000), issued_at=issued_s,
+                                  landing_url=ad["landing_url"])
 
     def served_before(self, event_ms: int) -> int:
         """An impression served 2..300 s before the click (so ingest - issued_at >= 1 s)."""
@@ -368,7 +372,7 @@ class _Builder:
                     else self.served_before(event_ms))
         claims = self.claims(ad, issued_s)
         c = self.click(kind, ad, user, ip, ua, event_ms, claims)
-        self.tokens[c["click_id"]] = issue(claims, self.keys)
+        self.tokens[c["click_id"]] = self.issuer.issue_claims(claims)
         self.claims_of[c["click_id"]] = claims
         return c
 
@@ -466,7 +470,7 @@ def generate(spec: LoadSpec, end_ms: int, keys: Optional[KeyProvider] = None) ->
     for ua in rng.sample(BROWSER_UAS, n[LINK]):
         ad = b.pick_ad()
         claims = b.claims(ad, b.end_ms // 1000 - rng.randint(5, 120))
-        token = issue(claims, b.keys)
+        token = b.issuer.issue_claims(claims)
         c = b.click(LINK, ad, link_user_id(LOCAL_PEER_IP, ua), LOCAL_PEER_IP, ua, None, claims,
                     click_id=link_click_id(claims.impression_id))
         links.append({"click_id": c["click_id"], "token": token, "user_agent": ua,
@@ -518,7 +522,7 @@ def _forged(b: _Builder, spec: LoadSpec) -> list[Forged]:
             claims = b.claims(ad, event_ms // 1000 - 60)
             body = {"ad_id": ad["ad_id"], "campaign_id": ad["campaign_id"], "advertiser_id": ad["advertiser_id"],
                     "cost": str(ad["cost"])}
-            token: Optional[str] = issue(claims, b.keys)
+            token: Optional[str] = b.issuer.issue_claims(claims)
             if kind == "tampered_price":
                 token = _tampered(token, dataclasses.replace(claims, price_micros=claims.price_micros * 10))
                 body["cost"] = str(ad["cost"] * 10)
@@ -531,10 +535,10 @@ def _forged(b: _Builder, spec: LoadSpec) -> list[Forged]:
                 token = issue(claims, StaticKeys({"forged9": rng.randbytes(32)}, "forged9"))
             elif kind == "expired":
                 iat = event_ms // 1000 - 2 * 86_400
-                token = issue(dataclasses.replace(claims, issued_at=iat, expires_at=iat + 3600), b.keys)
+                token = b.issuer.issue_claims(dataclasses.replace(claims, issued_at=iat, expires_at=iat + 3600))
             elif kind == "issued_in_future":
                 iat = b.end_ms // 1000 + 3600
-                token = issue(dataclasses.replace(claims, issued_at=iat, expires_at=iat + 3600), b.keys)
+                token = b.issuer.issue_claims(dataclasses.replace(claims, issued_at=iat, expires_at=iat + 3600))
             elif kind == "other_ad":
                 other = b.ads[(b.ads.index(ad) + 1) % len(b.ads)]
                 body = {"ad_id": other["ad_id"], "campaign_id": other["campaign_id"],

@@ -1,6 +1,8 @@
-"""Send a generated load to the ingest API like an ad SDK would: batches, a few concurrent
-connections, and retries of whatever the API calls retryable (503 or per-click `retryable`);
-and click links (GET /v1/c?t=TOKEN) like a browser follows them (`send_links`)."""
+"""Send a generated load to the ingest API like an ad server's SDK would: batches, a few
+concurrent connections, and retries by the SDK's rules (clickagg_sdk.retry: per-click
+`retryable`, 408/429/5xx, network errors; Retry-After honoured; full-jitter backoff), each
+request made by the Python SDK's `ClickClient.post`; and click links (GET /v1/c?t=TOKEN) like a
+browser follows them (`send_links`, plain HTTP: a browser, not an SDK)."""
 from __future__ import annotations
 
 import random
@@ -13,13 +15,23 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import requests
+import urllib3
+from clickagg_sdk import ClickClient
+from clickagg_sdk.retry import retry_delay_s
+
+# the harness's backoff: the SDK's full jitter, capped lower than the SDK's default (10 s) so a
+# restarting local stack is noticed quickly; base as the SDK's
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 2.0
 
 
 @dataclass
 class SendReport:
-    outcomes: Counter = field(default_factory=Counter)  # final status per sent item
-    retries: int = 0
-    requests: int = 0
+    # final status per sent item: accepted, duplicate, rejected, or retryable (still retryable
+    # after max_retries answered requests: the harness gave up on it)
+    outcomes: Counter = field(default_factory=Counter)
+    retries: int = 0  # items sent again (retryable answers, 408/429/5xx, network errors)
+    requests: int = 0  # answered requests (resent ones excluded)
     resent_requests: int = 0
     connection_errors: int = 0
     http_status: Counter = field(default_factory=Counter)
@@ -41,16 +53,23 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
     `resend_rate`: share of requests sent again whole after their response, as an SDK does
     when a response is lost to a timeout (same click_ids: they must come back `duplicate`).
     `rate`: clicks/s to pace the requests at (batch i goes out at i * batch_size / rate s);
-    None sends as fast as the API answers. Connection errors (API down or restarting) are
-    retried like timeouts. `prepare`: applied to each item every time it is posted (e.g.
-    tools.loadgen.Load.prepare signs some tokens at send time)."""
+    None sends as fast as the API answers. `deadline` (time.monotonic): batches not started by
+    then are not sent (time-boxed benchmarks). Retries: an item answered `retryable` is sent
+    again at most `max_retries` times (then counted `retryable`); a whole request without an
+    answer (connection error: API down or restarting, timeout) or answered 408/429/5xx is sent
+    again until it is answered; a whole request refused otherwise (400 without results, 413,
+    415, 403) counts its items `rejected` with the API's reason. `prepare`: applied to each item
+    every time it is posted (e.g. tools.loadgen.Load.prepare signs some tokens at send time)."""
     report = SendReport() if report is None else report
     rng = random.Random(seed)
+    backoff_rng = random.Random(seed + 1)
     lock = threading.Lock()
-    local = threading.local()
     batches = [sends[i : i + batch_size] for i in range(0, len(sends), batch_size)]
     done = [0]
-    headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+    # one client for every worker: urllib3's pool is thread-safe, one connection per worker
+    client = ClickClient(api_url, api_key=api_key, timeout_s=60.0, backoff_base_s=BACKOFF_BASE_S,
+                         backoff_cap_s=BACKOFF_CAP_S,
+                         http=urllib3.PoolManager(maxsize=max(1, concurrency), block=False))
 
     def post(indexed: tuple[int, list[dict]]) -> None:
         index, batch = indexed
@@ -60,20 +79,18 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
             return  # time-boxed run (benchmarks): batches after the deadline are not sent
         with lock:
             report.sent_ids.update(item["click_id"] for item in batch)
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        pending, attempt = batch, 0
+        pending, answered, rounds = batch, 0, 0
         while pending:
             sent_at = time.time()
-            try:
-                items = [prepare(item) for item in pending] if prepare else pending
-                resp = session.post(f"{api_url}/v1/clicks", json={"clicks": items}, headers=headers, timeout=60)
-                body = resp.json()
-            except (requests.ConnectionError, requests.Timeout, ValueError):
+            items = [prepare(item) for item in pending] if prepare else pending
+            answer = client.post(items)  # exactly one HTTP request
+            if answer.http_status is None:  # no answer: the same request again, after a backoff
                 with lock:
                     report.connection_errors += 1
-                session = local.session = requests.Session()
-                time.sleep(0.5)
+                    report.retries += len(pending)
+                    wait = retry_delay_s(rounds, None, BACKOFF_BASE_S, BACKOFF_CAP_S, backoff_rng)
+                rounds += 1
+                time.sleep(wait)
                 continue
             with lock:
                 resend = rng.random() < resend_rate
@@ -84,24 +101,26 @@ def send_load(api_url: str, sends: list[dict], batch_size: int = 100, concurrenc
             retry = []
             with lock:
                 report.requests += 1
-                report.http_status[resp.status_code] += 1
-                for item, result in zip(pending, body.get("results", [])):
-                    if result["status"] == "retryable" and attempt < max_retries:
-                        retry.append(item)
-                        continue
-                    report.outcomes[result["status"]] += 1
-                    if result["status"] == "rejected":
-                        reasons = result.get("reasons") or []
+                report.http_status[answer.http_status] += 1
+                for item, decision in zip(pending, answer.decisions()):
+                    if not decision.final:
+                        # per-item `retryable`: at most max_retries times; whole request: until answered
+                        if answer.results is None or answered < max_retries:
+                            retry.append(item)
+                            continue
+                    report.outcomes[decision.status] += 1
+                    if decision.status == "rejected":
+                        reasons = list(decision.reasons)
                         report.rejected[item["click_id"]] = reasons
                         report.rejected_reasons.update(f"{r.get('field')}:{r.get('reason')}" for r in reasons)
-                    if result["status"] == "accepted":
+                    if decision.status == "accepted":
                         report.post_times.setdefault(item["click_id"], sent_at)
                 report.retries += len(retry)
-            if resp.status_code >= 500 and not body.get("results"):
-                retry = pending
-            pending, attempt = retry, attempt + 1
+                wait = (retry_delay_s(rounds, answer.retry_after_s, BACKOFF_BASE_S, BACKOFF_CAP_S, backoff_rng)
+                        if retry else 0.0)
+            pending, answered, rounds = retry, answered + 1, rounds + 1
             if pending:
-                time.sleep(min(0.05 * 2**attempt, 2.0))
+                time.sleep(wait)
         with lock:
             done[0] += 1
             if progress and (done[0] % max(1, len(batches) // 10) == 0 or done[0] == len(batches)):
