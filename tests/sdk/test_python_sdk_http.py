@@ -440,3 +440,30 @@ def test_flush_at_interpreter_exit(server):
             f"for i in range(7): s.track({{'click_id': f'exit-{{i}}', 'user_id': 'u'}})\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert server.ids_per_request() == [[f"exit-{i}" for i in range(7)]]
+
+
+# --- the load harness on the SDK (tools/sender.send_load) ----------------------------------------
+def test_send_load_posts_through_the_sdk_with_its_retry_rules(server):
+    from tools.sender import send_load
+
+    server.script = [("status", 503, {"Retry-After": "0"}, {"error": "down"}), ("drop",),
+                     ("items", {"c1": "retryable", "c3": "rejected"})]
+    report = send_load(server.url, clicks(4), batch_size=4, concurrency=1, progress=False)
+    assert server.ids_per_request() == [["c0", "c1", "c2", "c3"]] * 3 + [["c1"]]
+    assert report.outcomes == {"accepted": 3, "rejected": 1}
+    assert report.rejected == {"c3": [{"field": "user_id", "reason": "missing"}]}
+    assert (report.requests, report.connection_errors, dict(report.http_status)) == (3, 1, {503: 1, 202: 2})
+    assert report.retries == 4 + 4 + 1 and report.sent_ids == {"c0", "c1", "c2", "c3"}
+    assert set(report.post_times) == {"c0", "c1", "c2"}
+
+
+def test_send_load_counts_a_refused_request_rejected_and_gives_up_per_item(server):
+    from tools.sender import send_load
+
+    server.script = [("status", 413, {}, {"error": "too large", "status": 413})]
+    report = send_load(server.url, clicks(2), batch_size=2, concurrency=1, progress=False)
+    assert report.outcomes == {"rejected": 2} and len(server.requests) == 1
+    assert report.rejected_reasons == {"request:HTTP 413: too large": 2}
+    server.script = [("items", {"r0": "retryable"})] * 3
+    report = send_load(server.url, clicks(1, "r"), max_retries=2, concurrency=1, progress=False)
+    assert report.outcomes == {"retryable": 1} and server.ids_per_request()[-3:] == [["r0"]] * 3
