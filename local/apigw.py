@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -28,6 +29,12 @@ class Route:
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    """A header's value whatever its case (HTTP/2 clients send names in lowercase; API Gateway
+    fills identity.userAgent from either)."""
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
 def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str,
@@ -65,7 +72,7 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
             "requestTimeEpoch": int(now * 1000),
             "domainName": host, "domainPrefix": host.split(".")[0],
             "identity": {
-                "sourceIp": source_ip, "userAgent": headers.get("User-Agent"),
+                "sourceIp": source_ip, "userAgent": _header(headers, "User-Agent"),
                 **dict.fromkeys(("cognitoIdentityPoolId", "accountId", "cognitoIdentityId", "caller",
                                  "principalOrgId", "accessKey", "cognitoAuthenticationType",
                                  "cognitoAuthenticationProvider", "userArn", "user")),
@@ -79,10 +86,22 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
 class LocalApiGateway:
     def __init__(self, routes: list[Route], host: str = "127.0.0.1", port: int = 0):
         self.routes = routes
+        self._connections: set[socket.socket] = set()  # open keep-alive connections (stop() ends them)
+        self._lock = threading.Lock()
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with gateway._lock:
+                    gateway._connections.add(self.connection)
+
+            def finish(self):
+                with gateway._lock:
+                    gateway._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, *args):  # quiet: the demo prints its own summary
                 pass
@@ -132,5 +151,14 @@ class LocalApiGateway:
         return self
 
     def stop(self) -> None:
+        """Down like a stopped process: no new connections, and the open keep-alive ones are
+        cut (a client would otherwise go on being served on them, as a browser does)."""
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
