@@ -108,6 +108,8 @@ export class Tracker {
   /** @type {(() => void)[]} */
   #off = [];
   #n = { accepted: 0, duplicate: 0, rejected: 0, dropped: 0, retries: 0, requests: 0, beacons: 0 };
+  /** nothing is sent before this (epoch ms): the API's last Retry-After */
+  #notBefore = 0;
 
   /** @param {Options} options */
   constructor(options) {
@@ -275,6 +277,7 @@ export class Tracker {
     if (!this.#consent || this.#closed) return;
     let at = Infinity;
     for (const e of this.#q.m.values()) if (this.#ready(e)) at = Math.min(at, e.next);
+    if (at < Infinity) at = Math.max(at, this.#notBefore);
     if (at < Infinity) this.#timer = setTimeout(() => this.#kick(false), Math.max(0, at - this.#o.now()));
   }
 
@@ -333,7 +336,9 @@ export class Tracker {
     try {
       this.#sync();
       const t = this.#o.now();
-      const todo = [...this.#q.m.values()].filter((e) => this.#ready(e) && (e.next <= t || (now && !e.attempts)));
+      // nothing before the API's Retry-After has passed (new clicks wait too)
+      const todo = t < this.#notBefore ? []
+        : [...this.#q.m.values()].filter((e) => this.#ready(e) && (e.next <= t || (now && !e.attempts)));
       while (todo.length) {
         const batch = this.#take(todo, (e) => this.#ready(e));
         if (batch.length) await this.#send(batch);
@@ -417,9 +422,13 @@ export class Tracker {
   /** @param {Entry[]} batch @param {number} wait Retry-After, ms @param {number} now */
   #retry(batch, wait, now) {
     const o = this.#o;
+    // one draw for the batch: its items stay together (and a Retry-After holds every send)
+    const tries = Math.max(0, ...batch.map((e) => e.attempts));
+    const next = now + Math.max(wait, backoff(tries, o.backoffBaseMs, o.backoffCapMs, o.random));
+    if (wait) this.#notBefore = Math.max(this.#notBefore, now + wait);
     for (const e of batch) {
       if (!this.#q.m.has(e.item.click_id)) continue;
-      e.next = now + Math.max(wait, backoff(e.attempts, o.backoffBaseMs, o.backoffCapMs, o.random));
+      e.next = next;
       e.attempts++;
       this.#n.retries++;
       this.#q.save(e);

@@ -156,6 +156,40 @@ for (const [name, step, wait] of [
   });
 }
 
+test("a batch that failed together is retried together: one backoff draw for the batch, one request", async (t) => {
+  const draws = [0.9, 0.1, 0.5, 0.3];
+  const fetch = fakeFetch(["network"]);
+  const e = env(t, { fetch, options: { random: () => draws.shift() ?? 0.5 } });
+  const tr = createTracker(e.options);
+  const ids = [1, 2, 3].map(() => tr.trackClick(TOKEN));
+  await tr.flush();
+  const t1 = e.clock.t;
+  // 0.9 * min(30000, 200 * 2**0) = 180 ms for all three (per-item draws would split them up)
+  assert.deepEqual(Object.values(e.storage.queue()).map((v) => v.next), [t1 + 180, t1 + 180, t1 + 180]);
+  await e.clock.advance(180);
+  assert.deepEqual(e.fetch.ids(), [ids, ids]);
+  assert.deepEqual(e.storage.queue(), {});
+  tr.shutdown();
+});
+
+test("Retry-After holds every send, new clicks included, until it has passed", async (t) => {
+  const fetch = fakeFetch([{ status: 503, headers: { "Retry-After": "10" } }]);
+  const e = env(t, { fetch, options: { random: () => 0, flushAt: 1 } });
+  const tr = createTracker(e.options);
+  const first = tr.trackClick(TOKEN); // flushAt 1: sent at once, 503 Retry-After 10 s
+  await settle();
+  assert.equal(e.fetch.calls.length, 1);
+  await e.clock.advance(2000);
+  const second = tr.trackClick(TOKEN); // would go at once, but the API asked for 10 s
+  await tr.flush();
+  await e.clock.advance(9999 - 2000);
+  assert.equal(e.fetch.calls.length, 1);
+  await e.clock.advance(1);
+  assert.deepEqual(e.fetch.ids().slice(1).flat().sort(), [first, second].sort());
+  assert.deepEqual(e.storage.queue(), {});
+  tr.shutdown();
+});
+
 for (const status of [400, 415, 404]) {
   test(`${status} without results rejects every item of the request, not resent`, async (t) => {
     const fetch = fakeFetch([{ status, body: { error: "refused", status } }]);
