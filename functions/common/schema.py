@@ -317,11 +317,12 @@ SETTINGS: tuple[Setting, ...] = (
       context=False, group=INGEST, lambdas=(INGEST,)),
     S("hot_ad_salts", Salts, {}, "'ad-1:8,ad-7:4': hot ads spread over N partition keys",
       group=INGEST, lambdas=(INGEST,)),
-    S("click_token_mode", str, "off",
+    S("click_token_mode", str, "observe",
       "signed click tokens (docs/click-token.md): off = not looked at; observe = verified and "
       "counted per reason (metrics ClickToken_<outcome>), clicks accepted as without; enforce = "
-      "a click needs a valid token, whose ids and price are the click's. Default off: the SDKs "
-      "and the load generator do not send tokens yet", choices=CLICK_TOKEN_MODES,
+      "a click needs a valid token, whose ids and price are the click's. Default observe: the "
+      "SDKs send tokens (sdk/), so a new deployment sees what enforce would refuse before "
+      "anyone switches it on", choices=CLICK_TOKEN_MODES,
       group=INGEST, lambdas=(INGEST,)),
     S("click_token_max_age_s", int, 24 * 3600,
       "a click token issued longer ago (+ skew) is expired_token", ge=1, le=7 * 24 * 3600,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from dataclasses import replace
+
 import pytest
 
 from common.config import IngestSettings
@@ -189,7 +191,7 @@ def test_public_route_validates_as_enforce_whatever_the_mode_and_ignores_ip_and_
     off too; ignored_fields: ip/user_agent are neither validated nor kept."""
     from ingest.public import IGNORED_FIELDS
 
-    assert S.click_token_mode == "off"
+    S = replace(globals()["S"], click_token_mode="off")
     item = {"click_id": "c1", "user_id": "u1", "timestamp": NOW - 1000, "token": "t",
             "ip": "not an ip", "user_agent": ["x"]}
     assert isinstance(validate_item(0, item, S, NOW), Rejection)  # the API-key route, mode off
