@@ -14,12 +14,19 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup demo test test-main test-flink test-glue soak synth bench clean up
 
-setup: $(VENV)/.done $(FLINKENV)/.done $(GLUEENV)/.done node_modules/.done web/dist/index.html $(FLINK_APP)
+setup: $(VENV)/.done $(VENV)/.sdk-done $(FLINKENV)/.done $(GLUEENV)/.done node_modules/.done web/dist/index.html \
+       sdk/js/dist/clickagg.min.js $(FLINK_APP)
 
 $(VENV)/.done: requirements/lambda.txt requirements/infra.txt requirements/dev.txt
 	$(PY311) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
+	touch $@
+
+# the Python SDK, as a user installs it (a wheel built by hatchling; it carries
+# functions/common/click_token.py, so a change there reinstalls it): the load generator uses it
+$(VENV)/.sdk-done: $(VENV)/.done sdk/python/pyproject.toml sdk/python/README.md $(wildcard sdk/python/clickagg_sdk/*.py) functions/common/click_token.py
+	$(PY) -m pip install -q --no-deps --force-reinstall ./sdk/python
 	touch $@
 
 $(FLINKENV)/.done: requirements/flink.txt
@@ -47,6 +54,14 @@ node_modules/.done: package.json package-lock.json
 web/node_modules/.done: web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund --loglevel=error
 	touch $@
+
+sdk/js/node_modules/.done: sdk/js/package.json sdk/js/package-lock.json
+	npm ci --prefix sdk/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+# the browser SDK's bundles (ESM + script tag) and types; the build fails above 5 KiB gzipped
+sdk/js/dist/clickagg.min.js: sdk/js/node_modules/.done sdk/js/build.mjs sdk/js/tsconfig.json $(wildcard sdk/js/src/*)
+	node sdk/js/build.mjs
 
 web/dist/index.html: web/node_modules/.done web/build.mjs $(wildcard web/src/*)
 	node web/build.mjs
@@ -80,4 +95,4 @@ bench: setup
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) $(FLINKENV) $(GLUEENV) node_modules cdk.out .local web/node_modules web/dist functions/aggregate/target
+	rm -rf $(VENV) $(FLINKENV) $(GLUEENV) node_modules cdk.out .local web/node_modules web/dist sdk/js/node_modules sdk/js/dist functions/aggregate/target
