@@ -53,11 +53,11 @@ def test_only_the_ingest_function_may_read_the_secret(default_template):
     assert "SecretsManager::ResourcePolicy" not in json.dumps(default_template.to_json())
 
 
-def test_ingest_env_names_the_secret_and_keeps_tokens_off_by_default(default_template):
+def test_ingest_env_names_the_secret_and_observes_tokens_by_default(default_template):
     env = ingest_function(default_template)["Environment"]["Variables"]
     assert env["CLICK_TOKEN_SECRET"] == "clickagg-click-token-keys"
     assert (env["CLICK_TOKEN_MODE"], env["CLICK_TOKEN_MAX_AGE_S"], env["CLICK_TOKEN_CLOCK_SKEW_S"]) \
-        == ("off", "86400", "300")
+        == ("observe", "86400", "300")
 
 
 def test_manual_rotation_is_acknowledged_on_the_secret(default_app):
