@@ -407,6 +407,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("ivt_alert_percent", int, 5,
       "/v1/quality alerts (and the CloudWatch alarm fires) when suspect + invalid clicks "
       "exceed this percent of clicks", ge=1, le=100, group="quality", lambdas=(QUERY,)),
+    S("ivt_alert_min_clicks", int, 100,
+      "a window with fewer clicks never raises the IVT alert or alarm: a few clicks' rate is "
+      "noise (and a burst re-classified later can lift a quiet window's rate past 100 %)", ge=1,
+      le=1_000_000_000, group="quality", lambdas=(QUERY,)),
     S("flink_dedup_ttl_s", int, 1800,
       "the job's memory of click_ids and of IVT groups (impressions, user repeats, IP bursts): "
       ">= 60 + lateness + watermark delay; an impression clicked again later than this after "

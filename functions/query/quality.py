@@ -96,9 +96,11 @@ def ivt_windows(window_end_ms: int, now_ms: int) -> tuple[IvtWindow, IvtWindow]:
             IvtWindow("last_hour", "1h", hour - HOUR_MS, hour))
 
 
-def ivt_alerting(t: VerdictTotals, alert_percent: int) -> bool:
-    """(suspect + invalid) / clicks * 100 > alert_percent, exactly (integers); never without clicks."""
-    return t.clicks > 0 and 100 * (t.suspect_clicks + t.invalid_clicks) > alert_percent * t.clicks
+def ivt_alerting(t: VerdictTotals, alert_percent: int, min_clicks: int = 1) -> bool:
+    """(suspect + invalid) / clicks * 100 > alert_percent, exactly (integers), in a window of at
+    least `min_clicks` (>= 1) clicks."""
+    return t.clicks >= max(1, min_clicks) and \
+        100 * (t.suspect_clicks + t.invalid_clicks) > alert_percent * t.clicks
 
 
 def ivt_rates(t: VerdictTotals) -> dict[str, Optional[float]]:
@@ -109,11 +111,11 @@ def ivt_rates(t: VerdictTotals) -> dict[str, Optional[float]]:
 
 
 def ivt_json(windows: Sequence[IvtWindow], totals: Sequence[VerdictTotals], alert_percent: int,
-             final: Mapping[str, bool]) -> dict:
-    """The ivt section: alert_percent, alert (any window), and one object per window."""
-    out: dict = {"alert_percent": alert_percent, "alert": False}
+             final: Mapping[str, bool], min_clicks: int = 1) -> dict:
+    """The ivt section: alert_percent, alert_min_clicks, alert (any window), one object per window."""
+    out: dict = {"alert_percent": alert_percent, "alert_min_clicks": min_clicks, "alert": False}
     for w, t in zip(windows, totals, strict=True):
-        alert = ivt_alerting(t, alert_percent)
+        alert = ivt_alerting(t, alert_percent, min_clicks)
         out["alert"] = out["alert"] or alert
         out[w.name] = {**window_json(w.start, w.end), "resolution": w.resolution,
                        "clicks": t.clicks, "billable_clicks": t.billable_clicks,

@@ -95,7 +95,8 @@ class QueryService:
         (f, r1), (late, r2), (summary, finished, r3), (metrics, r4), (totals, r5) = (
             fresh_f.result(), late_f.result(), rec_f.result(), metrics_f.result(), ivt_f.result())
         final = {iw.name: self._freshness(f, now, iw.end)["final"] for iw in windows}
-        ivt = ivt_json(windows, totals, self.quality_settings.ivt_alert_percent, final)
+        ivt = ivt_json(windows, totals, self.quality_settings.ivt_alert_percent, final,
+                       self.quality_settings.ivt_alert_min_clicks)
         body = quality_body(req, now, self._freshness(f, now, None), metrics, late,
                             reconciliation_json(summary, finished), ivt)
         store_requests = r1 + r2 + r3 + r5

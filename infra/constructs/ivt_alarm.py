@@ -16,8 +16,8 @@ verdicts are known in three places:
     adds nothing). aggregate/verdicts.py computes them, the sink Lambda prints them as EMF
     (ClicksCounted, ClicksValid, ClicksSuspect, ClicksInvalid; namespace ClickAgg, service=sink):
     no PutMetricData call, no extra permission.
-So the alarm is metric math over those sums in one 5-minute period:
-    IF(clicks > 0, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0) > ivt_alert_percent
+So the alarm is metric math over those sums in one 5-minute period, N = ivt_alert_min_clicks:
+    IF(clicks >= N, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0) > ivt_alert_percent
 Without data (no 1m aggregate written: no traffic, or the Timestream store, whose WriteRecords
 returns no old record) the alarm is not breaching; clicks = 0 gives 0, not a division by zero.
 
@@ -41,7 +41,12 @@ from infra.settings import StackSettings
 
 # metric math ids -> the changelog column whose per-verdict delta the sink publishes
 USING = {"clicks": "clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks"}
-EXPRESSION = "IF(clicks > 0, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"
+
+
+def expression(min_clicks: int) -> str:
+    """The rate the alarm evaluates: 0 below `min_clicks` clicks (ivt_alert_min_clicks, the same
+    floor as GET /v1/quality's alert)."""
+    return f"IF(clicks >= {max(1, min_clicks)}, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"
 
 
 class IvtRateAlarm(Construct):
@@ -53,14 +58,16 @@ class IvtRateAlarm(Construct):
             key: cw.Metric(namespace=namespace, metric_name=VERDICT_METRICS[column],
                            dimensions_map={"service": SERVICE}, statistic="Sum", period=PERIOD)
             for key, column in USING.items()}
-        self.rate = cw.MathExpression(expression=EXPRESSION, using_metrics=self.metrics,
+        self.rate = cw.MathExpression(expression=expression(settings.ivt_alert_min_clicks),
+                                      using_metrics=self.metrics,
                                       label="IVT rate (% of counted clicks)", period=PERIOD)
         percent = settings.ivt_alert_percent
         self.alarm = add_alarm(
             self, "IvtRate", topic=topic, alarm_name=f"{settings.prefix}-quality-IvtRate",
             description=(f"IVT rate > {percent} %: suspect + invalid clicks were more than "
                          f"{percent} % of the clicks the stream counted in 5 minutes (sink EMF "
-                         "ClicksSuspect + ClicksInvalid over ClicksCounted; ivt_alert_percent). "
+                         "ClicksSuspect + ClicksInvalid over ClicksCounted; ivt_alert_percent; "
+                         f"not below {settings.ivt_alert_min_clicks} clicks, ivt_alert_min_clicks). "
                          "GET /v1/quality `ivt` has the rates per class; the reasons are in the "
                          "raw archive."),
             metric=self.rate, threshold=percent)

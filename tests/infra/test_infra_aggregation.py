@@ -179,7 +179,7 @@ def test_sink_and_query_env_defaults(default_template):
     stream_ref = {"Ref": logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
-                     "IVT_ALERT_PERCENT": "5",  # /v1/quality: the IVT alert
+                     "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
 
@@ -196,7 +196,7 @@ def test_sink_and_query_env_timestream(timestream_parts):
     stream_ref = {"Ref": logical_id(timestream_parts, "AWS::Kinesis::Stream", "ClicksStream")}
     assert query == {**store_env, **AggregationSettings().to_env(),
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
-                     "IVT_ALERT_PERCENT": "5",  # /v1/quality: the IVT alert
+                     "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",
                      "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
 

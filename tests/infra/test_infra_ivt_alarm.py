@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-EXPRESSION = "IF(clicks > 0, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"
+EXPRESSION = "IF(clicks >= 100, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"  # default floor
 # what the sink prints (functions/aggregate/verdicts.py), own copy
 INPUTS = {"clicks": "ClicksCounted", "suspect": "ClicksSuspect", "invalid": "ClicksInvalid"}
 
@@ -42,6 +42,7 @@ def test_alarm_is_the_metric_math_above_ivt_alert_percent(default_template, cust
     [action] = alarm["AlarmActions"]
     assert action["Ref"].startswith("AlarmsTopic")
     assert f"> {percent} %" in alarm["AlarmDescription"]
+    assert "not below 100 clicks" in alarm["AlarmDescription"]
 
 
 def test_expression_math_is_the_rate_the_api_alerts_on():
@@ -49,13 +50,18 @@ def test_expression_math_is_the_rate_the_api_alerts_on():
     Python), against GET /v1/quality's rule: (suspect + invalid) / clicks * 100 > percent."""
     from query.quality import VerdictTotals, ivt_alerting
 
-    def cloudwatch(clicks, suspect, invalid):  # IF(clicks > 0, 100 * (FILL(s,0) + FILL(i,0)) / clicks, 0)
-        return 100 * ((suspect or 0) + (invalid or 0)) / clicks if clicks > 0 else 0
+    from infra.constructs.ivt_alarm import expression
 
-    for clicks, suspect, invalid in ((100, 3, 3), (100, 3, 2), (0, 0, 0), (7, None, 1), (40, 1, 1)):
+    def cloudwatch(floor, clicks, suspect, invalid):  # IF(clicks >= N, 100 * (FILL(s,0) + FILL(i,0)) / clicks, 0)
+        assert expression(floor) == f"IF(clicks >= {floor}, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"
+        return 100 * ((suspect or 0) + (invalid or 0)) / clicks if clicks >= floor else 0
+
+    for clicks, suspect, invalid in ((100, 3, 3), (100, 3, 2), (0, 0, 0), (7, None, 1), (40, 1, 1), (99, 50, 0)):
         for percent in (1, 5, 6, 12):
-            assert (cloudwatch(clicks, suspect, invalid) > percent) is ivt_alerting(
-                VerdictTotals(clicks, 0, suspect or 0, invalid or 0), percent), (clicks, suspect, invalid, percent)
+            for floor in (1, 40, 100):
+                assert (cloudwatch(floor, clicks, suspect, invalid) > percent) is ivt_alerting(
+                    VerdictTotals(clicks, 0, suspect or 0, invalid or 0), percent, floor), (
+                    clicks, suspect, invalid, percent, floor)
 
 
 def test_dashboard_graphs_the_rate_with_the_threshold_and_shows_the_alarm(default_template):

@@ -103,7 +103,7 @@ def test_freshness_estimate_and_alarm_status(default_template):
                    for line in w["properties"].get("metrics", [])
                    if isinstance(line[0], dict) and "expression" in line[0]]
     assert expressions == ["FILL(clicksage, 0) + FILL(sinklag, 0) + 7000",  # 5 s + 2000 ms
-                           "IF(clicks > 0, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"]
+                           "IF(clicks >= 100, 100 * (FILL(suspect, 0) + FILL(invalid, 0)) / clicks, 0)"]
     [status] = [w for w in body["widgets"] if w["type"] == "alarm"]
     alarm_count = len(resources(default_template, "AWS::CloudWatch::Alarm"))
     assert len(status["properties"]["alarms"]) == alarm_count  # every alarm of the stack

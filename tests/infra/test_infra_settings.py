@@ -257,7 +257,7 @@ def test_lambda_environments_are_derived_from_the_schema():
     assert settings.lambda_env(schema.QUERY, serving_table="t", clicks_stream_name="c") == {
         "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "FRESHNESS_SLOTS": "24",
         "ALLOWED_LATENESS_S": "900", "LEADERBOARD_SIZE": "50", "REPEAT_WINDOW_S": "10",
-        "CLICKS_STREAM_NAME": "c", "IVT_ALERT_PERCENT": "5"}
+        "CLICKS_STREAM_NAME": "c", "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100"}
     assert settings.lambda_env(schema.RECONCILE, billing_workflow="w") == {
         "SERVING_STORE": "dynamodb", "RECONCILE_MAX_AGE_DAYS": "120",
         "BILLING_CUTOFF_HOURS": "1", "BILLING_WORKFLOW": "w"}

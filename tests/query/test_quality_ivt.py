@@ -72,7 +72,7 @@ def assert_window(w: dict, counts: tuple[int, ...], complete: bool, percent: int
 
 def assert_section(body: dict, expected: dict[str, tuple[tuple[int, ...], bool]], percent: int, watermark) -> None:
     ivt = body["ivt"]
-    assert ivt["alert_percent"] == percent
+    assert (ivt["alert_percent"], ivt["alert_min_clicks"]) == (percent, 1)  # floor 1: any clicks
     for name, (counts, complete) in expected.items():
         assert_window(ivt[name], counts, complete, percent, watermark)
     alerting = [name for name in ("last_5m", "last_hour") if ivt[name]["alert"]]
@@ -118,6 +118,27 @@ def test_alert_is_strictly_above_the_percent_in_integers(clicks, suspect, invali
     assert ivt_alerting(t, percent) is alert
 
 
+@pytest.mark.parametrize("clicks,floor,alert", [
+    (99, 100, False), (100, 100, True), (101, 100, True),  # 50 % suspect: only the floor decides
+    (1, 1, True), (2, 3, False), (0, 1, False), (0, 0, False),  # a floor below 1 is 1: never without clicks
+])
+def test_no_alert_below_the_minimum_clicks(clicks, floor, alert):
+    t = VerdictTotals(clicks, clicks - clicks // 2, clicks // 2 + clicks % 2, 0)
+    assert ivt_alerting(t, 5, floor) is alert
+
+
+def test_the_ivt_section_applies_and_states_the_floor():
+    req = parse_quality({}, NOW)
+    windows = ivt_windows(req.window.end, NOW)
+    totals = [VerdictTotals(99, 0, 99, 0), VerdictTotals(400, 300, 100, 0)]  # 100 % of 99, 25 % of 400
+    ivt = ivt_json(windows, totals, 5, {}, min_clicks=100)
+    assert (ivt["alert_min_clicks"], ivt["last_5m"]["alert"], ivt["last_hour"]["alert"], ivt["alert"]) == (
+        100, False, True, True)
+    assert ivt["last_5m"]["rates"]["both"] == 1.0  # the rate is still reported, only not alerted on
+    body = quality_body(req, NOW, {}, PipelineMetrics(None, None, "test"), 0, None, ivt)
+    assert [a.split(" (")[0] for a in body["alerts"]] == ["IVT in the last whole hour"]
+
+
 def test_rates_per_class_and_none_without_clicks():
     assert ivt_rates(VerdictTotals(8, 4, 3, 1)) == {"suspect": 0.375, "invalid": 0.125, "both": 0.5}
     assert ivt_rates(VerdictTotals()) == {"suspect": None, "invalid": None, "both": None}
@@ -155,7 +176,7 @@ def ddb(aws):
 
 def dynamo_service(ddb, m: int, now: int, percent: int) -> QueryService:
     return QueryService(DynamoDBQueryStore(ddb, TABLE, m), AggregationSettings(leaderboard_size=m),
-                        clock_ms=lambda: now, quality=QualitySettings(ivt_alert_percent=percent))
+                        clock_ms=lambda: now, quality=QualitySettings(ivt_alert_percent=percent, ivt_alert_min_clicks=1))
 
 
 def random_requests(rng: random.Random, n: int):
@@ -257,7 +278,7 @@ def test_timestream_ivt_equals_the_truth_one_sql():
             [IvtWindow(name, res, start, end) for name, (res, start, end) in windows.items()])
         assert len({q for q, _ in ts.queries[calls:]}) == 1 and requests == len(ts.queries) - calls
         assert [tuple(getattr(x, c) for c in COUNTS) for x in totals] == [e[0] for e in expected.values()]
-        body = QueryService(store, clock_ms=lambda: now, quality=QualitySettings(ivt_alert_percent=percent)).quality(params)
+        body = QueryService(store, clock_ms=lambda: now, quality=QualitySettings(ivt_alert_percent=percent, ivt_alert_min_clicks=1)).quality(params)
         # the store's freshness is the newest 1m rows' watermark (the lookback hour): the truth's here
         wm = body["freshness"]["watermark_ms"]
         assert wm in (None, t.watermark)

@@ -124,7 +124,8 @@ export function fmtIvt(body) {
     return { text: "n/a", state: "na", title: "no IVT figures (GET /v1/quality without `ivt`: an older API)", rate: null, window: null };
   }
   const num = (v) => typeof v === "number" && Number.isFinite(v);
-  const limit = num(ivt.alert_percent) ? ` (alert above ${ivt.alert_percent} %)` : "";
+  const floor = num(ivt.alert_min_clicks) && ivt.alert_min_clicks > 1 ? ` of at least ${fmtInt(ivt.alert_min_clicks)} clicks` : "";
+  const limit = num(ivt.alert_percent) ? ` (alert above ${ivt.alert_percent} %${floor})` : "";
   const lines = [`invalid traffic: suspect + invalid clicks / clicks${limit}`];
   let shown = null;
   for (const [key, label, short] of IVT_WINDOWS) {

@@ -95,6 +95,8 @@ test("IVT badge from GET /v1/quality's ivt", () => {
     "last whole hour 11:00–12:00Z: 3.00 % of 12,000 clicks (suspect 2.00 %, invalid 1.00 %) [top ads only, may still change]"]) {
     assert.ok(v.title.includes(part), `${part} not in ${JSON.stringify(v.title)}`);
   }
+  const floored = fmtIvt({ ...QUALITY, ivt: { ...IVT, alert_min_clicks: 1000 } });  // ivt_alert_min_clicks
+  assert.ok(floored.title.startsWith("invalid traffic: suspect + invalid clicks / clicks (alert above 5 % of at least 1,000 clicks)\n"), floored.title);
   const quiet = fmtIvt({ ivt: { ...IVT, alert: false, last_5m: { ...IVT.last_5m, alert: false } } });
   assert.deepEqual([quiet.text, quiet.state], ["7.50 %", "ok"]);
   // no clicks in the last 5 minutes: the last hour's rate, marked
