@@ -149,6 +149,7 @@ class _Stack(schema.View):
         """What the ingest Lambda reads from its environment (IngestSettings.from_env)."""
         return self.runtime(IngestSettings, dedup_table=self.names.dedup_table,
                             clicks_stream=self.names.clicks_stream,
+                            events_stream=self.names.events_stream,
                             click_token_secret=self.names.click_token_secret)
 
     def aggregation_settings(self) -> AggregationSettings:

@@ -38,6 +38,7 @@ from infra.constructs.archive_delivery import ArchiveDelivery
 from infra.constructs.billing import NightlyBilling, require_reconciliation
 from infra.constructs.buckets import AccessLogsBucket
 from infra.constructs.click_stream import ClickStream
+from infra.constructs.events_stream import EventsStream
 from infra.constructs.dashboard import OperationsDashboard
 from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.dedup_table import DedupTable
@@ -68,10 +69,11 @@ class ClickAggStack(Stack):
 
         # --- ingest ---
         self.stream = ClickStream(self, "Clicks", settings=settings, key=key).stream
+        self.events = EventsStream(self, "Events", settings=settings, key=key).stream
         self.table = DedupTable(self, "Dedup", settings=settings, key=key).table
         self.token_keys = ClickTokenKeys(self, "ClickTokenKeys", settings=settings, key=key)
         self.ingest = IngestFunction(self, "IngestFunction", settings=settings, key=key,
-                                     table=self.table, stream=self.stream,
+                                     table=self.table, stream=self.stream, events=self.events,
                                      token_keys=self.token_keys)
         self.api = IngestApi(self, "IngestApi", settings=settings, key=key,
                              handler=self.ingest.function)
@@ -157,6 +159,7 @@ class ClickAggStack(Stack):
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id,
                   description="aws apigateway get-api-key --include-value --api-key <id>")
         CfnOutput(self, "ClicksStreamName", value=self.stream.stream_name)
+        CfnOutput(self, "EventsStreamName", value=self.events.stream_name)
         CfnOutput(self, "DedupTableName", value=self.table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
         CfnOutput(self, "QueryUrl", value=self.api.api.url_for_path("/v1/top"),

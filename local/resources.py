@@ -37,6 +37,8 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
     streams = kinesis.list_streams()["StreamNames"]
     if names.clicks_stream not in streams:
         create_stream(kinesis, names.clicks_stream, clicks_shards)
+    if names.events_stream not in streams:  # impressions, conversions (POST /v1/events)
+        create_stream(kinesis, names.events_stream, clicks_shards)
     if names.aggregates_stream not in streams:
         create_stream(kinesis, names.aggregates_stream, aggregates_shards)
     s3 = boto3.client("s3")

@@ -122,7 +122,7 @@ class LocalStack:
         for function in (self.ingest, self.query, self.sink, self.reconcile):
             function.emf = self.emf
         self.api = LocalApiGateway([Route("/v1/clicks", self.ingest), Route(public_route.PATH, self.ingest),
-                                    Route("/v1/c", self.ingest)]
+                                    Route("/v1/c", self.ingest), Route("/v1/events", self.ingest)]
                                    + [Route(r, self.query) for r in QUERY_RESOURCES]
                                    + [Route("/v1/reconcile", self.reconcile)],
                                    port=self.options.api_port).start()

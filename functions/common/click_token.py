@@ -379,11 +379,32 @@ def verify(token: Any, keys: KeyProvider, now_s: Union[int, float], *,
     """The claims of an authentic, valid, unexpired token, else TokenRejected (the steps of
     docs/click-token.md, "Verification", in that order). `expected_ad_id`: the ad the click
     names, when it names one; a token of another ad is invalid_token."""
+    claims = authenticate(token, keys, max_token_len=policy.max_token_len)  # 1-7
+    # 8: time
+    skew = policy.clock_skew_s
+    if claims.issued_at > now_s + skew:
+        raise TokenRejected(INVALID_TOKEN, f"issued_at {claims.issued_at} is in the future")
+    if now_s >= claims.expires_at + skew:
+        raise TokenRejected(EXPIRED_TOKEN, f"expired at {claims.expires_at}")
+    if now_s >= claims.issued_at + policy.max_age_s + skew:
+        raise TokenRejected(EXPIRED_TOKEN, f"issued at {claims.issued_at}, older than "
+                                           f"{policy.max_age_s} s")
+    # 9: binding
+    if expected_ad_id is not None and claims.ad_id != expected_ad_id:
+        raise TokenRejected(INVALID_TOKEN, "token of another ad")
+    return claims
+
+
+def authenticate(token: Any, keys: KeyProvider, *, max_token_len: int = MAX_TOKEN_LEN) -> ClickClaims:
+    """Steps 1-7 of verification only: the claims of an authentic token with a valid payload,
+    whatever its times, else TokenRejected. For a conversion naming its click's token days
+    later (docs/events.md): the token says which impression, the time rules are the
+    attribution window's, judged by the nightly batch. A click is never accepted on this alone."""
     # 1-4: shape (no key is looked up, nothing is decoded before this passes)
     if not isinstance(token, str):
         raise TokenRejected(MALFORMED, f"expected a string, got {type(token).__name__}")
-    if len(token) > policy.max_token_len:
-        raise TokenRejected(MALFORMED, f"longer than {policy.max_token_len} characters")
+    if len(token) > max_token_len:
+        raise TokenRejected(MALFORMED, f"longer than {max_token_len} characters")
     m = _TOKEN.fullmatch(token)
     if m is None:
         raise TokenRejected(MALFORMED, "expected v1.<kid>.<payload>.<mac>")
@@ -405,19 +426,6 @@ def verify(token: Any, keys: KeyProvider, now_s: Union[int, float], *,
         raise TokenRejected(BAD_SIGNATURE, f"key id {kid!r}")
     # 7: payload (authentic: only a key holder could have made a bad one)
     try:
-        claims = decode_payload(payload)
+        return decode_payload(payload)
     except Exception as exc:  # noqa: BLE001 - any parse failure (incl. recursion) is the reason
         raise TokenRejected(INVALID_TOKEN, f"payload: {exc}") from None
-    # 8: time
-    skew = policy.clock_skew_s
-    if claims.issued_at > now_s + skew:
-        raise TokenRejected(INVALID_TOKEN, f"issued_at {claims.issued_at} is in the future")
-    if now_s >= claims.expires_at + skew:
-        raise TokenRejected(EXPIRED_TOKEN, f"expired at {claims.expires_at}")
-    if now_s >= claims.issued_at + policy.max_age_s + skew:
-        raise TokenRejected(EXPIRED_TOKEN, f"issued at {claims.issued_at}, older than "
-                                           f"{policy.max_age_s} s")
-    # 9: binding
-    if expected_ad_id is not None and claims.ad_id != expected_ad_id:
-        raise TokenRejected(INVALID_TOKEN, "token of another ad")
-    return claims

@@ -31,6 +31,29 @@ CLICK_RECORD_SCHEMA: dict[str, str] = {
     "issued_at": "timestamp_ms",
 }
 
+# The events stream's record (impressions and conversions, POST /v1/events; docs/events.md):
+# one schema for both types, as its archive table has; a field a type does not have is null.
+EVENT_RECORD_SCHEMA: dict[str, str] = {
+    "event_type": "string",  # impression | conversion
+    "event_id": "string",  # impression_id | conversion_id: what the type is counted once per
+    "schema_version": "int",
+    "ad_id": "string",  # conversions: the token's (null when only a click_id names the click)
+    "campaign_id": "string",
+    "advertiser_id": "string",
+    "event_time": "timestamp_ms",  # served at | occurred_at
+    "impression_id": "string",  # impressions: = event_id; conversions: the token's
+    "click_id": "string",  # conversions: the click they name (if they name it)
+    "placement_id": "string",
+    "publisher_id": "string",
+    "user_id": "string",
+    "value_micros": "bigint",  # conversions: value in micro-units of `currency`
+    "currency": "string",
+    "attributed_by": "string",  # conversions: token | click_id (what ingest could tell)
+    "ingest_time": "timestamp_ms",
+    "request_id": "string",
+    "source_ip": "string",
+}
+
 MICROS = 1_000_000
 
 
@@ -38,6 +61,13 @@ def encode_click(record: dict[str, Any]) -> bytes:
     """Serialize a click record compactly (no spaces: Kinesis bills payload bytes)."""
     return json.dumps(
         {k: record.get(k) for k in CLICK_RECORD_SCHEMA}, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def encode_event(record: dict[str, Any]) -> bytes:
+    """Serialize an events-stream record (EVENT_RECORD_SCHEMA's fields, in its order)."""
+    return json.dumps(
+        {k: record.get(k) for k in EVENT_RECORD_SCHEMA}, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")
 
 

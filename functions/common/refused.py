@@ -76,11 +76,13 @@ ITEM_JSON, BODY_TEXT, BODY_BASE64, QUERY_JSON = "item_json", "body_text", "body_
 # routes
 POST_CLICKS, GET_CLICK_LINK = "POST /v1/clicks", "GET /v1/c"
 POST_PUBLIC_CLICKS = "POST /v1/public/clicks"  # browsers and apps, no API key (ingest.public)
+POST_EVENTS = "POST /v1/events"  # impressions, clicks, conversions (ingest.events); click_id = the event's id
 
 # reason codes of whole-request refusals (field: body, clicks or content_type)
 REQUEST_CODES = ("empty_body", "body_too_large", "too_deeply_nested", "invalid_json",
                  "not_a_click_batch", "clicks_not_an_array", "no_clicks", "too_many_clicks",
-                 "unsupported_media_type")
+                 "unsupported_media_type", "not_an_event_batch", "events_not_an_array", "no_events",
+                 "too_many_events")
 
 REASON_TYPE = "struct<field:string,reason:string,message:string>"
 # Glue/Athena columns, in record order (the JSON objects' keys); partition keys: archive's dt/hr

@@ -76,6 +76,10 @@ class ResourceNames:
         return f"{self.prefix}-clicks"
 
     @property
+    def events_stream(self) -> str:
+        return f"{self.prefix}-events"
+
+    @property
     def aggregates_stream(self) -> str:
         return f"{self.prefix}-aggregates"
 
@@ -296,6 +300,9 @@ SETTINGS: tuple[Setting, ...] = (
       group=INGEST, lambdas=(INGEST,), wired=True),
     S("clicks_stream", str, _NAMES.clicks_stream, "the clicks stream's name", context=False,
       group=INGEST, lambdas=(INGEST,), wired=True),
+    S("events_stream", str, _NAMES.events_stream,
+      "the events stream's name (impressions, conversions: POST /v1/events)", context=False,
+      group=INGEST, lambdas=(INGEST,), wired=True),
     S("max_batch", int, 500, "clicks per request", ge=1, context=False, group=INGEST,
       lambdas=(INGEST,)),
     S("max_body_bytes", int, 1_048_576, "bigger bodies get 413", ge=1, context=False,
@@ -337,6 +344,9 @@ SETTINGS: tuple[Setting, ...] = (
     # --- clicks stream ------------------------------------------------------------------------
     S("kinesis_mode", str, "on_demand", "clicks stream capacity mode", choices=KINESIS_MODES),
     S("kinesis_shards", int, 4, "only used when kinesis_mode == provisioned", ge=1),
+    S("events_kinesis_mode", str, "on_demand", "events stream (impressions, conversions) "
+      "capacity mode", choices=KINESIS_MODES),
+    S("events_kinesis_shards", int, 4, "only used when events_kinesis_mode == provisioned", ge=1),
     S("kinesis_retention_hours", int, 168, "7 days, so a Flink restart can replay", ge=24,
       le=8760),
 

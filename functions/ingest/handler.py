@@ -25,12 +25,12 @@ from common.click_token import SecretKeys, TokenRejected, VerifyPolicy
 from common.config import IngestSettings
 from common import public_route
 from common.observability import handler_metrics
-from common.refused import POST_CLICKS, POST_PUBLIC_CLICKS, STREAM_ENV
+from common.refused import POST_CLICKS, POST_EVENTS, POST_PUBLIC_CLICKS, STREAM_ENV
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
 from ingest.publisher import KinesisPublisher
-from ingest import public, redirect, refusals
+from ingest import events, public, redirect, refusals
 from ingest.service import ACCEPTED, DUPLICATE, REJECTED, RETRYABLE, IngestService, RequestMeta
 from ingest.tokens import ENFORCE, OFF, KeysUnavailable, TokenVerifier
 from ingest.validation import RequestError, check_content_type, decode_body, extract_items, parse_batch
@@ -63,10 +63,13 @@ def get_service() -> IngestService:
                        settings.claim_lease_s)
     publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.clicks_stream,
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
+    events_publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.events_stream,
+                                        settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
     keys, policy = token_keys(settings, config)
     return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, keys, policy),
                          links=redirect.LinkVerifier(keys, policy), refused=refused_archive(),
-                         public_tokens=TokenVerifier(ENFORCE, keys, policy))
+                         public_tokens=TokenVerifier(ENFORCE, keys, policy),
+                         events_publisher=events_publisher)
 
 
 def refused_archive() -> Optional[refusals.RefusedArchive]:
@@ -166,9 +169,37 @@ def post_clicks() -> Response:
     return _batch_answer(service, meta, items, outcome, POST_CLICKS)
 
 
+@app.post(events.PATH)
+@tracer.capture_method
+def post_events() -> Response:
+    """Impressions, clicks and conversions (ingest.events, docs/events.md), API key like
+    POST /v1/clicks. Metrics Events_<type>_<status>."""
+    service = get_service()
+    event = app.current_event
+    try:
+        check_content_type(dict(event.headers or {}))
+        payload = decode_body(event.body, event.is_base64_encoded, service.settings)
+        items = events.extract_events(payload, service.settings)
+    except RequestError as exc:
+        return _error(exc, service, event, POST_EVENTS, "EventsRequestsRefused")
+    batch = events.parse_events(items, service.settings, service.clock_ms())
+    meta = _meta(event)
+    outcome = service.ingest_events(batch, meta)
+    metrics.add_metric(name="EventsBatchSize", unit=MetricUnit.Count, value=len(items))
+    per_type: dict[str, int] = {}
+    for r in outcome.results:
+        key = f"Events_{r['type'] or 'unknown'}_{r['status']}"
+        per_type[key] = per_type.get(key, 0) + 1
+    for name, n in sorted(per_type.items()):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=n)
+    for token_outcome, n in sorted(outcome.token_outcomes.items()):
+        metrics.add_metric(name=f"ClickToken_{token_outcome}", unit=MetricUnit.Count, value=n)
+    return _batch_answer(service, meta, items, outcome, POST_EVENTS, "no valid event in request")
+
+
 def _batch_answer(service: IngestService, meta: RequestMeta, items: list, outcome,
-                  route: str) -> Response:
-    """A POST route's answer for its batch's outcome (and the archive of its rejected clicks)."""
+                  route: str, nothing_valid: str = "no valid click in request") -> Response:
+    """A POST route's answer for its batch's outcome (and the archive of its rejected items)."""
     if outcome.keys_error is not None:
         logger.error("click-token key set unavailable", error=outcome.keys_error)
     if outcome.unreleased_claims or outcome.unconfirmed_claims:
@@ -181,7 +212,7 @@ def _batch_answer(service: IngestService, meta: RequestMeta, items: list, outcom
             meta, service.clock_ms(), status, items, outcome.refusals, route))
     body = {"request_id": meta.request_id, **outcome.counts, "results": outcome.results}
     if status == 400:
-        return error_response(400, "no valid click in request", **body)
+        return error_response(400, nothing_valid, **body)
     return json_response(status, body, retry_after_s=1 if status == 503 else None)
 
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from common.config import IngestSettings
-from common.records import encode_click, partition_key
+from common.click_token import TokenRejected, authenticate
+from common.records import encode_click, encode_event, partition_key
 from common.refused import Reason
 from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, ClaimRecord, DedupStore
 from ingest.publisher import KinesisPublisher, OutRecord
 from ingest.tokens import KEYS_UNAVAILABLE, VALID, KeysUnavailable, TokenVerifier
+from ingest.events import (CONVERSION_CLAIM_PREFIX, EventsBatch, conversion_record,
+                           impression_record)
 from ingest.validation import ParsedBatch, ValidClick
 
 ACCEPTED, REJECTED, RETRYABLE = "accepted", "rejected", "retryable"
@@ -83,11 +86,19 @@ def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str,
     }
 
 
+def _as_event_result(result: dict[str, Any], event_type: Optional[str]) -> dict[str, Any]:
+    """A POST /v1/events result: `type` and `id` (the event's id) instead of `click_id`."""
+    out = {"index": result["index"], "type": event_type, "id": result["click_id"]}
+    out.update((k, v) for k, v in result.items() if k not in ("index", "click_id"))
+    return out
+
+
 class IngestService:
     def __init__(self, settings: IngestSettings, dedup: DedupStore, publisher: KinesisPublisher,
                  clock_ms=lambda: int(time.time() * 1000), tokens: Optional[TokenVerifier] = None,
                  links: Optional[Any] = None, refused: Optional[Any] = None,
-                 public_tokens: Optional[TokenVerifier] = None):
+                 public_tokens: Optional[TokenVerifier] = None,
+                 events_publisher: Optional[KinesisPublisher] = None):
         self.settings, self.dedup, self.publisher, self.clock_ms = settings, dedup, publisher, clock_ms
         self.tokens = tokens  # None: click_token_mode off
         self.links = links  # ingest.redirect.LinkVerifier of GET /v1/c (every mode)
@@ -95,6 +106,7 @@ class IngestService:
         self.public_tokens = public_tokens
         # ingest.refusals.RefusedArchive; None: refused items are answered and logged only
         self.refused = refused
+        self.events_publisher = events_publisher  # the events stream (POST /v1/events)
 
     @staticmethod
     def _check_tokens(tokens: TokenVerifier, valid: list[ValidClick],
@@ -139,6 +151,93 @@ class IngestService:
         if self.public_tokens is None or not self.public_tokens.enforcing:
             raise ValueError("POST /v1/public/clicks needs an enforcing click-token verifier")
         return self._ingest(batch, meta, self.public_tokens)
+
+    def ingest_events(self, batch: EventsBatch, meta: RequestMeta) -> IngestOutcome:
+        """POST /v1/events (ingest.events): clicks exactly as POST /v1/clicks; impressions
+        published unclaimed; conversions claimed by conversion_id (their token authenticated,
+        whatever click_token_mode says: it names the click), then published. One result per
+        item, keyed `id` (the event's id) and `type`."""
+        if self.events_publisher is None or self.public_tokens is None:
+            raise ValueError("POST /v1/events needs the events stream and the click-token keys")
+        clicks = self._ingest(batch.clicks, meta, self.tokens)
+        outcome = IngestOutcome([], {}, timings_ms=dict(clicks.timings_ms),
+                                token_outcomes=clicks.token_outcomes, keys_error=clicks.keys_error,
+                                refusals=list(clicks.refusals))
+        results: dict[int, dict[str, Any]] = {r["index"]: dict(r) for r in clicks.results}
+        for rej in batch.rejected:
+            results[rej.index] = {"index": rej.index, "click_id": rej.click_id, "status": REJECTED,
+                                  "reasons": rej.reasons}
+            outcome.refusals.append(Refusal(rej.index, rej.click_id, tuple(rej.archived_reasons())))
+        for dup in batch.in_batch_duplicates:
+            results[dup.index] = {"index": dup.index, "click_id": dup.event_id, "status": DUPLICATE,
+                                  "reason": "repeated in this request"}
+        now_ms = self.clock_ms()
+
+        conversions = []  # (valid event, the token's claims or None)
+        for ve in batch.conversions:
+            claims = None
+            if ve.event.token is not None:
+                try:
+                    claims = authenticate(ve.event.token, self.public_tokens.keys)
+                except TokenRejected as exc:
+                    results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": REJECTED,
+                                         "reasons": [{"field": "token", "reason": exc.reason}]}
+                    outcome.refusals.append(Refusal(ve.index, ve.event_id, (
+                        Reason("token", exc.reason, exc.detail),)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the key provider's failure, not the token's
+                    outcome.keys_error = f"{type(exc).__name__}: {exc}"
+                    results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": RETRYABLE,
+                                         "reason": "click token keys unavailable"}
+                    continue
+            conversions.append((ve, claims))
+        claims_out = [ClaimRecord(CONVERSION_CLAIM_PREFIX + ve.event_id, meta.request_id, now_ms,
+                                  now_ms // 1000 + self.settings.dedup_ttl_s) for ve, _ in conversions]
+        claim_outcomes = self.dedup.claim(claims_out) if claims_out else []
+
+        salts = self.settings.hot_ad_salts
+        to_publish: list[OutRecord] = []
+        names: dict[int, str] = {}
+        claimed: dict[int, ClaimRecord] = {}
+        for ve in batch.impressions:
+            e = ve.event
+            record = impression_record(e, now_ms, meta.request_id, meta.source_ip)
+            to_publish.append(OutRecord(ve.index, encode_event(record),
+                                        partition_key(e.ad_id, e.impression_id, salts)))
+            names[ve.index] = ve.event_id
+        for (ve, token_claims), claim, claim_outcome in zip(conversions, claims_out, claim_outcomes):
+            if claim_outcome == CLAIMED:
+                record = conversion_record(ve.event, token_claims, now_ms, meta.request_id,
+                                           meta.source_ip)
+                to_publish.append(OutRecord(ve.index, encode_event(record), partition_key(
+                    record["ad_id"] or ve.event_id, ve.event_id, salts)))
+                names[ve.index], claimed[ve.index] = ve.event_id, claim
+            elif claim_outcome == DUPLICATE:
+                results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": DUPLICATE,
+                                     "reason": "conversion_id already accepted"}
+            else:
+                results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": RETRYABLE,
+                                     "reason": ("another request is processing this conversion_id"
+                                                if claim_outcome == IN_FLIGHT else "dedup store unavailable")}
+        published = self.events_publisher.publish(to_publish) if to_publish else None
+        succeeded = published.succeeded if published else []
+        failed = published.failed if published else []
+        if [i for i in failed if i in claimed]:
+            outcome.unreleased_claims += len(self.dedup.release(claimed[i] for i in failed if i in claimed))
+        if [i for i in succeeded if i in claimed]:
+            outcome.unconfirmed_claims += len(self.dedup.confirm([claimed[i] for i in succeeded if i in claimed]))
+        for i in succeeded:
+            results[i] = {"index": i, "click_id": names[i], "status": ACCEPTED}
+        for i in failed:
+            results[i] = {"index": i, "click_id": names[i], "status": RETRYABLE,
+                          "reason": "stream write failed after retries"}
+
+        outcome.results = [_as_event_result(results[i], batch.types.get(i)) for i in sorted(results)]
+        outcome.refusals.sort(key=lambda r: r.index)
+        outcome.counts = {s: 0 for s in (ACCEPTED, DUPLICATE, REJECTED, RETRYABLE)}
+        for r in outcome.results:
+            outcome.counts[r["status"]] += 1
+        return outcome
 
     def _ingest(self, batch: ParsedBatch, meta: RequestMeta,
                 tokens: Optional[TokenVerifier]) -> IngestOutcome:

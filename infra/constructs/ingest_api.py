@@ -107,6 +107,17 @@ class IngestApi(Construct):
         )
         _acknowledge_api_key_auth(self.post_clicks)
 
+        # Impressions, clicks, conversions (POST /v1/events, docs/events.md): servers only (ad
+        # servers, advertisers), the same API key, usage plan and JSON body validation.
+        self.post_events = self.v1.add_resource("events").add_method(
+            "POST", apigw.LambdaIntegration(handler, proxy=True),
+            api_key_required=True,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=validator,
+            request_models={"application/json": body_model},
+        )
+        _acknowledge_api_key_auth(self.post_events)
+
         # Click links: end users' browsers, so neither key nor authorizer; the signed token in
         # `t` is the credential (the Lambda verifies it on every request, in every
         # click_token_mode) and the stage throttle (and the optional WAF) caps the rate.

@@ -1,9 +1,10 @@
-"""The ingest Lambda (POST /v1/clicks) and its least-privilege role.
+"""The ingest Lambda (POST /v1/clicks, /v1/public/clicks, /v1/events, GET /v1/c) and its
+least-privilege role.
 
 Code is `functions/` filtered to the two packages the handler imports (`common`, `ingest`);
 packaging, layer and role conventions are infra.constructs.python_function's. The role may write
-only its own log group, put/delete/batch-write dedup items, put records on the clicks stream and
-read the click-token key set (its secret's name in CLICK_TOKEN_SECRET; the secret is read only
+only its own log group, put/delete/batch-write dedup items, put records on the clicks and events
+streams and read the click-token key set (its secret's name in CLICK_TOKEN_SECRET; the secret is read only
 with click_token_mode observe/enforce).
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ KMS_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 
 class IngestFunction(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 table: dynamodb.ITable, stream: kinesis.IStream,
+                 table: dynamodb.ITable, stream: kinesis.IStream, events: kinesis.IStream,
                  token_keys: ClickTokenKeys) -> None:
         super().__init__(scope, id)
         ingest = settings.ingest_settings()
@@ -41,8 +42,8 @@ class IngestFunction(Construct):
 
         built = build_python_function(
             self, settings=settings, key=key, handler=HANDLER, exclude=ASSET_EXCLUDE,
-            description="POST /v1/clicks: validate, dedup by click_id, put to Kinesis",
-            role_description="clickagg ingest Lambda: dedup table writes + clicks stream puts",
+            description="POST /v1/clicks, /v1/events: validate, dedup, put to Kinesis",
+            role_description="clickagg ingest Lambda: dedup table writes + clicks/events stream puts",
             service="ingest",
             memory_mb=settings.ingest_memory_mb,
             timeout=Duration.seconds(TIMEOUT_S),
@@ -54,5 +55,6 @@ class IngestFunction(Construct):
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
         table.grant(self.function, *DEDUP_ACTIONS)
         stream.grant(self.function, *STREAM_ACTIONS)
+        events.grant(self.function, *STREAM_ACTIONS)
         key.grant(self.function, *KMS_ACTIONS)
         token_keys.secret.grant_read(self.function)

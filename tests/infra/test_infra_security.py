@@ -146,7 +146,8 @@ def test_every_role_trusts_one_service(template):
 
 def test_every_stream_is_kms_encrypted(template):
     streams = resources(template, "AWS::Kinesis::Stream")
-    assert len(streams) == 2
+    assert sorted(s["Properties"]["Name"].rsplit("-", 1)[1] for s in streams.values()) == [
+        "aggregates", "clicks", "events"]
     for name, stream in streams.items():
         assert stream["Properties"]["StreamEncryption"] == {
             "EncryptionType": "KMS", "KeyId": key_arn(template)}, name

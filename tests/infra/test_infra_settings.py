@@ -263,6 +263,7 @@ def test_lambda_environments_are_derived_from_the_schema():
         "BILLING_CUTOFF_HOURS": "1", "BILLING_WORKFLOW": "w"}
     assert settings.lambda_env(schema.INGEST, dedup_table=settings.names.dedup_table,
                                clicks_stream=settings.names.clicks_stream,
+                               events_stream=settings.names.events_stream,
                                click_token_secret=settings.names.click_token_secret) \
         == settings.ingest_settings().to_env()
     # FRESHNESS_SLOTS belongs to the DynamoDB store only

@@ -218,22 +218,25 @@ def test_ingest_policy_is_least_privilege(default_template):
 
 # --- API ------------------------------------------------------------------------------------
 
-def test_post_clicks_requires_api_key_and_validates_body(default_template):
+def test_post_clicks_and_events_require_api_key_and_validate_body(default_template):
     posts = default_template.find_resources("AWS::ApiGateway::Method",
                                             {"Properties": {"HttpMethod": "POST"}})
     # + POST /v1/reconcile (SigV4, test_infra_aggregation.py) and the keyless
     # POST /v1/public/clicks (test_public_clicks_post_is_keyless_validated_and_on_ingest)
-    assert len(posts) == 3
-    [method] = [m["Properties"] for m in posts.values() if m["Properties"].get("ApiKeyRequired")]
-    assert method["HttpMethod"] == "POST"
-    assert method["ApiKeyRequired"] is True
-    assert method["AuthorizationType"] == "NONE"
-    assert method["Integration"]["Type"] == "AWS_PROXY"
-    assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
+    assert len(posts) == 4
+    keyed = {name: m["Properties"] for name, m in posts.items() if m["Properties"].get("ApiKeyRequired")}
+    assert sorted(keyed) == [n for n in sorted(posts) if "v1clicksPOST" in n or "v1eventsPOST" in n]
+    assert len(keyed) == 2
+    for method in keyed.values():
+        assert method["HttpMethod"] == "POST"
+        assert method["ApiKeyRequired"] is True
+        assert method["AuthorizationType"] == "NONE"
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks", "c", "public", "top", "ads", "{ad_id}", "metrics", "quality",
-                     "health", "reconcile"}  # + click links, public clicks, query, operations
+    assert paths == {"v1", "clicks", "events", "c", "public", "top", "ads", "{ad_id}", "metrics", "quality",
+                     "health", "reconcile"}  # + events, click links, public clicks, query, operations
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
 

@@ -33,7 +33,8 @@ def test_api_conforms_to_openapi(case, local_stack):
 
 def test_every_operation_is_covered():
     ops = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
-    assert ops == {("POST", "/v1/clicks"), ("POST", "/v1/public/clicks"), ("OPTIONS", "/v1/public/clicks"),
+    assert ops == {("POST", "/v1/clicks"), ("POST", "/v1/events"), ("POST", "/v1/public/clicks"),
+                   ("OPTIONS", "/v1/public/clicks"),
                    ("GET", "/v1/c"), ("GET", "/v1/top"), ("GET", "/v1/ads/{ad_id}/metrics"),
                    ("GET", "/v1/quality"), ("POST", "/v1/reconcile"), ("GET", "/v1/health")}
 

@@ -15,7 +15,8 @@ ingest Lambda verifies with (functions/common/click_token.py, put into the wheel
 from . import click_token
 from .click_token import (ClaimsError, ClickClaims, KeyConfigError, SecretKeys, StaticKeys,
                           TokenRejected, VerifyPolicy, issue, parse_key_set, verify)
-from .client import Attempt, ClickClient, ItemOutcome
+from .client import Attempt, ClickClient, EventClient, ItemOutcome
+from .events import conversion_event, impression_event
 from .ids import uuid7
 from .retry import ACCEPTED, DUPLICATE, GAVE_UP, REJECTED, RETRYABLE, Decision
 from .sender import ClickSender, QueueFull, SenderClosed
@@ -26,6 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "click_token", "ClickClaims", "StaticKeys", "parse_key_set", "SecretKeys", "verify",
     "VerifyPolicy", "TokenRejected", "ClaimsError", "KeyConfigError", "issue", "TokenIssuer",
-    "uuid7", "ClickClient", "ClickSender", "Attempt", "ItemOutcome", "Decision", "QueueFull",
+    "uuid7", "ClickClient", "EventClient", "impression_event", "conversion_event", "ClickSender", "Attempt", "ItemOutcome", "Decision", "QueueFull",
     "SenderClosed", "ACCEPTED", "DUPLICATE", "REJECTED", "RETRYABLE", "GAVE_UP",
 ]

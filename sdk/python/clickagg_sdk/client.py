@@ -5,13 +5,15 @@ on it); `ClickClient.send` is delivery: post, then re-send only the items that n
 rules of clickagg_sdk.retry) until each one is final or the attempts or the deadline run out.
 Nothing is ever dropped silently: an item that never became final is reported `gave_up`.
 
-Two routes:
+Three routes (`EventClient` is the third):
 
 * `public=False` (default): `POST {endpoint}/v1/clicks`, server to server (an ad server
   forwarding its users' clicks: items may carry `ip` and `user_agent`), with `x-api-key` when
   an api_key is given (the deployed API's usage plan);
 * `public=True`: `POST {endpoint}/v1/public/clicks`, no key (browsers, apps, or a server posting
-  on their behalf): every click needs its `token`; the network facts are the request's.
+  on their behalf): every click needs its `token`; the network facts are the request's;
+* `EventClient`: `POST {endpoint}/v1/events` with the API key: impressions (ad servers),
+  conversions (advertisers) and clicks, mixed (docs/events.md; items from clickagg_sdk.events).
 
 HTTP through urllib3's connection pool (thread-safe: one client may serve many threads).
 """
@@ -29,7 +31,8 @@ import urllib3
 from . import retry
 from .retry import GAVE_UP
 
-__all__ = ["ClickClient", "Attempt", "ItemOutcome", "MAX_BATCH_ITEMS", "MAX_BATCH_BYTES"]
+__all__ = ["ClickClient", "EventClient", "Attempt", "ItemOutcome", "MAX_BATCH_ITEMS",
+           "MAX_BATCH_BYTES", "item_id"]
 
 MAX_BATCH_ITEMS = 500  # the API's limit per request
 # the API refuses bodies over 1 MiB (413); split well below it (the JSON framing, headers and a
@@ -37,6 +40,13 @@ MAX_BATCH_ITEMS = 500  # the API's limit per request
 MAX_BATCH_BYTES = 900_000
 PRIVATE_PATH = "/v1/clicks"
 PUBLIC_PATH = "/v1/public/clicks"
+EVENTS_PATH = "/v1/events"
+ID_FIELDS = {"click": "click_id", "impression": "impression_id", "conversion": "conversion_id"}
+
+
+def item_id(item: dict) -> Optional[str]:
+    """An item's id: its click_id, or for an event of POST /v1/events its type's id."""
+    return item.get(ID_FIELDS.get(item.get("type") or "click", "click_id"))
 
 
 def _json_default(value: Any) -> Any:
@@ -70,7 +80,8 @@ class Attempt:
 
 @dataclasses.dataclass(frozen=True)
 class ItemOutcome:
-    """An item's final outcome. `status`: accepted | duplicate | rejected | gave_up. `reasons`:
+    """An item's final outcome. `click_id`: the item's id (item_id: an event's impression_id or
+    conversion_id). `status`: accepted | duplicate | rejected | gave_up. `reasons`:
     [{"field", "reason"}] from the API (rejected), or why the last attempt failed (gave_up).
     `attempts`: requests that carried it. `http_status`: of the last of them (None: no answer)."""
 
@@ -108,6 +119,9 @@ class ClickClient:
     (inject to record the waits). `http`: a urllib3.PoolManager (or anything with its
     `request(method, url, body=, headers=, timeout=, retries=, redirect=)`)."""
 
+    path = PRIVATE_PATH
+    body_key = "clicks"
+
     def __init__(self, endpoint: str, *, api_key: Optional[str] = None, public: bool = False,
                  timeout_s: float = 10.0, max_attempts: int = 10, backoff_base_s: float = 0.1,
                  backoff_cap_s: float = 10.0, rng: Optional[random.Random] = None,
@@ -119,7 +133,7 @@ class ClickClient:
         if public and api_key:
             raise ValueError("the public route takes no API key (the click token is the proof)")
         self.endpoint = endpoint.rstrip("/")
-        self.url = self.endpoint + (PUBLIC_PATH if public else PRIVATE_PATH)
+        self.url = self.endpoint + (PUBLIC_PATH if public else self.path)
         self.public = public
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -137,9 +151,10 @@ class ClickClient:
 
     # --- one request ------------------------------------------------------------------------------
     def post(self, items: Sequence[dict]) -> Attempt:
-        """Exactly one HTTP request with `{"clicks": items}`. Raises nothing for HTTP errors or
+        """Exactly one HTTP request with `{"clicks": items}` (EventClient: `{"events": items}`).
+        Raises nothing for HTTP errors or
         network failures: they are in the Attempt (TypeError only for items that are not JSON)."""
-        body = encode_json({"clicks": list(items)})
+        body = encode_json({self.body_key: list(items)})
         try:
             resp = self.http.request("POST", self.url, body=body, headers=self.headers,
                                      timeout=urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s),
@@ -184,7 +199,7 @@ class ClickClient:
             for i, decision in zip(pending, answer.decisions()):
                 attempts[i] += 1
                 if decision.final:
-                    outcomes[i] = ItemOutcome(items[i].get("click_id"), decision.status,
+                    outcomes[i] = ItemOutcome(item_id(items[i]), decision.status,
                                               list(decision.reasons), attempts[i], answer.http_status)
                 else:
                     still.append(i)
@@ -201,4 +216,18 @@ class ClickClient:
             decision, status = last.get(i, (None, None))
             reasons = list(decision.reasons) if decision else [
                 {"field": "request", "reason": "deadline passed before the first attempt"}]
-            outcomes[i] = ItemOutcome(items[i].get("click_id"), GAVE_UP, reasons, attempts[i], status)
+            outcomes[i] = ItemOutcome(item_id(items[i]), GAVE_UP, reasons, attempts[i], status)
+
+
+class EventClient(ClickClient):
+    """`POST {endpoint}/v1/events` (API key): impressions, conversions and clicks, mixed; the
+    same retry rules (a resent conversion or click comes back `duplicate`; a resent impression
+    `accepted` again: impressions are counted once per impression_id downstream)."""
+
+    path = EVENTS_PATH
+    body_key = "events"
+
+    def __init__(self, endpoint: str, *, api_key: Optional[str] = None, **kwargs: Any) -> None:
+        if kwargs.pop("public", False):
+            raise ValueError("POST /v1/events is server to server: no public route")
+        super().__init__(endpoint, api_key=api_key, **kwargs)

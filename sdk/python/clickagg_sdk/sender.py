@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from .client import ClickClient, ItemOutcome, encode_json
+from .client import ClickClient, ItemOutcome, encode_json, item_id
 from .ids import uuid7
 from .retry import ACCEPTED, DUPLICATE, GAVE_UP, REJECTED
 
@@ -78,16 +78,21 @@ class ClickSender:
 
     # --- producers -------------------------------------------------------------------------------
     def track(self, click: dict) -> str:
-        """Queue one click; returns its click_id. A copy is queued (the caller's dict is never
-        changed), with `click_id` (a new UUIDv7) and `timestamp` (now, epoch ms) added when
-        absent. Raises TypeError for a click that is not JSON, QueueFull, SenderClosed."""
+        """Queue one click (or, with an EventClient, any event of clickagg_sdk.events); returns
+        its id. A copy is queued (the caller's dict is never changed); a click gets `click_id` (a
+        new UUIDv7) and `timestamp` (now, epoch ms) when absent, an event must have its id.
+        Raises TypeError for an item that is not JSON, ValueError for an event without its id,
+        QueueFull, SenderClosed."""
         if not isinstance(click, dict):
             raise TypeError(f"a click is a dict, got {type(click).__name__}")
         item = json.loads(encode_json(click))  # a deep copy, and only JSON from here on
-        if item.get("click_id") is None:
-            item["click_id"] = uuid7()
-        if item.get("timestamp") is None:
-            item["timestamp"] = time.time_ns() // 1_000_000
+        if item.get("type") in (None, "click"):
+            if item.get("click_id") is None:
+                item["click_id"] = uuid7()
+            if item.get("timestamp") is None:
+                item["timestamp"] = time.time_ns() // 1_000_000
+        elif item_id(item) is None:
+            raise ValueError(f"a {item.get('type')!r} event needs its id")
         with self._cond:
             if self._closing:
                 raise SenderClosed("track() after close()")
@@ -103,7 +108,7 @@ class ClickSender:
             self._queue.append((time.monotonic(), item))
             self._tracked += 1
             self._cond.notify_all()
-        return item["click_id"]
+        return item_id(item)
 
     def flush(self, timeout_s: Optional[float] = None) -> bool:
         """Send what waits now and wait until every click tracked so far is final. True when
