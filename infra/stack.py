@@ -26,6 +26,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from common import public_route
+from common.archive import EVENTS
 
 from infra.constructs.aggregates_stream import AggregatesStream
 from infra.constructs.aggregator import FlinkAggregator
@@ -105,6 +106,10 @@ class ClickAggStack(Stack):
                                   logs_bucket=logs_bucket)
         self.archive_delivery = ArchiveDelivery(self, "ArchiveDelivery", settings=settings,
                                                 key=key, stream=self.stream, archive=self.archive)
+        self.events_archive_delivery = ArchiveDelivery(
+            self, "EventsArchiveDelivery", settings=settings, key=key, stream=self.events,
+            archive=self.archive, layout=EVENTS, table_name=self.archive.events_table_name,
+            name=f"{settings.prefix}-events-archive")
         self.refused_archive = RefusedArchive(self, "RefusedArchive", settings=settings, key=key,
                                               archive=self.archive, producer=self.ingest.function,
                                               topic=self.alarms.topic)

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.archive import EVENTS
 from common.config import (IngestSettings, QualitySettings, ReconcileSettings, ResourceNames,
                            ServingSettings)
 from common import public_route
@@ -66,7 +67,7 @@ class StackOptions:
     state_dir: Path = REPO / ".local"
     settings: IngestSettings = IngestSettings()
     endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
-    archive: bool = True  # run the Firehose stand-ins (clicks stream -> Parquet in S3; refused items)
+    archive: bool = True  # run the Firehose stand-ins (clicks, events streams -> Parquet in S3; refused items)
     sink: bool = True  # run the sink Lambda on the aggregates stream
     flink: bool = True  # run the Flink job (needs .venv-flink) on the clicks/aggregates streams
     glue: bool = True  # run billing workflow runs (POST /v1/reconcile) on local Spark (.venv-glue)
@@ -92,6 +93,7 @@ class LocalStack:
         self.emf: EmfForwarder | None = None
         self.glue_workflow: LocalGlueWorkflow | None = None
         self.archiver: LocalArchiver | None = None
+        self.events_archiver: LocalArchiver | None = None
         self.refused_delivery: LocalRefusedDelivery | None = None
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
@@ -129,6 +131,8 @@ class LocalStack:
         self.api.routes.append(StaticRoute())  # the dashboard (web/dist) at /
         if self.options.archive:
             self.archiver = LocalArchiver(self.names.clicks_stream, self.names.archive_bucket, state).start()
+            self.events_archiver = LocalArchiver(self.names.events_stream, self.names.archive_bucket, state,
+                                                 layout=EVENTS).start()
             self.refused_delivery = LocalRefusedDelivery(self.names.archive_bucket).start()
         if self.options.sink:
             self.sink_mapping = LocalEventSourceMapping(self.names.aggregates_stream, self.sink, state).start()
@@ -151,11 +155,11 @@ class LocalStack:
                                        self.options.flink_settings).start(fresh=fresh)
 
     def stop(self) -> None:
-        for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver,
+        for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver, self.events_archiver,
                        self.refused_delivery, self.emf):
             if worker:
                 worker.stop()
-        self.flink_job = self.sink_mapping = self.archiver = self.refused_delivery = None
+        self.flink_job = self.sink_mapping = self.archiver = self.events_archiver = self.refused_delivery = None
         self.glue_workflow = self.emf = None
         for function in (self.ingest, self.query, self.sink, self.reconcile):
             function.emf = None

@@ -1,8 +1,9 @@
-"""The raw click archive: its bucket and its Glue Data Catalog table.
+"""The raw archive: its bucket and its Glue Data Catalog tables, `raw_clicks` and `raw_events`
+(impressions and conversions, docs/events.md).
 
-Layout and schema come from common.archive (the local archiver writes the same): Parquet objects
-under `raw/clicks/dt=YYYY-MM-DD/hr=HH/` by arrival time, columns RAW_COLUMNS, partition keys
-dt/hr. The table's parameters are common.archive.partition_projection(bucket), so Athena
+Layouts and schemas come from common.archive (the local archiver writes the same): Parquet
+objects under `raw/clicks/` and `raw/events/`, `dt=YYYY-MM-DD/hr=HH/` by arrival time, columns
+in record order, partition keys dt/hr. The table's parameters are common.archive.partition_projection(bucket), so Athena
 computes partitions from the layout: no crawler, no MSCK REPAIR, no partition writes.
 
 Bucket: SSE-KMS with the pipeline key (clicks carry IPs and user agents), versioned, TLS only,
@@ -19,8 +20,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from common.archive import PARTITION_KEYS, RAW_COLUMNS, RAW_PREFIX, partition_projection
+from common.archive import CLICKS, EVENTS, PARTITION_KEYS, ArchiveLayout, partition_projection
 from common.named_queries import TABLE
+
+EVENTS_TABLE = "raw_events"
 from infra.constructs.buckets import data_bucket
 from infra.settings import StackSettings
 
@@ -64,25 +67,35 @@ class RawArchive(Construct):
                 name=self.database_name,
                 description=f"{settings.prefix}: raw click archive (Firehose Parquet)"))
         self.table_name = TABLE
-        self.table = glue.CfnTable(
-            self, "RawClicks", catalog_id=Aws.ACCOUNT_ID,
+        self.table = self._parquet_table(
+            "RawClicks", TABLE, CLICKS, "Raw clicks as archived (at-least-once: dedup by click_id)")
+        self.events_table_name = EVENTS_TABLE
+        self.events_table = self._parquet_table(
+            "RawEvents", EVENTS_TABLE, EVENTS,
+            "Raw impressions and conversions as archived (at-least-once: dedup by event_type, "
+            "event_id)")
+
+    def _parquet_table(self, id: str, name: str, layout: ArchiveLayout,
+                       description: str) -> glue.CfnTable:
+        return glue.CfnTable(
+            self, id, catalog_id=Aws.ACCOUNT_ID,
             database_name=self.database.ref,  # Ref = database name; orders the creation
             table_input=glue.CfnTable.TableInputProperty(
-                name=self.table_name,
-                description="Raw clicks as archived (at-least-once: dedup by click_id)",
+                name=name,
+                description=description,
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     "classification": "parquet",
                     "EXTERNAL": "TRUE",
                     "parquet.compression": "SNAPPY",
-                    **partition_projection(self.bucket.bucket_name),
+                    **partition_projection(self.bucket.bucket_name, prefix=layout.prefix),
                 },
-                partition_keys=[glue.CfnTable.ColumnProperty(name=name, type=type_)
-                                for name, type_ in PARTITION_KEYS],
+                partition_keys=[glue.CfnTable.ColumnProperty(name=key, type=type_)
+                                for key, type_ in PARTITION_KEYS],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[glue.CfnTable.ColumnProperty(name=name, type=type_)
-                             for name, type_ in RAW_COLUMNS],
-                    location=f"s3://{self.bucket.bucket_name}/{RAW_PREFIX}",
+                    columns=[glue.CfnTable.ColumnProperty(name=column, type=type_)
+                             for column, type_ in layout.columns],
+                    location=f"s3://{self.bucket.bucket_name}/{layout.prefix}",
                     input_format=PARQUET_INPUT,
                     output_format=PARQUET_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(
@@ -94,9 +107,10 @@ class RawArchive(Construct):
             ),
         )
 
-    def table_arns(self) -> list[str]:
-        """Catalog, database and table ARNs: what glue:GetTable* authorizes against."""
+    def table_arns(self, table_name: str | None = None) -> list[str]:
+        """Catalog, database and table ARNs: what glue:GetTable* authorizes against (default:
+        the clicks table)."""
         prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         return [f"{prefix}:catalog",
                 f"{prefix}:database/{self.database_name}",
-                f"{prefix}:table/{self.database_name}/{self.table_name}"]
+                f"{prefix}:table/{self.database_name}/{table_name or self.table_name}"]

@@ -1,12 +1,14 @@
-"""Firehose: clicks stream -> Parquet objects in the archive bucket (raw/clicks/dt=/hr=/).
+"""Firehose: a stream -> Parquet objects in the archive bucket, one per raw archive
+(common.archive): the clicks stream -> raw/clicks/dt=/hr=/ (table raw_clicks), the events
+stream -> raw/events/dt=/hr=/ (table raw_events).
 
 The L1 `CfnDeliveryStream`, not the L2 `DeliveryStream`: the L2's S3 destination grants the
 bucket's read/write set (s3:DeleteObject*, s3:List*, ...), kms:ReEncrypt*/GenerateDataKey* and
 glue:GetSchemaVersion on '*', more than delivery needs. Here two roles, named actions:
-  source role       reads the clicks stream (and decrypts it)
+  source role       reads its stream (and decrypts it)
   destination role  puts objects under the two prefixes only, reads the Glue table's schema,
                     uses the key for SSE-KMS, writes its own log stream.
-Record format conversion: OpenX JSON (one click per Kinesis record, common.records) -> Parquet
+Record format conversion: OpenX JSON (one record per Kinesis record, common.records) -> Parquet
 (SNAPPY) with the Glue table's schema; S3 compression must be UNCOMPRESSED then, and buffers at
 least 64 MB. Failed conversions/deliveries land under FIREHOSE_ERROR_PREFIX.
 
@@ -25,7 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from common.archive import ERROR_PREFIX, FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX, RAW_PREFIX
+from common.archive import CLICKS, ArchiveLayout
 from infra.constructs.archive import RawArchive
 from infra.settings import StackSettings
 
@@ -40,8 +42,14 @@ DESTINATION_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 class ArchiveDelivery(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 stream: kinesis.IStream, archive: RawArchive) -> None:
+                 stream: kinesis.IStream, archive: RawArchive, layout: ArchiveLayout = CLICKS,
+                 table_name: str | None = None, name: str | None = None) -> None:
+        """`layout`, `table_name`: which archive (default the clicks'); `name`: the delivery
+        stream's (default `<prefix>-archive`, the clicks')."""
         super().__init__(scope, id)
+        table_name = table_name or archive.table_name
+        table = archive.table if table_name == archive.table_name else archive.events_table
+        RAW_PREFIX, ERROR_PREFIX = layout.prefix, layout.error_prefix
         stack = Stack.of(self)
         bucket = archive.bucket
         self.log_group = logs.LogGroup(
@@ -55,13 +63,13 @@ class ArchiveDelivery(Construct):
         firehose_principal = iam.ServicePrincipal("firehose.amazonaws.com")
         self.source_role = iam.Role(
             self, "SourceRole", assumed_by=firehose_principal,
-            description="clickagg archive Firehose: read the clicks stream")
+            description=f"clickagg archive Firehose: read the {layout.name} stream")
         stream.grant(self.source_role, *SOURCE_STREAM_ACTIONS)
         key.grant(self.source_role, "kms:Decrypt")
 
         self.destination_role = iam.Role(
             self, "DestinationRole", assumed_by=firehose_principal,
-            description="clickagg archive Firehose: write Parquet to the archive bucket")
+            description=f"clickagg archive Firehose: write {layout.name} Parquet to the archive bucket")
         object_arns = [bucket.arn_for_objects(f"{RAW_PREFIX}*"),
                        bucket.arn_for_objects(f"{ERROR_PREFIX}*")]
         self.destination_role.add_to_policy(iam.PolicyStatement(
@@ -70,7 +78,7 @@ class ArchiveDelivery(Construct):
             actions=list(OBJECT_ACTIONS), resources=object_arns))
         key.grant(self.destination_role, *DESTINATION_KMS_ACTIONS)
         self.destination_role.add_to_policy(iam.PolicyStatement(
-            actions=list(GLUE_ACTIONS), resources=archive.table_arns()))
+            actions=list(GLUE_ACTIONS), resources=archive.table_arns(table_name)))
         self.destination_role.add_to_policy(iam.PolicyStatement(
             actions=["logs:PutLogEvents"],
             resources=[stack.format_arn(
@@ -82,25 +90,25 @@ class ArchiveDelivery(Construct):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{RAW_PREFIX}*]",
                 reason="Firehose names each object itself (dt=/hr= prefix + a generated file "
-                       "name): puts are limited to the raw/clicks/ prefix of this one bucket."),
+                       f"name): puts are limited to the {RAW_PREFIX} prefix of this one bucket."),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{ERROR_PREFIX}*]",
                 reason="Firehose names each error object itself: puts of failed records are "
-                       "limited to the errors/clicks/ prefix of this one bucket."),
+                       f"limited to the {ERROR_PREFIX} prefix of this one bucket."),
         )
 
         D = firehose.CfnDeliveryStream
         self.delivery_stream = D(
             self, "DeliveryStream",
-            delivery_stream_name=f"{settings.prefix}-archive",
+            delivery_stream_name=name or f"{settings.prefix}-archive",
             delivery_stream_type="KinesisStreamAsSource",
             kinesis_stream_source_configuration=D.KinesisStreamSourceConfigurationProperty(
                 kinesis_stream_arn=stream.stream_arn, role_arn=self.source_role.role_arn),
             extended_s3_destination_configuration=D.ExtendedS3DestinationConfigurationProperty(
                 bucket_arn=bucket.bucket_arn,
                 role_arn=self.destination_role.role_arn,
-                prefix=FIREHOSE_PREFIX,
-                error_output_prefix=FIREHOSE_ERROR_PREFIX,
+                prefix=layout.firehose_prefix,
+                error_output_prefix=layout.firehose_error_prefix,
                 buffering_hints=D.BufferingHintsProperty(
                     size_in_m_bs=settings.firehose_buffer_mb,
                     interval_in_seconds=settings.firehose_buffer_interval_s),
@@ -122,14 +130,14 @@ class ArchiveDelivery(Construct):
                     schema_configuration=D.SchemaConfigurationProperty(
                         catalog_id=Aws.ACCOUNT_ID,
                         database_name=archive.database_name,
-                        table_name=archive.table_name,
+                        table_name=table_name,
                         region=Aws.REGION,
                         role_arn=self.destination_role.role_arn,
                         version_id="LATEST")),
             ),
         )
         # Firehose checks the roles (and the table) when the stream is created: policies first.
-        for dependency in (self.source_role, self.destination_role, archive.table):
+        for dependency in (self.source_role, self.destination_role, table):
             self.delivery_stream.node.add_dependency(dependency)
         Validations.of(self.delivery_stream).acknowledge(Acknowledgment(
             id="AwsSolutions-KDF1",

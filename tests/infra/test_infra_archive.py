@@ -186,6 +186,53 @@ def test_firehose_roles_are_least_privilege(default_template):
     assert ":table/clickagg_archive/raw_clicks" in json.dumps(glue["Resource"])
 
 
+def test_the_events_archive_is_its_own_table_firehose_and_prefixes(default_template):
+    """Impressions and conversions (docs/events.md): the events stream -> raw/events/ Parquet
+    with table raw_events, columns EVENTS.columns (common.archive), roles on those prefixes only."""
+    from common.archive import EVENTS
+    db_id, _ = resource(default_template, "AWS::Glue::Database", "ArchiveDatabase")
+    _, table = resource(default_template, "AWS::Glue::Table", "ArchiveRawEvents")
+    table_input = table["TableInput"]
+    assert (table["DatabaseName"], table_input["Name"]) == ({"Ref": db_id}, "raw_events")
+    assert [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]] == EVENTS.columns
+    assert [(c["Name"], c["Type"]) for c in table_input["PartitionKeys"]] == list(PARTITION_KEYS)
+    bucket_id, _ = resource(default_template, "AWS::S3::Bucket", "ArchiveBucket")
+    assert table_input["StorageDescriptor"]["Location"] == {
+        "Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/raw/events/"]]}
+    template_key = table_input["Parameters"]["storage.location.template"]
+    assert template_key == {"Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/raw/events/dt=${dt}/hr=${hr}/"]]}
+
+    _, stream = resource(default_template, "AWS::KinesisFirehose::DeliveryStream", "EventsArchiveDelivery")
+    assert stream["DeliveryStreamName"] == "clickagg-events-archive"
+    assert stream["KinesisStreamSourceConfiguration"]["KinesisStreamARN"]["Fn::GetAtt"][0].startswith("EventsStream")
+    s3 = stream["ExtendedS3DestinationConfiguration"]
+    assert (s3["Prefix"], s3["ErrorOutputPrefix"]) == (EVENTS.firehose_prefix, EVENTS.firehose_error_prefix)
+    schema = s3["DataFormatConversionConfiguration"]["SchemaConfiguration"]
+    assert (schema["DatabaseName"], schema["TableName"]) == ("clickagg_archive", "raw_events")
+    destination = statements_of_role(default_template, "EventsArchiveDeliveryDestinationRole")
+    [objects] = [s for s in destination if "s3:PutObject" in as_list(s["Action"])]
+    resources = json.dumps(objects["Resource"])
+    assert '"/raw/events/*"' in resources and '"/errors/events/*"' in resources
+    assert len(as_list(objects["Resource"])) == 2
+    [glue] = [s for s in destination if "glue:GetTableVersions" in as_list(s["Action"])]
+    assert ":table/clickagg_archive/raw_events" in json.dumps(glue["Resource"])
+
+
+def test_archive_tables_only_grow_at_the_end():
+    """Parquet readers map columns by name, Glue's schema versions by position: a column is
+    only ever added after the last one. These are the columns as first published."""
+    from common.archive import CLICKS, EVENTS
+    clicks_v1 = ["click_id", "ad_id", "campaign_id", "advertiser_id", "user_id", "event_time",
+                 "cost_micros", "ip", "user_agent", "referrer", "ingest_time", "request_id",
+                 "source_ip", "impression_id", "issued_at"]
+    events_v1 = ["event_type", "event_id", "schema_version", "ad_id", "campaign_id", "advertiser_id",
+                 "event_time", "impression_id", "click_id", "placement_id", "publisher_id", "user_id",
+                 "value_micros", "currency", "attributed_by", "ingest_time", "request_id", "source_ip"]
+    for layout, published in ((CLICKS, clicks_v1), (EVENTS, events_v1)):
+        names = [name for name, _ in layout.columns]
+        assert names[:len(published)] == published, layout.name
+
+
 # --- Athena ---------------------------------------------------------------------------------
 
 def test_athena_workgroup_enforces_encrypted_results_and_a_scan_limit(default_template):

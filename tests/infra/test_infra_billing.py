@@ -147,8 +147,8 @@ def test_every_variant_reconciles(all_templates, variant):
             .values()} == {"SCHEDULED", "CONDITIONAL"}
     tables = {v["Properties"]["TableInput"]["Name"]
               for v in resources(template, "AWS::Glue::Table").values()}
-    assert tables == {"raw_clicks", "refused_clicks", "billing_hourly", "billing_flagged",
-                      "billing_drift"}
+    assert tables == {"raw_clicks", "raw_events", "refused_clicks", "billing_hourly",
+                      "billing_flagged", "billing_drift"}
 
 
 def test_billing_refuses_a_store_reconciliation_cannot_read():

@@ -109,9 +109,15 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
     if not stack.settings.waf_enabled:
         expected.add("AwsSolutions-APIG3")  # no web ACL on the stage
     archive = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<ArchiveBucket")}
-    # the raw archive's Firehose and the refused-items one, each on its own two prefixes
+    # the raw archives' Firehoses (clicks, events) and the refused-items one, each on its own
+    # two prefixes
     assert {r.split(".Arn>", 1)[1] for r in archive} == {
-        "/raw/clicks/*]", "/errors/clicks/*]", "/refused/clicks/*]", "/errors/refused/*]"}
+        "/raw/clicks/*]", "/errors/clicks/*]", "/raw/events/*]", "/errors/events/*]",
+        "/refused/clicks/*]", "/errors/refused/*]"}
+    events_role = {where.split(" ", 1)[1].split(".Arn>", 1)[1]
+                   for where in acknowledgements(nag_app)
+                   if where.startswith("ClickAgg/EventsArchiveDelivery/DestinationRole ")}
+    assert events_role == {"/raw/events/*]", "/errors/events/*]"}
     refused_role = {where.split(" ", 1)[1].split(".Arn>", 1)[1]
                     for where in acknowledgements(nag_app)
                     if where.startswith("ClickAgg/RefusedArchive/DeliveryRole ")}

@@ -153,3 +153,31 @@ def test_nothing_valid_is_a_400_with_every_reason(env, clock):
     assert [r["status"] for r in answer["results"]] == ["rejected", "rejected"]
     assert "schema_version" in {x["field"] for x in answer["results"][1]["reasons"]}
     assert events_stream() == []
+
+
+def test_the_local_archive_of_the_events_stream(env, clock, tmp_path):
+    """The events archive's local stand-in (as Firehose on AWS): every record of the events
+    stream lands once as a Parquet row under raw/events/dt=/hr=/ with the archive's columns."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from common.archive import EVENTS
+    from local.archiver import LocalArchiver
+
+    env("off")
+    now = clock.ms()
+    post({"events": [impression(1, now), impression(2, now, user_id="u2"),
+                     conversion(1, now, click_id="c9", value="0.5")]})
+    archiver = LocalArchiver(NAMES.events_stream, NAMES.archive_bucket, tmp_path, layout=EVENTS)
+    assert archiver.drain_once() == 3 and archiver.drain_once() == 0
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=NAMES.archive_bucket, Prefix=EVENTS.prefix)["Contents"]]
+    assert all(k.startswith(EVENTS.prefix + "dt=") and "/hr=" in k and k.endswith(".parquet") for k in keys)
+    rows = []
+    for key in keys:
+        table = pq.read_table(io.BytesIO(s3.get_object(Bucket=NAMES.archive_bucket, Key=key)["Body"].read()))
+        assert [(f.name, str(f.type)) for f in table.schema] == [
+            (name, {"string": "string", "bigint": "int64", "int": "int32"}[t]) for name, t in EVENTS.columns]
+        rows += table.to_pylist()
+    assert sorted(rows, key=lambda r: r["event_id"]) == sorted(events_stream(), key=lambda r: r["event_id"])
