@@ -23,6 +23,7 @@ from local.readback import (click_token_keys, dedup_status_counts, read_late_dro
 from local.stack import LocalStack, StackOptions
 from tools.analytics import run_duckdb, sync_archive
 from tools.loadgen import EXPECTED_REASONS, HOT_AD, TOO_FAST, LoadSpec, generate
+from local.demo_events import events_section
 from tools.sender import send_links, send_load
 
 
@@ -481,6 +482,7 @@ def run(args) -> int:
         realtime_section(stack, load, report, checks, sampler, pace)
         query_section(stack, load, checks)
         archive_section(stack, load, checks, len(on_stream))
+        events_section(stack, load, checks, args.seed)
         billing_section(stack, load, checks)
         if args.keep:
             print(f"\nstack running: dashboard {stack.api.url}/  API {stack.api.url}/v1/...  (Ctrl-C to stop)")

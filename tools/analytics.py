@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 
 from common import refused
-from common.archive import PARTITION_KEYS, RAW_PREFIX
+from common.archive import EVENTS, PARTITION_KEYS, RAW_PREFIX
 from common.named_queries import TABLE
 
 _SCALARS = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "boolean": "BOOLEAN"}
@@ -42,11 +42,11 @@ def duckdb_type(glue_type: str) -> str:
 
 
 def sync_archive(bucket: str, dest: Path) -> int:
-    """Copy the archive's objects (raw clicks, refused items) to `dest` (same keys); returns
-    objects present."""
+    """Copy the archive's objects (raw clicks, raw events, refused items) to `dest` (same keys);
+    returns objects present."""
     s3 = boto3.client("s3")
     n = 0
-    for prefix in (RAW_PREFIX, refused.REFUSED_PREFIX):
+    for prefix in (RAW_PREFIX, EVENTS.prefix, refused.REFUSED_PREFIX):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 target = dest / obj["Key"]
