@@ -43,6 +43,7 @@ from decimal import Decimal
 from typing import Any, Iterable, NamedTuple, Optional
 
 from common.archive import PARTITION_KEYS, partition_of, partition_projection
+from common.schema import SETTINGS
 
 REFUSED_PREFIX = "refused/clicks/"
 REFUSED_ERROR_PREFIX = "errors/refused/"
@@ -56,10 +57,10 @@ FIREHOSE_ERROR_PREFIX = (REFUSED_ERROR_PREFIX
 BUFFER_MB = 5
 BUFFER_INTERVAL_S = 300
 
-# The ingest Lambda's setting naming the delivery stream. Not in common.schema yet (to be added
-# there as `refused_delivery_stream`, group ingest, wired): unset or empty = no archive, the
-# refused items are only answered and logged (as before issue 17; tests without the stream).
-STREAM_ENV = "REFUSED_DELIVERY_STREAM"
+# The ingest Lambda's variable naming the delivery stream: the schema's setting
+# `refused_delivery_stream` (group ingest, wired: infra writes it, the local stack sets it);
+# unset or empty = no archive, the refused items are only answered and logged.
+STREAM_ENV = next(s.env for s in SETTINGS if s.name == "refused_delivery_stream")
 
 
 def delivery_stream_name(prefix: str) -> str:

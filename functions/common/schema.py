@@ -303,6 +303,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("events_stream", str, _NAMES.events_stream,
       "the events stream's name (impressions, conversions: POST /v1/events)", context=False,
       group=INGEST, lambdas=(INGEST,), wired=True),
+    S("refused_delivery_stream", Optional[str], None,
+      "the refused-items archive's Firehose delivery stream (common.refused); unset: refused "
+      "items are answered and logged only", context=False, group=INGEST, lambdas=(INGEST,),
+      wired=True),
     S("max_batch", int, 500, "clicks per request", ge=1, context=False, group=INGEST,
       lambdas=(INGEST,)),
     S("max_body_bytes", int, 1_048_576, "bigger bodies get 413", ge=1, context=False,

@@ -9,7 +9,6 @@ the refused-items archive (ingest.refusals, common.refused; Firehose), best effo
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
@@ -25,7 +24,7 @@ from common.click_token import SecretKeys, TokenRejected, VerifyPolicy
 from common.config import IngestSettings
 from common import public_route
 from common.observability import handler_metrics
-from common.refused import POST_CLICKS, POST_EVENTS, POST_PUBLIC_CLICKS, STREAM_ENV
+from common.refused import POST_CLICKS, POST_EVENTS, POST_PUBLIC_CLICKS
 from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from ingest.dedup import DedupStore
@@ -67,15 +66,15 @@ def get_service() -> IngestService:
                                         settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
     keys, policy = token_keys(settings, config)
     return IngestService(settings, dedup, publisher, tokens=token_verifier(settings, keys, policy),
-                         links=redirect.LinkVerifier(keys, policy), refused=refused_archive(),
+                         links=redirect.LinkVerifier(keys, policy), refused=refused_archive(settings),
                          public_tokens=TokenVerifier(ENFORCE, keys, policy),
                          events_publisher=events_publisher)
 
 
-def refused_archive() -> Optional[refusals.RefusedArchive]:
-    """The refused-items archive (delivery stream named by REFUSED_DELIVERY_STREAM), or None
-    when the variable is unset/empty: then refused items are answered and logged only."""
-    name = os.environ.get(STREAM_ENV, "").strip()
+def refused_archive(settings: IngestSettings) -> Optional[refusals.RefusedArchive]:
+    """The refused-items archive (setting refused_delivery_stream), or None when it is unset or
+    empty: then refused items are answered and logged only."""
+    name = (settings.refused_delivery_stream or "").strip()
     if not name:
         return None
     return refusals.RefusedArchive(boto3.client("firehose", config=FIREHOSE_CONFIG), name)

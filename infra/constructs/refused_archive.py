@@ -13,7 +13,7 @@ with the pipeline key, objects SSE-KMS with the same key, failures under
 `errors/refused/<error type>/dt=/`. Its role may only put objects under those two prefixes of the
 archive bucket, use the key and write its own log stream. The ingest Lambda may only
 firehose:PutRecord/PutRecordBatch on this stream (iam.Grant, nothing else) and learns its name
-from REFUSED_DELIVERY_STREAM (common.refused.STREAM_ENV). Alarm: RefusedUnarchived > 0, refused
+from REFUSED_DELIVERY_STREAM (setting refused_delivery_stream). Alarm: RefusedUnarchived > 0, refused
 items ingest could not archive (their records are then in the ingest Lambda's log group only).
 """
 from __future__ import annotations

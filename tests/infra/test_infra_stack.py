@@ -179,7 +179,7 @@ def test_lambda_env_is_ingest_settings_from_context(custom_template, custom_cont
     assert env["HOT_AD_SALTS"] == "ad-1:8,ad-7:4"
     assert env == {**StackSettings(**custom_context).ingest_settings().to_env(),
                    "POWERTOOLS_SERVICE_NAME": "ingest", "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg",
-                   "REFUSED_DELIVERY_STREAM": "ca-test-refused"}  # not in the schema yet: common.refused
+                   "REFUSED_DELIVERY_STREAM": "ca-test-refused"}  # wired by infra.constructs.refused_archive
     assert fn["MemorySize"] == 2048
     assert fn["ReservedConcurrentExecutions"] == 50
     assert "python312-arm64:41" in json.dumps(fn["Layers"])
