@@ -105,11 +105,12 @@ class ClickAggStack(Stack):
         self.archive = RawArchive(self, "Archive", settings=settings, key=key,
                                   logs_bucket=logs_bucket)
         self.archive_delivery = ArchiveDelivery(self, "ArchiveDelivery", settings=settings,
-                                                key=key, stream=self.stream, archive=self.archive)
+                                                key=key, stream=self.stream, archive=self.archive,
+                                                topic=self.alarms.topic)
         self.events_archive_delivery = ArchiveDelivery(
             self, "EventsArchiveDelivery", settings=settings, key=key, stream=self.events,
             archive=self.archive, layout=EVENTS, table_name=self.archive.events_table_name,
-            name=f"{settings.prefix}-events-archive")
+            name=f"{settings.prefix}-events-archive", topic=self.alarms.topic)
         self.refused_archive = RefusedArchive(self, "RefusedArchive", settings=settings, key=key,
                                               archive=self.archive, producer=self.ingest.function,
                                               topic=self.alarms.topic)
@@ -150,7 +151,8 @@ class ClickAggStack(Stack):
             clicks_stream=self.stream, aggregates_stream=self.aggregates,
             flink_application_name=self.aggregator.application_name, billing=self.billing,
             alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values(),
-                    *self.refused_archive.alarms.values()],
+                    *self.refused_archive.alarms.values(), self.archive_delivery.alarm,
+                    self.events_archive_delivery.alarm],
             firewall=self.firewall, ivt=self.ivt_alarm)
 
         self._outputs()

@@ -15,11 +15,19 @@ least 64 MB. Failed conversions/deliveries land under FIREHOSE_ERROR_PREFIX.
 There is no server-side encryption setting for a Kinesis-sourced delivery stream (only Direct
 PUT has one): records are encrypted in the source stream and SSE-KMS in S3, and Firehose's
 transient buffer is the service's own.
+
+Alarm `<name>-DataFreshness`: the oldest record not yet in S3 is older than twice the buffer
+interval plus 5 minutes (DeliveryToS3.DataFreshness, maximum over 5 minutes). Delivery stuck
+(conversion errors, a role or key problem) would otherwise show only in the nightly billing's
+input; Firehose retries for 24 h from the stream, so the alarm comes while nothing is lost yet.
 """
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Aws, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations
+
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
@@ -28,6 +36,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from common.archive import CLICKS, ArchiveLayout
+from infra.constructs.alarms import add_alarm
 from infra.constructs.archive import RawArchive
 from infra.settings import StackSettings
 
@@ -43,7 +52,8 @@ DESTINATION_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 class ArchiveDelivery(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
                  stream: kinesis.IStream, archive: RawArchive, layout: ArchiveLayout = CLICKS,
-                 table_name: str | None = None, name: str | None = None) -> None:
+                 table_name: str | None = None, name: str | None = None,
+                 topic: sns.ITopic | None = None) -> None:
         """`layout`, `table_name`: which archive (default the clicks'); `name`: the delivery
         stream's (default `<prefix>-archive`, the clicks')."""
         super().__init__(scope, id)
@@ -98,9 +108,10 @@ class ArchiveDelivery(Construct):
         )
 
         D = firehose.CfnDeliveryStream
+        self.name = name or f"{settings.prefix}-archive"
         self.delivery_stream = D(
             self, "DeliveryStream",
-            delivery_stream_name=name or f"{settings.prefix}-archive",
+            delivery_stream_name=self.name,
             delivery_stream_type="KinesisStreamAsSource",
             kinesis_stream_source_configuration=D.KinesisStreamSourceConfigurationProperty(
                 kinesis_stream_arn=stream.stream_arn, role_arn=self.source_role.role_arn),
@@ -145,6 +156,18 @@ class ArchiveDelivery(Construct):
                    "(Direct PUT only): records are KMS-encrypted in the source stream and "
                    "SSE-KMS (pipeline key) in S3.",
         ))
+
+        self.freshness_threshold_s = 2 * settings.firehose_buffer_interval_s + 300
+        self.alarm = None if topic is None else add_alarm(
+            self, "DataFreshness", topic=topic, alarm_name=f"{self.name}-DataFreshness",
+            description=(f"The {layout.name} archive's oldest record not yet in S3 is older than "
+                         f"{self.freshness_threshold_s} s (2 x the buffer interval + 5 min): "
+                         f"delivery to {layout.prefix} is stuck. Firehose's error output is "
+                         f"under {layout.error_prefix}; its log group says why."),
+            metric=cw.Metric(namespace="AWS/Firehose", metric_name="DeliveryToS3.DataFreshness",
+                             dimensions_map={"DeliveryStreamName": self.name},
+                             statistic="Maximum", period=Duration.minutes(5)),
+            threshold=self.freshness_threshold_s)
 
 
 def _logical_id(bucket: s3.IBucket) -> str:

@@ -278,3 +278,18 @@ def test_named_queries(default_template):
 @pytest.mark.parametrize("output", ["ArchiveBucketName", "GlueDatabase", "AthenaWorkGroup"])
 def test_archive_outputs(default_template, output):
     assert output in default_template.to_json()["Outputs"]
+
+
+@pytest.mark.parametrize("stream,archive", [("clickagg-archive", "clicks"), ("clickagg-events-archive", "events")])
+def test_a_stuck_archive_delivery_pages(default_template, stream, archive):
+    """DeliveryToS3.DataFreshness (max over 5 min) above 2 x the buffer interval (300 s by
+    default) + 5 min, on the alarm topic, for each archive's Firehose."""
+    [alarm] = [a["Properties"] for a in default_template.find_resources("AWS::CloudWatch::Alarm").values()
+               if a["Properties"]["AlarmName"] == f"{stream}-DataFreshness"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (
+        "AWS/Firehose", "DeliveryToS3.DataFreshness", "Maximum", 300)
+    assert alarm["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": stream}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        900, "GreaterThanThreshold", "notBreaching")
+    assert alarm["AlarmActions"][0]["Ref"].startswith("AlarmsTopic")
+    assert f"raw/{archive}/" in alarm["AlarmDescription"]
