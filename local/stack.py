@@ -118,7 +118,10 @@ class LocalStack:
             self.moto = MotoServer(self.options.moto_port, state / "moto.log").start()
             endpoint = self.moto.url
         self.endpoint = endpoint
-        self._set_env({**aws_env(endpoint), **lambda_env(self.names), **self.options.settings.to_env()})
+        ingest_env = self.options.settings.to_env()
+        if not self.options.settings.refused_delivery_stream:  # unset: the stack's own (lambda_env)
+            ingest_env.pop(STREAM_ENV, None)
+        self._set_env({**aws_env(endpoint), **lambda_env(self.names), **ingest_env})
         create_all(self.names, self.options.clicks_shards)
         self.emf = EmfForwarder()
         for function in (self.ingest, self.query, self.sink, self.reconcile):
