@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from common.click_token import ClickClaims
 from common.config import IngestSettings
 from ingest.models import ConversionIn, ImpressionIn
-from ingest.validation import ParsedBatch, Rejection, RequestError, _field_reasons, validate_item
+from ingest.validation import ParsedBatch, Rejection, _field_reasons, batch_items, validate_item
 
 PATH = "/v1/events"
 CLICK, IMPRESSION, CONVERSION = "click", "impression", "conversion"
@@ -51,22 +51,8 @@ class EventsBatch:
 
 def extract_events(payload: Any, settings: IngestSettings) -> list[Any]:
     """`{"events": [...]}` or a bare array; 1..max_batch items."""
-    if isinstance(payload, dict) and "events" in payload:
-        items = payload["events"]
-        if not isinstance(items, list):
-            raise RequestError(400, "'events' must be an array", field="events",
-                               code="events_not_an_array")
-    elif isinstance(payload, list):
-        items = payload
-    else:
-        raise RequestError(400, 'body must be {"events": [...]} or an array of events',
-                           code="not_an_event_batch")
-    if not items:
-        raise RequestError(400, "no events in request", field="events", code="no_events")
-    if len(items) > settings.max_batch:
-        raise RequestError(413, f"{len(items)} events in one request; the limit is {settings.max_batch}",
-                           field="events", code="too_many_events")
-    return items
+    return batch_items(payload, settings, "events", single=False, not_a_batch=(
+        'body must be {"events": [...]} or an array of events', "not_an_event_batch"))
 
 
 def _event_id(item: Any, type_: Optional[str]) -> Optional[str]:

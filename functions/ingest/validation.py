@@ -104,26 +104,34 @@ def decode_body(body: Optional[str], is_base64: bool, settings: IngestSettings) 
         raise RequestError(400, f"body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def extract_items(payload: Any, settings: IngestSettings) -> list[Any]:
-    """Accept one click object, {"clicks": [...]}, or a bare JSON array of clicks."""
-    if isinstance(payload, dict) and "clicks" in payload:
-        items = payload["clicks"]
+def batch_items(payload: Any, settings: IngestSettings, key: str, *, single: bool,
+                not_a_batch: tuple[str, str]) -> list[Any]:
+    """The items of `{key: [...]}` or a bare array (and, when `single`, of one bare object):
+    1..max_batch of them; RequestError otherwise, with codes named after `key` (`<key>_not_an_array`,
+    `no_<key>`, `too_many_<key>`) and `not_a_batch` = (message, code) for any other body."""
+    if isinstance(payload, dict) and key in payload:
+        items = payload[key]
         if not isinstance(items, list):
-            raise RequestError(400, "'clicks' must be an array", field="clicks",
-                               code="clicks_not_an_array")
+            raise RequestError(400, f"'{key}' must be an array", field=key,
+                               code=f"{key}_not_an_array")
     elif isinstance(payload, list):
         items = payload
-    elif isinstance(payload, dict):
+    elif single and isinstance(payload, dict):
         items = [payload]
     else:
-        raise RequestError(400, "body must be a click object or {\"clicks\": [...]}",
-                           code="not_a_click_batch")
+        raise RequestError(400, not_a_batch[0], code=not_a_batch[1])
     if not items:
-        raise RequestError(400, "no clicks in request", field="clicks", code="no_clicks")
+        raise RequestError(400, f"no {key} in request", field=key, code=f"no_{key}")
     if len(items) > settings.max_batch:
-        raise RequestError(413, f"{len(items)} clicks in one request; the limit is {settings.max_batch}",
-                           field="clicks", code="too_many_clicks")
+        raise RequestError(413, f"{len(items)} {key} in one request; the limit is {settings.max_batch}",
+                           field=key, code=f"too_many_{key}")
     return items
+
+
+def extract_items(payload: Any, settings: IngestSettings) -> list[Any]:
+    """Accept one click object, {"clicks": [...]}, or a bare JSON array of clicks."""
+    return batch_items(payload, settings, "clicks", single=True, not_a_batch=(
+        'body must be a click object or {"clicks": [...]}', "not_a_click_batch"))
 
 
 def _field_reasons(index: int, click_id: Optional[str], exc: ValidationError) -> Rejection:

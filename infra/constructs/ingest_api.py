@@ -97,25 +97,22 @@ class IngestApi(Construct):
             "JsonBodyValidator", validate_request_body=True, validate_request_parameters=True)
 
         self.v1 = self.api.root.add_resource("v1")  # the query routes (query_api) hang here too
-        clicks = self.v1.add_resource("clicks")
-        self.post_clicks = clicks.add_method(
-            "POST", apigw.LambdaIntegration(handler, proxy=True),
-            api_key_required=True,
-            authorization_type=apigw.AuthorizationType.NONE,
-            request_validator=validator,
-            request_models={"application/json": body_model},
-        )
-        _acknowledge_api_key_auth(self.post_clicks)
 
+        def json_post(resource: apigw.IResource, *, api_key: bool) -> apigw.Method:
+            """POST to the ingest Lambda, its JSON body validated by the gateway."""
+            return resource.add_method(
+                "POST", apigw.LambdaIntegration(handler, proxy=True),
+                api_key_required=api_key,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+                request_models={"application/json": body_model},
+            )
+
+        self.post_clicks = json_post(self.v1.add_resource("clicks"), api_key=True)
+        _acknowledge_api_key_auth(self.post_clicks)
         # Impressions, clicks, conversions (POST /v1/events, docs/events.md): servers only (ad
         # servers, advertisers), the same API key, usage plan and JSON body validation.
-        self.post_events = self.v1.add_resource("events").add_method(
-            "POST", apigw.LambdaIntegration(handler, proxy=True),
-            api_key_required=True,
-            authorization_type=apigw.AuthorizationType.NONE,
-            request_validator=validator,
-            request_models={"application/json": body_model},
-        )
+        self.post_events = json_post(self.v1.add_resource("events"), api_key=True)
         _acknowledge_api_key_auth(self.post_events)
 
         # Click links: end users' browsers, so neither key nor authorizer; the signed token in
@@ -136,13 +133,7 @@ class IngestApi(Construct):
         # gateway passes it on and the Lambda alone validates it: its refusals carry CORS headers
         # (a gateway 400 does not, and a browser would see it as a network error).
         public = self.v1.resource_for_path(public_route.PATH.removeprefix("/v1/"))
-        self.post_public_clicks = public.add_method(
-            "POST", apigw.LambdaIntegration(handler, proxy=True),
-            api_key_required=False,
-            authorization_type=apigw.AuthorizationType.NONE,
-            request_validator=validator,
-            request_models={"application/json": body_model},
-        )
+        self.post_public_clicks = json_post(public, api_key=False)
         _acknowledge_public_clicks(self.post_public_clicks)
         self.public_clicks_preflight = public_preflight(public)
 
