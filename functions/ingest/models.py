@@ -21,6 +21,22 @@ Identifier = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"
 SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {"click": (1,), "impression": (1,), "conversion": (1,)}
 
 
+def decimal_number(name: str, value: Any) -> Any:
+    """Money arrives as a decimal number or string. JSON is parsed with parse_float=Decimal, so a
+    float here did not come from JSON text we control; bools are ints in Python and must not
+    become 0/1."""
+    if isinstance(value, (bool, float)):
+        raise ValueError(f"{name} must be a decimal number or string")
+    return value
+
+
+def micro_precision(name: str, value: Optional[Decimal]) -> Optional[Decimal]:
+    """At most COST_DECIMAL_PLACES decimals: money is stored as integer micro-units downstream."""
+    if value is not None and value != value.quantize(Decimal(1).scaleb(-COST_DECIMAL_PLACES)):
+        raise ValueError(f"{name} has more than {COST_DECIMAL_PLACES} decimal places")
+    return value
+
+
 def _version_check(event_type: str):
     def check(value):
         if isinstance(value, bool) or not isinstance(value, int) or value not in SCHEMA_VERSIONS[event_type]:
@@ -67,18 +83,12 @@ class ClickIn(BaseModel):
     @field_validator("cost", mode="before")
     @classmethod
     def _cost_is_a_decimal_number(cls, value):
-        # JSON is parsed with parse_float=Decimal, so a float here means it did not come from JSON
-        # text we control; bools are ints in Python and must not become 0/1.
-        if isinstance(value, (bool, float)):
-            raise ValueError("cost must be a decimal number or string")
-        return value
+        return decimal_number("cost", value)
 
     @field_validator("cost")
     @classmethod
     def _cost_precision(cls, value: Optional[Decimal]) -> Optional[Decimal]:
-        if value is not None and value != value.quantize(Decimal(1).scaleb(-COST_DECIMAL_PLACES)):
-            raise ValueError(f"cost has more than {COST_DECIMAL_PLACES} decimal places")
-        return value
+        return micro_precision("cost", value)
 
     @field_validator("timestamp")
     @classmethod
@@ -177,16 +187,12 @@ class ConversionIn(BaseModel):
     @field_validator("value", mode="before")
     @classmethod
     def _value_is_a_decimal_number(cls, value):
-        if isinstance(value, (bool, float)):
-            raise ValueError("value must be a decimal number or string")
-        return value
+        return decimal_number("value", value)
 
     @field_validator("value")
     @classmethod
     def _value_precision(cls, value: Decimal) -> Decimal:
-        if value != value.quantize(Decimal(1).scaleb(-COST_DECIMAL_PLACES)):
-            raise ValueError(f"value has more than {COST_DECIMAL_PLACES} decimal places")
-        return value
+        return micro_precision("value", value)
 
     @field_validator("occurred_at")
     @classmethod
