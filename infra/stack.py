@@ -87,7 +87,8 @@ class ClickAggStack(Stack):
         self.aggregates = AggregatesStream(self, "Aggregates", settings=settings,
                                            key=key).stream
         self.aggregator = FlinkAggregator(self, "Aggregator", settings=settings, key=key,
-                                          source=self.stream, sink=self.aggregates)
+                                          source=self.stream, sink=self.aggregates,
+                                          events=self.events)
         self.serving = ServingStore(self, "Serving", settings=settings, key=key,
                                     logs_bucket=logs_bucket)
         self.sink = SinkFunction(self, "Sink", settings=settings, key=key,

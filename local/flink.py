@@ -2,7 +2,7 @@
 process, like Managed Flink is its own service) on the job's real Kinesis connector, pointed at
 the emulator:
 
-  clicks stream --(Kinesis source, per-shard positions in checkpoints)--> job
+  clicks stream (+ events stream) --(Kinesis sources, per-shard positions in checkpoints)--> job
   --(debezium-json, Kinesis sink)--> aggregates stream --(local ESM)--> sink Lambda
 
 The job reads and writes the streams itself (`local.flink_runner`): nothing in this
@@ -27,8 +27,10 @@ class LocalFlinkJob:
     """The job as a child process (process group of its own: stopped as one)."""
 
     def __init__(self, clicks_stream: str, aggregates_stream: str, endpoint: str, checkpoint_dir: Path,
-                 log_path: Path, settings: dict[str, str] | None = None, parallelism: int = 2):
+                 log_path: Path, settings: dict[str, str] | None = None, parallelism: int = 2,
+                 events_stream: str | None = None):
         self.clicks_stream, self.aggregates_stream, self.endpoint = clicks_stream, aggregates_stream, endpoint
+        self.events_stream = events_stream
         self.checkpoint_dir, self.log_path = checkpoint_dir, log_path
         self.settings, self.parallelism = settings or {}, parallelism
         self._proc: subprocess.Popen | None = None
@@ -40,6 +42,8 @@ class LocalFlinkJob:
                "--clicks-stream", self.clicks_stream, "--aggregates-stream", self.aggregates_stream,
                "--endpoint", self.endpoint, "--checkpoint-dir", str(self.checkpoint_dir),
                "--parallelism", str(self.parallelism)]
+        if self.events_stream:
+            cmd += ["--events-stream", self.events_stream]
         cmd += [arg for k, v in self.settings.items() for arg in ("--set", f"{k}={v}")]
         if fresh:
             cmd.append("--fresh")

@@ -2,6 +2,7 @@
 
     PYTHONPATH=.:functions .venv-flink/bin/python -m local.flink_runner \
         --clicks-stream clickagg-clicks --aggregates-stream clickagg-aggregates \
+        [--events-stream clickagg-events] \
         --checkpoint-dir C [--endpoint URL] [--set KEY=VALUE ...] [--fresh]
 
 The job is the one `aggregate/job/main.py` submits on Managed Flink (same DDL, same SQL, same
@@ -54,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="local.flink_runner", description=__doc__.split("\n")[0])
     p.add_argument("--clicks-stream", required=True, help="name of the clicks stream (source)")
     p.add_argument("--aggregates-stream", required=True, help="name of the aggregates stream (sink)")
+    p.add_argument("--events-stream", help="name of the events stream (impressions, conversions; "
+                   "optional: without it the job counts clicks only)")
     p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
                    help="the emulator's URL (default: $AWS_ENDPOINT_URL)")
     p.add_argument("--checkpoint-dir", required=True)
@@ -87,6 +90,8 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         aws_endpoint=args.endpoint,
         clicks_stream_arn=stream_arn(args.clicks_stream, args.endpoint),
         aggregates_stream_arn=stream_arn(args.aggregates_stream, args.endpoint),
+        **({"events_stream_arn": stream_arn(args.events_stream, args.endpoint)}
+           if args.events_stream else {}),
         checkpoint_dir=Path(args.checkpoint_dir).resolve().as_uri(),
         **({} if "parallelism" in group else {"parallelism": args.parallelism}),
     )

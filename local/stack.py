@@ -155,7 +155,8 @@ class LocalStack:
             shutil.rmtree(checkpoints, ignore_errors=True)
         self.flink_job = LocalFlinkJob(self.names.clicks_stream, self.names.aggregates_stream, self.endpoint,
                                        checkpoints, state / "flink.log",
-                                       self.options.flink_settings).start(fresh=fresh)
+                                       self.options.flink_settings,
+                                       events_stream=self.names.events_stream).start(fresh=fresh)
 
     def stop(self) -> None:
         for worker in (self.glue_workflow, self.flink_job, self.sink_mapping, self.archiver, self.events_archiver,

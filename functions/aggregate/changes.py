@@ -13,17 +13,28 @@ from dataclasses import dataclass
 from typing import Any
 
 AGG, TOP, LATE = "agg", "top", "late"  # a row's metric columns: serving.table.METRICS
+CAMPAIGN, ADVERTISER = "campaign", "advertiser"  # rollups: the metrics per campaign / advertiser
+ROLLUPS = (CAMPAIGN, ADVERTISER)
+KINDS = (AGG, TOP, LATE, *ROLLUPS)
+# the id column that names a row's key, per kind (the job's `entity_id` equals it)
+ID_COLUMN = {AGG: "ad_id", TOP: "ad_id", LATE: "ad_id", CAMPAIGN: "campaign_id",
+             ADVERTISER: "advertiser_id"}
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # agg | top | late
+    kind: str  # agg | top | late | campaign | advertiser
     upsert: bool  # False = retraction (tombstone at this version)
     row: dict[str, Any]
 
     @property
     def version(self) -> int:
         return int(self.row["version"])
+
+    @property
+    def entity_id(self) -> str:
+        """The id the row's key is about: its ad, campaign or advertiser."""
+        return str(self.row[ID_COLUMN[self.kind]])
 
     @property
     def bucket_start(self) -> int:
@@ -39,10 +50,11 @@ def decode_change(data: bytes) -> Change:
         envelope = json.loads(data)
         after, before = envelope.get("after"), envelope.get("before")
         row = after if after is not None else before
-        if row is None or row.get("kind") not in (AGG, TOP, LATE):
+        if row is None or row.get("kind") not in KINDS:
             raise BadChange(f"not a clickagg changelog row: {str(envelope)[:200]}")
-        if row.get("version") is None or row.get("bucket_start") is None or row.get("ad_id") is None:
-            raise BadChange("changelog row without version, bucket_start or ad_id")
+        id_column = ID_COLUMN[row["kind"]]
+        if row.get("version") is None or row.get("bucket_start") is None or row.get(id_column) is None:
+            raise BadChange(f"changelog row without version, bucket_start or {id_column}")
         return Change(row["kind"], after is not None, row)
     except (json.JSONDecodeError, AttributeError, TypeError) as exc:
         raise BadChange(str(exc)) from None

@@ -307,6 +307,10 @@ SETTINGS: tuple[Setting, ...] = (
       "the refused-items archive's Firehose delivery stream (common.refused); unset: refused "
       "items are answered and logged only", context=False, group=INGEST, lambdas=(INGEST,),
       wired=True),
+    S("billing_currency", str, "USD",
+      "ISO 4217 code of every price and conversion value (one per deployment: ROAS and spend sum "
+      "them); a conversion in another currency is refused", pattern=r"[A-Z]{3}",
+      hint="three capital letters, e.g. EUR", group=INGEST, lambdas=(INGEST,)),
     S("max_batch", int, 500, "clicks per request", ge=1, context=False, group=INGEST,
       lambdas=(INGEST,)),
     S("max_body_bytes", int, 1_048_576, "bigger bodies get 413", ge=1, context=False,
@@ -531,6 +535,10 @@ SETTINGS: tuple[Setting, ...] = (
       flink="clicks_stream_arn", wired=True),
     S("aggregates_stream_arn", Optional[str], None, "sink stream", context=False,
       flink="aggregates_stream_arn", wired=True),
+    S("events_stream_arn", Optional[str], None,
+      "impressions and conversions stream (POST /v1/events); None: a clicks-only job whose "
+      "impression and conversion columns are 0", context=False, flink="events_stream_arn",
+      wired=True),
     S("source_init_position", str, "LATEST", "where a start without state reads from",
       choices=INIT_POSITIONS, context=False, flink="source_init_position"),
     S("source_init_timestamp", Optional[str], None, "ISO-8601 with offset, for AT_TIMESTAMP",

@@ -73,6 +73,17 @@ def _in_bounds(index: int, event_id: str, event_ms: int, settings: IngestSetting
     return None
 
 
+def _in_currency(index: int, event_id: str, currency: str,
+                 settings: IngestSettings) -> Optional[Rejection]:
+    """One currency per deployment (`billing_currency`): conversion value and click prices are
+    summed into ROAS and spend, so a value in another currency is refused, not mixed in."""
+    if currency == settings.billing_currency:
+        return None
+    return Rejection(index, event_id, [{"field": "currency", "reason":
+                     f"must be {settings.billing_currency}, this deployment's billing currency "
+                     f"(convert the value before sending)"}], ("wrong_currency",))
+
+
 def parse_events(items: list[Any], settings: IngestSettings, now_ms: int) -> EventsBatch:
     """Every item validated by its type; ids repeated in the request are in-batch duplicates."""
     batch = EventsBatch(ParsedBatch([], [], []))
@@ -104,6 +115,8 @@ def parse_events(items: list[Any], settings: IngestSettings, now_ms: int) -> Eve
         valid = ValidEvent(index, event)
         bounds = _in_bounds(index, valid.event_id, event.event_time_ms, settings, now_ms,
                             "timestamp" if type_ == IMPRESSION else "occurred_at")
+        if not bounds and type_ == CONVERSION:
+            bounds = _in_currency(index, valid.event_id, event.currency, settings)
         if bounds:
             batch.rejected.append(bounds)
         elif valid.event_id in seen[type_]:

@@ -63,6 +63,9 @@ class Entry:
     billable_cost_micros: int = 0
     suspect_clicks: int = 0
     invalid_clicks: int = 0
+    impressions: int = 0
+    conversions: int = 0
+    conversion_value_micros: int = 0
     campaign_id: Optional[str] = None
     advertiser_id: Optional[str] = None
 

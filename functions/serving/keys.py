@@ -3,8 +3,11 @@ nightly reconciliation (glue_jobs/reconcile.py: reads the 1h series, writes its 
 
 One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numbers):
   series       pk S#<ad>#<res>      sk <bucket_start>          one ad's series: one Query
+  campaign     pk SC#<campaign>#<res> sk <bucket_start>        rollup per campaign (same attributes)
+  advertiser   pk SV#<advertiser>#<res> sk <bucket_start>      rollup per advertiser
   top 1h       pk T#1h#<day_start>  sk <hour_start>#<ad>        24 h of hour leaderboards: <= 2 partitions
   top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
+  top 1d       pk T#1d#<30-day span start> sk <day_start>#<ad>   30 days of day leaderboards: <= 2 partitions
   late dropped pk L#<day_start>     sk <minute_start>#<ad>       per ad and minute
   freshness    pk META#<slot>       sk freshness                 slot 0..N-1 by sink shard
   reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
@@ -19,7 +22,9 @@ import zlib
 from common.schema import BY_NAME
 from common.times import DAY_MS, HOUR_MS, floor_to
 
-LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS}  # resolution -> partition span
+# resolution -> partition span. 1d boards answer windows up to 30 days (30 boards); their
+# partitions span 30 days from the epoch, so such a window touches at most 2.
+LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS, "1d": 30 * DAY_MS}
 # Freshness: every sink batch advances it, so one item would be a hot key (the planner: ~2,150
 # updates/s at 10B clicks/day, ~9k/s at a 500k/s peak, against DynamoDB's 1,000 writes/s per
 # partition). Each aggregates shard writes the slot its shard id hashes to; readers fetch all
@@ -39,12 +44,18 @@ def ts(ms: int) -> str:
     return f"{ms:013d}"
 
 
-def series_key(ad_id: str, resolution: str, bucket_start: int) -> dict[str, str]:
-    return {"pk": f"S#{ad_id}#{resolution}", "sk": ts(bucket_start)}
+# series partitions per level (aggregate.changes kinds: 'agg' is per ad); 'S#' vs 'SC#' / 'SV#'
+# differ in their second character, so no id of one level can name another level's partition
+SERIES_PREFIX = {"agg": "S", "campaign": "SC", "advertiser": "SV"}
+SERIES_LEVELS = tuple(SERIES_PREFIX)
 
 
-def series_pk(ad_id: str, resolution: str) -> str:
-    return f"S#{ad_id}#{resolution}"
+def series_pk(entity_id: str, resolution: str, level: str = "agg") -> str:
+    return f"{SERIES_PREFIX[level]}#{entity_id}#{resolution}"
+
+
+def series_key(entity_id: str, resolution: str, bucket_start: int, level: str = "agg") -> dict[str, str]:
+    return {"pk": series_pk(entity_id, resolution, level), "sk": ts(bucket_start)}
 
 
 def top_pk(resolution: str, bucket_start: int) -> str:

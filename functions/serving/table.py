@@ -5,7 +5,8 @@ it imports only the standard library and serving.keys).
 
 Attributes (short: every item stores them). Aggregates, leaderboard entries, late drops:
   c clicks   b billable_clicks   k cost_micros   bk billable_cost_micros
-  sc suspect_clicks   ic invalid_clicks                                    (METRIC_ATTRS)
+  sc suspect_clicks   ic invalid_clicks   i impressions   cv conversions
+  cvv conversion_value_micros                                              (METRIC_ATTRS)
   ad / cmp / adv  the ad's ids   me max_event_time   wm watermark   ld late_dropped
   v version (the conditional writes' order)   ttl expiry (1m rows)   del tombstone (BOOL)
 Freshness slots: wm, me. Reconciliation summaries: fin finished (ms), td total drift, flag,
@@ -28,9 +29,10 @@ from serving.keys import reconciliation_key
 # IVT verdicts (common/ivt.py): billable_clicks are the valid clicks, so in every row
 #   clicks = billable_clicks + suspect_clicks + invalid_clicks
 # and billable_cost_micros is the cost of the valid clicks. Items written before the verdicts
-# existed have no sc / ic: read as 0 (num()).
+# (or impressions and conversions) existed have no sc / ic (i / cv / cvv): read as 0 (num()).
 METRIC_ATTRS = {"clicks": "c", "billable_clicks": "b", "cost_micros": "k", "billable_cost_micros": "bk",
-                "suspect_clicks": "sc", "invalid_clicks": "ic"}
+                "suspect_clicks": "sc", "invalid_clicks": "ic", "impressions": "i",
+                "conversions": "cv", "conversion_value_micros": "cvv"}
 METRICS = tuple(METRIC_ATTRS)
 # The counts that split a row's clicks by verdict (clicks = billable + suspect + invalid): the
 # sink's per-verdict metrics (aggregate.verdicts) and GET /v1/quality's ivt section.

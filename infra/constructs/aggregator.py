@@ -119,7 +119,8 @@ def verify_application_zip(path: Path, functions_dir: Path = FUNCTIONS_DIR) -> N
 
 
 def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
-                          sink: kinesis.IStream) -> dict[str, dict[str, str]]:
+                          sink: kinesis.IStream,
+                          events: kinesis.IStream | None = None) -> dict[str, dict[str, str]]:
     """Group id -> properties (all values strings). The job reads the one group JOB_GROUP,
     keyed by its JobSettings field names, and rejects unknown keys there. Its settings come
     from the schema (StackSettings.flink_properties: every context setting the job has, e.g.
@@ -132,6 +133,7 @@ def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
             aws_region=Aws.REGION,
             clicks_stream_arn=source.stream_arn,
             aggregates_stream_arn=sink.stream_arn,
+            **({"events_stream_arn": events.stream_arn} if events is not None else {}),
             source_init_position="TRIM_HORIZON",  # a start without snapshot reads it all
         ),
     }
@@ -139,7 +141,9 @@ def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
 
 class FlinkAggregator(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
-                 source: kinesis.IStream, sink: kinesis.IStream) -> None:
+                 source: kinesis.IStream, sink: kinesis.IStream,
+                 events: kinesis.IStream | None = None) -> None:
+        """`source`: clicks; `events`: impressions and conversions (POST /v1/events)."""
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.application_name = f"{settings.prefix}-aggregator"
@@ -162,8 +166,10 @@ class FlinkAggregator(Construct):
 
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("kinesisanalytics.amazonaws.com"),
-            description="clickagg Flink aggregator: read clicks, write aggregates, read its code")
-        self._grant(key=key, source=source, sink=sink, log_stream_arn=log_stream_arn)
+            description="clickagg Flink aggregator: read clicks and events, write aggregates, "
+                        "read its code")
+        self._grant(key=key, sources=[source] + ([events] if events is not None else []),
+                    sink=sink, log_stream_arn=log_stream_arn)
 
         self.application = flink.CfnApplication(
             self, "Application",
@@ -184,7 +190,7 @@ class FlinkAggregator(Construct):
                         flink.CfnApplication.PropertyGroupProperty(
                             property_group_id=group, property_map=properties)
                         for group, properties in flink_property_groups(
-                            settings, source, sink).items()]),
+                            settings, source, sink, events).items()]),
                 flink_application_configuration=flink.CfnApplication
                 .FlinkApplicationConfigurationProperty(
                     # Mode EXACTLY_ONCE and the RocksDB state backend are the service's fixed
@@ -223,9 +229,10 @@ class FlinkAggregator(Construct):
             cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption
             .CloudWatchLoggingOptionProperty(log_stream_arn=log_stream_arn))
 
-    def _grant(self, *, key: kms.IKey, source: kinesis.IStream, sink: kinesis.IStream,
+    def _grant(self, *, key: kms.IKey, sources: list[kinesis.IStream], sink: kinesis.IStream,
                log_stream_arn: str) -> None:
-        source.grant_read(self.role)  # kinesis reads + kms:Decrypt on the stream's key
+        for source in sources:
+            source.grant_read(self.role)  # kinesis reads + kms:Decrypt on the stream's key
         sink.grant(self.role, *SINK_STREAM_ACTIONS)
         key.grant(self.role, *SINK_KMS_ACTIONS)
         # The code zip only (not the whole bootstrap bucket), as Managed Flink's docs grant it.

@@ -309,11 +309,13 @@ def test_flink_job_properties(default_template):
     job = property_groups(flink_app(default_template))["clickagg"]
     clicks = logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")
     aggregates = logical_id(default_template, "AWS::Kinesis::Stream", "AggregatesStream")
+    events = logical_id(default_template, "AWS::Kinesis::Stream", "EventsStream")
     assert job == {
         "environment": "aws",
         "aws_region": {"Ref": "AWS::Region"},
         "clicks_stream_arn": {"Fn::GetAtt": [clicks, "Arn"]},
         "aggregates_stream_arn": {"Fn::GetAtt": [aggregates, "Arn"]},
+        "events_stream_arn": {"Fn::GetAtt": [events, "Arn"]},
         "source_init_position": "TRIM_HORIZON",
         "allowed_lateness_s": "900",
         "watermark_delay_s": "5",
@@ -350,6 +352,7 @@ def test_flink_properties_are_accepted_by_the_jobs_own_parser(request, template_
     assert parsed.environment == "aws" and parsed.source_init_position == "TRIM_HORIZON"
     assert parsed.clicks_stream_arn.endswith("/ca-clicks")
     assert parsed.aggregates_stream_arn.endswith("/ca-aggregates")
+    assert parsed.events_stream_arn.endswith("/ca-events")
 
 
 def test_flink_checkpointing_parallelism_defaults(default_template):
@@ -420,10 +423,14 @@ def test_flink_role_is_least_privilege(default_template):
     by_action = {a: s for s in statements for a in as_list(s["Action"])}
     clicks = logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")
     aggregates = logical_id(default_template, "AWS::Kinesis::Stream", "AggregatesStream")
-    assert by_action["kinesis:GetRecords"]["Resource"] == {"Fn::GetAtt": [clicks, "Arn"]}
+    events = logical_id(default_template, "AWS::Kinesis::Stream", "EventsStream")
+    readers = [s for s in statements if "kinesis:GetRecords" in as_list(s["Action"])]
+    assert sorted(json.dumps(r) for s in readers for r in as_list(s["Resource"])) == sorted(
+        json.dumps({"Fn::GetAtt": [stream, "Arn"]}) for stream in (clicks, events))
     assert by_action["kinesis:PutRecords"]["Resource"] == {"Fn::GetAtt": [aggregates, "Arn"]}
-    assert "kinesis:PutRecords" not in actions_of(
-        [s for s in statements if s["Resource"] == {"Fn::GetAtt": [clicks, "Arn"]}])
+    for source in (clicks, events):
+        assert "kinesis:PutRecords" not in actions_of(
+            [s for s in statements if {"Fn::GetAtt": [source, "Arn"]} in as_list(s["Resource"])])
     assert {a for a in actions_of(statements) if a.startswith("s3:")} == {
         "s3:GetObject", "s3:GetObjectVersion"}
     code_arn = json.dumps(by_action["s3:GetObject"]["Resource"])

@@ -55,7 +55,7 @@ def click(i: int, now_ms: int, **over) -> dict:
 
 
 def conversion(i: int, now_ms: int, **over) -> dict:
-    return {"type": "conversion", "conversion_id": f"order-{i}", "value": "59.90", "currency": "EUR",
+    return {"type": "conversion", "conversion_id": f"order-{i}", "value": "59.90", "currency": "USD",
             "occurred_at": now_ms - 300, **over}
 
 
@@ -101,11 +101,11 @@ def test_a_mixed_batch_each_event_its_path_and_its_result(env, clock, metric_nam
     assert records == [
         expected_impression(body["events"][0], now, rid),
         {**expected_conv, "event_type": "conversion", "event_id": "order-1", "schema_version": 1,
-         "event_time": now - 300, "click_id": "c-earlier", "value_micros": 59_900_000, "currency": "EUR",
+         "event_time": now - 300, "click_id": "c-earlier", "value_micros": 59_900_000, "currency": "USD",
          "attributed_by": "click_id", "ingest_time": now, "request_id": rid, "source_ip": SOURCE_IP},
         {**expected_conv, "event_type": "conversion", "event_id": "order-2", "schema_version": 1,
          "ad_id": "ad-A", "campaign_id": "cmp-7", "advertiser_id": "adv-3", "event_time": now - 300,
-         "impression_id": "imp-7", "placement_id": "home-1", "value_micros": 12_000_000, "currency": "EUR",
+         "impression_id": "imp-7", "placement_id": "home-1", "value_micros": 12_000_000, "currency": "USD",
          "attributed_by": "token", "ingest_time": now, "request_id": rid, "source_ip": SOURCE_IP},
     ]
     # the click took the click path: the clicks stream and its claim; impressions claimed nothing
@@ -153,6 +153,24 @@ def test_nothing_valid_is_a_400_with_every_reason(env, clock):
     assert [r["status"] for r in answer["results"]] == ["rejected", "rejected"]
     assert "schema_version" in {x["field"] for x in answer["results"][1]["reasons"]}
     assert events_stream() == []
+
+
+def test_a_conversion_in_another_currency_is_refused_with_the_deployments(env, clock):
+    """One billing currency per deployment (ROAS sums values with click prices): a EUR value on
+    a USD deployment is rejected with the reason, archived, and never reaches the stream."""
+    env("off")
+    now = clock.ms()
+    euro = {**conversion(2, now, click_id="c2"), "currency": "EUR"}
+    status, answer, rid = post({"events": [conversion(1, now, click_id="c1"), euro]})
+    assert status == 202
+    assert [(r["id"], r["status"]) for r in answer["results"]] == [("order-1", "accepted"),
+                                                                   ("order-2", "rejected")]
+    assert answer["results"][1]["reasons"] == [{
+        "field": "currency",
+        "reason": "must be USD, this deployment's billing currency (convert the value before sending)"}]
+    assert [r["event_id"] for r in events_stream()] == ["order-1"]
+    [(_, record)] = archived()
+    assert (record["route"], record["request_id"], record["click_id"]) == (POST_EVENTS, rid, "order-2")
 
 
 def test_the_local_archive_of_the_events_stream(env, clock, tmp_path):

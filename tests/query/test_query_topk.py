@@ -18,7 +18,7 @@ def boards_for(t, window: Window, m: int) -> list[Leaderboard]:
         lbs = leaderboards(t, res, m)
         for b in buckets:
             out.append(Leaderboard(res, b, [
-                Entry(ad, *v, t.campaign[ad], t.advertiser[ad]) for ad, v in lbs.get(b, [])]))
+                Entry(ad, *v, campaign_id=t.campaign[ad], advertiser_id=t.advertiser[ad]) for ad, v in lbs.get(b, [])]))
     return out
 
 

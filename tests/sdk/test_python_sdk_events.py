@@ -43,7 +43,7 @@ def test_impressions_and_conversions_through_the_sdk(stack):
     with ClickSender(EventClient(stack.api.url, max_attempts=5), batch_size=25,
                      on_result=outcomes.append) as sender:
         ids = [sender.track(impression_event(c, user_id=f"u{i}")) for i, c in enumerate(served)]
-        conversions = [conversion_event(f"ev-order-{i}", Decimal("19.99") * (i + 1), "EUR",
+        conversions = [conversion_event(f"ev-order-{i}", Decimal("19.99") * (i + 1), "USD",
                                         now_s * 1000 + 1_000, token=tokens[i]) for i in range(5)]
         conversions.append(conversion_event("ev-order-x", 7, "USD", now_s * 1000 + 2_000, click_id="c-x"))
         ids += [sender.track(c) for c in conversions]
@@ -61,7 +61,7 @@ def test_impressions_and_conversions_through_the_sdk(stack):
         r = records[f"ev-order-{i}"]
         assert (r["event_type"], r["ad_id"], r["impression_id"], r["value_micros"], r["currency"],
                 r["attributed_by"]) == ("conversion", served[i].ad_id, served[i].impression_id,
-                                        19_990_000 * (i + 1), "EUR", "token")
+                                        19_990_000 * (i + 1), "USD", "token")
     r = records["ev-order-x"]
     assert (r["ad_id"], r["click_id"], r["value_micros"], r["attributed_by"]) == (None, "c-x", 7_000_000, "click_id")
 

@@ -13,11 +13,16 @@ from serving.table import METRIC_ATTRS, METRICS, VERDICT_COUNTS
 from serving.write.dynamodb import item_for
 from serving.write.timestream import record_for
 
+# the metric fields of a series point (ratios, computed from them at query time, come on top)
+METRIC_JSON = ("clicks", "billable_clicks", "cost", "billable_cost", "suspect_clicks",
+               "invalid_clicks", "impressions", "conversions", "conversion_value")
+
 
 def test_metrics_are_the_changelog_columns_between_the_ids_and_late_dropped():
     names = list(OUTPUT_COLUMN_NAMES)
     assert METRICS == tuple(names[names.index("advertiser_id") + 1:names.index("late_dropped")])
-    assert METRICS[-2:] == ("suspect_clicks", "invalid_clicks")
+    assert METRICS[4:] == ("suspect_clicks", "invalid_clicks", "impressions", "conversions",
+                           "conversion_value_micros")
     assert set(VERDICT_COUNTS) <= set(METRICS) and len(set(METRIC_ATTRS.values())) == len(METRICS)
 
 
@@ -26,8 +31,10 @@ def test_every_carrier_has_exactly_the_metrics():
     entry = [f.name for f in dataclasses.fields(Entry)]
     assert tuple(entry[1:entry.index("campaign_id")]) == METRICS
     point = metrics_json(Bucket(*range(1, len(METRICS) + 1)))
-    assert point == {"clicks": 1, "billable_clicks": 2, "cost": "0.000003", "billable_cost": "0.000004",
-                     "suspect_clicks": 5, "invalid_clicks": 6}
+    assert {k: point[k] for k in METRIC_JSON} == {
+        "clicks": 1, "billable_clicks": 2, "cost": "0.000003", "billable_cost": "0.000004",
+        "suspect_clicks": 5, "invalid_clicks": 6, "impressions": 7, "conversions": 8,
+        "conversion_value": "0.000009"}
 
 
 def test_writers_store_every_metric_and_missing_ones_as_absent_or_zero():

@@ -71,26 +71,35 @@ def _apply(t_env: Any, options: dict[str, str]) -> None:
         config.set(k, v)
 
 
-def build_output(t_env: Any, settings: JobSettings, *, source_ddl: str | None = None):
-    """Register source, stage 1, stage 2; return the `clickagg_output` Table.
+def build_output(t_env: Any, settings: JobSettings, *, source_ddl: str | None = None,
+                 events_source_ddl: str | None = None):
+    """Register the sources, stage 1, stage 2; return the `clickagg_output` Table.
 
-    `source_ddl` overrides the generated source (the benchmark points it at a fixed file);
-    it must define the table `clicks` with the same columns.
+    `source_ddl` / `events_source_ddl` override the generated sources (the benchmark points
+    them at fixed files); they must define the tables `clicks` / `events` with the same columns.
+    The events source exists when `events_stream_arn` is set or its DDL is given.
     """
     _apply(t_env, sql.stage1_options(settings))
     t_env.execute_sql(source_ddl or sql.source_ddl(settings))
-    return build_output_in(t_env, settings)
+    events_ddl = events_source_ddl or (sql.events_source_ddl(settings)
+                                       if settings.events_stream_arn else None)
+    if events_ddl:
+        t_env.execute_sql(events_ddl)
+    return build_output_in(t_env, settings, events=bool(events_ddl))
 
 
 def explain(settings: JobSettings, *, source_ddl: str | None = None,
+            events_source_ddl: str | None = None,
             extra: dict[str, str] | None = None) -> dict[str, str]:
     """EXPLAIN text of both stages (for tests and reviews); `extra` e.g. the connector jar."""
     t_env = create_table_env(settings, local=True, extra=extra)
     _apply(t_env, sql.stage1_options(settings))
     t_env.execute_sql(source_ddl or sql.source_ddl(settings))
+    if events_source_ddl:
+        t_env.execute_sql(events_source_ddl)
     register_functions(t_env)
     stage1 = t_env.explain_sql(sql.classify_query(settings))
-    output = build_output_in(t_env, settings)
+    output = build_output_in(t_env, settings, events=bool(events_source_ddl))
     return {"stage1": stage1, "stage2": output.explain()}
 
 
@@ -101,19 +110,24 @@ def register_functions(t_env: Any) -> None:
         t_env.execute_sql(statement)
 
 
-def build_output_in(t_env: Any, settings: JobSettings):
-    """Stage 1 + 2 on an environment whose `clicks` table already exists."""
+def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False):
+    """Stage 1 + 2 on an environment whose `clicks` table (and with `events`, `events` table)
+    already exists."""
     from pyflink.table import Schema
 
     register_functions(t_env)
     _apply(t_env, sql.stage1_options(settings))
     stream = t_env.to_data_stream(t_env.sql_query(sql.classify_query(settings)))
+    events_stream = (t_env.to_data_stream(t_env.sql_query(sql.classify_events_query(settings)))
+                     if events else None)
     _apply(t_env, sql.stage2_options(settings))
     t_env.create_temporary_view(
         sql.CLASSIFIED_TABLE,
         stream,
         Schema.new_builder().column_by_expression("proctime", "PROCTIME()").build(),
     )
-    for statement in sql.pipeline_views(settings):
+    if events_stream is not None:
+        t_env.create_temporary_view(sql.EVENTS_CLASSIFIED_TABLE, events_stream)
+    for statement in sql.pipeline_views(settings, events=events):
         t_env.execute_sql(statement)
     return t_env.from_path(sql.OUTPUT_VIEW)

@@ -90,9 +90,11 @@ def _validate(s: JobSettings) -> None:
     err = s.error
     if not s.aws_region:
         raise err("aws_region", "required")
-    for key in ("clicks_stream_arn", "aggregates_stream_arn"):
+    for key in ("clicks_stream_arn", "aggregates_stream_arn", "events_stream_arn"):
         arn = getattr(s, key)
         if not arn:
+            if key == "events_stream_arn":
+                continue  # optional: a clicks-only job
             raise err(key, "required")
         m = _STREAM_ARN.match(arn)
         if not m:
@@ -101,6 +103,8 @@ def _validate(s: JobSettings) -> None:
             raise err(key, f"region {m.group(1)!r} differs from aws_region {s.aws_region!r}")
     if s.clicks_stream_arn == s.aggregates_stream_arn:
         raise err("aggregates_stream_arn", "must differ from clicks_stream_arn")
+    if s.events_stream_arn in (s.clicks_stream_arn, s.aggregates_stream_arn):
+        raise err("events_stream_arn", "must differ from clicks_stream_arn and aggregates_stream_arn")
     if s.source_init_position == "AT_TIMESTAMP" and not s.source_init_timestamp:
         raise err("source_init_timestamp", "required when source_init_position is AT_TIMESTAMP")
     if s.environment == ENV_LOCAL and not s.aws_endpoint:

@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from common import ivt
-from common.records import CLICK_RECORD_SCHEMA
+from common.records import CLICK_RECORD_SCHEMA, EVENT_RECORD_SCHEMA
 from common.schema import parse_ivt_rules
 from common.times import MINUTE_MS, RESOLUTIONS  # the one resolution map (query API, serving store)
 
@@ -58,11 +58,14 @@ from .settings import JobSettings, stream_name
 
 SOURCE_TABLE = "clicks"
 CLASSIFIED_TABLE = "clicks_classified"
+EVENTS_SOURCE_TABLE = "events"  # impressions and conversions (the events stream; optional)
+EVENTS_CLASSIFIED_TABLE = "events_classified"
+IMPRESSION, CONVERSION = "impression", "conversion"  # ingest.events' types on the events stream
 OUTPUT_VIEW = "clickagg_output"
 SINK_TABLE = "clickagg_out"
 PIPELINE_NAME = "clickagg-aggregate"
 
-LEADERBOARD_RESOLUTIONS = ("1m", "1h")
+LEADERBOARD_RESOLUTIONS = ("1m", "1h", "1d")  # serving.keys.LEADERBOARD_RESOLUTIONS' keys
 
 # SQL name -> class in the job jar (functions/aggregate/src/main/java/com/clickagg/flink/ivt)
 IVT_FUNCTIONS = {
@@ -70,15 +73,23 @@ IVT_FUNCTIONS = {
     "DATACENTER_PROVIDER": "com.clickagg.flink.ivt.DatacenterProvider",
 }
 
-_FLINK_TYPES = {"string": "STRING", "bigint": "BIGINT", "timestamp_ms": "BIGINT"}
+_FLINK_TYPES = {"string": "STRING", "bigint": "BIGINT", "timestamp_ms": "BIGINT", "int": "INT"}
+
+# The aggregate levels: 'agg' rows are per ad; the rollups per campaign and per advertiser are
+# aggregated from the same counted rows (kind = level name), keyed by the level's id.
+AD, CAMPAIGN, ADVERTISER = "agg", "campaign", "advertiser"
+ROLLUP_LEVELS = {CAMPAIGN: "campaign_id", ADVERTISER: "advertiser_id"}
 
 # The one output changelog. (name, Flink SQL type, meaning per kind)
 OUTPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("kind", "STRING", "'agg' | 'top' | 'late'"),
-    ("resolution", "STRING", "'1m' | '5m' | '1h' | '1d' (agg); '1m' | '1h' (top); '1m' (late)"),
+    ("kind", "STRING", "'agg' (per ad) | 'campaign' | 'advertiser' (rollups) | 'top' | 'late'"),
+    ("resolution", "STRING", "'1m' | '5m' | '1h' | '1d' (agg, rollups); '1m' | '1h' | '1d' (top); '1m' (late)"),
     ("bucket_start", "BIGINT", "bucket start, epoch ms UTC (1d buckets are UTC days)"),
-    ("ad_id", "STRING", "the ad (all kinds); also the Kinesis partition key on AWS"),
-    ("campaign_id", "STRING", "MAX over the bucket (an ad belongs to one campaign)"),
+    ("entity_id", "STRING", "the key's id: ad_id (agg, top, late), campaign_id, advertiser_id; "
+                            "the Kinesis partition key"),
+    ("ad_id", "STRING", "the ad (agg, top, late); NULL in rollups"),
+    ("campaign_id", "STRING", "MAX over the bucket (an ad belongs to one campaign); NULL in "
+                              "advertiser rollups"),
     ("advertiser_id", "STRING", "MAX over the bucket (an ad belongs to one advertiser)"),
     ("clicks", "BIGINT", "agg, top: counted (deduplicated, on-time) clicks; late: NULL"),
     ("billable_clicks", "BIGINT", "agg, top: counted clicks with verdict valid; late: NULL"),
@@ -86,6 +97,10 @@ OUTPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("billable_cost_micros", "BIGINT", "agg, top: SUM(cost_micros) of billable clicks; late: NULL"),
     ("suspect_clicks", "BIGINT", "agg, top: counted clicks with verdict suspect; late: NULL"),
     ("invalid_clicks", "BIGINT", "agg, top: counted clicks with verdict invalid; late: NULL"),
+    ("impressions", "BIGINT", "agg, top: counted impressions (distinct impression_id, on time); late: NULL"),
+    ("conversions", "BIGINT", "agg, top: counted conversions (distinct conversion_id, on time, "
+                              "by occurred_at); late: NULL"),
+    ("conversion_value_micros", "BIGINT", "agg, top: SUM(value_micros) of counted conversions; late: NULL"),
     ("late_dropped", "BIGINT", "late: distinct clicks dropped as late in this minute; else NULL"),
     ("version", "BIGINT", "strictly increasing per key on every emitted row (top: the agg version)"),
     ("max_event_time", "BIGINT", "MAX(event_time) ms of the rows counted (late: dropped)"),
@@ -111,6 +126,18 @@ CLASSIFIED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("is_bot", "BOOLEAN"),
     ("is_dc", "BOOLEAN"),
     ("is_fast", "BOOLEAN"),
+)
+
+# Stage-1 output of the events source = stage-2 input `events_classified`.
+EVENTS_CLASSIFIED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_type", "STRING"),
+    ("ad_id", "STRING"),
+    ("campaign_id", "STRING"),
+    ("advertiser_id", "STRING"),
+    ("event_time", "BIGINT"),
+    ("value_micros", "BIGINT"),
+    ("on_time", "BOOLEAN"),
+    ("wm_ms", "BIGINT"),
 )
 
 
@@ -179,11 +206,13 @@ def execution_options(s: JobSettings, *, local: bool) -> dict[str, str]:
 
 
 # -------------------------------------------------------------------------------------- DDL
-def source_columns(s: JobSettings, watermark: str = "SOURCE_WATERMARK()") -> str:
-    """The click columns, rowtime/proctime and the watermark. On Kinesis the watermark is made
-    per shard inside the source (see source_options): rowtime - watermark_delay_s; a source
-    without that (the benchmark's bounded files) passes `watermark_expression(s)`."""
-    cols = [f"`{name}` {_FLINK_TYPES[t]}" for name, t in CLICK_RECORD_SCHEMA.items()]
+def source_columns(s: JobSettings, watermark: str = "SOURCE_WATERMARK()",
+                   record_schema: dict[str, str] = CLICK_RECORD_SCHEMA) -> str:
+    """The record's columns (clicks; the events stream's with EVENT_RECORD_SCHEMA),
+    rowtime/proctime and the watermark. On Kinesis the watermark is made per shard inside the
+    source (see source_options): rowtime - watermark_delay_s; a source without that (the
+    benchmark's bounded files) passes `watermark_expression(s)`."""
+    cols = [f"`{name}` {_FLINK_TYPES[t]}" for name, t in record_schema.items()]
     cols += [
         "`rowtime` AS TO_TIMESTAMP_LTZ(`event_time`, 3)",
         "`proctime` AS PROCTIME()",
@@ -218,7 +247,7 @@ def connection_options(s: JobSettings) -> dict[str, str]:
     return opts
 
 
-def source_options(s: JobSettings) -> dict[str, str]:
+def source_options(s: JobSettings, stream_arn: str | None = None) -> dict[str, str]:
     """The clicks stream through `clickagg-kinesis`: the connector's `kinesis` source
     (flink-connector-kinesis 4.3.0-1.19: FlinkKinesisConsumer, POLLING, per-shard sequence numbers
     in checkpoints) with the event-time watermark made PER SHARD inside it (our factory in the
@@ -229,7 +258,7 @@ def source_options(s: JobSettings) -> dict[str, str]:
         "connector": "clickagg-kinesis",
         "scan.watermark.event-time-field": "event_time",
         "scan.watermark.delay": f"{s.watermark_delay_s} s",
-        "stream": stream_name(s.clicks_stream_arn),
+        "stream": stream_name(stream_arn or s.clicks_stream_arn),
         **connection_options(s),
         "scan.stream.initpos": s.source_init_position,
         "scan.shard.getrecords.intervalmillis": str(s.getrecords_interval_ms),
@@ -252,6 +281,15 @@ def source_ddl(s: JobSettings, table: str = SOURCE_TABLE) -> str:
     )
 
 
+def events_source_ddl(s: JobSettings, table: str = EVENTS_SOURCE_TABLE) -> str:
+    """The events source (impressions, conversions): the events Kinesis stream, read like the
+    clicks stream (per-shard watermarks, same delay); its watermark is its own, so a quiet or
+    lagging events stream never judges clicks late, nor clicks events."""
+    cols = source_columns(s, record_schema=EVENT_RECORD_SCHEMA)
+    opts = source_options(s, s.events_stream_arn)
+    return f"CREATE TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"
+
+
 def sink_options(s: JobSettings, connector: str = "kinesis") -> dict[str, str]:
     if connector == "kinesis":
         return {
@@ -268,10 +306,11 @@ def sink_options(s: JobSettings, connector: str = "kinesis") -> dict[str, str]:
 
 def sink_ddl(s: JobSettings, table: str = SINK_TABLE, connector: str = "kinesis") -> str:
     """The one output table: the aggregates Kinesis stream, debezium-json, partition key =
-    ad_id. `connector='blackhole'` is what the benchmark uses."""
+    entity_id (the ad's, campaign's or advertiser's id). `connector='blackhole'` is what the
+    benchmark uses."""
     opts = sink_options(s, connector)
     cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
-    partitioned = "PARTITIONED BY (`ad_id`)\n" if opts["connector"] == "kinesis" else ""
+    partitioned = "PARTITIONED BY (`entity_id`)\n" if opts["connector"] == "kinesis" else ""
     return f"CREATE TABLE `{table}` (\n  {cols}\n)\n{partitioned}WITH (\n  {_with(opts)}\n)"
 
 
@@ -328,6 +367,31 @@ FROM (
   )
   WHERE rn = 1
 )""".strip()
+
+
+def classify_events_query(s: JobSettings, source: str = EVENTS_SOURCE_TABLE) -> str:
+    """STAGE 1 of the events source: dedup by (event_type, event_id) keep first (an impression
+    is counted once per impression_id, a conversion once per conversion_id: ingest publishes
+    impressions unclaimed, so resends reach the stream), then the clicks' late rule on the
+    1-minute bucket of event_time (served at | occurred_at), against the events' own watermark.
+    Conversions without an ad (only a click_id named the click) are left to the nightly batch,
+    which joins them with their click: the stream keeps no click state to look them up."""
+    late_edge = MINUTE_MS + s.allowed_lateness_ms
+    wm = "CURRENT_WATERMARK(`rowtime`)"
+    return f"""
+SELECT event_type, ad_id, campaign_id, advertiser_id, event_time, value_micros,
+  (wm_ms IS NULL OR wm_ms < {_bucket('event_time', MINUTE_MS)} + {late_edge}) AS on_time, wm_ms
+FROM (
+  SELECT event_type, ad_id, campaign_id, advertiser_id, event_time,
+    COALESCE(value_micros, CAST(0 AS BIGINT)) AS value_micros,
+    CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
+         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms,
+    ROW_NUMBER() OVER (PARTITION BY event_type, event_id ORDER BY `proctime` ASC) AS rn
+  FROM `{source}`
+  WHERE event_type IN ({q(IMPRESSION)}, {q(CONVERSION)}) AND event_id IS NOT NULL
+    AND ad_id IS NOT NULL AND event_time IS NOT NULL AND event_time >= 0
+)
+WHERE rn = 1""".strip()
 
 
 def _agg_ttl_s(s: JobSettings, size_ms: int) -> int:
@@ -404,60 +468,103 @@ WHERE {'TRUE' if burst_on else 'FALSE'}""")
     return views
 
 
-def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
-    """STAGE 2 as CREATE TEMPORARY VIEW statements over `classified`; the last one is
-    `clickagg_output` with exactly OUTPUT_COLUMNS. `classified` must have CLASSIFIED_COLUMNS plus a
-    processing-time attribute `proctime`."""
-    b = "CAST(1 AS BIGINT)"
-    views = ivt_views(s, classified) + [
-        # One row per counted click (+1 under its arrival verdict) and one per correction (-1
-        # valid, +1 suspect). `clicks` counts 1 / NULL flags with COUNT: the planner knows COUNT
-        # only grows, which lets the Top-N (ordered by clicks) use UpdateFastStrategy; the
-        # verdict counts are SUMs because a correction lowers billable_clicks.
-        f"""CREATE TEMPORARY VIEW clicks_counted AS
-SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
+def _metric_columns(alias: str = "") -> str:
+    return ", ".join(f"{alias}{c}" for c in METRIC_COLUMNS)
+
+
+# The metric columns of 'agg', 'top' and rollup rows (OUTPUT_COLUMNS' order) and their aggregate
+# over `counted`. `clicks` and `impressions` are COUNTs of 1 / NULL flags: the planner knows COUNT
+# only grows, which lets the Top-N (ordered by clicks) use UpdateFastStrategy; the verdict counts
+# are SUMs because a correction lowers billable_clicks.
+METRIC_AGGREGATES: dict[str, str] = {
+    "clicks": "COUNT(is_click)",
+    "billable_clicks": "SUM(d_valid)",
+    "cost_micros": "SUM(click_cost)",
+    "billable_cost_micros": "SUM(d_billable_cost)",
+    "suspect_clicks": "SUM(d_suspect)",
+    "invalid_clicks": "COUNT(is_invalid)",
+    "impressions": "COUNT(is_impression)",
+    "conversions": "COUNT(is_conversion)",
+    "conversion_value_micros": "SUM(conversion_value)",
+}
+METRIC_COLUMNS = tuple(METRIC_AGGREGATES)
+
+
+def counted_view(s: JobSettings, events: bool) -> str:
+    """`counted`: one row per counted click (+1 under its arrival verdict), one per IVT
+    correction (-1 valid, +1 suspect) and, with the events source, one per counted impression
+    and conversion. Every aggregate (per ad, campaign, advertiser and resolution) sums it."""
+    b, z, n = "CAST(1 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS BIGINT)"
+    parts = [f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {b} AS is_click,
-  CASE WHEN verdict = '{ivt.VALID}' THEN {b} ELSE CAST(0 AS BIGINT) END AS d_valid,
-  CASE WHEN verdict = '{ivt.SUSPECT}' THEN {b} ELSE CAST(0 AS BIGINT) END AS d_suspect,
+  CASE WHEN verdict = '{ivt.VALID}' THEN {b} ELSE {z} END AS d_valid,
+  CASE WHEN verdict = '{ivt.SUSPECT}' THEN {b} ELSE {z} END AS d_suspect,
   CASE WHEN verdict = '{ivt.INVALID}' THEN {b} END AS is_invalid,
   cost_micros AS click_cost,
-  CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE CAST(0 AS BIGINT) END AS d_billable_cost
-FROM clicks_ivt WHERE on_time
-UNION ALL
-SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
-  CAST(NULL AS BIGINT), CAST(-1 AS BIGINT), {b}, CAST(NULL AS BIGINT), CAST(0 AS BIGINT),
-  -cost_micros
-FROM ivt_corrections WHERE on_time""",
-    ]
-    for res, size_ms in RESOLUTIONS.items():
-        views.append(
-            f"""CREATE TEMPORARY VIEW agg_{res} AS
-SELECT /*+ STATE_TTL('clicks_counted' = '{_agg_ttl_s(s, size_ms)} s') */
+  CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE {z} END AS d_billable_cost,
+  {n} AS is_impression, {n} AS is_conversion, {z} AS conversion_value
+FROM clicks_ivt WHERE on_time""",
+             f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
+  {n}, CAST(-1 AS BIGINT), {b}, {n}, {z}, -cost_micros, {n}, {n}, {z}
+FROM ivt_corrections WHERE on_time"""]
+    if events:
+        parts.append(f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
+  {n}, {z}, {z}, {n}, {z}, {z},
+  CASE WHEN event_type = {q(IMPRESSION)} THEN {b} END,
+  CASE WHEN event_type = {q(CONVERSION)} THEN {b} END,
+  CASE WHEN event_type = {q(CONVERSION)} THEN value_micros ELSE {z} END
+FROM `{EVENTS_CLASSIFIED_TABLE}` WHERE on_time""")
+    return "CREATE TEMPORARY VIEW counted AS\n" + "\nUNION ALL\n".join(parts)
+
+
+def _aggregate_view(s: JobSettings, name: str, res: str, size_ms: int, key: str,
+                    ids: dict[str, str]) -> str:
+    """One GROUP BY (bucket, key) over `counted`; `ids`: output id column -> its expression."""
+    metrics = ",\n  ".join(f"{expr} AS {col}" for col, expr in METRIC_AGGREGATES.items())
+    id_cols = ",\n  ".join(f"{expr} AS {col}" for col, expr in ids.items())
+    return f"""CREATE TEMPORARY VIEW {name} AS
+SELECT /*+ STATE_TTL('counted' = '{_agg_ttl_s(s, size_ms)} s') */
   CAST('{res}' AS STRING) AS resolution,
   {_bucket('event_time', size_ms)} AS bucket_start,
-  ad_id,
-  MAX(campaign_id) AS campaign_id,
-  MAX(advertiser_id) AS advertiser_id,
-  COUNT(is_click) AS clicks,
-  SUM(d_valid) AS billable_clicks,
-  SUM(click_cost) AS cost_micros,
-  SUM(d_billable_cost) AS billable_cost_micros,
-  SUM(d_suspect) AS suspect_clicks,
-  COUNT(is_invalid) AS invalid_clicks,
+  {id_cols},
+  {metrics},
   COUNT(*) AS `version`,
   MAX(event_time) AS max_event_time,
   MAX(wm_ms) AS `watermark`
-FROM clicks_counted
-GROUP BY {_bucket('event_time', size_ms)}, ad_id"""
-        )
+FROM counted
+{'WHERE ' + key + ' IS NOT NULL' + chr(10) if key != 'ad_id' else ''}GROUP BY {_bucket('event_time', size_ms)}, {key}"""
+
+
+def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
+                   events: bool = False) -> list[str]:
+    """STAGE 2 as CREATE TEMPORARY VIEW statements over `classified` (and, with `events`, over
+    `events_classified`); the last one is `clickagg_output` with exactly OUTPUT_COLUMNS.
+    `classified` must have CLASSIFIED_COLUMNS plus a processing-time attribute `proctime`."""
+    nul_s, nul_b = "CAST(NULL AS STRING)", "CAST(NULL AS BIGINT)"
+    views = ivt_views(s, classified) + [counted_view(s, events)]
+    ids = {
+        AD: {"entity_id": "ad_id", "ad_id": "ad_id", "campaign_id": "MAX(campaign_id)",
+             "advertiser_id": "MAX(advertiser_id)"},
+        CAMPAIGN: {"entity_id": "campaign_id", "ad_id": nul_s, "campaign_id": "campaign_id",
+                   "advertiser_id": "MAX(advertiser_id)"},
+        ADVERTISER: {"entity_id": "advertiser_id", "ad_id": nul_s, "campaign_id": nul_s,
+                     "advertiser_id": "advertiser_id"},
+    }
+    keys = {AD: "ad_id", **ROLLUP_LEVELS}
+    for level, key in keys.items():
+        for res, size_ms in RESOLUTIONS.items():
+            views.append(_aggregate_view(s, f"{level}_{res}", res, size_ms, key, ids[level]))
+    row = f"entity_id, ad_id, campaign_id, advertiser_id, {_metric_columns()}"
     for r in LEADERBOARD_RESOLUTIONS:
+        # With impressions an ad has aggregate rows before its first click, so entries with 0
+        # clicks can fill a bucket's free places (the query API leaves them out of answers). A
+        # `WHERE clicks > 0` here would cost the Rank its UpdateFastStrategy (checked on 1.20.5:
+        # the planner falls back to RetractStrategy), more than the few extra entries.
         views.append(
             f"""CREATE TEMPORARY VIEW leaderboard_{r} AS
-SELECT resolution, bucket_start, ad_id, campaign_id, advertiser_id, clicks, billable_clicks,
-  cost_micros, billable_cost_micros, suspect_clicks, invalid_clicks, `version`, max_event_time,
-  `watermark` FROM (
+SELECT resolution, bucket_start, {row}, `version`, max_event_time, `watermark` FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket_start ORDER BY clicks DESC, ad_id ASC) AS rn
-  FROM agg_{r}
+  FROM {AD}_{r}
 ) WHERE rn <= {s.leaderboard_size}"""
         )
     views.append(
@@ -480,25 +587,21 @@ SELECT /*+ STATE_TTL('late_rows' = '{_agg_ttl_s(s, MINUTE_MS)} s') */
 FROM late_rows
 GROUP BY minute_start, ad_id"""
     )
-    nul_s, nul_b = "CAST(NULL AS STRING)", "CAST(NULL AS BIGINT)"
+    tail = f"{nul_b} AS late_dropped, `version`, max_event_time, `watermark`"
     parts = [
-        f"""SELECT CAST('agg' AS STRING) AS kind, resolution, bucket_start, ad_id, campaign_id,
-  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, suspect_clicks,
-  invalid_clicks, {nul_b} AS late_dropped, `version`, max_event_time, `watermark`
-FROM agg_{res}"""
-        for res in RESOLUTIONS
+        f"""SELECT CAST('{level}' AS STRING) AS kind, resolution, bucket_start, {row}, {tail}
+FROM {level}_{res}"""
+        for level in keys for res in RESOLUTIONS
     ]
     parts += [
-        f"""SELECT CAST('top' AS STRING), resolution, bucket_start, ad_id, campaign_id,
-  advertiser_id, clicks, billable_clicks, cost_micros, billable_cost_micros, suspect_clicks,
-  invalid_clicks, {nul_b}, `version`, max_event_time, `watermark`
+        f"""SELECT CAST('top' AS STRING), resolution, bucket_start, {row}, {tail}
 FROM leaderboard_{r}"""
         for r in LEADERBOARD_RESOLUTIONS
     ]
+    late_metrics = ", ".join("cost_micros" if c == "cost_micros" else nul_b for c in METRIC_COLUMNS)
     parts.append(
-        f"""SELECT CAST('late' AS STRING), CAST('1m' AS STRING), bucket_start, ad_id, campaign_id,
-  advertiser_id, {nul_b}, {nul_b}, cost_micros, {nul_b}, {nul_b}, {nul_b}, late_dropped,
-  `version`, max_event_time, `watermark`
+        f"""SELECT CAST('late' AS STRING), CAST('1m' AS STRING), bucket_start, ad_id, ad_id,
+  campaign_id, advertiser_id, {late_metrics}, late_dropped, `version`, max_event_time, `watermark`
 FROM late_counts"""
     )
     views.append(f"CREATE TEMPORARY VIEW {OUTPUT_VIEW} AS\n" + "\nUNION ALL\n".join(parts))
@@ -520,11 +623,15 @@ def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] 
 
 def all_statements(s: JobSettings, sink_connector: str = "kinesis") -> Sequence[str]:
     """Everything, for documentation / review (stage 1 shown as a view)."""
+    events = bool(s.events_stream_arn)
     return [
         source_ddl(s),
         f"-- stage 1 (mini-batch off), handed over as DataStream `{CLASSIFIED_TABLE}`:\n"
         + classify_query(s),
-        *pipeline_views(s),
+        *([events_source_ddl(s),
+           f"-- stage 1 (mini-batch off), handed over as DataStream `{EVENTS_CLASSIFIED_TABLE}`:\n"
+           + classify_events_query(s)] if events else []),
+        *pipeline_views(s, events=events),
         sink_ddl(s, connector=sink_connector),
         insert_dml(),
     ]

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.exceptions import ClientError
 
-from aggregate.changes import AGG, LATE, TOP, Change
+from aggregate.changes import AGG, LATE, ROLLUPS, TOP, Change
 from aggregate.verdicts import VerdictTally, is_counted, verdict_delta
 from common.config import ServingSettings
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
@@ -29,8 +29,8 @@ def _n(value) -> dict:
 def key_for(change: Change) -> dict[str, str]:
     """The serving-table key a change writes (pure)."""
     row = change.row
-    if change.kind == AGG:
-        return series_key(row["ad_id"], row["resolution"], change.bucket_start)
+    if change.kind == AGG or change.kind in ROLLUPS:
+        return series_key(change.entity_id, row["resolution"], change.bucket_start, change.kind)
     if change.kind == TOP:
         return top_key(row["resolution"], change.bucket_start, row["ad_id"])
     return late_key(change.bucket_start, row["ad_id"])
@@ -69,7 +69,7 @@ class DynamoDBServingStore:
                    settings.minute_ttl_s, freshness_slots=settings.freshness_slots)
 
     def apply(self, change: Change) -> bool:
-        if change.kind in (AGG, LATE) and not change.upsert:
+        if change.kind != TOP and not change.upsert:
             return False  # a retraction is always followed by its +U, which replaces the item
         counted = is_counted(change)
         try:
