@@ -397,13 +397,17 @@ SETTINGS: tuple[Setting, ...] = (
       "a bucket accepts clicks until watermark >= bucket end + this (then it is final)", ge=1,
       group="aggregation", lambdas=(QUERY,), flink="allowed_lateness_s",
       glue="allowed_lateness_s"),
-    S("leaderboard_size", int, 1000, "M: entries kept per 1m and 1h leaderboard bucket", ge=1,
+    S("leaderboard_size", int, 1000, "M: entries kept per 1m, 1h and 1d leaderboard bucket", ge=1,
       group="aggregation", lambdas=(QUERY,), flink="leaderboard_size"),
     S("repeat_window_s", int, 10,
       "one billable click per (user, ad, window); the stream needs it to divide 60", ge=1,
       group="aggregation", lambdas=(QUERY,), flink="repeat_window_s", glue="repeat_window_s"),
     S("watermark_delay_s", int, 5, "bounded out-of-orderness of event time", ge=0,
       flink="watermark_delay_s", glue="watermark_delay_s"),
+    S("attribution_window_s", int, 7 * 24 * 3600,
+      "last-click attribution: a conversion counts for the click it names when it occurred at "
+      "most this long after that click (the nightly billing checks it; docs/events.md)",
+      ge=60, le=90 * 24 * 3600, glue="attribution_window_s"),
     # --- invalid traffic (common/ivt.py is the normative text; docs/ivt.md) -------------------
     # The stream (Flink) and the nightly billing (Glue) read the same values.
     S("ivt_rules", str, ",".join(IVT_REASONS),

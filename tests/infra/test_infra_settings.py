@@ -311,6 +311,7 @@ def test_glue_arguments_are_the_billing_jobs_settings():
         "--cutoff_hours": "1", "--burst_threshold": "30", "--burst_window_ms": "1000",
         "--min_click_delay_ms": "1000", "--click_token_max_age_s": "86400",
         "--click_token_clock_skew_s": "300", "--flink_dedup_ttl_s": "1800",
+        "--attribution_window_s": "604800",
         "--ivt_rules": "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat"}
 
 
