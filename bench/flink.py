@@ -8,6 +8,9 @@
     JSON files instead of Kinesis) -> blackhole
 (b) the full job (stage 1 + stage 2, same SQL as production) -> blackhole (OUTPUT_COLUMNS)
 (c) the same job with the IVT rules switched off (ivt_rules = ''): b/c is what the rules cost
+(d) with --events N: the full job with its events source too, N impressions per click (each
+    click's own + N-1 never clicked, 1% resent) and a conversion for 2% of the clicks; its
+    rows per CPU-second count every input row (clicks + events)
 Same MiniCluster settings for both (parallelism 2, production defaults: mini-batch 2 s / 5000,
 TWO_PHASE), same input: one generated file set (zipf ads incl. one ad with 30% of the clicks,
 1% duplicates, time-ordered, 2 files interleaved so both source readers work), generated once
@@ -94,6 +97,48 @@ def generate(path_dir: Path, rows: int, seed: int = 1) -> list[Path]:
     return files
 
 
+def generate_events(path_dir: Path, rows: int, per_click: int, seed: int = 2) -> int:
+    """JSON-lines events beside the clicks of `generate` (same ids and times): per click its
+    impression and per_click - 1 unclicked ones, 1% resent, a conversion for 2% of the clicks.
+    Returns the number of event rows (cached like the clicks)."""
+    files = [path_dir / f"events-{i}.jsonl" for i in range(2)]
+    marker = path_dir / "EVENTS_DONE"
+    if marker.exists() and marker.read_text().startswith(f"v1/{rows}/{per_click}/{seed}/"):
+        return int(marker.read_text().rsplit("/", 1)[1])
+    rng = random.Random(seed)
+    span_ms = 2 * 3600 * 1000
+    outs = [open(f, "w") for f in files]
+    n = 0
+
+    def write(line: str) -> None:
+        nonlocal n
+        outs[n % 2].write(line)
+        n += 1
+    for i in range(rows):
+        t = T0 + i * span_ms // rows
+        ad = i % 10_000 if i % 10 else 0  # the hot ad again takes a share
+        ids = f'"ad_id":"ad-{ad}","campaign_id":"cmp-{ad % 500}","advertiser_id":"adv-{ad % 50}"'
+        for k in range(per_click):
+            imp = f"i{i}" if k == 0 else f"u{i}-{k}"
+            line = (f'{{"event_type":"impression","event_id":"{imp}","schema_version":1,{ids},'
+                    f'"event_time":{t - 5000},"impression_id":"{imp}","placement_id":"p1",'
+                    f'"publisher_id":"pub1","user_id":"u{i % 200_000}","ingest_time":{t - 4950},'
+                    f'"request_id":"r{i}","source_ip":"10.0.0.1"}}\n')
+            write(line)
+            if rng.random() < 0.01:
+                write(line)
+        if rng.random() < 0.02:
+            write(f'{{"event_type":"conversion","event_id":"o{i}","schema_version":1,{ids},'
+                  f'"event_time":{t + 1000},"impression_id":"i{i}","click_id":"c{i}",'
+                  f'"value_micros":{rng.randrange(1, 200) * 1_000_000},"currency":"USD",'
+                  f'"attributed_by":"token","ingest_time":{t + 1100},"request_id":"q{i}",'
+                  f'"source_ip":"10.0.0.2"}}\n')
+    for o in outs:
+        o.close()
+    marker.write_text(f"v1/{rows}/{per_click}/{seed}/{n}")
+    return n
+
+
 def cpu_seconds(jvm_pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     with open(f"/proc/{jvm_pid}/stat") as f:
@@ -103,7 +148,8 @@ def cpu_seconds(jvm_pid: int) -> float:
     return jvm + me.user + me.system
 
 
-def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list) -> tuple[float, float]:
+def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list,
+            events_dir: Path | None = None) -> tuple[float, float]:
     """Build a fresh environment, run the job to completion; returns (wall s, cpu s)."""
     from aggregate.job.main import connector_jar_uri
 
@@ -125,19 +171,28 @@ def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list
         cols = ", ".join(f"`{c}`" for c in _click_columns())
         result = t_env.execute_sql(f"INSERT INTO sink_pass SELECT {cols} FROM clicks")
     else:
-        pipeline.build_output(t_env, settings, source_ddl=source)
+        pipeline.build_output(t_env, settings, source_ddl=source,
+                              events_source_ddl=file_source_ddl(settings, events_dir, events=True)
+                              if events_dir else None)
         t_env.execute_sql(sql.sink_ddl(settings, connector="blackhole"))
         result = t_env.execute_sql(sql.insert_dml())
     result.wait()
     return time.monotonic() - wall0, cpu_seconds(jvm_pid_box[0]) - cpu0
 
 
-def file_source_ddl(settings: JobSettings, input_dir: Path) -> str:
-    """The job's `clicks` table over bounded JSON files (read what is there and finish), with the
-    SQL form of the watermark the Kinesis source makes per shard."""
-    opts = {"connector": "filesystem", "path": input_dir.resolve().as_uri(), **sql._JSON_OPTIONS}
-    cols = sql.source_columns(settings, watermark=sql.watermark_expression(settings))
-    return f"CREATE TABLE `{sql.SOURCE_TABLE}` (\n  {cols}\n) WITH (\n  {sql._with(opts)}\n)"
+def file_source_ddl(settings: JobSettings, input_dir: Path, events: bool = False) -> str:
+    """The job's `clicks` table (or with `events`, its `events` table) over bounded JSON files
+    (read what is there and finish), with the SQL form of the watermark the Kinesis source
+    makes per shard."""
+    from common.records import CLICK_RECORD_SCHEMA, EVENT_RECORD_SCHEMA
+
+    prefix = "events-" if events else "clicks-"
+    opts = {"connector": "filesystem", "path": input_dir.resolve().as_uri(),
+            "source.path.regex-pattern": f".*/{prefix}[^/]*", **sql._JSON_OPTIONS}
+    cols = sql.source_columns(settings, watermark=sql.watermark_expression(settings),
+                              record_schema=EVENT_RECORD_SCHEMA if events else CLICK_RECORD_SCHEMA)
+    table = sql.EVENTS_SOURCE_TABLE if events else sql.SOURCE_TABLE
+    return f"CREATE TABLE `{table}` (\n  {cols}\n) WITH (\n  {sql._with(opts)}\n)"
 
 
 def _click_columns():
@@ -152,6 +207,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default="/tmp/clickagg-flink-bench")
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="20k rows: seconds, proves it still runs")
+    ap.add_argument("--events", type=int, default=0, metavar="N",
+                    help="also (d): the job with its events source, N impressions per click")
     ap.add_argument("--ivt-rules", default=None,
                     help="(b)'s ivt_rules (default: the setting's default, every rule)")
     args = ap.parse_args()
@@ -163,6 +220,10 @@ def main() -> None:
     empty = Path(args.data_dir) / "empty"
     empty.mkdir(parents=True, exist_ok=True)
     (empty / "clicks-0.jsonl").write_text("")
+    (empty / "events-0.jsonl").write_text("")
+    if args.smoke and not args.events:
+        args.events = 2  # the smoke run covers (d) as well, so it cannot rot
+    event_rows = generate_events(data, args.rows, args.events) if args.events else 0
 
     def settings_for(d: Path, mode: str) -> JobSettings:
         # the SQL is the production job's; the streams are never opened (bounded files instead)
@@ -176,19 +237,24 @@ def main() -> None:
 
     pid: list = []
     results = {}
-    for mode in ("passthrough", "pipeline", "pipeline_no_ivt"):
+    modes = ("passthrough", "pipeline", "pipeline_no_ivt") + (("pipeline_events",) if args.events else ())
+    for mode in modes:
         job_mode = "passthrough" if mode == "passthrough" else "pipeline"
-        run_job(settings_for(empty, mode), empty, job_mode, pid)  # warm-up (JIT, class loading)
-        base_wall, base_cpu = run_job(settings_for(empty, mode), empty, job_mode, pid)
-        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid)
+        events = mode == "pipeline_events"
+        run_job(settings_for(empty, mode), empty, job_mode, pid,  # warm-up (JIT, class loading)
+                empty if events else None)
+        base_wall, base_cpu = run_job(settings_for(empty, mode), empty, job_mode, pid,
+                                      empty if events else None)
+        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid, data if events else None)
         net_wall, net_cpu = wall - base_wall, cpu - base_cpu
+        rows = args.rows + (event_rows if events else 0)
         results[mode] = {
-            "rows": args.rows,
+            "rows": rows, **({"clicks": args.rows, "events": event_rows} if events else {}),
             "wall_s": round(wall, 1), "empty_wall_s": round(base_wall, 1),
             "cpu_s": round(cpu, 1), "empty_cpu_s": round(base_cpu, 1),
             # None when the run is within the empty run's noise (tiny --smoke inputs)
-            "wall_rows_per_s": round(args.rows / net_wall) if net_wall > 0 else None,
-            "rows_per_cpu_s": round(args.rows / net_cpu) if net_cpu > 0 else None,
+            "wall_rows_per_s": round(rows / net_wall) if net_wall > 0 else None,
+            "rows_per_cpu_s": round(rows / net_cpu) if net_cpu > 0 else None,
         }
         print(f"{mode:12s} {json.dumps(results[mode])}", flush=True)
     a, b, c = results["passthrough"], results["pipeline"], results["pipeline_no_ivt"]
@@ -201,6 +267,9 @@ def main() -> None:
         "ratio_b_over_a_cpu": ratio(b, a, "rows_per_cpu_s"),
         # < 1: the IVT rules' share of the job's cost (b with the rules, c without)
         "ratio_b_over_c_cpu": ratio(b, c, "rows_per_cpu_s"),
+        # (d) over (b): rows per CPU-second with the three event types vs clicks only
+        **({"ratio_d_over_b_cpu": ratio(results["pipeline_events"], b, "rows_per_cpu_s")}
+           if args.events else {}),
         "cores": os.cpu_count(), "parallelism": args.parallelism,
     }), flush=True)
 

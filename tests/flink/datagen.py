@@ -44,6 +44,9 @@ T0 = 1_710_112_500_000
 @dataclass
 class Scenario:
     batches: list[list[dict[str, Any]]]
+    # the events stream's batches (impressions, conversions), published with the click batch of
+    # the same index; empty lists when generated without events
+    event_batches: list[list[dict[str, Any]]] = field(default_factory=list)
     lateness_s: int = 900
     delay_s: int = 5
     repeat_window_s: int = 10
@@ -63,11 +66,16 @@ def generate(
     n_ads: int = 30,
     n_users: int = 150,
     dup_max_files_later: int = 3,
+    events: bool = False,
 ) -> Scenario:
+    """`events`: also impressions (most clicks' own, plus some never clicked; resends) and
+    conversions (some resent, some naming only a click_id, some far too late) for the events
+    stream, drawn from a generator of their own so the clicks are the same either way."""
     rng = random.Random(seed)
     ads = ["ad-hot"] + [f"ad-{i:02d}" for i in range(1, n_ads)]
     campaign = {a: f"cmp-{i % 8}" for i, a in enumerate(ads)}
-    advertiser = {a: f"adv-{i % 3}" for i, a in enumerate(ads)}
+    # an ad belongs to one campaign, a campaign to one advertiser (the rollups rely on it)
+    advertiser = {a: f"adv-{i % 8 % 3}" for i, a in enumerate(ads)}
     cpc = {a: 100_000 + 7_919 * i for i, a in enumerate(ads)}
     cold_weights = [1.0 / (i + 1) ** 0.8 for i in range(n_ads - 1)]  # zipf-ish
     stats: dict[str, int] = defaultdict(int)
@@ -195,10 +203,83 @@ def generate(
                     stats["late_dup"] += 1
         for dup in deferred_dups.pop(k, []):
             batch.insert(rng.randrange(len(batch) + 1), dup)
+    event_batches = _events(batches, random.Random(seed + 1), campaign, advertiser, stats) \
+        if events else [[] for _ in batches]
     # the hot ad really is hot
     total = sum(len(b) for b in batches)
     stats["hot_share_pct"] = round(100 * sum(c["ad_id"] == "ad-hot" for b in batches for c in b) / total)
-    return Scenario(batches=batches, stats=dict(stats))
+    return Scenario(batches=batches, event_batches=event_batches, stats=dict(stats))
+
+
+def _events(batches: list[list[dict]], rng: random.Random, campaign: dict[str, str],
+            advertiser: dict[str, str], stats: dict[str, int]) -> list[list[dict]]:
+    """Per click batch, the events batch published with it: the impressions of its clicks (served
+    at issued_at) and unclicked ones, resent impressions, conversions of some clicks."""
+    out: list[list[dict]] = []
+    seq = 0
+    ads = sorted({c["ad_id"] for b in batches for c in b})
+    seen_impressions: set[str] = set()
+
+    def event(kind: str, **fields: Any) -> dict[str, Any]:
+        ad = fields.get("ad_id")
+        return {"event_type": kind, "schema_version": 1, "campaign_id": campaign.get(ad),
+                "advertiser_id": advertiser.get(ad), "placement_id": "p-1", "publisher_id": "pub-1",
+                "user_id": None, "value_micros": None, "currency": None, "click_id": None,
+                "attributed_by": None, "request_id": "req-e", "source_ip": "127.0.0.1", **fields}
+
+    for k, clicks in enumerate(batches):
+        batch: list[dict] = []
+        start = min(c["event_time"] for c in clicks)
+        head = max(c["event_time"] for c in clicks)
+        for c in clicks:
+            # events far from the batch's head only where the late rule is clear-cut (the
+            # events' watermark runs ahead of the clicks' by the conversions' delay)
+            recent = c["event_time"] >= head - 120_000
+            imp = c["impression_id"]
+            if imp not in seen_impressions and rng.random() < 0.9:  # its impression (once)
+                seen_impressions.add(imp)
+                batch.append(event("impression", event_id=imp, impression_id=imp, ad_id=c["ad_id"],
+                                   event_time=max(c["issued_at"], head - 120_000),
+                                   ingest_time=c["issued_at"] + 50))
+                stats["impressions_of_clicks"] += 1
+                if rng.random() < 0.03:  # an at-least-once resend of the same impression
+                    batch.insert(rng.randrange(len(batch) + 1), dict(batch[-1]))
+                    stats["impression_resends"] += 1
+            if recent and rng.random() < 0.6:  # served, never clicked
+                seq += 1
+                ad = rng.choice(ads)
+                t = c["event_time"] - rng.randrange(0, 20_000)
+                batch.append(event("impression", event_id=f"eimp-{seq:07d}",
+                                   impression_id=f"eimp-{seq:07d}", ad_id=ad, event_time=t,
+                                   ingest_time=t + 40))
+                stats["impressions_unclicked"] += 1
+            if recent and rng.random() < 0.04:  # a conversion of this click, minutes later
+                seq += 1
+                value = rng.choice((0, 1_990_000, 25_000_000, 120_500_000))
+                t = c["event_time"] + rng.randrange(1_000, 240_000)
+                conv = event("conversion", event_id=f"order-{seq:07d}", ad_id=c["ad_id"],
+                             impression_id=c["impression_id"], click_id=c["click_id"],
+                             event_time=t, value_micros=value, currency="USD",
+                             attributed_by="token", ingest_time=t + 500)
+                if rng.random() < 0.15:  # only the click_id named the click: the batch's
+                    conv.update(ad_id=None, campaign_id=None, advertiser_id=None,
+                                impression_id=None, attributed_by="click_id")
+                    stats["conversions_click_id_only"] += 1
+                batch.insert(rng.randrange(len(batch) + 1), conv)
+                stats["conversions"] += 1
+                if rng.random() < 0.1:  # resent after the dedup table forgot it
+                    batch.insert(rng.randrange(len(batch) + 1), dict(conv))
+                    stats["conversion_resends"] += 1
+        if head >= T0 + 80 * MINUTE:  # impressions far beyond the lateness: not counted
+            for _ in range(3):
+                seq += 1
+                t = head - rng.randrange(55 * MINUTE, 65 * MINUTE)
+                batch.insert(rng.randrange(len(batch) + 1), event(
+                    "impression", event_id=f"limp-{seq:07d}", impression_id=f"limp-{seq:07d}",
+                    ad_id=rng.choice(ads), event_time=t, ingest_time=t))
+                stats["impressions_late_beyond_lateness"] += 1
+        out.append(batch)
+    return out
 
 
 def ivt_verdicts(sc: Scenario) -> dict[str, str]:
@@ -237,6 +318,38 @@ class Expected:
     tops: dict[tuple[str, int], list[str]]  # (resolution, bucket_start) -> ad_ids in rank order
     late: dict[tuple[int, str], dict[str, Any]]  # (minute_start, ad_id)
     max_event_time: int
+    # (kind 'campaign' | 'advertiser', resolution, bucket_start, id): the rollups
+    rollups: dict[tuple[str, str, int, str], dict[str, Any]] = field(default_factory=dict)
+
+
+METRICS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros", "suspect_clicks",
+           "invalid_clicks", "impressions", "conversions", "conversion_value_micros")
+
+
+def _late_check(batches: list[list[dict]], delay: int, lateness: int, id_of) -> dict[Any, bool]:
+    """Per distinct id, whether its event is late (beyond the lateness) under the watermark
+    bounds of the module docstring, computed over `batches` (each stream has its own)."""
+    file_max: list[int] = []
+    for batch in batches:
+        top = max((c["event_time"] for c in batch), default=None)
+        prev = file_max[-1] if file_max else None
+        file_max.append(prev if top is None else top if prev is None else max(prev, top))
+    late: dict[Any, bool] = {}
+    for k, batch in enumerate(batches):
+        lower = file_max[k - LAG_FILES] - delay if k - LAG_FILES >= 0 and file_max[k - LAG_FILES] is not None else None
+        up = file_max[min(k + LEAD_FILES, len(file_max) - 1)]
+        upper = up - delay if up is not None else None
+        for c in batch:
+            minute = c["event_time"] - c["event_time"] % MINUTE
+            edge = minute + MINUTE + lateness
+            late_upper = upper is not None and upper >= edge
+            late_lower = lower is not None and lower >= edge
+            key = id_of(c)
+            assert late_upper == late_lower, f"ambiguous lateness for {key} in file {k}"
+            if key in late:
+                assert late[key] == late_upper, f"copies of {key} classify differently"
+            late[key] = late_upper
+    return late
 
 
 def oracle(sc: Scenario) -> Expected:
@@ -251,6 +364,7 @@ def oracle(sc: Scenario) -> Expected:
     billable_keys: set[tuple[str, str, int]] = set()
     verdicts = ivt_verdicts(sc)
     aggs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    counted: list[tuple[dict, dict[str, int]]] = []  # (event, what it adds), in publish order
     late: dict[tuple[int, str], dict[str, Any]] = {}
     for k, batch in enumerate(sc.batches):
         lower = file_max[k - LAG_FILES] - delay if k - LAG_FILES >= 0 else None
@@ -279,29 +393,53 @@ def oracle(sc: Scenario) -> Expected:
                 e["max_event_time"] = max(e["max_event_time"], c["event_time"])
                 continue
             verdict = verdicts[cid]
-            for res, size in RESOLUTIONS.items():
-                b = c["event_time"] - c["event_time"] % size
-                a = aggs.setdefault(
-                    (res, b, c["ad_id"]),
-                    {"clicks": 0, "billable_clicks": 0, "cost_micros": 0, "billable_cost_micros": 0,
-                     "suspect_clicks": 0, "invalid_clicks": 0,
-                     "max_event_time": 0, "campaign_id": c["campaign_id"],
-                     "advertiser_id": c["advertiser_id"]},
-                )
-                a["clicks"] += 1
-                a["cost_micros"] += c["cost_micros"]
+            add = {"clicks": 1, "cost_micros": c["cost_micros"]}
+            if verdict == "valid":
+                add.update(billable_clicks=1, billable_cost_micros=c["cost_micros"])
+            else:
+                add[f"{verdict}_clicks"] = 1
+            counted.append((c, add))
+    # the events: counted once per (type, id), on time against the events' own watermark,
+    # conversions only with an ad (the others are the nightly batch's)
+    event_late = _late_check(sc.event_batches, delay, lateness, lambda e: (e["event_type"], e["event_id"]))
+    seen_events: set[tuple[str, str]] = set()
+    for batch in sc.event_batches:
+        for e in batch:
+            key = (e["event_type"], e["event_id"])
+            if key in seen_events:
+                continue
+            seen_events.add(key)
+            if event_late[key] or e["ad_id"] is None:
+                continue
+            if e["event_type"] == "impression":
+                counted.append((e, {"impressions": 1}))
+            else:
+                counted.append((e, {"conversions": 1, "conversion_value_micros": e["value_micros"]}))
+    rollups: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    for c, add in counted:
+        for res, size in RESOLUTIONS.items():
+            b = c["event_time"] - c["event_time"] % size
+            targets = [aggs.setdefault((res, b, c["ad_id"]), _zero(c)),
+                       rollups.setdefault(("campaign", res, b, c["campaign_id"]), _zero(c)),
+                       rollups.setdefault(("advertiser", res, b, c["advertiser_id"]), _zero(c))]
+            for a in targets:
+                for m, v in add.items():
+                    a[m] += v
                 a["max_event_time"] = max(a["max_event_time"], c["event_time"])
-                if verdict == "valid":
-                    a["billable_clicks"] += 1
-                    a["billable_cost_micros"] += c["cost_micros"]
-                else:
-                    a[f"{verdict}_clicks"] += 1
     tops: dict[tuple[str, int], list[str]] = {}
-    for res in ("1m", "1h"):
+    for res in ("1m", "1h", "1d"):
         per_bucket: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for (r, b, ad), a in aggs.items():
             if r == res:
                 per_bucket[b].append((-a["clicks"], ad))
         for b, entries in per_bucket.items():
             tops[(res, b)] = [ad for _, ad in sorted(entries)[: sc.leaderboard_size]]
-    return Expected(aggs=aggs, tops=tops, late=late, max_event_time=file_max[-1])
+    for key, r in rollups.items():
+        if key[0] == "advertiser":
+            r["campaign_id"] = None
+    return Expected(aggs=aggs, tops=tops, late=late, max_event_time=file_max[-1], rollups=rollups)
+
+
+def _zero(c: dict) -> dict[str, Any]:
+    return {**dict.fromkeys(METRICS, 0), "max_event_time": 0, "campaign_id": c["campaign_id"],
+            "advertiser_id": c["advertiser_id"]}

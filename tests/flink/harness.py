@@ -18,14 +18,16 @@ FUNCTIONS = REPO / "functions"
 sys.path.insert(0, str(FUNCTIONS))
 
 VALUE_FIELDS_AGG = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros",
-                    "suspect_clicks", "invalid_clicks", "max_event_time", "campaign_id",
-                    "advertiser_id")
+                    "suspect_clicks", "invalid_clicks", "impressions", "conversions",
+                    "conversion_value_micros", "max_event_time", "campaign_id", "advertiser_id")
+ROLLUP_KINDS = ("campaign", "advertiser")
 VALUE_FIELDS_LATE = ("late_dropped", "cost_micros", "max_event_time", "campaign_id", "advertiser_id")
 
 
 @dataclass
 class Materialized:
     agg: dict[tuple, dict] = field(default_factory=dict)  # consumer rule: newest version wins
+    rollups: dict[tuple, dict] = field(default_factory=dict)  # (kind, res, bucket, id): same rule
     late: dict[tuple, dict] = field(default_factory=dict)
     top: dict[tuple, dict] = field(default_factory=dict)  # (res, bucket, ad) -> row
     top_tombstones: dict[tuple, int] = field(default_factory=dict)
@@ -45,7 +47,11 @@ class Materialized:
         assert (rec["before"] is None) != (rec["after"] is None), rec
         kind = row["kind"]
         self.ops[f"{kind}:{op}"] = self.ops.get(f"{kind}:{op}", 0) + 1
-        key = (kind, row["resolution"], row["bucket_start"], row["ad_id"])
+        if kind in ROLLUP_KINDS:
+            assert row["ad_id"] is None and row["entity_id"] == row[f"{kind}_id"], row
+        else:
+            assert row["entity_id"] == row["ad_id"], row  # the Kinesis partition key
+        key = (kind, row["resolution"], row["bucket_start"], row["entity_id"])
         v = row["version"]
         # strict changelog replay
         if op == "c":
@@ -61,7 +67,10 @@ class Materialized:
                 self.strict_errors.append(f"retraction of {key} does not match the stored row")
             self.strict.pop(key, None)
         # consumer rules
-        if kind in ("agg", "late"):
+        if kind in ROLLUP_KINDS:
+            if op == "c" and (key not in self.rollups or v > self.rollups[key]["version"]):
+                self.rollups[key] = row
+        elif kind in ("agg", "late"):
             target = self.agg if kind == "agg" else self.late
             k = key[1:]
             if op == "c" and (k not in target or v > target[k]["version"]):
@@ -106,7 +115,16 @@ def diff(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
     for k in sorted(set(got_t) | set(exp.tops)):
         if got_t.get(k) != exp.tops.get(k):
             problems.append(f"top {k}: got {got_t.get(k)} want {exp.tops.get(k)}")
+    problems += _rollup_problems(m, exp, lambda key: True)
     return problems[:limit] + ([f"... {len(problems) - limit} more"] if len(problems) > limit else [])
+
+
+def _rollup_problems(m: Materialized, exp: Any, compared) -> list[str]:
+    fields = VALUE_FIELDS_AGG
+    got = {k: {f: r[f] for f in fields} for k, r in m.rollups.items() if compared(k)}
+    want = {k: {f: r[f] for f in fields} for k, r in exp.rollups.items() if compared(k)}
+    return [f"rollup {k}: got {got.get(k)} want {want.get(k)}"
+            for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
 
 
 def diff_either_way(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
@@ -143,6 +161,7 @@ def diff_either_way(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
     for k in sorted(set(got_t) | set(want_t)):
         if got_t.get(k) != want_t.get(k):
             problems.append(f"top {k}: got {got_t.get(k)} want {want_t.get(k)}")
+    problems += _rollup_problems(m, exp, lambda key: not touched(key[1], key[2]))
     return problems[:limit] + ([f"... {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
@@ -201,11 +220,11 @@ class Emulator:
                 time.sleep(0.2)
         self._streams = 0
 
-    def new_streams(self, clicks_shards: int = 4) -> tuple[str, str]:
-        """A fresh (clicks, aggregates) stream pair."""
+    def new_streams(self, clicks_shards: int = 4) -> tuple[str, str, str]:
+        """Fresh (clicks, aggregates, events) streams."""
         self._streams += 1
-        names = (f"t{self._streams}-clicks", f"t{self._streams}-aggregates")
-        for name, shards in zip(names, (clicks_shards, 2)):
+        names = (f"t{self._streams}-clicks", f"t{self._streams}-aggregates", f"t{self._streams}-events")
+        for name, shards in zip(names, (clicks_shards, 2, 2)):
             self.client.create_stream(StreamName=name, ShardCount=shards)
             self.client.get_waiter("stream_exists").wait(
                 StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
@@ -215,7 +234,7 @@ class Emulator:
         """PutRecords in calls of <= 500, partition key ad_id (as ingest does), failed entries
         re-sent in order until none fails."""
         for i in range(0, len(clicks), 500):
-            pending = [{"Data": json.dumps(c).encode(), "PartitionKey": c["ad_id"]}
+            pending = [{"Data": json.dumps(c).encode(), "PartitionKey": c["ad_id"] or c["click_id"]}
                        for c in clicks[i:i + 500]]
             while pending:
                 resp = self.client.put_records(StreamName=stream, Records=pending)
@@ -294,9 +313,12 @@ class RunnerRig:
 
     SETTINGS = {"leaderboard_size": 3, "minibatch_latency_ms": 500, "checkpoint_interval_ms": 2000}
 
-    def __init__(self, tmp: Path, emulator: Emulator, overrides: dict[str, Any] | None = None):
+    def __init__(self, tmp: Path, emulator: Emulator, overrides: dict[str, Any] | None = None,
+                 events: bool = False):
+        """`events`: the job also reads an events stream (impressions, conversions)."""
         self.emulator = emulator
-        self.clicks, self.aggregates = emulator.new_streams()
+        self.clicks, self.aggregates, events_stream = emulator.new_streams()
+        self.events = events_stream if events else None
         self.ck = tmp / "ck"
         self.tail = KinesisTail(emulator.client, self.aggregates)
         self.err_path = tmp / "runner.stderr"
@@ -310,6 +332,8 @@ class RunnerRig:
         offset = self.err_path.stat().st_size
         cmd = [sys.executable, "-m", "local.flink_runner", "--clicks-stream", self.clicks,
                "--aggregates-stream", self.aggregates, "--checkpoint-dir", str(self.ck)]
+        if self.events:
+            cmd += ["--events-stream", self.events]
         for k, v in {**self.settings, **(overrides or {})}.items():
             cmd += ["--set", f"{k}={v}"]
         proc = subprocess.Popen(cmd + (["--fresh"] if fresh else []), env=self.env, stderr=self.err,
@@ -324,8 +348,10 @@ class RunnerRig:
             time.sleep(0.2)
         return False
 
-    def publish(self, batch: list[dict]) -> None:
+    def publish(self, batch: list[dict], events: list[dict] = ()) -> None:
         self.emulator.publish(self.clicks, batch)
+        if events:
+            self.emulator.publish(self.events, list(events))
 
     @staticmethod
     def crash(proc: subprocess.Popen) -> None:
@@ -365,10 +391,11 @@ def apply_until_converged(proc: subprocess.Popen, tail: KinesisTail, m: Material
     return problems
 
 
-def publish_paced(rig: "RunnerRig", batches: list[list[dict]], pace_s: float = 0.5) -> None:
+def publish_paced(rig: "RunnerRig", batches: list[list[dict]], pace_s: float = 0.5,
+                  event_batches: list[list[dict]] = ()) -> None:
     t0 = time.monotonic()
     for i, batch in enumerate(batches):
-        rig.publish(batch)
+        rig.publish(batch, event_batches[i] if i < len(event_batches) else ())
         time.sleep(max(0.0, t0 + (i + 1) * pace_s - time.monotonic()))
 
 
@@ -382,10 +409,12 @@ def run_local_runner(
     pace_s: float = 0.5,
     converge_timeout_s: float = 240.0,
     quiet_s: float = 8.0,
+    event_batches: list[list[dict]] = (),
 ) -> RunResult:
-    """Start the job, publish the batches to its clicks stream one every `pace_s` while it
-    runs, and materialize its changelog until it equals the oracle and stays quiet."""
-    rig = RunnerRig(tmp, emulator, overrides)
+    """Start the job, publish the batches to its clicks stream (and `event_batches` to its
+    events stream) one every `pace_s` while it runs, and materialize its changelog until it
+    equals the oracle and stays quiet."""
+    rig = RunnerRig(tmp, emulator, overrides, events=bool(event_batches))
     proc, offset = rig.start(fresh=True)
     m = Materialized()
     records: list[dict] = []
@@ -405,7 +434,7 @@ def run_local_runner(
         if not rig.wait_submitted(proc, offset):
             raise RuntimeError(f"job not submitted: {rig.log()[-3000:]}")
         t0 = time.monotonic()
-        publish_paced(rig, batches, pace_s)
+        publish_paced(rig, batches, pace_s, event_batches)
         publish_s = time.monotonic() - t0
         last_growth = time.monotonic()
         while proc.poll() is None:

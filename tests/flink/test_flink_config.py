@@ -121,12 +121,12 @@ def test_local_ddl_differs_from_aws_only_in_connection_options():
     assert sql.source_ddl(local()).split("WITH (")[0] == sql.source_ddl(aws()).split("WITH (")[0]
 
 
-def test_aws_sink_is_one_debezium_json_stream_partitioned_by_ad():
+def test_aws_sink_is_one_debezium_json_stream_partitioned_by_entity():
     ddl = sql.sink_ddl(aws())
     assert _options(ddl) == {"connector": "kinesis", "stream": "clickagg-aggregates",
                              "aws.region": "eu-west-1", "format": "debezium-json",
                              "sink.partitioner-field-delimiter": "|"}
-    assert "PARTITIONED BY (`ad_id`)" in ddl
+    assert "PARTITIONED BY (`entity_id`)" in ddl  # the ad's, campaign's or advertiser's id
     cols = [line.strip().split(" ")[0].strip("`") for line in
             ddl.split("(", 1)[1].split(")\n", 1)[0].strip().split(",\n")]
     assert tuple(cols) == sql.OUTPUT_COLUMN_NAMES
@@ -138,9 +138,19 @@ def test_one_dml_over_logical_tables_with_the_documented_output_columns():
     assert views[-1].startswith(f"CREATE TEMPORARY VIEW {sql.OUTPUT_VIEW} AS")
     text = "\n".join(views)
     assert f"FROM `{sql.CLASSIFIED_TABLE}`" in text and "rn <= 7" in text
-    assert text.count("GROUP BY") == 5  # 4 resolutions + late counts
+    assert text.count("GROUP BY") == 3 * 4 + 1  # (ad, campaign, advertiser) x 4 resolutions + late
     for res, size in sql.RESOLUTIONS.items():
         assert f"CREATE TEMPORARY VIEW agg_{res} AS" in text and f"MOD(event_time, {size})" in text
+        assert f"CREATE TEMPORARY VIEW campaign_{res} AS" in text
+        assert f"CREATE TEMPORARY VIEW advertiser_{res} AS" in text
+    assert "WHERE campaign_id IS NOT NULL\nGROUP BY (event_time - MOD(event_time, 60000)), campaign_id" in text
+    assert "events_classified" not in text  # a clicks-only job without events_stream_arn
+    with_events = "\n".join(sql.pipeline_views(local(), events=True))
+    assert f"FROM `{sql.EVENTS_CLASSIFIED_TABLE}` WHERE on_time" in with_events
+    events = sql.classify_events_query(local(allowed_lateness_s=600))
+    assert "PARTITION BY event_type, event_id ORDER BY `proctime` ASC" in events
+    assert "< (event_time - MOD(event_time, 60000)) + 660000) AS on_time" in events
+    assert "event_type IN ('impression', 'conversion')" in events and "ad_id IS NOT NULL" in events
     # the group rules: impression, (user, ad, repeat bucket), (ip, burst bucket); NULL keys apart
     assert "PARTITION BY impression_id IS NULL, COALESCE(impression_id, click_id) " in text
     assert ("PARTITION BY user_id IS NULL, COALESCE(user_id, click_id), ad_id, "
@@ -186,3 +196,16 @@ def test_main_entry_point_imports_without_side_effects():
 
     main = importlib.import_module("aggregate.job.main")
     assert callable(main.main)
+
+
+def test_the_events_source_reads_the_events_stream_like_the_clicks_stream():
+    events_arn = ARN_IN.rsplit("/", 1)[0] + "/clickagg-events"
+    s = aws(events_stream_arn=events_arn)
+    clicks, events = _options(sql.source_ddl(s)), _options(sql.events_source_ddl(s))
+    assert events.pop("stream") == "clickagg-events" and clicks.pop("stream") != "clickagg-events"
+    assert events == clicks  # same connector, watermark per shard, positions, polling
+    ddl = sql.events_source_ddl(s)
+    assert "`event_id` STRING" in ddl and "`schema_version` INT" in ddl and "`value_micros` BIGINT" in ddl
+    with pytest.raises(SettingsError, match="clickagg.events_stream_arn: must differ"):
+        aws(events_stream_arn=ARN_IN)
+    assert aws().events_stream_arn is None  # optional: a clicks-only job

@@ -1,9 +1,10 @@
 """End to end on a MiniCluster: the real local runner (`python -m local.flink_runner`,
-parallelism 2, checkpoints every 2 s) reads the clicks that the test publishes to a Kinesis stream
-(moto) WHILE it runs, through the Kinesis connector of the deployed jar, and the debezium-json
-records its Kinesis sink writes must equal an independent brute-force oracle exactly.
+parallelism 2, checkpoints every 2 s) reads the clicks and the events (impressions, conversions)
+that the test publishes to two Kinesis streams (moto) WHILE it runs, through the Kinesis
+connector of the deployed jar, and the debezium-json records its Kinesis sink writes must equal
+an independent brute-force oracle exactly: per ad, per campaign and per advertiser.
 
-One job run (~1.5 min on 2 cores) is shared by all assertions of this module."""
+One job run (~2 min on 2 cores) is shared by all assertions of this module."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ import harness
 
 @pytest.fixture(scope="module")
 def scenario():
-    return datagen.generate()
+    return datagen.generate(events=True)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def expected(scenario):
 def run(tmp_path_factory, kinesis, scenario, expected):
     # fetches of 25 records per shard against ~75 per shard per batch, one batch every 0.5 s
     return harness.run_local_runner(tmp_path_factory.mktemp("minicluster"), kinesis,
-                                    scenario.batches, expected)
+                                    scenario.batches, expected,
+                                    event_batches=scenario.event_batches)
 
 
 def test_scenario_exercises_every_rule(scenario, expected):
@@ -58,6 +60,16 @@ def test_scenario_exercises_every_rule(scenario, expected):
     assert len({b for (r, b, _) in expected.aggs if r == "1d"}) == 2  # crosses midnight UTC
     assert any(len(ads) == 3 for ads in expected.tops.values())
     assert len(scenario.batches) == 80
+    for case in ("impressions_of_clicks", "impressions_unclicked", "impression_resends",
+                 "conversions", "conversions_click_id_only", "conversion_resends",
+                 "impressions_late_beyond_lateness"):
+        assert st[case] > 50, case
+    days = [a for (r, _, _), a in expected.aggs.items() if r == "1d"]
+    counted_impressions = sum(a["impressions"] for a in days)
+    # the late ones (limp-*) are dropped, every other distinct impression counted
+    assert counted_impressions == st["impressions_of_clicks"] + st["impressions_unclicked"]
+    assert sum(a["conversions"] for a in days) == st["conversions"] - st["conversions_click_id_only"]
+    assert any(a["clicks"] == 0 and a["impressions"] > 0 for a in expected.aggs.values())
 
 
 def test_runner_converged_and_stopped_cleanly(run):
@@ -79,6 +91,34 @@ def test_aggregates_equal_the_oracle_for_all_resolutions(run, expected):
             size = datagen.RESOLUTIONS[res]
             minutes = [m for (r, mb, a), m in got.items() if r == "1m" and a == ad and b <= mb < b + size]
             assert v["clicks"] == sum(m["clicks"] for m in minutes)
+
+
+def test_rollups_per_campaign_and_advertiser_equal_the_oracle_and_their_ads(run, expected):
+    m = run.materialized
+    got = {k: {f: r[f] for f in harness.VALUE_FIELDS_AGG} for k, r in m.rollups.items()}
+    want = {k: {f: r[f] for f in harness.VALUE_FIELDS_AGG} for k, r in expected.rollups.items()}
+    assert got == want, f"{len(set(got) ^ set(want))} keys differ"
+    assert {k[0] for k in got} == {"campaign", "advertiser"}
+    for (kind, res, b, entity), row in got.items():  # a rollup is the sum of its ads
+        ads = [a for (r, ab, _), a in m.agg.items()
+               if r == res and ab == b and a[f"{kind}_id"] == entity]
+        for metric in ("clicks", "billable_cost_micros", "impressions", "conversions",
+                       "conversion_value_micros"):
+            assert row[metric] == sum(a[metric] for a in ads), (kind, res, b, entity, metric)
+
+
+def test_impressions_and_conversions_counted_once_each(run, scenario, expected):
+    """Resent impressions and conversions are in the stream more than once; each counts once."""
+    days = [r for (res, _, _), r in run.materialized.agg.items() if res == "1d"]
+    want_days = [r for (res, _, _), r in expected.aggs.items() if res == "1d"]
+    distinct_imps = {e["event_id"] for b in scenario.event_batches for e in b
+                     if e["event_type"] == "impression" and not e["event_id"].startswith("limp-")}
+    published = sum(1 for b in scenario.event_batches for e in b if e["event_type"] == "impression")
+    assert published > len(distinct_imps)  # resends are in the stream
+    assert sum(r["impressions"] for r in days) == len(distinct_imps)
+    assert sum(r["conversions"] for r in days) == sum(r["conversions"] for r in want_days)
+    assert sum(r["conversion_value_micros"] for r in days) == sum(
+        r["conversion_value_micros"] for r in want_days) > 0
 
 
 def test_leaderboards_equal_the_oracle(run, expected):
@@ -108,7 +148,7 @@ def test_versions_strictly_increase_and_the_changelog_replays_exactly(run):
 
 def test_watermark_column_is_event_time(run, scenario):
     delay = scenario.delay_s * 1000
-    max_event = max(c["event_time"] for b in scenario.batches for c in b)
+    max_event = max(c["event_time"] for b in scenario.batches + scenario.event_batches for c in b)
     marks = [r["after"]["watermark"] for r in run.records if r["op"] == "c"
              and r["after"]["watermark"] is not None]
     assert marks, "no watermark ever reached the late decision"

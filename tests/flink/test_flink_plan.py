@@ -13,7 +13,9 @@ from aggregate.job.settings import JobSettings
 SETTINGS = JobSettings.from_properties({"clickagg": {
     "environment": "aws", "aws_region": "us-east-1", "parallelism": "2", "leaderboard_size": "3",
     "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/c",
-    "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/a"}})
+    "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/a",
+    "events_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/e"}})
+LEVELS, RESOLUTIONS = 3, 4  # ad, campaign, advertiser x 1m, 5m, 1h, 1d
 JARS = {"pipeline.jars": connector_jar_uri()}
 
 
@@ -46,23 +48,40 @@ def test_stage1_applies_the_per_click_ivt_rules_after_the_dedup_in_java(plans):
     assert "PythonCalc" not in p
 
 
+def test_stage1_of_the_events_dedups_by_type_and_id_on_their_own_watermark(plans):
+    p = optimized(plans["stage1_events"])
+    assert "Deduplicate(keep=[FirstRow], key=[event_type, event_id], order=[PROCTIME])" in p
+    assert "CURRENT_WATERMARK" in p and "watermark=[SOURCE_WATERMARK()]" in p
+    assert "WatermarkAssigner" not in p and "MiniBatchAssigner" not in p
+    assert "SEARCH(event_type, Sarg[_UTF-16LE'conversion', _UTF-16LE'impression'])" in p or (
+        "event_type" in p and "'impression'" in p)
+
+
 def test_stage2_ivt_groups_two_phase_aggregation_and_topn(plans):
-    p = optimized(plans["stage2"])
-    assert p.count("LocalGroupAggregate(") == 5  # 1m, 5m, 1h, 1d + late counts
-    assert p.count("GlobalGroupAggregate(") == 5  # each aggregate once: reused by the Top-N
     # the group rules: one running count per group, in arrival order, append-only
-    overs = [line for line in p.splitlines() if "OverAggregate(" in line]
+    verdicts = optimized(plans["verdicts"])
+    overs = [line for line in verdicts.splitlines() if "OverAggregate(" in line]
     assert len(overs) == 3 and all("orderBy=[proctime ASC]" in o for o in overs)
-    # the burst correction: the first N of a bucket joined with its (N+1)th click, append-only
-    joins = [line for line in p.splitlines() if "Join(" in line]
+    # the burst correction: the first N of a bucket joined with its (N+1)th click, append-only;
+    # ONE join (sql.aggregate_views: without the DataStream boundaries the planner made one per
+    # aggregate level) and no running count planned a second time after the boundary
+    corrections = optimized(plans["corrections"])
+    joins = [line for line in corrections.splitlines() if "Join(" in line]
     assert len(joins) == 1 and "InnerJoin" in joins[0] and "(burst_start = burst_start0)" in joins[0]
+    assert "OverAggregate(" not in corrections
+    p = optimized(plans["stage2"])
+    assert "Join(" not in p and "OverAggregate(" not in p
+    # per ad, campaign, advertiser: 1m, 5m, 1h, 1d; + late counts
+    assert p.count("LocalGroupAggregate(") == LEVELS * RESOLUTIONS + 1
+    assert p.count("GlobalGroupAggregate(") == LEVELS * RESOLUTIONS + 1  # reused by the Top-N
     assert "MiniBatchAssigner(interval=[2000ms], mode=[ProcTime])" in p
     ranks = [line for line in p.splitlines() if "Rank(" in line]
-    assert len(ranks) == 2
+    assert len(ranks) == 3  # 1m, 1h, 1d
     for r in ranks:  # corrections lower billable_clicks but never clicks: still the fast strategy
         assert "strategy=[UpdateFastStrategy" in r and "rankEnd=3" in r
         assert "orderBy=[clicks DESC, ad_id ASC]" in r
-    assert "PythonCalc" not in p  # all per-row logic is SQL or the jar's Java
+    for plan in plans.values():
+        assert "PythonCalc" not in plan  # all per-row logic is SQL or the jar's Java
 
 
 def test_minibatch_assigner_would_hide_the_watermark():
@@ -96,7 +115,9 @@ def test_state_ttl_per_operator():
     for k, v in sql.stage2_options(SETTINGS).items():
         te.get_config().set(k, v)
     te.execute_sql(sql.classified_table_ddl())
-    for view in sql.pipeline_views(SETTINGS):
+    te.execute_sql(sql.classified_table_ddl(sql.EVENTS_CLASSIFIED_TABLE,
+                                             columns=sql.EVENTS_CLASSIFIED_COLUMNS))
+    for view in sql.pipeline_views(SETTINGS, events=True):
         te.execute_sql(view)
     te.execute_sql(sql.sink_ddl(SETTINGS, connector="blackhole"))
     plan = json.loads(te._j_tenv.compilePlanSql(sql.insert_dml()).asJsonString())
@@ -110,12 +131,14 @@ def test_state_ttl_per_operator():
     types = [node["type"].rsplit("_", 1)[0] for node in plan["nodes"]]
     assert types.count("stream-exec-over-aggregate") == 3
     assert sql.stage2_options(SETTINGS)["table.exec.state.ttl"] == "1800 s"
-    assert ttl["stream-exec-join"] == ["2 min", "2 min"]  # the burst correction: burst_memory_s
-    assert ttl["stream-exec-rank"] == ["30 min", "30 min"]
+    # the burst correction: burst_memory_s (planned here once per level: these views without the
+    # job's DataStream boundaries, see test_stage2_ivt_groups_two_phase_aggregation_and_topn)
+    assert set(ttl["stream-exec-join"]) == {"2 min"}
+    assert ttl["stream-exec-rank"] == ["30 min"] * 3
     margin = 900 + 5 + 3600
     assert sorted(ttl["stream-exec-global-group-aggregate"]) == sorted(
-        [f"{60 + margin} s", f"{300 + margin} s", f"{3600 + margin} s", f"{86400 + margin} s",
-         f"{60 + margin} s"])
+        [f"{60 + margin} s", f"{300 + margin} s", f"{3600 + margin} s", f"{86400 + margin} s"]
+        * LEVELS + [f"{60 + margin} s"])
 
 
 def test_aws_ddl_plans_with_the_connector_jar():
@@ -126,9 +149,12 @@ def test_aws_ddl_plans_with_the_connector_jar():
     te = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     te.get_config().set("pipeline.jars", JARS["pipeline.jars"])
     te.execute_sql(sql.source_ddl(SETTINGS))
+    te.execute_sql(sql.events_source_ddl(SETTINGS))
     te.execute_sql(sql.sink_ddl(SETTINGS))
-    plan = te.explain_sql(f"INSERT INTO clickagg_out SELECT 'agg', '1m', event_time, ad_id, campaign_id, "
-                          f"advertiser_id, 1, 1, cost_micros, cost_micros, 0, 0, 0, 1, event_time, event_time "
-                          f"FROM clicks")
-    assert "Kinesis (per-shard watermarks)" in plan or "clickagg-kinesis" in plan or "clicks" in plan
-    assert "WatermarkAssigner" not in optimized(plan)  # the source makes the watermark
+    metrics = ", ".join(["1"] * len(sql.METRIC_COLUMNS))
+    for source, ids in (("clicks", "ad_id, ad_id, campaign_id, advertiser_id"),
+                        ("events", "ad_id, ad_id, campaign_id, advertiser_id")):
+        plan = te.explain_sql(f"INSERT INTO clickagg_out SELECT 'agg', '1m', event_time, {ids}, "
+                              f"{metrics}, 0, 1, event_time, event_time FROM {source}")
+        assert f"table=[[default_catalog, default_database, {source}]]" in plan
+        assert "WatermarkAssigner" not in optimized(plan)  # the source makes the watermark

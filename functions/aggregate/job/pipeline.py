@@ -91,16 +91,25 @@ def build_output(t_env: Any, settings: JobSettings, *, source_ddl: str | None = 
 def explain(settings: JobSettings, *, source_ddl: str | None = None,
             events_source_ddl: str | None = None,
             extra: dict[str, str] | None = None) -> dict[str, str]:
-    """EXPLAIN text of both stages (for tests and reviews); `extra` e.g. the connector jar."""
+    """EXPLAIN text of every translated part: `stage1`, `stage1_events` (with the events
+    source), stage 2's `verdicts` (running counts), `corrections` (the burst join) and `stage2`
+    (aggregates, leaderboards, output); for tests and reviews. `extra`: e.g. the connector jar."""
     t_env = create_table_env(settings, local=True, extra=extra)
     _apply(t_env, sql.stage1_options(settings))
     t_env.execute_sql(source_ddl or sql.source_ddl(settings))
-    if events_source_ddl:
-        t_env.execute_sql(events_source_ddl)
+    events_ddl = events_source_ddl or (sql.events_source_ddl(settings)
+                                       if settings.events_stream_arn else None)
+    if events_ddl:
+        t_env.execute_sql(events_ddl)
     register_functions(t_env)
-    stage1 = t_env.explain_sql(sql.classify_query(settings))
-    output = build_output_in(t_env, settings, events=bool(events_source_ddl))
-    return {"stage1": stage1, "stage2": output.explain()}
+    plans = {"stage1": t_env.explain_sql(sql.classify_query(settings))}
+    if events_ddl:
+        plans["stage1_events"] = t_env.explain_sql(sql.classify_events_query(settings))
+    output = build_output_in(t_env, settings, events=bool(events_ddl))
+    plans["verdicts"] = t_env.from_path(sql.VERDICTS_VIEW).explain()
+    plans["corrections"] = t_env.from_path(sql.CORRECTIONS_VIEW).explain()
+    plans["stage2"] = output.explain()
+    return plans
 
 
 def register_functions(t_env: Any) -> None:
@@ -128,6 +137,16 @@ def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False):
     )
     if events_stream is not None:
         t_env.create_temporary_view(sql.EVENTS_CLASSIFIED_TABLE, events_stream)
-    for statement in sql.pipeline_views(settings, events=events):
+    for statement in sql.ivt_views(settings):
+        t_env.execute_sql(statement)
+    # the verdicts and the correction join's output as DataStreams: the per-level aggregates'
+    # projections stop there instead of each planning its own copy of the join
+    # (sql.aggregate_views)
+    t_env.create_temporary_view(
+        sql.VERDICTS_TABLE, t_env.to_data_stream(t_env.from_path(sql.VERDICTS_VIEW)))
+    t_env.execute_sql(sql.correction_view(settings, sql.VERDICTS_TABLE))
+    t_env.create_temporary_view(
+        sql.CORRECTIONS_TABLE, t_env.to_data_stream(t_env.from_path(sql.CORRECTIONS_VIEW)))
+    for statement in sql.aggregate_views(settings, events=events):
         t_env.execute_sql(statement)
     return t_env.from_path(sql.OUTPUT_VIEW)

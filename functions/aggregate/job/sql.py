@@ -10,20 +10,26 @@ Pipeline (all per-row logic in Flink SQL, no Python UDF):
     -> the per-click IVT rules (common/ivt.py): is_bot (IS_BOT_UA), is_dc (DATACENTER_PROVIDER),
        is_fast; the two functions are Java in the job jar, with the jar's copy of ivt_data
     => `clicks_classified` (append-only DataStream handed to stage 2)
+  events (optional source: the events stream; impressions and conversions)
+    STAGE 1 -> Deduplicate keep-first by (event_type, event_id), the same late rule against the
+       events' own watermark (`classify_events_query`) => `events_classified` (DataStream)
     STAGE 2 (mini-batch ON, TWO_PHASE aggregation)
     -> the group IVT rules (see `ivt_views`): running counts in arrival order per impression,
        per (user, ad, repeat bucket), per (ip, burst bucket) => each click's arrival verdict
-       (valid | suspect | invalid), plus one correction row per click that an IP burst turns
-       from valid to suspect after it was counted; all append-only
+       (valid | suspect | invalid) => `clicks_verdicts` (DataStream boundary: `aggregate_views`),
+       plus one correction row per click that an IP burst turns from valid to suspect after it
+       was counted (`correction_view`) => `ivt_corrected` (DataStream boundary); all append-only
     -> counted = on-time clicks (+1 under their verdict) UNION ALL on-time corrections
-       (-1 valid, +1 suspect); billable = valid
-    -> one GROUP BY per resolution (1m, 5m, 1h, 1d): LocalGroupAggregate -> GlobalGroupAggregate
-    -> Top-M per bucket for 1m and 1h over those same aggregates (Rank UpdateFastStrategy, order
-       clicks DESC, ad_id ASC for a deterministic tie-break; no rank number column). A 'top' row
-       is a full copy of the ad's 'agg' row (same version), so unused columns are not pruned and
-       the planner reuses ONE aggregate per resolution for both outputs.
+       (-1 valid, +1 suspect) UNION ALL on-time events; billable = valid
+    -> one GROUP BY per level (ad, campaign, advertiser) and resolution (1m, 5m, 1h, 1d):
+       LocalGroupAggregate -> GlobalGroupAggregate
+    -> Top-M ads per bucket for 1m, 1h and 1d over the ad aggregates (Rank UpdateFastStrategy,
+       order clicks DESC, ad_id ASC for a deterministic tie-break; no rank number column). A
+       'top' row is a full copy of the ad's 'agg' row (same version), so unused columns are not
+       pruned and the planner reuses ONE aggregate per resolution for both outputs.
     -> late clicks GROUP BY (minute, ad_id)
-    => `clickagg_output`: ONE changelog with a `kind` column ('agg' | 'top' | 'late').
+    => `clickagg_output`: ONE changelog with a `kind` column
+       ('agg' | 'campaign' | 'advertiser' | 'top' | 'late').
 
 Why a rule on the 1-minute bucket: every coarser bucket is a union of whole minutes, so a click
 is either in all four resolutions or in none, and a 5m/1h/1d aggregate always equals the sum of
@@ -35,7 +41,7 @@ Output row schema: see OUTPUT_COLUMNS. On AWS the changelog is written with
 "u"). Consumers therefore see an update as a "d" of the old version followed by a "c" of the new.
 
 Consumer rules (each row carries `version`, strictly increasing per key on every emission):
-  kind 'agg' / 'late', key (kind, resolution, bucket_start, ad_id):
+  kind 'agg' / 'campaign' / 'advertiser' / 'late', key (kind, resolution, bucket_start, entity_id):
       "c": upsert if version > stored version;  "d": ignore (aggregates are never deleted).
   kind 'top', key (resolution, bucket_start, ad_id):
       "c": upsert if version > stored version;  "d": delete the entry if stored version <= the
@@ -60,6 +66,10 @@ SOURCE_TABLE = "clicks"
 CLASSIFIED_TABLE = "clicks_classified"
 EVENTS_SOURCE_TABLE = "events"  # impressions and conversions (the events stream; optional)
 EVENTS_CLASSIFIED_TABLE = "events_classified"
+# Each click's arrival verdict and the IVT correction join's output: views handed over as
+# DataStreams (pipeline.py) and read back as these tables; see `aggregate_views` for why.
+VERDICTS_VIEW, VERDICTS_TABLE = "clicks_ivt", "clicks_verdicts"
+CORRECTIONS_VIEW, CORRECTIONS_TABLE = "ivt_corrections", "ivt_corrected"
 IMPRESSION, CONVERSION = "impression", "conversion"  # ingest.events' types on the events stream
 OUTPUT_VIEW = "clickagg_output"
 SINK_TABLE = "clickagg_out"
@@ -407,7 +417,8 @@ def _running_count(partition: str) -> str:
 
 
 def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
-    """The IVT verdict of every distinct click (stage 2, all append-only):
+    """The IVT verdict of every distinct click (stage 2, all append-only), up to `clicks_ivt`
+    (`correction_view` makes `ivt_corrections` over it):
 
     clicks_ivt       every click of `classified` with its arrival verdict: the per-click rules
                      from stage 1, and for the group rules the click's rank in its group by
@@ -447,25 +458,30 @@ SELECT *, {expr} AS {column} FROM {source}""")
         source = f"clicks_ivt_{column}"
     invalid = "is_bot OR is_fast OR n_imp > 1"
     suspect = f"is_dc OR n_user > 1 OR (ip IS NOT NULL AND n_burst > {n})"
-    views.append(f"""CREATE TEMPORARY VIEW clicks_ivt AS
+    views.append(f"""CREATE TEMPORARY VIEW {VERDICTS_VIEW} AS
 SELECT click_id, ad_id, campaign_id, advertiser_id, event_time, cost_micros, on_time, wm_ms,
   ip, burst_start, n_burst,
   CASE WHEN {invalid} THEN '{ivt.INVALID}' WHEN {suspect} THEN '{ivt.SUSPECT}'
        ELSE '{ivt.VALID}' END AS verdict
 FROM {source}""")
+    return views
+
+
+def correction_view(s: JobSettings, verdicts: str = VERDICTS_VIEW) -> str:
+    """`ivt_corrections` over `verdicts` (the arrival verdicts): see `ivt_views`."""
+    on, n = _rules(s), s.ivt_burst_threshold
     burst_on = ivt.IP_BURST in on
     memory = f"{s.burst_memory_s} s"
-    views.append(f"""CREATE TEMPORARY VIEW ivt_corrections AS
+    return f"""CREATE TEMPORARY VIEW {CORRECTIONS_VIEW} AS
 SELECT /*+ STATE_TTL('c' = '{memory}', 't' = '{memory}') */ c.click_id, c.ad_id, c.campaign_id, c.advertiser_id, c.event_time, c.cost_micros,
   c.on_time,
   CASE WHEN t.wm_ms IS NULL OR c.wm_ms > t.wm_ms THEN c.wm_ms ELSE t.wm_ms END AS wm_ms
-FROM (SELECT * FROM clicks_ivt
+FROM (SELECT * FROM `{verdicts}`
       WHERE ip IS NOT NULL AND n_burst <= {n} AND verdict = '{ivt.VALID}') AS c
-JOIN (SELECT ip, burst_start, wm_ms FROM clicks_ivt
+JOIN (SELECT ip, burst_start, wm_ms FROM `{verdicts}`
       WHERE ip IS NOT NULL AND n_burst = {n + 1}) AS t
   ON c.ip = t.ip AND c.burst_start = t.burst_start
-WHERE {'TRUE' if burst_on else 'FALSE'}""")
-    return views
+WHERE {'TRUE' if burst_on else 'FALSE'}"""
 
 
 def _metric_columns(alias: str = "") -> str:
@@ -503,10 +519,10 @@ def counted_view(s: JobSettings, events: bool) -> str:
   cost_micros AS click_cost,
   CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE {z} END AS d_billable_cost,
   {n} AS is_impression, {n} AS is_conversion, {z} AS conversion_value
-FROM clicks_ivt WHERE on_time""",
+FROM `{VERDICTS_TABLE}` WHERE on_time""",
              f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {n}, CAST(-1 AS BIGINT), {b}, {n}, {z}, -cost_micros, {n}, {n}, {z}
-FROM ivt_corrections WHERE on_time"""]
+FROM `{CORRECTIONS_TABLE}` WHERE on_time"""]
     if events:
         parts.append(f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {n}, {z}, {z}, {n}, {z}, {z},
@@ -537,11 +553,34 @@ FROM counted
 
 def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
                    events: bool = False) -> list[str]:
-    """STAGE 2 as CREATE TEMPORARY VIEW statements over `classified` (and, with `events`, over
-    `events_classified`); the last one is `clickagg_output` with exactly OUTPUT_COLUMNS.
-    `classified` must have CLASSIFIED_COLUMNS plus a processing-time attribute `proctime`."""
-    nul_s, nul_b = "CAST(NULL AS STRING)", "CAST(NULL AS BIGINT)"
-    views = ivt_views(s, classified) + [counted_view(s, events)]
+    """STAGE 2 as SQL only (reviews, plan tests): `ivt_views`, the corrections as a plain view
+    (the job hands them over as a DataStream instead), `aggregate_views`."""
+    return (ivt_views(s, classified)
+            + [f"CREATE TEMPORARY VIEW {VERDICTS_TABLE} AS SELECT * FROM {VERDICTS_VIEW}",
+               correction_view(s, VERDICTS_TABLE),
+               f"CREATE TEMPORARY VIEW {CORRECTIONS_TABLE} AS SELECT * FROM {CORRECTIONS_VIEW}"]
+            + aggregate_views(s, classified, events=events))
+
+
+def aggregate_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
+                    events: bool = False) -> list[str]:
+    """STAGE 2 after the IVT verdicts, over the tables `clicks_verdicts` and `ivt_corrected` and
+    (with `events`) `events_classified`; the last view is `clickagg_output` with exactly
+    OUTPUT_COLUMNS.
+
+    Why the verdicts and corrections come in as tables of their own (DataStreams, pipeline.py):
+    the aggregates per ad, campaign and advertiser need different columns of `counted`, and the
+    planner pushes each projection down into the correction join, planning the join once per
+    level (measured on 1.20.5: three joins, three copies of the job's largest state). A
+    DataStream boundary stops the push-down; it must come after the running counts as well,
+    since each `to_data_stream` is translated on its own (a view used on both sides of a
+    boundary would run twice). GROUPING SETS instead got the per-level filter pushed into one
+    aggregate per level and cost the Top-N its UpdateFastStrategy; the optimizer option
+    reuse-optimize-block-with-digest did not merge the joins either. Price: a Row copy per
+    click and per correction."""
+    nul_b = "CAST(NULL AS BIGINT)"
+    nul_s = "CAST(NULL AS STRING)"
+    views = [counted_view(s, events)]
     ids = {
         AD: {"entity_id": "ad_id", "ad_id": "ad_id", "campaign_id": "MAX(campaign_id)",
              "advertiser_id": "MAX(advertiser_id)"},
@@ -613,10 +652,12 @@ def insert_dml(sink: str = SINK_TABLE, view: str = OUTPUT_VIEW) -> str:
     return f"INSERT INTO `{sink}` ({cols})\nSELECT {cols} FROM {view}"
 
 
-def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] | None = None) -> str:
-    """A plain table with the stage-2 input schema: lets stage 2 be planned/compiled on its own
-    (tests compile it to check per-operator state TTLs)."""
-    cols = [f"`{n}` {t}" for n, t in CLASSIFIED_COLUMNS] + ["`proctime` AS PROCTIME()"]
+def classified_table_ddl(table: str = CLASSIFIED_TABLE, options: dict[str, str] | None = None,
+                         columns: Sequence[tuple[str, str]] = CLASSIFIED_COLUMNS) -> str:
+    """A plain table with a stage-2 input schema (`clicks_classified`'s; `events_classified`'s
+    with EVENTS_CLASSIFIED_COLUMNS): lets stage 2 be planned/compiled on its own (tests compile
+    it to check per-operator state TTLs)."""
+    cols = [f"`{n}` {t}" for n, t in columns] + ["`proctime` AS PROCTIME()"]
     opts = options or {"connector": "datagen"}
     return f"CREATE TABLE `{table}` (\n  " + ",\n  ".join(cols) + f"\n) WITH (\n  {_with(opts)}\n)"
 
