@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from common.config import IngestSettings
 from common.click_token import TokenRejected, authenticate
@@ -62,6 +62,19 @@ class IngestOutcome:
                 return 503
             return 400
         return 202
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An item on its way to a stream: answered as `name`; claimed as `claim_id` in the dedup
+    table first (None: published unclaimed, as impressions are); `encode` makes its record
+    (called only for an item that goes out: a duplicate's is never built)."""
+
+    index: int
+    name: str
+    claim_id: Optional[str]
+    encode: Callable[[], bytes]
+    partition_key: str
 
 
 def build_record(vc: ValidClick, meta: RequestMeta, ingest_ms: int) -> dict[str, Any]:
@@ -191,46 +204,19 @@ class IngestService:
                                          "reason": "click token keys unavailable"}
                     continue
             conversions.append((ve, claims))
-        claims_out = [ClaimRecord(CONVERSION_CLAIM_PREFIX + ve.event_id, meta.request_id, now_ms,
-                                  now_ms // 1000 + self.settings.dedup_ttl_s) for ve, _ in conversions]
-        claim_outcomes = self.dedup.claim(claims_out) if claims_out else []
-
         salts = self.settings.hot_ad_salts
-        to_publish: list[OutRecord] = []
-        names: dict[int, str] = {}
-        claimed: dict[int, ClaimRecord] = {}
-        for ve in batch.impressions:
-            e = ve.event
-            record = impression_record(e, now_ms, meta.request_id, meta.source_ip)
-            to_publish.append(OutRecord(ve.index, encode_event(record),
-                                        partition_key(e.ad_id, e.impression_id, salts)))
-            names[ve.index] = ve.event_id
-        for (ve, token_claims), claim, claim_outcome in zip(conversions, claims_out, claim_outcomes):
-            if claim_outcome == CLAIMED:
-                record = conversion_record(ve.event, token_claims, now_ms, meta.request_id,
-                                           meta.source_ip)
-                to_publish.append(OutRecord(ve.index, encode_event(record), partition_key(
-                    record["ad_id"] or ve.event_id, ve.event_id, salts)))
-                names[ve.index], claimed[ve.index] = ve.event_id, claim
-            elif claim_outcome == DUPLICATE:
-                results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": DUPLICATE,
-                                     "reason": "conversion_id already accepted"}
-            else:
-                results[ve.index] = {"index": ve.index, "click_id": ve.event_id, "status": RETRYABLE,
-                                     "reason": ("another request is processing this conversion_id"
-                                                if claim_outcome == IN_FLIGHT else "dedup store unavailable")}
-        published = self.events_publisher.publish(to_publish) if to_publish else None
-        succeeded = published.succeeded if published else []
-        failed = published.failed if published else []
-        if [i for i in failed if i in claimed]:
-            outcome.unreleased_claims += len(self.dedup.release(claimed[i] for i in failed if i in claimed))
-        if [i for i in succeeded if i in claimed]:
-            outcome.unconfirmed_claims += len(self.dedup.confirm([claimed[i] for i in succeeded if i in claimed]))
-        for i in succeeded:
-            results[i] = {"index": i, "click_id": names[i], "status": ACCEPTED}
-        for i in failed:
-            results[i] = {"index": i, "click_id": names[i], "status": RETRYABLE,
-                          "reason": "stream write failed after retries"}
+        items = [Outgoing(ve.index, ve.event_id, None,
+                          lambda e=ve.event: encode_event(impression_record(
+                              e, now_ms, meta.request_id, meta.source_ip)),
+                          partition_key(ve.event.ad_id, ve.event_id, salts))
+                 for ve in batch.impressions]
+        items += [Outgoing(ve.index, ve.event_id, CONVERSION_CLAIM_PREFIX + ve.event_id,
+                           lambda e=ve.event, c=claims: encode_event(conversion_record(
+                               e, c, now_ms, meta.request_id, meta.source_ip)),
+                           partition_key(claims.ad_id if claims else ve.event_id, ve.event_id, salts))
+                  for ve, claims in conversions]
+        self._claim_and_publish(items, self.events_publisher, "conversion_id", meta, now_ms,
+                                results, outcome)
 
         outcome.results = [_as_event_result(results[i], batch.types.get(i)) for i in sorted(results)]
         outcome.refusals.sort(key=lambda r: r.index)
@@ -238,6 +224,55 @@ class IngestService:
         for r in outcome.results:
             outcome.counts[r["status"]] += 1
         return outcome
+
+    def _claim_and_publish(self, items: list[Outgoing], publisher: KinesisPublisher, what: str,
+                           meta: RequestMeta, now_ms: int, results: dict[int, dict[str, Any]],
+                           outcome: IngestOutcome,
+                           timings: Optional[dict[str, float]] = None) -> None:
+        """The exactly-once step of every path: claim each item's id (conditional write), publish
+        the claimed and the unclaimed ones, confirm the claims that reached the stream and
+        release the others (a retry may claim them again); one result per item. `what`: the id's
+        name in the answers ("click_id already accepted")."""
+        ttl_s = now_ms // 1000 + self.settings.dedup_ttl_s
+        to_claim = [o for o in items if o.claim_id is not None]
+        claims = [ClaimRecord(o.claim_id, meta.request_id, now_ms, ttl_s) for o in to_claim]
+        t0 = time.perf_counter()
+        claim_outcomes = self.dedup.claim(claims) if claims else []
+        if timings is not None:
+            timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
+        going = [o for o in items if o.claim_id is None]
+        claimed: dict[int, ClaimRecord] = {}
+        for o, claim, claim_outcome in zip(to_claim, claims, claim_outcomes):
+            if claim_outcome == CLAIMED:
+                going.append(o)
+                claimed[o.index] = claim
+            elif claim_outcome == DUPLICATE:
+                results[o.index] = {"index": o.index, "click_id": o.name, "status": DUPLICATE,
+                                    "reason": f"{what} already accepted"}
+            else:
+                reason = (f"another request is processing this {what}" if claim_outcome == IN_FLIGHT
+                          else "dedup store unavailable")
+                results[o.index] = {"index": o.index, "click_id": o.name, "status": RETRYABLE,
+                                    "reason": reason}
+        t0 = time.perf_counter()
+        published = publisher.publish([OutRecord(o.index, o.encode(), o.partition_key)
+                                       for o in going]) if going else None
+        if timings is not None:
+            timings["publish_ms"] = (time.perf_counter() - t0) * 1000
+        succeeded = published.succeeded if published else []
+        failed = published.failed if published else []
+        to_release = [claimed[i] for i in failed if i in claimed]
+        to_confirm = [claimed[i] for i in succeeded if i in claimed]
+        if to_release:
+            outcome.unreleased_claims += len(self.dedup.release(to_release))
+        if to_confirm:
+            outcome.unconfirmed_claims += len(self.dedup.confirm(to_confirm))
+        names = {o.index: o.name for o in going}
+        for i in succeeded:
+            results[i] = {"index": i, "click_id": names[i], "status": ACCEPTED}
+        for i in failed:
+            results[i] = {"index": i, "click_id": names[i], "status": RETRYABLE,
+                          "reason": "stream write failed after retries"}
 
     def _ingest(self, batch: ParsedBatch, meta: RequestMeta,
                 tokens: Optional[TokenVerifier]) -> IngestOutcome:
@@ -255,46 +290,12 @@ class IngestService:
         now_ms = self.clock_ms()
         valid = (self._check_tokens(tokens, batch.valid, results, outcome, now_ms)
                  if tokens is not None else batch.valid)
-        claims = [
-            ClaimRecord(vc.click.click_id, meta.request_id, now_ms, now_ms // 1000 + self.settings.dedup_ttl_s)
-            for vc in valid
-        ]
-        t0 = time.perf_counter()
-        claim_outcomes = self.dedup.claim(claims)
-        timings["dedup_ms"] = (time.perf_counter() - t0) * 1000
-
-        to_publish: list[OutRecord] = []
-        claimed: dict[int, tuple[ValidClick, ClaimRecord]] = {}
-        for vc, claim, claim_outcome in zip(valid, claims, claim_outcomes):
-            if claim_outcome == CLAIMED:
-                record = build_record(vc, meta, now_ms)
-                to_publish.append(OutRecord(vc.index, encode_click(record), partition_key(
-                    vc.ad_id, vc.click.click_id, self.settings.hot_ad_salts)))
-                claimed[vc.index] = (vc, claim)
-            elif claim_outcome == DUPLICATE:
-                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
-                                     "status": DUPLICATE, "reason": "click_id already accepted"}
-            else:
-                reason = ("another request is processing this click_id" if claim_outcome == IN_FLIGHT
-                          else "dedup store unavailable")
-                results[vc.index] = {"index": vc.index, "click_id": vc.click.click_id,
-                                     "status": RETRYABLE, "reason": reason}
-
-        t0 = time.perf_counter()
-        published = self.publisher.publish(to_publish) if to_publish else None
-        timings["publish_ms"] = (time.perf_counter() - t0) * 1000
-        succeeded = published.succeeded if published else []
-        failed = published.failed if published else []
-
-        if failed:
-            outcome.unreleased_claims = len(self.dedup.release(claimed[i][1] for i in failed))
-        if succeeded:
-            outcome.unconfirmed_claims = len(self.dedup.confirm([claimed[i][1] for i in succeeded]))
-        for i in succeeded:
-            results[i] = {"index": i, "click_id": claimed[i][0].click.click_id, "status": ACCEPTED}
-        for i in failed:
-            results[i] = {"index": i, "click_id": claimed[i][0].click.click_id, "status": RETRYABLE,
-                          "reason": "stream write failed after retries"}
+        items = [Outgoing(vc.index, vc.click.click_id, vc.click.click_id,
+                          lambda vc=vc: encode_click(build_record(vc, meta, now_ms)),
+                          partition_key(vc.ad_id, vc.click.click_id, self.settings.hot_ad_salts))
+                 for vc in valid]
+        self._claim_and_publish(items, self.publisher, "click_id", meta, now_ms, results, outcome,
+                                timings)
 
         outcome.results = [results[i] for i in sorted(results)]
         outcome.refusals.sort(key=lambda r: r.index)
