@@ -9,6 +9,9 @@ Click tokens (issue 17): the per-click cost of verifying a click's token, in-pro
 per-click validation without tokens on the same clicks in the same process (click_token_mode
 off: ids and cost in the body, vs enforce: the token verified and its ids and price compared),
 and verify() alone (HMAC-SHA256 + the canonical payload checks), in us per token.
+Impressions (issue 19, POST /v1/events): the handler on 500-impression batches (validated,
+published unclaimed: one PutRecords per 500) vs the bare PutRecords of the same records, and the
+pure logic per impression; the capacity planner's per-impression time is taken from these.
 
     .venv/bin/python bench/ingest.py [--batches 6] [--batch-size 500]
     .venv/bin/python bench/ingest.py --smoke   # seconds: 3 batches of 50 (checks that it runs;
@@ -30,7 +33,7 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from common.config import IngestSettings, ResourceNames  # noqa: E402
-from common.records import encode_click, partition_key  # noqa: E402
+from common.records import encode_click, encode_event, partition_key  # noqa: E402
 from ingest.dedup import ClaimRecord, DedupStore  # noqa: E402
 from local.apigw import build_event  # noqa: E402
 from local.lambda_runtime import LambdaContext  # noqa: E402
@@ -44,6 +47,15 @@ def count_calls(client, counter: Counter) -> None:
 def make_batch(b: int, size: int, now_ms: int) -> list[dict]:
     return [{"click_id": f"b{b}-{i}", "ad_id": f"ad-{i % 50}", "campaign_id": "k", "advertiser_id": "v",
              "user_id": f"u{i}", "timestamp": now_ms - 1000, "cost": "0.25"} for i in range(size)]
+
+
+def make_impressions(b: int, size: int, now_ms: int) -> list[dict]:
+    """Impressions as the Python SDK's impression_event builds them (UUID-sized ids)."""
+    return [{"type": "impression", "schema_version": 1,
+             "impression_id": f"0192f3a4-5b6c-7d8e-{b:04d}-{i:012d}", "ad_id": f"ad-{i % 50:07d}",
+             "campaign_id": "cmp-000123", "advertiser_id": "adv-00012", "timestamp": now_ms - 1000,
+             "placement_id": "plc-000042", "publisher_id": "pub-000007", "user_id": f"u-{i:016d}"}
+            for i in range(size)]
 
 
 def run_handler(batches, settings) -> tuple[list[float], Counter]:
@@ -63,6 +75,61 @@ def run_handler(batches, settings) -> tuple[list[float], Counter]:
         times.append(time.perf_counter() - t0)
         assert json.loads(resp["body"])["accepted"] == len(batch), resp["body"][:300]
     return times, calls
+
+
+def run_events_handler(batches, settings) -> tuple[list[float], Counter]:
+    """POST /v1/events with impressions only: validation, no claim, one PutRecords per 500."""
+    from ingest import handler
+
+    handler.get_service.cache_clear()
+    service = handler.get_service()
+    calls: Counter = Counter()
+    count_calls(service.dedup._ddb, calls)
+    count_calls(service.events_publisher._kinesis, calls)
+    times = []
+    for batch in batches:
+        event = build_event("POST", "/v1/events", {"Content-Type": "application/json"},
+                            json.dumps({"events": batch}).encode(), "203.0.113.1", "/v1/events", {})
+        t0 = time.perf_counter()
+        resp = handler.lambda_handler(event, LambdaContext("bench"))
+        times.append(time.perf_counter() - t0)
+        assert json.loads(resp["body"])["accepted"] == len(batch), resp["body"][:300]
+    return times, calls
+
+
+def run_events_bare(batches, settings) -> tuple[list[float], Counter]:
+    """The PutRecords calls the handler must make for the same impressions, nothing else."""
+    from ingest.events import impression_record, parse_events
+
+    kinesis = boto3.client("kinesis")
+    calls: Counter = Counter()
+    count_calls(kinesis, calls)
+    times = []
+    for batch in batches:
+        now = int(time.time() * 1000)
+        records = [{"Data": encode_event(impression_record(ve.event, now, "bare", "203.0.113.1")),
+                    "PartitionKey": partition_key(ve.event.ad_id, ve.event_id, {})}
+                   for ve in parse_events(batch, settings, now).impressions]
+        t0 = time.perf_counter()
+        for i in range(0, len(records), 500):
+            resp = kinesis.put_records(StreamName=settings.events_stream, Records=records[i:i + 500])
+            assert resp["FailedRecordCount"] == 0
+        times.append(time.perf_counter() - t0)
+    return times, calls
+
+
+def pure_logic_us_per_impression(batch: list[dict], settings) -> float:
+    from ingest.events import extract_events, impression_record, parse_events
+    from ingest.validation import decode_body
+
+    body = json.dumps({"events": batch})
+    t0, n = time.perf_counter(), 20
+    for _ in range(n):
+        parsed = parse_events(extract_events(decode_body(body, False, settings), settings), settings,
+                              int(time.time() * 1000))
+        for ve in parsed.impressions:
+            encode_event(impression_record(ve.event, 0, "r", "203.0.113.1"))
+    return (time.perf_counter() - t0) / (n * len(batch)) * 1e6
 
 
 def run_bare(batches, settings) -> tuple[list[float], Counter]:
@@ -186,6 +253,34 @@ def main() -> None:
                   + ", ".join(f"{k} {v * 1000 / clicks:.0f}" for k, v in sorted(calls.items())), flush=True)
     ratio = statistics.median(results["handler"]) / statistics.median(results["bare boto3"])
     print(f"handler / bare = {ratio:.2f}x  (moto in-process; the ratio is the handler's own overhead)")
+    events_bench(args, names, settings, now)
+
+
+def events_bench(args, names, settings, now: int) -> None:
+    """Impressions on POST /v1/events: handler vs bare PutRecords, alternated like the clicks."""
+    pure_us = pure_logic_us_per_impression(make_impressions(0, args.batch_size, now), settings)
+    print(f"pure handler logic per impression (parse, validate, encode; no AWS): {pure_us:.1f} us/impression")
+    results: dict = {}
+    rounds = (("bare boto3", run_events_bare, "ebare1"), ("handler", run_events_handler, "ehdl1"),
+              ("bare boto3", run_events_bare, "ebare2"), ("handler", run_events_handler, "ehdl2"))
+    for name, runner, prefix in rounds:
+        with mock_aws():
+            create_dedup_table(boto3.client("dynamodb"), names.dedup_table)
+            create_stream(boto3.client("kinesis"), names.events_stream, 4)
+            batches = [make_impressions(b, args.batch_size, now) for b in range(args.batches)]
+            for batch in batches:
+                for e in batch:
+                    e["impression_id"] = f"{prefix}-{e['impression_id']}"
+            runner(batches[:1], settings)  # warm-up
+            times, calls = runner(batches[1:], settings)
+            n = args.batch_size * (args.batches - 1)
+            results.setdefault(name, []).extend(times)
+            print(f"{name:>10}: median {statistics.median(times) * 1000:8.1f} ms per {args.batch_size}-impression "
+                  f"batch = {statistics.median(times) / args.batch_size * 1e6:7.1f} us/impression; "
+                  "AWS calls per 1000 impressions: "
+                  + ", ".join(f"{k} {v * 1000 / n:.0f}" for k, v in sorted(calls.items())), flush=True)
+    ratio = statistics.median(results["handler"]) / statistics.median(results["bare boto3"])
+    print(f"impressions: handler / bare = {ratio:.2f}x  (moto in-process)")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,18 @@ def test_ingest_bench_smoke():
             "BatchWriteItem": 40, "PutItem": 1000, "PutRecords": 20}, (name, calls)
     ratio = re.search(rf"^handler / bare = {NUMBER}x  \(moto in-process", out, re.M)
     assert ratio and float(ratio.group(1)) > 0, out
+    # impressions (POST /v1/events): unclaimed, so one PutRecords per batch and nothing else
+    pure = re.search(rf"^pure handler logic per impression \(parse, validate, encode; no AWS\): "
+                     rf"{NUMBER} us/impression$", out, re.M)
+    assert pure and float(pure.group(1)) > 0, out
+    rounds = re.findall(rf"^\s*(bare boto3|handler): median\s+{NUMBER} ms per 50-impression batch "
+                        rf"=\s+{NUMBER} us/impression; AWS calls per 1000 impressions: (.*)$", out, re.M)
+    assert [r[0] for r in rounds] == ["bare boto3", "handler", "bare boto3", "handler"], out
+    for name, ms, us, calls in rounds:
+        assert float(ms) > 0 and float(us) == pytest.approx(float(ms) * 1000 / 50, rel=0.01, abs=0.2), (name, ms, us)
+        assert calls == "PutRecords 20", (name, calls)
+    ratio = re.search(rf"^impressions: handler / bare = {NUMBER}x  \(moto in-process\)$", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0, out
 
 
 def test_query_bench_smoke():
