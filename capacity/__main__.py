@@ -36,7 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kinesis-mode", default="auto", choices=planner.KINESIS_CHOICES)
     p.add_argument("--dedup-capacity", default="auto", choices=planner.DDB_CHOICES)
     p.add_argument("--serving-capacity", default="auto", choices=planner.DDB_CHOICES)
-    p.add_argument("--efo", action="store_true", help="enhanced fan-out consumers on the clicks stream")
+    p.add_argument("--efo", action="store_true",
+                   help="enhanced fan-out consumers on the clicks and events streams")
+    p.add_argument("--impressions-per-click", type=float, default=planner.IMPRESSIONS_PER_CLICK,
+                   help="impressions (POST /v1/events) per click; 0 = clicks only")
+    p.add_argument("--conversions-per-click", type=float, default=planner.CONVERSIONS_PER_CLICK,
+                   help="conversions (POST /v1/events) per click")
+    p.add_argument("--events-kinesis-mode", default="auto", choices=planner.KINESIS_CHOICES)
     p.add_argument("--no-levers", action="store_true", help="skip the lever comparison")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -62,7 +68,9 @@ def _plan(args) -> int:
                   ad_skew=args.ad_skew, minibatch_ms=args.minibatch_ms,
                   serving_store=args.serving_store, kinesis_mode=args.kinesis_mode,
                   dedup_capacity=args.dedup_capacity, serving_capacity=args.serving_capacity,
-                  efo=args.efo)
+                  efo=args.efo, impressions_per_click=args.impressions_per_click,
+                  conversions_per_click=args.conversions_per_click,
+                  events_kinesis_mode=args.events_kinesis_mode)
     result = planner.plan(**kwargs)
     levers = [] if args.no_levers else planner.compare_levers(**kwargs)
     if args.json:

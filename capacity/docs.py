@@ -50,7 +50,110 @@ DOUBTS = (
     "writes, a steeper skew fewer; measure the real distribution.",
     "Not counted: Athena and query-API reads (per query), KMS requests (data keys cached), "
     "custom metrics/alarms, NAT/VPC (none in this design), Savings Plans, the free tier.",
+    "Impressions and conversions (issue 19): the multiples (50 impressions, 0.02 conversions per "
+    "click) are inputs, not measurements. Impressions are taken to follow the clicks' ad "
+    "popularity; if they are spread more evenly (CTR varies by ad) a mini-batch touches more ads "
+    "and the serving path costs more. Campaigns and advertisers (ten ads per campaign, ten "
+    "campaigns per advertiser, same skew) have no seed figure.",
+    "Flink throughput counts an impression or a conversion as a click (FLINK_ROWS_PER_KPU_S): "
+    "impressions skip the IVT rules but, like every row, feed twelve aggregates. An assumption "
+    "until `bench/flink.py --events 50` (its mode d) has measured the three event types. The "
+    "Rank operators' state (top-M per bucket) is not in the state estimate.",
+    "The ingest Lambda's per-impression time comes from bench/ingest.py against moto in-process "
+    "(an upper bound of the handler's CPU, scaled to 1024 MB), not from AWS; conversions are "
+    "taken as one per request, impressions as batches of 500.",
+    "The events archive is the largest single line at the medium profile because Firehose bills "
+    "each ~520 B record as 5 KB (the same doubt as for clicks applies). Ingest does not pack "
+    "events per record today; packing would cut that line by up to the ratio shown in its note.",
+    "The nightly Glue billing reads clicks only in the committed code: when it bills impressions "
+    "and conversions, its read volume (and workers) grow with the events archive.",
 )
+
+
+# The seed profile ('handle ~10,000 clicks per second') and its plan before issue 19's events:
+# `python -m capacity plan --rate 10000 --peak 20000 --json` at BEFORE_EVENTS_COMMIT (monthly USD
+# per component key; the planner then modelled clicks only, 4 series per click, 1m and 1h boards).
+SEED_PROFILE = "small"
+BEFORE_EVENTS_COMMIT = "dfa726d"
+BEFORE_EVENTS_USD = {
+    "api": 1865.58, "ingest_lambda": 805.92, "dedup": 13738.19, "clicks_stream": 1006.67,
+    "flink": 336.47, "aggregates_stream": 4078.21, "sink_lambda": 809.27, "serving": 30338.49,
+    "firehose": 5889.7, "archive": 124.73, "glue": 144.54, "observability": 750.33,
+}
+
+
+def _clicks_only(p: Plan) -> Plan:
+    """The same inputs without impressions and conversions (today's job: rollups, 3 boards)."""
+    x = {k: v for k, v in p.inputs.items()}
+    x.update(impressions_per_click=0, conversions_per_click=0)
+    return plan(**x)
+
+
+def _change(usd_per_million: float) -> str:
+    """'+$0.6437', or '$0.0000' for what moved by less than the last digit (rounded inputs)."""
+    value = round(usd_per_million, 4)
+    return per_million(0.0) if value == 0 else ("+" if value > 0 else "-") + per_million(abs(value))
+
+
+def _events_section(seed: Plan) -> list[str]:
+    """Cost per million clicks at the seed profile: before issue 19's events, after with none,
+    after with the default multiples; per component, with the commands that produce them."""
+    x = seed.inputs
+    clicks_only = _clicks_only(seed)
+    million = seed.clicks_per_month / 1e6
+    before_total = sum(BEFORE_EVENTS_USD.values())
+    rows = []
+    for c in seed.components:
+        if not c.counted:
+            continue
+        before = BEFORE_EVENTS_USD.get(c.key)
+        after0 = clicks_only.component(c.key).monthly_usd
+        rows.append([c.title, "" if before is None else per_million(before / million),
+                     per_million(after0 / million), per_million(c.monthly_usd / million),
+                     _change((c.monthly_usd - (before or 0.0)) / million)])
+    rows.append(["TOTAL", per_million(before_total / million),
+                 per_million(clicks_only.usd_per_million_clicks),
+                 per_million(seed.usd_per_million_clicks),
+                 _change(seed.usd_per_million_clicks - before_total / million)])
+    rate, peak = f"{x['rate']:.0f}", f"{x['peak']:.0f}"
+    out = ["## Impressions and conversions (issue 19): cost per million clicks, before and after",
+           "",
+           f"The seed profile ({SEED_PROFILE}: {x['rate']:,.0f} clicks/s average, "
+           f"{x['peak']:,.0f} peak), $ per million clicks per component. **Before**: the planner "
+           f"at `{BEFORE_EVENTS_COMMIT}` (clicks only; each click updated 4 series, 1m and 1h "
+           "boards). **Clicks only**: today's planner without events (the job's campaign and "
+           "advertiser rollups and the 1d board apply to clicks too). **With events**: "
+           f"{x['impressions_per_click']:g} impressions per click (batched "
+           f"{planner.IMPRESSIONS_PER_REQUEST} per request, published unclaimed) and "
+           f"{x['conversions_per_click']:g} conversions per click (claimed, one per request).",
+           "",
+           "```sh",
+           f"# before (the planner at {BEFORE_EVENTS_COMMIT})",
+           f"git archive {BEFORE_EVENTS_COMMIT} capacity functions/common | tar -x -C /tmp/before",
+           f"(cd /tmp/before && python -m capacity plan --rate {rate} --peak {peak} --json)",
+           "# clicks only, and with events (defaults: 50 impressions, 0.02 conversions per click)",
+           f"python -m capacity plan --rate {rate} --peak {peak} --impressions-per-click 0 "
+           "--conversions-per-click 0",
+           f"python -m capacity plan --rate {rate} --peak {peak}",
+           "```",
+           ""]
+    out += _md_table(("Component", "Before", "Clicks only", "With events", "Change"), rows, "lrrrr")
+    seed_agg = seed.component("aggregates_stream")
+    out += ["",
+            f"Where the increase comes from: a {x['minibatch_ms'] / 1000:g} s mini-batch now "
+            f"touches {seed_agg.metric('distinct ads per mini-batch (average)'):,.0f} ads and "
+            f"{seed_agg.metric('distinct campaigns + advertisers per mini-batch (average)'):,.0f} "
+            "campaigns and advertisers instead of "
+            f"{clicks_only.component('aggregates_stream').metric('distinct ads per mini-batch (average)'):,.0f} "
+            "ads (clicks only), so the serving writes per click go from "
+            f"{clicks_only.component('serving').metric('writes per click (average)'):.1f} to "
+            f"{seed.component('serving').metric('writes per click (average)'):.1f}; the events "
+            "stream carries one record per impression, and its Firehose bills each as 5 KB. "
+            "The stage throttle (`ingest_rate_limit`, `ingest_burst_limit`, shared by "
+            "`POST /v1/clicks` and `POST /v1/events`) and `events_kinesis_shards` in the "
+            "profiles below are sized for clicks and events together.",
+            ""]
+    return out
 
 
 def scenarios(region: str = DOCS_REGION) -> list[tuple[str, str, Plan]]:
@@ -112,21 +215,37 @@ def render_docs(region: str = DOCS_REGION) -> str:
     out += ["", "Scenarios: " + "; ".join(f"**{n}**: {s}" for n, s, _ in scen) + ".",
             "`medium + levers` applies: " + ", ".join(f"`{k}={v}`" for k, v in LEVERED.items())
             + ".", ""]
+    seed = next(p for n, _, p in scen if n == SEED_PROFILE)
+    seed_clicks_only = _clicks_only(seed)
+    seed_keys = seed.component("aggregates_stream").metric("distinct ads per mini-batch (average)")
+    medium_keys = medium_plan.component("aggregates_stream").metric(
+        "distinct ads per mini-batch (average)")
     out += [
         "What dominates, and why:",
         "",
-        f"- **Per-click dedup** costs {planner.CLAIM_WCU + planner.CONFIRM_WCU} WCU per click "
-        "(claim + confirm): DynamoDB writes for every click, whatever the batch size.",
-        "- **The serving path** (aggregates stream, sink, serving table) scales with the number "
-        "of distinct ads a mini-batch touches, not with the number of ads: with "
-        f"{planner.ACTIVE_ADS:,} active ads most ads get less than one click per "
-        f"{planner.MINIBATCH_MS / 1000:g} s mini-batch, so nearly every click becomes one update "
-        f"per emitted resolution ({len(planner.SERVING_RESOLUTIONS)}), and two changelog rows "
-        "with -U.",
+        f"- **Impressions** ({planner.IMPRESSIONS_PER_CLICK:g} per click by default, issue 19) "
+        f"set the cost: at the seed profile they take it from "
+        f"{per_million(seed_clicks_only.usd_per_million_clicks)} to "
+        f"{per_million(seed.usd_per_million_clicks)} per million clicks (section \"Impressions "
+        "and conversions\" below). Every counted click, impression and conversion updates its "
+        "ad's, campaign's and advertiser's series at each resolution, so the serving path "
+        "(aggregates stream, sink, serving table) scales with the distinct keys a "
+        f"{planner.MINIBATCH_MS / 1000:g} s mini-batch touches: "
+        f"{seed_keys / planner.ACTIVE_ADS:.0%} of the {planner.ACTIVE_ADS:,} ads at the seed "
+        f"profile, {medium_keys / planner.ACTIVE_ADS:.0%} at the medium one, each one update per "
+        f"emitted resolution ({len(planner.SERVING_RESOLUTIONS)}), two changelog rows with -U.",
         f"- **Firehose** bills every Kinesis record as at least "
         f"{planner.FIREHOSE_RECORD_UNIT // planner.KIB} KB: a {medium_plan.inputs['click_bytes']} B "
-        f"click is billed {planner.FIREHOSE_RECORD_UNIT / medium_plan.inputs['click_bytes']:.0f}x.",
-        "- API Gateway, Lambda, Flink, S3 and Glue are small next to these.",
+        f"click is billed {planner.FIREHOSE_RECORD_UNIT / medium_plan.inputs['click_bytes']:.0f}x, "
+        f"a {planner.IMPRESSION_RECORD_BYTES} B impression "
+        f"{planner.FIREHOSE_RECORD_UNIT / planner.IMPRESSION_RECORD_BYTES:.0f}x: the events "
+        "archive's Firehose is the largest single line at the medium profile.",
+        f"- **Per-click dedup** costs {planner.CLAIM_WCU + planner.CONFIRM_WCU} WCU per click "
+        "(claim + confirm) and per conversion: DynamoDB writes for every click, whatever the "
+        "batch size. Impressions are never claimed.",
+        f"- API Gateway, Lambda, S3 and Glue are small next to these; Flink needs "
+        f"{medium_plan.component('flink').context['flink_parallelism']:,} KPUs at the medium "
+        "profile (one KPU per 10,000 rows/s, impressions included: an assumption).",
         "",
     ]
 
@@ -143,6 +262,8 @@ def render_docs(region: str = DOCS_REGION) -> str:
             "design), and per-click is the only ingest layer that catches a re-sent click in "
             "another request. Per-request idempotency is the saving to take if the "
             "realtime view may over-count re-sends that Flink's 30-minute state misses.", ""]
+
+    out += _events_section(seed)
 
     out += ["## Which duplicates each layer catches", ""]
     out += _md_table(("Layer", "Keyed on", "Window", "Catches", "Misses"),

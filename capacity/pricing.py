@@ -36,8 +36,12 @@ class Price:
     def first_usd(self) -> float:
         return self.tiers[0].usd
 
-    def cost(self, quantity: float) -> float:
-        """Monthly cost of `quantity` units (tiers applied to the cumulative monthly quantity)."""
+    def cost(self, quantity: float, after: float = 0.0) -> float:
+        """Monthly cost of `quantity` units (tiers applied to the cumulative monthly quantity),
+        billed after `after` units of the same price this month: tiers count per account, so a
+        second consumer of one price (the events archive after the clicks') pays the later tiers."""
+        if after > 0:
+            return self.cost(after + quantity) - self.cost(after)
         if quantity <= 0:
             return 0.0
         total, done = 0.0, 0.0
@@ -84,8 +88,8 @@ class PriceBook:
         except KeyError:
             raise KeyError(f"price {key!r} missing from {self.path}") from None
 
-    def cost(self, key: str, quantity: float) -> float:
-        return self[key].cost(quantity)
+    def cost(self, key: str, quantity: float, after: float = 0.0) -> float:
+        return self[key].cost(quantity, after)
 
     def quota(self, key: str) -> float:
         try:

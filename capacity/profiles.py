@@ -3,7 +3,10 @@
     profile_context("large") -> {"kinesis_mode": "provisioned", "kinesis_shards": ..., ...}
 
 The values are the planner's (`plan(...).context`), never typed here, so a CDK test can assert
-that a profile's numbers equal the planner's. The keys infra knows are the schema's context
+that a profile's numbers equal the planner's. Every profile includes issue 19's events at the
+planner's default multiples (50 impressions, 0.02 conversions per click): the stage throttle
+(shared by POST /v1/clicks and POST /v1/events), events_kinesis_shards, Flink and the serving
+path are sized for clicks and events together. The keys infra knows are the schema's context
 settings (common/schema.py); a key infra does not know yet would be listed in NEW_CONTEXT_KEYS
 (`cdk_args` passes only known keys).
 """

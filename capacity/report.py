@@ -70,7 +70,9 @@ def inputs_line(p: Plan) -> str:
     return (f"{x['click_bytes']} B per click, {x['batch_size']} clicks per request, "
             f"{x['api'].upper()} API, {x['dedup']} dedup, {x['clicks_per_record']} click(s) per "
             f"Kinesis record, {num(x['active_ads'])} active ads (Zipf s={x['ad_skew']:g}), "
-            f"{x['minibatch_ms'] / 1000:g} s mini-batch, serving store {x['serving_store']}")
+            f"{x['minibatch_ms'] / 1000:g} s mini-batch, serving store {x['serving_store']}, "
+            f"{x['impressions_per_click']:g} impressions and {x['conversions_per_click']:g} "
+            f"conversions per click")
 
 
 def summary_rows(p: Plan) -> list[list[str]]:

@@ -13,17 +13,21 @@ One module per component, each building its `Component` from the `Inputs`:
     api             API Gateway (ingest endpoint)      ingest     ingest Lambda
     dedup           ingest dedup table                 dynamodb   DynamoDB capacity modes (shared)
     kinesis         stream shards/costs, clicks stream flink      Managed Flink
-    serving         aggregates stream, sink, store     archive    Firehose + S3 archive
+    events          impression/conversion rates, events stream
+    serving         aggregates stream, sink, store     archive    Firehose + S3, clicks and events
     glue            nightly billing job                observability  logs, X-Ray, account quotas
 and planning.plan() puts them together; levers.compare_levers() varies one input at a time.
 """
 from __future__ import annotations
 
 from capacity.planner.assumptions import *  # noqa: F401,F403  (constants: docs, CLI, tests)
-from capacity.planner.api import requests_per_s, response_bytes  # noqa: F401
+from capacity.planner.api import RequestKind, request_kinds, requests_per_s, response_bytes  # noqa: F401
 from capacity.planner.dedup import dedup_wcu_per_click  # noqa: F401
 from capacity.planner.dynamodb import Capacity, ddb_capacity  # noqa: F401
-from capacity.planner.flink import agg_state_keys  # noqa: F401
+from capacity.planner.events import (  # noqa: F401
+    counted_rows_s, event_rates, events_record_bytes, events_stream_load,
+)
+from capacity.planner.flink import agg_state_keys, dedup_state_keys  # noqa: F401
 from capacity.planner.helpers import ceil_div, round_up_2sig  # noqa: F401
 from capacity.planner.ingest import ingest_duration_ms  # noqa: F401
 from capacity.planner.inputs import Inputs  # noqa: F401
@@ -34,8 +38,10 @@ from capacity.planner.levers import DEDUP_LAYERS, LEVERS, LeverResult, compare_l
 from capacity.planner.model import Component, CostLine, Metric, Plan  # noqa: F401
 from capacity.planner.observability import xray_traces_s  # noqa: F401
 from capacity.planner.planning import plan  # noqa: F401
-from capacity.planner.popularity import distinct_ads, top_ad_share  # noqa: F401
+from capacity.planner.popularity import (  # noqa: F401
+    distinct_ads, level_keys, rollup_entities, top_ad_share,
+)
 from capacity.planner.serving import (  # noqa: F401
     ServingLoad, serving_load, serving_storage_items, timestream_lines,
 )
-from capacity.planner.archive import firehose_buffering  # noqa: F401
+from capacity.planner.archive import deliveries, firehose_buffering  # noqa: F401

@@ -7,7 +7,23 @@ the planner sizes what the stack deploys.
 """
 from __future__ import annotations
 
+from common.records import encode_event
 from common.schema import BY_NAME, default
+from serving.keys import LEADERBOARD_RESOLUTIONS
+
+# Typical events-stream records (ingest.events' impression_record / conversion_record), measured
+# below with common.records.encode_event, so the planner follows the record's schema: UUID ids
+# (the Python SDK's uuid7 for impressions, conversions and clicks), 10-character ad, campaign,
+# advertiser, placement and publisher ids, an API Gateway request id, an IPv4 source address.
+_UUID = "0192f3a4-5b6c-7d8e-9f01-23456789abcd"
+_IDS = dict(schema_version=1, ad_id="ad-0001234", campaign_id="cmp-000123",
+            advertiser_id="adv-00012", event_time=1733450000123, impression_id=_UUID,
+            placement_id="plc-000042", publisher_id="pub-000007", ingest_time=1733450000456,
+            request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef", source_ip="203.0.113.17")
+TYPICAL_IMPRESSION = dict(_IDS, event_type="impression", event_id=_UUID, user_id="u-0123456789abcdef")
+TYPICAL_CONVERSION = dict(_IDS, event_type="conversion", event_id=_UUID[:-4] + "cccc",
+                          click_id=_UUID[:-4] + "bbbb", value_micros=49_990_000, currency="USD",
+                          attributed_by="token")
 
 # ================================================================================ ASSUMPTIONS
 # docs/capacity.md lists this block (name, value, comment): keep one constant per line.
@@ -26,6 +42,8 @@ API_BURST_RATIO = 0.5  # burst bucket = rate limit x this (AWS's own account def
 REQUEST_ENVELOPE_BYTES = 32  # '{"clicks":[...]}' around the clicks of one request
 RESPONSE_BASE_BYTES = 150  # status counts and envelope of the 202 body
 RESPONSE_BYTES_PER_CLICK = 70  # {"index":n,"click_id":"...","status":"accepted"} per click, in the response
+EVENT_REQUEST_BYTES = 305  # one impression in a POST /v1/events body as the Python SDK sends it (UUID ids): measured 305 B
+RESPONSE_BYTES_PER_EVENT = 98  # {"index":n,"type":"impression","id":"<UUID>","status":"accepted"}: measured 98 B per item (500-impression answer)
 HTTP_API_METERING_BYTES = 512 * KIB  # HTTP APIs bill one request per started 512 KB of payload
 ACCESS_LOG_BYTES = 400  # one JSON access-log line per request (12 fields + error message)
 
@@ -37,6 +55,12 @@ INGEST_BASE_MS = 25.0  # per request: proxy event + JSON parse, one PutRecords a
 # ~1.5 ms at 1024 MB), plus validation and record encoding. Replace by a measurement on AWS.
 INGEST_PER_CLICK_MS = 1.5
 INGEST_PER_CLICK_MS_NO_CLAIM = 0.15  # per click when dedup is per request: validation + encode only
+# Per impression (published unclaimed: validation, encode, its share of one PutRecords per 500).
+# bench/ingest.py, 2026-12-06, 500-impression batches, moto in-process on a 2-core machine at load
+# average ~5: the handler 97-115 us per impression, the bare PutRecords of the same records 78-95
+# us (both include moto's own handling of the call, so an upper bound), pure logic 17 us; x 1.7
+# for the ~0.58 vCPU of 1024 MB. A conversion is claimed like a click: INGEST_PER_CLICK_MS.
+INGEST_PER_UNCLAIMED_EVENT_MS = 0.2
 IDEMPOTENCY_MS = 12.0  # per request with per-request dedup: Powertools idempotency put + update (serial)
 LAMBDA_CONCURRENCY_HEADROOM = 1.5  # ingest reserved concurrency = peak concurrency x this
 INGEST_MIN_RESERVED = 10  # never reserve less than this for the ingest function
@@ -53,6 +77,14 @@ IDEMPOTENCY_TTL_S = 3600  # Powertools Idempotency default expires_after_seconds
 DDB_TARGET_UTILIZATION = default("dynamodb_target_utilization_pct") / 100  # provisioned autoscaling target; on-demand caps also = peak / this
 DDB_TROUGH_RATIO = 0.5  # nightly trough = average x this: provisioned autoscaling minimum below it
 
+# --- impressions and conversions (issue 19: POST /v1/events, the events stream)
+IMPRESSIONS_PER_CLICK = 50  # issue 19: impressions are 10-100x the clicks; the default multiple (an input)
+CONVERSIONS_PER_CLICK = 0.02  # conversions are 2 % of the clicks by default (an input)
+IMPRESSIONS_PER_REQUEST = default("max_batch")  # the ad server's SDK batches its impressions to the API's maximum
+CONVERSIONS_PER_REQUEST = 1  # advertisers post conversions as they happen: most see far less than one per second (the SDK flushes within 1 s)
+IMPRESSION_RECORD_BYTES = len(encode_event(TYPICAL_IMPRESSION))  # encode_event of a typical impression (above)
+CONVERSION_RECORD_BYTES = len(encode_event(TYPICAL_CONVERSION))  # encode_event of a typical conversion (token-attributed)
+
 # --- Kinesis Data Streams
 SHARD_WRITE_BYTES_S = MIB  # 1 MiB/s of data + partition key per shard
 SHARD_WRITE_RECORDS_S = 1000  # 1,000 records/s per shard
@@ -62,11 +94,11 @@ PARTITION_KEY_BYTES = 16  # the ad_id partition key; counts towards the shard wr
 KINESIS_SHARD_HEADROOM = 1.25  # provisioned shards sized for peak at 80 % of the limits (key skew, retries)
 ON_DEMAND_RECORD_UNIT = KIB  # on-demand bills each record rounded up to 1 KB (ingest and retrieval)
 PUT_PAYLOAD_UNIT = 25 * KIB  # provisioned bills each record in PUT payload units of 25 KB
-# GetRecords/s per shard of the two polling consumers of the clicks stream: Flink at its poll
-# interval (getrecords_interval_ms, 500 ms: the connector default of 200 ms alone would use all 5)
-# + Firehose (1/s).
-CLICK_CONSUMER_POLLS_S = 1000 // default("getrecords_interval_ms") + 1
-CLICK_CONSUMERS = 2  # Flink + Firehose read every click
+# GetRecords/s per shard of the two polling consumers of the clicks and of the events stream:
+# Flink at its poll interval (getrecords_interval_ms, 500 ms: the connector default of 200 ms
+# alone would use all 5) + Firehose (1/s).
+INPUT_STREAM_POLLS_S = 1000 // default("getrecords_interval_ms") + 1
+INPUT_STREAM_CONSUMERS = 2  # Flink + Firehose read every record of the clicks and of the events stream
 KPL_RECORD_HEADER_BYTES = 20  # KPL-aggregated record: magic number + MD5 trailer
 KPL_BYTES_PER_SUBRECORD = 8 + PARTITION_KEY_BYTES  # protobuf framing + the sub-record's own partition key
 STANDARD_RETENTION_HOURS = 24  # included in the base price; longer is extended retention
@@ -78,12 +110,17 @@ ACTIVE_ADS = 1_000_000  # seed: 1M active ads
 # Ad popularity ~ Zipf(s): at s = 0.8 over 1M ads the top ad gets 1.3 % of all clicks and the
 # top 1 % of ads 36 %. s = 0 is uniform: every click hits another ad (most serving writes).
 AD_ZIPF_S = 0.8
-SERVING_RESOLUTIONS = ("1m", "5m", "1h", "1d")  # series buckets the job emits per ad (aggregate/changes.py)
+# Rollups (kinds 'campaign', 'advertiser'): no seed figure for how many campaigns and advertisers
+# the 1M ads belong to; the planner takes ten ads per campaign and ten campaigns per advertiser,
+# with the ads' popularity skew. More of them means more rollup writes (at most as many as ads).
+ADS_PER_CAMPAIGN = 10
+CAMPAIGNS_PER_ADVERTISER = 10
+SERVING_RESOLUTIONS = ("1m", "5m", "1h", "1d")  # series buckets the job emits per ad, campaign and advertiser (aggregate/job/sql.py)
 RESOLUTION_SECONDS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bucket length per resolution
-LEADERBOARDS = 2  # top-M boards: 1m and 1h buckets
+LEADERBOARDS = tuple(LEADERBOARD_RESOLUTIONS)  # top-M boards (serving.keys); 1m items expire, 1h and 1d items never do
 LEADERBOARD_SIZE = default("leaderboard_size")  # leaderboard_size (M); every entry of a live board assumed to change per mini-batch
 CHANGELOG_UPDATE_BEFORE = True  # the job emits -U before each +U (debezium-json): 2 stream rows per update
-CHANGELOG_ROW_BYTES = 350  # one debezium-json changelog row: before/after envelope + ~12 columns
+CHANGELOG_ROW_BYTES = 470  # one debezium-json changelog row of the 20 OUTPUT_COLUMNS, 10-character ids: measured 465-468 B
 MINIBATCH_MS = default("minibatch_latency_ms")  # minibatch_latency_ms: a key emits at most one update per mini-batch
 ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a bucket stays updatable this long after its end
 AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
@@ -93,7 +130,10 @@ AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin
 # rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core. On Managed
 # Flink add RocksDB state, the Kinesis source and JSON decoding, checkpoints, the two-phase
 # aggregate and the top-M rank: take about a third of the per-core figure per KPU (1 vCPU).
-FLINK_CLICKS_PER_KPU_S = 10_000
+# Input rows: clicks, impressions and conversions alike, an assumption until bench/flink.py
+# measures the three event types (its mode d, `--events 50`; impressions skip the IVT rules,
+# every row feeds 12 aggregates).
+FLINK_ROWS_PER_KPU_S = 10_000
 FLINK_HEADROOM = 1.5  # size for peak at ~67 % CPU (Managed Flink autoscaling triggers at 75 %)
 FLINK_PARALLELISM_PER_KPU = default("flink_parallelism_per_kpu")  # one task slot per vCPU: the job is CPU-bound (JSON, RocksDB)
 FLINK_ORCHESTRATION_KPUS = 1  # Managed Flink bills one extra KPU per application
@@ -101,6 +141,7 @@ FLINK_KPU_STORAGE_GB = 50  # running application storage per KPU (RocksDB local 
 FLINK_STATE_DISK_FRACTION = 0.5  # keep state <= half the local disk (compaction, checkpoint staging)
 FLINK_STATE_BYTES_PER_KEY = 100  # RocksDB entry: key + value + TTL timestamp + per-entry overhead
 FLINK_DEDUP_STATES = 2  # keyed states living dedup_ttl_s per click: click_id keep-first + repeat-click buckets
+FLINK_EVENT_DEDUP_STATES = 1  # keyed state living dedup_ttl_s per impression / conversion: keep-first by (event_type, event_id)
 FLINK_DEDUP_TTL_S = default("flink_dedup_ttl_s")  # the job's dedup_ttl_s (functions/aggregate/job/settings.py)
 FLINK_SNAPSHOTS_RETAINED = 1  # durable snapshots kept (each the full state size)
 

@@ -11,6 +11,7 @@ from capacity.planner.assumptions import (
 from capacity.planner.dynamodb import (
     capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
 )
+from capacity.planner.events import event_rates
 from capacity.planner.helpers import ceil_div
 from capacity.planner.model import Component
 from capacity.pricing import PriceBook
@@ -26,14 +27,22 @@ def dedup_wcu_per_click(dedup: str, batch_size: int) -> float:
     return (IDEMPOTENCY_PUT_WCU + update_wcu) / batch_size
 
 
+def conversion_wcu(x: Inputs, rate: float) -> float:
+    """WCU/s of the conversions' claims at `rate` clicks/s: claimed and confirmed like a click
+    (item 'conversion <id>'), whatever the clicks' dedup mode; impressions are never claimed."""
+    return event_rates(x, rate)[1] * (CLAIM_WCU + CONFIRM_WCU)
+
+
 def component(x: Inputs, pb: PriceBook) -> Component:
     c = Component("dedup", "DynamoDB dedup table")
     per_click = dedup_wcu_per_click(x.dedup, x.batch_size)
-    wcu_avg, wcu_peak = x.rate * per_click, x.peak * per_click
+    wcu_avg = x.rate * per_click + conversion_wcu(x, x.rate)
+    wcu_peak = x.peak * per_click + conversion_wcu(x, x.peak)
     cap = ddb_capacity(pb, wcu_avg, wcu_peak, x.dedup_capacity)
     c.mode = f"{x.dedup}, {cap.mode}"
     c.add("dedup", x.dedup)
     c.add("WCU per click", per_click)
+    c.add("conversion claims WCU/s average", conversion_wcu(x, x.rate))
     c.add("WCU/s average", wcu_avg)
     c.add("WCU/s peak", wcu_peak)
     if x.dedup == "per_click":
@@ -42,7 +51,9 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     else:
         items = x.rate / x.batch_size * (IDEMPOTENCY_TTL_S + DDB_TTL_DELETE_LAG_S)
         item_bytes = IDEMPOTENCY_ITEM_BASE_BYTES + response_bytes(x.batch_size)
-    storage_gb = items * item_bytes / GIB
+    conversion_items = event_rates(x, x.rate)[1] * (x.dedup_ttl_s + DDB_TTL_DELETE_LAG_S)
+    storage_gb = (items * item_bytes + conversion_items * DEDUP_ITEM_BYTES) / GIB
+    items += conversion_items
     c.add("items stored", items)
     c.add("storage", storage_gb, "GB")
     capacity_lines(c, pb, cap, wcu_avg)

@@ -5,14 +5,15 @@ import math
 from typing import TYPE_CHECKING
 
 from capacity.planner.assumptions import (
-    AGG_STATE_MARGIN_S, ALLOWED_LATENESS_S, FLINK_CLICKS_PER_KPU_S, FLINK_DEDUP_STATES,
+    AGG_STATE_MARGIN_S, ALLOWED_LATENESS_S, FLINK_DEDUP_STATES, FLINK_EVENT_DEDUP_STATES,
     FLINK_HEADROOM, FLINK_KPU_STORAGE_GB, FLINK_ORCHESTRATION_KPUS, FLINK_PARALLELISM_PER_KPU,
-    FLINK_SNAPSHOTS_RETAINED, FLINK_STATE_BYTES_PER_KEY, FLINK_STATE_DISK_FRACTION, GIB,
-    HOURS_PER_MONTH, RESOLUTION_SECONDS,
+    FLINK_ROWS_PER_KPU_S, FLINK_SNAPSHOTS_RETAINED, FLINK_STATE_BYTES_PER_KEY,
+    FLINK_STATE_DISK_FRACTION, GIB, HOURS_PER_MONTH, RESOLUTION_SECONDS,
 )
+from capacity.planner.events import counted_rows_s, event_rates
 from capacity.planner.helpers import ceil_div
 from capacity.planner.model import Component
-from capacity.planner.popularity import distinct_ads
+from capacity.planner.popularity import level_keys
 from capacity.pricing import PriceBook
 
 if TYPE_CHECKING:
@@ -20,28 +21,40 @@ if TYPE_CHECKING:
 
 
 def agg_state_keys(x: Inputs, rate: float) -> float:
-    """Aggregate keys alive in Flink: per resolution, live buckets x distinct ads per bucket."""
+    """Aggregate keys alive in Flink: per resolution, live buckets x the distinct ads, campaigns
+    and advertisers a bucket's clicks, impressions and conversions touch."""
+    rows_s = counted_rows_s(x, rate)
     total = 0.0
     for res in x.serving_resolutions:
         seconds = RESOLUTION_SECONDS[res]
         live_buckets = math.ceil((seconds + ALLOWED_LATENESS_S + AGG_STATE_MARGIN_S) / seconds)
-        total += live_buckets * distinct_ads(rate * seconds, x.active_ads, x.ad_skew)
+        total += live_buckets * sum(level_keys(rows_s * seconds, x.active_ads, x.ad_skew))
     return total
+
+
+def dedup_state_keys(x: Inputs, rate: float) -> tuple[float, float]:
+    """(click keys, event keys) the keep-first dedups hold for dedup_ttl_s at `rate` clicks/s."""
+    events_s = sum(event_rates(x, rate))
+    return (FLINK_DEDUP_STATES * rate * x.flink_dedup_ttl_s,
+            FLINK_EVENT_DEDUP_STATES * events_s * x.flink_dedup_ttl_s)
 
 
 def component(x: Inputs, pb: PriceBook) -> Component:
     c = Component("flink", "Managed Service for Apache Flink")
-    dedup_keys = FLINK_DEDUP_STATES * x.peak * x.flink_dedup_ttl_s
+    click_keys, event_keys = dedup_state_keys(x, x.peak)
     agg_keys = agg_state_keys(x, x.peak)
-    state_gb = (dedup_keys + agg_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
-    by_throughput = x.peak * FLINK_HEADROOM / FLINK_CLICKS_PER_KPU_S
+    state_gb = (click_keys + event_keys + agg_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
+    rows_peak = counted_rows_s(x, x.peak)
+    by_throughput = rows_peak * FLINK_HEADROOM / FLINK_ROWS_PER_KPU_S
     by_state = state_gb / (FLINK_KPU_STORAGE_GB * FLINK_STATE_DISK_FRACTION)
     kpus = max(1, ceil_div(max(by_throughput, by_state), 1))
     parallelism = kpus * FLINK_PARALLELISM_PER_KPU
     c.mode = f"{kpus} KPU"
+    c.add("input rows/s peak (clicks, impressions, conversions)", rows_peak)
     c.add("KPUs by throughput (peak x headroom)", by_throughput)
     c.add("KPUs by state (local disk)", by_state)
-    c.add("state: dedup keys", dedup_keys)
+    c.add("state: click dedup keys", click_keys)
+    c.add("state: event dedup keys", event_keys)
     c.add("state: aggregate keys", agg_keys)
     c.add("state size", state_gb, "GB")
     c.add("KPUs", kpus)
@@ -58,6 +71,8 @@ def component(x: Inputs, pb: PriceBook) -> Component:
         c.warnings.append(f"QUOTA: {kpus} KPUs exceeds the default {pb.quota('flink_kpus_per_app'):,.0f} "
                           f"KPUs per application: request an increase.")
     c.notes.append(f"Sized for peak: flink_parallelism is also autoscaling's minimum, so the job "
-                   f"never scales below it; throughput per KPU ({FLINK_CLICKS_PER_KPU_S:,}/s) is "
-                   f"an extrapolation from a laptop measurement: load-test before trusting it.")
+                   f"never scales below it; throughput per KPU ({FLINK_ROWS_PER_KPU_S:,} rows/s, "
+                   f"clicks, impressions and conversions alike) is an extrapolation from a laptop "
+                   f"measurement of clicks: an assumption until bench/flink.py --events 50 "
+                   f"measures the three event types; load-test before trusting it.")
     return c

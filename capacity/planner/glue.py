@@ -31,4 +31,6 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c.context.update(billing_glue_worker_type=GLUE_WORKER_TYPE, billing_glue_workers=workers)
     c.notes.append(f"Throughput {GLUE_CLICKS_PER_DPU_S:,} clicks/s per DPU extrapolated from a "
                    f"local Spark run; measure one day on Glue and adjust.")
+    c.notes.append("Clicks only: the nightly billing reads no impressions or conversions yet "
+                   "(issue 19); add the events archive's volume when it does.")
     return c

@@ -1,13 +1,13 @@
-"""The ingest Lambda: duration, concurrency, reserved concurrency."""
+"""The ingest Lambda: duration per request kind, concurrency, reserved concurrency."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from capacity.planner.api import requests_per_s
+from capacity.planner.api import CLICKS, IMPRESSIONS, RequestKind, request_kinds
 from capacity.planner.assumptions import (
     IDEMPOTENCY_MS, INGEST_BASE_MS, INGEST_MEMORY_MB, INGEST_MIN_RESERVED,
-    INGEST_PER_CLICK_MS, INGEST_PER_CLICK_MS_NO_CLAIM, LAMBDA_CONCURRENCY_HEADROOM,
-    SECONDS_PER_MONTH,
+    INGEST_PER_CLICK_MS, INGEST_PER_CLICK_MS_NO_CLAIM, INGEST_PER_UNCLAIMED_EVENT_MS,
+    LAMBDA_CONCURRENCY_HEADROOM, SECONDS_PER_MONTH,
 )
 from capacity.planner.helpers import ceil_div
 from capacity.planner.model import Component
@@ -23,15 +23,26 @@ def ingest_duration_ms(batch_size: int, dedup: str) -> float:
     return INGEST_BASE_MS + IDEMPOTENCY_MS + INGEST_PER_CLICK_MS_NO_CLAIM * batch_size
 
 
+def request_duration_ms(kind: RequestKind, dedup: str) -> float:
+    """Clicks per the dedup mode; impressions unclaimed; conversions claimed like clicks (the
+    conversion path claims each conversion_id whatever the clicks' dedup mode)."""
+    if kind.name == CLICKS:
+        return ingest_duration_ms(kind.per_request, dedup)
+    per_item = INGEST_PER_UNCLAIMED_EVENT_MS if kind.name == IMPRESSIONS else INGEST_PER_CLICK_MS
+    return INGEST_BASE_MS + per_item * kind.per_request
+
+
 def component(x: Inputs, pb: PriceBook) -> Component:
     c = Component("ingest_lambda", "Ingest Lambda (arm64)", f"{INGEST_MEMORY_MB} MB")
-    req_s, req_peak = requests_per_s(x)
-    duration_s = ingest_duration_ms(x.batch_size, x.dedup) / 1000
-    conc_avg, conc_peak = req_s * duration_s, req_peak * duration_s
-    invocations = req_s * SECONDS_PER_MONTH
-    gb_s = invocations * duration_s * INGEST_MEMORY_MB / 1024
+    kinds = request_kinds(x)
+    durations_s = [request_duration_ms(k, x.dedup) / 1000 for k in kinds]
+    conc_avg = sum(k.requests_s * d for k, d in zip(kinds, durations_s))
+    conc_peak = sum(k.peak_requests_s * d for k, d in zip(kinds, durations_s))
+    invocations = sum(k.requests_s for k in kinds) * SECONDS_PER_MONTH
+    gb_s = conc_avg * SECONDS_PER_MONTH * INGEST_MEMORY_MB / 1024
     reserved = max(INGEST_MIN_RESERVED, ceil_div(conc_peak * LAMBDA_CONCURRENCY_HEADROOM, 1))
-    c.add("duration per request", duration_s * 1000, "ms")
+    for k, d in zip(kinds, durations_s):
+        c.add(f"duration per request ({k.name})", d * 1000, "ms")
     c.add("concurrency average", conc_avg)
     c.add("concurrency peak", conc_peak)
     c.add("reserved concurrency", reserved)
@@ -39,6 +50,7 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c.cost(pb, "requests", "lambda_requests", invocations)
     c.cost(pb, "compute", "lambda_arm_gb_s", gb_s)
     c.context.update(ingest_reserved_concurrency=reserved, ingest_memory_mb=INGEST_MEMORY_MB)
-    c.notes.append("Duration is an assumption (INGEST_BASE_MS + per click), not a measurement: "
-                   "run bench/ingest.py against AWS and replace it.")
+    c.notes.append("Durations are assumptions (INGEST_BASE_MS + per item), not AWS measurements: "
+                   "the per-impression time comes from bench/ingest.py against moto in-process; "
+                   "run it against AWS and replace them.")
     return c

@@ -37,7 +37,9 @@ class Inputs:
     flink_dedup_ttl_s: int
     efo: bool
     archive_months: int
-
+    impressions_per_click: float
+    conversions_per_click: float
+    events_kinesis_mode: str
 
 
 def validate(x: Inputs) -> None:
@@ -56,6 +58,7 @@ def validate(x: Inputs) -> None:
     for name, value, allowed in (("api", x.api, APIS), ("dedup", x.dedup, DEDUP_MODES),
                                  ("kinesis_mode", x.kinesis_mode, KINESIS_CHOICES),
                                  ("aggregates_kinesis_mode", x.aggregates_kinesis_mode, KINESIS_CHOICES),
+                                 ("events_kinesis_mode", x.events_kinesis_mode, KINESIS_CHOICES),
                                  ("dedup_capacity", x.dedup_capacity, DDB_CHOICES),
                                  ("serving_capacity", x.serving_capacity, DDB_CHOICES),
                                  ("serving_store", x.serving_store, SERVING_STORES)):
@@ -73,6 +76,8 @@ def validate(x: Inputs) -> None:
         raise ValueError("kinesis_retention_hours must be within 24..8760")
     if x.archive_months < 1:
         raise ValueError("archive_months must be >= 1")
+    if x.impressions_per_click < 0 or x.conversions_per_click < 0:
+        raise ValueError("impressions_per_click and conversions_per_click must be >= 0")
 
 
 def as_dict(x: Inputs) -> dict[str, Any]:

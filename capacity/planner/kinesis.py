@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from capacity.planner.assumptions import (
-    CLICK_CONSUMER_POLLS_S, CLICK_CONSUMERS, EXTENDED_RETENTION_MAX_HOURS, GIB,
-    HOURS_PER_MONTH, KIB, KINESIS_SHARD_HEADROOM, KPL_BYTES_PER_SUBRECORD,
+    EXTENDED_RETENTION_MAX_HOURS, GIB, HOURS_PER_MONTH, INPUT_STREAM_CONSUMERS,
+    INPUT_STREAM_POLLS_S, KIB, KINESIS_SHARD_HEADROOM, KPL_BYTES_PER_SUBRECORD,
     KPL_RECORD_HEADER_BYTES, MIB, ON_DEMAND_RECORD_UNIT, PARTITION_KEY_BYTES, PUT_PAYLOAD_UNIT,
     SECONDS_PER_MONTH, SHARD_READ_BYTES_S, SHARD_READ_CALLS_S, SHARD_WRITE_BYTES_S,
     SHARD_WRITE_RECORDS_S, STANDARD_RETENTION_HOURS,
@@ -137,8 +137,18 @@ def stream_warnings(c: Component, pb: PriceBook, load: StreamLoad, sc: StreamCos
 
 def clicks_stream_load(x: Inputs) -> StreamLoad:
     k = x.clicks_per_record
-    return StreamLoad(x.rate / k, x.peak / k, kpl_record_bytes(x.click_bytes, k), CLICK_CONSUMERS,
-                      CLICK_CONSUMER_POLLS_S)
+    return StreamLoad(x.rate / k, x.peak / k, kpl_record_bytes(x.click_bytes, k),
+                      INPUT_STREAM_CONSUMERS, INPUT_STREAM_POLLS_S)
+
+
+def hot_ad_warning(c: Component, top_peak: float, skew: float, what: str) -> None:
+    """The top ad's records (partition key: the ad) need more than one shard: list it in
+    hot_ad_salts (ingest spreads a listed ad over N keys, on both input streams)."""
+    salts = ceil_div(top_peak, SHARD_WRITE_RECORDS_S / KINESIS_SHARD_HEADROOM)
+    if salts > 1:
+        c.warnings.append(f"the top ad alone sends ~{top_peak:,.0f} {what}/s at peak (Zipf "
+                          f"s={skew:g}): more than one shard takes; list hot ads in "
+                          f"hot_ad_salts with ~{salts} salts each.")
 
 
 def clicks_stream(x: Inputs, pb: PriceBook) -> Component:
@@ -157,15 +167,12 @@ def clicks_stream(x: Inputs, pb: PriceBook) -> Component:
     c.add("binding limit", need.binding)
     c.add("provisioned shards", need.shards)
     top_peak = x.peak * top_ad_share(x.active_ads, x.ad_skew)
-    salts = ceil_div(top_peak, SHARD_WRITE_RECORDS_S / KINESIS_SHARD_HEADROOM)
     c.add("top ad clicks/s at peak", top_peak)
     c.context.update(kinesis_mode=sc.mode, kinesis_shards=need.shards,
                      kinesis_retention_hours=x.kinesis_retention_hours)
     stream_warnings(c, pb, load, sc)
-    if salts > 1 and x.clicks_per_record == 1:
-        c.warnings.append(f"the top ad alone sends ~{top_peak:,.0f} clicks/s at peak (Zipf "
-                          f"s={x.ad_skew:g}): more than one shard takes; list hot ads in "
-                          f"hot_ad_salts with ~{salts} salts each.")
+    if x.clicks_per_record == 1:
+        hot_ad_warning(c, top_peak, x.ad_skew, "clicks")
     if x.clicks_per_record > 1:
         c.notes.append("Packed records (KPL aggregation format): Firehose de-aggregates them; "
                        "the Flink source must de-aggregate too; one partition key per record, "

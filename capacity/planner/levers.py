@@ -74,6 +74,11 @@ LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
     ("bytes per click on the stream", "click_bytes", (
         (200, "200 B (seed)", ""),
         (500, "500 B (encode_click with a browser user agent)", "sensitivity, not a lever"))),
+    ("impressions per click", "impressions_per_click", (
+        (0, "0 (clicks and conversions only)", "sensitivity, not a lever"),
+        (10, "10", "issue 19: impressions are 10-100x the clicks"),
+        (50, "50", ""),
+        (100, "100", "sensitivity, not a lever"))),
 )
 
 

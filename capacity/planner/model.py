@@ -51,9 +51,12 @@ class Component:
     def add(self, name: str, value: Any, unit: str = "") -> None:
         self.metrics.append(Metric(name, value, unit))
 
-    def cost(self, pb: PriceBook, item: str, price_key: str, quantity: float, unit: str = "") -> None:
+    def cost(self, pb: PriceBook, item: str, price_key: str, quantity: float, unit: str = "",
+             after: float = 0.0) -> None:
+        """A cost line; `after`: units of the same price already billed this month (tiers)."""
         price = pb[price_key]
-        self.costs.append(CostLine(item, quantity, unit or price.unit, price.cost(quantity), price_key))
+        self.costs.append(CostLine(item, quantity, unit or price.unit, price.cost(quantity, after),
+                                   price_key))
 
     def to_dict(self) -> dict:
         return {

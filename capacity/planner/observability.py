@@ -29,6 +29,7 @@ def component(x: Inputs, pb: PriceBook, ingest: Component, sink: Component) -> C
     access_gb = req_s * ACCESS_LOG_BYTES * SECONDS_PER_MONTH / GIB
     lambda_gb = (req_s + sink_inv_s) * LAMBDA_LOG_BYTES_PER_INVOCATION * SECONDS_PER_MONTH / GIB
     traces = (xray_traces_s(req_s) + xray_traces_s(sink_inv_s)) * SECONDS_PER_MONTH
+    c.add("ingest requests/s average (clicks and events)", req_s)
     c.add("API access logs", access_gb, "GB/month")
     c.add("Lambda logs", lambda_gb, "GB/month")
     c.add("X-Ray traces", traces, "per month")
@@ -52,7 +53,7 @@ def account_checks(x: Inputs, pb: PriceBook, p: Plan) -> list[str]:
                    f"{usable:,.0f} usable of the default {pb.quota('lambda_concurrency'):,.0f} "
                    f"concurrent executions: raise 'Concurrent executions'.")
     shards = sum(p.component(k).metric("provisioned shards")
-                 for k in ("clicks_stream", "aggregates_stream")
+                 for k in ("clicks_stream", "events_stream", "aggregates_stream")
                  if p.component(k).mode == "provisioned")
     if shards > pb.quota("kds_shards_per_account"):
         out.append(f"QUOTA: {shards:,} provisioned shards > the account's "

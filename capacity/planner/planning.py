@@ -7,6 +7,7 @@ from typing import Optional
 from capacity.planner import api as api_gateway
 from capacity.planner import archive as firehose_archive
 from capacity.planner import dedup as dedup_table
+from capacity.planner import events as events_path
 from capacity.planner import flink as managed_flink
 from capacity.planner import glue as glue_job
 from capacity.planner import ingest as ingest_lambda
@@ -14,8 +15,8 @@ from capacity.planner import kinesis as kinesis_streams
 from capacity.planner import observability as logs_and_quotas
 from capacity.planner import serving as serving_path
 from capacity.planner.assumptions import (
-    ACTIVE_ADS, AD_ZIPF_S, ARCHIVE_MONTHS, CHANGELOG_UPDATE_BEFORE, FLINK_DEDUP_TTL_S,
-    MINIBATCH_MS, SERVING_RESOLUTIONS,
+    ACTIVE_ADS, AD_ZIPF_S, ARCHIVE_MONTHS, CHANGELOG_UPDATE_BEFORE, CONVERSIONS_PER_CLICK,
+    FLINK_DEDUP_TTL_S, IMPRESSIONS_PER_CLICK, MINIBATCH_MS, SERVING_RESOLUTIONS,
 )
 from capacity.planner.inputs import Inputs, as_dict, validate
 from capacity.planner.model import Component, Plan
@@ -35,32 +36,39 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
          kinesis_retention_hours: int = default("kinesis_retention_hours"),
          dedup_ttl_s: int = default("dedup_ttl_s"), flink_dedup_ttl_s: int = FLINK_DEDUP_TTL_S,
          efo: bool = False,
-         archive_months: int = ARCHIVE_MONTHS, prices: Optional[PriceBook] = None) -> Plan:
-    """Size every component for `peak` and cost it at the average `rate` (clicks/s)."""
+         archive_months: int = ARCHIVE_MONTHS, prices: Optional[PriceBook] = None,
+         impressions_per_click: float = IMPRESSIONS_PER_CLICK,
+         conversions_per_click: float = CONVERSIONS_PER_CLICK,
+         events_kinesis_mode: str = "auto") -> Plan:
+    """Size every component for `peak` and cost it at the average `rate` (clicks/s); impressions
+    and conversions (POST /v1/events) come at `impressions_per_click` and
+    `conversions_per_click` times the clicks, average and peak alike."""
     peak = rate if peak is None else peak
     x = Inputs(float(rate), float(peak), int(click_bytes), int(batch_size), region, api, dedup,
                int(clicks_per_record), int(active_ads), float(ad_skew), int(minibatch_ms),
                int(changelog_rows_per_record), bool(changelog_update_before),
                tuple(serving_resolutions), kinesis_mode, aggregates_kinesis_mode,
                dedup_capacity, serving_capacity, serving_store, int(kinesis_retention_hours),
-               int(dedup_ttl_s), int(flink_dedup_ttl_s), bool(efo), int(archive_months))
+               int(dedup_ttl_s), int(flink_dedup_ttl_s), bool(efo), int(archive_months),
+               float(impressions_per_click), float(conversions_per_click), events_kinesis_mode)
     validate(x)
     pb = prices or load_prices(region)
     api_c = api_gateway.component(x, pb)
     ingest_c = ingest_lambda.component(x, pb)
     dedup_c = dedup_table.component(x, pb)
     clicks = kinesis_streams.clicks_stream(x, pb)
+    events = events_path.events_stream(x, pb)
     flink_c = managed_flink.component(x, pb)
     agg, sink, serving_c = serving_path.components(x, pb)
-    firehose, archive_c = firehose_archive.components(x, pb)
+    firehose, archive_c, events_firehose, events_archive = firehose_archive.components(x, pb)
     glue_c = glue_job.component(x, pb)
     obs = logs_and_quotas.component(x, pb, ingest_c, sink)
     athena = Component("athena", "Athena (ad-hoc queries)", "per query", counted=False)
     athena.notes.append(f"Not counted: billed per query ({pb['athena_scanned_tb'].describe()}), "
                         f"capped per query by athena_bytes_scanned_cutoff; partition projection "
                         f"+ Parquet keep a day's scan at the archive's compressed size.")
-    components = [api_c, ingest_c, dedup_c, clicks, flink_c, agg, sink, serving_c, firehose,
-                  archive_c, glue_c, obs, athena]
+    components = [api_c, ingest_c, dedup_c, clicks, events, flink_c, agg, sink, serving_c,
+                  firehose, archive_c, events_firehose, events_archive, glue_c, obs, athena]
     p = Plan(as_dict(x), pb.region, pb.as_of, components)
     p.account_warnings.extend(logs_and_quotas.account_checks(x, pb, p))
     return p

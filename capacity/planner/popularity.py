@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+from capacity.planner.assumptions import ADS_PER_CAMPAIGN, CAMPAIGNS_PER_ADVERTISER
+
 
 @lru_cache(maxsize=64)
 def _popularity_bins(ads: int, skew: float) -> tuple[tuple[int, float], ...]:
@@ -40,3 +42,19 @@ def distinct_ads(clicks: float, ads: int, skew: float) -> float:
     if skew == 0:
         return ads * -math.expm1(-clicks / ads)
     return sum(n * -math.expm1(-clicks * p) for n, p in _popularity_bins(ads, skew))
+
+
+def rollup_entities(active_ads: int) -> tuple[int, int]:
+    """(campaigns, advertisers) the `active_ads` ads belong to (ADS_PER_CAMPAIGN,
+    CAMPAIGNS_PER_ADVERTISER; at least one of each)."""
+    campaigns = max(1, active_ads // ADS_PER_CAMPAIGN)
+    return campaigns, max(1, campaigns // CAMPAIGNS_PER_ADVERTISER)
+
+
+def level_keys(rows: float, active_ads: int, skew: float) -> tuple[float, float, float]:
+    """Distinct (ads, campaigns, advertisers) among `rows` counted rows: the aggregate keys those
+    rows update per resolution (the job's 'agg' rows and its 'campaign' / 'advertiser' rollups).
+    Campaigns and advertisers are taken as Zipf(skew) popular like the ads."""
+    campaigns, advertisers = rollup_entities(active_ads)
+    return (distinct_ads(rows, active_ads, skew), distinct_ads(rows, campaigns, skew),
+            distinct_ads(rows, advertisers, skew))

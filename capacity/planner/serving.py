@@ -1,5 +1,9 @@
 """The serving path: aggregates stream (Flink's changelog), sink Lambda, serving store
-(DynamoDB, or the Timestream alternative)."""
+(DynamoDB, or the Timestream alternative).
+
+Per mini-batch the job emits one update per aggregate key a counted row (click, impression,
+conversion) touched: per resolution, the ad's series ('agg') and its campaign's and
+advertiser's rollups; plus the changed entries of the 1m, 1h and 1d leaderboards."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,10 +21,11 @@ from capacity.planner.assumptions import (
 from capacity.planner.dynamodb import (
     capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
 )
+from capacity.planner.events import counted_rows_s
 from capacity.planner.helpers import ceil_div
 from capacity.planner.kinesis import StreamLoad, stream_costs, stream_warnings
 from capacity.planner.model import Component
-from capacity.planner.popularity import distinct_ads
+from capacity.planner.popularity import level_keys
 from capacity.pricing import PriceBook
 
 if TYPE_CHECKING:
@@ -30,7 +35,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ServingLoad:
     keys_per_batch: float  # distinct ads touched per mini-batch
-    agg_upserts_s: float  # series updates/s (all resolutions)
+    rollup_keys_per_batch: float  # distinct campaigns + advertisers touched per mini-batch
+    agg_upserts_s: float  # per-ad series updates/s (all resolutions)
+    rollup_upserts_s: float  # campaign and advertiser series updates/s (all resolutions)
     top_upserts_s: float  # leaderboard entry updates/s (all boards)
     changelog_rows_s: float  # rows on the aggregates stream
     serving_writes_s: float  # DynamoDB writes (without freshness)
@@ -38,14 +45,17 @@ class ServingLoad:
 
 def serving_load(x: Inputs, rate: float) -> ServingLoad:
     interval_s = x.minibatch_ms / 1000
-    keys = distinct_ads(rate * interval_s, x.active_ads, x.ad_skew)
-    agg_upserts = len(x.serving_resolutions) * keys / interval_s
-    top_upserts = LEADERBOARDS * min(LEADERBOARD_SIZE, keys) / interval_s
+    ads, campaigns, advertisers = level_keys(counted_rows_s(x, rate) * interval_s, x.active_ads,
+                                             x.ad_skew)
+    agg_upserts = len(x.serving_resolutions) * ads / interval_s
+    rollup_upserts = len(x.serving_resolutions) * (campaigns + advertisers) / interval_s
+    top_upserts = len(LEADERBOARDS) * min(LEADERBOARD_SIZE, ads) / interval_s
     rows_per_update = 2 if x.changelog_update_before else 1
-    rows = (agg_upserts + top_upserts) * rows_per_update
-    # DynamoDB store: agg retractions are skipped; a leaderboard retraction writes a tombstone.
-    writes = agg_upserts + top_upserts * rows_per_update
-    return ServingLoad(keys, agg_upserts, top_upserts, rows, writes)
+    rows = (agg_upserts + rollup_upserts + top_upserts) * rows_per_update
+    # DynamoDB store: series retractions are skipped; a leaderboard retraction writes a tombstone.
+    writes = agg_upserts + rollup_upserts + top_upserts * rows_per_update
+    return ServingLoad(ads, campaigns + advertisers, agg_upserts, rollup_upserts, top_upserts,
+                       rows, writes)
 
 
 def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Component]:
@@ -67,7 +77,9 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
     shards_in_use = sc.need.shards if sc.mode == "provisioned" else max(
         ON_DEMAND_MIN_SHARDS, ceil_div(max(sc.need.by_write_bytes, sc.need.by_write_records), 1))
     agg.add("distinct ads per mini-batch (average)", avg.keys_per_batch)
+    agg.add("distinct campaigns + advertisers per mini-batch (average)", avg.rollup_keys_per_batch)
     agg.add("series upserts/s average", avg.agg_upserts_s)
+    agg.add("rollup upserts/s average", avg.rollup_upserts_s)
     agg.add("leaderboard upserts/s average", avg.top_upserts_s)
     agg.add("changelog rows/s average", avg.changelog_rows_s)
     agg.add("changelog rows/s peak", peak.changelog_rows_s)
@@ -81,10 +93,13 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
     agg.context.update(aggregates_kinesis_mode=sc.mode, aggregates_kinesis_shards=sc.need.shards)
     stream_warnings(agg, pb, load, sc)
     if avg.changelog_rows_s > x.rate:
+        per_batch = counted_rows_s(x, x.rate) * x.minibatch_ms / 1000
         agg.warnings.append(
-            f"the changelog carries {avg.changelog_rows_s / x.rate:.1f} rows per click: with "
-            f"{x.active_ads:,} active ads most ads see < 1 click per {x.minibatch_ms / 1000:g} s "
-            f"mini-batch, so a click updates {len(x.serving_resolutions)} series"
+            f"the changelog carries {avg.changelog_rows_s / x.rate:.1f} rows per click: a "
+            f"{x.minibatch_ms / 1000:g} s mini-batch's {per_batch:,.0f} clicks, impressions and "
+            f"conversions touch {avg.keys_per_batch:,.0f} of the {x.active_ads:,} active ads, "
+            f"each updating {len(x.serving_resolutions)} series, plus "
+            f"{avg.rollup_keys_per_batch:,.0f} campaign and advertiser rollups"
             f"{' (x2 rows with -U)' if x.changelog_update_before else ''}. "
             f"Levers: longer emit interval for coarse resolutions, drop -U rows (upsert sink), "
             f"pack rows per record.")
@@ -150,7 +165,7 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
         serving.cost(pb, "point-in-time recovery", "ddb_pitr_gb_month", storage_gb)
         serving.alternatives = capacity_alternatives(serving, cap, "dynamodb ")
         growth_gb = (sum(buckets_per_day(x, r) for r in x.serving_resolutions if r != "1m")
-                     + LEADERBOARD_SIZE * 24) * DAYS_PER_MONTH * SERVING_ITEM_BYTES / GIB
+                     + kept_board_items_per_day()) * DAYS_PER_MONTH * SERVING_ITEM_BYTES / GIB
         serving.notes.append(f"Only 1m items expire (minute_ttl_s): coarser series grow the "
                              f"table by ~{growth_gb:,.0f} GB/month; storage is shown after "
                              f"{SERVING_HORIZON_MONTHS} months.")
@@ -171,24 +186,32 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
 
 
 def serving_storage_items(x: Inputs) -> float:
-    """Serving-table items after SERVING_HORIZON_MONTHS: 1m series/boards within minute_ttl,
-    coarser series and 1h boards kept forever."""
+    """Serving-table items after SERVING_HORIZON_MONTHS: 1m series (ads and rollups) and 1m
+    boards within minute_ttl, coarser series and the 1h and 1d boards kept forever."""
     days = SERVING_HORIZON_MONTHS * DAYS_PER_MONTH
-    minute_items = (distinct_ads(x.rate * 60, x.active_ads, x.ad_skew) + LEADERBOARD_SIZE) * MINUTE_TTL_S / 60
+    minute_items = (buckets_per_day(x, "1m") / 1440 + LEADERBOARD_SIZE) * MINUTE_TTL_S / 60
     forever = sum(buckets_per_day(x, res) for res in x.serving_resolutions if res != "1m") * days
-    return minute_items + forever + LEADERBOARD_SIZE * 24 * days
+    return minute_items + forever + kept_board_items_per_day() * days
 
 
-def buckets_per_day(x: Inputs, res: str) -> float:
-    """Series items one day adds at resolution `res`: buckets per day x distinct ads per bucket."""
+def kept_board_items_per_day() -> float:
+    """Leaderboard items one day adds that never expire: M per 1h and per 1d bucket."""
+    return LEADERBOARD_SIZE * sum(86400 / RESOLUTION_SECONDS[r] for r in LEADERBOARDS if r != "1m")
+
+
+def buckets_per_day(x: Inputs, res: str, ads_only: bool = False) -> float:
+    """Series items one day adds at resolution `res`: buckets per day x the distinct ads (and,
+    unless `ads_only`, campaigns and advertisers) a bucket's counted rows touch."""
     seconds = RESOLUTION_SECONDS[res]
-    return 86400 / seconds * distinct_ads(x.rate * seconds, x.active_ads, x.ad_skew)
+    keys = level_keys(counted_rows_s(x, x.rate) * seconds, x.active_ads, x.ad_skew)
+    return 86400 / seconds * (keys[0] if ads_only else sum(keys))
 
 
 def timestream_lines(x: Inputs, avg: ServingLoad) -> list[tuple[str, str, float]]:
-    """Timestream alternative: a write per series upsert (leaderboards are SQL there), memory
-    store holding TIMESTREAM_MEMORY_HOURS of buckets, magnetic store for the horizon."""
-    per_day = sum(buckets_per_day(x, res) for res in x.serving_resolutions)
+    """Timestream alternative: a write per ad series upsert (its writer stores 'agg' and 'late'
+    rows only: no rollups; leaderboards are SQL there), memory store holding
+    TIMESTREAM_MEMORY_HOURS of buckets, magnetic store for the horizon."""
+    per_day = sum(buckets_per_day(x, res, ads_only=True) for res in x.serving_resolutions)
     memory_gb = per_day * TIMESTREAM_MEMORY_HOURS / 24 * TIMESTREAM_RECORD_BYTES / GIB
     magnetic_gb = per_day * SERVING_HORIZON_MONTHS * DAYS_PER_MONTH * TIMESTREAM_RECORD_BYTES / GIB
     writes = avg.agg_upserts_s * SECONDS_PER_MONTH * ceil_div(TIMESTREAM_RECORD_BYTES, KIB)

@@ -16,9 +16,14 @@ from capacity.pricing import available_regions, load_prices
 
 # --- the profiles' CDK context, derived by hand -----------------------------------------------------
 # Derived from the profiles' rates (small 10,000 clicks/s average / 20,000 peak; medium 115,740 /
-# 231,480; large 115,740 / 500,000), the ASSUMPTIONS constants of capacity/planner.py and the
-# us-east-1 prices; never from plan(). Defaults: 200 B clicks, 50 clicks per request, per-click
-# dedup, 1 click per record, 1M ads with Zipf(0.8) popularity, 2 s mini-batches, 4 resolutions.
+# 231,480; large 115,740 / 500,000), the ASSUMPTIONS constants of capacity/planner/assumptions.py
+# and the us-east-1 prices; never from plan(). Defaults: 200 B clicks, 50 clicks per request,
+# per-click dedup, 1 click per record, 1M ads with Zipf(0.8) popularity, 2 s mini-batches, 4
+# resolutions; issue 19's events: 50 impressions and 0.02 conversions per click (average and peak
+# alike), impressions 500 per request, conversions 1 per request, impression records 521 B,
+# conversion records 547 B (encode_event of the typical records: mean 521.01 B); every click,
+# impression and conversion is a row the job counts: 51.02 rows per click. Rollups: 100,000
+# campaigns (10 ads each), 10,000 advertisers (10 campaigns each), Zipf(0.8) like the ads.
 #
 # Same in every profile:
 #   *_capacity_mode provisioned: per WCU-month provisioned at 70 % costs 730 h x $0.00065 / 0.7
@@ -27,86 +32,119 @@ from capacity.pricing import available_regions, load_prices
 #     PUT units x $0.014e-6 = $1,007 < on-demand data alone (1 KB in + 2 x 1 KB out per record)
 #     26.28e9 x 1 KiB / GiB x $0.16 = $4,106; medium/large scale that data 11.574x ($47.5k)
 #     against at most 625 x 730 x $0.035 + $4,259 = $20.2k.
+#   events_kinesis_mode provisioned: per average record/s a month on-demand data alone costs
+#     2,628,000 x 1 KiB / GiB x $0.16 = $0.40, provisioned $0.037 (PUT units) + 1.25 / 1,000
+#     shards per peak record/s x 730 h x $0.035 = $0.032 per peak record/s; peak is 2x or 4.3x
+#     the average: at most $0.037 + 4.32 x $0.032 = $0.18.
 #   aggregates_kinesis_mode provisioned: an average changelog row/s costs on-demand 2,628,000 x
 #     1 KiB / GiB x $0.12 = $0.30/month, provisioned $0.037 (PUT units) + 1.25 / 1,000 shards per
 #     peak row/s x 730 h x $0.015 = $0.0137 per peak row/s (peak rows <= 2.9x average).
-#   firehose_buffer_interval_s 300: 128 MiB fills in 134,217,728 / (10,000 x 200 B) = 67 s <= 300.
+#   firehose_buffer_interval_s 300: 128 MiB fills in 134,217,728 / (10,000 x 200 B) = 67 s <= 300
+#     (the clicks' archive; the events' archive shares the setting and fills faster).
 #
 # Per profile:
-#   ingest_rate_limit = peak / 50 clicks per request x 1.25, rounded up to 2 significant digits:
-#     400 x 1.25 = 500; 4,629.6 x 1.25 = 5,787 -> 5,800; 10,000 x 1.25 = 12,500 -> 13,000.
-#   ingest_burst_limit = rate limit x 0.5: 250; 2,900; 6,500.
-#   ingest_reserved_concurrency = peak requests/s x (25 + 1.5 x 50) ms x 1.5:
-#     400 x 0.1 x 1.5 = 60; 4,629.6 x 0.1 x 1.5 = 694.4 -> 695; 1,000 x 1.5 = 1,500.
+#   ingest_rate_limit = peak requests/s x 1.25, rounded up to 2 significant digits; peak
+#     requests = peak / 50 clicks + peak x 50 / 500 impressions + peak x 0.02 / 1 conversions:
+#     400 + 2,000 + 400 = 2,800 x 1.25 = 3,500; 4,629.6 + 23,148 + 4,629.6 = 32,407.2 x 1.25 =
+#     40,509 -> 41,000; 10,000 + 50,000 + 10,000 = 70,000 x 1.25 = 87,500 -> 88,000.
+#   ingest_burst_limit = rate limit x 0.5, 2 digits up: 1,750 -> 1,800; 20,500 -> 21,000; 44,000.
+#   ingest_reserved_concurrency = peak concurrency x 1.5; per request (25 ms + per item): clicks
+#     25 + 1.5 x 50 = 100 ms, impressions 25 + 0.2 x 500 = 125 ms, conversions 25 + 1.5 = 26.5 ms:
+#     small 400 x 0.1 + 2,000 x 0.125 + 400 x 0.0265 = 300.6 -> 450.9 -> 451; medium 3,479.14
+#     -> 5,218.7 -> 5,219; large 1,000 + 6,250 + 265 = 7,515 -> 11,272.5 -> 11,273.
 #   kinesis_shards = peak / 1,000 records/s x 1.25 (records bind: bytes need (200 + 16) B x
 #     20,000/s / 1 MiB = 4.1 shards, reads 2 x 200 B x 20,000/s / 2 MiB = 3.8): 20 x 1.25 = 25;
 #     231.48 x 1.25 = 289.35 -> 290; 500 x 1.25 = 625.
-#   flink_parallelism = peak x 1.5 / 10,000 clicks/s per KPU: 3; 34.72 -> 35; 75. State never
-#     binds: (2 x peak x 1,800 s dedup keys + at most (76 + 16 + 3 + 2) live buckets x 1M ads)
-#     x 100 B = 15.8 GiB (small), 86.6 GiB (medium), 176.7 GiB (large); / 25 GB per KPU <= 7.1.
-#   dedup_min_wcu = 2 WCU x average x 0.5 trough / 0.7: 14,285.7 -> 14,286; 165,342.9 -> 165,343.
-#   dedup_max_wcu = 2 WCU x peak / 0.7: 57,142.9 -> 57,143; 661,371.4 -> 661,372;
-#     1,428,571.4 -> 1,428,572.
-#   billing_glue_workers = average x 86,400 s x 27/24 / 25,000 clicks/s per DPU / 3,600 / 2 h:
-#     10.8 DPU-h / 2 = 5.4 -> 6; 124.999 DPU-h / 2 = 62.5 -> 63.
-#   Serving path, from K = distinct ads per 2 s mini-batch (ZIPF_DISTINCT, brute force below):
-#     changelog rows/s = (4 series x K + 2 boards x 1,000) / 2 s x 2 rows (-U, +U) = 4K + 2,000;
-#     serving writes/s = 4K / 2 + 2 x 1,000 / 2 x 2 (upsert + tombstone) = 2K + 2,000;
+#   events_kinesis_shards = peak x 50.02 records/s / 1,000 x 1.25 (records bind: bytes need
+#     (521.01 + 16) B x 1,000,400/s / 1 MiB = 512.3 shards, reads 2 x 521.01 B x 1,000,400/s /
+#     2 MiB = 497.1): 1,000.4 x 1.25 = 1,250.5 -> 1,251; 11,578.63 x 1.25 = 14,473.3 -> 14,474;
+#     25,010 x 1.25 = 31,262.5 -> 31,263.
+#   flink_parallelism = peak x 51.02 rows x 1.5 / 10,000 rows/s per KPU: 153.06 -> 154;
+#     1,771.52 -> 1,772; 3,826.5 -> 3,827. State never binds: (2 x peak x 1,800 s click keys +
+#     peak x 50.02 x 1,800 s event keys + at most (76 + 16 + 3 + 2) live buckets x 1.11M ads,
+#     campaigns and advertisers) x 100 B = 184 GiB (small) / 25 GB per KPU = 7.4 KPUs; medium
+#     and large need 2,029 and 4,370 GiB: 81 and 175 KPUs.
+#   dedup_min_wcu = 2 WCU x (clicks + conversions) average x 0.5 trough / 0.7: 20,400 x 0.5 / 0.7
+#     = 14,571.4 -> 14,572; 236,109.6 -> 168,649.7 -> 168,650.
+#   dedup_max_wcu = 2 WCU x (clicks + conversions) peak / 0.7: 40,800 / 0.7 = 58,285.7 -> 58,286;
+#     472,219.2 -> 674,598.9 -> 674,599; 1,020,000 -> 1,457,142.9 -> 1,457,143.
+#   billing_glue_workers (clicks only) = average x 86,400 s x 27/24 / 25,000 clicks/s per DPU /
+#     3,600 / 2 h: 10.8 DPU-h / 2 = 5.4 -> 6; 124.999 DPU-h / 2 = 62.5 -> 63.
+#   Serving path, from K, C, V = distinct ads, campaigns, advertisers among the 2 s mini-batch's
+#     rows (51.02 x clicks/s x 2 s; ZIPF_DISTINCT, brute force below) and S = K + C + V:
+#     changelog rows/s = (4 series x S + 3 boards x 1,000) / 2 s x 2 rows (-U, +U) = 4S + 3,000;
+#     serving writes/s = 4S / 2 + 3 x 1,000 / 2 x 2 (upsert + tombstone) = 2S + 3,000;
 #     sink lanes = ceil(peak writes / 800 per invocation x 1.5);
-#     aggregates shards = ceil(peak rows / 1,000 records/s x 1.25) (350 B rows: records bind);
+#     aggregates shards = ceil(peak rows / 1,000 records/s x 1.25) (470 B rows: records bind);
 #     parallelization factor = ceil(lanes / shards) (<= 10);
 #     invocations/s = max(average rows / 500, min(shards x factor, average rows) / 2 s);
 #     freshness writes/s = 2 x invocations (average), x peak / average at peak;
 #     freshness_slots = ceil(ceil(peak freshness x 2 / 500) / 8) x 8, within 16..100;
 #     serving_min_wcu = ceil((average writes + freshness) x 0.5 / 0.7);
 #     serving_max_wcu = ceil((peak writes + peak freshness) / 0.7).
-#   small: K = 15,901.74 (20,000 clicks) average, 29,828.60 (40,000) peak. Peak rows 121,314.4
-#     -> 151.6 -> 152 shards; peak writes 61,657.2 -> 115.6 -> 116 lanes -> factor 1; average
-#     rows 65,607.0 -> 131.21 invocations/s -> freshness 262.4/s, 524.9/s at peak -> 3 -> 16
-#     slots; min (33,803.5 + 262.4) x 0.5 / 0.7 = 24,332.8 -> 24,333; max (61,657.2 + 524.9)
-#     / 0.7 = 88,831.5 -> 88,832.
-#   medium: K = 134,076.62 (231,480) average, 229,271.64 (462,960) peak. Peak rows 919,086.5 ->
-#     1,148.9 -> 1,149 shards; peak writes 460,543.3 -> 863.5 -> 864 lanes -> factor 1; average
-#     rows 538,306.5 -> 1,076.61 invocations/s -> freshness 2,153.2/s, 4,306.5/s at peak -> 18
-#     -> 24 slots; min (270,153.2 + 2,153.2) x 0.5 / 0.7 = 194,504.6 -> 194,505; max (460,543.3
-#     + 4,306.5) / 0.7 = 664,071.0 -> 664,072.
-#   large: average as medium; K = 391,074.13 (1,000,000) peak. Peak rows 1,566,296.5 -> 1,957.9
-#     -> 1,958 shards; peak writes 784,148.3 -> 1,470.3 -> 1,471 lanes -> factor 1; freshness
-#     2,153.2 x 500,000 / 115,740 = 9,302.0/s at peak -> 38 -> 40 slots; min 194,505; max
-#     (784,148.3 + 9,302.0) / 0.7 = 1,133,500.4 -> 1,133,501.
-# The planner integrates the Zipf tail over ~400 bins: its K is ~3e-6 above the exact sum, which
-# moves serving_max_wcu by up to 3 WCU (rel 1e-5 below); every other value is exact.
+#   small: rows per batch 1,020,400 average: S = 396,146.59 + 96,740.53 + 10,000 = 502,887.12;
+#     2,040,800 peak: S = 590,083.03 + 99,780.15 + 10,000 = 699,863.18. Peak rows 2,802,452.7 ->
+#     3,503.07 -> 3,504 shards; peak writes 1,402,726.4 -> 2,630.1 -> 2,631 lanes -> factor 1;
+#     average rows 2,014,548.5 -> 4,029.10 invocations/s -> freshness 8,058.2/s, 16,116.4/s at
+#     peak -> 64.5 -> 65 -> 72 slots; min (1,008,774.2 + 8,058.2) x 0.5 / 0.7 = 726,308.9 ->
+#     726,309; max (1,402,726.4 + 16,116.4) / 0.7 = 2,026,918.2 -> 2,026,919.
+#   medium: 11,810,109.6 rows average: S = 976,560.25 + 100,000 + 10,000 = 1,086,560.25;
+#     23,620,219.2 peak: S = 998,800.74 + 110,000 = 1,108,800.74. Peak rows 4,438,203.0 ->
+#     5,547.75 -> 5,548 shards; peak writes 2,220,601.5 -> 4,163.6 -> 4,164 lanes -> factor 1;
+#     average rows 4,349,241.0 -> 8,698.48 invocations/s -> freshness 17,397.0/s, 34,793.9/s at
+#     peak -> 139.2 -> 140 -> 144 -> 100 slots (the maximum: the busiest slot takes 34,793.9 /
+#     100 x 2 = 695.9 updates/s > 500, which the planner warns about); min (2,176,120.5 +
+#     17,397.0) x 0.5 / 0.7 = 1,566,798.2 -> 1,566,799; max (2,220,601.5 + 34,793.9) / 0.7 =
+#     3,221,993.4 -> 3,221,994.
+#   large: average as medium; 51,020,000 rows peak: S = 999,998.04 + 110,000 = 1,109,998.04.
+#     Peak rows 4,442,992.2 -> 5,553.74 -> 5,554 shards; peak writes 2,222,996.1 -> 4,168.1 ->
+#     4,169 lanes -> factor 1; freshness 17,397.0 x 500,000 / 115,740 = 75,155.4/s at peak ->
+#     100 slots (busiest 1,503.1/s: warned); min 1,566,799; max (2,222,996.1 + 75,155.4) / 0.7
+#     = 3,283,073.5 -> 3,283,074.
+# The planner integrates the Zipf tail over ~400 bins: its K and C are ~3e-6 above the exact sum,
+# which moves serving_min_wcu and serving_max_wcu by a few WCU (rel 1e-5 below); every other
+# value is exact.
 _SAME = dict(aggregates_kinesis_mode="provisioned", billing_glue_worker_type="G.1X",
              dedup_capacity_mode="provisioned", dedup_ttl_s=86_400,
-             dynamodb_target_utilization_pct=70, firehose_buffer_interval_s=300,
-             firehose_buffer_mb=128, flink_parallelism_per_kpu=1, ingest_dedup_mode="per_click",
-             ingest_memory_mb=1024, kinesis_mode="provisioned", kinesis_retention_hours=168,
-             minibatch_latency_ms=2000, serving_capacity_mode="provisioned",
-             serving_store="dynamodb", sink_batch_size=500, sink_memory_mb=512,
-             sink_parallelization_factor=1)
+             dynamodb_target_utilization_pct=70, events_kinesis_mode="provisioned",
+             firehose_buffer_interval_s=300, firehose_buffer_mb=128, flink_parallelism_per_kpu=1,
+             ingest_dedup_mode="per_click", ingest_memory_mb=1024, kinesis_mode="provisioned",
+             kinesis_retention_hours=168, minibatch_latency_ms=2000,
+             serving_capacity_mode="provisioned", serving_store="dynamodb", sink_batch_size=500,
+             sink_memory_mb=512, sink_parallelization_factor=1)
 EXPECTED_CONTEXT = {
     "small": _SAME | dict(
-        ingest_rate_limit=500, ingest_burst_limit=250, ingest_reserved_concurrency=60,
-        kinesis_shards=25, flink_parallelism=3, dedup_min_wcu=14_286, dedup_max_wcu=57_143,
-        billing_glue_workers=6, aggregates_kinesis_shards=152, freshness_slots=16,
-        serving_min_wcu=24_333, serving_max_wcu=88_832),
+        ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
+        kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=154,
+        dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
+        aggregates_kinesis_shards=3_504, freshness_slots=72, serving_min_wcu=726_309,
+        serving_max_wcu=2_026_919),
     "medium": _SAME | dict(
-        ingest_rate_limit=5_800, ingest_burst_limit=2_900, ingest_reserved_concurrency=695,
-        kinesis_shards=290, flink_parallelism=35, dedup_min_wcu=165_343, dedup_max_wcu=661_372,
-        billing_glue_workers=63, aggregates_kinesis_shards=1_149, freshness_slots=24,
-        serving_min_wcu=194_505, serving_max_wcu=664_072),
+        ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
+        kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_772,
+        dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
+        aggregates_kinesis_shards=5_548, freshness_slots=100, serving_min_wcu=1_566_799,
+        serving_max_wcu=3_221_994),
     "large": _SAME | dict(
-        ingest_rate_limit=13_000, ingest_burst_limit=6_500, ingest_reserved_concurrency=1_500,
-        kinesis_shards=625, flink_parallelism=75, dedup_min_wcu=165_343, dedup_max_wcu=1_428_572,
-        billing_glue_workers=63, aggregates_kinesis_shards=1_958, freshness_slots=40,
-        serving_min_wcu=194_505, serving_max_wcu=1_133_501),
+        ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
+        kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_827,
+        dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
+        aggregates_kinesis_shards=5_554, freshness_slots=100, serving_min_wcu=1_566_799,
+        serving_max_wcu=3_283_074),
 }
-APPROX_KEYS = {"serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
+APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
-# Distinct ads among N Poisson clicks over 1,000,000 ads with Zipf(0.8) popularity, summed over
-# every rank (sum_i 1 - exp(-N p_i), p_i = i^-0.8 / sum_j j^-0.8): the K values above.
-ZIPF_DISTINCT = {20_000: 15_901.74, 40_000: 29_828.60, 231_480: 134_076.62,
-                 462_960: 229_271.64, 1_000_000: 391_074.13}
+# Distinct entities among N Poisson rows over E entities with Zipf(0.8) popularity, summed over
+# every rank (sum_i 1 - exp(-N p_i), p_i = i^-0.8 / sum_j j^-0.8): the K, C, V values above, and
+# the clicks-only K of the 2 s mini-batches (20,000 and 40,000 clicks over 1M ads).
+ZIPF_DISTINCT = {
+    (20_000, 1_000_000): 15_901.74, (40_000, 1_000_000): 29_828.60,
+    (1_020_400, 1_000_000): 396_146.59, (1_020_400, 100_000): 96_740.53,
+    (1_020_400, 10_000): 10_000.00,
+    (2_040_800, 1_000_000): 590_083.03, (2_040_800, 100_000): 99_780.15,
+    (11_810_109.6, 1_000_000): 976_560.25, (11_810_109.6, 100_000): 100_000.00,
+    (23_620_219.2, 1_000_000): 998_800.74, (51_020_000, 1_000_000): 999_998.04,
+}
 
 
 def _matches(key: str, actual, expected) -> bool:
@@ -116,12 +154,15 @@ def _matches(key: str, actual, expected) -> bool:
 
 
 def test_zipf_distinct_ads_behind_the_profiles_by_brute_force():
-    weights = [i ** -0.8 for i in range(1, 1_000_001)]
-    total = math.fsum(weights)
-    for clicks, expected in ZIPF_DISTINCT.items():
-        exact = math.fsum(-math.expm1(-clicks * w / total) for w in weights)
-        assert exact == pytest.approx(expected, abs=0.01), clicks
-        assert distinct_ads(clicks, 1_000_000, 0.8) == pytest.approx(exact, rel=1e-5), clicks
+    for entities in sorted({e for _, e in ZIPF_DISTINCT}):
+        weights = [i ** -0.8 for i in range(1, entities + 1)]
+        total = math.fsum(weights)
+        for (rows, e), expected in ZIPF_DISTINCT.items():
+            if e != entities:
+                continue
+            exact = math.fsum(-math.expm1(-rows * w / total) for w in weights)
+            assert exact == pytest.approx(expected, abs=0.01), (rows, e)
+            assert distinct_ads(rows, e, 0.8) == pytest.approx(exact, rel=1e-5), (rows, e)
 
 
 @pytest.mark.parametrize("name", list(profiles.PROFILES))

@@ -158,6 +158,9 @@ READERS: dict[str, Callable[[Template], Any]] = {
         "ShardCount"),
     "kinesis_retention_hours": lambda t: props(t, "AWS::Kinesis::Stream", "ClicksStream")[
         "RetentionPeriodHours"],
+    "events_kinesis_mode": lambda t: stream_mode(t, "EventsStream"),
+    "events_kinesis_shards": lambda t: props(t, "AWS::Kinesis::Stream", "EventsStream").get(
+        "ShardCount"),
     "aggregates_kinesis_mode": lambda t: stream_mode(t, "AggregatesStream"),
     "aggregates_kinesis_shards": lambda t: props(t, "AWS::Kinesis::Stream",
                                                  "AggregatesStream").get("ShardCount"),
@@ -197,6 +200,8 @@ def expected(key: str, planner: dict[str, Any]) -> Any:
     if key == "kinesis_shards" and planner["kinesis_mode"] != "provisioned":
         return None
     if key == "aggregates_kinesis_shards" and planner["aggregates_kinesis_mode"] != "provisioned":
+        return None
+    if key == "events_kinesis_shards" and planner["events_kinesis_mode"] != "provisioned":
         return None
     if key == "freshness_slots" and planner["serving_store"] != "dynamodb":
         return None
