@@ -129,7 +129,8 @@ def _events_section(seed: Plan) -> list[str]:
            "",
            "```sh",
            f"# before (the planner at {BEFORE_EVENTS_COMMIT})",
-           f"git archive {BEFORE_EVENTS_COMMIT} capacity functions/common | tar -x -C /tmp/before",
+           f"mkdir -p /tmp/before && git archive {BEFORE_EVENTS_COMMIT} capacity functions/common "
+           "| tar -x -C /tmp/before",
            f"(cd /tmp/before && python -m capacity plan --rate {rate} --peak {peak} --json)",
            "# clicks only, and with events (defaults: 50 impressions, 0.02 conversions per click)",
            f"python -m capacity plan --rate {rate} --peak {peak} --impressions-per-click 0 "
