@@ -4,8 +4,9 @@ conversions of some clicks, both through the Python SDK (`EventClient`) on POST 
 at-least-once senders do (a share sent twice). Checked against the load's ground truth: the
 events stream and the events archive hold each impression_id and each conversion once or more,
 distinct counts per ad equal the truth, conversions' values are exact, resent conversions came
-back `duplicate`. Impressions and conversions are not aggregated yet (issue 19's next steps), so
-this part reads the stream and the archive, not the query API."""
+back `duplicate`. The realtime view (the Flink job's per-ad aggregates and per-campaign and
+per-advertiser rollups in the serving store) must count every impression and every conversion
+that names its click by token once, with the exact conversion value."""
 from __future__ import annotations
 
 import random
@@ -16,7 +17,7 @@ from decimal import Decimal
 
 from clickagg_sdk import ClickSender, EventClient, conversion_event
 from common.archive import EVENTS
-from local.readback import read_stream
+from local.readback import read_series, read_stream
 from tools.analytics import run_duckdb, sync_archive
 
 # served but never clicked: this many per clicked impression of the ad (a CTR near 25 %: far
@@ -51,12 +52,77 @@ def truth_events(load, seed: int) -> tuple[list[dict], list[dict]]:
     for i, c in enumerate(normal[::CONVERSION_EVERY]):
         value = Decimal(i % 50 + 1) + Decimal("0.99")
         by_token = i % 2 == 0 and tokens.get(c["click_id"])
-        event = conversion_event(f"order-{c['click_id']}", value, "EUR",
+        event = conversion_event(f"order-{c['click_id']}", value, "USD",
                                  min(c["event_time"] + 60_000, now_ms),
                                  token=tokens[c["click_id"]] if by_token else None,
                                  click_id=None if by_token else c["click_id"])
-        conversions.append({**event, "_ad": c["ad_id"] if by_token else None})
+        conversions.append({**event, "_ad": c["ad_id"] if by_token else None,
+                            "_campaign": c["campaign_id"], "_advertiser": c["advertiser_id"]})
     return list(impressions.values()), conversions
+
+
+def _ms(event: dict) -> int:
+    """When it happened (epoch ms: how truth_events writes both types' times)."""
+    return int(event["timestamp"] if event["type"] == "impression" else event["occurred_at"])
+
+
+def _id(event: dict) -> str:
+    return event.get("impression_id") or event.get("conversion_id")
+
+
+def realtime_truth_events(impressions: list[dict], conversions: list[dict]) -> dict:
+    """{(level, id): {impressions, conversions, conversion_value_micros}} over every day, for
+    ads, campaigns and advertisers: each impression once; conversions that name their click by
+    token (the others' ad is the nightly batch's to find)."""
+    out: dict = {}
+
+    def add(ids: tuple, metric: str, n: int) -> None:
+        for level, key in zip(("agg", "campaign", "advertiser"), ids):
+            row = out.setdefault((level, key), dict.fromkeys(REALTIME_EVENT_METRICS, 0))
+            row[metric] += n
+    for e in impressions:
+        add((e["ad_id"], e["campaign_id"], e["advertiser_id"]), "impressions", 1)
+    for e in conversions:
+        if e["_ad"]:
+            ids = (e["_ad"], e["_campaign"], e["_advertiser"])
+            add(ids, "conversions", 1)
+            add(ids, "conversion_value_micros", int(Decimal(e["value"]) * 1_000_000))
+    return out
+
+
+REALTIME_EVENT_METRICS = ("impressions", "conversions", "conversion_value_micros")
+
+
+def store_event_totals(table: str, keys) -> dict:
+    """The same totals from the serving store's 1d rows."""
+    out = {}
+    for level, key in keys:
+        rows = read_series(table, key, "1d", level).values()
+        out[(level, key)] = {m: sum(r.get(m, 0) for r in rows) for m in REALTIME_EVENT_METRICS}
+    return out
+
+
+def wait_for_view(table: str, truth: dict, stall_s: float = 90, cap_s: float = 900) -> dict:
+    """The store's totals once they equal the truth, or once they stop moving for `stall_s`
+    (or after `cap_s`). On the emulator the sink's serving writes, not the job, set the pace:
+    every mini-batch rewrites each touched ad's, campaign's and advertiser's rows through one
+    serialized moto (local/moto_serial.py), so a backlog of events takes minutes to land."""
+    want = sum(v["impressions"] for (lv, _), v in truth.items() if lv == "agg")
+    t0 = last_change = last_print = time.monotonic()
+    previous = None
+    while True:
+        got = store_event_totals(table, truth)
+        now = time.monotonic()
+        if got == truth or now - last_change > stall_s or now - t0 > cap_s:
+            return got
+        if got != previous:
+            previous, last_change = got, now
+        if now - last_print > 15:
+            seen = sum(v["impressions"] for (lv, _), v in got.items() if lv == "agg")
+            print(f"      waiting for the realtime view: {seen}/{want} impressions after "
+                  f"{now - t0:.0f}s", flush=True)
+            last_print = now
+        time.sleep(2)
 
 
 def events_section(stack, load, checks, seed: int) -> None:
@@ -66,9 +132,12 @@ def events_section(stack, load, checks, seed: int) -> None:
     resent = [e for e in impressions if rng.random() < RESEND_SHARE]
     outcomes: list = []
     t0 = time.perf_counter()
+    # in the order they happened, as an ad server reports served ads: the stream's watermark
+    # then never judges one late (an hour-old impression sent after newer ones would be)
+    in_time_order = sorted(impressions + conversions, key=lambda e: (_ms(e), _id(e)))
     with ClickSender(EventClient(stack.api.url, max_attempts=8), batch_size=500,
                      on_result=outcomes.append) as sender:
-        for e in impressions + conversions:
+        for e in in_time_order:
             sender.track({k: v for k, v in e.items() if not k.startswith("_")})
         sender.flush(timeout_s=300)
         for e in resent:  # later, as a sender whose answers were lost does
@@ -100,6 +169,18 @@ def events_section(stack, load, checks, seed: int) -> None:
                  [cid for cid, e in by_token.items()
                   if (stream_conv[cid]["ad_id"], stream_conv[cid]["value_micros"])
                   != (e["_ad"], int(Decimal(e["value"]) * 1_000_000))], [])
+
+    truth = realtime_truth_events(impressions, conversions)
+    table = stack.names.serving_table
+    got = wait_for_view(table, truth)
+    for level, what in (("agg", "ad"), ("campaign", "campaign"), ("advertiser", "advertiser")):
+        wrong = sorted(k for (lv, k) in truth if lv == level and got.get((lv, k)) != truth[(lv, k)])
+        checks.equal(f"realtime view: impressions, conversions, value per {what} = ground truth "
+                     f"({sum(lv == level for lv, _ in truth)} {what}s)", wrong, [])
+    totals = {m: sum(v[m] for (lv, _), v in truth.items() if lv == "agg") for m in REALTIME_EVENT_METRICS}
+    print(f"      realtime view: {totals['impressions']} impressions, {totals['conversions']} conversions "
+          f"by token (value {totals['conversion_value_micros'] / 1e6:.2f} USD); conversions naming only a "
+          f"click_id ({sum(1 for e in conversions if not e['_ad'])}) are the nightly batch's")
 
     stack.events_archiver.drain_once()  # the local Firehose's next poll, now
     root = stack.options.state_dir / "archive-events"

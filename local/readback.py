@@ -47,9 +47,10 @@ def _series_attrs() -> dict[str, str]:
     return {**_SERIES_ATTRS, **{attr: name for name, attr in getattr(table, "METRIC_ATTRS", {}).items()}}
 
 
-def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
-    """The serving store's series for one ad: {bucket_start: {clicks, billable_clicks, ...}}:
-    the metrics an item holds (a metric the store does not write yet is absent: read .get(m, 0))."""
+def read_series(table: str, ad_id: str, resolution: str, level: str = "agg") -> dict[int, dict]:
+    """The serving store's series for one ad (or with `level` 'campaign' / 'advertiser', one
+    rollup): {bucket_start: {clicks, billable_clicks, ...}}: the metrics an item holds (a
+    metric the store does not write yet is absent: read .get(m, 0))."""
     from serving.keys import series_pk
 
     ddb = boto3.client("dynamodb")
@@ -57,7 +58,7 @@ def read_series(table: str, ad_id: str, resolution: str) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for page in ddb.get_paginator("query").paginate(
             TableName=table, KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": series_pk(ad_id, resolution)}}):
+            ExpressionAttributeValues={":p": {"S": series_pk(ad_id, resolution, level)}}):
         for item in page["Items"]:
             out[int(item["sk"]["S"])] = {name: int(item[attr]["N"]) for attr, name in attrs.items()
                                          if attr in item}
