@@ -1,10 +1,11 @@
-"""Billing recompute: the Spark job's transform (local Spark) vs the same computation in DuckDB SQL.
+"""Billing recompute: the Spark job's run_day (local Spark) vs the same computation in DuckDB SQL.
 
-    .venv-glue/bin/python bench/billing.py [--clicks 10000000] [--cache /tmp/billing-bench-cache]
-           [--engines spark,duckdb] [--shuffle-partitions 8] [--driver-memory 3g]
-    .venv-glue/bin/python bench/billing.py --smoke   # seconds: 20k clicks in a fresh temporary
-           cache, 2 shuffle partitions, 1g driver; same steps, same row-for-row check (it runs;
-           the times are not the bench's)
+    .venv-glue/bin/python bench/billing.py [--clicks 10000000] [--impressions-per-click 5]
+           [--cache /tmp/billing-bench-cache] [--engines spark,duckdb] [--shuffle-partitions 8]
+           [--driver-memory 3g]
+    .venv-glue/bin/python bench/billing.py --smoke   # seconds: 20k clicks and 1M impressions in
+           a fresh temporary cache, 2 shuffle partitions, 1g driver; same steps, same row-for-row
+           check (it runs; the times are not the bench's)
 
 1. Generates the archive once (cached under --cache, keyed by N and GEN_VERSION) in its layout:
    raw/clicks/dt=YYYY-MM-DD/hr=HH/*.parquet by arrival time, all 15 columns of the click record
@@ -31,13 +32,26 @@
    * skewed ad ids (20,000 ads); ingest 0.3 s after the event on average, 1 % of client clocks
      up to 5 min ahead, 0.2 % ingested 15 min .. 4 h late; arrival up to 90 s after ingest;
      2 % duplicate copies (a retry ingested up to 5 min later).
+   And the events archive (raw/events/, common/archive.EVENTS, D's 27 input partitions; none
+   with --impressions-per-click 0): N x impressions-per-click impressions (each clicked token's
+   impression, served at its issued_at, then unclicked ones on skewed ads), 0.2 % ingested
+   late, 5 % resent up to 5 min later; conversions of 2 % of the clicks (their own day's or the
+   lookback days'): 50 % token + click_id, 20 % token only (the impression names the click),
+   30 % click_id only, 3 % of all naming a click never archived, 3 % before their click, the
+   rest 0..6 h after it, 10 % resent up to 2 h later.
 2. Runs each engine in its own child process (cold: JVM / DuckDB start included in "total"),
    sampling the RSS of the child's whole process tree (python + JVM) every 250 ms.
-3. Both write D's hourly rows (transform.OUTPUT_COLUMNS without hour and dt) as Parquet; the
-   parent checks they are identical row for row and prints the verdict / reason totals.
+3. Both write D's hourly rows (transform.OUTPUT_COLUMNS without hour and dt) and, with events,
+   its events_hourly and conversions rows (glue_jobs/billing/outputs.py) as Parquet; the parent
+   checks they are identical row for row and prints the verdict / reason / attribution totals.
+   Spark runs the job's own run_day (so it also writes the flagged detail, which the
+   attribution reads back); no day before D is billed here, so the conversions of the lookback
+   days' clicks are unverified_click in both engines.
 
 What the DuckDB baseline computes: the job's whole computation (glue_jobs/billing/transform.py,
-its docstring's steps 1-5) in one SQL statement: the same 27 input + 24 lookback partitions (the
+its docstring's steps 1-5) in SQL statements (D's clicks with verdicts as a table, then the
+hourly rows; with events, glue_jobs/billing/events.py's steps 1-4 over that table: dedup,
+attribution, events_hourly and conversions): the same 27 input + 24 lookback partitions (the
 lookback with the job's LOOKBACK_COLUMNS, user_agent and issued_at null), dedup by click_id
 (count and first copy by DEDUP_ORDER) over both, D's clicks plus the earlier clicks with an
 impression_id, the six rule columns, verdict (billable = valid), the diagnostics (late, the
@@ -68,6 +82,18 @@ partitions (10.0M in D's 27 input ones), 8.72M clicks of D (valid 7.99M, suspect
 Against the old job on the old data (below: ~100 vs ~25 CPU-s), Spark spends 2x the CPU and
 DuckDB 3x (the lookback's 8.9M more rows, two more exchanges, the rules), so the ratio fell.
 
+With events (issue 19), 2026-12-06, on a machine shared with other test runs (load average 9-10
+on 2 cores: wall times are inflated, one run each): `--clicks 200000 --impressions-per-click 50`
+(377,565 click rows, 10.37M event rows: 8.79M impressions of D, 3,422 conversions of D:
+attributed 2,562, invalid_click 280, outside_window 111, unknown_click 99, unverified_click
+370), all three outputs identical: Spark 123.7 s wall (work 118.3 s) / 80.3 CPU-s / 2.29 GiB,
+DuckDB 33.7 s (32.4 s) / 18.5 CPU-s / 3.87 GiB: 3.67x wall, 4.35x CPU; the same clicks
+without events (--impressions-per-click 0): Spark 44.4 s / 28.3 CPU-s, DuckDB 4.6 s / 2.4 CPU-s,
+so the events part (10M impression rows, the attribution's 195-partition click scan) costs
+Spark ~80 s / ~52 CPU-s and DuckDB ~29 s / ~16 CPU-s here. `--smoke` (20k clicks, 1M
+impressions): Spark 53.1 s / 38.2 CPU-s, DuckDB 7.6 s / 3.0 CPU-s. The 10M-click run with events
+(50M impressions at the default 5 per click) was not made.
+
 History (the job before the IVT rules: a repeat rule per (user, ad, 10 s) and an IP burst per
 (ip, ad, second), two exchanges, no lookback; 10M clicks in the 27 input hours, 479,986 hourly
 rows, identical results), 2026-11-23: Spark 51-56 s wall / 93-103 CPU-s / 2.2-2.3 GiB, DuckDB
@@ -92,6 +118,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -100,7 +127,7 @@ sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
 DAY = date(2026, 3, 10)
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-GEN_VERSION = 3
+GEN_VERSION = 4
 N_ADS = 20_000
 
 
@@ -144,8 +171,9 @@ def user_agents() -> tuple[list[str], list[str]]:
     return browsers[:300], crawlers
 
 
-def generate(n: int, root: Path, seed: int = 42) -> Path:
-    """Write the archive (module doc, 1.) under root/raw/clicks; returns that table root."""
+def generate(n: int, root: Path, seed: int = 42, impressions_per_click: int = 50) -> Path:
+    """Write the archives (module doc, 1.) under root/raw/clicks and root/raw/events; returns the
+    clicks' table root."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -329,9 +357,112 @@ def generate(n: int, root: Path, seed: int = 42) -> Path:
             print(f"[gen] partition {i + 1}/{len(starts)} {part.parent.name}/{part.name}: {m:,} rows "
                   f"({written:,} total, {time.monotonic() - t0:.0f}s)", flush=True)
     size = sum(f.stat().st_size for f in table_root.rglob("*.parquet"))
-    done.write_text(f"{written} rows, {size / 2**20:.0f} MiB, generated in {time.monotonic() - t0:.0f}s\n")
+    clicks = {"cid": cid, "ad": ad, "event": event, "imp": imp, "issued": issued}
+    n_events = generate_events(rng, clicks, n * impressions_per_click, root / "raw" / "events", d0) \
+        if impressions_per_click else 0
+    size_events = sum(f.stat().st_size for f in (root / "raw" / "events").rglob("*.parquet"))
+    done.write_text(f"{written} click rows, {size / 2**20:.0f} MiB; {n_events} event rows, "
+                    f"{size_events / 2**20:.0f} MiB; generated in {time.monotonic() - t0:.0f}s\n")
     print(f"[gen] done: {done.read_text().strip()}", flush=True)
     return table_root
+
+
+def generate_events(rng, clicks: dict, n_impressions: int, table_root: Path, d0: int) -> int:
+    """The events archive (module doc, 1.) in D's 27 input partitions: every clicked impression
+    (served at its token's issued_at) plus unclicked ones up to `n_impressions`, 5 % resent;
+    conversions of 2 % of the clicks. Returns rows written."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from common.archive import EVENTS
+
+    lo, hi = d0 - HOUR_MS, d0 + DAY_MS + 2 * HOUR_MS
+    imp, ad, event, cid = clicks["imp"], clicks["ad"], clicks["event"], clicks["cid"]
+    # impressions: the clicked ones (first click of each), then unclicked ones
+    ids, first = np.unique(imp, return_index=True)
+    first = first[ids >= 0]
+    n_clicked = len(first)
+    n_unclicked = max(0, n_impressions - n_clicked)
+    imp_id = np.concatenate([imp[first], n_clicked + 10**9 + np.arange(n_unclicked)])
+    imp_ad = np.concatenate([ad[first], (N_ADS * rng.random(n_unclicked) ** 2).astype(np.int64)])
+    imp_event = np.concatenate([clicks["issued"][first], rng.integers(lo, hi - 120_000, n_unclicked)])
+    # conversions: 2 % of the clicks; token + click_id, token only (its impression names the
+    # click), click_id only, or a click never archived; 3 % before their click; 10 % resent
+    conv = np.flatnonzero(rng.random(len(cid)) < 0.02)
+    k = len(conv)
+    kind = rng.random(k)
+    has_imp = imp[conv] >= 0
+    token = (kind < 0.7) & has_imp
+    by_click = ~((kind >= 0.5) & (kind < 0.7) & has_imp)
+    unknown = kind >= 0.97
+    conv_event = event[conv] + np.where(rng.random(k) < 0.03, -rng.integers(1, 60_000, k),
+                                        rng.integers(0, 6 * HOUR_MS, k))
+    rows = {  # unique events: impressions, then conversions
+        "type": np.concatenate([np.zeros(len(imp_id), np.int8), np.ones(k, np.int8)]),
+        "id": np.concatenate([imp_id, np.arange(k)]),
+        "ad": np.concatenate([imp_ad, np.where(token, ad[conv], -1)]),
+        "event": np.concatenate([imp_event, conv_event]),
+        "imp": np.concatenate([imp_id, np.where(token, imp[conv], -1)]),
+        "click": np.concatenate([np.full(len(imp_id), -1), np.where(by_click, cid[conv], -1)]),
+        "unknown": np.concatenate([np.zeros(len(imp_id), bool), unknown]),
+        "value": np.concatenate([np.zeros(len(imp_id), np.int64), rng.integers(100_000, 100_000_000, k)]),
+    }
+    n = len(rows["id"])
+    ingest = rows["event"] + rng.exponential(300, n).astype(np.int64)
+    late = rng.random(n) < 0.002
+    ingest[late] = rows["event"][late] + rng.integers(900_000, 4 * HOUR_MS, int(late.sum()))
+    resent = np.flatnonzero(rng.random(n) < np.where(rows["type"] == 0, 0.05, 0.10))
+    again = ingest[resent] + np.where(rows["type"][resent] == 0, rng.integers(1_000, 300_000, len(resent)),
+                                      rng.integers(1_000, 2 * HOUR_MS, len(resent)))
+    cols = {key: np.concatenate([v, v[resent]]) for key, v in rows.items()}
+    cols["ingest"] = np.concatenate([ingest, again])
+    cols["arrival"] = cols["ingest"] + rng.integers(0, 90_000, len(cols["ingest"]))
+    keep = (cols["arrival"] >= lo) & (cols["arrival"] < hi)
+    order = np.argsort(cols["arrival"][keep] // HOUR_MS, kind="stable")
+    cols = {key: v[keep][order] for key, v in cols.items()}
+
+    def s(prefix: str, values, mask=None) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(values, mask=mask), pa.string()), "")
+
+    types = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64()}
+    schema = pa.schema([(c, types[t]) for c, t in EVENTS.columns])
+    hours = cols["arrival"] // HOUR_MS
+    bounds = np.flatnonzero(np.diff(hours)) + 1
+    written = 0
+    for a, b in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(hours)]])):
+        sl = {key: v[a:b] for key, v in cols.items()}
+        is_imp, no_ad = sl["type"] == 0, sl["ad"] < 0
+        click = s("clk-", sl["click"], sl["click"] < 0)
+        click = pc.if_else(pa.array(sl["unknown"]), s("clk-missing-", sl["id"]), click)
+        event_type = pc.if_else(pa.array(is_imp), "impression", "conversion")
+        table = pa.table({
+            "event_type": event_type,
+            "event_id": pc.if_else(pa.array(is_imp), s("imp-", sl["id"]), s("conv-", sl["id"])),
+            "schema_version": pa.array(np.ones(b - a, np.int32)),
+            "ad_id": s("ad-", sl["ad"], no_ad), "campaign_id": s("cmp-", sl["ad"] // 10, no_ad),
+            "advertiser_id": s("adv-", sl["ad"] // 100, no_ad), "event_time": pa.array(sl["event"]),
+            "impression_id": s("imp-", sl["imp"], sl["imp"] < 0), "click_id": click,
+            "placement_id": pa.nulls(b - a, pa.string()), "publisher_id": pa.nulls(b - a, pa.string()),
+            "user_id": pa.nulls(b - a, pa.string()),
+            "value_micros": pa.array(sl["value"], mask=is_imp),
+            "currency": pc.if_else(pa.array(is_imp), pa.scalar(None, pa.string()), "USD"),
+            "attributed_by": pc.if_else(pa.array(is_imp), pa.scalar(None, pa.string()),
+                                        pc.if_else(pa.array(no_ad), "click_id", "token")),
+            "ingest_time": pa.array(sl["ingest"]), "request_id": s("ereq-", sl["ingest"] // 50),
+            "source_ip": pa.nulls(b - a, pa.string()),
+        }, schema=schema)
+        hr = datetime.fromtimestamp(int(hours[a]) * 3600, tz=timezone.utc)
+        part = table_root / f"dt={hr:%Y-%m-%d}" / f"hr={hr:%H}"
+        part.mkdir(parents=True, exist_ok=True)
+        half = (b - a) // 2
+        pq.write_table(table.slice(0, half), part / "part-0.snappy.parquet", compression="snappy")
+        pq.write_table(table.slice(half), part / "part-1.snappy.parquet", compression="snappy")
+        written += b - a
+    print(f"[gen] events: {n_clicked + n_unclicked:,} impressions ({n_clicked:,} clicked), {k:,} conversions, "
+          f"{len(resent):,} resent; {written:,} rows in D's 27 input partitions", flush=True)
+    return written
 
 
 # ---------------------------------------------------------------------------- engines (child)
@@ -340,8 +471,9 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) -> str:
-    """The job's computation (module doc) as one DuckDB statement writing D's hourly rows."""
+def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) -> list[str]:
+    """The job's computation (module doc) as DuckDB statements: D's clicks with their verdicts
+    (table day_clicks: the events' attribution reads them), then D's hourly rows to `out`."""
     from common import ivt
     from glue_jobs.billing import ivt_inputs
     from glue_jobs.billing.transform import (
@@ -375,8 +507,8 @@ def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) 
     bot_regex = ivt_inputs.bot_regex().removeprefix("(?d)")  # RE2 has no UNIX_LINES flag (module doc)
     assert bot_regex != ivt_inputs.bot_regex()
     select_out = ", ".join(c for c in OUTPUT_COLUMNS if c not in ("hour", "dt"))
-    return f"""
-COPY (
+    return [f"""
+CREATE TABLE day_clicks AS
 WITH raw AS (
     SELECT {", ".join(USED_COLUMNS)} FROM read_parquet({files})
     {lookback}
@@ -453,7 +585,11 @@ WITH raw AS (
            verdict <> 'valid' AND NOT late AND arr_impression_repeat AND NOT ({others})
                AND ingest_time - imp_first_ingest > {settings.impression_memory_ms} AS impression_memory
     FROM v
-), hourly AS (
+)
+SELECT * FROM d
+""", f"""
+COPY (
+WITH hourly AS (
     SELECT advertiser_id, campaign_id, ad_id, hour_start_ms,
            count(*) AS clicks,
            count(*) FILTER (WHERE verdict = 'valid') AS billable_clicks,
@@ -468,18 +604,133 @@ WITH raw AS (
            count(*) FILTER (WHERE election_gain) AS election_gain_clicks,
            count(*) FILTER (WHERE election_loss) AS election_loss_clicks,
            count(*) FILTER (WHERE impression_memory) AS impression_memory_clicks
-    FROM d GROUP BY ALL
+    FROM day_clicks GROUP BY ALL
 )
 SELECT {select_out} FROM hourly
 ) TO '{out}' (FORMAT parquet)
-"""
+"""]
 
 
-def run_duckdb(raw_root: str, out: Path, threads: int) -> dict:
+def duckdb_events_sql(event_files: str, attribution_files: str, day: date, settings, out: Path,
+                      billed_days: list[date], flagged_files: str = "") -> list[str]:
+    """The events part of the job (glue_jobs/billing/events.py, its docstring's steps) as
+    DuckDB statements writing D's events_hourly and conversions rows to `out`. Needs the table
+    day_clicks (duckdb_sql): D's flagged clicks are its non-valid ones; `flagged_files` are the
+    other billed days' billing/flagged files ('' = none), `billed_days` every billed day (D's
+    billing is the one just computed)."""
+    from glue_jobs.billing import events as ev
+    from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
+    from glue_jobs.billing.transform import DEDUP_ORDER, LOOKBACK_COLUMNS, MINUTE_MS, day_bounds_ms
+
+    d0, d1 = day_bounds_ms(day)
+    window = settings.attribution_window_ms
+
+    def order(cols) -> str:
+        return ", ".join(f"{c} NULLS LAST" for c in cols)
+
+    def floor(col: str, width: int) -> str:
+        return f"({col} - (({col} % {width}) + {width}) % {width})"
+
+    def first_copies(event_type: str, cols) -> str:
+        return f"""
+    SELECT * EXCLUDE (rn) FROM (
+        SELECT *, row_number() OVER w AS rn, count(*) OVER w AS copies FROM ev
+        WHERE event_type = '{event_type}' AND event_id IS NOT NULL
+        WINDOW w AS (PARTITION BY event_id ORDER BY {order(cols)}
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+    WHERE rn = 1 AND event_time >= {d0} AND event_time < {d1}"""
+    timing = (f"{floor('event_time', HOUR_MS)} AS hour_start_ms, coalesce(ingest_time >= "
+              f"{floor('event_time', MINUTE_MS)} + {settings.late_after_ms}, false) AS late")
+    billed = ", ".join(str(day_bounds_ms(d)[0]) for d in billed_days) or "NULL"
+    flagged = (f"SELECT click_id, verdict FROM read_parquet({flagged_files}) UNION ALL " if flagged_files else "")
+    hourly_cols = ", ".join(c for c in names(EVENTS_HOURLY_COLUMNS) if c != "hour")
+    detail_cols = ", ".join(names(CONVERSION_COLUMNS))
+    count_if = "count(*) FILTER (WHERE {})"
+    sum_if = "coalesce(sum(coalesce(value_micros, 0)) FILTER (WHERE {}), 0)::BIGINT"
+    conv, token = "t = 'conversion'", "t = 'conversion' AND token_ad"
+    attributed = f"t = 'conversion' AND attribution = '{ev.ATTRIBUTED}'"
+    return [f"CREATE TABLE ev AS SELECT {', '.join(ev.EVENTS_USED_COLUMNS)} FROM read_parquet({event_files})",
+            f"CREATE TABLE imps AS SELECT *, {timing} FROM ({first_copies(ev.IMPRESSION, ev.IMPRESSION_ORDER)})"
+            " WHERE ad_id IS NOT NULL",
+            f"CREATE TABLE convs AS SELECT *, event_id AS conversion_id, {timing} "
+            f"FROM ({first_copies(ev.CONVERSION, ev.CONVERSION_ORDER)})",
+            f"""
+CREATE TABLE idx AS
+WITH arch AS (
+    SELECT {', '.join(LOOKBACK_COLUMNS)}, epoch_ms(strptime(dt || ' ' || hr, '%Y-%m-%d %H')) AS arrival
+    FROM read_parquet({attribution_files}, hive_partitioning = true, hive_types = {{'dt': VARCHAR, 'hr': VARCHAR}})
+    WHERE click_id IS NOT NULL
+      AND (click_id IN (SELECT click_id FROM convs WHERE click_id IS NOT NULL)
+           OR impression_id IN (SELECT impression_id FROM convs WHERE click_id IS NULL AND impression_id IS NOT NULL))
+), d AS (
+    SELECT *, row_number() OVER w AS rn, min(arrival) OVER w AS first_arrival FROM arch
+    WINDOW w AS (PARTITION BY click_id ORDER BY {order(DEDUP_ORDER)}
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+), flagged AS (
+    {flagged}SELECT click_id, verdict FROM day_clicks WHERE verdict <> 'valid'
+)
+SELECT d.click_id, ad_id, campaign_id, advertiser_id, event_time, ingest_time, impression_id,
+       CASE WHEN {floor('event_time', DAY_MS)} IN ({billed})
+                 AND first_arrival < {floor('event_time', DAY_MS)} + {DAY_MS + settings.cutoff_hours * HOUR_MS}
+            THEN coalesce(f.verdict, 'valid') END AS verdict
+FROM d LEFT JOIN flagged f ON f.click_id = d.click_id
+WHERE rn = 1 AND event_time >= {d0 - window} AND event_time < {d1}""",
+            f"""
+CREATE TABLE att AS
+WITH elected AS (
+    SELECT impression_id AS e_imp, click_id AS e_click FROM (
+        SELECT *, row_number() OVER (PARTITION BY impression_id ORDER BY {order(ev.ORDER)}) AS rn
+        FROM idx WHERE impression_id IS NOT NULL) WHERE rn = 1
+)
+SELECT cv.* EXCLUDE (advertiser_id, campaign_id, ad_id),
+       cv.ad_id IS NOT NULL AS token_ad,
+       CASE WHEN cv.ad_id IS NOT NULL THEN cv.advertiser_id ELSE c.advertiser_id END AS advertiser_id,
+       CASE WHEN cv.ad_id IS NOT NULL THEN cv.campaign_id ELSE c.campaign_id END AS campaign_id,
+       CASE WHEN cv.ad_id IS NOT NULL THEN cv.ad_id ELSE c.ad_id END AS ad_id,
+       c.click_id AS matched_click_id, c.event_time AS click_event_time, c.verdict AS click_verdict,
+       CASE WHEN c.click_id IS NULL THEN '{ev.UNKNOWN_CLICK}'
+            WHEN cv.event_time - c.event_time < 0 OR cv.event_time - c.event_time > {window} THEN '{ev.OUTSIDE_WINDOW}'
+            WHEN c.verdict IS NULL THEN '{ev.UNVERIFIED_CLICK}'
+            WHEN c.verdict <> 'valid' THEN '{ev.INVALID_CLICK}'
+            ELSE '{ev.ATTRIBUTED}' END AS attribution
+FROM convs cv
+LEFT JOIN elected e ON cv.click_id IS NULL AND cv.impression_id = e.e_imp
+LEFT JOIN idx c ON coalesce(cv.click_id, e.e_click) = c.click_id""",
+            f"COPY (SELECT {detail_cols} FROM att) TO '{out / 'conversions.parquet'}' (FORMAT parquet)",
+            f"""
+COPY (
+WITH u AS (
+    SELECT advertiser_id, campaign_id, ad_id, hour_start_ms, 'impression' AS t, copies, late,
+           NULL::BIGINT AS value_micros, NULL AS attribution, false AS token_ad FROM imps
+    UNION ALL
+    SELECT advertiser_id, campaign_id, ad_id, hour_start_ms, 'conversion', copies, late, value_micros,
+           attribution, token_ad FROM att WHERE ad_id IS NOT NULL
+)
+SELECT {hourly_cols} FROM (
+    SELECT advertiser_id, campaign_id, ad_id, hour_start_ms,
+           {count_if.format("t = 'impression'")} AS impressions,
+           {count_if.format(conv)} AS conversions,
+           {sum_if.format(conv)} AS conversion_value_micros,
+           {count_if.format(attributed)} AS attributed_conversions,
+           {sum_if.format(attributed)} AS attributed_value_micros,
+           {", ".join(f"{count_if.format(f'{conv} AND attribution = {_sql_text(r)}')} AS {r}_conversions"
+                      for r in ev.NOT_ATTRIBUTED)},
+           {count_if.format(token)} AS token_conversions,
+           {sum_if.format(token)} AS token_conversion_value_micros,
+           coalesce(sum(copies - 1) FILTER (WHERE t = 'impression'), 0)::BIGINT AS duplicate_impression_copies,
+           {count_if.format("t = 'impression' AND late")} AS late_impressions,
+           coalesce(sum(copies - 1) FILTER (WHERE {token}), 0)::BIGINT AS duplicate_token_conversion_copies,
+           {count_if.format(f"{token} AND late")} AS late_token_conversions
+    FROM u GROUP BY ALL)
+) TO '{out / 'events_hourly.parquet'}' (FORMAT parquet)"""]
+
+
+def run_duckdb(raw_root: str, out: Path, threads: int, events_root: str | None = None) -> dict:
     t0 = time.monotonic()
     import duckdb
     import pyarrow as pa
 
+    from glue_jobs.billing import events as ev
     from glue_jobs.billing import ivt_inputs
     from glue_jobs.billing.transform import BillingSettings, input_partitions, lookback_partitions
 
@@ -496,19 +747,24 @@ def run_duckdb(raw_root: str, out: Path, threads: int) -> dict:
     lookback_files = files(lookback_partitions(raw_root, DAY, s.impression_lookback_ms))
     blocks = pa.table(dict(zip(("block", "first", "last"), map(list, zip(*ivt_inputs.datacenter_blocks())))))
     con.execute("CREATE TABLE dc AS SELECT * FROM blocks")
-    sql = duckdb_sql(main_files, lookback_files if lookback_files != "[]" else "", DAY, s,
-                     out / "hourly.parquet")
+    statements = duckdb_sql(main_files, lookback_files if lookback_files != "[]" else "", DAY, s,
+                            out / "hourly.parquet")
+    if events_root:  # no earlier day is billed here: only D's own verdicts
+        statements += duckdb_events_sql(files(input_partitions(events_root, DAY, s.cutoff_hours)),
+                                        files(ev.attribution_partitions(raw_root, DAY, s)), DAY, s, out, [DAY])
     t1 = time.monotonic()
-    con.execute(sql)
+    for statement in statements:
+        con.execute(statement)
     t2 = time.monotonic()
     return {"setup_s": t1 - t0, "work_s": t2 - t1}
 
 
 def run_spark(raw_root: str, out: Path, shuffle_partitions: int, driver_memory: str, java_opts: str,
-              conf: list[str]) -> dict:
+              conf: list[str], events_root: str | None = None) -> dict:
+    """The job's own run_day (its outputs under `out` in the bucket layout: hourly/dt=D/, ...)."""
     t0 = time.monotonic()
-    from glue_jobs.billing.run import local_spark, read_raw
-    from glue_jobs.billing.transform import BillingSettings, transform
+    from glue_jobs.billing.run import local_spark, run_day
+    from glue_jobs.billing.transform import BillingSettings
 
     spark = local_spark(app="bench-billing", master="local[2]", shuffle_partitions=shuffle_partitions,
                         driver_memory=driver_memory,
@@ -516,9 +772,7 @@ def run_spark(raw_root: str, out: Path, shuffle_partitions: int, driver_memory: 
                                "spark.driver.extraJavaOptions": java_opts,
                                **dict(kv.split("=", 1) for kv in conf)})
     t1 = time.monotonic()
-    raw, _ = read_raw(spark, raw_root, DAY, BillingSettings())
-    (transform(raw, DAY, BillingSettings()).drop("hour", "dt").repartition(1)
-     .write.mode("overwrite").parquet(str(out / "hourly")))
+    run_day(spark, raw_root, str(out), DAY, BillingSettings(), write_flagged=False, events_path=events_root)
     t2 = time.monotonic()
     spark.stop()
     return {"setup_s": t1 - t0, "work_s": t2 - t1}
@@ -578,24 +832,37 @@ def measure(cmd: list[str]) -> dict:
             "cpu_s": sum(cpu.values())}
 
 
-def read_rows(path: Path) -> list[tuple]:
-    """The hourly rows an engine wrote (transform.OUTPUT_COLUMNS without hour and dt), sorted."""
+def read_rows(path: Path, cols: list[str] | None = None) -> list[tuple]:
+    """The rows an engine wrote (default: the hourly clicks, transform.OUTPUT_COLUMNS without hour
+    and dt; a file or a directory of them), sorted."""
     import pyarrow.dataset as ds
 
-    cols = compared_columns()
+    cols = cols or compared_columns()
     t = ds.dataset(str(path), format="parquet").to_table(columns=cols)
-    return sorted(zip(*[[int(v) if isinstance(v, int) else v for v in t.column(c).to_pylist()] for c in cols]))
+    key = lambda row: tuple((v is None, v) for v in row)  # noqa: E731  (nulls sort)
+    return sorted(zip(*[[int(v) if isinstance(v, int) else v for v in t.column(c).to_pylist()] for c in cols]),
+                  key=key)
 
 
-def compared_columns() -> list[str]:
+def compared_columns(dataset: str = "hourly") -> list[str]:
+    from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
     from glue_jobs.billing.transform import OUTPUT_COLUMNS
 
-    return [c for c in OUTPUT_COLUMNS if c not in ("hour", "dt")]
+    columns = {"hourly": OUTPUT_COLUMNS, "events_hourly": names(EVENTS_HOURLY_COLUMNS),
+               "conversions": names(CONVERSION_COLUMNS)}[dataset]
+    return [c for c in columns if c not in ("hour", "dt")]
+
+
+def data_dir(a: argparse.Namespace) -> Path:
+    return Path(a.cache) / f"clicks-{a.clicks}-i{a.impressions_per_click}-v{GEN_VERSION}"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--clicks", type=int, default=10_000_000)
+    p.add_argument("--impressions-per-click", type=int,
+                   help="impressions in the events archive per click (default 5; 50 with --smoke; "
+                        "0: no events archive, clicks only)")
     p.add_argument("--cache", help="data and outputs (default /tmp/billing-bench-cache; with --smoke a "
                                    "temporary directory, removed afterwards)")
     p.add_argument("--engines", default="spark,duckdb")
@@ -605,15 +872,19 @@ def main() -> None:
     p.add_argument("--java-opts", default="-XX:+UseParallelGC", help="driver JVM options (local Spark)")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf (repeatable)")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny input, seconds: --clicks 20000 --shuffle-partitions 2 --driver-memory 1g")
+                   help="tiny input, seconds: --clicks 20000 --impressions-per-click 50 "
+                        "--shuffle-partitions 2 --driver-memory 1g")
     p.add_argument("--child", choices=["spark", "duckdb"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.impressions_per_click is None:
+        a.impressions_per_click = 50 if a.smoke else 5
     if a.child:
-        raw_root = str(Path(a.cache) / f"clicks-{a.clicks}-v{GEN_VERSION}" / "raw" / "clicks")
+        raw_root = str(data_dir(a) / "raw" / "clicks")
+        events_root = str(data_dir(a) / "raw" / "events") if a.impressions_per_click else None
         out = Path(a.out)
-        result = (run_spark(raw_root, out, a.shuffle_partitions, a.driver_memory, a.java_opts, a.conf) if a.child == "spark"
-                  else run_duckdb(raw_root, out, a.threads))
+        result = (run_spark(raw_root, out, a.shuffle_partitions, a.driver_memory, a.java_opts, a.conf, events_root)
+                  if a.child == "spark" else run_duckdb(raw_root, out, a.threads, events_root))
         print(json.dumps(result))
         return
     if a.smoke:
@@ -631,8 +902,7 @@ def main() -> None:
 
 def compare(a: argparse.Namespace) -> None:
     """Generate (or reuse) the data, run each engine in a child process, compare their rows."""
-    data = Path(a.cache) / f"clicks-{a.clicks}-v{GEN_VERSION}"
-    generate(a.clicks, data)
+    generate(a.clicks, data_dir(a), impressions_per_click=a.impressions_per_click)
     load_start = os.getloadavg()[0]
     results = {}
     for engine in a.engines.split(","):
@@ -642,6 +912,7 @@ def compare(a: argparse.Namespace) -> None:
         out.mkdir(parents=True)
         print(f"[run] {engine} ...", flush=True)
         r = measure([sys.executable, __file__, "--child", engine, "--out", str(out), "--clicks", str(a.clicks),
+                     "--impressions-per-click", str(a.impressions_per_click),
                      "--cache", a.cache, "--shuffle-partitions", str(a.shuffle_partitions),
                      "--driver-memory", a.driver_memory, "--threads", str(a.threads),
                      f"--java-opts={a.java_opts}", *[f"--conf={kv}" for kv in a.conf]])
@@ -651,7 +922,7 @@ def compare(a: argparse.Namespace) -> None:
     if {"spark", "duckdb"} <= results.keys():
         s, d = results["spark"], results["duckdb"]
         spark_rows = read_rows(Path(a.cache) / "out-spark" / "hourly")
-        duckdb_rows = read_rows(Path(a.cache) / "out-duckdb")
+        duckdb_rows = read_rows(Path(a.cache) / "out-duckdb" / "hourly.parquet")
         same = spark_rows == duckdb_rows
         print(f"\nclicks={a.clicks:,}  day={DAY}  hourly rows={len(duckdb_rows):,}  identical results: {same}")
         cols = compared_columns()
@@ -659,6 +930,8 @@ def compare(a: argparse.Namespace) -> None:
                   or c == "duplicate_copies"}
         print("D's clicks (DuckDB's rows): "
               + ", ".join(f"{c.removesuffix('_clicks')} {v:,}" for c, v in totals.items()))
+        if a.impressions_per_click:
+            same = compare_events(a) and same
         print(f"load average (1 min) at the start: {load_start:.1f}, at the end: {os.getloadavg()[0]:.1f} "
               f"(2 cores; other jobs share them)")
         print(f"{'':8}{'total s':>10}{'work s':>10}{'CPU s':>10}{'peak RSS GiB':>14}")
@@ -668,6 +941,24 @@ def compare(a: argparse.Namespace) -> None:
               f"{s['cpu_s'] / d['cpu_s']:>10.2f}{s['peak_rss_gib'] / d['peak_rss_gib']:>14.2f}   (spark / duckdb)")
         if not same:
             raise SystemExit("Spark and DuckDB disagree")
+
+
+def compare_events(a: argparse.Namespace) -> bool:
+    """The two engines' events_hourly and conversions rows, row for row; prints the totals."""
+    spark, duckdb = Path(a.cache) / "out-spark", Path(a.cache) / "out-duckdb"
+    same, rows = True, {}
+    for dataset in ("events_hourly", "conversions"):
+        cols = compared_columns(dataset)
+        rows[dataset] = read_rows(duckdb / f"{dataset}.parquet", cols)
+        same = same and read_rows(spark / dataset, cols) == rows[dataset]
+    cols = compared_columns("events_hourly")
+    total = {c: sum(r[i] for r in rows["events_hourly"]) for i, c in enumerate(cols) if i >= 4}
+    attribution = sorted(Counter(r[-1] for r in rows["conversions"]).items())
+    print(f"impressions={total['impressions']:,}  conversions={len(rows['conversions']):,}  "
+          f"events hourly rows={len(rows['events_hourly']):,}  identical events results: {same}")
+    print("D's conversions (DuckDB's rows): " + ", ".join(f"{k} {v:,}" for k, v in attribution)
+          + f"; attributed value {total['attributed_value_micros'] / 1e6:,.2f}")
+    return same
 
 
 if __name__ == "__main__":

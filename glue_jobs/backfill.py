@@ -1,10 +1,12 @@
 """Recompute a range of days, one after the other, in one local Spark session.
 
     .venv-glue/bin/python glue_jobs/backfill.py --start 2026-03-01 --end 2026-03-07 \
-        --raw-path /data/raw/clicks --out-path /data/billing
+        --raw-path /data/raw/clicks --out-path /data/billing [--events-path /data/raw/events]
 
 Days run sequentially (each is an idempotent partition replace, so an interrupted backfill is
-simply rerun); one progress line per day on stderr, a JSON summary on stdout.
+simply rerun), oldest first: a day's conversions take their clicks' verdicts from the earlier
+days' outputs (glue_jobs/billing/events.py, 3.); one progress line per day on stderr, a JSON
+summary on stdout.
 On AWS, run the Glue job once per day instead (same code path: glue_jobs.billing.run.run_day).
 """
 from __future__ import annotations
@@ -31,13 +33,13 @@ def days_between(start: date, end: date) -> list[date]:
 
 def backfill(spark, raw_path: str, out_path: str, start: date, end: date,
              settings: BillingSettings = BillingSettings(), write_flagged: bool = True,
-             out=sys.stderr) -> list[dict]:
+             out=sys.stderr, events_path: str | None = None) -> list[dict]:
     from glue_jobs.billing.run import run_day
 
     days = days_between(start, end)
     results, t0 = [], time.monotonic()
     for i, day in enumerate(days, 1):
-        stats = run_day(spark, raw_path, out_path, day, settings, write_flagged)
+        stats = run_day(spark, raw_path, out_path, day, settings, write_flagged, events_path=events_path)
         results.append(stats)
         elapsed = time.monotonic() - t0
         eta = elapsed / i * (len(days) - i)
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--end", required=True, type=date.fromisoformat, help="inclusive")
     p.add_argument("--raw-path", "--raw_path", dest="raw_path", required=True)
     p.add_argument("--out-path", "--out_path", dest="out_path", required=True)
+    p.add_argument("--events-path", "--events_path", dest="events_path",
+                   help="the events archive (raw/events): impressions, conversions, attribution")
     d = BillingSettings()
     p.add_argument("--cutoff-hours", "--cutoff_hours", dest="cutoff_hours", type=int, default=d.cutoff_hours)
     p.add_argument("--repeat-window-s", "--repeat_window_s", dest="repeat_window_s", type=int,
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                cutoff_hours=a.cutoff_hours)
     spark = local_spark(master=a.master, shuffle_partitions=a.shuffle_partitions,
                         driver_memory=a.driver_memory)
-    results = backfill(spark, a.raw_path, a.out_path, a.start, a.end, settings, not a.no_flagged)
+    results = backfill(spark, a.raw_path, a.out_path, a.start, a.end, settings, not a.no_flagged,
+                       events_path=a.events_path)
     print(json.dumps(results))
     return results
 

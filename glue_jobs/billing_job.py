@@ -3,7 +3,9 @@
 On AWS Glue 5.0 (awsglue importable) parameters come from the job run; Glue resolves only
 underscore names (`getResolvedOptions` docs), so the job arguments are
   --day YYYY-MM-DD --raw_path s3://BUCKET/raw/clicks --out_path s3://BUCKET/billing
-  [--cutoff_hours 2] [--write_flagged true]
+  [--events_path s3://BUCKET/raw/events]   (impressions, conversions and their attribution;
+                                            without it the job bills clicks only)
+  [--cutoff_hours 2] [--write_flagged true] [--attribution_window_s 604800]
   [--ivt_rules bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat]
   [--burst_threshold 10] [--burst_window_ms 1000] [--min_click_delay_ms 1000]
   [--repeat_window_s 10]                               (the IVT rules: the stream's settings)
@@ -39,7 +41,7 @@ except ImportError:
     HAVE_GLUE = False
 
 REQUIRED = ("raw_path", "out_path")
-OPTIONAL = ("day", *BillingSettings.__settings__, "write_flagged")  # settings: common.schema `glue`
+OPTIONAL = ("day", *BillingSettings.__settings__, "write_flagged", "events_path")  # settings: common.schema `glue`
 
 
 def utc_now() -> datetime:
@@ -91,7 +93,8 @@ def main_glue(now: Callable[[], datetime] = utc_now) -> dict:
     glue = GlueContext(SparkContext.getOrCreate())
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
-    stats = run_day(glue.spark_session, args["raw_path"], args["out_path"], day, settings, write_flagged)
+    stats = run_day(glue.spark_session, args["raw_path"], args["out_path"], day, settings, write_flagged,
+                    events_path=args.get("events_path") or None)
     print(json.dumps(stats))
     job.commit()
     return stats
@@ -106,7 +109,8 @@ def main_local(argv: list[str] | None = None, now: Callable[[], datetime] = utc_
     day, settings, write_flagged = settings_from(args, now)
     spark = local_spark(master=args["master"], shuffle_partitions=args["shuffle_partitions"],
                         driver_memory=args["driver_memory"])
-    stats = run_day(spark, args["raw_path"], args["out_path"], day, settings, write_flagged)
+    stats = run_day(spark, args["raw_path"], args["out_path"], day, settings, write_flagged,
+                    events_path=args.get("events_path") or None)
     print(json.dumps(stats))
     return stats
 

@@ -45,6 +45,18 @@ The suspect / invalid diffs are reported, not classified: the same causes move c
 verdicts (an election lost in the stream turns a valid click suspect or invalid; a missed
 duplicate is a repeat there; a late click is missing from every verdict).
 
+Impressions and conversions (issue 19; the billing's events_hourly rows, glue_jobs/billing/
+events.py) the same way, each on its own (EVENT_METRICS): realtime `impressions` vs the batch's
+distinct impressions, realtime `conversions` vs the batch's token_conversions (the stream counts
+the conversions whose record names an ad, attributed or not; the batch attributes them later).
+diff, drift ratio and total drift as for billable clicks; causes: diff < 0 `late_beyond_lateness`
+(late_impressions / late_token_conversions: first ingested after the minute's end + lateness +
+delay), diff > 0 `duplicates_missed_by_stream` (copies beyond the first: a resend the stream no
+longer remembers, its dedup state TTL having passed). Each has its own flag (> threshold) in the
+summary (`impressions`, `conversions`) and the report's columns; the top-level `flag`, the
+TotalDrift metric and its alarm stay the billable clicks' (money); ImpressionsTotalDrift and
+ConversionsTotalDrift are put beside them. The conversion value is reported, not classified.
+
 Realtime rows come from DynamoDB by Query, not Scan: one Query per ad on `S#<ad>#1h` with
 sk between the day's first and last hour start (<= 24 items each). The ads asked for are the
 batch's ads plus every ad on the day's hourly leaderboards (`T#1h#<day start>`, one or two
@@ -80,10 +92,23 @@ NONE, LATE, ELECTION, MEMORY, DUPLICATES, UNEXPLAINED = (
     "duplicates_missed_by_stream", "unexplained")
 CAUSES = ("late", "election", "impression_memory", "duplicates")  # explained_<cause>
 VERDICTS = ("valid", "suspect", "invalid")
+# realtime metric -> (the batch's events_hourly count, its late and its duplicates diagnostic)
+EVENT_METRICS = {
+    "impressions": ("impressions", "late_impressions", "duplicate_impression_copies"),
+    "conversions": ("token_conversions", "late_token_conversions", "duplicate_token_conversion_copies"),
+}
+EVENT_CAUSES = ("late", "duplicates")
+VALUE = ("conversion_value_micros", "token_conversion_value_micros")  # (realtime, batch)
 REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_billable", "diff",
                   "batch_suspect", "realtime_suspect", "diff_suspect",
                   "batch_invalid", "realtime_invalid", "diff_invalid",
-                  "drift_ratio", "class", *(f"explained_{c}" for c in CAUSES), "unexplained")
+                  "drift_ratio", "class", *(f"explained_{c}" for c in CAUSES), "unexplained",
+                  # columns are only added at the end (the Glue table billing_drift)
+                  *(f"{m}_{c}" for m in EVENT_METRICS
+                    for c in ("batch", "realtime", "diff", "drift_ratio", "class",
+                              *(f"explained_{x}" for x in EVENT_CAUSES), "unexplained")),
+                  "batch_conversion_value_micros", "realtime_conversion_value_micros",
+                  "diff_conversion_value_micros")
 METRICS_NAMESPACE = "ClickAgg"
 
 
@@ -153,29 +178,49 @@ _BATCH_KEYS = {"b": "billable_clicks", "suspect": "suspect_clicks", "invalid": "
                "late": "late_billable_clicks", "loss": "election_loss_clicks",
                "gain": "election_gain_clicks", "memory": "impression_memory_clicks",
                "dup": "duplicate_copies"}
-_REALTIME_KEYS = {"valid": "billable_clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks"}
+_REALTIME_KEYS = {"valid": "billable_clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks",
+                  **{m: m for m in EVENT_METRICS}, "value": VALUE[0]}
+_EVENT_KEYS = {**{f"{m}_{part}": col for m, cols in EVENT_METRICS.items()
+                  for part, col in zip(("count", *EVENT_CAUSES), cols)}, "value": VALUE[1]}
 
 
-def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD) -> tuple[list[dict], dict]:
+def _sum_by_key(rows, keys: dict[str, str]) -> dict[tuple[str, int], dict[str, int]]:
+    """{(ad_id, hour start): {key: sum of its column}} (several rows per key are summed)."""
+    out: dict[tuple[str, int], dict[str, int]] = {}
+    for r in _records(rows):
+        acc = out.setdefault((r["ad_id"], _hour_ms(r)), dict.fromkeys(keys, 0))
+        for k, column in keys.items():
+            acc[k] += _int(r, column)
+    return out
+
+
+def event_drift(metric: str, batch: int, realtime: int, late: int, duplicates: int) -> dict:
+    """One (ad, hour)'s drift of an events metric: its report columns `<metric>_...`."""
+    diff = realtime - batch
+    parts = explain(diff, late=late, duplicates=duplicates)
+    return {f"{metric}_batch": batch, f"{metric}_realtime": realtime, f"{metric}_diff": diff,
+            f"{metric}_drift_ratio": abs(diff) / max(batch, 1), f"{metric}_class": parts["class"],
+            **{f"{metric}_explained_{c}": parts[f"explained_{c}"] for c in EVENT_CAUSES},
+            f"{metric}_unexplained": parts["unexplained"]}
+
+
+def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD,
+              events_rows=None) -> tuple[list[dict], dict]:
     """(drift rows sorted by ad_id, hour; summary). Batch rows: billing job output rows (any
     columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional: verdict counts and
     diagnostics); realtime rows: ad_id, hour_start_ms|hour, billable_clicks, and suspect_clicks /
-    invalid_clicks when the serving store has them (absent = 0); several rows per key are summed."""
-    batch: dict[tuple[str, int], dict[str, int]] = {}
-    for r in _records(batch_rows):
-        acc = batch.setdefault((r["ad_id"], _hour_ms(r)), dict.fromkeys(_BATCH_KEYS, 0))
-        for k, column in _BATCH_KEYS.items():
-            acc[k] += _int(r, column)
-    realtime: dict[tuple[str, int], dict[str, int]] = {}
-    for r in _records(realtime_rows):
-        acc = realtime.setdefault((r["ad_id"], _hour_ms(r)), dict.fromkeys(_REALTIME_KEYS, 0))
-        for k, column in _REALTIME_KEYS.items():
-            acc[k] += _int(r, column)
+    invalid_clicks, impressions, conversions, conversion_value_micros when the serving store has
+    them (absent = 0); events rows: the billing job's events_hourly rows (absent: none). Several
+    rows per key are summed."""
+    batch = _sum_by_key(batch_rows, _BATCH_KEYS)
+    realtime = _sum_by_key(realtime_rows, _REALTIME_KEYS)
+    events = _sum_by_key(events_rows, _EVENT_KEYS)
 
     rows = []
     empty_b, empty_rt = dict.fromkeys(_BATCH_KEYS, 0), dict.fromkeys(_REALTIME_KEYS, 0)
-    for key in sorted(set(batch) | set(realtime)):
-        b, rt = batch.get(key, empty_b), realtime.get(key, empty_rt)
+    empty_ev = dict.fromkeys(_EVENT_KEYS, 0)
+    for key in sorted(set(batch) | set(realtime) | set(events)):
+        b, rt, ev = batch.get(key, empty_b), realtime.get(key, empty_rt), events.get(key, empty_ev)
         diff = rt["valid"] - b["b"]
         rows.append({
             "ad_id": key[0], "hour_start_ms": key[1],
@@ -186,8 +231,17 @@ def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD) -> 
             "diff_suspect": rt["suspect"] - b["suspect"], "diff_invalid": rt["invalid"] - b["invalid"],
             "drift_ratio": abs(diff) / max(b["b"], 1),
             **explain(diff, b["late"], b["loss"], b["gain"], b["memory"], b["dup"]),
+            **{k: v for m in EVENT_METRICS for k, v in event_drift(
+                m, ev[f"{m}_count"], rt[m], ev[f"{m}_late"], ev[f"{m}_duplicates"]).items()},
+            "batch_conversion_value_micros": ev["value"], "realtime_conversion_value_micros": rt["value"],
+            "diff_conversion_value_micros": rt["value"] - ev["value"],
         })
-    return rows, summarize(rows, threshold)
+    summary = summarize(rows, threshold)
+    for m in EVENT_METRICS:
+        summary[m] = summarize_events(rows, m, threshold)
+    summary["conversions"]["value_micros"] = {
+        side: sum(r[f"{side}_conversion_value_micros"] for r in rows) for side in ("batch", "realtime", "diff")}
+    return rows, summary
 
 
 def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
@@ -215,6 +269,26 @@ def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
         "diff_by_verdict": {v: sum(r["diff" if v == "valid" else f"diff_{v}"] for r in rows)
                             for v in VERDICTS},
     }
+
+
+def summarize_events(rows: list[dict], metric: str, threshold: float = DRIFT_THRESHOLD) -> dict:
+    """An events metric's totals, drift, flag and classes over the day's rows (as `summarize`)."""
+    batch_total = sum(r[f"{metric}_batch"] for r in rows)
+    realtime_total = sum(r[f"{metric}_realtime"] for r in rows)
+    total_diff = realtime_total - batch_total
+    total_drift = abs(total_diff) / max(batch_total, 1)
+    worst = max(rows, key=lambda r: (r[f"{metric}_drift_ratio"], abs(r[f"{metric}_diff"])), default=None)
+    has_worst = bool(worst and worst[f"{metric}_diff"])
+    classes: dict[str, int] = {}
+    for r in rows:
+        classes[r[f"{metric}_class"]] = classes.get(r[f"{metric}_class"], 0) + 1
+    return {"batch": batch_total, "realtime": realtime_total, "total_diff": total_diff,
+            "total_drift": total_drift, "worst_drift": worst[f"{metric}_drift_ratio"] if worst else 0.0,
+            "worst_ad_id": worst["ad_id"] if has_worst else None,
+            "worst_hour_start_ms": worst["hour_start_ms"] if has_worst else None,
+            "threshold": threshold, "flag": total_drift > threshold, "classes": classes,
+            "explained": {c: sum(r[f"{metric}_explained_{c}"] for r in rows) for c in EVENT_CAUSES},
+            "unexplained": sum(abs(r[f"{metric}_unexplained"]) for r in rows)}
 
 
 # ---------------------------------------------------------------------------- edges
@@ -255,12 +329,16 @@ def _filesystem(uri: str):
     return fs.FileSystem.from_uri(uri)
 
 
-def read_batch_rows(out_path: str, day: date) -> list[dict]:
-    """The billing job's hourly rows of `day` (<out_path>/hourly/dt=YYYY-MM-DD/), via pyarrow:
-    the reconciliation needs no Spark (a Glue Python shell job or a Lambda can run it)."""
+def read_batch_rows(out_path: str, day: date, dataset: str | None = None) -> list[dict]:
+    """The billing job's rows of `day` in `dataset` (glue_jobs/billing/outputs.py; default its
+    hourly clicks: <out_path>/hourly/dt=YYYY-MM-DD/), via pyarrow: the reconciliation needs no
+    Spark (a Glue Python shell job or a Lambda can run it). A missing partition reads as no rows."""
     import pyarrow.dataset as ds
 
-    filesystem, path = _filesystem(f"{out_path.rstrip('/')}/hourly/dt={day.isoformat()}")
+    from glue_jobs.billing.outputs import HOURLY  # on Glue: in the zip; locally: main's sys.path
+
+    dataset = dataset or HOURLY
+    filesystem, path = _filesystem(f"{out_path.rstrip('/')}/{dataset}/dt={day.isoformat()}")
     info = filesystem.get_file_info(path)
     if info.type.name == "NotFound":
         return []
@@ -274,9 +352,11 @@ def write_report(rows: list[dict], summary: dict, report_path: str, day: date) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"ad_id": pa.string(), "hour": pa.string(), "class": pa.string(),
-             "drift_ratio": pa.float64()}
-    schema = pa.schema([(c, types.get(c, pa.int64())) for c in REPORT_COLUMNS])
+    def type_of(column: str):
+        if column in ("ad_id", "hour") or column.endswith("class"):
+            return pa.string()
+        return pa.float64() if column.endswith("drift_ratio") else pa.int64()
+    schema = pa.schema([(c, type_of(c)) for c in REPORT_COLUMNS])
     table = pa.Table.from_pylist([{c: r[c] for c in REPORT_COLUMNS} for r in rows], schema=schema)
     filesystem, root = _filesystem(f"{report_path.rstrip('/')}/dt={day.isoformat()}")
     filesystem.create_dir(root, recursive=True)
@@ -288,16 +368,18 @@ def write_report(rows: list[dict], summary: dict, report_path: str, day: date) -
 
 def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESPACE,
                  dimensions: list[dict] | None = None, timestamp: datetime | None = None) -> dict:
-    """put_metric_data ClickAgg/TotalDrift and WorstDrift (ratios, unit None). Returns the
-    request sent. Timestamped now by default (so an alarm on the latest data sees it)."""
+    """put_metric_data ClickAgg/TotalDrift and WorstDrift (billable clicks), ImpressionsTotalDrift
+    and ConversionsTotalDrift when the summary has them (ratios, unit None). Returns the request
+    sent. Timestamped now by default (so an alarm on the latest data sees it)."""
     if cloudwatch is None:
         import boto3
 
         cloudwatch = boto3.client("cloudwatch")
     when = timestamp or utc_now()
-    data = [{"MetricName": name, "Value": float(summary[key]), "Unit": "None", "Timestamp": when,
-             **({"Dimensions": dimensions} if dimensions else {})}
-            for name, key in (("TotalDrift", "total_drift"), ("WorstDrift", "worst_drift"))]
+    values = [("TotalDrift", summary["total_drift"]), ("WorstDrift", summary["worst_drift"])]
+    values += [(f"{m.title()}TotalDrift", summary[m]["total_drift"]) for m in EVENT_METRICS if m in summary]
+    data = [{"MetricName": name, "Value": float(value), "Unit": "None", "Timestamp": when,
+             **({"Dimensions": dimensions} if dimensions else {})} for name, value in values]
     request = {"Namespace": namespace, "MetricData": data}
     cloudwatch.put_metric_data(**request)
     return request
@@ -325,10 +407,14 @@ def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
     """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict;
     `publish`: also put the summary into the serving table (for GET /v1/quality). The metrics'
     timestamp and the summary's finished-at time are `now()` at the end of the run."""
+    from glue_jobs.billing.outputs import EVENTS_HOURLY
+
     batch_rows = read_batch_rows(out_path, day)
-    ads = {r["ad_id"] for r in batch_rows} | leaderboard_ads(ddb, table, day) | set(extra_ad_ids)
+    events_rows = read_batch_rows(out_path, day, EVENTS_HOURLY)
+    ads = ({r["ad_id"] for r in batch_rows + events_rows} | leaderboard_ads(ddb, table, day)
+           | set(extra_ad_ids))
     realtime_rows = realtime_hour_rows(ddb, table, ads, day)
-    rows, summary = reconcile(batch_rows, realtime_rows, threshold)
+    rows, summary = reconcile(batch_rows, realtime_rows, threshold, events_rows)
     summary = {"day": day.isoformat(), **summary,
                "report": write_report(rows, summary, report_path, day)}
     finished_at = now()

@@ -115,15 +115,17 @@ class ClickAggStack(Stack):
         self.refused_archive = RefusedArchive(self, "RefusedArchive", settings=settings, key=key,
                                               archive=self.archive, producer=self.ingest.function,
                                               topic=self.alarms.topic)
-        self.analytics = AthenaAnalytics(
-            self, "Analytics", settings=settings, key=key, logs_bucket=logs_bucket,
-            archive=self.archive, tables={self.archive.table_name: self.archive.table,
-                                          self.refused_archive.table_name: self.refused_archive.table})
 
         # --- nightly billing recompute + reconciliation ---
         self.billing = NightlyBilling(self, "Billing", settings=settings, key=key,
                                       logs_bucket=logs_bucket, archive=self.archive,
                                       serving=self.serving, topic=self.alarms.topic)
+        # the named queries read the archive's tables and the billing's (the reports)
+        self.analytics = AthenaAnalytics(
+            self, "Analytics", settings=settings, key=key, logs_bucket=logs_bucket,
+            archive=self.archive, tables={self.archive.table_name: self.archive.table,
+                                          self.refused_archive.table_name: self.refused_archive.table,
+                                          **self.billing.tables})
         self.reconcile_api = ReconcileApi(self, "ReconcileApi", settings=settings, key=key,
                                           billing=self.billing, store=self.serving, v1=self.api.v1)
 

@@ -1,7 +1,8 @@
 """Analyst SQL over the archive bucket: DuckDB locally (over a synced copy of the bucket), Athena
 through awswrangler on AWS. Same named queries in both (common.named_queries). Tables: the raw
 clicks (`raw_clicks`, Parquet) and the refused items (`refused_clicks`, gzip JSON Lines,
-common.refused)."""
+common.refused); given the billing job's output directory, its tables too (`billing_hourly`,
+`billing_events_hourly`, ...: glue_jobs/billing/outputs.py, Spark's Parquet under <dir>/dt=)."""
 from __future__ import annotations
 
 import re
@@ -71,13 +72,31 @@ def _refused_view(con, archive_root: Path) -> None:
         con.execute(f"CREATE TABLE {refused.TABLE} ({cols})")
 
 
-def duckdb_connection(archive_root: Path):
+def _billing_views(con, billing_root: Path) -> None:
+    """One view per billing table over its Parquet (dt from the path); an empty table with the
+    catalog's columns where the job has written nothing yet."""
+    from glue_jobs.billing.outputs import TABLES
+
+    types = {**_SCALARS, "timestamp": "TIMESTAMP"}
+    for table, (directory, columns) in TABLES.items():
+        files = billing_root / directory
+        if any(files.glob("dt=*/*.parquet")):
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}/dt=*/*.parquet', "
+                        "hive_partitioning = true, hive_types = {'dt': VARCHAR})")
+        else:
+            cols = ", ".join(f"{n} {types[t]}" for n, t in columns + [("dt", "string")])
+            con.execute(f"CREATE TABLE {table} ({cols})")
+
+
+def duckdb_connection(archive_root: Path, billing_root: Path | None = None):
     """DuckDB with a `raw_clicks` view over the archive and a `refused_clicks` view over the
-    refused items, dt/hr from the Hive-style paths."""
+    refused items, dt/hr from the Hive-style paths; with `billing_root`, the billing tables."""
     import duckdb
 
     con = duckdb.connect()
     _refused_view(con, archive_root)
+    if billing_root is not None:
+        _billing_views(con, billing_root)
     files = archive_root / RAW_PREFIX
     if any(files.rglob("*.parquet")):
         con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM read_parquet('{files}/**/*.parquet', "
@@ -89,8 +108,9 @@ def duckdb_connection(archive_root: Path):
     return con
 
 
-def run_duckdb(sql: str, archive_root: Path, binds: list | None = None) -> tuple[list[str], list[tuple]]:
-    con = duckdb_connection(archive_root)
+def run_duckdb(sql: str, archive_root: Path, binds: list | None = None,
+               billing_root: Path | None = None) -> tuple[list[str], list[tuple]]:
+    con = duckdb_connection(archive_root, billing_root)
     cur = con.execute(sql, binds or [])
     return [d[0] for d in cur.description], cur.fetchall()
 

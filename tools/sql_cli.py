@@ -2,8 +2,9 @@
 
 Locally (default) the archive bucket is synced from the local stack's S3 endpoint
 (AWS_ENDPOINT_URL, or the last synced copy under .local/archive when no stack runs) and the
-query runs on DuckDB. With --athena it runs on Athena through awswrangler. Named queries are
-the same text in both (common.named_queries)."""
+query runs on DuckDB, the billing tables over the local billing workflow's output (--billing-dir).
+With --athena it runs on Athena through awswrangler. Named queries are the same text in both
+(common.named_queries)."""
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sql", help="run SQL or a named query over the raw archive", description=__doc__)
-    p.add_argument("query", nargs="?", help="SQL text (tables: raw_clicks, refused_clicks)")
+    p.add_argument("query", nargs="?", help="SQL text (tables: raw_clicks, refused_clicks, billing_hourly, "
+                                            "billing_flagged, billing_events_hourly, billing_conversions)")
     p.add_argument("--named", choices=sorted(NAMED_QUERIES), help="run a named query")
     p.add_argument("--param", action="append", default=[], metavar="KEY=N", help="named query parameter")
     p.add_argument("--list", action="store_true", help="list the named queries")
     p.add_argument("--archive-dir", type=Path, default=REPO / ".local" / "archive")
+    p.add_argument("--billing-dir", type=Path, default=REPO / ".local" / "billing",
+                   help="the billing job's --out-path (the local stack's billing workflow writes here)")
     p.add_argument("--bucket", default=ResourceNames().archive_bucket)
     p.add_argument("--athena", action="store_true", help="run on Athena (AWS) instead of DuckDB")
     p.add_argument("--database", default="clickagg")
@@ -69,7 +73,7 @@ def run(args) -> int:
         if os.environ.get("AWS_ENDPOINT_URL"):
             n = sync_archive(args.bucket, args.archive_dir)
             print(f"synced {n} archive objects from {os.environ['AWS_ENDPOINT_URL']}", file=sys.stderr)
-        columns, rows = run_duckdb(sql, args.archive_dir, binds)
+        columns, rows = run_duckdb(sql, args.archive_dir, binds, billing_root=args.billing_dir)
     if args.json:
         print(json.dumps([dict(zip(columns, r)) for r in rows], default=str))
     else:

@@ -1,6 +1,11 @@
-"""Analysts' named queries over the raw archive, in the common subset of Athena (Trino) and
-DuckDB SQL; they run on Athena in AWS (infra registers them as named queries) and on DuckDB
-locally, where they are tested.
+"""Analysts' named queries over the raw archive and the nightly billing's outputs, in the common
+subset of Athena (Trino) and DuckDB SQL; they run on Athena in AWS (infra registers them as
+named queries) and on DuckDB locally, where they are tested.
+
+The reports (CTR, conversions) read the billing tables (glue_jobs/billing/outputs.py): the
+billed numbers, one row per campaign and UTC day (`dt`, the event day), clicks = billable
+(valid) clicks, conversions = attributed ones (docs/events.md, "Billing and attribution"). Their
+window is N whole days before today (today is not billed yet).
 
 Dialect notes (why the SQL looks the way it does):
 - No `now()`/interval arithmetic (Trino `now() - INTERVAL '2' HOUR` vs DuckDB differ in types):
@@ -12,6 +17,9 @@ Dialect notes (why the SQL looks the way it does):
 - Dates are compared as the `dt` partition strings ('YYYY-MM-DD'), which both order lexically.
 - The archive is at-least-once (a retried Firehose delivery or a re-sent click repeats a
   record): counts are `COUNT(DISTINCT click_id)` / computed over `SELECT DISTINCT` rows.
+- Ratios: `CAST(x AS DOUBLE) / y` (a double in both), NULL where the denominator is 0. Two
+  tables are combined by UNION ALL of zero-padded rows and one GROUP BY (no FULL JOIN: a
+  campaign-day may be in either table only).
 - Arrays are unnested only when they hold scalars (`CROSS JOIN UNNEST(a) AS u(x)`): Trino spreads
   an array of structs over several columns, DuckDB keeps one struct column. The refused-items
   table carries its reasons flat for that (common.refused, `reason_codes`).
@@ -23,9 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from common import refused
-from common.times import HOUR_MS
+from common.times import DAY_MS, HOUR_MS
 
 TABLE = "raw_clicks"
+BILLING_HOURLY, BILLING_EVENTS_HOURLY = "billing_hourly", "billing_events_hourly"  # billing's tables
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,30 @@ class NamedQuery:
     description: str
     sql: str  # `?` placeholders + `{k}` (validated int) only
     params: dict[str, int]  # user parameter -> default
-    binds: tuple[str, ...]  # what each `?` is, in order: dt_from | since_ms | until_ms
-    table: str = TABLE  # the Glue table `{table}` stands for (raw_clicks | refused_clicks)
+    binds: tuple[str, ...]  # what each `?` is, in order: dt_from | since_ms | until_ms | day_from | day_until
+    table: str = TABLE  # the Glue table `{table}` stands for (raw_clicks | refused_clicks | billing_*)
+    joins: tuple[str, ...] = ()  # the other Glue tables its text names
+    unit_ms: int = HOUR_MS  # what `n` counts: hours, or days (the billing reports)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.table, *self.joins)
+
+
+def _per_campaign_day(columns: str, events: str, clicks: str) -> str:
+    """SQL of a report per campaign and billed day: `events` / `clicks` are the select lists
+    (campaign_id, dt, then the value columns, zero-padded alike) of billing_events_hourly and
+    billing_hourly in the window; `columns` the report's columns over their sums."""
+    return (f"SELECT campaign_id, dt AS day, {columns}\n"
+            f"FROM (SELECT campaign_id, dt, {events}\n"
+            f"      FROM {{table}} WHERE dt >= ? AND dt < ?\n"
+            f"      UNION ALL\n"
+            f"      SELECT campaign_id, dt, {clicks}\n"
+            f"      FROM {BILLING_HOURLY} WHERE dt >= ? AND dt < ?) AS u\n"
+            "GROUP BY campaign_id, dt\nORDER BY day, campaign_id")
+
+
+_ZERO = "CAST(0 AS BIGINT)"
 
 
 NAMED_QUERIES = {q.name: q for q in (
@@ -86,13 +117,42 @@ NAMED_QUERIES = {q.name: q for q in (
         "GROUP BY 1, 2, 3, 4\nORDER BY dt, items DESC, route, field, reason",
         {"n": 24}, ("dt_from", "since_ms", "until_ms"), refused.TABLE,
     ),
+    NamedQuery(
+        "ctr_per_campaign_per_day",
+        "Billed impressions, clicks (billable) and CTR per campaign and UTC day, last N days",
+        _per_campaign_day(
+            "SUM(impressions) AS impressions, SUM(clicks) AS clicks,\n"
+            "       CASE WHEN SUM(impressions) > 0 THEN CAST(SUM(clicks) AS DOUBLE) / SUM(impressions) END AS ctr",
+            f"impressions, {_ZERO} AS clicks", f"{_ZERO}, billable_clicks"),
+        {"n": 7}, ("day_from", "day_until", "day_from", "day_until"), BILLING_EVENTS_HOURLY,
+        (BILLING_HOURLY,), DAY_MS,
+    ),
+    NamedQuery(
+        "conversions_per_campaign_per_day",
+        "Attributed conversions, their value, billable clicks and cost, CVR, CPA (micros) and "
+        "ROAS per campaign and UTC day, last N days",
+        _per_campaign_day(
+            "SUM(conversions) AS conversions, SUM(value_micros) AS conversion_value_micros,\n"
+            "       SUM(clicks) AS clicks, SUM(cost_micros) AS cost_micros,\n"
+            "       CASE WHEN SUM(clicks) > 0 THEN CAST(SUM(conversions) AS DOUBLE) / SUM(clicks) END AS cvr,\n"
+            "       CASE WHEN SUM(conversions) > 0 THEN CAST(SUM(cost_micros) AS DOUBLE) / SUM(conversions) END"
+            " AS cpa_micros,\n"
+            "       CASE WHEN SUM(cost_micros) > 0 THEN CAST(SUM(value_micros) AS DOUBLE) / SUM(cost_micros) END"
+            " AS roas",
+            f"attributed_conversions AS conversions, attributed_value_micros AS value_micros, {_ZERO} AS clicks,"
+            f" {_ZERO} AS cost_micros",
+            f"{_ZERO}, {_ZERO}, billable_clicks, billable_cost_micros"),
+        {"n": 7}, ("day_from", "day_until", "day_from", "day_until"), BILLING_EVENTS_HOURLY,
+        (BILLING_HOURLY,), DAY_MS,
+    ),
 )}
 
 
 def render(name: str, params: dict[str, str] | None = None, now_ms: int | None = None,
            table: str | None = None) -> tuple[str, list]:
     """(SQL text, bind values) for a named query. User parameters must be integers (no free
-    text reaches the SQL); the window ends now and starts n hours earlier."""
+    text reaches the SQL); the window ends now and starts n hours (the reports: n days)
+    earlier; the reports' days are [today - n, today) (UTC)."""
     if name not in NAMED_QUERIES:
         raise ValueError(f"unknown named query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")
     query = NAMED_QUERIES[name]
@@ -104,12 +164,17 @@ def render(name: str, params: dict[str, str] | None = None, now_ms: int | None =
             raise ValueError(f"parameter {key} must be an integer between 1 and 100000, got {raw!r}")
         values[key] = int(raw)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    since_ms = now_ms - values["n"] * HOUR_MS
+    since_ms = now_ms - values["n"] * query.unit_ms
     # arrival >= event time - 5 min clock skew; one more hour of margin for partition pruning
     dt_from = datetime.fromtimestamp((since_ms - 3_900_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
-    bind_values = {"dt_from": dt_from, "since_ms": since_ms, "until_ms": now_ms + 1}
+    bind_values = {"dt_from": dt_from, "since_ms": since_ms, "until_ms": now_ms + 1,
+                   "day_from": _day(since_ms), "day_until": _day(now_ms)}
     sql = query.sql.format(table=table or query.table, k=values.get("k", 10))
     return sql, [bind_values[b] for b in query.binds]
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms // DAY_MS * DAY_MS / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 def athena_parameters(binds: list) -> list[str]:

@@ -4,13 +4,23 @@ Input: day D's arrival partitions (transform.input_partitions) with the columns 
 and the lookback partitions before them (transform.lookback_partitions) with the columns the
 impression election needs; missing partitions are skipped, nothing else is listed.
 
-Output layout under `out_path` (a local path or s3://...):
+With an events archive (`events_path`, its table root: s3://BUCKET/raw/events), also D's
+events partitions (the same input window), the clicks archive's attribution partitions
+(events.attribution_partitions) and the verdict days' (D's just written included)
+billing/flagged and billing/hourly partitions under `out_path` (their own billing runs'
+decisions, events.py 3.); the flagged detail is then always written.
+
+Output layout under `out_path` (a local path or s3://...; outputs.py names the datasets):
   <out_path>/hourly/dt=YYYY-MM-DD/part-*.parquet    billing rows (transform.OUTPUT_COLUMNS)
   <out_path>/flagged/dt=YYYY-MM-DD/part-*.parquet   every non-valid click, its verdict and
                                                     reasons (transform.FLAGGED_COLUMNS)
-Both are written with dynamic partition overwrite: a run replaces exactly its day's partition
-and leaves every other day as it was. A day that now has no rows gets its old partition
-deleted (dynamic overwrite alone would leave the stale one).
+  <out_path>/events_hourly/dt=YYYY-MM-DD/           impressions and conversions per ad and hour
+                                                    (outputs.EVENTS_HOURLY_COLUMNS)
+  <out_path>/conversions/dt=YYYY-MM-DD/             every conversion of D, its attribution
+                                                    (outputs.CONVERSION_COLUMNS)
+(the last two only with `events_path`). All are written with dynamic partition overwrite: a run
+replaces exactly its day's partition and leaves every other day as it was. A day that now has
+no rows gets its old partition deleted (dynamic overwrite alone would leave the stale one).
 """
 from __future__ import annotations
 
@@ -20,13 +30,14 @@ from datetime import date
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
+from glue_jobs.billing import events as ev
+from glue_jobs.billing.outputs import CONVERSIONS, EVENTS_HOURLY, FLAGGED, HOURLY
 from glue_jobs.billing.transform import (
     LOOKBACK_SCHEMA, READ_SCHEMA, SPARK_CONF, BillingSettings, aggregate_hourly, flag_clicks,
     flagged_detail, input_partitions, lookback_partitions, with_lookback_columns,
 )
-
-HOURLY, FLAGGED = "hourly", "flagged"
 
 
 def local_spark(app: str = "clickagg-billing", master: str = "local[2]", shuffle_partitions: int = 8,
@@ -97,11 +108,82 @@ def _write_day(spark: SparkSession, df: DataFrame, rows: int, path: str, day: da
     df.write.mode("overwrite").partitionBy("dt").parquet(path)
 
 
+def _read(spark: SparkSession, schema, paths: list[str], **options) -> DataFrame:
+    reader = spark.read.schema(schema)
+    for key, value in options.items():
+        reader = reader.option(key, value)
+    return reader.parquet(*paths) if paths else spark.createDataFrame([], schema)
+
+
+def read_events(spark: SparkSession, events_path: str, day: date,
+                settings: BillingSettings = BillingSettings()) -> tuple[DataFrame, list[str]]:
+    """D's events partitions (the clicks' input window) with events.EVENTS_READ_SCHEMA."""
+    paths = existing_paths(spark, input_partitions(events_path, day, settings.cutoff_hours))
+    return _read(spark, ev.EVENTS_READ_SCHEMA, paths), paths
+
+
+def read_attribution_inputs(spark: SparkSession, raw_path: str, out_path: str, day: date,
+                            settings: BillingSettings = BillingSettings()) -> dict:
+    """What the attribution reads (events.py, 3.): the clicks archive's attribution partitions
+    (with their arrival partition dt, hr), the verdict days' flagged rows and which of those
+    days were billed."""
+    paths = existing_paths(spark, ev.attribution_partitions(raw_path, day, settings))
+    out = out_path.rstrip("/")
+    days = ev.verdict_days(day, settings)
+    billed = [d for d in days if existing_paths(spark, [f"{out}/{HOURLY}/dt={d.isoformat()}"])]
+    flagged = existing_paths(spark, [f"{out}/{FLAGGED}/dt={d.isoformat()}" for d in billed])
+    verdict_schema = StructType([StructField(c, StringType()) for c in ("click_id", "verdict")])
+    return {"archive": _read(spark, ev.CLICK_LOOKUP_SCHEMA, paths, basePath=raw_path.rstrip("/")),
+            "verdicts": _read(spark, verdict_schema, flagged), "days": days,
+            "billed_days": billed, "paths": paths}
+
+
+def run_events(spark: SparkSession, raw_path: str, events_path: str, out_path: str, day: date,
+               settings: BillingSettings) -> dict:
+    """D's impressions and conversions, attributed; replaces D's events_hourly and conversions
+    partitions. Runs after D's clicks are written (their verdicts are read back)."""
+    events, paths = read_events(spark, events_path, day, settings)
+    impressions = ev.impressions_of_day(events, day, settings)
+    conversions = ev.conversions_of_day(events, day, settings).cache()  # few; read three times
+    lookup = read_attribution_inputs(spark, raw_path, out_path, day, settings)
+    index = ev.attribution_clicks(lookup["archive"], conversions, day, settings, lookup["verdicts"],
+                                  lookup["billed_days"]).cache()
+    attributed = ev.attribute(conversions, index, settings).cache()
+    out = out_path.rstrip("/")
+    try:
+        counts = {(r["attribution"], r["has_ad"]): r["count"] for r in attributed.groupBy(
+            "attribution", F.col("ad_id").isNotNull().alias("has_ad")).count().collect()}
+        n_conversions = sum(counts.values())
+        detail = ev.conversion_detail(attributed, day).repartition(1)
+        _write_day(spark, detail, n_conversions, f"{out}/{CONVERSIONS}", day)
+        hourly = ev.aggregate_events_hourly(impressions, attributed, day).repartition(1).cache()
+        totals = hourly.agg(F.count(F.lit(1)).alias("rows"), *[
+            F.coalesce(F.sum(c), F.lit(0)).alias(c) for c in ("impressions", "attributed_value_micros")]).first()
+        _write_day(spark, hourly, totals["rows"], f"{out}/{EVENTS_HOURLY}", day)
+        hourly.unpersist()
+    finally:
+        for df in (attributed, index, conversions):
+            df.unpersist()
+    reason = lambda r: sum(n for (a, _), n in counts.items() if a == r)  # noqa: E731
+    return {"events_partitions_read": len(paths), "attribution_partitions_read": len(lookup["paths"]),
+            "verdict_days": len(lookup["days"]), "verdict_days_billed": len(lookup["billed_days"]),
+            "events_hourly_rows": totals["rows"], "impressions": int(totals["impressions"]),
+            "conversions": n_conversions,
+            "conversions_without_ad": sum(n for (_, has_ad), n in counts.items() if not has_ad),
+            "attributed_conversions": reason(ev.ATTRIBUTED),
+            "attributed_value_micros": int(totals["attributed_value_micros"]),
+            **{f"conversions_{r}": reason(r) for r in ev.NOT_ATTRIBUTED}}
+
+
 def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
-            settings: BillingSettings = BillingSettings(), write_flagged: bool = True) -> dict:
-    """Recompute one day and replace its partitions. Returns counts for logs and callers."""
+            settings: BillingSettings = BillingSettings(), write_flagged: bool = True,
+            events_path: str | None = None) -> dict:
+    """Recompute one day and replace its partitions (with `events_path`: the events' too, and
+    the flagged detail whatever `write_flagged` says: later days' attributions read it).
+    Returns counts for logs and callers."""
     t0 = time.monotonic()
     configure(spark)
+    write_flagged = write_flagged or bool(events_path)
     raw, paths = read_raw(spark, raw_path, day, settings)
     n_input = len(set(paths) & set(input_partitions(raw_path, day, settings.cutoff_hours)))
     flagged = flag_clicks(raw, day, settings)
@@ -122,9 +204,10 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
     finally:
         if write_flagged:
             flagged.unpersist()
+    events = run_events(spark, raw_path, events_path, out_path, day, settings) if events_path else {}
     total = (lambda i: int(totals[i] or 0) if n_hourly else 0)  # noqa: E731
     return {"day": day.isoformat(), "partitions_read": n_input,
             "lookback_partitions_read": len(paths) - n_input, "hourly_rows": n_hourly,
             "clicks": total(0), "billable_clicks": total(1), "suspect_clicks": total(2),
-            "invalid_clicks": total(3), "flagged_clicks": n_flagged,
+            "invalid_clicks": total(3), "flagged_clicks": n_flagged, **events,
             "seconds": round(time.monotonic() - t0, 2)}

@@ -200,6 +200,18 @@ class _Billing(schema.View):
         bound of the reconciliation's diagnostics only, never of a verdict."""
         return 1000 * self._setting("flink_dedup_ttl_s")
 
+    @property
+    def attribution_window_ms(self) -> int:
+        """Last-click attribution: a conversion counts for its click when it occurred at most
+        this long after it (events.py, 3.)."""
+        return 1000 * self.attribution_window_s
+
+    @property
+    def attribution_lookback_ms(self) -> int:
+        """How long before D 00:00 the click of a D conversion can have arrived: the window +
+        max_future_skew_s (an event time up to that far ahead of its ingest, so of its arrival)."""
+        return self.attribution_window_ms + 1000 * self._setting("max_future_skew_s")
+
     def ivt_config(self) -> ivt.IvtConfig:
         return ivt.IvtConfig.from_settings(self)
 

@@ -5,8 +5,9 @@ encryption): results go SSE-KMS (pipeline key) to a dedicated results bucket and
 `athena_results_retention_days`; each query may scan at most `athena_bytes_scanned_cutoff`
 bytes. Named queries are common.named_queries.NAMED_QUERIES with `{table}` -> the Glue table and
 `{k}` -> 10; their `?` stay, as Athena execution parameters (see named_queries.render). Each
-query names its table (`NamedQuery.table`: raw_clicks, or refused_clicks of
-infra.constructs.refused_archive); both tables are in the archive's Glue database.
+query names its tables (`NamedQuery.tables`: raw_clicks, refused_clicks of
+infra.constructs.refused_archive, the billing tables of infra.constructs.billing); all are in
+the archive's Glue database, and each named query depends on the tables it reads.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class AthenaAnalytics(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
                  logs_bucket: s3.IBucket, archive: RawArchive,
                  tables: Mapping[str, glue.CfnTable]) -> None:
-        """`tables`: the Glue tables of the archive database by name (every NamedQuery.table)."""
+        """`tables`: the Glue tables of the archive database by name (every NamedQuery.tables)."""
         super().__init__(scope, id)
         self.results_bucket = data_bucket(
             self, "Results", key=key, logs_bucket=logs_bucket, log_prefix="athena-results/",
@@ -75,5 +76,6 @@ class AthenaAnalytics(Construct):
                 query_string=named_query_sql(query.sql, query.table),
                 work_group=self.workgroup.ref,  # Ref = workgroup name; orders the creation
             )
-            named.node.add_dependency(tables[query.table])
+            for table in query.tables:
+                named.node.add_dependency(tables[table])
             self.named_queries[query.name] = named

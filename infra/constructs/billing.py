@@ -7,7 +7,10 @@ Workflow `<prefix>-billing` (runs one at a time):
   Billing   glue_jobs/billing_job.py: reads the raw archive (arrival partitions of D-1 23h .. D+1
             cutoff, and for impression repeats the ~24 h before, under the same raw/clicks/
             prefix), applies the IVT rules (common/ivt.py) and replaces day D's partitions of
-            `<billing bucket>/billing/{hourly,flagged}/`.
+            `<billing bucket>/billing/{hourly,flagged}/`; with `--events_path` (raw/events/:
+            impressions, conversions) also D's `billing/{events_hourly,conversions}/`, the
+            conversions attributed to the clicks of the attribution window before D (raw/clicks/,
+            and the earlier days' billing/{flagged,hourly}/: their verdicts).
   Reconcile CONDITIONAL trigger on the billing job SUCCEEDED -> glue_jobs/reconcile.py with
             `--day auto`: batch hourly rows vs the serving table's 1h series, Parquet drift report
             under `reconciliation/drift/dt=D/`, metrics ClickAgg/TotalDrift and WorstDrift.
@@ -35,10 +38,12 @@ pipeline key; logs go to pre-created KMS log groups `/aws-glue/jobs/<prefix>-<jo
 Output: its own bucket (SSE-KMS, versioned: a bad rerun can be undone for 30 days), so the
 raw archive's cold-storage lifecycle never applies to billing data and the billing role never
 writes to the raw archive. Glue catalog tables (Parquet, partition projection on dt) in the
-archive database: billing_hourly, billing_flagged, billing_drift.
+archive database: billing_hourly, billing_flagged, billing_events_hourly, billing_conversions
+(glue_jobs/billing/outputs.py), billing_drift.
 
-Roles, one per job, named actions only: billing reads raw/clicks/ and writes billing*;
-reconciliation reads billing/hourly/, writes reconciliation/, Queries the serving table, puts
+Roles, one per job, named actions only: billing reads raw/clicks/ and raw/events/ and writes
+billing*; reconciliation reads billing/hourly/ and billing/events_hourly/, writes
+reconciliation/, Queries the serving table, puts
 the day's summary item there (PutItem limited to partition key `R#reconciliation`, read by
 GET /v1/quality) and may put metrics in the ClickAgg namespace only. Both may read their
 workflow run's properties (`day`, set by POST /v1/reconcile; glue_jobs/workflow_day.py) and
@@ -70,7 +75,10 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from common.archive import RAW_PREFIX
+from common.archive import EVENTS, RAW_PREFIX
+from glue_jobs.billing.outputs import (CONVERSION_COLUMNS, CONVERSIONS, EVENTS_HOURLY,
+                                       EVENTS_HOURLY_COLUMNS, FLAGGED, FLAGGED_COLUMNS, HOURLY,
+                                       HOURLY_COLUMNS)
 from glue_jobs.reconcile import DRIFT_THRESHOLD, METRICS_NAMESPACE, RECONCILIATION_PK
 from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.constructs.archive import (PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, RawArchive)
@@ -87,9 +95,9 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 NONCURRENT_RETENTION = Duration.days(30)
 
 # Layout of the billing bucket.
-BILLING_PREFIX = "billing"  # --out_path; the job writes billing/hourly/ and billing/flagged/
+BILLING_PREFIX = "billing"  # --out_path; the job writes billing/<dataset>/ (outputs.TABLES)
 REPORT_PREFIX = "reconciliation"  # the drift report: reconciliation/drift/dt=D/
-HOURLY, FLAGGED, DRIFT = "hourly", "flagged", "drift"
+DRIFT = "drift"
 
 # The reconciliation: a small, fixed job (Queries per ad, no Spark work).
 RECONCILE_WORKER_TYPE, RECONCILE_WORKERS = "G.1X", 2
@@ -109,27 +117,9 @@ LOG_ACTIONS = ("logs:CreateLogGroup", "logs:AssociateKmsKey", "logs:CreateLogStr
                "logs:PutLogEvents")
 SERVING_READ_ACTIONS = ("dynamodb:Query",)  # glue_jobs/reconcile.py queries, never scans
 
-# Catalog schemas: glue_jobs/billing/transform.py OUTPUT_COLUMNS / FLAGGED_COLUMNS and
-# glue_jobs/reconcile.py write_report (tests/infra keep the names equal). dt is the partition.
-HOURLY_COLUMNS = [
-    ("advertiser_id", "string"), ("campaign_id", "string"), ("ad_id", "string"),
-    ("hour", "timestamp"), ("hour_start_ms", "bigint"), ("clicks", "bigint"),
-    ("billable_clicks", "bigint"), ("suspect_clicks", "bigint"), ("invalid_clicks", "bigint"),
-    ("bot_ua_clicks", "bigint"), ("impression_repeat_clicks", "bigint"),
-    ("too_fast_clicks", "bigint"), ("datacenter_ip_clicks", "bigint"),
-    ("ip_burst_clicks", "bigint"), ("user_repeat_clicks", "bigint"),
-    ("cost_micros", "bigint"), ("billable_cost_micros", "bigint"),
-    ("duplicate_copies", "bigint"), ("late_clicks", "bigint"), ("late_billable_clicks", "bigint"),
-    ("election_gain_clicks", "bigint"), ("election_loss_clicks", "bigint"),
-    ("impression_memory_clicks", "bigint"),
-]
-FLAGGED_COLUMNS = [
-    ("click_id", "string"), ("advertiser_id", "string"), ("campaign_id", "string"),
-    ("ad_id", "string"), ("user_id", "string"), ("ip", "string"), ("user_agent", "string"),
-    ("impression_id", "string"), ("event_time", "bigint"), ("ingest_time", "bigint"),
-    ("issued_at", "bigint"), ("cost_micros", "bigint"), ("hour_start_ms", "bigint"),
-    ("verdict", "string"), ("reasons", "string"), ("copies", "bigint"),
-]
+# Catalog schemas: the billing job's datasets are glue_jobs/billing/outputs.py's (HOURLY_COLUMNS,
+# FLAGGED_COLUMNS, ... imported above: tests/infra keep them equal to transform.py's literals);
+# the drift report is glue_jobs/reconcile.py write_report's. dt is the partition.
 DRIFT_COLUMNS = [
     ("ad_id", "string"), ("hour_start_ms", "bigint"), ("hour", "string"),
     ("batch_billable", "bigint"), ("realtime_billable", "bigint"), ("diff", "bigint"),
@@ -138,6 +128,12 @@ DRIFT_COLUMNS = [
     ("drift_ratio", "double"), ("class", "string"), ("explained_late", "bigint"),
     ("explained_election", "bigint"), ("explained_impression_memory", "bigint"),
     ("explained_duplicates", "bigint"), ("unexplained", "bigint"),
+    *[(f"{metric}_{column}", type_) for metric in ("impressions", "conversions") for column, type_ in (
+        ("batch", "bigint"), ("realtime", "bigint"), ("diff", "bigint"), ("drift_ratio", "double"),
+        ("class", "string"), ("explained_late", "bigint"), ("explained_duplicates", "bigint"),
+        ("unexplained", "bigint"))],
+    ("batch_conversion_value_micros", "bigint"), ("realtime_conversion_value_micros", "bigint"),
+    ("diff_conversion_value_micros", "bigint"),
 ]
 PROJECTION_START = "2026-01-01"  # = the raw table's (common.archive.partition_projection)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -280,6 +276,7 @@ class NightlyBilling(Construct):
         self.out_path = f"s3://{self.bucket.bucket_name}/{BILLING_PREFIX}"
         self.report_path = f"s3://{self.bucket.bucket_name}/{REPORT_PREFIX}/{DRIFT}"
         self.raw_path = f"s3://{archive.bucket.bucket_name}/{RAW_PREFIX.rstrip('/')}"
+        self.events_path = f"s3://{archive.bucket.bucket_name}/{EVENTS.prefix.rstrip('/')}"
 
         self.tables = {
             "billing_hourly": _catalog_table(
@@ -291,6 +288,16 @@ class NightlyBilling(Construct):
                 description="Nightly billing recompute: clicks not billed (suspect / invalid "
                             "verdict and reasons, common/ivt.py)",
                 columns=FLAGGED_COLUMNS, location=f"{self.out_path}/{FLAGGED}"),
+            "billing_events_hourly": _catalog_table(
+                self, "EventsHourlyTable", archive=archive, name="billing_events_hourly",
+                description="Nightly billing recompute: impressions, conversions (attributed and "
+                            "not, per reason) per ad and hour (docs/events.md)",
+                columns=EVENTS_HOURLY_COLUMNS, location=f"{self.out_path}/{EVENTS_HOURLY}"),
+            "billing_conversions": _catalog_table(
+                self, "ConversionsTable", archive=archive, name="billing_conversions",
+                description="Nightly billing recompute: every conversion with its click and "
+                            "attribution (attributed, or why not)",
+                columns=CONVERSION_COLUMNS, location=f"{self.out_path}/{CONVERSIONS}"),
         }
 
         self.security_configuration = glue.CfnSecurityConfiguration(
@@ -391,6 +398,7 @@ class NightlyBilling(Construct):
                           "clickagg billing Glue job: read the raw archive, write billing/",
                           job_logs, [script, library])
         raw_objects = archive.bucket.arn_for_objects(f"{RAW_PREFIX}*")
+        events_objects = archive.bucket.arn_for_objects(f"{EVENTS.prefix}*")
         # EMRFS writes `<dir>_$folder$` markers next to directories: billing* covers billing/
         # and its marker, in the dedicated billing bucket.
         billing_objects = self.bucket.arn_for_objects(f"{BILLING_PREFIX}*")
@@ -398,7 +406,7 @@ class NightlyBilling(Construct):
             role.add_to_policy(iam.PolicyStatement(
                 actions=list(BUCKET_ACTIONS), resources=[bucket.bucket_arn]))
         role.add_to_policy(iam.PolicyStatement(
-            actions=list(READ_OBJECT_ACTIONS), resources=[raw_objects]))
+            actions=list(READ_OBJECT_ACTIONS), resources=[raw_objects, events_objects]))
         role.add_to_policy(iam.PolicyStatement(
             actions=list(WRITE_OBJECT_ACTIONS), resources=[billing_objects]))
         Validations.of(role).acknowledge(
@@ -407,6 +415,11 @@ class NightlyBilling(Construct):
                    f"{RAW_PREFIX}*]",
                 reason="The job reads the arrival partitions (dt=/hr=) of the day it recomputes: "
                        "object reads are limited to the raw/clicks/ prefix of the archive."),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{_logical_id(archive.bucket)}.Arn>/"
+                   f"{EVENTS.prefix}*]",
+                reason="The job reads the events archive's arrival partitions (dt=/hr=) of the "
+                       "day it recomputes: object reads are limited to its raw/events/ prefix."),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/"
                    f"{BILLING_PREFIX}*]",
@@ -424,6 +437,7 @@ class NightlyBilling(Construct):
             arguments={
                 "--extra-py-files": library.s3_object_url,
                 "--raw_path": self.raw_path,
+                "--events_path": self.events_path,
                 "--out_path": self.out_path,
                 # common.schema's settings of the job (BillingSettings): cutoff_hours,
                 # burst_threshold and the stream's repeat window, lateness and watermark delay
@@ -448,12 +462,13 @@ class NightlyBilling(Construct):
                           "clickagg reconciliation Glue job: billing rows vs serving table",
                           job_logs, [script, self.library])
         self._grant_run_properties(role)
-        hourly_objects = self.bucket.arn_for_objects(f"{BILLING_PREFIX}/{HOURLY}/*")
+        hourly_objects = [self.bucket.arn_for_objects(f"{BILLING_PREFIX}/{dataset}/*")
+                          for dataset in (HOURLY, EVENTS_HOURLY)]
         report_objects = self.bucket.arn_for_objects(f"{REPORT_PREFIX}/*")
         role.add_to_policy(iam.PolicyStatement(
             actions=list(BUCKET_ACTIONS), resources=[self.bucket.bucket_arn]))
         role.add_to_policy(iam.PolicyStatement(
-            actions=list(READ_OBJECT_ACTIONS), resources=[hourly_objects]))
+            actions=list(READ_OBJECT_ACTIONS), resources=hourly_objects))
         role.add_to_policy(iam.PolicyStatement(
             actions=list(WRITE_OBJECT_ACTIONS), resources=[report_objects]))
         serving.table.grant(role, *SERVING_READ_ACTIONS)
@@ -471,11 +486,12 @@ class NightlyBilling(Construct):
                 reason="cloudwatch:PutMetricData has no resource-level permissions; the "
                        f"statement is limited to the {METRICS_NAMESPACE} namespace by its "
                        "cloudwatch:namespace condition. Every other statement names ARNs."),
-            Acknowledgment(
+            *[Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/"
-                   f"{BILLING_PREFIX}/{HOURLY}/*]",
-                reason="The reconciliation reads the billing job's hourly rows of its day "
-                       "(Spark-named part files): reads are limited to billing/hourly/."),
+                   f"{BILLING_PREFIX}/{dataset}/*]",
+                reason=f"The reconciliation reads the billing job's {dataset} rows of its day "
+                       f"(Spark-named part files): reads are limited to billing/{dataset}/.")
+              for dataset in (HOURLY, EVENTS_HOURLY)],
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/"
                    f"{REPORT_PREFIX}/*]",

@@ -76,3 +76,43 @@ def simulated_stream(rows, day_start_ms: int, lateness_ms=900_000, delay_ms=5_00
         m["clicks"] += 1
         m["billable_clicks" if verdict == ivt.VALID else f"{verdict}_clicks"] += 1
     return [{"ad_id": a, "hour_start_ms": h, **m} for (a, h), m in out.items()]
+
+
+def simulated_events_stream(events, day_start_ms: int, lateness_ms=900_000, delay_ms=5_000,
+                            ttl_ms=1_800_000) -> list[dict]:
+    """What the stream counts of the events stream (functions/aggregate/job/sql.py
+    classify_events_query), modelled on its own: events: [(record, arrival)] ->
+    [{ad_id, hour_start_ms, impressions, conversions, conversion_value_micros}] of the events
+    with event time in the day.
+
+    - every copy in arrival order (ingest_time, then event_time, event_id: a stand-in for the
+      Kinesis order), the events' own watermark = newest event time seen - delay (every copy
+      moves it);
+    - records without an ad are not the stream's (a conversion that named only a click_id);
+    - keep-first per (event_type, event_id); the kept state expires `ttl_ms` after it was
+      written (processing time: the copy's ingest time), then a copy counts again;
+    - a kept copy is dropped as late when the watermark before it passed its minute's end +
+      lateness."""
+    wm, kept = None, {}
+    out: dict[tuple, dict] = defaultdict(lambda: dict(impressions=0, conversions=0, conversion_value_micros=0))
+    for e in sorted((e for e, _ in events), key=lambda e: (e["ingest_time"], e["event_time"], e["event_id"])):
+        before, candidate = wm, e["event_time"] - delay_ms
+        wm = candidate if wm is None else max(wm, candidate)
+        if e.get("ad_id") is None or e["event_id"] is None:
+            continue
+        key = (e["event_type"], e["event_id"])
+        if key in kept and e["ingest_time"] - kept[key] <= ttl_ms:
+            continue
+        kept[key] = e["ingest_time"]
+        minute_end = e["event_time"] // 60_000 * 60_000 + 60_000
+        if before is not None and before >= minute_end + lateness_ms:
+            continue
+        if not day_start_ms <= e["event_time"] < day_start_ms + 24 * HOUR:
+            continue
+        m = out[(e["ad_id"], e["event_time"] // HOUR * HOUR)]
+        if e["event_type"] == "impression":
+            m["impressions"] += 1
+        else:
+            m["conversions"] += 1
+            m["conversion_value_micros"] += e.get("value_micros") or 0
+    return [{"ad_id": a, "hour_start_ms": h, **m} for (a, h), m in out.items()]

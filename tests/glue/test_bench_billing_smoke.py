@@ -1,8 +1,9 @@
-"""bench/billing.py cannot rot: its --smoke mode (20k clicks, seconds) runs the Spark job's
-transform and the DuckDB SQL on the same generated archive (input and lookback partitions) in
-child processes, exits 0 and prints its figures; the two engines' hourly rows are identical,
-checked here again on the files they wrote (independently of the bench's own comparison), and the
-generated data exercises every IVT rule and diagnostic. Times are never asserted on.
+"""bench/billing.py cannot rot: its --smoke mode (20k clicks, 1M impressions, seconds) runs the
+Spark job's run_day and the DuckDB SQL on the same generated archives (clicks: input and lookback
+partitions; events: D's input partitions) in child processes, exits 0 and prints its figures;
+the two engines' hourly, events_hourly and conversions rows are identical, checked here again on
+the files they wrote (independently of the bench's own comparison), and the generated data
+exercises every IVT rule, diagnostic and attribution outcome. Times are never asserted on.
 Runs in .venv-glue (PySpark)."""
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from common import ivt
+from glue_jobs.billing.events import ATTRIBUTED, NOT_ATTRIBUTED
+from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
 from glue_jobs.billing.transform import OUTPUT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,9 +24,9 @@ NUMBER = r"(\d+(?:\.\d+)?)"
 COLUMNS = [c for c in OUTPUT_COLUMNS if c not in ("hour", "dt")]
 
 
-def rows(path: Path) -> list[dict]:
-    table = ds.dataset(str(path), format="parquet").to_table(columns=COLUMNS)
-    return sorted(table.to_pylist(), key=lambda r: tuple(r[c] for c in COLUMNS))
+def rows(path: Path, columns=COLUMNS) -> list[dict]:
+    table = ds.dataset(str(path), format="parquet").to_table(columns=list(columns))
+    return sorted(table.to_pylist(), key=lambda r: tuple((r[c] is None, r[c]) for c in columns))
 
 
 def test_billing_bench_smoke(tmp_path):
@@ -42,10 +45,27 @@ def test_billing_bench_smoke(tmp_path):
     ratio = re.search(rf"^ratio\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}   \(spark / duckdb\)$", out, re.M)
     assert ratio and all(float(v) > 0 for v in ratio.groups()), out
     # the generator wrote the lookback partitions too (D-2 hr 23 .. D-1 hr 22)
-    data = tmp_path / "clicks-20000-v3" / "raw" / "clicks"
+    data = tmp_path / "clicks-20000-i50-v4" / "raw" / "clicks"
     assert (data / "dt=2026-03-08" / "hr=23").is_dir() and (data / "dt=2026-03-09" / "hr=22").is_dir()
+    events = re.search(r"^impressions=([\d,]+)  conversions=([\d,]+)  events hourly rows=([\d,]+)  "
+                       r"identical events results: (True|False)$", out, re.M)
+    assert events and events.group(4) == "True", out
+    for dataset, columns in (("events_hourly", names(EVENTS_HOURLY_COLUMNS)),
+                             ("conversions", names(CONVERSION_COLUMNS))):
+        columns = [c for c in columns if c != "hour"]
+        spark = rows(tmp_path / "out-spark" / dataset, columns)
+        duckdb = rows(tmp_path / "out-duckdb" / f"{dataset}.parquet", columns)
+        assert spark == duckdb and spark, dataset
+    assert sum(r["impressions"] for r in spark_events(tmp_path)) == int(events.group(1).replace(",", "")) > 500_000
+    conversions = rows(tmp_path / "out-duckdb" / "conversions.parquet", names(CONVERSION_COLUMNS))
+    assert len(conversions) == int(events.group(2).replace(",", "")) > 200
+    outcomes = {r["attribution"] for r in conversions}
+    assert outcomes == {ATTRIBUTED, *NOT_ATTRIBUTED}, outcomes  # every outcome, both lookups, both kinds
+    assert {r["attributed_by"] for r in conversions} == {"token", "click_id"}
+    assert any(r["click_id"] is None and r["matched_click_id"] for r in conversions)  # by impression
+    assert any(r["copies"] > 1 for r in conversions)
 
-    spark, duckdb = rows(tmp_path / "out-spark" / "hourly"), rows(tmp_path / "out-duckdb")
+    spark, duckdb = rows(tmp_path / "out-spark" / "hourly"), rows(tmp_path / "out-duckdb" / "hourly.parquet")
     assert spark == duckdb and len(spark) == n_rows > 1_000
     invalid = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.INVALID]
     suspect = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.SUSPECT]
@@ -60,3 +80,7 @@ def test_billing_bench_smoke(tmp_path):
     assert all(totals[c] > 0 for c in ("suspect_clicks", "invalid_clicks", "duplicate_copies", "late_clicks",
                                        "impression_memory_clicks")), totals
     assert totals["election_gain_clicks"] + totals["election_loss_clicks"] > 0, totals
+
+
+def spark_events(tmp_path: Path) -> list[dict]:
+    return rows(tmp_path / "out-spark" / "events_hourly", ["ad_id", "hour_start_ms", "impressions"])

@@ -584,39 +584,42 @@ def recorded_run_day(monkeypatch):
 
     calls = []
 
-    def record(spark, raw_path, out_path, day, settings, write_flagged):
-        calls.append((spark, raw_path, out_path, day, settings, write_flagged))
+    def record(spark, raw_path, out_path, day, settings, write_flagged, events_path=None):
+        calls.append((spark, raw_path, out_path, day, settings, write_flagged, events_path))
         return {"day": day.isoformat()}
 
     monkeypatch.setattr(run, "run_day", record)
     return calls
 
 
-@pytest.mark.parametrize("options, settings, write_flagged", [
+@pytest.mark.parametrize("options, settings, write_flagged, events_path", [
     # infra's defaults (test_infra_billing: default_template)
     (["--cutoff_hours", "2", "--repeat_window_s", "10", "--allowed_lateness_s", "900",
       "--watermark_delay_s", "5", "--burst_threshold", "10", "--write_flagged", "true",
       "--ivt_rules", "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat",
-      "--burst_window_ms", "1000", "--min_click_delay_ms", "1000"],
-     BillingSettings(), True),
+      "--burst_window_ms", "1000", "--min_click_delay_ms", "1000", "--attribution_window_s", "604800",
+      "--events_path", "s3://b/raw/events"],
+     BillingSettings(), True, "s3://b/raw/events"),
     # every option away from its default (cutoff 0 included: a falsy-looking value)
     (["--cutoff_hours", "0", "--repeat_window_s", "5", "--allowed_lateness_s", "600",
       "--watermark_delay_s", "10", "--burst_threshold", "20", "--write_flagged", "false",
-      "--ivt_rules", "too_fast,ip_burst", "--burst_window_ms", "2000", "--min_click_delay_ms", "0"],
+      "--ivt_rules", "too_fast,ip_burst", "--burst_window_ms", "2000", "--min_click_delay_ms", "0",
+      "--attribution_window_s", "86400"],
      BillingSettings(repeat_window_s=5, burst_threshold=20, cutoff_hours=0, allowed_lateness_s=600,
                      watermark_delay_s=10, ivt_rules="too_fast,ip_burst", burst_window_ms=2000,
-                     min_click_delay_ms=0), False),
+                     min_click_delay_ms=0, attribution_window_s=86400), False, None),
     # none of the optional ones
-    ([], BillingSettings(), True),
+    ([], BillingSettings(), True, None),
 ], ids=["infra-defaults", "all-custom", "no-options"])
 def test_glue_entry_resolves_glue_arguments(glue_billing_job, recorded_run_day, spark, monkeypatch,
-                                            options, settings, write_flagged):
+                                            options, settings, write_flagged, events_path):
     runtime = GlueRuntime(spark)
     runtime.install(monkeypatch, glue_billing_job)
     monkeypatch.setattr(sys, "argv", glue_argv("s3://b/raw/clicks", "s3://b/billing", *options))
     stats = glue_billing_job.main_glue(now=lambda: AFTER_MIDNIGHT)
     assert stats == {"day": "2026-03-10"}
-    assert recorded_run_day == [(spark, "s3://b/raw/clicks", "s3://b/billing", DAY, settings, write_flagged)]
+    assert recorded_run_day == [(spark, "s3://b/raw/clicks", "s3://b/billing", DAY, settings, write_flagged,
+                                 events_path)]
     resolved = {**GLUE_OWN_RESOLVED, "raw_path": "s3://b/raw/clicks", "out_path": "s3://b/billing",
                 "day": "auto", **dict(zip(options[::2], options[1::2]))}
     resolved = {k.removeprefix("--"): v for k, v in resolved.items()}
@@ -631,7 +634,8 @@ def test_glue_entry_takes_name_equals_value_options(glue_billing_job, recorded_r
     monkeypatch.setattr(sys, "argv", glue_argv("r", "o", "--cutoff_hours=0", "--repeat_window_s=5",
                                                "--write_flagged=false"))
     glue_billing_job.main_glue(now=lambda: AFTER_MIDNIGHT)
-    assert recorded_run_day == [(spark, "r", "o", DAY, BillingSettings(repeat_window_s=5, cutoff_hours=0), False)]
+    assert recorded_run_day == [(spark, "r", "o", DAY, BillingSettings(repeat_window_s=5, cutoff_hours=0), False,
+                                 None)]
 
 
 def test_glue_entry_explicit_day_and_workflow_run_day(glue_billing_job, recorded_run_day, spark,

@@ -132,6 +132,73 @@ def test_accepts_dataframes_and_hour_timestamps():
     assert [(r["batch_billable"], r["diff"]) for r in rows] == [(10, 0)]
 
 
+def events_row(ad, hour, impressions=0, conversions=0, value=0, late_imp=0, dup_imp=0, late_conv=0,
+               dup_conv=0, campaign="k0"):
+    """A billing events_hourly row (glue_jobs/billing/outputs.EVENTS_HOURLY_COLUMNS, the columns
+    the reconciliation reads + a few it does not)."""
+    return {"advertiser_id": "v0", "campaign_id": campaign, "ad_id": ad, "hour_start_ms": D0 + hour * H,
+            "impressions": impressions, "conversions": conversions + 1, "attributed_conversions": conversions,
+            "token_conversions": conversions, "token_conversion_value_micros": value,
+            "late_impressions": late_imp, "duplicate_impression_copies": dup_imp,
+            "late_token_conversions": late_conv, "duplicate_token_conversion_copies": dup_conv}
+
+
+def rt_events(ad, hour, impressions=0, conversions=0, value=0, billable=0):
+    return {"ad_id": ad, "hour_start_ms": D0 + hour * H, "billable_clicks": billable,
+            "impressions": impressions, "conversions": conversions, "conversion_value_micros": value}
+
+
+def test_events_drift_classes_and_flags():
+    """Impressions vs realtime impressions, token conversions vs realtime conversions, each on
+    its own: late explains a negative diff, duplicates a positive one, the rest is unexplained;
+    each metric has its own flag; the billable clicks' summary is unchanged by them."""
+    events = [events_row("ad-1", 1, impressions=1000, late_imp=3, conversions=40, value=900, late_conv=1),
+              events_row("ad-2", 1, impressions=500, dup_imp=2, conversions=10, value=100, dup_conv=5),
+              events_row("ad-3", 2, impressions=100, late_imp=1, dup_imp=9),
+              events_row("ad-4", 2, impressions=10, conversions=2, campaign="k1"),
+              events_row("ad-4", 2, impressions=5, campaign="k2")]  # two campaigns: summed
+    realtime = [rt_events("ad-1", 1, 997, 39, 850), rt_events("ad-2", 1, 502, 12, 130),
+                rt_events("ad-3", 2, 98), rt_events("ad-4", 2, 15, 2), rt_events("ad-5", 3, 4, 1, 7)]
+    rows, summary = rc.reconcile([batch_row("ad-1", 1, 50)], realtime + [rt_row("ad-1", 1, 50, 3, 2)], events_rows=events)
+    by = {(r["ad_id"], (r["hour_start_ms"] - D0) // H): r for r in rows}
+    part = lambda key, m: (by[key][f"{m}_diff"], by[key][f"{m}_explained_late"],  # noqa: E731
+                           by[key][f"{m}_explained_duplicates"], by[key][f"{m}_unexplained"], by[key][f"{m}_class"])
+    assert part(("ad-1", 1), "impressions") == (-3, 3, 0, 0, "late_beyond_lateness")
+    assert part(("ad-1", 1), "conversions") == (-1, 1, 0, 0, "late_beyond_lateness")
+    assert part(("ad-2", 1), "impressions") == (2, 0, 2, 0, "duplicates_missed_by_stream")
+    assert part(("ad-2", 1), "conversions") == (2, 0, 2, 0, "duplicates_missed_by_stream")
+    assert part(("ad-3", 2), "impressions") == (-2, 1, 0, -1, "unexplained")  # duplicates cannot explain a loss
+    assert part(("ad-4", 2), "impressions") == (0, 0, 0, 0, "none")
+    assert part(("ad-5", 3), "impressions") == (4, 0, 0, 4, "unexplained")  # stream only
+    assert by[("ad-5", 3)]["impressions_drift_ratio"] == 4.0
+    assert by[("ad-1", 1)]["impressions_drift_ratio"] == 3 / 1000
+    imps, convs = summary["impressions"], summary["conversions"]
+    assert (imps["batch"], imps["realtime"], imps["total_diff"]) == (1615, 1616, 1)
+    assert imps["total_drift"] == 1 / 1615 and imps["flag"] is False  # 0.06 %
+    assert (convs["batch"], convs["realtime"], convs["total_diff"]) == (52, 54, 2) and convs["flag"] is True
+    assert imps["explained"] == {"late": 4, "duplicates": 2} and imps["unexplained"] == 5
+    assert imps["classes"] == {"late_beyond_lateness": 1, "duplicates_missed_by_stream": 1, "unexplained": 2,
+                               "none": 1}
+    assert (imps["worst_ad_id"], imps["worst_hour_start_ms"], imps["worst_drift"]) == ("ad-5", D0 + 3 * H, 4.0)
+    assert convs["value_micros"] == {"batch": 1000, "realtime": 987, "diff": -13}
+    assert by[("ad-1", 1)]["diff_conversion_value_micros"] == -50
+    # the clicks' summary: its own rows' numbers, the events-only keys as rows with no drift
+    assert (summary["batch_billable"], summary["realtime_billable"], summary["flag"]) == (50, 50, False)
+    assert summary["classes"] == {"none": 5}
+
+
+def test_events_threshold_is_strict_and_absent_events_are_zero():
+    batch = [events_row("ad-0", 0, impressions=1000, conversions=1000)]
+    s = rc.reconcile([], [rt_events("ad-0", 0, 999, 999)], events_rows=batch)[1]
+    assert s["impressions"]["flag"] is False and s["conversions"]["flag"] is False  # exactly 0.1 %
+    s = rc.reconcile([], [rt_events("ad-0", 0, 998, 1000)], events_rows=batch)[1]
+    assert s["impressions"]["flag"] is True and s["conversions"]["flag"] is False
+    # no events rows (a billing run without --events_path) and a store without them: nothing to say
+    rows, s = rc.reconcile([batch_row("ad-0", 0, 10)], [rt_row("ad-0", 0, 10)])
+    assert s["impressions"]["total_drift"] == 0 and s["impressions"]["classes"] == {"none": 1}
+    assert rows[0]["conversions_batch"] == rows[0]["conversions_realtime"] == 0
+
+
 def test_serving_key_format_is_the_stores():
     from serving.keys import series_key, top_key, ts
 
@@ -156,13 +223,15 @@ def _serving_table(name: str = TABLE):
     return ddb
 
 
-def _put(ddb, kind, ad, bucket_start, billable, resolution="1h", upsert=True, version=1):
+def _put(ddb, kind, ad, bucket_start, billable, resolution="1h", upsert=True, version=1, **events):
+    """`events`: impressions, conversions, conversion_value_micros of the row (absent: an item
+    written before the stream counted them)."""
     from aggregate.changes import Change
     from serving.write.dynamodb import item_for
 
     row = {"kind": kind, "ad_id": ad, "resolution": resolution, "bucket_start": bucket_start, "version": version,
            "clicks": billable + 1, "billable_clicks": billable, "cost_micros": 7, "billable_cost_micros": 5,
-           "campaign_id": "k0", "advertiser_id": "v0"}
+           "campaign_id": "k0", "advertiser_id": "v0", **events}
     ddb.put_item(TableName=TABLE, Item=item_for(Change(kind, upsert, row), 86400))
 
 
@@ -182,10 +251,12 @@ def test_realtime_rows_from_dynamodb(aws):
     by = {(r["ad_id"], r["hour_start_ms"]): r for r in rows}
     assert len(rows) == 26
     assert by[("ad-1", D0)]["billable_clicks"] == 10 and by[("ad-1", D0 + 23 * H)]["billable_clicks"] == 33
-    # rows written before the IVT verdicts (no suspect/invalid counts) read them as 0
+    # rows written before the IVT verdicts (no suspect/invalid counts) and the events (no
+    # impressions / conversions) read them as 0
     assert by[("ad-2", D0 + 7 * H)] == {"ad_id": "ad-2", "hour_start_ms": D0 + 7 * H, "clicks": 4,
                                         "billable_clicks": 3, "cost_micros": 7, "billable_cost_micros": 5,
-                                        "suspect_clicks": 0, "invalid_clicks": 0}
+                                        "suspect_clicks": 0, "invalid_clicks": 0, "impressions": 0,
+                                        "conversions": 0, "conversion_value_micros": 0}
 
 
 def test_run_end_to_end_with_metrics(aws, tmp_path):
@@ -214,11 +285,45 @@ def test_run_end_to_end_with_metrics(aws, tmp_path):
     rc.run(str(tmp_path / "billing"), str(tmp_path / "report"), DAY, ddb, TABLE)
     assert pq.ParquetFile(summary["report"]).read().to_pylist() == report
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="ClickAgg")["Metrics"]}
-    assert names == {"TotalDrift", "WorstDrift"}
+    assert names == {"TotalDrift", "WorstDrift", "ImpressionsTotalDrift", "ConversionsTotalDrift"}
     stats = cw.get_metric_statistics(Namespace="ClickAgg", MetricName="TotalDrift",
                                      StartTime=datetime(2000, 1, 1), EndTime=datetime(2100, 1, 1),
                                      Period=60, Statistics=["Maximum"])
     assert stats["Datapoints"][0]["Maximum"] == pytest.approx(3 / 2450)
+
+
+def test_run_with_events(aws, tmp_path):
+    """The billing job's events_hourly rows next to its hourly ones; an ad with impressions but
+    no click (in the batch) is queried too; the report has every column; the summary item
+    published for GET /v1/quality carries both events summaries."""
+    import boto3
+
+    ddb = _serving_table()
+    billing = tmp_path / "billing"
+    for dataset, rows in (("hourly", [batch_row("ad-1", 3, 10)]),
+                          ("events_hourly", [events_row("ad-1", 3, 400, 4, 40, late_imp=2),
+                                             events_row("ad-7", 5, 100, 1, 9)])):
+        part = billing / dataset / f"dt={DAY.isoformat()}"
+        part.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), part / "part-0.parquet")
+    _put(ddb, "agg", "ad-1", D0 + 3 * H, 10, impressions=398, conversions=4, conversion_value_micros=40)
+    _put(ddb, "agg", "ad-7", D0 + 5 * H, 0, impressions=101, conversions=1, conversion_value_micros=9)
+    summary = rc.run(str(billing), str(tmp_path / "report"), DAY, ddb, TABLE, cloudwatch=boto3.client("cloudwatch"),
+                     emit=True, publish=True)
+    assert summary["impressions"]["total_diff"] == -1 and summary["impressions"]["explained"]["late"] == 2
+    assert summary["impressions"]["classes"] == {"late_beyond_lateness": 1, "unexplained": 1}
+    assert summary["conversions"]["total_diff"] == 0 and summary["conversions"]["flag"] is False
+    assert {m["MetricName"]: m["Value"] for m in summary["metrics"]}["ImpressionsTotalDrift"] == 1 / 500
+    report = pq.ParquetFile(summary["report"]).read()
+    assert report.schema.names == list(rc.REPORT_COLUMNS)
+    assert str(report.schema.field("impressions_class").type) == "string"
+    assert str(report.schema.field("conversions_drift_ratio").type) == "double"
+    assert [(r["ad_id"], r["impressions_diff"]) for r in report.to_pylist()] == [("ad-1", -2), ("ad-7", 1)]
+    import json
+
+    item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": rc.RECONCILIATION_PK}, "sk": {"S": DAY.isoformat()}})
+    published = json.loads(item["Item"]["s"]["S"])
+    assert published["impressions"]["total_diff"] == -1 and published["conversions"]["batch"] == 5
 
 
 def test_missing_batch_day_reads_as_empty(tmp_path):

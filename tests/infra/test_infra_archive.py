@@ -268,7 +268,12 @@ def test_named_queries(default_template):
     for name, query in NAMED_QUERIES.items():
         props = by_name[name]
         assert props["QueryString"] == query.sql.format(table=query.table, k=10)
-        assert query.table in ("raw_clicks", "refused_clicks")
+        assert set(query.tables) <= {"raw_clicks", "refused_clicks", "billing_hourly", "billing_events_hourly"}
+        for table in query.tables:  # created after the tables it reads
+            table_id = next(k for k, t in default_template.find_resources("AWS::Glue::Table").items()
+                            if t["Properties"]["TableInput"]["Name"] == table)
+            [query_id] = [k for k, q in queries.items() if q["Properties"]["Name"] == name]
+            assert table_id in queries[query_id]["DependsOn"], (name, table)
         assert props["QueryString"].count("?") == len(query.binds)  # execution parameters
         assert "{" not in props["QueryString"]
         assert props["Database"] == "clickagg_archive"

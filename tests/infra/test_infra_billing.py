@@ -13,6 +13,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from glue_jobs.reconcile import DRIFT_THRESHOLD, REPORT_COLUMNS
+from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS
 from infra.constructs.billing import (DRIFT_COLUMNS, FLAGGED_COLUMNS, HOURLY_COLUMNS,
                                       StageGlueLibrary)
 
@@ -86,7 +87,9 @@ def test_billing_job_defaults(default_template):
     assert args["--job-bookmark-option"] == "job-bookmark-disable"
     assert args["--day"] == "auto"
     assert args["--raw_path"] == s3_url(archive, "/raw/clicks")
+    assert args["--events_path"] == s3_url(archive, "/raw/events")
     assert args["--out_path"] == s3_url(bucket, "/billing")
+    assert args["--attribution_window_s"] == "604800"
     assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"],
             args["--write_flagged"]) == ("2", "10", "10", "true")
     assert (args["--allowed_lateness_s"], args["--watermark_delay_s"]) == ("900", "5")
@@ -148,7 +151,7 @@ def test_every_variant_reconciles(all_templates, variant):
     tables = {v["Properties"]["TableInput"]["Name"]
               for v in resources(template, "AWS::Glue::Table").values()}
     assert tables == {"raw_clicks", "raw_events", "refused_clicks", "billing_hourly",
-                      "billing_flagged", "billing_drift"}
+                      "billing_flagged", "billing_events_hourly", "billing_conversions", "billing_drift"}
 
 
 def test_billing_refuses_a_store_reconciliation_cannot_read():
@@ -242,19 +245,29 @@ def _python_constant(path: Path, name: str):
 
 
 def test_catalog_columns_are_what_the_jobs_write(repo_root):
-    """transform.py imports pyspark (not in this venv): read its constants from the source."""
+    """transform.py imports pyspark (not in this venv): read its constants from the source.
+    events.py writes outputs.py's columns (EVENTS_HOURLY / CONVERSION_DETAIL are built from
+    them: tests/glue checks the written files)."""
     transform = repo_root / "glue_jobs" / "billing" / "transform.py"
     output = [c for c in _python_constant(transform, "OUTPUT_COLUMNS") if c != "dt"]
     flagged = [c for c in _python_constant(transform, "FLAGGED_COLUMNS") if c != "dt"]
     assert [n for n, _ in HOURLY_COLUMNS] == output
     assert [n for n, _ in FLAGGED_COLUMNS] == flagged
     assert [n for n, _ in DRIFT_COLUMNS] == list(REPORT_COLUMNS)
+    # the drift report's columns as first published stay its prefix (columns only grow at the end)
+    first = ["ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_billable", "diff",
+             "batch_suspect", "realtime_suspect", "diff_suspect", "batch_invalid", "realtime_invalid",
+             "diff_invalid", "drift_ratio", "class", "explained_late", "explained_election",
+             "explained_impression_memory", "explained_duplicates", "unexplained"]
+    assert [n for n, _ in DRIFT_COLUMNS][:len(first)] == first
 
 
 @pytest.mark.parametrize("name,columns,path", [
     ("billing_hourly", HOURLY_COLUMNS, "/billing/hourly"),
     ("billing_flagged", FLAGGED_COLUMNS, "/billing/flagged"),
     ("billing_drift", DRIFT_COLUMNS, "/reconciliation/drift"),
+    ("billing_events_hourly", EVENTS_HOURLY_COLUMNS, "/billing/events_hourly"),
+    ("billing_conversions", CONVERSION_COLUMNS, "/billing/conversions"),
 ])
 def test_billing_tables_are_parquet_partitioned_by_dt(custom_template, name, columns, path):
     [table] = [v["Properties"] for v in resources(custom_template, "AWS::Glue::Table").values()
@@ -348,8 +361,11 @@ def test_billing_role_reads_raw_and_writes_billing_only(custom_template):
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/billing*"]]}]
     for action in ("s3:PutObject", "s3:DeleteObject"):
         assert archive not in json.dumps([s["Resource"] for s in actions[action]])
-    raw = {"Fn::Join": ["", [{"Fn::GetAtt": [archive, "Arn"]}, "/raw/clicks/*"]]}
-    assert any(raw in as_list(s["Resource"]) for s in actions["s3:GetObject"])
+    for prefix in ("/raw/clicks/*", "/raw/events/*"):
+        raw = {"Fn::Join": ["", [{"Fn::GetAtt": [archive, "Arn"]}, prefix]]}
+        assert any(raw in as_list(s["Resource"]) for s in actions["s3:GetObject"]), prefix
+    reads = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
+    assert "/refused/" not in reads and reads.count("/raw/") == 2
     assert set(actions) >= {"kms:Decrypt", "kms:GenerateDataKey", "logs:PutLogEvents",
                             "logs:AssociateKmsKey"}
     assert not any(a.startswith(("dynamodb:", "cloudwatch:")) for a in actions)
@@ -369,7 +385,8 @@ def test_reconcile_role_queries_the_serving_table_and_puts_clickagg_metrics(cust
     writes = json.dumps([s["Resource"] for s in actions["s3:PutObject"]])
     assert '"/reconciliation/*"' in writes and "billing" not in writes.replace("Billing", "")
     reads = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
-    assert '"/billing/hourly/*"' in reads and "ArchiveBucket" not in reads
+    assert '"/billing/hourly/*"' in reads and '"/billing/events_hourly/*"' in reads
+    assert "ArchiveBucket" not in reads and "/billing/conversions" not in reads
 
 
 def test_job_roles_trust_glue_only(custom_template):

@@ -122,9 +122,12 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
                     for where in acknowledgements(nag_app)
                     if where.startswith("ClickAgg/RefusedArchive/DeliveryRole ")}
     assert refused_role == {"/refused/clicks/*]", "/errors/refused/*]"}
+    billing_job = {where.split(" ", 1)[1].split(".Arn>", 1)[1]
+                   for where in acknowledgements(nag_app) if where.startswith("ClickAgg/Billing/BillingRole ")}
+    assert billing_job == {"/raw/clicks/*]", "/raw/events/*]", "/billing*]"}  # reads both archives
     billing = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<BillingBucket")}
     assert {r.split(".Arn>", 1)[1] for r in billing} == {
-        "/billing*]", "/billing/hourly/*]", "/reconciliation/*]"}
+        "/billing*]", "/billing/hourly/*]", "/billing/events_hourly/*]", "/reconciliation/*]"}
     assert rules - archive - billing == expected
 
 

@@ -258,6 +258,10 @@ def test_named_query_parameters_are_validated():
     assert athena_parameters(["2026-01-01", 5]) == ["'2026-01-01'", "5"]
     assert set(NAMED_QUERIES) == {"top_k_last_n_hours", "clicks_per_advertiser_per_day",
                                   "duplicate_rate_per_hour", "late_arrival_distribution",
-                                  "refused_clicks_by_reason"}
+                                  "refused_clicks_by_reason", "ctr_per_campaign_per_day",
+                                  "conversions_per_campaign_per_day"}
+    # the billing reports: tests/glue/test_billing_events.py runs them on the billing job's output
+    assert {q.name for q in NAMED_QUERIES.values() if "billing_hourly" in q.tables} == {
+        "ctr_per_campaign_per_day", "conversions_per_campaign_per_day"}
     assert {q.name for q in NAMED_QUERIES.values() if q.table == "refused_clicks"} == {
         "refused_clicks_by_reason"}  # tests/integration/test_refused_archive.py runs it
