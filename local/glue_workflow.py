@@ -23,7 +23,7 @@ from pathlib import Path
 
 import boto3
 
-from common.archive import RAW_PREFIX
+from common.archive import EVENTS, RAW_PREFIX
 from local.worker import BackgroundWorker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,6 +109,7 @@ class LocalGlueWorkflow(BackgroundWorker):
         with open(self.state_dir / f"glue-{run_id}.log", "w") as log:
             billing_rc = self._job("billing_job.py", [
                 "--day", "auto", "--raw-path", str(self.archive_dir / RAW_PREFIX),
+                "--events-path", str(self.archive_dir / EVENTS.prefix),  # as infra passes it
                 "--out-path", str(self.out_path)], run_id, log)
             if billing_rc == 0 and self.reconcile:
                 reconcile_rc = self._job("reconcile.py", [
