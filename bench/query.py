@@ -1,9 +1,10 @@
 """Query API latency and DynamoDB requests per query, against moto's in-process mock.
 
 Dataset: N ads (default 10k) x 25 h of minute aggregates (Zipf-skewed clicks, one hot ad,
-~20k clicks per minute), reduced to what the sink stores: 1h leaderboards and 1m leaderboards
-truncated to M (default 1000), the measured ad's series at 1m/5m/1h/1d, and META. 25 h rather
-than 24 h so that `last=24h` ending mid-hour has real data at both edges.
+~20k clicks per minute), reduced to what the sink stores: the 1d leaderboard of the first (whole)
+day, 1h leaderboards and 1m leaderboards truncated to M (default 1000), the measured ad's series
+at 1m/5m/1h/1d, and META. 25 h rather than 24 h so that `last=24h` ending mid-hour has real data
+at both edges; `last=30d` reads that day's 1d board, the 29 days before it are empty.
 
 Items are written with BatchWriteItem directly (item layout from the sink's item_for). If all
 1m leaderboards would take longer than --load-budget-s to load (moto writes a few thousand items
@@ -12,8 +13,8 @@ so. Queries never read the partitions that are left out, so their requests, item
 latency are the same as with the full table (moto's Query cost grows with the items it returns).
 
 Measured: p50/p99 wall latency in-process (moto's own request handling included), DynamoDB
-requests, items read, and the merge's own CPU time, for top-K last=5m, 1h, 24h and a 24 h 1m
-series of one ad.
+requests, items read, and the merge's own CPU time, for top-K last=5m, 1h, 24h, 30d, a 24 h 1m
+series and a 30-day 1h series of one ad.
 
     .venv/bin/python bench/query.py [--ads 10000] [--m 1000] [--load-budget-s 300]
     .venv/bin/python bench/query.py --smoke   # seconds: 60 ads, M=5, 1 run per query (a check
@@ -88,6 +89,12 @@ class Data:
                 log(f"  generated {i + 1}/{minutes} minutes ({time.perf_counter() - t0:.0f}s)")
         self.hour_boards = {h: heapq.nsmallest(m, c.items(), key=lambda kv: (-kv[1], kv[0]))
                             for h, c in self.hour_sums.items()}
+        day_sums: dict[int, Counter] = {}
+        for h, c in self.hour_sums.items():
+            day_sums.setdefault(h - h % DAY, Counter()).update(c)
+        self.day_boards = {d: heapq.nsmallest(m, c.items(), key=lambda kv: (-kv[1], kv[0]))
+                           for d, c in day_sums.items() if len(self.hour_sums) and all(
+                               d + i * HOUR in self.hour_sums for i in range(24))}  # whole days only
 
     def row(self, ad: str, res: str, bucket: int, clicks: int, version: int = 1) -> dict:
         billable = clicks - clicks // 10
@@ -149,14 +156,15 @@ def main() -> int:
     full_boards = sum(len(v) for v in d.minute_boards.values())
     log(f"generated in {time.perf_counter() - t0:.0f}s: {statistics.mean(d.distinct_per_minute):.0f} distinct "
         f"ads/minute on average; {full_boards:,} 1m leaderboard entries, "
-        f"{sum(len(v) for v in d.hour_boards.values()):,} 1h leaderboard entries")
+        f"{sum(len(v) for v in d.hour_boards.values()):,} 1h leaderboard entries, "
+        f"{sum(len(v) for v in d.day_boards.values()):,} 1d leaderboard entries")
 
     cases = [("top last=5m", {"last": "5m", "k": "10"}), ("top last=1h", {"last": "1h", "k": "10"}),
-             ("top last=24h", {"last": "24h", "k": "10"})]
+             ("top last=24h", {"last": "24h", "k": "10"}), ("top last=30d", {"last": "30d", "k": "10"})]
     needed_minute_pks: set[str] = set()
     for _, params in cases:
         dec = parse_top(params, now).decomposition
-        needed_minute_pks |= {p.pk for p in plan_top_reads((), dec.minutes)}
+        needed_minute_pks |= {p.pk for p in plan_top_reads({"1m": dec.minutes})}
 
     with mock_aws():
         ddb = boto3.client("dynamodb")
@@ -165,6 +173,8 @@ def main() -> int:
         t_load = time.perf_counter()
         hour_items = [top_item(d, "1h", h, ad, c) for h, board in d.hour_boards.items() for ad, c in board]
         rate = write(ddb, hour_items, "1h leaderboards", t_load, loaded)
+        day_items = [top_item(d, "1d", b, ad, c) for b, board in d.day_boards.items() for ad, c in board]
+        write(ddb, day_items, "1d leaderboards", t_load, loaded)
         series_items = []
         for res, step in (("1m", MIN), ("5m", 5 * MIN), ("1h", HOUR), ("1d", DAY)):
             sums: Counter = Counter()
@@ -208,6 +218,7 @@ def main() -> int:
                            clock_ms=lambda: now)
         calls = [(name, (lambda p=params: svc.top(p))) for name, params in cases]
         calls.append((f"series {HOT_AD} 1m x 24h", lambda: svc.series(HOT_AD, {"resolution": "1m", "last": "24h"})))
+        calls.append((f"series {HOT_AD} 1h x 30d", lambda: svc.series(HOT_AD, {"resolution": "1h", "last": "30d"})))
 
         log("\n| query | n | p50 ms | p99 ms | DynamoDB requests | items read | merge CPU ms (p50) | exact | error bound |")
         log("|---|---|---|---|---|---|---|---|---|")

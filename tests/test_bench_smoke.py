@@ -75,7 +75,11 @@ def test_query_bench_smoke():
         "top last=5m": (2, 5 * m),              # one 1m partition (5 boards of M) + the freshness slots
         "top last=1h": (3, 60 * m),             # no whole hour inside: 60 1m boards in two partitions
         "top last=24h": (4, 23 * m + 60 * m),   # 23 whole hours from 1h boards + 60 edge minutes
+        # 29 whole days (two T#1d 30-day partitions: only the data's first day has a board), 23 hours
+        # of the day before them (empty) and 28 + 32 edge minutes (two T#1m partitions, the data's 32)
+        "top last=30d": (6, m + 32 * m),
         "series ad-00000 1m x 24h": (2, 24 * 60),  # one series partition + the freshness slots
+        "series ad-00000 1h x 30d": (2, 25),     # 720 points, of which the data's 25 hours are stored
     }
     assert set(rows) == set(expected), out
     for name, (requests, items) in expected.items():

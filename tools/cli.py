@@ -1,8 +1,10 @@
 """Query the clickagg API from a terminal.
 
-  python -m tools.cli top --last 1h -k 10 [--metric clicks|billable_clicks|cost]
+  python -m tools.cli top --last 1h -k 10 [--metric clicks|billable_clicks|cost|impressions|conversions|
+                          conversion_value|ctr|cvr|cpc|cpa|roas] [--min-volume N]
                           [--campaign C] [--advertiser A] [--from T --to T] [--json]
-  python -m tools.cli series AD --resolution 5m [--from T --to T | --last 6h] [--json]
+  python -m tools.cli series ID [--level ad|campaign|advertiser] --resolution 5m
+                          [--from T --to T | --last 6h] [--json]
   python -m tools.cli health [--json]
   python -m tools.cli quality [--last 1h] [--json]
   python -m tools.cli reconcile --day YYYY-MM-DD [--json]
@@ -24,6 +26,9 @@ from typing import Optional
 from urllib.parse import quote, urlencode
 
 import requests
+
+from query.routes import SERIES_ROUTES
+from query.topk import TOP_METRICS
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -91,24 +96,43 @@ def render_top(body: dict) -> str:
     filters = ", ".join(f"{k}={v}" for k, v in body.get("filters", {}).items() if v)
     head = [f"top {body['k']} by {body['metric']}  {w['from']} .. {w['to']}"
             + (f"  [{filters}]" if filters else ""),
-            "exact" if body["exact"] else f"NOT exact: totals are lower bounds, error bound {body['error_bound']}"]
+            "exact" if body["exact"] else
+            f"NOT exact ({body.get('inexact_reason')}); error bound {_bound(body['error_bound'])}"]
+    if body.get("min_volume") is not None:
+        head.append(f"min_volume {body['min_volume']} (the ratio's denominator over the window)")
+    ratio = body.get("min_volume") is not None
     rows = [[i["rank"], i["ad_id"], i["campaign_id"], i["advertiser_id"], i["total"]]
-            + ([i["total_upper"]] if not body["exact"] else []) for i in body["items"]]
-    headers = ["rank", "ad_id", "campaign", "advertiser", body["metric"]] + ([] if body["exact"] else ["at most"])
-    table = _table(headers, rows, {0, 4, 5}) if rows else "(no clicks in this window)"
+            + ([i.get("numerator"), i.get("denominator")] if ratio else [])
+            + ([_bound(i["total_upper"])] if not body["exact"] else []) for i in body["items"]]
+    headers = (["rank", "ad_id", "campaign", "advertiser", body["metric"]]
+               + (["numerator", "denominator"] if ratio else []) + ([] if body["exact"] else ["at most"]))
+    table = _table(headers, rows, {0, *range(4, len(headers))}) if rows else "(no ad with this metric above 0 in this window)"
     return "\n".join(head + [table, _freshness_line(body["freshness"])])
+
+
+def _bound(value) -> str:
+    return "unknown" if value is None else str(value)
+
+
+SERIES_COLUMNS = {"clicks": "clicks", "billable_clicks": "billable", "cost": "cost", "billable_cost": "billable_cost",
+                  "suspect_clicks": "suspect", "invalid_clicks": "invalid", "impressions": "impressions",
+                  "conversions": "conversions", "conversion_value": "conv_value", "ctr": "ctr", "cvr": "cvr",
+                  "cpc": "cpc", "cpa": "cpa", "roas": "roas"}
 
 
 def render_series(body: dict) -> str:
     w = body["window"]
-    head = f"ad {body['ad_id']} ({body.get('campaign_id') or '-'} / {body.get('advertiser_id') or '-'})  " \
-           f"{body['resolution']}  {w['from']} .. {w['to']}"
-    fields = ("clicks", "billable_clicks", "cost", "billable_cost", "suspect_clicks", "invalid_clicks")
-    rows = [[p["bucket_start"], *(p.get(f, 0) for f in fields)] for p in body["points"]]
+    if "ad_id" in body:
+        who = f"ad {body['ad_id']} ({body.get('campaign_id') or '-'} / {body.get('advertiser_id') or '-'})"
+    elif "campaign_id" in body:
+        who = f"campaign {body['campaign_id']} ({body.get('advertiser_id') or '-'})"
+    else:
+        who = f"advertiser {body['advertiser_id']}"
+    head = f"{who}  {body['resolution']}  {w['from']} .. {w['to']}"
+    rows = [[p["bucket_start"], *(p.get(f) for f in SERIES_COLUMNS)] for p in body["points"]]
     t = body["totals"]
-    rows.append(["total", *(t.get(f, 0) for f in fields)])
-    table = _table(["bucket_start", "clicks", "billable", "cost", "billable_cost", "suspect", "invalid"], rows,
-                   {1, 2, 3, 4, 5, 6})
+    rows.append(["total", *(t.get(f) for f in SERIES_COLUMNS)])
+    table = _table(["bucket_start", *SERIES_COLUMNS.values()], rows, set(range(1, len(SERIES_COLUMNS) + 1)))
     return "\n".join([head, table, _freshness_line(body["freshness"])])
 
 
@@ -173,17 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--region", help="region for --sigv4 (default: from the URL or environment)")
     common.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     window = argparse.ArgumentParser(add_help=False)
-    window.add_argument("--last", help="window length ending at --to, e.g. 15m, 6h (1m..24h)")
+    window.add_argument("--last", help="window length ending at --to, e.g. 15m, 6h, 7d (1m..30d; quality: 24h)")
     window.add_argument("--from", dest="frm", help="window start: epoch ms or ISO-8601 with offset")
     window.add_argument("--to", help="window end (exclusive); default end of the current minute")
     sub = p.add_subparsers(dest="command", required=True)
     top = sub.add_parser("top", parents=[common, window], help="top-K ads over a window")
     top.add_argument("-k", type=int, default=10, help="how many ads (1..100)")
-    top.add_argument("--metric", default="clicks", choices=["clicks", "billable_clicks", "cost"])
+    top.add_argument("--metric", default="clicks", choices=TOP_METRICS)
+    top.add_argument("--min-volume", type=int, help="ratio metrics: the least denominator an ad needs (default 100)")
     top.add_argument("--campaign", help="only this campaign_id")
     top.add_argument("--advertiser", help="only this advertiser_id")
-    series = sub.add_parser("series", parents=[common, window], help="one ad's series")
-    series.add_argument("ad_id")
+    series = sub.add_parser("series", parents=[common, window], help="one ad's, campaign's or advertiser's series")
+    series.add_argument("id", help="the ad id (or campaign / advertiser id with --level)")
+    series.add_argument("--level", default="ad", choices=list(SERIES_ROUTES))
     series.add_argument("--resolution", default="1m", choices=["1m", "5m", "1h", "1d"])
     sub.add_parser("health", parents=[common], help="serving store reachable + freshness")
     sub.add_parser("quality", parents=[common, window],
@@ -209,10 +235,11 @@ def main(argv: Optional[list[str]] = None, out=None) -> int:
     base = api_url(args.api)
     if args.command == "top":
         path, params, render = "/v1/top", {
-            "k": args.k, "metric": args.metric, "campaign_id": args.campaign,
+            "k": args.k, "metric": args.metric, "min_volume": args.min_volume, "campaign_id": args.campaign,
             "advertiser_id": args.advertiser, "last": args.last, "from": args.frm, "to": args.to}, render_top
     elif args.command == "series":
-        path, params, render = f"/v1/ads/{quote(args.ad_id, safe='')}/metrics", {
+        route = SERIES_ROUTES[args.level]
+        path, params, render = route[:route.index("{")] + quote(args.id, safe="") + "/metrics", {
             "resolution": args.resolution, "last": args.last, "from": args.frm, "to": args.to}, render_series
     elif args.command == "quality":
         path, params, render = "/v1/quality", {"last": args.last, "from": args.frm, "to": args.to}, render_quality

@@ -1,5 +1,6 @@
-"""GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health: the query Lambda (API Gateway
-REST proxy).
+"""GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/campaigns/{campaign_id}/metrics,
+/v1/advertisers/{advertiser_id}/metrics, /v1/quality, /v1/health: the query Lambda (API Gateway
+REST proxy). The routes, in API Gateway's syntax: query.routes.ROUTES (CDK and the local stack).
 
 Thin edge: HTTP <-> QueryService (pure parameter parsing and merging) <-> serving store chosen by
 SERVING_STORE (dynamodb | timestream). Bad parameters are 400 {"error", "status"}; a store that
@@ -81,6 +82,18 @@ def get_top() -> Response:
 @tracer.capture_method
 def get_ad_metrics(ad_id: str) -> Response:
     return _answered("series", get_service().series(unquote(ad_id), _params()))
+
+
+@app.get("/v1/campaigns/<campaign_id>/metrics")
+@tracer.capture_method
+def get_campaign_metrics(campaign_id: str) -> Response:
+    return _answered("campaign_series", get_service().series(unquote(campaign_id), _params(), "campaign"))
+
+
+@app.get("/v1/advertisers/<advertiser_id>/metrics")
+@tracer.capture_method
+def get_advertiser_metrics(advertiser_id: str) -> Response:
+    return _answered("advertiser_series", get_service().series(unquote(advertiser_id), _params(), "advertiser"))
 
 
 @app.get("/v1/quality")

@@ -12,7 +12,8 @@ comes from and what it means:
   reconciliation   serving store (`R#reconciliation`): the latest reconciled day's summary
   ivt              serving store: clicks per IVT verdict (common/ivt.py) in two recent windows
                    (below), the rate of each class and whether it is above the alert threshold
-Window: `last` (default 1h, at most 24h) or `from`/`to`, floored to the minute, as in /v1/top.
+Window: `last` (default 1h, at most 24h: not the 30 days of /v1/top) or `from`/`to`, floored to the
+minute, as in /v1/top.
 
 IVT windows (not the request's window: a rate is only worth alerting on while it is recent).
 Anchor A = min(the window's end, the start of the current minute), so by default the current,
@@ -40,7 +41,7 @@ from typing import Mapping, Optional, Sequence
 
 from common.times import HOUR_MS, MINUTE_MS, floor_to
 from query.series import window_json
-from query.windows import QueryError, Window, iso, minute_window
+from query.windows import DAY_MS, QueryError, Window, iso, minute_window
 
 STATUS_OK, STATUS_DRIFT, STATUS_IVT = "ok", "drift", "ivt"
 IVT_LAST_MINUTES = 5
@@ -140,7 +141,7 @@ def parse_quality(params: Mapping[str, str], now_ms: int) -> QualityRequest:
     unknown = sorted(set(params) - {"last", "from", "to"})
     if unknown:
         raise QueryError(f"unknown parameter(s) {', '.join(unknown)}: /v1/quality takes last, from, to")
-    return QualityRequest(minute_window(params, now_ms))
+    return QualityRequest(minute_window(params, now_ms, DAY_MS))
 
 
 def duplicate_rate(counts: Optional[IngestCounts]) -> Optional[float]:

@@ -1,21 +1,26 @@
-"""Per-ad series: stored buckets -> a zero-filled series over the window, plus totals (pure).
+"""Series of one ad, campaign or advertiser: stored buckets -> a zero-filled series over the
+window, plus totals (pure).
 
 A point (and the totals) carries every metric of the serving store (serving.table.METRICS): counts
-as integers, `*_cost_micros` as money strings named without `_micros` (cost, billable_cost).
+as integers, `*_micros` as money strings named without `_micros` (cost, billable_cost,
+conversion_value); then the ratios of its own counts (query.ratios: ctr, cvr, cpc, cpa, roas;
+null when their denominator is 0), so the totals' ratios are those of the window's sums, not
+an average of the points'.
 IVT verdicts: billable_clicks are the valid clicks, suspect_clicks and invalid_clicks the others
 (clicks = billable_clicks + suspect_clicks + invalid_clicks for rows the verdict-aware job wrote;
-buckets stored before it have no suspect/invalid counts: 0).
+buckets stored before it have no suspect/invalid counts, before issue 19 no impressions,
+conversions or conversion value: 0).
+A campaign's or advertiser's bucket is the job's rollup of its ads' rows (the same metrics, summed
+in the same job version), so it equals the sum of their ad series.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
 from typing import Mapping, Optional
 
-from query.topk import micros_to_decimal
+from query.ratios import MONEY_SUFFIX, is_money, micros_to_decimal, ratios_json
 from query.windows import SeriesRequest, iso
 from serving.table import METRICS
-
-MICROS = "_micros"
 
 # One stored bucket: an int field (default 0) per metric, in METRICS order.
 Bucket = make_dataclass("Bucket", [(m, int, field(default=0)) for m in METRICS], frozen=True)
@@ -24,7 +29,8 @@ Bucket.__module__ = __name__  # (make_dataclass's own `module=` needs Python 3.1
 
 @dataclass
 class SeriesData:
-    """What a store read for one ad: buckets by start (ms), the ad's ids if seen."""
+    """What a store read for one series: buckets by start (ms), the ids its rows carry (an ad's
+    campaign and advertiser, a campaign's advertiser) if seen."""
 
     buckets: dict[int, Bucket] = field(default_factory=dict)
     campaign_id: Optional[str] = None
@@ -32,15 +38,25 @@ class SeriesData:
 
 
 def metrics_json(values) -> dict:
-    """A bucket (or anything with the METRICS attributes) -> the API's metric fields."""
+    """A bucket (or anything with the METRICS attributes) -> the API's metric fields, then the
+    ratios of those counts."""
     out = {}
-    for m in METRICS:
-        v = getattr(values, m)
-        if m.endswith(MICROS):
-            out[m.removesuffix(MICROS)] = micros_to_decimal(v)
+    counts = {m: int(getattr(values, m)) for m in METRICS}
+    for m, v in counts.items():
+        if is_money(m):
+            out[m.removesuffix(MONEY_SUFFIX)] = micros_to_decimal(v)
         else:
-            out[m] = int(v)
-    return out
+            out[m] = v
+    return {**out, **ratios_json(counts)}
+
+
+def ids_json(req: SeriesRequest, data: SeriesData) -> dict:
+    """The series' own id, then the ids above it its rows carry (null if none was read)."""
+    if req.level == "ad":
+        return {"ad_id": req.entity_id, "campaign_id": data.campaign_id, "advertiser_id": data.advertiser_id}
+    if req.level == "campaign":
+        return {"campaign_id": req.entity_id, "advertiser_id": data.advertiser_id}
+    return {"advertiser_id": req.entity_id}
 
 
 def build_series(req: SeriesRequest, data: SeriesData) -> dict:
@@ -55,9 +71,7 @@ def build_series(req: SeriesRequest, data: SeriesData) -> dict:
         points.append({"bucket_start": iso(start), "bucket_start_ms": start, **metrics_json(b)})
     totals = Bucket(**sums)
     return {
-        "ad_id": req.ad_id,
-        "campaign_id": data.campaign_id,
-        "advertiser_id": data.advertiser_id,
+        **ids_json(req, data),
         "resolution": req.resolution,
         "window": window_json(req.window.start, req.window.end),
         "points": points,

@@ -14,6 +14,7 @@ from common.config import AggregationSettings, QualitySettings
 from query.freshness import freshness
 from query.quality import (PipelineMetrics, ivt_json, ivt_windows, parse_quality, quality_body,
                            reconciliation_json)
+from query.ratios import RATIOS
 from query.series import build_series, window_json
 from query.topk import IVT_COUNTS, format_value
 from query.windows import parse_series, parse_top
@@ -40,26 +41,32 @@ class QueryService:
         req = parse_top(params, now)
         answer = self.store.top(req)
         r, d = answer.result, req.decomposition
+        ratio = RATIOS.get(req.metric)
         return {
             "metric": req.metric,
             "k": req.k,
-            "window": {**window_json(req.window.start, req.window.end),
-                       "buckets": {"1h": len(d.hours), "1m": len(d.minutes)}},
+            "min_volume": req.min_volume,
+            "window": {**window_json(req.window.start, req.window.end), "buckets": d.counts()},
             "filters": {"campaign_id": req.campaign_id, "advertiser_id": req.advertiser_id},
             "exact": r.exact,
             "error_bound": format_value(req.metric, r.error_bound),
+            "inexact_reason": None if r.exact else r.reason,
             "items": [{"rank": i + 1, "ad_id": a.ad_id, "campaign_id": a.campaign_id,
                        "advertiser_id": a.advertiser_id, "total": format_value(req.metric, a.total),
                        "total_upper": format_value(req.metric, a.upper),
-                       **{name: getattr(a, name) for name in IVT_COUNTS}}
+                       **{name: getattr(a, name) for name in IVT_COUNTS},
+                       **({} if ratio is None else {
+                           "numerator": format_value(ratio.numerator, a.numerator),
+                           "denominator": format_value(ratio.denominator, a.denominator)})}
                       for i, a in enumerate(r.items)],
             "freshness": self._freshness(answer.freshness, now, req.window.end),
             "debug": {"store": self.store.kind, "requests": answer.requests, **answer.debug},
         }
 
-    def series(self, ad_id: str, params: Mapping[str, str]) -> dict:
+    def series(self, entity_id: str, params: Mapping[str, str], level: str = "ad") -> dict:
+        """The series of an ad, a campaign or an advertiser (`level`: query.windows.SERIES_LEVELS)."""
         now = self.clock_ms()
-        req = parse_series(ad_id, params, now)
+        req = parse_series(entity_id, params, now, level)
         answer = self.store.series(req)
         return {**build_series(req, answer.data),
                 "freshness": self._freshness(answer.freshness, now, req.window.end),

@@ -2,17 +2,20 @@
 
 Time parameters
   `from` / `to`: epoch milliseconds (digits) or ISO-8601 with a UTC offset ('Z', '+02:00').
-  `last`: `<n>m` or `<n>h`, 1m..24h. `to` defaults to the end of the current minute
+  `last`: `<n>m`, `<n>h` or `<n>d`, 1m..30d. `to` defaults to the end of the current minute
   (now floored to the minute + 1 min) and `from = to - last`; `last` and `from` together are refused.
   Neither given: `last=1h`.
 
 Window semantics (bucket-aligned, half-open)
   top-K (`/v1/top`): from and to are floored to the minute; a minute bucket is in the window iff
     its start is in [floor(from), floor(to)). So a partial minute at `from` is included and a
-    partial minute at `to` is not. The window must hold at least one minute and at most 24 h.
-    It is decomposed into whole hours (answered from 1h buckets) and edge minutes (1m buckets).
-  series (`/v1/ads/{ad_id}/metrics`): `from` is floored and `to` ceiled to the resolution; one
-    point per bucket whose start is in [floor(from), ceil(to)), zero-filled; at most 1500 points.
+    partial minute at `to` is not. The window must hold at least one minute and at most 30 days.
+    It is decomposed into the coarsest buckets that fit: whole UTC days (1d buckets), whole hours
+    of the rest (1h) and the edge minutes (1m): at most 30 + 2 x 23 + 2 x 59 buckets.
+  series (`/v1/ads/{ad_id}/metrics`, `/v1/campaigns/{campaign_id}/metrics`,
+    `/v1/advertisers/{advertiser_id}/metrics`): `from` is floored and `to` ceiled to the
+    resolution; one point per bucket whose start is in [floor(from), ceil(to)), zero-filled; at
+    most 1500 points (30 days: 720 at 1h, 30 at 1d).
 
 Every refusal is a QueryError (HTTP 400) with a reason a client developer can act on.
 """
@@ -26,14 +29,20 @@ from typing import Mapping, Optional
 # Units, resolutions and time bounds are common.times' (shared with ingest, the sink and the job).
 from common.times import (DAY_MS, EPOCH, HOUR_MS, MINUTE_MS, RESOLUTIONS, NotATimestamp, NoUtcOffset,
                           TimestampOutOfRange, ceil_to, floor_to, in_bounds, iso8601_ms)
+from query.ratios import DEFAULT_MIN_VOLUME, MAX_MIN_VOLUME, RATIOS
+from query.topk import TOP_METRICS
 
-METRICS = ("clicks", "billable_clicks", "cost")
-MAX_TOP_WINDOW_MS = DAY_MS
+METRICS = TOP_METRICS  # what top-K ranks by: sums, then ratios
+MAX_WINDOW_MS = 30 * DAY_MS  # `last`, and a top-K window
+MAX_TOP_WINDOW_MS = MAX_WINDOW_MS
 MAX_SERIES_POINTS = 1500
 MAX_K, DEFAULT_K = 100, 10
 DEFAULT_LAST = "1h"
 _ID = re.compile(r"^[\x21-\x7E]{1,128}$")
-_LAST = re.compile(r"^([0-9]{1,5})([mh])$")
+_LAST = re.compile(r"^([0-9]{1,5})([mhd])$")
+_UNIT_MS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
+# series levels: the path's id parameter per level (the store maps a level to its partitions)
+SERIES_LEVELS = {"ad": "ad_id", "campaign": "campaign_id", "advertiser": "advertiser_id"}
 
 
 class QueryError(ValueError):
@@ -76,10 +85,10 @@ def _plus_restored(value: str) -> Optional[str]:
 def parse_last(raw: str) -> int:
     m = _LAST.fullmatch(raw.strip())
     if not m:
-        raise QueryError(f"'last' must look like 15m or 6h (1m to 24h), got {raw[:32]!r}")
-    ms = int(m.group(1)) * (MINUTE_MS if m.group(2) == "m" else HOUR_MS)
-    if not MINUTE_MS <= ms <= DAY_MS:
-        raise QueryError("'last' must be between 1m and 24h")
+        raise QueryError(f"'last' must look like 15m, 6h or 7d (1m to 30d), got {raw[:32]!r}")
+    ms = int(m.group(1)) * _UNIT_MS[m.group(2)]
+    if not MINUTE_MS <= ms <= MAX_WINDOW_MS:
+        raise QueryError("'last' must be between 1m and 30d")
     return ms
 
 
@@ -104,6 +113,23 @@ def _parse_choice(what: str, raw: Optional[str], choices, default: str) -> str:
 
 def parse_metric(raw: Optional[str]) -> str:
     return _parse_choice("metric", raw, METRICS, "clicks")
+
+
+def parse_min_volume(raw: Optional[str], metric: str) -> Optional[int]:
+    """A ratio's minimum denominator (query.ratios); None for a summed metric, which refuses it."""
+    given = raw is not None and raw != ""
+    if metric not in RATIOS:
+        if given:
+            raise QueryError(f"'min_volume' applies to a ratio metric ({', '.join(RATIOS)}), not to {metric}")
+        return None
+    if not given:
+        return DEFAULT_MIN_VOLUME
+    if not re.fullmatch(r"[0-9]{1,13}", raw.strip()):
+        raise QueryError(f"'min_volume' must be an integer from 1 to {MAX_MIN_VOLUME}")
+    volume = int(raw)
+    if not 1 <= volume <= MAX_MIN_VOLUME:
+        raise QueryError(f"'min_volume' out of range: {volume} (1 to {MAX_MIN_VOLUME})")
+    return volume
 
 
 def parse_resolution(raw: Optional[str]) -> str:
@@ -150,17 +176,36 @@ class Window:
 
 @dataclass(frozen=True)
 class Decomposition:
-    hours: tuple[int, ...]  # 1h bucket starts
+    days: tuple[int, ...]  # 1d bucket starts (whole UTC days)
+    hours: tuple[int, ...]  # 1h bucket starts (whole hours outside those days)
     minutes: tuple[int, ...]  # 1m bucket starts (the edges)
+
+    def by_resolution(self) -> dict[str, tuple[int, ...]]:
+        """The buckets per leaderboard resolution, coarsest first (every resolution present)."""
+        return {"1d": self.days, "1h": self.hours, "1m": self.minutes}
+
+    def counts(self) -> dict[str, int]:
+        return {res: len(buckets) for res, buckets in self.by_resolution().items()}
+
+
+def _split(start: int, end: int, step: int) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
+    """Whole `step` buckets inside [start, end) and the parts left on either side."""
+    a, b = ceil_to(start, step), floor_to(end, step)
+    if a >= b:
+        return (), [(start, end)]
+    return tuple(range(a, b, step)), [(start, a), (b, end)]
 
 
 def decompose(window: Window) -> Decomposition:
-    """Whole hours inside the window -> 1h buckets; the rest (edges) -> 1m buckets."""
-    h0, h1 = ceil_to(window.start, HOUR_MS), floor_to(window.end, HOUR_MS)
-    if h0 >= h1:
-        return Decomposition((), tuple(range(window.start, window.end, MINUTE_MS)))
-    return Decomposition(tuple(range(h0, h1, HOUR_MS)),
-                         tuple(range(window.start, h0, MINUTE_MS)) + tuple(range(h1, window.end, MINUTE_MS)))
+    """Whole UTC days -> 1d buckets; whole hours of the rest -> 1h; the rest (edges) -> 1m."""
+    days, rest = _split(window.start, window.end, DAY_MS)
+    hours: tuple[int, ...] = ()
+    minutes: tuple[int, ...] = ()
+    for start, end in rest:
+        whole, edges = _split(start, end, HOUR_MS)
+        hours += whole
+        minutes += tuple(m for a, b in edges for m in range(a, b, MINUTE_MS))
+    return Decomposition(days, hours, minutes)
 
 
 @dataclass(frozen=True)
@@ -170,6 +215,7 @@ class TopRequest:
     metric: str
     campaign_id: Optional[str]
     advertiser_id: Optional[str]
+    min_volume: Optional[int] = None  # ratio metrics only (parse_min_volume)
 
     @property
     def decomposition(self) -> Decomposition:
@@ -178,32 +224,40 @@ class TopRequest:
 
 @dataclass(frozen=True)
 class SeriesRequest:
-    ad_id: str
+    entity_id: str  # the ad, campaign or advertiser
     resolution: str
     window: Window
+    level: str = "ad"  # SERIES_LEVELS
 
 
-def minute_window(params: Mapping[str, str], now_ms: int) -> Window:
-    """`last`/`from`/`to` floored to the minute: at least one whole minute, at most 24 h."""
+def _span(ms: int) -> str:
+    return f"{ms // HOUR_MS}h" if ms <= DAY_MS else f"{ms // DAY_MS}d"
+
+
+def minute_window(params: Mapping[str, str], now_ms: int, max_ms: int = MAX_TOP_WINDOW_MS) -> Window:
+    """`last`/`from`/`to` floored to the minute: at least one whole minute, at most `max_ms`
+    (top-K: 30 days)."""
     from_ms, to_ms = raw_range(params, now_ms)
     start, end = floor_to(from_ms, MINUTE_MS), floor_to(to_ms, MINUTE_MS)
     if start >= end:
         raise QueryError("window holds no whole minute bucket: floor(from) must be before floor(to)")
-    if end - start > MAX_TOP_WINDOW_MS:
-        raise QueryError(f"window too long: {(end - start) // MINUTE_MS} minutes (at most 24h)")
+    if end - start > max_ms:
+        raise QueryError(f"window too long: {(end - start) // MINUTE_MS} minutes (at most {_span(max_ms)})")
     return Window(start, end)
 
 
 def parse_top(params: Mapping[str, str], now_ms: int) -> TopRequest:
     k = parse_k(params.get("k"))
     metric = parse_metric(params.get("metric"))
+    min_volume = parse_min_volume(params.get("min_volume"), metric)
     campaign = parse_id("campaign_id", params.get("campaign_id"))
     advertiser = parse_id("advertiser_id", params.get("advertiser_id"))
-    return TopRequest(minute_window(params, now_ms), k, metric, campaign, advertiser)
+    return TopRequest(minute_window(params, now_ms), k, metric, campaign, advertiser, min_volume)
 
 
-def parse_series(ad_id: str, params: Mapping[str, str], now_ms: int) -> SeriesRequest:
-    ad = parse_id("ad_id", ad_id, required=True)
+def parse_series(entity_id: str, params: Mapping[str, str], now_ms: int, level: str = "ad") -> SeriesRequest:
+    """One ad's, campaign's or advertiser's series (`level`: SERIES_LEVELS)."""
+    entity = parse_id(SERIES_LEVELS[level], entity_id, required=True)
     resolution = parse_resolution(params.get("resolution"))
     step = RESOLUTIONS[resolution]
     from_ms, to_ms = raw_range(params, now_ms)
@@ -212,4 +266,4 @@ def parse_series(ad_id: str, params: Mapping[str, str], now_ms: int) -> SeriesRe
     if points > MAX_SERIES_POINTS:
         raise QueryError(f"too many points: {points} at {resolution} (at most {MAX_SERIES_POINTS}); "
                          "narrow the window or use a coarser resolution")
-    return SeriesRequest(ad, resolution, Window(start, end, step))
+    return SeriesRequest(entity, resolution, Window(start, end, step), level)

@@ -36,6 +36,7 @@ def test_every_operation_is_covered():
     assert ops == {("POST", "/v1/clicks"), ("POST", "/v1/events"), ("POST", "/v1/public/clicks"),
                    ("OPTIONS", "/v1/public/clicks"),
                    ("GET", "/v1/c"), ("GET", "/v1/top"), ("GET", "/v1/ads/{ad_id}/metrics"),
+                   ("GET", "/v1/campaigns/{campaign_id}/metrics"), ("GET", "/v1/advertisers/{advertiser_id}/metrics"),
                    ("GET", "/v1/quality"), ("POST", "/v1/reconcile"), ("GET", "/v1/health")}
 
 

@@ -215,16 +215,17 @@ def test_dynamodb_ivt_equals_the_leaderboards_oracle(ddb, m, ads, seed):
 
 
 def test_dynamodb_rows_without_verdict_counts_read_as_zero(ddb):
-    """Items the sink wrote before the verdicts existed have no sc/ic: series, top-K and the ivt
-    section count them as 0 while the newer rows beside them count."""
+    """Items the sink wrote before the verdicts existed have no sc/ic, before issue 19 no i/cv/cvv:
+    series, top-K and the ivt section count them as 0 while the newer rows beside them count."""
     hour = DAY0 + 5 * HOUR
     old = {"kind": TOP, "ad_id": "old", "campaign_id": "c", "advertiser_id": "a", "resolution": "1h",
            "bucket_start": hour, "version": 4, "clicks": 9, "billable_clicks": 8, "cost_micros": 9,
            "billable_cost_micros": 8}
-    new = {**old, "ad_id": "new", "clicks": 10, "billable_clicks": 6, "suspect_clicks": 3, "invalid_clicks": 1}
+    new = {**old, "ad_id": "new", "clicks": 10, "billable_clicks": 6, "suspect_clicks": 3, "invalid_clicks": 1,
+           "impressions": 40, "conversions": 2, "conversion_value_micros": 3_000_000}
     items = [item_for(Change(kind, True, {**row, "kind": kind}), 86400)
              for row in (old, new) for kind in (TOP, AGG)]
-    assert "sc" not in items[0] and items[2]["sc"] == {"N": "3"}
+    assert "sc" not in items[0] and "i" not in items[0] and items[2]["sc"] == {"N": "3"} and items[2]["i"] == {"N": "40"}
     load(ddb, TABLE, items)
     now = hour + HOUR + 2 * MIN
     svc = dynamo_service(ddb, 10, now, 30)
@@ -233,9 +234,15 @@ def test_dynamodb_rows_without_verdict_counts_read_as_zero(ddb):
     assert ivt["last_hour"]["alert"] is False  # 4 / 19 = 21 % <= 30 %
     top = svc.top({"from": str(hour), "to": str(hour + HOUR), "k": "2"})
     assert [(i["ad_id"], i["suspect_clicks"], i["invalid_clicks"]) for i in top["items"]] == [("new", 3, 1), ("old", 0, 0)]
+    top = svc.top({"from": str(hour), "to": str(hour + HOUR), "k": "2", "metric": "impressions"})
+    assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", 40)] and top["exact"]
     series = svc.series("old", {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"})
     assert series["totals"] == {"clicks": 9, "billable_clicks": 8, "cost": "0.000009", "billable_cost": "0.000008",
-                                "suspect_clicks": 0, "invalid_clicks": 0}
+                                "suspect_clicks": 0, "invalid_clicks": 0, "impressions": 0, "conversions": 0,
+                                "conversion_value": "0.000000",
+                                "ctr": None, "cvr": 0.0, "cpc": "0.000001", "cpa": None, "roas": 0.0}
+    series = svc.series("new", {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"})
+    assert (series["totals"]["impressions"], series["totals"]["ctr"], series["totals"]["roas"]) == (40, 0.25, 375_000.0)  # 3.000000 / 0.000008
 
 
 # --- Timestream (its SQL on DuckDB) ----------------------------------------------------------
@@ -288,7 +295,8 @@ def test_timestream_ivt_equals_the_truth_one_sql():
 
 
 def test_timestream_records_without_verdict_measures_read_as_zero():
-    """A record written before the verdicts has no suspect/invalid measures (NULL in SQL)."""
+    """A record written before the verdicts has no suspect/invalid measures, before issue 19 no
+    impressions / conversions / conversion value (NULL in SQL): read as 0 beside newer records."""
     ts = TimestreamOnDuckDB(DB, TS_TABLE)
     hour = DAY0 + 5 * HOUR
 
@@ -302,9 +310,11 @@ def test_timestream_records_without_verdict_measures_read_as_zero():
               "max_event_time": hour, "watermark": hour}
     ts.write_records(DatabaseName=DB, TableName=TS_TABLE, Records=[
         record("old", "1h", hour, legacy), record("old", "1m", hour + 58 * MIN, legacy),
-        record("new", "1h", hour, {**legacy, "clicks": 10, "billable_clicks": 6, "suspect_clicks": 3, "invalid_clicks": 1}),
+        record("new", "1h", hour, {**legacy, "clicks": 10, "billable_clicks": 6, "suspect_clicks": 3, "invalid_clicks": 1,
+                                   "impressions": 40, "conversions": 2, "conversion_value_micros": 3_000_000}),
         record("new", "1m", hour + 59 * MIN, {**legacy, "clicks": 2, "billable_clicks": 0, "suspect_clicks": 2,
-                                               "invalid_clicks": 0})])
+                                               "invalid_clicks": 0, "impressions": 5, "conversions": 0,
+                                               "conversion_value_micros": 0})])
     ts.write_records(DatabaseName=DB, TableName=TS_TABLE, Records=[  # (the late_dropped column)
         {**record("old", "1m", hour, {}), "MeasureName": "late",
          "MeasureValues": [{"Name": "late_dropped", "Value": "1", "Type": "BIGINT"}]}])
@@ -315,5 +325,14 @@ def test_timestream_records_without_verdict_measures_read_as_zero():
     assert [ivt["last_5m"][c] for c in COUNTS] == [11, 8, 2, 0]
     top = svc.top({"from": str(hour), "to": str(hour + HOUR), "k": "2"})
     assert [(i["ad_id"], i["suspect_clicks"], i["invalid_clicks"]) for i in top["items"]] == [("new", 3, 1), ("old", 0, 0)]
+    top = svc.top({"from": str(hour), "to": str(hour + HOUR), "k": "2", "metric": "conversion_value"})
+    assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", "3.000000")]
+    top = svc.top({"from": str(hour), "to": str(hour + HOUR), "metric": "ctr", "min_volume": "1"})
+    assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", 0.25)]  # old: no impressions
     series = svc.series("old", {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"})
     assert (series["totals"]["suspect_clicks"], series["totals"]["invalid_clicks"]) == (0, 0)
+    assert [series["totals"][m] for m in ("impressions", "conversions", "conversion_value", "ctr", "cpa")] == [
+        0, 0, "0.000000", None, None]
+    for level, entity in (("campaign", "c"), ("advertiser", "a")):  # the rollup of both ads' records
+        totals = svc.series(entity, {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"}, level)["totals"]
+        assert [totals[m] for m in ("clicks", "suspect_clicks", "impressions", "conversions")] == [19, 3, 40, 2]

@@ -58,14 +58,39 @@ def test_series_table(local_stack):
     assert body["totals"]["clicks"] == clicks
     total_line = [line for line in lines if line.startswith("total")][0]
     assert total_line.split()[1] == str(clicks)
-    assert lines[1].split()[-2:] == ["suspect", "invalid"]
-    assert total_line.split()[-2:] == [str(body["totals"]["suspect_clicks"]), str(body["totals"]["invalid_clicks"])]
+    assert lines[1].split()[5:] == ["suspect", "invalid", "impressions", "conversions", "conv_value", "ctr", "cvr",
+                                    "cpc", "cpa", "roas"]
+    t = body["totals"]
+    assert total_line.split()[5:] == [str(t[f]) if t[f] is not None else "-" for f in (
+        "suspect_clicks", "invalid_clicks", "impressions", "conversions", "conversion_value", "ctr", "cvr", "cpc",
+        "cpa", "roas")]
+
+
+def test_campaign_and_advertiser_series(local_stack):
+    t = local_stack.truth
+    for level, entity in (("campaign", "cmp-1"), ("advertiser", "adv-0")):
+        code, text = run(local_stack, "series", entity, "--level", level, "--resolution", "1h", "--last", "3h")
+        assert code == 0 and text.startswith(f"{level} {entity}")
+        body = json.loads(run(local_stack, "series", entity, "--level", level, "--resolution", "1h", "--last", "3h",
+                              "--json")[1])
+        w = body["window"]
+        ads = {ad for ad in t.campaign if t.owner(level, ad) == entity}
+        impressions = sum(v[6] for (a, m), v in t.minute.items() if a in ads and w["from_ms"] <= m < w["to_ms"])
+        assert body[f"{level}_id"] == entity and body["totals"]["impressions"] == impressions > 0
+
+
+def test_top_by_a_ratio_with_min_volume(local_stack):
+    code, text = run(local_stack, "top", "--last", "3h", "-k", "3", "--metric", "ctr", "--min-volume", "5")
+    assert code == 0 and "min_volume 5" in text and "numerator" in text.splitlines()[3]
+    body = json.loads(run(local_stack, "top", "--last", "3h", "-k", "3", "--metric", "ctr", "--min-volume", "5",
+                          "--json")[1])
+    assert body["min_volume"] == 5 and body["exact"] and all(i["denominator"] >= 5 for i in body["items"])
 
 
 def test_health_and_errors(local_stack, capsys):
     code, text = run(local_stack, "health")
     assert code == 0 and text.startswith("ok: store dynamodb")
-    code, _ = run(local_stack, "top", "--last", "25h")
+    code, _ = run(local_stack, "top", "--last", "31d")
     assert code == 1 and "HTTP 400" in capsys.readouterr().err
     assert cli.main(["health", "--api", "http://127.0.0.1:9"]) == 1
     assert "cannot reach" in capsys.readouterr().err

@@ -1,12 +1,18 @@
-"""Top-K merge (pure) against a brute-force oracle over random truth, and its exactness rules."""
+"""Top-K merge (pure) against a brute-force oracle over random truth, and its exactness rules:
+summed metrics (clicks .. conversion_value) and ratios (ctr, cvr, cpc, cpa, roas)."""
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from query.topk import Entry, Leaderboard, format_value, merge_topk, micros_to_decimal
+from query.ratios import RATIOS
+from query.topk import INF, Entry, Leaderboard, format_value, merge_top_ratio, merge_topk, micros_to_decimal
 from query.windows import Window, decompose
-from tests.query.truth import HOUR, MIN, DAY, assert_item_ivt, assert_top_sound, leaderboards, random_truth
+from tests.query.truth import (HOUR, MIN, DAY, RATIO_FIELDS, assert_item_ivt, assert_top_sound, expected_top_ratio,
+                               leaderboards, random_truth)
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY - 2 * HOUR  # 22:00 the day before
 
@@ -14,7 +20,7 @@ T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY - 2 * HOUR  # 22:00 the day bef
 def boards_for(t, window: Window, m: int) -> list[Leaderboard]:
     d = decompose(window)
     out = []
-    for res, buckets in (("1h", d.hours), ("1m", d.minutes)):
+    for res, buckets in d.by_resolution().items():
         lbs = leaderboards(t, res, m)
         for b in buckets:
             out.append(Leaderboard(res, b, [
@@ -42,6 +48,60 @@ def test_merge_matches_oracle(seed, ads, p, m, start, length, k, metric, filt):
     window = Window(T0 + start * MIN, T0 + (start + length) * MIN)
     run(t, window, k, metric, m, campaign="cmp-0" if filt == "cmp" else None,
         advertiser="adv-1" if filt == "adv" else None)
+
+
+# events on: rows with impressions / conversions beside the clicks, and rows of an ad without
+# clicks (entries with clicks = 0); windows of up to 50 h over 76 h of data starting 22:00, so a
+# quarter of them hold a whole UTC day (its 1d board)
+EVENT_METRICS = ["clicks", "billable_clicks", "cost", "impressions", "conversions", "conversion_value"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), ads=st.integers(1, 12), p=st.floats(0.02, 0.5),
+       m=st.integers(1, 10), start=st.integers(0, 26 * 60), length=st.integers(1, 50 * 60),
+       k=st.integers(1, 6), metric=st.sampled_from(EVENT_METRICS), filt=st.sampled_from([None, "cmp", "adv"]))
+def test_merge_with_events_matches_oracle(seed, ads, p, m, start, length, k, metric, filt):
+    t = random_truth(seed, T0, 76 * 60, ads=ads, p=p / 8, hot_p=p, campaigns=2, events=True)
+    window = Window(T0 + start * MIN, T0 + (start + length) * MIN)
+    run(t, window, k, metric, m, campaign="cmp-0" if filt == "cmp" else None,
+        advertiser="adv-1" if filt == "adv" else None)
+
+
+def run_ratio(t, window, k, name, min_volume, m, campaign=None, advertiser=None):
+    r = merge_top_ratio(boards_for(t, window, m), k, RATIOS[name], min_volume, m, campaign, advertiser)
+    items, exact = expected_top_ratio(t, window.start, window.end, k, name, min_volume, m, campaign, advertiser)
+    assert [(i.ad_id, i.total, i.upper, i.numerator, i.denominator) for i in r.items] == items
+    assert r.exact is exact and (r.error_bound == 0 if exact else r.error_bound == INF)
+    assert (r.reason is None) is exact
+    assert_item_ivt([(i.ad_id, i.total, i.upper, i.suspect_clicks, i.invalid_clicks) for i in r.items], t,
+                    window.start, window.end, campaign, advertiser, m=m)
+    return r
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), ads=st.integers(1, 12), p=st.floats(0.02, 0.5),
+       m=st.integers(1, 12), start=st.integers(0, 26 * 60), length=st.integers(1, 50 * 60),
+       k=st.integers(1, 6), name=st.sampled_from(sorted(RATIO_FIELDS)), min_volume=st.sampled_from([1, 2, 5, 40]),
+       filt=st.sampled_from([None, "cmp", "adv"]))
+def test_ratio_merge_matches_oracle(seed, ads, p, m, start, length, k, name, min_volume, filt):
+    t = random_truth(seed, T0, 76 * 60, ads=ads, p=p / 8, hot_p=p, campaigns=2, events=True)
+    window = Window(T0 + start * MIN, T0 + (start + length) * MIN)
+    run_ratio(t, window, k, name, min_volume, m, campaign="cmp-0" if filt == "cmp" else None,
+              advertiser="adv-1" if filt == "adv" else None)
+
+
+def test_ratio_exact_over_complete_boards_and_both_outcomes_occur():
+    seen = {True: 0, False: 0, "proven_item": 0, "unknown_item": 0}
+    for seed in range(30):
+        t = random_truth(seed, T0, 4 * 60, ads=6, p=0.3, events=True)
+        for m in (3, 7):  # 6 ads <= 0.9*7: every board complete
+            for name in RATIO_FIELDS:
+                r = run_ratio(t, Window(T0 + 7 * MIN, T0 + 187 * MIN), 3, name, 1, m)
+                seen[r.exact] += 1
+                assert r.exact is (m == 7)
+                for i in r.items:
+                    seen["proven_item" if i.upper == i.total else "unknown_item"] += 1
+    assert all(seen.values()), seen
 
 
 def test_complete_leaderboards_are_always_exact():
@@ -95,6 +155,53 @@ def test_fewer_than_k_and_zero_totals():
     assert merge_topk([], 3, "clicks", 10).items == []
     r = merge_topk([lb("1m", 0, ("a", 3), ("b", 2))], 5, "clicks", 2)  # truncated: unknown ads <= 2
     assert not r.exact and r.error_bound == 2
+
+
+def test_unbounded_metrics_over_a_truncated_board():
+    """The boards are ordered by clicks: a truncated one bounds nothing about an unlisted ad's
+    impressions, conversions or value. Totals stay lower bounds; an ad listed on every truncated
+    board has its total proven (upper = total) but the ranking never is."""
+    boards = [Leaderboard("1m", 0, [Entry("a", 5, impressions=10), Entry("b", 0, impressions=900)]),
+              Leaderboard("1m", MIN, [Entry("a", 1, impressions=7)])]  # complete (1 <= 0.9 * 2)
+    r = merge_topk(boards, 2, "impressions", 2)
+    assert [(i.ad_id, i.total, i.upper) for i in r.items] == [("b", 900, 900), ("a", 17, 17)]
+    assert not r.exact and r.error_bound == INF and "no error bound" in r.reason
+    assert format_value("impressions", r.error_bound) is None and format_value("impressions", 17) == 17
+    r = merge_topk(boards, 2, "impressions", 3)  # M = 3: both boards complete
+    assert r.exact and r.reason is None
+    r = merge_topk(boards[1:] + [Leaderboard("1m", 2 * MIN, [Entry("c", 4, impressions=2), Entry("d", 3)])], 1,
+                   "impressions", 2)  # d listed with 0 impressions; c on the truncated board only
+    assert [(i.ad_id, i.total, i.upper) for i in r.items] == [("a", 7, INF)] and not r.exact
+    # clicks over a truncated board whose fewest clicks are 0: an unlisted ad has none there
+    r = merge_topk([Leaderboard("1m", 0, [Entry("a", 5), Entry("b", 0, impressions=9)])], 2, "clicks", 2)
+    assert r.exact and [(i.ad_id, i.total) for i in r.items] == [("a", 5)]
+
+
+def test_ratio_rules_by_hand():
+    # ctr over one complete board: b (2/40) < a (3/50)? 0.05 < 0.06: a first; c below min_volume
+    board = Leaderboard("1m", 0, [Entry("a", 3, impressions=50), Entry("b", 2, impressions=40),
+                                  Entry("c", 1, impressions=1), Entry("z", 0, impressions=99)])
+    r = merge_top_ratio([board], 5, RATIOS["ctr"], 40, 10)
+    assert r.exact and [(i.ad_id, i.total, i.numerator, i.denominator) for i in r.items] == [
+        ("a", Fraction(3, 50), 3, 50), ("b", Fraction(1, 20), 2, 40)]  # z: ctr 0 never appears
+    assert [(i.ad_id, i.total) for i in merge_top_ratio([board], 5, RATIOS["ctr"], 1, 10).items][0] == ("c", 1)
+    # equal rounded values keep the exact order: 1/3 vs 333333/1000000 round alike, 1/3 is larger
+    board = Leaderboard("1m", 0, [Entry("x", 333_333, impressions=1_000_000), Entry("y", 1, impressions=3)])
+    r = merge_top_ratio([board], 2, RATIOS["ctr"], 1, 10)
+    assert [i.ad_id for i in r.items] == ["y", "x"]
+    assert format_value("ctr", r.items[0].total) == format_value("ctr", r.items[1].total) == 0.333333
+    # M = 2, both boards truncated: inexact with no bound; a (listed on both) proven, b and c not
+    boards = [Leaderboard("1m", 0, [Entry("a", 9, impressions=90), Entry("b", 8, impressions=10)]),
+              Leaderboard("1m", MIN, [Entry("a", 1, impressions=10), Entry("c", 1, impressions=10)])]
+    r = merge_top_ratio(boards, 3, RATIOS["ctr"], 1, 2)
+    assert not r.exact and r.error_bound == INF and "ctr" in r.reason
+    assert [(i.ad_id, i.total, i.upper) for i in r.items] == [
+        ("b", Fraction(4, 5), INF), ("a", Fraction(1, 10), Fraction(1, 10)), ("c", Fraction(1, 10), INF)]
+    # roas: min_volume in whole currency units of spend
+    board = Leaderboard("1m", 0, [Entry("a", 1, billable_cost_micros=999_999, conversion_value_micros=5_000_000),
+                                  Entry("b", 1, billable_cost_micros=1_000_000, conversion_value_micros=2_000_000)])
+    assert [i.ad_id for i in merge_top_ratio([board], 5, RATIOS["roas"], 1, 10).items] == ["b"]
+    assert math.isinf(merge_top_ratio(boards, 1, RATIOS["cvr"], 1, 2).error_bound)
 
 
 def test_billable_and_cost_bounds_use_min_clicks():

@@ -45,9 +45,13 @@ def test_iso_with_offsets_and_epoch_ms():
 
 @pytest.mark.parametrize("params,reason", [
     ({"k": "0"}, "'k' out of range"), ({"k": "101"}, "'k' out of range"), ({"k": "ten"}, "'k' must"),
-    ({"k": "-1"}, "'k' must"), ({"last": "25h"}, "between 1m and 24h"), ({"last": "0m"}, "between"),
-    ({"last": "1d"}, "'last' must"), ({"last": "90s"}, "'last' must"),
-    ({"from": str(H), "to": str(H + DAY_MS + MINUTE_MS)}, "window too long"),
+    ({"k": "-1"}, "'k' must"), ({"last": "721h"}, "between 1m and 30d"), ({"last": "31d"}, "between 1m and 30d"),
+    ({"last": "0m"}, "between"), ({"last": "0d"}, "between"), ({"last": "1w"}, "'last' must"),
+    ({"last": "90s"}, "'last' must"),
+    ({"from": str(H), "to": str(H + 30 * DAY_MS + MINUTE_MS)}, "window too long: 43201 minutes \\(at most 30d\\)"),
+    ({"metric": "ctr", "min_volume": "0"}, "'min_volume' out of range"),
+    ({"metric": "roas", "min_volume": "1.5"}, "'min_volume' must be an integer"),
+    ({"metric": "cost", "min_volume": "100"}, "applies to a ratio metric"),
     ({"from": str(H), "to": str(H)}, "before 'to'"), ({"from": str(H + 1), "to": str(H)}, "before 'to'"),
     ({"metric": "views"}, "unknown metric"), ({"from": "yesterday"}, "neither epoch"),
     ({"from": "2026-11-19T10:00:00"}, "UTC offset"), ({"from": "1"}, "out of range"),
@@ -76,15 +80,45 @@ def test_decomposition_edges():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 3 * DAY_MS), st.integers(MINUTE_MS, DAY_MS))
-def test_decomposition_covers_each_minute_once(start_off, length):
-    start = H + start_off - (H + start_off) % MINUTE_MS
+@given(st.integers(0, 40 * DAY_MS), st.integers(MINUTE_MS, 30 * DAY_MS), st.sampled_from([0, 1, 2]))
+def test_decomposition_covers_each_minute_once(start_off, length, align):
+    """Each minute of any window up to 30 days once, from the coarsest bucket that fits: whole
+    UTC days from 1d, the other whole hours from 1h, the rest from 1m; every bucket starts on its
+    resolution; at most 2 partitions per resolution (serving.keys' spans), at most 194 buckets."""
+    start = H + start_off - (H + start_off) % (MINUTE_MS, HOUR_MS, DAY_MS)[align]
     w = Window(start, start + length - length % MINUTE_MS)
     d = decompose(w)
-    covered = [m for h in d.hours for m in range(h, h + HOUR_MS, MINUTE_MS)] + list(d.minutes)
+    covered = ([m for day in d.days for m in range(day, day + DAY_MS, MINUTE_MS)]
+               + [m for h in d.hours for m in range(h, h + HOUR_MS, MINUTE_MS)] + list(d.minutes))
     assert sorted(covered) == list(w.buckets)
-    assert len(d.minutes) <= 118
+    assert all(b % DAY_MS == 0 for b in d.days) and all(b % HOUR_MS == 0 for b in d.hours)
+    # no coarser bucket was left out: no whole day among the hours, no whole hour among the minutes
+    assert not any(set(range(day, day + DAY_MS, HOUR_MS)) <= set(d.hours) for day in {h - h % DAY_MS for h in d.hours})
+    assert not any(set(range(h, h + HOUR_MS, MINUTE_MS)) <= set(d.minutes) for h in {m - m % HOUR_MS for m in d.minutes})
+    assert len(d.days) <= 30 and len(d.hours) <= 46 and len(d.minutes) <= 118
+    assert len({b - b % (30 * DAY_MS) for b in d.days}) <= 2
     assert len({h - h % DAY_MS for h in d.hours}) <= 2 and len({m - m % HOUR_MS for m in d.minutes}) <= 2
+    assert d.counts() == {"1d": len(d.days), "1h": len(d.hours), "1m": len(d.minutes)}
+
+
+def test_thirty_days():
+    r = top(last="30d", to=H)  # 10:00: 29 whole days, 10 + 14 whole hours at the edges
+    d = r.decomposition
+    assert r.window.end - r.window.start == 30 * DAY_MS == top(last="720h", to=H).window.end - top(
+        last="720h", to=H).window.start
+    assert d.counts() == {"1d": 29, "1h": 24, "1m": 0}
+    assert d.days[0] == H - 30 * DAY_MS + 14 * HOUR_MS and d.hours[0] == H - 30 * DAY_MS
+    r = top(**{"from": str(H - H % DAY_MS - 30 * DAY_MS), "to": str(H - H % DAY_MS)})  # whole days only
+    assert r.decomposition.counts() == {"1d": 30, "1h": 0, "1m": 0}
+    r = top(last="7d", to=H + 5 * MINUTE_MS + 30_000)  # 10:05:30 -> 10:05: 55 + 5 edge minutes, 13 + 10 hours
+    assert r.decomposition.counts() == {"1d": 6, "1h": 23, "1m": 60}
+    assert top(last="1d").window.end - top(last="1d").window.start == DAY_MS
+
+
+def test_min_volume_only_for_ratios():
+    assert top(metric="ctr").min_volume == 100 and top(metric="roas", min_volume="1").min_volume == 1
+    assert top(metric="cpa", min_volume=" 7 ").min_volume == 7 and top(metric="impressions").min_volume is None
+    assert top(metric="clicks", min_volume="").min_volume is None
 
 
 def test_series_floor_from_ceil_to_and_point_limit():
@@ -95,6 +129,15 @@ def test_series_floor_from_ceil_to_and_point_limit():
     parse_series("a", {"resolution": "1m", "from": str(H), "to": str(H + 1500 * MINUTE_MS)}, NOW)
     with pytest.raises(QueryError, match="too many points"):
         parse_series("a", {"resolution": "1m", "from": str(H), "to": str(H + 1501 * MINUTE_MS)}, NOW)
+    # 30 days: 720 points at 1h, 30 at 1d (31 when the window is not on the day), too many at 5m
+    assert len(parse_series("c", {"resolution": "1h", "last": "30d", "to": str(H)}, NOW, "campaign").window.buckets) == 720
+    assert len(parse_series("v", {"resolution": "1d", "last": "30d", "to": str(H - H % DAY_MS)}, NOW,
+                            "advertiser").window.buckets) == 30
+    assert len(parse_series("v", {"resolution": "1d", "last": "30d"}, NOW, "advertiser").window.buckets) == 31
+    with pytest.raises(QueryError, match="too many points: 8640 at 5m"):
+        parse_series("a", {"resolution": "5m", "last": "30d", "to": str(H)}, NOW)
+    with pytest.raises(QueryError, match="'campaign_id' must"):
+        parse_series("a b", {}, NOW, "campaign")
     with pytest.raises(QueryError, match="unknown resolution"):
         parse_series("a", {"resolution": "2m"}, NOW)
     with pytest.raises(QueryError, match="ad_id"):

@@ -28,7 +28,8 @@ Kept as is, because both dialects mean the same by them:
     creates a schema named after the database holding the table.
   - string literals: '...' with '' for a quote and no backslash escapes, in both.
   - WITH, SELECT, WHERE, GROUP BY, HAVING, ORDER BY, LIMIT, LEFT JOIN ... ON TRUE, comparisons of
-    TIMESTAMPs, and the functions sum, max, min, count, rank() OVER (...).
+    TIMESTAMPs, and the functions sum, max, min, count, rank() OVER (...), CAST(x AS DOUBLE)
+    (the '/' of two DOUBLEs is IEEE division in both).
   - NULL ordering: Timestream (Presto semantics) puts NULLs last for ASC and DESC; the DuckDB
     connection is set to default_null_order='nulls_last' explicitly.
 Refused with TranslationError rather than guessed (the store emits none of them; a change that
@@ -66,7 +67,7 @@ class TranslationError(ValueError):
 
 
 RENAMED_FUNCTIONS = {"from_milliseconds": "epoch_ms", "to_milliseconds": "epoch_ms"}
-SAME_FUNCTIONS = frozenset({"sum", "max", "min", "count", "rank"})
+SAME_FUNCTIONS = frozenset({"sum", "max", "min", "count", "rank", "cast"})
 # words that may stand before "(" without being a function call
 _KEYWORDS = frozenset({"and", "or", "not", "in", "as", "from", "join", "on", "where", "over", "exists",
                        "select", "with", "by", "having", "using", "when", "then", "else", "case", "all",

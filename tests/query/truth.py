@@ -1,54 +1,85 @@
 """Ground truth for the query tests: random per-(ad, minute) aggregates, the serving items the
-sink would hold for them (series at 1m/5m/1h/1d, 1m and 1h leaderboards truncated to M, some
-tombstones, META), and brute-force oracles computed from the truth alone."""
+sink would hold for them (series at 1m/5m/1h/1d per ad, campaign and advertiser, 1m, 1h and 1d
+leaderboards truncated to M, some tombstones, META), and brute-force oracles computed from the
+truth alone (own copies of every rule: ratios, rounding, thresholds, window decomposition)."""
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 
-from aggregate.changes import AGG, TOP, Change
+from aggregate.changes import ADVERTISER, AGG, CAMPAIGN, TOP, Change
 from serving.keys import freshness_key
 from serving.write.dynamodb import item_for
 
 # Own copies of common.times' units/RESOLUTIONS on purpose: an oracle shares no code with what it checks.
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 RES = {"1m": MIN, "5m": 5 * MIN, "1h": HOUR, "1d": DAY}
-FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros", "suspect_clicks", "invalid_clicks")
+FIELDS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros", "suspect_clicks", "invalid_clicks",
+          "impressions", "conversions", "conversion_value_micros")
 ZERO = (0,) * len(FIELDS)
-METRIC_FIELD = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}
+METRIC_FIELD = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros",
+                "impressions": "impressions", "conversions": "conversions",
+                "conversion_value": "conversion_value_micros"}
+# the ratios as issue 19 defines them: (numerator, denominator, money per unit); spend = billable cost
+RATIO_FIELDS = {"ctr": ("clicks", "impressions", False), "cvr": ("conversions", "clicks", False),
+                "cpc": ("billable_cost_micros", "clicks", True),
+                "cpa": ("billable_cost_micros", "conversions", True),
+                "roas": ("conversion_value_micros", "billable_cost_micros", False)}
+LEVELS = {"campaign": CAMPAIGN, "advertiser": ADVERTISER}
 
 
 @dataclass
 class Truth:
     """minute[(ad, minute_start)] = (clicks, billable, cost_micros, billable_cost_micros, suspect,
-    invalid): billable = the valid clicks, so clicks = billable + suspect + invalid (random_truth
-    keeps it; hand-made truths may not, the store does not check it)."""
+    invalid, impressions, conversions, conversion_value_micros) (FIELDS): billable = the valid
+    clicks, so clicks = billable + suspect + invalid (random_truth keeps it; hand-made truths may
+    not, the store does not check it). A key is a row the job would have: an ad with only
+    impressions or conversions in a minute has one too (clicks 0)."""
 
     minute: dict[tuple[str, int], tuple[int, ...]] = field(default_factory=dict)
     campaign: dict[str, str] = field(default_factory=dict)
     advertiser: dict[str, str] = field(default_factory=dict)
     watermark: int | None = None
     newest_event: int | None = None
+    # rollups and leaderboards already computed (the oracles ask for them per request); add()
+    # clears it. Write minutes through add() only.
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, ad: str, minute: int, clicks: int, billable: int, cost: int, bcost: int,
-            suspect: int = 0, invalid: int = 0) -> None:
+            suspect: int = 0, invalid: int = 0, impressions: int = 0, conversions: int = 0,
+            value: int = 0) -> None:
         old = self.minute.get((ad, minute), ZERO)
-        self.minute[(ad, minute)] = tuple(a + b for a, b in zip(old, (clicks, billable, cost, bcost, suspect, invalid)))
+        new = (clicks, billable, cost, bcost, suspect, invalid, impressions, conversions, value)
+        self.minute[(ad, minute)] = tuple(a + b for a, b in zip(old, new))
+        self.memo.clear()
+
+    def owner(self, level: str, ad: str) -> str:
+        """The ad's campaign or advertiser."""
+        return (self.campaign if level == "campaign" else self.advertiser)[ad]
 
     def rollup(self, resolution: str) -> dict[tuple[str, int], tuple[int, ...]]:
-        step = RES[resolution]
-        out: dict = defaultdict(lambda: ZERO)
-        for (ad, m), v in self.minute.items():
-            key = (ad, m - m % step)
-            out[key] = tuple(a + b for a, b in zip(out[key], v))
-        return dict(out)
+        if ("rollup", resolution) not in self.memo:
+            step = RES[resolution]
+            out: dict = defaultdict(lambda: ZERO)
+            for (ad, m), v in self.minute.items():
+                key = (ad, m - m % step)
+                out[key] = tuple(a + b for a, b in zip(out[key], v))
+            self.memo[("rollup", resolution)] = dict(out)
+        return dict(self.memo[("rollup", resolution)])
 
 
 def random_truth(seed: int, start: int, minutes: int, ads: int = 20, hot_p: float = 0.9,
-                 p: float = 0.1, campaigns: int = 3) -> Truth:
+                 p: float = 0.1, campaigns: int = 3, events: bool = False) -> Truth:
+    """`events`: rows also get impressions (at least their clicks), conversions and conversion
+    value, and ads without clicks in a minute get rows of impressions / conversions alone (their
+    own random stream: the clicks stay those of events=False)."""
     rng = random.Random(seed)
     verdicts = random.Random(seed * 7919 + 17)  # its own stream: rng's sequence stays as before
+    ev = random.Random(seed * 104_729 + 3)
     t = Truth()
     names = [f"ad-{i:03d}" for i in range(ads)]
     names[-1] = "ad'q"  # an id with a quote (printable ASCII)
@@ -64,8 +95,45 @@ def random_truth(seed: int, start: int, minutes: int, ads: int = 20, hot_p: floa
                 unit = rng.choice([0, 1, 250_000, 1_500_000, 10_000_000])
                 suspect = verdicts.randint(0, clicks - billable)  # the rest of the non-valid: invalid
                 t.add(ad, ms, clicks, billable, clicks * unit, billable * unit, suspect, clicks - billable - suspect)
+                if events:
+                    t.add(ad, ms, 0, 0, 0, 0, *_events(ev, clicks + ev.choice([0, 1, 5, 30, 200])))
+            elif events and ev.random() < p:
+                t.add(ad, ms, 0, 0, 0, 0, *_events(ev, ev.choice([0, 1, 3, 40])))
     t.watermark = start + minutes * MIN - 5_000
     t.newest_event = start + minutes * MIN - 1_000
+    return t
+
+
+def _events(ev: random.Random, impressions: int) -> tuple[int, int, int, int, int]:
+    """(suspect, invalid, impressions, conversions, conversion value) of one row's events."""
+    conversions = ev.choice([0, 0, 0, 1, 2]) if impressions or ev.random() < 0.5 else 0
+    if not impressions and not conversions:
+        impressions = 1
+    return 0, 0, impressions, conversions, conversions * ev.choice([1, 999_999, 12_500_000])
+
+
+def sparse_truth(seed: int, start: int, days: int, ads: int = 12, rows_per_day: int = 40,
+                 campaigns: int = 3) -> Truth:
+    """Events on `rows_per_day` random (ad, minute) pairs per day over `days` days: long windows
+    without a row for every minute."""
+    rng = random.Random(seed)
+    t = Truth()
+    names = [f"ad-{i:03d}" for i in range(ads)]
+    for i, ad in enumerate(names):
+        t.campaign[ad], t.advertiser[ad] = f"cmp-{i % campaigns}", f"adv-{i % 2}"
+    for day in range(days):
+        for _ in range(rows_per_day):
+            ad = names[min(int(rng.expovariate(0.4)), ads - 1)]  # skewed: the first ads lead
+            minute = start + day * DAY + rng.randrange(DAY // MIN) * MIN
+            clicks = rng.choice([0, 1, 2, 5, 20])
+            billable = rng.randint(0, clicks)
+            unit = rng.choice([1, 250_000, 1_500_000])
+            impressions = clicks + rng.choice([0, 3, 50, 400])
+            conversions = rng.choice([0, 0, 1, 3]) if clicks or impressions else 1
+            t.add(ad, minute, clicks, billable, clicks * unit, billable * unit, 0, clicks - billable,
+                  impressions, conversions, conversions * rng.choice([1, 4_000_000]))
+    t.watermark = start + days * DAY - 5_000
+    t.newest_event = start + days * DAY - 1_000
     return t
 
 
@@ -75,13 +143,31 @@ def _row(t: Truth, ad: str, res: str, bucket: int, v: tuple, version: int = 1) -
             **dict(zip(FIELDS, v))}
 
 
-def leaderboards(t: Truth, resolution: str, m: int) -> dict[int, list[tuple[str, tuple]]]:
-    """bucket -> the top-M (ad, values) by clicks desc, ad_id asc (what the Flink job keeps)."""
-    by_bucket: dict[int, list] = defaultdict(list)
+def level_rollup(t: Truth, level: str, resolution: str) -> dict[tuple[str, int], tuple[int, ...]]:
+    """(campaign or advertiser, bucket) -> the sums of its ads' rows."""
+    out: dict = defaultdict(lambda: ZERO)
     for (ad, b), v in t.rollup(resolution).items():
-        if v[0] > 0:
+        key = (t.owner(level, ad), b)
+        out[key] = tuple(a + c for a, c in zip(out[key], v))
+    return dict(out)
+
+
+def rollup_advertiser(t: Truth, resolution: str, campaign: str, bucket: int) -> str:
+    """A campaign row's advertiser_id: the job's MAX over its ads' rows in the bucket."""
+    step = RES[resolution]
+    return max(t.advertiser[ad] for (ad, mn) in t.minute if t.campaign[ad] == campaign and mn - mn % step == bucket)
+
+
+def leaderboards(t: Truth, resolution: str, m: int) -> dict[int, list[tuple[str, tuple]]]:
+    """bucket -> the top-M (ad, values) by clicks desc, ad_id asc over every ad with a row in the
+    bucket, clicks or not (what the Flink job keeps)."""
+    if ("boards", resolution, m) not in t.memo:
+        by_bucket: dict[int, list] = defaultdict(list)
+        for (ad, b), v in t.rollup(resolution).items():
             by_bucket[b].append((ad, v))
-    return {b: sorted(e, key=lambda x: (-x[1][0], x[0]))[:m] for b, e in by_bucket.items()}
+        t.memo[("boards", resolution, m)] = {b: sorted(e, key=lambda x: (-x[1][0], x[0]))[:m]
+                                             for b, e in by_bucket.items()}
+    return {b: list(e) for b, e in t.memo[("boards", resolution, m)].items()}
 
 
 def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> list[dict]:
@@ -91,7 +177,13 @@ def serving_items(t: Truth, m: int, tombstones: bool = True, seed: int = 0) -> l
     for res in RES:
         for (ad, b), v in rollups[res].items():
             changes.append(Change(AGG, True, {"kind": AGG, **_row(t, ad, res, b, v)}))
-    for res in ("1m", "1h"):
+        for level, kind in LEVELS.items():
+            for (entity, b), v in level_rollup(t, level, res).items():
+                ids = ({"campaign_id": entity, "advertiser_id": rollup_advertiser(t, res, entity, b)}
+                       if level == "campaign" else {"advertiser_id": entity})
+                changes.append(Change(kind, True, {"kind": kind, "entity_id": entity, **ids, "resolution": res,
+                                                   "bucket_start": b, "version": 1, **dict(zip(FIELDS, v))}))
+    for res in ("1m", "1h", "1d"):
         for b, entries in leaderboards(t, res, m).items():
             listed = {ad for ad, _ in entries}
             for ad, v in entries:
@@ -136,43 +228,96 @@ def oracle_top(t: Truth, start: int, end: int, k: int, metric: str, campaign=Non
     return ranked[:k], totals
 
 
-def to_micros(value) -> int:
-    """API value -> integer (cost strings '12.340000' -> micros)."""
+def to_micros(value):
+    """API value -> integer (cost strings '12.340000' -> micros); null (no bound) -> inf."""
+    if value is None:
+        return math.inf
     if isinstance(value, str):
         whole, _, frac = value.partition(".")
         return int(whole) * 1_000_000 + int(frac.ljust(6, "0"))
     return int(value)
 
 
-def oracle_series(t: Truth, ad: str, res: str, frm: int, to: int) -> list[tuple]:
-    """[(bucket_start, clicks, billable, cost_micros, billable_cost_micros, suspect, invalid)] of
-    every bucket the window [frm, to) touches, zero-filled: what a series answer must hold."""
+def oracle_series(t: Truth, ad: str, res: str, frm: int, to: int, level: str = "ad") -> list[tuple]:
+    """[(bucket_start, *FIELDS)] of every bucket the window [frm, to) touches, zero-filled: what a
+    series answer of the ad (or, by `level`, of the campaign / advertiser: the sums of its ads'
+    rows) must hold."""
     step = RES[res]
     start, end = frm - frm % step, -(-to // step) * step
-    roll = t.rollup(res)
+    roll = t.rollup(res) if level == "ad" else level_rollup(t, level, res)
     return [(s, *roll.get((ad, s), ZERO)) for s in range(start, end, step)]
 
 
 def answered_series(body: dict) -> list[tuple]:
     """The same tuples from a series answer's points (money back in micros)."""
-    return [(p["bucket_start_ms"], p["clicks"], p["billable_clicks"], to_micros(p["cost"]),
-             to_micros(p["billable_cost"]), p["suspect_clicks"], p["invalid_clicks"]) for p in body["points"]]
+    return [(p["bucket_start_ms"], *(to_micros(p[f.removesuffix("_micros")]) for f in FIELDS))
+            for p in body["points"]]
+
+
+def ratio_of(name: str, values: tuple) -> Fraction | None:
+    """A ratio of FIELDS values, exact; None when its denominator is 0."""
+    num, den, _ = RATIO_FIELDS[name]
+    d = values[FIELDS.index(den)]
+    return Fraction(values[FIELDS.index(num)], d) if d else None
+
+
+def ratio_json(name: str, q: Fraction | None):
+    """What the API must write for a ratio: null; money ratios rounded half up to the micro as a
+    '0.250000' string; the others rounded half up to 6 decimals as a number (Decimal arithmetic:
+    not the code's integer rounding)."""
+    if q is None:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = Decimal(q.numerator) / Decimal(q.denominator)
+        if RATIO_FIELDS[name][2]:  # micros per unit
+            micros = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+        return float(exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
+
+
+def point_ratios(values: tuple) -> dict:
+    """Every ratio a point (or the totals) with these FIELDS values must carry."""
+    return {name: ratio_json(name, ratio_of(name, values)) for name in RATIO_FIELDS}
+
+
+def assert_series_ratios(body: dict, expected: list[tuple]) -> None:
+    """Each point's ratios are those of its own counts, the totals' those of the sums."""
+    for p, e in zip(body["points"], expected, strict=True):
+        assert {n: p[n] for n in RATIO_FIELDS} == point_ratios(e[1:]), (p, e)
+    sums = tuple(sum(e[i] for e in expected) for i in range(1, len(FIELDS) + 1))
+    assert {n: body["totals"][n] for n in RATIO_FIELDS} == point_ratios(sums)
+    assert tuple(to_micros(body["totals"][f.removesuffix("_micros")]) for f in FIELDS) == sums
 
 
 def window_boards(t: Truth, start: int, end: int, m: int) -> list[list[tuple[str, tuple]]]:
     """The leaderboards a top-K over the minute-aligned window [start, end) has to read, found
-    minute by minute: a minute whose whole hour lies in the window is answered by that hour's 1h
-    board (once), every other minute by its own 1m board. A bucket without clicks: empty board."""
-    hours, minutes = [], []
+    minute by minute: a minute whose whole UTC day lies in the window is answered by that day's
+    1d board (once), else a minute whose whole hour lies in it by that hour's 1h board (once),
+    every other minute by its own 1m board. A bucket without rows: empty board."""
+    days, hours, minutes = [], [], []
     for minute in range(start, end, MIN):
-        hour = minute - minute % HOUR
-        if start <= hour and hour + HOUR <= end:
+        day, hour = minute - minute % DAY, minute - minute % HOUR
+        if start <= day and day + DAY <= end:
+            if day not in days:
+                days.append(day)
+        elif start <= hour and hour + HOUR <= end:
             if hour not in hours:
                 hours.append(hour)
         else:
             minutes.append(minute)
-    boards = {res: leaderboards(t, res, m) for res in ("1h", "1m")}
-    return [boards["1h"].get(h, []) for h in hours] + [boards["1m"].get(mn, []) for mn in minutes]
+    boards = {res: leaderboards(t, res, m) for res in ("1d", "1h", "1m")}
+    return ([boards["1d"].get(d, []) for d in days] + [boards["1h"].get(h, []) for h in hours]
+            + [boards["1m"].get(mn, []) for mn in minutes])
+
+
+def decomposition_counts(start: int, end: int) -> dict[str, int]:
+    """{"1d", "1h", "1m"}: how many buckets of each the window [start, end) is answered from."""
+    days = {mn - mn % DAY for mn in range(start, end, MIN) if start <= mn - mn % DAY <= end - DAY}
+    hours = {mn - mn % HOUR for mn in range(start, end, MIN)
+             if mn - mn % DAY not in days and start <= mn - mn % HOUR <= end - HOUR}
+    minutes = [mn for mn in range(start, end, MIN) if mn - mn % DAY not in days and mn - mn % HOUR not in hours]
+    return {"1d": len(days), "1h": len(hours), "1m": len(minutes)}
 
 
 MAX_COST_MICROS_PER_CLICK = 10_000 * 1_000_000  # ingest refuses a click that costs more than 10000
@@ -183,7 +328,8 @@ def oracle_bounds(t: Truth, start: int, end: int, m: int, metric: str, campaign=
     """What the window's leaderboards alone prove about each ad's total, brute force:
     (lower, upper, unlisted). A board with at most 0.9*M entries lists every ad of its bucket; a
     fuller one may have dropped ads, each with at most the board's fewest clicks (for cost: that
-    many clicks at the highest cost a click may have). lower[ad]: the ad's listed values;
+    many clicks at the highest cost a click may have; impressions, conversions and conversion
+    value: anything, inf). lower[ad]: the ad's listed values;
     upper[ad]: lower + the most it can have in the boards that do not list it; unlisted: the most
     an ad listed nowhere can have. Listed ads outside the filters are left out (an ad listed
     nowhere may pass them)."""
@@ -195,7 +341,8 @@ def oracle_bounds(t: Truth, start: int, end: int, m: int, metric: str, campaign=
             room.append(0)
         else:
             fewest = min(v[0] for _, v in board)
-            room.append(fewest * MAX_COST_MICROS_PER_CLICK if metric == "cost" else fewest)
+            room.append(fewest * MAX_COST_MICROS_PER_CLICK if metric == "cost" else
+                        fewest if metric in ("clicks", "billable_clicks") else math.inf)
     lower: dict[str, int] = defaultdict(int)
     listed_in: dict[str, set[int]] = defaultdict(set)
     for i, board in enumerate(boards):
@@ -313,3 +460,78 @@ def assert_item_ivt(items: list[tuple[str, int, int, int, int]], t: Truth, start
         assert (suspect, invalid) == listed.get(ad, (0, 0)), ctx
         if total == upper:
             assert (suspect, invalid) == truth.get(ad, (0, 0)), ctx
+
+
+# --- top-K by a ratio ---------------------------------------------------------------------------
+
+def volume_floor(name: str, min_volume: int) -> int:
+    """min_volume in the denominator's unit: spend (roas) is given in whole currency units."""
+    return min_volume * 1_000_000 if RATIO_FIELDS[name][1].endswith("_micros") else min_volume
+
+
+def _passes(t: Truth, ad: str, campaign, advertiser) -> bool:
+    return (campaign is None or t.campaign[ad] == campaign) and (advertiser is None or t.advertiser[ad] == advertiser)
+
+
+def oracle_top_ratio(t: Truth, start: int, end: int, k: int, name: str, min_volume: int, campaign=None,
+                     advertiser=None) -> list[tuple[str, Fraction, int, int]]:
+    """Brute force over the minute truth: [(ad, ratio, numerator, denominator)] of the k ads with
+    the largest ratio (ties: ad_id) among those whose denominator reaches the floor, ratio > 0."""
+    num_i, den_i = (FIELDS.index(f) for f in RATIO_FIELDS[name][:2])
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (ad, mnt), v in t.minute.items():
+        if start <= mnt < end and _passes(t, ad, campaign, advertiser):
+            sums[ad][0] += v[num_i]
+            sums[ad][1] += v[den_i]
+    floor = volume_floor(name, min_volume)
+    rows = [(ad, Fraction(n, d), n, d) for ad, (n, d) in sums.items() if d >= floor and n > 0]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))[:k]
+
+
+def expected_top_ratio(t: Truth, start: int, end: int, k: int, name: str, min_volume: int, m: int,
+                       campaign=None, advertiser=None) -> tuple[list[tuple], bool]:
+    """What the window's leaderboards allow, brute force: ([(ad, ratio, upper, numerator,
+    denominator)], exact). Exact iff every board is complete (<= 0.9 M entries): then the
+    oracle's. Otherwise the listed sums ranked the same way; upper = the ratio for an ad listed on
+    every truncated board (its sums are then its true ones), else inf (unknown)."""
+    boards = window_boards(t, start, end, m)
+    truncated = [i for i, b in enumerate(boards) if len(b) * 10 > m * 9]
+    num_i, den_i = (FIELDS.index(f) for f in RATIO_FIELDS[name][:2])
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    listed_in: dict[str, set[int]] = defaultdict(set)
+    for i, board in enumerate(boards):
+        for ad, v in board:
+            if _passes(t, ad, campaign, advertiser):
+                sums[ad][0] += v[num_i]
+                sums[ad][1] += v[den_i]
+                listed_in[ad].add(i)
+    floor = volume_floor(name, min_volume)
+    rows = sorted(((ad, Fraction(n, d), n, d) for ad, (n, d) in sums.items() if d >= floor and n > 0),
+                  key=lambda r: (-r[1], r[0]))[:k]
+    items = [(ad, q, q if set(truncated) <= listed_in[ad] else math.inf, n, d) for ad, q, n, d in rows]
+    if not truncated:
+        assert [(ad, q, n, d) for ad, q, _, n, d in items] == oracle_top_ratio(
+            t, start, end, k, name, min_volume, campaign, advertiser)
+    return items, not truncated
+
+
+def assert_top_ratio(body: dict, t: Truth, *, m: int | None) -> None:
+    """A top-K answer by a ratio: with the leaderboard size `m`, exactly what the leaderboards
+    allow (expected_top_ratio); without (a store summing every row), the oracle's, exact. Values as
+    the API must write them (ratio_json); numerator and denominator as their metrics are written."""
+    w, name = body["window"], body["metric"]
+    args = (t, w["from_ms"], w["to_ms"], body["k"], name, body["min_volume"])
+    filters = (body["filters"]["campaign_id"], body["filters"]["advertiser_id"])
+    if m is None:
+        items, exact = [(ad, q, q, n, d) for ad, q, n, d in oracle_top_ratio(*args, *filters)], True
+    else:
+        items, exact = expected_top_ratio(*args, m, *filters)
+    assert body["exact"] is exact, body
+    assert (body["error_bound"] is None) is (not exact) and (body["inexact_reason"] is None) is exact
+    assert [(i["ad_id"], i["total"], i["total_upper"], to_micros(i["numerator"]), to_micros(i["denominator"]))
+            for i in body["items"]] == [
+        (ad, ratio_json(name, q), None if u == math.inf else ratio_json(name, u), n, d) for ad, q, u, n, d in items]
+    if exact:
+        assert body["error_bound"] in (0, 0.0, "0.000000")
+    for i in body["items"]:  # the window's own ids
+        assert (i["campaign_id"], i["advertiser_id"]) == (t.campaign[i["ad_id"]], t.advertiser[i["ad_id"]])

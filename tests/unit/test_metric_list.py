@@ -7,8 +7,9 @@ import dataclasses
 
 from aggregate.changes import AGG, Change
 from aggregate.job.sql import OUTPUT_COLUMN_NAMES
+from query.ratios import RATIOS
 from query.series import Bucket, metrics_json
-from query.topk import Entry
+from query.topk import COUNT_METRICS, Entry
 from serving.table import METRIC_ATTRS, METRICS, VERDICT_COUNTS
 from serving.write.dynamodb import item_for
 from serving.write.timestream import record_for
@@ -35,6 +36,18 @@ def test_every_carrier_has_exactly_the_metrics():
         "clicks": 1, "billable_clicks": 2, "cost": "0.000003", "billable_cost": "0.000004",
         "suspect_clicks": 5, "invalid_clicks": 6, "impressions": 7, "conversions": 8,
         "conversion_value": "0.000009"}
+    assert tuple(point) == (*METRIC_JSON, *RATIOS)  # the ratios of the point's own counts, last
+    # (clicks 1 / impressions 7, conversions 8 / clicks 1, spend 4 micros / 1 click or 8 conversions,
+    # value 9 / spend 4 micros)
+    assert {k: point[k] for k in RATIOS} == {"ctr": 0.142857, "cvr": 8.0, "cpc": "0.000004", "cpa": "0.000001",
+                                            "roas": 2.25}
+
+
+def test_ratios_and_top_k_name_only_stored_metrics():
+    """Every ratio's numerator and denominator, and every summed top-K metric, is a stored column."""
+    assert {c for r in RATIOS.values() for c in (r.numerator, r.denominator)} <= set(METRICS)
+    assert set(COUNT_METRICS.values()) <= set(METRICS)
+    assert not set(COUNT_METRICS) & set(RATIOS)
 
 
 def test_writers_store_every_metric_and_missing_ones_as_absent_or_zero():

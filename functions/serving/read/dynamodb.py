@@ -1,10 +1,12 @@
 """DynamoDB serving table -> leaderboards, series and freshness (the AWS edge of the query API).
 
 Reads exactly the partitions a request needs (key design: serving.keys):
-  top-K   1h leaderboards of the whole hours: `T#1h#<day>`, one SK range per day (<= 2)
+  top-K   1d leaderboards of the whole UTC days: `T#1d#<30-day span>`, one SK range each (<= 2)
+          1h leaderboards of the other whole hours: `T#1h#<day>`, one SK range per day (<= 2)
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
           META BatchGetItem (freshness slots)
-  series  ONE Query on `S#<ad>#<res>` (SK range) + META BatchGetItem
+  series  ONE Query on `S#<ad>#<res>`, `SC#<campaign>#<res>` or `SV#<advertiser>#<res>` (SK
+          range) + META BatchGetItem
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
           last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1;
           clicks per IVT verdict: the leaderboards of the windows' buckets (the 5 last minutes:
@@ -12,14 +14,14 @@ Reads exactly the partitions a request needs (key design: serving.keys):
 Partitions are read concurrently; each Query is paginated (1 MB pages, boto3's paginator) with a
 projection and, for leaderboards, a filter that drops tombstones (`del`: entries that left the
 top-M); items and Queries: serving.table. Every AWS call is counted and reported: for any window
-up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests; the pages grow with M, id
-length and tombstones (see `serving/keys.py`).
+up to 24 h a top-K takes 1 + (<= 4 partitions x their pages) requests, up to 30 days 1 + (<= 6
+partitions x their pages); the pages grow with M, id length and tombstones (see `serving/keys.py`).
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import boto3
 from botocore.config import Config
@@ -27,7 +29,8 @@ from botocore.config import Config
 from common.config import AggregationSettings, ServingSettings
 from query.quality import IvtWindow, VerdictTotals
 from query.series import Bucket, SeriesData
-from query.topk import Entry, Leaderboard, merge_topk
+from query.ratios import RATIOS
+from query.topk import Entry, Leaderboard, merge_top_ratio, merge_topk
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from query.windows import SeriesRequest, TopRequest
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
@@ -37,6 +40,8 @@ from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, Re
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 MAX_PARALLEL = 8
+# the query API's series levels (query.windows.SERIES_LEVELS) -> the serving table's (serving.keys)
+SERIES_LEVEL = {"ad": "agg", "campaign": "campaign", "advertiser": "advertiser"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,11 @@ class PartitionRange:
         return ts(self.last_bucket) + SK_END  # above every '<last_bucket>#<ad>' key
 
 
-def plan_top_reads(hours: tuple[int, ...], minutes: tuple[int, ...]) -> list[PartitionRange]:
-    """Group the buckets by the partition that holds them; contiguous per partition (pure)."""
+def plan_top_reads(buckets_by_resolution: Mapping[str, Sequence[int]]) -> list[PartitionRange]:
+    """Group the leaderboards' buckets ({resolution: bucket starts}) by the partition that holds
+    them; contiguous per partition (pure)."""
     plan: list[PartitionRange] = []
-    for resolution, buckets in (("1h", hours), ("1m", minutes)):
+    for resolution, buckets in buckets_by_resolution.items():
         groups: dict[str, list[int]] = {}
         for b in buckets:
             groups.setdefault(top_pk(resolution, b), []).append(b)
@@ -113,16 +119,13 @@ class DynamoDBQueryStore:
 
     def top(self, req: TopRequest) -> TopAnswer:
         d = req.decomposition
-        plan = plan_top_reads(d.hours, d.minutes)
+        buckets = d.by_resolution()
+        plan = plan_top_reads(buckets)
         counter = RequestCounter()
         meta_f = self._pool.submit(self._meta, counter)
         futures = [(p, self._pool.submit(self._entries, counter, p.pk, p.sk_low, p.sk_high, True))
                    for p in plan]
-        boards: dict[tuple[str, int], Leaderboard] = {}
-        for b in d.hours:
-            boards[("1h", b)] = Leaderboard("1h", b)
-        for b in d.minutes:
-            boards[("1m", b)] = Leaderboard("1m", b)
+        boards = {(res, b): Leaderboard(res, b) for res, bs in buckets.items() for b in bs}
         items_read = 0
         for p, f in futures:
             for item in f.result():
@@ -136,11 +139,14 @@ class DynamoDBQueryStore:
                 board.entries.append(Entry(ad, **metrics_of(item), campaign_id=text(item, "cmp"),
                                            advertiser_id=text(item, "adv")))
         fresh = meta_f.result()
-        result = merge_topk(boards.values(), req.k, req.metric, self.leaderboard_size,
-                            req.campaign_id, req.advertiser_id)
+        if req.metric in RATIOS:
+            result = merge_top_ratio(boards.values(), req.k, RATIOS[req.metric], req.min_volume,
+                                     self.leaderboard_size, req.campaign_id, req.advertiser_id)
+        else:
+            result = merge_topk(boards.values(), req.k, req.metric, self.leaderboard_size,
+                                req.campaign_id, req.advertiser_id)
         return TopAnswer(result, fresh, counter.n, {
-            "partitions": len(plan), "items_read": items_read,
-            "buckets": {"1h": len(d.hours), "1m": len(d.minutes)},
+            "partitions": len(plan), "items_read": items_read, "buckets": d.counts(),
             "truncated_buckets": result.truncated_buckets, "leaderboard_size": self.leaderboard_size,
         })
 
@@ -148,8 +154,8 @@ class DynamoDBQueryStore:
         step = RESOLUTIONS[req.resolution]
         counter = RequestCounter()
         meta_f = self._pool.submit(self._meta, counter)
-        items = self._entries(counter, series_pk(req.ad_id, req.resolution), ts(req.window.start),
-                              ts(req.window.end - step), False)
+        pk = series_pk(req.entity_id, req.resolution, SERIES_LEVEL[req.level])
+        items = self._entries(counter, pk, ts(req.window.start), ts(req.window.end - step), False)
         data = SeriesData()
         for item in items:
             start = int(item["sk"]["S"])
@@ -167,7 +173,7 @@ class DynamoDBQueryStore:
         reads = []
         for w in windows:
             buckets = tuple(range(w.start, w.end, RESOLUTIONS[w.resolution]))
-            plan = plan_top_reads(buckets, ()) if w.resolution == "1h" else plan_top_reads((), buckets)
+            plan = plan_top_reads({w.resolution: buckets})
             reads.append((w, buckets, [
                 (p, self._pool.submit(query_range, self._ddb, self._table, p.pk, p.sk_low, p.sk_high,
                                       attrs=attrs, skip_tombstones=True, counter=counter))

@@ -1,21 +1,31 @@
 """Timestream for LiveAnalytics -> top-K, series and freshness: ONE SQL query per API request.
 
-The sink writes one MULTI record per aggregate (measure_name 'agg'; dimensions ad_id, resolution,
-campaign_id, advertiser_id; measures: every serving.table.METRICS column, max_event_time,
-watermark; time = bucket start). So Timestream sums the exact aggregates:
-  top-K:  whole hours at resolution '1h' + edge minutes at '1m' in one WHERE, GROUP BY ad_id,
-          rank() OVER (ORDER BY total DESC) <= k  -> always exact. Ties are cut in Python, by
-          ad_id in code-point order: the SQL returns every ad tied with the k-th (rank() gives
-          ties one rank) instead of `ORDER BY total DESC, ad_id LIMIT k`, whose cut would follow
-          the engine's string collation, which Timestream does not document. So the SQL result
-          can hold more than k rows (ties at the cut-off); the answer is its first k. Each ad
-          also carries its suspect_clicks / invalid_clicks sums (query.topk.IVT_COUNTS).
-  series: the ad's rows at the resolution over the window (every METRICS column)
+The sink writes one MULTI record per ad aggregate (measure_name 'agg'; dimensions ad_id,
+resolution, campaign_id, advertiser_id; measures: every serving.table.METRICS column,
+max_event_time, watermark; time = bucket start); no leaderboard and no campaign or advertiser
+rollup records. So Timestream sums the exact aggregates:
+  top-K:  whole days at resolution '1d', whole hours at '1h' and edge minutes at '1m' in one
+          WHERE, GROUP BY ad_id, rank() OVER (ORDER BY total DESC) <= k -> always exact. Ties are
+          cut in Python, by ad_id in code-point order: the SQL returns every ad tied with the
+          k-th (rank() gives ties one rank) instead of `ORDER BY total DESC, ad_id LIMIT k`,
+          whose cut would follow the engine's string collation, which Timestream does not
+          document. So the SQL result can hold more than k rows (ties at the cut-off); the answer
+          is its first k. Each ad also carries its suspect_clicks / invalid_clicks sums
+          (query.topk.IVT_COUNTS).
+          By a ratio (query.ratios): the numerator's and denominator's sums per ad, HAVING the
+          denominator >= the volume floor and the numerator > 0, ranked by their quotient as
+          DOUBLE; Python re-ranks the returned rows by the exact quotient. Correctly rounded
+          division is monotonic, so every ad of the true top k has a rank <= k by the DOUBLE
+          (ads whose quotients round to one DOUBLE tie, and all come back).
+  series: an ad's rows at the resolution over the window (every METRICS column); a campaign's or
+          advertiser's: the sums of its ads' rows per bucket (GROUP BY time, WHERE campaign_id /
+          advertiser_id), i.e. the rollup the DynamoDB store keeps as SC# / SV# items
   ivt:    per GET /v1/quality IVT window, sum(clicks per verdict) over all ads (UNION ALL)
-Records written before the IVT verdicts lack suspect_clicks / invalid_clicks: they read NULL,
-which sum() skips and the parsers take as 0. (A table no record with those measures was ever
-written to has no such columns: Timestream then refuses the SQL; the sink writes them, 0 when a
-changelog row has none, with every aggregate since the verdicts came.)
+Records written before the IVT verdicts lack suspect_clicks / invalid_clicks, records written
+before issue 19 impressions / conversions / conversion_value_micros: they read NULL, which sum()
+skips and the parsers take as 0. (A table no record with those measures was ever written to has
+no such columns: Timestream then refuses the SQL; the sink writes every METRICS column, 0 when a
+changelog row has none, so the first aggregate written by the new sink adds them.)
 Freshness (max watermark / max event time over the recent 1m rows) rides along in the same query
 (`fresh LEFT JOIN ... ON TRUE`), so an empty answer still carries it.
 
@@ -30,21 +40,24 @@ from __future__ import annotations
 
 import re
 import time
+from fractions import Fraction
 from typing import Any, Iterable, Optional, Sequence
 
 import boto3
 
 from common.config import ServingSettings
 from query.quality import IvtWindow, VerdictTotals
+from query.ratios import RATIOS
 from query.series import SeriesData, bucket_from
-from query.topk import IVT_COUNTS, RankedAd, TopResult
-from common.times import HOUR_MS, MINUTE_MS, RESOLUTIONS
+from query.topk import COUNT_METRICS, IVT_COUNTS, RankedAd, TopResult
+from common.times import HOUR_MS, RESOLUTIONS
 from query.windows import SeriesRequest, TopRequest
 from serving.table import METRICS, VERDICT_COUNTS
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 FRESHNESS_LOOKBACK_MS = HOUR_MS  # freshness from the 1m rows of the last hour
-_METRIC_COLUMN = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost": "cost_micros"}
+# a rollup series' dimension (query.windows.SERIES_LEVELS but 'ad', whose rows are read as stored)
+_ROLLUP_DIMENSION = {"campaign": "campaign_id", "advertiser": "advertiser_id"}
 _VALUE = re.compile(r"^[\x20-\x7E]{1,128}$")
 _IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
 
@@ -91,10 +104,9 @@ class SqlBuilder:
         return f"WITH {self._fresh(now_ms)} SELECT wm, me FROM fresh"
 
     def top_sql(self, req: TopRequest, now_ms: int) -> str:
-        d = req.decomposition
         parts = []
-        for resolution, buckets, step in (("1h", d.hours, HOUR_MS), ("1m", d.minutes, MINUTE_MS)):
-            ranges = _ranges(buckets, step)
+        for resolution, buckets in req.decomposition.by_resolution().items():
+            ranges = _ranges(buckets, RESOLUTIONS[resolution])
             if ranges:
                 times = " OR ".join(f"(time >= {_ms(a)} AND time < {_ms(b)})" for a, b in ranges)
                 parts.append(f"(resolution = {quote_literal(resolution)} AND ({times}))")
@@ -103,21 +115,32 @@ class SqlBuilder:
             where.append(f"campaign_id = {quote_literal(req.campaign_id)}")
         if req.advertiser_id is not None:
             where.append(f"advertiser_id = {quote_literal(req.advertiser_id)}")
-        column = _METRIC_COLUMN[req.metric]
-        # rank() ranks by the total alone (ties share a rank), so every ad tied with the k-th
+        ratio = RATIOS.get(req.metric)
+        if ratio is None:
+            column = COUNT_METRICS[req.metric]
+            values, order, having = f"sum({column}) AS total", f"sum({column})", f"sum({column}) > 0"
+            picked = "total"
+        else:
+            num, den = f"sum({ratio.numerator})", f"sum({ratio.denominator})"
+            values = f"{num} AS num, {den} AS den"
+            order = f"CAST({num} AS DOUBLE) / CAST({den} AS DOUBLE)"
+            having = f"{den} >= {int(ratio.volume_floor(req.min_volume))} AND {num} > 0"
+            picked = "num, den"
+        # rank() ranks by the value alone (ties share a rank), so every ad tied with the k-th
         # comes back and Python cuts the ties by code point: no LIMIT cut by the engine's collation
         ivt_sums = "".join(f"sum({c}) AS {c}, " for c in IVT_COUNTS)
         ivt_cols = "".join(f", {c}" for c in IVT_COUNTS)
         totals = (f"totals AS (SELECT ad_id, max(campaign_id) AS campaign_id, "
-                  f"max(advertiser_id) AS advertiser_id, sum({column}) AS total, {ivt_sums}"
-                  f"rank() OVER (ORDER BY sum({column}) DESC) AS rnk FROM {self.source} "
-                  f"WHERE {' AND '.join(where)} GROUP BY ad_id HAVING sum({column}) > 0)")
-        ranked = (f"ranked AS (SELECT ad_id, campaign_id, advertiser_id, total{ivt_cols} FROM totals "
+                  f"max(advertiser_id) AS advertiser_id, {values}, {ivt_sums}"
+                  f"rank() OVER (ORDER BY {order} DESC) AS rnk FROM {self.source} "
+                  f"WHERE {' AND '.join(where)} GROUP BY ad_id HAVING {having})")
+        ranked = (f"ranked AS (SELECT ad_id, campaign_id, advertiser_id, {picked}{ivt_cols} FROM totals "
                   f"WHERE rnk <= {int(req.k)})")
         return (f"WITH {self._fresh(now_ms)}, {totals}, {ranked} "
-                "SELECT r.ad_id, r.campaign_id, r.advertiser_id, r.total"
+                "SELECT r.ad_id, r.campaign_id, r.advertiser_id, "
+                + ", ".join(f"r.{c}" for c in picked.split(", "))
                 + "".join(f", r.{c}" for c in IVT_COUNTS) + ", f.wm, f.me "
-                "FROM fresh f LEFT JOIN ranked r ON TRUE ORDER BY r.total DESC, r.ad_id ASC")
+                "FROM fresh f LEFT JOIN ranked r ON TRUE ORDER BY r.ad_id ASC")
 
     def verdict_totals_sql(self, windows: Sequence[IvtWindow]) -> str:
         """One row per window (`w` = its index): the sums of VERDICT_COUNTS over all ads."""
@@ -132,11 +155,19 @@ class SqlBuilder:
                 f"AND time >= {_ms(start_ms)} AND time < {_ms(end_ms)}")
 
     def series_sql(self, req: SeriesRequest, now_ms: int) -> str:
-        s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, campaign_id, advertiser_id, "
-             f"{', '.join(METRICS)} FROM {self.source} "
-             f"WHERE measure_name = 'agg' AND ad_id = {quote_literal(req.ad_id)} "
-             f"AND resolution = {quote_literal(req.resolution)} "
-             f"AND time >= {_ms(req.window.start)} AND time < {_ms(req.window.end)})")
+        window = (f"AND resolution = {quote_literal(req.resolution)} "
+                  f"AND time >= {_ms(req.window.start)} AND time < {_ms(req.window.end)}")
+        if req.level == "ad":
+            s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, campaign_id, advertiser_id, "
+                 f"{', '.join(METRICS)} FROM {self.source} "
+                 f"WHERE measure_name = 'agg' AND ad_id = {quote_literal(req.entity_id)} {window})")
+        else:  # the rollup: its ads' rows summed per bucket
+            dimension = _ROLLUP_DIMENSION[req.level]
+            s = (f"s AS (SELECT to_milliseconds(time) AS bucket_ms, max(campaign_id) AS campaign_id, "
+                 f"max(advertiser_id) AS advertiser_id, "
+                 + ", ".join(f"sum({m}) AS {m}" for m in METRICS) + f" FROM {self.source} "
+                 f"WHERE measure_name = 'agg' AND {dimension} = {quote_literal(req.entity_id)} "
+                 f"{window} GROUP BY time)")
         return (f"WITH {self._fresh(now_ms)}, {s} "
                 "SELECT s.bucket_ms, s.campaign_id, s.advertiser_id, "
                 + "".join(f"s.{m}, " for m in METRICS) + "f.wm, f.me "
@@ -183,10 +214,21 @@ def _freshness(rows: list[dict]) -> StoreFreshness:
     return StoreFreshness(wm, me)
 
 
-def top_from_rows(rows: list[dict], k: int) -> TopResult:
-    items = [RankedAd(r["ad_id"], r.get("campaign_id"), r.get("advertiser_id"), int(r["total"]),
-                      int(r["total"]), *(int(r.get(c) or 0) for c in IVT_COUNTS))
-             for r in rows if r.get("ad_id") is not None and (r.get("total") or 0) > 0]
+def top_from_rows(rows: list[dict], k: int, metric: str = "clicks") -> TopResult:
+    """The SQL's rows (every ad ranked <= k, ties included) -> the first k, ranked in Python."""
+    ratio = RATIOS.get(metric)
+    items = []
+    for r in rows:
+        if r.get("ad_id") is None:
+            continue
+        ivt = (int(r.get(c) or 0) for c in IVT_COUNTS)
+        ids = (r["ad_id"], r.get("campaign_id"), r.get("advertiser_id"))
+        if ratio is None:
+            if (r.get("total") or 0) > 0:
+                items.append(RankedAd(*ids, int(r["total"]), int(r["total"]), *ivt))
+        elif (r.get("den") or 0) > 0 and (r.get("num") or 0) > 0:  # (HAVING made sure)
+            q = Fraction(int(r["num"]), int(r["den"]))
+            items.append(RankedAd(*ids, q, q, *ivt, int(r["num"]), int(r["den"])))
     items.sort(key=lambda i: (-i.total, i.ad_id))  # Python's order, whatever the engine's collation
     return TopResult(items[:k], True, 0, 0, len(items))
 
@@ -238,7 +280,7 @@ class TimestreamQueryStore:
 
     def top(self, req: TopRequest) -> TopAnswer:
         rows, calls = self.run(self.sql.top_sql(req, self._clock_ms()))
-        return TopAnswer(top_from_rows(rows, req.k), _freshness(rows), calls, {"sql_queries": 1})
+        return TopAnswer(top_from_rows(rows, req.k, req.metric), _freshness(rows), calls, {"sql_queries": 1})
 
     def series(self, req: SeriesRequest) -> SeriesAnswer:
         rows, calls = self.run(self.sql.series_sql(req, self._clock_ms()))
