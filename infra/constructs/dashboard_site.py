@@ -69,7 +69,7 @@ from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from infra.settings import StackSettings
 
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
-DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health
+DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/{ads,campaigns,advertisers}/{id}/metrics, /v1/quality, /v1/health
 CDN_LOG_RETENTION = Duration.days(365)
 PAGE_CACHE = "public, max-age=60"  # index.html and config.json change on deploy; assets are ?v= stamped
 ASSET_VERSION_PARAM = "v"  # web/build.mjs: `app.js?v=<content hash>`; part of the CloudFront cache key
@@ -220,14 +220,16 @@ class DashboardSite(Construct):
         # Pseudo parameters, not method_arn (stack.region/account): the ARN, and so the finding
         # acknowledged below, reads the same with or without a concrete environment.
         routes = DASHBOARD_ROUTES
+        arn_path = {route: re.sub(r"\{[^}]+\}", "*", route) for route in routes}  # a path parameter: '*'
         invoke_arns = [f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{api.rest_api_id}/{stage}/GET"
-                       + re.sub(r"\{[^}]+\}", "*", route) for route in routes]
+                       + arn_path[route] for route in routes]
         self.viewer_role.add_to_policy(iam.PolicyStatement(
             sid="InvokeDashboardRoutes", actions=["execute-api:Invoke"], resources=invoke_arns))
-        _ack(self.viewer_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
-             f"<AWS::AccountId>:<{_logical(api)}>/<{_logical(api.deployment_stage)}>/GET/v1/ads/*/metrics]",
-             "API Gateway method ARNs put '*' where a path parameter is: this grants GET "
-             "/v1/ads/{ad_id}/metrics for any ad id on this one API and stage, nothing else.")
+        for route in (r for r in routes if "{" in r):
+            _ack(self.viewer_role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
+                 f"<AWS::AccountId>:<{_logical(api)}>/<{_logical(api.deployment_stage)}>/GET{arn_path[route]}]",
+                 f"API Gateway method ARNs put '*' where a path parameter is: this grants GET {route} "
+                 "for any id on this one API and stage, nothing else.")
         cognito.CfnIdentityPoolRoleAttachment(
             self, "IdentityRoles", identity_pool_id=self.identity_pool.ref,
             roles={"authenticated": self.viewer_role.role_arn})

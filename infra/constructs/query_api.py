@@ -1,6 +1,7 @@
 """The query Lambda and its read-only routes on the existing REST API, IAM-authorized.
 
-GET /v1/top, GET /v1/ads/{ad_id}/metrics, GET /v1/quality, GET /v1/health. Callers are
+GET /v1/top, GET /v1/ads/{ad_id}/metrics, GET /v1/campaigns/{campaign_id}/metrics,
+GET /v1/advertisers/{advertiser_id}/metrics, GET /v1/quality, GET /v1/health (query.routes). Callers are
 dashboards and internal services with AWS credentials: every method requires SigV4
 (AuthorizationType.IAM), so access is granted with execute-api:Invoke on these method ARNs (no
 API key: keys identify ad servers on the ingest route). The role may only read the serving store
@@ -18,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from common.schema import QUERY
+from query.routes import ROUTES, SERIES_ROUTES
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
@@ -26,7 +28,6 @@ HANDLER = "query.handler.lambda_handler"
 # common + query + the serving store's core and readers (serving/*.py, serving/read), not its writers
 ASSET_EXCLUDE = asset_exclude("common", "query", "serving/*.py", "serving/read")
 TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
-ROUTES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health")
 GET_METRIC_DATA_REASON = (
     "cloudwatch:GetMetricData has no resource-level permissions (AWS service authorization "
     "reference); GET /v1/quality reads the ingest Lambda's ClickAgg metrics and the clicks "
@@ -40,7 +41,7 @@ class QueryApi(Construct):
         super().__init__(scope, id)
         built = build_python_function(
             self, settings=settings, key=key, handler=HANDLER, exclude=ASSET_EXCLUDE,
-            description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/quality, /v1/health",
+            description="GET /v1/top, /v1/{ads,campaigns,advertisers}/{id}/metrics, /v1/quality, /v1/health",
             role_description="clickagg query Lambda: read-only serving store access",
             service="query",
             memory_mb=settings.query_memory_mb,
@@ -57,21 +58,16 @@ class QueryApi(Construct):
             actions=["cloudwatch:GetMetricData"], resources=["*"]))
 
         integration = apigw.LambdaIntegration(self.function, proxy=True)
-        top = v1.add_resource("top")
-        metrics = v1.add_resource("ads").add_resource("{ad_id}").add_resource("metrics")
-        quality = v1.add_resource("quality")
-        health = v1.add_resource("health")
-        self.methods = {
-            "/v1/top": top.add_method(
-                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
-            "/v1/ads/{ad_id}/metrics": metrics.add_method(
+        self.methods = {"/v1/top": v1.add_resource("top").add_method(
+            "GET", integration, authorization_type=apigw.AuthorizationType.IAM)}
+        for route in SERIES_ROUTES.values():  # /v1/<collection>/{<id>}/metrics
+            _, _, collection, param, leaf = route.split("/")
+            self.methods[route] = v1.add_resource(collection).add_resource(param).add_resource(leaf).add_method(
                 "GET", integration, authorization_type=apigw.AuthorizationType.IAM,
-                request_parameters={"method.request.path.ad_id": True}),
-            "/v1/quality": quality.add_method(
-                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
-            "/v1/health": health.add_method(
-                "GET", integration, authorization_type=apigw.AuthorizationType.IAM),
-        }
+                request_parameters={f"method.request.path.{param.strip('{}')}": True})
+        for name in ("quality", "health"):
+            self.methods[f"/v1/{name}"] = v1.add_resource(name).add_method(
+                "GET", integration, authorization_type=apigw.AuthorizationType.IAM)
         assert tuple(self.methods) == ROUTES
         for method in self.methods.values():
             Validations.of(method).acknowledge(Acknowledgment(

@@ -551,7 +551,7 @@ def test_query_routes_are_iam_authorized_gets(default_template):
     gets = default_template.find_resources("AWS::ApiGateway::Method",
                                            {"Properties": {"HttpMethod": "GET",
                                                            "AuthorizationType": "AWS_IAM"}})
-    assert len(gets) == 4  # + the public GET /v1/c click link (test_infra_stack.py)
+    assert len(gets) == 6  # + the public GET /v1/c click link (test_infra_stack.py)
     query_fn = logical_id(default_template, "AWS::Lambda::Function", "QueryFunction")
     for method in gets.values():
         props = method["Properties"]
@@ -571,7 +571,11 @@ def test_query_routes_are_iam_authorized_gets(default_template):
                 break
             ref = parent["Ref"]
         paths.add("/" + "/".join(parts))
-    assert paths == {"/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health"}
+    assert paths == {"/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/campaigns/{campaign_id}/metrics",
+                     "/v1/advertisers/{advertiser_id}/metrics", "/v1/quality", "/v1/health"}
+    for method in gets.values():  # the series routes' id is a required path parameter
+        params = method["Properties"].get("RequestParameters", {})
+        assert params in ({}, *({f"method.request.path.{p}": True} for p in ("ad_id", "campaign_id", "advertiser_id")))
 
 
 def test_reconcile_route_is_an_iam_authorized_post_to_its_own_function(default_template):

@@ -104,8 +104,9 @@ def test_whole_app_is_nag_clean_with_documented_acknowledgements(nag_app):
              for path, rule in found}
     expected = {
         ("Cdn", "AwsSolutions-CFR1"), ("Cdn", "AwsSolutions-CFR2"), ("Cdn", "AwsSolutions-CFR4"),
-        ("ViewerRole", "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                       f"<{_logical(stack, api)}>/<{_logical(stack, api.deployment_stage)}>/GET/v1/ads/*/metrics]"),
+        *(("ViewerRole", "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                         f"<{_logical(stack, api)}>/<{_logical(stack, api.deployment_stage)}>/GET/v1/{collection}/*/metrics]")
+          for collection in ("ads", "campaigns", "advertisers")),
     }
     if BUILT:
         [handler] = {p for p, _ in rules if p.startswith("Custom::CDKBucketDeployment")}
@@ -240,7 +241,8 @@ def test_viewer_role_may_only_get_the_dashboard_routes(template):
     [statement] = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
     assert statement["Action"] == "execute-api:Invoke" and statement["Effect"] == "Allow"
     tails = sorted(r["Fn::Join"][1][-1] for r in statement["Resource"])
-    assert tails == ["/GET/v1/ads/*/metrics", "/GET/v1/health", "/GET/v1/quality", "/GET/v1/top"]
+    assert tails == ["/GET/v1/ads/*/metrics", "/GET/v1/advertisers/*/metrics", "/GET/v1/campaigns/*/metrics",
+                     "/GET/v1/health", "/GET/v1/quality", "/GET/v1/top"]
     api_ref = {"Ref": next(k for k in template["Resources"] if template["Resources"][k]["Type"] == "AWS::ApiGateway::RestApi")}
     for r in statement["Resource"]:
         assert api_ref in r["Fn::Join"][1]
@@ -251,7 +253,7 @@ def test_api_cors_allows_exactly_the_page_origin(template):
     origin only, the GETs stay IAM-authorized, the Lambdas know the origin."""
     methods = api_methods(template)
     options = {path: m for (verb, path), m in methods.items() if verb == "OPTIONS"}
-    # /v1/clicks + the four query routes + /v1/reconcile, + the public POST's own (`*`)
+    # /v1/clicks + the six query routes + /v1/reconcile, + the public POST's own (`*`)
     assert set(options) == {*CORS_ROUTES, "/v1/public/clicks"}
     quoted = {"Fn::Join": ["", ["'https://", cdn_origin(template)["Fn::Join"][1][1], "'"]]}
     for path, m in options.items():
@@ -261,7 +263,7 @@ def test_api_cors_allows_exactly_the_page_origin(template):
             "'*'" if path == "/v1/public/clicks" else quoted), path
         assert "ResponseTemplates" not in response  # one origin: no other is ever echoed
     gets = [m for (verb, _), m in methods.items() if verb == "GET"]
-    assert len(gets) == 5  # the four query routes (IAM) + the click link GET /v1/c
+    assert len(gets) == 7  # the six query routes (IAM) + the click link GET /v1/c
     # public on purpose, exactly these: the click link (a plain <a href>) and the click POST of
     # browsers and apps (+ its preflight), the signed token being the proof; and the preflights
     assert public_methods(template) == {("GET", "/v1/c"), ("POST", "/v1/public/clicks"),

@@ -22,6 +22,7 @@ from aws_cdk.assertions import Template
 
 from infra.constructs.dashboard_site import HANDLER_KMS_ACTION_WILDCARDS, HANDLER_S3_ACTION_WILDCARDS
 from infra.settings import StackSettings
+from query.routes import ROUTES as QUERY_ROUTES
 from tests.infra.test_infra_stack import PUBLIC_PREFLIGHT, api_methods
 
 # Actions that only exist on Resource '*', with why (each role that has one carries an
@@ -233,7 +234,7 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
     test_infra_dashboard.py)."""
     for template in (default_template, *profile_templates.values()):
         preflights = options_methods(template)
-        assert len(preflights) == 6  # /v1/clicks + the four query routes + /v1/reconcile
+        assert len(preflights) == 2 + len(QUERY_ROUTES)  # /v1/clicks + the query routes + /v1/reconcile
         for method in preflights.values():
             assert method["AuthorizationType"] == "NONE"
             assert method["Integration"]["Type"] == "MOCK"
@@ -257,7 +258,7 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
 
 def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
     preflights = options_methods(custom_template)
-    assert len(preflights) == 6  # /v1/clicks + the four query routes + /v1/reconcile
+    assert len(preflights) == 2 + len(QUERY_ROUTES)  # /v1/clicks + the query routes + /v1/reconcile
     for method in preflights.values():
         assert method["AuthorizationType"] == "NONE"
         assert method["Integration"]["Type"] == "MOCK"
@@ -273,7 +274,7 @@ def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
         assert parts[1] == dashboard_origin(custom_template)["Fn::Join"][1][1]
     allowed = sorted(m["Integration"]["IntegrationResponses"][0]["ResponseParameters"][
         "method.response.header.Access-Control-Allow-Methods"] for m in preflights.values())
-    assert allowed == ["'GET'", "'GET'", "'GET'", "'GET'", "'POST'", "'POST'"]
+    assert allowed == ["'GET'"] * len(QUERY_ROUTES) + ["'POST'", "'POST'"]
     responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
         custom_template, "AWS::ApiGateway::GatewayResponse").values()}
     # two origins: API Gateway's own 4XX/5XX cannot choose one (api_cors.py); the ingest API's
@@ -298,7 +299,7 @@ def two_origins_template(app_factory) -> Template:
 
 def test_cors_for_several_origins_answers_only_listed_ones(two_origins_template):
     preflights = options_methods(two_origins_template)
-    assert len(preflights) == 6
+    assert len(preflights) == 2 + len(QUERY_ROUTES)
     for method in preflights.values():
         response = method["Integration"]["IntegrationResponses"][0]
         # the first origin is the static header, the mapping template swaps in a request

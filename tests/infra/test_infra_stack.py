@@ -69,8 +69,8 @@ def public_methods(template: dict) -> set[tuple[str, str]]:
 
 
 # the configured-origin preflights (infra.constructs.api_cors.ApiCors; by default the dashboard's)
-CORS_ROUTES = ("/v1/clicks", "/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health",
-               "/v1/reconcile")
+CORS_ROUTES = ("/v1/clicks", "/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/campaigns/{campaign_id}/metrics",
+               "/v1/advertisers/{advertiser_id}/metrics", "/v1/quality", "/v1/health", "/v1/reconcile")
 # the public POST's own preflight (common.public_route): `*`, whatever origins are configured
 PUBLIC_PREFLIGHT = {
     "method.response.header.Access-Control-Allow-Headers": "'Content-Type'",
@@ -236,7 +236,8 @@ def test_post_clicks_and_events_require_api_key_and_validate_body(default_templa
         assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
     paths = {r["Properties"]["PathPart"]
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "clicks", "events", "c", "public", "top", "ads", "{ad_id}", "metrics", "quality",
+    assert paths == {"v1", "clicks", "events", "c", "public", "top", "ads", "{ad_id}", "campaigns", "{campaign_id}",
+                     "advertisers", "{advertiser_id}", "metrics", "quality",
                      "health", "reconcile"}  # + events, click links, public clicks, query, operations
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
