@@ -27,9 +27,10 @@ from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
 from local.web import StaticRoute
 from local.resources import create_all
+from query.routes import ROUTES
 
 REPO = Path(__file__).resolve().parent.parent
-QUERY_RESOURCES = ("/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/quality", "/v1/health")
+QUERY_RESOURCES = ROUTES  # the query Lambda's routes: the one list infra builds from too
 
 
 def aws_env(endpoint: str) -> dict[str, str]:

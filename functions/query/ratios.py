@@ -3,13 +3,15 @@
 ONE definition, used by series points and totals (query.series) and by top-K by a ratio
 (query.topk, serving.read.timestream):
 
-  ctr   clicks / impressions                  a number
-  cvr   conversions / clicks                  a number
-  cpc   spend / clicks                        money per click
+  ctr   billable_clicks / impressions         a number
+  cvr   conversions / billable_clicks         a number
+  cpc   spend / billable_clicks               money per click
   cpa   spend / conversions                   money per conversion
   roas  conversion_value / spend              a number
   spend = billable_cost (billable_cost_micros: the valid clicks at their token's price, what is
-  billed); clicks = every counted click (billable + suspect + invalid).
+  billed). The click in every ratio is the billable (valid) click: the clicks the spend pays for
+  and the nightly billing's reports count (common/named_queries.py), so cpc is the price per
+  billed click and invalid traffic never inflates ctr or deflates cvr.
 
 JSON: the exact quotient of the integer counts (micros for money; no float arithmetic) is
 rounded half up: numbers to 6 decimals (a JSON number, 0.052632), money to the micro and written
@@ -17,9 +19,9 @@ like cost ("0.250000"). A ratio whose denominator is 0 is null. Top-K ranks by t
 so two ads whose rounded values are equal keep their true order (then ad_id).
 
 Minimum volume (top-K by a ratio only): an ad is ranked only when its denominator over the window
-is at least `min_volume` (default 100): impressions for ctr, clicks for cvr and cpc, conversions
-for cpa, spend in whole currency units for roas. So one impression with one click (ctr 1.0) does
-not win.
+is at least `min_volume` (default 100): impressions for ctr, billable clicks for cvr and cpc,
+conversions for cpa, spend in whole currency units for roas. So one impression with one click
+(ctr 1.0) does not win.
 """
 from __future__ import annotations
 
@@ -65,9 +67,9 @@ class Ratio:
 
 SPEND = "billable_cost_micros"
 RATIOS: dict[str, Ratio] = {r.name: r for r in (
-    Ratio("ctr", "clicks", "impressions"),
-    Ratio("cvr", "conversions", "clicks"),
-    Ratio("cpc", SPEND, "clicks"),
+    Ratio("ctr", "billable_clicks", "impressions"),
+    Ratio("cvr", "conversions", "billable_clicks"),
+    Ratio("cpc", SPEND, "billable_clicks"),
     Ratio("cpa", SPEND, "conversions"),
     Ratio("roas", "conversion_value_micros", SPEND),
 )}

@@ -249,7 +249,7 @@ def test_query_on_a_recorded_event(query, name):
                             path_params={"ad_id": "ad-7"},
                             query={"resolution": "1m", "from": str(T0), "to": "2026-12-31T23:03:00Z"})
     # no impressions or conversions in these rows: ctr and cpa null, cvr and roas 0 where there are
-    # clicks and spend; cpc = billable cost / clicks, rounded half up to the micro
+    # clicks and spend; cpc = billable cost / billable clicks, rounded half up to the micro
     no_events = {"impressions": 0, "conversions": 0, "conversion_value": "0.000000", "ctr": None, "cpa": None}
     zero = {"clicks": 0, "billable_clicks": 0, "cost": "0.000000", "billable_cost": "0.000000",
             "suspect_clicks": 0, "invalid_clicks": 0, **no_events, "cvr": None, "cpc": None, "roas": None}
@@ -260,13 +260,13 @@ def test_query_on_a_recorded_event(query, name):
         "points": [
             {"bucket_start": "2026-12-31T23:00:00.000Z", "bucket_start_ms": T0,
              "clicks": 3, "billable_clicks": 2, "cost": "0.300000", "billable_cost": "0.200000",
-             "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.066667", "roas": 0.0},
+             "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0},
             {"bucket_start": "2026-12-31T23:01:00.000Z", "bucket_start_ms": T0 + MIN, **zero},
             {"bucket_start": "2026-12-31T23:02:00.000Z", "bucket_start_ms": T0 + 2 * MIN,
              "clicks": 1, "billable_clicks": 1, "cost": "0.100000", "billable_cost": "0.100000",
              "suspect_clicks": 0, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0}],
         "totals": {"clicks": 4, "billable_clicks": 3, "cost": "0.400000", "billable_cost": "0.300000",
-                   "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.075000", "roas": 0.0},
+                   "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0},
         # final: the window's end + 15 min lateness is past the watermark (23:10)
         "freshness": {**FRESHNESS, "final": False},
         "debug": {"store": "dynamodb", "requests": 2, "items_read": 2}})

@@ -11,17 +11,6 @@ import pytest
 from tests.query.truth import MIN, load, random_truth, serving_items
 
 
-def serve_every_query_route(stack) -> None:
-    """Until local/stack.py takes its query resources from query.routes.ROUTES (it lists the four
-    routes of before issue 19), route the missing ones to the stack's query Lambda, as API
-    Gateway does on AWS (infra/constructs/query_api.py builds them from that list)."""
-    from local.apigw import Route
-    from query.routes import ROUTES
-
-    served = {getattr(r, "resource", None) for r in stack.api.routes}
-    stack.api.routes[:0] = [Route(r, stack.query) for r in ROUTES if r not in served]
-
-
 @pytest.fixture(scope="module")
 def local_stack():
     from local.stack import LocalStack, StackOptions
@@ -30,7 +19,6 @@ def local_stack():
     # and no billing runs (POST /v1/reconcile only records workflow runs in moto here)
     workers = {k: False for k in ("flink", "sink", "archive", "glue") if k in StackOptions.__dataclass_fields__}
     with LocalStack(StackOptions(**workers)) as stack:
-        serve_every_query_route(stack)
         now = int(time.time() * 1000)
         start = now - now % MIN - 3 * 60 * MIN
         truth = random_truth(21, start, 3 * 60 + 2, ads=12, p=0.3, events=True)

@@ -242,7 +242,7 @@ def test_dynamodb_rows_without_verdict_counts_read_as_zero(ddb):
                                 "conversion_value": "0.000000",
                                 "ctr": None, "cvr": 0.0, "cpc": "0.000001", "cpa": None, "roas": 0.0}
     series = svc.series("new", {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"})
-    assert (series["totals"]["impressions"], series["totals"]["ctr"], series["totals"]["roas"]) == (40, 0.25, 375_000.0)  # 3.000000 / 0.000008
+    assert (series["totals"]["impressions"], series["totals"]["ctr"], series["totals"]["roas"]) == (40, 0.15, 375_000.0)  # 6 billable / 40; 3.000000 / 0.000008
 
 
 # --- Timestream (its SQL on DuckDB) ----------------------------------------------------------
@@ -328,7 +328,7 @@ def test_timestream_records_without_verdict_measures_read_as_zero():
     top = svc.top({"from": str(hour), "to": str(hour + HOUR), "k": "2", "metric": "conversion_value"})
     assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", "3.000000")]
     top = svc.top({"from": str(hour), "to": str(hour + HOUR), "metric": "ctr", "min_volume": "1"})
-    assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", 0.25)]  # old: no impressions
+    assert [(i["ad_id"], i["total"]) for i in top["items"]] == [("new", 0.15)]  # 6/40; old: no impressions
     series = svc.series("old", {"from": str(hour), "to": str(hour + HOUR), "resolution": "1h"})
     assert (series["totals"]["suspect_clicks"], series["totals"]["invalid_clicks"]) == (0, 0)
     assert [series["totals"][m] for m in ("impressions", "conversions", "conversion_value", "ctr", "cpa")] == [

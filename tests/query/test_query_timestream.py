@@ -203,10 +203,10 @@ def test_series_from_recorded_rows_zero_filled():
         (12, "3.000000"), (0, "0.000000"), (1, "0.250000"), (0, "0.000000")]
     assert body["totals"] == {"clicks": 13, "billable_clicks": 10, "cost": "3.250000", "billable_cost": "2.500000",
                               "suspect_clicks": 2, "invalid_clicks": 0, "impressions": 300, "conversions": 3,
-                              "conversion_value": "7.500000", "ctr": 0.043333, "cvr": 0.230769, "cpc": "0.192308",
+                              "conversion_value": "7.500000", "ctr": 0.033333, "cvr": 0.3, "cpc": "0.250000",
                               "cpa": "0.833333", "roas": 3.0}
     assert [(p["impressions"], p["ctr"], p["cpa"]) for p in body["points"]] == [
-        (300, 0.04, "0.833333"), (0, None, None), (0, None, None), (0, None, None)]
+        (300, 0.033333, "0.833333"), (0, None, None), (0, None, None), (0, None, None)]  # 10 billable / 300
     assert [(p["suspect_clicks"], p["invalid_clicks"]) for p in body["points"]] == [(2, 0), (0, 0), (0, 0), (0, 0)]
     assert body["campaign_id"] == "cmp-1"
     empty = [{"ColumnInfo": SERIES_COLUMNS, "Rows": [row(*[None] * len(SERIES_COLUMNS))]}]

@@ -178,21 +178,22 @@ def test_unbounded_metrics_over_a_truncated_board():
 
 
 def test_ratio_rules_by_hand():
+    # the click of a ratio is the billable one (Entry's third field): every click here is valid
     # ctr over one complete board: b (2/40) < a (3/50)? 0.05 < 0.06: a first; c below min_volume
-    board = Leaderboard("1m", 0, [Entry("a", 3, impressions=50), Entry("b", 2, impressions=40),
-                                  Entry("c", 1, impressions=1), Entry("z", 0, impressions=99)])
+    board = Leaderboard("1m", 0, [Entry("a", 3, 3, impressions=50), Entry("b", 2, 2, impressions=40),
+                                  Entry("c", 1, 1, impressions=1), Entry("z", 0, 0, impressions=99)])
     r = merge_top_ratio([board], 5, RATIOS["ctr"], 40, 10)
     assert r.exact and [(i.ad_id, i.total, i.numerator, i.denominator) for i in r.items] == [
         ("a", Fraction(3, 50), 3, 50), ("b", Fraction(1, 20), 2, 40)]  # z: ctr 0 never appears
     assert [(i.ad_id, i.total) for i in merge_top_ratio([board], 5, RATIOS["ctr"], 1, 10).items][0] == ("c", 1)
     # equal rounded values keep the exact order: 1/3 vs 333333/1000000 round alike, 1/3 is larger
-    board = Leaderboard("1m", 0, [Entry("x", 333_333, impressions=1_000_000), Entry("y", 1, impressions=3)])
+    board = Leaderboard("1m", 0, [Entry("x", 333_333, 333_333, impressions=1_000_000), Entry("y", 1, 1, impressions=3)])
     r = merge_top_ratio([board], 2, RATIOS["ctr"], 1, 10)
     assert [i.ad_id for i in r.items] == ["y", "x"]
     assert format_value("ctr", r.items[0].total) == format_value("ctr", r.items[1].total) == 0.333333
     # M = 2, both boards truncated: inexact with no bound; a (listed on both) proven, b and c not
-    boards = [Leaderboard("1m", 0, [Entry("a", 9, impressions=90), Entry("b", 8, impressions=10)]),
-              Leaderboard("1m", MIN, [Entry("a", 1, impressions=10), Entry("c", 1, impressions=10)])]
+    boards = [Leaderboard("1m", 0, [Entry("a", 9, 9, impressions=90), Entry("b", 8, 8, impressions=10)]),
+              Leaderboard("1m", MIN, [Entry("a", 1, 1, impressions=10), Entry("c", 1, 1, impressions=10)])]
     r = merge_top_ratio(boards, 3, RATIOS["ctr"], 1, 2)
     assert not r.exact and r.error_bound == INF and "ctr" in r.reason
     assert [(i.ad_id, i.total, i.upper) for i in r.items] == [
@@ -202,6 +203,10 @@ def test_ratio_rules_by_hand():
                                   Entry("b", 1, billable_cost_micros=1_000_000, conversion_value_micros=2_000_000)])
     assert [i.ad_id for i in merge_top_ratio([board], 5, RATIOS["roas"], 1, 10).items] == ["b"]
     assert math.isinf(merge_top_ratio(boards, 1, RATIOS["cvr"], 1, 2).error_bound)
+    # invalid clicks never count: 10 clicks, 2 of them billable, over 100 impressions: ctr 0.02
+    board = Leaderboard("1m", 0, [Entry("a", 10, 2, impressions=100)])
+    assert [(i.total, i.numerator) for i in merge_top_ratio([board], 1, RATIOS["ctr"], 1, 10).items] == [
+        (Fraction(1, 50), 2)]
 
 
 def test_billable_and_cost_bounds_use_min_clicks():

@@ -25,8 +25,9 @@ METRIC_FIELD = {"clicks": "clicks", "billable_clicks": "billable_clicks", "cost"
                 "impressions": "impressions", "conversions": "conversions",
                 "conversion_value": "conversion_value_micros"}
 # the ratios as issue 19 defines them: (numerator, denominator, money per unit); spend = billable cost
-RATIO_FIELDS = {"ctr": ("clicks", "impressions", False), "cvr": ("conversions", "clicks", False),
-                "cpc": ("billable_cost_micros", "clicks", True),
+RATIO_FIELDS = {"ctr": ("billable_clicks", "impressions", False),
+                "cvr": ("conversions", "billable_clicks", False),
+                "cpc": ("billable_cost_micros", "billable_clicks", True),
                 "cpa": ("billable_cost_micros", "conversions", True),
                 "roas": ("conversion_value_micros", "billable_cost_micros", False)}
 LEVELS = {"campaign": CAMPAIGN, "advertiser": ADVERTISER}
