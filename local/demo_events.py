@@ -14,9 +14,11 @@ import shutil
 import time
 from collections import Counter
 from decimal import Decimal
+from fractions import Fraction
 
 from clickagg_sdk import ClickSender, EventClient, conversion_event
 from common.archive import EVENTS
+from local.oracle import realtime_truth
 from local.readback import read_series, read_stream
 from tools.analytics import run_duckdb, sync_archive
 
@@ -125,6 +127,66 @@ def wait_for_view(table: str, truth: dict, stall_s: float = 90, cap_s: float = 9
         time.sleep(2)
 
 
+def _round_half_up(q: Fraction) -> int:
+    """The demo's own rounding rule (an oracle shares no code with functions/query/ratios.py)."""
+    return int((q * 2 + 1) // 2) if q >= 0 else -int((-q * 2 + 1) // 2)
+
+
+def expected_ratios(billable: int, spend_micros: int, impressions: int, conversions: int,
+                    value_micros: int) -> dict:
+    """ctr, cvr, cpc, cpa, roas as the API answers them (docs/openapi.yaml), from the counts."""
+    def number(n: int, d: int):
+        return _round_half_up(Fraction(n, d) * 1_000_000) / 1_000_000 if d else None
+
+    def money(n_micros: int, d: int):
+        if not d:
+            return None
+        micros = _round_half_up(Fraction(n_micros, d))
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    return {"ctr": number(billable, impressions), "cvr": number(conversions, billable),
+            "cpc": money(spend_micros, billable), "cpa": money(spend_micros, conversions),
+            "roas": number(value_micros, spend_micros)}
+
+
+def campaign_metrics_section(stack, load, events_truth: dict, checks) -> None:
+    """GET /v1/campaigns/{id}/metrics (1d, the whole day of the load) against the truth: the
+    clicks' side from the load (late clicks excluded, verdicts by the reference rules), the
+    events' from what was sent; and top-3 campaigns' ads by CTR over 30 days."""
+    import requests
+
+    clicks = realtime_truth(load.truth, set(load.late_ids))
+    campaign_of = {c["ad_id"]: c["campaign_id"] for c in load.truth}
+    per_campaign: dict = {}
+    for (ad, res, _), row in clicks.items():
+        if res == "1d":
+            t = per_campaign.setdefault(campaign_of[ad], Counter())
+            t["billable_clicks"] += row["billable_clicks"]
+            t["billable_cost_micros"] += row["billable_cost_micros"]
+    campaigns = sorted(per_campaign)
+    wrong, shown = [], []
+    for cmp in campaigns:
+        ev = events_truth.get(("campaign", cmp), dict.fromkeys(REALTIME_EVENT_METRICS, 0))
+        t = per_campaign[cmp]
+        want = {"impressions": ev["impressions"], "billable_clicks": t["billable_clicks"],
+                "conversions": ev["conversions"],
+                **expected_ratios(t["billable_clicks"], t["billable_cost_micros"], ev["impressions"],
+                                  ev["conversions"], ev["conversion_value_micros"])}
+        body = requests.get(f"{stack.api.url}/v1/campaigns/{cmp}/metrics",
+                            params={"resolution": "1d", "last": "2d"}, timeout=30).json()
+        got = {k: body["totals"][k] for k in want}
+        if got != want:
+            wrong.append((cmp, got, want))
+        if len(shown) < 3:
+            shown.append(f"{cmp}: CTR {got['ctr']}, CVR {got['cvr']}, CPC {got['cpc']}, CPA {got['cpa']}, "
+                         f"ROAS {got['roas']}")
+    print("
+query API per campaign (GET /v1/campaigns/{id}/metrics, 1d, ratios at query time)")
+    for line in shown:
+        print(f"      {line}")
+    checks.equal(f"query API: every campaign's impressions, billable clicks, conversions, CTR, CVR, "
+                 f"CPC, CPA, ROAS = ground truth ({len(campaigns)} campaigns)", wrong[:2], [])
+
+
 def events_section(stack, load, checks, seed: int) -> None:
     print("\nimpressions and conversions (POST /v1/events through the Python SDK; events stream, archive)")
     impressions, conversions = truth_events(load, seed)
@@ -181,6 +243,8 @@ def events_section(stack, load, checks, seed: int) -> None:
     print(f"      realtime view: {totals['impressions']} impressions, {totals['conversions']} conversions "
           f"by token (value {totals['conversion_value_micros'] / 1e6:.2f} USD); conversions naming only a "
           f"click_id ({sum(1 for e in conversions if not e['_ad'])}) are the nightly batch's")
+
+    campaign_metrics_section(stack, load, truth, checks)
 
     stack.events_archiver.drain_once()  # the local Firehose's next poll, now
     root = stack.options.state_dir / "archive-events"
