@@ -179,8 +179,7 @@ def campaign_metrics_section(stack, load, events_truth: dict, checks) -> None:
         if len(shown) < 3:
             shown.append(f"{cmp}: CTR {got['ctr']}, CVR {got['cvr']}, CPC {got['cpc']}, CPA {got['cpa']}, "
                          f"ROAS {got['roas']}")
-    print("
-query API per campaign (GET /v1/campaigns/{id}/metrics, 1d, ratios at query time)")
+    print("\nquery API per campaign (GET /v1/campaigns/{id}/metrics, 1d, ratios at query time)")
     for line in shown:
         print(f"      {line}")
     checks.equal(f"query API: every campaign's impressions, billable clicks, conversions, CTR, CVR, "
