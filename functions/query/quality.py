@@ -160,6 +160,13 @@ def lag(freshness: Mapping, now_ms: int, iterator_age_ms: Optional[int]) -> dict
     }
 
 
+# the events' sections of a reconciliation summary (glue_jobs/reconcile.py summarize_events)
+EVENT_RECONCILIATION = ("impressions", "conversions")
+EVENT_RECONCILIATION_KEYS = ("batch", "realtime", "total_diff", "total_drift", "worst_drift",
+                             "worst_ad_id", "threshold", "flag", "classes", "explained",
+                             "unexplained")
+
+
 def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int]) -> Optional[dict]:
     """The stored summary of the latest reconciled day -> the API's view of it."""
     if summary is None:
@@ -168,6 +175,10 @@ def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int
             "batch_billable", "realtime_billable", "total_diff", "rows", "classes",
             "explained_clicks", "unexplained_clicks", "report")
     out = {k: summary.get(k) for k in keys}
+    for metric in EVENT_RECONCILIATION:  # issue 19: null in summaries of before it
+        section = summary.get(metric)
+        out[metric] = ({k: section.get(k) for k in EVENT_RECONCILIATION_KEYS}
+                       if isinstance(section, Mapping) else None)
     out["finished_at"] = iso(finished_at_ms) if finished_at_ms is not None else None
     out["finished_at_ms"] = finished_at_ms
     return out
@@ -186,6 +197,13 @@ def quality_body(req: QualityRequest, now_ms: int, freshness: dict, metrics: Pip
         alerts.append(f"reconciliation of {reconciliation['day']}: total drift "
                       f"{reconciliation['total_drift']:.4%} is above {reconciliation['threshold']:.2%}")
     status = STATUS_DRIFT if alerts else STATUS_OK
+    # the events' drift is reported, but `status` stays the money's (billable clicks), as the
+    # TotalDrift alarm does
+    for metric in EVENT_RECONCILIATION:
+        section = (reconciliation or {}).get(metric)
+        if section and section.get("flag"):
+            alerts.append(f"reconciliation of {reconciliation['day']}: {metric} drift "
+                          f"{section['total_drift']:.4%} is above {section['threshold']:.2%}")
     ivt_texts = ivt_alerts(ivt) if ivt else []
     if ivt_texts and status == STATUS_OK:
         status = STATUS_IVT

@@ -110,6 +110,25 @@ def test_body_flags_drift_above_the_threshold_only():
     assert quality_body(req, NOW, {}, PipelineMetrics(None, None, "x"), 0, None)["ingest"]["accepted"] is None
 
 
+def test_the_events_reconciliation_is_reported_and_alerts_without_changing_the_status():
+    req = parse_quality({"last": "5m"}, NOW)
+    metrics = PipelineMetrics(IngestCounts(10, 1, 0), None, "test")
+    impressions = {"batch": 1000, "realtime": 990, "total_diff": -10, "total_drift": 0.01,
+                   "worst_drift": 0.5, "worst_ad_id": "ad-1", "threshold": 0.001, "flag": True,
+                   "classes": {"late_beyond_lateness": 1}, "explained": {"late_beyond_lateness": 10},
+                   "unexplained": 0, "worst_hour_start_ms": 5}
+    summary = {"day": "2026-03-09", "total_drift": 0.0, "threshold": 0.001, "flag": False,
+               "impressions": impressions, "conversions": {**impressions, "flag": False}}
+    rec = reconciliation_json(summary, NOW)
+    assert rec["impressions"] == {k: v for k, v in impressions.items() if k != "worst_hour_start_ms"}
+    assert rec["conversions"]["flag"] is False
+    body = quality_body(req, NOW, {}, metrics, 0, rec)
+    assert body["status"] == "ok"  # the money's drift decides the status
+    assert body["alerts"] == ["reconciliation of 2026-03-09: impressions drift 1.0000% is above 0.10%"]
+    old = reconciliation_json({"day": "2026-03-08", "total_drift": 0.0, "flag": False}, NOW)
+    assert (old["impressions"], old["conversions"]) == (None, None)  # a summary of before issue 19
+
+
 # --- CloudWatch -----------------------------------------------------------------------------
 
 def test_counts_keep_the_datapoints_of_the_window_only():
