@@ -22,7 +22,8 @@ test("no sign-in: redirect to the managed login with PKCE, keeping the view", as
   const location = { search: "?window=1h&ad=ad-1", pathname: "/", assign: (u) => { assigned = u; } };
   const s = new CognitoSession(CFG, { storage, location, history: {}, fetch: async () => assert.fail("no fetch") });
   s.idToken(); // never resolves: the page is leaving
-  await new Promise((r) => setTimeout(r, 20));
+  // the redirect comes after WebCrypto's digest: wait for it (a fixed 20 ms was too short on a busy machine)
+  for (let i = 0; i < 500 && assigned === null; i++) await new Promise((r) => setTimeout(r, 10));
   const u = new URL(assigned);
   assert.equal(u.origin + u.pathname, "https://dash.auth.eu-west-1.amazoncognito.com/oauth2/authorize");
   assert.equal(u.searchParams.get("code_challenge_method"), "S256");
