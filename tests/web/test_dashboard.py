@@ -7,7 +7,14 @@ equal the API and the generator's truth), the URL restores the view on reload, t
 badge and the rows update in place when newer data lands, the drift badge shows the reconciliation
 summary seeded into the serving table (glue_jobs.reconcile.publish_summary, read back through the
 real GET /v1/quality), the API-down / no-data / approximate / drift n/a (no reconciliation yet,
-older API without the route) states render. Screenshots: artifacts/dashboard.png (+ -api-down.png).
+older API without the route) states render.
+Issue 19 (impressions, conversions, older days seeded: tests/web/seed.py): the 1h, 7d and 30d
+lists, ranked by clicks, CTR and conversions, equal the API's and what the seeded leaderboards
+give (tests/web/expected.py), each row's CTR and conversions equal the seeded rows' over the span
+the page names, answers without an error bound render without "±null", the ad view's impressions,
+conversions and CTR and the campaign view's totals (from a row, the picker, an ad's view) equal
+the seeded traffic; the URL holds the campaign, Back and Forward work.
+Screenshots: artifacts/dashboard.png (+ -api-down.png, -campaign.png).
 
 Needs /usr/bin/chromium (Debian package `chromium`; installed here if missing and possible),
 Node 20 and web/node_modules (`npm ci` in web/, run here if missing). Skips only when Chromium is
@@ -28,6 +35,9 @@ import boto3
 import pytest
 import requests
 
+from tests.web import expected as X
+from tests.web.seed import DAY_MS, HISTORY
+
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -37,6 +47,10 @@ LEADERBOARD_SIZE = 12  # < the 20 ads: busy minutes are truncated, so top-K can 
 # pytest-timeout; how long a run takes is printed, never asserted
 BROWSER_HANG_S = 200
 MIN = 60_000
+# a trending row's CTR and conversions: the ad's series at this resolution (web/src/state.js
+# rowResolution: the finest covering the window in at most 200 buckets), from the window's start
+# floored to it
+ROW_RES = {"5m": "1m", "15m": "1m", "1h": "1m", "6h": "5m", "24h": "1h", "7d": "1h", "30d": "1d"}
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +119,7 @@ def dashboard_stack(tmp_path_factory):
     from tools.loadgen import LoadSpec, generate
     from local.stack import LocalStack, StackOptions
     from local.web import StaticRoute, has_static_route
-    from tests.web.seed import ServingSeeder
+    from tests.web.seed import ServingSeeder, events_for
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LEADERBOARD_SIZE", str(LEADERBOARD_SIZE))
@@ -120,7 +134,12 @@ def dashboard_stack(tmp_path_factory):
             # 40 minutes of clicks ending 8 minutes ago: the last 5m window has none
             load = generate(LoadSpec(clicks=2000, ads=20, span_s=40 * 60, duplicate_rate=0.0, late_count=0,
                                      iso_share=0.0, seed=11), end_ms=now - 8 * MIN)
-            seeder.add(load.truth)
+            t0 = time.monotonic()
+            writes = seeder.add(load.truth, events_for(load.truth))
+            stack.today_start = now - now % DAY_MS
+            writes += seeder.add(hours=HISTORY, today_start_ms=stack.today_start)  # older days: 7d and 30d
+            print(f"\nseeded {writes} serving rows in {time.monotonic() - t0:.1f}s")
+            stack.load_ids = {c[k] for c in load.truth for k in ("ad_id", "campaign_id")}
             stack.seeder = seeder
             stack.reconciliation = seed_reconciliation(boto3.client("dynamodb"), stack.names.serving_table)
             yield stack
@@ -130,6 +149,44 @@ def _api_top(url: str, rng: dict, k: int, metric: str) -> dict:
     r = requests.get(f"{url}/v1/top", params={"from": rng["from_ms"], "to": rng["to_ms"], "k": k, "metric": metric}, timeout=10)
     r.raise_for_status()
     return r.json()
+
+
+def _get(url: str, path: str, **params) -> dict:
+    r = requests.get(f"{url}{path}", params=params, timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def _s(value) -> str:
+    """A value as the page's data attributes hold it (JS String(); null: "")."""
+    return "" if value is None else str(value)
+
+
+def value_text(metric: str, total, upper) -> str:
+    """The page's text for a top-K value (web/README: exact or proven, a range, ≥, ≈)."""
+    fmt = {"ctr": X.pct_text, "cost": X.money_text}.get(metric, X.int_text)
+    if upper is not None and str(upper) == str(total):
+        return fmt(total)
+    if metric == "ctr":
+        return f"≈ {fmt(total)}"
+    return f"≥ {fmt(total)}" if upper is None else f"{fmt(total)}–{fmt(upper)}"
+
+
+TILE_TEXT = {"clicks": X.int_text, "billable_clicks": X.int_text, "impressions": X.int_text,
+             "conversions": X.int_text, "cost": X.money_text, "billable_cost": X.money_text,
+             "conversion_value": X.money_text, "cpa": X.money_text, "ctr": X.pct_text, "roas": X.roas_text}
+# the detail views' tiles (web/src/app.js DETAIL), in order
+AD_TILES = ["clicks", "billable_clicks", "cost", "billable_cost", "impressions", "ctr", "conversions", "conversion_value"]
+CAMPAIGN_TILES = ["impressions", "clicks", "billable_clicks", "ctr", "conversions", "billable_cost", "cpa", "roas"]
+
+
+def tiles_vs(tiles: dict, want: dict) -> list:
+    """Differences between a detail view's tiles and the expected totals (value and text)."""
+    bad = []
+    for key, tile in tiles.items():
+        if tile["value"] != _s(want[key]) or tile["text"] != TILE_TEXT[key](want[key]):
+            bad.append((key, tile, want[key], TILE_TEXT[key](want[key])))
+    return bad
 
 
 def _page_vs_api(event: dict, api: dict) -> tuple[list, list]:
@@ -187,6 +244,8 @@ def test_dashboard_in_chromium(dashboard_stack):
     compared: list[tuple] = []  # (label, page, api) checked as the events arrive, before data moves on
     series_checked: list[dict] = []
     drift_checked: list[dict] = []
+    rows_checked: list[dict] = []  # issue 19's lists: page, API, seeded leaderboards, seeded rows
+    details_checked: list[dict] = []
 
     def on_event(event: dict) -> None:
         if event["event"] == "advance":  # newer clicks on the page's top ad, freshness moves on
@@ -211,9 +270,53 @@ def test_dashboard_in_chromium(dashboard_stack):
             api = r.json()
             truth = sum(row["clicks"] for (ad, res, b), row in seeder.rows.items()
                         if ad == event["ad"] and res == "1m" and int(t["fromMs"]) <= b < int(t["toMs"]))
+            d = event["detail"]
+            want = X.series_totals(seeder, t["resolution"], int(t["fromMs"]), int(t["toMs"]), ad=event["ad"])
             series_checked.append({"page": int(t["clicks"]), "api": api["totals"]["clicks"], "truth": truth,
                                    "chart_sum": event["chart_sum"], "points": event["points"],
-                                   "api_points": len(api["points"])})
+                                   "api_points": len(api["points"]), "tiles": list(d["tiles"]),
+                                   "tiles_bad": tiles_vs(d["tiles"], want), "want": want,
+                                   "reach_sum": d["reach_sum"], "reach_points": d["reach_points"]})
+        elif event["event"] == "rows":
+            check_rows(event)
+        elif event["event"] == "detail":
+            check_detail(event)
+
+    def check_rows(event: dict) -> None:
+        """A list's rows vs the API, vs the seeded leaderboards, and each row's CTR and
+        conversions vs the seeded rows over the span the page says it read."""
+        rng, metric, k = event["range"], event["metric"], event["k"]
+        api = _api_top(url, rng, k, metric)
+        want, cut = X.top(seeder, rng["from_ms"], rng["to_ms"], metric, k)
+        res = ROW_RES[event["window"]]
+        span = (X.floor(rng["from_ms"], res), X.ceil(rng["to_ms"], res))
+        bad = []
+        for row in event["rows"]:
+            t = X.series_totals(seeder, res, *span, ad=row["ad_id"])
+            got = (row["ctr"], row["ctr_text"], row["conversions"], row["conv_text"], row["metrics_res"],
+                   row["metrics_from_ms"], row["metrics_to_ms"])
+            exp = (_s(t["ctr"]), X.pct_text(t["ctr"]), str(t["conversions"]), X.int_text(t["conversions"]), res, *span)
+            if got != exp:
+                bad.append((row["ad_id"], got, exp))
+        rows_checked.append({
+            "label": f"{event['window']} by {metric}", "event": event, "api": api, "cut": cut, "metric_rows_bad": bad,
+            "page": [(r["ad_id"], r["rank"], r["total"], r["upper"], r["text"]) for r in event["rows"]],
+            "api_rows": [(i["ad_id"], i["rank"], _s(i["total"]), _s(i["total_upper"])) for i in api["items"]],
+            "want": [(w["ad_id"], w["rank"], _s(w["total"]), _s(w["upper"]),
+                      value_text(metric, w["total"], w["upper"])) for w in want]})
+
+    def check_detail(event: dict) -> None:
+        """A detail view's totals vs the seeded traffic over the window it names (and the API's)."""
+        level = "ads" if event["kind"] == "ad" else "campaigns"
+        api = _get(url, f"/v1/{level}/{event['id']}/metrics", resolution=event["resolution"],
+                   **{"from": event["from_ms"], "to": event["to_ms"]})
+        key = {"ad": event["id"]} if event["kind"] == "ad" else {"campaign": event["id"]}
+        want = X.series_totals(seeder, event["resolution"], event["from_ms"], event["to_ms"], **key)
+        only_history = ({h.ad_id for h in HISTORY} | {h.campaign_id for h in HISTORY}) - stack.load_ids
+        hist = (X.history_totals(HISTORY, stack.today_start, event["from_ms"], event["to_ms"], **key)
+                if event["id"] in only_history else None)
+        details_checked.append({"event": event, "want": want, "hist": hist, "api": api["totals"],
+                                "tiles_bad": tiles_vs(event["tiles"], want)})
 
     started = time.monotonic()
     driver = Driver(url, on_event)
@@ -221,7 +324,7 @@ def test_dashboard_in_chromium(dashboard_stack):
     elapsed = time.monotonic() - started
     print(f"\nbrowser test: {elapsed:.1f}s, screenshot {result.get('screenshot')}")
     for name, c in result["checks"].items():
-        print(f"  {'OK ' if c['ok'] else 'BAD'} {name}: {json.dumps(c['detail'])[:300]}")
+        print(f"  {'OK ' if c['ok'] else 'BAD'} {c.get('at_ms', 0) / 1000:6.1f}s {name}: {json.dumps(c['detail'])[:300]}")
 
     assert not result["errors"], result["errors"]
     failed = {n: c for n, c in result["checks"].items() if not c["ok"]}
@@ -232,7 +335,12 @@ def test_dashboard_in_chromium(dashboard_stack):
                        "recovers after API returns", "API down on load: error state",
                        "API down on load: freshness badge error", "no data yet state", "drift from /v1/quality",
                        "approximate marker", "drift n/a before first reconciliation", "drift n/a on 404 (older API)",
-                       "IVT badge from the real /v1/quality", "IVT alert from /v1/quality", "IVT n/a on 404 (older API)"}
+                       "IVT badge from the real /v1/quality", "IVT alert from /v1/quality", "IVT n/a on 404 (older API)",
+                       "approximate without an error bound", "top 1h: CTR and conversions on every row",
+                       "top 7d: CTR and conversions on every row", "top 30d: CTR and conversions on every row",
+                       "url has window=30d", "rank by ctr over 7d", "rank by conversions over 7d",
+                       "campaign view in the url", "Back closes the campaign view", "Forward reopens it",
+                       "campaign picker", "7d ad view at 1h", "Back from the campaign returns to the ad"}
     assert expected_checks <= set(result["checks"]), expected_checks - set(result["checks"])
 
     labels = [c[0] for c in compared]
@@ -255,4 +363,64 @@ def test_dashboard_in_chromium(dashboard_stack):
     s = series_checked[0]
     assert s["page"] == s["api"] == s["truth"] == s["chart_sum"] > 0, s
     assert s["points"] == s["api_points"] in (12, 13), s  # 1h at 5m: 13 when the hour is not 5m-aligned
+    # the ad view's impressions, conversions and CTR (and the rest) are the seeded rows' over its window
+    assert s["tiles"] == AD_TILES and not s["tiles_bad"], s
+    assert s["want"]["impressions"] > 0 and s["want"]["conversions"] > 0, s["want"]
+    assert s["reach_sum"] == s["want"]["impressions"] and s["reach_points"] == s["points"], s
+
+    # issue 19's lists, in the order the page showed them
+    assert [c["label"] for c in rows_checked] == ["1h by clicks", "7d by clicks", "30d by clicks", "7d by ctr",
+                                                  "7d by conversions"], [c["label"] for c in rows_checked]
+    for c in rows_checked:
+        label, ev, api = c["label"], c["event"], c["api"]
+        assert c["api_rows"], f"{label}: the API returned no items"
+        # the page shows what the API answers, and that is what the seeded leaderboards give
+        assert [p[:4] for p in c["page"]] == c["api_rows"], f"{label}: page {c['page']} != API {c['api_rows']}"
+        assert [w[:4] for w in c["want"]] == c["api_rows"], f"{label}: seeded {c['want']} != API {c['api_rows']}"
+        assert [p[4] for p in c["page"]] == [w[4] for w in c["want"]], f"{label}: value texts {c['page']} vs {c['want']}"
+        assert ev["exact"] == str(api["exact"]).lower(), (label, ev["exact"], api["exact"])
+        assert not c["metric_rows_bad"], f"{label}: CTR / conversions (page, seeded): {c['metric_rows_bad']}"
+        assert ev["metrics_res"] == ROW_RES[ev["window"]], (label, ev["metrics_res"])
+        assert c["cut"] > 0, f"{label}: the load's busy minutes should truncate some leaderboards"
+        if api["error_bound"] is None:  # ratios and impressions/conversions over truncated boards
+            assert ev["exact_text"] == "≈ approximate, no error bound", (label, ev["exact_text"])
+        elif not api["exact"]:
+            assert ev["exact_text"] == f"≈ approximate ±{X.int_text(api['error_bound'])}", (label, ev["exact_text"])
+        if not api["exact"]:
+            assert ev["exact_title"].startswith(api["inexact_reason"] + "\n"), (label, ev["exact_title"])
+        assert "null" not in ev["text"] and "±" not in ev["text"].replace(ev["exact_text"], ""), (label, ev["text"])
+        assert (ev["min_volume"] is not None) == (ev["metric"] == "ctr"), (label, ev["min_volume"])
+    by = {c["label"]: c for c in rows_checked}
+    # the older days' ads: their totals are exactly their seeded hours in the window (7d: 3 days
+    # ago; 30d: also 20 days ago), whatever the truncated boards of today do to the others
+    for label, days in (("7d by clicks", {3}), ("30d by clicks", {3, 20})):
+        page = {p[0]: p[2] for p in by[label]["page"]}
+        for ad in sorted({h.ad_id for h in HISTORY if h.ad_id.startswith("ad-h")}):
+            clicks = sum(h.clicks for h in HISTORY if h.ad_id == ad and h.days_ago in days)
+            assert page.get(ad) == (str(clicks) if clicks else None), (label, ad, page.get(ad), clicks)
+    assert [p[0] for p in by["30d by clicks"]["page"]][:3] == ["ad-h04", "ad-h01", "ad-h05"]  # 1800 = 1800: ad_id
+    assert by["7d by ctr"]["event"]["min_volume"] == {"text": "only ads with ≥ 100 impressions in the window (min_volume, API default)",
+                                                      "value": "100"}, by["7d by ctr"]["event"]["min_volume"]
+    assert by["7d by conversions"]["api"]["error_bound"] is None  # a truncated board bounds no conversions
+    assert any(p[4].startswith("≥ ") for p in by["7d by conversions"]["page"]), by["7d by conversions"]["page"]
+
+    # the campaign and ad views of issue 19
+    assert [(d["event"]["via"], d["event"]["kind"], d["event"]["id"], d["event"]["resolution"]) for d in details_checked] == [
+        ("row", "campaign", "cmp-h1", "1h"), ("picker", "campaign", "cmp-000", "1m"), ("url", "ad", "ad-h01", "1h")], details_checked
+    for d in details_checked:
+        ev = d["event"]
+        assert list(ev["tiles"]) == (AD_TILES if ev["kind"] == "ad" else CAMPAIGN_TILES), ev["tiles"]
+        assert not d["tiles_bad"], (ev["via"], d["tiles_bad"])
+        assert {k: d["api"][k] for k in d["want"]} == d["want"], (ev["via"], d["api"], d["want"])
+        if d["hist"] is not None:  # only older days' traffic: straight from seed.HISTORY
+            assert d["want"] == d["hist"], (ev["via"], d["want"], d["hist"])
+        assert ev["chart_sum"] == d["want"]["clicks"] and ev["reach_sum"] == d["want"]["impressions"], ev
+        step = X.RES_MS[ev["resolution"]]
+        assert ev["points"] == ev["reach_points"] == (ev["to_ms"] - ev["from_ms"]) // step, ev
+        last = {"30d": 30 * DAY_MS, "7d": 7 * DAY_MS, "1h": 60 * MIN}[ev["window"]]
+        assert ev["to_ms"] - ev["from_ms"] in (last, last + step) and ev["from_ms"] % step == 0, ev
+    cmp30 = details_checked[0]["want"]  # cmp-h1 over 30d: both its days
+    assert (cmp30["clicks"], cmp30["impressions"], cmp30["conversions"]) == (2800, 52_500, 70), cmp30
+    assert details_checked[1]["want"]["impressions"] > 0 and details_checked[1]["want"]["conversions"] > 0
+    assert details_checked[2]["want"]["clicks"] == 1200  # ad-h01 over 7d: 3 days ago only
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 10_000

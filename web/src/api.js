@@ -75,7 +75,10 @@ export function createClient({ apiBaseUrl = "", timeoutMs = 8000, signer = null,
   return {
     get,
     top: ({ window, k, metric }) => get("/v1/top", { last: window, k, metric }),
-    series: (ad, { resolution, last }) => get(`/v1/ads/${encodeURIComponent(ad)}/metrics`, { resolution, last }),
+    // one ad's or one campaign's series: `last`, or `from` / `to` (epoch ms)
+    series: (ad, { resolution, last, from, to }) => get(`/v1/ads/${encodeURIComponent(ad)}/metrics`, { resolution, last, from, to }),
+    campaignSeries: (campaign, { resolution, last, from, to }) =>
+      get(`/v1/campaigns/${encodeURIComponent(campaign)}/metrics`, { resolution, last, from, to }),
     health: () => get("/v1/health"),
     quality: () => get("/v1/quality"),
   };

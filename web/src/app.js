@@ -1,15 +1,22 @@
-// clickagg live dashboard: trending ads (GET /v1/top) as a ranked bar list, one ad's series
-// (GET /v1/ads/{ad_id}/metrics) as a chart, freshness (GET /v1/health) and reconciliation drift
-// (GET /v1/quality: its `reconciliation`, "n/a" before the first one or on an older API without
-// the route) and the IVT rate (the same answer's `ivt`). The URL holds the view (state.js).
+// clickagg live dashboard: trending ads (GET /v1/top) as a ranked bar list with each row's CTR and
+// conversions (the ad's GET /v1/ads/{ad_id}/metrics totals), one ad's or one campaign's series
+// (GET /v1/ads/{ad_id}/metrics, GET /v1/campaigns/{campaign_id}/metrics) as totals and two charts,
+// freshness (GET /v1/health) and reconciliation drift (GET /v1/quality: its `reconciliation`,
+// "n/a" before the first one or on an older API without the route) and the IVT rate (the same
+// answer's `ivt`). The URL holds the view (state.js).
 // Every refresh updates the existing DOM nodes in place: rows are keyed by ad id and moved, not
-// rebuilt; the chart gets new data, not a new canvas.
-import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, parseState, seriesLast, toSearch } from "./state.js";
-import { fmtClock, fmtDrift, fmtInt, fmtIvt, fmtLag, fmtMetric, fmtMoney, lagState, metricNumber } from "./format.js";
+// rebuilt; the charts get new data, not a new canvas.
+import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, detailOf, fits, floorTo, isId, minutesOf, normalize,
+  parseState, rowResolution, seriesLast, toSearch } from "./state.js";
+import { fmtClock, fmtDrift, fmtExactness, fmtInt, fmtIvt, fmtLag, fmtMinVolume, fmtMoney, fmtPct, fmtRoas, fmtTopValue,
+  isRatio, lagState, metricNumber } from "./format.js";
 import { ApiError, clientFor, isMissingRoute, loadConfig } from "./api.js";
 import { SeriesChart } from "./chart.js";
 
 const QUALITY_EVERY_MS = 60_000;
+const ROW_METRICS_MAX = 20; // rows whose CTR and conversions are read (k goes up to 100)
+const ROW_CONCURRENCY = 4; // series requests in flight for them
+const ROW_MAX_AGE_MS = 30_000; // a row's series is read again after this long, or when its span moves
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
   const e = document.createElement(tag);
@@ -20,8 +27,9 @@ const el = (tag, cls, text) => {
 
 let state = parseState(location.search);
 let api = null;
-let chart = null;
+const charts = { activity: null, reach: null };
 const rows = new Map(); // ad_id -> <li>, reused across refreshes
+const rowSeries = new Map(); // ad_id -> {key, at, body}: the last series answer for its row
 const view = {
   top: null, topKey: null, topError: null,
   series: null, seriesKey: null, seriesError: null,
@@ -30,11 +38,32 @@ const view = {
 };
 
 const topKey = (s) => `${s.window}|${s.metric}|${s.k}`;
-const seriesKey = (s) => (s.ad ? `${s.ad}|${s.res}|${seriesLast(s.window, s.res)}` : null);
+const seriesKey = (s) => {
+  const d = detailOf(s);
+  return d ? `${d.kind}:${d.id}|${s.res}|${seriesLast(s.window, s.res)}` : null;
+};
+
+// The two detail views: which series, which totals (label, field of `totals`, format), which chart.
+const DETAIL = {
+  ad: {
+    fetch: (id, params) => api.series(id, params),
+    activity: "activity-ad",
+    totals: [["clicks", "clicks", fmtInt], ["billable clicks", "billable_clicks", fmtInt], ["cost", "cost", fmtMoney],
+      ["billable cost", "billable_cost", fmtMoney], ["impressions", "impressions", fmtInt], ["CTR", "ctr", fmtPct],
+      ["conversions", "conversions", fmtInt], ["conversion value", "conversion_value", fmtMoney]],
+  },
+  campaign: {
+    fetch: (id, params) => api.campaignSeries(id, params),
+    activity: "activity-campaign",
+    totals: [["impressions", "impressions", fmtInt], ["clicks", "clicks", fmtInt], ["billable clicks", "billable_clicks", fmtInt],
+      ["CTR", "ctr", fmtPct], ["conversions", "conversions", fmtInt], ["spend", "billable_cost", fmtMoney],
+      ["CPA", "cpa", fmtMoney], ["ROAS", "roas", fmtRoas]],
+  },
+};
 
 // ---------------------------------------------------------------- controls and URL
 
-function segButtons(container, values, current, onPick) {
+function segButtons(container, values, current, onPick, disabled = () => false) {
   if (!container.childElementCount) {
     for (const v of values) {
       const b = el("button", "seg-btn", v);
@@ -44,40 +73,59 @@ function segButtons(container, values, current, onPick) {
       container.append(b);
     }
   }
-  for (const b of container.children) b.setAttribute("aria-pressed", String(b.dataset.value === current));
+  for (const b of container.children) {
+    b.setAttribute("aria-pressed", String(b.dataset.value === current));
+    const off = disabled(b.dataset.value);
+    b.disabled = off;
+    b.title = off ? `more than 1,440 points over ${seriesLast(state.window, b.dataset.value)}: pick a coarser resolution` : "";
+  }
+}
+
+function destroyCharts() {
+  for (const name of Object.keys(charts)) {
+    if (charts[name]) charts[name].destroy();
+    charts[name] = null;
+  }
 }
 
 function syncControls() {
   segButtons($("windows"), WINDOWS, state.window, (w) => setState({ window: w }));
-  segButtons($("resolutions"), RESOLUTIONS, state.res, (r) => setState({ res: r }));
+  segButtons($("resolutions"), RESOLUTIONS, state.res, (r) => setState({ res: r }), (r) => !fits(state.window, r));
   const metric = $("metric");
   if (!metric.options.length) {
     for (const m of METRICS) metric.append(new Option(METRIC_LABELS[m], m));
     metric.addEventListener("change", () => setState({ metric: metric.value }));
   }
   metric.value = state.metric;
+  $("top-head-metric").textContent = METRIC_LABELS[state.metric];
   $("refresh-s").textContent = String(state.refresh);
-  $("ad-panel").hidden = !state.ad;
-  for (const [ad, li] of rows) li.firstChild.setAttribute("aria-pressed", String(ad === state.ad));
-  if (state.ad) $("ad-title").textContent = state.ad;
-  if (!state.ad && chart) {
-    chart.destroy();
-    chart = null;
+  const detail = detailOf(state);
+  const panel = $("detail-panel");
+  panel.hidden = !detail;
+  panel.dataset.kind = detail ? detail.kind : "";
+  for (const [ad, li] of rows) {
+    li.firstChild.setAttribute("aria-pressed", String(ad === state.ad));
+    const link = li.querySelector(".cmp-link");
+    link.setAttribute("aria-pressed", String(!!state.campaign && link.dataset.campaign === state.campaign));
   }
+  if (detail) $("detail-title").textContent = `${detail.kind === "ad" ? "Ad" : "Campaign"} ${detail.id}`;
+  if (!detail) destroyCharts();
   const tk = topKey(state);
   $("top-list").setAttribute("aria-busy", String(view.topKey !== tk));
   $("top-list").classList.toggle("pending", view.topKey !== null && view.topKey !== tk);
-  $("chart").classList.toggle("pending", view.seriesKey !== null && view.seriesKey !== seriesKey(state));
+  const seriesPending = view.seriesKey !== null && view.seriesKey !== seriesKey(state);
+  $("chart").classList.toggle("pending", seriesPending);
+  $("chart-reach").classList.toggle("pending", seriesPending);
 }
 
 function setState(patch) {
-  const next = { ...state, ...patch };
+  const next = normalize({ ...state, ...patch });
   if (toSearch(next) === toSearch(state)) return;
   state = next;
   history.pushState(null, "", toSearch(state));
   syncControls();
   renderTopState();
-  renderAdState();
+  renderDetailState();
   refreshNow();
 }
 
@@ -85,14 +133,29 @@ window.addEventListener("popstate", () => {
   state = parseState(location.search);
   syncControls();
   renderTopState();
-  renderAdState();
+  renderDetailState();
   refreshNow();
 });
 
+const closeDetail = () => setState({ ad: null, campaign: null, res: DEFAULTS.res });
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && state.ad) setState({ ad: null, res: DEFAULTS.res });
+  if (e.key === "Escape" && detailOf(state)) closeDetail();
 });
-$("close-ad").addEventListener("click", () => setState({ ad: null, res: DEFAULTS.res }));
+$("close-detail").addEventListener("click", closeDetail);
+
+$("campaign-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = $("campaign-input");
+  const id = input.value.trim();
+  if (!isId(id)) {
+    input.setCustomValidity("a campaign id: 1-128 printable characters, no spaces");
+    input.reportValidity();
+    return;
+  }
+  input.setCustomValidity("");
+  setState({ campaign: id, ad: null });
+});
+$("campaign-input").addEventListener("input", (e) => e.target.setCustomValidity(""));
 
 // ---------------------------------------------------------------- top-K
 
@@ -111,28 +174,109 @@ function makeRow(ad) {
   li.dataset.testid = "top-row";
   const b = el("button", "row-btn");
   b.type = "button";
-  b.title = `show ${ad}'s clicks over time`;
-  b.addEventListener("click", () => setState({ ad: state.ad === ad ? null : ad }));
+  b.title = `show ${ad}'s metrics over time`;
+  b.addEventListener("click", () => setState({ ad: state.ad === ad ? null : ad, campaign: null }));
   const rank = el("span", "rank");
-  const name = el("span", "name");
-  const id = el("span", "ad-id", ad);
-  const meta = el("span", "ad-sub");
-  name.append(id, meta);
+  const name = el("span", "ad-id", ad);
   const bar = el("span", "bar");
-  const fill = el("span", "fill");
-  const upper = el("span", "upper");
-  bar.append(fill, upper);
+  bar.append(el("span", "fill"), el("span", "upper"));
   const value = el("span", "value");
-  b.append(rank, name, bar, value);
-  li.append(b);
+  const ctr = el("span", "ctr", "…");
+  const conv = el("span", "conv", "…");
+  b.append(rank, name, bar, value, ctr, conv);
+  const sub = el("div", "row-sub");
+  const link = el("button", "link cmp-link");
+  link.type = "button";
+  link.dataset.testid = "campaign-link";
+  link.addEventListener("click", () => {
+    const c = link.dataset.campaign;
+    if (c) setState({ campaign: state.campaign === c ? null : c, ad: null });
+  });
+  sub.append(link, el("span", "adv"));
+  li.append(b, sub);
   return li;
 }
 
-function renderTop(body) {
+/** The span a row's CTR and conversions cover: the top-K window, its start floored to the row
+ * resolution (the series API floors `from` and ceils `to` the same way). */
+function rowSpan(window, top) {
+  const res = rowResolution(window);
+  return { res, from: floorTo(top.window.from_ms, res), to: top.window.to_ms };
+}
+
+async function eachLimited(items, limit, fn) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Each shown row's series totals (the first ROW_METRICS_MAX): {res, ads: Map(ad -> {body} | {error})}.
+ * An answer is reused for ROW_MAX_AGE_MS while its span (the buckets it covers) is the same: the
+ * ranked values refresh every few seconds, a row's CTR and conversions at most twice a minute. */
+async function fetchRowMetrics(window, top) {
+  const { res, from, to } = rowSpan(window, top);
+  const key = `${res}|${from}|${floorTo(to + minutesOf(res) * 60_000 - 1, res)}`; // the buckets covered
+  const ads = new Map();
+  const now = Date.now();
+  const wanted = top.items.slice(0, ROW_METRICS_MAX).map((i) => i.ad_id);
+  for (const ad of rowSeries.keys()) if (!wanted.includes(ad)) rowSeries.delete(ad);
+  await eachLimited(wanted, ROW_CONCURRENCY, async (ad) => {
+    const cached = rowSeries.get(ad);
+    if (cached && cached.key === key && now - cached.at < ROW_MAX_AGE_MS) {
+      ads.set(ad, { body: cached.body });
+      return;
+    }
+    try {
+      const body = await api.series(ad, { resolution: res, from, to });
+      rowSeries.set(ad, { key, at: Date.now(), body });
+      ads.set(ad, { body });
+    } catch (error) {
+      ads.set(ad, { error });
+    }
+  });
+  return { res, ads };
+}
+
+function renderRowMetrics(li, item, metrics, index) {
+  const ctr = li.querySelector(".ctr"), conv = li.querySelector(".conv");
+  const got = metrics && metrics.ads.get(item.ad_id);
+  if (got && got.body) {
+    const t = got.body.totals, w = got.body.window;
+    ctr.textContent = fmtPct(t.ctr);
+    conv.textContent = fmtInt(t.conversions);
+    const span = `${fmtClock(w.from_ms)} – ${fmtClock(w.to_ms)} (${got.body.resolution} buckets)`;
+    ctr.title = t.ctr == null
+      ? `CTR: no impressions in ${span}`
+      : `CTR ${fmtPct(t.ctr)} = ${fmtInt(t.billable_clicks)} billable clicks / ${fmtInt(t.impressions)} impressions, ${span}`;
+    conv.title = `${fmtInt(t.conversions)} conversions (value ${fmtMoney(t.conversion_value)}), ${span}`;
+    Object.assign(li.dataset, {
+      metrics: "ok", ctr: t.ctr == null ? "" : String(t.ctr), conversions: String(t.conversions),
+      impressions: String(t.impressions), billable: String(t.billable_clicks),
+      metricsRes: got.body.resolution, metricsFromMs: String(w.from_ms), metricsToMs: String(w.to_ms),
+    });
+  } else if (got && got.error) { // keep the last values, marked
+    li.dataset.metrics = li.dataset.metrics === "ok" || li.dataset.metrics === "stale" ? "stale" : "error";
+    const why = `could not load ${item.ad_id}'s series: ${describeError(got.error)}`;
+    if (li.dataset.metrics === "error") {
+      ctr.textContent = "?";
+      conv.textContent = "?";
+    }
+    ctr.title = conv.title = why;
+  } else {
+    li.dataset.metrics = "none";
+    ctr.textContent = conv.textContent = "—";
+    ctr.title = conv.title = index >= ROW_METRICS_MAX ? `CTR and conversions are shown for the first ${ROW_METRICS_MAX} rows` : "";
+  }
+}
+
+function renderTop(body, metrics) {
   const list = $("top-list");
   const items = body.items;
   const max = Math.max(1e-12, ...items.map((i) => metricNumber(i.total_upper ?? i.total)));
   const seen = new Set();
+  const campaigns = new Set();
   items.forEach((item, i) => {
     let li = rows.get(item.ad_id);
     if (!li) {
@@ -140,17 +284,30 @@ function renderTop(body) {
       rows.set(item.ad_id, li);
     }
     seen.add(item.ad_id);
-    const [rank, name, bar, value] = li.firstChild.children;
-    const total = metricNumber(item.total), upper = metricNumber(item.total_upper ?? item.total);
+    const [rank, , bar, value] = li.firstChild.children;
+    const total = metricNumber(item.total);
+    const open = item.total_upper == null && !body.exact && !isRatio(body.metric); // a lower bound, no upper one
+    const upper = open ? total : metricNumber(item.total_upper ?? item.total);
     rank.textContent = String(item.rank);
-    name.lastChild.textContent = [item.campaign_id, item.advertiser_id].filter(Boolean).join(" · ");
     bar.firstChild.style.width = `${(100 * total) / max}%`;
-    bar.lastChild.style.width = `${(100 * Math.max(0, upper - total)) / max}%`;
-    value.textContent = body.exact || upper === total
-      ? fmtMetric(body.metric, item.total)
-      : `${fmtMetric(body.metric, item.total)}–${fmtMetric(body.metric, item.total_upper)}`;
+    bar.lastChild.style.width = open ? `${Math.min(8, 100 - (100 * total) / max)}%` : `${(100 * Math.max(0, upper - total)) / max}%`;
+    bar.lastChild.classList.toggle("open", open);
+    const shown = fmtTopValue(body.metric, item, body.exact);
+    value.textContent = shown.text;
+    value.dataset.state = shown.state;
+    const link = li.querySelector(".cmp-link");
+    link.hidden = !item.campaign_id;
+    link.textContent = item.campaign_id || "";
+    link.dataset.campaign = item.campaign_id || "";
+    link.title = item.campaign_id ? `show campaign ${item.campaign_id}'s metrics over time` : "";
+    link.setAttribute("aria-pressed", String(!!item.campaign_id && item.campaign_id === state.campaign));
+    li.querySelector(".adv").textContent = item.advertiser_id ? `${item.campaign_id ? " · " : ""}${item.advertiser_id}` : "";
+    if (item.campaign_id) campaigns.add(item.campaign_id);
+    renderRowMetrics(li, item, metrics, i);
     li.dataset.rank = String(item.rank);
     li.dataset.total = String(item.total);
+    li.dataset.upper = item.total_upper == null ? "" : String(item.total_upper);
+    li.dataset.campaign = item.campaign_id || "";
     li.firstChild.setAttribute("aria-pressed", String(item.ad_id === state.ad));
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
   });
@@ -165,22 +322,32 @@ function renderTop(body) {
   list.dataset.fromMs = String(body.window.from_ms);
   list.dataset.toMs = String(body.window.to_ms);
   list.dataset.count = String(items.length);
+  list.dataset.metricsRes = metrics ? metrics.res : "";
+  const options = $("campaign-ids"), offered = [...campaigns].sort();
+  if (options.dataset.ids !== offered.join(" ")) { // the campaign box offers the listed ads' campaigns
+    options.replaceChildren(...offered.map((c) => new Option(c)));
+    options.dataset.ids = offered.join(" ");
+  }
 
   const meta = $("top-meta");
   meta.replaceChildren();
-  const exact = el("span", "exact", body.exact ? "exact" : `≈ approximate ±${fmtMetric(body.metric, body.error_bound)}`);
+  const ex = fmtExactness(body);
+  const exact = el("span", "exact", ex.text);
   exact.dataset.exact = String(body.exact);
   exact.setAttribute("data-testid", "exact");
-  exact.title = body.exact
-    ? "ranking and totals equal a computation over all raw aggregates"
-    : "merged from per-bucket leaderboards: each total is a lower bound, the bar's light part reaches the upper bound";
+  exact.title = ex.title;
   const w = body.window;
   const final = body.freshness && body.freshness.final;
-  meta.append(
-    el("span", null, `top ${body.k} by ${METRIC_LABELS[body.metric]} · ${fmtClock(w.from_ms)} – ${fmtClock(w.to_ms)}`),
-    exact,
-    el("span", final ? "final" : "open", final ? "final" : "may still change (late clicks)"),
-  );
+  meta.append(el("span", null, `top ${body.k} by ${METRIC_LABELS[body.metric] || body.metric} · ${fmtClock(w.from_ms)} – ${fmtClock(w.to_ms)}`));
+  const volume = fmtMinVolume(body);
+  if (volume) {
+    const note = el("span", "min-volume", volume);
+    note.setAttribute("data-testid", "min-volume");
+    note.dataset.minVolume = String(body.min_volume);
+    note.title = "a ratio ranks only ads with enough volume, so one impression with one click does not win";
+    meta.append(note);
+  }
+  meta.append(exact, el("span", final ? "final" : "open", final ? "final" : "may still change (late events)"));
 }
 
 function renderTopState() {
@@ -195,7 +362,10 @@ function renderTopState() {
         text = "No data yet: the pipeline has not written any aggregate. Send clicks to POST /v1/clicks.";
       } else {
         st = "empty";
-        text = `No clicks in the last ${state.window}` + (state.metric === "clicks" ? "." : ` with ${METRIC_LABELS[state.metric]} > 0.`);
+        const label = METRIC_LABELS[state.metric];
+        text = state.metric === "clicks" ? `No clicks in the last ${state.window}.`
+          : view.top.min_volume != null ? `No ads with a ${label} above 0 in the last ${state.window} (min_volume ${fmtInt(view.top.min_volume)}).`
+            : `No ads with ${label} > 0 in the last ${state.window}.`;
       }
     }
   } else if (view.topError && (!view.top || !current)) {
@@ -214,57 +384,83 @@ function renderTopState() {
     retry.addEventListener("click", () => refreshNow());
     box.append(" ", retry);
   }
-  $("top-list").hidden = st === "error" || st === "nodata" || st === "empty";
+  const hide = st === "error" || st === "nodata" || st === "empty";
+  $("top-list").hidden = hide;
+  $("top-head").hidden = hide;
 }
 
-// ---------------------------------------------------------------- one ad
+// ---------------------------------------------------------------- one ad or one campaign
 
-function renderSeries(body) {
-  $("ad-title").textContent = body.ad_id;
-  $("ad-meta").textContent = [
-    body.campaign_id && `campaign ${body.campaign_id}`,
-    body.advertiser_id && `advertiser ${body.advertiser_id}`,
-    `${body.points.length} × ${body.resolution} buckets, ${fmtClock(body.window.from_ms)} – ${fmtClock(body.window.to_ms)}`,
-  ].filter(Boolean).join(" · ");
+function renderDetailMeta(meta, kind, body, sig) {
+  meta.replaceChildren();
+  meta.dataset.sig = sig;
+  if (kind === "ad" && body.campaign_id) {
+    const link = el("button", "link", `campaign ${body.campaign_id}`);
+    link.type = "button";
+    link.dataset.testid = "detail-campaign-link";
+    link.title = `show campaign ${body.campaign_id}`;
+    link.addEventListener("click", () => setState({ campaign: body.campaign_id, ad: null }));
+    meta.append(link);
+  }
+  if (body.advertiser_id) meta.append(el("span", null, `advertiser ${body.advertiser_id}`));
+  meta.append(el("span", null, `${body.points.length} × ${body.resolution} buckets, ${fmtClock(body.window.from_ms)} – ${fmtClock(body.window.to_ms)}`));
+}
+
+function renderSeries(kind, body) {
+  const spec = DETAIL[kind];
+  const id = kind === "ad" ? body.ad_id : body.campaign_id;
+  $("detail-title").textContent = `${kind === "ad" ? "Ad" : "Campaign"} ${id}`;
+  const meta = $("detail-meta");
+  const sig = JSON.stringify([kind, id, body.campaign_id, body.advertiser_id, body.points.length, body.resolution,
+    body.window.from_ms, body.window.to_ms]);
+  if (meta.dataset.sig !== sig) renderDetailMeta(meta, kind, body, sig); // in place: a focused link stays
   const t = body.totals;
-  const dl = $("ad-totals");
+  const dl = $("detail-totals");
   dl.replaceChildren();
-  for (const [label, value, key] of [["clicks", fmtInt(t.clicks), "clicks"], ["billable clicks", fmtInt(t.billable_clicks), "billable"],
-    ["cost", fmtMoney(t.cost), "cost"], ["billable cost", fmtMoney(t.billable_cost), "billable-cost"]]) {
+  for (const [label, field, fmt] of spec.totals) {
     const div = el("div", "total");
-    div.append(el("dt", null, label), el("dd", null, value));
-    div.dataset.key = key;
+    div.append(el("dt", null, label), el("dd", null, fmt(t[field])));
+    div.dataset.key = field;
+    div.dataset.value = t[field] == null ? "" : String(t[field]);
     dl.append(div);
   }
-  dl.dataset.clicks = String(t.clicks);
-  dl.dataset.billable = String(t.billable_clicks);
-  dl.dataset.cost = t.cost;
-  dl.dataset.ad = body.ad_id;
-  dl.dataset.resolution = body.resolution;
-  dl.dataset.fromMs = String(body.window.from_ms);
-  dl.dataset.toMs = String(body.window.to_ms);
-  if (!chart) chart = new SeriesChart($("chart"));
-  chart.update(body.points);
-  $("chart").dataset.ad = body.ad_id;
-  $("chart").dataset.resolution = body.resolution;
+  Object.assign(dl.dataset, {
+    kind, id, clicks: String(t.clicks), billable: String(t.billable_clicks), cost: t.cost,
+    resolution: body.resolution, fromMs: String(body.window.from_ms), toMs: String(body.window.to_ms),
+  });
+  if (charts.activity && charts.activity.specName !== spec.activity) destroyCharts();
+  if (!charts.activity) charts.activity = new SeriesChart($("chart"), spec.activity);
+  if (!charts.reach) charts.reach = new SeriesChart($("chart-reach"), "reach");
+  charts.activity.update(body.points);
+  charts.reach.update(body.points);
+  for (const c of [$("chart"), $("chart-reach")]) {
+    c.dataset.kind = kind;
+    c.dataset.id = id;
+    c.dataset.ad = kind === "ad" ? id : "";
+    c.dataset.campaign = kind === "campaign" ? id : "";
+    c.dataset.resolution = body.resolution;
+  }
 }
 
-function renderAdState() {
-  const box = $("ad-state");
-  if (!state.ad) return;
+function renderDetailState() {
+  const box = $("detail-state");
+  const detail = detailOf(state);
+  if (!detail) return;
+  const noun = `${detail.kind === "ad" ? "ad" : "campaign"} ${detail.id}`;
   const current = view.seriesKey === seriesKey(state);
   let st = "", text = "";
   if (current && view.series) {
-    if (view.series.totals.clicks === 0) {
+    const t = view.series.totals;
+    if (t.clicks === 0 && t.impressions === 0 && t.conversions === 0) {
       st = "empty";
-      text = `No clicks on ${state.ad} in the last ${seriesLast(state.window, state.res)}.`;
+      text = `No clicks, impressions or conversions on ${noun} in the last ${seriesLast(state.window, state.res)}.`;
     }
   } else if (view.seriesError) {
     st = "error";
-    text = `Could not load ${state.ad}'s series: ${describeError(view.seriesError)}. Retrying every ${state.refresh} s.`;
+    text = `Could not load ${noun}'s series: ${describeError(view.seriesError)}. Retrying every ${state.refresh} s.`;
   } else {
     st = "loading";
-    text = `Loading ${state.ad} at ${state.res}…`;
+    text = `Loading ${noun} at ${state.res}…`;
   }
   box.dataset.state = st;
   box.textContent = text;
@@ -368,12 +564,14 @@ const settle = (p) => p.then((body) => ({ body }), (error) => ({ error }));
 
 async function refreshOnce() {
   const s = state;
-  const tk = topKey(s), sk = seriesKey(s);
+  const tk = topKey(s), sk = seriesKey(s), detail = detailOf(s);
   const wantQuality = Date.now() - view.qualityAt >= QUALITY_EVERY_MS;
+  const topAndRows = settle(api.top({ window: s.window, k: s.k, metric: s.metric }))
+    .then(async (r) => (r.body ? { ...r, metrics: await fetchRowMetrics(s.window, r.body) } : r));
   const [top, health, series, quality] = await Promise.all([
-    settle(api.top({ window: s.window, k: s.k, metric: s.metric })),
+    topAndRows,
     settle(api.health()),
-    sk ? settle(api.series(s.ad, { resolution: s.res, last: seriesLast(s.window, s.res) })) : null,
+    detail ? settle(DETAIL[detail.kind].fetch(detail.id, { resolution: s.res, last: seriesLast(s.window, s.res) })) : null,
     wantQuality ? settle(api.quality()) : null,
   ]);
   const errors = [];
@@ -382,7 +580,7 @@ async function refreshOnce() {
       view.top = top.body;
       view.topKey = tk;
       view.topError = null;
-      renderTop(top.body);
+      renderTop(top.body, top.metrics);
     } else {
       view.topError = top.error;
       errors.push(top.error);
@@ -397,7 +595,7 @@ async function refreshOnce() {
       view.series = series.body;
       view.seriesKey = sk;
       view.seriesError = null;
-      renderSeries(series.body);
+      renderSeries(detail.kind, series.body);
     } else {
       view.seriesError = series.error;
       errors.push(series.error);
@@ -419,7 +617,7 @@ async function refreshOnce() {
   document.body.classList.toggle("stale", real.length > 0);
   syncControls();
   renderTopState();
-  renderAdState();
+  renderDetailState();
 }
 
 async function refreshNow() {
@@ -453,7 +651,7 @@ document.addEventListener("visibilitychange", () => {
 async function start() {
   syncControls();
   renderTopState();
-  renderAdState();
+  renderDetailState();
   try {
     const cfg = await loadConfig();
     const built = await clientFor(cfg);

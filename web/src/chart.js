@@ -1,9 +1,13 @@
-// One ad's series as a uPlot line chart: clicks and billable clicks (left axis), cost (right
-// axis). Created once, then updated in place with setData (no redraw flash on auto-refresh).
+// A detail view's series as uPlot charts, each described by a spec (which point fields, which
+// axis). Created once per spec, then updated in place with setData (no redraw flash on
+// auto-refresh).
+//   activity: clicks (bars), billable clicks, conversions (left axis), cost or spend (right axis)
+//   reach:    impressions (bars, left axis), CTR (right axis, %)
 import uPlot from "./vendor/uPlot.esm.js";
-import { fmtMoney, fmtInt } from "./format.js";
+import { fmtInt, fmtMoney, fmtPct } from "./format.js";
 
-const COLORS = { clicks: "#2563eb", billable: "#16a34a", cost: "#d97706" };
+const COLORS = { clicks: "#2563eb", billable: "#16a34a", conversions: "#9333ea", money: "#d97706",
+  impressions: "#0891b2", ctr: "#db2777" };
 
 const pad = (n) => String(n).padStart(2, "0");
 
@@ -15,20 +19,42 @@ export function utcTick(ts) {
     : `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
 }
 
-export function toColumns(points) {
-  const xs = [], clicks = [], billable = [], cost = [];
-  for (const p of points) {
-    xs.push(p.bucket_start_ms / 1000);
-    clicks.push(p.clicks);
-    billable.push(p.billable_clicks);
-    cost.push(Number(p.cost));
-  }
-  return [xs, clicks, billable, cost];
+const count = (u, v) => (v == null ? "—" : fmtInt(v));
+const money = (u, v) => (v == null ? "—" : fmtMoney(v));
+const pct = (u, v) => (v == null ? "—" : fmtPct(v));
+const num = (v) => (v == null ? null : Number(v));
+
+// series: [field, label, color, {bars, dash, scale}], scale "count" (left) or the right axis'.
+export const SPECS = {
+  "activity-ad": {
+    right: { scale: "money", label: "cost", color: COLORS.money, values: money },
+    series: [["clicks", "clicks", COLORS.clicks, { bars: true }], ["billable_clicks", "billable clicks", COLORS.billable, { dash: [6, 3] }],
+      ["conversions", "conversions", COLORS.conversions, {}], ["cost", "cost", COLORS.money, { scale: "money" }]],
+  },
+  "activity-campaign": {
+    right: { scale: "money", label: "spend", color: COLORS.money, values: money },
+    series: [["clicks", "clicks", COLORS.clicks, { bars: true }], ["billable_clicks", "billable clicks", COLORS.billable, { dash: [6, 3] }],
+      ["conversions", "conversions", COLORS.conversions, {}], ["billable_cost", "spend", COLORS.money, { scale: "money" }]],
+  },
+  reach: {
+    right: { scale: "ratio", label: "CTR", color: COLORS.ctr, values: pct },
+    series: [["impressions", "impressions", COLORS.impressions, { bars: true }], ["ctr", "CTR", COLORS.ctr, { scale: "ratio" }]],
+  },
+};
+
+/** API points -> uPlot columns: x (epoch s), then one column per spec series (null stays null:
+ * a ratio without a denominator is a gap). */
+export function toColumns(points, spec) {
+  const cols = [points.map((p) => p.bucket_start_ms / 1000)];
+  for (const [field] of spec.series) cols.push(points.map((p) => num(p[field])));
+  return cols;
 }
 
 export class SeriesChart {
-  constructor(el) {
+  constructor(el, specName) {
     this.el = el;
+    this.specName = specName;
+    this.spec = SPECS[specName];
     this.plot = null;
     this._resize = new ResizeObserver(() => {
       if (this.plot) this.plot.setSize(this._size());
@@ -37,37 +63,41 @@ export class SeriesChart {
   }
 
   _size() {
-    return { width: Math.max(280, this.el.clientWidth), height: 280 };
+    return { width: Math.max(280, this.el.clientWidth), height: 220 };
+  }
+
+  _options() {
+    const { right, series } = this.spec;
+    return {
+      ...this._size(),
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"), // legend and cursor in UTC
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, [right.scale]: { auto: true } },
+      series: [
+        { label: "time (UTC)" },
+        ...series.map(([, label, color, o]) => ({
+          label, stroke: color, width: o.bars ? 1 : 2, scale: o.scale || "y",
+          ...(o.bars ? { fill: `${color}38`, paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } } : {}),
+          ...(o.dash ? { dash: o.dash } : {}),
+          value: o.scale === right.scale ? right.values : count,
+        })),
+      ],
+      axes: [
+        { stroke: "#475569", grid: { stroke: "#e2e8f0" }, values: (u, splits) => splits.map(utcTick) },
+        { label: series[0][1], stroke: "#475569", grid: { stroke: "#e2e8f0" } },
+        { label: right.label, side: 1, scale: right.scale, stroke: right.color, grid: { show: false },
+          values: (u, vals) => vals.map((v) => right.values(u, v)) },
+      ],
+    };
   }
 
   update(points) {
-    const data = toColumns(points);
-    if (!this.plot) {
-      this.plot = new uPlot({
-        ...this._size(),
-        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"), // legend and cursor in UTC
-        cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, cost: { auto: true } },
-        series: [
-          { label: "time (UTC)" },
-          { label: "clicks", stroke: COLORS.clicks, fill: "rgba(37, 99, 235, 0.22)", width: 1,
-            paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false },
-            value: (u, v) => (v == null ? "—" : fmtInt(v)) },
-          { label: "billable clicks", stroke: COLORS.billable, width: 2, dash: [6, 3], value: (u, v) => (v == null ? "—" : fmtInt(v)) },
-          { label: "cost", stroke: COLORS.cost, width: 2, scale: "cost", value: (u, v) => (v == null ? "—" : fmtMoney(v)) },
-        ],
-        axes: [
-          { stroke: "#475569", grid: { stroke: "#e2e8f0" }, values: (u, splits) => splits.map(utcTick) },
-          { label: "clicks", stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-          { label: "cost", side: 1, scale: "cost", stroke: COLORS.cost, grid: { show: false },
-            values: (u, vals) => vals.map((v) => fmtMoney(v)) },
-        ],
-      }, data, this.el);
-    } else {
-      this.plot.setData(data);
-    }
+    const data = toColumns(points, this.spec);
+    if (!this.plot) this.plot = new uPlot(this._options(), data, this.el);
+    else this.plot.setData(data);
     this.el.dataset.points = String(points.length);
-    this.el.dataset.sum = String(data[1].reduce((a, b) => a + b, 0));
+    // the first series' sum (clicks, impressions): what the browser test compares with the totals
+    this.el.dataset.sum = String(data[1].reduce((a, b) => a + (b || 0), 0));
   }
 
   destroy() {
@@ -75,5 +105,6 @@ export class SeriesChart {
     if (this.plot) this.plot.destroy();
     this.plot = null;
     delete this.el.dataset.points;
+    delete this.el.dataset.sum;
   }
 }

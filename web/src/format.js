@@ -11,16 +11,62 @@ export function metricNumber(v) {
   return typeof v === "number" ? v : Number(v);
 }
 
-/** Money string with 6 decimals -> "12.34" (2 decimals; more only for sub-cent amounts). */
+/** Money string with 6 decimals -> "12.34": 2 decimals rounded half up in integers (a half cent
+ * is never lost to binary floats: "11.805000" -> "11.81"); sub-cent amounts keep their digits
+ * ("0.00025"). Numbers (chart axes) are read as their decimal text. */
 export function fmtMoney(v) {
   if (v == null) return "—";
-  const n = Number(v);
-  if (n !== 0 && Math.abs(n) < 0.01) return n.toFixed(6).replace(/0+$/, "");
-  return new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(n);
+  const m = /^(-?)([0-9]+)(?:\.([0-9]*))?$/.exec(String(v));
+  if (!m) { // exponent notation (a number near 0 on an axis)
+    const n = Number(v);
+    return Number.isFinite(n) ? fmtMoney(n.toFixed(6)) : "—";
+  }
+  const [, sign, whole, frac = ""] = m;
+  const micro = `${frac}000000`.slice(0, 6);
+  const micros = BigInt(whole) * 1_000_000n + BigInt(micro);
+  if (micros === 0n) return "0.00";
+  if (micros < 10_000n) return `${sign}0.${micro}`.replace(/0+$/, "");
+  const cents = (micros + 5_000n) / 10_000n;
+  return `${sign}${INT.format(cents / 100n)}.${String(cents % 100n).padStart(2, "0")}`;
 }
 
+const TWO = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+/** The API's ratios are JSON numbers rounded to 6 decimals: their value in millionths, exactly. */
+function micros(v) {
+  return Math.round(Number(v) * 1e6);
+}
+
+/** A ratio (ctr, cvr: 0.052632) -> "5.26 %": the API's 6-decimal value as a percentage with 2
+ * decimals, rounded half up in integers (no float rounding surprises); "<0.01 %" for a smaller
+ * non-zero value; "—" for null (a denominator of 0). */
+export function fmtPct(v) {
+  if (v == null || v === "" || !Number.isFinite(Number(v))) return "—";
+  const m = micros(v);
+  const hundredths = Math.floor((m + 50) / 100); // 1 hundredth of a percent = 100 millionths
+  if (hundredths === 0 && m > 0) return "<0.01 %";
+  return `${TWO.format(hundredths / 100)} %`;
+}
+
+/** ROAS (conversion value per unit of spend, 6 decimals) -> "3.12" (half up); "—" for null. */
+export function fmtRoas(v) {
+  if (v == null || v === "" || !Number.isFinite(Number(v))) return "—";
+  return TWO.format(Math.floor((micros(v) + 5_000) / 10_000) / 100);
+}
+
+const MONEY_METRICS = new Set(["cost", "billable_cost", "conversion_value", "cpc", "cpa"]);
+const PCT_METRICS = new Set(["ctr", "cvr"]);
+
+/** A metric's value as the API writes it -> text: counts, money strings, ratios. */
 export function fmtMetric(metric, v) {
-  return metric === "cost" ? fmtMoney(v) : fmtInt(v);
+  if (MONEY_METRICS.has(metric)) return fmtMoney(v);
+  if (PCT_METRICS.has(metric)) return fmtPct(v);
+  if (metric === "roas") return fmtRoas(v);
+  return fmtInt(v);
+}
+
+export function isRatio(metric) {
+  return PCT_METRICS.has(metric) || metric === "roas" || metric === "cpc" || metric === "cpa";
 }
 
 export function fmtLag(ms) {
@@ -146,4 +192,41 @@ export function fmtIvt(body) {
   const state = ivt.alert === true ? "bad" : ivt.alert === false ? "ok" : "na";
   const text = `${pct(shown.rate, 2)}${shown.key === "last_5m" ? "" : ` (${shown.short})`}`;
   return { text, state, title, rate: shown.rate, window: shown.key };
+}
+
+// What a ratio's minimum volume counts: its denominator (docs/openapi.yaml, GET /v1/top `min_volume`).
+const RATIO_VOLUME = {
+  ctr: "impressions", cvr: "billable clicks", cpc: "billable clicks", cpa: "conversions", roas: "currency units of spend",
+};
+
+/** A top-K answer's minimum-volume note (ratio metrics only; the page sends no `min_volume`, so
+ * this is the API's default), or null. */
+export function fmtMinVolume(body) {
+  if (!body || body.min_volume == null) return null;
+  return `only ads with ≥ ${fmtInt(body.min_volume)} ${RATIO_VOLUME[body.metric] || "of volume"} in the window (min_volume, API default)`;
+}
+
+/** A top-K item's value -> {text, state}. state: "exact" (the answer is exact), "proven" (this
+ * total is: total_upper equals it), "range" (a lower bound, shown up to its upper bound: 121–124),
+ * "lower" (a sum without an upper bound: ≥ 121), "estimate" (a ratio from the listed buckets
+ * only: ≈ 5.26 %). */
+export function fmtTopValue(metric, item, exact) {
+  const text = fmtMetric(metric, item.total);
+  if (exact) return { text, state: "exact" };
+  const upper = item.total_upper;
+  if (upper == null) return isRatio(metric) ? { text: `≈ ${text}`, state: "estimate" } : { text: `≥ ${text}`, state: "lower" };
+  if (metricNumber(upper) === metricNumber(item.total)) return { text, state: "proven" };
+  return { text: `${text}–${fmtMetric(metric, upper)}`, state: "range" };
+}
+
+/** A top-K answer's exactness marker -> {text, title}. The title is the API's `inexact_reason`
+ * (why the answer is not exact), then how the values read. */
+export function fmtExactness(body) {
+  if (body.exact) return { text: "exact", title: "ranking and totals equal a computation over all raw aggregates" };
+  const legend = isRatio(body.metric)
+    ? "A value marked ≈ is estimated from the buckets that list the ad; an unmarked one is proven."
+    : "Each total is a lower bound: a–b reaches its upper bound, ≥ a has none.";
+  const reason = body.inexact_reason || "merged from per-bucket leaderboards that do not list every ad";
+  const text = body.error_bound == null ? "≈ approximate, no error bound" : `≈ approximate ±${fmtMetric(body.metric, body.error_bound)}`;
+  return { text, title: `${reason}\n${legend}` };
 }

@@ -5,6 +5,9 @@
 //
 // Talks to its caller (tests/web/test_dashboard.py) in JSON lines: it prints
 //   {"event": "top", "window": "15m", "rows": [...]}   what the page shows (pytest compares with the API)
+//   {"event": "rows", "window": "7d", "metric": ..., "rows": [...]}   the same with each row's CTR and
+//                                                       conversions (pytest: API + the seeded rows)
+//   {"event": "detail", "kind": "campaign", "id": ..., "totals": {...}}   a detail view's totals
 //   {"event": "drift", "text": ..., "drift": ...}       the drift badge (pytest compares with the seeded summary)
 //   {"event": "advance"}                                then waits for one line on stdin: the caller
 //                                                       has written newer clicks and freshness
@@ -34,8 +37,9 @@ const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Prom
 
 const checks = {};
 const errors = [];
+const started = Date.now();
 const check = (name, ok, detail) => {
-  checks[name] = { ok: Boolean(ok), detail: detail ?? null };
+  checks[name] = { ok: Boolean(ok), detail: detail ?? null, at_ms: Date.now() - started };
 };
 
 const topWindow = (page) => page.$eval('[data-testid="top-list"]', (e) => ({ from_ms: Number(e.dataset.fromMs), to_ms: Number(e.dataset.toMs) }));
@@ -50,12 +54,67 @@ async function topRows(page) {
   })));
 }
 
-async function waitTop(page, window) {
-  await page.waitForFunction((w) => {
+async function waitTop(page, window, metric = null) {
+  await page.waitForFunction(([w, m]) => {
     const list = document.querySelector('[data-testid="top-list"]');
     const st = document.querySelector('[data-testid="top-state"]').dataset.state;
-    return list.dataset.window === w && list.getAttribute("aria-busy") === "false" && (st === "" || st === "empty" || st === "nodata");
-  }, window, { timeout: T });
+    return list.dataset.window === w && (!m || list.dataset.metric === m) && list.getAttribute("aria-busy") === "false" &&
+      (st === "" || st === "empty" || st === "nodata");
+  }, [window, metric], { timeout: T });
+}
+
+/** Everything a trending list shows: rows (ids, values, CTR and conversions with the span they
+ * cover), the window, the exactness marker and the minimum-volume note. */
+async function topView(page) {
+  return page.evaluate(() => {
+    const list = document.querySelector('[data-testid="top-list"]');
+    const exact = document.querySelector('[data-testid="exact"]');
+    const volume = document.querySelector('[data-testid="min-volume"]');
+    return {
+      range: { from_ms: Number(list.dataset.fromMs), to_ms: Number(list.dataset.toMs) },
+      metrics_res: list.dataset.metricsRes,
+      exact: exact.dataset.exact, exact_text: exact.textContent, exact_title: exact.title,
+      min_volume: volume ? { text: volume.textContent, value: volume.dataset.minVolume } : null,
+      text: document.querySelector('[data-testid="top-meta"]').textContent + " " + list.textContent,
+      rows: [...list.querySelectorAll('[data-testid="top-row"]')].map((li) => ({
+        ad_id: li.dataset.ad, rank: Number(li.dataset.rank), total: li.dataset.total, upper: li.dataset.upper,
+        campaign: li.dataset.campaign, text: li.querySelector(".value").textContent,
+        metrics: li.dataset.metrics, ctr: li.dataset.ctr ?? null, ctr_text: li.querySelector(".ctr").textContent,
+        conversions: li.dataset.conversions ?? null, conv_text: li.querySelector(".conv").textContent,
+        metrics_res: li.dataset.metricsRes ?? null, metrics_from_ms: Number(li.dataset.metricsFromMs),
+        metrics_to_ms: Number(li.dataset.metricsToMs),
+      })),
+    };
+  });
+}
+
+async function waitDetail(page, kind, id, res = null) {
+  await page.waitForFunction(([k, i, r]) => {
+    const c = document.querySelector('[data-testid="chart"]');
+    const reach = document.querySelector('[data-testid="chart-reach"]');
+    const st = document.querySelector('[data-testid="detail-state"]').dataset.state;
+    return !document.querySelector('[data-testid="detail-panel"]').hidden && c.dataset.kind === k && c.dataset.id === i &&
+      (!r || c.dataset.resolution === r) && Number(c.dataset.points) > 0 && Number(reach.dataset.points) > 0 &&
+      c.querySelector("canvas") && (st === "" || st === "empty");
+  }, [kind, id, res], { timeout: T });
+}
+
+/** A detail view: its totals (each tile's API value and text), window, charts and the URL. */
+async function detailView(page) {
+  return page.evaluate(() => {
+    const dl = document.querySelector('[data-testid="detail-totals"]');
+    const chart = document.querySelector('[data-testid="chart"]'), reach = document.querySelector('[data-testid="chart-reach"]');
+    const tiles = Object.fromEntries([...dl.querySelectorAll(".total")].map((d) => [d.dataset.key,
+      { value: d.dataset.value, text: d.querySelector("dd").textContent, label: d.querySelector("dt").textContent }]));
+    return {
+      kind: dl.dataset.kind, id: dl.dataset.id, resolution: dl.dataset.resolution,
+      from_ms: Number(dl.dataset.fromMs), to_ms: Number(dl.dataset.toMs), tiles,
+      title: document.querySelector('[data-testid="detail-title"]').textContent,
+      points: Number(chart.dataset.points), chart_sum: Number(chart.dataset.sum),
+      reach_points: Number(reach.dataset.points), reach_sum: Number(reach.dataset.sum), url: location.href,
+      disabled: [...document.querySelectorAll('[data-testid="resolutions"] button:disabled')].map((b) => b.dataset.value),
+    };
+  });
 }
 
 const ivtBadge = (page) => page.$eval('[data-testid="ivt"]', (e) => ({
@@ -138,8 +197,8 @@ async function main() {
     check("url has ad", url1.searchParams.get("ad") === pick.ad_id && url1.searchParams.get("res") === "1m", page.url());
     await page.click('[data-testid="resolutions"] button[data-value="5m"]');
     await page.waitForFunction(() => document.querySelector('[data-testid="chart"]').dataset.resolution === "5m", null, { timeout: T });
-    const totals = await page.$eval('[data-testid="ad-totals"]', (e) => ({ ...e.dataset }));
-    emit({ event: "series", ad: pick.ad_id, resolution: "5m", window: "1h", totals,
+    const totals = await page.$eval('[data-testid="detail-totals"]', (e) => ({ ...e.dataset }));
+    emit({ event: "series", ad: pick.ad_id, resolution: "5m", window: "1h", totals, detail: await detailView(page),
       points: Number(await attr(page, "chart", "points")), chart_sum: Number(await attr(page, "chart", "sum")) });
     check("resolution 5m in url", new URL(page.url()).searchParams.get("res") === "5m", page.url());
 
@@ -192,19 +251,21 @@ async function main() {
     await page.unroute("**/v1/**");
     await page.waitForSelector('[data-testid="banner"]', { state: "hidden", timeout: T });
     check("recovers after API returns", true);
+    await page.close(); // its refreshes would share the local API with the pages below
 
     // 9. fresh page with the API down: explicit error state (no data to show)
     const p2 = await context.newPage();
     watch(p2, "down");
     await p2.route("**/v1/**", (route) => route.abort("connectionrefused"));
-    await p2.goto(`${BASE}/?window=15m&refresh=1`);
+    await p2.goto(`${BASE}/?window=15m&k=3&refresh=1`);
     await p2.waitForFunction(() => document.querySelector('[data-testid="top-state"]').dataset.state === "error", null, { timeout: T });
     check("API down on load: error state", true, await p2.textContent('[data-testid="top-state"]'));
     const freshDown = await p2.$eval('[data-testid="freshness"]', (e) => e.dataset.state);
     check("API down on load: freshness badge error", freshDown === "error", freshDown);
     await p2.close();
 
-    // 10. no data yet; an approximate answer; a reconciliation drift (answers shaped by the contract)
+    // 10. no data yet; an approximate answer; a reconciliation drift (answers shaped by the contract).
+    //     These pages show 3 rows (k=3): fewer row series to read from the one-request-at-a-time emulator
     const p3 = await context.newPage();
     watch(p3, "shaped");
     await p3.route("**/v1/top?*", async (route) => {
@@ -224,7 +285,7 @@ async function main() {
         suspect_clicks: 20, invalid_clicks: 10, rates: { suspect: 0.05, invalid: 0.025, both: 0.075 }, alert: true } };
       await route.fulfill({ response: resp, json: body });
     });
-    await p3.goto(`${BASE}/?window=15m&refresh=1`);
+    await p3.goto(`${BASE}/?window=15m&k=3&refresh=1`);
     await p3.waitForFunction(() => document.querySelector('[data-testid="top-state"]').dataset.state === "nodata", null, { timeout: T });
     check("no data yet state", true, await p3.textContent('[data-testid="top-state"]'));
     await p3.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state === "ok", null, { timeout: T });
@@ -250,6 +311,26 @@ async function main() {
     const approx = await p3.textContent('[data-testid="exact"]');
     const rangeText = await p3.$eval('[data-testid="top-row"] .value', (e) => e.textContent);
     check("approximate marker", /approximate/.test(approx) && /–/.test(rangeText), { approx, rangeText });
+    // an answer without an error bound (a truncated board bounds nothing about impressions or
+    // conversions; a ratio's estimate): no "±null", the reason in the marker's tooltip
+    await p3.unroute("**/v1/top?*");
+    const reason = "3 of 40 bucket leaderboards are truncated (shaped)";
+    await p3.route("**/v1/top?*", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.exact = false;
+      body.error_bound = null;
+      body.inexact_reason = reason;
+      body.items = body.items.map((i, n) => ({ ...i, total_upper: n === 0 ? i.total : null }));
+      await route.fulfill({ response: resp, json: body });
+    });
+    await p3.waitForFunction(() => document.querySelector('[data-testid="exact"]').textContent.includes("no error bound"), null, { timeout: T });
+    const unbounded = await topView(p3);
+    check("approximate without an error bound", unbounded.exact_text === "≈ approximate, no error bound" &&
+      unbounded.exact_title.startsWith(reason + "\n") && !/null|NaN|undefined/.test(unbounded.text) &&
+      unbounded.rows.length > 1 && unbounded.rows[0].text === Number(unbounded.rows[0].total).toLocaleString("en-US") &&
+      unbounded.rows.slice(1).every((r) => r.text === `≥ ${Number(r.total).toLocaleString("en-US")}`),
+    { text: unbounded.exact_text, title: unbounded.exact_title, rows: unbounded.rows.slice(0, 3).map((r) => [r.text, r.total]) });
     await p3.close();
 
     // 11. drift n/a: before the first reconciliation (reconciliation null), and on an older API
@@ -260,16 +341,85 @@ async function main() {
       const resp = await route.fetch();
       await route.fulfill({ response: resp, json: { ...(await resp.json()), reconciliation: null } });
     });
-    const none = await driftOnLoad(p4, `${BASE}/?window=15m&refresh=1`);
+    const none = await driftOnLoad(p4, `${BASE}/?window=15m&k=3&refresh=1`);
     check("drift n/a before first reconciliation", none.text === "drift n/a" && none.state === "na" &&
       /no reconciliation yet/.test(none.title), none);
     await p4.unroute("**/v1/quality*");
     await p4.route("**/v1/quality*", (route) => route.fulfill({ status: 404, json: { error: "not found" } }));
-    const old = await driftOnLoad(p4, `${BASE}/?window=15m&refresh=1`);
+    const old = await driftOnLoad(p4, `${BASE}/?window=15m&k=3&refresh=1`);
     check("drift n/a on 404 (older API)", old.text === "drift n/a" && old.state === "na" && /404/.test(old.title), old);
     const oldIvt = await ivtBadge(p4);
     check("IVT n/a on 404 (older API)", oldIvt.text === "IVT n/a" && oldIvt.state === "na" && /404/.test(oldIvt.title), oldIvt);
     await p4.close();
+
+    // 12. issue 19: each row's CTR and conversions; 7d and 30d; rank by CTR (minimum volume) and
+    //     by conversions (no error bound); the campaign view (from a row, from the picker, from
+    //     an ad's view), in the URL, Back; an ad's 7d view at 1h
+    const p5 = await context.newPage();
+    watch(p5, "issue19");
+    await p5.goto(`${BASE}/?window=1h&metric=clicks&refresh=1`);
+    for (const w of ["1h", "7d", "30d"]) {
+      if (w !== "1h") await p5.click(`[data-testid="windows"] button[data-value="${w}"]`);
+      await waitTop(p5, w, "clicks");
+      const v = await topView(p5);
+      emit({ event: "rows", window: w, metric: "clicks", k: 10, ...v });
+      check(`top ${w}: CTR and conversions on every row`, v.rows.length === 10 && v.rows.every((r) => r.metrics === "ok"),
+        v.rows.map((r) => [r.ad_id, r.metrics, r.ctr_text, r.conv_text]));
+    }
+    check("url has window=30d", new URL(p5.url()).searchParams.get("window") === "30d", p5.url());
+    await p5.click('[data-testid="windows"] button[data-value="7d"]');
+    for (const m of ["ctr", "conversions"]) {
+      await p5.selectOption('[data-testid="metric"]', m);
+      await waitTop(p5, "7d", m);
+      const v = await topView(p5);
+      emit({ event: "rows", window: "7d", metric: m, k: 10, ...v });
+      check(`rank by ${m} over 7d`, v.rows.length > 0 && new URL(p5.url()).searchParams.get("metric") === m &&
+        !/null|NaN|undefined|±/.test(v.text), { exact: v.exact_text, volume: v.min_volume, rows: v.rows.length });
+    }
+    // the campaign view from a row's campaign (30d: resolution 1h), Back closes it, Forward reopens it
+    await p5.selectOption('[data-testid="metric"]', "clicks");
+    await p5.click('[data-testid="windows"] button[data-value="30d"]');
+    await waitTop(p5, "30d", "clicks");
+    const listUrl = p5.url();
+    await p5.click('[data-testid="top-row"][data-ad="ad-h01"] [data-testid="campaign-link"]');
+    await waitDetail(p5, "campaign", "cmp-h1", "1h");
+    const fromRow = await detailView(p5);
+    emit({ event: "detail", via: "row", window: "30d", ...fromRow });
+    const cu = new URL(p5.url()).searchParams;
+    check("campaign view in the url", cu.get("campaign") === "cmp-h1" && cu.get("res") === "1h" && !cu.has("ad") &&
+      cu.get("window") === "30d", p5.url());
+    await p5.screenshot({ path: SHOT.replace(/\.png$/, "-campaign.png"), fullPage: true });
+    await p5.goBack();
+    await p5.waitForFunction(() => document.querySelector('[data-testid="detail-panel"]').hidden, null, { timeout: T });
+    check("Back closes the campaign view", p5.url() === listUrl, { url: p5.url(), listUrl });
+    await p5.goForward();
+    await waitDetail(p5, "campaign", "cmp-h1", "1h");
+    check("Forward reopens it", new URL(p5.url()).searchParams.get("campaign") === "cmp-h1", p5.url());
+    // the picker: a campaign of the last hour's load
+    await p5.goto(`${BASE}/?window=1h&metric=clicks&refresh=1`);
+    await waitTop(p5, "1h", "clicks");
+    const offered = await p5.$$eval("#campaign-ids option", (os) => os.map((o) => o.value));
+    await p5.fill('[data-testid="campaign-input"]', "cmp-000");
+    await p5.press('[data-testid="campaign-input"]', "Enter");
+    await waitDetail(p5, "campaign", "cmp-000", "1m");
+    const picked = await detailView(p5);
+    emit({ event: "detail", via: "picker", window: "1h", ...picked });
+    check("campaign picker", offered.includes("cmp-000") && new URL(p5.url()).searchParams.get("campaign") === "cmp-000",
+      { offered, url: p5.url() });
+    // an ad over 7d: resolution 1h (1m and 5m would be too many points); its campaign link, Back
+    await p5.goto(`${BASE}/?window=7d&metric=clicks&ad=ad-h01&res=1m&refresh=1`);
+    await waitDetail(p5, "ad", "ad-h01", "1h");
+    const ad7 = await detailView(p5);
+    emit({ event: "detail", via: "url", window: "7d", ...ad7 });
+    check("7d ad view at 1h", new URL(p5.url()).searchParams.get("res") === "1h" && ad7.disabled.join() === "1m,5m" &&
+      [168, 169].includes(ad7.points), { url: p5.url(), disabled: ad7.disabled, points: ad7.points });
+    const adUrl = p5.url();
+    await p5.click('[data-testid="detail-campaign-link"]');
+    await waitDetail(p5, "campaign", "cmp-h1", "1h");
+    await p5.goBack();
+    await waitDetail(p5, "ad", "ad-h01", "1h");
+    check("Back from the campaign returns to the ad", p5.url() === adUrl, { url: p5.url(), adUrl });
+    await p5.close();
   } catch (e) {
     errors.push(`step failed: ${e && e.message ? e.message.split("\n")[0] : e}`);
   } finally {

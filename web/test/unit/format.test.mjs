@@ -1,14 +1,74 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { fmtClock, fmtDrift, fmtIvt, fmtLag, fmtQualityExtras, fmtMetric, fmtMoney, lagState, metricNumber } from "../../src/format.js";
+import { fmtClock, fmtDrift, fmtExactness, fmtIvt, fmtLag, fmtMinVolume, fmtQualityExtras, fmtMetric, fmtMoney, fmtPct, fmtRoas,
+  fmtTopValue, lagState, metricNumber } from "../../src/format.js";
 
 test("metric values", () => {
   assert.equal(fmtMetric("clicks", 1234567), "1,234,567");
   assert.equal(fmtMetric("cost", "1234.500000"), "1,234.50");
   assert.equal(fmtMoney("0.000250"), "0.00025");
   assert.equal(fmtMoney("0.000000"), "0.00");
+  assert.equal(fmtMoney("11.805000"), "11.81"); // half up on the decimal (11.805 as a double is below it)
+  assert.equal(fmtMoney("1.004999"), "1.00");
+  assert.equal(fmtMoney("1234567.995000"), "1,234,568.00");
+  assert.equal(fmtMoney(0.5), "0.50"); // chart axis values are numbers
+  assert.equal(fmtMoney(1.2000000000000002), "1.20");
+  assert.equal(fmtMoney(1e-7), "0.00");
+  assert.equal(fmtMoney(null), "—");
   assert.equal(metricNumber("12.340000"), 12.34);
   assert.equal(metricNumber(7), 7);
+});
+
+test("ratios: the API's 6-decimal values, shown half up", () => {
+  assert.equal(fmtPct(0.052632), "5.26 %");
+  assert.equal(fmtPct(0.052650), "5.27 %"); // half up, in integers (0.05265 * 100 is 5.264999... as a float)
+  assert.equal(fmtPct(0.000049), "<0.01 %");
+  assert.equal(fmtPct(0.00005), "0.01 %");
+  assert.equal(fmtPct(0), "0.00 %");
+  assert.equal(fmtPct(1), "100.00 %");
+  assert.equal(fmtPct(12.5), "1,250.00 %"); // more billable clicks than impressions (impressions not reported)
+  assert.equal(fmtPct(null), "—");
+  assert.equal(fmtRoas(3.124999), "3.12");
+  assert.equal(fmtRoas(3.125), "3.13");
+  assert.equal(fmtRoas(null), "—");
+  assert.equal(fmtMetric("ctr", 0.25), "25.00 %");
+  assert.equal(fmtMetric("cvr", 0.1), "10.00 %");
+  assert.equal(fmtMetric("roas", 2), "2.00");
+  assert.equal(fmtMetric("cpa", "12.500000"), "12.50");
+  assert.equal(fmtMetric("conversion_value", "1234.000000"), "1,234.00");
+  assert.equal(fmtMetric("impressions", 123456), "123,456");
+  assert.equal(fmtMetric("conversions", 7), "7");
+});
+
+test("top-K values: exact, proven, a range, a lower bound without an upper one, an estimated ratio", () => {
+  assert.deepEqual(fmtTopValue("clicks", { total: 121, total_upper: 124 }, true), { text: "121", state: "exact" });
+  assert.deepEqual(fmtTopValue("clicks", { total: 121, total_upper: 121 }, false), { text: "121", state: "proven" });
+  assert.deepEqual(fmtTopValue("clicks", { total: 121, total_upper: 124 }, false), { text: "121–124", state: "range" });
+  assert.deepEqual(fmtTopValue("cost", { total: "1.500000", total_upper: "1.500000" }, false), { text: "1.50", state: "proven" });
+  assert.deepEqual(fmtTopValue("impressions", { total: 5000, total_upper: null }, false), { text: "≥ 5,000", state: "lower" });
+  assert.deepEqual(fmtTopValue("ctr", { total: 0.052632, total_upper: null }, false), { text: "≈ 5.26 %", state: "estimate" });
+  assert.deepEqual(fmtTopValue("ctr", { total: 0.052632, total_upper: 0.052632 }, false), { text: "5.26 %", state: "proven" });
+});
+
+test("exactness marker: the error bound, or none (null), with the API's reason as the tooltip", () => {
+  assert.equal(fmtExactness({ exact: true, metric: "clicks", error_bound: 0, inexact_reason: null }).text, "exact");
+  const bounded = fmtExactness({ exact: false, metric: "clicks", error_bound: 3, inexact_reason: "2 of 5 bucket leaderboards are truncated" });
+  assert.equal(bounded.text, "≈ approximate ±3");
+  assert.ok(bounded.title.startsWith("2 of 5 bucket leaderboards are truncated\n"), bounded.title);
+  const open = fmtExactness({ exact: false, metric: "conversions", error_bound: null, inexact_reason: "why not" });
+  assert.equal(open.text, "≈ approximate, no error bound");
+  assert.ok(!/null/.test(open.text + open.title), open);
+  assert.ok(open.title.startsWith("why not\n") && /≥ a has none/.test(open.title), open.title);
+  const ratio = fmtExactness({ exact: false, metric: "ctr", error_bound: null, inexact_reason: "r" });
+  assert.ok(/≈ is estimated/.test(ratio.title), ratio.title);
+  assert.equal(fmtExactness({ exact: false, metric: "cost", error_bound: "2.500000", inexact_reason: null }).text, "≈ approximate ±2.50");
+});
+
+test("minimum-volume note (ratio metrics only)", () => {
+  assert.equal(fmtMinVolume({ metric: "ctr", min_volume: 100 }), "only ads with ≥ 100 impressions in the window (min_volume, API default)");
+  assert.equal(fmtMinVolume({ metric: "cpa", min_volume: 1000 }), "only ads with ≥ 1,000 conversions in the window (min_volume, API default)");
+  assert.equal(fmtMinVolume({ metric: "clicks", min_volume: null }), null);
+  assert.equal(fmtMinVolume(null), null);
 });
 
 test("lag and clock", () => {
