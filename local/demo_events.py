@@ -27,27 +27,36 @@ from tools.analytics import run_duckdb, sync_archive
 UNCLICKED_PER_CLICKED = 3
 CONVERSION_EVERY = 25  # every 25th normal click converts
 RESEND_SHARE = 0.05  # impressions sent twice, as after a lost answer
+# Every event's time lies in the last 12 minutes (an impression of an older click is reported at
+# the start of that span): a live ad server reports as it serves, and the demo sends its events in
+# one burst after the clicks. A burst spanning more than the lateness (15 min) could lose its
+# oldest events to the late rule: the events source sat idle during the clicks, and a source
+# subtask that has not emitted yet does not hold the watermark back (source_idle_timeout_ms), so
+# the other subtask's first backlog fetch can advance it past them (seen once under load: 4 of
+# 23,760 impressions; docs/events.md, open points).
+REPORTED_SPAN_MS = 12 * 60_000
 
 
 def truth_events(load, seed: int) -> tuple[list[dict], list[dict]]:
     """(impressions, conversions) the ad server and the advertiser report, from the load."""
     rng = random.Random(seed)
+    now_ms = int(time.time() * 1000)
+    recent_from = now_ms - REPORTED_SPAN_MS
     impressions: dict[str, dict] = {}
     for c in sorted(load.truth, key=lambda c: c["click_id"]):
         if c.get("impression_id") and c["impression_id"] not in impressions:
             impressions[c["impression_id"]] = {
                 "type": "impression", "schema_version": 1, "impression_id": c["impression_id"],
                 "ad_id": c["ad_id"], "campaign_id": c["campaign_id"], "advertiser_id": c["advertiser_id"],
-                "timestamp": c["issued_at"]}
+                "timestamp": max(c["issued_at"], recent_from)}
     ads = sorted({(c["ad_id"], c["campaign_id"], c["advertiser_id"]) for c in load.truth})
     clicked = Counter(e["ad_id"] for e in impressions.values())
-    now_ms = int(time.time() * 1000)
     for ad, campaign, advertiser in ads:
         for k in range(UNCLICKED_PER_CLICKED * clicked[ad]):
             imp = f"imp-unclicked-{ad}-{k}"
             impressions[imp] = {"type": "impression", "schema_version": 1, "impression_id": imp,
                                 "ad_id": ad, "campaign_id": campaign, "advertiser_id": advertiser,
-                                "timestamp": now_ms - rng.randint(60_000, 3_600_000)}
+                                "timestamp": now_ms - rng.randint(60_000, REPORTED_SPAN_MS)}
     tokens = {s["click_id"]: s.get("token") for s in load.sends}
     conversions = []
     normal = sorted((c for c in load.truth if c.get("kind") == "normal"), key=lambda c: c["click_id"])
@@ -55,7 +64,7 @@ def truth_events(load, seed: int) -> tuple[list[dict], list[dict]]:
         value = Decimal(i % 50 + 1) + Decimal("0.99")
         by_token = i % 2 == 0 and tokens.get(c["click_id"])
         event = conversion_event(f"order-{c['click_id']}", value, "USD",
-                                 min(c["event_time"] + 60_000, now_ms),
+                                 min(max(c["event_time"] + 60_000, recent_from), now_ms),
                                  token=tokens[c["click_id"]] if by_token else None,
                                  click_id=None if by_token else c["click_id"])
         conversions.append({**event, "_ad": c["ad_id"] if by_token else None,

@@ -37,9 +37,9 @@ def test_every_carrier_has_exactly_the_metrics():
         "suspect_clicks": 5, "invalid_clicks": 6, "impressions": 7, "conversions": 8,
         "conversion_value": "0.000009"}
     assert tuple(point) == (*METRIC_JSON, *RATIOS)  # the ratios of the point's own counts, last
-    # (clicks 1 / impressions 7, conversions 8 / clicks 1, spend 4 micros / 1 click or 8 conversions,
-    # value 9 / spend 4 micros)
-    assert {k: point[k] for k in RATIOS} == {"ctr": 0.142857, "cvr": 8.0, "cpc": "0.000004", "cpa": "0.000001",
+    # (billable clicks 2 / impressions 7, conversions 8 / billable clicks 2, spend 4 micros / 2
+    # billable clicks or 8 conversions (0.5 micro, half up), value 9 / spend 4 micros)
+    assert {k: point[k] for k in RATIOS} == {"ctr": 0.285714, "cvr": 4.0, "cpc": "0.000002", "cpa": "0.000001",
                                             "roas": 2.25}
 
 
