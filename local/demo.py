@@ -371,6 +371,15 @@ def reconcile_day(stack, load, checks: Checks, day: date) -> dict | None:
     checks.equal("reconciliation explains the diff as late clicks, nothing unexplained",
                  ((rec.get("explained_clicks") or {}).get("late"), rec.get("unexplained_clicks")),
                  (-expected_diff, 0))
+    # impressions and token conversions (issue 19): the events section checked the realtime view
+    # against the truth; here the nightly batch must agree with it, ad-hour by ad-hour
+    for metric in ("impressions", "conversions"):
+        ev = rec.get(metric) or {}
+        print(f"      {metric}: batch {ev.get('batch')}, realtime {ev.get('realtime')}, drift "
+              f"{(ev.get('total_drift') or 0):.4%}, classes {ev.get('classes')}")
+        checks.equal(f"reconciliation: {metric}, realtime = batch, nothing unexplained",
+                     (ev.get("realtime"), ev.get("total_diff"), ev.get("unexplained"), (ev.get("batch") or 0) > 0),
+                     (ev.get("batch"), 0, 0, True))
     return quality
 
 
