@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from capacity.planner.assumptions import (
     CONVERSION_RECORD_BYTES, IMPRESSION_RECORD_BYTES, INPUT_STREAM_CONSUMERS,
-    INPUT_STREAM_POLLS_S, PARTITION_KEY_BYTES,
+    INPUT_STREAM_POLLS_S,
 )
-from capacity.planner.kinesis import StreamLoad, hot_ad_warning, stream_costs, stream_warnings
+from capacity.planner.kinesis import (StreamLoad, add_shard_lines, hot_ad_warning, stream_costs,
+                                      stream_warnings)
 from capacity.planner.model import Component
 from capacity.planner.popularity import top_ad_share
 from capacity.pricing import PriceBook
@@ -54,14 +55,7 @@ def events_stream(x: Inputs, pb: PriceBook) -> Component:
     c.add("impressions per click", x.impressions_per_click)
     c.add("conversions per click", x.conversions_per_click)
     c.add("record bytes (mean)", load.record_bytes, "B")
-    c.add("records/s average", load.records_s)
-    c.add("records/s peak", load.peak_records_s)
-    c.add("write MB/s peak", load.peak_records_s * (load.record_bytes + PARTITION_KEY_BYTES) / 1e6, "MB/s")
-    c.add("shards by write bytes", need.by_write_bytes)
-    c.add("shards by write records", need.by_write_records)
-    c.add(f"shards by reads ({'EFO' if x.efo else f'{load.consumers} shared consumers'})", need.by_read_bytes)
-    c.add("binding limit", need.binding)
-    c.add("provisioned shards", need.shards)
+    add_shard_lines(c, x, load, need)
     top_peak = load.peak_records_s * top_ad_share(x.active_ads, x.ad_skew)
     c.add("top ad records/s at peak", top_peak)
     c.context.update(events_kinesis_mode=sc.mode, events_kinesis_shards=need.shards)

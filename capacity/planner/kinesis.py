@@ -151,13 +151,8 @@ def hot_ad_warning(c: Component, top_peak: float, skew: float, what: str) -> Non
                           f"hot_ad_salts with ~{salts} salts each.")
 
 
-def clicks_stream(x: Inputs, pb: PriceBook) -> Component:
-    c = Component("clicks_stream", "Kinesis clicks stream")
-    load = clicks_stream_load(x)
-    sc = stream_costs(c, pb, load, x.kinesis_mode, x.kinesis_retention_hours, x.efo)
-    need = sc.need
-    c.add("clicks per record", x.clicks_per_record)
-    c.add("record bytes", load.record_bytes, "B")
+def add_shard_lines(c: Component, x: Inputs, load, need) -> None:
+    """The rate and shard-sizing lines every input stream's component shows (clicks, events)."""
     c.add("records/s average", load.records_s)
     c.add("records/s peak", load.peak_records_s)
     c.add("write MB/s peak", load.peak_records_s * (load.record_bytes + PARTITION_KEY_BYTES) / 1e6, "MB/s")
@@ -166,6 +161,16 @@ def clicks_stream(x: Inputs, pb: PriceBook) -> Component:
     c.add(f"shards by reads ({'EFO' if x.efo else f'{load.consumers} shared consumers'})", need.by_read_bytes)
     c.add("binding limit", need.binding)
     c.add("provisioned shards", need.shards)
+
+
+def clicks_stream(x: Inputs, pb: PriceBook) -> Component:
+    c = Component("clicks_stream", "Kinesis clicks stream")
+    load = clicks_stream_load(x)
+    sc = stream_costs(c, pb, load, x.kinesis_mode, x.kinesis_retention_hours, x.efo)
+    need = sc.need
+    c.add("clicks per record", x.clicks_per_record)
+    c.add("record bytes", load.record_bytes, "B")
+    add_shard_lines(c, x, load, need)
     top_peak = x.peak * top_ad_share(x.active_ads, x.ad_skew)
     c.add("top ad clicks/s at peak", top_peak)
     c.context.update(kinesis_mode=sc.mode, kinesis_shards=need.shards,

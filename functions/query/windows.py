@@ -92,15 +92,21 @@ def parse_last(raw: str) -> int:
     return ms
 
 
+def _bounded_int(name: str, raw: str, high: int, digits: int) -> int:
+    """A parameter that is an integer in 1..high: at most `digits` digits (no sign, exponent or
+    unbounded length reaches int()), then the range."""
+    if not re.fullmatch(rf"[0-9]{{1,{digits}}}", raw.strip()):
+        raise QueryError(f"'{name}' must be an integer from 1 to {high}")
+    value = int(raw)
+    if not 1 <= value <= high:
+        raise QueryError(f"'{name}' out of range: {value} (1 to {high})")
+    return value
+
+
 def parse_k(raw: Optional[str]) -> int:
     if raw is None or raw == "":
         return DEFAULT_K
-    if not re.fullmatch(r"[0-9]{1,4}", raw.strip()):
-        raise QueryError(f"'k' must be an integer from 1 to {MAX_K}")
-    k = int(raw)
-    if not 1 <= k <= MAX_K:
-        raise QueryError(f"'k' out of range: {k} (1 to {MAX_K})")
-    return k
+    return _bounded_int("k", raw, MAX_K, 4)
 
 
 def _parse_choice(what: str, raw: Optional[str], choices, default: str) -> str:
@@ -124,12 +130,7 @@ def parse_min_volume(raw: Optional[str], metric: str) -> Optional[int]:
         return None
     if not given:
         return DEFAULT_MIN_VOLUME
-    if not re.fullmatch(r"[0-9]{1,13}", raw.strip()):
-        raise QueryError(f"'min_volume' must be an integer from 1 to {MAX_MIN_VOLUME}")
-    volume = int(raw)
-    if not 1 <= volume <= MAX_MIN_VOLUME:
-        raise QueryError(f"'min_volume' out of range: {volume} (1 to {MAX_MIN_VOLUME})")
-    return volume
+    return _bounded_int("min_volume", raw, MAX_MIN_VOLUME, 13)
 
 
 def parse_resolution(raw: Optional[str]) -> str:
