@@ -34,6 +34,8 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
         create_dedup_table(ddb, names.dedup_table)
     if names.serving_table not in ddb.list_tables()["TableNames"]:
         create_serving_table(ddb, names.serving_table)
+    if names.budgets_table not in ddb.list_tables()["TableNames"]:
+        create_budgets_table(ddb, names.budgets_table)
     streams = kinesis.list_streams()["StreamNames"]
     if names.clicks_stream not in streams:
         create_stream(kinesis, names.clicks_stream, clicks_shards)
@@ -65,6 +67,18 @@ def create_all(names: ResourceNames, clicks_shards: int = 4, aggregates_shards: 
         glue.create_workflow(Name=names.billing_workflow, MaxConcurrentRuns=1,
                              Description="billing recompute, then reconciliation (local: "
                                          "run by local.glue_workflow)")
+
+
+def create_budgets_table(ddb, name: str) -> None:
+    """infra/constructs/budget_table.py's keys (docs/budget.md)."""
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "campaign_id", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "campaign_id", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def create_serving_table(ddb, name: str) -> None:

@@ -18,7 +18,7 @@ from common import schema
 from common.schema import ResourceNames, Salts, SettingsError  # noqa: F401  (re-exported)
 
 __all__ = ["ResourceNames", "SettingsError", "IngestSettings", "AggregationSettings",
-           "ServingSettings", "ReconcileSettings", "QualitySettings", "ApiSettings"]
+           "ServingSettings", "ReconcileSettings", "QualitySettings", "ApiSettings", "BudgetSettings"]
 
 
 def _parse_salts(raw: str) -> Salts:
@@ -73,6 +73,10 @@ ReconcileSettings = _view(
 QualitySettings = _view(
     "QualitySettings", "quality",
     "GET /v1/quality: where the ingest metrics and the clicks stream's iterator age are.")
+BudgetSettings = _view(
+    "BudgetSettings", schema.BUDGET,
+    "The budget Lambda (budgets, pacing decisions): its table, the fail-closed bound, the "
+    "decision cache and the spend lane's emit interval (docs/budget.md).")
 ApiSettings = _view(
     "ApiSettings", "api", "The API Lambdas' CORS origins (infra adds the dashboard's).")
 

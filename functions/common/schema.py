@@ -37,8 +37,8 @@ from typing import Any, Callable, Mapping, Optional, Union, get_args, get_origin
 
 # --- where settings go ------------------------------------------------------------------------
 CONTEXT, FLINK, GLUE = "context", "flink", "glue"  # view kinds besides the Lambda groups
-INGEST, QUERY, SINK, RECONCILE = "ingest", "query", "sink", "reconcile"  # Lambda functions
-FUNCTIONS = (INGEST, QUERY, SINK, RECONCILE)
+INGEST, QUERY, SINK, RECONCILE, BUDGET = "ingest", "query", "sink", "reconcile", "budget"  # Lambdas
+FUNCTIONS = (INGEST, QUERY, SINK, RECONCILE, BUDGET)
 FLINK_PROPERTY_GROUP = "clickagg"  # the job reads this one group of runtime properties
 
 KINESIS_MODES = ("on_demand", "provisioned")
@@ -86,6 +86,10 @@ class ResourceNames:
     @property
     def serving_table(self) -> str:
         return f"{self.prefix}-serving"
+
+    @property
+    def budgets_table(self) -> str:
+        return f"{self.prefix}-budgets"
 
     @property
     def archive_bucket(self) -> str:
@@ -382,7 +386,7 @@ SETTINGS: tuple[Setting, ...] = (
       "reconciliation reads only DynamoDB)", choices=SERVING_STORES, group="serving",
       lambdas=(SINK, QUERY, RECONCILE)),
     S("serving_table", Optional[str], None, "the DynamoDB serving table's name",
-      context=False, group="serving", lambdas=(SINK, QUERY), wired=True),
+      context=False, group="serving", lambdas=(SINK, QUERY, BUDGET), wired=True),
     S("timestream_database", Optional[str], None, "the Timestream database", context=False,
       group="serving", lambdas=(SINK, QUERY), wired=True),
     S("timestream_table", Optional[str], None, "the Timestream table", context=False,
@@ -440,6 +444,26 @@ SETTINGS: tuple[Setting, ...] = (
       flink="dedup_ttl_s", glue="flink_dedup_ttl_s"),
     S("minibatch_latency_ms", int, 2000, "Flink SQL mini-batch latency", ge=1,
       flink="minibatch_latency_ms"),
+    # --- budget lane (docs/budget.md) ---------------------------------------------------------
+    S("budgets_table", str, _NAMES.budgets_table,
+      "the budgets table's name (campaign budgets and their history)", context=False,
+      group=BUDGET, lambdas=(BUDGET,), wired=True),
+    S("budget_emit_interval_ms", int, 500,
+      "the spend lane's mini-batch latency: the job emits each campaign's changed spend and a "
+      "pulse this often (the stop margin counts it)", ge=50, le=10_000, group=BUDGET,
+      lambdas=(BUDGET,), flink="budget_emit_interval_ms"),
+    S("budget_stale_after_ms", int, 10_000,
+      "fail-closed bound: a spend figure older than this (the newest pulse's age) answers "
+      "`stop` (or budget_stale_serve_percent) and the BudgetLaneStale alarm fires", ge=1_000,
+      le=600_000, group=BUDGET, lambdas=(BUDGET,)),
+    S("budget_stale_serve_percent", int, 0,
+      "the share of requests to serve while the spend figure is stale: 0 = stop (fail closed)",
+      ge=0, le=100, group=BUDGET, lambdas=(BUDGET,)),
+    S("pacing_cache_ttl_ms", int, 1_000,
+      "how long the budget Lambda keeps a campaign's figures in memory and callers may keep an "
+      "answer (Cache-Control max-age, rounded down to seconds); the stop margin counts it", ge=0,
+      le=60_000, group=BUDGET, lambdas=(BUDGET,)),
+    S("budget_memory_mb", int, 512, "budget Lambda memory", ge=128, le=10_240),
     S("flink_parallelism", int, 2, "initial (and, with autoscaling, minimum) parallelism", ge=1),
     S("flink_parallelism_per_kpu", int, 1, "parallel tasks per KPU (1 vCPU, 4 GB)", ge=1),
     S("flink_autoscaling", bool, True, "Managed Flink scales parallelism on CPU"),
