@@ -42,6 +42,7 @@ from infra.constructs.click_stream import ClickStream
 from infra.constructs.events_stream import EventsStream
 from infra.constructs.dashboard import OperationsDashboard
 from infra.constructs.dashboard_site import DashboardSite
+from infra.constructs.budget_table import BudgetTable
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
 from infra.constructs.ingest_api import IngestApi
@@ -91,6 +92,8 @@ class ClickAggStack(Stack):
                                           events=self.events)
         self.serving = ServingStore(self, "Serving", settings=settings, key=key,
                                     logs_bucket=logs_bucket)
+        # --- budget lane (docs/budget.md): budgets are truth, apart from the serving view ---
+        self.budgets = BudgetTable(self, "Budgets", settings=settings, key=key).table
         self.sink = SinkFunction(self, "Sink", settings=settings, key=key,
                                  stream=self.aggregates, store=self.serving)
         self.query = QueryApi(self, "Query", settings=settings, key=key, store=self.serving,

@@ -10,3 +10,10 @@ SERIES_ROUTES = {  # series level (query.windows.SERIES_LEVELS) -> its route
     "advertiser": "/v1/advertisers/{advertiser_id}/metrics",
 }
 ROUTES = ("/v1/top", *SERIES_ROUTES.values(), "/v1/quality", "/v1/health")
+
+# The budget Lambda's routes (query.budget_handler; docs/budget.md): budgets are set with PUT,
+# read with GET; the pacing decisions are GETs (one campaign) and a POST (many at once).
+BUDGET_ROUTE = "/v1/campaigns/{campaign_id}/budget"
+PACING_ROUTE = "/v1/campaigns/{campaign_id}/pacing"
+PACING_BATCH_ROUTE = "/v1/pacing"
+BUDGET_ROUTES = {BUDGET_ROUTE: ("GET", "PUT"), PACING_ROUTE: ("GET",), PACING_BATCH_ROUTE: ("POST",)}
