@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--conversions-per-click", type=float, default=planner.CONVERSIONS_PER_CLICK,
                    help="conversions (POST /v1/events) per click")
     p.add_argument("--events-kinesis-mode", default="auto", choices=planner.KINESIS_CHOICES)
+    p.add_argument("--no-budget-lane", action="store_true",
+                   help="without the budget lane (docs/budget.md): no spend rows, no pacing API")
+    p.add_argument("--budget-emit-ms", type=int, default=planner.BUDGET_EMIT_INTERVAL_MS,
+                   help="budget_emit_interval_ms: the spend rows' emit interval")
+    p.add_argument("--pacing-ttl-ms", type=int, default=planner.PACING_CACHE_TTL_MS,
+                   help="pacing_cache_ttl_ms: ad servers ask once per TTL, the Lambda caches as long")
+    p.add_argument("--ad-servers", type=int,
+                   help=f"ad-server instances calling POST /v1/pacing (default: one per "
+                        f"{planner.AD_SERVER_CLICKS_S} clicks/s)")
+    p.add_argument("--pacing-campaigns", type=int,
+                   help="campaigns each ad server asks about per TTL (default: those whose ads it "
+                        "serves in that time, by the popularity model)")
     p.add_argument("--no-levers", action="store_true", help="skip the lever comparison")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -70,7 +82,11 @@ def _plan(args) -> int:
                   dedup_capacity=args.dedup_capacity, serving_capacity=args.serving_capacity,
                   efo=args.efo, impressions_per_click=args.impressions_per_click,
                   conversions_per_click=args.conversions_per_click,
-                  events_kinesis_mode=args.events_kinesis_mode)
+                  events_kinesis_mode=args.events_kinesis_mode,
+                  budget_lane=not args.no_budget_lane,
+                  budget_emit_interval_ms=args.budget_emit_ms,
+                  pacing_cache_ttl_ms=args.pacing_ttl_ms, ad_servers=args.ad_servers,
+                  pacing_campaigns=args.pacing_campaigns)
     result = planner.plan(**kwargs)
     levers = [] if args.no_levers else planner.compare_levers(**kwargs)
     if args.json:

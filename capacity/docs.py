@@ -14,8 +14,9 @@ from capacity import planner
 from capacity.planner import DEDUP_LAYERS, Plan, compare_levers, plan
 from capacity.pricing import load_prices
 from capacity.profiles import EXISTING_CONTEXT_KEYS, NEW_CONTEXT_KEYS, PROFILES
-from capacity.report import (SUMMARY_HEADERS, _cost_rows, _md_table, _metric_rows, assumptions,
-                             headline, inputs_line, lever_rows, per_million, summary_rows, usd)
+from capacity.report import (LANE_PARTS, SUMMARY_HEADERS, _cost_rows, _md_table, _metric_rows,
+                             assumptions, headline, inputs_line, lever_rows, num, per_million,
+                             summary_rows, usd)
 
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "capacity.md"
 DOCS_REGION = "us-east-1"
@@ -49,7 +50,8 @@ DOUBTS = (
     "assumes 1M active ads with Zipf(0.8) popularity. Uniform popularity (s=0) gives more "
     "writes, a steeper skew fewer; measure the real distribution.",
     "Not counted: Athena and query-API reads (per query), KMS requests (data keys cached), "
-    "custom metrics/alarms, NAT/VPC (none in this design), Savings Plans, the free tier.",
+    "custom metrics/alarms (but the budget lane's, in its own component), NAT/VPC (none in this "
+    "design), Savings Plans, the free tier.",
     "Impressions and conversions (issue 19): the multiples (50 impressions, 0.02 conversions per "
     "click) are inputs, not measurements. Impressions are taken to follow the clicks' ad "
     "popularity; if they are spread more evenly (CTR varies by ad) a mini-batch touches more ads "
@@ -67,6 +69,17 @@ DOUBTS = (
     "events per record today; packing would cut that line by up to the ratio shown in its note.",
     "The nightly Glue billing reads clicks only in the committed code: when it bills impressions "
     "and conversions, its read volume (and workers) grow with the events archive.",
+    "Budget lane (issue 20): the decision side sets its cost and rests on assumptions with no "
+    "measurement behind them: 20 ad-server instances at the seed profile (one per 500 clicks/s), "
+    "each asking once per pacing_cache_ttl_ms for exactly the campaigns whose ads it serves in "
+    "that time (the popularity model over its impressions); a real ad server may ask for every "
+    "campaign it could serve (more) or keep a campaign's answer while it is not serving it (no "
+    "fewer asks per TTL). --ad-servers and --pacing-campaigns replace them.",
+    "Budget lane: the budget Lambda's 30 ms per 100-campaign request is not measured; its cache is "
+    "modelled only by its bound (containers x campaigns per TTL / TTL), so reads are an upper "
+    "bound; every click is taken as valid (no IVT share), an upper bound of the spend rows; the "
+    "spend aggregation's Flink CPU is taken as 2/12 of a counted row per valid click (no "
+    "per-operator model). Pacing answers are billed as data transfer out to the internet.",
 )
 
 
@@ -89,6 +102,11 @@ def _clicks_only(p: Plan) -> Plan:
     return plan(**x)
 
 
+def _without_lane(p: Plan) -> Plan:
+    """The same inputs without the budget lane (issue 20)."""
+    return plan(**{**p.inputs, "budget_lane": False})
+
+
 def _change(usd_per_million: float) -> str:
     """'+$0.6437', or '$0.0000' for what moved by less than the last digit (rounded inputs)."""
     value = round(usd_per_million, 4)
@@ -97,7 +115,9 @@ def _change(usd_per_million: float) -> str:
 
 def _events_section(seed: Plan) -> list[str]:
     """Cost per million clicks at the seed profile: before issue 19's events, after with none,
-    after with the default multiples; per component, with the commands that produce them."""
+    after with the default multiples; per component, with the commands that produce them. Without
+    the budget lane (issue 20: its own section), so the change is the events'."""
+    seed = _without_lane(seed)
     x = seed.inputs
     clicks_only = _clicks_only(seed)
     million = seed.clicks_per_month / 1e6
@@ -125,7 +145,8 @@ def _events_section(seed: Plan) -> list[str]:
            "advertiser rollups and the 1d board apply to clicks too). **With events**: "
            f"{x['impressions_per_click']:g} impressions per click (batched "
            f"{planner.IMPRESSIONS_PER_REQUEST} per request, published unclaimed) and "
-           f"{x['conversions_per_click']:g} conversions per click (claimed, one per request).",
+           f"{x['conversions_per_click']:g} conversions per click (claimed, one per request). "
+           "Both without the budget lane (issue 20), which has its own section below.",
            "",
            "```sh",
            f"# before (the planner at {BEFORE_EVENTS_COMMIT})",
@@ -134,8 +155,8 @@ def _events_section(seed: Plan) -> list[str]:
            f"(cd /tmp/before && python -m capacity plan --rate {rate} --peak {peak} --json)",
            "# clicks only, and with events (defaults: 50 impressions, 0.02 conversions per click)",
            f"python -m capacity plan --rate {rate} --peak {peak} --impressions-per-click 0 "
-           "--conversions-per-click 0",
-           f"python -m capacity plan --rate {rate} --peak {peak}",
+           "--conversions-per-click 0 --no-budget-lane",
+           f"python -m capacity plan --rate {rate} --peak {peak} --no-budget-lane",
            "```",
            ""]
     out += _md_table(("Component", "Before", "Clicks only", "With events", "Change"), rows, "lrrrr")
@@ -153,6 +174,130 @@ def _events_section(seed: Plan) -> list[str]:
             "The stage throttle (`ingest_rate_limit`, `ingest_burst_limit`, shared by "
             "`POST /v1/clicks` and `POST /v1/events`) and `events_kinesis_shards` in the "
             "profiles below are sized for clicks and events together.",
+            ""]
+    return out
+
+
+def _lane_with(p: Plan, **change: Any) -> Plan:
+    return plan(**{**p.inputs, **change})
+
+
+def _budget_section(seed: Plan, profiles: list[tuple[str, Plan]]) -> list[str]:
+    """Issue 20's budget lane: what the planner models, its cost per million clicks per profile and
+    per part, the seed profile's volumes, its levers and warnings, and the commands."""
+    x = seed.inputs
+    rate, peak = f"{x['rate']:.0f}", f"{x['peak']:.0f}"
+    keys = list(dict.fromkeys(k for _, p in profiles for k in p.lane))
+    title = {k: LANE_PARTS.get(k) or seed.component(k).title for k in keys}
+    rows = []
+    for k in keys:
+        rows.append([title[k]] + [per_million(p.lane.get(k, 0.0) / (p.clicks_per_month / 1e6))
+                                  for _, p in profiles])
+    rows.append(["**Budget lane**"] + [f"**{per_million(p.lane_usd_per_million_clicks)}**"
+                                       for _, p in profiles])
+    rows.append(["Total without the lane"] + [
+        per_million((p.monthly_usd - p.lane_usd) / (p.clicks_per_month / 1e6)) for _, p in profiles])
+    rows.append(["Total with the lane"] + [per_million(p.usd_per_million_clicks) for _, p in profiles])
+    rows.append(["Budget lane, $/month"] + [usd(p.lane_usd) for _, p in profiles])
+
+    agg, flink = seed.component("aggregates_stream"), seed.component("flink")
+    api, reads, ops = (seed.component(k) for k in planner.LANE_KEYS)
+    spend_rows = 2 * agg.metric("spend upserts/s average (budget lane)") + agg.metric(
+        "pulse rows/s (budget lane)")
+    servers = api.metric("ad-server instances (average)")
+    containers = reads.metric("budget Lambda containers (average)")
+    volumes = [
+        ["campaigns (ten ads each)", num(ops.metric("campaigns (budgets)"))],
+        [f"campaigns with a valid click per {x['budget_emit_interval_ms'] / 1000:g} s emit interval",
+         num(agg.metric("campaigns with a valid click per budget emit interval (average)"))],
+        ["spend upserts/s (1m + 1d)", num(agg.metric("spend upserts/s average (budget lane)"))],
+        ["changelog rows/s added (-U/+U per upsert, + pulse)", num(spend_rows)],
+        ["Flink row-equivalents/s at peak (2/12 of a row per valid click)",
+         num(flink.metric("budget lane spend aggregation, row-equivalents/s peak"))],
+        ["ad-server instances (average)", num(api.metric("ad-server instances (average)"))],
+        ["campaigns each asks about per cache TTL",
+         num(api.metric("campaigns asked per instance per cache TTL"))],
+        ["POST /v1/pacing requests/s", num(api.metric("requests/s average"))],
+        ["campaign decisions/s", num(api.metric("campaign decisions/s average"))],
+        ["budget Lambda containers (concurrency)", f"{containers:,.0f}"],
+        ["campaign figures read from DynamoDB/s (cache misses)",
+         num(reads.metric("campaign figures read/s average (cache misses)"))],
+        ["BatchGetItems/s (10 per 100-campaign request)", num(reads.metric("BatchGetItems/s average"))],
+        ["budgets table RRU/s (ConsistentRead)", num(reads.metric("budgets table RRU/s average (ConsistentRead)"))],
+        ["serving table RCU/s", num(reads.metric("serving table RCU/s average"))],
+    ]
+    lever_settings = [("base", {}), ("budget_emit_interval_ms=2000", dict(budget_emit_interval_ms=2000)),
+                      ("budget_emit_interval_ms=10000", dict(budget_emit_interval_ms=10_000)),
+                      ("pacing_cache_ttl_ms=5000", dict(pacing_cache_ttl_ms=5000)),
+                      (f"ad_servers={2 * servers:.0f} (twice the instances)", dict(ad_servers=2 * servers)),
+                      ("impressions_per_click=0 (ad servers' campaigns from their clicks)",
+                       dict(impressions_per_click=0, conversions_per_click=0))]
+    lever_rows_ = []
+    for label, change in lever_settings:
+        q = seed if not change else _lane_with(seed, **change)
+        lever_rows_.append([label, per_million(q.lane_usd_per_million_clicks),
+                            per_million(q.lane.get("budget_reads", 0.0) / (q.clicks_per_month / 1e6)),
+                            per_million(sum(v for k, v in q.lane.items() if k not in planner.LANE_KEYS)
+                                        / (q.clicks_per_month / 1e6))])
+    out = ["## Budget lane (issue 20): cost per million clicks", "",
+           "The planner models the lane as `docs/budget.md` specifies it: the Flink job's spend "
+           "aggregation per (campaign, UTC day) and per (campaign, minute) over the valid clicks "
+           f"and IVT corrections, emitted every `budget_emit_interval_ms` "
+           f"({planner.BUDGET_EMIT_INTERVAL_MS} ms) instead of the {planner.MINIBATCH_MS / 1000:g} s "
+           "mini-batch, and the pulse (one row per interval). They take the aggregates' path "
+           "(aggregates stream with -U/+U rows, sink Lambda, one conditional write per upsert "
+           "into the serving table; 1m spend items expire after `minute_ttl_s`), so their cost "
+           "sits inside those components; the lane's share of each is the plan minus the same "
+           "plan without the lane. The decisions: ad servers call `POST /v1/pacing` (API Gateway "
+           "REST, IAM) once per `pacing_cache_ttl_ms` "
+           f"({planner.PACING_CACHE_TTL_MS} ms) for the campaigns whose ads they serve in that "
+           f"time, up to {planner.PACING_BATCH_MAX} per request; the budget Lambda "
+           f"({planner.BUDGET_MEMORY_MB} MB, {planner.PACING_DURATION_MS:g} ms per request: an "
+           "assumption) caches each campaign's figures for the TTL per container and reads the "
+           f"rest with one BatchGetItem per {planner.PACING_CAMPAIGNS_PER_BATCH_GET} campaigns "
+           "(budget with ConsistentRead: 1 RRU; today's 1d and six 1m spend items: 0.5 RCU each; "
+           "the pulse once per call). Plus the budgets table (on-demand), the lane's alarms, "
+           "custom metrics and logs. Assumptions: section \"Assumptions\", block \"budget lane\".",
+           "",
+           "$ per million clicks per profile:",
+           ""]
+    out += _md_table(("Part", *(n for n, _ in profiles)), rows, "l" + "r" * len(profiles))
+    out += ["", f"Volumes at the seed profile ({SEED_PROFILE}, average):", ""]
+    out += _md_table(("Quantity", "Value"), volumes, "lr")
+    out += ["",
+            "Where it goes: the decisions cost far more than the spend rows. The "
+            f"{servers:,.0f} ad-server instances each serve about "
+            f"{num(api.metric('ads served per instance per cache TTL'))} impressions a second, "
+            f"which by the planner's popularity model touch "
+            f"{num(api.metric('campaigns asked per instance per cache TTL'))} of the "
+            f"{num(ops.metric('campaigns (budgets)'))} campaigns; with "
+            f"{containers:,.0f} Lambda containers a campaign's figures are seldom in the "
+            "container a request lands on: the planner counts every decision as a read of its 8 "
+            "items (the share read from DynamoDB is "
+            f"{reads.metric('share of decisions read from DynamoDB'):.0%}: the cache bound, "
+            "containers x campaigns per TTL, does not bind; the hits of two instances' requests "
+            "landing on one container within a TTL are not counted, an upper bound). What would "
+            "cut it (not modelled: each is a change of the lane's code): the budget item read "
+            "eventually consistent (half its RRU), the pulse read once per container and emit "
+            "interval, budgets cached longer than the spend figures, the six minute items replaced "
+            "by one velocity item the job writes. The spend rows add "
+            f"{spend_rows / max(agg.metric('changelog rows/s average') - spend_rows, 1):.1%} to the "
+            "aggregates stream's rows.",
+            "",
+            "The lane at the seed profile under other settings ($ per million clicks; each "
+            "setting alone):",
+            ""]
+    out += _md_table(("Setting", "Budget lane", "of which reads", "of which spend rows"),
+                     lever_rows_, "lrrr")
+    out += ["", "At the seed profile the planner warns:", ""]
+    out += [f"- {w}" for c in (api, reads, ops) for w in c.warnings]
+    out += ["",
+            "```sh",
+            f"python -m capacity plan --rate {rate} --peak {peak}                   # with the lane (the default)",
+            f"python -m capacity plan --rate {rate} --peak {peak} --no-budget-lane  # without it",
+            f"python -m capacity plan --rate {rate} --peak {peak} --budget-emit-ms 2000 --pacing-ttl-ms 5000",
+            f"python -m capacity plan --rate {rate} --peak {peak} --ad-servers 40 --pacing-campaigns 1000",
+            "```",
             ""]
     return out
 
@@ -217,7 +362,9 @@ def render_docs(region: str = DOCS_REGION) -> str:
             "`medium + levers` applies: " + ", ".join(f"`{k}={v}`" for k, v in LEVERED.items())
             + ".", ""]
     seed = next(p for n, _, p in scen if n == SEED_PROFILE)
-    seed_clicks_only = _clicks_only(seed)
+    seed_no_lane = _without_lane(seed)
+    seed_clicks_only = _clicks_only(seed_no_lane)
+    seed_reads = seed.lane.get("budget_reads", 0.0)
     seed_keys = seed.component("aggregates_stream").metric("distinct ads per mini-batch (average)")
     medium_keys = medium_plan.component("aggregates_stream").metric(
         "distinct ads per mini-batch (average)")
@@ -227,14 +374,21 @@ def render_docs(region: str = DOCS_REGION) -> str:
         f"- **Impressions** ({planner.IMPRESSIONS_PER_CLICK:g} per click by default, issue 19) "
         f"set the cost: at the seed profile they take it from "
         f"{per_million(seed_clicks_only.usd_per_million_clicks)} to "
-        f"{per_million(seed.usd_per_million_clicks)} per million clicks (section \"Impressions "
-        "and conversions\" below). Every counted click, impression and conversion updates its "
+        f"{per_million(seed_no_lane.usd_per_million_clicks)} per million clicks without the budget "
+        "lane (section \"Impressions and conversions\" below). Every counted click, impression "
+        "and conversion updates its "
         "ad's, campaign's and advertiser's series at each resolution, so the serving path "
         "(aggregates stream, sink, serving table) scales with the distinct keys a "
         f"{planner.MINIBATCH_MS / 1000:g} s mini-batch touches: "
         f"{seed_keys / planner.ACTIVE_ADS:.0%} of the {planner.ACTIVE_ADS:,} ads at the seed "
         f"profile, {medium_keys / planner.ACTIVE_ADS:.0%} at the medium one, each one update per "
         f"emitted resolution ({len(planner.SERVING_RESOLUTIONS)}), two changelog rows with -U.",
+        f"- **The budget lane** (issue 20) adds {per_million(seed.lane_usd_per_million_clicks)} per "
+        f"million clicks at the seed profile ({per_million(seed_no_lane.usd_per_million_clicks)} -> "
+        f"{per_million(seed.usd_per_million_clicks)}), {seed_reads / (seed.lane_usd or 1):.0%} of it "
+        "the pacing decisions' DynamoDB reads: every ad server asks once a second for the campaigns "
+        "it serves, and each campaign's figures are 8 items plus the pulse (section \"Budget "
+        "lane\" below). Its spend rows are a small addition to the serving path.",
         f"- **Firehose** bills every Kinesis record as at least "
         f"{planner.FIREHOSE_RECORD_UNIT // planner.KIB} KB: a {medium_plan.inputs['click_bytes']} B "
         f"click is billed {planner.FIREHOSE_RECORD_UNIT / medium_plan.inputs['click_bytes']:.0f}x, "
@@ -265,6 +419,7 @@ def render_docs(region: str = DOCS_REGION) -> str:
             "realtime view may over-count re-sends that Flink's 30-minute state misses.", ""]
 
     out += _events_section(seed)
+    out += _budget_section(seed, [(n, p) for n, _, p in scen if n in PROFILES])
 
     out += ["## Which duplicates each layer catches", ""]
     out += _md_table(("Layer", "Keyed on", "Window", "Catches", "Misses"),

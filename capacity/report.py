@@ -72,7 +72,44 @@ def inputs_line(p: Plan) -> str:
             f"Kinesis record, {num(x['active_ads'])} active ads (Zipf s={x['ad_skew']:g}), "
             f"{x['minibatch_ms'] / 1000:g} s mini-batch, serving store {x['serving_store']}, "
             f"{x['impressions_per_click']:g} impressions and {x['conversions_per_click']:g} "
-            f"conversions per click")
+            f"conversions per click, {lane_inputs(x)}")
+
+
+def lane_inputs(x: dict[str, Any]) -> str:
+    """The budget lane's inputs in words (docs/budget.md)."""
+    if not x.get("budget_lane", True):
+        return "no budget lane"
+    servers = (f"{x['ad_servers']:,} ad-server instances" if x.get("ad_servers") is not None
+               else f"one ad-server instance per {planner_assumptions.AD_SERVER_CLICKS_S} clicks/s")
+    asked = (f"{x['pacing_campaigns']:,} campaigns each" if x.get("pacing_campaigns") is not None
+             else "the campaigns each serves")
+    return (f"budget lane: spend emitted every {x['budget_emit_interval_ms'] / 1000:g} s, "
+            f"{servers} asking for {asked} every {x['pacing_cache_ttl_ms'] / 1000:g} s")
+
+
+LANE_PARTS = {  # component key -> what the budget lane costs there
+    "flink": "spend aggregation (Flink KPUs, state)",
+    "aggregates_stream": "spend and pulse rows on the aggregates stream",
+    "sink_lambda": "spend and pulse rows through the sink",
+    "serving": "spend and pulse writes, spend items (serving table)",
+    "observability": "sink logs and traces",
+}
+
+
+def lane_rows(p: Plan) -> list[list[str]]:
+    """The budget lane's cost per part: $/month, $/M clicks, share of the lane."""
+    million = p.clicks_per_month / 1e6
+    total = p.lane_usd or 1.0
+    rows = []
+    for key, usd_month in p.lane.items():
+        title = LANE_PARTS.get(key) or p.component(key).title
+        rows.append([title, usd(usd_month), per_million(usd_month / million),
+                     f"{usd_month / total:.1%}"])
+    rows.append(["BUDGET LANE", usd(p.lane_usd), per_million(p.lane_usd_per_million_clicks), "100%"])
+    return rows
+
+
+LANE_HEADERS = ("Budget lane part", "$/month", "$/M clicks", "Share")
 
 
 def summary_rows(p: Plan) -> list[list[str]]:
@@ -121,6 +158,14 @@ def render_plan_text(p: Plan, levers: Sequence[LeverResult] = ()) -> str:
         out += [f"  ! {w}" for w in c.warnings] + [f"  - {n}" for n in c.notes]
     if p.account_warnings:
         out += ["", "== account-wide quotas"] + [f"  ! {w}" for w in p.account_warnings]
+    if p.lane:
+        million = p.clicks_per_month / 1e6
+        without = p.monthly_usd - p.lane_usd
+        out += ["", f"== budget lane (docs/budget.md): {usd(p.lane_usd)}/month, "
+                f"{per_million(p.lane_usd_per_million_clicks)} per million clicks (total "
+                f"{per_million(without / million)} without it, {per_million(p.usd_per_million_clicks)} "
+                f"with it)"]
+        out += ["  " + line for line in _table(LANE_HEADERS, lane_rows(p), "lrrr")]
     out += ["", "== CDK context implied by this plan"]
     out += [f"  {k} = {v}" for k, v in p.context.items()]
     if levers:

@@ -16,6 +16,8 @@ One module per component, each building its `Component` from the `Inputs`:
     events          impression/conversion rates, events stream
     serving         aggregates stream, sink, store     archive    Firehose + S3, clicks and events
     glue            nightly billing job                observability  logs, X-Ray, account quotas
+    budget          the budget lane (docs/budget.md): spend rows and pulse (counted in flink and
+                    serving), the decision API, its reads, the budgets table, alarms, metrics
 and planning.plan() puts them together; levers.compare_levers() varies one input at a time.
 """
 from __future__ import annotations
@@ -45,3 +47,8 @@ from capacity.planner.serving import (  # noqa: F401
     ServingLoad, serving_load, serving_storage_items, timestream_lines,
 )
 from capacity.planner.archive import deliveries, firehose_buffering  # noqa: F401
+from capacity.planner.budget import (  # noqa: F401
+    LANE_KEYS, PacingDemand, SpendLoad, ad_servers, batch_gets_per_request, pacing_demand,
+    read_units, spend_load,
+)
+from capacity.planner.planning import lane_costs  # noqa: F401

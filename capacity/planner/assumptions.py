@@ -7,6 +7,8 @@ the planner sizes what the stack deploys.
 """
 from __future__ import annotations
 
+import json
+
 from common.records import encode_event
 from common.schema import BY_NAME, default
 from serving.keys import LEADERBOARD_RESOLUTIONS
@@ -24,6 +26,16 @@ TYPICAL_IMPRESSION = dict(_IDS, event_type="impression", event_id=_UUID, user_id
 TYPICAL_CONVERSION = dict(_IDS, event_type="conversion", event_id=_UUID[:-4] + "cccc",
                           click_id=_UUID[:-4] + "bbbb", value_micros=49_990_000, currency="USD",
                           attributed_by="token")
+# One pacing decision as docs/budget.md's example shows it (the campaign id as above), compact JSON
+# like every answer of the API (common.responses): its length is PACING_DECISION_BYTES.
+TYPICAL_DECISION = {
+    "campaign_id": _IDS["campaign_id"], "decision": "throttle", "serve_fraction": 0.42,
+    "reason": "ahead_of_plan", "day": "2026-12-06", "daily_budget_micros": 5_000_000,
+    "lifetime_budget_micros": None, "pacing": "even", "spent_today_micros": 2_100_000,
+    "remaining_micros": 2_900_000, "lifetime_spent_micros": None, "planned_spend_micros": 2_050_000,
+    "velocity_micros_per_s": 812.5, "margin_micros": 1_950,
+    "projected_exhaustion": "2026-12-06T16:59:41Z", "figure_age_ms": 1_830,
+    "stale_after_ms": 10_000, "valid_for_ms": 1_000, "as_of": "2026-12-06T16:00:00.120Z"}
 
 # ================================================================================ ASSUMPTIONS
 # docs/capacity.md lists this block (name, value, comment): keep one constant per line.
@@ -180,6 +192,44 @@ GLUE_MIN_WORKERS = BY_NAME["billing_glue_workers"].ge  # Glue's minimum for Spar
 GLUE_WORKER_TYPE = default("billing_glue_worker_type")  # 1 DPU (4 vCPU, 16 GB) per worker
 GLUE_DPU_PER_WORKER = 1
 GLUE_MIN_BILLED_HOURS = 1 / 60  # Glue 2.0+ bills per second with a 1-minute minimum
+
+# --- budget lane (issue 20, docs/budget.md): spend rows and pulse, pacing decisions, budgets
+BUDGET_EMIT_INTERVAL_MS = default("budget_emit_interval_ms")  # budget_emit_interval_ms: the spend aggregation's mini-batch (the job's other aggregates: minibatch_latency_ms)
+PACING_CACHE_TTL_MS = default("pacing_cache_ttl_ms")  # pacing_cache_ttl_ms: the budget Lambda keeps a campaign's figures this long; callers keep an answer as long
+BUDGET_MEMORY_MB = default("budget_memory_mb")  # budget_memory_mb; PACING_DURATION_MS assumes this size
+# No IVT share in the planner: every click is taken as valid (an upper bound of the campaigns a
+# spend emission touches); an IVT correction updates a campaign the click already updated.
+BUDGET_VALID_CLICK_SHARE = 1.0
+SPEND_RESOLUTIONS = ("1m", "1d")  # spend per campaign and minute (the velocity) and per campaign and UTC day
+PULSE_MIN_ROWS_S = 1  # the pulse: one datagen tick per emit interval (an insert: one changelog row, one conditional write of META#pulse); datagen's rows-per-second is an integer, so at least one a second
+# Flink has no per-operator CPU model: the spend aggregation is taken to cost, per valid click,
+# its two aggregates' share of the twelve (4 resolutions x ad, campaign, advertiser) a counted row
+# feeds, i.e. 2/12 of a row in FLINK_ROWS_PER_KPU_S. Its 500 ms flushes are priced as the rows they emit.
+SPEND_FLINK_ROW_SHARE = 2 / 12
+# Ad-server instances calling POST /v1/pacing: 20 at the seed profile (10,000 clicks/s), the fleet
+# following the traffic (one instance per 500 clicks/s, average and peak alike; --ad-servers sets
+# the average). Each asks, once per pacing_cache_ttl_ms, for the campaigns whose ads it serves in
+# that time (docs/budget.md: ad servers ask before serving a campaign's ad and keep the answer
+# valid_for_ms): the distinct campaigns among its served impressions (its clicks when the plan has
+# no impressions) by the planner's popularity model (--pacing-campaigns overrides it).
+AD_SERVER_CLICKS_S = 500
+PACING_BATCH_MAX = 100  # POST /v1/pacing takes 1..100 campaign ids
+PACING_CAMPAIGNS_PER_BATCH_GET = 11  # docs/budget.md: the batch form packs 11 campaigns per BatchGetItem (9 keys each, <= 100)
+PACING_BUDGET_ITEMS = 1  # per campaign: its budget (`current`) in the budgets table, ConsistentRead: 1 RRU (< 4 KB)
+PACING_SERVING_ITEMS = 7  # per campaign: today's SB#..#1d + 6 SB#..#1m items, eventually consistent: 0.5 RCU each (< 4 KB; a missing item costs the same)
+PACING_PULSE_ITEMS = 1  # per BatchGetItem: META#pulse (a BatchGetItem refuses duplicate keys, so one per call, not one per campaign)
+EC_READ_UNITS = 0.5  # eventually consistent read of an item < 4 KB (BatchGetItem bills each item as a GetItem)
+SC_READ_UNITS = 1.0  # strongly consistent read of an item < 4 KB
+PACING_LIFETIME_SHARE = 0.25  # campaigns with a lifetime budget (no seed figure): each refresh adds one Query of its 1d spend items
+PACING_LIFETIME_QUERY_UNITS = 0.5  # that Query: one 4 KB page of ~100 B items, eventually consistent
+PACING_DURATION_MS = 30.0  # per POST /v1/pacing at 512 MB (figures cached or read by BatchGetItems in parallel, 100 decisions, JSON): not measured
+PACING_DECISION_BYTES = len(json.dumps(TYPICAL_DECISION, separators=(",", ":")))  # one decision in the answer: docs/budget.md's example, compact JSON
+PACING_RESPONSE_BASE_BYTES = len('{"decisions":[]}') - 1  # the envelope; each decision adds its bytes + 1 (comma)
+BUDGET_SETS_PER_CAMPAIGN_DAY = 1.0  # PUT /v1/campaigns/{id}/budget per campaign and day (no seed figure)
+BUDGET_PUT_WRU = 4  # TransactWriteItems of `current` + `h#<set_at>` (< 1 KB each): 2 WRU per transactional write
+BUDGET_ITEM_BYTES = 200  # a budget version: keys, 5 attributes, the caller's ARN + ~100 B per-item overhead
+BUDGET_ALARMS = 3  # BudgetLaneStale (the pulse), the budget Lambda's errors and throttles (as the ingest Lambda has)
+BUDGET_CUSTOM_METRICS = 5  # PulseAge (the sink), PacingDecisions x decision (serve, throttle, stop), PacingStale
 
 # --- observability
 XRAY_RESERVOIR_PER_S = 1  # default sampling rule: the first request each second...

@@ -10,6 +10,7 @@ from capacity.planner.assumptions import (
     FLINK_ROWS_PER_KPU_S, FLINK_SNAPSHOTS_RETAINED, FLINK_STATE_BYTES_PER_KEY,
     FLINK_STATE_DISK_FRACTION, GIB, HOURS_PER_MONTH, RESOLUTION_SECONDS,
 )
+from capacity.planner.budget import spend_flink_rows_s, spend_state_keys
 from capacity.planner.events import counted_rows_s, event_rates
 from capacity.planner.helpers import ceil_div
 from capacity.planner.model import Component
@@ -43,19 +44,25 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c = Component("flink", "Managed Service for Apache Flink")
     click_keys, event_keys = dedup_state_keys(x, x.peak)
     agg_keys = agg_state_keys(x, x.peak)
-    state_gb = (click_keys + event_keys + agg_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
+    spend_keys = spend_state_keys(x, x.peak)
+    state_gb = (click_keys + event_keys + agg_keys + spend_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
     rows_peak = counted_rows_s(x, x.peak)
-    by_throughput = rows_peak * FLINK_HEADROOM / FLINK_ROWS_PER_KPU_S
+    spend_rows_peak = spend_flink_rows_s(x, x.peak)
+    by_throughput = (rows_peak + spend_rows_peak) * FLINK_HEADROOM / FLINK_ROWS_PER_KPU_S
     by_state = state_gb / (FLINK_KPU_STORAGE_GB * FLINK_STATE_DISK_FRACTION)
     kpus = max(1, ceil_div(max(by_throughput, by_state), 1))
     parallelism = kpus * FLINK_PARALLELISM_PER_KPU
     c.mode = f"{kpus} KPU"
     c.add("input rows/s peak (clicks, impressions, conversions)", rows_peak)
+    if x.budget_lane:
+        c.add("budget lane spend aggregation, row-equivalents/s peak", spend_rows_peak)
     c.add("KPUs by throughput (peak x headroom)", by_throughput)
     c.add("KPUs by state (local disk)", by_state)
     c.add("state: click dedup keys", click_keys)
     c.add("state: event dedup keys", event_keys)
     c.add("state: aggregate keys", agg_keys)
+    if x.budget_lane:
+        c.add("state: spend keys (budget lane)", spend_keys)
     c.add("state size", state_gb, "GB")
     c.add("KPUs", kpus)
     c.add("parallelism", parallelism)

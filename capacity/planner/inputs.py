@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from capacity.planner.assumptions import (
-    APIS, DDB_CHOICES, DEDUP_MODES, KINESIS_CHOICES, MAX_BATCH, MAX_RECORD_BYTES,
-    RESOLUTION_SECONDS, SERVING_STORES,
+    APIS, BUDGET_EMIT_INTERVAL_MS, DDB_CHOICES, DEDUP_MODES, KINESIS_CHOICES, MAX_BATCH,
+    MAX_RECORD_BYTES, PACING_CACHE_TTL_MS, RESOLUTION_SECONDS, SERVING_STORES,
 )
 from capacity.planner.kinesis import kpl_record_bytes
+from common.schema import BY_NAME
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Inputs:
     impressions_per_click: float
     conversions_per_click: float
     events_kinesis_mode: str
+    budget_lane: bool = True
+    budget_emit_interval_ms: int = BUDGET_EMIT_INTERVAL_MS
+    pacing_cache_ttl_ms: int = PACING_CACHE_TTL_MS
+    ad_servers: Optional[int] = None  # None: one per AD_SERVER_CLICKS_S average clicks/s
+    pacing_campaigns: Optional[int] = None  # None: the campaigns an instance serves per TTL (popularity)
 
 
 def validate(x: Inputs) -> None:
@@ -78,6 +84,17 @@ def validate(x: Inputs) -> None:
         raise ValueError("archive_months must be >= 1")
     if x.impressions_per_click < 0 or x.conversions_per_click < 0:
         raise ValueError("impressions_per_click and conversions_per_click must be >= 0")
+    emit = BY_NAME["budget_emit_interval_ms"]
+    if not emit.ge <= x.budget_emit_interval_ms <= emit.le:
+        raise ValueError(f"budget_emit_interval_ms must be within {emit.ge}..{emit.le} (the setting's range)")
+    ttl = BY_NAME["pacing_cache_ttl_ms"]
+    if not 1 <= x.pacing_cache_ttl_ms <= ttl.le:
+        raise ValueError(f"pacing_cache_ttl_ms must be within 1..{ttl.le}: ad servers ask once per "
+                         f"TTL (0, no cache, would be a call per served ad: not modelled)")
+    if x.ad_servers is not None and x.ad_servers < 1:
+        raise ValueError("ad_servers must be >= 1")
+    if x.pacing_campaigns is not None and x.pacing_campaigns < 1:
+        raise ValueError("pacing_campaigns must be >= 1")
 
 
 def as_dict(x: Inputs) -> dict[str, Any]:

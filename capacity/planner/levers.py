@@ -79,6 +79,16 @@ LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
         (10, "10", "issue 19: impressions are 10-100x the clicks"),
         (50, "50", ""),
         (100, "100", "sensitivity, not a lever"))),
+    ("budget lane (docs/budget.md)", "budget_lane", (
+        (True, "on (spend rows, pulse, pacing decisions)", ""),
+        (False, "off", "no pacing decisions: budgets only capped by the nightly billing"))),
+    ("budget emit interval", "budget_emit_interval_ms", (
+        (500, "0.5 s", ""),
+        (2000, "2 s", "the stop margin's unseen-spend window U grows by 1.5 s"),
+        (10000, "10 s", "U grows by 9.5 s: campaigns stop earlier, further from their budget"))),
+    ("pacing cache TTL", "pacing_cache_ttl_ms", (
+        (1000, "1 s", ""),
+        (5000, "5 s", "decisions up to 5 s old at the ad server; U grows by 4 s"))),
 )
 
 

@@ -77,6 +77,8 @@ class Plan:
     prices_as_of: str
     components: list[Component]
     account_warnings: list[str] = field(default_factory=list)
+    # the budget lane's monthly USD per component key (planning.lane_costs); empty without it
+    lane: dict[str, float] = field(default_factory=dict)
 
     @property
     def clicks_per_month(self) -> float:
@@ -89,6 +91,15 @@ class Plan:
     @property
     def usd_per_million_clicks(self) -> float:
         return self.monthly_usd / (self.clicks_per_month / 1e6)
+
+    @property
+    def lane_usd(self) -> float:
+        """What the budget lane costs a month (its components + its share of the shared ones)."""
+        return sum(self.lane.values())
+
+    @property
+    def lane_usd_per_million_clicks(self) -> float:
+        return self.lane_usd / (self.clicks_per_month / 1e6)
 
     @property
     def context(self) -> dict[str, Any]:
@@ -115,4 +126,7 @@ class Plan:
             "usd_per_million_clicks": round(self.usd_per_million_clicks, 4),
             "components": [c.to_dict() for c in self.components],
             "warnings": self.warnings, "context": self.context,
+            "budget_lane": {"monthly_usd": round(self.lane_usd, 2),
+                            "usd_per_million_clicks": round(self.lane_usd_per_million_clicks, 4),
+                            "by_component": {k: round(v, 2) for k, v in self.lane.items()}},
         }

@@ -38,7 +38,8 @@ def component(x: Inputs, pb: PriceBook, ingest: Component, sink: Component) -> C
            (access_gb + lambda_gb) * LOG_STORAGE_RATIO * LOG_RETENTION_MONTHS)
     c.cost(pb, "X-Ray traces recorded", "xray_traces_recorded", traces)
     c.notes.append("Custom metrics, alarms, dashboards and KMS requests (data keys are cached) "
-                   "are a few hundred dollars at most and not counted.")
+                   "are a few hundred dollars at most and not counted (the budget lane's alarms, "
+                   "metrics and pacing-request logs are in its own component).")
     return c
 
 
@@ -47,9 +48,12 @@ def account_checks(x: Inputs, pb: PriceBook, p: Plan) -> list[str]:
     out = []
     lambda_need = p.component("ingest_lambda").metric("reserved concurrency") + math.ceil(
         p.component("sink_lambda").metric("concurrency needed at peak") * SINK_CONCURRENCY_HEADROOM)
+    budget = next((c.metric("budget Lambda concurrency peak") for c in p.components
+                   if c.key == "budget_api"), 0.0)
+    lambda_need += math.ceil(budget)
     usable = pb.quota("lambda_concurrency") - pb.quota("lambda_unreserved_min")
     if lambda_need > usable:
-        out.append(f"QUOTA: ingest reserved + sink peak concurrency = {lambda_need:,} > "
+        out.append(f"QUOTA: ingest reserved + sink + budget peak concurrency = {lambda_need:,} > "
                    f"{usable:,.0f} usable of the default {pb.quota('lambda_concurrency'):,.0f} "
                    f"concurrent executions: raise 'Concurrent executions'.")
     shards = sum(p.component(k).metric("provisioned shards")
@@ -65,4 +69,11 @@ def account_checks(x: Inputs, pb: PriceBook, p: Plan) -> list[str]:
         out.append(f"QUOTA: provisioned tables may scale to {wcu:,} WCU > the account-level "
                    f"{pb.quota('ddb_account_max_wcu'):,.0f}: raise 'Account-level write "
                    f"throughput limit (provisioned mode)'.")
+    reads = next((c for c in p.components if c.key == "budget_reads"), None)  # the budget lane
+    rcu = next((m.value for m in (reads.metrics if reads else ())
+                if m.name == "serving read autoscaling maximum needed"), 0)
+    if rcu > pb.quota("ddb_account_max_rcu"):
+        out.append(f"QUOTA: the serving table's pacing reads may scale to {rcu:,} RCU > the "
+                   f"account-level {pb.quota('ddb_account_max_rcu'):,.0f}: raise 'Account-level "
+                   f"read throughput limit (provisioned mode)'.")
     return out

@@ -3,7 +3,9 @@
 
 Per mini-batch the job emits one update per aggregate key a counted row (click, impression,
 conversion) touched: per resolution, the ad's series ('agg') and its campaign's and
-advertiser's rollups; plus the changed entries of the 1m, 1h and 1d leaderboards."""
+advertiser's rollups; plus the changed entries of the 1m, 1h and 1d leaderboards. The budget
+lane (budget.py) adds its spend rows (per campaign, 1m and 1d, every budget_emit_interval_ms)
+and the pulse to the same stream, sink and table."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from capacity.planner.assumptions import (
     SINK_MEMORY_MB, SINK_WRITES_PER_S_PER_INVOCATION, TIMESTREAM_MEMORY_HOURS,
     TIMESTREAM_RECORD_BYTES,
 )
+from capacity.planner.budget import spend_load, spend_storage_items
 from capacity.planner.dynamodb import (
     capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
 )
@@ -39,6 +42,9 @@ class ServingLoad:
     agg_upserts_s: float  # per-ad series updates/s (all resolutions)
     rollup_upserts_s: float  # campaign and advertiser series updates/s (all resolutions)
     top_upserts_s: float  # leaderboard entry updates/s (all boards)
+    spend_campaigns_per_interval: float  # budget lane: campaigns with a valid click per emit interval
+    spend_upserts_s: float  # budget lane: spend updates/s (1m and 1d per campaign)
+    pulse_rows_s: float  # budget lane: pulse rows/s (inserts)
     changelog_rows_s: float  # rows on the aggregates stream
     serving_writes_s: float  # DynamoDB writes (without freshness)
 
@@ -50,12 +56,17 @@ def serving_load(x: Inputs, rate: float) -> ServingLoad:
     agg_upserts = len(x.serving_resolutions) * ads / interval_s
     rollup_upserts = len(x.serving_resolutions) * (campaigns + advertisers) / interval_s
     top_upserts = len(LEADERBOARDS) * min(LEADERBOARD_SIZE, ads) / interval_s
+    spend = spend_load(x, rate)
     rows_per_update = 2 if x.changelog_update_before else 1
-    rows = (agg_upserts + rollup_upserts + top_upserts) * rows_per_update
-    # DynamoDB store: series retractions are skipped; a leaderboard retraction writes a tombstone.
-    writes = agg_upserts + rollup_upserts + top_upserts * rows_per_update
+    rows = (agg_upserts + rollup_upserts + top_upserts + spend.upserts_s) * rows_per_update \
+        + spend.pulse_rows_s
+    # DynamoDB store: series (and spend) retractions are skipped; a leaderboard retraction writes
+    # a tombstone; a pulse row raises META#pulse (one conditional update).
+    writes = agg_upserts + rollup_upserts + top_upserts * rows_per_update + spend.upserts_s \
+        + spend.pulse_rows_s
     return ServingLoad(ads, campaigns + advertisers, agg_upserts, rollup_upserts, top_upserts,
-                       rows, writes)
+                       spend.campaigns_per_interval, spend.upserts_s, spend.pulse_rows_s, rows,
+                       writes)
 
 
 def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Component]:
@@ -81,6 +92,11 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
     agg.add("series upserts/s average", avg.agg_upserts_s)
     agg.add("rollup upserts/s average", avg.rollup_upserts_s)
     agg.add("leaderboard upserts/s average", avg.top_upserts_s)
+    if x.budget_lane:
+        agg.add("campaigns with a valid click per budget emit interval (average)",
+                avg.spend_campaigns_per_interval)
+        agg.add("spend upserts/s average (budget lane)", avg.spend_upserts_s)
+        agg.add("pulse rows/s (budget lane)", avg.pulse_rows_s)
     agg.add("changelog rows/s average", avg.changelog_rows_s)
     agg.add("changelog rows/s peak", peak.changelog_rows_s)
     agg.add("changelog rows per click (average)", avg.changelog_rows_s / x.rate)
@@ -187,11 +203,12 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
 
 def serving_storage_items(x: Inputs) -> float:
     """Serving-table items after SERVING_HORIZON_MONTHS: 1m series (ads and rollups) and 1m
-    boards within minute_ttl, coarser series and the 1h and 1d boards kept forever."""
+    boards within minute_ttl, coarser series and the 1h and 1d boards kept forever; the budget
+    lane's spend items (1m within minute_ttl, 1d forever)."""
     days = SERVING_HORIZON_MONTHS * DAYS_PER_MONTH
     minute_items = (buckets_per_day(x, "1m") / 1440 + LEADERBOARD_SIZE) * MINUTE_TTL_S / 60
     forever = sum(buckets_per_day(x, res) for res in x.serving_resolutions if res != "1m") * days
-    return minute_items + forever + kept_board_items_per_day() * days
+    return minute_items + forever + kept_board_items_per_day() * days + spend_storage_items(x)
 
 
 def kept_board_items_per_day() -> float:

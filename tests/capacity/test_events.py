@@ -92,16 +92,19 @@ def test_events_terms_scale_with_the_impressions_multiple(multiple):
     json_bytes_s = RATE * (multiple * 521 + 0.02 * 547)
     assert p.component("events_archive").metric("Parquet per month") == pytest.approx(
         json_bytes_s * MONTH_S * 0.3 / GIB)
-    # Flink: every event is a row (KPUs) and a dedup key for 1,800 s
+    # Flink: every event is a row (KPUs) and a dedup key for 1,800 s; the budget lane's spend
+    # aggregation adds 2/12 of a row per (valid) click
     flink = p.component("flink")
     assert flink.metric("state: event dedup keys") == pytest.approx(2 * records_s * 1_800)
     assert flink.metric("KPUs by throughput (peak x headroom)") == pytest.approx(
-        (PEAK + 2 * records_s) * 1.5 / 10_000)
+        (PEAK + 2 * records_s + PEAK * 2 / 12) * 1.5 / 10_000)
     # the serving path grows with the distinct ads the events touch, never past every ad,
-    # campaign and advertiser each mini-batch (4 series each, 3 boards of 1,000: 2 rows each)
+    # campaign and advertiser each mini-batch (4 series each, 3 boards of 1,000: 2 rows each),
+    # plus the budget lane's spend (clicks only: every campaign's 1m and 1d per 0.5 s at most, 2
+    # rows each) and 2 pulse rows/s
     rows = p.component("aggregates_stream").metric("changelog rows/s average")
     assert zero.component("aggregates_stream").metric("changelog rows/s average") < rows
-    assert rows <= (4 * (1_000_000 + 100_000 + 10_000) + 3 * 1_000) / 2 * 2
+    assert rows <= (4 * (1_000_000 + 100_000 + 10_000) + 3 * 1_000) / 2 * 2 + 2 * 100_000 / 0.5 * 2 + 2
 
 
 def test_costs_grow_with_the_multiples():

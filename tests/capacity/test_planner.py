@@ -191,25 +191,35 @@ def test_changelog_rows_from_active_ads_and_minibatch_by_hand():
     series = 4 * ads / 2  # 4 resolutions, one update per key per mini-batch
     rollup_series = 4 * rollups / 2
     top = 3 * 1000 / 2  # 3 leaderboards (1m, 1h, 1d) of 1,000 entries per mini-batch
+    # the budget lane: campaigns among the 5,000 (valid) clicks of a 0.5 s emit interval, a 1m and
+    # a 1d spend update each per interval; 2 pulse rows/s (inserts: one row each)
+    spend_campaigns = uniform(5_000, 1e5)  # 4,877.1
+    spend = 2 * spend_campaigns / 0.5  # 19,508.2 upserts/s
     assert ads == pytest.approx(639_549.3, abs=0.1)
+    assert spend_campaigns == pytest.approx(4_877.06, abs=0.01)
     assert c.metric("distinct ads per mini-batch (average)") == pytest.approx(ads)
     assert c.metric("distinct campaigns + advertisers per mini-batch (average)") == pytest.approx(rollups)
     assert c.metric("series upserts/s average") == pytest.approx(series)
     assert c.metric("rollup upserts/s average") == pytest.approx(rollup_series)
+    assert c.metric("spend upserts/s average (budget lane)") == pytest.approx(spend)
     assert c.metric("changelog rows/s average") == pytest.approx(
-        2 * (series + rollup_series + top))  # -U and +U
+        2 * (series + rollup_series + top + spend) + 2)  # -U and +U; the pulse
+    without = plan(10_000, ad_skew=0, budget_lane=False).component("aggregates_stream")
+    assert without.metric("changelog rows/s average") == pytest.approx(
+        2 * (series + rollup_series + top))
     # clicks only: 20,000 clicks per mini-batch, the rollups and the 1d board all the same
     c0 = plan(10_000, ad_skew=0, impressions_per_click=0,
               conversions_per_click=0).component("aggregates_stream")
     ads0 = uniform(20_000, 1e6)  # 19,801.3
     rollups0 = uniform(20_000, 1e5) + uniform(20_000, 1e4)  # 18,126.9 + 8,646.6
     assert c0.metric("changelog rows/s average") == pytest.approx(
-        2 * (4 * ads0 / 2 + 4 * rollups0 / 2 + top))
+        2 * (4 * ads0 / 2 + 4 * rollups0 / 2 + top + spend) + 2)
 
 
 def test_longer_minibatch_fewer_resolutions_and_no_update_before_mean_fewer_rows():
-    rows = lambda **kw: plan(115_740, **kw).component("aggregates_stream").metric(  # noqa: E731
-        "changelog rows/s average")
+    # the aggregates' rows alone (the budget lane's spend rows follow its own emit interval)
+    rows = lambda **kw: plan(115_740, budget_lane=False, **kw).component(  # noqa: E731
+        "aggregates_stream").metric("changelog rows/s average")
     base = rows()
     assert rows(minibatch_ms=10_000) < base
     assert rows(serving_resolutions=("1m", "1h")) == pytest.approx(
@@ -267,16 +277,20 @@ def test_flink_kpus_by_throughput_and_quota():
     c = plan(10_000, 20_000).component("flink")
     # rows at peak: 20,000 clicks + 1,000,000 impressions + 400 conversions = 1,020,400/s
     assert c.metric("input rows/s peak (clicks, impressions, conversions)") == pytest.approx(1_020_400)
-    assert c.metric("KPUs by throughput (peak x headroom)") == pytest.approx(1_020_400 * 1.5 / 10_000)
-    assert c.context["flink_parallelism"] == 154  # 153.06 up
+    # + the budget lane's spend aggregation: 2/12 of a row per valid click, 20,000 x 2/12 = 3,333.3
+    assert c.metric("budget lane spend aggregation, row-equivalents/s peak") == pytest.approx(20_000 / 6)
+    assert c.metric("KPUs by throughput (peak x headroom)") == pytest.approx(
+        (1_020_400 + 20_000 / 6) * 1.5 / 10_000)  # 153.56
+    assert c.context["flink_parallelism"] == 154
     # state: 2 click dedup states x peak x 1,800 s TTL keys; 1 per impression and conversion
     assert c.metric("state: click dedup keys") == pytest.approx(2 * 20_000 * 1_800)
     assert c.metric("state: event dedup keys") == pytest.approx(1_000_400 * 1_800)
     assert any("KPUs per application" in w for w in c.warnings)  # 154 > 64
     clicks_only = plan(10_000, 20_000, impressions_per_click=0, conversions_per_click=0)
-    assert clicks_only.context["flink_parallelism"] == 3  # 20,000 x 1.5 / 10,000
+    assert clicks_only.context["flink_parallelism"] == 4  # 20,000 x (1 + 2/12) x 1.5 / 10,000 = 3.5
     big = plan(115_740, 500_000).component("flink")
-    assert big.context["flink_parallelism"] == 3_827  # 500,000 x 51.02 x 1.5 / 10,000 = 3,826.5
+    assert big.context["flink_parallelism"] == 3_839  # 500,000 x (51.02 + 2/12) x 1.5 / 10,000 = 3,839.0
+    assert plan(115_740, 500_000, budget_lane=False).context["flink_parallelism"] == 3_827  # 3,826.5
 
 
 def test_firehose_5kb_rounding_and_buffering():
@@ -359,7 +373,8 @@ def test_json_round_trip_has_the_headline_numbers():
     assert list(components) == ["api", "ingest_lambda", "dedup", "clicks_stream", "events_stream",
                                 "flink", "aggregates_stream", "sink_lambda", "serving", "firehose",
                                 "archive", "events_firehose", "events_archive", "glue",
-                                "observability", "athena"]
+                                "observability", "budget_api", "budget_reads", "budget_ops",
+                                "athena"]
     assert [k for k, c in components.items() if not c["counted"]] == ["athena"]
     # requests/s: 10,000 clicks / 50 + 500,000 impressions / 500 + 200 conversions / 1
     clicks, impressions, conversions = (r * MONTH_S for r in (200, 1_000, 200))
@@ -411,7 +426,8 @@ def test_bad_inputs_are_refused(kwargs):
 
 
 def test_other_region_prices_change_exactly_the_lines_they_price():
-    us, eu = plan(10_000), plan(10_000, region="eu-west-1")
+    # without the budget lane (its own lines are priced in test_budget.py)
+    us, eu = plan(10_000, budget_lane=False), plan(10_000, region="eu-west-1", budget_lane=False)
     # capacity/prices/eu-west-1.json differs from us-east-1 in: REST requests ($2.80 -> $3.19 per M
     # from 333M to 1B), HTTP requests, DynamoDB on-demand writes, provisioned WCU-hours ($0.00065
     # -> $0.000735), storage ($0.25 -> $0.283 per GB-month) and CloudWatch Logs ingestion ($0.50

@@ -24,6 +24,10 @@ from capacity.pricing import available_regions, load_prices
 # conversion records 547 B (encode_event of the typical records: mean 521.01 B); every click,
 # impression and conversion is a row the job counts: 51.02 rows per click. Rollups: 100,000
 # campaigns (10 ads each), 10,000 advertisers (10 campaigns each), Zipf(0.8) like the ads.
+# The budget lane (issue 20, docs/budget.md): every click is valid; per 0.5 s emit interval each
+# campaign with a click emits a 1m and a 1d spend update (D = distinct campaigns among the
+# interval's clicks: 2 D / 0.5 s upserts/s, 2 changelog rows and 1 serving write each), plus 2
+# pulse rows/s (1 row, 1 write each); Flink counts 2/12 of a row per click for it.
 #
 # Same in every profile:
 #   *_capacity_mode provisioned: per WCU-month provisioned at 70 % costs 730 h x $0.00065 / 0.7
@@ -59,8 +63,9 @@ from capacity.pricing import available_regions, load_prices
 #     (521.01 + 16) B x 1,000,400/s / 1 MiB = 512.3 shards, reads 2 x 521.01 B x 1,000,400/s /
 #     2 MiB = 497.1): 1,000.4 x 1.25 = 1,250.5 -> 1,251; 11,578.63 x 1.25 = 14,473.3 -> 14,474;
 #     25,010 x 1.25 = 31,262.5 -> 31,263.
-#   flink_parallelism = peak x 51.02 rows x 1.5 / 10,000 rows/s per KPU: 153.06 -> 154;
-#     1,771.52 -> 1,772; 3,826.5 -> 3,827. State never binds: (2 x peak x 1,800 s click keys +
+#   flink_parallelism = peak x (51.02 rows + 2/12 for the spend lane) x 1.5 / 10,000 rows/s per
+#     KPU: 153.56 -> 154; 1,777.30 -> 1,778; 3,839.0 exactly -> 3,839. State never binds: (2 x
+#     peak x 1,800 s click keys +
 #     peak x 50.02 x 1,800 s event keys + at most (76 + 16 + 3 + 2) live buckets x 1.11M ads,
 #     campaigns and advertisers) x 100 B = 184 GiB (small) / 25 GB per KPU = 7.4 KPUs; medium
 #     and large need 2,029 and 4,370 GiB: 81 and 175 KPUs.
@@ -71,9 +76,11 @@ from capacity.pricing import available_regions, load_prices
 #   billing_glue_workers (clicks only) = average x 86,400 s x 27/24 / 25,000 clicks/s per DPU /
 #     3,600 / 2 h: 10.8 DPU-h / 2 = 5.4 -> 6; 124.999 DPU-h / 2 = 62.5 -> 63.
 #   Serving path, from K, C, V = distinct ads, campaigns, advertisers among the 2 s mini-batch's
-#     rows (51.02 x clicks/s x 2 s; ZIPF_DISTINCT, brute force below) and S = K + C + V:
-#     changelog rows/s = (4 series x S + 3 boards x 1,000) / 2 s x 2 rows (-U, +U) = 4S + 3,000;
-#     serving writes/s = 4S / 2 + 3 x 1,000 / 2 x 2 (upsert + tombstone) = 2S + 3,000;
+#     rows (51.02 x clicks/s x 2 s; ZIPF_DISTINCT, brute force below) and S = K + C + V, and D =
+#     distinct campaigns among a 0.5 s emit interval's clicks (clicks/s x 0.5 s):
+#     changelog rows/s = (4 series x S + 3 boards x 1,000) / 2 s x 2 rows (-U, +U) + 2 spend
+#     resolutions x D / 0.5 s x 2 rows + 2 pulse rows = 4S + 8D + 3,002;
+#     serving writes/s = 4S / 2 + 3 x 1,000 / 2 x 2 (upsert + tombstone) + 4D + 2 = 2S + 4D + 3,002;
 #     sink lanes = ceil(peak writes / 800 per invocation x 1.5);
 #     aggregates shards = ceil(peak rows / 1,000 records/s x 1.25) (470 B rows: records bind);
 #     parallelization factor = ceil(lanes / shards) (<= 10);
@@ -82,28 +89,33 @@ from capacity.pricing import available_regions, load_prices
 #     freshness_slots = ceil(ceil(peak freshness x 2 / 500) / 8) x 8, within 16..100;
 #     serving_min_wcu = ceil((average writes + freshness) x 0.5 / 0.7);
 #     serving_max_wcu = ceil((peak writes + peak freshness) / 0.7).
-#   small: rows per batch 1,020,400 average: S = 396,146.59 + 96,740.53 + 10,000 = 502,887.12;
-#     2,040,800 peak: S = 590,083.03 + 99,780.15 + 10,000 = 699,863.18. Peak rows 2,802,452.7 ->
-#     3,503.07 -> 3,504 shards; peak writes 1,402,726.4 -> 2,630.1 -> 2,631 lanes -> factor 1;
-#     average rows 2,014,548.5 -> 4,029.10 invocations/s -> freshness 8,058.2/s, 16,116.4/s at
-#     peak -> 64.5 -> 65 -> 72 slots; min (1,008,774.2 + 8,058.2) x 0.5 / 0.7 = 726,308.9 ->
-#     726,309; max (1,402,726.4 + 16,116.4) / 0.7 = 2,026,918.2 -> 2,026,919.
-#   medium: 11,810,109.6 rows average: S = 976,560.25 + 100,000 + 10,000 = 1,086,560.25;
-#     23,620,219.2 peak: S = 998,800.74 + 110,000 = 1,108,800.74. Peak rows 4,438,203.0 ->
-#     5,547.75 -> 5,548 shards; peak writes 2,220,601.5 -> 4,163.6 -> 4,164 lanes -> factor 1;
-#     average rows 4,349,241.0 -> 8,698.48 invocations/s -> freshness 17,397.0/s, 34,793.9/s at
-#     peak -> 139.2 -> 140 -> 144 -> 100 slots (the maximum: the busiest slot takes 34,793.9 /
-#     100 x 2 = 695.9 updates/s > 500, which the planner warns about); min (2,176,120.5 +
-#     17,397.0) x 0.5 / 0.7 = 1,566,798.2 -> 1,566,799; max (2,220,601.5 + 34,793.9) / 0.7 =
-#     3,221,993.4 -> 3,221,994.
-#   large: average as medium; 51,020,000 rows peak: S = 999,998.04 + 110,000 = 1,109,998.04.
-#     Peak rows 4,442,992.2 -> 5,553.74 -> 5,554 shards; peak writes 2,222,996.1 -> 4,168.1 ->
-#     4,169 lanes -> factor 1; freshness 17,397.0 x 500,000 / 115,740 = 75,155.4/s at peak ->
-#     100 slots (busiest 1,503.1/s: warned); min 1,566,799; max (2,222,996.1 + 75,155.4) / 0.7
-#     = 3,283,073.5 -> 3,283,074.
-# The planner integrates the Zipf tail over ~400 bins: its K and C are ~3e-6 above the exact sum,
-# which moves serving_min_wcu and serving_max_wcu by a few WCU (rel 1e-5 below); every other
-# value is exact.
+#   small: rows per batch 1,020,400 average: S = 396,146.59 + 96,740.53 + 10,000 = 502,887.12,
+#     D = 3,755.50 (5,000 clicks); 2,040,800 peak: S = 590,083.03 + 99,780.15 + 10,000 =
+#     699,863.18, D = 6,872.66 (10,000 clicks). Peak rows 2,799,452.7 + 54,981.3 + 3,002 =
+#     2,857,436.0 -> 3,571.80 -> 3,572 shards; peak writes 1,399,726.4 + 27,490.6 + 3,002 =
+#     1,430,219.0 -> 2,681.7 -> 2,682 lanes -> factor 1; average rows 2,044,594.5 -> 4,089.19
+#     invocations/s -> freshness 8,178.4/s, 16,356.8/s at peak -> 65.4 -> 66 -> 72 slots; average
+#     writes 1,005,774.2 + 15,022.0 + 3,002 = 1,023,798.2: min (1,023,798.2 + 8,178.4) x 0.5 /
+#     0.7 = 737,126.2 -> 737,127; max (1,430,219.0 + 16,356.8) / 0.7 = 2,066,536.8 -> 2,066,537.
+#   medium: 11,810,109.6 rows average: S = 976,560.25 + 100,000 + 10,000 = 1,086,560.25, D =
+#     27,659.70 (57,870 clicks); 23,620,219.2 peak: S = 998,800.74 + 110,000 = 1,108,800.74, D =
+#     43,804.55 (115,740 clicks). Peak rows 4,435,203.0 + 350,436.4 + 3,002 = 4,788,641.4 ->
+#     5,985.80 -> 5,986 shards; peak writes 2,217,601.5 + 175,218.2 + 3,002 = 2,395,821.7 ->
+#     4,492.2 -> 4,493 lanes -> factor 1; average rows 4,346,241.0 + 221,277.6 + 3,002 =
+#     4,570,520.6 -> 9,141.04 invocations/s -> freshness 18,282.1/s, 36,564.2/s at peak -> 146.3
+#     -> 147 -> 152 -> 100 slots (the maximum: the busiest slot takes 36,564.2 / 100 x 2 = 731.3
+#     updates/s > 500, which the planner warns about); average writes 2,173,120.5 + 110,638.8 +
+#     3,002 = 2,286,761.3; min (2,286,761.3 + 18,282.1) x 0.5 / 0.7 = 1,646,459.6 -> 1,646,460;
+#     max (2,395,821.7 + 36,564.2) / 0.7 = 3,474,836.9 -> 3,474,837.
+#   large: average as medium; 51,020,000 rows peak: S = 999,998.04 + 110,000 = 1,109,998.04, D =
+#     66,151.52 (250,000 clicks). Peak rows 4,439,992.2 + 529,212.2 + 3,002 = 4,972,206.3 ->
+#     6,215.26 -> 6,216 shards; peak writes 2,219,996.1 + 264,606.1 + 3,002 = 2,487,604.2 ->
+#     4,664.3 -> 4,665 lanes -> factor 1; freshness 18,282.1 x 500,000 / 115,740 = 78,979.1/s at
+#     peak -> 100 slots (busiest 1,579.6/s: warned); min 1,646,460; max (2,487,604.2 +
+#     78,979.1) / 0.7 = 3,666,547.5 -> 3,666,548.
+# The planner integrates the Zipf tail over ~400 bins: its K, C and D are ~3e-6 above the exact
+# sum, which moves serving_min_wcu and serving_max_wcu by a few WCU (rel 1e-5 below); every
+# other value is exact.
 _SAME = dict(aggregates_kinesis_mode="provisioned", billing_glue_worker_type="G.1X",
              dedup_capacity_mode="provisioned", dedup_ttl_s=86_400,
              dynamodb_target_utilization_pct=70, events_kinesis_mode="provisioned",
@@ -117,26 +129,26 @@ EXPECTED_CONTEXT = {
         ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
         kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=154,
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
-        aggregates_kinesis_shards=3_504, freshness_slots=72, serving_min_wcu=726_309,
-        serving_max_wcu=2_026_919),
+        aggregates_kinesis_shards=3_572, freshness_slots=72, serving_min_wcu=737_127,
+        serving_max_wcu=2_066_537),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
-        kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_772,
+        kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_778,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
-        aggregates_kinesis_shards=5_548, freshness_slots=100, serving_min_wcu=1_566_799,
-        serving_max_wcu=3_221_994),
+        aggregates_kinesis_shards=5_986, freshness_slots=100, serving_min_wcu=1_646_460,
+        serving_max_wcu=3_474_837),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
-        kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_827,
+        kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_839,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
-        aggregates_kinesis_shards=5_554, freshness_slots=100, serving_min_wcu=1_566_799,
-        serving_max_wcu=3_283_074),
+        aggregates_kinesis_shards=6_216, freshness_slots=100, serving_min_wcu=1_646_460,
+        serving_max_wcu=3_666_548),
 }
 APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
 # Distinct entities among N Poisson rows over E entities with Zipf(0.8) popularity, summed over
-# every rank (sum_i 1 - exp(-N p_i), p_i = i^-0.8 / sum_j j^-0.8): the K, C, V values above, and
-# the clicks-only K of the 2 s mini-batches (20,000 and 40,000 clicks over 1M ads).
+# every rank (sum_i 1 - exp(-N p_i), p_i = i^-0.8 / sum_j j^-0.8): the K, C, V and D values
+# above, and the clicks-only K of the 2 s mini-batches (20,000 and 40,000 clicks over 1M ads).
 ZIPF_DISTINCT = {
     (20_000, 1_000_000): 15_901.74, (40_000, 1_000_000): 29_828.60,
     (1_020_400, 1_000_000): 396_146.59, (1_020_400, 100_000): 96_740.53,
@@ -144,6 +156,8 @@ ZIPF_DISTINCT = {
     (2_040_800, 1_000_000): 590_083.03, (2_040_800, 100_000): 99_780.15,
     (11_810_109.6, 1_000_000): 976_560.25, (11_810_109.6, 100_000): 100_000.00,
     (23_620_219.2, 1_000_000): 998_800.74, (51_020_000, 1_000_000): 999_998.04,
+    (5_000, 100_000): 3_755.50, (10_000, 100_000): 6_872.66, (57_870, 100_000): 27_659.70,
+    (115_740, 100_000): 43_804.55, (250_000, 100_000): 66_151.52,
 }
 
 
