@@ -15,15 +15,18 @@ from typing import Any
 AGG, TOP, LATE = "agg", "top", "late"  # a row's metric columns: serving.table.METRICS
 CAMPAIGN, ADVERTISER = "campaign", "advertiser"  # rollups: the metrics per campaign / advertiser
 ROLLUPS = (CAMPAIGN, ADVERTISER)
-KINDS = (AGG, TOP, LATE, *ROLLUPS)
+# the budget lane (docs/budget.md): billable spend per campaign (1m, 1d), and the job's pulse
+SPEND, PULSE = "spend", "pulse"
+SERIES_KINDS = (AGG, *ROLLUPS, SPEND)  # kinds written as series items (serving.keys.series_key)
+KINDS = (AGG, TOP, LATE, *ROLLUPS, SPEND, PULSE)
 # the id column that names a row's key, per kind (the job's `entity_id` equals it)
 ID_COLUMN = {AGG: "ad_id", TOP: "ad_id", LATE: "ad_id", CAMPAIGN: "campaign_id",
-             ADVERTISER: "advertiser_id"}
+             ADVERTISER: "advertiser_id", SPEND: "campaign_id", PULSE: "entity_id"}
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # agg | top | late | campaign | advertiser
+    kind: str  # agg | top | late | campaign | advertiser | spend | pulse
     upsert: bool  # False = retraction (tombstone at this version)
     row: dict[str, Any]
 

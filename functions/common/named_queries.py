@@ -4,8 +4,9 @@ named queries) and on DuckDB locally, where they are tested.
 
 The reports (CTR, conversions) read the billing tables (glue_jobs/billing/outputs.py): the
 billed numbers, one row per campaign and UTC day (`dt`, the event day), clicks = billable
-(valid) clicks, conversions = attributed ones (docs/events.md, "Billing and attribution"). Their
-window is N whole days before today (today is not billed yet).
+clicks (valid, and within the campaign's daily budget: docs/budget.md, "Batch truth"),
+conversions = attributed ones (docs/events.md, "Billing and attribution"). Their window is N
+whole days before today (today is not billed yet).
 
 Dialect notes (why the SQL looks the way it does):
 - No `now()`/interval arithmetic (Trino `now() - INTERVAL '2' HOUR` vs DuckDB differ in types):
@@ -35,6 +36,7 @@ from common.times import DAY_MS, HOUR_MS
 
 TABLE = "raw_clicks"
 BILLING_HOURLY, BILLING_EVENTS_HOURLY = "billing_hourly", "billing_events_hourly"  # billing's tables
+BILLING_CAMPAIGN_SPEND = "billing_campaign_spend"  # per campaign-day: budget, valid and billed cost
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,22 @@ NAMED_QUERIES = {q.name: q for q in (
             f"{_ZERO}, {_ZERO}, billable_clicks, billable_cost_micros"),
         {"n": 7}, ("day_from", "day_until", "day_from", "day_until"), BILLING_EVENTS_HOURLY,
         (BILLING_HOURLY,), DAY_MS,
+    ),
+    NamedQuery(
+        "spend_vs_budget_per_campaign_per_day",
+        "Daily budget, valid (uncapped) and billed cost (micros), billed and over-budget clicks "
+        "and the budget's share billed per campaign and UTC day, last N days (docs/budget.md)",
+        # a campaign whose clicks name several advertisers has a row per advertiser, each with the
+        # campaign's budget: MAX, not SUM, of it
+        "SELECT campaign_id, dt AS day, MAX(budget_micros) AS budget_micros,\n"
+        "       SUM(valid_cost_micros) AS valid_cost_micros, SUM(billed_cost_micros) AS billed_cost_micros,\n"
+        "       SUM(billed_clicks) AS billed_clicks, SUM(over_budget_clicks) AS over_budget_clicks,\n"
+        "       SUM(over_budget_cost_micros) AS over_budget_cost_micros,\n"
+        "       CASE WHEN MAX(budget_micros) > 0 THEN CAST(SUM(billed_cost_micros) AS DOUBLE) / MAX(budget_micros) END"
+        " AS budget_used\n"
+        "FROM {table}\nWHERE dt >= ? AND dt < ?\n"
+        "GROUP BY campaign_id, dt\nORDER BY day, campaign_id",
+        {"n": 7}, ("day_from", "day_until"), BILLING_CAMPAIGN_SPEND, (), DAY_MS,
     ),
 )}
 

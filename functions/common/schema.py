@@ -447,7 +447,7 @@ SETTINGS: tuple[Setting, ...] = (
     # --- budget lane (docs/budget.md) ---------------------------------------------------------
     S("budgets_table", str, _NAMES.budgets_table,
       "the budgets table's name (campaign budgets and their history)", context=False,
-      group=BUDGET, lambdas=(BUDGET,), wired=True),
+      group=BUDGET, lambdas=(BUDGET,), glue="budgets_table", wired=True),
     S("budget_emit_interval_ms", int, 500,
       "the spend lane's mini-batch latency: the job emits each campaign's changed spend and a "
       "pulse this often (the stop margin counts it)", ge=50, le=10_000, group=BUDGET,

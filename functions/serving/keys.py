@@ -8,7 +8,9 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   top 1h       pk T#1h#<day_start>  sk <hour_start>#<ad>        24 h of hour leaderboards: <= 2 partitions
   top 1m       pk T#1m#<hour_start> sk <minute_start>#<ad>      a window's edge minutes: <= 2 partitions
   top 1d       pk T#1d#<30-day span start> sk <day_start>#<ad>   30 days of day leaderboards: <= 2 partitions
+  spend        pk SB#<campaign>#<1m|1d> sk <bucket_start>      the budget lane's billable cost
   late dropped pk L#<day_start>     sk <minute_start>#<ad>       per ad and minute
+  pulse        pk META#pulse        sk pulse                     the budget lane's liveness
   freshness    pk META#<slot>       sk freshness                 slot 0..N-1 by sink shard
   reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
 So a top-K over any window up to 24 h reads at most 4 partitions. Pages (1 MB) per partition grow
@@ -44,10 +46,15 @@ def ts(ms: int) -> str:
     return f"{ms:013d}"
 
 
-# series partitions per level (aggregate.changes kinds: 'agg' is per ad); 'S#' vs 'SC#' / 'SV#'
-# differ in their second character, so no id of one level can name another level's partition
-SERIES_PREFIX = {"agg": "S", "campaign": "SC", "advertiser": "SV"}
+# series partitions per level (aggregate.changes kinds: 'agg' is per ad; 'spend' is the budget
+# lane's per campaign, docs/budget.md); 'S#' vs 'SC#' / 'SV#' / 'SB#' differ in their second
+# character, so no id of one level can name another level's partition
+SERIES_PREFIX = {"agg": "S", "campaign": "SC", "advertiser": "SV", "spend": "SB"}
 SERIES_LEVELS = tuple(SERIES_PREFIX)
+# The budget lane's pulse (docs/budget.md): one item, `pt` only ever raised. Written by the sink
+# about twice a second and read through the budget Lambda's cache.
+PULSE_KEY = {"pk": "META#pulse", "sk": "pulse"}
+PULSE_ATTR = "pt"
 
 
 def series_pk(entity_id: str, resolution: str, level: str = "agg") -> str:

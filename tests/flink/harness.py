@@ -31,6 +31,8 @@ class Materialized:
     late: dict[tuple, dict] = field(default_factory=dict)
     top: dict[tuple, dict] = field(default_factory=dict)  # (res, bucket, ad) -> row
     top_tombstones: dict[tuple, int] = field(default_factory=dict)
+    spend: dict[tuple, dict] = field(default_factory=dict)  # (res, bucket, campaign): newest version
+    pulses: list[int] = field(default_factory=list)  # the pulse rows' times, in arrival order
     strict: dict[tuple, dict] = field(default_factory=dict)  # exact +I/-U/+U/-D replay
     strict_errors: list[str] = field(default_factory=list)
     last_version: dict[tuple, int] = field(default_factory=dict)
@@ -47,8 +49,13 @@ class Materialized:
         assert (rec["before"] is None) != (rec["after"] is None), rec
         kind = row["kind"]
         self.ops[f"{kind}:{op}"] = self.ops.get(f"{kind}:{op}", 0) + 1
-        if kind in ROLLUP_KINDS:
-            assert row["ad_id"] is None and row["entity_id"] == row[f"{kind}_id"], row
+        if kind == "pulse":  # the budget lane's liveness: no key, no version rules
+            assert op == "c" and row["entity_id"] == "pulse" and row["version"] == row["bucket_start"], row
+            self.pulses.append(row["version"])
+            return
+        if kind in ROLLUP_KINDS or kind == "spend":
+            id_col = "campaign_id" if kind == "spend" else f"{kind}_id"
+            assert row["ad_id"] is None and row["entity_id"] == row[id_col], row
         else:
             assert row["entity_id"] == row["ad_id"], row  # the Kinesis partition key
         key = (kind, row["resolution"], row["bucket_start"], row["entity_id"])
@@ -70,6 +77,10 @@ class Materialized:
         if kind in ROLLUP_KINDS:
             if op == "c" and (key not in self.rollups or v > self.rollups[key]["version"]):
                 self.rollups[key] = row
+        elif kind == "spend":
+            k = key[1:]
+            if op == "c" and (k not in self.spend or v > self.spend[k]["version"]):
+                self.spend[k] = row
         elif kind in ("agg", "late"):
             target = self.agg if kind == "agg" else self.late
             k = key[1:]
@@ -116,7 +127,22 @@ def diff(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
         if got_t.get(k) != exp.tops.get(k):
             problems.append(f"top {k}: got {got_t.get(k)} want {exp.tops.get(k)}")
     problems += _rollup_problems(m, exp, lambda key: True)
+    problems += spend_problems(m, exp)
     return problems[:limit] + ([f"... {len(problems) - limit} more"] if len(problems) > limit else [])
+
+
+SPEND_FIELDS = ("billable_clicks", "billable_cost_micros")
+
+
+def spend_problems(m: Materialized, exp: Any) -> list[str]:
+    """The budget lane's spend (1m, 1d per campaign) must equal the oracle's campaign rollups'
+    billable clicks and cost (a campaign without valid clicks has no spend row: 0)."""
+    zero = {f: 0 for f in SPEND_FIELDS}
+    got = {k: {f: r[f] for f in SPEND_FIELDS} for k, r in m.spend.items()}
+    want = {k[1:]: {f: r[f] for f in SPEND_FIELDS} for k, r in exp.rollups.items()
+            if k[0] == "campaign" and k[1] in ("1m", "1d")}
+    return [f"spend {k}: got {got.get(k, zero)} want {want.get(k, zero)}"
+            for k in sorted(set(got) | set(want)) if got.get(k, zero) != want.get(k, zero)]
 
 
 def _rollup_problems(m: Materialized, exp: Any, compared) -> list[str]:

@@ -107,6 +107,26 @@ def test_rollups_per_campaign_and_advertiser_equal_the_oracle_and_their_ads(run,
             assert row[metric] == sum(a[metric] for a in ads), (kind, res, b, entity, metric)
 
 
+def test_budget_lane_spend_equals_the_oracle_per_campaign_and_the_pulse_beats(run, expected):
+    """The spend lane (docs/budget.md): per campaign and UTC day / minute, the billable clicks
+    and cost of the oracle's campaign rollups (valid clicks at their price, burst corrections
+    subtracted), emitted on its own 500 ms mini-batch; and the job's pulse, twice a second."""
+    m = run.materialized
+    assert harness.spend_problems(m, expected) == []
+    days = {k for k in m.spend if k[0] == "1d"}
+    assert len(days) > 5 and {k[0] for k in m.spend} == {"1m", "1d"}
+    spent = sum(r["billable_cost_micros"] for k, r in m.spend.items() if k[0] == "1d")
+    assert spent == sum(r["billable_cost_micros"] for k, r in expected.rollups.items()
+                        if k[:2] == ("campaign", "1d")) > 0
+    assert m.ops.get("spend:c", 0) > len(m.spend)  # updated as clicks arrive, not once at the end
+    # two sink subtasks write the pulses to one shard, so they may land out of order (the store
+    # keeps the newest); as made, one every 500 ms
+    pulses = sorted(set(m.pulses))
+    assert len(pulses) >= 20 and len(pulses) == len(m.pulses), len(m.pulses)
+    gaps = [b - a for a, b in zip(pulses, pulses[1:])]
+    assert sorted(gaps)[len(gaps) // 2] <= 1000, gaps[:20]
+
+
 def test_impressions_and_conversions_counted_once_each(run, scenario, expected):
     """Resent impressions and conversions are in the stream more than once; each counts once."""
     days = [r for (res, _, _), r in run.materialized.agg.items() if res == "1d"]

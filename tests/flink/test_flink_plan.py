@@ -80,6 +80,16 @@ def test_stage2_ivt_groups_two_phase_aggregation_and_topn(plans):
     for r in ranks:  # corrections lower billable_clicks but never clicks: still the fast strategy
         assert "strategy=[UpdateFastStrategy" in r and "rankEnd=3" in r
         assert "orderBy=[clicks DESC, ad_id ASC]" in r
+    # the budget lane: its own translation with its own mini-batch latency (500 ms, not 2 s),
+    # two aggregates over the valid clicks and corrections only, read back as one changelog
+    spend = optimized(plans["spend"])
+    assert "MiniBatchAssigner(interval=[500ms], mode=[ProcTime])" in spend
+    assert spend.count("GlobalGroupAggregate(") == 2 and "Rank(" not in spend
+    # only the rows that move billable clicks: valid clicks and corrections (no events)
+    assert "(verdict = 'valid')" in spend and "events_classified" not in spend
+    assert "ivt_corrected" in spend
+    # the pulse: a datagen tick beside the Kinesis sources, a projection into the one output
+    assert "datagen" in plans["stage2"] or "pulse_ticks" in plans["stage2"]
     for plan in plans.values():
         assert "PythonCalc" not in plan  # all per-row logic is SQL or the jar's Java
 
@@ -138,7 +148,8 @@ def test_state_ttl_per_operator():
     margin = 900 + 5 + 3600
     assert sorted(ttl["stream-exec-global-group-aggregate"]) == sorted(
         [f"{60 + margin} s", f"{300 + margin} s", f"{3600 + margin} s", f"{86400 + margin} s"]
-        * LEVELS + [f"{60 + margin} s"])
+        * LEVELS + [f"{60 + margin} s"]  # + the late counts
+        + [f"{60 + margin} s", f"{86400 + margin} s"])  # + the budget lane's spend (1m, 1d)
 
 
 def test_aws_ddl_plans_with_the_connector_jar():

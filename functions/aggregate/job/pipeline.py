@@ -85,7 +85,9 @@ def build_output(t_env: Any, settings: JobSettings, *, source_ddl: str | None = 
                                        if settings.events_stream_arn else None)
     if events_ddl:
         t_env.execute_sql(events_ddl)
-    return build_output_in(t_env, settings, events=bool(events_ddl))
+    # the pulse is an unbounded tick: only beside the unbounded Kinesis sources (a benchmark's
+    # or test's bounded files must let the job finish)
+    return build_output_in(t_env, settings, events=bool(events_ddl), pulse=source_ddl is None)
 
 
 def explain(settings: JobSettings, *, source_ddl: str | None = None,
@@ -105,9 +107,12 @@ def explain(settings: JobSettings, *, source_ddl: str | None = None,
     plans = {"stage1": t_env.explain_sql(sql.classify_query(settings))}
     if events_ddl:
         plans["stage1_events"] = t_env.explain_sql(sql.classify_events_query(settings))
-    output = build_output_in(t_env, settings, events=bool(events_ddl))
+    output = build_output_in(t_env, settings, events=bool(events_ddl), pulse=source_ddl is None)
     plans["verdicts"] = t_env.from_path(sql.VERDICTS_VIEW).explain()
     plans["corrections"] = t_env.from_path(sql.CORRECTIONS_VIEW).explain()
+    _apply(t_env, sql.spend_options(settings))  # as _spend_lane translated it
+    plans["spend"] = t_env.from_path(sql.SPEND_VIEW).explain()
+    _apply(t_env, sql.stage2_options(settings))
     plans["stage2"] = output.explain()
     return plans
 
@@ -119,9 +124,10 @@ def register_functions(t_env: Any) -> None:
         t_env.execute_sql(statement)
 
 
-def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False):
+def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False,
+                    pulse: bool = False):
     """Stage 1 + 2 on an environment whose `clicks` table (and with `events`, `events` table)
-    already exists."""
+    already exists; the budget lane's spend always, its pulse with `pulse`."""
     from pyflink.table import Schema
 
     register_functions(t_env)
@@ -147,6 +153,25 @@ def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False):
     t_env.execute_sql(sql.correction_view(settings, sql.VERDICTS_TABLE))
     t_env.create_temporary_view(
         sql.CORRECTIONS_TABLE, t_env.to_data_stream(t_env.from_path(sql.CORRECTIONS_VIEW)))
-    for statement in sql.aggregate_views(settings, events=events):
+    t_env.execute_sql(sql.counted_view(settings, events))
+    lanes = [_spend_lane(t_env, settings)]
+    if pulse:
+        for statement in sql.pulse_statements(settings):
+            t_env.execute_sql(statement)
+        lanes.append(sql.PULSE_VIEW)
+    for statement in sql.aggregate_views(settings, events=events, lanes=lanes, with_counted=False):
         t_env.execute_sql(statement)
     return t_env.from_path(sql.OUTPUT_VIEW)
+
+
+def _spend_lane(t_env: Any, settings: JobSettings) -> str:
+    """The budget lane's spend (sql.spend_views), translated now with its own mini-batch latency
+    (budget_emit_interval_ms: the latency is one per translation, so a lane of its own needs a
+    translation of its own) and handed back as a changelog table for the one output."""
+    for statement in sql.spend_views(settings):
+        t_env.execute_sql(statement)
+    _apply(t_env, sql.spend_options(settings))
+    changelog = t_env.to_changelog_stream(t_env.from_path(sql.SPEND_VIEW))
+    _apply(t_env, sql.stage2_options(settings))
+    t_env.create_temporary_view(sql.SPEND_TABLE, t_env.from_changelog_stream(changelog))
+    return sql.SPEND_TABLE

@@ -72,6 +72,12 @@ VERDICTS_VIEW, VERDICTS_TABLE = "clicks_ivt", "clicks_verdicts"
 CORRECTIONS_VIEW, CORRECTIONS_TABLE = "ivt_corrections", "ivt_corrected"
 IMPRESSION, CONVERSION = "impression", "conversion"  # ingest.events' types on the events stream
 OUTPUT_VIEW = "clickagg_output"
+# The budget lane (docs/budget.md): spend per campaign, translated on its own with mini-batch
+# latency budget_emit_interval_ms and handed over as a changelog DataStream (pipeline.py), and
+# the pulse, a datagen tick the job turns into one row per interval.
+SPENT_VIEW, SPEND_VIEW, SPEND_TABLE = "spent", "spend_rows", "spend_lane"
+PULSE_SOURCE_TABLE, PULSE_VIEW = "pulse_ticks", "pulse_rows"
+SPEND_RESOLUTIONS = ("1m", "1d")  # 1d: spent today; 1m: the velocity's input
 SINK_TABLE = "clickagg_out"
 PIPELINE_NAME = "clickagg-aggregate"
 
@@ -92,7 +98,8 @@ ROLLUP_LEVELS = {CAMPAIGN: "campaign_id", ADVERTISER: "advertiser_id"}
 
 # The one output changelog. (name, Flink SQL type, meaning per kind)
 OUTPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("kind", "STRING", "'agg' (per ad) | 'campaign' | 'advertiser' (rollups) | 'top' | 'late'"),
+    ("kind", "STRING", "'agg' (per ad) | 'campaign' | 'advertiser' (rollups) | 'top' | 'late' | "
+                       "'spend' | 'pulse' (the budget lane, docs/budget.md)"),
     ("resolution", "STRING", "'1m' | '5m' | '1h' | '1d' (agg, rollups); '1m' | '1h' | '1d' (top); '1m' (late)"),
     ("bucket_start", "BIGINT", "bucket start, epoch ms UTC (1d buckets are UTC days)"),
     ("entity_id", "STRING", "the key's id: ad_id (agg, top, late), campaign_id, advertiser_id; "
@@ -162,6 +169,11 @@ def _with(options: dict[str, str]) -> str:
 
 def _bucket(col: str, size_ms: int) -> str:
     return f"({col} - MOD({col}, {size_ms}))"
+
+
+def _epoch_ms(ts: str) -> str:
+    """A TIMESTAMP_LTZ expression as epoch milliseconds (BIGINT)."""
+    return f"EXTRACT(EPOCH FROM {ts}) * 1000 + EXTRACT(MILLISECOND FROM {ts})"
 
 
 # ----------------------------------------------------------------------------------- config
@@ -364,7 +376,7 @@ FROM (
   SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
     {_bucket('event_time', MINUTE_MS)} AS minute_start,
     CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
-         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms,
+         ELSE {_epoch_ms(wm)} END AS wm_ms,
     ip, impression_id,
     {flags}
   FROM (
@@ -395,7 +407,7 @@ FROM (
   SELECT event_type, ad_id, campaign_id, advertiser_id, event_time,
     COALESCE(value_micros, CAST(0 AS BIGINT)) AS value_micros,
     CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
-         ELSE EXTRACT(EPOCH FROM {wm}) * 1000 + EXTRACT(MILLISECOND FROM {wm}) END AS wm_ms,
+         ELSE {_epoch_ms(wm)} END AS wm_ms,
     ROW_NUMBER() OVER (PARTITION BY event_type, event_id ORDER BY `proctime` ASC) AS rn
   FROM `{source}`
   WHERE event_type IN ({q(IMPRESSION)}, {q(CONVERSION)}) AND event_id IS NOT NULL
@@ -559,11 +571,13 @@ def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
             + [f"CREATE TEMPORARY VIEW {VERDICTS_TABLE} AS SELECT * FROM {VERDICTS_VIEW}",
                correction_view(s, VERDICTS_TABLE),
                f"CREATE TEMPORARY VIEW {CORRECTIONS_TABLE} AS SELECT * FROM {CORRECTIONS_VIEW}"]
-            + aggregate_views(s, classified, events=events))
+            + [counted_view(s, events)] + spend_views(s)
+            + aggregate_views(s, classified, events=events, lanes=[SPEND_VIEW], with_counted=False))
 
 
 def aggregate_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
-                    events: bool = False) -> list[str]:
+                    events: bool = False, lanes: Sequence[str] = (),
+                    with_counted: bool = True) -> list[str]:
     """STAGE 2 after the IVT verdicts, over the tables `clicks_verdicts` and `ivt_corrected` and
     (with `events`) `events_classified`; the last view is `clickagg_output` with exactly
     OUTPUT_COLUMNS.
@@ -580,7 +594,7 @@ def aggregate_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
     click and per correction."""
     nul_b = "CAST(NULL AS BIGINT)"
     nul_s = "CAST(NULL AS STRING)"
-    views = [counted_view(s, events)]
+    views = [counted_view(s, events)] if with_counted else []
     ids = {
         AD: {"entity_id": "ad_id", "ad_id": "ad_id", "campaign_id": "MAX(campaign_id)",
              "advertiser_id": "MAX(advertiser_id)"},
@@ -643,8 +657,75 @@ FROM leaderboard_{r}"""
   campaign_id, advertiser_id, {late_metrics}, late_dropped, `version`, max_event_time, `watermark`
 FROM late_counts"""
     )
+    # the budget lane's tables (spend, pulse), already in OUTPUT_COLUMNS' shape
+    cols = ", ".join(f"`{c}`" for c in OUTPUT_COLUMN_NAMES)
+    parts += [f"SELECT {cols} FROM {lane}" for lane in lanes]
     views.append(f"CREATE TEMPORARY VIEW {OUTPUT_VIEW} AS\n" + "\nUNION ALL\n".join(parts))
     return views
+
+
+def spend_options(s: JobSettings) -> dict[str, str]:
+    """Stage 2's options with the budget lane's own mini-batch latency (docs/budget.md)."""
+    return {**stage2_options(s), "table.exec.mini-batch.allow-latency": f"{s.budget_emit_interval_ms} ms"}
+
+
+def _row(values: dict[str, str]) -> str:
+    """A SELECT list with every OUTPUT_COLUMNS column: `values` by name, the rest typed NULLs."""
+    types = {n: t for n, t, _ in OUTPUT_COLUMNS}
+    return ",\n  ".join(f"{values.get(n, f'CAST(NULL AS {types[n]})')} AS `{n}`"
+                        for n in OUTPUT_COLUMN_NAMES)
+
+
+def spend_views(s: JobSettings) -> list[str]:
+    """The budget lane's spend over `counted` (which must exist): per campaign, the billable
+    (valid) clicks and their cost with the IVT corrections subtracted: the rows of `counted`
+    that move billable_clicks, so the lane equals the campaign rollups' billable columns, and
+    emits only when a campaign's spend changes. One GROUP BY per SPEND_RESOLUTIONS; the last
+    view (SPEND_VIEW) has OUTPUT_COLUMNS."""
+    views = [f"""CREATE TEMPORARY VIEW {SPENT_VIEW} AS
+SELECT campaign_id, advertiser_id, event_time, wm_ms, d_valid, d_billable_cost
+FROM counted WHERE d_valid <> 0 AND campaign_id IS NOT NULL"""]
+    for res in SPEND_RESOLUTIONS:
+        size_ms = RESOLUTIONS[res]
+        bucket = _bucket('event_time', size_ms)
+        views.append(f"""CREATE TEMPORARY VIEW spend_{res} AS
+SELECT /*+ STATE_TTL('{SPENT_VIEW}' = '{_agg_ttl_s(s, size_ms)} s') */
+  {_row({"kind": "CAST('spend' AS STRING)", "resolution": f"CAST('{res}' AS STRING)",
+         "bucket_start": bucket, "entity_id": "campaign_id", "campaign_id": "campaign_id",
+         "advertiser_id": "MAX(advertiser_id)", "billable_clicks": "SUM(d_valid)",
+         "billable_cost_micros": "SUM(d_billable_cost)", "version": "COUNT(*)",
+         "max_event_time": "MAX(event_time)", "watermark": "MAX(wm_ms)"})}
+FROM {SPENT_VIEW}
+GROUP BY {bucket}, campaign_id""")
+    views.append(f"CREATE TEMPORARY VIEW {SPEND_VIEW} AS\n"
+                 + "\nUNION ALL\n".join(f"SELECT * FROM spend_{r}" for r in SPEND_RESOLUTIONS))
+    return views
+
+
+def pulse_rate(s: JobSettings) -> int:
+    """Ticks per second (datagen's rows-per-second is an integer: at least 1)."""
+    return max(1, round(1000 / s.budget_emit_interval_ms))
+
+
+def pulse_statements(s: JobSettings) -> list[str]:
+    """The pulse: a datagen tick turned into one 'pulse' row (bucket_start = version = the job's
+    processing time in ms), which takes the spend rows' path to the serving table; its age is
+    the age of everything the lane could have seen (docs/budget.md)."""
+    now = "PROCTIME()"
+    return [f"""CREATE TEMPORARY TABLE {PULSE_SOURCE_TABLE} (
+  `tick` INT
+) WITH (
+  'connector' = 'datagen',
+  'rows-per-second' = '{pulse_rate(s)}',
+  'scan.parallelism' = '1',
+  'fields.tick.kind' = 'random',
+  'fields.tick.min' = '0',
+  'fields.tick.max' = '0'
+)""", f"""CREATE TEMPORARY VIEW {PULSE_VIEW} AS
+SELECT
+  {_row({"kind": "CAST('pulse' AS STRING)", "bucket_start": "pulse_ms",
+         "entity_id": "CAST('pulse' AS STRING)", "version": "pulse_ms"})}
+FROM (SELECT CAST({_epoch_ms(now)} AS BIGINT) AS pulse_ms FROM {PULSE_SOURCE_TABLE})"""]
 
 
 def insert_dml(sink: str = SINK_TABLE, view: str = OUTPUT_VIEW) -> str:

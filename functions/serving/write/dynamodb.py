@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.exceptions import ClientError
 
-from aggregate.changes import AGG, LATE, ROLLUPS, TOP, Change
+from aggregate.changes import LATE, PULSE, SERIES_KINDS, TOP, Change
 from aggregate.verdicts import VerdictTally, is_counted, verdict_delta
 from common.config import ServingSettings
-from serving.keys import (DEFAULT_FRESHNESS_SLOTS, check_freshness_slots, freshness_key, freshness_slot,
-                          late_key, series_key, top_key)
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, PULSE_ATTR, PULSE_KEY, check_freshness_slots,
+                          freshness_key, freshness_slot, late_key, series_key, top_key)
 from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE, metrics_of
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
@@ -29,8 +29,10 @@ def _n(value) -> dict:
 def key_for(change: Change) -> dict[str, str]:
     """The serving-table key a change writes (pure)."""
     row = change.row
-    if change.kind == AGG or change.kind in ROLLUPS:
+    if change.kind in SERIES_KINDS:
         return series_key(change.entity_id, row["resolution"], change.bucket_start, change.kind)
+    if change.kind == PULSE:
+        return dict(PULSE_KEY)
     if change.kind == TOP:
         return top_key(row["resolution"], change.bucket_start, row["ad_id"])
     return late_key(change.bucket_start, row["ad_id"])
@@ -71,6 +73,8 @@ class DynamoDBServingStore:
     def apply(self, change: Change) -> bool:
         if change.kind != TOP and not change.upsert:
             return False  # a retraction is always followed by its +U, which replaces the item
+        if change.kind == PULSE:
+            return self._raise_attr(PULSE_KEY, PULSE_ATTR, change.version)
         counted = is_counted(change)
         try:
             response = self._ddb.put_item(
@@ -111,19 +115,24 @@ class DynamoDBServingStore:
         list(self._pool.map(in_order, by_key.values()))
         return results
 
+    def _raise_attr(self, key: dict[str, str], attr: str, value: int) -> bool:
+        """Set `attr` of item `key` to `value` unless it already holds as much (monotonic)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={k: {"S": v} for k, v in key.items()},
+                UpdateExpression=f"SET {attr} = :x",
+                ConditionExpression=f"attribute_not_exists({attr}) OR {attr} < :x",
+                ExpressionAttributeValues={":x": _n(value)},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def advance_freshness(self, watermark_ms: int | None, newest_event_ms: int | None,
                           source: str = "") -> None:
         key = freshness_key(freshness_slot(source, self._freshness_slots))
         for attr, value in (("wm", watermark_ms), ("me", newest_event_ms)):
-            if value is None:
-                continue
-            try:
-                self._ddb.update_item(
-                    TableName=self._table, Key={k: {"S": v} for k, v in key.items()},
-                    UpdateExpression=f"SET {attr} = :x",
-                    ConditionExpression=f"attribute_not_exists({attr}) OR {attr} < :x",
-                    ExpressionAttributeValues={":x": _n(value)},
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
+            if value is not None:
+                self._raise_attr(key, attr, value)
