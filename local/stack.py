@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.archive import EVENTS
-from common.config import (IngestSettings, QualitySettings, ReconcileSettings, ResourceNames,
-                           ServingSettings)
+from common.config import (BudgetSettings, IngestSettings, QualitySettings, ReconcileSettings,
+                           ResourceNames, ServingSettings)
 from common import public_route
 from common.refused import STREAM_ENV, delivery_stream_name
 from common.runtime import reset_containers
@@ -27,7 +27,7 @@ from local.lambda_runtime import LocalFunction
 from local.moto_server import MotoServer
 from local.web import StaticRoute
 from local.resources import create_all
-from query.routes import ROUTES
+from query.routes import BUDGET_ROUTES, ROUTES
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY_RESOURCES = ROUTES  # the query Lambda's routes: the one list infra builds from too
@@ -56,6 +56,7 @@ def lambda_env(names: ResourceNames = ResourceNames()) -> dict[str, str]:
         **ServingSettings(serving_table=names.serving_table).to_env(),
         **QualitySettings(clicks_stream_name=names.clicks_stream).to_env(),
         **ReconcileSettings(billing_workflow=names.billing_workflow).to_env(),
+        **BudgetSettings(budgets_table=names.budgets_table).to_env(),
         STREAM_ENV: delivery_stream_name(names.prefix),  # the refused-items archive (ingest)
     }
 
@@ -91,6 +92,7 @@ class LocalStack:
         self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
         self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler", threading.Lock())
         self.reconcile = LocalFunction("clickagg-reconcile", "query.reconcile_handler.lambda_handler")
+        self.budget = LocalFunction("clickagg-budget", "query.budget_handler.lambda_handler")
         self.emf: EmfForwarder | None = None
         self.glue_workflow: LocalGlueWorkflow | None = None
         self.archiver: LocalArchiver | None = None
@@ -99,6 +101,10 @@ class LocalStack:
         self.sink_mapping: LocalEventSourceMapping | None = None
         self.flink_job: LocalFlinkJob | None = None
         self._saved_env: dict[str, str | None] = {}
+
+    @property
+    def functions(self) -> tuple[LocalFunction, ...]:
+        return (self.ingest, self.query, self.sink, self.reconcile, self.budget)
 
     def _set_env(self, env: dict[str, str]) -> None:
         for k, v in env.items():
@@ -125,12 +131,13 @@ class LocalStack:
         self._set_env({**aws_env(endpoint), **lambda_env(self.names), **ingest_env})
         create_all(self.names, self.options.clicks_shards)
         self.emf = EmfForwarder()
-        for function in (self.ingest, self.query, self.sink, self.reconcile):
+        for function in self.functions:
             function.emf = self.emf
         self.api = LocalApiGateway([Route("/v1/clicks", self.ingest), Route(public_route.PATH, self.ingest),
                                     Route("/v1/c", self.ingest), Route("/v1/events", self.ingest)]
                                    + [Route(r, self.query) for r in QUERY_RESOURCES]
-                                   + [Route("/v1/reconcile", self.reconcile)],
+                                   + [Route("/v1/reconcile", self.reconcile)]
+                                   + [Route(r, self.budget) for r in BUDGET_ROUTES],
                                    port=self.options.api_port).start()
         self.api.routes.append(StaticRoute())  # the dashboard (web/dist) at /
         if self.options.archive:
@@ -166,7 +173,7 @@ class LocalStack:
                 worker.stop()
         self.flink_job = self.sink_mapping = self.archiver = self.events_archiver = self.refused_delivery = None
         self.glue_workflow = self.emf = None
-        for function in (self.ingest, self.query, self.sink, self.reconcile):
+        for function in self.functions:
             function.emf = None
         if self.api:
             self.api.stop()

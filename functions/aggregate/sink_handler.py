@@ -6,7 +6,8 @@ written in bulk first (concurrent conditional writes / 100-record Timestream wri
 the processor reports exactly the records that failed, so only they (and what follows them on
 the shard) are redelivered. Redelivery is harmless: every write is conditional on its version.
 
-Metrics (EMF, service=sink): ChangesWritten, ChangesFailed, SinkLag, and per IVT verdict the
+Metrics (EMF, service=sink): ChangesWritten, ChangesFailed, SinkLag, PulseAge (the budget lane's
+newest pulse in the batch: now - its time; the BudgetLaneStale alarm, docs/budget.md), and per IVT verdict the
 clicks the batch's writes added to the store (aggregate.verdicts: ClicksCounted, ClicksValid,
 ClicksSuspect, ClicksInvalid; deltas, possibly negative), the IVT-rate alarm's input.
 """
@@ -20,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (KinesisStreamEvent,
                                                                         KinesisStreamRecord)
 
-from aggregate.changes import BadChange, Change, decode_change
+from aggregate.changes import PULSE, BadChange, Change, decode_change
 from aggregate.verdicts import VERDICT_METRICS
 from serving import WRITE, make_store
 from common.observability import handler_metrics
@@ -86,6 +87,10 @@ def lambda_handler(event, context):
         shard = records[0].event_id.partition(":")[0] if records else ""  # "<shard id>:<sequence number>"
         store.advance_freshness(max(wms, default=None), max(events, default=None), shard)
     publish_verdict_deltas(store.take_verdict_deltas())
+    pulses = [c.version for c in written if c.kind == PULSE]
+    if pulses:
+        metrics.add_metric(name="PulseAge", unit=MetricUnit.Milliseconds,
+                           value=max(0.0, time.time() * 1000 - max(pulses)))
     metrics.add_metric(name="ChangesWritten", unit=MetricUnit.Count, value=len(written))
     metrics.add_metric(name="ChangesFailed", unit=MetricUnit.Count, value=len(errors))
     if records:

@@ -2,7 +2,7 @@
 JSON answers of the budget routes. Pure: the DynamoDB edge is query.budget_store.
 
 Items (table `<prefix>-budgets`, keys campaign_id / sk): `sk = current` is the budget in force,
-`sk = h#<set_at, 13 digits>` every version ever set (the nightly billing applies to a day the
+`sk = h#<set_at, 13 digits>#<revision>` every version ever set (the nightly billing applies to a day the
 last version set before its end). Attributes: daily, life (absent: no lifetime budget), pacing,
 rev, set_at (ms), by (the caller's IAM ARN).
 """
@@ -12,7 +12,7 @@ import json
 from typing import Any, Mapping, Optional
 
 from query.pacing import PACING_MODES, EVEN, Budget, Decision
-from query.windows import QueryError, iso
+from query.windows import QueryError, iso, parse_id
 
 CURRENT = "current"
 HISTORY_PREFIX = "h#"
@@ -21,8 +21,9 @@ FIELDS = ("daily_budget_micros", "lifetime_budget_micros", "pacing")
 MAX_BATCH = 100  # campaign ids per POST /v1/pacing
 
 
-def history_sk(set_at_ms: int) -> str:
-    return f"{HISTORY_PREFIX}{set_at_ms:013d}"
+def history_sk(set_at_ms: int, revision: int) -> str:
+    """Sorts by time; the revision keeps two versions set in one millisecond apart."""
+    return f"{HISTORY_PREFIX}{set_at_ms:013d}#{revision}"
 
 
 def _micros(body: Mapping[str, Any], name: str, required: bool) -> Optional[int]:
@@ -108,7 +109,6 @@ def decision_json(d: Decision, now_ms: int, policy) -> dict:
 
 def parse_batch_body(raw: Optional[str]) -> list[str]:
     """POST /v1/pacing's `campaign_ids`: 1..MAX_BATCH distinct valid ids, in the caller's order."""
-    from query.windows import parse_id
     try:
         body = json.loads(raw or "")
     except ValueError:
