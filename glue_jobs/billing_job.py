@@ -5,6 +5,9 @@ underscore names (`getResolvedOptions` docs), so the job arguments are
   --day YYYY-MM-DD --raw_path s3://BUCKET/raw/clicks --out_path s3://BUCKET/billing
   [--events_path s3://BUCKET/raw/events]   (impressions, conversions and their attribution;
                                             without it the job bills clicks only)
+  [--budgets_table <prefix>-budgets]       (the budgets table: each campaign's daily budget caps
+                                            its billed cost, docs/budget.md "Batch truth"; read
+                                            only when given: without it nothing is over budget)
   [--cutoff_hours 2] [--write_flagged true] [--attribution_window_s 604800]
   [--ivt_rules bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat]
   [--burst_threshold 10] [--burst_window_ms 1000] [--min_click_delay_ms 1000]
@@ -78,6 +81,16 @@ def parse_local(argv: list[str]) -> dict:
     return vars(p.parse_args(argv))
 
 
+def budget_history(args: dict) -> list | None:
+    """The budget history (glue_jobs.billing.budgets.read_history) when `--budgets_table` names
+    a table, else None. The argument as given, not the setting's default name: a run without it
+    (tests, a backfill of clicks only) must not reach for a table."""
+    from glue_jobs.billing.budgets import read_history
+
+    table = (args.get("budgets_table") or "").strip()
+    return read_history(table) if table else None
+
+
 def main_glue(now: Callable[[], datetime] = utc_now) -> dict:
     from pyspark.context import SparkContext
 
@@ -94,7 +107,7 @@ def main_glue(now: Callable[[], datetime] = utc_now) -> dict:
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
     stats = run_day(glue.spark_session, args["raw_path"], args["out_path"], day, settings, write_flagged,
-                    events_path=args.get("events_path") or None)
+                    events_path=args.get("events_path") or None, budgets=budget_history(args))
     print(json.dumps(stats))
     job.commit()
     return stats
@@ -110,7 +123,7 @@ def main_local(argv: list[str] | None = None, now: Callable[[], datetime] = utc_
     spark = local_spark(master=args["master"], shuffle_partitions=args["shuffle_partitions"],
                         driver_memory=args["driver_memory"])
     stats = run_day(spark, args["raw_path"], args["out_path"], day, settings, write_flagged,
-                    events_path=args.get("events_path") or None)
+                    events_path=args.get("events_path") or None, budgets=budget_history(args))
     print(json.dumps(stats))
     return stats
 

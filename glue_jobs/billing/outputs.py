@@ -4,15 +4,19 @@ the job (events.py writes the events datasets in these columns), the reconciliat
 local SQL (tools/analytics). Pure Python: infra and the main venv import it without pyspark.
 
   hourly/         billing_hourly         clicks per ad and hour (transform.OUTPUT_COLUMNS)
-  flagged/        billing_flagged        every non-valid click (transform.FLAGGED_COLUMNS)
+  flagged/        billing_flagged        every click not billed: not valid, or over budget
+                                         (transform.FLAGGED_COLUMNS)
   events_hourly/  billing_events_hourly  impressions and conversions per ad and hour
   conversions/    billing_conversions    every deduplicated conversion of the day with its
                                          attribution: attributed or the reason it is not
+  campaign_spend/ billing_campaign_spend per campaign (and advertiser) and day: the day's budget,
+                                         valid (uncapped) and billed cost, over-budget clicks
 transform.py keeps its click columns as literals (infra tests compare them with these).
 """
 from __future__ import annotations
 
 HOURLY, FLAGGED, EVENTS_HOURLY, CONVERSIONS = "hourly", "flagged", "events_hourly", "conversions"
+CAMPAIGN_SPEND = "campaign_spend"
 
 HOURLY_COLUMNS = [
     ("advertiser_id", "string"), ("campaign_id", "string"), ("ad_id", "string"),
@@ -25,6 +29,7 @@ HOURLY_COLUMNS = [
     ("duplicate_copies", "bigint"), ("late_clicks", "bigint"), ("late_billable_clicks", "bigint"),
     ("election_gain_clicks", "bigint"), ("election_loss_clicks", "bigint"),
     ("impression_memory_clicks", "bigint"),
+    ("over_budget_clicks", "bigint"), ("over_budget_cost_micros", "bigint"),
 ]
 FLAGGED_COLUMNS = [
     ("click_id", "string"), ("advertiser_id", "string"), ("campaign_id", "string"),
@@ -32,6 +37,7 @@ FLAGGED_COLUMNS = [
     ("impression_id", "string"), ("event_time", "bigint"), ("ingest_time", "bigint"),
     ("issued_at", "bigint"), ("cost_micros", "bigint"), ("hour_start_ms", "bigint"),
     ("verdict", "string"), ("reasons", "string"), ("copies", "bigint"),
+    ("over_budget", "boolean"),  # verdict valid, not billed: past the campaign's daily budget
 ]
 # Per (advertiser, campaign, ad, hour of the event time: served at | occurred_at). Conversions
 # count under the ad the stream record names (the click token's) or, naming only a click_id,
@@ -70,12 +76,26 @@ CONVERSION_COLUMNS = [
                                 # | unverified_click
 ]
 
+# Per campaign-day (docs/budget.md, "Batch truth"; transform.campaign_spend). One row per
+# (campaign, advertiser) of D's clicks (normally one per campaign). valid_* = the valid clicks,
+# uncapped (what the realtime lane counts); billed_* = valid and within the budget (= the hourly
+# billable_*), so billed_cost_micros <= budget_micros; over_budget_* = valid - billed.
+CAMPAIGN_SPEND_COLUMNS = [
+    ("campaign_id", "string"), ("advertiser_id", "string"), ("day", "string"),  # YYYY-MM-DD = dt
+    ("budget_micros", "bigint"),      # the daily budget in force (last set before the day's end); null: none
+    ("budget_revision", "bigint"),    # its revision (the budgets table's rev); null: none
+    ("valid_clicks", "bigint"), ("valid_cost_micros", "bigint"),
+    ("billed_clicks", "bigint"), ("billed_cost_micros", "bigint"),
+    ("over_budget_clicks", "bigint"), ("over_budget_cost_micros", "bigint"),
+]
+
 # Glue table -> (directory under --out_path, columns)
 TABLES = {
     "billing_hourly": (HOURLY, HOURLY_COLUMNS),
     "billing_flagged": (FLAGGED, FLAGGED_COLUMNS),
     "billing_events_hourly": (EVENTS_HOURLY, EVENTS_HOURLY_COLUMNS),
     "billing_conversions": (CONVERSIONS, CONVERSION_COLUMNS),
+    "billing_campaign_spend": (CAMPAIGN_SPEND, CAMPAIGN_SPEND_COLUMNS),
 }
 
 

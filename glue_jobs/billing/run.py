@@ -12,13 +12,18 @@ decisions, events.py 3.); the flagged detail is then always written.
 
 Output layout under `out_path` (a local path or s3://...; outputs.py names the datasets):
   <out_path>/hourly/dt=YYYY-MM-DD/part-*.parquet    billing rows (transform.OUTPUT_COLUMNS)
-  <out_path>/flagged/dt=YYYY-MM-DD/part-*.parquet   every non-valid click, its verdict and
+  <out_path>/flagged/dt=YYYY-MM-DD/part-*.parquet   every click not billed (not valid, or over
+                                                    its campaign's budget), its verdict and
                                                     reasons (transform.FLAGGED_COLUMNS)
+  <out_path>/campaign_spend/dt=YYYY-MM-DD/          per campaign-day: budget, valid and billed
+                                                    cost (outputs.CAMPAIGN_SPEND_COLUMNS)
   <out_path>/events_hourly/dt=YYYY-MM-DD/           impressions and conversions per ad and hour
                                                     (outputs.EVENTS_HOURLY_COLUMNS)
   <out_path>/conversions/dt=YYYY-MM-DD/             every conversion of D, its attribution
                                                     (outputs.CONVERSION_COLUMNS)
-(the last two only with `events_path`). All are written with dynamic partition overwrite: a run
+(events_hourly and conversions only with `events_path`). Budgets (`budgets`: the budget history,
+budgets.read_history; the entry points read it when given `--budgets_table`) cap each campaign's
+billed cost per day (transform.py, 6.); without them nothing is over budget. All are written with dynamic partition overwrite: a run
 replaces exactly its day's partition and leaves every other day as it was. A day that now has
 no rows gets its old partition deleted (dynamic overwrite alone would leave the stale one).
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from typing import Iterable
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -33,10 +39,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from glue_jobs.billing import events as ev
-from glue_jobs.billing.outputs import CONVERSIONS, EVENTS_HOURLY, FLAGGED, HOURLY
+from glue_jobs.billing.budgets import BudgetVersion, budgets_for_day
+from glue_jobs.billing.outputs import CAMPAIGN_SPEND, CONVERSIONS, EVENTS_HOURLY, FLAGGED, HOURLY
 from glue_jobs.billing.transform import (
-    LOOKBACK_SCHEMA, READ_SCHEMA, SPARK_CONF, BillingSettings, aggregate_hourly, flag_clicks,
-    flagged_detail, input_partitions, lookback_partitions, with_lookback_columns,
+    LOOKBACK_SCHEMA, READ_SCHEMA, SPARK_CONF, BillingSettings, aggregate_hourly, campaign_spend,
+    flag_clicks, flagged_detail, input_partitions, lookback_partitions, with_lookback_columns,
 )
 
 
@@ -177,16 +184,18 @@ def run_events(spark: SparkSession, raw_path: str, events_path: str, out_path: s
 
 def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
             settings: BillingSettings = BillingSettings(), write_flagged: bool = True,
-            events_path: str | None = None) -> dict:
+            events_path: str | None = None, budgets: Iterable[BudgetVersion] | None = None) -> dict:
     """Recompute one day and replace its partitions (with `events_path`: the events' too, and
     the flagged detail whatever `write_flagged` says: later days' attributions read it).
+    `budgets`: every budget version (budgets.read_history); the day's are picked here.
     Returns counts for logs and callers."""
     t0 = time.monotonic()
     configure(spark)
     write_flagged = write_flagged or bool(events_path)
+    caps = budgets_for_day(budgets or (), day)
     raw, paths = read_raw(spark, raw_path, day, settings)
     n_input = len(set(paths) & set(input_partitions(raw_path, day, settings.cutoff_hours)))
-    flagged = flag_clicks(raw, day, settings)
+    flagged = flag_clicks(raw, day, settings, caps)
     if write_flagged:  # two outputs from one pass: keep the per-click rows between them
         flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -194,7 +203,11 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
         n_hourly = hourly.count()
         _write_day(spark, hourly, n_hourly, f"{out_path.rstrip('/')}/{HOURLY}", day)
         totals = hourly.agg(F.sum("clicks"), F.sum("billable_clicks"), F.sum("suspect_clicks"),
-                            F.sum("invalid_clicks")).first()
+                            F.sum("invalid_clicks"), F.sum("over_budget_clicks"),
+                            F.sum("over_budget_cost_micros")).first()
+        spend = campaign_spend(hourly, day, caps).repartition(1)
+        n_spend = spend.count()
+        _write_day(spark, spend, n_spend, f"{out_path.rstrip('/')}/{CAMPAIGN_SPEND}", day)
         hourly.unpersist()
         n_flagged = None
         if write_flagged:
@@ -209,5 +222,7 @@ def run_day(spark: SparkSession, raw_path: str, out_path: str, day: date,
     return {"day": day.isoformat(), "partitions_read": n_input,
             "lookback_partitions_read": len(paths) - n_input, "hourly_rows": n_hourly,
             "clicks": total(0), "billable_clicks": total(1), "suspect_clicks": total(2),
-            "invalid_clicks": total(3), "flagged_clicks": n_flagged, **events,
+            "invalid_clicks": total(3), "over_budget_clicks": total(4),
+            "over_budget_cost_micros": total(5), "budgeted_campaigns": len(caps),
+            "campaign_spend_rows": n_spend, "flagged_clicks": n_flagged, **events,
             "seconds": round(time.monotonic() - t0, 2)}

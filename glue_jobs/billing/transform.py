@@ -62,6 +62,20 @@ independently in plain Python in tests/glue/oracle.py (dedup, windows, diagnosti
    stand-in) and forgets an impression `impression_memory_ms` after its clicks. See
    OUTPUT_COLUMNS and glue_jobs/reconcile.py.
 
+6. Budgets (docs/budget.md, "Batch truth"; budgets.py picks each campaign's daily budget of D:
+   the version set last before D's end): per campaign, D's billable (valid) clicks in ORDER
+   (event_time, ingest_time, click_id) with the running sum of their cost_micros (null: 0); a
+   valid click whose running sum, itself included, exceeds its campaign's budget is
+   `over_budget`: kept (in the flagged detail, with its IVT verdict `valid`), not billed. Suspect
+   and invalid clicks are never over budget and add nothing to the sum; a campaign without a
+   budget has no over-budget click. Billed = valid and not over budget: the hourly
+   billable_clicks / billable_cost_micros, so a campaign-day's billed cost is at most its budget
+   (`campaign_spend`: outputs.CAMPAIGN_SPEND_COLUMNS). The diagnostics (late_billable_clicks,
+   the elections) stay the valid clicks': the stream, which they are compared with, is not
+   capped. One window partitioned by campaign_id (a fifth hash exchange, only when some
+   campaign has a budget for D; the hourly aggregate needs none after it: campaign_id is one of
+   its keys); the budgets are one broadcast row per campaign built in the JVM.
+
 Repeat and burst windows divide a minute (ivt.IvtConfig checks), so they never straddle
 midnight: D's clicks hold whole groups of those two rules.
 
@@ -82,6 +96,7 @@ work in the last stage, one ip's in the burst stage.
 """
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -98,6 +113,8 @@ except ModuleNotFoundError:
     from common import ivt, schema
 
 from glue_jobs.billing import ivt_inputs  # noqa: E402
+from glue_jobs.billing.budgets import BudgetVersion  # noqa: E402
+from glue_jobs.billing.outputs import CAMPAIGN_SPEND_COLUMNS, names  # noqa: E402
 
 DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
 MAX_LONG = 2 ** 63 - 1
@@ -132,7 +149,8 @@ GROUP_RULES = (ivt.IMPRESSION_REPEAT, ivt.USER_REPEAT)  # elected: the stream el
 
 OUTPUT_COLUMNS = (
     "advertiser_id", "campaign_id", "ad_id", "hour", "hour_start_ms",
-    "clicks", "billable_clicks", "suspect_clicks", "invalid_clicks",  # billable = valid
+    # billable = billed: valid and not over budget (module doc, 6.); without budgets = valid
+    "clicks", "billable_clicks", "suspect_clicks", "invalid_clicks",
     # per reason code (REASONS' order), the clicks carrying it (a click can carry several):
     "bot_ua_clicks", "impression_repeat_clicks", "too_fast_clicks", "datacenter_ip_clicks",
     "ip_burst_clicks", "user_repeat_clicks",
@@ -140,17 +158,20 @@ OUTPUT_COLUMNS = (
     # diagnostics for the reconciliation with the stream (not billed):
     "duplicate_copies",          # archive copies beyond the first, of this row's clicks
     "late_clicks",               # clicks the stream would have dropped as late (any verdict)
-    "late_billable_clicks",      # ... of them valid
+    "late_billable_clicks",      # ... of them valid (over budget or not: the stream is not capped)
     "election_gain_clicks",      # not valid, but valid with the stream's arrival-order elections (not late)
     "election_loss_clicks",      # valid, but not with the stream's arrival-order elections (not late)
     "impression_memory_clicks",  # not valid, only an impression repeat by arrival, ingested
                                  # > impression memory after the impression's first arrival
+    # budgets (module doc, 6.): valid clicks past their campaign's daily budget, not billed
+    # (valid = billable + over_budget; columns are only added at the end: the Glue table)
+    "over_budget_clicks", "over_budget_cost_micros",
     "dt",
 )
 assert OUTPUT_COLUMNS[9:15] == tuple(f"{r}_clicks" for r in REASONS)  # a literal: infra reads it
 FLAGGED_COLUMNS = ("click_id", "advertiser_id", "campaign_id", "ad_id", "user_id", "ip",
                    "user_agent", "impression_id", "event_time", "ingest_time", "issued_at",
-                   "cost_micros", "hour_start_ms", "verdict", "reasons", "copies", "dt")
+                   "cost_micros", "hour_start_ms", "verdict", "reasons", "copies", "over_budget", "dt")
 
 # Settings that matter for correctness of reads/writes (field notes, "Batch"). All are SQL
 # confs, settable on a running session (Glue's) as well as on a builder.
@@ -320,10 +341,13 @@ def _datacenter_blocks(spark) -> DataFrame:
     return spark.range(1).select(F.inline(F.arrays_zip(*arrays)))
 
 
-def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSettings()) -> DataFrame:
+def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSettings(),
+                budgets: Mapping[str, BudgetVersion] | None = None) -> DataFrame:
     """Every deduplicated click of `day` with its rule columns (REASONS, booleans), verdict,
-    reasons, late and the reconciliation diagnostics, hour_start_ms, copies. `raw`: the rows
-    read (read_raw: D's input partitions, and the lookback ones with LOOKBACK_COLUMNS)."""
+    reasons, late and the reconciliation diagnostics, hour_start_ms, copies, over_budget.
+    `raw`: the rows read (read_raw: D's input partitions, and the lookback ones with
+    LOOKBACK_COLUMNS); `budgets`: campaign_id -> the budget in force on `day`
+    (budgets.budgets_for_day; None or empty: no campaign has one)."""
     cfg = settings.ivt_config()
     on = cfg.rules
     start, end = day_bounds_ms(day)
@@ -425,7 +449,7 @@ def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSe
     arrival_valid = F.col("_arrival_verdict") == ivt.VALID
     only_impression = by_arrival(ivt.IMPRESSION_REPEAT) & ~F.greatest(
         *[by_arrival(r) for r in REASONS if r != ivt.IMPRESSION_REPEAT])
-    return (clicks
+    return with_over_budget(clicks
             .withColumn("verdict", verdict_of(F.col))
             .withColumn("reasons", F.concat_ws(",", *[F.when(F.col(r), F.lit(r)) for r in REASONS]))
             .withColumn("late", late)
@@ -435,43 +459,105 @@ def flag_clicks(raw: DataFrame, day: date, settings: BillingSettings = BillingSe
             .withColumn("impression_memory", ~valid & ~F.col("late") & only_impression
                         & (ingest - F.col("_imp_first_ingest") > settings.impression_memory_ms))
             .drop("_arrival_verdict", "_arr_impression_repeat", "_arr_user_repeat",
-                  "_imp_first_ingest"))
+                  "_imp_first_ingest"), budgets)
+
+
+BUDGET_SCHEMA = "array<struct<campaign_id:string,budget_micros:bigint,budget_revision:bigint>>"
+
+
+def budget_frame(spark, budgets: Mapping[str, BudgetVersion]) -> DataFrame:
+    """campaign_id, budget_micros, budget_revision: one row per campaign with a budget, built in
+    the JVM from one JSON literal (no Python RDD, so no Python worker on the executors)."""
+    rows = [{"campaign_id": c, "budget_micros": v.daily_micros, "budget_revision": v.revision}
+            for c, v in sorted(budgets.items())]
+    return spark.range(1).select(F.inline(F.from_json(F.lit(json.dumps(rows)), BUDGET_SCHEMA)))
+
+
+def with_over_budget(clicks: DataFrame, budgets: Mapping[str, BudgetVersion] | None) -> DataFrame:
+    """clicks (with verdict) + `over_budget` (module doc, 6.): a running sum over each
+    campaign's clicks in ORDER of the valid ones' cost, against the campaign's budget. Without
+    any budget: false everywhere, and no window (the plan stays the IVT job's)."""
+    if not budgets:
+        return clicks.withColumn("over_budget", F.lit(False))
+    valid = F.col("verdict") == ivt.VALID
+    running = (Window.partitionBy("campaign_id").orderBy(*_ordered(ORDER))
+               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    spent = F.sum(F.when(valid, F.coalesce(F.col("cost_micros"), F.lit(0))).otherwise(F.lit(0))).over(running)
+    caps = F.broadcast(budget_frame(clicks.sparkSession, budgets)
+                       .select(F.col("campaign_id").alias("_budget_campaign"),
+                               F.col("budget_micros").alias("_budget")))
+    return (clicks.join(caps, F.col("campaign_id") == F.col("_budget_campaign"), "left")
+            .withColumn("over_budget", valid & F.col("_budget").isNotNull() & (spent > F.col("_budget")))
+            .drop("_budget_campaign", "_budget"))
 
 
 def _count_if(cond) -> F.Column:
     return F.sum(F.when(cond, F.lit(1)).otherwise(F.lit(0))).cast("long")
 
 
+def _sum_cost_if(cond) -> F.Column:
+    return F.coalesce(F.sum(F.when(cond, F.col("cost_micros"))), F.lit(0)).cast("long")
+
+
 def aggregate_hourly(flagged: DataFrame, day: date) -> DataFrame:
     verdict, valid = F.col("verdict"), F.col("verdict") == ivt.VALID
+    over = F.col("over_budget")
+    billed = valid & ~over
     return (flagged.groupBy("advertiser_id", "campaign_id", "ad_id", "hour_start_ms")
             .agg(F.count(F.lit(1)).alias("clicks"),
-                 _count_if(valid).alias("billable_clicks"),
+                 _count_if(billed).alias("billable_clicks"),
                  _count_if(verdict == ivt.SUSPECT).alias("suspect_clicks"),
                  _count_if(verdict == ivt.INVALID).alias("invalid_clicks"),
                  *[_count_if(F.col(r)).alias(f"{r}_clicks") for r in REASONS],
                  F.coalesce(F.sum("cost_micros"), F.lit(0)).cast("long").alias("cost_micros"),
-                 F.coalesce(F.sum(F.when(valid, F.col("cost_micros"))), F.lit(0)).cast("long")
-                 .alias("billable_cost_micros"),
+                 _sum_cost_if(billed).alias("billable_cost_micros"),
                  F.sum(F.col("copies") - 1).cast("long").alias("duplicate_copies"),
                  _count_if(F.col("late")).alias("late_clicks"),
                  _count_if(valid & F.col("late")).alias("late_billable_clicks"),
                  _count_if(F.col("election_gain")).alias("election_gain_clicks"),
                  _count_if(F.col("election_loss")).alias("election_loss_clicks"),
-                 _count_if(F.col("impression_memory")).alias("impression_memory_clicks"))
+                 _count_if(F.col("impression_memory")).alias("impression_memory_clicks"),
+                 _count_if(over).alias("over_budget_clicks"),
+                 _sum_cost_if(over).alias("over_budget_cost_micros"))
             .withColumn("hour", F.expr("timestamp_millis(hour_start_ms)"))
             .withColumn("dt", F.lit(day.isoformat()))
             .select(*OUTPUT_COLUMNS))
 
 
 def flagged_detail(flagged: DataFrame, day: date) -> DataFrame:
-    """Every click that is not valid (suspect / invalid) with its verdict and reasons, kept for
-    audit and disputes."""
-    return (flagged.where(F.col("verdict") != ivt.VALID)
+    """Every click not billed, kept for audit and disputes: not valid (suspect / invalid, with
+    its verdict and reasons) or over budget (verdict valid, reasons '', over_budget true)."""
+    return (flagged.where((F.col("verdict") != ivt.VALID) | F.col("over_budget"))
             .withColumn("dt", F.lit(day.isoformat()))
             .select(*FLAGGED_COLUMNS))
 
 
-def transform(raw: DataFrame, day: date, settings: BillingSettings = BillingSettings()) -> DataFrame:
+def campaign_spend(hourly: DataFrame, day: date,
+                   budgets: Mapping[str, BudgetVersion] | None = None) -> DataFrame:
+    """Per (campaign, advertiser) of D: outputs.CAMPAIGN_SPEND_COLUMNS, summed from D's hourly
+    rows (valid = billable + over_budget) with the campaign's budget of D (null: none). A
+    campaign's clicks normally name one advertiser; if they name several, each has a row and
+    the campaign's budget caps their sum (one running sum per campaign)."""
+    n = lambda c: F.coalesce(F.sum(c), F.lit(0)).cast("long")  # noqa: E731
+    rows = (hourly.groupBy("campaign_id", "advertiser_id")
+            .agg(n(F.col("billable_clicks") + F.col("over_budget_clicks")).alias("valid_clicks"),
+                 n(F.col("billable_cost_micros") + F.col("over_budget_cost_micros")).alias("valid_cost_micros"),
+                 n(F.col("billable_clicks")).alias("billed_clicks"),
+                 n(F.col("billable_cost_micros")).alias("billed_cost_micros"),
+                 n(F.col("over_budget_clicks")).alias("over_budget_clicks"),
+                 n(F.col("over_budget_cost_micros")).alias("over_budget_cost_micros")))
+    if budgets:
+        caps = F.broadcast(budget_frame(hourly.sparkSession, budgets)
+                           .withColumnRenamed("campaign_id", "_budget_campaign"))
+        rows = rows.join(caps, F.col("campaign_id") == F.col("_budget_campaign"), "left")
+    else:
+        rows = (rows.withColumn("budget_micros", F.lit(None).cast("long"))
+                .withColumn("budget_revision", F.lit(None).cast("long")))
+    return (rows.withColumn("day", F.lit(day.isoformat())).withColumn("dt", F.lit(day.isoformat()))
+            .select(*names(CAMPAIGN_SPEND_COLUMNS), "dt"))
+
+
+def transform(raw: DataFrame, day: date, settings: BillingSettings = BillingSettings(),
+              budgets: Mapping[str, BudgetVersion] | None = None) -> DataFrame:
     """Raw archive rows (read_raw's: D's input partitions + the lookback) -> D's hourly rows."""
-    return aggregate_hourly(flag_clicks(raw, day, settings), day)
+    return aggregate_hourly(flag_clicks(raw, day, settings, budgets), day)

@@ -22,7 +22,7 @@ for p in (str(REPO / "functions"), str(REPO)):
 HAVE_SPARK = importlib.util.find_spec("pyspark") is not None
 SPARK_MODULES = ["test_billing.py", "test_billing_events.py", "test_backfill.py", "test_month_end.py",
                  "test_bench_billing_smoke.py",
-                 "test_ivt_shared_rows.py"]
+                 "test_ivt_shared_rows.py", "test_billing_budget.py"]
 collect_ignore = [] if HAVE_SPARK else SPARK_MODULES
 
 

@@ -4,7 +4,10 @@ verdicts come from common/ivt.py's `evaluate` (the pure-Python reference of the 
 implementation of its own); what it is given - which partitions, which copy of a click, which
 clicks - and the diagnostics are computed here.
 
-Input: every generated archive row with the arrival time that decides its partition.
+Input: every generated archive row with the arrival time that decides its partition; for the
+budgets (docs/budget.md "Batch truth"), the budget history as plain dicts (campaign_id, daily,
+set_at, rev): `budgets_of_day` picks each campaign's budget of D by brute force, and
+`billing_oracle(..., budgets=...)` flags and sums the over-budget clicks.
 """
 from __future__ import annotations
 
@@ -82,12 +85,42 @@ def _arrival_losers(groups: dict) -> set[str]:
     return losers
 
 
+def budgets_of_day(history: list[dict], day) -> dict[str, int]:
+    """{campaign_id: daily budget of D}: for each campaign, of the versions set before D+1 00:00,
+    the latest (set_at, then rev). Brute force over the whole history per campaign."""
+    end = day_start(day) + DAY
+    out = {}
+    for campaign in {h["campaign_id"] for h in history}:
+        before = [h for h in history if h["campaign_id"] == campaign and h["set_at"] < end]
+        if before:
+            out[campaign] = max(before, key=lambda h: (h["set_at"], h["rev"]))["daily"]
+    return out
+
+
+def over_budget_clicks(clicks: list[dict], verdicts: dict, budgets: dict[str, int]) -> set[str]:
+    """click_ids over budget: per budgeted campaign, its valid clicks in (event_time, ingest_time
+    nulls last, click_id) order, each whose running cost (itself included) exceeds the budget."""
+    over = set()
+    for campaign, budget in budgets.items():
+        valid = sorted((c for c in clicks if c["campaign_id"] == campaign
+                        and verdicts[c["click_id"]].verdict == "valid"),
+                       key=lambda c: (c["event_time"], _nulls_last(c["ingest_time"]), c["click_id"]))
+        spent = 0
+        for c in valid:
+            spent += c["cost_micros"] or 0
+            if spent > budget:
+                over.add(c["click_id"])
+    return over
+
+
 def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_threshold=10,
                    cutoff_hours=2, allowed_lateness_s=900, watermark_delay_s=5, *,
                    burst_window_ms=1_000, min_click_delay_ms=1_000, rules=ivt.REASONS,
-                   lookback_ms=LOOKBACK_MS, memory_ms=MEMORY_MS):
-    """rows: [(click, arrival_ms)]. Returns (hourly {key: metrics},
-    verdicts {click_id: (verdict, reasons text)}) for D's clicks."""
+                   lookback_ms=LOOKBACK_MS, memory_ms=MEMORY_MS, budgets=None, detail=None):
+    """rows: [(click, arrival_ms)]; budgets: {campaign_id: D's daily budget} (budgets_of_day).
+    Returns (hourly {key: metrics}, verdicts {click_id: (verdict, reasons text)}) for D's clicks;
+    `detail` (a dict) also gets `over_budget` (click_ids) and `spend` {(campaign, advertiser):
+    the campaign_spend columns}."""
     d0 = day_start(day)
     first, copies = first_copies(read_window(rows, day, cutoff_hours, lookback_ms))
     clicks, earlier = batch_of(first, day)
@@ -95,6 +128,7 @@ def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_
                            burst_window_ms=burst_window_ms, min_click_delay_ms=min_click_delay_ms,
                            user_repeat_window_ms=repeat_window_s * 1000)
     verdicts = ivt.evaluate(clicks + earlier, config)
+    over = over_budget_clicks(clicks, verdicts, budgets or {})
 
     # the stream's elections: by arrival; its impression memory: from the impression's first arrival
     impressions: dict[str, list[dict]] = defaultdict(list)
@@ -131,14 +165,22 @@ def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_
             clicks=0, billable_clicks=0, suspect_clicks=0, invalid_clicks=0,
             **{f"{r}_clicks": 0 for r in ivt.REASONS}, cost_micros=0, billable_cost_micros=0,
             duplicate_copies=0, late_clicks=0, late_billable_clicks=0, election_gain_clicks=0,
-            election_loss_clicks=0, impression_memory_clicks=0))
+            election_loss_clicks=0, impression_memory_clicks=0, over_budget_clicks=0,
+            over_budget_cost_micros=0))
         cost = c["cost_micros"] or 0
+        billed = valid and cid not in over
         m["clicks"] += 1
-        m["billable_clicks" if valid else f"{v.verdict}_clicks"] += 1
+        if not valid:
+            m[f"{v.verdict}_clicks"] += 1
+        elif billed:
+            m["billable_clicks"] += 1
+        else:
+            m["over_budget_clicks"] += 1
+            m["over_budget_cost_micros"] += cost
         for r in v.reasons:
             m[f"{r}_clicks"] += 1
         m["cost_micros"] += cost
-        m["billable_cost_micros"] += cost if valid else 0
+        m["billable_cost_micros"] += cost if billed else 0
         m["duplicate_copies"] += copies[cid] - 1
         m["late_clicks"] += late
         m["late_billable_clicks"] += late and valid
@@ -148,4 +190,17 @@ def billing_oracle(rows: list[tuple[dict, int]], day, repeat_window_s=10, burst_
             (not valid) and not late and arrival.reasons == (ivt.IMPRESSION_REPEAT,)
             and c["ingest_time"] is not None and imp_first is not None
             and c["ingest_time"] - imp_first > memory_ms)
+    if detail is not None:
+        spend: dict[tuple, dict] = {}
+        for c in clicks:
+            s = spend.setdefault((c["campaign_id"], c["advertiser_id"]), dict(
+                budget_micros=(budgets or {}).get(c["campaign_id"]), valid_clicks=0, valid_cost_micros=0,
+                billed_clicks=0, billed_cost_micros=0, over_budget_clicks=0, over_budget_cost_micros=0))
+            if verdicts[c["click_id"]].verdict != "valid":
+                continue
+            part = "over_budget" if c["click_id"] in over else "billed"
+            for p in ("valid", part):
+                s[f"{p}_clicks"] += 1
+                s[f"{p}_cost_micros"] += c["cost_micros"] or 0
+        detail.update(over_budget=over, spend=spend)
     return hourly, out

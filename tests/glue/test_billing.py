@@ -584,8 +584,8 @@ def recorded_run_day(monkeypatch):
 
     calls = []
 
-    def record(spark, raw_path, out_path, day, settings, write_flagged, events_path=None):
-        calls.append((spark, raw_path, out_path, day, settings, write_flagged, events_path))
+    def record(spark, raw_path, out_path, day, settings, write_flagged, events_path=None, budgets=None):
+        calls.append((spark, raw_path, out_path, day, settings, write_flagged, events_path, budgets))
         return {"day": day.isoformat()}
 
     monkeypatch.setattr(run, "run_day", record)
@@ -619,7 +619,7 @@ def test_glue_entry_resolves_glue_arguments(glue_billing_job, recorded_run_day, 
     stats = glue_billing_job.main_glue(now=lambda: AFTER_MIDNIGHT)
     assert stats == {"day": "2026-03-10"}
     assert recorded_run_day == [(spark, "s3://b/raw/clicks", "s3://b/billing", DAY, settings, write_flagged,
-                                 events_path)]
+                                 events_path, None)]  # no --budgets_table: no budgets read
     resolved = {**GLUE_OWN_RESOLVED, "raw_path": "s3://b/raw/clicks", "out_path": "s3://b/billing",
                 "day": "auto", **dict(zip(options[::2], options[1::2]))}
     resolved = {k.removeprefix("--"): v for k, v in resolved.items()}
@@ -635,7 +635,7 @@ def test_glue_entry_takes_name_equals_value_options(glue_billing_job, recorded_r
                                                "--write_flagged=false"))
     glue_billing_job.main_glue(now=lambda: AFTER_MIDNIGHT)
     assert recorded_run_day == [(spark, "r", "o", DAY, BillingSettings(repeat_window_s=5, cutoff_hours=0), False,
-                                 None)]
+                                 None, None)]
 
 
 def test_glue_entry_explicit_day_and_workflow_run_day(glue_billing_job, recorded_run_day, spark,

@@ -351,6 +351,6 @@ def test_local_entry_point_takes_the_events_path(world, tmp_path):
     _, want = events_oracle(world["scenario"].events, world["scenario"].rows, DAY, billed, window_s=3600)
     assert got == {cid: d["attribution"] for cid, d in want.items()}
     assert json.loads(json.dumps(stats))["attributed_conversions"] < world["stats"][DAY]["attributed_conversions"]
-    assert {p.name for p in out.iterdir()} == {"hourly", "flagged", "events_hourly", "conversions"}
+    assert {p.name for p in out.iterdir()} == {"hourly", "flagged", "events_hourly", "conversions", "campaign_spend"}
     written = pq.read_schema(next((out / "conversions").rglob("*.parquet")))
     assert written.names[:2] == ["conversion_id", "attributed_by"]

@@ -259,7 +259,8 @@ def test_named_query_parameters_are_validated():
     assert set(NAMED_QUERIES) == {"top_k_last_n_hours", "clicks_per_advertiser_per_day",
                                   "duplicate_rate_per_hour", "late_arrival_distribution",
                                   "refused_clicks_by_reason", "ctr_per_campaign_per_day",
-                                  "conversions_per_campaign_per_day"}
+                                  "conversions_per_campaign_per_day", "spend_vs_budget_per_campaign_per_day"}
+    # tests/glue/test_billing_budget.py runs the spend report on the billing job's output
     # the billing reports: tests/glue/test_billing_events.py runs them on the billing job's output
     assert {q.name for q in NAMED_QUERIES.values() if "billing_hourly" in q.tables} == {
         "ctr_per_campaign_per_day", "conversions_per_campaign_per_day"}
