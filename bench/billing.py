@@ -39,11 +39,16 @@
    lookback days'): 50 % token + click_id, 20 % token only (the impression names the click),
    30 % click_id only, 3 % of all naming a click never archived, 3 % before their click, the
    rest 0..6 h after it, 10 % resent up to 2 h later.
+   And the budget history (budgets.json beside the archives, made from them once: rerunnable on
+   an older cache): 60 % of D's campaigns get a daily budget of 0.3 .. 1.3 x their clicks' cost
+   on D (so about half of them run past it), set on D-3; a third of those had a higher one first
+   and were lowered at D 12:00; some get a version set exactly at D+1 00:00 or later (not D's).
 2. Runs each engine in its own child process (cold: JVM / DuckDB start included in "total"),
    sampling the RSS of the child's whole process tree (python + JVM) every 250 ms.
-3. Both write D's hourly rows (transform.OUTPUT_COLUMNS without hour and dt) and, with events,
-   its events_hourly and conversions rows (glue_jobs/billing/outputs.py) as Parquet; the parent
-   checks they are identical row for row and prints the verdict / reason / attribution totals.
+3. Both write D's hourly rows (transform.OUTPUT_COLUMNS without hour and dt), its campaign_spend
+   rows and, with events, its events_hourly and conversions rows (glue_jobs/billing/outputs.py)
+   as Parquet; the parent checks they are identical row for row and prints the verdict / reason /
+   budget / attribution totals.
    Spark runs the job's own run_day (so it also writes the flagged detail, which the
    attribution reads back); no day before D is billed here, so the conversions of the lookback
    days' clicks are unverified_click in both engines.
@@ -55,7 +60,9 @@ attribution, events_hourly and conversions): the same 27 input + 24 lookback par
 lookback with the job's LOOKBACK_COLUMNS, user_agent and issued_at null), dedup by click_id
 (count and first copy by DEDUP_ORDER) over both, D's clicks plus the earlier clicks with an
 impression_id, the six rule columns, verdict (billable = valid), the diagnostics (late, the
-arrival-order elections, impression memory) and the hourly sums. Rule by rule:
+arrival-order elections, impression memory), the budgets (each campaign's version set last
+before D's end, then a running sum of the valid clicks' cost per campaign in ORDER against it:
+over_budget, not billed) and the hourly and campaign sums. Rule by rule:
    bot_ua             regexp_matches (RE2) of the same alternation of the 1,504 patterns
                       (ivt_inputs.bot_regex without its `(?d)` flag, which RE2 lacks), once per
                       distinct user agent, joined back. RE2 and java.util.regex (UNIX_LINES)
@@ -79,6 +86,9 @@ partitions (10.0M in D's 27 input ones), 8.72M clicks of D (valid 7.99M, suspect
 290k), 479,990 hourly rows, results identical; load average 5.3 at the start, 2.9 at the end:
   Spark 169.4 s wall (work 161.7 s) / 203.5 CPU-s / 2.87 GiB   DuckDB 65.2 s (64.4 s) / 76.9 CPU-s
   / 5.29 GiB: 2.60x wall, 2.65x CPU (one run).
+(These figures and the ones below predate the budgets: the bench now also caps campaigns
+(module doc, 1.), which costs the Spark job one more hash exchange, by campaign_id, and DuckDB
+one more window; not measured at 10M yet.)
 Against the old job on the old data (below: ~100 vs ~25 CPU-s), Spark spends 2x the CPU and
 DuckDB 3x (the lookback's 8.9M more rows, two more exchanges, the rules), so the ratio fell.
 
@@ -465,17 +475,72 @@ def generate_events(rng, clicks: dict, n_impressions: int, table_root: Path, d0:
     return written
 
 
+def generate_budgets(root: Path, seed: int = 43) -> Path:
+    """The budget history (module doc, 1.) as root/budgets.json (kept once written): from the
+    clicks archive's rows of D (copies included: a rough cost per campaign is all it needs)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    path = root / "budgets.json"
+    if path.exists():
+        return path
+    d0 = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
+    d1 = d0 + DAY_MS
+    t = ds.dataset(str(root / "raw" / "clicks"), format="parquet").to_table(
+        columns=["campaign_id", "cost_micros"],
+        filter=(ds.field("event_time") >= d0) & (ds.field("event_time") < d1))
+    per = t.group_by("campaign_id").aggregate([("cost_micros", "sum")]).sort_by("campaign_id")
+    campaigns = per.column("campaign_id").to_pylist()
+    costs = pc.cast(per.column("cost_micros_sum"), "int64").to_numpy()
+    rng = np.random.default_rng(seed)
+    history = []
+
+    def version(campaign: str, daily: int, rev: int, set_at: int) -> None:
+        history.append({"campaign_id": campaign, "daily": max(1, int(daily)), "rev": rev, "set_at": set_at,
+                        "pacing": "even", "by": "arn:aws:iam::123456789012:user/bench", "life": None})
+    for campaign, cost in zip(campaigns, costs):
+        x = rng.random()
+        if x >= 0.6:
+            continue  # no budget
+        budget, rev = cost * rng.uniform(0.3, 1.3), 1
+        if x < 0.2:  # lowered mid-day: a higher one before, this one from D 12:00
+            version(campaign, budget * 2, rev, d0 - 3 * DAY_MS)
+            rev += 1
+            version(campaign, budget, rev, d0 + 12 * HOUR_MS)
+        else:
+            version(campaign, budget, rev, d0 - 3 * DAY_MS + int(rng.integers(0, DAY_MS)))
+        if x < 0.1:  # set at D's end or later: not D's
+            version(campaign, budget * 10, rev + 1, d1 if x < 0.05 else d1 + 3 * HOUR_MS)
+    path.write_text(json.dumps(history))
+    print(f"[gen] budgets: {len({h['campaign_id'] for h in history}):,} of {len(campaigns):,} campaigns, "
+          f"{len(history):,} versions", flush=True)
+    return path
+
+
+def load_budgets(path: Path) -> list:
+    from glue_jobs.billing.budgets import BudgetVersion
+
+    return [BudgetVersion(campaign_id=h["campaign_id"], daily_micros=h["daily"], set_at_ms=h["set_at"],
+                          revision=h["rev"], lifetime_micros=h["life"], pacing=h["pacing"], set_by=h["by"])
+            for h in json.loads(path.read_text())]
+
+
 # ---------------------------------------------------------------------------- engines (child)
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) -> list[str]:
-    """The job's computation (module doc) as DuckDB statements: D's clicks with their verdicts
-    (table day_clicks: the events' attribution reads them), then D's hourly rows to `out`."""
+def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path,
+               spend_out: Path | None = None) -> list[str]:
+    """The job's computation (module doc) as DuckDB statements: each campaign's budget of D from
+    table budget_history (campaign_id, daily, rev, set_at), D's clicks with their verdicts and
+    over_budget (table day_clicks: the events' attribution reads them), then D's hourly rows to
+    `out` and its campaign_spend rows to `spend_out`."""
     from common import ivt
     from glue_jobs.billing import ivt_inputs
+    from glue_jobs.billing.outputs import CAMPAIGN_SPEND_COLUMNS, names
     from glue_jobs.billing.transform import (
         ARRIVAL_ORDER, DEDUP_ORDER, LOOKBACK_COLUMNS, MINUTE_MS, OUTPUT_COLUMNS, READ_SCHEMA, USED_COLUMNS,
         day_bounds_ms,
@@ -507,7 +572,28 @@ def duckdb_sql(files: str, lookback_files: str, day: date, settings, out: Path) 
     bot_regex = ivt_inputs.bot_regex().removeprefix("(?d)")  # RE2 has no UNIX_LINES flag (module doc)
     assert bot_regex != ivt_inputs.bot_regex()
     select_out = ", ".join(c for c in OUTPUT_COLUMNS if c not in ("hour", "dt"))
+    spend_cols = ", ".join(names(CAMPAIGN_SPEND_COLUMNS))
+    billed = "verdict = 'valid' AND NOT over_budget"
+    spend = [] if spend_out is None else [f"""
+COPY (
+SELECT {spend_cols} FROM (
+    SELECT c.*, '{day.isoformat()}' AS day, b.budget_micros, b.budget_revision FROM (
+        SELECT campaign_id, advertiser_id,
+               count(*) FILTER (WHERE verdict = 'valid') AS valid_clicks,
+               coalesce(sum(cost_micros) FILTER (WHERE verdict = 'valid'), 0)::BIGINT AS valid_cost_micros,
+               count(*) FILTER (WHERE {billed}) AS billed_clicks,
+               coalesce(sum(cost_micros) FILTER (WHERE {billed}), 0)::BIGINT AS billed_cost_micros,
+               count(*) FILTER (WHERE over_budget) AS over_budget_clicks,
+               coalesce(sum(cost_micros) FILTER (WHERE over_budget), 0)::BIGINT AS over_budget_cost_micros
+        FROM day_clicks GROUP BY ALL) c
+    LEFT JOIN budgets b ON c.campaign_id = b.campaign_id)
+) TO '{spend_out}' (FORMAT parquet)"""]
     return [f"""
+CREATE TABLE budgets AS  -- the version set last before D's end, per campaign
+SELECT campaign_id, daily AS budget_micros, rev AS budget_revision FROM (
+    SELECT *, row_number() OVER (PARTITION BY campaign_id ORDER BY set_at DESC, rev DESC) AS rn
+    FROM budget_history WHERE set_at < {d1})
+WHERE rn = 1""", f"""
 CREATE TABLE day_clicks AS
 WITH raw AS (
     SELECT {", ".join(USED_COLUMNS)} FROM read_parquet({files})
@@ -585,30 +671,40 @@ WITH raw AS (
            verdict <> 'valid' AND NOT late AND arr_impression_repeat AND NOT ({others})
                AND ingest_time - imp_first_ingest > {settings.impression_memory_ms} AS impression_memory
     FROM v
+), b AS (  -- each campaign's valid cost so far, in ORDER, against its budget
+    SELECT d.*, bu.budget_micros AS budget_cap,
+           sum(CASE WHEN d.verdict = 'valid' THEN coalesce(d.cost_micros, 0) ELSE 0 END)
+               OVER (PARTITION BY d.campaign_id ORDER BY {elect}
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spent
+    FROM d LEFT JOIN budgets bu ON d.campaign_id = bu.campaign_id
 )
-SELECT * FROM d
+SELECT * EXCLUDE (budget_cap, spent),
+       verdict = 'valid' AND budget_cap IS NOT NULL AND spent > budget_cap AS over_budget
+FROM b
 """, f"""
 COPY (
 WITH hourly AS (
     SELECT advertiser_id, campaign_id, ad_id, hour_start_ms,
            count(*) AS clicks,
-           count(*) FILTER (WHERE verdict = 'valid') AS billable_clicks,
+           count(*) FILTER (WHERE {billed}) AS billable_clicks,
            count(*) FILTER (WHERE verdict = 'suspect') AS suspect_clicks,
            count(*) FILTER (WHERE verdict = 'invalid') AS invalid_clicks,
            {", ".join(f"count(*) FILTER (WHERE {r}) AS {r}_clicks" for r in ivt.REASONS)},
            coalesce(sum(cost_micros), 0)::BIGINT AS cost_micros,
-           coalesce(sum(cost_micros) FILTER (WHERE verdict = 'valid'), 0)::BIGINT AS billable_cost_micros,
+           coalesce(sum(cost_micros) FILTER (WHERE {billed}), 0)::BIGINT AS billable_cost_micros,
            sum(copies - 1)::BIGINT AS duplicate_copies,
            count(*) FILTER (WHERE late) AS late_clicks,
            count(*) FILTER (WHERE verdict = 'valid' AND late) AS late_billable_clicks,
            count(*) FILTER (WHERE election_gain) AS election_gain_clicks,
            count(*) FILTER (WHERE election_loss) AS election_loss_clicks,
-           count(*) FILTER (WHERE impression_memory) AS impression_memory_clicks
+           count(*) FILTER (WHERE impression_memory) AS impression_memory_clicks,
+           count(*) FILTER (WHERE over_budget) AS over_budget_clicks,
+           coalesce(sum(cost_micros) FILTER (WHERE over_budget), 0)::BIGINT AS over_budget_cost_micros
     FROM day_clicks GROUP BY ALL
 )
 SELECT {select_out} FROM hourly
 ) TO '{out}' (FORMAT parquet)
-"""]
+""", *spend]
 
 
 def duckdb_events_sql(event_files: str, attribution_files: str, day: date, settings, out: Path,
@@ -725,7 +821,8 @@ SELECT {hourly_cols} FROM (
 ) TO '{out / 'events_hourly.parquet'}' (FORMAT parquet)"""]
 
 
-def run_duckdb(raw_root: str, out: Path, threads: int, events_root: str | None = None) -> dict:
+def run_duckdb(raw_root: str, out: Path, threads: int, events_root: str | None = None,
+               budgets: Path | None = None) -> dict:
     t0 = time.monotonic()
     import duckdb
     import pyarrow as pa
@@ -747,8 +844,11 @@ def run_duckdb(raw_root: str, out: Path, threads: int, events_root: str | None =
     lookback_files = files(lookback_partitions(raw_root, DAY, s.impression_lookback_ms))
     blocks = pa.table(dict(zip(("block", "first", "last"), map(list, zip(*ivt_inputs.datacenter_blocks())))))
     con.execute("CREATE TABLE dc AS SELECT * FROM blocks")
+    history = pa.Table.from_pylist(json.loads(budgets.read_text()) if budgets else [], schema=pa.schema([
+        ("campaign_id", pa.string()), ("daily", pa.int64()), ("rev", pa.int64()), ("set_at", pa.int64())]))
+    con.execute("CREATE TABLE budget_history AS SELECT * FROM history")
     statements = duckdb_sql(main_files, lookback_files if lookback_files != "[]" else "", DAY, s,
-                            out / "hourly.parquet")
+                            out / "hourly.parquet", out / "campaign_spend.parquet")
     if events_root:  # no earlier day is billed here: only D's own verdicts
         statements += duckdb_events_sql(files(input_partitions(events_root, DAY, s.cutoff_hours)),
                                         files(ev.attribution_partitions(raw_root, DAY, s)), DAY, s, out, [DAY])
@@ -760,7 +860,7 @@ def run_duckdb(raw_root: str, out: Path, threads: int, events_root: str | None =
 
 
 def run_spark(raw_root: str, out: Path, shuffle_partitions: int, driver_memory: str, java_opts: str,
-              conf: list[str], events_root: str | None = None) -> dict:
+              conf: list[str], events_root: str | None = None, budgets: Path | None = None) -> dict:
     """The job's own run_day (its outputs under `out` in the bucket layout: hourly/dt=D/, ...)."""
     t0 = time.monotonic()
     from glue_jobs.billing.run import local_spark, run_day
@@ -772,7 +872,8 @@ def run_spark(raw_root: str, out: Path, shuffle_partitions: int, driver_memory: 
                                "spark.driver.extraJavaOptions": java_opts,
                                **dict(kv.split("=", 1) for kv in conf)})
     t1 = time.monotonic()
-    run_day(spark, raw_root, str(out), DAY, BillingSettings(), write_flagged=False, events_path=events_root)
+    run_day(spark, raw_root, str(out), DAY, BillingSettings(), write_flagged=False, events_path=events_root,
+            budgets=load_budgets(budgets) if budgets else None)
     t2 = time.monotonic()
     spark.stop()
     return {"setup_s": t1 - t0, "work_s": t2 - t1}
@@ -848,8 +949,11 @@ def compared_columns(dataset: str = "hourly") -> list[str]:
     from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
     from glue_jobs.billing.transform import OUTPUT_COLUMNS
 
+    from glue_jobs.billing.outputs import CAMPAIGN_SPEND_COLUMNS
+
     columns = {"hourly": OUTPUT_COLUMNS, "events_hourly": names(EVENTS_HOURLY_COLUMNS),
-               "conversions": names(CONVERSION_COLUMNS)}[dataset]
+               "conversions": names(CONVERSION_COLUMNS),
+               "campaign_spend": names(CAMPAIGN_SPEND_COLUMNS)}[dataset]
     return [c for c in columns if c not in ("hour", "dt")]
 
 
@@ -882,9 +986,11 @@ def main() -> None:
     if a.child:
         raw_root = str(data_dir(a) / "raw" / "clicks")
         events_root = str(data_dir(a) / "raw" / "events") if a.impressions_per_click else None
+        budgets = data_dir(a) / "budgets.json"
         out = Path(a.out)
-        result = (run_spark(raw_root, out, a.shuffle_partitions, a.driver_memory, a.java_opts, a.conf, events_root)
-                  if a.child == "spark" else run_duckdb(raw_root, out, a.threads, events_root))
+        result = (run_spark(raw_root, out, a.shuffle_partitions, a.driver_memory, a.java_opts, a.conf, events_root,
+                            budgets)
+                  if a.child == "spark" else run_duckdb(raw_root, out, a.threads, events_root, budgets))
         print(json.dumps(result))
         return
     if a.smoke:
@@ -903,6 +1009,7 @@ def main() -> None:
 def compare(a: argparse.Namespace) -> None:
     """Generate (or reuse) the data, run each engine in a child process, compare their rows."""
     generate(a.clicks, data_dir(a), impressions_per_click=a.impressions_per_click)
+    generate_budgets(data_dir(a))
     load_start = os.getloadavg()[0]
     results = {}
     for engine in a.engines.split(","):
@@ -930,6 +1037,7 @@ def compare(a: argparse.Namespace) -> None:
                   or c == "duplicate_copies"}
         print("D's clicks (DuckDB's rows): "
               + ", ".join(f"{c.removesuffix('_clicks')} {v:,}" for c, v in totals.items()))
+        same = compare_spend(a) and same
         if a.impressions_per_click:
             same = compare_events(a) and same
         print(f"load average (1 min) at the start: {load_start:.1f}, at the end: {os.getloadavg()[0]:.1f} "
@@ -941,6 +1049,20 @@ def compare(a: argparse.Namespace) -> None:
               f"{s['cpu_s'] / d['cpu_s']:>10.2f}{s['peak_rss_gib'] / d['peak_rss_gib']:>14.2f}   (spark / duckdb)")
         if not same:
             raise SystemExit("Spark and DuckDB disagree")
+
+
+def compare_spend(a: argparse.Namespace) -> bool:
+    """The two engines' campaign_spend rows, row for row; prints the budget totals."""
+    cols = compared_columns("campaign_spend")
+    duckdb = read_rows(Path(a.cache) / "out-duckdb" / "campaign_spend.parquet", cols)
+    same = read_rows(Path(a.cache) / "out-spark" / "campaign_spend", cols) == duckdb
+    rows = [dict(zip(cols, r)) for r in duckdb]
+    budgeted = [r for r in rows if r["budget_micros"] is not None]
+    print(f"campaign spend rows={len(rows):,}  budgeted={len(budgeted):,}  "
+          f"over budget={sum(1 for r in rows if r['over_budget_clicks']):,}  "
+          f"over-budget clicks={sum(r['over_budget_clicks'] for r in rows):,}  "
+          f"identical spend results: {same}")
+    return same
 
 
 def compare_events(a: argparse.Namespace) -> bool:

@@ -1,9 +1,10 @@
 """bench/billing.py cannot rot: its --smoke mode (20k clicks, 1M impressions, seconds) runs the
 Spark job's run_day and the DuckDB SQL on the same generated archives (clicks: input and lookback
 partitions; events: D's input partitions) in child processes, exits 0 and prints its figures;
-the two engines' hourly, events_hourly and conversions rows are identical, checked here again on
-the files they wrote (independently of the bench's own comparison), and the generated data
-exercises every IVT rule, diagnostic and attribution outcome. Times are never asserted on.
+the two engines' hourly, campaign_spend, events_hourly and conversions rows are identical,
+checked here again on the files they wrote (independently of the bench's own comparison), and the
+generated data exercises every IVT rule, diagnostic, attribution outcome and the budgets (some
+campaigns past theirs, some within, some without one). Times are never asserted on.
 Runs in .venv-glue (PySpark)."""
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pyarrow.dataset as ds
 
 from common import ivt
 from glue_jobs.billing.events import ATTRIBUTED, NOT_ATTRIBUTED
-from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
+from glue_jobs.billing.outputs import CAMPAIGN_SPEND_COLUMNS, CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS, names
 from glue_jobs.billing.transform import OUTPUT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,8 +70,10 @@ def test_billing_bench_smoke(tmp_path):
     assert spark == duckdb and len(spark) == n_rows > 1_000
     invalid = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.INVALID]
     suspect = [f"{r}_clicks" for r in ivt.REASONS if ivt.TIER[r] == ivt.SUSPECT]
-    for r in spark:  # every click under exactly one verdict; a verdict needs a reason of its tier
-        assert r["clicks"] == r["billable_clicks"] + r["suspect_clicks"] + r["invalid_clicks"] and r["clicks"] > 0
+    for r in spark:  # every click under exactly one verdict (valid: billed or over budget); a verdict needs
+        # a reason of its tier
+        assert r["clicks"] == (r["billable_clicks"] + r["over_budget_clicks"] + r["suspect_clicks"]
+                               + r["invalid_clicks"]) and r["clicks"] > 0
         assert r["invalid_clicks"] <= sum(r[c] for c in invalid) and r["suspect_clicks"] <= sum(r[c] for c in suspect)
         assert all(r[c] <= r["invalid_clicks"] for c in invalid)
         assert r["billable_cost_micros"] <= r["cost_micros"] and r["late_billable_clicks"] <= r["late_clicks"]
@@ -80,6 +83,23 @@ def test_billing_bench_smoke(tmp_path):
     assert all(totals[c] > 0 for c in ("suspect_clicks", "invalid_clicks", "duplicate_copies", "late_clicks",
                                        "impression_memory_clicks")), totals
     assert totals["election_gain_clicks"] + totals["election_loss_clicks"] > 0, totals
+
+    # budgets: the engines agree campaign by campaign; billed never above a budget
+    spend_line = re.search(r"^campaign spend rows=([\d,]+)  budgeted=([\d,]+)  over budget=([\d,]+)  "
+                           r"over-budget clicks=([\d,]+)  identical spend results: (True|False)$", out, re.M)
+    assert spend_line and spend_line.group(5) == "True", out
+    columns = names(CAMPAIGN_SPEND_COLUMNS)
+    spend = rows(tmp_path / "out-spark" / "campaign_spend", columns)
+    assert spend == rows(tmp_path / "out-duckdb" / "campaign_spend.parquet", columns)
+    assert len(spend) == int(spend_line.group(1).replace(",", "")) > 1_000
+    budgeted = [r for r in spend if r["budget_micros"] is not None]
+    over = [r for r in budgeted if r["over_budget_clicks"]]
+    assert len(budgeted) - len(over) > 100 and len(over) > 100 and len(spend) - len(budgeted) > 100
+    assert all(r["billed_cost_micros"] <= r["budget_micros"] for r in budgeted)
+    assert all(r["over_budget_clicks"] == 0 and r["billed_cost_micros"] == r["valid_cost_micros"]
+               for r in spend if r["budget_micros"] is None)
+    assert sum(r["over_budget_clicks"] for r in spend) == totals["over_budget_clicks"] > 0
+    assert sum(r["billed_clicks"] for r in spend) == totals["billable_clicks"]
 
 
 def spark_events(tmp_path: Path) -> list[dict]:
