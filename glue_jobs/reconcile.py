@@ -7,7 +7,9 @@ metrics (ClickAgg / TotalDrift, WorstDrift).
 
 Definitions
 - diff = realtime_billable - batch_billable (positive: the stream billed more); billable = the
-  verdict `valid` (common/ivt.py), on both sides.
+  verdict `valid` (common/ivt.py), on both sides: the batch's billable_clicks + its
+  over_budget_clicks (valid clicks past their campaign's daily budget are not billed, but the
+  stream, which is not capped, counts them).
 - per verdict, the same difference: diff_suspect, diff_invalid (and diff for valid).
 - drift_ratio = |diff| / max(batch_billable, 1)  (a row the batch has no billable click in
   counts its |diff| as the ratio, so the figure stays finite).
@@ -57,6 +59,18 @@ summary (`impressions`, `conversions`) and the report's columns; the top-level `
 TotalDrift metric and its alarm stay the billable clicks' (money); ImpressionsTotalDrift and
 ConversionsTotalDrift are put beside them. The conversion value is reported, not classified.
 
+Spend (docs/budget.md, "Batch truth"), per campaign-day: the realtime lane's spend, the serving
+table's `SB#<campaign>#1d` item of the day (sk = the day's start, 13 digits; attribute `bk`,
+billable cost micros), vs the batch's valid_cost_micros (billing_campaign_spend: valid clicks,
+uncapped, as the realtime lane counts). diff = realtime - batch, drift ratio = |diff| /
+max(batch, 1) per campaign, total drift = |sum diff| / max(batch total, 1); the section's flag is
+total drift > threshold (as the clicks'), and campaigns whose own drift is above it are counted
+and the worst listed (`drifting`, at most SPEND_DRIFTING_LISTED: the summary is one DynamoDB
+item). No causes are classified (the clicks' rows explain the same clicks). The campaigns asked
+for are the batch's plus those named by the day's hourly leaderboard entries (their `cmp`).
+Metric SpendTotalDrift; a flagged spend section adds an alert in GET /v1/quality, the status
+stays the clicks'.
+
 Realtime rows come from DynamoDB by Query, not Scan: one Query per ad on `S#<ad>#1h` with
 sk between the day's first and last hour start (<= 24 items each). The ads asked for are the
 batch's ads plus every ad on the day's hourly leaderboards (`T#1h#<day start>`, one or two
@@ -82,9 +96,10 @@ from typing import Any, Callable, Iterable
 
 if importlib.util.find_spec("serving") is None:  # on Glue: in the zip; in a checkout: functions/serving
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions"))
-from serving.keys import DAY_MS, HOUR_MS, parse_top_sk, series_pk, top_pk, ts  # noqa: E402
+from serving.keys import DAY_MS, HOUR_MS, SERIES_PREFIX, parse_top_sk, series_pk, top_pk, ts  # noqa: E402
 from serving.keys import RECONCILIATION_PK  # noqa: E402,F401  (the job's partition: infra scopes its PutItem to it)
-from serving.table import METRIC_ATTRS, SK_END, metrics_of, query_range, reconciliation_item  # noqa: E402
+from serving.table import (ID_ATTRS, METRIC_ATTRS, SK_END, metrics_of, num, query_range,  # noqa: E402
+                           reconciliation_item, text)
 
 DRIFT_THRESHOLD = 0.001
 NONE, LATE, ELECTION, MEMORY, DUPLICATES, UNEXPLAINED = (
@@ -110,6 +125,8 @@ REPORT_COLUMNS = ("ad_id", "hour_start_ms", "hour", "batch_billable", "realtime_
                   "batch_conversion_value_micros", "realtime_conversion_value_micros",
                   "diff_conversion_value_micros")
 METRICS_NAMESPACE = "ClickAgg"
+SPEND_ATTR = METRIC_ATTRS["billable_cost_micros"]  # `bk` of the realtime lane's SB# items
+SPEND_DRIFTING_LISTED = 20
 
 
 def utc_now() -> datetime:
@@ -174,7 +191,8 @@ def explain(diff: int, late: int = 0, loss: int = 0, gain: int = 0, memory: int 
     return {**parts, "class": cls}
 
 
-_BATCH_KEYS = {"b": "billable_clicks", "suspect": "suspect_clicks", "invalid": "invalid_clicks",
+_BATCH_KEYS = {"b": "billable_clicks", "over": "over_budget_clicks",
+               "suspect": "suspect_clicks", "invalid": "invalid_clicks",
                "late": "late_billable_clicks", "loss": "election_loss_clicks",
                "gain": "election_gain_clicks", "memory": "impression_memory_clicks",
                "dup": "duplicate_copies"}
@@ -205,13 +223,14 @@ def event_drift(metric: str, batch: int, realtime: int, late: int, duplicates: i
 
 
 def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD,
-              events_rows=None) -> tuple[list[dict], dict]:
+              events_rows=None, spend_rows=None, realtime_spend=None) -> tuple[list[dict], dict]:
     """(drift rows sorted by ad_id, hour; summary). Batch rows: billing job output rows (any
-    columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional: verdict counts and
-    diagnostics); realtime rows: ad_id, hour_start_ms|hour, billable_clicks, and suspect_clicks /
-    invalid_clicks, impressions, conversions, conversion_value_micros when the serving store has
-    them (absent = 0); events rows: the billing job's events_hourly rows (absent: none). Several
-    rows per key are summed."""
+    columns beyond ad_id, hour_start_ms|hour, billable_clicks are optional: over_budget_clicks,
+    verdict counts and diagnostics); realtime rows: ad_id, hour_start_ms|hour, billable_clicks,
+    and suspect_clicks / invalid_clicks, impressions, conversions, conversion_value_micros when
+    the serving store has them (absent = 0); events rows: the billing job's events_hourly rows
+    (absent: none); spend rows: its campaign_spend rows, realtime spend: campaign_id,
+    cost_micros (reconcile_spend). Several rows per key are summed."""
     batch = _sum_by_key(batch_rows, _BATCH_KEYS)
     realtime = _sum_by_key(realtime_rows, _REALTIME_KEYS)
     events = _sum_by_key(events_rows, _EVENT_KEYS)
@@ -221,15 +240,16 @@ def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD,
     empty_ev = dict.fromkeys(_EVENT_KEYS, 0)
     for key in sorted(set(batch) | set(realtime) | set(events)):
         b, rt, ev = batch.get(key, empty_b), realtime.get(key, empty_rt), events.get(key, empty_ev)
-        diff = rt["valid"] - b["b"]
+        valid = b["b"] + b["over"]  # over budget: valid, not billed, counted by the stream
+        diff = rt["valid"] - valid
         rows.append({
             "ad_id": key[0], "hour_start_ms": key[1],
             "hour": datetime.fromtimestamp(key[1] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "batch_billable": b["b"], "realtime_billable": rt["valid"], "diff": diff,
+            "batch_billable": valid, "realtime_billable": rt["valid"], "diff": diff,
             **{f"{side}_{v}": n for v in ("suspect", "invalid")
                for side, n in (("batch", b[v]), ("realtime", rt[v]))},
             "diff_suspect": rt["suspect"] - b["suspect"], "diff_invalid": rt["invalid"] - b["invalid"],
-            "drift_ratio": abs(diff) / max(b["b"], 1),
+            "drift_ratio": abs(diff) / max(valid, 1),
             **explain(diff, b["late"], b["loss"], b["gain"], b["memory"], b["dup"]),
             **{k: v for m in EVENT_METRICS for k, v in event_drift(
                 m, ev[f"{m}_count"], rt[m], ev[f"{m}_late"], ev[f"{m}_duplicates"]).items()},
@@ -241,7 +261,62 @@ def reconcile(batch_rows, realtime_rows, threshold: float = DRIFT_THRESHOLD,
         summary[m] = summarize_events(rows, m, threshold)
     summary["conversions"]["value_micros"] = {
         side: sum(r[f"{side}_conversion_value_micros"] for r in rows) for side in ("batch", "realtime", "diff")}
+    summary["spend"] = reconcile_spend(spend_rows, realtime_spend, threshold)[1]
     return rows, summary
+
+
+_SPEND_KEYS = {"valid": "valid_cost_micros", "billed": "billed_cost_micros",
+               "over": "over_budget_cost_micros", "over_clicks": "over_budget_clicks"}
+
+
+def reconcile_spend(spend_rows, realtime_spend, threshold: float = DRIFT_THRESHOLD
+                    ) -> tuple[list[dict], dict]:
+    """(per-campaign rows sorted by campaign_id; the summary's `spend` section). `spend_rows`:
+    the billing job's campaign_spend rows of the day (several per campaign are summed; a budget
+    is the campaign's, the same on each); `realtime_spend`: campaign_id, cost_micros (the
+    serving table's SB#<campaign>#1d `bk`). Module doc, "Spend"."""
+    batch: dict[str, dict] = {}
+    for r in _records(spend_rows):
+        acc = batch.setdefault(r["campaign_id"], {**dict.fromkeys(_SPEND_KEYS, 0), "budget": None})
+        for k, column in _SPEND_KEYS.items():
+            acc[k] += _int(r, column)
+        if r.get("budget_micros") is not None:
+            acc["budget"] = int(r["budget_micros"])
+    realtime: dict[str, int] = {}
+    for r in _records(realtime_spend):
+        realtime[r["campaign_id"]] = realtime.get(r["campaign_id"], 0) + _int(r, "cost_micros")
+    rows = []
+    empty = {**dict.fromkeys(_SPEND_KEYS, 0), "budget": None}
+    for campaign in sorted(set(batch) | set(realtime), key=lambda c: (c is None, c or "")):
+        b, rt = batch.get(campaign, empty), realtime.get(campaign, 0)
+        diff = rt - b["valid"]
+        ratio = abs(diff) / max(b["valid"], 1)
+        rows.append({"campaign_id": campaign, "batch": b["valid"], "realtime": rt, "diff": diff,
+                     "drift_ratio": ratio, "flag": ratio > threshold, "budget_micros": b["budget"],
+                     "billed_cost_micros": b["billed"], "over_budget_cost_micros": b["over"],
+                     "over_budget_clicks": b["over_clicks"]})
+    batch_total = sum(r["batch"] for r in rows)
+    total_diff = sum(r["realtime"] for r in rows) - batch_total
+    total_drift = abs(total_diff) / max(batch_total, 1)
+    drifting = sorted((r for r in rows if r["flag"]),
+                      key=lambda r: (-r["drift_ratio"], -abs(r["diff"]), r["campaign_id"] or ""))
+    worst = max(rows, key=lambda r: (r["drift_ratio"], abs(r["diff"])), default=None)
+    has_worst = bool(worst and worst["diff"])
+    section = {
+        "batch": batch_total, "realtime": batch_total + total_diff, "total_diff": total_diff,
+        "total_drift": total_drift, "worst_drift": worst["drift_ratio"] if worst else 0.0,
+        "worst_campaign_id": worst["campaign_id"] if has_worst else None,
+        "threshold": threshold, "flag": total_drift > threshold, "campaigns": len(rows),
+        "drifting_campaigns": len(drifting),
+        "drifting": [{k: r[k] for k in ("campaign_id", "batch", "realtime", "diff", "drift_ratio")}
+                     for r in drifting[:SPEND_DRIFTING_LISTED]],
+        "budgeted_campaigns": sum(1 for r in rows if r["budget_micros"] is not None),
+        "billed_cost_micros": sum(r["billed_cost_micros"] for r in rows),
+        "over_budget_cost_micros": sum(r["over_budget_cost_micros"] for r in rows),
+        "over_budget_clicks": sum(r["over_budget_clicks"] for r in rows),
+        "over_budget_campaigns": sum(1 for r in rows if r["over_budget_clicks"]),
+    }
+    return rows, section
 
 
 def summarize(rows: list[dict], threshold: float = DRIFT_THRESHOLD) -> dict:
@@ -306,6 +381,37 @@ def leaderboard_ads(ddb, table: str, day: date) -> set[str]:
     return {parse_top_sk(i["sk"]["S"])[1] for i in items}
 
 
+def spend_pk(campaign_id: str) -> str:
+    """The realtime lane's day partition of a campaign, `SB#<campaign>#1d` (serving.keys; its
+    `spend` level when the store's keys have it, else the same format)."""
+    if "spend" in SERIES_PREFIX:
+        return series_pk(campaign_id, "1d", "spend")
+    return f"SB#{campaign_id}#1d"
+
+
+def leaderboard_campaigns(ddb, table: str, day: date) -> set[str]:
+    """Campaigns of the ads on the day's hourly leaderboards (the entries' `cmp`)."""
+    start = _day_start_ms(day)
+    items = query_range(ddb, table, top_pk("1h", start), ts(start), ts(start + DAY_MS - HOUR_MS) + SK_END,
+                        attrs=(ID_ATTRS["campaign_id"],), skip_tombstones=True)
+    return {c for c in (text(i, ID_ATTRS["campaign_id"]) for i in items) if c}
+
+
+def realtime_spend_rows(ddb, table: str, campaign_ids: Iterable[str], day: date,
+                        concurrency: int = 8, consistent_read: bool = False) -> list[dict]:
+    """The realtime lane's spend of `day` for these campaigns (campaign_id, cost_micros): one
+    Query per campaign on SB#<campaign>#1d, sk = the day's start (absent: no row)."""
+    start = ts(_day_start_ms(day))
+
+    def one(campaign_id: str) -> list[dict]:
+        items = query_range(ddb, table, spend_pk(campaign_id), start, start, attrs=(SPEND_ATTR,),
+                            skip_tombstones=True, consistent_read=consistent_read)
+        return [{"campaign_id": campaign_id, "cost_micros": num(i, SPEND_ATTR)} for i in items]
+
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        return [row for rows in pool.map(one, sorted(set(campaign_ids))) for row in rows]
+
+
 def realtime_hour_rows(ddb, table: str, ad_ids: Iterable[str], day: date,
                        concurrency: int = 8, consistent_read: bool = False) -> list[dict]:
     """The serving store's 1h series items of `day` for these ads: one Query per ad."""
@@ -368,16 +474,17 @@ def write_report(rows: list[dict], summary: dict, report_path: str, day: date) -
 
 def emit_metrics(summary: dict, cloudwatch=None, namespace: str = METRICS_NAMESPACE,
                  dimensions: list[dict] | None = None, timestamp: datetime | None = None) -> dict:
-    """put_metric_data ClickAgg/TotalDrift and WorstDrift (billable clicks), ImpressionsTotalDrift
-    and ConversionsTotalDrift when the summary has them (ratios, unit None). Returns the request
-    sent. Timestamped now by default (so an alarm on the latest data sees it)."""
+    """put_metric_data ClickAgg/TotalDrift and WorstDrift (billable clicks), ImpressionsTotalDrift,
+    ConversionsTotalDrift and SpendTotalDrift when the summary has them (ratios, unit None).
+    Returns the request sent. Timestamped now by default (so an alarm on the latest data sees it)."""
     if cloudwatch is None:
         import boto3
 
         cloudwatch = boto3.client("cloudwatch")
     when = timestamp or utc_now()
     values = [("TotalDrift", summary["total_drift"]), ("WorstDrift", summary["worst_drift"])]
-    values += [(f"{m.title()}TotalDrift", summary[m]["total_drift"]) for m in EVENT_METRICS if m in summary]
+    values += [(f"{m.title()}TotalDrift", summary[m]["total_drift"]) for m in (*EVENT_METRICS, "spend")
+               if m in summary]
     data = [{"MetricName": name, "Value": float(value), "Unit": "None", "Timestamp": when,
              **({"Dimensions": dimensions} if dimensions else {})} for name, value in values]
     request = {"Namespace": namespace, "MetricData": data}
@@ -402,19 +509,24 @@ def publish_summary(ddb, table: str, summary: dict, finished_at: datetime | None
 
 def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
         threshold: float = DRIFT_THRESHOLD, extra_ad_ids: Iterable[str] = (),
+        extra_campaign_ids: Iterable[str] = (),
         cloudwatch=None, emit: bool = False, publish: bool = False,
         workflow_run_id: str | None = None, now: Callable[[], datetime] = utc_now) -> dict:
     """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict;
     `publish`: also put the summary into the serving table (for GET /v1/quality). The metrics'
     timestamp and the summary's finished-at time are `now()` at the end of the run."""
-    from glue_jobs.billing.outputs import EVENTS_HOURLY
+    from glue_jobs.billing.outputs import CAMPAIGN_SPEND, EVENTS_HOURLY
 
     batch_rows = read_batch_rows(out_path, day)
     events_rows = read_batch_rows(out_path, day, EVENTS_HOURLY)
+    spend_rows = read_batch_rows(out_path, day, CAMPAIGN_SPEND)
     ads = ({r["ad_id"] for r in batch_rows + events_rows} | leaderboard_ads(ddb, table, day)
            | set(extra_ad_ids))
     realtime_rows = realtime_hour_rows(ddb, table, ads, day)
-    rows, summary = reconcile(batch_rows, realtime_rows, threshold, events_rows)
+    campaigns = ({r["campaign_id"] for r in spend_rows if r["campaign_id"] is not None}
+                 | leaderboard_campaigns(ddb, table, day) | set(extra_campaign_ids))
+    realtime_spend = realtime_spend_rows(ddb, table, campaigns, day)
+    rows, summary = reconcile(batch_rows, realtime_rows, threshold, events_rows, spend_rows, realtime_spend)
     summary = {"day": day.isoformat(), **summary,
                "report": write_report(rows, summary, report_path, day)}
     finished_at = now()

@@ -9,7 +9,9 @@ comes from and what it means:
   late_dropped     serving store (`L#<day>` items): clicks the stream dropped because they came
                    after their minute's watermark + allowed lateness, for minute buckets in the
                    window (event time); billing still counts them, reconciliation explains them
-  reconciliation   serving store (`R#reconciliation`): the latest reconciled day's summary
+  reconciliation   serving store (`R#reconciliation`): the latest reconciled day's summary (the
+                   billable clicks', the events' and, since the budget lane, the spend's:
+                   realtime spend vs the batch's valid cost per campaign-day)
   ivt              serving store: clicks per IVT verdict (common/ivt.py) in two recent windows
                    (below), the rate of each class and whether it is above the alert threshold
 Window: `last` (default 1h, at most 24h: not the 30 days of /v1/top) or `from`/`to`, floored to the
@@ -167,6 +169,14 @@ EVENT_RECONCILIATION_KEYS = ("batch", "realtime", "total_diff", "total_drift", "
                              "unexplained")
 
 
+# the spend section (glue_jobs/reconcile.py reconcile_spend; docs/budget.md "Batch truth")
+SPEND_RECONCILIATION_KEYS = ("batch", "realtime", "total_diff", "total_drift", "worst_drift",
+                             "worst_campaign_id", "threshold", "flag", "campaigns",
+                             "drifting_campaigns", "drifting", "budgeted_campaigns",
+                             "billed_cost_micros", "over_budget_cost_micros", "over_budget_clicks",
+                             "over_budget_campaigns")
+
+
 def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int]) -> Optional[dict]:
     """The stored summary of the latest reconciled day -> the API's view of it."""
     if summary is None:
@@ -179,6 +189,9 @@ def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int
         section = summary.get(metric)
         out[metric] = ({k: section.get(k) for k in EVENT_RECONCILIATION_KEYS}
                        if isinstance(section, Mapping) else None)
+    spend = summary.get("spend")  # the budget lane: null in summaries of before it
+    out["spend"] = ({k: spend.get(k) for k in SPEND_RECONCILIATION_KEYS}
+                    if isinstance(spend, Mapping) else None)
     out["finished_at"] = iso(finished_at_ms) if finished_at_ms is not None else None
     out["finished_at_ms"] = finished_at_ms
     return out
@@ -197,9 +210,9 @@ def quality_body(req: QualityRequest, now_ms: int, freshness: dict, metrics: Pip
         alerts.append(f"reconciliation of {reconciliation['day']}: total drift "
                       f"{reconciliation['total_drift']:.4%} is above {reconciliation['threshold']:.2%}")
     status = STATUS_DRIFT if alerts else STATUS_OK
-    # the events' drift is reported, but `status` stays the money's (billable clicks), as the
-    # TotalDrift alarm does
-    for metric in EVENT_RECONCILIATION:
+    # the events' and the spend's drift is reported, but `status` stays the billable clicks', as
+    # the TotalDrift alarm does
+    for metric in (*EVENT_RECONCILIATION, "spend"):
         section = (reconciliation or {}).get(metric)
         if section and section.get("flag"):
             alerts.append(f"reconciliation of {reconciliation['day']}: {metric} drift "

@@ -285,7 +285,7 @@ def test_run_end_to_end_with_metrics(aws, tmp_path):
     rc.run(str(tmp_path / "billing"), str(tmp_path / "report"), DAY, ddb, TABLE)
     assert pq.ParquetFile(summary["report"]).read().to_pylist() == report
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="ClickAgg")["Metrics"]}
-    assert names == {"TotalDrift", "WorstDrift", "ImpressionsTotalDrift", "ConversionsTotalDrift"}
+    assert names == {"TotalDrift", "WorstDrift", "ImpressionsTotalDrift", "ConversionsTotalDrift", "SpendTotalDrift"}
     stats = cw.get_metric_statistics(Namespace="ClickAgg", MetricName="TotalDrift",
                                      StartTime=datetime(2000, 1, 1), EndTime=datetime(2100, 1, 1),
                                      Period=60, Statistics=["Maximum"])
@@ -324,6 +324,131 @@ def test_run_with_events(aws, tmp_path):
     item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": rc.RECONCILIATION_PK}, "sk": {"S": DAY.isoformat()}})
     published = json.loads(item["Item"]["s"]["S"])
     assert published["impressions"]["total_diff"] == -1 and published["conversions"]["batch"] == 5
+
+
+# ---------------------------------------------------------------------------- spend (budget lane)
+
+def spend_row(campaign, valid, billed=None, budget=None, over_clicks=0, advertiser="v0"):
+    """A billing campaign_spend row (glue_jobs/billing/outputs.CAMPAIGN_SPEND_COLUMNS)."""
+    billed = valid if billed is None else billed
+    return {"campaign_id": campaign, "advertiser_id": advertiser, "day": DAY.isoformat(), "budget_micros": budget,
+            "budget_revision": None if budget is None else 1, "valid_clicks": 9, "valid_cost_micros": valid,
+            "billed_clicks": 9 - over_clicks, "billed_cost_micros": billed, "over_budget_clicks": over_clicks,
+            "over_budget_cost_micros": valid - billed}
+
+
+def test_spend_section_equal_and_drifting_campaigns():
+    """Realtime spend vs the batch's valid (uncapped) cost per campaign-day: a campaign capped by
+    its budget but equal uncapped has no drift; the drifting one is flagged and listed."""
+    batch = [spend_row("cmp-eq", 5_000_000, billed=3_000_000, budget=3_000_000, over_clicks=4),
+             spend_row("cmp-dr", 2_000_000),
+             spend_row("cmp-two", 600_000, advertiser="v0"), spend_row("cmp-two", 400_000, advertiser="v1")]
+    realtime = [{"campaign_id": "cmp-eq", "cost_micros": 5_000_000}, {"campaign_id": "cmp-dr", "cost_micros": 2_010_000},
+                {"campaign_id": "cmp-two", "cost_micros": 1_000_000}, {"campaign_id": "cmp-rt", "cost_micros": 7}]
+    rows, spend = rc.reconcile_spend(batch, realtime)
+    by = {r["campaign_id"]: r for r in rows}
+    assert [r["campaign_id"] for r in rows] == ["cmp-dr", "cmp-eq", "cmp-rt", "cmp-two"]
+    assert (by["cmp-eq"]["diff"], by["cmp-eq"]["drift_ratio"], by["cmp-eq"]["flag"]) == (0, 0.0, False)
+    assert (by["cmp-two"]["batch"], by["cmp-two"]["diff"], by["cmp-two"]["flag"]) == (1_000_000, 0, False)  # summed
+    assert (by["cmp-dr"]["diff"], by["cmp-dr"]["drift_ratio"], by["cmp-dr"]["flag"]) == (10_000, 0.005, True)
+    assert (by["cmp-rt"]["batch"], by["cmp-rt"]["drift_ratio"], by["cmp-rt"]["flag"]) == (0, 7.0, True)  # stream only
+    assert spend == {
+        "batch": 8_000_000, "realtime": 8_010_007, "total_diff": 10_007, "total_drift": 10_007 / 8_000_000,
+        "worst_drift": 7.0, "worst_campaign_id": "cmp-rt", "threshold": 0.001, "flag": True, "campaigns": 4,
+        "drifting_campaigns": 2,
+        "drifting": [{"campaign_id": "cmp-rt", "batch": 0, "realtime": 7, "diff": 7, "drift_ratio": 7.0},
+                     {"campaign_id": "cmp-dr", "batch": 2_000_000, "realtime": 2_010_000, "diff": 10_000,
+                      "drift_ratio": 0.005}],
+        "budgeted_campaigns": 1, "billed_cost_micros": 6_000_000, "over_budget_cost_micros": 2_000_000,
+        "over_budget_clicks": 4, "over_budget_campaigns": 1}
+    # the flag is the total's (as the clicks'): 0.1 % exactly is not above it
+    _, equal = rc.reconcile_spend([spend_row("a", 1_000_000)], [{"campaign_id": "a", "cost_micros": 1_001_000}])
+    assert (equal["total_drift"], equal["flag"], equal["drifting_campaigns"]) == (0.001, False, 0)
+    _, above = rc.reconcile_spend([spend_row("a", 1_000_000)], [{"campaign_id": "a", "cost_micros": 1_001_001}])
+    assert above["flag"] is True and above["drifting"][0]["campaign_id"] == "a"
+    # nothing on either side (a billing day before the budget lane, an idle day)
+    _, empty = rc.reconcile_spend(None, None)
+    assert (empty["batch"], empty["total_drift"], empty["flag"], empty["worst_campaign_id"]) == (0, 0.0, False, None)
+
+
+def test_spend_lists_at_most_the_worst_drifting_campaigns():
+    batch = [spend_row(f"c{i:03d}", 1_000) for i in range(30)]
+    realtime = [{"campaign_id": f"c{i:03d}", "cost_micros": 1_000 + i} for i in range(30)]
+    _, spend = rc.reconcile_spend(batch, realtime)
+    assert spend["drifting_campaigns"] == 28  # c000 equal, c001 at 0.1 % exactly
+    assert [d["campaign_id"] for d in spend["drifting"]] == [f"c{i:03d}" for i in range(29, 9, -1)]
+
+
+def test_clicks_reconciliation_counts_over_budget_clicks_as_valid():
+    """The batch bills 7 of 10 valid clicks (3 over budget); the stream, not capped, counts 10:
+    no drift. The summary carries the spend section (empty here)."""
+    rows, summary = rc.reconcile([{**batch_row("ad-0", 2, 7), "over_budget_clicks": 3}], [rt_row("ad-0", 2, 10, 3, 2)])
+    assert (rows[0]["batch_billable"], rows[0]["diff"], rows[0]["class"]) == (10, 0, "none")
+    assert summary["flag"] is False and summary["spend"]["campaigns"] == 0
+
+
+def _put_spend(ddb, campaign, bucket_start, cost, resolution="1d"):
+    """A realtime spend item, written by the sink's own item builder (a `spend` changelog row)."""
+    from aggregate.changes import Change
+    from serving.write.dynamodb import item_for
+
+    row = {"kind": "spend", "entity_id": campaign, "campaign_id": campaign, "resolution": resolution,
+           "bucket_start": bucket_start, "version": 1, "billable_clicks": 3, "billable_cost_micros": cost}
+    item = item_for(Change("spend", True, row), 86400)
+    assert item["pk"]["S"] == f"SB#{campaign}#{resolution}" and item["bk"]["N"] == str(cost)
+    ddb.put_item(TableName=TABLE, Item=item)
+
+
+def test_spend_keys_are_the_stores():
+    from serving import keys
+
+    assert rc.spend_pk("cmp-1") == "SB#cmp-1#1d"
+    if "spend" in keys.SERIES_PREFIX:  # the stream side's key helper, once it exists
+        assert rc.spend_pk("cmp-1") == keys.series_pk("cmp-1", "1d", "spend")
+
+
+def test_run_reconciles_spend(aws, tmp_path):
+    """campaign_spend rows vs the serving table's SB#<campaign>#1d items: one equal campaign (over
+    its budget: the uncapped cost is compared), one drifting, one the stream alone saw (found on a
+    leaderboard entry's campaign); other days, the 1m items and other campaigns are not read.
+    SpendTotalDrift is put; the published summary, read by GET /v1/quality, has the section."""
+    import json
+
+    import boto3
+
+    ddb = _serving_table()
+    billing = tmp_path / "billing"
+    for dataset, rows in (("hourly", [batch_row("ad-1", 3, 10)]),
+                          ("campaign_spend", [spend_row("cmp-eq", 5_000_000, billed=3_000_000, budget=3_000_000,
+                                                        over_clicks=2),
+                                              spend_row("cmp-dr", 1_000_000)])):
+        part = billing / dataset / f"dt={DAY.isoformat()}"
+        part.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), part / "part-0.parquet")
+    _put(ddb, "agg", "ad-1", D0 + 3 * H, 10)
+    _put(ddb, "top", "ad-1", D0 + 3 * H, 10)  # a leaderboard entry of campaign k0 (the stream's only)
+    _put_spend(ddb, "cmp-eq", D0, 5_000_000)
+    _put_spend(ddb, "cmp-dr", D0, 990_000)
+    _put_spend(ddb, "k0", D0, 1_234)
+    _put_spend(ddb, "cmp-dr", D0 - 86_400_000, 77)            # the day before
+    _put_spend(ddb, "cmp-dr", D0 + 5 * 60_000, 88, "1m")     # a minute item
+    _put_spend(ddb, "cmp-other", D0, 99)                     # no click in the batch, no leaderboard entry
+    cw = boto3.client("cloudwatch")
+    summary = rc.run(str(billing), str(tmp_path / "report"), DAY, ddb, TABLE, cloudwatch=cw, emit=True, publish=True)
+    spend = summary["spend"]
+    assert (spend["batch"], spend["realtime"], spend["total_diff"]) == (6_000_000, 5_991_234, -8_766)
+    assert spend["flag"] is True and spend["total_drift"] == 8_766 / 6_000_000
+    assert [(d["campaign_id"], d["diff"]) for d in spend["drifting"]] == [("k0", 1_234), ("cmp-dr", -10_000)]
+    assert (spend["campaigns"], spend["budgeted_campaigns"], spend["over_budget_cost_micros"]) == (3, 1, 2_000_000)
+    assert summary["flag"] is False  # the clicks agree: the status stays theirs
+    metrics = {m["MetricName"]: m["Value"] for m in summary["metrics"]}
+    assert metrics["SpendTotalDrift"] == 8_766 / 6_000_000
+    item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": rc.RECONCILIATION_PK}, "sk": {"S": DAY.isoformat()}})
+    assert json.loads(item["Item"]["s"]["S"])["spend"] == spend
+    assert json.loads((tmp_path / "report" / f"dt={DAY.isoformat()}" / "_summary.json").read_text())["spend"] == spend
+    # extra campaigns asked for by the caller are read too
+    again = rc.run(str(billing), str(tmp_path / "report"), DAY, ddb, TABLE, extra_campaign_ids=["cmp-other"])
+    assert again["spend"]["realtime"] == 5_991_234 + 99 and again["spend"]["campaigns"] == 4
 
 
 def test_missing_batch_day_reads_as_empty(tmp_path):
