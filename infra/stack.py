@@ -122,7 +122,8 @@ class ClickAggStack(Stack):
         # --- nightly billing recompute + reconciliation ---
         self.billing = NightlyBilling(self, "Billing", settings=settings, key=key,
                                       logs_bucket=logs_bucket, archive=self.archive,
-                                      serving=self.serving, topic=self.alarms.topic)
+                                      serving=self.serving, topic=self.alarms.topic,
+                                      budgets=self.budgets)
         # the named queries read the archive's tables and the billing's (the reports)
         self.analytics = AthenaAnalytics(
             self, "Analytics", settings=settings, key=key, logs_bucket=logs_bucket,

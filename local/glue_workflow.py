@@ -5,7 +5,8 @@ property `day`; the jobs read that property through glue:GetWorkflowRunPropertie
 plays the Glue service: it polls the workflow's runs, and for each new one runs what the two
 triggers would start, one run at a time (the workflow's MaxConcurrentRuns is 1):
   billing job  glue_jobs/billing_job.py on local Spark (.venv-glue), raw archive synced from S3
-               to a local directory first (Spark here cannot read s3a://)
+               to a local directory first (Spark here cannot read s3a://); budgets read from the
+               local budgets table (`--budgets_table`, as infra passes it: docs/budget.md)
   reconcile    glue_jobs/reconcile.py, only when the billing job succeeded (the CONDITIONAL
                trigger), publishing the summary to the serving table
 Each job gets `--WORKFLOW_NAME` and `--WORKFLOW_RUN_ID` like Glue adds them. The outcome is
@@ -24,6 +25,7 @@ from pathlib import Path
 import boto3
 
 from common.archive import EVENTS, RAW_PREFIX
+from common.config import ResourceNames
 from local.worker import BackgroundWorker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,9 +46,11 @@ class WorkflowRunResult:
 
 class LocalGlueWorkflow(BackgroundWorker):
     def __init__(self, workflow: str, archive_bucket: str, serving_table: str, state_dir: Path,
-                 poll_interval_s: float = 1.0, reconcile: bool = True, timeout_s: float = 1800):
+                 poll_interval_s: float = 1.0, reconcile: bool = True, timeout_s: float = 1800,
+                 budgets_table: str = ResourceNames().budgets_table):
         super().__init__(f"glue-{workflow}")
         self.workflow, self.archive_bucket, self.serving_table = workflow, archive_bucket, serving_table
+        self.budgets_table = budgets_table  # the local stack's (local/resources.py creates it)
         self.state_dir, self.poll_interval_s, self.reconcile = state_dir, poll_interval_s, reconcile
         self.timeout_s = timeout_s
         self.archive_dir = state_dir / "archive"
@@ -110,6 +114,7 @@ class LocalGlueWorkflow(BackgroundWorker):
             billing_rc = self._job("billing_job.py", [
                 "--day", "auto", "--raw-path", str(self.archive_dir / RAW_PREFIX),
                 "--events-path", str(self.archive_dir / EVENTS.prefix),  # as infra passes it
+                "--budgets-table", self.budgets_table,  # as infra passes it
                 "--out-path", str(self.out_path)], run_id, log)
             if billing_rc == 0 and self.reconcile:
                 reconcile_rc = self._job("reconcile.py", [

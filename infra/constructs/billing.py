@@ -10,10 +10,15 @@ Workflow `<prefix>-billing` (runs one at a time):
             `<billing bucket>/billing/{hourly,flagged}/`; with `--events_path` (raw/events/:
             impressions, conversions) also D's `billing/{events_hourly,conversions}/`, the
             conversions attributed to the clicks of the attribution window before D (raw/clicks/,
-            and the earlier days' billing/{flagged,hourly}/: their verdicts).
+            and the earlier days' billing/{flagged,hourly}/: their verdicts). With
+            `--budgets_table` (the budgets table, read on the driver: one Scan of its history)
+            each campaign-day's billed cost is capped at its daily budget, the excess clicks
+            flagged over_budget, and D's `billing/campaign_spend/` written (docs/budget.md).
   Reconcile CONDITIONAL trigger on the billing job SUCCEEDED -> glue_jobs/reconcile.py with
-            `--day auto`: batch hourly rows vs the serving table's 1h series, Parquet drift report
-            under `reconciliation/drift/dt=D/`, metrics ClickAgg/TotalDrift and WorstDrift.
+            `--day auto`: batch hourly rows vs the serving table's 1h series, the batch's
+            campaign_spend vs the realtime lane's SB#<campaign>#1d spend, Parquet drift report
+            under `reconciliation/drift/dt=D/`, metrics ClickAgg/TotalDrift and WorstDrift (and
+            Impressions/Conversions/SpendTotalDrift, no alarm).
             Always there: reconciliation reads the realtime side from the DynamoDB serving
             table, and has no Timestream reader, so a Timestream serving store is refused
             (require_reconciliation: the stack raises) instead of deploying billing without
@@ -38,12 +43,13 @@ pipeline key; logs go to pre-created KMS log groups `/aws-glue/jobs/<prefix>-<jo
 Output: its own bucket (SSE-KMS, versioned: a bad rerun can be undone for 30 days), so the
 raw archive's cold-storage lifecycle never applies to billing data and the billing role never
 writes to the raw archive. Glue catalog tables (Parquet, partition projection on dt) in the
-archive database: billing_hourly, billing_flagged, billing_events_hourly, billing_conversions
-(glue_jobs/billing/outputs.py), billing_drift.
+archive database: billing_hourly, billing_flagged, billing_events_hourly, billing_conversions,
+billing_campaign_spend (glue_jobs/billing/outputs.py), billing_drift.
 
-Roles, one per job, named actions only: billing reads raw/clicks/ and raw/events/ and writes
-billing*; reconciliation reads billing/hourly/ and billing/events_hourly/, writes
-reconciliation/, Queries the serving table, puts
+Roles, one per job, named actions only: billing reads raw/clicks/ and raw/events/, reads the
+budgets table (grant_read_data: its Scan) and writes billing*; reconciliation reads
+billing/hourly/, billing/events_hourly/ and billing/campaign_spend/, writes reconciliation/,
+Queries the serving table, puts
 the day's summary item there (PutItem limited to partition key `R#reconciliation`, read by
 GET /v1/quality) and may put metrics in the ClickAgg namespace only. Both may read their
 workflow run's properties (`day`, set by POST /v1/reconcile; glue_jobs/workflow_day.py) and
@@ -65,6 +71,7 @@ from aws_cdk import (Acknowledgment, ArnFormat, AssetHashType, Aws, BundlingOpti
                      Duration, ILocalBundling, RemovalPolicy, Stack, Validations)
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -76,9 +83,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from common.archive import EVENTS, RAW_PREFIX
-from glue_jobs.billing.outputs import (CONVERSION_COLUMNS, CONVERSIONS, EVENTS_HOURLY,
-                                       EVENTS_HOURLY_COLUMNS, FLAGGED, FLAGGED_COLUMNS, HOURLY,
-                                       HOURLY_COLUMNS)
+from glue_jobs.billing.outputs import (CAMPAIGN_SPEND, CAMPAIGN_SPEND_COLUMNS, CONVERSION_COLUMNS,
+                                       CONVERSIONS, EVENTS_HOURLY, EVENTS_HOURLY_COLUMNS, FLAGGED,
+                                       FLAGGED_COLUMNS, HOURLY, HOURLY_COLUMNS)
 from glue_jobs.reconcile import DRIFT_THRESHOLD, METRICS_NAMESPACE, RECONCILIATION_PK
 from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.constructs.archive import (PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, RawArchive)
@@ -116,6 +123,8 @@ KMS_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:AssociateKmsKey", "logs:CreateLogStream",
                "logs:PutLogEvents")
 SERVING_READ_ACTIONS = ("dynamodb:Query",)  # glue_jobs/reconcile.py queries, never scans
+# the billing outputs the reconciliation reads (glue_jobs/reconcile.py run)
+RECONCILED_DATASETS = (HOURLY, EVENTS_HOURLY, CAMPAIGN_SPEND)
 
 # Catalog schemas: the billing job's datasets are glue_jobs/billing/outputs.py's (HOURLY_COLUMNS,
 # FLAGGED_COLUMNS, ... imported above: tests/infra keep them equal to transform.py's literals);
@@ -262,7 +271,7 @@ def require_reconciliation(serving_store: str) -> None:
 class NightlyBilling(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
                  logs_bucket: s3.IBucket, archive: RawArchive, serving: ServingStore,
-                 topic: sns.ITopic) -> None:
+                 topic: sns.ITopic, budgets: dynamodb.ITable) -> None:
         require_reconciliation(serving.kind)
         super().__init__(scope, id)
         prefix = settings.prefix
@@ -298,6 +307,11 @@ class NightlyBilling(Construct):
                 description="Nightly billing recompute: every conversion with its click and "
                             "attribution (attributed, or why not)",
                 columns=CONVERSION_COLUMNS, location=f"{self.out_path}/{CONVERSIONS}"),
+            "billing_campaign_spend": _catalog_table(
+                self, "CampaignSpendTable", archive=archive, name="billing_campaign_spend",
+                description="Nightly billing recompute: per campaign and day, the daily budget, "
+                            "valid (uncapped) and billed cost, over-budget clicks (docs/budget.md)",
+                columns=CAMPAIGN_SPEND_COLUMNS, location=f"{self.out_path}/{CAMPAIGN_SPEND}"),
         }
 
         self.security_configuration = glue.CfnSecurityConfiguration(
@@ -321,7 +335,7 @@ class NightlyBilling(Construct):
             bundling=BundlingOptions(
                 image=DockerImage.from_registry("unused-local-bundling-only"),
                 local=StageGlueLibrary(GLUE_JOBS_DIR, FUNCTIONS_DIR)))
-        self.billing_job, self.billing_role = self._billing_job(settings, archive)
+        self.billing_job, self.billing_role = self._billing_job(settings, archive, budgets)
         self.workflow = glue.CfnWorkflow(
             self, "Workflow", name=f"{prefix}-billing", max_concurrent_runs=1,
             description="Nightly: billing recompute of yesterday (UTC), then reconciliation; "
@@ -386,7 +400,7 @@ class NightlyBilling(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["glue:GetWorkflowRunProperties"], resources=[self.workflow_arn]))
 
-    def _billing_job(self, settings: StackSettings, archive: RawArchive
+    def _billing_job(self, settings: StackSettings, archive: RawArchive, budgets: dynamodb.ITable
                      ) -> tuple[glue.CfnJob, iam.Role]:
         if not BILLING_SCRIPT.is_file():
             raise ValueError(f"{BILLING_SCRIPT} is missing: the billing job's entry point")
@@ -409,6 +423,9 @@ class NightlyBilling(Construct):
             actions=list(READ_OBJECT_ACTIONS), resources=[raw_objects, events_objects]))
         role.add_to_policy(iam.PolicyStatement(
             actions=list(WRITE_OBJECT_ACTIONS), resources=[billing_objects]))
+        # the budget history (glue_jobs/billing/budgets.py: one Scan on the driver); the table's
+        # key is the pipeline key the role already uses
+        budgets.grant_read_data(role)
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(archive.bucket)}.Arn>/"
@@ -439,6 +456,7 @@ class NightlyBilling(Construct):
                 "--raw_path": self.raw_path,
                 "--events_path": self.events_path,
                 "--out_path": self.out_path,
+                "--budgets_table": budgets.table_name,
                 # common.schema's settings of the job (BillingSettings): cutoff_hours,
                 # burst_threshold and the stream's repeat window, lateness and watermark delay
                 # (the late rule, for the reconciliation's late_beyond_lateness class)
@@ -463,7 +481,7 @@ class NightlyBilling(Construct):
                           job_logs, [script, self.library])
         self._grant_run_properties(role)
         hourly_objects = [self.bucket.arn_for_objects(f"{BILLING_PREFIX}/{dataset}/*")
-                          for dataset in (HOURLY, EVENTS_HOURLY)]
+                          for dataset in RECONCILED_DATASETS]
         report_objects = self.bucket.arn_for_objects(f"{REPORT_PREFIX}/*")
         role.add_to_policy(iam.PolicyStatement(
             actions=list(BUCKET_ACTIONS), resources=[self.bucket.bucket_arn]))
@@ -491,7 +509,7 @@ class NightlyBilling(Construct):
                    f"{BILLING_PREFIX}/{dataset}/*]",
                 reason=f"The reconciliation reads the billing job's {dataset} rows of its day "
                        f"(Spark-named part files): reads are limited to billing/{dataset}/.")
-              for dataset in (HOURLY, EVENTS_HOURLY)],
+              for dataset in RECONCILED_DATASETS],
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/"
                    f"{REPORT_PREFIX}/*]",

@@ -268,7 +268,8 @@ def test_named_queries(default_template):
     for name, query in NAMED_QUERIES.items():
         props = by_name[name]
         assert props["QueryString"] == query.sql.format(table=query.table, k=10)
-        assert set(query.tables) <= {"raw_clicks", "refused_clicks", "billing_hourly", "billing_events_hourly"}
+        assert set(query.tables) <= {"raw_clicks", "refused_clicks", "billing_hourly", "billing_events_hourly",
+                                     "billing_campaign_spend"}
         for table in query.tables:  # created after the tables it reads
             table_id = next(k for k, t in default_template.find_resources("AWS::Glue::Table").items()
                             if t["Properties"]["TableInput"]["Name"] == table)

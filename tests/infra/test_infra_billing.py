@@ -13,7 +13,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from glue_jobs.reconcile import DRIFT_THRESHOLD, REPORT_COLUMNS
-from glue_jobs.billing.outputs import CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS
+from glue_jobs.billing.outputs import CAMPAIGN_SPEND_COLUMNS, CONVERSION_COLUMNS, EVENTS_HOURLY_COLUMNS
 from infra.constructs.billing import (DRIFT_COLUMNS, FLAGGED_COLUMNS, HOURLY_COLUMNS,
                                       StageGlueLibrary)
 
@@ -89,6 +89,7 @@ def test_billing_job_defaults(default_template):
     assert args["--raw_path"] == s3_url(archive, "/raw/clicks")
     assert args["--events_path"] == s3_url(archive, "/raw/events")
     assert args["--out_path"] == s3_url(bucket, "/billing")
+    assert args["--budgets_table"] == {"Ref": logical(default_template, "AWS::DynamoDB::Table", "BudgetsTable")}
     assert args["--attribution_window_s"] == "604800"
     assert (args["--cutoff_hours"], args["--repeat_window_s"], args["--burst_threshold"],
             args["--write_flagged"]) == ("2", "10", "10", "true")
@@ -151,7 +152,8 @@ def test_every_variant_reconciles(all_templates, variant):
     tables = {v["Properties"]["TableInput"]["Name"]
               for v in resources(template, "AWS::Glue::Table").values()}
     assert tables == {"raw_clicks", "raw_events", "refused_clicks", "billing_hourly",
-                      "billing_flagged", "billing_events_hourly", "billing_conversions", "billing_drift"}
+                      "billing_flagged", "billing_events_hourly", "billing_conversions",
+                      "billing_campaign_spend", "billing_drift"}
 
 
 def test_billing_refuses_a_store_reconciliation_cannot_read():
@@ -268,6 +270,7 @@ def test_catalog_columns_are_what_the_jobs_write(repo_root):
     ("billing_drift", DRIFT_COLUMNS, "/reconciliation/drift"),
     ("billing_events_hourly", EVENTS_HOURLY_COLUMNS, "/billing/events_hourly"),
     ("billing_conversions", CONVERSION_COLUMNS, "/billing/conversions"),
+    ("billing_campaign_spend", CAMPAIGN_SPEND_COLUMNS, "/billing/campaign_spend"),
 ])
 def test_billing_tables_are_parquet_partitioned_by_dt(custom_template, name, columns, path):
     [table] = [v["Properties"] for v in resources(custom_template, "AWS::Glue::Table").values()
@@ -368,7 +371,15 @@ def test_billing_role_reads_raw_and_writes_billing_only(custom_template):
     assert "/refused/" not in reads and reads.count("/raw/") == 2
     assert set(actions) >= {"kms:Decrypt", "kms:GenerateDataKey", "logs:PutLogEvents",
                             "logs:AssociateKmsKey"}
-    assert not any(a.startswith(("dynamodb:", "cloudwatch:")) for a in actions)
+    assert not any(a.startswith("cloudwatch:") for a in actions)
+    # DynamoDB: reads of the budgets table only (its history: one Scan on the driver)
+    budgets = logical(custom_template, "AWS::DynamoDB::Table", "BudgetsTable")
+    dynamodb = [s for s in stmts if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert [s["Resource"] for s in dynamodb] == [{"Fn::GetAtt": [budgets, "Arn"]}]
+    [read] = dynamodb
+    assert "dynamodb:Scan" in read["Action"] and not any(
+        a in read["Action"] for a in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                                      "dynamodb:BatchWriteItem"))
     code = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
     assert "cdk-hnb659fds-assets" in code and code.count(".zip") == 1 and code.count(".py") == 1
 
@@ -386,6 +397,7 @@ def test_reconcile_role_queries_the_serving_table_and_puts_clickagg_metrics(cust
     assert '"/reconciliation/*"' in writes and "billing" not in writes.replace("Billing", "")
     reads = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
     assert '"/billing/hourly/*"' in reads and '"/billing/events_hourly/*"' in reads
+    assert '"/billing/campaign_spend/*"' in reads  # the spend reconciliation
     assert "ArchiveBucket" not in reads and "/billing/conversions" not in reads
 
 

@@ -127,7 +127,8 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
     assert billing_job == {"/raw/clicks/*]", "/raw/events/*]", "/billing*]"}  # reads both archives
     billing = {r for r in rules if r.startswith("AwsSolutions-IAM5[Resource::<BillingBucket")}
     assert {r.split(".Arn>", 1)[1] for r in billing} == {
-        "/billing*]", "/billing/hourly/*]", "/billing/events_hourly/*]", "/reconciliation/*]"}
+        "/billing*]", "/billing/hourly/*]", "/billing/events_hourly/*]", "/billing/campaign_spend/*]",
+        "/reconciliation/*]"}
     assert rules - archive - billing == expected
 
 
@@ -147,4 +148,4 @@ def test_star_resources_are_acknowledged_only_where_the_service_needs_them(nag_a
     # X-Ray on every function; the query role also cloudwatch:GetMetricData (/v1/quality); the
     # reconciliation job's cloudwatch:PutMetricData (namespace condition)
     assert roles == {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query",
-                     "ClickAgg/ReconcileApi", "ClickAgg/Billing"}
+                     "ClickAgg/ReconcileApi", "ClickAgg/BudgetApi", "ClickAgg/Billing"}
