@@ -42,6 +42,7 @@ from infra.constructs.click_stream import ClickStream
 from infra.constructs.events_stream import EventsStream
 from infra.constructs.dashboard import OperationsDashboard
 from infra.constructs.dashboard_site import DashboardSite
+from infra.constructs.budget_api import BudgetApi
 from infra.constructs.budget_table import BudgetTable
 from infra.constructs.dedup_table import DedupTable
 from infra.constructs.encryption import Encryption
@@ -50,6 +51,7 @@ from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.ingest_function import IngestFunction
 from infra.constructs.ivt_alarm import IvtRateAlarm
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
+from query.routes import BUDGET_ROUTES
 from infra.constructs.query_api import QueryApi
 from infra.constructs.refused_archive import RefusedArchive
 from infra.constructs.reconcile_api import ROUTE as RECONCILE_ROUTE
@@ -130,6 +132,9 @@ class ClickAggStack(Stack):
             archive=self.archive, tables={self.archive.table_name: self.archive.table,
                                           self.refused_archive.table_name: self.refused_archive.table,
                                           **self.billing.tables})
+        self.budget_api = BudgetApi(self, "BudgetApi", settings=settings, key=key,
+                                    budgets=self.budgets, store=self.serving, api=self.api.api,
+                                    topic=self.alarms.topic)
         self.reconcile_api = ReconcileApi(self, "ReconcileApi", settings=settings, key=key,
                                           billing=self.billing, store=self.serving, v1=self.api.v1)
 
@@ -144,8 +149,10 @@ class ClickAggStack(Stack):
             self, "Cors", api=self.api.api, origins=[*settings.cors_origins, *dashboard_origins],
             routes={"/v1/clicks": (["POST"], API_KEY_HEADERS),
                     **{route: (["GET"], SIGV4_HEADERS) for route in QUERY_ROUTES},
-                    RECONCILE_ROUTE: (["POST"], SIGV4_HEADERS)},
-            functions=[self.ingest.function, self.query.function, self.reconcile_api.function])
+                    RECONCILE_ROUTE: (["POST"], SIGV4_HEADERS),
+                    **{route: (list(verbs), SIGV4_HEADERS) for route, verbs in BUDGET_ROUTES.items()}},
+            functions=[self.ingest.function, self.query.function, self.reconcile_api.function,
+                       self.budget_api.function])
         self.firewall = (ApiFirewall(self, "Firewall", settings=settings,
                                      stage=self.api.api.deployment_stage)
                          if settings.waf_enabled else None)
@@ -159,7 +166,7 @@ class ClickAggStack(Stack):
             flink_application_name=self.aggregator.application_name, billing=self.billing,
             alarms=[*self.alarms.alarms.values(), *self.aggregation_alarms.alarms.values(),
                     *self.refused_archive.alarms.values(), self.archive_delivery.alarm,
-                    self.events_archive_delivery.alarm],
+                    self.events_archive_delivery.alarm, self.budget_api.alarm],
             firewall=self.firewall, ivt=self.ivt_alarm)
 
         self._outputs()
@@ -179,6 +186,10 @@ class ClickAggStack(Stack):
         CfnOutput(self, "QueryUrl", value=self.api.api.url_for_path("/v1/top"),
                   description="GET /v1/top, /v1/ads/{ad_id}/metrics, /v1/health (SigV4, "
                               "execute-api:Invoke)")
+        CfnOutput(self, "PacingUrl", value=self.api.api.url_for_path("/v1/pacing"),
+                  description="POST {\"campaign_ids\": [...]}: serve/throttle/stop per campaign; "
+                              "budgets: PUT/GET /v1/campaigns/{campaign_id}/budget (SigV4)")
+        CfnOutput(self, "BudgetsTableName", value=self.budgets.table_name)
         CfnOutput(self, "AggregatesStreamName", value=self.aggregates.stream_name)
         CfnOutput(self, "FlinkApplicationName", value=self.aggregator.application_name,
                   description="Start once after the first deploy: aws kinesisanalyticsv2 "

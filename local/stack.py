@@ -92,7 +92,7 @@ class LocalStack:
         self.query = LocalFunction("clickagg-query", "query.handler.lambda_handler")
         self.sink = LocalFunction("clickagg-sink", "aggregate.sink_handler.lambda_handler", threading.Lock())
         self.reconcile = LocalFunction("clickagg-reconcile", "query.reconcile_handler.lambda_handler")
-        self.budget = LocalFunction("clickagg-budget", "query.budget_handler.lambda_handler")
+        self.budget = LocalFunction("clickagg-budget", "query.budget.handler.lambda_handler")
         self.emf: EmfForwarder | None = None
         self.glue_workflow: LocalGlueWorkflow | None = None
         self.archiver: LocalArchiver | None = None

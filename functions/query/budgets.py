@@ -1,5 +1,5 @@
 """Campaign budgets (docs/budget.md): the PUT body's rules, the budgets table's items and the
-JSON answers of the budget routes. Pure: the DynamoDB edge is query.budget_store.
+JSON answers of the budget routes. Pure: the DynamoDB edge is query.budget.store.
 
 Items (table `<prefix>-budgets`, keys campaign_id / sk): `sk = current` is the budget in force,
 `sk = h#<set_at, 13 digits>#<revision>` every version ever set (the nightly billing applies to a day the

@@ -11,7 +11,7 @@ SERIES_ROUTES = {  # series level (query.windows.SERIES_LEVELS) -> its route
 }
 ROUTES = ("/v1/top", *SERIES_ROUTES.values(), "/v1/quality", "/v1/health")
 
-# The budget Lambda's routes (query.budget_handler; docs/budget.md): budgets are set with PUT,
+# The budget Lambda's routes (query.budget.handler; docs/budget.md): budgets are set with PUT,
 # read with GET; the pacing decisions are GETs (one campaign) and a POST (many at once).
 BUDGET_ROUTE = "/v1/campaigns/{campaign_id}/budget"
 PACING_ROUTE = "/v1/campaigns/{campaign_id}/pacing"

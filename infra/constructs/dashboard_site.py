@@ -66,10 +66,13 @@ from constructs import Construct
 from infra.constructs.buckets import data_bucket, log_delivery_bucket
 from infra.constructs.python_function import LOG_RETENTION
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
+from query.routes import BUDGET_ROUTE, PACING_ROUTE
 from infra.settings import StackSettings
 
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
-DASHBOARD_ROUTES = QUERY_ROUTES  # GET /v1/top, /v1/{ads,campaigns,advertisers}/{id}/metrics, /v1/quality, /v1/health
+# GET /v1/top, /v1/{ads,campaigns,advertisers}/{id}/metrics, /v1/quality, /v1/health, and the
+# campaign budget panel's GET budget and GET pacing (not PUT: the dashboard only reads)
+DASHBOARD_ROUTES = (*QUERY_ROUTES, BUDGET_ROUTE, PACING_ROUTE)
 CDN_LOG_RETENTION = Duration.days(365)
 PAGE_CACHE = "public, max-age=60"  # index.html and config.json change on deploy; assets are ?v= stamped
 ASSET_VERSION_PARAM = "v"  # web/build.mjs: `app.js?v=<content hash>`; part of the CloudFront cache key

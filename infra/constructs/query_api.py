@@ -25,8 +25,9 @@ from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
 
 HANDLER = "query.handler.lambda_handler"
-# common + query + the serving store's core and readers (serving/*.py, serving/read), not its writers
-ASSET_EXCLUDE = asset_exclude("common", "query", "serving/*.py", "serving/read")
+# common + query's modules (not the budget Lambda's package query/budget) + the serving store's
+# core and readers (serving/*.py, serving/read), not its writers
+ASSET_EXCLUDE = asset_exclude("common", "query/*.py", "serving/*.py", "serving/read")
 TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
 GET_METRIC_DATA_REASON = (
     "cloudwatch:GetMetricData has no resource-level permissions (AWS service authorization "

@@ -20,7 +20,7 @@ from infra.constructs.serving_store import ServingStore
 from infra.settings import StackSettings
 
 HANDLER = "query.reconcile_handler.lambda_handler"
-ASSET_EXCLUDE = asset_exclude("common", "query")
+ASSET_EXCLUDE = asset_exclude("common", "query/*.py")
 ROUTE = "/v1/reconcile"
 MEMORY_MB = 256
 TIMEOUT = Duration.seconds(15)

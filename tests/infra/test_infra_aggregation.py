@@ -90,7 +90,7 @@ def test_aggregates_stream_from_context(custom_template):
 def test_dynamodb_store_by_default(default_template):
     default_template.resource_count_is("AWS::Timestream::Database", 0)
     default_template.resource_count_is("AWS::Timestream::Table", 0)
-    default_template.resource_count_is("AWS::DynamoDB::Table", 2)  # dedup + serving
+    default_template.resource_count_is("AWS::DynamoDB::Table", 3)  # dedup + serving + budgets
     default_template.has_resource_properties("AWS::DynamoDB::Table", {
         "TableName": "clickagg-serving", "BillingMode": "PAY_PER_REQUEST",
         "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY_ARN}})
@@ -323,6 +323,7 @@ def test_flink_job_properties(default_template):
         "leaderboard_size": "1000",
         "dedup_ttl_s": "1800",
         "minibatch_latency_ms": "2000",
+        "budget_emit_interval_ms": "500",
         "ivt_rules": "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat",
         "ivt_burst_threshold": "10",
         "ivt_burst_window_ms": "1000",
@@ -507,7 +508,9 @@ def boto3_calls(repo_root: Path, *packages: str) -> set[str]:
 
 
 # IAM action of an operation, where it is not "<service>:<Operation>".
-IAM_ACTION = {("timestream-query", "Query"): "timestream:Select"}
+IAM_ACTION = {("timestream-query", "Query"): "timestream:Select",
+              # a transaction is authorized per item action (its Puts here)
+              ("dynamodb", "TransactWriteItems"): "dynamodb:PutItem"}
 IAM_PREFIX = {"monitoring": "cloudwatch"}  # CloudWatch signs as "monitoring", IAM says cloudwatch
 
 
@@ -528,10 +531,11 @@ def needed_actions(called: set[str], services: tuple[str, ...]) -> set[str]:
 @pytest.mark.parametrize("template_fixture,role,packages,services", [
     ("timestream_parts", "SinkRole", ("serving/write",), ("timestream-write",)),
     ("custom_template", "SinkRole", ("serving/write",), ("dynamodb",)),
-    ("timestream_parts", "QueryRole", ("query", "serving/read", "serving/*.py"), ("timestream-query",)),
-    ("custom_template", "QueryRole", ("query", "serving/read", "serving/*.py"), ("dynamodb",)),
-    ("default_template", "QueryRole", ("query",), ("cloudwatch",)),
-    ("default_template", "ReconcileApiRole", ("query",), ("glue",)),
+    ("timestream_parts", "QueryRole", ("query/*.py", "serving/read", "serving/*.py"), ("timestream-query",)),
+    ("custom_template", "QueryRole", ("query/*.py", "serving/read", "serving/*.py"), ("dynamodb",)),
+    ("default_template", "QueryRole", ("query/*.py",), ("cloudwatch",)),
+    ("default_template", "ReconcileApiRole", ("query/*.py",), ("glue",)),
+    ("default_template", "BudgetApiRole", ("query/budget", "query/*.py", "serving/*.py"), ("dynamodb",)),
 ])
 def test_roles_cover_every_aws_call_the_code_makes(request, repo_root, template_fixture, role,
                                                    packages, services):
@@ -551,8 +555,10 @@ def test_query_routes_are_iam_authorized_gets(default_template):
     gets = default_template.find_resources("AWS::ApiGateway::Method",
                                            {"Properties": {"HttpMethod": "GET",
                                                            "AuthorizationType": "AWS_IAM"}})
-    assert len(gets) == 6  # + the public GET /v1/c click link (test_infra_stack.py)
     query_fn = logical_id(default_template, "AWS::Lambda::Function", "QueryFunction")
+    # the query Lambda's (the budget Lambda's GETs: test_infra_budget.py)
+    gets = {k: m for k, m in gets.items() if query_fn in json.dumps(m["Properties"]["Integration"]["Uri"])}
+    assert len(gets) == 6  # + the public GET /v1/c click link (test_infra_stack.py)
     for method in gets.values():
         props = method["Properties"]
         assert props["AuthorizationType"] == "AWS_IAM"

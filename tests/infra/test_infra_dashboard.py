@@ -105,8 +105,9 @@ def test_whole_app_is_nag_clean_with_documented_acknowledgements(nag_app):
     expected = {
         ("Cdn", "AwsSolutions-CFR1"), ("Cdn", "AwsSolutions-CFR2"), ("Cdn", "AwsSolutions-CFR4"),
         *(("ViewerRole", "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                         f"<{_logical(stack, api)}>/<{_logical(stack, api.deployment_stage)}>/GET/v1/{collection}/*/metrics]")
-          for collection in ("ads", "campaigns", "advertisers")),
+                         f"<{_logical(stack, api)}>/<{_logical(stack, api.deployment_stage)}>/GET/v1/{collection}/*/{leaf}]")
+          for collection, leaf in (("ads", "metrics"), ("campaigns", "metrics"), ("advertisers", "metrics"),
+                                   ("campaigns", "budget"), ("campaigns", "pacing"))),
     }
     if BUILT:
         [handler] = {p for p, _ in rules if p.startswith("Custom::CDKBucketDeployment")}
@@ -241,8 +242,9 @@ def test_viewer_role_may_only_get_the_dashboard_routes(template):
     [statement] = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
     assert statement["Action"] == "execute-api:Invoke" and statement["Effect"] == "Allow"
     tails = sorted(r["Fn::Join"][1][-1] for r in statement["Resource"])
-    assert tails == ["/GET/v1/ads/*/metrics", "/GET/v1/advertisers/*/metrics", "/GET/v1/campaigns/*/metrics",
-                     "/GET/v1/health", "/GET/v1/quality", "/GET/v1/top"]
+    assert tails == ["/GET/v1/ads/*/metrics", "/GET/v1/advertisers/*/metrics", "/GET/v1/campaigns/*/budget",
+                     "/GET/v1/campaigns/*/metrics", "/GET/v1/campaigns/*/pacing",
+                     "/GET/v1/health", "/GET/v1/quality", "/GET/v1/top"]  # no PUT of a budget
     api_ref = {"Ref": next(k for k in template["Resources"] if template["Resources"][k]["Type"] == "AWS::ApiGateway::RestApi")}
     for r in statement["Resource"]:
         assert api_ref in r["Fn::Join"][1]
@@ -263,7 +265,7 @@ def test_api_cors_allows_exactly_the_page_origin(template):
             "'*'" if path == "/v1/public/clicks" else quoted), path
         assert "ResponseTemplates" not in response  # one origin: no other is ever echoed
     gets = [m for (verb, _), m in methods.items() if verb == "GET"]
-    assert len(gets) == 7  # the six query routes (IAM) + the click link GET /v1/c
+    assert len(gets) == 9  # the six query routes, GET budget and pacing (IAM) + the click link GET /v1/c
     # public on purpose, exactly these: the click link (a plain <a href>) and the click POST of
     # browsers and apps (+ its preflight), the signed token being the proof; and the preflights
     assert public_methods(template) == {("GET", "/v1/c"), ("POST", "/v1/public/clicks"),

@@ -234,7 +234,8 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
     test_infra_dashboard.py)."""
     for template in (default_template, *profile_templates.values()):
         preflights = options_methods(template)
-        assert len(preflights) == 2 + len(QUERY_ROUTES)  # /v1/clicks + the query routes + /v1/reconcile
+        # /v1/clicks + the query routes + /v1/reconcile + the budget Lambda's three resources
+        assert len(preflights) == 2 + len(QUERY_ROUTES) + 3
         for method in preflights.values():
             assert method["AuthorizationType"] == "NONE"
             assert method["Integration"]["Type"] == "MOCK"
@@ -251,14 +252,15 @@ def test_by_default_cors_only_for_the_dashboard(default_template, profile_templa
         assert "ResponseParameters" not in responses["BAD_REQUEST_BODY"]  # configured origins only
         envs = lambda_envs(template)
         for handler in ("ingest.handler.lambda_handler", "query.handler.lambda_handler",
-                        "query.reconcile_handler.lambda_handler"):
+                        "query.reconcile_handler.lambda_handler", "query.budget.handler.lambda_handler"):
             assert envs[handler]["CORS_ALLOWED_ORIGINS"] == dashboard_origin(template), handler
-        assert sum("CORS_ALLOWED_ORIGINS" in env for env in envs.values()) == 3
+        assert sum("CORS_ALLOWED_ORIGINS" in env for env in envs.values()) == 4
 
 
 def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
     preflights = options_methods(custom_template)
-    assert len(preflights) == 2 + len(QUERY_ROUTES)  # /v1/clicks + the query routes + /v1/reconcile
+    # /v1/clicks + the query routes + /v1/reconcile + the budget Lambda's three resources
+    assert len(preflights) == 2 + len(QUERY_ROUTES) + 3
     for method in preflights.values():
         assert method["AuthorizationType"] == "NONE"
         assert method["Integration"]["Type"] == "MOCK"
@@ -274,7 +276,9 @@ def test_cors_for_one_configured_origin_and_the_dashboard(custom_template):
         assert parts[1] == dashboard_origin(custom_template)["Fn::Join"][1][1]
     allowed = sorted(m["Integration"]["IntegrationResponses"][0]["ResponseParameters"][
         "method.response.header.Access-Control-Allow-Methods"] for m in preflights.values())
-    assert allowed == ["'GET'"] * len(QUERY_ROUTES) + ["'POST'", "'POST'"]
+    # + the budget Lambda's: GET,PUT budget, GET pacing, POST /v1/pacing
+    assert allowed == sorted(["'GET'"] * len(QUERY_ROUTES) + ["'POST'", "'POST'"]
+                             + ["'GET,PUT'", "'GET'", "'POST'"])
     responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(
         custom_template, "AWS::ApiGateway::GatewayResponse").values()}
     # two origins: API Gateway's own 4XX/5XX cannot choose one (api_cors.py); the ingest API's
@@ -299,7 +303,7 @@ def two_origins_template(app_factory) -> Template:
 
 def test_cors_for_several_origins_answers_only_listed_ones(two_origins_template):
     preflights = options_methods(two_origins_template)
-    assert len(preflights) == 2 + len(QUERY_ROUTES)
+    assert len(preflights) == 2 + len(QUERY_ROUTES) + 3  # + the budget Lambda's three resources
     for method in preflights.values():
         response = method["Integration"]["IntegrationResponses"][0]
         # the first origin is the static header, the mapping template swaps in a request

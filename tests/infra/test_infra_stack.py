@@ -70,7 +70,8 @@ def public_methods(template: dict) -> set[tuple[str, str]]:
 
 # the configured-origin preflights (infra.constructs.api_cors.ApiCors; by default the dashboard's)
 CORS_ROUTES = ("/v1/clicks", "/v1/top", "/v1/ads/{ad_id}/metrics", "/v1/campaigns/{campaign_id}/metrics",
-               "/v1/advertisers/{advertiser_id}/metrics", "/v1/quality", "/v1/health", "/v1/reconcile")
+               "/v1/advertisers/{advertiser_id}/metrics", "/v1/quality", "/v1/health", "/v1/reconcile",
+               "/v1/campaigns/{campaign_id}/budget", "/v1/campaigns/{campaign_id}/pacing", "/v1/pacing")
 # the public POST's own preflight (common.public_route): `*`, whatever origins are configured
 PUBLIC_PREFLIGHT = {
     "method.response.header.Access-Control-Allow-Headers": "'Content-Type'",
@@ -94,9 +95,9 @@ def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
     # ingest, sink, query and reconcile-API Lambdas, API access logs, Flink application, the two
     # archive Firehoses (clicks, events), refused-items Firehose, billing and reconciliation Glue
-    # jobs' output + error; + the dashboard's file deployment when web/dist is built
-    # (test_infra_dashboard.py)
-    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 13
+    # jobs' output + error, the budget Lambda; + the dashboard's file deployment when web/dist
+    # is built (test_infra_dashboard.py)
+    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 14
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}
@@ -222,9 +223,10 @@ def test_ingest_policy_is_least_privilege(default_template):
 def test_post_clicks_and_events_require_api_key_and_validate_body(default_template):
     posts = default_template.find_resources("AWS::ApiGateway::Method",
                                             {"Properties": {"HttpMethod": "POST"}})
-    # + POST /v1/reconcile (SigV4, test_infra_aggregation.py) and the keyless
-    # POST /v1/public/clicks (test_public_clicks_post_is_keyless_validated_and_on_ingest)
-    assert len(posts) == 4
+    # + POST /v1/reconcile and POST /v1/pacing (SigV4, test_infra_aggregation.py,
+    # test_infra_budget.py) and the keyless POST /v1/public/clicks
+    # (test_public_clicks_post_is_keyless_validated_and_on_ingest)
+    assert len(posts) == 5
     keyed = {name: m["Properties"] for name, m in posts.items() if m["Properties"].get("ApiKeyRequired")}
     assert sorted(keyed) == [n for n in sorted(posts) if "v1clicksPOST" in n or "v1eventsPOST" in n]
     assert len(keyed) == 2
@@ -238,7 +240,8 @@ def test_post_clicks_and_events_require_api_key_and_validate_body(default_templa
              for r in default_template.find_resources("AWS::ApiGateway::Resource").values()}
     assert paths == {"v1", "clicks", "events", "c", "public", "top", "ads", "{ad_id}", "campaigns", "{campaign_id}",
                      "advertisers", "{advertiser_id}", "metrics", "quality",
-                     "health", "reconcile"}  # + events, click links, public clicks, query, operations
+                     "health", "reconcile", "budget", "pacing"}
+    # + events, click links, public clicks, query, operations, the budget lane
     default_template.has_resource_properties("AWS::ApiGateway::RequestValidator", {
         "ValidateRequestBody": True, "ValidateRequestParameters": True})
 

@@ -37,7 +37,9 @@ def test_every_operation_is_covered():
                    ("OPTIONS", "/v1/public/clicks"),
                    ("GET", "/v1/c"), ("GET", "/v1/top"), ("GET", "/v1/ads/{ad_id}/metrics"),
                    ("GET", "/v1/campaigns/{campaign_id}/metrics"), ("GET", "/v1/advertisers/{advertiser_id}/metrics"),
-                   ("GET", "/v1/quality"), ("POST", "/v1/reconcile"), ("GET", "/v1/health")}
+                   ("GET", "/v1/quality"), ("POST", "/v1/reconcile"), ("GET", "/v1/health"),
+                   ("PUT", "/v1/campaigns/{campaign_id}/budget"), ("GET", "/v1/campaigns/{campaign_id}/budget"),
+                   ("GET", "/v1/campaigns/{campaign_id}/pacing"), ("POST", "/v1/pacing")}
 
 
 def test_the_handlers_serve_exactly_the_documented_operations():
@@ -46,9 +48,10 @@ def test_the_handlers_serve_exactly_the_documented_operations():
     from ingest import handler as ingest
     from query import handler as query
     from query import reconcile_handler as reconcile
+    from query.budget import handler as budget
 
     served = {(route.method, route.path.replace("<", "{").replace(">", "}"))
-              for module in (ingest, query, reconcile)
+              for module in (ingest, query, reconcile, budget)
               for route in module.app._static_routes + module.app._dynamic_routes}
     documented = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
     assert served == documented

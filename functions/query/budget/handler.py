@@ -23,7 +23,7 @@ from common.config import BudgetSettings
 from common.observability import handler_metrics
 from common.responses import api_resolver, error_response, json_response, no_route
 from common.runtime import per_container
-from query.budget_store import BudgetConflict, BudgetStore
+from query.budget.store import BudgetConflict, BudgetStore
 from query.budgets import budget_json, decision_json, parse_batch_body, parse_budget_body
 from query.pacing import STALE, PacingPolicy, decide
 from query.windows import QueryError, parse_id
