@@ -191,3 +191,47 @@ def history_totals(hours, today_start_ms: int, from_ms: int, to_ms: int, *, ad: 
         for c, v in h.counters().items():
             s[c] = s.get(c, 0) + v
     return totals_json(s)
+
+
+# ---- issue 20: the campaign budget panel (docs/budget.md), from the test's own clicks and budgets
+
+def price_micros(cost: str) -> int:
+    """A click's `cost` (currency units, up to 6 decimals) in micros, exactly."""
+    whole, _, frac = cost.partition(".")
+    return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+
+
+def fraction_text(f: float) -> str:
+    """The page's serve fraction: a percentage, 2 decimals unless whole ("100 %", "52.08 %")."""
+    hundredths = round(f * 10_000)
+    return f"{hundredths // 100} %" if hundredths % 100 == 0 else f"{hundredths / 100:.2f} %"
+
+
+STALE_AFTER_MS, EMIT_INTERVAL_MS, CACHE_TTL_MS = 10_000, 500, 1_000  # BudgetSettings' defaults (the local stack's)
+
+
+def budget_panel(bc, clicks: list[dict], day_start_ms: int) -> dict:
+    """What the panel must show for a budgeted campaign with a fresh figure: today's spend (its valid
+    clicks' prices), what remains of the budget in force (the last PUT: its revision is the number
+    of PUTs), and the decision where the time of day cannot change it: `stop` / `exhausted` once
+    nothing remains; `serve` / `asap` for an asap campaign whose remainder exceeds any margin its
+    spend could make (docs/budget.md: margin = velocity x (age + emit interval + cache); velocity is
+    at most today's spend over 60 s, since every rate window spans at least a minute). None for an
+    even campaign with money left: its decision depends on the time of day."""
+    spent = sum(price_micros(c["cost"]) for c in clicks
+                if c["campaign_id"] == bc.campaign_id and day_start_ms <= c["event_time"] < day_start_ms + DAY_MS)
+    budget = bc.budget
+    daily, lifetime = budget["daily_budget_micros"], budget.get("lifetime_budget_micros")
+    remaining = daily - spent
+    if lifetime is not None:  # the campaign spent only today
+        remaining = min(remaining, lifetime - spent)
+    pacing = budget.get("pacing", "even")
+    worst_margin = -(-spent * (STALE_AFTER_MS + EMIT_INTERVAL_MS + CACHE_TTL_MS) // 60_000)
+    if remaining <= 0:
+        decision = ("stop", 0, "exhausted")
+    elif pacing == "asap" and remaining > worst_margin:
+        decision = ("serve", 1, "asap")
+    else:
+        decision = None
+    return {"spent": spent, "remaining": max(remaining, 0), "daily": daily, "lifetime": lifetime,
+            "pacing": pacing, "revision": len(bc.puts), "decision": decision}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
 from aggregate.changes import ADVERTISER, AGG, CAMPAIGN, TOP, Change
 from local.oracle import RES_MS, realtime_truth
@@ -185,3 +186,67 @@ class ServingSeeder:
 
     def _advertiser_of(self, campaign: str) -> str:
         return next(adv for cmp, adv in self.ids.values() if cmp == campaign)
+
+
+# Issue 20, the campaign view's budget panel: campaigns with a budget (set by the test through
+# PUT /v1/campaigns/{id}/budget on the local API) and today's clicks, whose spend rows and pulse
+# are written as the sink writes the Flink job's `spend` and `pulse` rows (docs/budget.md).
+@dataclass(frozen=True)
+class BudgetCampaign:
+    campaign_id: str
+    ad_id: str
+    advertiser_id: str
+    puts: tuple  # the PUT bodies, in order: the last is in force, its revision = len(puts)
+    prices: tuple  # one click per price (ingest's `cost`: currency units, up to 6 decimals)
+
+    @property
+    def budget(self) -> dict:
+        return self.puts[-1]
+
+
+BUDGET_CAMPAIGNS = (
+    # asap, spend far below the daily budget: served (its lifetime budget caps nothing today)
+    BudgetCampaign("cmp-b1", "ad-b01", "adv-b",
+                   ({"daily_budget_micros": 20_000_000, "pacing": "even"},
+                    {"daily_budget_micros": 25_000_000, "lifetime_budget_micros": 500_000_000, "pacing": "asap"}),
+                   ("0.250000", "1.337500", "0.125001", "2.500000", "0.999999", "0.400000", "3.000000",
+                    "0.050000", "1.234567", "0.750000", "0.333333", "2.000000")),
+    # even pacing, today's spend past the daily budget: stopped, nothing remains
+    BudgetCampaign("cmp-b2", "ad-b02", "adv-b", ({"daily_budget_micros": 2_000_000},),
+                   ("0.800000", "0.900000", "0.700001")),
+)
+NO_BUDGET_CAMPAIGN = "cmp-000"  # one of the load's campaigns: never given a budget
+
+
+def budget_clicks(bc: BudgetCampaign, now_ms: int) -> list[dict]:
+    """One valid click per price (distinct users, no shared ip or agent: no IVT rule applies),
+    spread over the last 3 minutes before `now_ms` and never before today's start (UTC)."""
+    day_start = now_ms - now_ms % DAY_MS
+    first = max(day_start, now_ms - 3 * MINUTE_MS)
+    last = max(first, now_ms - 5_000)
+    n = len(bc.prices)
+    return [{"click_id": f"{bc.campaign_id}-{i}", "ad_id": bc.ad_id, "campaign_id": bc.campaign_id,
+             "advertiser_id": bc.advertiser_id, "user_id": f"u-{bc.campaign_id}-{i}",
+             "event_time": first + (last - first) * i // max(n - 1, 1), "cost": price}
+            for i, price in enumerate(bc.prices)]
+
+
+def spend_changes(campaign_id: str, clicks: list[dict]) -> list[Change]:
+    """The Flink job's `spend` rows of these (valid) clicks: the campaign's billable cost and clicks
+    per UTC day ('1d') and per minute ('1m'), version 1 (written once)."""
+    sums: dict = defaultdict(lambda: [0, 0])
+    for c in clicks:
+        micros = int(Decimal(c["cost"]) * 1_000_000)
+        for res, span in (("1d", DAY_MS), ("1m", MINUTE_MS)):
+            s = sums[(res, c["event_time"] - c["event_time"] % span)]
+            s[0] += 1
+            s[1] += micros
+    return [Change("spend", True, {"kind": "spend", "resolution": res, "bucket_start": bucket,
+                                   "entity_id": campaign_id, "campaign_id": campaign_id,
+                                   "billable_clicks": n, "billable_cost_micros": micros, "version": 1})
+            for (res, bucket), (n, micros) in sorted(sums.items())]
+
+
+def pulse_change(at_ms: int) -> Change:
+    """The job's pulse row: its processing time, the age of everything the budget lane has seen."""
+    return Change("pulse", True, {"kind": "pulse", "entity_id": "pulse", "bucket_start": at_ms, "version": at_ms})

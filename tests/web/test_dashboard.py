@@ -14,7 +14,12 @@ give (tests/web/expected.py), each row's CTR and conversions equal the seeded ro
 the page names, answers without an error bound render without "±null", the ad view's impressions,
 conversions and CTR and the campaign view's totals (from a row, the picker, an ad's view) equal
 the seeded traffic; the URL holds the campaign, Back and Forward work.
-Screenshots: artifacts/dashboard.png (+ -api-down.png, -campaign.png).
+Issue 20, the campaign view's budget panel: budgets set through PUT /v1/campaigns/{id}/budget on the
+local API, today's clicks seeded and their spend rows and the pulse written as the sink writes them
+(tests/web/seed.py); the panel's spent, remaining, budget and decision equal what the test works out
+from its own clicks and budgets (tests/web/expected.py budget_panel), and it shows the no-budget
+state and the stale state (before any pulse, and once the pulse stops for longer than the bound).
+Screenshots: artifacts/dashboard.png (+ -api-down.png, -campaign.png, -budget.png).
 
 Needs /usr/bin/chromium (Debian package `chromium`; installed here if missing and possible),
 Node 20 and web/node_modules (`npm ci` in web/, run here if missing). Skips only when Chromium is
@@ -36,7 +41,8 @@ import pytest
 import requests
 
 from tests.web import expected as X
-from tests.web.seed import DAY_MS, HISTORY
+from tests.web.seed import (BUDGET_CAMPAIGNS, DAY_MS, HISTORY, NO_BUDGET_CAMPAIGN, budget_clicks, pulse_change,
+                            spend_changes)
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
@@ -195,9 +201,44 @@ def _page_vs_api(event: dict, api: dict) -> tuple[list, list]:
     return page, want
 
 
+class PulseWriter:
+    """The Flink job's pulse while the test wants the budget lane fresh: a pulse row at the current
+    time every 0.5 s, written by the sink's writer (the local stack here runs no job and no sink)."""
+
+    def __init__(self, table: str):
+        from serving.write.dynamodb import DynamoDBServingStore
+
+        self.store = DynamoDBServingStore(boto3.client("dynamodb"), table)
+        self.halt = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.last_ms: int | None = None
+
+    def beat(self) -> None:
+        now = int(time.time() * 1000)
+        self.store.apply(pulse_change(now))
+        self.last_ms = now
+
+    def start(self) -> None:
+        self.beat()  # at once: the page's next refresh sees a fresh figure
+        self.halt.clear()
+        self.thread = threading.Thread(target=self._run, name="pulse", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.halt.wait(0.5):
+            self.beat()
+
+    def stop(self) -> None:
+        self.halt.set()
+        if self.thread:
+            self.thread.join(timeout=10)
+        self.thread = None
+
+
 class Driver:
     """Runs web/test/e2e.mjs and hands each JSON line to `on_event` as it arrives (so the API is
-    read for the same data the page saw); after an 'advance' event it tells the script to go on."""
+    read for the same data the page saw); after an 'advance' event, or one marked `wait`, it tells
+    the script to go on."""
 
     def __init__(self, url: str, on_event):
         self.events: list[dict] = []
@@ -220,7 +261,7 @@ class Driver:
                 event = json.loads(line)
                 self.events.append(event)
                 self.on_event(event)
-                if event["event"] == "advance":
+                if event["event"] == "advance" or event.get("wait"):
                     self.proc.stdin.write("advanced\n")
                     self.proc.stdin.flush()
                 if event["event"] == "result":
@@ -246,6 +287,9 @@ def test_dashboard_in_chromium(dashboard_stack):
     drift_checked: list[dict] = []
     rows_checked: list[dict] = []  # issue 19's lists: page, API, seeded leaderboards, seeded rows
     details_checked: list[dict] = []
+    budget_checked: list[dict] = []  # issue 20: the budget panel, each with when pytest saw it
+    budget_seeded: dict = {}  # campaign -> (BudgetCampaign, its clicks), set by the budget-seed event
+    pulse = PulseWriter(stack.names.serving_table)
 
     def on_event(event: dict) -> None:
         if event["event"] == "advance":  # newer clicks on the page's top ad, freshness moves on
@@ -281,6 +325,31 @@ def test_dashboard_in_chromium(dashboard_stack):
             check_rows(event)
         elif event["event"] == "detail":
             check_detail(event)
+        elif event["event"] == "budget-seed":
+            seed_budgets()
+        elif event["event"] == "pulse-start":
+            pulse.start()
+        elif event["event"] == "pulse-stop":
+            pulse.stop()
+            budget_seeded["pulse_stopped_ms"] = pulse.last_ms
+        elif event["event"] == "budget":
+            budget_checked.append({**event, "seen_ms": int(time.time() * 1000)})
+
+    def seed_budgets() -> None:
+        """Budgets through the local API's PUT (the last body of each is in force: revision = number
+        of PUTs), today's clicks as serving rows (the campaign's series), their spend rows as the
+        sink writes the job's (no pulse yet)."""
+        now = int(time.time() * 1000)
+        budget_seeded["day"], budget_seeded["seeded_ms"] = now - now % DAY_MS, now
+        for bc in BUDGET_CAMPAIGNS:
+            for body in bc.puts:
+                r = requests.put(f"{url}/v1/campaigns/{bc.campaign_id}/budget", json=body, timeout=10)
+                assert r.status_code == 200, (bc.campaign_id, r.status_code, r.text)
+            clicks = budget_clicks(bc, now)
+            seeder.add(clicks)
+            errors = [e for e in seeder.store.apply_many(spend_changes(bc.campaign_id, clicks)) if e is not None]
+            assert not errors, errors
+            budget_seeded[bc.campaign_id] = (bc, clicks)
 
     def check_rows(event: dict) -> None:
         """A list's rows vs the API, vs the seeded leaderboards, and each row's CTR and
@@ -320,7 +389,10 @@ def test_dashboard_in_chromium(dashboard_stack):
 
     started = time.monotonic()
     driver = Driver(url, on_event)
-    result = driver.run()
+    try:
+        result = driver.run()
+    finally:
+        pulse.stop()
     elapsed = time.monotonic() - started
     print(f"\nbrowser test: {elapsed:.1f}s, screenshot {result.get('screenshot')}")
     for name, c in result["checks"].items():
@@ -340,7 +412,10 @@ def test_dashboard_in_chromium(dashboard_stack):
                        "top 7d: CTR and conversions on every row", "top 30d: CTR and conversions on every row",
                        "url has window=30d", "rank by ctr over 7d", "rank by conversions over 7d",
                        "campaign view in the url", "Back closes the campaign view", "Forward reopens it",
-                       "campaign picker", "7d ad view at 1h", "Back from the campaign returns to the ad"}
+                       "campaign picker", "7d ad view at 1h", "Back from the campaign returns to the ad",
+                       "budget: no budget set", "budget: stale before any pulse", "budget: decision with a fresh figure",
+                       "budget: exhausted", "budget: stale when the pulse stops",
+                       "budget: a failed refresh keeps the last answer", "budget: n/a on an API without the routes"}
     assert expected_checks <= set(result["checks"]), expected_checks - set(result["checks"])
 
     labels = [c[0] for c in compared]
@@ -424,3 +499,78 @@ def test_dashboard_in_chromium(dashboard_stack):
     assert details_checked[1]["want"]["impressions"] > 0 and details_checked[1]["want"]["conversions"] > 0
     assert details_checked[2]["want"]["clicks"] == 1200  # ad-h01 over 7d: 3 days ago only
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 10_000
+
+    check_budget_panels(budget_checked, budget_seeded, seeder)
+
+
+def _money(micros: int) -> str:
+    """The page's text for an amount in micros (no currency code locally: config.json is absent)."""
+    return X.money_text(X.money(micros))
+
+
+def check_budget_panels(panels: list[dict], seeded: dict, seeder) -> None:
+    """Issue 20: the budget panel against the test's own budgets and clicks (expected.budget_panel)."""
+    assert [p["label"] for p in panels] == ["no budget", "stale, no pulse yet", "cmp-b1", "cmp-b2",
+                                            "stale, pulse stopped"], [p["label"] for p in panels]
+    by = {p["label"]: p for p in panels}
+    day = seeded["day"]
+    day_iso = datetime.fromtimestamp(day / 1000, timezone.utc).date().isoformat()
+    want = {cid: X.budget_panel(bc, clicks, day) for cid, (bc, clicks) in
+            ((k, v) for k, v in seeded.items() if k.startswith("cmp-"))}
+    for cid, w in want.items():  # the seeded serving rows count every click billable (no IVT rule applies)
+        assert X.series_totals(seeder, "1d", day, day + DAY_MS, campaign=cid)["billable_cost"] == X.money(w["spent"]), cid
+
+    def money_figures(panel: dict, w: dict) -> dict:
+        f = panel["figures"]
+        got = {k: (f[k]["value"], f[k]["text"]) for k in ("spent_today", "remaining", "daily_budget", "lifetime")}
+        exp = {"spent_today": (str(w["spent"]), _money(w["spent"])),
+               "remaining": (str(w["remaining"]), _money(w["remaining"])),
+               "daily_budget": (str(w["daily"]), _money(w["daily"])),
+               "lifetime": ("", "—") if w["lifetime"] is None else
+               (str(w["spent"]), f"{_money(w['spent'])} of {_money(w['lifetime'])}")}
+        return {k: (got[k], exp[k]) for k in exp if got[k] != exp[k]}
+
+    none = by["no budget"]
+    assert (none["campaign"], none["state"], none["decision"], none["decision_text"], none["fraction"]) == (
+        NO_BUDGET_CAMPAIGN, "none", "stop", "STOP", "0"), none
+    assert none["alert"] == "no budget set: ad servers are told to stop" and none["figures"] == {}, none
+    assert none["fraction_text"] == "serve 0 % of requests" and none["chart"]["budget_micros"] == "", none
+
+    for label in ("stale, no pulse yet", "cmp-b1", "cmp-b2", "stale, pulse stopped"):
+        panel = by[label]
+        assert panel["day"] == day_iso, f"{label}: the panel's day {panel['day']} is not the seeded {day_iso} (midnight UTC passed?)"
+        w = want[panel["campaign"]]
+        assert not money_figures(panel, w), (label, money_figures(panel, w))
+        assert f"revision {w['revision']}" in panel["meta"] and f"pacing {w['pacing']}" in panel["meta"], (label, panel["meta"])
+        assert panel["chart"]["canvas"] and not panel["chart"]["hidden"], (label, panel["chart"])
+        # the chart's cumulative spend (the campaign's series at 5m over the day) ends at today's spend
+        assert (panel["chart"]["spent_micros"], panel["chart"]["budget_micros"], panel["chart"]["day"]) == (
+            str(w["spent"]), str(w["daily"]), str(day)), (label, panel["chart"])
+
+    for label, campaign in (("stale, no pulse yet", "cmp-b1"), ("stale, pulse stopped", "cmp-b2")):
+        panel = by[label]
+        assert (panel["campaign"], panel["state"], panel["decision"], panel["reason"], panel["fraction"]) == (
+            campaign, "stale", "stop", "stale", "0"), panel
+        assert panel["alert"] == "STALE: ad servers told to stop" and panel["decision_text"] == "STOP", panel
+    never = by["stale, no pulse yet"]["figures"]["figure_age"]
+    assert never["value"] == "" and never["text"] == "no figure yet", never
+    aged, stopped = by["stale, pulse stopped"], seeded["pulse_stopped_ms"]
+    age = int(aged["figures"]["figure_age"]["value"])
+    assert X.STALE_AFTER_MS < age <= aged["seen_ms"] - stopped, (age, aged["seen_ms"] - stopped)
+
+    for label in ("cmp-b1", "cmp-b2"):  # a fresh figure: the decision worked out from the spend and the budget
+        panel, w = by[label], want[label]
+        decision, fraction, reason = w["decision"]
+        assert (panel["campaign"], panel["state"], panel["decision"], panel["fraction"], panel["reason"]) == (
+            label, "ok", decision, str(fraction), reason), (panel, w)
+        assert panel["decision_text"] == decision.upper() and panel["alert"] is None, panel
+        assert panel["fraction_text"] == f"serve {X.fraction_text(fraction)} of requests", panel["fraction_text"]
+        assert 0 <= int(panel["figures"]["figure_age"]["value"]) <= X.STALE_AFTER_MS, panel["figures"]["figure_age"]
+    assert by["cmp-b1"]["reason_text"] == "pacing asap: serving until the budget is spent", by["cmp-b1"]["reason_text"]
+    assert by["cmp-b2"]["reason_text"] == "today's budget is spent", by["cmp-b2"]["reason_text"]
+    # even pacing's plan by now: the daily budget x the elapsed share of the day, at some time
+    # between the seeding and the moment pytest read the panel
+    b2, daily = by["cmp-b2"], want["cmp-b2"]["daily"]
+    planned = int(b2["figures"]["planned"]["value"])
+    assert daily * (seeded["seeded_ms"] - day) // DAY_MS <= planned <= daily * (b2["seen_ms"] - day) // DAY_MS, planned
+    assert by["cmp-b1"]["figures"]["planned"]["value"] == "", by["cmp-b1"]["figures"]["planned"]  # asap: no plan

@@ -79,3 +79,30 @@ def test_history_hour_counters():
                             "conversions": 2, "conversion_value_micros": 5_000_000}
     t = X.history_totals([h], today, today - 7 * X.DAY_MS, today, campaign="cmp-x")
     assert (t["clicks"], t["ctr"], t["cpa"], t["roas"]) == (10, 0.04, "1.000000", 2.5)
+
+
+def test_budget_panel_expectations_by_hand():
+    from tests.web.seed import BUDGET_CAMPAIGNS, budget_clicks, spend_changes
+
+    b1, b2 = BUDGET_CAMPAIGNS
+    now = _ms("2026-12-06T10:00:30")
+    clicks = budget_clicks(b1, now) + budget_clicks(b2, now)
+    assert X.price_micros("0.125001") == 125_001 and X.price_micros("3") == 3_000_000 and X.price_micros("0.5") == 500_000
+    assert X.fraction_text(1) == "100 %" and X.fraction_text(0) == "0 %" and X.fraction_text(0.5208) == "52.08 %"
+    # cmp-b1: 12 prices summing to 12.980400; 25.00 daily (its second PUT), lifetime 500.00 spent only today
+    assert X.budget_panel(b1, clicks, _ms("2026-12-06T00:00:00")) == {
+        "spent": 12_980_400, "remaining": 12_019_600, "daily": 25_000_000, "lifetime": 500_000_000, "pacing": "asap",
+        "revision": 2, "decision": ("serve", 1, "asap")}  # worst margin 12,980,400 x 11.5 s / 60 s = 2,487,910
+    assert X.budget_panel(b2, clicks, _ms("2026-12-06T00:00:00")) == {
+        "spent": 2_400_001, "remaining": 0, "daily": 2_000_000, "lifetime": None, "pacing": "even", "revision": 1,
+        "decision": ("stop", 0, "exhausted")}
+    assert X.budget_panel(b1, clicks, _ms("2026-12-07T00:00:00"))["spent"] == 0  # another day's spend
+    # the clicks lie in the last 3 minutes, today; just after midnight they start at midnight
+    assert all(now - 3 * 60_000 <= c["event_time"] <= now - 5_000 for c in clicks)
+    early = budget_clicks(b2, _ms("2026-12-06T00:01:00"))
+    assert min(c["event_time"] for c in early) == _ms("2026-12-06T00:00:00")
+    # the spend rows: one day row, one row per minute, the same total
+    rows = [c.row for c in spend_changes("cmp-b2", budget_clicks(b2, now))]
+    assert [r["resolution"] for r in rows].count("1d") == 1
+    assert sum(r["billable_cost_micros"] for r in rows if r["resolution"] == "1m") == 2_400_001
+    assert all(r["kind"] == "spend" and r["entity_id"] == "cmp-b2" for r in rows)

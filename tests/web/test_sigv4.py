@@ -23,6 +23,8 @@ REQUESTS = [
     {"kind": "series", "ad": "ad/slash%pct", "resolution": "1h", "last": "24h"},
     {"kind": "get", "path": "/v1/top", "params": {"from": "2026-01-01T10:00:00+01:00", "to": "1767261600000", "campaign_id": "c&d=e"}},
     {"kind": "get", "path": "/v1/health"},
+    {"kind": "budget", "campaign": "cmp-001"},  # the campaign view's budget panel (the budget Lambda's routes)
+    {"kind": "pacing", "campaign": "cmp/ä b"},
 ]
 
 

@@ -4,6 +4,8 @@
 //   cognito - {"apiBaseUrl", "region", "auth": {...}}: the user signs in (Cognito managed login),
 //            the identity pool hands out temporary AWS credentials for the authenticated role
 //            (execute-api:Invoke on the GET routes only) and every request is SigV4-signed.
+//            An optional `currency` (ISO 4217 code; not written by infra yet) is shown beside the
+//            budget panel's money.
 import { canonicalQuery, signGet } from "./sigv4.js";
 
 export class ApiError extends Error {
@@ -79,6 +81,9 @@ export function createClient({ apiBaseUrl = "", timeoutMs = 8000, signer = null,
     series: (ad, { resolution, last, from, to }) => get(`/v1/ads/${encodeURIComponent(ad)}/metrics`, { resolution, last, from, to }),
     campaignSeries: (campaign, { resolution, last, from, to }) =>
       get(`/v1/campaigns/${encodeURIComponent(campaign)}/metrics`, { resolution, last, from, to }),
+    // the budget Lambda's read routes (docs/budget.md): a campaign's budget (404: none set) and its pacing decision
+    budget: (campaign) => get(`/v1/campaigns/${encodeURIComponent(campaign)}/budget`),
+    pacing: (campaign) => get(`/v1/campaigns/${encodeURIComponent(campaign)}/pacing`),
     health: () => get("/v1/health"),
     quality: () => get("/v1/quality"),
   };

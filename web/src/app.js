@@ -3,7 +3,10 @@
 // (GET /v1/ads/{ad_id}/metrics, GET /v1/campaigns/{campaign_id}/metrics) as totals and two charts,
 // freshness (GET /v1/health) and reconciliation drift (GET /v1/quality: its `reconciliation`,
 // "n/a" before the first one or on an older API without the route) and the IVT rate (the same
-// answer's `ivt`). The URL holds the view (state.js).
+// answer's `ivt`). A campaign's view also has its budget panel: the budget (GET
+// /v1/campaigns/{campaign_id}/budget, 404 when none), the pacing decision (GET .../pacing) and today's
+// cumulative spend against the budget and the even plan (its series at 5m over the UTC day). The URL
+// holds the view (state.js).
 // Every refresh updates the existing DOM nodes in place: rows are keyed by ad id and moved, not
 // rebuilt; the charts get new data, not a new canvas.
 import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, detailOf, fits, floorTo, isId, minutesOf, normalize,
@@ -11,7 +14,8 @@ import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, detailOf, fits,
 import { fmtClock, fmtDrift, fmtExactness, fmtInt, fmtIvt, fmtLag, fmtMinVolume, fmtMoney, fmtPct, fmtRoas, fmtTopValue,
   isRatio, lagState, metricNumber } from "./format.js";
 import { ApiError, clientFor, isMissingRoute, loadConfig } from "./api.js";
-import { SeriesChart } from "./chart.js";
+import { DAY_MS, SPEND_RES, budgetView, currencyOf, dayStartOf, isNoBudget, spendColumns } from "./budget.js";
+import { BudgetChart, SeriesChart } from "./chart.js";
 
 const QUALITY_EVERY_MS = 60_000;
 const ROW_METRICS_MAX = 20; // rows whose CTR and conversions are read (k goes up to 100)
@@ -27,7 +31,8 @@ const el = (tag, cls, text) => {
 
 let state = parseState(location.search);
 let api = null;
-const charts = { activity: null, reach: null };
+let currency = null; // the deployment's currency code, when config.json names it (budget.js currencyOf)
+const charts = { activity: null, reach: null, budget: null };
 const rows = new Map(); // ad_id -> <li>, reused across refreshes
 const rowSeries = new Map(); // ad_id -> {key, at, body}: the last series answer for its row
 const view = {
@@ -35,6 +40,7 @@ const view = {
   series: null, seriesKey: null, seriesError: null,
   freshness: null, lastOkAt: null, drift: null, ivt: null,
   qualityAt: 0, timer: null, inflight: false, again: false, refreshes: 0,
+  budget: null, // the shown campaign's budget answers: {campaign, budget, budgetError, pacing, pacingError, spend, ...}
 };
 
 const topKey = (s) => `${s.window}|${s.metric}|${s.k}`;
@@ -103,6 +109,7 @@ function syncControls() {
   const panel = $("detail-panel");
   panel.hidden = !detail;
   panel.dataset.kind = detail ? detail.kind : "";
+  $("budget").hidden = !detail || detail.kind !== "campaign";
   for (const [ad, li] of rows) {
     li.firstChild.setAttribute("aria-pressed", String(ad === state.ad));
     const link = li.querySelector(".cmp-link");
@@ -126,6 +133,7 @@ function setState(patch) {
   syncControls();
   renderTopState();
   renderDetailState();
+  renderBudget();
   refreshNow();
 }
 
@@ -134,6 +142,7 @@ window.addEventListener("popstate", () => {
   syncControls();
   renderTopState();
   renderDetailState();
+  renderBudget();
   refreshNow();
 });
 
@@ -467,6 +476,112 @@ function renderDetailState() {
   box.hidden = !st;
 }
 
+// ---------------------------------------------------------------- a campaign's budget and pacing
+
+/** The budget panel's three reads for one campaign: its budget, its pacing decision and today's
+ * spend series (UTC day, 5m buckets, up to the current one). */
+async function fetchBudget(campaign) {
+  const now = Date.now(), day = dayStartOf(now);
+  const [budget, pacing, spend] = await Promise.all([
+    settle(api.budget(campaign)),
+    settle(api.pacing(campaign)),
+    settle(api.campaignSeries(campaign, { resolution: SPEND_RES, from: day, to: Math.max(now, day + 1) })),
+  ]);
+  return { campaign, day, now, budget, pacing, spend };
+}
+
+/** Fold one refresh's answers into view.budget: a part that failed keeps its last value for the
+ * same campaign (shown dimmed, `failed`); a 404 "no budget set" is an answer, not a failure. */
+function takeBudget(r) {
+  const prev = view.budget && view.budget.campaign === r.campaign ? view.budget : null;
+  const next = { campaign: r.campaign, errors: [] };
+  if (r.pacing.body) {
+    Object.assign(next, { pacing: r.pacing.body, pacingError: null });
+  } else {
+    const keep = prev && prev.pacing && !isMissingRoute(r.pacing.error);
+    Object.assign(next, { pacing: keep ? prev.pacing : null, pacingError: r.pacing.error });
+    if (keep) next.errors.push(r.pacing.error);
+  }
+  if (r.budget.body || isNoBudget(r.budget.error)) {
+    Object.assign(next, { budget: r.budget.body || null, budgetError: r.budget.error || null });
+  } else {
+    Object.assign(next, { budget: prev ? prev.budget : null, budgetError: r.budget.error });
+  }
+  if (r.spend.body) {
+    Object.assign(next, { spend: r.spend.body, spendDay: r.day, spendNow: r.now });
+  } else {
+    Object.assign(next, { spend: prev ? prev.spend : null, spendDay: prev && prev.spendDay, spendNow: prev && prev.spendNow });
+    if (next.spend) next.errors.push(r.spend.error);
+  }
+  view.budget = next;
+}
+
+function renderBudget() {
+  const detail = detailOf(state);
+  if (!detail || detail.kind !== "campaign") return;
+  const panel = $("budget");
+  const b = view.budget && view.budget.campaign === detail.id ? view.budget : null;
+  const v = budgetView({ budget: b && b.budget, budgetError: b && b.budgetError, pacing: b && b.pacing,
+    pacingError: b && b.pacingError, failed: Boolean(b && b.errors.length), currency });
+  const p = b && b.pacing;
+  Object.assign(panel.dataset, {
+    state: v.state, campaign: detail.id, fetch: v.failed ? "failed" : "ok", decision: v.decision || "",
+    fraction: v.fraction == null ? "" : String(v.fraction), reason: v.reason || "", day: p ? p.day : "",
+  });
+  $("budget-day").textContent = p ? `${p.day} (UTC)` : b && b.spendDay != null ? `${new Date(b.spendDay).toISOString().slice(0, 10)} (UTC)` : "";
+  const decision = $("budget-decision");
+  decision.textContent = v.decision ? v.decision.toUpperCase() : "";
+  decision.hidden = !v.decision;
+  decision.dataset.state = v.decisionState;
+  decision.dataset.decision = v.decision || "";
+  decision.title = "what ad servers are told for this campaign (GET /v1/campaigns/{campaign_id}/pacing)";
+  $("budget-fraction").textContent = v.fractionText;
+  $("budget-reason").textContent = v.reasonText;
+  const alert = $("budget-alert");
+  let alertText = v.alert, why = v.alertDetail;
+  if (v.state === "loading") alertText = `Loading the budget of campaign ${detail.id}…`;
+  if (v.state === "error") {
+    alertText = `Could not load the pacing decision: ${describeError(v.error)}.`;
+    why = `Retrying every ${state.refresh} s.`;
+  }
+  alert.hidden = !alertText;
+  alert.textContent = alertText || "";
+  if (why) alert.append(el("span", "why", why));
+  const dl = $("budget-figures");
+  dl.replaceChildren();
+  for (const f of v.figures) {
+    const div = el("div", "total");
+    div.append(el("dt", null, f.label), el("dd", null, f.text));
+    div.dataset.key = f.key;
+    div.dataset.value = f.value == null ? "" : String(f.value);
+    if (f.title) div.title = f.title;
+    dl.append(div);
+  }
+  dl.hidden = !v.figures.length;
+  const failed = b ? b.errors.filter(Boolean) : [];
+  $("budget-meta").textContent = v.meta + (failed.length ? ` · last refresh failed: ${describeError(failed[0])}` : "");
+  renderSpendChart(b, v.state === "none" ? null : p ? p.daily_budget_micros : b && b.budget ? b.budget.daily_budget_micros : null);
+}
+
+function renderSpendChart(b, dailyMicros) {
+  const box = $("chart-budget");
+  if (!b || !b.spend) {
+    if (charts.budget) charts.budget.destroy();
+    charts.budget = null;
+    box.hidden = true;
+    for (const k of ["points", "spentMicros", "budgetMicros", "day"]) delete box.dataset[k];
+    return;
+  }
+  box.hidden = false;
+  const { columns, spentMicros } = spendColumns(b.spend.points, b.spendDay, b.spendNow, dailyMicros);
+  if (!charts.budget) charts.budget = new BudgetChart(box);
+  charts.budget.update(columns, [b.spendDay / 1000, (b.spendDay + DAY_MS) / 1000], currency);
+  Object.assign(box.dataset, {
+    points: String(b.spend.points.length), spentMicros: String(spentMicros),
+    budgetMicros: dailyMicros == null ? "" : String(dailyMicros), day: String(b.spendDay),
+  });
+}
+
 // ---------------------------------------------------------------- badges
 
 function renderFreshness(f, error) {
@@ -568,11 +683,13 @@ async function refreshOnce() {
   const wantQuality = Date.now() - view.qualityAt >= QUALITY_EVERY_MS;
   const topAndRows = settle(api.top({ window: s.window, k: s.k, metric: s.metric }))
     .then(async (r) => (r.body ? { ...r, metrics: await fetchRowMetrics(s.window, r.body) } : r));
-  const [top, health, series, quality] = await Promise.all([
+  const budgetFor = detail && detail.kind === "campaign" ? detail.id : null;
+  const [top, health, series, quality, budget] = await Promise.all([
     topAndRows,
     settle(api.health()),
     detail ? settle(DETAIL[detail.kind].fetch(detail.id, { resolution: s.res, last: seriesLast(s.window, s.res) })) : null,
     wantQuality ? settle(api.quality()) : null,
+    budgetFor ? fetchBudget(budgetFor) : null,
   ]);
   const errors = [];
   if (tk === topKey(state)) { // else the user moved on while this was in flight
@@ -601,6 +718,7 @@ async function refreshOnce() {
       errors.push(series.error);
     }
   }
+  if (budget && !state.ad && state.campaign === budgetFor) takeBudget(budget); // its errors stay in the panel
   if (quality) {
     view.qualityAt = Date.now();
     renderDrift(quality.body, quality.error);
@@ -618,6 +736,7 @@ async function refreshOnce() {
   syncControls();
   renderTopState();
   renderDetailState();
+  renderBudget();
 }
 
 async function refreshNow() {
@@ -652,10 +771,12 @@ async function start() {
   syncControls();
   renderTopState();
   renderDetailState();
+  renderBudget();
   try {
     const cfg = await loadConfig();
     const built = await clientFor(cfg);
     api = built.client;
+    currency = currencyOf(cfg);
     if (built.session) {
       const out = $("signout");
       out.hidden = false;

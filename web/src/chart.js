@@ -108,3 +108,65 @@ export class SeriesChart {
     delete this.el.dataset.sum;
   }
 }
+
+/** The budget panel's chart: today's cumulative spend against the daily budget and the even plan
+ * (budget.js spendColumns), x fixed to the whole UTC day, y from 0. Updated in place. */
+export class BudgetChart {
+  constructor(el) {
+    this.el = el;
+    this.plot = null;
+    this.range = [0, 1];
+    this.currency = null;
+    this._resize = new ResizeObserver(() => {
+      if (this.plot) this.plot.setSize(this._size());
+    });
+    this._resize.observe(el);
+  }
+
+  _size() {
+    return { width: Math.max(280, this.el.clientWidth), height: 200 };
+  }
+
+  _options() {
+    const money = (u, v) => (v == null ? "—" : fmtMoney(v));
+    return {
+      ...this._size(),
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      cursor: { drag: { x: false, y: false } },
+      scales: {
+        x: { time: true, range: () => this.range },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
+      },
+      series: [
+        { label: "time (UTC)" },
+        { label: "spent today", stroke: COLORS.money, width: 2, fill: `${COLORS.money}22`, value: money },
+        { label: "daily budget", stroke: "#b91c1c", width: 1.5, dash: [6, 4], points: { show: false }, value: money },
+        { label: "even plan", stroke: "#64748b", width: 1.5, dash: [2, 4], points: { show: false }, value: money },
+      ],
+      axes: [
+        { stroke: "#475569", grid: { stroke: "#e2e8f0" }, values: (u, splits) => splits.map(utcTick) },
+        { label: this.currency ? `spend (${this.currency})` : "spend", stroke: "#475569", grid: { stroke: "#e2e8f0" },
+          values: (u, vals) => vals.map((v) => money(u, v)) },
+      ],
+    };
+  }
+
+  /** cols: [x (s), spent, budget, plan] in currency units; range: [day start, day end] in s. */
+  update(cols, range, currency = null) {
+    this.range = range;
+    if (this.plot && currency !== this.currency) this.destroyPlot();
+    this.currency = currency;
+    if (!this.plot) this.plot = new uPlot(this._options(), cols, this.el);
+    else this.plot.setData(cols);
+  }
+
+  destroyPlot() {
+    if (this.plot) this.plot.destroy();
+    this.plot = null;
+  }
+
+  destroy() {
+    this._resize.disconnect();
+    this.destroyPlot();
+  }
+}

@@ -11,6 +11,11 @@
 //   {"event": "drift", "text": ..., "drift": ...}       the drift badge (pytest compares with the seeded summary)
 //   {"event": "advance"}                                then waits for one line on stdin: the caller
 //                                                       has written newer clicks and freshness
+//   {"event": "budget", "label": ..., "state": ...}     the campaign view's budget panel (pytest: the
+//                                                       test's own budgets and clicks)
+//   {"event": "budget-seed" | "pulse-start" | "pulse-stop", "wait": true}   the caller sets budgets and
+//                                                       writes spend rows / keeps the pulse fresh / stops
+//                                                       it, then answers one line on stdin
 //   {"event": "result", "checks": {...}, "errors": [...]}   last line; exit 0 even when checks fail
 // (pytest asserts on the checks). Any page error / console error / CSP violation is reported.
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
@@ -126,6 +131,38 @@ async function driftOnLoad(page, url) {
   await page.goto(url);
   await page.waitForFunction(() => document.querySelector('[data-testid="drift"]').dataset.state !== "loading", null, { timeout: T });
   return driftBadge(page);
+}
+
+/** The campaign view's budget panel: state, decision, alert, every figure (API value and text), chart. */
+const budgetPanel = (page) => page.evaluate(() => {
+  const p = document.querySelector('[data-testid="budget"]');
+  const alert = document.querySelector('[data-testid="budget-alert"]');
+  const chart = document.querySelector('[data-testid="chart-budget"]');
+  const text = (id) => document.querySelector(`[data-testid="${id}"]`).textContent;
+  return {
+    hidden: p.hidden, state: p.dataset.state, campaign: p.dataset.campaign, fetch: p.dataset.fetch,
+    decision: p.dataset.decision, fraction: p.dataset.fraction, reason: p.dataset.reason, day: p.dataset.day,
+    decision_text: text("budget-decision"), fraction_text: text("budget-fraction"), reason_text: text("budget-reason"),
+    alert: alert.hidden ? null : alert.firstChild ? alert.firstChild.textContent : "", alert_all: alert.hidden ? null : alert.textContent,
+    figures: Object.fromEntries([...document.querySelectorAll('[data-testid="budget-figures"] .total')].map((d) => [d.dataset.key,
+      { value: d.dataset.value, text: d.querySelector("dd").textContent, label: d.querySelector("dt").textContent }])),
+    meta: text("budget-meta"),
+    chart: { hidden: chart.hidden, canvas: Boolean(chart.querySelector("canvas")), points: chart.dataset.points ?? "",
+      spent_micros: chart.dataset.spentMicros ?? "", budget_micros: chart.dataset.budgetMicros ?? "", day: chart.dataset.day ?? "" },
+  };
+});
+
+async function waitBudget(page, campaign, st, timeout = T) {
+  await page.waitForFunction(([c, s]) => {
+    const p = document.querySelector('[data-testid="budget"]');
+    return !p.hidden && p.dataset.campaign === c && p.dataset.state === s && p.dataset.fetch === "ok";
+  }, [campaign, st], { timeout });
+  return budgetPanel(page);
+}
+
+async function ask(event) { // the caller does something, then answers one line
+  emit({ event, wait: true });
+  await nextLine();
 }
 
 const attr = (page, testid, name) => page.$eval(`[data-testid="${testid}"]`, (e, n) => e.dataset[n] ?? null, name);
@@ -420,6 +457,55 @@ async function main() {
     await waitDetail(p5, "ad", "ad-h01", "1h");
     check("Back from the campaign returns to the ad", p5.url() === adUrl, { url: p5.url(), adUrl });
     await p5.close();
+
+    // 13. issue 20: the campaign view's budget panel. A campaign without a budget; then pytest sets
+    //     budgets (PUT on the local API) and writes today's clicks and spend rows as the sink does,
+    //     without any pulse: stale (no figure ever); with a pulse kept fresh: the decisions; the
+    //     pulse stopped: stale again once the figure is older than the 10 s bound
+    const p6 = await context.newPage();
+    watch(p6, "budget");
+    await p6.goto(`${BASE}/?window=1h&metric=clicks&k=3&campaign=cmp-000&refresh=1`);
+    const noBudget = await waitBudget(p6, "cmp-000", "none");
+    emit({ event: "budget", label: "no budget", ...noBudget });
+    check("budget: no budget set", noBudget.alert === "no budget set: ad servers are told to stop" && noBudget.decision_text === "STOP",
+      { alert: noBudget.alert, decision: noBudget.decision_text });
+    await ask("budget-seed");
+    await p6.goto(`${BASE}/?window=1h&metric=clicks&k=3&campaign=cmp-b1&refresh=1`);
+    const never = await waitBudget(p6, "cmp-b1", "stale");
+    emit({ event: "budget", label: "stale, no pulse yet", ...never });
+    check("budget: stale before any pulse", never.alert === "STALE: ad servers told to stop", never.alert_all);
+    await ask("pulse-start");
+    const b1 = await waitBudget(p6, "cmp-b1", "ok");
+    emit({ event: "budget", label: "cmp-b1", ...b1 });
+    check("budget: decision with a fresh figure", b1.decision_text === "SERVE" && b1.chart.canvas,
+      { decision: b1.decision_text, reason: b1.reason_text, chart: b1.chart });
+    await p6.screenshot({ path: SHOT.replace(/\.png$/, "-budget.png"), fullPage: true });
+    // a failed pacing read keeps the last answer, dimmed; an API without the budget routes says so
+    await p6.route("**/v1/campaigns/*/pacing", (route) => route.abort("connectionrefused"));
+    await p6.waitForFunction(() => document.querySelector('[data-testid="budget"]').dataset.fetch === "failed", null, { timeout: T });
+    const kept = await budgetPanel(p6);
+    check("budget: a failed refresh keeps the last answer", kept.decision_text === "SERVE" && kept.state === "ok" &&
+      kept.figures.spent_today.value === b1.figures.spent_today.value && /last refresh failed: API unreachable/.test(kept.meta),
+    { fetch: kept.fetch, meta: kept.meta });
+    await p6.unroute("**/v1/campaigns/*/pacing");
+    await p6.route(/\/v1\/campaigns\/[^/]+\/(budget|pacing)$/, (route) =>
+      route.fulfill({ status: 404, json: { error: `no route for GET ${new URL(route.request().url()).pathname}`, status: 404 } }));
+    await p6.goto(`${BASE}/?window=1h&metric=clicks&k=3&campaign=cmp-b1&refresh=1`);
+    const older = await waitBudget(p6, "cmp-b1", "na");
+    check("budget: n/a on an API without the routes", /^no budget routes on this API \(GET pacing: 404\)/.test(older.alert) &&
+      older.decision_text === "" && older.chart.canvas, { alert: older.alert, chart: older.chart });
+    await p6.unroute(/\/v1\/campaigns\/[^/]+\/(budget|pacing)$/);
+    await waitBudget(p6, "cmp-b1", "ok");
+    await p6.fill('[data-testid="campaign-input"]', "cmp-b2"); // the picker: another campaign, same page
+    await p6.press('[data-testid="campaign-input"]', "Enter");
+    const b2 = await waitBudget(p6, "cmp-b2", "ok");
+    emit({ event: "budget", label: "cmp-b2", ...b2 });
+    check("budget: exhausted", b2.decision_text === "STOP" && b2.reason === "exhausted", { reason: b2.reason_text });
+    await ask("pulse-stop");
+    const aged = await waitBudget(p6, "cmp-b2", "stale", 30_000); // 10 s bound + the 1 s cache + a refresh
+    emit({ event: "budget", label: "stale, pulse stopped", ...aged });
+    check("budget: stale when the pulse stops", aged.alert === "STALE: ad servers told to stop", aged.alert_all);
+    await p6.close();
   } catch (e) {
     errors.push(`step failed: ${e && e.message ? e.message.split("\n")[0] : e}`);
   } finally {

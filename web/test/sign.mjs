@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // For tests/web/test_sigv4.py: sign requests exactly as the page does (createClient + signGet)
 // and print {url, headers} per request. stdin: {"base", "region", "credentials", "date", "requests":
-// [{"kind": "top"|"series"|"health", ...args}]}.
+// [{"kind": "top"|"series"|"budget"|"pacing"|"get", ...args}]}.
 import { createClient } from "../src/api.js";
 import { signGet } from "../src/sigv4.js";
 
@@ -22,6 +22,8 @@ for (const req of input.requests) {
   });
   if (req.kind === "top") await client.top(req);
   else if (req.kind === "series") await client.series(req.ad, req);
+  else if (req.kind === "budget") await client.budget(req.campaign);
+  else if (req.kind === "pacing") await client.pacing(req.campaign);
   else await client.get(req.path, req.params || {});
   out.push(captured);
 }

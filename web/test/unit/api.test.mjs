@@ -15,11 +15,16 @@ test("requests: canonical query, encoded ad id, signer headers", async () => {
   await client.series("ad/1 x", { resolution: "5m", last: "1h" });
   await client.campaignSeries("cmp/1", { resolution: "1h", last: "7d" });
   await client.series("ad-1", { resolution: "1d", from: 1767225600000, to: 1769817600000 });
+  await client.budget("cmp/1");
+  await client.pacing("cmp 1");
   assert.equal(seen[0][0], "https://api.example/prod/v1/top?k=10&last=15m&metric=clicks");
   assert.equal(seen[0][1].authorization, `signed ${seen[0][0]}`);
   assert.equal(seen[1][0], "https://api.example/prod/v1/ads/ad%2F1%20x/metrics?last=1h&resolution=5m");
   assert.equal(seen[2][0], "https://api.example/prod/v1/campaigns/cmp%2F1/metrics?last=7d&resolution=1h");
   assert.equal(seen[3][0], "https://api.example/prod/v1/ads/ad-1/metrics?from=1767225600000&resolution=1d&to=1769817600000");
+  assert.equal(seen[4][0], "https://api.example/prod/v1/campaigns/cmp%2F1/budget");
+  assert.equal(seen[5][0], "https://api.example/prod/v1/campaigns/cmp%201/pacing");
+  assert.equal(seen[5][1].authorization, `signed ${seen[5][0]}`);
 });
 
 test("errors are classified", async () => {
