@@ -23,6 +23,7 @@ from local.readback import (click_token_keys, dedup_status_counts, read_late_dro
 from local.stack import LocalStack, StackOptions
 from tools.analytics import run_duckdb, sync_archive
 from tools.loadgen import EXPECTED_REASONS, HOT_AD, TOO_FAST, LoadSpec, generate
+from local.demo_budget import budget_billing_section, budget_section, reconcile
 from local.demo_events import events_section
 from tools.sender import send_links, send_load
 
@@ -493,6 +494,11 @@ def run(args) -> int:
         archive_section(stack, load, checks, len(on_stream))
         events_section(stack, load, checks, args.seed)
         billing_section(stack, load, checks)
+        # the budget lane last: its clicks are not the load's (whose checks above are done);
+        # the day is billed again with them, and the batch truth of the budget checked
+        run = budget_section(stack, checks)
+        if run.day and stack.glue_workflow is not None:
+            budget_billing_section(checks, run, stack.glue_workflow.out_path, reconcile(stack, run.day))
         if args.keep:
             print(f"\nstack running: dashboard {stack.api.url}/  API {stack.api.url}/v1/...  (Ctrl-C to stop)")
             try:
