@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from common import config, schema
-from common.config import (AggregationSettings, ApiSettings, IngestSettings, QualitySettings,
+from common.config import (AggregationSettings, ApiSettings, BudgetSettings, IngestSettings, QualitySettings,
                            ReconcileSettings, ServingSettings)
 from common.schema import SettingsError
 
 ENV_VIEWS = (IngestSettings, AggregationSettings, ServingSettings, ReconcileSettings,
-             QualitySettings, ApiSettings)
+             QualitySettings, ApiSettings, BudgetSettings)
 
 
 # --- the catalog ---------------------------------------------------------------------------------
