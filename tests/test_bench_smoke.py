@@ -106,3 +106,42 @@ def test_redirect_bench_smoke():
         assert calls == "BatchWriteItem 1.00, PutItem 1.00, PutRecords 1.00", (name, calls)
     ratio = re.search(rf"^redirect / POST p50 = {NUMBER}x  \(all rounds: ", out, re.M)
     assert ratio and float(ratio.group(1)) > 0, out
+
+
+def test_budget_bench_smoke():
+    # bench/budget.py: the simulation on the committed freshness file (bench/data/), 40 minutes,
+    # one seed; the bench raises on its own invariants, the rows are checked here
+    out = run_bench("budget.py")
+    assert re.search(r"^freshness local \(bench/data/budget_freshness_local\.json\): spend visible p50 ", out, re.M), out
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 9 and cells[0] != "scenario" and not cells[0].startswith("-"):
+            rows[(cells[0][0], cells[1], cells[2])] = cells
+    assert set(rows) == {(k, p, "local") for k in "bcd" for p in ("reactive", "predictive")}, out
+    over = {}
+    for key, (_, _, _, spent, overspend, served, clicks, last, seed) in rows.items():
+        worst, mean = (float(x) for x in overspend.split(";"))
+        assert float(spent) > 0 and worst >= 0 and worst == mean and int(served) >= int(clicks) > 0, rows[key]
+        assert re.fullmatch(r"00:[0-3]\d:\d\d", last) and seed == "1", rows[key]
+        over[key[:2]] = worst
+    # the reactive baseline ignores the pacing mode: the same seed serves the same requests
+    assert rows[("b", "reactive", "local")][3:] == rows[("c", "reactive", "local")][3:], out
+    for key in "bc":
+        assert over[(key, "reactive")] >= over[(key, "predictive")], over
+    # stream stopped: nothing served at or past the fail-closed bound, by either policy
+    stopped = re.findall(r"^  d (reactive|predictive) \(local\): stream stopped 00:17:00, fail-closed bound "
+                         r"00:17:\d\d .*; served after the stop (\d+) requests -> (\d+) clicks = .*; after the "
+                         r"bound (\d+) requests, (\d+) micros$", out, re.M)
+    assert [s[0] for s in stopped] == ["reactive", "predictive"], out
+    assert all(s[3:] == ("0", "0") and int(s[1]) >= int(s[2]) for s in stopped), stopped
+    assert re.search(r"^overspend predictive / reactive, local freshness \(worst of the seeds\): b \d", out, re.M), out
+    assert "smoke invariants hold" in out, out
+
+
+def test_pacing_api_bench_smoke():
+    out = run_bench("pacing_api.py")
+    assert "| case | n | p50 ms | p99 ms | DynamoDB requests per call | p50 / baseline |" in out, out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 5, out  # header + baseline, miss, hit, batch
+    assert "smoke invariants hold" in out, out
