@@ -14,7 +14,7 @@ from common.runtime import reset_containers
 from common.times import DAY_MS, HOUR_MS, MINUTE_MS
 from local.lambda_runtime import LambdaContext
 from local.resources import create_budgets_table, create_serving_table
-from query import budget_handler
+from query.budget import handler as budget_handler
 from serving.write.dynamodb import DynamoDBServingStore
 from tests.conftest import api_event
 
