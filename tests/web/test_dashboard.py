@@ -281,7 +281,7 @@ class Driver:
         return results[0]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # includes waiting out midnight (dashboard_stack)
 def test_dashboard_in_chromium(dashboard_stack):
     stack = dashboard_stack
     url = stack.api.url
