@@ -64,7 +64,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
@@ -73,7 +73,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
 from common.times import DAY_MS, MINUTE_MS, floor_to  # noqa: E402
-from query.pacing import ASAP, EVEN, STOP, Budget, PacingPolicy, SpendFigures, decide  # noqa: E402
+from query.pacing import (ASAP, EVEN, STOP, Budget, PacingPolicy, SpendFigures, decide,  # noqa: E402
+                          holds_for_the_day)
 
 FRESHNESS_FILE = REPO / "bench" / "data" / "budget_freshness_local.json"
 DESIGN_SPEND_P95_MS = 2_000  # the AWS target: spend visible within 2 s at p95
@@ -312,12 +313,17 @@ def simulate(scenario: Scenario, market: Market, policy: PacingPolicy, freshness
         pulse = frozen_pulse if stop is not None and now >= stop else now - int(choice(pulse_ages))
         return SpendFigures(day, visible_day.get(day, 0), minutes, None, pulse)
 
+    stopped_days: dict[int, int] = {}  # the budget Lambda's stop records: day -> revision
+
     def ask(now: int) -> float:
         fetched, figs = cache
         if fetched is None or now - fetched >= ttl or figs.day_start_ms != floor_to(now, DAY_MS):
             figs = figures(now)
             cache[:] = [now, figs]
+        figs = replace(figs, stopped_revision=stopped_days.get(figs.day_start_ms))
         d = decide(budget, figs, now, policy)
+        if holds_for_the_day(d):  # as query/budget/handler.py records it
+            stopped_days[figs.day_start_ms] = budget.revision
         result.decisions[d.reason] += 1
         return 0.0 if d.decision == STOP else d.serve_fraction
 

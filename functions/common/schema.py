@@ -463,6 +463,10 @@ SETTINGS: tuple[Setting, ...] = (
       "how long the budget Lambda keeps a campaign's figures in memory and callers may keep an "
       "answer (Cache-Control max-age, rounded down to seconds); the stop margin counts it", ge=0,
       le=60_000, group=BUDGET, lambdas=(BUDGET,)),
+    S("budget_click_delay_ms", int, 15_000,
+      "the delay from serving an ad to its click reaching the stream that the stop margin allows "
+      "for (about the p95 of ingest_time - the token's issued_at): spend already committed that "
+      "no figure shows yet", ge=0, le=3_600_000, group=BUDGET, lambdas=(BUDGET,)),
     S("budget_memory_mb", int, 512, "budget Lambda memory", ge=128, le=10_240),
     S("flink_parallelism", int, 2, "initial (and, with autoscaling, minimum) parallelism", ge=1),
     S("flink_parallelism_per_kpu", int, 1, "parallel tasks per KPU (1 vCPU, 4 GB)", ge=1),

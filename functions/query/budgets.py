@@ -2,7 +2,8 @@
 JSON answers of the budget routes. Pure: the DynamoDB edge is query.budget.store.
 
 Items (table `<prefix>-budgets`, keys campaign_id / sk): `sk = current` is the budget in force,
-`sk = h#<set_at, 13 digits>#<revision>` every version ever set (the nightly billing applies to a day the
+`sk = h#<set_at, 13 digits>#<revision>` every version ever set, `sk = stop#<YYYY-MM-DD>` a stop for
+exhaustion that day (attribute rev: the budget revision it was made under) (the nightly billing applies to a day the
 last version set before its end). Attributes: daily, life (absent: no lifetime budget), pacing,
 rev, set_at (ms), by (the caller's IAM ARN).
 """
@@ -16,9 +17,16 @@ from query.windows import QueryError, iso, parse_id
 
 CURRENT = "current"
 HISTORY_PREFIX = "h#"
+STOP_PREFIX = "stop#"
 MAX_MICROS = 10 ** 15  # a billion currency units: beyond it is a typo, not a budget
 FIELDS = ("daily_budget_micros", "lifetime_budget_micros", "pacing")
 MAX_BATCH = 100  # campaign ids per POST /v1/pacing
+
+
+def stop_sk(day_start_ms: int) -> str:
+    """The item recording that the campaign was stopped for exhaustion on that UTC day (its
+    attribute `rev`: the budget revision then); query.pacing holds the stop for the day."""
+    return f"{STOP_PREFIX}{iso(day_start_ms)[:10]}"
 
 
 def history_sk(set_at_ms: int, revision: int) -> str:

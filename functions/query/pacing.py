@@ -22,6 +22,7 @@ AHEAD, ON_PLAN, UNPACED = "ahead_of_plan", "on_plan", "asap"
 
 VELOCITY_MINUTES = 6  # the long velocity window: the current minute and the 5 before it
 SHORT_MINUTES = 2  # the short one: the current and the previous minute
+CURRENT_MINUTE_MIN_MS = 10_000  # the current minute alone once it is this far along (a ramp)
 HORIZON_MS = 60_000  # even pacing compares spend and plan this far ahead
 BAND_PER_MILLE = 10  # even pacing: the controller's band B = 1 % of the daily budget
 
@@ -47,6 +48,9 @@ class SpendFigures:
     minute_spend: Mapping[int, int] = field(default_factory=dict)
     lifetime_spent_micros: Optional[int] = None
     pulse_ms: Optional[int] = None
+    # the budget revision a stop for exhaustion was recorded under today (None: none): the
+    # campaign stays stopped for the UTC day unless its budget changes (see `decide`)
+    stopped_revision: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class PacingPolicy:
     stale_serve_percent: int = 0
     cache_ttl_ms: int = 1_000
     emit_interval_ms: int = 500
+    click_delay_ms: int = 15_000
     # False: the reactive baseline bench/budget.py compares with (no margin, no plan: serve
     # until the figure shows the budget spent); the API always decides predictively
     predictive: bool = True
@@ -63,7 +68,8 @@ class PacingPolicy:
     @classmethod
     def from_settings(cls, settings) -> "PacingPolicy":
         return cls(settings.budget_stale_after_ms, settings.budget_stale_serve_percent,
-                   settings.pacing_cache_ttl_ms, settings.budget_emit_interval_ms)
+                   settings.pacing_cache_ttl_ms, settings.budget_emit_interval_ms,
+                   settings.budget_click_delay_ms)
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,15 @@ class Decision:
 
 
 def velocity(minute_spend: Mapping[int, int], figure_ms: int) -> float:
-    """Spend per second: the larger of the short (this and the previous minute) and the long
-    (the last VELOCITY_MINUTES minutes) rate, each over the time from its first minute's start
-    to `figure_ms` (the time the figures are complete up to). The larger: a rising campaign is
-    judged by its newest rate, a bursty one by its longer history."""
+    """Spend per second: the largest of the current minute's rate (once CURRENT_MINUTE_MIN_MS
+    of it have passed), the short (this and the previous minute) and the long (the last
+    VELOCITY_MINUTES minutes) rate, each over the time from its first minute's start to
+    `figure_ms` (the time the figures are complete up to). The largest: a rising (viral)
+    campaign is judged by its newest rate, a bursty one by its longer history."""
     m0 = floor_to(figure_ms, MINUTE_MS)
     rates = []
+    if figure_ms - m0 >= CURRENT_MINUTE_MIN_MS:
+        rates.append(minute_spend.get(m0, 0) * 1000 / (figure_ms - m0))
     for n in (SHORT_MINUTES, VELOCITY_MINUTES):
         first = m0 - (n - 1) * MINUTE_MS
         spent = sum(minute_spend.get(first + i * MINUTE_MS, 0) for i in range(n))
@@ -102,6 +111,11 @@ def planned_spend(daily_micros: int, day_start_ms: int, at_ms: int) -> int:
     """Even pacing: the share of the daily budget due by `at_ms` (capped at the day's end)."""
     elapsed = min(max(at_ms - day_start_ms, 0), DAY_MS)
     return daily_micros * elapsed // DAY_MS
+
+
+def holds_for_the_day(d: "Decision") -> bool:
+    """A stop the budget Lambda records for the day (SpendFigures.stopped_revision)."""
+    return d.budget is not None and d.reason in (EXHAUSTED, PREDICTED)
 
 
 def decide(budget: Optional[Budget], figures: SpendFigures, now_ms: int,
@@ -119,9 +133,10 @@ def decide(budget: Optional[Budget], figures: SpendFigures, now_ms: int,
     remaining = budget.daily_micros - spent
     if budget.lifetime_micros is not None and figures.lifetime_spent_micros is not None:
         remaining = min(remaining, budget.lifetime_micros - figures.lifetime_spent_micros)
-    # spend the figure cannot show yet: its age, the job's mini-batch, the caller's cache
+    # spend the figure cannot show yet: its age, the job's mini-batch, the caller's cache, and
+    # the clicks of ads already served that have not arrived yet
     unseen_ms = (age if age is not None else policy.stale_after_ms) \
-        + policy.emit_interval_ms + policy.cache_ttl_ms
+        + policy.emit_interval_ms + policy.cache_ttl_ms + policy.click_delay_ms
     margin = math.ceil(v * unseen_ms / 1000) if policy.predictive else 0
     exhaustion = (figure_ms if remaining <= 0 else
                   figure_ms + math.ceil(remaining / v * 1000) if v > 0 else None)
@@ -134,7 +149,10 @@ def decide(budget: Optional[Budget], figures: SpendFigures, now_ms: int,
     stale_fraction = policy.stale_serve_percent / 100
     if stale and stale_fraction == 0:  # fail closed
         return Decision(cid, STOP, 0.0, STALE, **common)
-    if remaining - margin <= 0:
+    if remaining - margin <= 0 or (policy.predictive and figures.stopped_revision == budget.revision):
+        # a stop for exhaustion holds for the day: once spend stops, the velocity (and with it
+        # the margin) decays to 0 and the campaign would reopen at full demand; a new budget
+        # (revision) lifts it
         return Decision(cid, STOP, 0.0, EXHAUSTED if remaining <= 0 else PREDICTED, **common)
     if stale:  # the configured safe throttle
         return Decision(cid, THROTTLE, stale_fraction, STALE, **common)

@@ -72,7 +72,9 @@ M0 = NOW - NOW % MINUTE_MS  # 10:00:00
 # 29,000 micros in the 29 s of this minute, 60,000 in the one before: short rate
 # 89,000 / 89 s = 1,000/s; long rate 89,000 / (29 + 300) s = 270.5/s -> v = 1,000 micros/s
 RECENT = {M0: 29_000, M0 - MINUTE_MS: 60_000}
-# unseen = 1,000 (age) + 500 (emit interval) + 1,000 (cache) ms -> margin 2,500 micros
+# (the current minute alone: 29,000 / 29 s = 1,000/s too)
+# unseen = 1,000 (age) + 500 (emit interval) + 1,000 (cache) + 15,000 (click delay) ms
+# -> margin 17,500 micros
 # even plan at now + 60 s: 5,000,000 * 36,090 / 86,400 = 2,088,541 (floor)
 
 
@@ -134,11 +136,11 @@ def test_a_concurrent_change_is_409(budget_api, monkeypatch):
 @pytest.mark.parametrize("spent, pacing_mode, decision, fraction, reason", [
     (1_000_000, "asap", "serve", 1.0, "asap"),
     (1_000_000, "even", "serve", 1.0, "on_plan"),
-    # ahead = 2,050,000 + 1,000 * 62.5 - 2,088,541 = 23,959 of a 50,000 band -> 1 - 0.47918
-    (2_050_000, "even", "throttle", 0.5208, "ahead_of_plan"),
+    # ahead = 2,050,000 + 1,000 * (17.5 + 60) - 2,088,541 = 38,959 of a 50,000 band -> 1 - 0.77918
+    (2_050_000, "even", "throttle", 0.2208, "ahead_of_plan"),
     (2_100_000, "even", "stop", 0.0, "ahead_of_plan"),
-    # remaining 2,000 <= margin 2,500: stop before the figure shows the budget spent
-    (4_998_000, "asap", "stop", 0.0, "predicted_exhaustion"),
+    # remaining 15,000 <= margin 17,500: stop before the figure shows the budget spent
+    (4_985_000, "asap", "stop", 0.0, "predicted_exhaustion"),
     (5_000_000, "asap", "stop", 0.0, "exhausted"),
 ])
 def test_pacing_decisions_from_the_stored_spend(budget_api, spent, pacing_mode, decision, fraction, reason):
@@ -148,7 +150,7 @@ def test_pacing_decisions_from_the_stored_spend(budget_api, spent, pacing_mode, 
     assert status == 200 and headers["Cache-Control"] == "max-age=1"
     assert (body["decision"], body["serve_fraction"], body["reason"]) == (decision, fraction, reason)
     assert body["spent_today_micros"] == spent and body["remaining_micros"] == max(5_000_000 - spent, 0)
-    assert body["velocity_micros_per_s"] == 1000.0 and body["margin_micros"] == 2_500
+    assert body["velocity_micros_per_s"] == 1000.0 and body["margin_micros"] == 17_500
     assert body["figure_age_ms"] == 1_000 and body["day"] == "2026-12-06"
     assert body["planned_spend_micros"] == (5_000_000 * 36_030 // 86_400 if pacing_mode == "even" else None)
     if spent < 5_000_000:  # the pulse's time + remaining / (1,000 micros/s)
@@ -206,7 +208,7 @@ def test_the_batch_form_answers_in_order_and_refuses_bad_lists(budget_api):
     assert status == 200 and [d["campaign_id"] for d in body["decisions"]] == ids
     assert [(d["decision"], d["reason"]) for d in body["decisions"][:3]] == [
         ("stop", "exhausted"), ("stop", "no_budget"), ("serve", "asap")]
-    # 23 campaigns x 9 keys + the pulse = 208 keys: 3 BatchGetItems of <= 100
+    # 23 campaigns x 10 keys + the pulse = 231 keys: 3 BatchGetItems of <= 100
     assert body["debug"]["requests"] == 3
     for bad, reason in (({"campaign_ids": []}, "'campaign_ids' must be a non-empty list"),
                         ({"campaign_ids": ["a"] * 2}, "'campaign_ids' has duplicates"),
@@ -215,3 +217,24 @@ def test_the_batch_form_answers_in_order_and_refuses_bad_lists(budget_api):
                         ("nope", "the body is not JSON")):
         status, answer, _ = call("POST", "/v1/pacing", bad)
         assert status == 400 and answer["error"].startswith(reason), answer
+
+
+def test_a_stop_for_exhaustion_holds_for_the_day_until_the_budget_changes(budget_api):
+    """Once spend stops, the velocity and the margin decay to 0: without the day's stop record the
+    campaign would reopen at full demand with what the margin kept back."""
+    put("cmp-1", {"daily_budget_micros": 5_000_000, "pacing": "asap"})
+    write_spend("cmp-1", 4_985_000, RECENT)
+    assert pacing("cmp-1")[1]["reason"] == "predicted_exhaustion"
+    [stop] = budget_api.query(TableName=NAMES.budgets_table,
+                              KeyConditionExpression="campaign_id = :c AND begins_with(sk, :s)",
+                              ExpressionAttributeValues={":c": {"S": "cmp-1"}, ":s": {"S": "stop#"}})["Items"]
+    assert (stop["sk"]["S"], stop["rev"]["N"]) == ("stop#2026-12-06", "1")
+    reset_containers()  # another container, minutes later: no recent spend, velocity 0
+    later = NOW + 10 * MINUTE_MS
+    budget_handler.clock_ms = lambda: later
+    write_spend("cmp-1", 4_985_000, {}, pulse=later - 1_000)
+    body = pacing("cmp-1")[1]
+    assert (body["decision"], body["reason"], body["velocity_micros_per_s"], body["margin_micros"]) == (
+        "stop", "predicted_exhaustion", 0.0, 0)
+    put("cmp-1", {"daily_budget_micros": 6_000_000, "pacing": "asap"})  # revision 2 lifts it
+    assert pacing("cmp-1")[1]["decision"] == "serve"

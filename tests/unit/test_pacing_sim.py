@@ -4,6 +4,8 @@ freshness) against the real query.pacing.decide, the demand curve, the stream-st
 freshness distributions and the measurement's visibility rule."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import importlib.util
 import random
 import sys
@@ -78,7 +80,8 @@ def test_predictive_stops_before_the_budget_with_latency():
     # ceil(35,030.17) = 35,031; remaining 3,000,000 - 2,961 clicks = 39,000 > margin: serve.
     # t = 299 s: remaining 29,000, margin ceil(1,171,000 / 117 x 3.5) = 35,030: stop
     # (predicted_exhaustion). Served: steps before 299 s = 2,990 clicks, 10 under the budget.
-    r = run(3_000_000, PREDICTIVE, 2_000, 2_000, span_s=400)
+    # (clicks arrive as served here: no click-delay allowance, click_delay_ms=0)
+    r = run(3_000_000, replace(PREDICTIVE, click_delay_ms=0), 2_000, 2_000, span_s=400)
     assert r.days[0].clicks == 2_990
     assert r.days[0].spent_micros == 2_990_000 and r.overspend_pct(0) == 0
     assert r.days[0].last_served_ms == bench.DAY0_MS + 298_900

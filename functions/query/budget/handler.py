@@ -25,7 +25,7 @@ from common.responses import api_resolver, error_response, json_response, no_rou
 from common.runtime import per_container
 from query.budget.store import BudgetConflict, BudgetStore
 from query.budgets import budget_json, decision_json, parse_batch_body, parse_budget_body
-from query.pacing import STALE, PacingPolicy, decide
+from query.pacing import STALE, PacingPolicy, decide, holds_for_the_day
 from query.windows import QueryError, parse_id
 from serving.table import RequestCounter
 
@@ -112,6 +112,9 @@ def _decisions(campaign_ids: list[str]) -> tuple[list[dict], int]:
     for cid in campaign_ids:
         budget, f = figures[cid]
         d = decide(budget, f, now, policy, cid)
+        if holds_for_the_day(d) and f.stopped_revision != budget.revision:
+            get_store().record_stop(cid, f.day_start_ms, budget.revision)
+            metrics.add_metric(name="BudgetsExhausted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"Pacing{d.decision.capitalize()}", unit=MetricUnit.Count, value=1)
         if d.reason == STALE:
             metrics.add_metric(name="PacingStale", unit=MetricUnit.Count, value=1)

@@ -2,9 +2,9 @@
 figures a pacing decision needs from the serving table, read in as few requests as DynamoDB
 allows and kept in memory for `pacing_cache_ttl_ms`.
 
-A campaign's figures are one BatchGetItem (with others: 100 keys per request): its budget
-(strongly consistent: a PUT takes effect at once, within this cache), its spend today and the
-spend of the last 7 minutes; the pulse is read once per cache period for all campaigns (one item
+A campaign's figures are one BatchGetItem (with others: 100 keys per request): its budget and
+today's stop record if any (strongly consistent: a PUT takes effect at once, within this cache),
+its spend today and the spend of the last 7 minutes; the pulse is read once per cache period for all campaigns (one item
 every decision needs: read per container, not per campaign). A lifetime budget adds one Query
 of the campaign's daily spend items.
 """
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from common.config import BudgetSettings, ServingSettings
 from common.times import DAY_MS, MINUTE_MS, floor_to
-from query.budgets import CURRENT, budget_item, budget_of, history_sk
+from query.budgets import CURRENT, budget_item, budget_of, history_sk, stop_sk
 from query.pacing import VELOCITY_MINUTES, Budget, SpendFigures
 from serving.keys import PULSE_ATTR, PULSE_KEY, series_key, series_pk, ts
 from serving.table import RequestCounter, num, query_pages
@@ -112,6 +112,27 @@ class BudgetStore:
             entries = {**fresh, **fetched}
         return {c: (entries[c].budget, _with_pulse(entries[c].figures, pulse_ms)) for c in ids}
 
+    def record_stop(self, campaign_id: str, day_start_ms: int, revision: int) -> None:
+        """Hold a stop for exhaustion for the rest of the UTC day (query.pacing), under the
+        budget revision it was made for; this container's cache learns it at once. Idempotent:
+        one item per campaign-day, rewritten only by a newer revision."""
+        try:
+            self._ddb.put_item(
+                TableName=self._budgets,
+                Item={**_budget_key(campaign_id, stop_sk(day_start_ms)), "rev": {"N": str(revision)}},
+                ConditionExpression="attribute_not_exists(campaign_id) OR rev < :rev",
+                ExpressionAttributeValues={":rev": {"N": str(revision)}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        with self._lock:
+            cached = self._cache.get(campaign_id)
+            if cached is not None and cached.figures.day_start_ms == day_start_ms:
+                f = cached.figures
+                self._cache[campaign_id] = _Cached(cached.fetched_ms, cached.budget, SpendFigures(
+                    f.day_start_ms, f.spent_today_micros, f.minute_spend, f.lifetime_spent_micros,
+                    stopped_revision=revision))
+
     def _fetch(self, ids: list[str], now_ms: int, with_pulse: bool,
                counter: Optional[RequestCounter]) -> tuple[dict[str, _Cached], Optional[int]]:
         day = floor_to(now_ms, DAY_MS)
@@ -119,6 +140,7 @@ class BudgetStore:
         wanted: list[tuple[str, dict]] = [(self._serving, _key(PULSE_KEY))] if with_pulse else []
         for c in ids:
             wanted.append((self._budgets, _budget_key(c)))
+            wanted.append((self._budgets, _budget_key(c, stop_sk(day))))
             wanted.append((self._serving, _key(series_key(c, "1d", day, "spend"))))
             wanted += [(self._serving, _key(series_key(c, "1m", m, "spend"))) for m in minutes]
         chunks = [wanted[i:i + BATCH_KEYS] for i in range(0, len(wanted), BATCH_KEYS)]
@@ -134,8 +156,10 @@ class BudgetStore:
                             if (it := items.get((self._serving, series_pk(c, "1m", "spend"), ts(m))))}
             lifetime = (self._lifetime_spend(c, counter)
                         if budget is not None and budget.lifetime_micros is not None else None)
+            stopped = items.get((self._budgets, c, stop_sk(day)))
             out[c] = _Cached(now_ms, budget, SpendFigures(
-                day, num(day_item, "bk") if day_item else 0, minute_spend, lifetime))
+                day, num(day_item, "bk") if day_item else 0, minute_spend, lifetime,
+                stopped_revision=num(stopped, "rev") if stopped else None))
         return out, (num(pulse, PULSE_ATTR) if pulse else None)
 
     def _batch_get(self, keys: list[tuple[str, dict]],
@@ -174,8 +198,8 @@ def _key(key: dict[str, str]) -> dict:
     return {k: {"S": v} for k, v in key.items()}
 
 
-def _budget_key(campaign_id: str) -> dict:
-    return {"campaign_id": {"S": campaign_id}, "sk": {"S": CURRENT}}
+def _budget_key(campaign_id: str, sk: str = CURRENT) -> dict:
+    return {"campaign_id": {"S": campaign_id}, "sk": {"S": sk}}
 
 
 def _identity(table: str, item: dict, budgets_table: str) -> tuple[str, str, str]:
@@ -186,4 +210,4 @@ def _identity(table: str, item: dict, budgets_table: str) -> tuple[str, str, str
 
 def _with_pulse(figures: SpendFigures, pulse_ms: Optional[int]) -> SpendFigures:
     return SpendFigures(figures.day_start_ms, figures.spent_today_micros, figures.minute_spend,
-                        figures.lifetime_spent_micros, pulse_ms)
+                        figures.lifetime_spent_micros, pulse_ms, figures.stopped_revision)
