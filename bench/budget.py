@@ -200,13 +200,14 @@ class Scenario:
     stream_stop_s: Optional[float] = None  # seconds after the run's start: the stream stops
 
 
-def scenarios(viral_start_s: float = 10 * 3600, hold_s: float = 3600, stop_after_viral_s: float = 300,
+def scenarios(viral_start_s: float = 10 * 3600, hold_s: float = 3600, stop_after_viral_s: float = 240,
               viral_multiple: float = 100.0) -> list[Scenario]:
     """The bench's four. The viral episode starts at 10:00 UTC: with twice the demand its budget
     pays for, an asap campaign has 1/6 of its budget left then, which the 5-minute ramp spends to
     its end, so it runs out near the peak velocity (at 11:00 it would run out halfway up the ramp;
-    after 12:00 it has nothing left). The stream stops (d) 5 minutes in: a few seconds before the
-    asap campaign would run out, the worst moment to go blind."""
+    after 12:00 it has nothing left). The stream stops (d) 4 minutes in: while both policies still
+    serve the asap campaign, near its peak velocity, the worst moment to go blind (at 5 minutes
+    the predictive policy had already stopped it)."""
     viral = Demand(2.0, viral_multiple, viral_start_s, hold_s=hold_s)
     return [
         Scenario("a", "low velocity (demand 2x, even)", Demand(2.0)),
