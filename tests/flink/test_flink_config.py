@@ -125,7 +125,9 @@ def test_aws_sink_is_one_debezium_json_stream_partitioned_by_entity():
     ddl = sql.sink_ddl(aws())
     assert _options(ddl) == {"connector": "kinesis", "stream": "clickagg-aggregates",
                              "aws.region": "eu-west-1", "format": "debezium-json",
-                             "sink.partitioner-field-delimiter": "|"}
+                             "sink.partitioner-field-delimiter": "|",
+                             # flushed at least every budget_emit_interval_ms (not the 5 s default)
+                             "sink.flush-buffer.timeout": "500"}
     assert "PARTITIONED BY (`entity_id`)" in ddl  # the ad's, campaign's or advertiser's id
     cols = [line.strip().split(" ")[0].strip("`") for line in
             ddl.split("(", 1)[1].split(")\n", 1)[0].strip().split(",\n")]
@@ -138,7 +140,8 @@ def test_one_dml_over_logical_tables_with_the_documented_output_columns():
     assert views[-1].startswith(f"CREATE TEMPORARY VIEW {sql.OUTPUT_VIEW} AS")
     text = "\n".join(views)
     assert f"FROM `{sql.CLASSIFIED_TABLE}`" in text and "rn <= 7" in text
-    assert text.count("GROUP BY") == 3 * 4 + 1  # (ad, campaign, advertiser) x 4 resolutions + late
+    # (ad, campaign, advertiser) x 4 resolutions + late + the budget lane's spend (1m, 1d)
+    assert text.count("GROUP BY") == 3 * 4 + 1 + 2
     for res, size in sql.RESOLUTIONS.items():
         assert f"CREATE TEMPORARY VIEW agg_{res} AS" in text and f"MOD(event_time, {size})" in text
         assert f"CREATE TEMPORARY VIEW campaign_{res} AS" in text

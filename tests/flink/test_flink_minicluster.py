@@ -119,10 +119,10 @@ def test_budget_lane_spend_equals_the_oracle_per_campaign_and_the_pulse_beats(ru
     assert spent == sum(r["billable_cost_micros"] for k, r in expected.rollups.items()
                         if k[:2] == ("campaign", "1d")) > 0
     assert m.ops.get("spend:c", 0) > len(m.spend)  # updated as clicks arrive, not once at the end
-    # two sink subtasks write the pulses to one shard, so they may land out of order (the store
-    # keeps the newest); as made, one every 500 ms
+    # two sink subtasks write the pulses to one shard, so they may land out of order, and the
+    # at-least-once sink may write one twice (the store keeps the newest); as made, one every 500 ms
     pulses = sorted(set(m.pulses))
-    assert len(pulses) >= 20 and len(pulses) == len(m.pulses), len(m.pulses)
+    assert len(pulses) >= 20, len(m.pulses)
     gaps = [b - a for a, b in zip(pulses, pulses[1:])]
     assert sorted(gaps)[len(gaps) // 2] <= 1000, gaps[:20]
 
