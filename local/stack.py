@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.archive import EVENTS
@@ -68,6 +68,7 @@ class StackOptions:
     clicks_shards: int = 4
     state_dir: Path = REPO / ".local"
     settings: IngestSettings = IngestSettings()
+    budget: BudgetSettings = BudgetSettings()  # the budget Lambda's (its table: this stack's)
     endpoint: str | None = None  # attach to a running emulator (positions resume) instead of starting moto
     archive: bool = True  # run the Firehose stand-ins (clicks, events streams -> Parquet in S3; refused items)
     sink: bool = True  # run the sink Lambda on the aggregates stream
@@ -128,7 +129,8 @@ class LocalStack:
         ingest_env = self.options.settings.to_env()
         if not self.options.settings.refused_delivery_stream:  # unset: the stack's own (lambda_env)
             ingest_env.pop(STREAM_ENV, None)
-        self._set_env({**aws_env(endpoint), **lambda_env(self.names), **ingest_env})
+        budget_env = replace(self.options.budget, budgets_table=self.names.budgets_table).to_env()
+        self._set_env({**aws_env(endpoint), **lambda_env(self.names), **ingest_env, **budget_env})
         create_all(self.names, self.options.clicks_shards)
         self.emf = EmfForwarder()
         for function in self.functions:

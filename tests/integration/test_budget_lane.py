@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from local.demo import Checks
-from local.demo_budget import budget_billing_section, budget_section, reconcile
+from local.demo_budget import CLICK_DELAY_S, budget_billing_section, budget_section, reconcile
 from local.flink import flink_available
 from local.glue_workflow import GLUE_PYTHON
 from local.stack import LocalStack, StackOptions
@@ -20,10 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),
 
 
 def test_small_budget_stops_the_campaign_fails_closed_and_bills_exactly_the_budget(tmp_path):
-    from common.config import IngestSettings
+    from common.config import BudgetSettings, IngestSettings
 
     checks = Checks()
-    options = StackOptions(state_dir=tmp_path, settings=IngestSettings(click_token_mode="enforce"))
+    options = StackOptions(state_dir=tmp_path, settings=IngestSettings(click_token_mode="enforce"),
+                           budget=BudgetSettings(budget_click_delay_ms=int(CLICK_DELAY_S * 1000)))
     with LocalStack(options) as stack:
         stack.flink_job.wait_ready()
         run = budget_section(stack, checks)
