@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common import ivt
 from common.archive import RAW_PREFIX
-from common.config import IngestSettings
+from common.config import BudgetSettings, IngestSettings
 from common.named_queries import render
 from local.freshness import FreshnessSampler, percentiles
 from local.oracle import METRICS, click_verdicts, realtime_truth, totals, verdict_totals
@@ -23,7 +23,7 @@ from local.readback import (click_token_keys, dedup_status_counts, read_late_dro
 from local.stack import LocalStack, StackOptions
 from tools.analytics import run_duckdb, sync_archive
 from tools.loadgen import EXPECTED_REASONS, HOT_AD, TOO_FAST, LoadSpec, generate
-from local.demo_budget import budget_billing_section, budget_section, reconcile
+from local.demo_budget import CLICK_DELAY_S, budget_billing_section, budget_section, reconcile
 from local.demo_events import events_section
 from tools.sender import send_links, send_load
 
@@ -424,7 +424,10 @@ def run(args) -> int:
     # every click needs a valid token, its ids and price are the token's (issue 17)
     settings = IngestSettings(hot_ad_salts={HOT_AD: args.hot_salts} if args.hot_salts > 1 else {},
                               click_token_mode="enforce")
-    options = StackOptions(api_port=args.port, settings=settings)
+    # the budget section's ad server: its ads are clicked CLICK_DELAY_S after they are served,
+    # which the decision's margin allows for (budget_click_delay_ms)
+    options = StackOptions(api_port=args.port, settings=settings,
+                           budget=BudgetSettings(budget_click_delay_ms=int(CLICK_DELAY_S * 1000)))
     if args.state_dir:
         options.state_dir = args.state_dir
     with LocalStack(options) as stack:
