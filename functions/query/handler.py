@@ -12,18 +12,17 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import AggregationSettings, QualitySettings
 from common.observability import handler_metrics
-from common.responses import api_resolver, error_response, json_response, no_route
+from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from query.pipeline_metrics import CloudWatchPipelineMetrics
 from query.service import QueryService
-from query.windows import QueryError
+from query.api_errors import handle_refusals
 from serving import READ, make_store
 
 logger = Logger(service="query")
@@ -53,23 +52,7 @@ def _answered(route: str, body: dict) -> Response:
     return json_response(200, body)
 
 
-@app.exception_handler(QueryError)
-def _bad_request(exc: QueryError) -> Response:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(exc.status, exc.reason)
-
-
-@app.exception_handler([ClientError, BotoCoreError])
-def _store_unavailable(exc: Exception) -> Response:
-    logger.warning("serving store error", error=repr(exc))
-    metrics.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
-    return error_response(503, "serving store unavailable; retry later", retry_after_s=1)
-
-
-@app.not_found
-def _not_found(exc: NotFoundError) -> Response:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return no_route(app.current_event)
+handle_refusals(app, metrics, logger, store="serving store")
 
 
 @app.get("/v1/top")

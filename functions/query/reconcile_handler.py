@@ -15,7 +15,6 @@ from typing import Callable
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
@@ -23,10 +22,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import ReconcileSettings, ServingSettings
 from common.observability import handler_metrics
-from common.responses import api_resolver, error_response, json_response, no_route
+from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from query.reconcile_request import parse_reconcile
-from query.windows import QueryError
+from query.api_errors import handle_refusals
 
 logger = Logger(service="reconcile")
 metrics = handler_metrics("reconcile")
@@ -50,15 +49,7 @@ def _glue():
                                               connect_timeout=2, read_timeout=10))
 
 
-@app.exception_handler(QueryError)
-def _bad_request(exc: QueryError) -> Response:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(exc.status, exc.reason)
-
-
-@app.not_found
-def _not_found(exc: NotFoundError) -> Response:
-    return no_route(app.current_event)
+handle_refusals(app, metrics, logger)  # its Glue errors: post_reconcile answers them itself
 
 
 @app.post("/v1/reconcile")

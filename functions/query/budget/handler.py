@@ -14,19 +14,18 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import BudgetSettings
 from common.observability import handler_metrics
-from common.responses import api_resolver, error_response, json_response, no_route
+from common.responses import api_resolver, error_response, json_response
 from common.runtime import per_container
 from query.budget.store import BudgetConflict, BudgetStore
 from query.budgets import budget_json, decision_json, parse_batch_body, parse_budget_body
 from query.pacing import STALE, PacingPolicy, decide, holds_for_the_day
-from query.windows import QueryError, parse_id
+from query.api_errors import handle_refusals
+from query.windows import parse_id
 from serving.table import RequestCounter
 
 logger = Logger(service="budget")
@@ -48,22 +47,7 @@ def get_policy() -> PacingPolicy:
     return PacingPolicy.from_settings(BudgetSettings.from_env())
 
 
-@app.exception_handler(QueryError)
-def _bad_request(exc: QueryError) -> Response:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(exc.status, exc.reason)
-
-
-@app.exception_handler([ClientError, BotoCoreError])
-def _store_unavailable(exc: Exception) -> Response:
-    logger.warning("budget store error", error=repr(exc))
-    metrics.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
-    return error_response(503, "budget store unavailable; retry later", retry_after_s=1)
-
-
-@app.not_found
-def _not_found(exc: NotFoundError) -> Response:
-    return no_route(app.current_event)
+handle_refusals(app, metrics, logger, store="budget store")
 
 
 def _campaign(raw: str) -> str:
