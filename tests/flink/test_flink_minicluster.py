@@ -120,11 +120,13 @@ def test_budget_lane_spend_equals_the_oracle_per_campaign_and_the_pulse_beats(ru
                         if k[:2] == ("campaign", "1d")) > 0
     assert m.ops.get("spend:c", 0) > len(m.spend)  # updated as clicks arrive, not once at the end
     # two sink subtasks write the pulses to one shard, so they may land out of order, and the
-    # at-least-once sink may write one twice (the store keeps the newest); as made, one every 500 ms
+    # at-least-once sink may write one twice (the store keeps the newest); made 2 a second, but
+    # datagen's rate limiter releases a second's rows together (gaps ~1 ms, ~1000 ms): measured
+    # medians 1000-1001 ms, so the bound is the second plus scheduling slack
     pulses = sorted(set(m.pulses))
     assert len(pulses) >= 20, len(m.pulses)
     gaps = [b - a for a, b in zip(pulses, pulses[1:])]
-    assert sorted(gaps)[len(gaps) // 2] <= 1000, gaps[:20]
+    assert sorted(gaps)[len(gaps) // 2] <= 1500 and max(gaps) <= 10_000, gaps[:20]
 
 
 def test_impressions_and_conversions_counted_once_each(run, scenario, expected):
