@@ -82,6 +82,15 @@ serving.keys, serving.table; on Glue in the --extra-py-files zip, like `common`)
 Publishing: the day's summary is also put into the serving table (serving.table.reconciliation_item:
 pk `R#reconciliation`, sk = the day), where `GET /v1/quality` reads the last reconciliation with
 one Query. A rerun of a day replaces its item.
+
+Corrections (glue_jobs/corrections.py, docs/corrections.md): on request only (`--apply-corrections
+true`, or the workflow run property `apply_corrections=true` that POST /v1/reconcile?...&
+apply_corrections=true sets) and only for a flagged day, the batch truth is written into the
+day's differing `S#<ad>#1h` buckets and their ads' `#1d` buckets, once (conditional on the values
+this run read), with one adjustments-ledger entry per corrected ad-hour (pk `ADJ#<day>` and
+Parquet under <report_path's parent>/adjustments/). The summary's `corrections` section says
+what was applied, already applied (earlier runs), pending (not requested / within threshold) or
+in conflict; a corrected bucket reconciles to 0 drift on the next run.
 """
 from __future__ import annotations
 
@@ -100,6 +109,7 @@ from serving.keys import DAY_MS, HOUR_MS, SERIES_PREFIX, parse_top_sk, series_pk
 from serving.keys import RECONCILIATION_PK  # noqa: E402,F401  (the job's partition: infra scopes its PutItem to it)
 from serving.table import (ID_ATTRS, METRIC_ATTRS, SK_END, metrics_of, num, query_range,  # noqa: E402
                            reconciliation_item, text)
+from serving.table import CORRECTED_AT_ATTR, CORRECTION_ATTR, ORIGINAL_ATTRS, correction_of  # noqa: E402
 
 DRIFT_THRESHOLD = 0.001
 NONE, LATE, ELECTION, MEMORY, DUPLICATES, UNEXPLAINED = (
@@ -414,14 +424,21 @@ def realtime_spend_rows(ddb, table: str, campaign_ids: Iterable[str], day: date,
 
 def realtime_hour_rows(ddb, table: str, ad_ids: Iterable[str], day: date,
                        concurrency: int = 8, consistent_read: bool = False) -> list[dict]:
-    """The serving store's 1h series items of `day` for these ads: one Query per ad."""
+    """The serving store's 1h series items of `day` for these ads: one Query per ad. A corrected
+    bucket's row also has `correction` (serving.table.correction_of: run id, the stream's own
+    values)."""
     start = _day_start_ms(day)
+    attrs = (*METRIC_ATTRS.values(), CORRECTION_ATTR, CORRECTED_AT_ATTR, *ORIGINAL_ATTRS.values())
+
+    def row(ad_id: str, item: dict) -> dict:
+        out = {"ad_id": ad_id, "hour_start_ms": int(item["sk"]["S"]), **metrics_of(item)}
+        marker = correction_of(item)
+        return {**out, "correction": marker} if marker else out
 
     def one(ad_id: str) -> list[dict]:
         items = query_range(ddb, table, series_pk(ad_id, "1h"), ts(start), ts(start + DAY_MS - HOUR_MS),
-                            attrs=tuple(METRIC_ATTRS.values()), skip_tombstones=True,
-                            consistent_read=consistent_read)
-        return [{"ad_id": ad_id, "hour_start_ms": int(i["sk"]["S"]), **metrics_of(i)} for i in items]
+                            attrs=attrs, skip_tombstones=True, consistent_read=consistent_read)
+        return [row(ad_id, i) for i in items]
 
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
         return [row for rows in pool.map(one, sorted(set(ad_ids))) for row in rows]
@@ -511,10 +528,14 @@ def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
         threshold: float = DRIFT_THRESHOLD, extra_ad_ids: Iterable[str] = (),
         extra_campaign_ids: Iterable[str] = (),
         cloudwatch=None, emit: bool = False, publish: bool = False,
-        workflow_run_id: str | None = None, now: Callable[[], datetime] = utc_now) -> dict:
+        workflow_run_id: str | None = None, now: Callable[[], datetime] = utc_now,
+        apply_corrections: bool = False) -> dict:
     """Batch rows (Parquet) + realtime rows (DynamoDB) -> report (Parquet) + summary dict;
     `publish`: also put the summary into the serving table (for GET /v1/quality). The metrics'
-    timestamp and the summary's finished-at time are `now()` at the end of the run."""
+    timestamp and the summary's finished-at time are `now()` at the end of the run.
+    `apply_corrections`: correct a flagged day (glue_jobs/corrections.py) under the run id
+    `workflow_run_id` (none: `manual-<ms>`); the summary's `corrections` section either way."""
+    from glue_jobs import corrections
     from glue_jobs.billing.outputs import CAMPAIGN_SPEND, EVENTS_HOURLY
 
     batch_rows = read_batch_rows(out_path, day)
@@ -527,6 +548,12 @@ def run(out_path: str, report_path: str, day: date, ddb, table: str, *,
                  | leaderboard_campaigns(ddb, table, day) | set(extra_campaign_ids))
     realtime_spend = realtime_spend_rows(ddb, table, campaigns, day)
     rows, summary = reconcile(batch_rows, realtime_rows, threshold, events_rows, spend_rows, realtime_spend)
+    started = now()
+    summary["corrections"] = corrections.correct(
+        corrections.plan(batch_rows, realtime_rows, rows), ddb, table, day.isoformat(), report_path,
+        requested=apply_corrections, flagged=summary["flag"],
+        run_id=workflow_run_id or f"manual-{int(started.timestamp() * 1000)}",
+        applied_at_ms=int(started.timestamp() * 1000))
     summary = {"day": day.isoformat(), **summary,
                "report": write_report(rows, summary, report_path, day)}
     finished_at = now()
@@ -541,7 +568,7 @@ def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -
     import boto3
 
     from common.config import ResourceNames, ServingSettings  # on Glue: in the zip, like serving
-    from glue_jobs.workflow_day import requested_day, workflow_run
+    from glue_jobs.workflow_day import CORRECTIONS_PROPERTY, DAY_PROPERTY, run_properties, workflow_run
 
     p = argparse.ArgumentParser(description="reconcile the billing recompute with the serving store")
     p.add_argument("--day", default="auto", help="YYYY-MM-DD or auto (= yesterday UTC)")
@@ -555,11 +582,18 @@ def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -
                    default="false", help="true/false (Glue passes key/value pairs)")
     p.add_argument("--publish", nargs="?", const="true", default="true",
                    help="true/false: put the summary into the serving table (GET /v1/quality)")
+    p.add_argument("--apply-corrections", "--apply_corrections", dest="apply_corrections", nargs="?",
+                   const="true", default="false",
+                   help="true/false: correct a flagged day's realtime buckets (glue_jobs/corrections.py); "
+                        "a workflow run's property apply_corrections=true does the same")
     argv = sys.argv[1:] if argv is None else argv
     a, _glue_own = p.parse_known_args(argv)  # Glue adds --JOB_ID, --JOB_RUN_ID, ... of its own
     a.emit_metrics = str(a.emit_metrics).lower() in ("true", "1", "yes")
     a.publish = str(a.publish).lower() in ("true", "1", "yes")
-    wanted = requested_day(argv)  # a run started by POST /v1/reconcile?day=D names its day
+    props = run_properties(argv)  # a run started by POST /v1/reconcile?day=D names its day
+    wanted = props.get(DAY_PROPERTY) or None
+    a.apply_corrections = (str(a.apply_corrections).lower() in ("true", "1", "yes")
+                           or props.get(CORRECTIONS_PROPERTY) == "true")
     try:
         day = _parse_day(wanted or a.day, now)
     except ValueError:
@@ -567,7 +601,8 @@ def main(argv: list[str] | None = None, now: Callable[[], datetime] = utc_now) -
     run_ids = workflow_run(argv)
     summary = run(a.out_path, a.report_path, day, boto3.client("dynamodb"), a.table,
                   threshold=a.threshold, emit=a.emit_metrics, publish=a.publish,
-                  workflow_run_id=run_ids[1] if run_ids else None, now=now)
+                  workflow_run_id=run_ids[1] if run_ids else None, now=now,
+                  apply_corrections=a.apply_corrections)
     print(json.dumps(summary, default=str))
     return summary
 

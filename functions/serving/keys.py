@@ -13,6 +13,7 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   pulse        pk META#pulse        sk pulse                     the budget lane's liveness
   freshness    pk META#<slot>       sk freshness                 slot 0..N-1 by sink shard
   reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
+  adjustments  pk ADJ#<YYYY-MM-DD>   sk <hour_start>#<ad>#<run>     corrections ledger (one per ad-hour and run)
 So a top-K over any window up to 24 h reads at most 4 partitions. Pages (1 MB) per partition grow
 with M, id length and tombstones: with M = 1000 a 24 h window off the hour takes about 16
 requests with 10-character ids and about 50 with 128-character ids (tests/query/test_query_dynamodb_paging.py).
@@ -108,3 +109,25 @@ def check_freshness_slots(slots: int) -> int:
     if not 1 <= slots <= MAX_FRESHNESS_SLOTS:
         raise ValueError(f"freshness slots must be within 1..{MAX_FRESHNESS_SLOTS} (one BatchGetItem), got {slots}")
     return slots
+
+
+# Corrections (glue_jobs/corrections.py, docs/corrections.md): the adjustments ledger, one
+# append-only item per corrected ad-hour and run, in one partition per day
+#   adjustments  pk ADJ#<YYYY-MM-DD>  sk <hour_start>#<ad>#<run id>
+ADJUSTMENTS_PREFIX = "ADJ#"
+
+
+def adjustments_pk(day: str) -> str:
+    """The ledger partition of a day (`day`: YYYY-MM-DD)."""
+    return f"{ADJUSTMENTS_PREFIX}{day}"
+
+
+def adjustment_key(day: str, hour_start: int, ad_id: str, run_id: str) -> dict[str, str]:
+    return {"pk": adjustments_pk(day), "sk": f"{ts(hour_start)}#{ad_id}#{run_id}"}
+
+
+def parse_adjustment_sk(sk: str) -> tuple[int, str, str]:
+    """(hour start, ad id, run id) of a ledger sk (an ad id may hold '#', a run id does not)."""
+    hour, _, rest = sk.partition("#")
+    ad_id, _, run_id = rest.rpartition("#")
+    return int(hour), ad_id, run_id

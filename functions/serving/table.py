@@ -11,6 +11,13 @@ Attributes (short: every item stores them). Aggregates, leaderboard entries, lat
   v version (the conditional writes' order)   ttl expiry (1m rows)   del tombstone (BOOL)
 Freshness slots: wm, me. Reconciliation summaries: fin finished (ms), td total drift, flag,
 s the summary as JSON, run the workflow run. Keys: serving.keys.
+Corrected buckets (glue_jobs/corrections.py, docs/corrections.md; `S#<ad>#1h` and `#1d` items only):
+  cx  the run id of the latest correction applied   cxa  when (ms)
+  rt_<attr>  the stream's own value of each corrected metric before the first correction
+             (CORRECTED_METRICS: rt_c, rt_b, rt_sc, rt_ic, rt_k, rt_bk)
+Adjustments ledger items (pk ADJ#<day>): ad, cmp, hs hour start (ms), run, at applied (ms), why
+the reason (the drift class), new (BOOL: the bucket did not exist), bf / af / dl maps {metric:
+before / after / delta}.
 
 Every page of a Query is one request; a RequestCounter shared by one answer's reads counts them
 (the query API reports it as `requests`).
@@ -126,3 +133,23 @@ def reconciliation_item(summary: dict, finished_ms: int, workflow_run_id: Option
 def reconciliation_of(item: dict) -> tuple[dict, Optional[int]]:
     """(the summary, when its run finished in ms) of a reconciliation item."""
     return json.loads(item["s"]["S"]), num(item, "fin") or None
+
+
+# Corrections (glue_jobs/corrections.py): the metrics the nightly batch knows per ad-hour and a
+# correction sets to its truth, and the bucket attributes that mark a corrected bucket.
+CORRECTED_METRICS = ("clicks", "billable_clicks", "suspect_clicks", "invalid_clicks",
+                     "cost_micros", "billable_cost_micros")
+CORRECTION_ATTR, CORRECTED_AT_ATTR = "cx", "cxa"
+ORIGINAL_ATTRS = {m: f"rt_{METRIC_ATTRS[m]}" for m in CORRECTED_METRICS}
+# what a series read projects: an entry's attributes + the correction marker and originals
+SERIES_ATTRS = (*ENTRY_ATTRS, CORRECTION_ATTR, CORRECTED_AT_ATTR, *ORIGINAL_ATTRS.values())
+
+
+def correction_of(item: dict) -> Optional[dict]:
+    """A corrected bucket's marker: {run_id, applied_at_ms, realtime: {metric: the stream's own
+    value}} (only the metrics a correction stored an original of); None: not corrected."""
+    run_id = text(item, CORRECTION_ATTR)
+    if run_id is None:
+        return None
+    return {"run_id": run_id, "applied_at_ms": num(item, CORRECTED_AT_ATTR) or None,
+            "realtime": {m: num(item, a) for m, a in ORIGINAL_ATTRS.items() if a in item}}
