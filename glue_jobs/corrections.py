@@ -70,6 +70,9 @@ TRUTH_COLUMNS = {
 }
 assert tuple(TRUTH_COLUMNS) == CORRECTED_METRICS
 OTHER_FIELDS = "verdicts_or_cost"  # the reason when the billable clicks agree
+# the partition keys a correction writes (infra grants PutItem/UpdateItem on these only): ads'
+# series (serving.keys SERIES_PREFIX["agg"]) and the ledger
+CORRECTION_LEADING_KEYS = ("S#*", "ADJ#*")
 LEDGER_DATASET = "adjustments"
 MAX_TRANSACTION_ITEMS = 100
 

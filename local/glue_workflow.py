@@ -9,7 +9,10 @@ triggers would start, one run at a time (the workflow's MaxConcurrentRuns is 1):
                local budgets table (`--budgets_table`, as infra passes it: docs/budget.md)
   reconcile    glue_jobs/reconcile.py, only when the billing job succeeded (the CONDITIONAL
                trigger), publishing the summary to the serving table
-Each job gets `--WORKFLOW_NAME` and `--WORKFLOW_RUN_ID` like Glue adds them. The outcome is
+Each job gets `--WORKFLOW_NAME` and `--WORKFLOW_RUN_ID` like Glue adds them, so the jobs read the
+run's properties themselves, as on Glue: `day`, and `apply_corrections=true` (POST
+/v1/reconcile?...&apply_corrections=true: the reconciliation corrects a flagged day,
+docs/corrections.md). The outcome is
 recorded as run properties (`local_status`: SUCCEEDED | FAILED, job exit codes) since moto
 keeps a run RUNNING forever; job output goes to <state>/glue-<run id>.log.
 """

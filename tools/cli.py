@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lag, duplicate rate, late-dropped clicks, last reconciliation drift")
     rec = sub.add_parser("reconcile", parents=[common], help="recompute + reconcile one UTC day")
     rec.add_argument("--day", required=True, help="YYYY-MM-DD")
+    rec.add_argument("--apply-corrections", action="store_true",
+                     help="correct the day's realtime buckets to the batch truth if it is flagged "
+                          "(docs/corrections.md)")
     from tools.sql_cli import add_parser as add_sql_parser
 
     add_sql_parser(sub)
@@ -244,7 +247,8 @@ def main(argv: Optional[list[str]] = None, out=None) -> int:
     elif args.command == "quality":
         path, params, render = "/v1/quality", {"last": args.last, "from": args.frm, "to": args.to}, render_quality
     elif args.command == "reconcile":
-        path, params, render = "/v1/reconcile", {"day": args.day}, render_reconcile
+        path, params, render = "/v1/reconcile", {
+            "day": args.day, "apply_corrections": "true" if args.apply_corrections else None}, render_reconcile
     else:
         path, params, render = "/v1/health", {}, render_health
     method = "POST" if args.command == "reconcile" else "GET"

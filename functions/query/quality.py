@@ -12,6 +12,9 @@ comes from and what it means:
   reconciliation   serving store (`R#reconciliation`): the latest reconciled day's summary (the
                    billable clicks', the events' and, since the budget lane, the spend's:
                    realtime spend vs the batch's valid cost per campaign-day)
+  corrections      the same summary's `corrections` section (glue_jobs/corrections.py): the day's
+                   1h buckets corrected to the batch truth (how many, by which runs, the net change
+                   per metric), what this reconciliation applied or left pending; no extra request
   ivt              serving store: clicks per IVT verdict (common/ivt.py) in two recent windows
                    (below), the rate of each class and whether it is above the alert threshold
 Window: `last` (default 1h, at most 24h: not the 30 days of /v1/top) or `from`/`to`, floored to the
@@ -177,6 +180,11 @@ SPEND_RECONCILIATION_KEYS = ("batch", "realtime", "total_diff", "total_drift", "
                              "over_budget_campaigns")
 
 
+# the corrections section (glue_jobs/corrections.summarize; docs/corrections.md)
+CORRECTIONS_KEYS = ("requested", "skipped", "fields", "pending", "applied", "conflicts",
+                    "already_applied", "run_id", "ad_hours", "runs", "delta", "ledger")
+
+
 def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int]) -> Optional[dict]:
     """The stored summary of the latest reconciled day -> the API's view of it."""
     if summary is None:
@@ -192,6 +200,9 @@ def reconciliation_json(summary: Optional[Mapping], finished_at_ms: Optional[int
     spend = summary.get("spend")  # the budget lane: null in summaries of before it
     out["spend"] = ({k: spend.get(k) for k in SPEND_RECONCILIATION_KEYS}
                     if isinstance(spend, Mapping) else None)
+    corrections = summary.get("corrections")  # null in summaries of before corrections
+    out["corrections"] = ({k: corrections.get(k) for k in CORRECTIONS_KEYS}
+                          if isinstance(corrections, Mapping) else None)
     out["finished_at"] = iso(finished_at_ms) if finished_at_ms is not None else None
     out["finished_at_ms"] = finished_at_ms
     return out
@@ -207,8 +218,10 @@ def quality_body(req: QualityRequest, now_ms: int, freshness: dict, metrics: Pip
               {"accepted": None, "duplicates": None, "rejected": None, "duplicate_rate": None})
     alerts = []
     if reconciliation and reconciliation.get("flag"):
+        corrected = (reconciliation.get("corrections") or {}).get("ad_hours")
         alerts.append(f"reconciliation of {reconciliation['day']}: total drift "
-                      f"{reconciliation['total_drift']:.4%} is above {reconciliation['threshold']:.2%}")
+                      f"{reconciliation['total_drift']:.4%} is above {reconciliation['threshold']:.2%}"
+                      + (f" (corrected to the batch truth: {corrected} ad-hours)" if corrected else ""))
     status = STATUS_DRIFT if alerts else STATUS_OK
     # the events' and the spend's drift is reported, but `status` stays the billable clicks', as
     # the TotalDrift alarm does

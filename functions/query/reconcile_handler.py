@@ -4,6 +4,8 @@ Starts a run of the nightly billing workflow with run property `day` (the jobs r
 glue_jobs/workflow_day.py) and answers 202 with the run id at once: a recompute takes minutes.
 The outcome shows in GET /v1/quality (`reconciliation.day`, `finished_at`) and in the drift
 report. The workflow allows one run at a time: a second request while one runs is 409.
+`apply_corrections=true` adds the run property `apply_corrections` = "true": the reconciliation
+then corrects the day's realtime buckets if the day is flagged (glue_jobs/corrections.py).
 A separate function from the query Lambda so that the query role stays read-only: this one may
 only start runs of the one workflow.
 """
@@ -32,6 +34,7 @@ metrics = handler_metrics("reconcile")
 tracer = Tracer(service="reconcile")
 app = api_resolver()
 DAY_PROPERTY = "day"  # = glue_jobs.workflow_day.DAY_PROPERTY
+CORRECTIONS_PROPERTY = "apply_corrections"  # = glue_jobs.workflow_day.CORRECTIONS_PROPERTY
 
 
 def utc_now() -> datetime:
@@ -62,8 +65,10 @@ def post_reconcile() -> Response:
                           settings.billing_cutoff_hours)
     workflow = settings.require("billing_workflow")
     try:
-        run_id = _glue().start_workflow_run(
-            Name=workflow, RunProperties={DAY_PROPERTY: req.day.isoformat()})["RunId"]
+        properties = {DAY_PROPERTY: req.day.isoformat()}
+        if req.apply_corrections:
+            properties[CORRECTIONS_PROPERTY] = "true"
+        run_id = _glue().start_workflow_run(Name=workflow, RunProperties=properties)["RunId"]
     except ClientError as exc:
         code = exc.response["Error"].get("Code", "")
         if code == "ConcurrentRunsExceededException":
@@ -76,11 +81,13 @@ def post_reconcile() -> Response:
         logger.warning("start_workflow_run failed", error=repr(exc))
         return error_response(503, "billing workflow unreachable", retry_after_s=5)
     metrics.add_metric(name="ReconcileStarted", unit=MetricUnit.Count, value=1)
-    logger.info("reconcile started", day=req.day.isoformat(), run_id=run_id, partial=req.partial)
+    logger.info("reconcile started", day=req.day.isoformat(), run_id=run_id, partial=req.partial,
+                apply_corrections=req.apply_corrections)
     reconciles = ServingSettings.from_env().serving_store == "dynamodb"
     return json_response(202, {
         "status": "started", "day": req.day.isoformat(), "workflow": workflow, "run_id": run_id,
         "partial_day": req.partial, "reconciliation": reconciles,
+        "apply_corrections": req.apply_corrections and reconciles,
         "result": "GET /v1/quality -> reconciliation (day, finished_at, total_drift)" if reconciles
         else "billing recompute only: reconciliation needs serving_store=dynamodb",
     })

@@ -5,6 +5,10 @@ after today, a day older than the raw archive keeps in a directly readable class
 (RECONCILE_MAX_AGE_DAYS, = the archive's cold-storage transition). Today is accepted but
 reported as partial (so is yesterday before its cutoff): arrivals are not complete until the
 day's end + the billing job's arrival cutoff.
+
+`apply_corrections`: `true` or `false` (default; anything else is 400). `true` asks the
+reconciliation to correct the day's realtime buckets to the batch truth if the day is flagged
+(drift above the threshold; glue_jobs/corrections.py, docs/corrections.md).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 class ReconcileRequest:
     day: date
     partial: bool  # now is before the day's end + the arrival cutoff: late arrivals may follow
+    apply_corrections: bool = False
 
 
 def parse_reconcile(params: Mapping[str, str], now: datetime,
@@ -32,9 +37,13 @@ def parse_reconcile(params: Mapping[str, str], now: datetime,
                     cutoff_hours: int = DEFAULT_CUTOFF_HOURS) -> ReconcileRequest:
     """`now`: an aware datetime (UTC)."""
     today = now.astimezone(timezone.utc).date()
-    unknown = sorted(set(params) - {"day"})
+    unknown = sorted(set(params) - {"day", "apply_corrections"})
     if unknown:
-        raise QueryError(f"unknown parameter(s) {', '.join(unknown)}: /v1/reconcile takes day")
+        raise QueryError(f"unknown parameter(s) {', '.join(unknown)}: /v1/reconcile takes day, "
+                         "apply_corrections")
+    corrections = params.get("apply_corrections")
+    if corrections is not None and corrections not in ("true", "false"):
+        raise QueryError(f"'apply_corrections' must be true or false, got {corrections[:32]!r}")
     raw = (params.get("day") or "").strip()
     if not raw:
         raise QueryError("'day' is required: the UTC day to recompute, as YYYY-MM-DD")
@@ -50,4 +59,4 @@ def parse_reconcile(params: Mapping[str, str], now: datetime,
         raise QueryError(f"'day' {day} is older than {max_age_days} days: its raw archive is in "
                          "cold storage; restore it, then run glue_jobs/backfill.py")
     complete_at = datetime.combine(day + timedelta(days=1), time(), timezone.utc) + timedelta(hours=cutoff_hours)
-    return ReconcileRequest(day, partial=now < complete_at)
+    return ReconcileRequest(day, partial=now < complete_at, apply_corrections=corrections == "true")

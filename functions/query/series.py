@@ -12,6 +12,11 @@ buckets stored before it have no suspect/invalid counts, before issue 19 no impr
 conversions or conversion value: 0).
 A campaign's or advertiser's bucket is the job's rollup of its ads' rows (the same metrics, summed
 in the same job version), so it equals the sum of their ad series.
+Corrections (docs/corrections.md): every point has `corrected` (true: the bucket was set to the
+nightly batch truth after reconciliation; an ad's 1h and 1d buckets only) and, when true,
+`correction` (the run, when, and the stream's own values of the corrected metrics). A campaign's
+or advertiser's rollup and 1m/5m buckets are not corrected: inside a corrected hour they keep the
+stream's figures, so there they no longer sum to the corrected ad hours.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ class SeriesData:
     buckets: dict[int, Bucket] = field(default_factory=dict)
     campaign_id: Optional[str] = None
     advertiser_id: Optional[str] = None
+    # bucket start -> serving.table.correction_of's marker (run_id, applied_at_ms, realtime)
+    corrections: dict[int, dict] = field(default_factory=dict)
 
 
 def metrics_json(values) -> dict:
@@ -68,15 +75,32 @@ def build_series(req: SeriesRequest, data: SeriesData) -> dict:
         b = data.buckets.get(start, Bucket())
         for m in METRICS:
             sums[m] += getattr(b, m)
-        points.append({"bucket_start": iso(start), "bucket_start_ms": start, **metrics_json(b)})
+        point = {"bucket_start": iso(start), "bucket_start_ms": start, "corrected": start in data.corrections,
+                 **metrics_json(b)}
+        if start in data.corrections:
+            point["correction"] = correction_json(data.corrections[start])
+        points.append(point)
     totals = Bucket(**sums)
     return {
         **ids_json(req, data),
         "resolution": req.resolution,
         "window": window_json(req.window.start, req.window.end),
         "points": points,
+        "corrected_buckets": sum(1 for p in points if p["corrected"]),
         "totals": metrics_json(totals),
     }
+
+
+def correction_json(marker: Mapping) -> dict:
+    """A corrected bucket's marker -> the point's `correction` (money as the metrics' strings)."""
+    realtime = {}
+    for m, v in (marker.get("realtime") or {}).items():
+        if is_money(m):
+            realtime[m.removesuffix(MONEY_SUFFIX)] = micros_to_decimal(v)
+        else:
+            realtime[m] = v
+    at = marker.get("applied_at_ms")
+    return {"run_id": marker.get("run_id"), "applied_at": iso(at) if at else None, "realtime": realtime}
 
 
 def window_json(start: int, end: int) -> dict:

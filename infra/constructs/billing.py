@@ -51,7 +51,9 @@ budgets table (grant_read_data: its Scan) and writes billing*; reconciliation re
 billing/hourly/, billing/events_hourly/ and billing/campaign_spend/, writes reconciliation/,
 Queries the serving table, puts
 the day's summary item there (PutItem limited to partition key `R#reconciliation`, read by
-GET /v1/quality) and may put metrics in the ClickAgg namespace only. Both may read their
+GET /v1/quality), corrects on request (PutItem/UpdateItem limited to partition keys `S#*` and
+`ADJ#*`: ads' series and the adjustments ledger, docs/corrections.md) and may put metrics in the
+ClickAgg namespace only. Both may read their
 workflow run's properties (`day`, set by POST /v1/reconcile; glue_jobs/workflow_day.py) and
 import the same --extra-py-files zip. Both use the key, write their two log groups and
 read their own code objects.
@@ -87,6 +89,7 @@ from glue_jobs.billing.outputs import (CAMPAIGN_SPEND, CAMPAIGN_SPEND_COLUMNS, C
                                        CONVERSIONS, EVENTS_HOURLY, EVENTS_HOURLY_COLUMNS, FLAGGED,
                                        FLAGGED_COLUMNS, HOURLY, HOURLY_COLUMNS)
 from glue_jobs.reconcile import DRIFT_THRESHOLD, METRICS_NAMESPACE, RECONCILIATION_PK
+from glue_jobs.corrections import CORRECTION_LEADING_KEYS
 from infra import FUNCTIONS_DIR, REPO_ROOT
 from infra.constructs.archive import (PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, RawArchive)
 from infra.constructs.buckets import data_bucket
@@ -495,6 +498,12 @@ class NightlyBilling(Construct):
             actions=["dynamodb:PutItem"], resources=[serving.table.table_arn],
             conditions={"ForAllValues:StringEquals": {
                 "dynamodb:LeadingKeys": [RECONCILIATION_PK]}}))
+        # corrections on request (glue_jobs/corrections.py): a TransactWriteItems per ad whose
+        # Update/Put are authorised as UpdateItem/PutItem, only on ads' series partitions
+        # (S#<ad>#<res>: not SC#/SV#/SB#, leaderboards, META) and the adjustments ledger (ADJ#<day>)
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[serving.table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(CORRECTION_LEADING_KEYS)}}))
         role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}))

@@ -388,7 +388,8 @@ def test_reconcile_role_queries_the_serving_table_and_puts_clickagg_metrics(cust
     stmts = statements(custom_template, "BillingReconcileRole")
     actions = by_action(stmts)
     table = logical(custom_template, "AWS::DynamoDB::Table", "ServingTable")
-    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:Query", "dynamodb:PutItem"}
+    assert {a for a in actions if a.startswith("dynamodb:")} == {"dynamodb:Query", "dynamodb:PutItem",
+                                                                 "dynamodb:UpdateItem"}  # corrections
     assert actions["dynamodb:Query"][0]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     [metrics] = actions["cloudwatch:PutMetricData"]
     assert metrics["Resource"] == "*"
@@ -415,7 +416,8 @@ def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, re
     makes) without an IAM grant fails here."""
     import botocore.session
 
-    source = "\n".join([(repo_root / "glue_jobs" / f).read_text() for f in ("reconcile.py", "workflow_day.py")]
+    source = "\n".join([(repo_root / "glue_jobs" / f).read_text()
+                        for f in ("reconcile.py", "workflow_day.py", "corrections.py")]
                        + [p.read_text() for p in sorted((repo_root / "functions" / "serving").glob("*.py"))])
     called = set(re.findall(r"\.(\w+)\(", source))
     called |= set(re.findall(r"""get_paginator\(["'](\w+)["']\)""", source))
@@ -425,6 +427,9 @@ def test_reconcile_role_covers_the_aws_calls_of_reconcile_py(custom_template, re
               if botocore.xform_name(op) in called}
     needed |= {"cloudwatch:PutMetricData"} if "put_metric_data" in called else set()
     granted = set(by_action(statements(custom_template, "BillingReconcileRole")))
+    # a transaction's Put/Update are authorised as PutItem/UpdateItem (no IAM action of its own)
+    if "dynamodb:TransactWriteItems" in needed:
+        needed = (needed - {"dynamodb:TransactWriteItems"}) | {"dynamodb:PutItem", "dynamodb:UpdateItem"}
     assert {"dynamodb:Query", "dynamodb:PutItem", "glue:GetWorkflowRunProperties"} <= needed
     assert needed <= granted, sorted(needed - granted)
 
@@ -436,10 +441,17 @@ def test_reconcile_role_puts_only_its_summary_items(custom_template):
     from glue_jobs.reconcile import RECONCILIATION_PK as JOB_PK
 
     assert JOB_PK == RECONCILIATION_PK
-    [put] = [s for s in statements(custom_template, "BillingReconcileRole")
-             if "dynamodb:PutItem" in as_list(s["Action"])]
+    [put, correct] = [s for s in statements(custom_template, "BillingReconcileRole")
+                      if "dynamodb:PutItem" in as_list(s["Action"])]
     assert as_list(put["Action"]) == ["dynamodb:PutItem"]
     assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RECONCILIATION_PK]}}
+    # corrections (glue_jobs/corrections.py): ads' series and the adjustments ledger only, never
+    # campaign/advertiser rollups, spend, leaderboards or META
+    from serving.keys import ADJUSTMENTS_PREFIX, SERIES_PREFIX
+
+    assert sorted(as_list(correct["Action"])) == ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert correct["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [
+        f"{SERIES_PREFIX['agg']}#*", f"{ADJUSTMENTS_PREFIX}*"]}}
 
 
 @pytest.mark.parametrize("role", ["BillingBillingRole", "BillingReconcileRole"])

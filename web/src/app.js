@@ -11,7 +11,7 @@
 // rebuilt; the charts get new data, not a new canvas.
 import { DEFAULTS, METRICS, METRIC_LABELS, RESOLUTIONS, WINDOWS, detailOf, fits, floorTo, isId, minutesOf, normalize,
   parseState, rowResolution, seriesLast, toSearch } from "./state.js";
-import { fmtClock, fmtDrift, fmtExactness, fmtInt, fmtIvt, fmtLag, fmtMinVolume, fmtMoney, fmtPct, fmtRoas, fmtTopValue,
+import { correctedStarts, fmtClock, fmtDrift, fmtExactness, fmtInt, fmtIvt, fmtLag, fmtMinVolume, fmtMoney, fmtPct, fmtRoas, fmtTopValue,
   isRatio, lagState, metricNumber } from "./format.js";
 import { ApiError, clientFor, isMissingRoute, loadConfig } from "./api.js";
 import { DAY_MS, SPEND_RES, budgetView, currencyOf, dayStartOf, isNoBudget, spendColumns } from "./budget.js";
@@ -413,6 +413,13 @@ function renderDetailMeta(meta, kind, body, sig) {
   }
   if (body.advertiser_id) meta.append(el("span", null, `advertiser ${body.advertiser_id}`));
   meta.append(el("span", null, `${body.points.length} × ${body.resolution} buckets, ${fmtClock(body.window.from_ms)} – ${fmtClock(body.window.to_ms)}`));
+  const corrected = correctedStarts(body.points);
+  if (corrected.length) { // buckets set to the nightly batch truth (marked ▼ on the chart)
+    const note = el("span", "corrected", `▼ ${corrected.length} corrected to the batch truth: ${corrected.map(fmtClock).join(", ")}`);
+    note.dataset.testid = "corrected";
+    note.title = "reconciliation found these buckets off the nightly billing recompute and corrected them (docs/corrections.md)";
+    meta.append(note);
+  }
 }
 
 function renderSeries(kind, body) {
@@ -421,7 +428,7 @@ function renderSeries(kind, body) {
   $("detail-title").textContent = `${kind === "ad" ? "Ad" : "Campaign"} ${id}`;
   const meta = $("detail-meta");
   const sig = JSON.stringify([kind, id, body.campaign_id, body.advertiser_id, body.points.length, body.resolution,
-    body.window.from_ms, body.window.to_ms]);
+    body.window.from_ms, body.window.to_ms, correctedStarts(body.points)]);
   if (meta.dataset.sig !== sig) renderDetailMeta(meta, kind, body, sig); // in place: a focused link stays
   const t = body.totals;
   const dl = $("detail-totals");
@@ -632,7 +639,8 @@ function renderDrift(body, error) {
   view.drift = d;
   badge.dataset.drift = d.drift == null ? "" : String(d.drift);
   badge.dataset.day = d.day || "";
-  setBadge(badge, d.state, `drift ${d.text}`, d.title);
+  badge.dataset.corrected = String(d.corrected || 0);
+  setBadge(badge, d.state, `drift ${d.text}${d.corrected ? " ▼" : ""}`, d.title);
 }
 
 function renderIvt(body, error) {

@@ -4,7 +4,7 @@
 //   activity: clicks (bars), billable clicks, conversions (left axis), cost or spend (right axis)
 //   reach:    impressions (bars, left axis), CTR (right axis, %)
 import uPlot from "./vendor/uPlot.esm.js";
-import { fmtInt, fmtMoney, fmtPct } from "./format.js";
+import { correctedStarts, fmtInt, fmtMoney, fmtPct } from "./format.js";
 
 const COLORS = { clicks: "#2563eb", billable: "#16a34a", conversions: "#9333ea", money: "#d97706",
   impressions: "#0891b2", ctr: "#db2777" };
@@ -72,6 +72,7 @@ export class SeriesChart {
       ...this._size(),
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"), // legend and cursor in UTC
       cursor: { drag: { x: false, y: false } },
+      hooks: { draw: [(u) => this._markCorrected(u)] },
       scales: { x: { time: true }, [right.scale]: { auto: true } },
       series: [
         { label: "time (UTC)" },
@@ -91,11 +92,32 @@ export class SeriesChart {
     };
   }
 
+  /** A small amber triangle above each bucket corrected to the batch truth (docs/corrections.md). */
+  _markCorrected(u) {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.fillStyle = "#d97706";
+    const top = u.bbox.top;
+    const size = 5 * (window.devicePixelRatio || 1);
+    for (const ms of this.corrected || []) {
+      const x = Math.round(u.valToPos(ms / 1000, "x", true));
+      ctx.beginPath();
+      ctx.moveTo(x - size, top);
+      ctx.lineTo(x + size, top);
+      ctx.lineTo(x, top + 1.6 * size);
+      ctx.closePath();
+      ctx.fill();
+    }
+    ctx.restore();
+  }
+
   update(points) {
     const data = toColumns(points, this.spec);
+    this.corrected = correctedStarts(points);
     if (!this.plot) this.plot = new uPlot(this._options(), data, this.el);
     else this.plot.setData(data);
     this.el.dataset.points = String(points.length);
+    this.el.dataset.corrected = String(this.corrected.length);
     // the first series' sum (clicks, impressions): what the browser test compares with the totals
     this.el.dataset.sum = String(data[1].reduce((a, b) => a + (b || 0), 0));
   }
@@ -106,6 +128,7 @@ export class SeriesChart {
     this.plot = null;
     delete this.el.dataset.points;
     delete this.el.dataset.sum;
+    delete this.el.dataset.corrected;
   }
 }
 

@@ -133,7 +133,29 @@ export function fmtDrift(body) {
     lines.push(`billable clicks: batch ${fmtInt(r.batch_billable)} vs realtime ${fmtInt(r.realtime_billable)} (${diff > 0 ? "+" : ""}${fmtInt(diff)})`);
   }
   if (r.finished_at) lines.push(`finished ${r.finished_at}`);
-  return { text, state, title: withExtras(lines.join("\n")), drift, day: r.day ?? null };
+  const corrected = fmtCorrections(r.corrections);
+  if (corrected.text) lines.push(corrected.text);
+  return { text, state, title: withExtras(lines.join("\n")), drift, day: r.day ?? null, corrected: corrected.count };
+}
+
+/** The reconciliation's `corrections` (docs/corrections.md) -> {count: the day's corrected ad-hours,
+ * text: one line for the drift badge's title ("" when nothing is or was to correct)}. */
+export function fmtCorrections(c) {
+  if (!c || typeof c !== "object") return { count: 0, text: "" };
+  const n = Number.isFinite(c.ad_hours) ? c.ad_hours : 0;
+  const runs = Array.isArray(c.runs) && c.runs.length ? ` by ${c.runs.join(", ")}` : "";
+  const d = c.delta && Number.isFinite(c.delta.billable_clicks) ? c.delta.billable_clicks : null;
+  const moved = d == null ? "" : ` (billable clicks ${d > 0 ? "+" : ""}${fmtInt(d)})`;
+  if (n > 0) return { count: n, text: `corrected to the batch truth: ${fmtInt(n)} ad-hours${runs}${moved}` };
+  if (Number.isFinite(c.pending) && c.pending > 0) {
+    return { count: 0, text: `not corrected: ${fmtInt(c.pending)} ad-hours differ (${c.skipped || "pending"})` };
+  }
+  return { count: 0, text: "" };
+}
+
+/** The bucket starts (ms) of a series' corrected points (`corrected: true`). */
+export function correctedStarts(points) {
+  return (Array.isArray(points) ? points : []).filter((p) => p && p.corrected === true).map((p) => p.bucket_start_ms);
 }
 
 /** Duplicate rate and late-dropped count of the same answer (a line for the badge's title), or "". */

@@ -6,7 +6,7 @@ Reads exactly the partitions a request needs (key design: serving.keys):
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
           META BatchGetItem (freshness slots)
   series  ONE Query on `S#<ad>#<res>`, `SC#<campaign>#<res>` or `SV#<advertiser>#<res>` (SK
-          range) + META BatchGetItem
+          range) + META BatchGetItem; a corrected bucket's marker (cx, rt_*) is projected too
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
           last reconciliation: one Query on `R#reconciliation`, newest day first, Limit 1;
           clicks per IVT verdict: the leaderboards of the windows' buckets (the 5 last minutes:
@@ -37,6 +37,7 @@ from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_fres
                           late_pk, parse_top_sk, series_pk, top_pk, ts)
 from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, RequestCounter, is_tombstone,
                            metrics_of, num, query_range, reconciliation_of, text)
+from serving.table import SERIES_ATTRS, correction_of
 from serving.types import SeriesAnswer, StoreFreshness, TopAnswer
 
 MAX_PARALLEL = 8
@@ -155,11 +156,15 @@ class DynamoDBQueryStore:
         counter = RequestCounter()
         meta_f = self._pool.submit(self._meta, counter)
         pk = series_pk(req.entity_id, req.resolution, SERIES_LEVEL[req.level])
-        items = self._entries(counter, pk, ts(req.window.start), ts(req.window.end - step), False)
+        items = query_range(self._ddb, self._table, pk, ts(req.window.start), ts(req.window.end - step),
+                            attrs=SERIES_ATTRS, counter=counter)
         data = SeriesData()
         for item in items:
             start = int(item["sk"]["S"])
             data.buckets[start] = Bucket(**metrics_of(item))
+            marker = correction_of(item)
+            if marker:
+                data.corrections[start] = marker
             data.campaign_id = data.campaign_id or text(item, "cmp")
             data.advertiser_id = data.advertiser_id or text(item, "adv")
         return SeriesAnswer(data, meta_f.result(), counter.n, {"items_read": len(items)})

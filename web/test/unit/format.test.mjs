@@ -175,3 +175,18 @@ test("IVT badge without clicks, on an older API, and for answers that are not a 
   assert.ok(old.title.includes("older API"), old.title);
   for (const body of [null, "x", 3]) assert.deepEqual([fmtIvt(body).text, fmtIvt(body).state], ["?", "na"]);
 });
+
+test("corrections in the drift badge's title, and the corrected points of a series", async () => {
+  const { correctedStarts, fmtCorrections } = await import("../../src/format.js");
+  const corrections = { requested: true, skipped: null, applied: 5, already_applied: 0, pending: 5, ad_hours: 5,
+    runs: ["wr_1"], run_id: "wr_1", delta: { billable_clicks: 2 } };
+  const d = fmtDrift({ ...QUALITY, reconciliation: { ...QUALITY.reconciliation, corrections } });
+  assert.equal(d.corrected, 5);
+  assert.ok(d.title.includes("corrected to the batch truth: 5 ad-hours by wr_1 (billable clicks +2)"), d.title);
+  assert.equal(fmtDrift(QUALITY).corrected, 0); // a summary of before corrections
+  assert.deepEqual(fmtCorrections({ ad_hours: 0, pending: 3, skipped: "not requested" }),
+    { count: 0, text: "not corrected: 3 ad-hours differ (not requested)" });
+  assert.deepEqual(fmtCorrections(null), { count: 0, text: "" });
+  assert.deepEqual(correctedStarts([{ bucket_start_ms: 1, corrected: false }, { bucket_start_ms: 2, corrected: true },
+    { bucket_start_ms: 3 }]), [2]);
+});
