@@ -143,16 +143,7 @@ def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False,
     )
     if events_stream is not None:
         t_env.create_temporary_view(sql.EVENTS_CLASSIFIED_TABLE, events_stream)
-    for statement in sql.ivt_views(settings):
-        t_env.execute_sql(statement)
-    # the verdicts and the correction join's output as DataStreams: the per-level aggregates'
-    # projections stop there instead of each planning its own copy of the join
-    # (sql.aggregate_views)
-    t_env.create_temporary_view(
-        sql.VERDICTS_TABLE, t_env.to_data_stream(t_env.from_path(sql.VERDICTS_VIEW)))
-    t_env.execute_sql(sql.correction_view(settings, sql.VERDICTS_TABLE))
-    t_env.create_temporary_view(
-        sql.CORRECTIONS_TABLE, t_env.to_data_stream(t_env.from_path(sql.CORRECTIONS_VIEW)))
+    verdicts_and_corrections(t_env, settings)
     t_env.execute_sql(sql.counted_view(settings, events))
     lanes = [_spend_lane(t_env, settings)]
     if pulse:
@@ -162,6 +153,21 @@ def build_output_in(t_env: Any, settings: JobSettings, *, events: bool = False,
     for statement in sql.aggregate_views(settings, events=events, lanes=lanes, with_counted=False):
         t_env.execute_sql(statement)
     return t_env.from_path(sql.OUTPUT_VIEW)
+
+
+def verdicts_and_corrections(t_env: Any, settings: JobSettings, order: str = sql.STREAM_ORDER) -> None:
+    """The IVT views over `clicks_classified`, with the verdicts and the correction join's
+    output handed over as DataStreams: the per-level aggregates' projections stop there instead
+    of each planning its own copy of the join (sql.aggregate_views). The rebuild (batch mode,
+    `order` = sql.ARRIVAL_ORDER) needs the boundary as much: without it the batch planner made
+    13 copies of the join, one per aggregate."""
+    for statement in sql.ivt_views(settings, order=order):
+        t_env.execute_sql(statement)
+    t_env.create_temporary_view(
+        sql.VERDICTS_TABLE, t_env.to_data_stream(t_env.from_path(sql.VERDICTS_VIEW)))
+    t_env.execute_sql(sql.correction_view(settings, sql.VERDICTS_TABLE))
+    t_env.create_temporary_view(
+        sql.CORRECTIONS_TABLE, t_env.to_data_stream(t_env.from_path(sql.CORRECTIONS_VIEW)))
 
 
 def _spend_lane(t_env: Any, settings: JobSettings) -> str:

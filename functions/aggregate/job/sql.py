@@ -364,29 +364,42 @@ def ivt_flags(s: JobSettings) -> dict[str, str]:
     }
 
 
-def classify_query(s: JobSettings, source: str = SOURCE_TABLE) -> str:
+# The stream's arrival order and the watermark a record met, and their definitions in the rebuild
+# (batch mode over the raw archive: `rebuild_*` below). Everything else is the same SQL text.
+STREAM_ORDER = "`proctime`"
+ARRIVAL_ORDER = "`arrival_ms`, `click_id`"  # the rebuild's arrival order: ingest time, then id
+_STREAM_WM = "CASE WHEN CURRENT_WATERMARK(`rowtime`) IS NULL THEN CAST(NULL AS BIGINT) " \
+             "ELSE " + _epoch_ms("CURRENT_WATERMARK(`rowtime`)") + " END"
+
+
+def _on_time(s: JobSettings, minute_start: str) -> str:
+    """The late rule on the 1-minute bucket (one definition: stream, events, rebuild)."""
+    return f"(wm_ms IS NULL OR wm_ms < {minute_start} + {MINUTE_MS + s.allowed_lateness_ms})"
+
+
+def classify_query(s: JobSettings, source: str = SOURCE_TABLE, *, order: str = STREAM_ORDER,
+                   wm: str = _STREAM_WM, extra: str = "") -> str:
     """STAGE 1: dedup by click_id (keep first), the late rule on the 1-minute bucket and the
-    per-click IVT rules (evaluated once per distinct click, after the dedup)."""
-    late_edge = MINUTE_MS + s.allowed_lateness_ms
-    wm = "CURRENT_WATERMARK(`rowtime`)"
+    per-click IVT rules (evaluated once per distinct click, after the dedup). `order`, `wm` and
+    `extra` (columns carried through): the rebuild's arrival order and watermark
+    (`rebuild_classify_query`)."""
     flags = ",\n    ".join(f"{expr} AS {name}" for name, expr in ivt_flags(s).items())
     return f"""
 SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
   minute_start,
-  (wm_ms IS NULL OR wm_ms < minute_start + {late_edge}) AS on_time,
-  wm_ms, ip, impression_id, is_bot, is_dc, is_fast
+  {_on_time(s, 'minute_start')} AS on_time,
+  wm_ms, ip, impression_id, is_bot, is_dc, is_fast{extra}
 FROM (
   SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time, cost_micros,
     {_bucket('event_time', MINUTE_MS)} AS minute_start,
-    CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
-         ELSE {_epoch_ms(wm)} END AS wm_ms,
+    {wm} AS wm_ms,
     ip, impression_id,
-    {flags}
+    {flags}{extra}
   FROM (
     SELECT click_id, ad_id, campaign_id, advertiser_id, user_id, event_time,
       COALESCE(cost_micros, CAST(0 AS BIGINT)) AS cost_micros, ip, user_agent, impression_id,
-      issued_at, ingest_time, `rowtime`,
-      ROW_NUMBER() OVER (PARTITION BY click_id ORDER BY `proctime` ASC) AS rn
+      issued_at, ingest_time, {'`rowtime`' if order == STREAM_ORDER else 'wm_ms' + extra},
+      ROW_NUMBER() OVER (PARTITION BY click_id ORDER BY {order} ASC) AS rn
     FROM `{source}`
     WHERE click_id IS NOT NULL AND ad_id IS NOT NULL AND event_time IS NOT NULL AND event_time >= 0
   )
@@ -394,24 +407,23 @@ FROM (
 )""".strip()
 
 
-def classify_events_query(s: JobSettings, source: str = EVENTS_SOURCE_TABLE) -> str:
+def classify_events_query(s: JobSettings, source: str = EVENTS_SOURCE_TABLE, *,
+                          order: str = STREAM_ORDER, wm: str = _STREAM_WM) -> str:
     """STAGE 1 of the events source: dedup by (event_type, event_id) keep first (an impression
     is counted once per impression_id, a conversion once per conversion_id: ingest publishes
     impressions unclaimed, so resends reach the stream), then the clicks' late rule on the
     1-minute bucket of event_time (served at | occurred_at), against the events' own watermark.
     Conversions without an ad (only a click_id named the click) are left to the nightly batch,
-    which joins them with their click: the stream keeps no click state to look them up."""
-    late_edge = MINUTE_MS + s.allowed_lateness_ms
-    wm = "CURRENT_WATERMARK(`rowtime`)"
+    which joins them with their click: the stream keeps no click state to look them up.
+    `order`, `wm`: as classify_query's."""
     return f"""
 SELECT event_type, ad_id, campaign_id, advertiser_id, event_time, value_micros,
-  (wm_ms IS NULL OR wm_ms < {_bucket('event_time', MINUTE_MS)} + {late_edge}) AS on_time, wm_ms
+  {_on_time(s, _bucket('event_time', MINUTE_MS))} AS on_time, wm_ms
 FROM (
   SELECT event_type, ad_id, campaign_id, advertiser_id, event_time,
     COALESCE(value_micros, CAST(0 AS BIGINT)) AS value_micros,
-    CASE WHEN {wm} IS NULL THEN CAST(NULL AS BIGINT)
-         ELSE {_epoch_ms(wm)} END AS wm_ms,
-    ROW_NUMBER() OVER (PARTITION BY event_type, event_id ORDER BY `proctime` ASC) AS rn
+    {wm} AS wm_ms,
+    ROW_NUMBER() OVER (PARTITION BY event_type, event_id ORDER BY {order} ASC) AS rn
   FROM `{source}`
   WHERE event_type IN ({q(IMPRESSION)}, {q(CONVERSION)}) AND event_id IS NOT NULL
     AND ad_id IS NOT NULL AND event_time IS NOT NULL AND event_time >= 0
@@ -425,13 +437,14 @@ def _agg_ttl_s(s: JobSettings, size_ms: int) -> int:
     return size_ms // 1000 + s.allowed_lateness_s + s.watermark_delay_s + s.agg_state_margin_s
 
 
-def _running_count(partition: str) -> str:
+def _running_count(partition: str, order: str = STREAM_ORDER) -> str:
     """How many clicks of this group arrived so far, this one included (arrival order)."""
-    return (f"COUNT(*) OVER (PARTITION BY {partition} ORDER BY `proctime` "
+    return (f"COUNT(*) OVER (PARTITION BY {partition} ORDER BY {order} "
             f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
 
 
-def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
+def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
+              order: str = STREAM_ORDER) -> list[str]:
     """The IVT verdict of every distinct click (stage 2, all append-only), up to `clicks_ivt`
     (`correction_view` makes `ivt_corrections` over it):
 
@@ -467,7 +480,7 @@ def ivt_views(s: JobSettings, classified: str = CLASSIFIED_TABLE) -> list[str]:
     views.append(f"""CREATE TEMPORARY VIEW {source} AS
 SELECT *, {_bucket('event_time', bb_ms)} AS burst_start FROM `{classified}`""")
     for column, rule, partition in counts:
-        expr = _running_count(partition) if rule in on else "CAST(1 AS BIGINT)"
+        expr = _running_count(partition, order) if rule in on else "CAST(1 AS BIGINT)"
         views.append(f"""CREATE TEMPORARY VIEW clicks_ivt_{column} AS
 SELECT *, {expr} AS {column} FROM {source}""")
         source = f"clicks_ivt_{column}"
@@ -567,10 +580,11 @@ FROM counted
 
 
 def pipeline_views(s: JobSettings, classified: str = CLASSIFIED_TABLE, *,
-                   events: bool = False) -> list[str]:
-    """STAGE 2 as SQL only (reviews, plan tests): `ivt_views`, the corrections as a plain view
-    (the job hands them over as a DataStream instead), `aggregate_views`."""
-    return (ivt_views(s, classified)
+                   events: bool = False, order: str = STREAM_ORDER) -> list[str]:
+    """STAGE 2 as SQL only (reviews, plan tests, the rebuild with `order` = ARRIVAL_ORDER):
+    `ivt_views`, the corrections as a plain view (the job hands them over as a DataStream
+    instead), `aggregate_views`."""
+    return (ivt_views(s, classified, order=order)
             + [f"CREATE TEMPORARY VIEW {VERDICTS_TABLE} AS SELECT * FROM {VERDICTS_VIEW}",
                correction_view(s, VERDICTS_TABLE),
                f"CREATE TEMPORARY VIEW {CORRECTIONS_TABLE} AS SELECT * FROM {CORRECTIONS_VIEW}"]
@@ -760,3 +774,104 @@ def all_statements(s: JobSettings, sink_connector: str = "kinesis") -> Sequence[
         sink_ddl(s, connector=sink_connector),
         insert_dml(),
     ]
+
+
+# ------------------------------------------------------------- the rebuild (batch, docs/rebuild.md)
+# The rebuild runs the stage-2 SQL above, unchanged, in batch mode over the raw archive (Parquet,
+# common.archive), after a stage 1 whose text is classify_query's / classify_events_query's with
+# the two things only a stream has replaced by their definitions over the archive:
+#  * arrival order (the stream's proctime): ingest_time, then the record's id (a total order);
+#  * the watermark a record met on arrival: the newest event time among the records that arrived
+#    in EARLIER arrival seconds, minus watermark_delay_s (`arrival_watermark_view`: the stream's
+#    watermark is also emitted periodically, not per record; NULL in the first second, as
+#    CURRENT_WATERMARK before the first watermark).
+# Both are computed over every archived record of the read window, duplicates included, as the
+# stream's source sees them. Where this can differ from what the stream did: docs/rebuild.md.
+ARCHIVE_CLICKS, ARCHIVE_EVENTS = "archive_clicks", "archive_events"
+ARRIVED_CLICKS, ARRIVED_EVENTS = "clicks_arrived", "events_arrived"
+ARRIVAL_GRAIN_MS = 1000
+EVENTS_ARRIVAL_ORDER = "`arrival_ms`, `event_id`"
+REBUILD_OUTPUT_VIEW = "rebuild_output"
+
+
+def batch_options(s: JobSettings) -> dict[str, str]:
+    """Table options of the rebuild (batch mode): UTC, no mini-batch (batch aggregates are final)."""
+    return {"table.local-time-zone": "UTC", "table.optimizer.agg-phase-strategy": "TWO_PHASE"}
+
+
+def archive_source_ddl(table: str, path: str, record_schema: dict[str, str],
+                       partitions: Sequence[tuple[str, str]]) -> str:
+    """A raw archive (common.archive: Parquet under dt=/hr= partitions by arrival) as a batch
+    table, read only in `partitions` [(dt, hr)] (partition pruning: the filter is on the
+    partition columns). `arrival_ms`: the record's ingest time (its event time if it has none)."""
+    cols = [f"`{name}` {_FLINK_TYPES[t]}" for name, t in record_schema.items()]
+    cols += ["`dt` STRING", "`hr` STRING"]
+    opts = {"connector": "filesystem", "path": path, "format": "parquet",
+            "partition.default-name": "__none__"}
+    return (f"CREATE TEMPORARY TABLE `{table}` (\n  " + ",\n  ".join(cols) + "\n)\n"
+            f"PARTITIONED BY (`dt`, `hr`)\nWITH (\n  {_with(opts)}\n)")
+
+
+def _partition_filter(partitions: Sequence[tuple[str, str]]) -> str:
+    by_day: dict[str, list[str]] = {}
+    for dt, hr in partitions:
+        by_day.setdefault(dt, []).append(hr)
+    if not by_day:
+        return "FALSE"
+    return " OR ".join(f"(`dt` = {q(dt)} AND `hr` IN ({', '.join(q(h) for h in sorted(hrs))}))"
+                       for dt, hrs in sorted(by_day.items()))
+
+
+def arrival_watermark_view(s: JobSettings, archive: str, name: str,
+                           partitions: Sequence[tuple[str, str]]) -> list[str]:
+    """`name`: the archive's records in `partitions` with `arrival_ms` and `wm_ms`, the
+    watermark each met on arrival (see above). Per arrival second, not per record: a GROUP BY
+    and a running MAX over ~86,400 rows a day, then a join back (all parallel but the small
+    running MAX)."""
+    arrival = "COALESCE(`ingest_time`, `event_time`)"
+    second = _bucket("arrival_ms", ARRIVAL_GRAIN_MS)
+    delay = s.watermark_delay_s * 1000
+    return [f"""CREATE TEMPORARY VIEW {name}_in AS
+SELECT *, {arrival} AS arrival_ms FROM `{archive}` WHERE {_partition_filter(partitions)}""",
+            f"""CREATE TEMPORARY VIEW {name}_wm AS
+SELECT arrival_s,
+  MAX(newest) OVER (ORDER BY arrival_s ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    - {delay} AS wm_ms
+FROM (SELECT {second} AS arrival_s, MAX(event_time) AS newest
+      FROM {name}_in WHERE arrival_ms IS NOT NULL GROUP BY {second})""",
+            f"""CREATE TEMPORARY VIEW {name} AS
+SELECT r.*, w.wm_ms FROM {name}_in AS r
+LEFT JOIN {name}_wm AS w ON {_bucket('r.arrival_ms', ARRIVAL_GRAIN_MS)} = w.arrival_s"""]
+
+
+def rebuild_stage1_views(s: JobSettings, partitions: Sequence[tuple[str, str]], *,
+                         events: bool) -> list[str]:
+    """The batch stage 1 over the archive tables (`archive_source_ddl` as ARCHIVE_CLICKS and,
+    with `events`, ARCHIVE_EVENTS): `clicks_classified` (and `events_classified`), the input of
+    stage 2's own SQL in arrival order (job.rebuild plans it as pipeline.py does)."""
+    views = arrival_watermark_view(s, ARCHIVE_CLICKS, ARRIVED_CLICKS, partitions)
+    views.append(f"CREATE TEMPORARY VIEW {CLASSIFIED_TABLE} AS\n" + classify_query(
+        s, ARRIVED_CLICKS, order=ARRIVAL_ORDER, wm="wm_ms", extra=", `arrival_ms`"))
+    if events:
+        views += arrival_watermark_view(s, ARCHIVE_EVENTS, ARRIVED_EVENTS, partitions)
+        views.append(f"CREATE TEMPORARY VIEW {EVENTS_CLASSIFIED_TABLE} AS\n" + classify_events_query(
+            s, ARRIVED_EVENTS, order=EVENTS_ARRIVAL_ORDER, wm="wm_ms"))
+    return views
+
+
+def rebuild_output_view(start_ms: int, end_ms: int) -> str:
+    """The output rows of the buckets that lie wholly within [start_ms, end_ms): the rebuild
+    owns a bucket only if it read every click that could count in it."""
+    size = "CASE resolution " + " ".join(f"WHEN {q(r)} THEN {ms}" for r, ms in RESOLUTIONS.items()) \
+        + " END"
+    return f"""CREATE TEMPORARY VIEW {REBUILD_OUTPUT_VIEW} AS
+SELECT * FROM {OUTPUT_VIEW}
+WHERE bucket_start >= {int(start_ms)} AND bucket_start + {size} <= {int(end_ms)}"""
+
+
+def rebuild_sink_ddl(path: str, table: str = "rebuild_out") -> str:
+    """The rebuild's final rows as JSON lines (the serving loader reads them:
+    aggregate.rebuild_load)."""
+    cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
+    opts = {"connector": "filesystem", "path": path, "format": "json"}
+    return f"CREATE TEMPORARY TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"

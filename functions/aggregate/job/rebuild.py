@@ -1,0 +1,145 @@
+"""The rebuild: the stream job's SQL in Flink batch mode over the raw archive (docs/rebuild.md).
+
+    rebuild_range(...)  which buckets a rebuild may own and which archive partitions it reads (pure)
+    run(...)            plan + execute the batch job; final rows as JSON lines under `out_path`
+
+The output rows have OUTPUT_COLUMNS (the stream's changelog row) with `version` = the row's
+final COUNT(*), as the stream's last emission of that key; aggregate.rebuild_load writes them to
+the serving table under a rebuild generation so they supersede what the stream wrote.
+
+Runs wherever PyFlink runs with the job jar (flink-parquet + shaded Hadoop, pom.xml): locally a
+MiniCluster over files the driver copied from the archive (local/rebuild.py); on a Flink cluster
+with an S3 file system, `archive_path` may be the bucket's s3:// prefix itself.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from common.archive import CLICKS, EVENTS, partition_of
+from common.records import CLICK_RECORD_SCHEMA, EVENT_RECORD_SCHEMA
+from common.times import DAY_MS, HOUR_MS, MINUTE_MS
+
+from . import sql
+from .settings import JobSettings
+
+
+class RebuildError(ValueError):
+    """A range the rebuild cannot own (message says why)."""
+
+
+@dataclass(frozen=True)
+class RebuildRange:
+    """Buckets [start_ms, end_ms) and the arrival hours read for them.
+
+    Read window (arrival): from start - lookback - max future skew (the dedup and IVT elections
+    remember a click for `lookback_s`, the stream's dedup_ttl_s, and a client clock may run
+    ahead of ingest by the skew) to end + the arrival cutoff (late clicks of the range's last
+    minutes are counted as `late` when they arrive; billing reads the same cutoff)."""
+
+    start_ms: int
+    end_ms: int
+    read_from_ms: int
+    read_to_ms: int
+
+    @property
+    def partitions(self) -> list[tuple[str, str]]:
+        """The (dt, hr) archive partitions of the read window, oldest first."""
+        first = self.read_from_ms - self.read_from_ms % HOUR_MS
+        return [partition_of(h) for h in range(first, self.read_to_ms, HOUR_MS)]
+
+    def describe(self) -> str:
+        iso = lambda ms: datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")  # noqa: E731
+        return (f"buckets {iso(self.start_ms)}..{iso(self.end_ms)}, archive arrivals "
+                f"{iso(self.read_from_ms)}..{iso(self.read_to_ms)} ({len(self.partitions)} hour partitions)")
+
+
+def rebuild_range(start_ms: int, end_ms: int, now_ms: int, s: JobSettings, *,
+                  lookback_s: int | None = None, max_future_skew_s: int = 300,
+                  cutoff_hours: int = 2) -> RebuildRange:
+    """Check a requested range and derive what to read (pure).
+
+    Refused: an empty or unaligned range (whole minutes), and a range whose buckets may still
+    change in the stream: the last bucket is final once the watermark passed its end + the
+    allowed lateness, and every late click has arrived (arrival cutoff); before that, the
+    stream still owns it."""
+    if end_ms <= start_ms:
+        raise RebuildError(f"empty range: end {end_ms} is not after start {start_ms}")
+    if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
+        raise RebuildError("start and end must be whole minutes (UTC): buckets are whole minutes")
+    read_to = end_ms + cutoff_hours * HOUR_MS
+    final_at = max(end_ms + (s.lateness_horizon_s - 60) * 1000, read_to)
+    if final_at > now_ms:
+        raise RebuildError(
+            f"the range is not final yet: its last buckets may still change until "
+            f"{datetime.fromtimestamp(final_at / 1000, timezone.utc):%Y-%m-%dT%H:%M:%SZ} (end + "
+            f"the arrival cutoff of {cutoff_hours} h); the stream owns them until then")
+    lookback = s.dedup_ttl_s if lookback_s is None else lookback_s
+    return RebuildRange(start_ms, end_ms, start_ms - (lookback + max_future_skew_s) * 1000, read_to)
+
+
+def day_range(day_start_ms: int, days: int = 1) -> tuple[int, int]:
+    if day_start_ms % DAY_MS:
+        raise RebuildError("a day starts at 00:00 UTC")
+    return day_start_ms, day_start_ms + days * DAY_MS
+
+
+def create_batch_env(s: JobSettings, jar_uri: str | None, parallelism: int | None = None):
+    """A StreamTableEnvironment in BATCH mode (so stage 2 can hand its verdicts over as
+    DataStreams, as the stream job does: pipeline.verdicts_and_corrections) with the job jar
+    (IVT functions, Parquet format)."""
+    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_batch_mode())
+    config = t_env.get_config()
+    if jar_uri:
+        config.set("pipeline.jars", jar_uri)
+    config.set("pipeline.name", f"{sql.PIPELINE_NAME}-rebuild")
+    if parallelism or s.parallelism:
+        config.set("parallelism.default", str(parallelism or s.parallelism))
+    for k, v in sql.batch_options(s).items():
+        config.set(k, v)
+    return t_env
+
+
+def plan(t_env, s: JobSettings, r: RebuildRange, clicks_path: str, events_path: str | None,
+         out_path: str) -> str:
+    """Register sources, views and sink; returns the INSERT statement."""
+    from aggregate.job import pipeline
+
+    pipeline.register_functions(t_env)
+    t_env.execute_sql(sql.archive_source_ddl(sql.ARCHIVE_CLICKS, clicks_path, CLICK_RECORD_SCHEMA,
+                                             r.partitions))
+    if events_path:
+        t_env.execute_sql(sql.archive_source_ddl(sql.ARCHIVE_EVENTS, events_path,
+                                                 EVENT_RECORD_SCHEMA, r.partitions))
+    events = bool(events_path)
+    for statement in sql.rebuild_stage1_views(s, r.partitions, events=events):
+        t_env.execute_sql(statement)
+    # stage 2: the stream job's own SQL and boundaries (pipeline.build_output_in), in arrival
+    # order; the spend lane without its own translation (batch rows are final), no pulse
+    pipeline.verdicts_and_corrections(t_env, s, order=sql.ARRIVAL_ORDER)
+    for statement in [sql.counted_view(s, events), *sql.spend_views(s),
+                      *sql.aggregate_views(s, events=events, lanes=[sql.SPEND_VIEW],
+                                           with_counted=False)]:
+        t_env.execute_sql(statement)
+    t_env.execute_sql(sql.rebuild_output_view(r.start_ms, r.end_ms))
+    t_env.execute_sql(sql.rebuild_sink_ddl(out_path))
+    return sql.insert_dml("rebuild_out", sql.REBUILD_OUTPUT_VIEW)
+
+
+def run(s: JobSettings, r: RebuildRange, archive_root: str, out_path: str, *,
+        jar_uri: str | None, events: bool = True, parallelism: int | None = None) -> dict:
+    """Run the rebuild to completion. `archive_root`: the bucket root holding raw/clicks/ (and
+    raw/events/) as a file:// or s3:// URI. Returns {seconds, out_path}."""
+    root = archive_root.rstrip("/")
+    t_env = create_batch_env(s, jar_uri, parallelism)
+    insert = plan(t_env, s, r, f"{root}/{CLICKS.prefix}", f"{root}/{EVENTS.prefix}" if events else None,
+                  out_path)
+    t0 = time.monotonic()
+    t_env.execute_sql(insert).wait()
+    return {"seconds": round(time.monotonic() - t0, 2), "out_path": out_path}
