@@ -294,9 +294,17 @@ def transaction(table: str, day: str, day_start: int, ad_id: str, corrections: l
     return ops
 
 
+# ads corrected at once (one transaction each). In-process moto's TransactWriteItems deep-copies
+# the whole table and races with concurrent writes ("dictionary changed size during iteration",
+# measured 2026-12-06): tests with in-process moto set it to 1; the local stack's moto server
+# serializes requests; DynamoDB isolates transactions.
+APPLY_CONCURRENCY = 8
+
+
 def apply(ddb, table: str, day: str, corrections: list, run_id: str, applied_at_ms: int,
-          concurrency: int = 8) -> tuple[list, list]:
+          concurrency: int | None = None) -> tuple[list, list]:
     """(applied corrections, conflicting ones): one transaction per ad, concurrently."""
+    concurrency = concurrency or APPLY_CONCURRENCY
     from botocore.exceptions import ClientError
 
     day_start = int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp() * 1000)

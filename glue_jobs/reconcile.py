@@ -105,6 +105,7 @@ from typing import Any, Callable, Iterable
 
 if importlib.util.find_spec("serving") is None:  # on Glue: in the zip; in a checkout: functions/serving
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions"))
+from serving import generations  # noqa: E402
 from serving.keys import DAY_MS, HOUR_MS, SERIES_PREFIX, parse_top_sk, series_pk, top_pk, ts  # noqa: E402
 from serving.keys import RECONCILIATION_PK  # noqa: E402,F401  (the job's partition: infra scopes its PutItem to it)
 from serving.table import (ID_ATTRS, METRIC_ATTRS, SK_END, metrics_of, num, query_range,  # noqa: E402
@@ -387,8 +388,8 @@ def leaderboard_ads(ddb, table: str, day: date) -> set[str]:
     the tombstones of ads that left one."""
     start = _day_start_ms(day)
     items = query_range(ddb, table, top_pk("1h", start), ts(start), ts(start + DAY_MS - HOUR_MS) + SK_END,
-                        attrs=(), skip_tombstones=True)
-    return {parse_top_sk(i["sk"]["S"])[1] for i in items}
+                        attrs=generations.READ_ATTRS, skip_tombstones=True)
+    return {parse_top_sk(i["sk"]["S"])[1] for i in generations.committed(items)}
 
 
 def spend_pk(campaign_id: str) -> str:
@@ -403,8 +404,8 @@ def leaderboard_campaigns(ddb, table: str, day: date) -> set[str]:
     """Campaigns of the ads on the day's hourly leaderboards (the entries' `cmp`)."""
     start = _day_start_ms(day)
     items = query_range(ddb, table, top_pk("1h", start), ts(start), ts(start + DAY_MS - HOUR_MS) + SK_END,
-                        attrs=(ID_ATTRS["campaign_id"],), skip_tombstones=True)
-    return {c for c in (text(i, ID_ATTRS["campaign_id"]) for i in items) if c}
+                        attrs=(ID_ATTRS["campaign_id"], *generations.READ_ATTRS), skip_tombstones=True)
+    return {c for c in (text(i, ID_ATTRS["campaign_id"]) for i in generations.committed(items)) if c}
 
 
 def realtime_spend_rows(ddb, table: str, campaign_ids: Iterable[str], day: date,

@@ -178,3 +178,89 @@ def test_refuses_a_range_the_stream_still_owns(scenario):
     assert s.dedup_ttl_s == 1800 and r.read_from_ms == day - 2_100_000
     assert r.partitions[0] == ("2024-03-09", "23") and r.partitions[-1] == ("2024-03-11", "01")
     assert len(r.partitions) == 1 + 24 + 2
+
+
+# ----------------------------------------------------------------- loading into the serving table
+def _serving(kinesis, name: str):
+    import boto3
+
+    from serving.write.dynamodb import DynamoDBServingStore
+
+    ddb = boto3.client("dynamodb", endpoint_url=kinesis.endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}])
+    return ddb, DynamoDBServingStore(ddb, name, concurrency=4)
+
+
+def _table_view(ddb, table: str) -> dict:
+    """What readers see, from a full Scan (independent of the loader's code): series / late /
+    spend items by key with their numbers, and each leaderboard bucket's entries of its
+    committed generation (serving.generations.committed, the query API's rule)."""
+    from serving import generations
+
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    series, boards = {}, {}
+    by_partition = {}
+    for i in items:
+        pk = i["pk"]["S"]
+        if pk.startswith("T#"):
+            by_partition.setdefault(pk, []).append(i)
+        elif pk.startswith(("S", "L#")):
+            series[(pk, i["sk"]["S"])] = int(i["c"]["N"]) if "c" in i else int(i.get("ld", i.get("bk", {"N": "-1"}))["N"])
+    for pk, part in by_partition.items():
+        for e in generations.committed(part):
+            if "del" in e:
+                continue
+            res = pk.split("#")[1]
+            bucket, _, ad = e["sk"]["S"].partition("#")
+            boards.setdefault((res, int(bucket)), []).append((-int(e["c"]["N"]), ad))
+    return {"series": series, "tops": {k: [ad for _, ad in sorted(v)] for k, v in boards.items()}}
+
+
+def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, rebuilt, expected):
+    """The table as the stream left it, then corrupted: values changed, items deleted, a stale
+    leaderboard entry added. Loading the rebuild (a new generation) restores what readers see to
+    exactly the oracle's; loading it again changes nothing; the stream cannot write over it."""
+    import random
+
+    from aggregate.changes import Change
+    from serving.write.rebuild import RebuildLoader
+
+    ddb, store = _serving(kinesis, "rebuild-repair")
+    r = rebuilt["range"]
+    stream_rows = [Change(row["kind"], True, row) for row in rebuilt["rows"]]
+    assert all(e is None for e in store.apply_many(stream_rows))
+    healthy = _table_view(ddb, "rebuild-repair")
+    assert healthy["tops"] == expected.tops
+
+    rng = random.Random(7)
+    series_keys = sorted(healthy["series"])
+    for pk, sk in rng.sample(series_keys, 40):  # wrong numbers (a bad deploy)
+        ddb.update_item(TableName="rebuild-repair", Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                        UpdateExpression="SET c = :c, ld = :c, bk = :c", ExpressionAttributeValues={":c": {"N": "999"}})
+    for pk, sk in rng.sample(series_keys, 40):  # lost items
+        ddb.delete_item(TableName="rebuild-repair", Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    (res, bucket), board = sorted(expected.tops.items())[0]
+    from serving.keys import top_key
+    ghost = top_key(res, bucket, "ad-ghost")
+    ddb.put_item(TableName="rebuild-repair", Item={"pk": {"S": ghost["pk"]}, "sk": {"S": ghost["sk"]},
+                                                   "v": {"N": "5"}, "c": {"N": "100000"}})
+    corrupted = _table_view(ddb, "rebuild-repair")
+    assert corrupted != healthy and corrupted["tops"][(res, bucket)][0] == "ad-ghost"
+
+    loader = RebuildLoader(ddb, "rebuild-repair", store)
+    stats = loader.load(iter(rebuilt["rows"]), r.start_ms, r.end_ms)
+    assert stats["generation"] == 1 and stats["written"] == stats["rows"] == len(rebuilt["rows"])
+    assert stats["markers"] == 2 * (1440 + 24 + 1)  # every leaderboard bucket of the two days
+    assert _table_view(ddb, "rebuild-repair") == healthy  # = the oracle (checked above)
+
+    again = loader.load(iter(rebuilt["rows"]), r.start_ms, r.end_ms, generation=1)  # a resumed load
+    assert (again["written"], again["unchanged"], again["markers"]) == (0, len(rebuilt["rows"]), 0)
+    # the stream, replaying an old checkpoint, cannot write over a rebuilt bucket
+    store.applied = 0
+    store.apply_many([Change(c.kind, True, {**c.row, "version": c.version + 10}) for c in stream_rows[:50]])
+    assert store.applied == 0 and _table_view(ddb, "rebuild-repair") == healthy

@@ -15,6 +15,12 @@ import pytest
 from glue_jobs import corrections as cx
 from glue_jobs import reconcile as rc
 
+
+@pytest.fixture(autouse=True)
+def one_ad_at_a_time(monkeypatch):
+    """In-process moto's transactions race with concurrent writes (cx.APPLY_CONCURRENCY)."""
+    monkeypatch.setattr(cx, "APPLY_CONCURRENCY", 1)
+
 DAY = date(2026, 3, 10)
 D0 = int(datetime(2026, 3, 10, tzinfo=timezone.utc).timestamp() * 1000)
 H = 3_600_000

@@ -22,7 +22,7 @@ from common.records import CLICK_RECORD_SCHEMA, EVENT_RECORD_SCHEMA
 from common.times import DAY_MS, HOUR_MS, MINUTE_MS
 
 from . import sql
-from .settings import JobSettings
+from .settings import PROPERTY_GROUP, JobSettings
 
 
 class RebuildError(ValueError):
@@ -57,7 +57,7 @@ class RebuildRange:
 
 def rebuild_range(start_ms: int, end_ms: int, now_ms: int, s: JobSettings, *,
                   lookback_s: int | None = None, max_future_skew_s: int = 300,
-                  cutoff_hours: int = 2) -> RebuildRange:
+                  cutoff_s: int = 2 * 3600) -> RebuildRange:
     """Check a requested range and derive what to read (pure).
 
     Refused: an empty or unaligned range (whole minutes), and a range whose buckets may still
@@ -68,13 +68,13 @@ def rebuild_range(start_ms: int, end_ms: int, now_ms: int, s: JobSettings, *,
         raise RebuildError(f"empty range: end {end_ms} is not after start {start_ms}")
     if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
         raise RebuildError("start and end must be whole minutes (UTC): buckets are whole minutes")
-    read_to = end_ms + cutoff_hours * HOUR_MS
+    read_to = end_ms + cutoff_s * 1000
     final_at = max(end_ms + (s.lateness_horizon_s - 60) * 1000, read_to)
     if final_at > now_ms:
         raise RebuildError(
             f"the range is not final yet: its last buckets may still change until "
-            f"{datetime.fromtimestamp(final_at / 1000, timezone.utc):%Y-%m-%dT%H:%M:%SZ} (end + "
-            f"the arrival cutoff of {cutoff_hours} h); the stream owns them until then")
+            f"{datetime.fromtimestamp(final_at / 1000, timezone.utc):%Y-%m-%dT%H:%M:%SZ} (end + the "
+            f"lateness horizon or the arrival cutoff of {cutoff_s} s); the stream owns them until then")
     lookback = s.dedup_ttl_s if lookback_s is None else lookback_s
     return RebuildRange(start_ms, end_ms, start_ms - (lookback + max_future_skew_s) * 1000, read_to)
 
@@ -143,3 +143,55 @@ def run(s: JobSettings, r: RebuildRange, archive_root: str, out_path: str, *,
     t0 = time.monotonic()
     t_env.execute_sql(insert).wait()
     return {"seconds": round(time.monotonic() - t0, 2), "out_path": out_path}
+
+
+def parse_time(value: str) -> int:
+    """`2026-12-05` (00:00 UTC), `2026-12-05T10:30` (UTC) or epoch milliseconds."""
+    if value.isdigit():
+        return int(value)
+    dt = datetime.fromisoformat(value.rstrip("Z"))
+    return int(dt.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rebuild job (the loader runs after it: serving.write.rebuild)."""
+    import argparse
+    import json
+    import sys
+
+    from .main import connector_jar_uri
+    from .settings import load_properties
+
+    p = argparse.ArgumentParser(prog="aggregate.job.rebuild", description=__doc__.split("\n")[0])
+    p.add_argument("--start", required=True, type=parse_time, help="first bucket (UTC; whole minutes)")
+    p.add_argument("--end", required=True, type=parse_time, help="end of the last bucket, exclusive")
+    p.add_argument("--archive-root", required=True,
+                   help="URI of the bucket root holding raw/clicks/ and raw/events/ (file:// or s3://)")
+    p.add_argument("--out", required=True, help="URI of the directory for the final rows")
+    p.add_argument("--properties", help="the stream job's runtime properties (JSON)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--parallelism", type=int)
+    p.add_argument("--no-events", action="store_true", help="clicks only (no events archive)")
+    p.add_argument("--arrival-cutoff-s", type=int, default=2 * 3600,
+                   help="how long after the range's end clicks may still arrive (billing_cutoff_hours)")
+    p.add_argument("--max-future-skew-s", type=int, default=300)
+    args = p.parse_args(argv)
+    props = load_properties(args.properties) if args.properties else {}
+    group = {**props.get(PROPERTY_GROUP, {}), **dict(kv.split("=", 1) for kv in args.set)}
+    s = JobSettings.from_properties({PROPERTY_GROUP: group})
+    try:
+        r = rebuild_range(args.start, args.end, int(time.time() * 1000), s,
+                          max_future_skew_s=args.max_future_skew_s,
+                          cutoff_s=args.arrival_cutoff_s)
+    except RebuildError as exc:
+        print(f"rebuild refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"rebuild: {r.describe()}", file=sys.stderr, flush=True)
+    stats = run(s, r, args.archive_root, args.out, jar_uri=connector_jar_uri(),
+                events=not args.no_events, parallelism=args.parallelism)
+    print(json.dumps({**stats, "start_ms": r.start_ms, "end_ms": r.end_ms}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,6 +35,7 @@ from common.times import DAY_MS, RESOLUTIONS, floor_to
 from query.windows import SeriesRequest, TopRequest
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
                           late_pk, parse_top_sk, series_pk, top_pk, ts)
+from serving import generations
 from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, RequestCounter, is_tombstone,
                            metrics_of, num, query_range, reconciliation_of, text)
 from serving.table import SERIES_ATTRS, correction_of
@@ -97,7 +98,8 @@ class DynamoDBQueryStore:
     # -- reads ---------------------------------------------------------------------------------
     def _entries(self, counter: RequestCounter, pk: str, sk_low: str, sk_high: str,
                  skip_tombstones: bool) -> list[dict]:
-        return query_range(self._ddb, self._table, pk, sk_low, sk_high, attrs=ENTRY_ATTRS,
+        return query_range(self._ddb, self._table, pk, sk_low, sk_high,
+                           attrs=(*ENTRY_ATTRS, *generations.READ_ATTRS),
                            skip_tombstones=skip_tombstones, counter=counter)
 
     def _meta(self, counter: RequestCounter) -> StoreFreshness:
@@ -129,8 +131,9 @@ class DynamoDBQueryStore:
         boards = {(res, b): Leaderboard(res, b) for res, bs in buckets.items() for b in bs}
         items_read = 0
         for p, f in futures:
-            for item in f.result():
-                items_read += 1
+            items = f.result()
+            items_read += len(items)
+            for item in generations.committed(items):  # a rebuilt bucket: its new board only
                 if is_tombstone(item):  # (in case the filter was not applied)
                     continue
                 bucket, ad = parse_top_sk(item["sk"]["S"])
@@ -174,7 +177,7 @@ class DynamoDBQueryStore:
         whether every board is complete (query.topk's rule: then it lists every ad with clicks
         in its bucket). One Query per partition of each window, concurrently."""
         counter = RequestCounter()
-        attrs = tuple(METRIC_ATTRS[m] for m in VERDICT_COUNTS)
+        attrs = (*(METRIC_ATTRS[m] for m in VERDICT_COUNTS), *generations.READ_ATTRS)
         reads = []
         for w in windows:
             buckets = tuple(range(w.start, w.end, RESOLUTIONS[w.resolution]))
@@ -187,7 +190,8 @@ class DynamoDBQueryStore:
         for w, buckets, futures in reads:
             boards = {b: Leaderboard(w.resolution, b) for b in buckets}
             for _, f in futures:
-                for item in f.result():  # tombstones: dropped by the Query's filter
+                # tombstones: dropped by the Query's filter; rebuilt buckets: their new board
+                for item in generations.committed(f.result()):
                     bucket, ad = parse_top_sk(item["sk"]["S"])
                     if bucket in boards:
                         boards[bucket].entries.append(Entry(ad, **metrics_of(item)))

@@ -6,6 +6,7 @@ no read capacity) and adds the per-verdict difference to `verdicts` (aggregate.v
 the sink publishes as the IVT-rate alarm's metrics."""
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -63,6 +64,8 @@ class DynamoDBServingStore:
         self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="serving")
         self.verdicts = VerdictTally()
+        self._lock = threading.Lock()
+        self.applied = 0  # changes apply_many wrote (the others were not newer than the item)
 
     @classmethod
     def from_env(cls) -> "DynamoDBServingStore":
@@ -107,11 +110,14 @@ class DynamoDBServingStore:
             by_key.setdefault(tuple(key_for(change).values()), []).append(i)
 
         def in_order(indexes: list[int]) -> None:
+            written = 0
             for i in indexes:
                 try:
-                    self.apply(changes[i])
+                    written += bool(self.apply(changes[i]))
                 except Exception as exc:  # reported per record to the batch processor
                     results[i] = exc
+            with self._lock:
+                self.applied += written
         list(self._pool.map(in_order, by_key.values()))
         return results
 

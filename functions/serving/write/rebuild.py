@@ -1,0 +1,131 @@
+"""Load a rebuild's final rows (aggregate/job/rebuild.py's JSON lines) into the DynamoDB serving
+table under a new generation (serving.generations, docs/rebuild.md).
+
+    1. take a generation number (one atomic ADD on META#rebuild)
+    2. write every row with version `generation << 40 | count` through the sink's own store
+       (DynamoDBServingStore.apply_many: conditional, newest version wins), so an item the
+       stream wrote, or a corrupted one, is replaced in one write, and a repeated load is a no-op
+    3. then one commit marker per leaderboard bucket of the range, also the buckets without
+       entries: readers switch to the rebuilt board of a bucket at once, and entries only the old
+       board had drop out of every read
+    4. a run record (META#rebuild / run#<generation>): range, counts, when
+
+Idempotent: an interrupted load is resumed by loading the same rows with `generation=` the
+run's number (writes already done are refused as not newer; counted as `unchanged`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO
+
+from aggregate.changes import KINDS, PULSE, Change
+from common.times import RESOLUTIONS, floor_to
+from serving import generations
+from serving.keys import LEADERBOARD_RESOLUTIONS, top_pk, ts
+
+CHUNK = 2000  # rows per apply_many call: a progress line each
+
+
+def read_rows(rows_dir: str | Path) -> Iterator[dict]:
+    """The rebuild's output rows (JSON lines in every file under `rows_dir`)."""
+    for f in sorted(p for p in Path(rows_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
+        with f.open() as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def change_for(row: dict, generation: int) -> Change:
+    """The upsert a rebuilt row becomes, at its generation's version (pure)."""
+    if row.get("kind") not in KINDS or row["kind"] == PULSE:
+        raise ValueError(f"not a rebuildable row: {str(row)[:200]}")
+    return Change(row["kind"], True, {**row, "version": generations.versioned(generation, int(row["version"]))})
+
+
+def leaderboard_buckets(start_ms: int, end_ms: int) -> list[tuple[str, int]]:
+    """Every leaderboard bucket wholly inside [start_ms, end_ms) (pure): the buckets a rebuild
+    of that range owns, whether or not it has entries for them."""
+    out = []
+    for res in LEADERBOARD_RESOLUTIONS:
+        size = RESOLUTIONS[res]
+        first = floor_to(start_ms + size - 1, size)
+        out += [(res, b) for b in range(first, end_ms - size + 1, size)]
+    return out
+
+
+def marker_item(resolution: str, bucket_start: int, generation: int) -> dict:
+    return {"pk": {"S": top_pk(resolution, bucket_start)},
+            "sk": {"S": generations.marker_sk(ts(bucket_start))},
+            generations.MARKER_ATTR: {"N": str(generation)}}
+
+
+class RebuildLoader:
+    def __init__(self, client, table: str, store, out: TextIO = sys.stderr):
+        """`store`: the sink's DynamoDBServingStore on the same table (its writes, its rules)."""
+        self._ddb, self._table, self._store, self._out = client, table, store, out
+
+    def next_generation(self) -> int:
+        item = self._ddb.update_item(
+            TableName=self._table, Key={k: {"S": v} for k, v in generations.GENERATION_KEY.items()},
+            UpdateExpression="ADD g :one", ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW")
+        return int(item["Attributes"]["g"]["N"])
+
+    def load(self, rows: Iterable[dict], start_ms: int, end_ms: int, *,
+             generation: int | None = None) -> dict:
+        generation = generation or self.next_generation()
+        t0 = time.monotonic()
+        stats = {"generation": generation, "rows": 0, "written": 0, "unchanged": 0, "markers": 0}
+        chunk: list[Change] = []
+        for row in rows:
+            if not start_ms <= int(row["bucket_start"]) < end_ms:
+                raise ValueError(f"row outside the range [{start_ms}, {end_ms}): {str(row)[:200]}")
+            chunk.append(change_for(row, generation))
+            if len(chunk) >= CHUNK:
+                self._apply(chunk, stats, t0)
+                chunk = []
+        if chunk:
+            self._apply(chunk, stats, t0)
+        for res, bucket in leaderboard_buckets(start_ms, end_ms):
+            stats["markers"] += self._commit(res, bucket, generation)
+        self._record(generation, start_ms, end_ms, stats)
+        stats["seconds"] = round(time.monotonic() - t0, 2)
+        print(f"rebuild generation {generation}: {stats['rows']} rows, {stats['written']} written, "
+              f"{stats['unchanged']} unchanged, {stats['markers']} leaderboard buckets committed "
+              f"in {stats['seconds']} s", file=self._out, flush=True)
+        return stats
+
+    def _apply(self, changes: list[Change], stats: dict, t0: float) -> None:
+        before = self._written()
+        errors = [e for e in self._store.apply_many(changes) if e is not None]
+        if errors:
+            raise RuntimeError(f"{len(errors)} writes failed, first: {errors[0]!r}") from errors[0]
+        stats["rows"] += len(changes)
+        written = self._written() - before
+        stats["written"] += written
+        stats["unchanged"] += len(changes) - written
+        print(f"  {stats['rows']} rows loaded ({time.monotonic() - t0:.0f} s)", file=self._out, flush=True)
+
+    def _written(self) -> int:
+        return self._store.applied
+
+    def _commit(self, resolution: str, bucket_start: int, generation: int) -> int:
+        try:
+            self._ddb.put_item(
+                TableName=self._table, Item=marker_item(resolution, bucket_start, generation),
+                ConditionExpression="attribute_not_exists(g) OR g < :g",
+                ExpressionAttributeValues={":g": {"N": str(generation)}})
+            return 1
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return 0  # this generation (a resumed load) or a newer one committed it already
+
+    def _record(self, generation: int, start_ms: int, end_ms: int, stats: dict) -> None:
+        self._ddb.put_item(TableName=self._table, Item={
+            "pk": {"S": generations.GENERATION_KEY["pk"]}, "sk": {"S": f"run#{generation:08d}"},
+            "start": {"N": str(start_ms)}, "end": {"N": str(end_ms)},
+            "rows": {"N": str(stats["rows"])}, "written": {"N": str(stats["written"])},
+            "at": {"N": str(int(time.time() * 1000))}})
+
