@@ -575,6 +575,11 @@ SETTINGS: tuple[Setting, ...] = (
       choices=INIT_POSITIONS, context=False, flink="source_init_position"),
     S("source_init_timestamp", Optional[str], None, "ISO-8601 with offset, for AT_TIMESTAMP",
       context=False, flink="source_init_timestamp"),
+    S("stream_count_from_ms", int, 0,
+      "bootstrap hand-over (docs/rebuild.md): the job counts only clicks and events whose event "
+      "time is at or after this UTC day start (epoch ms; 0 = all) and the rebuild from the "
+      "archive fills every bucket before it: each bucket has exactly one writer", ge=0,
+      flink="count_from_ms"),
     # 500, not the connector's 200: at 200 the job alone makes 5 GetRecords calls/s per shard, the
     # whole per-shard limit shared with Firehose (1/s), so both would be throttled
     S("getrecords_interval_ms", int, 500,

@@ -22,6 +22,25 @@ import datagen
 import harness
 
 DAY = 86_400_000
+HOUR = 3_600_000
+DAY1 = datagen.T0 - datagen.T0 % DAY + DAY  # the scenario runs from 23:15 into this day
+# the rebuilt range: from 23:00 (every click of the scenario is at or after 23:15) to the end of
+# DAY1, so it owns every 1m/5m/1h bucket and DAY1's 1d bucket, but not the day before's
+START, END = DAY1 - HOUR, DAY1 + DAY
+
+
+def restricted(exp, keep):
+    """The oracle's expectation for the buckets `keep(resolution, bucket_start)` accepts."""
+    from dataclasses import replace
+
+    return replace(exp, aggs={k: v for k, v in exp.aggs.items() if keep(k[0], k[1])},
+                   tops={k: v for k, v in exp.tops.items() if keep(*k)},
+                   late={k: v for k, v in exp.late.items() if keep("1m", k[0])},
+                   rollups={k: v for k, v in exp.rollups.items() if keep(k[1], k[2])})
+
+
+def owned(resolution: str, bucket_start: int) -> bool:
+    return bucket_start >= START and bucket_start + datagen.RESOLUTIONS[resolution] <= END
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +124,7 @@ def rebuilt(tmp_path_factory, scenario):
     root = tmp_path_factory.mktemp("archive")
     written = write_archive(root, scenario)
     s = settings_for(scenario)
-    day0 = datagen.T0 - datagen.T0 % DAY
-    r = rebuild.rebuild_range(day0, day0 + 2 * DAY, now_ms=day0 + 10 * DAY, s=s)
+    r = rebuild.rebuild_range(START, END, now_ms=END + 10 * DAY, s=s)
     out = tmp_path_factory.mktemp("rebuilt") / "rows"
     rebuild.run(s, r, root.as_uri(), out.as_uri(), jar_uri=connector_jar_uri())
     rows = read_rows(out)
@@ -121,15 +139,20 @@ def test_archive_holds_every_copy_the_stream_received(rebuilt, scenario):
     assert rebuilt["written"]["events"] == sum(len(b) for b in scenario.event_batches) > 0
 
 
-def test_rebuild_equals_the_oracle_for_every_output(rebuilt, expected):
+def test_rebuild_equals_the_oracle_for_every_output_it_owns(rebuilt, expected):
     """Aggregates per ad, campaign and advertiser at every resolution, leaderboards, late
-    counters and the budget lane's spend: all equal to the oracle (harness.diff compares each)."""
-    assert harness.diff(rebuilt["m"], expected) == []
+    counters and the budget lane's spend: equal to the oracle's (harness.diff compares each)
+    for every bucket wholly inside the range, and nothing else: the day before's 1d bucket,
+    which the range covers only from 23:00, has no row."""
+    want = restricted(expected, owned)
+    assert harness.diff(rebuilt["m"], want) == []
     m = rebuilt["m"]
-    assert len(m.agg) == len(expected.aggs) > 100
+    assert len(m.agg) == len(want.aggs) > 100 and len(want.aggs) < len(expected.aggs)
+    assert {b for (res, b, _) in m.agg if res == "1d"} == {DAY1}
+    assert all(START <= row["bucket_start"] < END for row in rebuilt["rows"])
     assert sum(r["late_dropped"] for r in m.late.values()) > 0
     assert {k[0] for k in m.rollups} == {"campaign", "advertiser"}
-    assert m.spend and m.tops() == expected.tops
+    assert m.spend and m.tops() == want.tops
 
 
 def test_one_final_row_per_key_with_the_streams_final_version(rebuilt):
@@ -140,26 +163,6 @@ def test_one_final_row_per_key_with_the_streams_final_version(rebuilt):
     for (res, b, ad), row in rebuilt["m"].top.items():  # an entry is a copy of its agg row
         assert row["version"] == rebuilt["m"].agg[(res, b, ad)]["version"]
     assert not any(r["kind"] == "pulse" for r in rebuilt["rows"])
-
-
-def test_a_range_owns_only_buckets_wholly_inside_it(tmp_path, scenario, expected, rebuilt):
-    """The range's last hour before midnight only: no 1d row (the day is not wholly inside),
-    and exactly the oracle's 1m/5m/1h rows of that hour."""
-    from aggregate.job import rebuild
-    from aggregate.job.main import connector_jar_uri
-
-    s = settings_for(scenario)
-    day1 = datagen.T0 - datagen.T0 % DAY + DAY
-    r = rebuild.rebuild_range(day1 - 3_600_000, day1, now_ms=day1 + 10 * DAY, s=s)
-    rebuild.run(s, r, rebuilt["archive"], (tmp_path / "rows").as_uri(), jar_uri=connector_jar_uri())
-    rows = read_rows(tmp_path / "rows")
-    assert rows and all(r.start_ms <= row["bucket_start"] < r.end_ms for row in rows)
-    assert not any(row["resolution"] == "1d" for row in rows)
-    got = {(row["resolution"], row["bucket_start"], row["ad_id"]): row["clicks"]
-           for row in rows if row["kind"] == "agg"}
-    want = {k: a["clicks"] for k, a in expected.aggs.items()
-            if k[0] != "1d" and r.start_ms <= k[1] < r.end_ms}
-    assert got == want and len(got) > 10
 
 
 def test_refuses_a_range_the_stream_still_owns(scenario):
@@ -173,6 +176,9 @@ def test_refuses_a_range_the_stream_still_owns(scenario):
         rebuild.rebuild_range(day + 1, day + DAY, now_ms=day + 9 * DAY, s=s)
     with pytest.raises(rebuild.RebuildError, match="empty"):
         rebuild.rebuild_range(day, day, now_ms=day + 9 * DAY, s=s)
+    with pytest.raises(Exception, match="count_from_ms: must be a UTC day start"):
+        s.with_overrides(count_from_ms=day + HOUR)
+    assert s.with_overrides(count_from_ms=day).count_from_ms == day
     r = rebuild.rebuild_range(day, day + DAY, now_ms=day + DAY + 2 * 3_600_000, s=s)
     # from the stream's dedup memory + the future skew before the start to the cutoff after the end
     assert s.dedup_ttl_s == 1800 and r.read_from_ms == day - 2_100_000
@@ -235,7 +241,7 @@ def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, r
     stream_rows = [Change(row["kind"], True, row) for row in rebuilt["rows"]]
     assert all(e is None for e in store.apply_many(stream_rows))
     healthy = _table_view(ddb, "rebuild-repair")
-    assert healthy["tops"] == expected.tops
+    assert healthy["tops"] == restricted(expected, owned).tops
 
     rng = random.Random(7)
     series_keys = sorted(healthy["series"])
@@ -244,7 +250,7 @@ def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, r
                         UpdateExpression="SET c = :c, ld = :c, bk = :c", ExpressionAttributeValues={":c": {"N": "999"}})
     for pk, sk in rng.sample(series_keys, 40):  # lost items
         ddb.delete_item(TableName="rebuild-repair", Key={"pk": {"S": pk}, "sk": {"S": sk}})
-    (res, bucket), board = sorted(expected.tops.items())[0]
+    (res, bucket), board = sorted(restricted(expected, owned).tops.items())[0]
     from serving.keys import top_key
     ghost = top_key(res, bucket, "ad-ghost")
     ddb.put_item(TableName="rebuild-repair", Item={"pk": {"S": ghost["pk"]}, "sk": {"S": ghost["sk"]},
@@ -255,7 +261,7 @@ def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, r
     loader = RebuildLoader(ddb, "rebuild-repair", store)
     stats = loader.load(iter(rebuilt["rows"]), r.start_ms, r.end_ms)
     assert stats["generation"] == 1 and stats["written"] == stats["rows"] == len(rebuilt["rows"])
-    assert stats["markers"] == 2 * (1440 + 24 + 1)  # every leaderboard bucket of the two days
+    assert stats["markers"] == 60 + 1 + 1440 + 24 + 1  # every leaderboard bucket of the range
     assert _table_view(ddb, "rebuild-repair") == healthy  # = the oracle (checked above)
 
     again = loader.load(iter(rebuilt["rows"]), r.start_ms, r.end_ms, generation=1)  # a resumed load
@@ -264,3 +270,32 @@ def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, r
     store.applied = 0
     store.apply_many([Change(c.kind, True, {**c.row, "version": c.version + 10}) for c in stream_rows[:50]])
     assert store.applied == 0 and _table_view(ddb, "rebuild-repair") == healthy
+
+
+# ------------------------------------------------------------------------ bootstrap hand-over
+def test_bootstrap_hand_over_at_a_day_start_leaves_no_gap_and_no_overlap(
+        tmp_path_factory, kinesis, scenario, expected, rebuilt):
+    """A deployment bootstrapped at DAY1 (00:00 UTC): the stream job runs with
+    stream_count_from_ms = DAY1, reading the clicks stream from its start (its dedup and IVT
+    elections see the earlier clicks, it counts none of them); the rebuild fills every bucket
+    before DAY1 from the archive. Each bucket has exactly one writer, and together they equal the
+    oracle, the clicks at 23:59:59.999 and at 00:00:00.000 included."""
+    after = lambda res, b: b >= DAY1 and owned(res, b)  # noqa: E731
+    run = harness.run_local_runner(tmp_path_factory.mktemp("handover"), kinesis, scenario.batches,
+                                   restricted(expected, after), overrides={"count_from_ms": DAY1},
+                                   event_batches=scenario.event_batches)
+    assert run.returncode == 0 and run.converged_after_s is not None, run.problems
+    keyed = lambda rows: {(r["kind"], r["resolution"], r["bucket_start"], r["entity_id"])  # noqa: E731
+                          for r in rows if r["kind"] != "pulse"}
+    streamed = keyed(r["after"] or r["before"] for r in run.records)
+    before = [row for row in rebuilt["rows"] if row["bucket_start"] < DAY1]
+    assert streamed and min(k[2] for k in streamed) == DAY1  # the stream wrote nothing before
+    assert keyed(before) and not keyed(before) & streamed  # no bucket has two writers
+    together = harness.Materialized()
+    for row in before:
+        together.apply({"before": None, "after": row, "op": "c"})
+    for rec in run.records:
+        together.apply(rec)
+    assert harness.diff(together, restricted(expected, owned)) == []
+    edge = [c for b in scenario.batches for c in b if DAY1 - 1000 <= c["event_time"] < DAY1 + 1000]
+    assert {c["event_time"] < DAY1 for c in edge} == {True, False}  # clicks on both sides

@@ -137,6 +137,9 @@ def run(s: JobSettings, r: RebuildRange, archive_root: str, out_path: str, *,
     """Run the rebuild to completion. `archive_root`: the bucket root holding raw/clicks/ (and
     raw/events/) as a file:// or s3:// URI. Returns {seconds, out_path}."""
     root = archive_root.rstrip("/")
+    # the stream's hand-over point (stream_count_from_ms) keeps the stream off what the rebuild
+    # owns; the rebuild counts every bucket of its range
+    s = s.with_overrides(count_from_ms=0)
     t_env = create_batch_env(s, jar_uri, parallelism)
     insert = plan(t_env, s, r, f"{root}/{CLICKS.prefix}", f"{root}/{EVENTS.prefix}" if events else None,
                   out_path)

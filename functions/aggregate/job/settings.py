@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common import schema
+from common.times import DAY_MS
 from common.schema import SettingsError  # noqa: F401  (re-exported)
 
 PROPERTY_GROUP = schema.FLINK_PROPERTY_GROUP
@@ -105,6 +106,9 @@ def _validate(s: JobSettings) -> None:
         raise err("aggregates_stream_arn", "must differ from clicks_stream_arn")
     if s.events_stream_arn in (s.clicks_stream_arn, s.aggregates_stream_arn):
         raise err("events_stream_arn", "must differ from clicks_stream_arn and aggregates_stream_arn")
+    if s.count_from_ms % DAY_MS:
+        raise err("count_from_ms", "must be a UTC day start (epoch ms): every bucket, 1d included, "
+                                   "then lies wholly on one side of the hand-over")
     if s.source_init_position == "AT_TIMESTAMP" and not s.source_init_timestamp:
         raise err("source_init_timestamp", "required when source_init_position is AT_TIMESTAMP")
     if s.environment == ENV_LOCAL and not s.aws_endpoint:

@@ -534,6 +534,14 @@ METRIC_AGGREGATES: dict[str, str] = {
 METRIC_COLUMNS = tuple(METRIC_AGGREGATES)
 
 
+def _counted_from(s: JobSettings) -> str:
+    """The bootstrap hand-over (stream_count_from_ms, docs/rebuild.md): the stream counts nothing
+    before it (the rebuild from the archive owns those buckets). Applied where rows are counted,
+    after the dedup and the IVT elections, which still see the earlier clicks: a click after the
+    hand-over that repeats an impression clicked before it is judged as the batch judges it."""
+    return f" AND event_time >= {s.count_from_ms}" if s.count_from_ms else ""
+
+
 def counted_view(s: JobSettings, events: bool) -> str:
     """`counted`: one row per counted click (+1 under its arrival verdict), one per IVT
     correction (-1 valid, +1 suspect) and, with the events source, one per counted impression
@@ -547,17 +555,17 @@ def counted_view(s: JobSettings, events: bool) -> str:
   cost_micros AS click_cost,
   CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE {z} END AS d_billable_cost,
   {n} AS is_impression, {n} AS is_conversion, {z} AS conversion_value
-FROM `{VERDICTS_TABLE}` WHERE on_time""",
+FROM `{VERDICTS_TABLE}` WHERE on_time{_counted_from(s)}""",
              f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {n}, CAST(-1 AS BIGINT), {b}, {n}, {z}, -cost_micros, {n}, {n}, {z}
-FROM `{CORRECTIONS_TABLE}` WHERE on_time"""]
+FROM `{CORRECTIONS_TABLE}` WHERE on_time{_counted_from(s)}"""]
     if events:
         parts.append(f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {n}, {z}, {z}, {n}, {z}, {z},
   CASE WHEN event_type = {q(IMPRESSION)} THEN {b} END,
   CASE WHEN event_type = {q(CONVERSION)} THEN {b} END,
   CASE WHEN event_type = {q(CONVERSION)} THEN value_micros ELSE {z} END
-FROM `{EVENTS_CLASSIFIED_TABLE}` WHERE on_time""")
+FROM `{EVENTS_CLASSIFIED_TABLE}` WHERE on_time{_counted_from(s)}""")
     return "CREATE TEMPORARY VIEW counted AS\n" + "\nUNION ALL\n".join(parts)
 
 
@@ -640,7 +648,7 @@ SELECT resolution, bucket_start, {row}, `version`, max_event_time, `watermark` F
     views.append(
         f"""CREATE TEMPORARY VIEW late_rows AS
 SELECT ad_id, campaign_id, advertiser_id, event_time, cost_micros, minute_start, wm_ms
-FROM `{classified}` WHERE NOT on_time"""
+FROM `{classified}` WHERE NOT on_time{_counted_from(s)}"""
     )
     views.append(
         f"""CREATE TEMPORARY VIEW late_counts AS
