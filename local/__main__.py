@@ -1,4 +1,6 @@
-"""`python -m local up` runs the local stack until Ctrl-C; `python -m local demo` runs the demo."""
+"""`python -m local up` runs the local stack until Ctrl-C; `python -m local demo` runs the demo;
+`python -m local rebuild --endpoint URL --start .. --end ..` rebuilds a range of a running
+stack's serving table from its archive (local/rebuild.py)."""
 from __future__ import annotations
 
 import argparse
@@ -42,11 +44,15 @@ def up(argv) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "demo"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "demo", "rebuild"):
         print(__doc__)
         return 2
     if sys.argv[1] == "up":
         return up(sys.argv[2:])
+    if sys.argv[1] == "rebuild":
+        from local.rebuild import main as rebuild_main
+
+        return rebuild_main(sys.argv[2:])
     from local.demo import main as demo_main
 
     return demo_main(sys.argv[2:])

@@ -25,6 +25,7 @@ from tools.analytics import run_duckdb, sync_archive
 from tools.loadgen import EXPECTED_REASONS, HOT_AD, TOO_FAST, LoadSpec, generate
 from local.demo_budget import CLICK_DELAY_S, budget_billing_section, budget_section, reconcile
 from local.demo_events import events_section
+from local.demo_rebuild import rebuild_section
 from tools.sender import send_links, send_load
 
 
@@ -502,6 +503,8 @@ def run(args) -> int:
         run = budget_section(stack, checks)
         if run.day and stack.glue_workflow is not None:
             budget_billing_section(checks, run, stack.glue_workflow.out_path, reconcile(stack, run.day))
+        # last: it damages the serving table (then repairs it from the archive)
+        rebuild_section(stack, load, checks)
         if args.keep:
             print(f"\nstack running: dashboard {stack.api.url}/  API {stack.api.url}/v1/...  (Ctrl-C to stop)")
             try:

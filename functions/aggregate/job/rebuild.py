@@ -68,8 +68,10 @@ def rebuild_range(start_ms: int, end_ms: int, now_ms: int, s: JobSettings, *,
         raise RebuildError(f"empty range: end {end_ms} is not after start {start_ms}")
     if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
         raise RebuildError("start and end must be whole minutes (UTC): buckets are whole minutes")
-    read_to = end_ms + cutoff_s * 1000
-    final_at = max(end_ms + (s.lateness_horizon_s - 60) * 1000, read_to)
+    # on-time clicks of the last minute arrive until the watermark passes its end + lateness;
+    # late ones (counted as late) until the cutoff
+    read_to = end_ms + max(cutoff_s, s.lateness_horizon_s - 60) * 1000
+    final_at = read_to
     if final_at > now_ms:
         raise RebuildError(
             f"the range is not final yet: its last buckets may still change until "
