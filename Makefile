@@ -75,15 +75,15 @@ up: setup
 test: setup test-main test-flink test-glue
 
 test-main:
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15  # the slowest tests: the suite must stay within its time budget
 
 # per-test limits (pytest-timeout, as pytest.ini's 600 s for test-main): above the longest test's
 # own waits (Flink restart runs; the billing bench's 900 s subprocess limit), so those report first
 test-flink:
-	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -o addopts="" -o timeout=1200
+	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
 
 test-glue:
-	$(GLUEPY) -m pytest tests/glue -p no:cacheprovider -o addopts="" -o timeout=1200
+	$(GLUEPY) -m pytest tests/glue -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
 
 soak: setup
 	CLICKAGG_SOAK=1 $(PY) -m pytest tests/faults -s

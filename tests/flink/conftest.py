@@ -25,3 +25,19 @@ def kinesis(tmp_path_factory):
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    """The MiniCluster scenario with impressions and conversions (datagen), and its oracle:
+    what the stream job (test_flink_minicluster) and the rebuild (test_rebuild) must both equal."""
+    import datagen
+
+    return datagen.generate(events=True)
+
+
+@pytest.fixture(scope="module")
+def expected(scenario):
+    import datagen
+
+    return datagen.oracle(scenario)

@@ -13,16 +13,6 @@ import datagen
 import harness
 
 @pytest.fixture(scope="module")
-def scenario():
-    return datagen.generate(events=True)
-
-
-@pytest.fixture(scope="module")
-def expected(scenario):
-    return datagen.oracle(scenario)
-
-
-@pytest.fixture(scope="module")
 def run(tmp_path_factory, kinesis, scenario, expected):
     # fetches of 25 records per shard against ~75 per shard per batch, one batch every 0.5 s
     return harness.run_local_runner(tmp_path_factory.mktemp("minicluster"), kinesis,

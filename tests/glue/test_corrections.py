@@ -111,12 +111,10 @@ def test_ledger_path_is_beside_the_drift_report():
 def _table():
     import boto3
 
+    from local.resources import create_serving_table  # the serving table's definition
+
     ddb = boto3.client("dynamodb")
-    ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}])
+    create_serving_table(ddb, TABLE)
     return ddb
 
 

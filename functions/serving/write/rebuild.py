@@ -7,7 +7,8 @@ table under a new generation (serving.generations, docs/rebuild.md).
        stream wrote, or a corrupted one, is replaced in one write, and a repeated load is a no-op
     3. then one commit marker per leaderboard bucket of the range, also the buckets without
        entries: readers switch to the rebuilt board of a bucket at once, and entries only the old
-       board had drop out of every read
+       board had drop out of every read; and the range's late counters the rebuild did not
+       write are deleted (one Query per day finds them)
     4. a run record (META#rebuild / run#<generation>): range, counts, when
 
 Idempotent: an interrupted load is resumed by loading the same rows with `generation=` the
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from aggregate.changes import KINDS, PULSE, Change
-from common.times import RESOLUTIONS, floor_to
+from common.times import DAY_MS, RESOLUTIONS, floor_to
 from serving import generations
-from serving.keys import LEADERBOARD_RESOLUTIONS, top_pk, ts
+from serving.keys import LEADERBOARD_RESOLUTIONS, late_pk, top_pk, ts
+from serving.table import SK_END, query_range
 
 CHUNK = 2000  # rows per apply_many call: a progress line each
 
@@ -91,10 +93,12 @@ class RebuildLoader:
             self._apply(chunk, stats, t0)
         for res, bucket in leaderboard_buckets(start_ms, end_ms):
             stats["markers"] += self._commit(res, bucket, generation)
+        stats["late_swept"] = self._sweep_late(start_ms, end_ms, generation)
         self._record(generation, start_ms, end_ms, stats)
         stats["seconds"] = round(time.monotonic() - t0, 2)
         print(f"rebuild generation {generation}: {stats['rows']} rows, {stats['written']} written, "
-              f"{stats['unchanged']} unchanged, {stats['markers']} leaderboard buckets committed "
+              f"{stats['unchanged']} unchanged, {stats['markers']} leaderboard buckets committed, "
+              f"{stats['late_swept']} stale late counters deleted "
               f"in {stats['seconds']} s", file=self._out, flush=True)
         return stats
 
@@ -121,6 +125,28 @@ class RebuildLoader:
             return 1
         except self._ddb.exceptions.ConditionalCheckFailedException:
             return 0  # this generation (a resumed load) or a newer one committed it already
+
+    def _sweep_late(self, start_ms: int, end_ms: int, generation: int) -> int:
+        """Delete the range's late counters older than this generation: the rebuild wrote every
+        (minute, ad) it found late, so an older one is stale or corrupt. One Query per UTC day
+        (the late counters' partition); the delete is conditional on the item still being older
+        (a newer generation's load may be running)."""
+        floor = generations.versioned(generation, 0)
+        swept = 0
+        for day in range(floor_to(start_ms, DAY_MS), end_ms, DAY_MS):
+            for item in query_range(self._ddb, self._table, late_pk(day), ts(start_ms),
+                                    ts(end_ms - 1) + SK_END, attrs=("v",)):
+                if int(item.get("v", {"N": "0"})["N"]) >= floor:
+                    continue
+                try:
+                    self._ddb.delete_item(
+                        TableName=self._table, Key={"pk": {"S": late_pk(day)}, "sk": item["sk"]},
+                        ConditionExpression="attribute_not_exists(v) OR v < :g",
+                        ExpressionAttributeValues={":g": {"N": str(floor)}})
+                    swept += 1
+                except self._ddb.exceptions.ConditionalCheckFailedException:
+                    pass
+        return swept
 
     def _record(self, generation: int, start_ms: int, end_ms: int, stats: dict) -> None:
         self._ddb.put_item(TableName=self._table, Item={
