@@ -1,4 +1,4 @@
-"""Billing recompute: the Spark job's run_day (local Spark) vs the same computation in DuckDB SQL.
+"""Billing recompute: the Spark job's rows per CPU-second and the time of one day at the seed's volume.
 
     .venv-glue/bin/python bench/billing.py [--clicks 10000000] [--impressions-per-click 5]
            [--cache /tmp/billing-bench-cache] [--engines spark,duckdb] [--shuffle-partitions 8]
@@ -6,6 +6,22 @@
     .venv-glue/bin/python bench/billing.py --smoke   # seconds: 20k clicks and 1M impressions in
            a fresh temporary cache, 2 shuffle partitions, 1g driver; same steps, same row-for-row
            check (it runs; the times are not the bench's)
+
+Headline (issue 21): Spark's rows per CPU-second (archive rows the job reads for day D / CPU
+seconds of the Spark child's whole process tree, JVM and SparkContext start-up included) and
+the time to recompute one day at the seed's 8.6B clicks/day (seed 004) on the Glue workers the
+capacity planner picks for that volume (`python -m capacity plan --rate 99537 --peak 500000`:
+billing_glue_workers x billing_glue_worker_type), goal < 30 min (seed 002's recompute RTO):
+   rows of a seed day = the bench's rows read x (8.6B / 24 clicks per arrival hour) / (the
+   bench's clicks per input hour): the same 27 input + 24 lookback click hours and, with
+   events, the same impressions per click as the run;
+   minutes = those rows / Spark's rows per CPU-second / ((workers - 1) x vCPU per worker): Glue
+   runs the driver on one worker, the executors on the others; throughput per vCPU is assumed
+   to scale linearly (S3 reads and a networked shuffle instead of local disk are not measured
+   here). It says whether that meets the goal and how many workers would.
+DuckDB runs the same computation as the reference engine for correctness: every output must be
+identical row for row (below); its time is printed, not compared (the Spark / DuckDB ratio was
+the headline until issue 21).
 
 1. Generates the archive once (cached under --cache, keyed by N and GEN_VERSION) in its layout:
    raw/clicks/dt=YYYY-MM-DD/hr=HH/*.parquet by arrival time, all 15 columns of the click record
@@ -76,10 +92,11 @@ over_budget, not billed) and the hourly and campaign sums. Rule by rule:
                       on the /16 block with first <= ip <= last, as the job.
    impression_repeat, user_repeat (row_number by ORDER), ip_burst (count per ip and epoch-
    aligned window, all ads), too_fast: the same window functions and expressions.
-So the baseline is the same computation, not a simplification: the two engines' rows must be
-identical, and the ratio is engine against engine.
+So the reference is the same computation, not a simplification: the two engines' rows must be
+identical.
 
-Measured 2026-12-06 (the IVT job: 4 hash exchanges + 1 small one + 2 broadcasts; 2-core machine
+Measured before issue 21 (the Spark / DuckDB ratio was the headline then; the current figures
+are in README.md's Benchmarks section), 2026-12-06 (the IVT job: 4 hash exchanges + 1 small one + 2 broadcasts; 2-core machine
 shared with other jobs, so wall times move with the load; CPU seconds of the process tree are
 the steadier figure), `.venv-glue/bin/python bench/billing.py` (10M): 18.9M rows in the 51
 partitions (10.0M in D's 27 input ones), 8.72M clicks of D (valid 7.99M, suspect 430k, invalid
@@ -123,6 +140,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -139,6 +157,11 @@ DAY = date(2026, 3, 10)
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 GEN_VERSION = 4
 N_ADS = 20_000
+# the headline's extrapolation (also bench/rebuild.py's)
+SEED_CLICKS_PER_DAY = 8_600_000_000  # seed 004: "8.6 billion clicks a day, 500K per second at peak"
+SEED_PEAK = 500_000
+GOAL_S = 30 * 60  # seed 002: historical recompute RTO < 30 min
+GLUE_VCPU_PER_WORKER = {"G.1X": 4, "G.2X": 8, "G.4X": 16, "G.8X": 32}
 
 
 # ---------------------------------------------------------------------------- data
@@ -1045,10 +1068,76 @@ def compare(a: argparse.Namespace) -> None:
         print(f"{'':8}{'total s':>10}{'work s':>10}{'CPU s':>10}{'peak RSS GiB':>14}")
         for name, r in (("spark", s), ("duckdb", d)):
             print(f"{name:8}{r['total_s']:>10.1f}{r['work_s']:>10.1f}{r['cpu_s']:>10.1f}{r['peak_rss_gib']:>14.2f}")
-        print(f"{'ratio':8}{s['total_s'] / d['total_s']:>10.2f}{s['work_s'] / d['work_s']:>10.2f}"
-              f"{s['cpu_s'] / d['cpu_s']:>10.2f}{s['peak_rss_gib'] / d['peak_rss_gib']:>14.2f}   (spark / duckdb)")
-        if not same:
-            raise SystemExit("Spark and DuckDB disagree")
+        print("(DuckDB: the reference engine for correctness; its time is not the headline)")
+    if "spark" in results:
+        headline(a, results["spark"])
+    if {"spark", "duckdb"} <= results.keys() and not same:
+        raise SystemExit("Spark and DuckDB disagree")
+
+
+def rows_read(a: argparse.Namespace) -> dict[str, int]:
+    """Archive records in the partitions the job reads for D (Parquet metadata): clicks in its 27
+    input + 24 lookback partitions, events in D's 27 input partitions; `input_clicks`: the
+    clicks of the 27 input partitions alone (what the extrapolation scales by)."""
+    import pyarrow.parquet as pq
+
+    from glue_jobs.billing.transform import BillingSettings, input_partitions, lookback_partitions
+
+    s = BillingSettings()
+
+    def count(partitions: list[str]) -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for part in partitions for f in Path(part).glob("*.parquet"))
+    clicks_root, events_root = str(data_dir(a) / "raw" / "clicks"), str(data_dir(a) / "raw" / "events")
+    main = count(input_partitions(clicks_root, DAY, s.cutoff_hours))
+    return {"clicks": main + count(lookback_partitions(clicks_root, DAY, s.impression_lookback_ms)),
+            "events": count(input_partitions(events_root, DAY, s.cutoff_hours)) if a.impressions_per_click else 0,
+            "input_clicks": main}
+
+
+def glue_workers() -> tuple[int, str, str]:
+    """The capacity planner's Glue workers for the nightly billing at the seed's volume."""
+    from capacity.planner import plan
+
+    rate = SEED_CLICKS_PER_DAY / 86_400
+    p = plan(rate=rate, peak=SEED_PEAK)
+    return (int(p.context["billing_glue_workers"]), p.context["billing_glue_worker_type"],
+            f"python -m capacity plan --rate {rate:.0f} --peak {SEED_PEAK}")
+
+
+def extrapolate(read: dict[str, int], cpu_s: float) -> dict:
+    """One day at the seed's 8.6B clicks/day on the planner's Glue workers: the archive rows the
+    job reads scale with the clicks per arrival hour (the generator writes one rate over the 51
+    hours; events at the run's impressions per click); CPU-seconds = rows / the measured rows per
+    CPU-second (the Spark child's whole process tree, JVM and SparkContext start-up included);
+    Glue runs the driver on one worker, executors on the others (4 vCPU per G.1X), and the
+    throughput per vCPU is assumed to scale linearly (S3 reads and a networked shuffle instead
+    of local disk: not measured here)."""
+    rows = read["clicks"] + read["events"]
+    scale = (SEED_CLICKS_PER_DAY / 24) / (read["input_clicks"] / 27)
+    rows_day = rows * scale
+    rate = rows / cpu_s
+    workers, worker_type, cmd = glue_workers()
+    vcpu = GLUE_VCPU_PER_WORKER[worker_type]
+    day_cpu_s = rows_day / rate
+    seconds = day_cpu_s / ((workers - 1) * vcpu)
+    return {"rows_read": rows, "rows_per_cpu_s": round(rate), "rows_read_per_day": round(rows_day),
+            "cpu_s": round(day_cpu_s), "workers": workers, "worker_type": worker_type, "planner_command": cmd,
+            "minutes": round(seconds / 60, 1), "meets_goal": seconds < GOAL_S,
+            "workers_for_goal": math.ceil(day_cpu_s / vcpu / GOAL_S) + 1}
+
+
+def headline(a: argparse.Namespace, spark: dict) -> None:
+    """Spark's rows per CPU-second and one day at the seed's volume on the planner's workers."""
+    read = rows_read(a)
+    x = extrapolate(read, spark["cpu_s"])
+    print(f"\nSpark: {x['rows_read']:,} archive rows read ({read['clicks']:,} clicks in the 27 input + 24 lookback "
+          f"hours, {read['events']:,} events) in {spark['cpu_s']:.1f} CPU-s: {x['rows_per_cpu_s']:,} rows per CPU-second")
+    print(f"one day at {SEED_CLICKS_PER_DAY / 1e9:.1f}B clicks/day: {x['rows_read_per_day'] / 1e9:.2f}B archive rows "
+          f"= {x['cpu_s']:,} CPU-s; on the planner's {x['workers']} x {x['worker_type']} "
+          f"({x['planner_command']}; driver on one, {GLUE_VCPU_PER_WORKER[x['worker_type']]} vCPU per executor "
+          f"worker), linear per vCPU: {x['minutes']} min; goal < {GOAL_S // 60} min: "
+          f"{'met' if x['meets_goal'] else 'NOT met'}; {x['workers_for_goal']} workers would meet it")
+    print(json.dumps({"spark_rows_per_cpu_s": x["rows_per_cpu_s"], "rows_read": read, "extrapolated": x}))
 
 
 def compare_spend(a: argparse.Namespace) -> bool:

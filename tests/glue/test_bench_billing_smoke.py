@@ -1,6 +1,7 @@
 """bench/billing.py cannot rot: its --smoke mode (20k clicks, 1M impressions, seconds) runs the
 Spark job's run_day and the DuckDB SQL on the same generated archives (clicks: input and lookback
-partitions; events: D's input partitions) in child processes, exits 0 and prints its figures;
+partitions; events: D's input partitions) in child processes, exits 0 and prints its figures
+(the headline: Spark's rows per CPU-second and a seed day's time on the planner's workers);
 the two engines' hourly, campaign_spend, events_hourly and conversions rows are identical,
 checked here again on the files they wrote (independently of the bench's own comparison), and the
 generated data exercises every IVT rule, diagnostic, attribution outcome and the budgets (some
@@ -43,8 +44,16 @@ def test_billing_bench_smoke(tmp_path):
         run = re.search(rf"^\[run\] {engine}: total {NUMBER}s \(start-up {NUMBER}s, work {NUMBER}s\), "
                         rf"CPU {NUMBER}s, peak RSS {NUMBER} GiB$", out, re.M)
         assert run and all(float(v) >= 0 for v in run.groups()) and float(run.group(1)) > 0, (engine, out)
-    ratio = re.search(rf"^ratio\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}   \(spark / duckdb\)$", out, re.M)
-    assert ratio and all(float(v) > 0 for v in ratio.groups()), out
+    # the headline: Spark's rows per CPU-second and a seed day on the planner's Glue workers
+    read = re.search(rf"^Spark: ([\d,]+) archive rows read \(([\d,]+) clicks in the 27 input \+ 24 lookback hours, "
+                     rf"([\d,]+) events\) in {NUMBER} CPU-s: ([\d,]+) rows per CPU-second$", out, re.M)
+    assert read, out
+    n_read, n_clicks, n_events = (int(read.group(i).replace(",", "")) for i in (1, 2, 3))
+    assert n_read == n_clicks + n_events and n_events > 500_000 and 30_000 < n_clicks < 45_000
+    day = re.search(rf"^one day at 8.6B clicks/day: {NUMBER}B archive rows = ([\d,]+) CPU-s; on the planner's "
+                    rf"(\d+) x G.1X \(python -m capacity plan --rate 99537 --peak 500000; .*\), linear per vCPU: {NUMBER} min; "
+                    rf"goal < 30 min: (met|NOT met); (\d+) workers would meet it$", out, re.M)
+    assert day and int(day.group(3)) >= 2 and float(day.group(4)) > 0, out
     # the generator wrote the lookback partitions too (D-2 hr 23 .. D-1 hr 22)
     data = tmp_path / "clicks-20000-i50-v4" / "raw" / "clicks"
     assert (data / "dt=2026-03-08" / "hr=23").is_dir() and (data / "dt=2026-03-09" / "hr=22").is_dir()
