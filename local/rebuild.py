@@ -6,7 +6,7 @@
    emulator's bucket into a work directory (the MiniCluster has no S3 file system here; a Flink
    cluster reads s3:// directly)
 2. run the batch job (aggregate.job.rebuild) in the PyFlink venv, as the stream job runs there
-3. load its rows under a new generation (serving.write.rebuild) into the serving table
+3. load its rows under a new generation (serving.rebuild.loader) into the serving table
 
 Progress on stderr, a JSON summary on stdout (with `python -m local rebuild`).
 """
@@ -65,7 +65,7 @@ def rebuild(endpoint: str, start_ms: int, end_ms: int, *, names: ResourceNames =
     from aggregate.job.rebuild import rebuild_range
     from aggregate.job.settings import JobSettings
     from serving.write.dynamodb import DynamoDBServingStore
-    from serving.write.rebuild import RebuildLoader, read_rows
+    from serving.rebuild.loader import RebuildLoader, read_rows
 
     if not FLINK_PYTHON.exists():
         raise RuntimeError(f"{FLINK_PYTHON} missing: run `make setup` (PyFlink has its own venv)")

@@ -12,6 +12,8 @@ environment): DynamoDB (default) and Timestream for LiveAnalytics. Layout, by wh
   serving/write/      the sink's writers (aggregate.sink_handler), on aggregate.changes
     dynamodb.py       versioned conditional writes, freshness slots
     timestream.py     versioned MULTI records
+  serving/rebuild/    loading a rebuild from the archive (docs/rebuild.md): an operator's tool,
+                      in no Lambda
   serving/read/       the query API's readers (query.handler / query.service), on the query
     dynamodb.py       domain (query.topk, query.series, query.windows)
     timestream.py     one SQL query per request

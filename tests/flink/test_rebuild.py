@@ -222,7 +222,7 @@ def test_a_corrupted_serving_table_is_repaired_by_loading_the_rebuild(kinesis, r
     import random
 
     from aggregate.changes import Change
-    from serving.write.rebuild import RebuildLoader
+    from serving.rebuild.loader import RebuildLoader
 
     # the hour before midnight (moto writes ~150 items/s: the whole range would take minutes):
     # a rebuild of a sub-range is the range's rows of the buckets wholly inside it

@@ -328,6 +328,7 @@ def test_flink_job_properties(default_template):
         "ivt_burst_threshold": "10",
         "ivt_burst_window_ms": "1000",
         "ivt_min_click_delay_ms": "1000",
+        "count_from_ms": "0",
     }
 
 

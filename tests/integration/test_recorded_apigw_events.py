@@ -258,13 +258,14 @@ def test_query_on_a_recorded_event(query, name):
         "window": {"from": "2026-12-31T23:00:00.000Z", "to": "2026-12-31T23:03:00.000Z",
                    "from_ms": T0, "to_ms": T0 + 3 * MIN},
         "points": [
-            {"bucket_start": "2026-12-31T23:00:00.000Z", "bucket_start_ms": T0,
+            {"bucket_start": "2026-12-31T23:00:00.000Z", "bucket_start_ms": T0, "corrected": False,
              "clicks": 3, "billable_clicks": 2, "cost": "0.300000", "billable_cost": "0.200000",
              "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0},
-            {"bucket_start": "2026-12-31T23:01:00.000Z", "bucket_start_ms": T0 + MIN, **zero},
-            {"bucket_start": "2026-12-31T23:02:00.000Z", "bucket_start_ms": T0 + 2 * MIN,
+            {"bucket_start": "2026-12-31T23:01:00.000Z", "bucket_start_ms": T0 + MIN, "corrected": False, **zero},
+            {"bucket_start": "2026-12-31T23:02:00.000Z", "bucket_start_ms": T0 + 2 * MIN, "corrected": False,
              "clicks": 1, "billable_clicks": 1, "cost": "0.100000", "billable_cost": "0.100000",
              "suspect_clicks": 0, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0}],
+        "corrected_buckets": 0,
         "totals": {"clicks": 4, "billable_clicks": 3, "cost": "0.400000", "billable_cost": "0.300000",
                    "suspect_clicks": 1, "invalid_clicks": 0, **no_events, "cvr": 0.0, "cpc": "0.100000", "roas": 0.0},
         # final: the window's end + 15 min lateness is past the watermark (23:10)

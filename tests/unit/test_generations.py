@@ -1,4 +1,4 @@
-"""Rebuild generations (serving.generations) and the loader's pure parts (serving.write.rebuild):
+"""Rebuild generations (serving.generations) and the loader's pure parts (serving.rebuild.loader):
 versions that supersede, commit markers, and which entries a reader keeps."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from serving import generations as g
 from serving.keys import top_key, ts
-from serving.write.rebuild import change_for, leaderboard_buckets, marker_item
+from serving.rebuild.loader import change_for, leaderboard_buckets, marker_item
 
 DAY, HOUR, MIN = 86_400_000, 3_600_000, 60_000
 D = 1_765_000_000_000 - 1_765_000_000_000 % DAY

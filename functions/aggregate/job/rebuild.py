@@ -159,7 +159,7 @@ def parse_time(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the rebuild job (the loader runs after it: serving.write.rebuild)."""
+    """Run the rebuild job (the loader runs after it: serving.rebuild.loader)."""
     import argparse
     import json
     import sys
