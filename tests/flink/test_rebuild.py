@@ -13,7 +13,6 @@ the delay) lies within the bounds the oracle's lateness decisions hold for (data
 The issued_at of each click moves with its ingest time (the too-fast rule reads the difference)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -99,17 +98,11 @@ def settings_for(scenario):
     }})
 
 
-def read_rows(out: Path) -> list[dict]:
-    rows = []
-    for f in sorted(p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return rows
-
-
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory, scenario):
     from aggregate.job import rebuild
     from aggregate.job.main import connector_jar_uri
+    from serving.rebuild.loader import read_rows
 
     root = tmp_path_factory.mktemp("archive")
     written = write_archive(root, scenario)
@@ -117,7 +110,7 @@ def rebuilt(tmp_path_factory, scenario):
     r = rebuild.rebuild_range(START, END, now_ms=END + 10 * DAY, s=s)
     out = tmp_path_factory.mktemp("rebuilt") / "rows"
     rebuild.run(s, r, root.as_uri(), out.as_uri(), jar_uri=connector_jar_uri())
-    rows = read_rows(out)
+    rows = list(read_rows(out))  # the loader's own reader of the job's output
     m = harness.Materialized()
     for row in rows:
         m.apply({"before": None, "after": row, "op": "c"})

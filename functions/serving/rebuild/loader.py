@@ -103,18 +103,15 @@ class RebuildLoader:
         return stats
 
     def _apply(self, changes: list[Change], stats: dict, t0: float) -> None:
-        before = self._written()
+        before = self._store.applied
         errors = [e for e in self._store.apply_many(changes) if e is not None]
         if errors:
             raise RuntimeError(f"{len(errors)} writes failed, first: {errors[0]!r}") from errors[0]
         stats["rows"] += len(changes)
-        written = self._written() - before
+        written = self._store.applied - before
         stats["written"] += written
         stats["unchanged"] += len(changes) - written
         print(f"  {stats['rows']} rows loaded ({time.monotonic() - t0:.0f} s)", file=self._out, flush=True)
-
-    def _written(self) -> int:
-        return self._store.applied
 
     def _commit(self, resolution: str, bucket_start: int, generation: int) -> int:
         try:
