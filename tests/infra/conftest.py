@@ -6,8 +6,11 @@ The default and custom apps are built once per session (each takes seconds: asse
 only read them. A test that adds constructs builds its own app with `app_factory`."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -16,10 +19,56 @@ os.environ.pop("CDK_DEFAULT_ACCOUNT", None)
 os.environ.pop("CDK_DEFAULT_REGION", None)
 
 import pytest  # noqa: E402
-from aws_cdk import App  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CDK_TMP_PREFIX = "clickagg-cdk-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def session_cdk_tmp() -> Path:
+    """The directory the CDK writes everything it is not told where to write: each App without
+    an outdir makes `cdk.out*` at construction and stages its assets there on synth (the Flink
+    zip: 84 MB per synthesized app), custom resource providers copy their code to
+    `cdk-custom-resource*`. All of it goes through Node's os.tmpdir() in the jsii kernel (one
+    Node process per session, started by the first aws_cdk import below), which reads TMPDIR.
+    The kernel cleans up only when it exits normally (not when terminated, not when pytest is
+    killed): this directory is removed at exit, and those of dead sessions when a session starts."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{CDK_TMP_PREFIX}*"):
+        pid = stale.name[len(CDK_TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{CDK_TMP_PREFIX}{os.getpid()}-", dir=base))
+    # registered before the kernel starts: atexit runs last-in first-out, so jsii's own exit
+    # hook (stop the kernel) runs first, then this
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+CDK_TMP = session_cdk_tmp()
+_tmpdir = os.environ.get("TMPDIR")
+os.environ["TMPDIR"] = str(CDK_TMP)  # for the jsii kernel's process only: restored below
+try:
+    from aws_cdk import App  # noqa: E402
+    from aws_cdk.assertions import Template  # noqa: E402
+finally:
+    if _tmpdir is None:
+        os.environ.pop("TMPDIR")
+    else:
+        os.environ["TMPDIR"] = _tmpdir
+if Path(App().outdir).parent != CDK_TMP:  # the kernel was started earlier, by another import
+    raise RuntimeError(f"the jsii kernel does not write under {CDK_TMP}: an aws_cdk/constructs import "
+                       "ran before tests/infra/conftest.py, so CDK output would be left in the system "
+                       "temporary directory")
 
 
 def cdk_json() -> dict:
