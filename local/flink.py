@@ -13,6 +13,7 @@ positions stored in it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,36 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FLINK_PYTHON = REPO / ".venv-flink" / "bin" / "python"
+
+
+def jvm_tmp_dir(checkpoint_dir: Path, runner_pid: int) -> Path:
+    """Where a runner's JVM (gateway + MiniCluster) writes its temporary files: beside the
+    checkpoints, one directory per runner process. By default Flink writes them to /tmp and
+    deletes them only when the JVM exits normally, so each killed job (a crash test's SIGKILL,
+    or `stop` killing the group) left ~190 MB there: the MiniCluster's working directory
+    `minicluster_<id>` (its blob store holds the 127 MB connector jar), `flink-io-*`,
+    `flink-netty-shuffle-*`, `flink-dist-cache-*`, the RPC system's `flink-rpc-akka*.jar` (21 MB)
+    and the planner's `flink-table-planner_*.jar` (40 MB). The runner points the JVM's
+    java.io.tmpdir and Flink's io.tmp.dirs here; `LocalFlinkJob` removes it once the process group
+    is gone, the next runner on the same checkpoints removes those of dead runners."""
+    return Path(checkpoint_dir).resolve().parent / "flink-tmp" / str(runner_pid)
+
+
+def remove_dead_runners_tmp(root: Path, keep: int | None = None) -> None:
+    """Remove the jvm_tmp_dir of every runner under `root` that no longer runs (but `keep`)."""
+    for d in root.glob("*") if root.is_dir() else ():
+        if d.name.isdigit() and int(d.name) != keep and not _pid_alive(int(d.name)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalFlinkJob:
@@ -86,13 +117,15 @@ class LocalFlinkJob:
         return self._proc is not None and self._proc.poll() is None
 
     def kill(self) -> None:
-        """Crash it (SIGKILL to the whole group, no clean cancel): for fault tests."""
+        """Crash it (SIGKILL to the whole group, no clean cancel): for fault tests. Its JVM's
+        temporary files go with it (jvm_tmp_dir); checkpoints stay."""
         if self._proc is not None:
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self._proc.wait()
+            shutil.rmtree(jvm_tmp_dir(self.checkpoint_dir, self._proc.pid), ignore_errors=True)
 
     def stop(self, timeout_s: float = 30) -> None:
         if self.running:
@@ -102,7 +135,7 @@ class LocalFlinkJob:
                 self._proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 pass
-            self.kill()  # whatever is left of the group (the gateway JVM)
+        self.kill()  # whatever is left of the group (the gateway JVM), and its temporary files
         self._proc = None
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from aggregate.job.settings import ENV_LOCAL, JobSettings, load_properties
+from local.flink import jvm_tmp_dir, remove_dead_runners_tmp
 
 # moto has no CBOR: off for both AWS SDKs in the shaded jar (v2: the sink; v1, relocated by the
 # shade plugin: the FlinkKinesisConsumer source).
@@ -101,8 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_args(args)
     Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    # the JVM's temporary files (local.flink.jvm_tmp_dir): java.io.tmpdir covers what Flink
+    # writes there directly (the planner's and RPC system's jars), io.tmp.dirs the MiniCluster's
+    # working directory (blob store, task executors), spill and shuffle directories
+    tmp = jvm_tmp_dir(Path(args.checkpoint_dir), os.getpid())
+    remove_dead_runners_tmp(tmp.parent, keep=os.getpid())
+    tmp.mkdir(parents=True, exist_ok=True)
     # read by PyFlink when it launches the gateway JVM that hosts the MiniCluster
-    os.environ["JVM_ARGS"] = " ".join((os.environ.get("JVM_ARGS", ""), *LOCAL_JVM_OPTIONS)).strip()
+    os.environ["JVM_ARGS"] = " ".join((os.environ.get("JVM_ARGS", ""), *LOCAL_JVM_OPTIONS,
+                                       f"-Djava.io.tmpdir={tmp}")).strip()
 
     from aggregate.job.main import connector_jar_uri, submit
 
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    extra = {"pipeline.jars": connector_jar_uri()}
+    extra = {"pipeline.jars": connector_jar_uri(), "io.tmp.dirs": str(tmp)}
     restore = None if args.fresh else latest_checkpoint(settings.checkpoint_dir)
     if restore:
         extra["execution.state-recovery.path"] = restore
