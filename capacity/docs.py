@@ -202,7 +202,8 @@ def _budget_section(seed: Plan, profiles: list[tuple[str, Plan]]) -> list[str]:
 
     agg, flink = seed.component("aggregates_stream"), seed.component("flink")
     api, reads, ops = (seed.component(k) for k in planner.LANE_KEYS)
-    spend_rows = 2 * agg.metric("spend upserts/s average (budget lane)") + agg.metric(
+    rows_per_update = 2 if x["changelog_update_before"] else 1  # flink_changelog_mode retract / upsert
+    spend_rows = rows_per_update * agg.metric("spend upserts/s average (budget lane)") + agg.metric(
         "pulse rows/s (budget lane)")
     servers = api.metric("ad-server instances (average)")
     containers = reads.metric("budget Lambda containers (average)")
@@ -211,7 +212,8 @@ def _budget_section(seed: Plan, profiles: list[tuple[str, Plan]]) -> list[str]:
         [f"campaigns with a valid click per {x['budget_emit_interval_ms'] / 1000:g} s emit interval",
          num(agg.metric("campaigns with a valid click per budget emit interval (average)"))],
         ["spend upserts/s (1m + 1d)", num(agg.metric("spend upserts/s average (budget lane)"))],
-        ["changelog rows/s added (-U/+U per upsert, + pulse)", num(spend_rows)],
+        [f"changelog rows/s added ({'-U/+U' if rows_per_update == 2 else 'one row'} per upsert, "
+         "+ pulse)", num(spend_rows)],
         ["Flink row-equivalents/s at peak (2/12 of a row per valid click)",
          num(flink.metric("budget lane spend aggregation, row-equivalents/s peak"))],
         ["ad-server instances (average)", num(api.metric("ad-server instances (average)"))],
@@ -245,7 +247,7 @@ def _budget_section(seed: Plan, profiles: list[tuple[str, Plan]]) -> list[str]:
            f"and IVT corrections, emitted every `budget_emit_interval_ms` "
            f"({planner.BUDGET_EMIT_INTERVAL_MS} ms) instead of the {planner.MINIBATCH_MS / 1000:g} s "
            "mini-batch, and the pulse (one row per interval). They take the aggregates' path "
-           "(aggregates stream with -U/+U rows, sink Lambda, one conditional write per upsert "
+           "(aggregates stream, one row per update with the default upsert changelog, sink Lambda, one conditional write per upsert "
            "into the serving table; 1m spend items expire after `minute_ttl_s`), so their cost "
            "sits inside those components; the lane's share of each is the plan minus the same "
            "plan without the lane. The decisions: ad servers call `POST /v1/pacing` (API Gateway "
@@ -382,7 +384,8 @@ def render_docs(region: str = DOCS_REGION) -> str:
         f"{planner.MINIBATCH_MS / 1000:g} s mini-batch touches: "
         f"{seed_keys / planner.ACTIVE_ADS:.0%} of the {planner.ACTIVE_ADS:,} ads at the seed "
         f"profile, {medium_keys / planner.ACTIVE_ADS:.0%} at the medium one, each one update per "
-        f"emitted resolution ({len(planner.SERVING_RESOLUTIONS)}), two changelog rows with -U.",
+        f"emitted resolution ({len(planner.SERVING_RESOLUTIONS)}), one changelog row each with "
+        f"the default `flink_changelog_mode` upsert (two with retract: -U and +U).",
         f"- **The budget lane** (issue 20) adds {per_million(seed.lane_usd_per_million_clicks)} per "
         f"million clicks at the seed profile ({per_million(seed_no_lane.usd_per_million_clicks)} -> "
         f"{per_million(seed.usd_per_million_clicks)}), {seed_reads / (seed.lane_usd or 1):.0%} of it "

@@ -131,7 +131,7 @@ SERVING_RESOLUTIONS = ("1m", "5m", "1h", "1d")  # series buckets the job emits p
 RESOLUTION_SECONDS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bucket length per resolution
 LEADERBOARDS = tuple(LEADERBOARD_RESOLUTIONS)  # top-M boards (serving.keys); 1m items expire, 1h and 1d items never do
 LEADERBOARD_SIZE = default("leaderboard_size")  # leaderboard_size (M); every entry of a live board assumed to change per mini-batch
-CHANGELOG_UPDATE_BEFORE = True  # the job emits -U before each +U (debezium-json): 2 stream rows per update
+CHANGELOG_UPDATE_BEFORE = default("flink_changelog_mode") == "retract"  # flink_changelog_mode: retract emits -U before each +U (2 stream rows per update), upsert only the +U
 CHANGELOG_ROW_BYTES = 470  # one debezium-json changelog row of the 20 OUTPUT_COLUMNS, 10-character ids: measured 465-468 B
 MINIBATCH_MS = default("minibatch_latency_ms")  # minibatch_latency_ms: a key emits at most one update per mini-batch
 ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a bucket stays updatable this long after its end

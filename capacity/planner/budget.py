@@ -52,7 +52,7 @@ LANE_KEYS = ("budget_api", "budget_reads", "budget_ops")  # the lane's own compo
 @dataclass(frozen=True)
 class SpendLoad:
     campaigns_per_interval: float  # distinct campaigns with a valid click in one emit interval
-    upserts_s: float  # spend updates/s, both resolutions (each 2 changelog rows with -U)
+    upserts_s: float  # spend updates/s, both resolutions (each 1 changelog row with the upsert changelog, 2 with retract)
     pulse_rows_s: float  # pulse rows/s (inserts: one row, one write each)
 
 

@@ -117,8 +117,10 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
             f"each updating {len(x.serving_resolutions)} series, plus "
             f"{avg.rollup_keys_per_batch:,.0f} campaign and advertiser rollups"
             f"{' (x2 rows with -U)' if x.changelog_update_before else ''}. "
-            f"Levers: longer emit interval for coarse resolutions, drop -U rows (upsert sink), "
-            f"pack rows per record.")
+            f"Levers: a longer mini-batch (minibatch_latency_ms), "
+            f"{'flink_changelog_mode upsert (no -U rows); ' if x.changelog_update_before else ''}"
+            f"modelled, not implemented: coarse resolutions summed at query time, rows packed "
+            f"per record.")
 
     # --- sink Lambda
     sink = Component("sink_lambda", "Sink Lambda (arm64, Kinesis ESM)", f"{SINK_MEMORY_MB} MB")

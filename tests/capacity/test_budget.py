@@ -36,7 +36,13 @@ def test_spend_rows_per_second_for_1000_campaigns(interval_ms, pulse_s):
     assert agg.metric("pulse rows/s (budget lane)") == pulse_s
     without = plan(1_000, ad_skew=0, active_ads=10_000, budget_lane=False).component("aggregates_stream")
     assert agg.metric("changelog rows/s average") - without.metric("changelog rows/s average") == \
-        pytest.approx(2 * (2 * campaigns / interval_s) + pulse_s)  # -U and +U per update
+        pytest.approx(2 * campaigns / interval_s + pulse_s)  # the default upsert changelog: +U only
+    # flink_changelog_mode retract: -U and +U per update
+    kw = dict(ad_skew=0, active_ads=10_000, changelog_update_before=True)
+    retract = plan(1_000, budget_emit_interval_ms=interval_ms, **kw).component("aggregates_stream")
+    without = plan(1_000, budget_lane=False, **kw).component("aggregates_stream")
+    assert retract.metric("changelog rows/s average") - without.metric("changelog rows/s average") == \
+        pytest.approx(2 * (2 * campaigns / interval_s) + pulse_s)
 
 
 def test_spend_rows_by_hand_at_500ms():
@@ -115,8 +121,12 @@ TINY = dict(rate=100, peak=100, impressions_per_click=0, conversions_per_click=0
             active_ads=10_000, ad_servers=2)
 
 
-def test_tiny_profile_lane_cost_per_month_by_hand():
-    p = plan(**TINY)
+# rows per update on the aggregates stream: 1 with flink_changelog_mode upsert (the default: the
+# job drops every -U), 2 with retract (-U and +U); a pulse row is an insert (1 row) in both.
+# lane $/month, the sum of the by-hand parts below: upsert 264.38, retract 273.03
+@pytest.mark.parametrize("retract, rows_per_update, lane_usd", [(False, 1, 264.38), (True, 2, 273.03)])
+def test_tiny_profile_lane_cost_per_month_by_hand(retract, rows_per_update, lane_usd):
+    p = plan(**TINY, changelog_update_before=retract)
     # --- decisions. Each instance serves its 50 clicks a second (no impressions in the plan): it
     # asks about A = 1,000 (1 - e^-0.05) = 48.77 campaigns per 1 s TTL, in one request
     asked = uniform(50, 1_000)
@@ -151,16 +161,20 @@ def test_tiny_profile_lane_cost_per_month_by_hand():
            # X-Ray: the stage's 2 + 2 requests/s beyond the 1/s reservoir sampled at 5 %
            "traces": 0.05 * requests_s * MONTH_S * 5.0 / 1e6}
     # --- spend rows on the shared path. Campaigns among 50 clicks per 0.5 s: 48.77, 2 updates
-    # each per interval: 195.08 upserts/s, 2 rows each, + 2 pulse rows/s
+    # each per interval: 195.08 upserts/s, rows_per_update rows each, + 2 pulse rows/s
     spend = 2 * uniform(50, 1_000) / 0.5
-    rows_added = 2 * spend + 2
+    rows_added = rows_per_update * spend + 2  # 197.08 upsert, 392.16 retract
     # aggregates rows without the lane: 200 clicks per 2 s mini-batch over 10,000 ads, 1,000
-    # campaigns, 100 advertisers: 4 series / 2 s each, 3 boards of min(1,000, ads) entries, x 2
+    # campaigns, 100 advertisers: 4 series / 2 s each, 3 boards of min(1,000, ads) entries,
+    # x rows_per_update
     ads, rollups = uniform(200, 10_000), uniform(200, 1_000) + uniform(200, 100)
-    rows = 2 * (4 * ads / 2 + 4 * rollups / 2 + 3 * ads / 2)  # 2,457.0
-    writes = 4 * ads / 2 + 4 * rollups / 2 + 3 * ads / 2 * 2
-    assert math.ceil(rows * 1.25 / 1_000) == math.ceil((rows + rows_added) * 1.25 / 1_000) == 4  # shards
-    invocations = (rows / 500, (rows + rows_added) / 500)  # > 4 lanes / 2 s: full batches
+    rows = rows_per_update * (4 * ads / 2 + 4 * rollups / 2 + 3 * ads / 2)  # 1,228.5 / 2,457.0
+    # shards (470 B rows: records bind) with and without the lane: 1,228.5 x 1.25 / 1,000 = 1.5
+    # and 1,425.6 x 1.25 / 1,000 = 1.8 -> 2 (upsert); 2,457.0 -> 3.07 and 2,849.2 -> 3.56 -> 4
+    shards = 2 if rows_per_update == 1 else 4
+    assert math.ceil(rows * 1.25 / 1_000) == math.ceil((rows + rows_added) * 1.25 / 1_000) == shards
+    invocations = (rows / 500, (rows + rows_added) / 500)  # > shards lanes / 2 s: full batches
+    assert invocations[0] > shards / 2
     added_invocations = invocations[1] - invocations[0]
     minute_items = uniform(100 * 60, 1_000) * 691_200 / 60  # 1m spend items within minute_ttl_s
     day_items = 1_000 * 12 * 730 / 24  # every campaign's 1d item, a year of days
@@ -181,10 +195,11 @@ def test_tiny_profile_lane_cost_per_month_by_hand():
     assert p.component("budget_api").monthly_usd == pytest.approx(31.355, abs=1e-3)
     assert p.component("budget_reads").monthly_usd == pytest.approx(78.706, abs=1e-3)
     assert p.lane_usd == pytest.approx(sum(by_hand.values()), rel=1e-6)
-    assert p.lane_usd == pytest.approx(273.03, abs=0.01)
-    assert p.lane_usd_per_million_clicks == pytest.approx(273.03 / 262.8, abs=1e-4)  # 262.8M clicks
+    assert p.lane_usd == pytest.approx(lane_usd, abs=0.01)
+    assert p.lane_usd_per_million_clicks == pytest.approx(lane_usd / 262.8, abs=1e-4)  # 262.8M clicks
     # the lane is exactly the plan minus the plan without it
-    assert p.monthly_usd - plan(**TINY, budget_lane=False).monthly_usd == pytest.approx(p.lane_usd)
+    assert p.monthly_usd - plan(**TINY, budget_lane=False, changelog_update_before=retract
+                                ).monthly_usd == pytest.approx(p.lane_usd)
 
 
 def test_a_longer_emit_interval_lowers_the_lane_cost():

@@ -180,12 +180,14 @@ def test_distinct_ads_uniform_formula_and_limits():
         distinct_ads(200_000, 1_000_000, 0)
 
 
-def test_changelog_rows_from_active_ads_and_minibatch_by_hand():
+# rows per update: 1 with flink_changelog_mode upsert (the default: no -U rows), 2 with retract
+@pytest.mark.parametrize("retract, rows_per_update", [(False, 1), (True, 2)])
+def test_changelog_rows_from_active_ads_and_minibatch_by_hand(retract, rows_per_update):
     # Uniform popularity (ad_skew=0): distinct among n rows over E entities = E (1 - e^(-n / E)),
     # over 1M ads, 100,000 campaigns, 10,000 advertisers.
     uniform = lambda n, e: e * -math.expm1(-n / e)  # noqa: E731
     rows = (10_000 + 10_000 * 50 + 10_000 * 0.02) * 2  # 1,020,400 counted rows per 2 s mini-batch
-    c = plan(10_000, ad_skew=0).component("aggregates_stream")
+    c = plan(10_000, ad_skew=0, changelog_update_before=retract).component("aggregates_stream")
     ads = uniform(rows, 1e6)  # 639,549.3
     rollups = uniform(rows, 1e5) + uniform(rows, 1e4)  # 99,996.3 + 10,000
     series = 4 * ads / 2  # 4 resolutions, one update per key per mini-batch
@@ -203,28 +205,35 @@ def test_changelog_rows_from_active_ads_and_minibatch_by_hand():
     assert c.metric("rollup upserts/s average") == pytest.approx(rollup_series)
     assert c.metric("spend upserts/s average (budget lane)") == pytest.approx(spend)
     assert c.metric("changelog rows/s average") == pytest.approx(
-        2 * (series + rollup_series + top + spend) + 2)  # -U and +U; the pulse
-    without = plan(10_000, ad_skew=0, budget_lane=False).component("aggregates_stream")
+        rows_per_update * (series + rollup_series + top + spend) + 2)  # the pulse: inserts
+    without = plan(10_000, ad_skew=0, budget_lane=False,
+                   changelog_update_before=retract).component("aggregates_stream")
     assert without.metric("changelog rows/s average") == pytest.approx(
-        2 * (series + rollup_series + top))
+        rows_per_update * (series + rollup_series + top))
     # clicks only: 20,000 clicks per mini-batch, the rollups and the 1d board all the same
-    c0 = plan(10_000, ad_skew=0, impressions_per_click=0,
-              conversions_per_click=0).component("aggregates_stream")
+    c0 = plan(10_000, ad_skew=0, impressions_per_click=0, conversions_per_click=0,
+              changelog_update_before=retract).component("aggregates_stream")
     ads0 = uniform(20_000, 1e6)  # 19,801.3
     rollups0 = uniform(20_000, 1e5) + uniform(20_000, 1e4)  # 18,126.9 + 8,646.6
     assert c0.metric("changelog rows/s average") == pytest.approx(
-        2 * (4 * ads0 / 2 + 4 * rollups0 / 2 + top + spend) + 2)
+        rows_per_update * (4 * ads0 / 2 + 4 * rollups0 / 2 + top + spend) + 2)
+    # serving writes: one per series and spend upsert and per pulse row (a series -U is skipped);
+    # a leaderboard entry's -U writes a tombstone, so boards write rows_per_update per update
+    assert plan(10_000, ad_skew=0, changelog_update_before=retract).component(
+        "sink_lambda").metric("serving writes/s average") == pytest.approx(
+        series + rollup_series + rows_per_update * top + spend + 2)
 
 
 def test_longer_minibatch_fewer_resolutions_and_no_update_before_mean_fewer_rows():
     # the aggregates' rows alone (the budget lane's spend rows follow its own emit interval)
     rows = lambda **kw: plan(115_740, budget_lane=False, **kw).component(  # noqa: E731
         "aggregates_stream").metric("changelog rows/s average")
-    base = rows()
+    base = rows()  # the default: upsert changelog, one row per update
     assert rows(minibatch_ms=10_000) < base
     assert rows(serving_resolutions=("1m", "1h")) == pytest.approx(
         base * 2 / 4, rel=0.01)  # series dominate; leaderboards unchanged
-    assert rows(changelog_update_before=False) == pytest.approx(base / 2)
+    assert rows(changelog_update_before=False) == base
+    assert rows(changelog_update_before=True) == pytest.approx(2 * base)  # retract: -U and +U
 
 
 def test_sink_parallelization_factor_within_esm_limits_and_lanes_cover_peak():
@@ -476,8 +485,9 @@ def test_freshness_slots_keep_the_busiest_slot_under_half_a_partition(rate, peak
     busiest = sink.metric("freshness updates/s at peak, busiest slot (x2 margin)")
     shards = p.component("aggregates_stream").metric("shards in use (estimate)")
     assert busiest == pytest.approx(freshness_peak / min(slots, shards) * 2)
-    # with impressions at 50x the medium and large profiles need more than the 100 slots one
-    # BatchGetItem reads (695.9 and 1,503.1 updates/s on the busiest): the planner says so
+    # with impressions at 50x and the upsert changelog (test_profiles_docs: busiest slot 408.9,
+    # 457.1 and 789.8 updates/s) only the large profile needs more than the 100 slots one
+    # BatchGetItem reads: the planner says so
     assert (busiest > 500) == (needed > 100) == bool([w for w in sink.warnings if "freshness" in w])
-    assert (busiest > 500) == (rate == 115_740)
+    assert (busiest > 500) == (peak == 500_000)
 

@@ -26,8 +26,10 @@ from capacity.pricing import available_regions, load_prices
 # campaigns (10 ads each), 10,000 advertisers (10 campaigns each), Zipf(0.8) like the ads.
 # The budget lane (issue 20, docs/budget.md): every click is valid; per 0.5 s emit interval each
 # campaign with a click emits a 1m and a 1d spend update (D = distinct campaigns among the
-# interval's clicks: 2 D / 0.5 s upserts/s, 2 changelog rows and 1 serving write each), plus 2
+# interval's clicks: 2 D / 0.5 s upserts/s, 1 changelog row and 1 serving write each), plus 2
 # pulse rows/s (1 row, 1 write each); Flink counts 2/12 of a row per click for it.
+# The changelog: flink_changelog_mode upsert (the default): one row per update, no -U rows
+# (retract would be 2: tests/capacity/test_planner.py keeps a by-hand test of each mode).
 #
 # Same in every profile:
 #   *_capacity_mode provisioned: per WCU-month provisioned at 70 % costs 730 h x $0.00065 / 0.7
@@ -78,9 +80,9 @@ from capacity.pricing import available_regions, load_prices
 #   Serving path, from K, C, V = distinct ads, campaigns, advertisers among the 2 s mini-batch's
 #     rows (51.02 x clicks/s x 2 s; ZIPF_DISTINCT, brute force below) and S = K + C + V, and D =
 #     distinct campaigns among a 0.5 s emit interval's clicks (clicks/s x 0.5 s):
-#     changelog rows/s = (4 series x S + 3 boards x 1,000) / 2 s x 2 rows (-U, +U) + 2 spend
-#     resolutions x D / 0.5 s x 2 rows + 2 pulse rows = 4S + 8D + 3,002;
-#     serving writes/s = 4S / 2 + 3 x 1,000 / 2 x 2 (upsert + tombstone) + 4D + 2 = 2S + 4D + 3,002;
+#     changelog rows/s = (4 series x S + 3 boards x 1,000) / 2 s x 1 row (upsert: +U only) + 2
+#     spend resolutions x D / 0.5 s x 1 row + 2 pulse rows = 2S + 4D + 1,502;
+#     serving writes/s = 4S / 2 + 3 x 1,000 / 2 (no -U: no tombstones) + 4D + 2 = 2S + 4D + 1,502;
 #     sink lanes = ceil(peak writes / 800 per invocation x 1.5);
 #     aggregates shards = ceil(peak rows / 1,000 records/s x 1.25) (470 B rows: records bind);
 #     parallelization factor = ceil(lanes / shards) (<= 10);
@@ -91,28 +93,27 @@ from capacity.pricing import available_regions, load_prices
 #     serving_max_wcu = ceil((peak writes + peak freshness) / 0.7).
 #   small: rows per batch 1,020,400 average: S = 396,146.59 + 96,740.53 + 10,000 = 502,887.12,
 #     D = 3,755.50 (5,000 clicks); 2,040,800 peak: S = 590,083.03 + 99,780.15 + 10,000 =
-#     699,863.18, D = 6,872.66 (10,000 clicks). Peak rows 2,799,452.7 + 54,981.3 + 3,002 =
-#     2,857,436.0 -> 3,571.80 -> 3,572 shards; peak writes 1,399,726.4 + 27,490.6 + 3,002 =
-#     1,430,219.0 -> 2,681.7 -> 2,682 lanes -> factor 1; average rows 2,044,594.5 -> 4,089.19
-#     invocations/s -> freshness 8,178.4/s, 16,356.8/s at peak -> 65.4 -> 66 -> 72 slots; average
-#     writes 1,005,774.2 + 15,022.0 + 3,002 = 1,023,798.2: min (1,023,798.2 + 8,178.4) x 0.5 /
-#     0.7 = 737,126.2 -> 737,127; max (1,430,219.0 + 16,356.8) / 0.7 = 2,066,536.8 -> 2,066,537.
+#     699,863.18, D = 6,872.66 (10,000 clicks). Peak rows 1,399,726.4 + 27,490.6 + 1,502 =
+#     1,428,719.0 -> 1,785.90 -> 1,786 shards; peak writes the same -> 2,678.8 -> 2,679 lanes
+#     -> factor ceil(2,679 / 1,786) = 2; average rows 1,005,774.2 + 15,022.0 + 1,502 =
+#     1,022,298.2 -> 2,044.60 invocations/s (full batches: 1,786 x 2 = 3,572 lanes / 2 s =
+#     1,786 is fewer) -> freshness 4,089.2/s, 8,178.4/s at peak ->
+#     32.7 -> 33 -> 40 slots; average writes = average rows: min (1,022,298.2 + 4,089.2) x 0.5 /
+#     0.7 = 733,133.9 -> 733,134; max (1,428,719.0 + 8,178.4) / 0.7 = 2,052,710.6 -> 2,052,711.
 #   medium: 11,810,109.6 rows average: S = 976,560.25 + 100,000 + 10,000 = 1,086,560.25, D =
 #     27,659.70 (57,870 clicks); 23,620,219.2 peak: S = 998,800.74 + 110,000 = 1,108,800.74, D =
-#     43,804.55 (115,740 clicks). Peak rows 4,435,203.0 + 350,436.4 + 3,002 = 4,788,641.4 ->
-#     5,985.80 -> 5,986 shards; peak writes 2,217,601.5 + 175,218.2 + 3,002 = 2,395,821.7 ->
-#     4,492.2 -> 4,493 lanes -> factor 1; average rows 4,346,241.0 + 221,277.6 + 3,002 =
-#     4,570,520.6 -> 9,141.04 invocations/s -> freshness 18,282.1/s, 36,564.2/s at peak -> 146.3
-#     -> 147 -> 152 -> 100 slots (the maximum: the busiest slot takes 36,564.2 / 100 x 2 = 731.3
-#     updates/s > 500, which the planner warns about); average writes 2,173,120.5 + 110,638.8 +
-#     3,002 = 2,286,761.3; min (2,286,761.3 + 18,282.1) x 0.5 / 0.7 = 1,646,459.6 -> 1,646,460;
-#     max (2,395,821.7 + 36,564.2) / 0.7 = 3,474,836.9 -> 3,474,837.
+#     43,804.55 (115,740 clicks). Peak rows 2,217,601.5 + 175,218.2 + 1,502 = 2,394,321.7 ->
+#     2,992.90 -> 2,993 shards; peak writes the same -> 4,489.4 -> 4,490 lanes -> factor 2;
+#     average rows 2,173,120.5 + 110,638.8 + 1,502 = 2,285,261.3 -> 4,570.52 invocations/s ->
+#     freshness 9,141.0/s, 18,282.1/s at peak -> 73.1 -> 74 -> 80 slots (busiest 18,282.1 / 80 x
+#     2 = 457.1 updates/s <= 500); min (2,285,261.3 + 9,141.0) x 0.5 / 0.7 = 1,638,858.8 ->
+#     1,638,859; max (2,394,321.7 + 18,282.1) / 0.7 = 3,446,576.8 -> 3,446,577.
 #   large: average as medium; 51,020,000 rows peak: S = 999,998.04 + 110,000 = 1,109,998.04, D =
-#     66,151.52 (250,000 clicks). Peak rows 4,439,992.2 + 529,212.2 + 3,002 = 4,972,206.3 ->
-#     6,215.26 -> 6,216 shards; peak writes 2,219,996.1 + 264,606.1 + 3,002 = 2,487,604.2 ->
-#     4,664.3 -> 4,665 lanes -> factor 1; freshness 18,282.1 x 500,000 / 115,740 = 78,979.1/s at
-#     peak -> 100 slots (busiest 1,579.6/s: warned); min 1,646,460; max (2,487,604.2 +
-#     78,979.1) / 0.7 = 3,666,547.5 -> 3,666,548.
+#     66,151.52 (250,000 clicks). Peak rows 2,219,996.1 + 264,606.1 + 1,502 = 2,486,104.2 ->
+#     3,107.63 -> 3,108 shards; peak writes the same -> 4,661.4 -> 4,662 lanes -> factor 2;
+#     freshness 9,141.0 x 500,000 / 115,740 = 39,489.6/s at peak -> 158 -> 100 slots (the
+#     maximum: busiest 789.8/s > 500, which the planner warns about); min 1,638,859; max
+#     (2,486,104.2 + 39,489.6) / 0.7 = 3,607,991.1 -> 3,607,992.
 # The planner integrates the Zipf tail over ~400 bins: its K, C and D are ~3e-6 above the exact
 # sum, which moves serving_min_wcu and serving_max_wcu by a few WCU (rel 1e-5 below); every
 # other value is exact.
@@ -123,26 +124,26 @@ _SAME = dict(aggregates_kinesis_mode="provisioned", billing_glue_worker_type="G.
              ingest_dedup_mode="per_click", ingest_memory_mb=1024, kinesis_mode="provisioned",
              kinesis_retention_hours=168, minibatch_latency_ms=2000,
              serving_capacity_mode="provisioned", serving_store="dynamodb", sink_batch_size=500,
-             sink_memory_mb=512, sink_parallelization_factor=1)
+             sink_memory_mb=512, sink_parallelization_factor=2)
 EXPECTED_CONTEXT = {
     "small": _SAME | dict(
         ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
         kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=154,
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
-        aggregates_kinesis_shards=3_572, freshness_slots=72, serving_min_wcu=737_127,
-        serving_max_wcu=2_066_537),
+        aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=733_134,
+        serving_max_wcu=2_052_711),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
         kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_778,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
-        aggregates_kinesis_shards=5_986, freshness_slots=100, serving_min_wcu=1_646_460,
-        serving_max_wcu=3_474_837),
+        aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_638_859,
+        serving_max_wcu=3_446_577),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
         kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_839,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
-        aggregates_kinesis_shards=6_216, freshness_slots=100, serving_min_wcu=1_646_460,
-        serving_max_wcu=3_666_548),
+        aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_638_859,
+        serving_max_wcu=3_607_992),
 }
 APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
