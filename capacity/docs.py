@@ -21,10 +21,12 @@ from capacity.report import (LANE_PARTS, SUMMARY_HEADERS, _cost_rows, _md_table,
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "capacity.md"
 DOCS_REGION = "us-east-1"
 
-# Levers applied together in the "medium + levers" scenario (per-click dedup kept on purpose).
-LEVERED = dict(batch_size=500, clicks_per_record=20, minibatch_ms=10_000,
-               changelog_update_before=False, changelog_rows_per_record=50,
-               serving_resolutions=("1m", "1h"))
+# Levers applied together in the "medium + levers" scenario: implemented ones only (per-click
+# dedup kept on purpose; the upsert changelog is already the default). "medium + modelled levers"
+# adds those the code does not implement (planner.implemented), to show what they would save.
+LEVERED = dict(batch_size=500, minibatch_ms=10_000)
+MODELLED_LEVERS = dict(clicks_per_record=20, changelog_rows_per_record=50,
+                       serving_resolutions=("1m", "1h"))
 
 DOUBTS = (
     "Prices are typed from memory of the public pricing pages (last known mid-2025, see `as_of`), "
@@ -309,8 +311,13 @@ def scenarios(region: str = DOCS_REGION) -> list[tuple[str, str, Plan]]:
     out.append(("500k sustained", "500k clicks/s as the average (43B clicks/day): upper bound",
                 plan(500_000, 500_000, region=region)))
     medium = PROFILES["medium"]
-    out.append(("medium + levers", "medium with the lever settings below applied together "
-                "(per-click dedup kept)", plan(medium.rate, medium.peak, region=region, **LEVERED)))
+    levered = plan(medium.rate, medium.peak, region=region, **LEVERED)
+    assert not levered.not_implemented, levered.not_implemented
+    out.append(("medium + levers", "medium with the implemented lever settings below applied "
+                "together (per-click dedup kept)", levered))
+    out.append(("medium + modelled levers", "medium + levers and the modelled, not implemented "
+                "levers below: what they would save, not a deployable plan",
+                plan(medium.rate, medium.peak, region=region, **LEVERED, **MODELLED_LEVERS)))
     return out
 
 
@@ -362,7 +369,9 @@ def render_docs(region: str = DOCS_REGION) -> str:
                       for name, _, p in scen], "lrrrrrl")
     out += ["", "Scenarios: " + "; ".join(f"**{n}**: {s}" for n, s, _ in scen) + ".",
             "`medium + levers` applies: " + ", ".join(f"`{k}={v}`" for k, v in LEVERED.items())
-            + ".", ""]
+            + " (the default `flink_changelog_mode` upsert is in every scenario); "
+            "`medium + modelled levers` adds, not implemented: "
+            + ", ".join(f"`{k}={v}`" for k, v in MODELLED_LEVERS.items()) + ".", ""]
     seed = next(p for n, _, p in scen if n == SEED_PROFILE)
     seed_no_lane = _without_lane(seed)
     seed_clicks_only = _clicks_only(seed_no_lane)
@@ -419,7 +428,10 @@ def render_docs(region: str = DOCS_REGION) -> str:
             "per-request alternative (the volumes need quota increases, not a different "
             "design), and per-click is the only ingest layer that catches a re-sent click in "
             "another request. Per-request idempotency is the saving to take if the "
-            "realtime view may over-count re-sends that Flink's 30-minute state misses.", ""]
+            "realtime view may over-count re-sends that Flink's 30-minute state misses.", "",
+            "**Modelled, not implemented** (issue 22: the planner prices them to show what they "
+            "would save; no profile may select them, `capacity/planner/implemented.py`):", ""]
+    out += [f"- `{name}`: {why}" for name, _, why in planner.NOT_IMPLEMENTED] + [""]
 
     out += _events_section(seed)
     out += _budget_section(seed, [(n, p) for n, _, p in scen if n in PROFILES])

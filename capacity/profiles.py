@@ -2,7 +2,8 @@
 
     profile_context("large") -> {"kinesis_mode": "provisioned", "kinesis_shards": ..., ...}
 
-The values are the planner's (`plan(...).context`), never typed here, so a CDK test can assert
+A profile selects only what the code implements (capacity.planner.implemented: a modelled,
+not implemented lever is refused). The values are the planner's (`plan(...).context`), never typed here, so a CDK test can assert
 that a profile's numbers equal the planner's. Every profile includes issue 19's events at the
 planner's default multiples (50 impressions, 0.02 conversions per click): the stage throttle
 (shared by POST /v1/clicks and POST /v1/events), events_kinesis_shards, Flink and the serving
@@ -17,7 +18,7 @@ from typing import Any
 
 from common.schema import SETTINGS
 
-from capacity.planner import Plan, plan
+from capacity.planner import Plan, not_implemented, plan
 
 RATE_10B_PER_DAY = 115_740  # seed: 10B clicks/day / 86,400 s
 PEAK_TO_AVERAGE = 2.0  # diurnal peak over the daily average where no event peak is given
@@ -31,8 +32,21 @@ class Profile:
     summary: str
     options: tuple[tuple[str, Any], ...] = ()  # further plan() arguments, if a profile needs any
 
+    def __post_init__(self) -> None:
+        self._refuse(dict(self.options))
+
     def plan(self, region: str = "us-east-1") -> Plan:
-        return plan(self.rate, self.peak, region=region, **dict(self.options))
+        p = plan(self.rate, self.peak, region=region, **dict(self.options))
+        self._refuse(p.inputs)  # plan()'s defaults too
+        return p
+
+    def _refuse(self, inputs: dict[str, Any]) -> None:
+        """Issue 22: a lever the code does not implement is not in a profile (the lever table
+        prices it, labelled "modelled, not implemented")."""
+        unimplemented = not_implemented(inputs)
+        if unimplemented:
+            raise ValueError(f"profile {self.name!r} selects what the code does not implement: "
+                             + "; ".join(unimplemented))
 
     def context(self, region: str = "us-east-1") -> dict[str, Any]:
         return self.plan(region).context

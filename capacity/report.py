@@ -143,7 +143,8 @@ def _alternatives(c: Component) -> str:
 
 # ================================================================================ text
 def render_plan_text(p: Plan, levers: Sequence[LeverResult] = ()) -> str:
-    out = [f"clickagg capacity plan: {headline(p)}", f"inputs: {inputs_line(p)}", ""]
+    out = [f"clickagg capacity plan: {headline(p)}", f"inputs: {inputs_line(p)}"]
+    out += [f"! modelled, not implemented: {n}" for n in p.not_implemented] + [""]
     out += _table(SUMMARY_HEADERS, summary_rows(p), "llrrr")
     for c in p.components:
         out += ["", f"== {c.title} [{c.mode}]: {usd(c.monthly_usd)}/month"
@@ -178,7 +179,8 @@ def render_plan_text(p: Plan, levers: Sequence[LeverResult] = ()) -> str:
 def lever_rows(levers: Sequence[LeverResult]) -> list[list[str]]:
     rows = []
     for r in levers:
-        rows.append([r.lever, r.setting + (" (base)" if r.is_base else ""), usd(r.monthly_usd),
+        rows.append([r.lever, r.setting + (" (base)" if r.is_base else "")
+                     + ("" if r.implemented else " (modelled, not implemented)"), usd(r.monthly_usd),
                      per_million(r.usd_per_million),
                      "" if r.is_base else f"{r.delta_pct:+.1f}%", r.caveat])
     return rows

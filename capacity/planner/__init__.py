@@ -18,7 +18,8 @@ One module per component, each building its `Component` from the `Inputs`:
     glue            nightly billing job                observability  logs, X-Ray, account quotas
     budget          the budget lane (docs/budget.md): spend rows and pulse (counted in flink and
                     serving), the decision API, its reads, the budgets table, alarms, metrics
-and planning.plan() puts them together; levers.compare_levers() varies one input at a time.
+and planning.plan() puts them together; levers.compare_levers() varies one input at a time;
+implemented.NOT_IMPLEMENTED lists the lever settings the code does not implement (modelled only).
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ from capacity.planner.ingest import ingest_duration_ms  # noqa: F401
 from capacity.planner.inputs import Inputs  # noqa: F401
 from capacity.planner.kinesis import (  # noqa: F401
     ShardNeed, StreamCost, StreamLoad, clicks_stream_load, kpl_record_bytes, shards_needed,
+)
+from capacity.planner.implemented import (  # noqa: F401
+    NOT_IMPLEMENTED, NOT_IMPLEMENTED_PARAMS, is_implemented, not_implemented,
 )
 from capacity.planner.levers import DEDUP_LAYERS, LEVERS, LeverResult, compare_levers  # noqa: F401
 from capacity.planner.model import Component, CostLine, Metric, Plan  # noqa: F401

@@ -1,10 +1,12 @@
-"""Cost levers: each setting applied alone to a base plan; what each dedup layer catches."""
+"""Cost levers: each setting applied alone to a base plan; what each dedup layer catches.
+A setting the code does not implement (planner.implemented) is priced and labelled so."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 from capacity.planner.assumptions import SERVING_RESOLUTIONS
+from capacity.planner.implemented import is_implemented
 from capacity.planner.planning import plan
 
 # What each dedup layer catches (docs and the lever table).
@@ -35,6 +37,7 @@ class LeverResult:
     usd_per_million: float
     delta_pct: float
     caveat: str
+    implemented: bool = True  # False: modelled, not implemented (planner.implemented)
 
 
 LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
@@ -59,11 +62,11 @@ LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
         (2000, "2 s", ""),
         (10000, "10 s", "dashboards update every 10 s"),
         (60000, "60 s", "dashboards update every minute"))),
-    ("changelog -U rows", "changelog_update_before", (
-        (True, "-U + +U (debezium-json retract)", ""),
-        (False, "+U only (upsert changelog)",
-         "the job emits upserts; the sink already ignores series retractions; leaderboard "
-         "exits need explicit deletes"))),
+    ("changelog -U rows (flink_changelog_mode)", "changelog_update_before", (
+        (True, "-U + +U (retract)", "Flink's debezium-json as it comes: every update 2 rows"),
+        (False, "+U only (upsert, the default)",
+         "the job drops -U rows (DropUpdateBefore); the sink keeps the newest version per key; "
+         "-D rows (leaderboard exits) stay"))),
     ("emitted series resolutions", "serving_resolutions", (
         (SERVING_RESOLUTIONS, "1m, 5m, 1h, 1d", ""),
         (("1m", "1h"), "1m, 1h (5m and 1d summed at query time)",
@@ -101,7 +104,8 @@ def compare_levers(**base: Any) -> list[LeverResult]:
             p = reference if base.get(param, _default(param)) == value else plan(**{**base, param: value})
             out.append(LeverResult(lever, label, p is reference, p.monthly_usd,
                                    p.usd_per_million_clicks,
-                                   (p.monthly_usd / reference.monthly_usd - 1) * 100, caveat))
+                                   (p.monthly_usd / reference.monthly_usd - 1) * 100, caveat,
+                                   is_implemented(param, value)))
     return out
 
 

@@ -113,6 +113,13 @@ class Plan:
         return [f"{c.title}: {w}" for c in self.components for w in c.warnings] + [
             f"account: {w}" for w in self.account_warnings]
 
+    @property
+    def not_implemented(self) -> list[str]:
+        """Inputs set to a lever setting the code does not implement (modelled only)."""
+        from capacity.planner.implemented import not_implemented
+
+        return not_implemented(self.inputs)
+
     def component(self, key: str) -> Component:
         for c in self.components:
             if c.key == key:
@@ -126,6 +133,7 @@ class Plan:
             "usd_per_million_clicks": round(self.usd_per_million_clicks, 4),
             "components": [c.to_dict() for c in self.components],
             "warnings": self.warnings, "context": self.context,
+            "not_implemented": self.not_implemented,
             "budget_lane": {"monthly_usd": round(self.lane_usd, 2),
                             "usd_per_million_clicks": round(self.lane_usd_per_million_clicks, 4),
                             "by_component": {k: round(v, 2) for k, v in self.lane.items()}},

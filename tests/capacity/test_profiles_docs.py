@@ -10,7 +10,7 @@ import pytest
 
 from capacity import __main__ as cli
 from capacity import docs, profiles
-from capacity.planner import distinct_ads, plan
+from capacity.planner import compare_levers, distinct_ads, plan
 from capacity.pricing import available_regions, load_prices
 
 
@@ -312,3 +312,59 @@ def test_docs_check_mode(tmp_path):
     stale = tmp_path / "capacity.md"
     stale.write_text("old")
     assert cli.main(["docs", "--check", "--output", str(stale)]) == 1
+
+
+# --- issue 22: the planner models only what the code does ------------------------------------------
+# Checked by hand against functions/, infra/ and sdk/ (capacity/planner/implemented.py says why):
+# REST API only, per-click dedup only, one click per clicks-stream record, one changelog row per
+# aggregates record, all four series resolutions emitted, polling Flink source, DynamoDB serving
+# store, the budget lane always on.
+NOT_IMPLEMENTED_SETTINGS = {
+    ("API type", "HTTP"), ("ingest dedup", "per request (Powertools Idempotency)"),
+    ("clicks per Kinesis record", "4 (~1 KB: the on-demand unit)"),
+    ("clicks per Kinesis record", "20 (~5 KB: the Firehose unit)"),
+    ("emitted series resolutions", "1m, 1h (5m and 1d summed at query time)"),
+    ("changelog rows per aggregates record", "50"),
+    ("budget lane (docs/budget.md)", "off"),
+}
+UNIMPLEMENTED_OPTIONS = [("api", "http"), ("dedup", "per_request"), ("clicks_per_record", 4),
+                         ("changelog_rows_per_record", 50), ("serving_resolutions", ("1m", "1h")),
+                         ("efo", True), ("serving_store", "timestream"), ("budget_lane", False)]
+
+
+def test_the_lever_table_labels_what_the_code_does_not_implement():
+    rows = compare_levers(rate=10_000, peak=20_000)
+    assert {(r.lever, r.setting) for r in rows if not r.implemented} == NOT_IMPLEMENTED_SETTINGS
+    assert all(r.implemented for r in rows if r.is_base)  # the base plan is deployable
+    text = docs.DOCS_PATH.read_text()
+    for lever, setting in NOT_IMPLEMENTED_SETTINGS:
+        assert f"| {lever} | {setting} (modelled, not implemented) |" in text, (lever, setting)
+    assert "(modelled, not implemented)" not in text.split("| changelog -U rows")[1].split("\n")[0]
+
+
+@pytest.mark.parametrize("name", list(profiles.PROFILES))
+def test_profiles_select_only_what_is_implemented(name):
+    p = profiles.PROFILES[name].plan()
+    assert p.not_implemented == []
+    assert (p.inputs["api"], p.inputs["dedup"], p.inputs["clicks_per_record"],
+            p.inputs["changelog_rows_per_record"], p.inputs["serving_resolutions"], p.inputs["efo"],
+            p.inputs["serving_store"], p.inputs["budget_lane"]) == (
+        "rest", "per_click", 1, 1, ("1m", "5m", "1h", "1d"), False, "dynamodb", True)
+    assert p.inputs["changelog_update_before"] is False  # flink_changelog_mode upsert, the default
+
+
+@pytest.mark.parametrize("param, value", UNIMPLEMENTED_OPTIONS)
+def test_a_profile_refuses_an_unimplemented_lever(param, value):
+    with pytest.raises(ValueError, match=f"profile 'x' selects what the code does not implement: {param}="):
+        profiles.Profile("x", 10_000, 20_000, "test", ((param, value),))
+    # plan() still prices it and says so
+    p = plan(10_000, 20_000, **{param: value})
+    assert [n.split("=")[0] for n in p.not_implemented] == [param]
+    assert p.to_dict()["not_implemented"] == p.not_implemented
+
+
+def test_implemented_levers_are_selectable():
+    for param, value in (("batch_size", 500), ("minibatch_ms", 10_000),
+                         ("changelog_update_before", True), ("budget_emit_interval_ms", 2_000),
+                         ("pacing_cache_ttl_ms", 5_000), ("kinesis_mode", "on_demand")):
+        assert profiles.Profile("x", 10_000, 20_000, "test", ((param, value),)).plan().not_implemented == []
