@@ -138,13 +138,14 @@ ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a buck
 AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
 
 # --- Managed Service for Apache Flink
-# Measured (shared field notes: PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
-# rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core. On Managed
-# Flink add RocksDB state, the Kinesis source and JSON decoding, checkpoints, the two-phase
-# aggregate and the top-M rank: take about a third of the per-core figure per KPU (1 vCPU).
-# Input rows: clicks, impressions and conversions alike, an assumption until bench/flink.py
-# measures the three event types (its mode d, `--events 50`; impressions skip the IVT rules,
-# every row feeds 12 aggregates).
+# STILL AN ASSUMPTION, to be replaced by the full job's RocksDB figure (issue 22):
+#   .venv-flink/bin/python bench/flink.py --state-backend rocksdb --events 50   (rows per CPU-second)
+# Until then: shared field notes (PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
+# rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core; bench/flink.py
+# 2026-12-06 (heap, 5M clicks): the full job 10.4k rows per CPU-second. On Managed Flink add
+# RocksDB state, the Kinesis source and checkpoints: 10,000 rows/s per KPU (1 vCPU). Input rows:
+# clicks, impressions and conversions alike (impressions skip the IVT rules, every row feeds 12
+# aggregates).
 FLINK_ROWS_PER_KPU_S = 10_000
 FLINK_HEADROOM = 1.5  # size for peak at ~67 % CPU (Managed Flink autoscaling triggers at 75 %)
 FLINK_PARALLELISM_PER_KPU = default("flink_parallelism_per_kpu")  # one task slot per vCPU: the job is CPU-bound (JSON, RocksDB)
