@@ -13,8 +13,11 @@ so. Queries never read the partitions that are left out, so their requests, item
 latency are the same as with the full table (moto's Query cost grows with the items it returns).
 
 Measured: p50/p99 wall latency in-process (moto's own request handling included), DynamoDB
-requests, items read, and the merge's own CPU time, for top-K last=5m, 1h, 24h, 30d, a 24 h 1m
-series and a 30-day 1h series of one ad.
+requests, items read, read units (RCUs, as DynamoDB bills them: bench/read_units.py) and the
+merges' own CPU time per query (thread CPU), for top-K last=5m, 1h, 24h, 30d, each on two read
+paths in the same process: whole boards (the read path before the rank index, the baseline) and
+sorted access through the rank index (serving.read.ranked); then a 24 h 1m series and a 30-day 1h
+series of one ad.
 
     .venv/bin/python bench/query.py [--ads 10000] [--m 1000] [--load-budget-s 300]
     .venv/bin/python bench/query.py --smoke   # seconds: 60 ads, M=5, 1 run per query (a check
@@ -34,12 +37,14 @@ import time
 from collections import Counter
 
 import in_process_aws  # noqa: F401  (first: sys.path and fake credentials, before boto3)
+from read_units import ReadMeter
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from aggregate.changes import AGG, TOP, Change  # noqa: E402
 from common.config import AggregationSettings, ResourceNames  # noqa: E402
+from local.moto_index import install as fast_index_queries  # noqa: E402
 from local.resources import create_serving_table  # noqa: E402
 from query.service import QueryService  # noqa: E402
 from query.windows import parse_top  # noqa: E402
@@ -51,6 +56,7 @@ from serving.write.dynamodb import DynamoDBServingStore, item_for  # noqa: E402
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 TABLE = ResourceNames().serving_table
 HOT_AD = "ad-00000"
+WHOLE, SORTED = "whole boards (before)", "rank index (after)"
 # --smoke: tiny input, one measured run per query; every figure is still printed (and tests/test_bench_smoke.py
 # checks the request and item counts, which do not depend on the machine)
 SMOKE = {"ads": 60, "hours": 25, "m": 5, "clicks_per_minute": 300, "load_budget_s": 0.0,
@@ -108,9 +114,13 @@ def top_item(d: Data, res: str, bucket: int, ad: str, clicks: int) -> dict:
     return item_for(Change(TOP, True, {"kind": TOP, **d.row(ad, res, bucket, clicks, 2)}), 8 * 86400)
 
 
+STORED: dict[tuple[str, str], dict] = {}  # every item written, for the read units
+
+
 def write(ddb, items, label: str, started: float, total_so_far: list[int]) -> float:
     """BatchWriteItem in 25s; returns items/s."""
     t0 = time.perf_counter()
+    STORED.update({(it["pk"]["S"], it["sk"]["S"]): it for it in items})
     for i in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]
         while batch:
@@ -166,6 +176,7 @@ def main() -> int:
         dec = parse_top(params, now).decomposition
         needed_minute_pks |= {p.pk for p in plan_top_reads({"1m": dec.minutes})}
 
+    fast_index_queries()  # moto: an index Query walks its partition, not the whole table
     with mock_aws():
         ddb = boto3.client("dynamodb")
         create_serving_table(ddb, TABLE)
@@ -203,41 +214,54 @@ def main() -> int:
         DynamoDBServingStore(ddb, TABLE).advance_freshness(now - 20_000, now - 2_000, "shardId-000000000000")
         log(f"loaded {loaded[0] + 1:,} items in {time.perf_counter() - t_load:.0f}s")
 
-        merge_times: list[float] = []
+        merge_cpu = [0.0]  # merge CPU of the query being run (the sorted path merges once per round)
         real_merge = store_dynamodb.merge_topk
 
         def timed_merge(*a, **kw):
-            t = time.perf_counter()
+            t = time.thread_time()
             try:
                 return real_merge(*a, **kw)
             finally:
-                merge_times.append(time.perf_counter() - t)
+                merge_cpu[0] += time.thread_time() - t
 
         store_dynamodb.merge_topk = timed_merge
-        svc = QueryService(DynamoDBQueryStore(ddb, TABLE, args.m), AggregationSettings(leaderboard_size=args.m),
-                           clock_ms=lambda: now)
-        calls = [(name, (lambda p=params: svc.top(p))) for name, params in cases]
-        calls.append((f"series {HOT_AD} 1m x 24h", lambda: svc.series(HOT_AD, {"resolution": "1m", "last": "24h"})))
-        calls.append((f"series {HOT_AD} 1h x 30d", lambda: svc.series(HOT_AD, {"resolution": "1h", "last": "30d"})))
+        meter = ReadMeter(ddb, STORED)
+        settings = AggregationSettings(leaderboard_size=args.m)
+        paths = {WHOLE: QueryService(DynamoDBQueryStore(ddb, TABLE, args.m, sorted_access=False), settings,
+                                     clock_ms=lambda: now),
+                 SORTED: QueryService(DynamoDBQueryStore(ddb, TABLE, args.m), settings, clock_ms=lambda: now)}
+        calls = [(name, path, (lambda p=params, s=svc: s.top(p))) for name, params in cases for path, svc in paths.items()]
+        svc = paths[SORTED]
+        calls.append((f"series {HOT_AD} 1m x 24h", "series", lambda: svc.series(HOT_AD, {"resolution": "1m", "last": "24h"})))
+        calls.append((f"series {HOT_AD} 1h x 30d", "series", lambda: svc.series(HOT_AD, {"resolution": "1h", "last": "30d"})))
 
-        log("\n| query | n | p50 ms | p99 ms | DynamoDB requests | items read | merge CPU ms (p50) | exact | error bound |")
-        log("|---|---|---|---|---|---|---|---|---|")
-        for name, fn in calls:
+        log("\n| query | read path | n | p50 ms | p99 ms | DynamoDB requests | items read | RCUs | "
+            "merge CPU ms (p50) | exact | error bound |")
+        log("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, path, fn in calls:
             lat: list[float] = []
-            merge_times.clear()
+            merges: list[float] = []
             case_start = time.perf_counter()
             t = time.perf_counter()
+            merge_cpu[0] = 0.0
+            meter.take()
             body = fn()  # warm-up: counted only when slow (connection set-up is long done by then)
+            units = meter.take()
             if time.perf_counter() - t > 5:
                 lat.append((time.perf_counter() - t) * 1000)
+                merges.append(merge_cpu[0])
             while len(lat) < args.max_iterations and (not lat or time.perf_counter() - case_start < args.case_budget_s):
                 t = time.perf_counter()
+                merge_cpu[0] = 0.0
                 body = fn()
                 lat.append((time.perf_counter() - t) * 1000)
+                merges.append(merge_cpu[0])
+                units = meter.take()
             dbg = body["debug"]
-            merge = f"{statistics.median(merge_times) * 1000:.1f}" if merge_times else "-"
-            log(f"| {name} | {len(lat)} | {pct(lat, 50):.0f} | {pct(lat, 99):.0f} | {dbg['requests']} | "
-                f"{dbg.get('items_read', '-')} | {merge} | {body.get('exact', '-')} | {body.get('error_bound', '-')} |")
+            merge = f"{statistics.median(merges) * 1000:.1f}" if path != "series" else "-"
+            log(f"| {name} | {path} | {len(lat)} | {pct(lat, 50):.0f} | {pct(lat, 99):.0f} | {dbg['requests']} | "
+                f"{dbg.get('items_read', '-')} | {units:g} | {merge} | {body.get('exact', '-')} | "
+                f"{body.get('error_bound', '-')} |")
         store_dynamodb.merge_topk = real_merge
     log("\nLatency is moto's in-process emulation, not DynamoDB's: moto scans the whole partition per "
         "Query page and serialises ~1 ms per item returned, so it grows with items read (at M=1000 a "

@@ -82,11 +82,21 @@ def create_budgets_table(ddb, name: str) -> None:
 
 
 def create_serving_table(ddb, name: str) -> None:
+    """The serving table as the stack defines it (infra/constructs/serving_store.py): keys,
+    TTL and the rank index of the leaderboards (serving.keys.RANK_INDEX)."""
+    from serving.keys import RANK_ATTR, RANK_INDEX
+
     ddb.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+                              {"AttributeName": "sk", "AttributeType": "S"},
+                              {"AttributeName": RANK_ATTR, "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": RANK_INDEX,
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": RANK_ATTR, "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},  # only entries and markers are in it
+        }],
         BillingMode="PAY_PER_REQUEST",
     )
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})

@@ -64,34 +64,41 @@ def test_ingest_bench_smoke():
 def test_query_bench_smoke():
     out = run_bench("query.py")
     assert re.search(r"^query bench: 60 ads x 25 h of minute aggregates, M=5, ", out, re.M), out
-    header = "| query | n | p50 ms | p99 ms | DynamoDB requests | items read | merge CPU ms (p50) | exact | error bound |"
+    header = ("| query | read path | n | p50 ms | p99 ms | DynamoDB requests | items read | RCUs | "
+              "merge CPU ms (p50) | exact | error bound |")
     assert header in out.splitlines(), out
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 9 and cells[0] != "query":
-            rows[cells[0]] = cells
+        if line.startswith("| ") and len(cells) == 11 and cells[0] != "query":
+            rows[(cells[0], cells[1])] = cells
     m = 5
-    # (DynamoDB requests, items read): the windows end 32 minutes into an hour (bench's `now`)
+    whole, ranked, series = "whole boards (before)", "rank index (after)", "series"
+    # whole boards (the baseline): (DynamoDB requests, items read); the windows end 32 minutes
+    # into an hour (bench's `now`)
     expected = {
-        "top last=5m": (2, 5 * m),              # one 1m partition (5 boards of M) + the freshness slots
-        "top last=1h": (3, 60 * m),             # no whole hour inside: 60 1m boards in two partitions
-        "top last=24h": (4, 23 * m + 60 * m),   # 23 whole hours from 1h boards + 60 edge minutes
+        ("top last=5m", whole): (2, 5 * m),              # one 1m partition (5 boards of M) + the freshness slots
+        ("top last=1h", whole): (3, 60 * m),             # no whole hour inside: 60 1m boards in two partitions
+        ("top last=24h", whole): (4, 23 * m + 60 * m),   # 23 whole hours from 1h boards + 60 edge minutes
         # 29 whole days (two T#1d 30-day partitions: only the data's first day has a board), 23 hours
         # of the day before them (empty) and 28 + 32 edge minutes (two T#1m partitions, the data's 32)
-        "top last=30d": (6, m + 32 * m),
-        "series ad-00000 1m x 24h": (2, 24 * 60),  # one series partition + the freshness slots
-        "series ad-00000 1h x 30d": (2, 25),     # 720 points, of which the data's 25 hours are stored
+        ("top last=30d", whole): (6, m + 32 * m),
+        (f"series {'ad-00000'} 1m x 24h", series): (2, 24 * 60),  # one series partition + the freshness slots
+        (f"series {'ad-00000'} 1h x 30d", series): (2, 25),     # 720 points, of which the data's 25 hours are stored
     }
-    assert set(rows) == set(expected), out
-    for name, (requests, items) in expected.items():
-        _, n, p50, p99, req, read, merge, exact, bound = rows[name]
-        assert (int(req), int(read)) == (requests, items), (name, rows[name])
-        assert int(n) >= 1 and 0 <= float(p50) <= float(p99), (name, rows[name])
-        if name.startswith("top"):
-            assert float(merge) >= 0 and exact in ("True", "False") and int(bound) >= 0, (name, rows[name])
+    tops = [q for q, _ in expected if q.startswith("top")]
+    assert set(rows) == set(expected) | {(q, ranked) for q in tops}, out
+    for key, (requests, items) in expected.items():
+        _, _, n, p50, p99, req, read, rcu, merge, exact, bound = rows[key]
+        assert (int(req), int(read)) == (requests, items), (key, rows[key])
+        assert int(n) >= 1 and 0 <= float(p50) <= float(p99) and float(rcu) >= 0.5 * int(req), (key, rows[key])
+        if key[1] == whole:
+            assert float(merge) >= 0 and exact in ("True", "False") and int(bound) >= 0, (key, rows[key])
         else:
-            assert (merge, exact, bound) == ("-", "-", "-"), (name, rows[name])
+            assert (merge, exact, bound) == ("-", "-", "-"), (key, rows[key])
+    for q in tops:  # the same answer through the rank index, in no more requests
+        w, r = rows[(q, whole)], rows[(q, ranked)]
+        assert r[9:] == w[9:] and int(r[5]) <= int(w[5]) and int(r[6]) >= 1 and float(r[7]) > 0, (q, r, w)
 
 
 def test_redirect_bench_smoke():

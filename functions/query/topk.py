@@ -17,7 +17,14 @@ most as many clicks as the fewest-clicks listed entry (`min_clicks`), so its thr
 The cost bound is honest but loose: a truncated bucket rarely lets a cost ranking be proven; an
 unbounded one never lets a ranking be proven (its answers are exact only over complete boards).
 
-Threshold-algorithm merge (all entries of every bucket are read; there is no sorted access):
+Sorted access (serving/read/ranked.py): a board may be read in rank order (most clicks first)
+and not to its end (`read_to`): every entry not read has at most `read_to` clicks, and so has an
+unlisted ad (the board's fewest clicks are at most those of an unread entry). Its threshold is
+then max(its own, read_to x the per-click bound) for clicks, billable_clicks and cost, INF for the
+others; a reader stops as soon as the answer below is exact, so an exact answer is the one the
+whole boards give.
+
+Threshold-algorithm merge:
   lower(ad) = sum of the ad's listed values
   upper(ad) = lower(ad) + sum of the thresholds of the buckets that do not list it
   an ad listed nowhere: lower 0, upper = sum of all thresholds (T_all)
@@ -112,17 +119,30 @@ class Leaderboard:
     resolution: str  # 1m | 1h | 1d
     bucket_start: int
     entries: list[Entry] = field(default_factory=list)
+    # read in rank order and stopped (module doc): entries not read have <= read_to clicks (INF:
+    # nothing read yet); None: the whole board was read
+    read_to: Optional[Union[int, float]] = None
 
     def is_complete(self, leaderboard_size: int) -> bool:
         return len(self.entries) * COMPLETE_FRACTION_DEN <= leaderboard_size * COMPLETE_FRACTION_NUM
 
+    @property
+    def partial(self) -> bool:
+        return self.read_to is not None
+
     def threshold(self, metric: str, leaderboard_size: int) -> Union[int, float]:
         """Largest value an ad not listed here can have in this bucket (INF: no bound)."""
         if not self.entries or self.is_complete(leaderboard_size):
-            return 0
+            whole = 0
+        elif metric not in PER_CLICK_BOUND:
+            return INF
+        else:
+            whole = min(e.clicks for e in self.entries) * PER_CLICK_BOUND[metric]
+        if self.read_to is None:
+            return whole
         if metric not in PER_CLICK_BOUND:
             return INF
-        return min(e.clicks for e in self.entries) * PER_CLICK_BOUND[metric]
+        return max(whole, self.read_to * PER_CLICK_BOUND[metric])
 
 
 @dataclass(frozen=True)
@@ -194,7 +214,7 @@ def _ivt_add(ivt: dict[str, list[int]], e: Entry) -> None:
 
 def _truncated_reason(truncated: int, boards: int, leaderboard_size: int) -> str:
     return (f"{truncated} of {boards} bucket leaderboards are truncated (they keep the top "
-            f"{leaderboard_size} ads by clicks)")
+            f"{leaderboard_size} ads by clicks) or were read only in part")
 
 
 def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderboard_size: int,
@@ -210,7 +230,7 @@ def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderb
         boards += 1
         thr = board.threshold(metric, leaderboard_size)
         t_all.add(thr)
-        truncated += not board.is_complete(leaderboard_size)
+        truncated += board.partial or not board.is_complete(leaderboard_size)
         for e in _filtered(board, campaign_id, advertiser_id, ids):
             lower[e.ad_id] = lower.get(e.ad_id, 0) + e.value(metric)
             listed_threshold.setdefault(e.ad_id, _Bound()).add(thr)

@@ -14,6 +14,11 @@ One table, string keys `pk`/`sk` (bucket starts zero-padded so they sort as numb
   freshness    pk META#<slot>       sk freshness                 slot 0..N-1 by sink shard
   reconciled   pk R#reconciliation  sk <YYYY-MM-DD>               one summary per reconciled day
   adjustments  pk ADJ#<YYYY-MM-DD>   sk <hour_start>#<ad>#<run>     corrections ledger (one per ad-hour and run)
+Leaderboard entries also carry `rk` (RANK_ATTR, rank_key: clicks inverted and zero-padded) and
+are indexed by the global secondary index RANK_INDEX (hash pk, range rk, projecting the entry
+attributes): the same partitions as above, each in rank order (most clicks first; commit markers,
+rk '!', before every entry), so a reader can stop as soon as the ranking is proven
+(serving/read/ranked.py). Tombstones and every other item have no `rk`: not in the index.
 So a top-K over any window up to 24 h reads at most 4 partitions. Pages (1 MB) per partition grow
 with M, id length and tombstones: with M = 1000 a 24 h window off the hour takes about 16
 requests with 10-character ids and about 50 with 128-character ids (tests/query/test_query_dynamodb_paging.py).
@@ -72,6 +77,26 @@ def top_pk(resolution: str, bucket_start: int) -> str:
 
 def top_key(resolution: str, bucket_start: int, ad_id: str) -> dict[str, str]:
     return {"pk": top_pk(resolution, bucket_start), "sk": f"{ts(bucket_start)}#{ad_id}"}
+
+
+# The rank index (see the module doc). One definition: the table (local/resources.py,
+# infra/constructs/serving_store.py), the sink (item_for), the rebuild's markers and the reader.
+RANK_INDEX = "rank"
+RANK_ATTR = "rk"
+RANK_DIGITS = 19  # clicks are BIGINT: 0 <= clicks < 10**19
+RANK_MARKER = "!"  # a commit marker's rk: sorts before every entry's digits
+
+
+def rank_key(clicks: int) -> str:
+    """An entry's rk: ascending rk = descending clicks (pure)."""
+    clicks = int(clicks)
+    if not 0 <= clicks < 10**RANK_DIGITS:
+        raise ValueError(f"clicks out of range for a rank key: {clicks}")
+    return f"{10**RANK_DIGITS - 1 - clicks:0{RANK_DIGITS}d}"
+
+
+def clicks_of_rank(rk: str) -> int:
+    return 10**RANK_DIGITS - 1 - int(rk)
 
 
 def parse_top_sk(sk: str) -> tuple[int, str]:

@@ -48,6 +48,9 @@ NUMBER_ATTRS = {**METRIC_ATTRS, "max_event_time": "me", "watermark": "wm", "late
 ID_ATTRS = {"ad_id": "ad", "campaign_id": "cmp", "advertiser_id": "adv"}
 TOMBSTONE = "del"
 ENTRY_ATTRS = (*METRIC_ATTRS.values(), ID_ATTRS["campaign_id"], ID_ATTRS["advertiser_id"])
+# what the rank index (serving.keys.RANK_INDEX) projects besides its keys and the table's: an
+# entry's attributes and what serving.generations.committed needs
+RANK_PROJECTION = (*ENTRY_ATTRS, "v", "g")
 # '$' (0x24) sorts after '#' (0x23): every '<bucket>#<ad>' key of a bucket is below ts(bucket) + SK_END
 SK_END = "$"
 

@@ -16,7 +16,9 @@ buckets older than the memory window); records rejected asynchronously there are
 encrypted bucket. NOTE: Timestream for LiveAnalytics is closed to new AWS customers since
 2025-06-20.
 
-DynamoDB: table `<prefix>-serving`, string keys pk/sk (serving.keys), TTL on `ttl` (1m
+DynamoDB: table `<prefix>-serving`, string keys pk/sk (serving.keys), the global secondary
+index `rank` (pk, rk: the leaderboards in rank order; the query API reads it, the sink's
+writes maintain it with no grant of their own), TTL on `ttl` (1m
 rows and late counters), point-in-time recovery, KMS with the pipeline key. Capacity from
 context (infra.constructs.table_capacity): on-demand by default, provisioned with write and
 read autoscaling (`serving_min_rcu`..`serving_max_rcu`) where the planner says so.
@@ -32,6 +34,7 @@ from aws_cdk import aws_timestream as timestream
 from constructs import Construct
 
 from infra.constructs.buckets import data_bucket, expire_rule
+from serving.keys import RANK_ATTR, RANK_INDEX
 from infra.constructs.table_capacity import TableCapacity
 from infra.settings import StackSettings
 
@@ -86,6 +89,13 @@ class ServingStore(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             **self.capacity.table_props(),
         )
+        # leaderboard entries in rank order (serving.keys: sorted access for top-K); only live
+        # entries and commit markers carry rk, so the index holds nothing else
+        self.table.add_global_secondary_index(
+            index_name=RANK_INDEX,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=RANK_ATTR, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL)
         self.capacity.autoscale(self.table)
         # FRESHNESS_SLOTS: the sink writes and the query API reads the same slots (serving.keys)
         self.wiring = {"serving_table": self.table.table_name}
@@ -140,16 +150,18 @@ class ServingStore(Construct):
 
     def grant_write(self, grantee: iam.IGrantable) -> None:
         """The sink: version-conditional puts + freshness updates, or Timestream WriteRecords."""
-        if self.table is not None:
-            self.table.grant(grantee, *DYNAMODB_WRITE_ACTIONS)
+        if self.table is not None:  # the table only: DynamoDB maintains the rank index itself
+            iam.Grant.add_to_principal(grantee=grantee, actions=list(DYNAMODB_WRITE_ACTIONS),
+                                       resource_arns=[self.table.table_arn])
         else:
             self._grant_timestream(grantee, "timestream:WriteRecords")
         self.key.grant(grantee, *WRITE_KMS_ACTIONS)
 
     def grant_read(self, grantee: iam.IGrantable) -> None:
         """The query API: Query/BatchGetItem, or Timestream SELECT on the one table."""
-        if self.table is not None:
-            self.table.grant(grantee, *DYNAMODB_READ_ACTIONS)
+        if self.table is not None:  # the table and its rank index (serving.read.ranked)
+            iam.Grant.add_to_principal(grantee=grantee, actions=list(DYNAMODB_READ_ACTIONS), resource_arns=[
+                self.table.table_arn, f"{self.table.table_arn}/index/{RANK_INDEX}"])
         else:
             self._grant_timestream(grantee, "timestream:Select")
         self.key.grant(grantee, *READ_KMS_ACTIONS)

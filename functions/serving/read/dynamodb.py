@@ -5,6 +5,9 @@ Reads exactly the partitions a request needs (key design: serving.keys):
           1h leaderboards of the other whole hours: `T#1h#<day>`, one SK range per day (<= 2)
           1m leaderboards of the edge minutes: `T#1m#<hour>`, one SK range per hour (<= 2)
           META BatchGetItem (freshness slots)
+          Ranked by clicks or billable_clicks: the same partitions through the rank index, most
+          clicks first, a page each per round until the answer is proven (serving.read.ranked);
+          the other metrics read the SK ranges whole
   series  ONE Query on `S#<ad>#<res>`, `SC#<campaign>#<res>` or `SV#<advertiser>#<res>` (SK
           range) + META BatchGetItem; a corrected bucket's marker (cx, rt_*) is projected too
   quality late drops: one Query per day partition `L#<day>` the window touches (<= 2);
@@ -30,12 +33,13 @@ from common.config import AggregationSettings, ServingSettings
 from query.quality import IvtWindow, VerdictTotals
 from query.series import Bucket, SeriesData
 from query.ratios import RATIOS
-from query.topk import Entry, Leaderboard, merge_top_ratio, merge_topk
+from query.topk import Entry, Leaderboard, TopResult, merge_top_ratio, merge_topk
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from query.windows import SeriesRequest, TopRequest
 from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
                           late_pk, parse_top_sk, series_pk, top_pk, ts)
 from serving import generations
+from serving.read import ranked
 from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, RequestCounter, is_tombstone,
                            metrics_of, num, query_range, reconciliation_of, text)
 from serving.table import SERIES_ATTRS, correction_of
@@ -81,8 +85,12 @@ class DynamoDBQueryStore:
     kind = "dynamodb"
 
     def __init__(self, client, table: str, leaderboard_size: int,
-                 pool: Optional[ThreadPoolExecutor] = None, freshness_slots: int = DEFAULT_FRESHNESS_SLOTS):
+                 pool: Optional[ThreadPoolExecutor] = None, freshness_slots: int = DEFAULT_FRESHNESS_SLOTS,
+                 sorted_access: bool = True):
+        """`sorted_access` False: every top-K reads whole boards (the read path before the rank
+        index; bench/query.py's baseline)."""
         self._ddb, self._table, self.leaderboard_size = client, table, leaderboard_size
+        self.sorted_access = sorted_access
         self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = pool or ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="query")
 
@@ -120,7 +128,43 @@ class DynamoDBQueryStore:
         counter = RequestCounter()
         return self._meta(counter), counter.n
 
+    def _merge(self, req: TopRequest, boards) -> TopResult:
+        if req.metric in RATIOS:
+            return merge_top_ratio(boards, req.k, RATIOS[req.metric], req.min_volume,
+                                   self.leaderboard_size, req.campaign_id, req.advertiser_id)
+        return merge_topk(boards, req.k, req.metric, self.leaderboard_size,
+                          req.campaign_id, req.advertiser_id)
+
     def top(self, req: TopRequest) -> TopAnswer:
+        if self.sorted_access and req.metric in ranked.SORTED_METRICS:
+            return self._top_sorted(req)
+        return self._top_whole(req)
+
+    def _top_sorted(self, req: TopRequest) -> TopAnswer:
+        """Sorted access through the rank index (serving.read.ranked)."""
+        d = req.decomposition
+        buckets = d.by_resolution()
+        plan = plan_top_reads(buckets)
+        counter = RequestCounter()
+        meta_f = self._pool.submit(self._meta, counter)
+        cursors = [ranked.Cursor(p.resolution, p.pk, p.first_bucket, p.last_bucket) for p in plan]
+
+        def read_whole(c: ranked.Cursor) -> int:
+            c.items = self._entries(counter, c.pk, ts(c.first_bucket), ts(c.last_bucket) + SK_END, True)
+            return len(c.items)
+
+        result, items_read, rounds = ranked.sorted_top(
+            cursors, buckets, lambda c, limit: ranked.read_page(self._ddb, self._table, c, limit, counter),
+            read_whole, lambda boards: self._merge(req, boards), self._pool.submit, self.leaderboard_size)
+        return TopAnswer(result, meta_f.result(), counter.n, {
+            "partitions": len(plan), "items_read": items_read, "buckets": d.counts(), "rounds": rounds,
+            "partial_partitions": sum(not c.exhausted for c in cursors),  # proven before their end
+            "truncated_buckets": result.truncated_buckets, "leaderboard_size": self.leaderboard_size,
+        })
+
+    def _top_whole(self, req: TopRequest) -> TopAnswer:
+        """Every entry of every board of the window (ratios and metrics a board ordered by clicks
+        does not bound: sorted access could not stop early)."""
         d = req.decomposition
         buckets = d.by_resolution()
         plan = plan_top_reads(buckets)
@@ -143,12 +187,7 @@ class DynamoDBQueryStore:
                 board.entries.append(Entry(ad, **metrics_of(item), campaign_id=text(item, "cmp"),
                                            advertiser_id=text(item, "adv")))
         fresh = meta_f.result()
-        if req.metric in RATIOS:
-            result = merge_top_ratio(boards.values(), req.k, RATIOS[req.metric], req.min_volume,
-                                     self.leaderboard_size, req.campaign_id, req.advertiser_id)
-        else:
-            result = merge_topk(boards.values(), req.k, req.metric, self.leaderboard_size,
-                                req.campaign_id, req.advertiser_id)
+        result = self._merge(req, list(boards.values()))
         return TopAnswer(result, fresh, counter.n, {
             "partitions": len(plan), "items_read": items_read, "buckets": d.counts(),
             "truncated_buckets": result.truncated_buckets, "leaderboard_size": self.leaderboard_size,

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, TextIO
 from aggregate.changes import KINDS, PULSE, Change
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from serving import generations
-from serving.keys import LEADERBOARD_RESOLUTIONS, late_pk, top_pk, ts
+from serving.keys import LEADERBOARD_RESOLUTIONS, RANK_ATTR, RANK_MARKER, late_pk, top_pk, ts
 from serving.table import SK_END, query_range
 
 CHUNK = 2000  # rows per apply_many call: a progress line each
@@ -61,7 +61,8 @@ def leaderboard_buckets(start_ms: int, end_ms: int) -> list[tuple[str, int]]:
 def marker_item(resolution: str, bucket_start: int, generation: int) -> dict:
     return {"pk": {"S": top_pk(resolution, bucket_start)},
             "sk": {"S": generations.marker_sk(ts(bucket_start))},
-            generations.MARKER_ATTR: {"N": str(generation)}}
+            generations.MARKER_ATTR: {"N": str(generation)},
+            RANK_ATTR: {"S": RANK_MARKER}}  # in the rank index too, before every entry
 
 
 class RebuildLoader:

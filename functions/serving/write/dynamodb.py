@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from aggregate.changes import LATE, PULSE, SERIES_KINDS, TOP, Change
 from aggregate.verdicts import VerdictTally, is_counted, verdict_delta
 from common.config import ServingSettings
-from serving.keys import (DEFAULT_FRESHNESS_SLOTS, PULSE_ATTR, PULSE_KEY, check_freshness_slots,
-                          freshness_key, freshness_slot, late_key, series_key, top_key)
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, PULSE_ATTR, PULSE_KEY, RANK_ATTR, check_freshness_slots,
+                          freshness_key, freshness_slot, late_key, rank_key, series_key, top_key)
 from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE, metrics_of
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
@@ -52,6 +52,8 @@ def item_for(change: Change, minute_ttl_s: int) -> dict:
             item[attr] = {"S": str(row[col])}
     if not change.upsert:
         item[TOMBSTONE] = {"BOOL": True}
+    elif change.kind == TOP:  # a live entry: in the rank index (a tombstone, without rk, leaves it)
+        item[RANK_ATTR] = {"S": rank_key(row.get("clicks") or 0)}
     if row.get("resolution") == "1m" or change.kind == LATE:
         item["ttl"] = _n(change.bucket_start // 1000 + minute_ttl_s)
     return item
