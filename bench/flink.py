@@ -148,14 +148,24 @@ def cpu_seconds(jvm_pid: int) -> float:
     return jvm + me.user + me.system
 
 
+# Heap state (the MiniCluster's default) or RocksDB, what Managed Flink runs (no checkpoints in
+# either: a bounded run has nothing to recover, so RocksDB's figure is its state access alone)
+STATE_BACKENDS = {"hashmap": {"state.backend.type": "hashmap"},
+                  "rocksdb": {"state.backend.type": "rocksdb"}}
+
+
 def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list,
-            events_dir: Path | None = None) -> tuple[float, float]:
-    """Build a fresh environment, run the job to completion; returns (wall s, cpu s)."""
+            events_dir: Path | None = None, profile: Path | None = None,
+            state_backend: str = "hashmap") -> tuple[float, float]:
+    """Build a fresh environment, run the job to completion; returns (wall s, cpu s). With
+    `profile`, a Java Flight Recorder recording of the run is written there (bench/jfr_operators.py
+    reads it)."""
     from aggregate.job.main import connector_jar_uri
 
     # the jar: the IVT rules' Java functions (and the connector, unused with file sources)
     t_env = pipeline.create_table_env(settings, local=True,
-                                      extra={"pipeline.jars": connector_jar_uri()})
+                                      extra={"pipeline.jars": connector_jar_uri(),
+                                             **STATE_BACKENDS[state_backend]})
     if not jvm_pid_box:
         from pyflink.java_gateway import get_gateway
 
@@ -174,10 +184,34 @@ def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list
         pipeline.build_output(t_env, settings, source_ddl=source,
                               events_source_ddl=file_source_ddl(settings, events_dir, events=True)
                               if events_dir else None)
+        view = pipeline.sink_view(t_env, settings, t_env.from_path(sql.OUTPUT_VIEW))
         t_env.execute_sql(sql.sink_ddl(settings, connector="blackhole"))
-        result = t_env.execute_sql(sql.insert_dml())
+        result = t_env.execute_sql(sql.insert_dml(view=view))
+    recording = _start_recording() if profile else None
     result.wait()
+    if recording is not None:
+        _dump_recording(recording, profile)
     return time.monotonic() - wall0, cpu_seconds(jvm_pid_box[0]) - cpu0
+
+
+def _start_recording():
+    """A JFR recording in the gateway JVM (which hosts the MiniCluster) with the JDK's 'profile'
+    settings (an execution sample every 10 ms per running thread)."""
+    from pyflink.java_gateway import get_gateway
+
+    jfr = get_gateway().jvm.jdk.jfr
+    recording = jfr.Recording(jfr.Configuration.getConfiguration("profile"))
+    recording.start()
+    return recording
+
+
+def _dump_recording(recording, path: Path) -> None:
+    from pyflink.java_gateway import get_gateway
+
+    recording.stop()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recording.dump(get_gateway().jvm.java.io.File(str(path.resolve())).toPath())
+    recording.close()
 
 
 def file_source_ddl(settings: JobSettings, input_dir: Path, events: bool = False) -> str:
@@ -209,6 +243,14 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="20k rows: seconds, proves it still runs")
     ap.add_argument("--events", type=int, default=0, metavar="N",
                     help="also (d): the job with its events source, N impressions per click")
+    ap.add_argument("--modes", default=None,
+                    help="comma-separated subset of the modes (default: all); ratios need "
+                         "passthrough and pipeline")
+    ap.add_argument("--state-backend", choices=tuple(STATE_BACKENDS), default="hashmap",
+                    help="the jobs' state backend (Managed Flink runs rocksdb)")
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                    help="record each mode's measured run with Java Flight Recorder into "
+                         "DIR/<mode>.jfr and print where the CPU goes per operator")
     ap.add_argument("--ivt-rules", default=None,
                     help="(b)'s ivt_rules (default: the setting's default, every rule)")
     args = ap.parse_args()
@@ -238,14 +280,19 @@ def main() -> None:
     pid: list = []
     results = {}
     modes = ("passthrough", "pipeline", "pipeline_no_ivt") + (("pipeline_events",) if args.events else ())
+    if args.modes:
+        modes = tuple(m for m in modes if m in args.modes.split(","))
     for mode in modes:
         job_mode = "passthrough" if mode == "passthrough" else "pipeline"
         events = mode == "pipeline_events"
+        backend = args.state_backend
         run_job(settings_for(empty, mode), empty, job_mode, pid,  # warm-up (JIT, class loading)
-                empty if events else None)
+                empty if events else None, state_backend=backend)
         base_wall, base_cpu = run_job(settings_for(empty, mode), empty, job_mode, pid,
-                                      empty if events else None)
-        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid, data if events else None)
+                                      empty if events else None, state_backend=backend)
+        recording = args.profile / f"{mode}.jfr" if args.profile else None
+        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid, data if events else None,
+                            profile=recording, state_backend=backend)
         net_wall, net_cpu = wall - base_wall, cpu - base_cpu
         rows = args.rows + (event_rows if events else 0)
         results[mode] = {
@@ -257,6 +304,12 @@ def main() -> None:
             "rows_per_cpu_s": round(rows / net_cpu) if net_cpu > 0 else None,
         }
         print(f"{mode:12s} {json.dumps(results[mode])}", flush=True)
+        if recording:
+            from jfr_operators import summarize
+
+            print(f"{mode:12s} profile {json.dumps(summarize(str(recording), top=15))}", flush=True)
+    if not {"passthrough", "pipeline", "pipeline_no_ivt"} <= set(results):
+        return
     a, b, c = results["passthrough"], results["pipeline"], results["pipeline_no_ivt"]
 
     def ratio(x: dict, y: dict, key: str) -> float | None:
@@ -271,6 +324,7 @@ def main() -> None:
         **({"ratio_d_over_b_cpu": ratio(results["pipeline_events"], b, "rows_per_cpu_s")}
            if args.events else {}),
         "cores": os.cpu_count(), "parallelism": args.parallelism,
+        "state_backend": args.state_backend,
     }), flush=True)
 
 

@@ -41,6 +41,7 @@ INGEST, QUERY, SINK, RECONCILE, BUDGET = "ingest", "query", "sink", "reconcile",
 FUNCTIONS = (INGEST, QUERY, SINK, RECONCILE, BUDGET)
 FLINK_PROPERTY_GROUP = "clickagg"  # the job reads this one group of runtime properties
 
+CHANGELOG_MODES = ("upsert", "retract")
 KINESIS_MODES = ("on_demand", "provisioned")
 CAPACITY_MODES = ("on_demand", "provisioned")
 SERVING_STORES = ("timestream", "dynamodb")
@@ -444,6 +445,11 @@ SETTINGS: tuple[Setting, ...] = (
       flink="dedup_ttl_s", glue="flink_dedup_ttl_s"),
     S("minibatch_latency_ms", int, 2000, "Flink SQL mini-batch latency", ge=1,
       flink="minibatch_latency_ms"),
+    S("flink_changelog_mode", str, "upsert",
+      "the aggregates stream's rows: upsert = only the new version of an updated row (the "
+      "sink keeps the newest version per key, so the old one's 'd' row changes nothing: about "
+      "half the rows); retract = every -U row too (Flink's debezium-json as it comes)",
+      choices=CHANGELOG_MODES, flink="changelog_mode"),
     # --- budget lane (docs/budget.md) ---------------------------------------------------------
     S("budgets_table", str, _NAMES.budgets_table,
       "the budgets table's name (campaign budgets and their history)", context=False,

@@ -33,7 +33,10 @@ class Materialized:
     top_tombstones: dict[tuple, int] = field(default_factory=dict)
     spend: dict[tuple, dict] = field(default_factory=dict)  # (res, bucket, campaign): newest version
     pulses: list[int] = field(default_factory=list)  # the pulse rows' times, in arrival order
-    strict: dict[tuple, dict] = field(default_factory=dict)  # exact +I/-U/+U/-D replay
+    # exact replay: with `upsert` (flink_changelog_mode's default) a "c" replaces its key's row
+    # and only a leaderboard exit ("top" -D) may retract; without, +I/-U/+U/-D pair exactly
+    upsert: bool = True
+    strict: dict[tuple, dict] = field(default_factory=dict)
     strict_errors: list[str] = field(default_factory=list)
     last_version: dict[tuple, int] = field(default_factory=dict)
     version_errors: list[str] = field(default_factory=list)
@@ -62,7 +65,7 @@ class Materialized:
         v = row["version"]
         # strict changelog replay
         if op == "c":
-            if key in self.strict:
+            if key in self.strict and not self.upsert:
                 self.strict_errors.append(f"insert over existing {key}")
             self.strict[key] = row
             last = self.last_version.get(key)
@@ -70,6 +73,8 @@ class Materialized:
                 self.version_errors.append(f"{key}: version {v} after {last}")
             self.last_version[key] = v
         else:
+            if self.upsert and kind != "top":
+                self.strict_errors.append(f"a retraction of {key} in an upsert changelog")
             if self.strict.get(key) != row:
                 self.strict_errors.append(f"retraction of {key} does not match the stored row")
             self.strict.pop(key, None)

@@ -152,7 +152,10 @@ def test_late_dropped_equal_the_oracle(run, expected):
 def test_versions_strictly_increase_and_the_changelog_replays_exactly(run):
     m = run.materialized
     assert m.version_errors == []
-    assert m.strict_errors == []  # every -U/-D retracts exactly the row last emitted for its key
+    # upsert changelog (the default): no -U rows; every -D (a leaderboard exit) retracts exactly
+    # the row last emitted for its key
+    assert m.upsert and m.strict_errors == []
+    assert {op for op in m.ops if op.endswith(":d")} == {"top:d"}
     # strict replay ends in the same state as the consumer rule
     assert {k[1:]: r for k, r in m.strict.items() if k[0] == "agg"} == m.agg
     assert {k[1:]: r for k, r in m.strict.items() if k[0] == "late"} == m.late

@@ -323,6 +323,7 @@ def test_flink_job_properties(default_template):
         "leaderboard_size": "1000",
         "dedup_ttl_s": "1800",
         "minibatch_latency_ms": "2000",
+        "changelog_mode": "upsert",
         "budget_emit_interval_ms": "500",
         "ivt_rules": "bot_ua,impression_repeat,too_fast,datacenter_ip,ip_burst,user_repeat",
         "ivt_burst_threshold": "10",

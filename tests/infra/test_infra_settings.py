@@ -295,7 +295,8 @@ def test_flink_properties_are_the_jobs_settings():
     assert set(props) == {"environment", "aws_region", "source_init_position",
                           "clicks_stream_arn", "aggregates_stream_arn", "allowed_lateness_s",
                           "watermark_delay_s", "repeat_window_s", "leaderboard_size",
-                          "dedup_ttl_s", "minibatch_latency_ms", "budget_emit_interval_ms", "ivt_rules",
+                          "dedup_ttl_s", "minibatch_latency_ms", "changelog_mode",
+                          "budget_emit_interval_ms", "ivt_rules",
                           "ivt_burst_threshold", "ivt_burst_window_ms", "ivt_min_click_delay_ms",
                           "count_from_ms"}
     parsed = job.JobSettings.from_properties({"clickagg": props})

@@ -47,9 +47,9 @@ def connector_jar_uri() -> str:
 def submit(settings: JobSettings, *, local: bool, extra: dict[str, str] | None = None):
     """Plan the job (source, both stages, sink) and submit it; returns the TableResult."""
     t_env = pipeline.create_table_env(settings, local=local, extra=extra)
-    pipeline.build_output(t_env, settings)
+    output = pipeline.sink_view(t_env, settings, pipeline.build_output(t_env, settings))
     t_env.execute_sql(sql.sink_ddl(settings))
-    return t_env.execute_sql(sql.insert_dml())
+    return t_env.execute_sql(sql.insert_dml(view=output))
 
 
 def main() -> None:

@@ -72,6 +72,7 @@ VERDICTS_VIEW, VERDICTS_TABLE = "clicks_ivt", "clicks_verdicts"
 CORRECTIONS_VIEW, CORRECTIONS_TABLE = "ivt_corrections", "ivt_corrected"
 IMPRESSION, CONVERSION = "impression", "conversion"  # ingest.events' types on the events stream
 OUTPUT_VIEW = "clickagg_output"
+UPSERT_VIEW = "clickagg_upserts"  # OUTPUT_VIEW without -U rows (changelog_mode upsert, pipeline.sink_view)
 # The budget lane (docs/budget.md): spend per campaign, translated on its own with mini-batch
 # latency budget_emit_interval_ms and handed over as a changelog DataStream (pipeline.py), and
 # the pulse, a datagen tick the job turns into one row per interval.
@@ -208,9 +209,16 @@ def stage2_options(s: JobSettings) -> dict[str, str]:
     }
 
 
+# Chained operators hand each other the same record instead of a serializer copy per hop and
+# per consumer of a fan-out (bench/jfr_operators.py on 1M clicks: the copies were ~15 % of the
+# job's CPU). Flink SQL's operators copy what they keep (state, bundles) themselves, and every
+# record that crosses a task boundary is deserialized into a new object; as Nexmark runs.
+OBJECT_REUSE = {"pipeline.object-reuse": "true"}
+
+
 def execution_options(s: JobSettings, *, local: bool) -> dict[str, str]:
     """Cluster/job options. Checkpointing only locally: Managed Flink configures its own."""
-    opts = {"pipeline.name": PIPELINE_NAME}
+    opts = {"pipeline.name": PIPELINE_NAME, **OBJECT_REUSE}
     if s.parallelism:
         opts["parallelism.default"] = str(s.parallelism)
     if local and s.checkpoint_dir:
@@ -780,7 +788,9 @@ def all_statements(s: JobSettings, sink_connector: str = "kinesis") -> Sequence[
            + classify_events_query(s)] if events else []),
         *pipeline_views(s, events=events),
         sink_ddl(s, connector=sink_connector),
-        insert_dml(),
+        *([f"-- changelog_mode upsert: `{UPSERT_VIEW}` is `{OUTPUT_VIEW}` without its -U rows "
+           "(pipeline.sink_view)\n" + insert_dml(view=UPSERT_VIEW)]
+          if s.changelog_mode == "upsert" else [insert_dml()]),
     ]
 
 
@@ -804,7 +814,8 @@ REBUILD_OUTPUT_VIEW = "rebuild_output"
 
 def batch_options(s: JobSettings) -> dict[str, str]:
     """Table options of the rebuild (batch mode): UTC, no mini-batch (batch aggregates are final)."""
-    return {"table.local-time-zone": "UTC", "table.optimizer.agg-phase-strategy": "TWO_PHASE"}
+    return {"table.local-time-zone": "UTC", "table.optimizer.agg-phase-strategy": "TWO_PHASE",
+            **OBJECT_REUSE}
 
 
 def archive_source_ddl(table: str, path: str, record_schema: dict[str, str],
