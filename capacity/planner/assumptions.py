@@ -129,6 +129,8 @@ ADS_PER_CAMPAIGN = 10
 CAMPAIGNS_PER_ADVERTISER = 10
 SERVING_RESOLUTIONS = ("1m", "5m", "1h", "1d")  # series buckets the job emits per ad, campaign and advertiser (aggregate/job/sql.py)
 RESOLUTION_SECONDS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bucket length per resolution
+# the rank index (serving.keys): an entry whose clicks changed leaves its old place and takes a new one
+RANK_INDEX_WRITES_PER_TOP_UPSERT = 2
 LEADERBOARDS = tuple(LEADERBOARD_RESOLUTIONS)  # top-M boards (serving.keys); 1m items expire, 1h and 1d items never do
 LEADERBOARD_SIZE = default("leaderboard_size")  # leaderboard_size (M); every entry of a live board assumed to change per mini-batch
 CHANGELOG_UPDATE_BEFORE = default("flink_changelog_mode") == "retract"  # flink_changelog_mode: retract emits -U before each +U (2 stream rows per update), upsert only the +U

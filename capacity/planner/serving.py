@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from capacity.planner.assumptions import RANK_INDEX_WRITES_PER_TOP_UPSERT
 from capacity.planner.assumptions import (
     AGGREGATES_RETENTION_HOURS, CHANGELOG_ROW_BYTES, DAYS_PER_MONTH, DEFAULT_FRESHNESS_SLOTS,
     FRESHNESS_WRITES_PER_INVOCATION, GIB, HOURS_PER_MONTH, KIB, KPL_BYTES_PER_SUBRECORD,
@@ -62,8 +63,11 @@ def serving_load(x: Inputs, rate: float) -> ServingLoad:
         + spend.pulse_rows_s
     # DynamoDB store: series (and spend) retractions are skipped; a leaderboard retraction writes
     # a tombstone; a pulse row raises META#pulse (one conditional update).
+    # Every leaderboard upsert also moves its entry in the rank index (serving.keys.RANK_INDEX):
+    # the old rk out and the new one in (with -U rows: the tombstone takes it out, the +U puts it
+    # back), RANK_INDEX_WRITES_PER_TOP_UPSERT index writes, billed like the table's.
     writes = agg_upserts + rollup_upserts + top_upserts * rows_per_update + spend.upserts_s \
-        + spend.pulse_rows_s
+        + spend.pulse_rows_s + top_upserts * RANK_INDEX_WRITES_PER_TOP_UPSERT
     return ServingLoad(ads, campaigns + advertisers, agg_upserts, rollup_upserts, top_upserts,
                        spend.campaigns_per_interval, spend.upserts_s, spend.pulse_rows_s, rows,
                        writes)

@@ -89,8 +89,9 @@ from capacity.pricing import available_regions, load_prices
 #     invocations/s = max(average rows / 500, min(shards x factor, average rows) / 2 s);
 #     freshness writes/s = 2 x invocations (average), x peak / average at peak;
 #     freshness_slots = ceil(ceil(peak freshness x 2 / 500) / 8) x 8, within 16..100;
-#     serving_min_wcu = ceil((average writes + freshness) x 0.5 / 0.7);
-#     serving_max_wcu = ceil((peak writes + peak freshness) / 0.7).
+#     rank index writes = 2 x 3 x 1,000 / 2 s = 3,000/s (every board update moves its entry);
+#     serving_min_wcu = ceil((average writes + rank index + freshness) x 0.5 / 0.7);
+#     serving_max_wcu = ceil((peak writes + rank index + peak freshness) / 0.7).
 #   small: rows per batch 1,020,400 average: S = 396,146.59 + 96,740.53 + 10,000 = 502,887.12,
 #     D = 3,755.50 (5,000 clicks); 2,040,800 peak: S = 590,083.03 + 99,780.15 + 10,000 =
 #     699,863.18, D = 6,872.66 (10,000 clicks). Peak rows 1,399,726.4 + 27,490.6 + 1,502 =
@@ -99,21 +100,22 @@ from capacity.pricing import available_regions, load_prices
 #     1,022,298.2 -> 2,044.60 invocations/s (full batches: 1,786 x 2 = 3,572 lanes / 2 s =
 #     1,786 is fewer) -> freshness 4,089.2/s, 8,178.4/s at peak ->
 #     32.7 -> 33 -> 40 slots; average writes = average rows: min (1,022,298.2 + 4,089.2) x 0.5 /
-#     0.7 = 733,133.9 -> 733,134; max (1,428,719.0 + 8,178.4) / 0.7 = 2,052,710.6 -> 2,052,711.
+#     0.7 = 735,276.7 -> 735,277 (with the rank index's 3,000); max (1,428,719.0 + 3,000 + 8,178.4) /
+#     0.7 = 2,056,996.3 -> 2,056,997.
 #   medium: 11,810,109.6 rows average: S = 976,560.25 + 100,000 + 10,000 = 1,086,560.25, D =
 #     27,659.70 (57,870 clicks); 23,620,219.2 peak: S = 998,800.74 + 110,000 = 1,108,800.74, D =
 #     43,804.55 (115,740 clicks). Peak rows 2,217,601.5 + 175,218.2 + 1,502 = 2,394,321.7 ->
 #     2,992.90 -> 2,993 shards; peak writes the same -> 4,489.4 -> 4,490 lanes -> factor 2;
 #     average rows 2,173,120.5 + 110,638.8 + 1,502 = 2,285,261.3 -> 4,570.52 invocations/s ->
 #     freshness 9,141.0/s, 18,282.1/s at peak -> 73.1 -> 74 -> 80 slots (busiest 18,282.1 / 80 x
-#     2 = 457.1 updates/s <= 500); min (2,285,261.3 + 9,141.0) x 0.5 / 0.7 = 1,638,858.8 ->
-#     1,638,859; max (2,394,321.7 + 18,282.1) / 0.7 = 3,446,576.8 -> 3,446,577.
+#     2 = 457.1 updates/s <= 500); min (2,285,261.3 + 3,000 + 9,141.0) x 0.5 / 0.7 = 1,641,001.6 ->
+#     1,641,002; max (2,394,321.7 + 3,000 + 18,282.1) / 0.7 = 3,450,862.6 -> 3,450,863.
 #   large: average as medium; 51,020,000 rows peak: S = 999,998.04 + 110,000 = 1,109,998.04, D =
 #     66,151.52 (250,000 clicks). Peak rows 2,219,996.1 + 264,606.1 + 1,502 = 2,486,104.2 ->
 #     3,107.63 -> 3,108 shards; peak writes the same -> 4,661.4 -> 4,662 lanes -> factor 2;
 #     freshness 9,141.0 x 500,000 / 115,740 = 39,489.6/s at peak -> 158 -> 100 slots (the
-#     maximum: busiest 789.8/s > 500, which the planner warns about); min 1,638,859; max
-#     (2,486,104.2 + 39,489.6) / 0.7 = 3,607,991.1 -> 3,607,992.
+#     maximum: busiest 789.8/s > 500, which the planner warns about); min 1,641,002; max
+#     (2,486,104.2 + 3,000 + 39,489.6) / 0.7 = 3,612,276.9 -> 3,612,277.
 # The planner integrates the Zipf tail over ~400 bins: its K, C and D are ~3e-6 above the exact
 # sum, which moves serving_min_wcu and serving_max_wcu by a few WCU (rel 1e-5 below); every
 # other value is exact.
@@ -130,20 +132,20 @@ EXPECTED_CONTEXT = {
         ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
         kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=154,
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
-        aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=733_134,
-        serving_max_wcu=2_052_711),
+        aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=735_277,
+        serving_max_wcu=2_056_997),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
         kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_778,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
-        aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_638_859,
-        serving_max_wcu=3_446_577),
+        aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_641_002,
+        serving_max_wcu=3_450_863),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
         kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_839,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
-        aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_638_859,
-        serving_max_wcu=3_607_992),
+        aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_641_002,
+        serving_max_wcu=3_612_277),
 }
 APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
