@@ -9,9 +9,13 @@ Flink -> aggregates stream -> sink -> DynamoDB; Kinesis -> archive), all faults 
 - the local stack (API, consumers, job) stopped and restarted while the load runs; the emulator
   (standing in for AWS) keeps running, consumers resume from their positions.
 
-Each fault is asserted to happen where this says: while the sender is still sending, after the
-running job completed a checkpoint, with clicks accepted after that checkpoint (which the
-restored job must read again).
+Each fault is asserted to happen where this says: while the sender is still sending, with clicks
+accepted both before and after it, after the running job completed a checkpoint, with clicks
+accepted after that checkpoint (which the restored job must read again). The load is sent in
+parts that follow the faults instead of one paced stream long enough for both restarts to fit
+in it: the first two thirds while the job is killed a third of the way in; the next sixth once
+the stack restart begins (accepted by the stack being stopped, or retried across its downtime);
+the last sixth once the new stack runs.
 
 Then, against the generator's ground truth (`local.oracle`, `tests.glue.oracle`: plain loops):
 0 lost and 0 double counted in the dedup table, the clicks stream and the archive; the serving
@@ -61,8 +65,8 @@ REPO = Path(__file__).resolve().parents[2]
 SOAK = os.environ.get("CLICKAGG_SOAK") == "1"
 RATES = dict(record_failure_rate=0.05, call_throttle_rate=0.02, put_throttle_rate=0.02, unprocessed_rate=0.05)
 METRICS = ("clicks", "billable_clicks", "cost_micros", "billable_cost_micros")
-# paced so that both faults land while clicks are still being sent (2.5 minutes of sending)
-SEND_RATE = 80 if SOAK else 20
+# clicks/s of each part of the load (the parts follow the faults: see the docstring)
+SEND_RATE = 80 if SOAK else 50
 
 
 def wait_for(predicate, timeout_s, what: str):
@@ -229,7 +233,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
     # stays inside the 15 min lateness; the late clicks are an hour old
     # the plain mix (no bots, data-centre addresses, bursts, too-fast or impression repeats): this
     # test is about exactly-once; the IVT verdicts are the demo's and their own tests' subject
-    spec = LoadSpec.plain(clicks=10_000 if SOAK else 3_000, ads=30, late_count=10, seed=11, span_s=120)
+    spec = LoadSpec.plain(clicks=10_000 if SOAK else 1_500, ads=30, late_count=10, seed=11, span_s=120)
     load = generate(spec, end_ms=int(time.time() * 1000))
     late_sends = load.sends[-spec.late_count:]
     on_time_sends = load.sends[:-spec.late_count]
@@ -250,17 +254,35 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         stack = LocalStack(options).start()
         stacks.append(stack)
         stack.flink_job.wait_ready()
+        stack.flink_job.wait_checkpoint()  # the job reads: the first fault can come a third of the way in
         install_ingest_faults(counters, **RATES)
         install_sink_faults(stack, counters, failure_rate=0.01, duplicate_rate=0.2)
         stack.sink_mapping.on_failure = dead_lettered
 
-        # the sender fills this report as responses arrive (accepted count, first-accepted times)
+        # the sender fills this report as responses arrive (accepted count, first-accepted times);
+        # it sends the load in three parts: the first two thirds at once, the next sixth once the
+        # stack restart begins, the rest once the new stack runs
         report = SendReport()
-        sender = threading.Thread(target=lambda: send_load(
-            stack.api.url, on_time_sends, batch_size=50, concurrency=3, progress=False, resend_rate=0.05,
-            rate=SEND_RATE, report=report))
+        head, tail = on_time_sends[:2 * len(on_time_sends) // 3], on_time_sends[2 * len(on_time_sends) // 3:]
+        head_sent, restart_begins, restarted = threading.Event(), threading.Event(), threading.Event()
+
+        def send_parts():
+            for seed, (part, after) in enumerate(((head, None), (tail[:len(tail) // 2], restart_begins),
+                                                 (tail[len(tail) // 2:], restarted))):
+                if after is not None and not after.wait(timeout=900):
+                    return
+                send_load(stack_url, part, batch_size=50, concurrency=3, progress=False, resend_rate=0.05,
+                          rate=SEND_RATE, report=report, seed=5 + seed)
+                if part is head:
+                    head_sent.set()
+        stack_url = stack.api.url  # the restarted stack serves the same port
+        sender = threading.Thread(target=send_parts)
         sender.start()
         total = len({p["click_id"] for p in on_time_sends})
+
+        def accepted_between(t0: float, t1: float = float("inf")) -> int:
+            """On-time clicks accepted by a request sent in [t0, t1)."""
+            return sum(t0 <= t < t1 for t in list(report.post_times.values()))
 
         def in_flight_after(cp_time: float) -> int:
             """Clicks accepted after the checkpoint completed (so beyond its positions), counted once
@@ -274,7 +296,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         killed_at = time.time()
         counters.add("flink_killed")
         cp = newest_checkpoint(checkpoints)
-        placement["kill"] = dict(accepted=report.outcomes["accepted"], of=total, sender_running=sender.is_alive(),
+        placement["kill"] = dict(accepted=report.outcomes["accepted"], of=total, sender_running=not head_sent.is_set(),
                                  checkpoint_age_s=round(killed_at - cp, 1))
         # the first late group goes out while no job runs: only the restored job ever reads it
         late_report = send_load(stack.api.url, either_way_sends, batch_size=50, concurrency=1, progress=False)
@@ -284,6 +306,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         restored_at = time.time()
         stack.flink_job.wait_ready()
         placement["kill"]["accepted_after_checkpoint"] = in_flight_after(cp)  # incl. while it was down
+        placement["kill"]["accepted_before_fault"] = accepted_between(0, killed_at)
         say(f"job killed and restored: {placement['kill']}")
 
         # 2. two thirds of the way in, once the restored job has read the late group and completed
@@ -299,34 +322,42 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         # Flink runs one checkpoint at a time and creates its directory when it triggers it: one
         # numbered above every directory present now was triggered after the job read them
         triggered = checkpoint_ids(checkpoints, completed=False)
-        wait_for(lambda: checkpoint_ids(checkpoints, completed=True) > triggered
-                 and report.outcomes["accepted"] > 2 * total // 3,
-                 300, "a checkpoint of the restored job triggered after it read them, and two thirds accepted")
+        wait_for(lambda: checkpoint_ids(checkpoints, completed=True) > triggered and head_sent.is_set(),
+                 300, "a checkpoint of the restored job triggered after it read them, and two thirds sent")
+        placement["kill"]["accepted_after_fault"] = accepted_between(killed_at)
         cp = newest_checkpoint(checkpoints)
         stopping_at = time.time()
         placement["stack_restart"] = dict(
             accepted=report.outcomes["accepted"], of=total, sender_running=sender.is_alive(),
             restored_job_checkpoint_age_s=round(stopping_at - cp, 1),
-            checkpoint_after_restore=cp > restored_at)
+            checkpoint_after_restore=cp > restored_at, accepted_before_fault=accepted_between(0, stopping_at))
+        restart_begins.set()  # the next part goes out while the stack stops (and is retried while it is down)
         stack.stop()
         counters.add("stack_restarted")
         stack = LocalStack(options).start()
         stacks.append(stack)
-        stack.flink_job.wait_ready()
-        placement["stack_restart"]["accepted_after_checkpoint"] = in_flight_after(cp)
-        say(f"stack restarted: {placement['stack_restart']}")
         install_ingest_faults(counters, **RATES)
         install_sink_faults(stack, counters, failure_rate=0.01, duplicate_rate=0.2)
         stack.sink_mapping.on_failure = dead_lettered
+        restarted_at = time.time()
+        restarted.set()  # the last part goes to the new stack
+        stack.flink_job.wait_ready()
         sender.join(timeout=900)
         assert not sender.is_alive(), "the sender did not finish in 900 s"
+        placement["stack_restart"]["accepted_after_checkpoint"] = in_flight_after(cp)
+        placement["stack_restart"]["accepted_after_fault"] = accepted_between(stopping_at)
+        placement["stack_restart"]["accepted_by_new_stack"] = accepted_between(restarted_at)
+        say(f"stack restarted: {placement['stack_restart']}")
 
-        # each fault happened where the test says: mid-stream, after a completed checkpoint, with
-        # clicks accepted after that checkpoint (which the restored job had to read again)
+        # each fault happened where the test says: mid-stream (clicks accepted before and after
+        # it), after a completed checkpoint, with clicks accepted after that checkpoint (which the
+        # restored job had to read again)
         for fault, where in placement.items():
             assert where["sender_running"] and where["accepted"] < where["of"], (fault, where)
+            assert where["accepted_before_fault"] > 0 and where["accepted_after_fault"] > 0, (fault, where)
             assert where["accepted_after_checkpoint"] > 0, (fault, where)
         assert placement["stack_restart"]["checkpoint_after_restore"], placement
+        assert placement["stack_restart"]["accepted_by_new_stack"] > 0, placement
 
         # 3. the on-time clicks and the first late group, everything accounted for
         sent = [c for c in load.truth if c["click_id"] not in must_drop]
