@@ -136,7 +136,14 @@ def test_dynamodb_store_when_selected(custom_template):
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
                       {"AttributeName": "sk", "KeyType": "RANGE"}],
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "sk", "AttributeType": "S"}],
+                                 {"AttributeName": "sk", "AttributeType": "S"},
+                                 {"AttributeName": "rk", "AttributeType": "S"}],
+        # the leaderboards in rank order (serving.keys.RANK_INDEX: the query API's sorted access)
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "rank",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                          {"AttributeName": "rk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
         # custom: provisioned (capacity details: test_infra_capacity)
         "ProvisionedThroughput": {"ReadCapacityUnits": 10, "WriteCapacityUnits": 100},
         "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
