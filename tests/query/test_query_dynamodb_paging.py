@@ -5,7 +5,10 @@ partitions read, counted on the client independently of the store's own count.
 
 Entries are as large as the ingest API allows (128-character ad, campaign and advertiser ids:
 ~590 bytes an item), so a board of 900 entries is ~0.53 MB and two or four of them need two or
-three pages; tombstones are read (the 1 MB counts items before the filter) but never counted."""
+three pages; tombstones are read (the 1 MB counts items before the filter) but never counted.
+
+Both read paths: whole boards (every window range, page by page), and sorted access through the
+rank index, whose fallback past its budget reads the same ranges whole, page by page."""
 from __future__ import annotations
 
 import random
@@ -17,6 +20,7 @@ import pytest
 from common.config import AggregationSettings, ResourceNames
 from local.resources import create_serving_table
 from query.service import QueryService
+from serving.keys import RANK_INDEX
 from serving.read.dynamodb import DynamoDBQueryStore
 from tests.query.truth import DAY, HOUR, MIN, Truth, assert_top_sound, load, oracle_top, serving_items
 
@@ -108,35 +112,36 @@ def paged():
         ddb = boto3.client("dynamodb")
         create_serving_table(ddb, TABLE)
         load(ddb, TABLE, items)
-        calls: list[tuple[str, str | None, bool]] = []
+        calls: list[tuple[str, str | None, bool, str | None]] = []
         lock = threading.Lock()
 
         def record(model, params, **_):
             with lock:
                 pk = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S")
-                calls.append((model.name, pk, "ExclusiveStartKey" in params))
+                calls.append((model.name, pk, "ExclusiveStartKey" in params, params.get("IndexName")))
 
         ddb.meta.events.register("before-parameter-build.dynamodb.*", record)
-        svc = QueryService(DynamoDBQueryStore(ddb, TABLE, M), AggregationSettings(leaderboard_size=M),
-                           clock_ms=lambda: TO + 2 * HOUR)
-        yield t, items, svc, calls
+        yield t, items, ddb, calls
 
 
-def test_paged_partitions_exact_answer_and_request_count(paged):
-    t, items, svc, calls = paged
+def service(ddb, sorted_access: bool) -> QueryService:
+    return QueryService(DynamoDBQueryStore(ddb, TABLE, M, sorted_access=sorted_access),
+                        AggregationSettings(leaderboard_size=M), clock_ms=lambda: TO + 2 * HOUR)
+
+
+def window_pages(items: list[dict]) -> tuple[dict[str, int], int]:
+    """Per partition, the Query pages of its window range (brute force), and the live entries."""
     read = {}  # partition -> its window items in key order (what each Query range returns)
     for item in sorted(items, key=lambda i: i["sk"]["S"]):
         pk = item["pk"]["S"]
         if pk.startswith("T#") and window_bucket(pk, item["sk"]["S"]):
             read.setdefault(pk, []).append(item)
-    expected_pages = {pk: pages([item_bytes(i) for i in its]) for pk, its in read.items()}
-    # the claim under test needs real paging: two partitions span several pages
-    assert expected_pages == {f"T#1h#{DAY0 - DAY:013d}": 2, f"T#1h#{DAY0:013d}": 1,
-                              f"T#1m#{DAY0 - 3 * HOUR:013d}": 3, f"T#1m#{DAY0 + HOUR:013d}": 1}
     live = sum(1 for its in read.values() for i in its if "del" not in i)
     assert live < sum(len(its) for its in read.values())  # tombstones are in the pages too
+    return {pk: pages([item_bytes(i) for i in its]) for pk, its in read.items()}, live
 
-    body = svc.top({"from": str(FROM), "to": str(TO), "k": "100"})
+
+def assert_exact_answer(t: Truth, body: dict) -> None:
     assert (body["window"]["from_ms"], body["window"]["to_ms"]) == (FROM, TO)
     expected, _ = oracle_top(t, FROM, TO, 100, "clicks")
     assert body["exact"] is True and len(expected) == 100
@@ -145,12 +150,49 @@ def test_paged_partitions_exact_answer_and_request_count(paged):
         (t.campaign[a], t.advertiser[a]) for a, _ in expected]
     assert_top_sound([(i["ad_id"], i["total"], i["total_upper"]) for i in body["items"]], body["exact"],
                      body["error_bound"], t, FROM, TO, 100, "clicks", m=M)
+
+
+def test_paged_partitions_exact_answer_and_request_count(paged):
+    t, items, ddb, calls = paged
+    calls.clear()
+    expected_pages, live = window_pages(items)
+    # the claim under test needs real paging: two partitions span several pages
+    assert expected_pages == {f"T#1h#{DAY0 - DAY:013d}": 2, f"T#1h#{DAY0:013d}": 1,
+                              f"T#1m#{DAY0 - 3 * HOUR:013d}": 3, f"T#1m#{DAY0 + HOUR:013d}": 1}
+
+    body = service(ddb, sorted_access=False).top({"from": str(FROM), "to": str(TO), "k": "100"})
+    assert_exact_answer(t, body)
     # every AWS call, counted on the client: 1 BatchGetItem, then per partition one Query per
     # page, each page after the first continuing where the previous one ended
-    queries = [(pk, cont) for op, pk, cont in calls if op == "Query"]
-    assert [op for op, _, _ in calls].count("BatchGetItem") == 1 and len(calls) == 1 + len(queries)
+    queries = [(pk, cont) for op, pk, cont, index in calls if op == "Query"]
+    assert all(index is None for *_, index in calls)
+    assert [c[0] for c in calls].count("BatchGetItem") == 1 and len(calls) == 1 + len(queries)
     for pk, n in expected_pages.items():
         assert sorted(cont for p, cont in queries if p == pk) == [False] + [True] * (n - 1), pk
     assert {pk for pk, _ in queries} == set(expected_pages)
     assert body["debug"]["requests"] == len(calls) == 1 + sum(expected_pages.values()) == 8
     assert body["debug"]["partitions"] == 4 and body["debug"]["items_read"] == live
+
+
+def test_sorted_access_falls_back_to_the_same_paged_ranges(paged):
+    """900-entry boards of random clicks: the heads do not prove the answer within the sorted
+    reads' budget, so the partitions not exhausted are read whole, following every page; the
+    answer is the same exact one, and the store counts every request the client made."""
+    t, items, ddb, calls = paged
+    calls.clear()
+    expected_pages, _ = window_pages(items)
+
+    body = service(ddb, sorted_access=True).top({"from": str(FROM), "to": str(TO), "k": "100"})
+    assert_exact_answer(t, body)
+    assert [c[0] for c in calls].count("BatchGetItem") == 1
+    index_reads = [c for c in calls if c[0] == "Query" and c[3] is not None]
+    table_reads = [(pk, cont) for op, pk, cont, index in calls if op == "Query" and index is None]
+    assert index_reads and {c[3] for c in index_reads} == {RANK_INDEX}
+    assert {c[1] for c in index_reads} <= set(expected_pages)
+    # a partition read whole from the table: one Query per page of its window range, chained
+    whole = {pk for pk, _ in table_reads}
+    assert whole and whole <= set(expected_pages)
+    for pk in whole:
+        assert sorted(cont for p, cont in table_reads if p == pk) == [False] + [True] * (expected_pages[pk] - 1), pk
+    assert body["debug"]["requests"] == len(calls) == 1 + len(index_reads) + len(table_reads)
+    assert body["debug"]["partitions"] == 4
