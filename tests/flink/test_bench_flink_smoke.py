@@ -1,5 +1,7 @@
 """bench/flink.py cannot rot: its --smoke run (20k rows, the production SQL over bounded files)
-completes and prints every mode's figures (the events mode included) and the ratios."""
+completes and prints every mode's figures (the events mode included) and the ratios; and its
+--modes/--state-backend/--profile plumbing on the cheapest mode (passthrough: seconds; the
+stateful modes on RocksDB take ~1.5 min each even at 20k rows, RocksDB's start-up per operator)."""
 from __future__ import annotations
 
 import json
@@ -10,14 +12,22 @@ import sys
 import harness
 
 
-def test_bench_flink_smoke_prints_both_modes_and_the_ratio(tmp_path):
+def bench(tmp_path, *args: str) -> tuple[dict, dict, dict]:
+    """bench/flink.py --smoke: (figures per mode, profile per mode, the ratios line)."""
     out = subprocess.run(
-        [sys.executable, str(harness.REPO / "bench" / "flink.py"), "--smoke", "--data-dir", str(tmp_path)],
+        [sys.executable, str(harness.REPO / "bench" / "flink.py"), "--smoke", "--data-dir", str(tmp_path), *args],
         env={**os.environ, "PYTHONPATH": str(harness.FUNCTIONS)}, capture_output=True, text=True,
         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
-    modes = {line.split()[0]: json.loads(line.split(None, 1)[1]) for line in lines[:4]}
+    figures = [line.split(None, 1) for line in lines if line.split(None, 1)[-1].startswith("{")]
+    profiles = {line.split()[0]: json.loads(line.split(None, 2)[2]) for line in lines
+                if line.split()[1:2] == ["profile"]}
+    return {mode: json.loads(rest) for mode, rest in figures}, profiles, json.loads(lines[-1])
+
+
+def test_bench_flink_smoke_prints_both_modes_and_the_ratio(tmp_path):
+    modes, profiles, ratio = bench(tmp_path)
     assert set(modes) == {"passthrough", "pipeline", "pipeline_no_ivt", "pipeline_events"}
     for figures in modes.values():
         assert figures["cpu_s"] >= figures["empty_cpu_s"] >= 0
@@ -26,7 +36,18 @@ def test_bench_flink_smoke_prints_both_modes_and_the_ratio(tmp_path):
     events = modes["pipeline_events"]  # --smoke: 2 impressions per click, 1% resent, 2% conversions
     assert events["clicks"] == 20_000 and 40_000 < events["events"] < 42_000
     assert events["rows"] == events["clicks"] + events["events"]
-    ratio = json.loads(lines[4])
+    assert not profiles
     assert set(ratio) >= {"ratio_b_over_a_wall", "ratio_b_over_a_cpu", "ratio_b_over_c_cpu",
                           "ratio_d_over_b_cpu"}
-    assert ratio["parallelism"] == 2
+    assert ratio["parallelism"] == 2 and ratio["state_backend"] == "hashmap"
+
+
+def test_bench_flink_smoke_one_mode_rocksdb_with_a_profile(tmp_path):
+    """--modes runs a subset (a ratio only when both its modes ran); --profile records each."""
+    modes, profiles, ratio = bench(tmp_path, "--modes", "passthrough", "--state-backend", "rocksdb",
+                                   "--profile", str(tmp_path / "jfr"))
+    assert set(modes) == set(profiles) == {"passthrough"} and modes["passthrough"]["rows"] == 20_000
+    profile = profiles["passthrough"]  # every sample charged to one operator (or plumbing)
+    assert profile["samples"] > 0 and abs(sum(profile["by_operator"].values()) - 100) < 1, profile
+    assert [p.name for p in (tmp_path / "jfr").iterdir()] == ["passthrough.jfr"]
+    assert not any(name.startswith("ratio_") for name in ratio) and ratio["state_backend"] == "rocksdb"

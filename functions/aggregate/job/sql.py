@@ -210,8 +210,9 @@ def stage2_options(s: JobSettings) -> dict[str, str]:
 
 
 # Chained operators hand each other the same record instead of a serializer copy per hop and
-# per consumer of a fan-out (bench/jfr_operators.py on 1M clicks: the copies were ~15 % of the
-# job's CPU). Flink SQL's operators copy what they keep (state, bundles) themselves, and every
+# per consumer of a fan-out (bench/jfr_operators.py on 1M clicks put copies inside the ~31 % of
+# Calc; with this and pipeline.to_row_data_stream the whole job measured +2 %, within noise:
+# README-flink). Flink SQL's operators copy what they keep (state, bundles) themselves, and every
 # record that crosses a task boundary is deserialized into a new object; as Nexmark runs.
 OBJECT_REUSE = {"pipeline.object-reuse": "true"}
 
