@@ -494,8 +494,9 @@ SETTINGS: tuple[Setting, ...] = (
       ge=0, le=10_000),
     S("sink_memory_mb", int, 512, "sink Lambda memory", ge=128, le=10_240),
     S("query_memory_mb", int, 512, "query Lambda memory", ge=128, le=10_240),
-    S("minute_ttl_s", int, 8 * 86400, "DynamoDB: 1m rows and late counters expire after this",
-      ge=1, group="serving", lambdas=(SINK,)),
+    S("minute_ttl_s", int, 8 * 86400, "DynamoDB: 1m rows and late counters expire after this "
+      "(the query API trims older edge minutes of a window to the hour)",
+      ge=1, group="serving", lambdas=(SINK, QUERY)),
     S("freshness_slots", int, 16,
       "DynamoDB: items the sinks spread freshness writes over; at most one BatchGetItem (100)",
       ge=1, le=100, group="serving", lambdas=(SINK, QUERY),

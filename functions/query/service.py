@@ -38,7 +38,7 @@ class QueryService:
 
     def top(self, params: Mapping[str, str]) -> dict:
         now = self.clock_ms()
-        req = parse_top(params, now)
+        req = parse_top(params, now, self.store.minute_retention_ms)
         answer = self.store.top(req)
         r, d = answer.result, req.decomposition
         ratio = RATIOS.get(req.metric)
@@ -66,7 +66,7 @@ class QueryService:
     def series(self, entity_id: str, params: Mapping[str, str], level: str = "ad") -> dict:
         """The series of an ad, a campaign or an advertiser (`level`: query.windows.SERIES_LEVELS)."""
         now = self.clock_ms()
-        req = parse_series(entity_id, params, now, level)
+        req = parse_series(entity_id, params, now, level, self.store.minute_retention_ms)
         answer = self.store.series(req)
         return {**build_series(req, answer.data),
                 "freshness": self._freshness(answer.freshness, now, req.window.end),

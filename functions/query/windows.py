@@ -12,10 +12,15 @@ Window semantics (bucket-aligned, half-open)
     partial minute at `to` is not. The window must hold at least one minute and at most 30 days.
     It is decomposed into the coarsest buckets that fit: whole UTC days (1d buckets), whole hours
     of the rest (1h) and the edge minutes (1m): at most 30 + 2 x 23 + 2 x 59 buckets.
+    Minute retention: a store keeps 1m buckets for a limited time (DynamoDB: `minute_ttl_s`, 8
+    days), 1h and 1d ones for good. An edge minute older than that is not read as an empty
+    bucket: the edge is trimmed to the whole hour (`from` ceiled, `to` floored), and the answer's
+    window is the one counted. A window left without a whole hour is refused.
   series (`/v1/ads/{ad_id}/metrics`, `/v1/campaigns/{campaign_id}/metrics`,
     `/v1/advertisers/{advertiser_id}/metrics`): `from` is floored and `to` ceiled to the
     resolution; one point per bucket whose start is in [floor(from), ceil(to)), zero-filled; at
-    most 1500 points (30 days: 720 at 1h, 30 at 1d).
+    most 1500 points (30 days: 720 at 1h, 30 at 1d). A 1m series reaching back past the minute
+    retention is refused (coarser resolutions are kept).
 
 Every refusal is a QueryError (HTTP 400) with a reason a client developer can act on.
 """
@@ -247,17 +252,45 @@ def minute_window(params: Mapping[str, str], now_ms: int, max_ms: int = MAX_TOP_
     return Window(start, end)
 
 
-def parse_top(params: Mapping[str, str], now_ms: int) -> TopRequest:
+def _days(ms: int) -> str:
+    return f"{ms / DAY_MS:g} days"
+
+
+def trim_to_minute_retention(window: Window, kept_from_ms: Optional[int]) -> Window:
+    """`window` without edge minutes older than `kept_from_ms` (the oldest 1m bucket the store
+    still holds; None: all are kept): such an edge becomes the whole hour next to it, since an
+    expired 1m bucket would read as an empty one and the answer claim what it never counted."""
+    if kept_from_ms is None:
+        return window
+    start, end = window.start, window.end
+    if start < kept_from_ms and start % HOUR_MS:
+        start = ceil_to(start, HOUR_MS)
+    if end % HOUR_MS and floor_to(end, HOUR_MS) < kept_from_ms:
+        end = floor_to(end, HOUR_MS)
+    if start >= end:
+        raise QueryError(f"window holds no whole hour, and its minutes before {iso(kept_from_ms)} "
+                         "are no longer kept (1m buckets expire; 1h and 1d ones are kept): "
+                         "widen it to a whole hour")
+    return Window(start, end)
+
+
+def parse_top(params: Mapping[str, str], now_ms: int, minute_retention_ms: Optional[int] = None) -> TopRequest:
+    """`minute_retention_ms`: how long the store keeps 1m buckets (None: for good)."""
     k = parse_k(params.get("k"))
     metric = parse_metric(params.get("metric"))
     min_volume = parse_min_volume(params.get("min_volume"), metric)
     campaign = parse_id("campaign_id", params.get("campaign_id"))
     advertiser = parse_id("advertiser_id", params.get("advertiser_id"))
-    return TopRequest(minute_window(params, now_ms), k, metric, campaign, advertiser, min_volume)
+    window = minute_window(params, now_ms)
+    if minute_retention_ms is not None:
+        window = trim_to_minute_retention(window, now_ms - minute_retention_ms)
+    return TopRequest(window, k, metric, campaign, advertiser, min_volume)
 
 
-def parse_series(entity_id: str, params: Mapping[str, str], now_ms: int, level: str = "ad") -> SeriesRequest:
-    """One ad's, campaign's or advertiser's series (`level`: SERIES_LEVELS)."""
+def parse_series(entity_id: str, params: Mapping[str, str], now_ms: int, level: str = "ad",
+                 minute_retention_ms: Optional[int] = None) -> SeriesRequest:
+    """One ad's, campaign's or advertiser's series (`level`: SERIES_LEVELS); a 1m series older
+    than `minute_retention_ms` (None: kept for good) is refused, not zero-filled."""
     entity = parse_id(SERIES_LEVELS[level], entity_id, required=True)
     resolution = parse_resolution(params.get("resolution"))
     step = RESOLUTIONS[resolution]
@@ -267,4 +300,8 @@ def parse_series(entity_id: str, params: Mapping[str, str], now_ms: int, level: 
     if points > MAX_SERIES_POINTS:
         raise QueryError(f"too many points: {points} at {resolution} (at most {MAX_SERIES_POINTS}); "
                          "narrow the window or use a coarser resolution")
+    if resolution == "1m" and minute_retention_ms is not None and start < now_ms - minute_retention_ms:
+        raise QueryError(f"1m points are kept for {_days(minute_retention_ms)}: the oldest is "
+                         f"{iso(ceil_to(now_ms - minute_retention_ms, MINUTE_MS))}; start there or "
+                         "use a coarser resolution (5m, 1h, 1d are kept)")
     return SeriesRequest(entity, resolution, Window(start, end, step), level)

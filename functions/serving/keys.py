@@ -42,6 +42,7 @@ LEADERBOARD_RESOLUTIONS = {"1m": HOUR_MS, "1h": DAY_MS, "1d": 30 * DAY_MS}
 # readers must agree on it. At most 100: one BatchGetItem. Default and maximum: the setting's
 # (common.schema).
 DEFAULT_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].default
+DEFAULT_MINUTE_TTL_S = BY_NAME["minute_ttl_s"].default  # 1m items expire (the writer's TTL, the reader's retention)
 MAX_FRESHNESS_SLOTS = BY_NAME["freshness_slots"].le
 # Not under META: the freshness item is rewritten by every sink batch, a hot partition that a
 # nightly write and dashboard reads should not share.

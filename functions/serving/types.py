@@ -43,6 +43,7 @@ class QueryStore(Protocol):
     """The read side (query API). Every method reports the AWS requests it took."""
 
     kind: str
+    minute_retention_ms: Optional[int]  # how long 1m buckets are kept (None: for good)
 
     def top(self, req: TopRequest) -> TopAnswer: ...
 

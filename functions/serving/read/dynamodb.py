@@ -36,8 +36,8 @@ from query.ratios import RATIOS
 from query.topk import Entry, Leaderboard, TopResult, merge_top_ratio, merge_topk
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from query.windows import SeriesRequest, TopRequest
-from serving.keys import (DEFAULT_FRESHNESS_SLOTS, RECONCILIATION_PK, check_freshness_slots, freshness_keys,
-                          late_pk, parse_top_sk, series_pk, top_pk, ts)
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, DEFAULT_MINUTE_TTL_S, RECONCILIATION_PK,
+                          check_freshness_slots, freshness_keys, late_pk, parse_top_sk, series_pk, top_pk, ts)
 from serving import generations
 from serving.read import ranked
 from serving.table import (ENTRY_ATTRS, METRIC_ATTRS, SK_END, VERDICT_COUNTS, RequestCounter, is_tombstone,
@@ -86,10 +86,11 @@ class DynamoDBQueryStore:
 
     def __init__(self, client, table: str, leaderboard_size: int,
                  pool: Optional[ThreadPoolExecutor] = None, freshness_slots: int = DEFAULT_FRESHNESS_SLOTS,
-                 sorted_access: bool = True):
+                 sorted_access: bool = True, minute_ttl_s: int = DEFAULT_MINUTE_TTL_S):
         """`sorted_access` False: every top-K reads whole boards (the read path before the rank
-        index; bench/query.py's baseline)."""
+        index; bench/query.py's baseline). `minute_ttl_s`: the sink's (1m items expire after it)."""
         self._ddb, self._table, self.leaderboard_size = client, table, leaderboard_size
+        self.minute_retention_ms = minute_ttl_s * 1000
         self.sorted_access = sorted_access
         self._freshness_slots = check_freshness_slots(freshness_slots)
         self._pool = pool or ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="query")
@@ -101,7 +102,7 @@ class DynamoDBQueryStore:
         serving = ServingSettings.from_env()  # SERVING_TABLE, FRESHNESS_SLOTS
         return cls(boto3.client("dynamodb", config=config), serving.require("serving_table"),
                    AggregationSettings.from_env().leaderboard_size,
-                   freshness_slots=serving.freshness_slots)
+                   freshness_slots=serving.freshness_slots, minute_ttl_s=serving.minute_ttl_s)
 
     # -- reads ---------------------------------------------------------------------------------
     def _entries(self, counter: RequestCounter, pk: str, sk_low: str, sk_high: str,

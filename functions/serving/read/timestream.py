@@ -250,6 +250,7 @@ def series_from_rows(rows: list[dict]) -> SeriesData:
 
 class TimestreamQueryStore:
     kind = "timestream"
+    minute_retention_ms = None  # every row lives as long as the table's retention (> 30 days)
 
     def __init__(self, client, database: str, table: str, clock_ms=lambda: int(time.time() * 1000)):
         self._ts, self.sql, self._clock_ms = client, SqlBuilder(database, table), clock_ms

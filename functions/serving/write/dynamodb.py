@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 from aggregate.changes import LATE, PULSE, SERIES_KINDS, TOP, Change
 from aggregate.verdicts import VerdictTally, is_counted, verdict_delta
 from common.config import ServingSettings
-from serving.keys import (DEFAULT_FRESHNESS_SLOTS, PULSE_ATTR, PULSE_KEY, RANK_ATTR, check_freshness_slots,
-                          freshness_key, freshness_slot, late_key, rank_key, series_key, top_key)
+from serving.keys import (DEFAULT_FRESHNESS_SLOTS, DEFAULT_MINUTE_TTL_S, PULSE_ATTR, PULSE_KEY, RANK_ATTR,
+                          check_freshness_slots, freshness_key, freshness_slot, late_key, rank_key,
+                          series_key, top_key)
 from serving.table import ID_ATTRS, NUMBER_ATTRS, TOMBSTONE, metrics_of
 
 NEWER = "attribute_not_exists(pk) OR v < :v"
@@ -60,7 +61,7 @@ def item_for(change: Change, minute_ttl_s: int) -> dict:
 
 
 class DynamoDBServingStore:
-    def __init__(self, client, table: str, minute_ttl_s: int = 8 * 86400, concurrency: int = 16,
+    def __init__(self, client, table: str, minute_ttl_s: int = DEFAULT_MINUTE_TTL_S, concurrency: int = 16,
                  freshness_slots: int = DEFAULT_FRESHNESS_SLOTS):
         self._ddb, self._table, self._minute_ttl_s = client, table, minute_ttl_s
         self._freshness_slots = check_freshness_slots(freshness_slots)
