@@ -74,8 +74,10 @@ up: setup
 
 test: setup test-main test-flink test-glue
 
+# two xdist workers (both cores; the Flink-stack tests share one: tests/marks.py); the slowest
+# tests listed: the whole command must stay within its time budget (README, Tests)
 test-main:
-	$(PY) -m pytest --durations=15  # the slowest tests: the suite must stay within its time budget
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 # per-test limits (pytest-timeout, as pytest.ini's 600 s for test-main): above the longest test's
 # own waits (Flink restart runs; the billing bench's 900 s subprocess limit), so those report first
