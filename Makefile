@@ -74,15 +74,16 @@ up: setup
 
 test: setup test-main test-flink test-glue
 
-# two xdist workers (both cores; the Flink-stack tests share one: tests/marks.py); the slowest
-# tests listed: the whole command must stay within its time budget (README, Tests)
+# two xdist workers (both cores; modules as units, the Flink-stack ones together:
+# tests/xdist_scheduling.py); the slowest tests listed: the whole command must stay within its
+# time budget (README, Tests)
 test-main:
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 # per-test limits (pytest-timeout, as pytest.ini's 600 s for test-main): above the longest test's
 # own waits (Flink restart runs; the billing bench's 900 s subprocess limit), so those report first
 test-flink:
-	$(FLINKPY) -m pytest tests/flink -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
+	$(FLINKPY) -m pytest tests/flink -n 2 --dist loadfile -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
 
 test-glue:
 	$(GLUEPY) -m pytest tests/glue -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10

@@ -89,3 +89,14 @@ def pytest_terminal_summary(terminalreporter, config):
     plugin's header, so say how to replay this run's order."""
     if config.pluginmanager.hasplugin("randomly"):
         terminalreporter.write_line(f"test order: -p randomly --randomly-seed={config.getoption('randomly_seed')}")
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n 2 --dist loadfile` (make test-main): modules as units, the Flink-stack ones together
+    (tests/xdist_scheduling.py); any other --dist mode is xdist's own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.xdist_scheduling import make_scheduler
+
+    return make_scheduler(config, log)

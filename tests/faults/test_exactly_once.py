@@ -57,9 +57,8 @@ from local.readback import dedup_status_counts, read_late_dropped_cells, read_se
 from local.stack import LocalStack, StackOptions
 from tools.loadgen import LoadSpec, generate
 from tools.sender import SendReport, send_load
-from tests.marks import FLINK_STACK
 
-pytestmark = [pytest.mark.slow, FLINK_STACK, pytest.mark.timeout(1500),  # about 5 min here; the soak variant longer
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),  # about 5 min here; the soak variant longer
               pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
 
 REPO = Path(__file__).resolve().parents[2]

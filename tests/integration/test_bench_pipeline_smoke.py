@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from local.flink import flink_available
-from tests.marks import FLINK_STACK
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, FLINK_STACK, pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not flink_available(), reason="needs .venv-flink (make setup)")]
 
 
 def test_bench_pipeline_smoke(tmp_path):

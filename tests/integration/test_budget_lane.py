@@ -13,9 +13,8 @@ from local.demo_budget import CLICK_DELAY_S, budget_billing_section, budget_sect
 from local.flink import flink_available
 from local.glue_workflow import GLUE_PYTHON
 from local.stack import LocalStack, StackOptions
-from tests.marks import FLINK_STACK
 
-pytestmark = [pytest.mark.slow, FLINK_STACK, pytest.mark.timeout(1500),
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),
               pytest.mark.skipif(not flink_available() or not GLUE_PYTHON.exists(),
                                  reason="needs .venv-flink and .venv-glue (make setup)")]
 

@@ -19,11 +19,10 @@ from local.readback import dedup_status_counts, read_stream
 from local.stack import LocalStack, StackOptions
 from tools.loadgen import LoadSpec, generate
 from tools.sender import send_load
-from tests.marks import FLINK_STACK
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, FLINK_STACK]
+pytestmark = pytest.mark.slow
 
 
 def wait_for(condition, timeout_s: float, interval_s: float = 0.1) -> bool:

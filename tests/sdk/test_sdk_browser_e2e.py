@@ -34,8 +34,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.marks import FLINK_STACK
-
 REPO = Path(__file__).resolve().parents[2]
 SDK_JS = REPO / "sdk" / "js"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -45,7 +43,7 @@ DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
               "Chrome/131.0.0.0 Safari/537.36")
 LANDING = "https://shop.example/**"
 
-pytestmark = [pytest.mark.slow, FLINK_STACK]
+pytestmark = pytest.mark.slow
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (requirements/dev.txt)")
 
 
