@@ -184,7 +184,7 @@ def test_sink_and_query_env_defaults(default_template):
     query = dict(function(default_template, QUERY_HANDLER)["Environment"]["Variables"])
     assert "DashboardCdn" in json.dumps(query.pop("CORS_ALLOWED_ORIGINS"))  # the dashboard's origin
     stream_ref = {"Ref": logical_id(default_template, "AWS::Kinesis::Stream", "ClicksStream")}
-    assert query == {**store_env, **AggregationSettings().to_env(),
+    assert query == {**store_env, **AggregationSettings().to_env(), "MINUTE_TTL_S": "691200",
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
                      "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",
@@ -201,7 +201,7 @@ def test_sink_and_query_env_timestream(timestream_parts):
                     "POWERTOOLS_METRICS_NAMESPACE": "ClickAgg"}
     query = dict(function(timestream_parts, QUERY_HANDLER)["Environment"]["Variables"])
     stream_ref = {"Ref": logical_id(timestream_parts, "AWS::Kinesis::Stream", "ClicksStream")}
-    assert query == {**store_env, **AggregationSettings().to_env(),
+    assert query == {**store_env, **AggregationSettings().to_env(), "MINUTE_TTL_S": "691200",
                      "CLICKS_STREAM_NAME": stream_ref,  # /v1/quality: its iterator age
                      "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100",  # /v1/quality: the IVT alert
                      "POWERTOOLS_SERVICE_NAME": "query",

@@ -255,7 +255,7 @@ def test_lambda_environments_are_derived_from_the_schema():
         "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "MINUTE_TTL_S": "3600",
         "FRESHNESS_SLOTS": "24"}
     assert settings.lambda_env(schema.QUERY, serving_table="t", clicks_stream_name="c") == {
-        "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "FRESHNESS_SLOTS": "24",
+        "SERVING_STORE": "dynamodb", "SERVING_TABLE": "t", "FRESHNESS_SLOTS": "24", "MINUTE_TTL_S": "3600",
         "ALLOWED_LATENESS_S": "900", "LEADERBOARD_SIZE": "50", "REPEAT_WINDOW_S": "10",
         "CLICKS_STREAM_NAME": "c", "IVT_ALERT_PERCENT": "5", "IVT_ALERT_MIN_CLICKS": "100"}
     assert settings.lambda_env(schema.RECONCILE, billing_workflow="w") == {
@@ -271,8 +271,8 @@ def test_lambda_environments_are_derived_from_the_schema():
     timestream = StackSettings(serving_store="timestream")
     assert "FRESHNESS_SLOTS" not in timestream.lambda_env(
         schema.SINK, timestream_database="d", timestream_table="t")
-    with pytest.raises(SettingsError, match="^minute_ttl_s: not a setting of the query function"):
-        settings.lambda_env(schema.QUERY, minute_ttl_s=1)
+    with pytest.raises(SettingsError, match="^dedup_table: not a setting of the query function"):
+        settings.lambda_env(schema.QUERY, dedup_table="d")
 
 
 def test_lambda_environments_round_trip_through_the_lambdas_views(monkeypatch):
