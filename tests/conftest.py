@@ -93,8 +93,8 @@ def pytest_terminal_summary(terminalreporter, config):
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`-n 2 --dist loadfile` (make test-main): modules as units, the Flink-stack ones together
-    (tests/xdist_scheduling.py); any other --dist mode is xdist's own."""
+    """`-n 2 --dist loadfile` (make test-main, test-flink): modules as units, the main suite's
+    Flink-stack ones together (tests/xdist_scheduling.py); any other --dist mode is xdist's own."""
     if config.getvalue("dist") != "loadfile":
         return None
     from tests.xdist_scheduling import make_scheduler

@@ -9,10 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# The two modules that each stream the whole scenario through the job (~5 min) go first, so that
-# `make test-flink`'s two xdist workers (--dist loadfile: a module stays on one worker, its
-# module-scoped runs happen once) run them side by side and share out the rest.
-FIRST = ("test_rebuild.py", "test_flink_minicluster.py")
 HERE = Path(__file__).resolve().parent
 FUNCTIONS = HERE.parents[1] / "functions"
 for p in (str(FUNCTIONS), str(HERE)):
@@ -45,7 +41,3 @@ def expected(scenario):
     import datagen
 
     return datagen.oracle(scenario)
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: otherwise collection order
