@@ -86,7 +86,7 @@ test-flink:
 	$(FLINKPY) -m pytest tests/flink -n 2 --dist loadfile -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
 
 test-glue:
-	$(GLUEPY) -m pytest tests/glue -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
+	$(GLUEPY) -m pytest tests/glue -n 2 --dist loadfile -p no:cacheprovider -o addopts="" -o timeout=1200 --durations=10
 
 soak: setup
 	CLICKAGG_SOAK=1 $(PY) -m pytest tests/faults -s
