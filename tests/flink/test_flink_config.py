@@ -125,7 +125,8 @@ def test_aws_sink_is_one_debezium_json_stream_partitioned_by_entity():
     ddl = sql.sink_ddl(aws())
     assert _options(ddl) == {"connector": "kinesis", "stream": "clickagg-aggregates",
                              "aws.region": "eu-west-1", "format": "debezium-json",
-                             "sink.partitioner-field-delimiter": "|"}
+                             "sink.partitioner-field-delimiter": "|",
+                             "sink.requests.max-inflight": "1"}  # a key's versions in order
     assert "PARTITIONED BY (`entity_id`)" in ddl  # the ad's, campaign's or advertiser's id
     cols = [line.strip().split(" ")[0].strip("`") for line in
             ddl.split("(", 1)[1].split(")\n", 1)[0].strip().split(",\n")]

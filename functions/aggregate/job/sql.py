@@ -329,6 +329,13 @@ def sink_options(s: JobSettings, connector: str = "kinesis") -> dict[str, str]:
             **connection_options(s),
             "format": "debezium-json",
             "sink.partitioner-field-delimiter": "|",
+            # One PutRecords in flight per sink task (the connector's default is 50): two in
+            # flight at once may land in either order (Kinesis orders a shard's records as they
+            # arrive), so a key's later version could precede an earlier one on the stream. The
+            # consumer's version check keeps state right either way, but the changelog then stops
+            # replaying in order; the MiniCluster test caught it under load (version 38 after 69).
+            # A partial failure's retried entries can still come late: that is the consumer's rule.
+            "sink.requests.max-inflight": "1",
             # NOT set: "sink.flush-buffer.timeout" (default 5 s, measured locally as most of the
             # budget lane's latency). With 500 ms the MiniCluster's leaderboard and changelog
             # tests failed 2 runs of 4 (versions replayed out of order); docs/budget.md
