@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from aggregate.changes import KINDS, PULSE, Change
+from aggregate.changes import ID_COLUMN, KINDS, PULSE, Change
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from serving import generations
 from serving.keys import LEADERBOARD_RESOLUTIONS, RANK_ATTR, RANK_MARKER, late_pk, top_pk, ts
@@ -57,6 +57,9 @@ def change_for(row: dict, generation: int) -> Change:
     """The upsert a rebuilt row becomes, at its generation's version (pure)."""
     if row.get("kind") not in KINDS or row["kind"] == PULSE:
         raise ValueError(f"not a rebuildable row: {str(row)[:200]}")
+    missing = [c for c in ("bucket_start", "version", ID_COLUMN[row["kind"]]) if row.get(c) is None]
+    if missing:
+        raise ValueError(f"not a rebuildable row: no {', '.join(missing)}: {str(row)[:200]}")
     return Change(row["kind"], True, {**row, "version": generations.versioned(generation, int(row["version"]))})
 
 
@@ -114,10 +117,14 @@ class RebuildLoader:
         t0 = time.monotonic()
         stats = {"generation": generation, "rows": 0, "written": 0, "unchanged": 0}
         chunk: list[Change] = []
-        for row in rows:
-            if not start_ms <= int(row["bucket_start"]) < end_ms:
-                raise ValueError(f"row outside the range [{start_ms}, {end_ms}): {str(row)[:200]}")
-            chunk.append(change_for(row, generation))
+        for n, row in enumerate(rows, 1):
+            try:
+                change = change_for(row, generation)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"row {n}: {exc}") from None
+            if not start_ms <= change.bucket_start < end_ms:
+                raise ValueError(f"row {n}: row outside the range [{start_ms}, {end_ms}): {str(row)[:200]}")
+            chunk.append(change)
             if len(chunk) >= CHUNK:
                 self._apply(chunk, stats, t0)
                 chunk = []
