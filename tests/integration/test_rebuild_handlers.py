@@ -177,7 +177,7 @@ def test_loading_a_file_twice_changes_nothing(env):
 
 def test_marker_and_hidden_files_are_skipped_and_bad_lines_named(env):
     ddb, s3 = env
-    for key in ("rebuild/gen=1/_SUCCESS", "rebuild/gen=1/rows/.part-1.inprogress.0"):
+    for key in ("rebuild/gen=1/_SUCCESS", "rebuild/gen=1/rows/.part-1.inprogress.0", "rebuild/gen=1/rows/"):
         assert handlers.load_file(file_event(key), CTX) == {"key": key, "skipped": True}
     s3.put_object(Bucket=BUCKET, Key="rebuild/gen=1/rows/part-x", Body=b'{"kind": "agg"}\nnot json\n')
     with pytest.raises(ValueError, match="^row 1: not a rebuildable row: no bucket_start, version, ad_id"):

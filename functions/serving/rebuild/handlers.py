@@ -196,7 +196,7 @@ def load_file(event, context) -> dict:
     if not bucket or not key:
         raise RebuildRefused(f"expected bucket and key; got {str(event)[:200]}")
     name = key.rsplit("/", 1)[-1]
-    if name.startswith((".", "_")):  # in-progress or marker files, never rows
+    if not name or name.startswith((".", "_")):  # a folder, in-progress or marker files: no rows
         return {"key": key, "skipped": True}
     body = _s3().get_object(Bucket=bucket, Key=key)["Body"]
     loader = _loader()
