@@ -30,7 +30,7 @@ failure is the execution's, retried per state and reported by it).
 """
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisanalyticsv2 as flink
 from aws_cdk import aws_kms as kms
@@ -363,7 +363,12 @@ class ArchiveRebuild(Construct):
         resources only."""
         stack = Stack.of(self)
         machine = stack.get_logical_id(self.state_machine.node.default_child)
-        executions = (f'arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:'
+        # the finding names literal values when the stack has a concrete environment
+        partition, region, account = (
+            f"<AWS::{name}>" if Token.is_unresolved(value) else value
+            for name, value in (("Partition", stack.partition), ("Region", stack.region),
+                                ("AccountId", stack.account)))
+        executions = (f'arn:{partition}:states:{region}:{account}:execution:'
                       f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}')
         acks = [Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]",
