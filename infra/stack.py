@@ -17,6 +17,9 @@ Edge:        CORS for configured origins (+ the dashboard's; the public POST: *)
 Dashboard:   web/dist in a private S3 bucket behind CloudFront (OAC), Cognito sign-in, SigV4
              GETs on the query API (context `dashboard_site`, default on)
 Operations:  CloudWatch dashboard + alarms on one encrypted SNS topic (incl. the IVT rate's)
+Rebuild:     Step Functions: prepare Lambda -> Managed Flink application `<prefix>-rebuild` (the
+             stream job's SQL in batch mode over the archive) -> load Lambdas (Distributed Map)
+             -> commit Lambda, into the serving table under a new generation (docs/rebuild.md)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from common import public_route
 from common.archive import EVENTS
 
 from infra.constructs.aggregates_stream import AggregatesStream
-from infra.constructs.aggregator import FlinkAggregator
+from infra.constructs.aggregator import JOB_GROUP, FlinkAggregator
 from infra.constructs.alarms import AggregationAlarms, IngestAlarms
 from infra.constructs.analytics import AthenaAnalytics
 from infra.constructs.api_cors import API_KEY_HEADERS, SIGV4_HEADERS, ApiCors
@@ -53,6 +56,7 @@ from infra.constructs.ivt_alarm import IvtRateAlarm
 from infra.constructs.query_api import ROUTES as QUERY_ROUTES
 from query.routes import BUDGET_ROUTES
 from infra.constructs.query_api import QueryApi
+from infra.constructs.rebuild import ArchiveRebuild
 from infra.constructs.refused_archive import RefusedArchive
 from infra.constructs.reconcile_api import ROUTE as RECONCILE_ROUTE
 from infra.constructs.reconcile_api import ReconcileApi
@@ -126,6 +130,11 @@ class ClickAggStack(Stack):
                                       logs_bucket=logs_bucket, archive=self.archive,
                                       serving=self.serving, topic=self.alarms.topic,
                                       budgets=self.budgets)
+        # --- rebuild from the archive (docs/rebuild.md): the stream job's zip, run per range ---
+        self.rebuild = ArchiveRebuild(
+            self, "Rebuild", settings=settings, key=key, code=self.aggregator.code,
+            job_group=self.aggregator.property_groups[JOB_GROUP], archive=self.archive,
+            store=self.serving, logs_bucket=logs_bucket)
         # the named queries read the archive's tables and the billing's (the reports)
         self.analytics = AthenaAnalytics(
             self, "Analytics", settings=settings, key=key, logs_bucket=logs_bucket,
@@ -212,3 +221,8 @@ class ClickAggStack(Stack):
                               "--run-properties day=YYYY-MM-DD")
         CfnOutput(self, "BillingJobName", value=self.billing.billing_job.ref)
         CfnOutput(self, "OperationsDashboardName", value=self.operations.dashboard_name)
+        CfnOutput(self, "RebuildStateMachineArn", value=self.rebuild.state_machine.state_machine_arn,
+                  description="Rebuild a final range from the archive: aws stepfunctions "
+                              "start-execution --state-machine-arn <this> --input "
+                              "'{\"start\": \"2026-12-05\", \"end\": \"2026-12-06\"}'")
+        CfnOutput(self, "RebuildBucketName", value=self.rebuild.bucket.bucket_name)

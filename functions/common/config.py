@@ -18,7 +18,8 @@ from common import schema
 from common.schema import ResourceNames, Salts, SettingsError  # noqa: F401  (re-exported)
 
 __all__ = ["ResourceNames", "SettingsError", "IngestSettings", "AggregationSettings",
-           "ServingSettings", "ReconcileSettings", "QualitySettings", "ApiSettings", "BudgetSettings"]
+           "ServingSettings", "ReconcileSettings", "QualitySettings", "ApiSettings", "BudgetSettings",
+           "RebuildSettings"]
 
 
 def _parse_salts(raw: str) -> Salts:
@@ -77,6 +78,10 @@ BudgetSettings = _view(
     "BudgetSettings", schema.BUDGET,
     "The budget Lambda (budgets, pacing decisions): its table, the fail-closed bound, the "
     "decision cache and the spend lane's emit interval (docs/budget.md).")
+RebuildSettings = _view(
+    "RebuildSettings", schema.REBUILD,
+    "The rebuild state machine's Lambdas (serving.rebuild.handlers): the rebuild application, "
+    "the bucket of its output, the archive it reads.")
 ApiSettings = _view(
     "ApiSettings", "api", "The API Lambdas' CORS origins (infra adds the dashboard's).")
 

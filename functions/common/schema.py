@@ -38,7 +38,8 @@ from typing import Any, Callable, Mapping, Optional, Union, get_args, get_origin
 # --- where settings go ------------------------------------------------------------------------
 CONTEXT, FLINK, GLUE = "context", "flink", "glue"  # view kinds besides the Lambda groups
 INGEST, QUERY, SINK, RECONCILE, BUDGET = "ingest", "query", "sink", "reconcile", "budget"  # Lambdas
-FUNCTIONS = (INGEST, QUERY, SINK, RECONCILE, BUDGET)
+REBUILD = "rebuild"  # the rebuild state machine's Lambdas (prepare, load_file, commit)
+FUNCTIONS = (INGEST, QUERY, SINK, RECONCILE, BUDGET, REBUILD)
 FLINK_PROPERTY_GROUP = "clickagg"  # the job reads this one group of runtime properties
 
 CHANGELOG_MODES = ("upsert", "retract")
@@ -387,7 +388,7 @@ SETTINGS: tuple[Setting, ...] = (
       "reconciliation reads only DynamoDB)", choices=SERVING_STORES, group="serving",
       lambdas=(SINK, QUERY, RECONCILE)),
     S("serving_table", Optional[str], None, "the DynamoDB serving table's name",
-      context=False, group="serving", lambdas=(SINK, QUERY, BUDGET), wired=True),
+      context=False, group="serving", lambdas=(SINK, QUERY, BUDGET, REBUILD), wired=True),
     S("timestream_database", Optional[str], None, "the Timestream database", context=False,
       group="serving", lambdas=(SINK, QUERY), wired=True),
     S("timestream_table", Optional[str], None, "the Timestream table", context=False,
@@ -496,10 +497,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("query_memory_mb", int, 512, "query Lambda memory", ge=128, le=10_240),
     S("minute_ttl_s", int, 8 * 86400, "DynamoDB: 1m rows and late counters expire after this "
       "(the query API trims older edge minutes of a window to the hour)",
-      ge=1, group="serving", lambdas=(SINK, QUERY)),
+      ge=1, group="serving", lambdas=(SINK, QUERY, REBUILD)),
     S("freshness_slots", int, 16,
       "DynamoDB: items the sinks spread freshness writes over; at most one BatchGetItem (100)",
-      ge=1, le=100, group="serving", lambdas=(SINK, QUERY),
+      ge=1, le=100, group="serving", lambdas=(SINK, QUERY, REBUILD),
       only_if=("serving_store", "dynamodb")),
     S("timestream_memory_retention_hours", int, 48, "> 1 day + lateness", ge=1, le=8766),
     S("timestream_magnetic_retention_days", int, 365, "magnetic store retention", ge=1,
@@ -530,10 +531,28 @@ SETTINGS: tuple[Setting, ...] = (
     S("billing_schedule", str, "cron(30 2 * * ? *)",
       "Glue cron (UTC), after the arrival cutoff + the archive's buffering",
       pattern=r"cron\([^()]+\)", hint="expected a Glue cron(...) expression"),
-    S("billing_cutoff_hours", int, 2, "arrival hours of D+1 the run of day D reads", ge=0,
-      le=23, group="reconcile", lambdas=(RECONCILE,), glue="cutoff_hours"),
+    S("billing_cutoff_hours", int, 2, "arrival hours of D+1 the run of day D reads (and the "
+      "rebuild's arrival cutoff: docs/rebuild.md)", ge=0,
+      le=23, group="reconcile", lambdas=(RECONCILE, REBUILD), glue="cutoff_hours"),
     S("billing_workflow", Optional[str], None, "the billing workflow's name", context=False,
       group="reconcile", lambdas=(RECONCILE,), wired=True),
+
+    # --- rebuild from the archive (docs/rebuild.md, infra/constructs/rebuild.py) ---------------
+    # 4: the rebuild is a transient job, sized for its deadline rather than for the stream; at the
+    # bench's 14,298 archive rows per CPU-second (docs/rebuild.md) 4 KPUs rebuild a day of ~100M
+    # clicks (~1,200/s) in 30 min. The seed's 8.6B clicks/day needs ~380: set it per deployment.
+    S("rebuild_parallelism", int, 4,
+      "the rebuild application's parallelism (= KPUs: one task per vCPU, the sort aggregates are "
+      "CPU-bound); default 4 = a day of ~100M clicks in ~30 min at the measured rate", ge=1,
+      le=10_000),
+    S("rebuild_application", Optional[str], None,
+      "the rebuild's Managed Flink application (its `rebuild` property group is set per run)",
+      context=False, group=REBUILD, lambdas=(REBUILD,), wired=True),
+    S("rebuild_bucket", Optional[str], None,
+      "the bucket a rebuild writes its rows and _SUCCESS to (rebuild/gen=<generation>/)",
+      context=False, group=REBUILD, lambdas=(REBUILD,), wired=True),
+    S("archive_bucket", Optional[str], None, "the raw archive's bucket (the rebuild reads raw/)",
+      context=False, group=REBUILD, lambdas=(REBUILD,), wired=True),
 
     # --- API edge -----------------------------------------------------------------------------
     S("cors_allowed_origins", str, "",

@@ -170,6 +170,8 @@ class FlinkAggregator(Construct):
                         "read its code")
         self._grant(key=key, sources=[source] + ([events] if events is not None else []),
                     sink=sink, log_stream_arn=log_stream_arn)
+        # also the rebuild application's (infra.constructs.rebuild): the same job settings
+        self.property_groups = flink_property_groups(settings, source, sink, events)
 
         self.application = flink.CfnApplication(
             self, "Application",
@@ -189,8 +191,7 @@ class FlinkAggregator(Construct):
                     property_groups=[
                         flink.CfnApplication.PropertyGroupProperty(
                             property_group_id=group, property_map=properties)
-                        for group, properties in flink_property_groups(
-                            settings, source, sink, events).items()]),
+                        for group, properties in self.property_groups.items()]),
                 flink_application_configuration=flink.CfnApplication
                 .FlinkApplicationConfigurationProperty(
                     # Mode EXACTLY_ONCE and the RocksDB state backend are the service's fixed
@@ -239,19 +240,25 @@ class FlinkAggregator(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             actions=list(CODE_ACTIONS),
             resources=[self.code.bucket.arn_for_objects(self.code.s3_object_key)]))
-        # Managed Flink's documented logging permissions: find the group, then its stream.
-        # Pseudo parameters, not stack.region/account: the ARN (and so the acknowledged finding
-        # below) reads the same whether or not the stack has a concrete environment.
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:DescribeLogGroups"],
-            resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:DescribeLogStreams"], resources=[self.log_group.log_group_arn]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:PutLogEvents"], resources=[log_stream_arn]))
-        Validations.of(self.role).acknowledge(Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-               "<AWS::AccountId>:log-group:*]",
-            reason="logs:DescribeLogGroups, which Managed Flink calls to find its log group, "
-                   "authorizes only on log-group:* (it lists); it reveals names, not events.",
-        ))
+        grant_application_logging(self.role, self.log_group, log_stream_arn)
+
+
+def grant_application_logging(role: iam.Role, log_group: logs.ILogGroup, log_stream_arn: str) -> None:
+    """Managed Flink's documented logging permissions (this application's and the rebuild's):
+    find the group, then its stream, then write to that stream only."""
+    # Managed Flink's documented logging permissions: find the group, then its stream.
+    # Pseudo parameters, not stack.region/account: the ARN (and so the acknowledged finding
+    # below) reads the same whether or not the stack has a concrete environment.
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["logs:DescribeLogGroups"],
+        resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"]))
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["logs:DescribeLogStreams"], resources=[log_group.log_group_arn]))
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["logs:PutLogEvents"], resources=[log_stream_arn]))
+    Validations.of(role).acknowledge(Acknowledgment(
+        id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+           "<AWS::AccountId>:log-group:*]",
+        reason="logs:DescribeLogGroups, which Managed Flink calls to find its log group, "
+               "authorizes only on log-group:* (it lists); it reveals names, not events.",
+    ))

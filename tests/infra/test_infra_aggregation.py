@@ -286,7 +286,12 @@ def test_dlq_is_kms_encrypted_and_tls_only(default_template):
 # --- Flink application ----------------------------------------------------------------------
 
 def flink_app(template: Template) -> dict:
-    return only(template, "AWS::KinesisAnalyticsV2::Application")
+    """The stream job's application (the rebuild's: test_infra_rebuild.py)."""
+    found = [r["Properties"] for k, r in
+             template.find_resources("AWS::KinesisAnalyticsV2::Application").items()
+             if k.startswith("AggregatorApplication")]
+    assert len(found) == 1
+    return found[0]
 
 
 def property_groups(app: dict) -> dict[str, dict]:
@@ -411,9 +416,11 @@ def test_flink_settings_from_context(custom_template):
 
 
 def test_flink_logging_option_and_log_group(default_template):
-    option = only(default_template, "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption")
     app_id = logical_id(default_template, "AWS::KinesisAnalyticsV2::Application",
                         "AggregatorApplication")
+    [option] = [r["Properties"] for r in default_template.find_resources(
+        "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption").values()
+        if r["Properties"]["ApplicationName"] == {"Ref": app_id}]
     assert option["ApplicationName"] == {"Ref": app_id}
     arn = json.dumps(option["CloudWatchLoggingOption"]["LogStreamARN"])
     assert ':log-group:", {"Ref": "AggregatorLogs' in arn

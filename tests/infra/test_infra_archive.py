@@ -42,8 +42,9 @@ def statements_of_role(template: Template, role_prefix: str) -> list[dict]:
 
 def test_every_bucket_blocks_public_access_and_denies_plain_http(default_template):
     buckets = default_template.find_resources("AWS::S3::Bucket")
-    # access logs, archive, Athena results, billing, the dashboard's site + its CloudFront logs
-    assert len(buckets) == 6
+    # access logs, archive, Athena results, billing, the dashboard's site + its CloudFront logs,
+    # the rebuild's output
+    assert len(buckets) == 7
     policies = default_template.find_resources("AWS::S3::BucketPolicy")
     tls_only = set()
     for policy in policies.values():

@@ -205,8 +205,9 @@ def test_real_lambda_assets(default_app, default_template, handler, packages, se
 
 
 def test_real_flink_asset_is_exactly_the_maven_zip(default_app, default_template, repo_root):
-    [application] = default_template.find_resources(
-        "AWS::KinesisAnalyticsV2::Application").values()
+    # the stream job's; the rebuild application deploys the same asset (test_infra_rebuild.py)
+    [application] = [r for k, r in default_template.find_resources(
+        "AWS::KinesisAnalyticsV2::Application").items() if k.startswith("AggregatorApplication")]
     key = application["Properties"]["ApplicationConfiguration"]["ApplicationCodeConfiguration"][
         "CodeContent"]["S3ContentLocation"]["FileKey"]
     built = repo_root / StackSettings().flink_app_zip

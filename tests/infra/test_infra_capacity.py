@@ -103,7 +103,8 @@ def usage_plan_throttle(template: Template, field: str) -> int:
 
 
 def flink(template: Template) -> dict:
-    return props(template, "AWS::KinesisAnalyticsV2::Application")["ApplicationConfiguration"]
+    return props(template, "AWS::KinesisAnalyticsV2::Application",
+                 "AggregatorApplication")["ApplicationConfiguration"]
 
 
 def flink_job_property(template: Template, name: str) -> int:

@@ -129,7 +129,21 @@ def test_only_the_documented_rules_are_acknowledged(nag_app):
     assert {r.split(".Arn>", 1)[1] for r in billing} == {
         "/billing*]", "/billing/hourly/*]", "/billing/events_hourly/*]", "/billing/campaign_spend/*]",
         "/reconciliation/*]"}
-    assert rules - archive - billing == expected
+    # the rebuild (infra.constructs.rebuild): its output prefix, CDK's state machine grants
+    rebuild = {r for r in rules if r.startswith(("AwsSolutions-IAM5[Resource::<Rebuild",
+                                                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<Rebuild",
+                                                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:"))}
+    assert {re.sub(r"[0-9A-F]{8}(?=[.>\"])", "", r) for r in rebuild} == {
+        "AwsSolutions-IAM5[Resource::<RebuildBucket.Arn>/rebuild/*]",
+        "AwsSolutions-IAM5[Resource::<RebuildPrepareFunction.Arn>:*]",
+        "AwsSolutions-IAM5[Resource::<RebuildLoadFileFunction.Arn>:*]",
+        "AwsSolutions-IAM5[Resource::<RebuildCommitFunction.Arn>:*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<RebuildBucket>/*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+        'execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"RebuildStateMachine"}]}]}:*]',
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+        'execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"RebuildStateMachine"}]}]}/*:*]'}
+    assert rules - archive - billing - rebuild == expected
 
 
 def test_waf_replaces_the_apig3_acknowledgement(nag_app):
@@ -147,5 +161,8 @@ def test_star_resources_are_acknowledged_only_where_the_service_needs_them(nag_a
     roles = {path.rsplit("/", 1)[0] for path in where}
     # X-Ray on every function; the query role also cloudwatch:GetMetricData (/v1/quality); the
     # reconciliation job's cloudwatch:PutMetricData (namespace condition)
+    # the rebuild's three functions (X-Ray) and its state machine (log delivery, X-Ray)
     assert roles == {"ClickAgg/IngestFunction", "ClickAgg/Sink", "ClickAgg/Query",
-                     "ClickAgg/ReconcileApi", "ClickAgg/BudgetApi", "ClickAgg/Billing"}
+                     "ClickAgg/ReconcileApi", "ClickAgg/BudgetApi", "ClickAgg/Billing",
+                     "ClickAgg/Rebuild/PrepareFunction", "ClickAgg/Rebuild/LoadFileFunction",
+                     "ClickAgg/Rebuild/CommitFunction", "ClickAgg/Rebuild"}

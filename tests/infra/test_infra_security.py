@@ -33,6 +33,14 @@ STAR_RESOURCE_ACTIONS = {
     "timestream:DescribeEndpoints": "Timestream endpoint discovery",
     "cloudwatch:PutMetricData": "no resource-level permissions; namespace condition instead",
     "cloudwatch:GetMetricData": "no resource-level permissions (GET /v1/quality reads metrics)",
+    # the rebuild state machine's logging (CloudWatch Logs vended delivery) and tracing: CDK's
+    # grants for LogOptions and tracing_enabled; none of them has resource-level permissions
+    **{f"logs:{a}": "Step Functions log delivery: no resource-level permissions"
+       for a in ("CreateLogDelivery", "DeleteLogDelivery", "GetLogDelivery", "ListLogDeliveries",
+                 "UpdateLogDelivery", "DescribeLogGroups", "DescribeResourcePolicies",
+                 "PutResourcePolicy")},
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
 }
 VARIANTS = ("default", "custom", "small", "medium", "large")
 # aws-cdk-lib's BucketDeployment provider (the dashboard's files): logical ids of its role/policy

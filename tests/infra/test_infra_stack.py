@@ -95,9 +95,9 @@ def test_every_log_group_is_kms_encrypted_with_retention(default_template):
     groups = default_template.find_resources("AWS::Logs::LogGroup")
     # ingest, sink, query and reconcile-API Lambdas, API access logs, Flink application, the two
     # archive Firehoses (clicks, events), refused-items Firehose, billing and reconciliation Glue
-    # jobs' output + error, the budget Lambda; + the dashboard's file deployment when web/dist
-    # is built (test_infra_dashboard.py)
-    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 14
+    # jobs' output + error, the budget Lambda, the rebuild's application, state machine and three
+    # Lambdas; + the dashboard's file deployment when web/dist is built (test_infra_dashboard.py)
+    assert len(groups) - sum(name.startswith("DashboardDeployLogs") for name in groups) == 19
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [
             next(iter(default_template.find_resources("AWS::KMS::Key"))), "Arn"]}

@@ -9,11 +9,11 @@ import pytest
 
 from common import config, schema
 from common.config import (AggregationSettings, ApiSettings, BudgetSettings, IngestSettings, QualitySettings,
-                           ReconcileSettings, ServingSettings)
+                           RebuildSettings, ReconcileSettings, ServingSettings)
 from common.schema import SettingsError
 
 ENV_VIEWS = (IngestSettings, AggregationSettings, ServingSettings, ReconcileSettings,
-             QualitySettings, ApiSettings, BudgetSettings)
+             QualitySettings, ApiSettings, BudgetSettings, RebuildSettings)
 
 
 # --- the catalog ---------------------------------------------------------------------------------

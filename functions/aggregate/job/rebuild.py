@@ -9,13 +9,19 @@ the serving table under a rebuild generation so they supersede what the stream w
 
 Runs wherever PyFlink runs with the job jar (flink-parquet + shaded Hadoop, pom.xml): locally a
 MiniCluster over files the driver copied from the archive (local/rebuild.py); on a Flink cluster
-with an S3 file system, `archive_path` may be the bucket's s3:// prefix itself.
+with an S3 file system, `archive_path` may be the bucket's s3:// prefix itself. On Managed Flink
+the entry is aggregate/job/rebuild_main.py: it reads the run from the property group `rebuild`
+(RebuildRun, set per run by serving.rebuild.handlers.prepare) and writes `_SUCCESS` at the end
+(run_managed).
 """
 from __future__ import annotations
 
+import json
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass
 from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Protocol
 
 from common.archive import CLICKS, EVENTS, partition_of
 from common.records import CLICK_RECORD_SCHEMA, EVENT_RECORD_SCHEMA
@@ -156,6 +162,147 @@ def parse_time(value: str) -> int:
         return int(value)
     dt = datetime.fromisoformat(value.rstrip("Z"))
     return int(dt.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+# --- one run on Managed Flink: the property group `rebuild` ------------------------------------
+REBUILD_GROUP = "rebuild"  # next to the job's `clickagg` group; written per run by `prepare`
+ROWS_DIR = "rows/"  # the rows: <out>rows/part-*  (the load lists this prefix)
+SUCCESS_NAME = "_SUCCESS"  # <out>_SUCCESS, written after the job finished
+IDLE_GENERATION = 0  # the group's value before any run: the application has nothing to do
+_URI = re.compile(r"^(s3|file)://[^\s]+$")
+
+
+class RunPropertyError(ValueError):
+    """The `rebuild` property group cannot describe a run (message names the property)."""
+
+
+@dataclass(frozen=True)
+class RebuildRun:
+    """What one rebuild run of the Managed Flink application does (property group `rebuild`,
+    all values strings there). `out` is the run's own directory (s3://.../gen=<generation>/):
+    the rows go under `rows/`, the completion object is `_SUCCESS`."""
+
+    start_ms: int
+    end_ms: int
+    archive_root: str
+    out: str
+    generation: int
+    arrival_cutoff_s: int = 2 * 3600
+    max_future_skew_s: int = 300
+
+    @property
+    def rows_uri(self) -> str:
+        return self.out + ROWS_DIR
+
+    @property
+    def success_uri(self) -> str:
+        return self.out + SUCCESS_NAME
+
+    def properties(self) -> dict[str, str]:
+        """The property group's map (strings, as Managed Flink stores them)."""
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_properties(cls, groups: Mapping[str, Mapping[str, Any]]) -> "RebuildRun":
+        """The run from the application's property groups (`{group: {key: value}}`); refuses a
+        missing, idle, misspelt or invalid group with the property's name and the reason."""
+        if REBUILD_GROUP not in groups:
+            raise RunPropertyError(f"no property group {REBUILD_GROUP!r}: this application runs "
+                                   "rebuilds only as the rebuild state machine starts them")
+        raw = dict(groups[REBUILD_GROUP])
+        if str(raw.get("generation", "")).strip() == str(IDLE_GENERATION):
+            raise RunPropertyError(f"{REBUILD_GROUP}.generation: 0, no rebuild requested (the "
+                                   "application was started without the state machine's prepare)")
+        fields = list(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise RunPropertyError(f"{REBUILD_GROUP}: unknown properties {unknown}; known: {fields}")
+        values: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name not in raw:
+                if f.default is MISSING:
+                    raise RunPropertyError(f"{REBUILD_GROUP}.{name}: required")
+                continue
+            value = str(raw[name]).strip()
+            if f.type == "int":
+                if not re.fullmatch(r"-?\d+", value):
+                    raise RunPropertyError(f"{REBUILD_GROUP}.{name}: expected an integer, got {value!r}")
+                values[name] = int(value)
+            else:
+                values[name] = value
+        run = cls(**values)
+        run.check()
+        return run
+
+    def check(self) -> None:
+        """Each value's rules (the range's own: rebuild_range)."""
+        if self.generation == IDLE_GENERATION:
+            raise RunPropertyError(f"{REBUILD_GROUP}.generation: 0, no rebuild requested (the "
+                                   "application was started without the state machine's prepare)")
+        if self.generation < 0:
+            raise RunPropertyError(f"{REBUILD_GROUP}.generation: must be >= 1, got {self.generation}")
+        for name in ("start_ms", "end_ms", "arrival_cutoff_s", "max_future_skew_s"):
+            if getattr(self, name) < 0:
+                raise RunPropertyError(f"{REBUILD_GROUP}.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.end_ms <= self.start_ms:
+            raise RunPropertyError(f"{REBUILD_GROUP}.end_ms: must be after start_ms {self.start_ms}, "
+                                   f"got {self.end_ms}")
+        for name in ("archive_root", "out"):
+            if not _URI.match(getattr(self, name)):
+                raise RunPropertyError(f"{REBUILD_GROUP}.{name}: expected an s3:// or file:// URI, "
+                                       f"got {getattr(self, name)!r}")
+        if not self.out.endswith("/"):
+            raise RunPropertyError(f"{REBUILD_GROUP}.out: the run's directory ends with '/', got {self.out!r}")
+
+
+def success_record(run: RebuildRun, seconds: float) -> str:
+    """The `_SUCCESS` object's text: which run finished, and how long the job took."""
+    return json.dumps({"generation": run.generation, "start_ms": run.start_ms,
+                       "end_ms": run.end_ms, "seconds": seconds}, sort_keys=True)
+
+
+def parse_success(text: str | bytes, generation: int) -> dict:
+    """A `_SUCCESS` object's record, checked to be `generation`'s (a stale object of another run
+    under the same directory would otherwise pass for this one)."""
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{SUCCESS_NAME}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or not {"generation", "start_ms", "end_ms", "seconds"} <= set(record):
+        raise ValueError(f"{SUCCESS_NAME}: expected generation, start_ms, end_ms, seconds; got {record!r}")
+    if record["generation"] != generation:
+        raise ValueError(f"{SUCCESS_NAME}: written by generation {record['generation']}, not {generation}")
+    return record
+
+
+class FileSystem(Protocol):
+    def exists(self, uri: str) -> bool: ...
+
+    def write_text(self, uri: str, text: str) -> None: ...
+
+
+def run_managed(groups: Mapping[str, Mapping[str, Any]], now_ms: int, fs: FileSystem,
+                job: Callable[..., dict], log: Callable[[str], None] = print) -> int:
+    """One run on Managed Flink (rebuild_main.py): the run from `groups`, the range checked as
+    `prepare` checked it, the job (`job` = run), then `_SUCCESS` through `fs` (Flink's own file
+    system: s3:// there, file:// in tests). A run whose `_SUCCESS` exists already returns 0 at
+    once: the service may start a finished application's job again. Returns the exit code."""
+    from .settings import PROPERTY_GROUP
+
+    run = RebuildRun.from_properties(groups)
+    if fs.exists(run.success_uri):
+        log(f"rebuild generation {run.generation}: {run.success_uri} exists, nothing to do")
+        return 0
+    s = JobSettings.from_properties({PROPERTY_GROUP: groups.get(PROPERTY_GROUP, {})})
+    r = rebuild_range(run.start_ms, run.end_ms, now_ms, s, max_future_skew_s=run.max_future_skew_s,
+                      cutoff_s=run.arrival_cutoff_s)
+    log(f"rebuild generation {run.generation}: {r.describe()} -> {run.rows_uri}")
+    # jar_uri None: the service puts the application's `jarfile` on the classpath itself
+    stats = job(s, r, run.archive_root, run.rows_uri, jar_uri=None,
+                events=bool(s.events_stream_arn))
+    fs.write_text(run.success_uri, success_record(run, stats["seconds"]))
+    log(f"rebuild generation {run.generation}: done in {stats['seconds']} s, {run.success_uri} written")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

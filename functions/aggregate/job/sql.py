@@ -896,9 +896,13 @@ SELECT * FROM {OUTPUT_VIEW}
 WHERE bucket_start >= {int(start_ms)} AND bucket_start + {size} <= {int(end_ms)}"""
 
 
+REBUILD_FILE_SIZE = "128MB"  # Flink's default, pinned: on AWS one Lambda loads one file (15 min)
+
+
 def rebuild_sink_ddl(path: str, table: str = "rebuild_out") -> str:
     """The rebuild's final rows as JSON lines (the serving loader reads them:
-    aggregate.rebuild_load)."""
+    serving.rebuild.loader; on AWS one file per load_file Lambda: serving.rebuild.handlers)."""
     cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
-    opts = {"connector": "filesystem", "path": path, "format": "json"}
+    opts = {"connector": "filesystem", "path": path, "format": "json",
+            "sink.rolling-policy.file-size": REBUILD_FILE_SIZE}
     return f"CREATE TEMPORARY TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"

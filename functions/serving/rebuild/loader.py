@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from aggregate.changes import KINDS, PULSE, Change
+from aggregate.changes import ID_COLUMN, KINDS, PULSE, Change
 from common.times import DAY_MS, RESOLUTIONS, floor_to
 from serving import generations
 from serving.keys import LEADERBOARD_RESOLUTIONS, RANK_ATTR, RANK_MARKER, late_pk, top_pk, ts
@@ -35,15 +35,31 @@ def read_rows(rows_dir: str | Path) -> Iterator[dict]:
     """The rebuild's output rows (JSON lines in every file under `rows_dir`)."""
     for f in sorted(p for p in Path(rows_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
         with f.open() as lines:
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
+            yield from parse_lines(lines)
+
+
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[dict]:
+    """The rows of one output file (the job's JSON format: one object per line; blank lines
+    skipped). A line that is not a JSON object is an error naming its line number."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"line {n}: not JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"line {n}: expected a JSON object, got {type(row).__name__}")
+        yield row
 
 
 def change_for(row: dict, generation: int) -> Change:
     """The upsert a rebuilt row becomes, at its generation's version (pure)."""
     if row.get("kind") not in KINDS or row["kind"] == PULSE:
         raise ValueError(f"not a rebuildable row: {str(row)[:200]}")
+    missing = [c for c in ("bucket_start", "version", ID_COLUMN[row["kind"]]) if row.get(c) is None]
+    if missing:
+        raise ValueError(f"not a rebuildable row: no {', '.join(missing)}: {str(row)[:200]}")
     return Change(row["kind"], True, {**row, "version": generations.versioned(generation, int(row["version"]))})
 
 
@@ -79,28 +95,53 @@ class RebuildLoader:
 
     def load(self, rows: Iterable[dict], start_ms: int, end_ms: int, *,
              generation: int | None = None) -> dict:
+        """The whole load in one process: `apply_rows`, then `commit` (local/rebuild.py)."""
         generation = generation or self.next_generation()
         t0 = time.monotonic()
-        stats = {"generation": generation, "rows": 0, "written": 0, "unchanged": 0, "markers": 0}
-        chunk: list[Change] = []
-        for row in rows:
-            if not start_ms <= int(row["bucket_start"]) < end_ms:
-                raise ValueError(f"row outside the range [{start_ms}, {end_ms}): {str(row)[:200]}")
-            chunk.append(change_for(row, generation))
-            if len(chunk) >= CHUNK:
-                self._apply(chunk, stats, t0)
-                chunk = []
-        if chunk:
-            self._apply(chunk, stats, t0)
-        for res, bucket in leaderboard_buckets(start_ms, end_ms):
-            stats["markers"] += self._commit(res, bucket, generation)
-        stats["late_swept"] = self._sweep_late(start_ms, end_ms, generation)
-        self._record(generation, start_ms, end_ms, stats)
+        stats = self.apply_rows(rows, start_ms, end_ms, generation)
+        stats = self.commit(start_ms, end_ms, generation, stats)
         stats["seconds"] = round(time.monotonic() - t0, 2)
         print(f"rebuild generation {generation}: {stats['rows']} rows, {stats['written']} written, "
               f"{stats['unchanged']} unchanged, {stats['markers']} leaderboard buckets committed, "
               f"{stats['late_swept']} stale late counters deleted "
               f"in {stats['seconds']} s", file=self._out, flush=True)
+        return stats
+
+    def apply_rows(self, rows: Iterable[dict], start_ms: int, end_ms: int, generation: int) -> dict:
+        """Write `rows` (entries and series) under `generation`; no markers, no sweep. Any part
+        of a rebuild's rows, in any order, any number of times: a row this generation already
+        wrote is refused as not newer and counted as `unchanged` (the AWS load runs one call
+        per output file, in parallel: serving.rebuild.handlers)."""
+        if generation < 1:
+            raise ValueError(f"generation must be >= 1 (0 is the stream's), got {generation}")
+        t0 = time.monotonic()
+        stats = {"generation": generation, "rows": 0, "written": 0, "unchanged": 0}
+        chunk: list[Change] = []
+        for n, row in enumerate(rows, 1):
+            try:
+                change = change_for(row, generation)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"row {n}: {exc}") from None
+            if not start_ms <= change.bucket_start < end_ms:
+                raise ValueError(f"row {n}: row outside the range [{start_ms}, {end_ms}): {str(row)[:200]}")
+            chunk.append(change)
+            if len(chunk) >= CHUNK:
+                self._apply(chunk, stats, t0)
+                chunk = []
+        if chunk:
+            self._apply(chunk, stats, t0)
+        return stats
+
+    def commit(self, start_ms: int, end_ms: int, generation: int, stats: dict | None = None) -> dict:
+        """After every row of the generation is written: a marker for every leaderboard bucket
+        of the range, the late sweep, the run record (with `stats`' rows and written). Returns
+        `stats` plus markers and late_swept. Repeatable: a marker already there counts 0."""
+        stats = {"generation": generation, "rows": 0, "written": 0, "unchanged": 0,
+                 **(stats or {}), "markers": 0}
+        for res, bucket in leaderboard_buckets(start_ms, end_ms):
+            stats["markers"] += self._commit(res, bucket, generation)
+        stats["late_swept"] = self._sweep_late(start_ms, end_ms, generation)
+        self._record(generation, start_ms, end_ms, stats)
         return stats
 
     def _apply(self, changes: list[Change], stats: dict, t0: float) -> None:
