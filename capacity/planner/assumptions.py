@@ -196,6 +196,17 @@ GLUE_WORKER_TYPE = default("billing_glue_worker_type")  # 1 DPU (4 vCPU, 16 GB) 
 GLUE_DPU_PER_WORKER = 1
 GLUE_MIN_BILLED_HOURS = 1 / 60  # Glue 2.0+ bills per second with a 1-minute minimum
 
+# --- rebuild from the archive (issue 21, docs/rebuild.md): a transient batch job sized for its deadline
+# Measured: bench/rebuild.py 2026-12-06, 10M clicks (clicks only, 20,000 ads), 2 local cores,
+# heap state, Parquet from local files: 14,298 archive rows per CPU-second (rebuild minus an
+# empty run). Impressions and conversions are taken at the clicks' rate (unmeasured at 50 per click).
+REBUILD_ROWS_PER_CPU_S = 14_298
+REBUILD_TARGET_S = 30 * 60  # seed 002: historical recompute within 30 min
+# ASSUMPTION (unmeasured: nothing here starts a Managed Flink application): the rebuild
+# application's start (READY -> RUNNING, job submission) and the state machine's polling.
+REBUILD_STARTUP_S = 5 * 60
+REBUILD_MAX_FUTURE_SKEW_S = default("max_future_skew_s")  # clients' clocks ahead of ingest: the rebuild reads that much more before the day
+
 # --- budget lane (issue 20, docs/budget.md): spend rows and pulse, pacing decisions, budgets
 BUDGET_EMIT_INTERVAL_MS = default("budget_emit_interval_ms")  # budget_emit_interval_ms: the spend aggregation's mini-batch (the job's other aggregates: minibatch_latency_ms)
 PACING_CACHE_TTL_MS = default("pacing_cache_ttl_ms")  # pacing_cache_ttl_ms: the budget Lambda keeps a campaign's figures this long; callers keep an answer as long

@@ -13,6 +13,7 @@ from capacity.planner import flink as managed_flink
 from capacity.planner import glue as glue_job
 from capacity.planner import ingest as ingest_lambda
 from capacity.planner import kinesis as kinesis_streams
+from capacity.planner import rebuild as archive_rebuild
 from capacity.planner import observability as logs_and_quotas
 from capacity.planner import serving as serving_path
 from capacity.planner.assumptions import (
@@ -72,6 +73,7 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
     agg, sink, serving_c = serving_path.components(x, pb)
     firehose, archive_c, events_firehose, events_archive = firehose_archive.components(x, pb)
     glue_c = glue_job.component(x, pb)
+    rebuild_c = archive_rebuild.component(x, pb)
     obs = logs_and_quotas.component(x, pb, ingest_c, sink)
     lane = budget_lane_parts.components(x, pb, api_c, ingest_c, sink, serving_c)
     athena = Component("athena", "Athena (ad-hoc queries)", "per query", counted=False)
@@ -79,7 +81,8 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
                         f"capped per query by athena_bytes_scanned_cutoff; partition projection "
                         f"+ Parquet keep a day's scan at the archive's compressed size.")
     components = [api_c, ingest_c, dedup_c, clicks, events, flink_c, agg, sink, serving_c,
-                  firehose, archive_c, events_firehose, events_archive, glue_c, obs, *lane, athena]
+                  firehose, archive_c, events_firehose, events_archive, glue_c, rebuild_c, obs, *lane,
+                  athena]
     p = Plan(as_dict(x), pb.region, pb.as_of, components)
     p.account_warnings.extend(logs_and_quotas.account_checks(x, pb, p))
     if x.budget_lane:

@@ -540,11 +540,13 @@ SETTINGS: tuple[Setting, ...] = (
     # --- rebuild from the archive (docs/rebuild.md, infra/constructs/rebuild.py) ---------------
     # 4: the rebuild is a transient job, sized for its deadline rather than for the stream; at the
     # bench's 14,298 archive rows per CPU-second (docs/rebuild.md) 4 KPUs rebuild a day of ~100M
-    # clicks (~1,200/s) in 30 min. The seed's 8.6B clicks/day needs ~380: set it per deployment.
+    # archive rows (~1,000 clicks/s without impressions) in 30 min. The capacity planner's
+    # profiles set it for their volume (capacity/planner/rebuild.py: the seed's 8.6B clicks/day
+    # needs 452 KPUs clicks only, far more with 50 impressions per click).
     S("rebuild_parallelism", int, 4,
       "the rebuild application's parallelism (= KPUs: one task per vCPU, the sort aggregates are "
-      "CPU-bound); default 4 = a day of ~100M clicks in ~30 min at the measured rate", ge=1,
-      le=10_000),
+      "CPU-bound); default 4 = a day of ~100M archive rows in ~30 min at the measured rate "
+      "(`python -m capacity plan` gives it for a volume)", ge=1),
     S("rebuild_application", Optional[str], None,
       "the rebuild's Managed Flink application (its `rebuild` property group is set per run)",
       context=False, group=REBUILD, lambdas=(REBUILD,), wired=True),

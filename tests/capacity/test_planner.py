@@ -325,6 +325,57 @@ def test_glue_workers_and_cost_by_hand():
     assert c.monthly_usd == pytest.approx(dpu_h * 730 / 24 * 0.44)
 
 
+def test_rebuild_kpus_finish_a_day_within_the_target_and_the_load_is_shown_beside_it():
+    """The seed day, clicks only (bench/rebuild.py's figure): 99,537 clicks/s x 3,600 x 27 hours
+    read = 9.675B rows; / 14,298 rows per CPU-s = 676,668 CPU-s; 25 min after the 5 min start-up
+    -> ceil(451.1) = 452 KPUs."""
+    p = plan(99_537, 500_000, impressions_per_click=0, conversions_per_click=0)
+    c = p.component("rebuild")
+    rows = 99_537 * 3600 * 27
+    assert c.metric("archive rows read per day rebuilt") == pytest.approx(rows)
+    assert c.metric("CPU-seconds per day rebuilt") == pytest.approx(rows / 14_298)
+    kpus = math.ceil(rows / 14_298 / (25 * 60))
+    assert kpus == 452 and c.context["rebuild_parallelism"] == kpus
+    assert c.metric("rebuild job time per day") == pytest.approx((rows / 14_298 / kpus + 300) / 60)
+    assert c.metric("rebuild job time per day") < 30
+    # on demand: shown per day rebuilt, not in the monthly total
+    assert not c.counted and c.monthly_usd == 0
+    assert c.costs[0].usd == pytest.approx((kpus + 1) * (rows / 14_298 / kpus + 300) / 3600 * 0.11)
+    assert any("QUOTA" in w and "452 KPUs" in w for w in c.warnings)  # > 64 per application
+    # the load: one write per output row at the table's 40,000 writes/s
+    out = c.metric("output rows per day (serving items)")
+    assert c.metric("load into the serving table at its write quota") == pytest.approx(out / 40_000 / 60)
+    assert any("writes/s" in w for w in c.warnings)  # 1.8B items: ~12 h, over the target
+    small = plan(100, impressions_per_click=0, conversions_per_click=0).component("rebuild")
+    assert small.context["rebuild_parallelism"] == 1 and not small.warnings
+
+
+def test_rebuild_output_rows_by_hand_with_one_ad():
+    """One ad in one campaign of one advertiser, every minute busy: per resolution and bucket
+    one row per level (3) + one leaderboard entry on the 1m, 1h and 1d boards."""
+    c = plan(10, active_ads=1, impressions_per_click=0, conversions_per_click=0).component("rebuild")
+    buckets = {"1m": 1440, "5m": 288, "1h": 24, "1d": 1}
+    want = sum(n * 3 for n in buckets.values()) + 1440 + 24 + 1
+    assert c.metric("output rows per day (serving items)") == pytest.approx(want, rel=1e-6)
+
+
+def test_rebuild_reads_the_hours_rebuild_range_reads():
+    from aggregate.job.rebuild import rebuild_range
+    from aggregate.job.settings import JobSettings
+    from capacity.planner.rebuild import hours_read_per_day
+    from common.schema import default
+
+    s = JobSettings.from_properties({"clickagg": {
+        "aws_region": "us-east-1",
+        "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
+        "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/aggregates"}})
+    day = 1_796_083_200_000  # a UTC midnight
+    r = rebuild_range(day, day + 86_400_000, day + 30 * 86_400_000, s,
+                      cutoff_s=default("billing_cutoff_hours") * 3600,
+                      max_future_skew_s=default("max_future_skew_s"))
+    assert hours_read_per_day(s.dedup_ttl_s) == len(r.partitions) == 27
+
+
 # --- levers ---------------------------------------------------------------------------------------------
 def test_bigger_batches_mean_fewer_requests_and_lower_cost():
     plans = [plan(115_740, batch_size=b) for b in (1, 10, 50, 100, 500)]
@@ -382,10 +433,10 @@ def test_json_round_trip_has_the_headline_numbers():
     components = {c["key"]: c for c in d["components"]}
     assert list(components) == ["api", "ingest_lambda", "dedup", "clicks_stream", "events_stream",
                                 "flink", "aggregates_stream", "sink_lambda", "serving", "firehose",
-                                "archive", "events_firehose", "events_archive", "glue",
+                                "archive", "events_firehose", "events_archive", "glue", "rebuild",
                                 "observability", "budget_api", "budget_reads", "budget_ops",
                                 "athena"]
-    assert [k for k, c in components.items() if not c["counted"]] == ["athena"]
+    assert [k for k, c in components.items() if not c["counted"]] == ["rebuild", "athena"]
     # requests/s: 10,000 clicks / 50 + 500,000 impressions / 500 + 200 conversions / 1
     clicks, impressions, conversions = (r * MONTH_S for r in (200, 1_000, 200))
     requests = clicks + impressions + conversions  # 3,679.2M a month

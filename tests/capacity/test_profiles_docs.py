@@ -133,20 +133,27 @@ EXPECTED_CONTEXT = {
         kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=154,
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
         aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=735_277,
-        serving_max_wcu=2_056_997),
+        serving_max_wcu=2_056_997,
+        rebuild_parallelism=2_313),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
         kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_778,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
         aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_641_002,
-        serving_max_wcu=3_450_863),
+        serving_max_wcu=3_450_863,
+        rebuild_parallelism=26_763),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
         kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_839,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
         aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_641_002,
-        serving_max_wcu=3_612_277),
+        serving_max_wcu=3_612_277,
+        rebuild_parallelism=26_763),
 }
+# rebuild_parallelism (capacity/planner/rebuild.py): a day's archive = rate x (1 + 50 impressions
+# + 0.02 conversions) x 3,600 x 27 arrival hours, / 14,298 rows per CPU-second, within 25 min
+# (30 min - 5 min start-up), 1 KPU per vCPU: small ceil(2,312.3) = 2,313; medium and large
+# (the same average rate) ceil(26,762.3) = 26,763.
 APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
 # Distinct entities among N Poisson rows over E entities with Zipf(0.8) popularity, summed over

@@ -117,6 +117,12 @@ def flink_parallelism(template: Template, field: str) -> int:
     return flink(template)["FlinkApplicationConfiguration"]["ParallelismConfiguration"][field]
 
 
+def rebuild_parallelism(template: Template) -> int:
+    app = props(template, "AWS::KinesisAnalyticsV2::Application", "RebuildApplication")
+    return app["ApplicationConfiguration"]["FlinkApplicationConfiguration"][
+        "ParallelismConfiguration"]["Parallelism"]
+
+
 def esm(template: Template, field: str) -> int:
     return props(template, "AWS::Lambda::EventSourceMapping")[field]
 
@@ -168,6 +174,7 @@ READERS: dict[str, Callable[[Template], Any]] = {
     "minibatch_latency_ms": lambda t: flink_job_property(t, "minibatch_latency_ms"),
     "flink_parallelism": lambda t: flink_parallelism(t, "Parallelism"),
     "flink_parallelism_per_kpu": lambda t: flink_parallelism(t, "ParallelismPerKPU"),
+    "rebuild_parallelism": rebuild_parallelism,
     "sink_batch_size": lambda t: esm(t, "BatchSize"),
     "sink_parallelization_factor": lambda t: esm(t, "ParallelizationFactor"),
     "sink_memory_mb": lambda t: function(t, SINK)["MemorySize"],
