@@ -139,6 +139,53 @@ def flink_property_groups(settings: StackSettings, source: kinesis.IStream,
     }
 
 
+def build_application(scope: Construct, *, name: str, description: str, role: iam.IRole,
+                      code: s3_assets.Asset, property_groups: dict[str, dict[str, str]],
+                      log_stream_arn: str, checkpoints, parallelism, snapshots: bool,
+                      run) -> tuple[flink.CfnApplication, flink.CfnApplicationCloudWatchLoggingOption]:
+    """One Managed Flink application of the project's zip (the stream job's here, the rebuild's
+    in infra.constructs.rebuild): runtime, code, property groups, monitoring and its log stream,
+    as children "Application" and "Logging" of `scope`; the caller chooses checkpoints,
+    parallelism, snapshots and how a start restores."""
+    application = flink.CfnApplication(
+        scope, "Application",
+        application_name=name,
+        application_description=description,
+        runtime_environment=RUNTIME,
+        service_execution_role=role.role_arn,
+        application_configuration=flink.CfnApplication.ApplicationConfigurationProperty(
+            application_code_configuration=flink.CfnApplication
+            .ApplicationCodeConfigurationProperty(
+                code_content_type="ZIPFILE",
+                code_content=flink.CfnApplication.CodeContentProperty(
+                    s3_content_location=flink.CfnApplication.S3ContentLocationProperty(
+                        bucket_arn=code.bucket.bucket_arn, file_key=code.s3_object_key))),
+            environment_properties=flink.CfnApplication.EnvironmentPropertiesProperty(
+                property_groups=[
+                    flink.CfnApplication.PropertyGroupProperty(
+                        property_group_id=group, property_map=properties)
+                    for group, properties in property_groups.items()]),
+            flink_application_configuration=flink.CfnApplication
+            .FlinkApplicationConfigurationProperty(
+                checkpoint_configuration=checkpoints,
+                parallelism_configuration=parallelism,
+                monitoring_configuration=flink.CfnApplication.MonitoringConfigurationProperty(
+                    configuration_type="CUSTOM", log_level="INFO", metrics_level="APPLICATION")),
+            application_snapshot_configuration=flink.CfnApplication
+            .ApplicationSnapshotConfigurationProperty(snapshots_enabled=snapshots),
+        ),
+        run_configuration=run,
+    )
+    # Managed Flink checks at create time that the role can read the code: policy first.
+    application.node.add_dependency(role)
+    logging_option = flink.CfnApplicationCloudWatchLoggingOption(
+        scope, "Logging",
+        application_name=application.ref,  # Ref = application name; orders creation
+        cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption
+        .CloudWatchLoggingOptionProperty(log_stream_arn=log_stream_arn))
+    return application, logging_option
+
+
 class FlinkAggregator(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: StackSettings, key: kms.IKey,
                  source: kinesis.IStream, sink: kinesis.IStream,
@@ -173,62 +220,30 @@ class FlinkAggregator(Construct):
         # also the rebuild application's (infra.constructs.rebuild): the same job settings
         self.property_groups = flink_property_groups(settings, source, sink, events)
 
-        self.application = flink.CfnApplication(
-            self, "Application",
-            application_name=self.application_name,
-            application_description="clickagg: event-time windowed click aggregation (PyFlink)",
-            runtime_environment=RUNTIME,
-            service_execution_role=self.role.role_arn,
-            application_configuration=flink.CfnApplication.ApplicationConfigurationProperty(
-                application_code_configuration=flink.CfnApplication
-                .ApplicationCodeConfigurationProperty(
-                    code_content_type="ZIPFILE",
-                    code_content=flink.CfnApplication.CodeContentProperty(
-                        s3_content_location=flink.CfnApplication.S3ContentLocationProperty(
-                            bucket_arn=self.code.bucket.bucket_arn,
-                            file_key=self.code.s3_object_key))),
-                environment_properties=flink.CfnApplication.EnvironmentPropertiesProperty(
-                    property_groups=[
-                        flink.CfnApplication.PropertyGroupProperty(
-                            property_group_id=group, property_map=properties)
-                        for group, properties in self.property_groups.items()]),
-                flink_application_configuration=flink.CfnApplication
-                .FlinkApplicationConfigurationProperty(
-                    # Mode EXACTLY_ONCE and the RocksDB state backend are the service's fixed
-                    # values (no property for either); CUSTOM makes it take the two below.
-                    checkpoint_configuration=flink.CfnApplication.CheckpointConfigurationProperty(
-                        configuration_type="CUSTOM",
-                        checkpointing_enabled=True,
-                        checkpoint_interval=settings.flink_checkpoint_interval_ms,
-                        min_pause_between_checkpoints=(
-                            settings.flink_min_pause_between_checkpoints_ms)),
-                    parallelism_configuration=flink.CfnApplication
-                    .ParallelismConfigurationProperty(
-                        configuration_type="CUSTOM",
-                        parallelism=settings.flink_parallelism,
-                        parallelism_per_kpu=settings.flink_parallelism_per_kpu,
-                        auto_scaling_enabled=settings.flink_autoscaling),
-                    monitoring_configuration=flink.CfnApplication.MonitoringConfigurationProperty(
-                        configuration_type="CUSTOM", log_level="INFO",
-                        metrics_level="APPLICATION")),
-                application_snapshot_configuration=flink.CfnApplication
-                .ApplicationSnapshotConfigurationProperty(snapshots_enabled=True),
-            ),
-            run_configuration=flink.CfnApplication.RunConfigurationProperty(
+        self.application, self.logging_option = build_application(
+            self, name=self.application_name,
+            description="clickagg: event-time windowed click aggregation (PyFlink)",
+            role=self.role, code=self.code, property_groups=self.property_groups,
+            log_stream_arn=log_stream_arn,
+            # Mode EXACTLY_ONCE and the RocksDB state backend are the service's fixed values (no
+            # property for either); CUSTOM makes it take the two below.
+            checkpoints=flink.CfnApplication.CheckpointConfigurationProperty(
+                configuration_type="CUSTOM",
+                checkpointing_enabled=True,
+                checkpoint_interval=settings.flink_checkpoint_interval_ms,
+                min_pause_between_checkpoints=settings.flink_min_pause_between_checkpoints_ms),
+            parallelism=flink.CfnApplication.ParallelismConfigurationProperty(
+                configuration_type="CUSTOM",
+                parallelism=settings.flink_parallelism,
+                parallelism_per_kpu=settings.flink_parallelism_per_kpu,
+                auto_scaling_enabled=settings.flink_autoscaling),
+            snapshots=True,
+            run=flink.CfnApplication.RunConfigurationProperty(
                 application_restore_configuration=flink.CfnApplication
                 .ApplicationRestoreConfigurationProperty(
                     application_restore_type="RESTORE_FROM_LATEST_SNAPSHOT"),
                 flink_run_configuration=flink.CfnApplication.FlinkRunConfigurationProperty(
-                    allow_non_restored_state=False)),
-        )
-        # Managed Flink checks at create time that the role can read the code: policy first.
-        self.application.node.add_dependency(self.role)
-
-        self.logging_option = flink.CfnApplicationCloudWatchLoggingOption(
-            self, "Logging",
-            application_name=self.application.ref,  # Ref = application name; orders creation
-            cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption
-            .CloudWatchLoggingOptionProperty(log_stream_arn=log_stream_arn))
+                    allow_non_restored_state=False)))
 
     def _grant(self, *, key: kms.IKey, sources: list[kinesis.IStream], sink: kinesis.IStream,
                log_stream_arn: str) -> None:

@@ -46,7 +46,8 @@ from aggregate.job.rebuild import IDLE_GENERATION, REBUILD_GROUP
 from common.archive import CLICKS, EVENTS
 from common.schema import REBUILD
 from infra.constructs.aggregator import (CODE_ACTIONS, JAR_IN_ZIP, JOB_GROUP, LOG_RETENTION,
-                                         RUN_OPTIONS, RUNTIME, grant_application_logging)
+                                         RUN_OPTIONS, build_application,
+                                         grant_application_logging)
 from infra.constructs.archive import RawArchive
 from infra.constructs.buckets import data_bucket, expire_rule
 from infra.constructs.python_function import asset_exclude, build_python_function
@@ -152,50 +153,23 @@ class ArchiveRebuild(Construct):
                        "writes are limited to the rebuild/ prefix of the dedicated rebuild bucket."),
         )
 
-        self.application = flink.CfnApplication(
-            self, "Application",
-            application_name=self.application_name,
-            application_description="clickagg: rebuild a range from the raw archive (batch, "
-                                    "started per range by the rebuild state machine)",
-            runtime_environment=RUNTIME,
-            service_execution_role=role.role_arn,
-            application_configuration=flink.CfnApplication.ApplicationConfigurationProperty(
-                application_code_configuration=flink.CfnApplication
-                .ApplicationCodeConfigurationProperty(
-                    code_content_type="ZIPFILE",
-                    code_content=flink.CfnApplication.CodeContentProperty(
-                        s3_content_location=flink.CfnApplication.S3ContentLocationProperty(
-                            bucket_arn=code.bucket.bucket_arn, file_key=code.s3_object_key))),
-                environment_properties=flink.CfnApplication.EnvironmentPropertiesProperty(
-                    property_groups=[
-                        flink.CfnApplication.PropertyGroupProperty(
-                            property_group_id=group, property_map=properties)
-                        for group, properties in rebuild_property_groups(job_group).items()]),
-                flink_application_configuration=flink.CfnApplication
-                .FlinkApplicationConfigurationProperty(
-                    # a batch job: nothing to checkpoint; a failed run is rerun
-                    checkpoint_configuration=flink.CfnApplication.CheckpointConfigurationProperty(
-                        configuration_type="CUSTOM", checkpointing_enabled=False),
-                    parallelism_configuration=flink.CfnApplication
-                    .ParallelismConfigurationProperty(
-                        configuration_type="CUSTOM", parallelism=settings.rebuild_parallelism,
-                        parallelism_per_kpu=1, auto_scaling_enabled=False),
-                    monitoring_configuration=flink.CfnApplication.MonitoringConfigurationProperty(
-                        configuration_type="CUSTOM", log_level="INFO",
-                        metrics_level="APPLICATION")),
-                application_snapshot_configuration=flink.CfnApplication
-                .ApplicationSnapshotConfigurationProperty(snapshots_enabled=False),
-            ),
-            run_configuration=flink.CfnApplication.RunConfigurationProperty(
+        self.application, _ = build_application(
+            self, name=self.application_name,
+            description="clickagg: rebuild a range from the raw archive (batch, started per "
+                        "range by the rebuild state machine)",
+            role=role, code=code, property_groups=rebuild_property_groups(job_group),
+            log_stream_arn=log_stream_arn,
+            # a batch job: nothing to checkpoint or snapshot; a failed run is rerun
+            checkpoints=flink.CfnApplication.CheckpointConfigurationProperty(
+                configuration_type="CUSTOM", checkpointing_enabled=False),
+            parallelism=flink.CfnApplication.ParallelismConfigurationProperty(
+                configuration_type="CUSTOM", parallelism=settings.rebuild_parallelism,
+                parallelism_per_kpu=1, auto_scaling_enabled=False),
+            snapshots=False,
+            run=flink.CfnApplication.RunConfigurationProperty(
                 application_restore_configuration=flink.CfnApplication
                 .ApplicationRestoreConfigurationProperty(
-                    application_restore_type="SKIP_RESTORE_FROM_SNAPSHOT")),
-        )
-        self.application.node.add_dependency(role)  # the service checks the code grant at create
-        flink.CfnApplicationCloudWatchLoggingOption(
-            self, "Logging", application_name=self.application.ref,
-            cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption
-            .CloudWatchLoggingOptionProperty(log_stream_arn=log_stream_arn))
+                    application_restore_type="SKIP_RESTORE_FROM_SNAPSHOT")))
 
     # --- the Lambdas ----------------------------------------------------------------------------
     def _function(self, id: str, settings: StackSettings, key: kms.IKey, *, handler: str,
