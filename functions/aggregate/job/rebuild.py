@@ -176,6 +176,11 @@ class RunPropertyError(ValueError):
     """The `rebuild` property group cannot describe a run (message names the property)."""
 
 
+def _idle() -> RunPropertyError:
+    return RunPropertyError(f"{REBUILD_GROUP}.generation: 0, no rebuild requested (the "
+                            "application was started without the state machine's prepare)")
+
+
 @dataclass(frozen=True)
 class RebuildRun:
     """What one rebuild run of the Managed Flink application does (property group `rebuild`,
@@ -211,8 +216,7 @@ class RebuildRun:
                                    "rebuilds only as the rebuild state machine starts them")
         raw = dict(groups[REBUILD_GROUP])
         if str(raw.get("generation", "")).strip() == str(IDLE_GENERATION):
-            raise RunPropertyError(f"{REBUILD_GROUP}.generation: 0, no rebuild requested (the "
-                                   "application was started without the state machine's prepare)")
+            raise _idle()  # before the other fields: an idle group has none of them
         fields = list(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - set(fields))
         if unknown:
@@ -237,8 +241,7 @@ class RebuildRun:
     def check(self) -> None:
         """Each value's rules (the range's own: rebuild_range)."""
         if self.generation == IDLE_GENERATION:
-            raise RunPropertyError(f"{REBUILD_GROUP}.generation: 0, no rebuild requested (the "
-                                   "application was started without the state machine's prepare)")
+            raise _idle()
         if self.generation < 0:
             raise RunPropertyError(f"{REBUILD_GROUP}.generation: must be >= 1, got {self.generation}")
         for name in ("start_ms", "end_ms", "arrival_cutoff_s", "max_future_skew_s"):
@@ -259,20 +262,6 @@ def success_record(run: RebuildRun, seconds: float) -> str:
     """The `_SUCCESS` object's text: which run finished, and how long the job took."""
     return json.dumps({"generation": run.generation, "start_ms": run.start_ms,
                        "end_ms": run.end_ms, "seconds": seconds}, sort_keys=True)
-
-
-def parse_success(text: str | bytes, generation: int) -> dict:
-    """A `_SUCCESS` object's record, checked to be `generation`'s (a stale object of another run
-    under the same directory would otherwise pass for this one)."""
-    try:
-        record = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{SUCCESS_NAME}: not JSON ({exc})") from None
-    if not isinstance(record, dict) or not {"generation", "start_ms", "end_ms", "seconds"} <= set(record):
-        raise ValueError(f"{SUCCESS_NAME}: expected generation, start_ms, end_ms, seconds; got {record!r}")
-    if record["generation"] != generation:
-        raise ValueError(f"{SUCCESS_NAME}: written by generation {record['generation']}, not {generation}")
-    return record
 
 
 class FileSystem(Protocol):
