@@ -205,6 +205,9 @@ REBUILD_TARGET_S = 30 * 60  # seed 002: historical recompute within 30 min
 # ASSUMPTION (unmeasured: nothing here starts a Managed Flink application): the rebuild
 # application's start (READY -> RUNNING, job submission) and the state machine's polling.
 REBUILD_STARTUP_S = 5 * 60
+# ASSUMPTION (unmeasured): one load_file Lambda's conditional writes per second (16 threads of
+# PutItem, ~5-10 ms each in-region; serving.rebuild.handlers). Sizes rebuild_load_concurrency.
+REBUILD_LOAD_WRITES_PER_LAMBDA_S = 1_000
 REBUILD_MAX_FUTURE_SKEW_S = default("max_future_skew_s")  # clients' clocks ahead of ingest: the rebuild reads that much more before the day
 
 # --- budget lane (issue 20, docs/budget.md): spend rows and pulse, pacing decisions, budgets

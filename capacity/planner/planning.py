@@ -73,7 +73,7 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
     agg, sink, serving_c = serving_path.components(x, pb)
     firehose, archive_c, events_firehose, events_archive = firehose_archive.components(x, pb)
     glue_c = glue_job.component(x, pb)
-    rebuild_c = archive_rebuild.component(x, pb)
+    rebuild_c = archive_rebuild.component(x, pb, serving_c)
     obs = logs_and_quotas.component(x, pb, ingest_c, sink)
     lane = budget_lane_parts.components(x, pb, api_c, ingest_c, sink, serving_c)
     athena = Component("athena", "Athena (ad-hoc queries)", "per query", counted=False)

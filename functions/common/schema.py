@@ -547,6 +547,11 @@ SETTINGS: tuple[Setting, ...] = (
       "the rebuild application's parallelism (= KPUs: one task per vCPU, the sort aggregates are "
       "CPU-bound); default 4 = a day of ~100M archive rows in ~30 min at the measured rate "
       "(`python -m capacity plan` gives it for a volume)", ge=1),
+    # 20: ~20,000 writes/s at an assumed 1,000 per Lambda, half of a table's default 40,000
+    # writes/s quota; the planner sizes it for a volume (the table's headroom over the stream).
+    S("rebuild_load_concurrency", int, 20,
+      "load_file Lambdas a rebuild runs at once per load phase (the Distributed Map's "
+      "MaxConcurrency): ~1,000 writes/s each into the serving table", ge=1, le=10_000),
     S("rebuild_application", Optional[str], None,
       "the rebuild's Managed Flink application (its `rebuild` property group is set per run)",
       context=False, group=REBUILD, lambdas=(REBUILD,), wired=True),

@@ -20,9 +20,13 @@ State machine `<prefix>-rebuild` (input {"start": "2026-12-05", "end": "2026-12-
     -> poll every POLL for <out>_SUCCESS (ListObjectsV2), at most MAX_POLLS times; between polls
        the application must still be STARTING/RUNNING/UPDATING/AUTOSCALING
     -> StopApplication (the finished job does not end the application)
-    -> LoadFiles: Distributed Map over <out>rows/ (one load_file Lambda per file, at most
-       LOAD_CONCURRENCY at once; results to the bucket's rebuild/map-results/)
-    -> Commit (Lambda: markers, late sweep, run record) -> Rebuilt
+    -> LoadPhase1: Distributed Map over <out>rows/phase=1/ (leaderboards, late counters, 1h
+       and 1d series; one load_file Lambda per file, at most `rebuild_load_concurrency` at once;
+       results to the bucket's rebuild/map-results/)
+    -> CommitPhase1 (Lambda: markers, late sweep, run record): the day is visible at hour and
+       day resolution and in every top-K
+    -> LoadPhase2 over <out>rows/phase=2/ (the 1m and 5m series) -> CommitPhase2 (the run
+       record's final counts) -> Rebuilt
 Prepare refusing (not final, application busy, bad input) fails at once: nothing was started.
 Any failure after the start stops the application (force) and fails with the cause. The
 Lambdas are invoked synchronously by the state machine (no asynchronous edge, so no DLQ: a
@@ -42,7 +46,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from aggregate.job.rebuild import IDLE_GENERATION, REBUILD_GROUP
+from aggregate.job.rebuild import IDLE_GENERATION, PHASES, REBUILD_GROUP
 from common.archive import CLICKS, EVENTS
 from common.schema import REBUILD
 from infra.constructs.aggregator import (CODE_ACTIONS, JAR_IN_ZIP, JOB_GROUP, LOG_RETENTION,
@@ -60,9 +64,6 @@ MAP_RESULTS_PREFIX = "rebuild/map-results"
 OUTPUT_RETENTION = Duration.days(14)
 POLL = Duration.seconds(60)
 MAX_POLLS = 360  # 6 h: a day at the default parallelism takes ~30 min (docs/rebuild.md)
-# Load Lambdas at once: each writes ~1,000+ items/s (serving.rebuild.handlers), so 20 stay
-# within an on-demand table's default 40,000 writes/s with room for the stream's own writes.
-LOAD_CONCURRENCY = 20
 RUNNING_STATES = ("STARTING", "RUNNING", "UPDATING", "AUTOSCALING")
 
 HANDLERS = "serving.rebuild.handlers"
@@ -275,38 +276,29 @@ class ArchiveRebuild(Construct):
             iam_resources=[self.application_arn], iam_action="kinesisanalytics:StopApplication",
             result_path=sfn.JsonPath.DISCARD)
         on_failure(stop)
-        load_file = tasks.LambdaInvoke(self, "LoadFile", lambda_function=self.load_file,
-                                       payload_response_only=True)
-        # a throttled or timed-out file is loaded again (idempotent); bad data is not retried
-        load_file.add_retry(errors=["RuntimeError", "ClientError", "Sandbox.Timedout"],
-                            interval=Duration.seconds(30), max_attempts=3, backoff_rate=2)
-        load = sfn.DistributedMap(
-            self, "LoadFiles",
-            item_reader=sfn.S3ObjectsItemReader(
-                bucket=self.bucket, prefix=sfn.JsonPath.string_at("$.run.rows_prefix")),
-            item_selector={"bucket": self.bucket.bucket_name,
-                           "key": sfn.JsonPath.string_at("$$.Map.Item.Value.Key"),
-                           "generation": sfn.JsonPath.number_at("$.run.generation"),
-                           "start_ms": sfn.JsonPath.number_at("$.run.start_ms"),
-                           "end_ms": sfn.JsonPath.number_at("$.run.end_ms")},
-            max_concurrency=LOAD_CONCURRENCY,
-            result_writer_v2=sfn.ResultWriterV2(bucket=self.bucket, prefix=MAP_RESULTS_PREFIX),
-            result_path=sfn.JsonPath.DISCARD)
-        load.item_processor(load_file)
-        on_failure(load)
-        commit = tasks.LambdaInvoke(
-            self, "Commit", lambda_function=self.commit, payload_response_only=True,
-            payload=sfn.TaskInput.from_object({
-                "generation": sfn.JsonPath.number_at("$.run.generation"),
-                "start_ms": sfn.JsonPath.number_at("$.run.start_ms"),
-                "end_ms": sfn.JsonPath.number_at("$.run.end_ms")}),
-            result_path="$.result")
-        on_failure(commit)
+        # phase 1 (boards, late counters, 1h/1d series), committed: the day is visible at hour
+        # and day resolution and in every top-K; then phase 2 (1m/5m series), committed again
+        # (the run record's final counts; its markers are already there)
+        load = self._load_phase(PHASES[0], settings, on_failure)
+        tail = load
+        for phase in PHASES:
+            commit = tasks.LambdaInvoke(
+                self, f"CommitPhase{phase}", lambda_function=self.commit,
+                payload_response_only=True, payload=sfn.TaskInput.from_object({
+                    "generation": sfn.JsonPath.number_at("$.run.generation"),
+                    "start_ms": sfn.JsonPath.number_at("$.run.start_ms"),
+                    "end_ms": sfn.JsonPath.number_at("$.run.end_ms")}),
+                result_path="$.result")
+            on_failure(commit)
+            tail = tail.next(commit)
+            if phase != PHASES[-1]:
+                tail = tail.next(self._load_phase(phase + 1, settings, on_failure))
+        tail.next(sfn.Succeed(self, "Rebuilt"))
 
         definition = (prepare.next(start_polling).next(wait).next(find_success).next(
             sfn.Choice(self, "JobFinished?")
             .when(sfn.Condition.number_greater_than("$.success.count", 0),
-                  stop.next(load).next(commit).next(sfn.Succeed(self, "Rebuilt")))
+                  stop.next(load))
             .otherwise(count_poll.next(
                 sfn.Choice(self, "WithinTimeLimit?")
                 .when(sfn.Condition.number_greater_than_equals("$.polls.count", MAX_POLLS),
@@ -330,6 +322,31 @@ class ArchiveRebuild(Construct):
         # the map's result files in the KMS bucket
         key.grant(self.state_machine, "kms:Decrypt", "kms:GenerateDataKey")
         self._acknowledge_state_machine_grants()
+
+    def _load_phase(self, phase: int, settings: StackSettings, on_failure) -> sfn.DistributedMap:
+        """One load phase: a Distributed Map over the phase's rows, one load_file per file,
+        `rebuild_load_concurrency` at once (the capacity planner sizes it for the table's
+        headroom over the stream's writes)."""
+        load_file = tasks.LambdaInvoke(self, f"LoadFilePhase{phase}", lambda_function=self.load_file,
+                                       payload_response_only=True)
+        # a throttled or timed-out file is loaded again (idempotent); bad data is not retried
+        load_file.add_retry(errors=["RuntimeError", "ClientError", "Sandbox.Timedout"],
+                            interval=Duration.seconds(30), max_attempts=3, backoff_rate=2)
+        load = sfn.DistributedMap(
+            self, f"LoadPhase{phase}",
+            item_reader=sfn.S3ObjectsItemReader(
+                bucket=self.bucket, prefix=sfn.JsonPath.string_at(f"$.run.phase{phase}_prefix")),
+            item_selector={"bucket": self.bucket.bucket_name,
+                           "key": sfn.JsonPath.string_at("$$.Map.Item.Value.Key"),
+                           "generation": sfn.JsonPath.number_at("$.run.generation"),
+                           "start_ms": sfn.JsonPath.number_at("$.run.start_ms"),
+                           "end_ms": sfn.JsonPath.number_at("$.run.end_ms")},
+            max_concurrency=settings.rebuild_load_concurrency,
+            result_writer_v2=sfn.ResultWriterV2(bucket=self.bucket, prefix=MAP_RESULTS_PREFIX),
+            result_path=sfn.JsonPath.DISCARD)
+        load.item_processor(load_file)
+        on_failure(load)
+        return load
 
     def _acknowledge_state_machine_grants(self) -> None:
         """The wildcards CDK's own grants give the state machine's role (LambdaInvoke,

@@ -134,26 +134,35 @@ EXPECTED_CONTEXT = {
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
         aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=735_277,
         serving_max_wcu=2_056_997,
-        rebuild_parallelism=2_313),
+        rebuild_parallelism=2_428, rebuild_load_concurrency=411),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
         kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=1_778,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
         aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_641_002,
         serving_max_wcu=3_450_863,
-        rebuild_parallelism=26_763),
+        rebuild_parallelism=32_064, rebuild_load_concurrency=119),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
         kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=3_839,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
         aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_641_002,
         serving_max_wcu=3_612_277,
-        rebuild_parallelism=26_763),
+        rebuild_parallelism=29_234, rebuild_load_concurrency=232),
 }
-# rebuild_parallelism (capacity/planner/rebuild.py): a day's archive = rate x (1 + 50 impressions
-# + 0.02 conversions) x 3,600 x 27 arrival hours, / 14,298 rows per CPU-second, within 25 min
-# (30 min - 5 min start-up), 1 KPU per vCPU: small ceil(2,312.3) = 2,313; medium and large
-# (the same average rate) ceil(26,762.3) = 26,763.
+# rebuild_load_concurrency (capacity/planner/rebuild.py): the load writes at the serving table's
+# headroom over the stream, peak writes - average writes = 0.7 x serving_max_wcu - 0.7 / 0.5 x
+# serving_min_wcu (the two lines above, before their ceil), 1,000 writes/s per Lambda: small
+# 1,439,898 - 1,029,388 = 410,510 -> 411; medium 2,415,604 - 2,297,403 = 118,201 -> 119; large
+# 2,528,594 - 2,297,403 = 231,191 -> 232.
+# rebuild_parallelism: a day's archive = rate x (1 + 50 impressions + 0.02 conversions) x 3,600 x
+# 27 arrival hours, / 14,298 rows per CPU-second (small 3,468,418 CPU-s; medium and large
+# 40,143,469), within 30 min - 5 min start-up - load phase 1 at that headroom. Phase 1 is the same
+# in every profile (an hour holds every ad, campaign and advertiser): the 1h series 24 x (1M +
+# 100,000 + 10,000) = 26,640,000, the 1d series 1,110,000, the boards 1,440 x 1,000 + 24 x 1,000 +
+# 1,000 = 1,465,000, the 1d spend 100,000: 29,315,000 items; small 71.4 s, medium 248.0 s, large
+# 126.8 s. 1 KPU per vCPU: small ceil(3,468,418 / 1,428.6) = 2,428; medium ceil(40,143,469 /
+# 1,252.0) = 32,064; large ceil(40,143,469 / 1,373.2) = 29,234.
 APPROX_KEYS = {"serving_min_wcu": 1e-5, "serving_max_wcu": 1e-5}  # the planner's binned Zipf (see above)
 
 # Distinct entities among N Poisson rows over E entities with Zipf(0.8) popularity, summed over

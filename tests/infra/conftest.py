@@ -122,6 +122,7 @@ CUSTOM = {
     "flink_checkpoint_interval_ms": 30000,
     "flink_min_pause_between_checkpoints_ms": 2000,
     "rebuild_parallelism": 16,
+    "rebuild_load_concurrency": 37,
     # flink_app_zip: the real Maven zip here too; another zip path: test_infra_asset.py
     "sink_batch_size": 100,
     "sink_max_batching_window_s": 5,

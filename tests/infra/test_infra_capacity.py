@@ -7,6 +7,8 @@ Also: the DynamoDB capacity modes (custom_template: dedup on demand with a cap, 
 provisioned)."""
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Callable, Optional
 
 import pytest
@@ -123,6 +125,15 @@ def rebuild_parallelism(template: Template) -> int:
         "ParallelismConfiguration"]["Parallelism"]
 
 
+def rebuild_load_concurrency(template: Template) -> int:
+    """Both load phases' MaxConcurrency (one setting), read from the state machine's definition."""
+    [machine] = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    text = json.dumps(machine["Properties"]["DefinitionString"])
+    [value] = set(re.findall(r'\\"MaxConcurrency\\":(\d+)', text))
+    assert len(re.findall(r'\\"MaxConcurrency\\":', text)) == 2
+    return int(value)
+
+
 def esm(template: Template, field: str) -> int:
     return props(template, "AWS::Lambda::EventSourceMapping")[field]
 
@@ -175,6 +186,7 @@ READERS: dict[str, Callable[[Template], Any]] = {
     "flink_parallelism": lambda t: flink_parallelism(t, "Parallelism"),
     "flink_parallelism_per_kpu": lambda t: flink_parallelism(t, "ParallelismPerKPU"),
     "rebuild_parallelism": rebuild_parallelism,
+    "rebuild_load_concurrency": rebuild_load_concurrency,
     "sink_batch_size": lambda t: esm(t, "BatchSize"),
     "sink_parallelization_factor": lambda t: esm(t, "ParallelizationFactor"),
     "sink_memory_mb": lambda t: function(t, SINK)["MemorySize"],

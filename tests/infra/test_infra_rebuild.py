@@ -101,6 +101,9 @@ def test_rebuild_parallelism_and_name_follow_the_context(custom_template):
     assert app["ApplicationConfiguration"]["FlinkApplicationConfiguration"][
         "ParallelismConfiguration"]["Parallelism"] == 16
     assert groups(app)["clickagg"]["allowed_lateness_s"] == "600"
+    [sm] = custom_template.find_resources("AWS::StepFunctions::StateMachine").values()
+    states = json.loads(unhash(render(sm["Properties"]["DefinitionString"])))["States"]
+    assert [states[f"LoadPhase{p}"]["MaxConcurrency"] for p in (1, 2)] == [37, 37]
 
 
 def test_the_entry_is_packed_in_the_zip_both_applications_deploy(repo_root):
@@ -210,7 +213,9 @@ def test_states_run_in_order_and_failures_after_the_start_stop_the_application(m
     finished = states["JobFinished?"]
     assert finished["Choices"] == [{"Variable": "$.success.count", "NumericGreaterThan": 0,
                                     "Next": "StopApplication"}]
-    assert path("StopApplication") == ["StopApplication", "LoadFiles", "Commit", "Rebuilt"]
+    # phase 1 loaded and committed (the day visible at 1h/1d and in every top-K), then phase 2
+    assert path("StopApplication") == ["StopApplication", "LoadPhase1", "CommitPhase1", "LoadPhase2",
+                                       "CommitPhase2", "Rebuilt"]
     assert finished["Default"] == "CountPoll"
     assert path("CountPoll") == ["CountPoll", "WithinTimeLimit?"]
     assert states["WithinTimeLimit?"]["Choices"] == [{
@@ -225,7 +230,8 @@ def test_states_run_in_order_and_failures_after_the_start_stop_the_application(m
     assert states["Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     # prepare refusing: nothing started, fail at once; everything after the start: stop first
     assert [c["Next"] for c in states["Prepare"]["Catch"]] == ["Refused"]
-    for name in ("FindSuccess", "ApplicationStatus", "StopApplication", "LoadFiles", "Commit"):
+    for name in ("FindSuccess", "ApplicationStatus", "StopApplication", "LoadPhase1", "CommitPhase1",
+                 "LoadPhase2", "CommitPhase2"):
         assert states[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                                           "Next": "StopAfterFailure"}], name
     assert states["StopAfterFailure"]["Catch"][0]["Next"] == "Failed"
@@ -241,21 +247,25 @@ def test_the_aws_calls_name_the_rebuild_application_and_bucket_only(machine):
     assert states["FindSuccess"]["Resource"].endswith(":states:::aws-sdk:s3:listObjectsV2")
     assert states["FindSuccess"]["Parameters"] == {
         "Bucket": "<RebuildBucket>", "Prefix.$": "$.run.success_key", "MaxKeys": 1}
-    load = states["LoadFiles"]
-    assert load["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
-    assert load["ItemReader"]["Resource"].endswith(":states:::s3:listObjectsV2")
-    assert load["ItemReader"]["Parameters"] == {"Bucket": "<RebuildBucket>", "Prefix.$": "$.run.rows_prefix"}
-    assert load["ItemSelector"] == {"bucket": "<RebuildBucket>", "key.$": "$$.Map.Item.Value.Key",
-                                    "generation.$": "$.run.generation", "start_ms.$": "$.run.start_ms",
-                                    "end_ms.$": "$.run.end_ms"}
-    assert load["MaxConcurrency"] == 20 and load["ResultPath"] is None
-    [inner] = load["ItemProcessor"]["States"].values()
-    assert inner["Resource"] == "<RebuildLoadFileFunction.Arn>"
-    assert {"RuntimeError", "ClientError", "Sandbox.Timedout"} <= {
-        e for r in inner["Retry"] for e in r["ErrorEquals"]}
-    assert states["Commit"]["Resource"] == "<RebuildCommitFunction.Arn>"
-    assert states["Commit"]["Parameters"] == {"generation.$": "$.run.generation",
-                                              "start_ms.$": "$.run.start_ms", "end_ms.$": "$.run.end_ms"}
+    for phase in (1, 2):
+        load = states[f"LoadPhase{phase}"]
+        assert load["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+        assert load["ItemReader"]["Resource"].endswith(":states:::s3:listObjectsV2")
+        assert load["ItemReader"]["Parameters"] == {"Bucket": "<RebuildBucket>",
+                                                    "Prefix.$": f"$.run.phase{phase}_prefix"}
+        assert load["ItemSelector"] == {"bucket": "<RebuildBucket>", "key.$": "$$.Map.Item.Value.Key",
+                                        "generation.$": "$.run.generation", "start_ms.$": "$.run.start_ms",
+                                        "end_ms.$": "$.run.end_ms"}
+        assert load["MaxConcurrency"] == schema.default("rebuild_load_concurrency") == 20
+        assert load["ResultPath"] is None
+        [inner] = load["ItemProcessor"]["States"].values()
+        assert inner["Resource"] == "<RebuildLoadFileFunction.Arn>"
+        assert {"RuntimeError", "ClientError", "Sandbox.Timedout"} <= {
+            e for r in inner["Retry"] for e in r["ErrorEquals"]}
+        commit = states[f"CommitPhase{phase}"]
+        assert commit["Resource"] == "<RebuildCommitFunction.Arn>"
+        assert commit["Parameters"] == {"generation.$": "$.run.generation",
+                                        "start_ms.$": "$.run.start_ms", "end_ms.$": "$.run.end_ms"}
     assert states["Prepare"]["Resource"] == "<RebuildPrepareFunction.Arn>"
 
 

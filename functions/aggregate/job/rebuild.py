@@ -137,7 +137,7 @@ def plan(t_env, s: JobSettings, r: RebuildRange, clicks_path: str, events_path: 
         t_env.execute_sql(statement)
     t_env.execute_sql(sql.rebuild_output_view(r.start_ms, r.end_ms))
     t_env.execute_sql(sql.rebuild_sink_ddl(out_path))
-    return sql.insert_dml("rebuild_out", sql.REBUILD_OUTPUT_VIEW)
+    return sql.rebuild_insert_dml()
 
 
 def run(s: JobSettings, r: RebuildRange, archive_root: str, out_path: str, *,
@@ -166,10 +166,16 @@ def parse_time(value: str) -> int:
 
 # --- one run on Managed Flink: the property group `rebuild` ------------------------------------
 REBUILD_GROUP = "rebuild"  # next to the job's `clickagg` group; written per run by `prepare`
-ROWS_DIR = "rows/"  # the rows: <out>rows/part-*  (the load lists this prefix)
+ROWS_DIR = "rows/"  # the rows: <out>rows/phase=<p>/part-*  (the load lists each phase's prefix)
+PHASES = (int(sql.REBUILD_FIRST), int(sql.REBUILD_LATER))  # load order (sql.REBUILD_PHASE_COLUMN)
 SUCCESS_NAME = "_SUCCESS"  # <out>_SUCCESS, written after the job finished
 IDLE_GENERATION = 0  # the group's value before any run: the application has nothing to do
 _URI = re.compile(r"^(s3|file)://[^\s]+$")
+
+
+def phase_dir(phase: int) -> str:
+    """The directory of a load phase's rows under ROWS_DIR (the sink's partition directory)."""
+    return f"{sql.REBUILD_PHASE_COLUMN}={phase}/"
 
 
 class RunPropertyError(ValueError):

@@ -897,12 +897,38 @@ WHERE bucket_start >= {int(start_ms)} AND bucket_start + {size} <= {int(end_ms)}
 
 
 REBUILD_FILE_SIZE = "128MB"  # Flink's default, pinned: on AWS one Lambda loads one file (15 min)
+REBUILD_SINK_TABLE = "rebuild_out"
+# The load's two phases (docs/rebuild.md "Load phases"), one directory each under the rows:
+# `phase=1/` every leaderboard entry and late counter and the 1h and 1d series (few items: a day
+# at 1M active ads ~30M), loaded and committed first, so a rebuilt day is visible at hour and day
+# resolution and in every top-K within the recompute target; `phase=2/` the series of 1m and 5m
+# buckets, the budget lane's 1m spend included (~98 % of that day's items), loaded after.
+REBUILD_PHASE_COLUMN = "phase"
+REBUILD_FIRST, REBUILD_LATER = "1", "2"
+REBUILD_LATER_KINDS = ("agg", "campaign", "advertiser", "spend")  # the series (not top, late)
+REBUILD_LATER_RESOLUTIONS = ("1m", "5m")
 
 
-def rebuild_sink_ddl(path: str, table: str = "rebuild_out") -> str:
-    """The rebuild's final rows as JSON lines (the serving loader reads them:
-    serving.rebuild.loader; on AWS one file per load_file Lambda: serving.rebuild.handlers)."""
+def rebuild_phase_expr() -> str:
+    """The phase of an output row (REBUILD_LATER_*'s rule as SQL)."""
+    kinds = ", ".join(q(k) for k in REBUILD_LATER_KINDS)
+    resolutions = ", ".join(q(r) for r in REBUILD_LATER_RESOLUTIONS)
+    return (f"CASE WHEN `kind` IN ({kinds}) AND `resolution` IN ({resolutions}) "
+            f"THEN {q(REBUILD_LATER)} ELSE {q(REBUILD_FIRST)} END")
+
+
+def rebuild_sink_ddl(path: str, table: str = REBUILD_SINK_TABLE) -> str:
+    """The rebuild's final rows as JSON lines under `<path>phase=<1|2>/` (the serving loader
+    reads them: serving.rebuild.loader; on AWS one file per load_file Lambda:
+    serving.rebuild.handlers). The phase is the directory, not a field of the rows."""
     cols = ",\n  ".join(f"`{n}` {t}" for n, t, _ in OUTPUT_COLUMNS)
     opts = {"connector": "filesystem", "path": path, "format": "json",
             "sink.rolling-policy.file-size": REBUILD_FILE_SIZE}
-    return f"CREATE TEMPORARY TABLE `{table}` (\n  {cols}\n) WITH (\n  {_with(opts)}\n)"
+    return (f"CREATE TEMPORARY TABLE `{table}` (\n  {cols},\n  `{REBUILD_PHASE_COLUMN}` STRING\n)"
+            f" PARTITIONED BY (`{REBUILD_PHASE_COLUMN}`) WITH (\n  {_with(opts)}\n)")
+
+
+def rebuild_insert_dml(table: str = REBUILD_SINK_TABLE) -> str:
+    cols = ", ".join(f"`{c}`" for c in OUTPUT_COLUMN_NAMES)
+    return (f"INSERT INTO `{table}` ({cols}, `{REBUILD_PHASE_COLUMN}`)\n"
+            f"SELECT {cols}, {rebuild_phase_expr()} FROM {REBUILD_OUTPUT_VIEW}")

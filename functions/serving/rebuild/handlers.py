@@ -7,7 +7,8 @@
     load_file  one output file of the job -> RebuildLoader.apply_rows under the generation;
                its counts recorded per file (META#rebuild / load#<generation>#<key>)
     commit     the per-file counts summed, then RebuildLoader.commit: markers, late sweep,
-               run record
+               run record; called after each load phase (the markers make phase 1's
+               leaderboards visible; the second call only updates the run record's counts)
 
 Errors the state machine sees by name: RebuildRefused (a request it must not run: the range is
 not final, the application is busy, the input is invalid), anything else is a failure to retry
@@ -30,8 +31,8 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from botocore.config import Config
 
-from aggregate.job.rebuild import (REBUILD_GROUP, RebuildError, RebuildRun, parse_time,
-                                   rebuild_range)
+from aggregate.job.rebuild import (PHASES, REBUILD_GROUP, ROWS_DIR, SUCCESS_NAME, RebuildError,
+                                   RebuildRun, parse_time, phase_dir, rebuild_range)
 from aggregate.job.settings import PROPERTY_GROUP, JobSettings
 from common import schema
 from common.config import RebuildSettings, ReconcileSettings, ServingSettings
@@ -176,8 +177,9 @@ def prepare(event, context) -> dict:
     logger.info("rebuild started", generation=generation, range=r.describe())
     prefix = out_prefix(generation)
     return {"generation": generation, "start_ms": r.start_ms, "end_ms": r.end_ms,
-            "out_bucket": bucket, "out_prefix": prefix, "rows_prefix": prefix + "rows/",
-            "success_key": prefix + "_SUCCESS"}
+            "out_bucket": bucket, "out_prefix": prefix, "rows_prefix": prefix + ROWS_DIR,
+            **{f"phase{p}_prefix": prefix + ROWS_DIR + phase_dir(p) for p in PHASES},
+            "success_key": prefix + SUCCESS_NAME}
 
 
 def _run_of(event: dict) -> tuple[int, int, int]:
