@@ -52,10 +52,18 @@ def account_checks(x: Inputs, pb: PriceBook, p: Plan) -> list[str]:
                    if c.key == "budget_api"), 0.0)
     lambda_need += math.ceil(budget)
     usable = pb.quota("lambda_concurrency") - pb.quota("lambda_unreserved_min")
+    load = p.component("rebuild").context.get("rebuild_load_concurrency", 0)  # while one loads
     if lambda_need > usable:
-        out.append(f"QUOTA: ingest reserved + sink + budget peak concurrency = {lambda_need:,} > "
-                   f"{usable:,.0f} usable of the default {pb.quota('lambda_concurrency'):,.0f} "
-                   f"concurrent executions: raise 'Concurrent executions'.")
+        during = f" ({lambda_need + load:,} while a rebuild loads)" if load else ""
+        out.append(f"QUOTA: ingest reserved + sink + budget peak concurrency = {lambda_need:,}"
+                   f"{during} > {usable:,.0f} usable of the default "
+                   f"{pb.quota('lambda_concurrency'):,.0f} concurrent executions: raise "
+                   f"'Concurrent executions'.")
+    elif lambda_need + load > usable:
+        out.append(f"QUOTA: while a rebuild loads, its {load:,} load Lambdas + the stream's "
+                   f"{lambda_need:,} = {lambda_need + load:,} > {usable:,.0f} usable concurrent "
+                   f"executions: raise 'Concurrent executions' or lower "
+                   f"rebuild_load_concurrency (a slower load).")
     shards = sum(p.component(k).metric("provisioned shards")
                  for k in ("clicks_stream", "events_stream", "aggregates_stream")
                  if p.component(k).mode == "provisioned")

@@ -146,10 +146,6 @@ def component(x: Inputs, pb: PriceBook, serving: Component) -> Component:
                               f"{REBUILD_TARGET_S / 60:.0f} min target: its phase 1 "
                               f"({first:,.0f} items) takes {first_s / 60:,.0f} min at "
                               f"{first_rate:,.0f} writes/s; {fix}.")
-        if concurrency > pb.quota("lambda_concurrency") - pb.quota("lambda_unreserved_min"):
-            c.warnings.append(f"QUOTA: the load runs {concurrency:,} Lambdas at once: raise "
-                              f"'Concurrent executions' (default {pb.quota('lambda_concurrency'):,.0f}"
-                              f") or accept a slower load.")
         c.notes.append(f"Load: one conditional write per item at an assumed "
                        f"{REBUILD_LOAD_WRITES_PER_LAMBDA_S:,} writes/s per Lambda (unmeasured), "
                        f"using the table's headroom over the stream's average: phase 1 within "

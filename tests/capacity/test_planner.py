@@ -592,3 +592,23 @@ def test_freshness_slots_keep_the_busiest_slot_under_half_a_partition(rate, peak
     assert (busiest > 500) == (needed > 100) == bool([w for w in sink.warnings if "freshness" in w])
     assert (busiest > 500) == (peak == 500_000)
 
+
+
+def test_the_account_concurrency_check_counts_a_rebuilds_load_lambdas():
+    """While a rebuild loads, its rebuild_load_concurrency Lambdas run beside the stream's:
+    14,000 clicks/s (peak 4x) fits the 900 usable executions without them, not with them; at
+    the seed the stream alone is over and the message gives the figure with the load."""
+    def need(p):
+        ingest = p.component("ingest_lambda").metric("reserved concurrency")
+        sink = math.ceil(p.component("sink_lambda").metric("concurrency needed at peak") * 1.5)
+        return ingest + sink + math.ceil(p.component("budget_api").metric("budget Lambda concurrency peak"))
+
+    p = plan(14_000, 56_000, impressions_per_click=0, conversions_per_click=0)
+    load = p.component("rebuild").context["rebuild_load_concurrency"]
+    assert need(p) <= 900 < need(p) + load
+    [w] = [w for w in p.account_warnings if "concurrent executions" in w]
+    assert f"its {load:,} load Lambdas + the stream's {need(p):,} = {need(p) + load:,} > 900" in w
+    seed = plan(99_537, 500_000, impressions_per_click=0, conversions_per_click=0)
+    load = seed.component("rebuild").context["rebuild_load_concurrency"]
+    [w] = [w for w in seed.account_warnings if "concurrent executions" in w]
+    assert f"= {need(seed):,} ({need(seed) + load:,} while a rebuild loads) > 900" in w
