@@ -20,7 +20,9 @@ Start-up is excluded by subtracting an EMPTY run of the same job (same SQL over 
 planning, submission, task deployment, teardown): wall_net = wall(job) - wall(empty),
 cpu_net = cpu(job) - cpu(empty), where cpu = user+sys of the gateway JVM (which hosts the
 MiniCluster) plus this Python process, from /proc. Rows per CPU-second = rows / cpu_net;
-wall rows/s = rows / wall_net. Checkpointing is off (a bounded run has nothing to recover).
+wall rows/s = rows / wall_net. gc_cpu_s / jit_cpu_s: the part of cpu_net spent by the JVM's
+garbage-collector and JIT-compiler threads (per-thread /proc figures; a profile's execution
+samples do not see them). Checkpointing is off (a bounded run has nothing to recover).
 """
 from __future__ import annotations
 
@@ -148,6 +150,34 @@ def cpu_seconds(jvm_pid: int) -> float:
     return jvm + me.user + me.system
 
 
+# The gateway JVM's own long-lived threads by what they do (/proc thread names, 15 chars): the
+# garbage collector's (G1: parallel workers, concurrent marking, refinement, the VM thread that
+# runs the pauses) and the JIT compilers'. Flink's task threads end with their job, so their CPU
+# is the process's minus these.
+THREAD_GROUPS = (("gc", ("GC Thread", "G1 ", "VM Thread")), ("jit", ("C1 Compiler", "C2 Compiler")))
+
+
+def thread_group(name: str) -> str | None:
+    """The group of a JVM thread name (THREAD_GROUPS), None for any other thread (pure)."""
+    return next((g for g, prefixes in THREAD_GROUPS if name.startswith(prefixes)), None)
+
+
+def thread_cpu_seconds(jvm_pid: int) -> dict[str, float]:
+    """CPU seconds (user + sys) of the JVM's live threads per THREAD_GROUPS group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {g: 0.0 for g, _ in THREAD_GROUPS}
+    for task in Path(f"/proc/{jvm_pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 1:].split()
+        group = thread_group(name)
+        if group:
+            out[group] += (int(rest[11]) + int(rest[12])) / tick
+    return out
+
+
 # Heap state (the MiniCluster's default) or RocksDB, what Managed Flink runs (no checkpoints in
 # either: a bounded run has nothing to recover, so RocksDB's figure is its state access alone)
 STATE_BACKENDS = {"hashmap": {"state.backend.type": "hashmap"},
@@ -156,8 +186,9 @@ STATE_BACKENDS = {"hashmap": {"state.backend.type": "hashmap"},
 
 def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list,
             events_dir: Path | None = None, profile: Path | None = None,
-            state_backend: str = "hashmap") -> tuple[float, float]:
-    """Build a fresh environment, run the job to completion; returns (wall s, cpu s). With
+            state_backend: str = "hashmap") -> tuple[float, float, dict[str, float]]:
+    """Build a fresh environment, run the job to completion; returns (wall s, cpu s, cpu s per
+    THREAD_GROUPS group). With
     `profile`, a Java Flight Recorder recording of the run is written there (bench/jfr_operators.py
     reads it)."""
     from aggregate.job.main import connector_jar_uri
@@ -171,7 +202,7 @@ def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list
 
         jvm_pid_box.append(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
     source = file_source_ddl(settings, input_dir)
-    cpu0, wall0 = cpu_seconds(jvm_pid_box[0]), time.monotonic()
+    cpu0, wall0, threads0 = cpu_seconds(jvm_pid_box[0]), time.monotonic(), thread_cpu_seconds(jvm_pid_box[0])
     if mode == "passthrough":
         for k, v in sql.stage1_options(settings).items():
             t_env.get_config().set(k, v)
@@ -191,7 +222,9 @@ def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list
     result.wait()
     if recording is not None:
         _dump_recording(recording, profile)
-    return time.monotonic() - wall0, cpu_seconds(jvm_pid_box[0]) - cpu0
+    threads = thread_cpu_seconds(jvm_pid_box[0])
+    return (time.monotonic() - wall0, cpu_seconds(jvm_pid_box[0]) - cpu0,
+            {g: threads[g] - threads0[g] for g in threads})
 
 
 def _start_recording():
@@ -288,11 +321,11 @@ def main() -> None:
         backend = args.state_backend
         run_job(settings_for(empty, mode), empty, job_mode, pid,  # warm-up (JIT, class loading)
                 empty if events else None, state_backend=backend)
-        base_wall, base_cpu = run_job(settings_for(empty, mode), empty, job_mode, pid,
-                                      empty if events else None, state_backend=backend)
+        base_wall, base_cpu, base_threads = run_job(settings_for(empty, mode), empty, job_mode, pid,
+                                                    empty if events else None, state_backend=backend)
         recording = args.profile / f"{mode}.jfr" if args.profile else None
-        wall, cpu = run_job(settings_for(data, mode), data, job_mode, pid, data if events else None,
-                            profile=recording, state_backend=backend)
+        wall, cpu, threads = run_job(settings_for(data, mode), data, job_mode, pid,
+                                     data if events else None, profile=recording, state_backend=backend)
         net_wall, net_cpu = wall - base_wall, cpu - base_cpu
         rows = args.rows + (event_rows if events else 0)
         results[mode] = {
@@ -302,6 +335,8 @@ def main() -> None:
             # None when the run is within the empty run's noise (tiny --smoke inputs)
             "wall_rows_per_s": round(rows / net_wall) if net_wall > 0 else None,
             "rows_per_cpu_s": round(rows / net_cpu) if net_cpu > 0 else None,
+            # of cpu_s net of the empty run: the garbage collector's and the JIT's threads
+            **{f"{g}_cpu_s": round(threads[g] - base_threads[g], 1) for g in threads},
         }
         print(f"{mode:12s} {json.dumps(results[mode])}", flush=True)
         if recording:

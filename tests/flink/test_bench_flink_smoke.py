@@ -31,6 +31,9 @@ def test_bench_flink_smoke_prints_both_modes_and_the_ratio(tmp_path):
     assert set(modes) == {"passthrough", "pipeline", "pipeline_no_ivt", "pipeline_events"}
     for figures in modes.values():
         assert figures["cpu_s"] >= figures["empty_cpu_s"] >= 0
+        # the JVM's collector and compilers worked during the run (net of the empty run: a
+        # little noise either way at 20k rows), and within the process's own CPU
+        assert abs(figures["gc_cpu_s"]) + abs(figures["jit_cpu_s"]) <= figures["cpu_s"]
     assert {m: f["rows"] for m, f in modes.items() if m != "pipeline_events"} == dict.fromkeys(
         ("passthrough", "pipeline", "pipeline_no_ivt"), 20_000)
     events = modes["pipeline_events"]  # --smoke: 2 impressions per click, 1% resent, 2% conversions
@@ -51,3 +54,17 @@ def test_bench_flink_smoke_one_mode_rocksdb_with_a_profile(tmp_path):
     assert profile["samples"] > 0 and abs(sum(profile["by_operator"].values()) - 100) < 1, profile
     assert [p.name for p in (tmp_path / "jfr").iterdir()] == ["passthrough.jfr"]
     assert not any(name.startswith("ratio_") for name in ratio) and ratio["state_backend"] == "rocksdb"
+
+
+def test_thread_groups_by_the_names_the_jdk_gives_its_threads():
+    """The names /proc shows for JDK 17's G1 and JIT threads (15 characters at most)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_flink", harness.REPO / "bench" / "flink.py")
+    flink_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flink_bench)
+    names = {"GC Thread#0": "gc", "G1 Main Marker": "gc", "G1 Conc#0": "gc", "G1 Refine#0": "gc",
+             "G1 Service": "gc", "VM Thread": "gc", "C2 CompilerThre": "jit",
+             "C1 CompilerThre": "jit", "Source: clicks[": None, "GroupAggregate[": None,
+             "main": None, "Flink Netty Ser": None}
+    assert {n: flink_bench.thread_group(n) for n in names} == names
