@@ -41,7 +41,7 @@ def top10(api: str, start: int, end: int) -> list[tuple[str, int]]:
 
 def damage(table: str, start: int, end: int) -> str:
     """Wrong count, lost bucket, ghost leaderboard entry; returns what was done."""
-    from serving.keys import series_key, top_key
+    from serving.keys import RANK_ATTR, rank_key, series_key, top_key
 
     ddb = boto3.client("dynamodb")
     minutes = sorted(b for b in read_series(table, HOT_AD, "1m") if start <= b < end)
@@ -51,8 +51,10 @@ def damage(table: str, start: int, end: int) -> str:
                     ExpressionAttributeValues={":c": {"N": "99999"}})
     ddb.delete_item(TableName=table, Key={k: {"S": v} for k, v in series_key(HOT_AD, "1m", lost).items()})
     ghost = top_key("1m", wrong, GHOST)
+    # with its rank key, as the sink writes entries: top-K reads boards through the rank index
     ddb.put_item(TableName=table, Item={"pk": {"S": ghost["pk"]}, "sk": {"S": ghost["sk"]},
-                                        "v": {"N": "1"}, "c": {"N": "99999"}, "b": {"N": "99999"}})
+                                        "v": {"N": "1"}, "c": {"N": "99999"}, "b": {"N": "99999"},
+                                        RANK_ATTR: {"S": rank_key(99999)}})
     return f"{HOT_AD} minute {wrong} set to 99999 clicks, minute {lost} deleted, {GHOST} put on top of minute {wrong}'s board"
 
 

@@ -1,0 +1,46 @@
+"""The demo's rebuild section damages the serving table and first checks that the query API
+answers wrong (local/demo_rebuild.py). That check must stay true of the read path: top-K reads
+leaderboards through the rank index, so a damage that writes an entry without its rank key is
+invisible and the demo's check fails (it did, after the index came in). Here, in-process moto:
+a minute's board as the sink writes it, the demo's own `damage`, and the query API's top-10."""
+from __future__ import annotations
+
+import boto3
+
+import local.demo_rebuild as demo
+from aggregate.changes import AGG, TOP, Change
+from common.config import AggregationSettings
+from local.resources import create_serving_table
+from query.service import QueryService
+from serving.read.dynamodb import DynamoDBQueryStore
+from serving.write.dynamodb import DynamoDBServingStore
+
+B = 1_796_639_640_000  # a minute
+BOARD = [("ad-0000", 30), ("ad-0001", 20), ("ad-0002", 10)]
+
+
+def test_the_demos_damage_puts_the_ghost_on_top_of_the_query_apis_answer(aws, monkeypatch):
+    from local.moto_index import install
+
+    install()  # moto: an index Query walks its partition (as the bench and query tests do)
+    ddb = boto3.client("dynamodb")
+    create_serving_table(ddb, "t")
+    rows = []
+    for ad, clicks in BOARD:
+        for b in (B, B + 60_000):
+            row = {"kind": AGG, "ad_id": ad, "campaign_id": "c", "advertiser_id": "v", "resolution": "1m",
+                   "bucket_start": b, "version": 1, "clicks": clicks, "billable_clicks": clicks,
+                   "cost_micros": clicks, "billable_cost_micros": clicks}
+            rows += [Change(AGG, True, row), Change(TOP, True, {**row, "kind": TOP})]
+    assert DynamoDBServingStore(ddb, "t").apply_many(rows) == [None] * len(rows)
+    service = QueryService(DynamoDBQueryStore(ddb, "t", 1000), AggregationSettings(),
+                           clock_ms=lambda: B + 3_600_000)
+
+    def top() -> list[tuple[str, int]]:
+        answer = service.top({"from": str(B), "to": str(B + 120_000), "k": "10"})
+        return [(i["ad_id"], i["total"]) for i in answer["items"]]
+
+    assert top() == [("ad-0000", 60), ("ad-0001", 40), ("ad-0002", 20)]
+    monkeypatch.setattr(demo, "read_series", lambda table, ad, res: {B: 30, B + 60_000: 30})
+    demo.damage("t", B, B + 120_000)
+    assert top()[0] == (demo.GHOST, 99_999)
