@@ -63,11 +63,7 @@ def output_rows_by_phase(x: Inputs) -> tuple[float, float]:
     return first, later
 
 
-def output_rows_per_day(x: Inputs) -> float:
-    return sum(output_rows_by_phase(x))
-
-
-def load_rate(x: Inputs, serving: Component, pb: PriceBook) -> float:
+def load_rate(serving: Component, pb: PriceBook) -> float:
     """Writes/s the load may add to the serving table's: what the table already takes (its
     default quota, or the stream's peak it is sized and its quota raised for) minus the
     stream's average: a rebuild runs outside the stream's peak and needs no quota of its own."""
@@ -94,7 +90,7 @@ def component(x: Inputs, pb: PriceBook, serving: Component) -> Component:
     cpu_s = rows_read / REBUILD_ROWS_PER_CPU_S
     first, later = output_rows_by_phase(x)
     dynamodb = x.serving_store == "dynamodb"
-    headroom = load_rate(x, serving, pb) if dynamodb else 0.0
+    headroom = load_rate(serving, pb) if dynamodb else 0.0
     rate = max(headroom, REBUILD_LOAD_WRITES_PER_LAMBDA_S)  # none: one Lambda, against the stream
     concurrency = ceil_div(rate, REBUILD_LOAD_WRITES_PER_LAMBDA_S)
     first_rate = first_phase_rate(serving, rate) if dynamodb else rate
