@@ -244,7 +244,7 @@ def test_prepare_sets_the_rebuild_group_keeps_the_others_and_starts_without_snap
             "ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}}})
     out = handlers.prepare({"start": "2026-12-05", "end": "2026-12-06"}, CTX)
     assert out == {"generation": 1, "start_ms": D, "end_ms": D + DAY, "out_bucket": BUCKET,
-                   "out_prefix": "rebuild/gen=1/", "rows_prefix": "rebuild/gen=1/rows/",
+                   "out_prefix": "rebuild/gen=1/",
                    "phase1_prefix": "rebuild/gen=1/rows/phase=1/",
                    "phase2_prefix": "rebuild/gen=1/rows/phase=2/",
                    "success_key": "rebuild/gen=1/_SUCCESS"}

@@ -7,8 +7,9 @@
     load_file  one output file of the job -> RebuildLoader.apply_rows under the generation;
                its counts recorded per file (META#rebuild / load#<generation>#<key>)
     commit     the per-file counts summed, then RebuildLoader.commit: markers, late sweep,
-               run record; called after each load phase (the markers make phase 1's
-               leaderboards visible; the second call only updates the run record's counts)
+               run record; called after each load phase (phase 1's markers make its
+               leaderboards visible; after phase 2 each marker is refused as already there,
+               the sweep finds nothing, and the run record gets the final counts)
 
 Errors the state machine sees by name: RebuildRefused (a request it must not run: the range is
 not final, the application is busy, the input is invalid), anything else is a failure to retry
@@ -177,7 +178,7 @@ def prepare(event, context) -> dict:
     logger.info("rebuild started", generation=generation, range=r.describe())
     prefix = out_prefix(generation)
     return {"generation": generation, "start_ms": r.start_ms, "end_ms": r.end_ms,
-            "out_bucket": bucket, "out_prefix": prefix, "rows_prefix": prefix + ROWS_DIR,
+            "out_bucket": bucket, "out_prefix": prefix,
             **{f"phase{p}_prefix": prefix + ROWS_DIR + phase_dir(p) for p in PHASES},
             "success_key": prefix + SUCCESS_NAME}
 
