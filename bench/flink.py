@@ -141,11 +141,15 @@ def generate_events(path_dir: Path, rows: int, per_click: int, seed: int = 2) ->
     return n
 
 
+def stat_cpu_seconds(stat: str) -> float:
+    """utime + stime of a /proc/<pid>/stat (or task stat) line, in seconds (pure)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(jvm_pid: int) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
     with open(f"/proc/{jvm_pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    jvm = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        jvm = stat_cpu_seconds(f.read())
     me = os.times()
     return jvm + me.user + me.system
 
@@ -164,17 +168,15 @@ def thread_group(name: str) -> str | None:
 
 def thread_cpu_seconds(jvm_pid: int) -> dict[str, float]:
     """CPU seconds (user + sys) of the JVM's live threads per THREAD_GROUPS group."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {g: 0.0 for g, _ in THREAD_GROUPS}
     for task in Path(f"/proc/{jvm_pid}/task").iterdir():
         try:
             text = (task / "stat").read_text()
         except OSError:
             continue  # the thread ended meanwhile
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 1:].split()
-        group = thread_group(name)
+        group = thread_group(text[text.index("(") + 1:text.rindex(")")])
         if group:
-            out[group] += (int(rest[11]) + int(rest[12])) / tick
+            out[group] += stat_cpu_seconds(text)
     return out
 
 
