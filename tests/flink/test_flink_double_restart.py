@@ -19,7 +19,9 @@ def test_two_crashes_back_to_back_count_every_click_once(tmp_path, kinesis):
     expected = datagen.oracle(sc)
     rig = harness.RunnerRig(tmp_path, kinesis)
     m = harness.Materialized()
-    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches, 1.5), daemon=True)
+    rest = threading.Event()  # the last third of the clicks waits for the second crash
+    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches, 1.5),
+                                 kwargs={"hold": (2 * len(sc.batches) // 3, rest)}, daemon=True)
     proc, offset = rig.start(fresh=True)
     try:
         # run 1: a completed checkpoint, then a crash while the publishing goes on
@@ -43,6 +45,7 @@ def test_two_crashes_back_to_back_count_every_click_once(tmp_path, kinesis):
 
         # run 3: restores the same checkpoint again; the publishing completes
         proc, offset = rig.start(fresh=False)
+        rest.set()
         publisher.join(180)
         problems = harness.apply_until_converged(proc, rig.tail, m, expected, 180,
                                                  compare=harness.diff_either_way)

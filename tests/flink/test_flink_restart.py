@@ -20,7 +20,9 @@ def test_crash_restore_counts_every_click_once(tmp_path, kinesis):
     rig = harness.RunnerRig(tmp_path, kinesis)
     m = harness.Materialized()
     proc, offset = rig.start(fresh=True)
-    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches, 1.0), daemon=True)
+    rest = threading.Event()  # the second half of the clicks waits for the crash
+    publisher = threading.Thread(target=harness.publish_paced, args=(rig, sc.batches, 1.0),
+                                 kwargs={"hold": (len(sc.batches) // 2, rest)}, daemon=True)
     try:
         assert rig.wait_submitted(proc, offset), rig.log()[-3000:]
         publisher.start()
@@ -33,9 +35,10 @@ def test_crash_restore_counts_every_click_once(tmp_path, kinesis):
             time.sleep(0.5)
         before = m.records
         rig.crash(proc)
-        crashed_mid_stream = publisher.is_alive()  # clicks still arriving: records in flight
+        crashed_mid_stream = publisher.is_alive()  # clicks still to come: records in flight
 
         proc, offset = rig.start(fresh=False)
+        rest.set()
         publisher.join(180)
         problems = harness.apply_until_converged(proc, rig.tail, m, expected, 180,
                                                  compare=harness.diff_either_way)
