@@ -4,8 +4,9 @@
     run(...)            plan + execute the batch job; final rows as JSON lines under `out_path`
 
 The output rows have OUTPUT_COLUMNS (the stream's changelog row) with `version` = the row's
-final COUNT(*), as the stream's last emission of that key; aggregate.rebuild_load writes them to
-the serving table under a rebuild generation so they supersede what the stream wrote.
+final sum of version weights (sql.VERSION_WEIGHT), as the stream's last emission of that key;
+aggregate.rebuild_load writes them to the serving table under a rebuild generation so they
+supersede what the stream wrote.
 
 Runs wherever PyFlink runs with the job jar (flink-parquet + shaded Hadoop, pom.xml): locally a
 MiniCluster over files the driver copied from the archive (local/rebuild.py); on a Flink cluster

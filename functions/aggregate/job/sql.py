@@ -501,14 +501,27 @@ SELECT *, {_bucket('event_time', bb_ms)} AS burst_start FROM `{classified}`""")
 SELECT *, {expr} AS {column} FROM {source}""")
         source = f"clicks_ivt_{column}"
     invalid = "is_bot OR is_fast OR n_imp > 1"
-    suspect = f"is_dc OR n_user > 1 OR (ip IS NOT NULL AND n_burst > {n})"
+    other_suspect = "is_dc OR n_user > 1"
+    burst = f"ip IS NOT NULL AND n_burst > {n}"
     views.append(f"""CREATE TEMPORARY VIEW {VERDICTS_VIEW} AS
 SELECT click_id, ad_id, campaign_id, advertiser_id, event_time, cost_micros, on_time, wm_ms,
   ip, burst_start, n_burst,
-  CASE WHEN {invalid} THEN '{ivt.INVALID}' WHEN {suspect} THEN '{ivt.SUSPECT}'
-       ELSE '{ivt.VALID}' END AS verdict
+  CASE WHEN {invalid} THEN '{ivt.INVALID}' WHEN {other_suspect} OR ({burst}) THEN '{ivt.SUSPECT}'
+       ELSE '{ivt.VALID}' END AS verdict,
+  CASE WHEN {invalid} THEN {_ONE} WHEN {other_suspect} THEN {_ONE} WHEN {burst} THEN {_TWO}
+       ELSE {_ONE} END AS {VERSION_WEIGHT}
 FROM {source}""")
     return views
+
+
+# A counted row's share of its aggregates' `version` (SUM of it, not COUNT(*)): a click that an
+# IP burst makes suspect weighs 2 whichever way it gets there: on arrival after the burst's
+# (N+1)th click (one row, weight 2), or valid on arrival and corrected later (two rows of weight
+# 1). Arrival order decides the way, and it can change when a restored job re-reads its shards:
+# with COUNT(*) the same final counts then carried a version one lower than an earlier run's
+# row still missing the correction, which consumers (newest version wins) kept instead.
+VERSION_WEIGHT = "version_weight"
+_ONE, _TWO = "CAST(1 AS BIGINT)", "CAST(2 AS BIGINT)"
 
 
 def correction_view(s: JobSettings, verdicts: str = VERDICTS_VIEW) -> str:
@@ -561,7 +574,8 @@ def _counted_from(s: JobSettings) -> str:
 def counted_view(s: JobSettings, events: bool) -> str:
     """`counted`: one row per counted click (+1 under its arrival verdict), one per IVT
     correction (-1 valid, +1 suspect) and, with the events source, one per counted impression
-    and conversion. Every aggregate (per ad, campaign, advertiser and resolution) sums it."""
+    and conversion. Every aggregate (per ad, campaign, advertiser and resolution) sums it; its
+    `version` sums VERSION_WEIGHT."""
     b, z, n = "CAST(1 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS BIGINT)"
     parts = [f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {b} AS is_click,
@@ -570,17 +584,17 @@ def counted_view(s: JobSettings, events: bool) -> str:
   CASE WHEN verdict = '{ivt.INVALID}' THEN {b} END AS is_invalid,
   cost_micros AS click_cost,
   CASE WHEN verdict = '{ivt.VALID}' THEN cost_micros ELSE {z} END AS d_billable_cost,
-  {n} AS is_impression, {n} AS is_conversion, {z} AS conversion_value
+  {n} AS is_impression, {n} AS is_conversion, {z} AS conversion_value, {VERSION_WEIGHT}
 FROM `{VERDICTS_TABLE}` WHERE on_time{_counted_from(s)}""",
              f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
-  {n}, CAST(-1 AS BIGINT), {b}, {n}, {z}, -cost_micros, {n}, {n}, {z}
+  {n}, CAST(-1 AS BIGINT), {b}, {n}, {z}, -cost_micros, {n}, {n}, {z}, {_ONE}
 FROM `{CORRECTIONS_TABLE}` WHERE on_time{_counted_from(s)}"""]
     if events:
         parts.append(f"""SELECT ad_id, campaign_id, advertiser_id, event_time, wm_ms,
   {n}, {z}, {z}, {n}, {z}, {z},
   CASE WHEN event_type = {q(IMPRESSION)} THEN {b} END,
   CASE WHEN event_type = {q(CONVERSION)} THEN {b} END,
-  CASE WHEN event_type = {q(CONVERSION)} THEN value_micros ELSE {z} END
+  CASE WHEN event_type = {q(CONVERSION)} THEN value_micros ELSE {z} END, {_ONE}
 FROM `{EVENTS_CLASSIFIED_TABLE}` WHERE on_time{_counted_from(s)}""")
     return "CREATE TEMPORARY VIEW counted AS\n" + "\nUNION ALL\n".join(parts)
 
@@ -596,7 +610,7 @@ SELECT /*+ STATE_TTL('counted' = '{_agg_ttl_s(s, size_ms)} s') */
   {_bucket('event_time', size_ms)} AS bucket_start,
   {id_cols},
   {metrics},
-  COUNT(*) AS `version`,
+  SUM({VERSION_WEIGHT}) AS `version`,
   MAX(event_time) AS max_event_time,
   MAX(wm_ms) AS `watermark`
 FROM counted
@@ -721,11 +735,12 @@ def spend_views(s: JobSettings) -> list[str]:
     """The budget lane's spend over `counted` (which must exist): per campaign, the billable
     (valid) clicks and their cost with the IVT corrections subtracted: the rows of `counted`
     that move billable_clicks, so the lane equals the campaign rollups' billable columns, and
-    emits only when a campaign's spend changes. One GROUP BY per SPEND_RESOLUTIONS; the last
+    emits only when a campaign's spend changes (or a click arrives suspect of an IP burst: it
+    carries the version weight the correction would have, VERSION_WEIGHT). One GROUP BY per SPEND_RESOLUTIONS; the last
     view (SPEND_VIEW) has OUTPUT_COLUMNS."""
     views = [f"""CREATE TEMPORARY VIEW {SPENT_VIEW} AS
-SELECT campaign_id, advertiser_id, event_time, wm_ms, d_valid, d_billable_cost
-FROM counted WHERE d_valid <> 0 AND campaign_id IS NOT NULL"""]
+SELECT campaign_id, advertiser_id, event_time, wm_ms, d_valid, d_billable_cost, {VERSION_WEIGHT}
+FROM counted WHERE (d_valid <> 0 OR {VERSION_WEIGHT} > 1) AND campaign_id IS NOT NULL"""]
     for res in SPEND_RESOLUTIONS:
         size_ms = RESOLUTIONS[res]
         bucket = _bucket('event_time', size_ms)
@@ -734,7 +749,7 @@ SELECT /*+ STATE_TTL('{SPENT_VIEW}' = '{_agg_ttl_s(s, size_ms)} s') */
   {_row({"kind": "CAST('spend' AS STRING)", "resolution": f"CAST('{res}' AS STRING)",
          "bucket_start": bucket, "entity_id": "campaign_id", "campaign_id": "campaign_id",
          "advertiser_id": "MAX(advertiser_id)", "billable_clicks": "SUM(d_valid)",
-         "billable_cost_micros": "SUM(d_billable_cost)", "version": "COUNT(*)",
+         "billable_cost_micros": "SUM(d_billable_cost)", "version": f"SUM({VERSION_WEIGHT})",
          "max_event_time": "MAX(event_time)", "watermark": "MAX(wm_ms)"})}
 FROM {SPENT_VIEW}
 GROUP BY {bucket}, campaign_id""")
