@@ -184,11 +184,25 @@ def thread_cpu_seconds(jvm_pid: int) -> dict[str, float]:
 # either: a bounded run has nothing to recover, so RocksDB's figure is its state access alone)
 STATE_BACKENDS = {"hashmap": {"state.backend.type": "hashmap"},
                   "rocksdb": {"state.backend.type": "rocksdb"}}
+# RocksDB's block cache and write buffers are Flink managed memory, shared by the RocksDB
+# instances of a slot (one per stateful operator: ~20 here). A local MiniCluster defaults to
+# 128 MB in all (Flink's local-execution default), ~3 MB per instance at parallelism 2; a KPU
+# (1 vCPU, 4 GB, one slot) gets ~1.3 GB at Flink's default managed fraction 0.4. So the rocksdb
+# runs get that per slot (--managed-mb-per-slot; 0 = the local default, the earlier figure).
+KPU_MANAGED_MB_PER_SLOT = 1280
+
+
+def backend_options(state_backend: str, parallelism: int, managed_mb_per_slot: int) -> dict[str, str]:
+    opts = dict(STATE_BACKENDS[state_backend])
+    if state_backend == "rocksdb" and managed_mb_per_slot:
+        opts["taskmanager.memory.managed.size"] = f"{managed_mb_per_slot * parallelism}m"
+    return opts
 
 
 def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list,
             events_dir: Path | None = None, profile: Path | None = None,
-            state_backend: str = "hashmap") -> tuple[float, float, dict[str, float]]:
+            state_backend: str = "hashmap", managed_mb_per_slot: int = KPU_MANAGED_MB_PER_SLOT,
+            ) -> tuple[float, float, dict[str, float]]:
     """Build a fresh environment, run the job to completion; returns (wall s, cpu s, cpu s per
     THREAD_GROUPS group). With
     `profile`, a Java Flight Recorder recording of the run is written there (bench/jfr_operators.py
@@ -198,7 +212,8 @@ def run_job(settings: JobSettings, input_dir: Path, mode: str, jvm_pid_box: list
     # the jar: the IVT rules' Java functions (and the connector, unused with file sources)
     t_env = pipeline.create_table_env(settings, local=True,
                                       extra={"pipeline.jars": connector_jar_uri(),
-                                             **STATE_BACKENDS[state_backend]})
+                                             **backend_options(state_backend, settings.parallelism,
+                                                               managed_mb_per_slot)})
     if not jvm_pid_box:
         from pyflink.java_gateway import get_gateway
 
@@ -283,6 +298,9 @@ def main() -> None:
                          "printed when both its modes ran")
     ap.add_argument("--state-backend", choices=tuple(STATE_BACKENDS), default="hashmap",
                     help="the jobs' state backend (Managed Flink runs rocksdb)")
+    ap.add_argument("--managed-mb-per-slot", type=int, default=KPU_MANAGED_MB_PER_SLOT,
+                    help="rocksdb: Flink managed memory per slot, MB (0: the MiniCluster's "
+                         "local default, 128 MB in all)")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
                     help="record each mode's measured run with Java Flight Recorder into "
                          "DIR/<mode>.jfr and print where the CPU goes per operator")
@@ -320,14 +338,16 @@ def main() -> None:
     for mode in modes:
         job_mode = "passthrough" if mode == "passthrough" else "pipeline"
         events = mode == "pipeline_events"
-        backend = args.state_backend
+        backend, managed = args.state_backend, args.managed_mb_per_slot
         run_job(settings_for(empty, mode), empty, job_mode, pid,  # warm-up (JIT, class loading)
-                empty if events else None, state_backend=backend)
+                empty if events else None, state_backend=backend, managed_mb_per_slot=managed)
         base_wall, base_cpu, base_threads = run_job(settings_for(empty, mode), empty, job_mode, pid,
-                                                    empty if events else None, state_backend=backend)
+                                                    empty if events else None, state_backend=backend,
+                                                    managed_mb_per_slot=managed)
         recording = args.profile / f"{mode}.jfr" if args.profile else None
         wall, cpu, threads = run_job(settings_for(data, mode), data, job_mode, pid,
-                                     data if events else None, profile=recording, state_backend=backend)
+                                     data if events else None, profile=recording, state_backend=backend,
+                                     managed_mb_per_slot=managed)
         net_wall, net_cpu = wall - base_wall, cpu - base_cpu
         rows = args.rows + (event_rows if events else 0)
         results[mode] = {
@@ -362,6 +382,7 @@ def main() -> None:
            if x in results and y in results},
         "cores": os.cpu_count(), "parallelism": args.parallelism,
         "state_backend": args.state_backend,
+        **({"managed_mb_per_slot": args.managed_mb_per_slot} if args.state_backend == "rocksdb" else {}),
     }), flush=True)
 
 

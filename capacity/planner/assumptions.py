@@ -140,9 +140,12 @@ ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a buck
 AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
 
 # --- Managed Service for Apache Flink
-# STILL AN ASSUMPTION, to be replaced by the full job's RocksDB figure (issue 22):
+# STILL AN ASSUMPTION. The full job's RocksDB figure, measured 2026-12-07 (issue 22;
+# functions/aggregate/README-flink.md): 3,841 rows per CPU-second (200k clicks, 1,280 MB managed
+# memory per slot, 2 shared cores), i.e. this constant is 2.6x too optimistic; not yet applied
+# (the profiles, cdk.json's parallelism and their tests follow from it). Events not measured:
 #   .venv-flink/bin/python bench/flink.py --state-backend rocksdb --events 50   (rows per CPU-second)
-# Until then: shared field notes (PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
+# Before that: shared field notes (PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
 # rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core; bench/flink.py
 # 2026-12-06 (heap, 5M clicks): the full job 10.4k rows per CPU-second. On Managed Flink add
 # RocksDB state, the Kinesis source and checkpoints: 10,000 rows/s per KPU (1 vCPU). Input rows:

@@ -54,15 +54,30 @@ def test_bench_flink_smoke_one_mode_rocksdb_with_a_profile(tmp_path):
     assert profile["samples"] > 0 and abs(sum(profile["by_operator"].values()) - 100) < 1, profile
     assert [p.name for p in (tmp_path / "jfr").iterdir()] == ["passthrough.jfr"]
     assert not any(name.startswith("ratio_") for name in ratio) and ratio["state_backend"] == "rocksdb"
+    assert ratio["managed_mb_per_slot"] == 1280  # a KPU's managed memory, not the local 128 MB
+
+
+def bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_flink", harness.REPO / "bench" / "flink.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rocksdb_runs_get_a_kpus_managed_memory_per_slot():
+    """The MiniCluster's local default (128 MB in all) starves RocksDB ~30x (README-flink.md)."""
+    options = bench_module().backend_options
+    assert options("rocksdb", 2, 1280) == {"state.backend.type": "rocksdb",
+                                           "taskmanager.memory.managed.size": "2560m"}
+    assert options("rocksdb", 2, 0) == {"state.backend.type": "rocksdb"}
+    assert options("hashmap", 2, 1280) == {"state.backend.type": "hashmap"}
 
 
 def test_thread_groups_by_the_names_the_jdk_gives_its_threads():
     """The names /proc shows for JDK 17's G1 and JIT threads (15 characters at most)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_flink", harness.REPO / "bench" / "flink.py")
-    flink_bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(flink_bench)
+    flink_bench = bench_module()
     names = {"GC Thread#0": "gc", "G1 Main Marker": "gc", "G1 Conc#0": "gc", "G1 Refine#0": "gc",
              "G1 Service": "gc", "VM Thread": "gc", "C2 CompilerThre": "jit",
              "C1 CompilerThre": "jit", "Source: clicks[": None, "GroupAggregate[": None,
