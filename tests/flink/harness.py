@@ -197,6 +197,30 @@ def diff_either_way(m: Materialized, exp: Any, limit: int = 10) -> list[str]:
     return problems[:limit] + ([f"... {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
+# A local job's properties for tests that read files, not streams (the ARNs are never opened).
+FILE_JOB_PROPERTIES = {"environment": "local", "aws_region": "us-east-1", "parallelism": "1",
+                       "aws_endpoint": "http://127.0.0.1:1",
+                       "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/c",
+                       "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/a"}
+
+
+def file_source_env(rows: list[dict], tmp: Path, **props: str):
+    """(settings, table env) with the job's `clicks` table over `rows` written as one JSON-lines
+    file, read in file order (parallelism 1: arrival order = file order)."""
+    from aggregate.job import pipeline, sql
+    from aggregate.job.main import connector_jar_uri
+    from aggregate.job.settings import JobSettings
+
+    settings = JobSettings.from_properties({"clickagg": {**FILE_JOB_PROPERTIES, **props}})
+    (tmp / "in").mkdir()
+    (tmp / "in" / "clicks.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    t_env = pipeline.create_table_env(settings, local=True, extra={"pipeline.jars": connector_jar_uri()})
+    opts = {"connector": "filesystem", "path": (tmp / "in").as_uri(), **sql._JSON_OPTIONS}
+    cols = sql.source_columns(settings, watermark=sql.watermark_expression(settings))
+    t_env.execute_sql(f"CREATE TABLE `{sql.SOURCE_TABLE}` (\n  {cols}\n) WITH (\n  {sql._with(opts)}\n)")
+    return settings, t_env
+
+
 RESOLUTION_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 
 

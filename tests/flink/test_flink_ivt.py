@@ -9,37 +9,22 @@ from valid to suspect afterwards). Parallelism 1 and a file in (event_time, inge
 click_id) order make arrival order the reference's election order."""
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from aggregate.job import pipeline, sql
-from aggregate.job.main import connector_jar_uri
-from aggregate.job.settings import JobSettings
+import harness
+from aggregate.job import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ivt_cases  # noqa: E402
 from common import ivt  # noqa: E402
 
-BASE = {"environment": "local", "aws_region": "us-east-1", "parallelism": "1",
-        "aws_endpoint": "http://127.0.0.1:1",
-        "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/c",
-        "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/a"}
-
 
 def stream_verdicts(rows: list[dict], tmp_path: Path, **props: str) -> dict[str, str]:
-    settings = JobSettings.from_properties({"clickagg": {**BASE, **props}})
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "clicks.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    t_env = pipeline.create_table_env(settings, local=True,
-                                      extra={"pipeline.jars": connector_jar_uri()})
-    opts = {"connector": "filesystem", "path": (tmp_path / "in").as_uri(), **sql._JSON_OPTIONS}
-    cols = sql.source_columns(settings, watermark=sql.watermark_expression(settings))
-    t_env.execute_sql(f"CREATE TABLE `{sql.SOURCE_TABLE}` (\n  {cols}\n) WITH (\n  "
-                      f"{sql._with(opts)}\n)")
+    settings, t_env = harness.file_source_env(rows, tmp_path, **props)
     pipeline.build_output_in(t_env, settings)
     result = t_env.execute_sql("SELECT click_id, verdict, FALSE FROM clicks_ivt UNION ALL "
                                "SELECT click_id, 'suspect', TRUE FROM ivt_corrections")

@@ -10,21 +10,15 @@ verdicts, versions across the runs. With version = COUNT(*) the burst ad's rows 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from aggregate.job import pipeline, sql
-from aggregate.job.main import connector_jar_uri
-from aggregate.job.settings import JobSettings
+import harness
+from aggregate.job import pipeline
 
 T = 1_773_230_400_000  # 2026-03-11T12:00:00Z
 THRESHOLD = 10  # ivt_burst_threshold's default: the 11th click of an IP in a second bursts
-BASE = {"environment": "local", "aws_region": "us-east-1", "parallelism": "1",
-        "aws_endpoint": "http://127.0.0.1:1", "leaderboard_size": "3",
-        "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/c",
-        "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/a"}
 KEY = ("kind", "resolution", "bucket_start", "entity_id")
 COMPARED = ("clicks", "billable_clicks", "suspect_clicks", "billable_cost_micros", "version")
 
@@ -47,13 +41,7 @@ ORDERS = {"x_first": BURST + CLEAN,  # x arrives valid; the 11th click corrects 
 
 def final_rows(rows: list[dict], tmp_path: Path) -> tuple[dict, list[str]]:
     """{key: final row} of the output changelog, and the keys whose versions did not rise."""
-    settings = JobSettings.from_properties({"clickagg": BASE})
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "clicks.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    t_env = pipeline.create_table_env(settings, local=True, extra={"pipeline.jars": connector_jar_uri()})
-    opts = {"connector": "filesystem", "path": (tmp_path / "in").as_uri(), **sql._JSON_OPTIONS}
-    cols = sql.source_columns(settings, watermark=sql.watermark_expression(settings))
-    t_env.execute_sql(f"CREATE TABLE `{sql.SOURCE_TABLE}` (\n  {cols}\n) WITH (\n  {sql._with(opts)}\n)")
+    settings, t_env = harness.file_source_env(rows, tmp_path, leaderboard_size="3")
     output = pipeline.build_output_in(t_env, settings)
     names = output.get_schema().get_field_names()
     final, not_rising = {}, []
