@@ -1,10 +1,14 @@
 """Per-click cost of the ingest handler vs the bare boto3 calls it must make.
 
-Both run in this process against moto's in-process mock (`mock_aws`), on the same records:
-  handler: API Gateway event -> validation -> claim (conditional PutItem per click, thread pool)
-           -> PutRecords -> confirm (BatchWriteItem) -> response
-  bare:    the same PutItem / PutRecords / BatchWriteItem calls, same pool, nothing else
-The ratio is the handler's own overhead; absolute numbers are the emulator's, not AWS's.
+Both run in this process against moto's in-process mock (`mock_aws`), on the same records, in
+both dedup modes (setting ingest_dedup_mode, ingest/dedup.py), alternated:
+  handler: API Gateway event -> validation -> per_click: claim (conditional PutItem per click,
+           thread pool) / mark: check (BatchGetItem per 100 clicks) -> PutRecords -> confirm
+           (BatchWriteItem per 25) -> response
+  bare:    the same DynamoDB / PutRecords / BatchWriteItem calls, same pool, nothing else
+handler / bare is the handler's own overhead; absolute numbers are the emulator's, not AWS's.
+mark / per_click (handler time per click, same process) is what the capacity planner applies to
+its per-click duration for mark mode (INGEST_PER_CLICK_MS_MARK).
 Click tokens (issue 17): the per-click cost of verifying a click's token, in-process, against the
 per-click validation without tokens on the same clicks in the same process (click_token_mode
 off: ids and cost in the body, vs enforce: the token verified and its ids and price compared),
@@ -34,10 +38,12 @@ from moto import mock_aws  # noqa: E402
 
 from common.config import IngestSettings, ResourceNames  # noqa: E402
 from common.records import encode_click, encode_event, partition_key  # noqa: E402
-from ingest.dedup import ClaimRecord, DedupStore  # noqa: E402
+from ingest.dedup import MARK, PER_CLICK, ClaimRecord, DedupStore  # noqa: E402
 from local.apigw import build_event  # noqa: E402
 from local.lambda_runtime import LambdaContext  # noqa: E402
 from local.resources import create_dedup_table, create_stream  # noqa: E402
+
+DEDUP_MODES = (PER_CLICK, MARK)  # ingest_dedup_mode: both measured, alternated
 
 
 def count_calls(client, counter: Counter) -> None:
@@ -58,11 +64,13 @@ def make_impressions(b: int, size: int, now_ms: int) -> list[dict]:
             for i in range(size)]
 
 
-def run_handler(batches, settings) -> tuple[list[float], Counter]:
+def run_handler(batches, settings, mode: str) -> tuple[list[float], Counter]:
     from ingest import handler
 
+    os.environ["INGEST_DEDUP_MODE"] = mode
     handler.get_service.cache_clear()
     service = handler.get_service()
+    assert service.dedup.mode == mode
     calls: Counter = Counter()
     count_calls(service.dedup._ddb, calls)
     count_calls(service.publisher._kinesis, calls)
@@ -77,7 +85,7 @@ def run_handler(batches, settings) -> tuple[list[float], Counter]:
     return times, calls
 
 
-def run_events_handler(batches, settings) -> tuple[list[float], Counter]:
+def run_events_handler(batches, settings, mode: str = "") -> tuple[list[float], Counter]:
     """POST /v1/events with impressions only: validation, no claim, one PutRecords per 500."""
     from ingest import handler
 
@@ -97,7 +105,7 @@ def run_events_handler(batches, settings) -> tuple[list[float], Counter]:
     return times, calls
 
 
-def run_events_bare(batches, settings) -> tuple[list[float], Counter]:
+def run_events_bare(batches, settings, mode: str = "") -> tuple[list[float], Counter]:
     """The PutRecords calls the handler must make for the same impressions, nothing else."""
     from ingest.events import impression_record, parse_events
 
@@ -132,13 +140,15 @@ def pure_logic_us_per_impression(batch: list[dict], settings) -> float:
     return (time.perf_counter() - t0) / (n * len(batch)) * 1e6
 
 
-def run_bare(batches, settings) -> tuple[list[float], Counter]:
+def run_bare(batches, settings, mode: str) -> tuple[list[float], Counter]:
+    """The dedup store's calls in `mode` (per_click: a PutItem per click; mark: a BatchGetItem
+    per 100) + PutRecords + the confirm's BatchWriteItems, nothing else."""
     ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
     calls: Counter = Counter()
     count_calls(ddb, calls)
     count_calls(kinesis, calls)
     store = DedupStore(ddb, settings.dedup_table, ThreadPoolExecutor(settings.dedup_concurrency),
-                       settings.claim_lease_s)
+                       settings.claim_lease_s, mode=mode)
     times = []
     for batch in batches:
         now = int(time.time() * 1000)
@@ -233,9 +243,10 @@ def main() -> None:
     print(f"click-token verification: {verify_us:.1f} us per verify(); per-click validation "
           f"{base_us:.1f} us without tokens, {token_us:.1f} us with the token checked "
           f"(+{token_us - base_us:.1f} us/click, {token_us / base_us:.2f}x)")
-    rounds = (("bare boto3", run_bare, "bare1"), ("handler", run_handler, "hdl1"),
-              ("bare boto3", run_bare, "bare2"), ("handler", run_handler, "hdl2"))
-    for name, runner, prefix in rounds:  # alternated, so drift in the emulator hits both
+    # alternated, so drift in the emulator hits every kind of run alike
+    rounds = [(mode, name, runner, f"{mode}-{name[:4]}{i}") for i in (1, 2) for mode in DEDUP_MODES
+              for name, runner in (("bare boto3", run_bare), ("handler", run_handler))]
+    for mode, name, runner, prefix in rounds:
         with mock_aws():
             create_dedup_table(boto3.client("dynamodb"), names.dedup_table)
             create_stream(boto3.client("kinesis"), names.clicks_stream, 4)
@@ -243,16 +254,22 @@ def main() -> None:
             for batch in batches:
                 for c in batch:
                     c["click_id"] = f"{prefix}-{c['click_id']}"
-            runner(batches[:1], settings)  # warm-up: imports, client creation, table pages
-            times, calls = runner(batches[1:], settings)
+            runner(batches[:1], settings, mode)  # warm-up: imports, client creation, table pages
+            times, calls = runner(batches[1:], settings, mode)
             clicks = args.batch_size * (args.batches - 1)
-            results.setdefault(name, []).extend(times)
-            print(f"{name:>10}: median {statistics.median(times) * 1000:8.1f} ms per {args.batch_size}-click "
-                  f"batch = {statistics.median(times) / args.batch_size * 1e6:7.1f} us/click; "
-                  "AWS calls per 1000 clicks: "
+            results.setdefault((mode, name), []).extend(times)
+            print(f"{mode:>9} {name:>10}: median {statistics.median(times) * 1000:8.1f} ms per "
+                  f"{args.batch_size}-click batch = {statistics.median(times) / args.batch_size * 1e6:7.1f} "
+                  "us/click; AWS calls per 1000 clicks: "
                   + ", ".join(f"{k} {v * 1000 / clicks:.0f}" for k, v in sorted(calls.items())), flush=True)
-    ratio = statistics.median(results["handler"]) / statistics.median(results["bare boto3"])
-    print(f"handler / bare = {ratio:.2f}x  (moto in-process; the ratio is the handler's own overhead)")
+    median = {k: statistics.median(v) for k, v in results.items()}
+    for mode in DEDUP_MODES:
+        print(f"{mode} handler / bare = {median[mode, 'handler'] / median[mode, 'bare boto3']:.2f}x  "
+              "(moto in-process; the ratio is the handler's own overhead)")
+    print(f"mark / per_click handler time per click = "
+          f"{median[MARK, 'handler'] / median[PER_CLICK, 'handler']:.2f}x  (the capacity planner's "
+          "INGEST_PER_CLICK_MS_MARK is INGEST_PER_CLICK_MS x this)")
+    os.environ["INGEST_DEDUP_MODE"] = settings.ingest_dedup_mode
     events_bench(args, names, settings, now)
 
 

@@ -62,8 +62,9 @@ class _Stack(schema.View):
                     f"{table}_max_wcu (the write autoscaling range)")
             if low is not None and high is not None and low > high:
                 raise SettingsError(f"{table}_min_wcu must be <= {table}_max_wcu")
-        if self.serving_max_rcu < self.serving_min_rcu:
-            raise SettingsError("serving_max_rcu must be >= serving_min_rcu")
+        for table in ("dedup", "serving"):
+            if getattr(self, f"{table}_max_rcu") < getattr(self, f"{table}_min_rcu"):
+                raise SettingsError(f"{table}_max_rcu must be >= {table}_min_rcu")
         if self.flink_min_pause_between_checkpoints_ms >= self.flink_checkpoint_interval_ms:
             raise SettingsError("flink_min_pause_between_checkpoints_ms must be < "
                                 "flink_checkpoint_interval_ms (else the pause sets the interval)")

@@ -69,8 +69,9 @@ class FlakyKinesis(_FlakyClient):
 
 
 class FlakyDynamo(_FlakyClient):
-    """PutItem (the dedup claim) throttled with probability `put_throttle_rate`; BatchWriteItem
-    (confirm) returns some items as unprocessed with probability `unprocessed_rate` each."""
+    """The dedup check (PutItem: per_click's claim; BatchGetItem: mark mode's read) throttled
+    with probability `put_throttle_rate` per call; BatchWriteItem (confirm / mark) and
+    BatchGetItem return each item or key as unprocessed with probability `unprocessed_rate`."""
 
     def __init__(self, real, counters: FaultCounters, put_throttle_rate: float = 0.0,
                  unprocessed_rate: float = 0.0, seed: int = 2):
@@ -82,6 +83,20 @@ class FlakyDynamo(_FlakyClient):
             self.counters.add("dynamodb_put_throttled")
             raise _error("ProvisionedThroughputExceededException", "PutItem")
         return self.real.put_item(**kwargs)
+
+    def batch_get_item(self, RequestItems):
+        if self._roll(self.put_throttle_rate):
+            self.counters.add("dynamodb_read_throttled")
+            raise _error("ProvisionedThroughputExceededException", "BatchGetItem")
+        (table, request), = RequestItems.items()
+        keys = [k for k in request["Keys"] if not self._roll(self.unprocessed_rate)]
+        held = [k for k in request["Keys"] if k not in keys]
+        resp = (self.real.batch_get_item(RequestItems={table: {**request, "Keys": keys}}) if keys
+                else {"Responses": {table: []}})
+        if held:
+            self.counters.add("dynamodb_unprocessed_keys", len(held))
+            resp["UnprocessedKeys"] = {table: {**request, "Keys": held}}
+        return resp
 
     def batch_write_item(self, RequestItems):
         (table, requests), = RequestItems.items()

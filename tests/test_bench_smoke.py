@@ -34,17 +34,23 @@ def test_ingest_bench_smoke():
                       rf"{NUMBER} us without tokens, {NUMBER} us with the token checked "
                       rf"\(\+(-?\d+(?:\.\d+)?) us/click, {NUMBER}x\)$", out, re.M)
     assert token and all(float(token.group(i)) > 0 for i in (1, 2, 3, 5)), out
-    rounds = re.findall(rf"^\s*(bare boto3|handler): median\s+{NUMBER} ms per 50-click batch =\s+{NUMBER} us/click; "
-                        r"AWS calls per 1000 clicks: (.*)$", out, re.M)
-    assert [r[0] for r in rounds] == ["bare boto3", "handler", "bare boto3", "handler"], out
-    for name, ms, us, calls in rounds:
+    rounds = re.findall(rf"^\s*(per_click|mark)\s+(bare boto3|handler): median\s+{NUMBER} ms per 50-click "
+                        rf"batch =\s+{NUMBER} us/click; AWS calls per 1000 clicks: (.*)$", out, re.M)
+    assert [r[:2] for r in rounds] == [(m, n) for _ in (1, 2) for m in ("per_click", "mark")
+                                       for n in ("bare boto3", "handler")], out
+    # the handler makes exactly the calls the bare baseline makes. per_click: one conditional
+    # PutItem per click; mark: one BatchGetItem per 50-click batch (<= 100 keys); both: one
+    # PutRecords per batch and one BatchWriteItem per 25 confirmed clicks
+    dedup_calls = {"per_click": {"PutItem": 1000}, "mark": {"BatchGetItem": 20}}
+    for mode, name, ms, us, calls in rounds:
         # ms is printed to 0.1 ms: +-0.05 ms over 50 items is +-1 us per item
         assert float(ms) > 0 and float(us) == pytest.approx(float(ms) * 1000 / 50, abs=1.0), (name, ms, us)
-        # one conditional PutItem per click, one PutRecords per 50-click batch, one BatchWriteItem
-        # per 25 confirmed claims: the handler makes exactly the calls the bare baseline makes
         assert dict((k, int(v)) for k, v in (c.rsplit(" ", 1) for c in calls.split(", "))) == {
-            "BatchWriteItem": 40, "PutItem": 1000, "PutRecords": 20}, (name, calls)
-    ratio = re.search(rf"^handler / bare = {NUMBER}x  \(moto in-process", out, re.M)
+            "BatchWriteItem": 40, "PutRecords": 20, **dedup_calls[mode]}, (mode, name, calls)
+    for mode in ("per_click", "mark"):
+        ratio = re.search(rf"^{mode} handler / bare = {NUMBER}x  \(moto in-process", out, re.M)
+        assert ratio and float(ratio.group(1)) > 0, out
+    ratio = re.search(rf"^mark / per_click handler time per click = {NUMBER}x  \(the capacity planner", out, re.M)
     assert ratio and float(ratio.group(1)) > 0, out
     # impressions (POST /v1/events): unclaimed, so one PutRecords per batch and nothing else
     pure = re.search(rf"^pure handler logic per impression \(parse, validate, encode; no AWS\): "
@@ -110,8 +116,8 @@ def test_redirect_bench_smoke():
     assert [r[0] for r in rounds] == ["POST /v1/clicks (1 click)", "GET /v1/c (redirect)"] * 2, out
     for name, p50, p95, calls in rounds:
         assert 0 < float(p50) <= float(p95), (name, p50, p95)
-        # the link records its click exactly as the POST does: claim, publish, confirm
-        assert calls == "BatchWriteItem 1.00, PutItem 1.00, PutRecords 1.00", (name, calls)
+        # the link records its click exactly as the POST does: check, publish, mark (mark mode)
+        assert calls == "BatchGetItem 1.00, BatchWriteItem 1.00, PutRecords 1.00", (name, calls)
     ratio = re.search(rf"^redirect / POST p50 = {NUMBER}x  \(all rounds: ", out, re.M)
     assert ratio and float(ratio.group(1)) > 0, out
 

@@ -67,6 +67,13 @@ INGEST_BASE_MS = 25.0  # per request: proxy event + JSON parse, one PutRecords a
 # ~1.5 ms at 1024 MB), plus validation and record encoding. Replace by a measurement on AWS.
 INGEST_PER_CLICK_MS = 1.5
 INGEST_PER_CLICK_MS_NO_CLAIM = 0.15  # per click when dedup is per request: validation + encode only
+# Per click with mark dedup (one BatchGetItem per 100 clicks before the stream write, the confirm's
+# BatchWriteItem per 25 after: no call per click): INGEST_PER_CLICK_MS x the handler time per click
+# of mark over per_click that bench/ingest.py measures in one process (moto in-process), at the
+# planner's 50 clicks per request: 2026-12-07, `bench/ingest.py --batch-size 50 --batches 21`,
+# 0.17 (527-553 vs 2,860-3,286 us/click; at 500-click batches 0.14):
+INGEST_MARK_OVER_PER_CLICK = 0.17
+INGEST_PER_CLICK_MS_MARK = INGEST_PER_CLICK_MS * INGEST_MARK_OVER_PER_CLICK
 # Per impression (published unclaimed: validation, encode, its share of one PutRecords per 500).
 # bench/ingest.py, 2026-12-06, 500-impression batches, moto in-process on a 2-core machine at load
 # average ~5: the handler 97-115 us per impression, the bare PutRecords of the same records 78-95
@@ -81,6 +88,7 @@ LAMBDA_LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT platform lines + the 
 # --- ingest dedup table (DynamoDB)
 CLAIM_WCU = 1  # conditional PutItem of a claim item < 1 KB (a failed condition costs 1 WCU too)
 CONFIRM_WCU = 1  # BatchWriteItem put of the same item with status committed: 1 WCU per item
+MARK_READ_RCU = 0.5  # mark mode's check: an eventually consistent BatchGetItem read of an item < 4 KB (a missing item costs the same)
 DEDUP_ITEM_BYTES = 250  # click_id, request_id, status, 2 numbers + ~100 B DynamoDB per-item overhead
 DDB_TTL_DELETE_LAG_S = 86400  # TTL deletes expired items "within a few days": keep one extra day of items
 IDEMPOTENCY_PUT_WCU = 1  # Powertools Idempotency: conditional put of the INPROGRESS record
@@ -140,18 +148,15 @@ ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a buck
 AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
 
 # --- Managed Service for Apache Flink
-# STILL AN ASSUMPTION. The full job's RocksDB figure, measured 2026-12-07 (issue 22;
-# functions/aggregate/README-flink.md): 3,841 rows per CPU-second (200k clicks, 1,280 MB managed
-# memory per slot, 2 shared cores), i.e. this constant is 2.6x too optimistic; not yet applied
-# (the profiles, cdk.json's parallelism and their tests follow from it). Events not measured:
-#   .venv-flink/bin/python bench/flink.py --state-backend rocksdb --events 50   (rows per CPU-second)
-# Before that: shared field notes (PyFlink 1.20 SQL, 2 contended cores, heap state, local files):
-# rowtime dedup 41k rows/s, window dedup 70k rows/s, i.e. 20-35k rows/s per core; bench/flink.py
-# 2026-12-06 (heap, 5M clicks): the full job 10.4k rows per CPU-second. On Managed Flink add
-# RocksDB state, the Kinesis source and checkpoints: 10,000 rows/s per KPU (1 vCPU). Input rows:
-# clicks, impressions and conversions alike (impressions skip the IVT rules, every row feeds 12
-# aggregates).
-FLINK_ROWS_PER_KPU_S = 10_000
+# MEASURED, RocksDB (what Managed Flink runs), issue 22: bench/flink.py's full job over 5M clicks,
+# parallelism 2 on 2 cores, 1,280 MB managed memory per slot (a 4 GB KPU's share), 2026-12-07:
+# 5,041 rows per CPU-second (1M clicks: 5,265; 200k: 3,841, JIT warm-up), i.e. one KPU (1 vCPU)
+#   PYTHONPATH=functions .venv-flink/bin/python bench/flink.py --rows 5000000 --modes pipeline --state-backend rocksdb
+# Still assumptions: that a KPU's vCPU does what a local core does, the Kinesis source and sink
+# and checkpoints cost nothing beyond the bench's file source and blackhole sink, and input rows
+# cost alike whatever they are (clicks, impressions, conversions; impressions skip the IVT rules,
+# every row feeds 12 aggregates): the events mix is not measured (bench/flink.py --events 50).
+FLINK_ROWS_PER_KPU_S = 5_041
 FLINK_HEADROOM = 1.5  # size for peak at ~67 % CPU (Managed Flink autoscaling triggers at 75 %)
 FLINK_PARALLELISM_PER_KPU = default("flink_parallelism_per_kpu")  # one task slot per vCPU: the job is CPU-bound (JSON, RocksDB)
 FLINK_ORCHESTRATION_KPUS = 1  # Managed Flink bills one extra KPU per application
@@ -259,7 +264,7 @@ LOG_RETENTION_MONTHS = 1  # log groups keep one month (LOG_RETENTION = ONE_MONTH
 # ============================================================================ END ASSUMPTIONS
 
 APIS = ("rest", "http")
-DEDUP_MODES = ("per_click", "per_request")
+DEDUP_MODES = ("mark", "per_click", "per_request")  # common.schema.DEDUP_MODES + the per_request lever
 KINESIS_CHOICES = ("auto", "on_demand", "provisioned")
 DDB_CHOICES = ("auto", "on_demand", "provisioned")
 SERVING_STORES = ("dynamodb", "timestream")

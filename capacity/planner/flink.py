@@ -79,7 +79,7 @@ def component(x: Inputs, pb: PriceBook) -> Component:
                           f"KPUs per application: request an increase.")
     c.notes.append(f"Sized for peak: flink_parallelism is also autoscaling's minimum, so the job "
                    f"never scales below it; throughput per KPU ({FLINK_ROWS_PER_KPU_S:,} rows/s, "
-                   f"clicks, impressions and conversions alike) is an extrapolation from a laptop "
-                   f"measurement of clicks: an assumption until bench/flink.py --events 50 "
-                   f"measures the three event types; load-test before trusting it.")
+                   f"clicks, impressions and conversions alike) is bench/flink.py's RocksDB "
+                   f"figure per local core for clicks: the events mix (bench/flink.py --events "
+                   f"50) and the service's own KPU are not measured; load-test before trusting it.")
     return c

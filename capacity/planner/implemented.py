@@ -7,7 +7,7 @@ implemented" and a plan that uses one says so (Plan.not_implemented). Checked ag
 (functions/, infra/, sdk/) for issue 22; when a lever is implemented, delete its entry here.
 
 Implemented, so absent below: batch_size (the API takes 1..500 clicks per request, the SDKs
-batch up to 500), minibatch_ms (setting minibatch_latency_ms), changelog_update_before (setting
+batch up to 500), dedup mark and per_click (setting ingest_dedup_mode), minibatch_ms (setting minibatch_latency_ms), changelog_update_before (setting
 flink_changelog_mode: retract = True, upsert = False, the default), budget_emit_interval_ms,
 pacing_cache_ttl_ms, the capacity and Kinesis modes, retention and dedup TTLs (settings of the
 same names). Workload inputs (rate, peak, click_bytes, active_ads, ad_skew,
@@ -25,7 +25,8 @@ NOT_IMPLEMENTED: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("api", lambda v: v == "http",
      "infra deploys an API Gateway REST API only (no apigatewayv2 HTTP API)"),
     ("dedup", lambda v: v == "per_request",
-     "ingest claims per click only: the setting ingest_dedup_mode refuses per_request"),
+     "ingest dedups per click only (mark or per_click): the setting ingest_dedup_mode "
+     "refuses per_request"),
     ("clicks_per_record", lambda v: v != 1,
      "ingest publishes one click per Kinesis record (ingest/publisher.py): no KPL aggregation, "
      "and no test that the Flink source and Firehose de-aggregate"),

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 from capacity.planner.api import CLICKS, IMPRESSIONS, RequestKind, request_kinds
 from capacity.planner.assumptions import (
     IDEMPOTENCY_MS, INGEST_BASE_MS, INGEST_MEMORY_MB, INGEST_MIN_RESERVED,
-    INGEST_PER_CLICK_MS, INGEST_PER_CLICK_MS_NO_CLAIM, INGEST_PER_UNCLAIMED_EVENT_MS,
+    INGEST_PER_CLICK_MS, INGEST_PER_CLICK_MS_MARK, INGEST_PER_CLICK_MS_NO_CLAIM,
+    INGEST_PER_UNCLAIMED_EVENT_MS,
     LAMBDA_CONCURRENCY_HEADROOM, SECONDS_PER_MONTH,
 )
 from capacity.planner.helpers import ceil_div
@@ -17,18 +18,22 @@ if TYPE_CHECKING:
     from capacity.planner.inputs import Inputs
 
 
+PER_CLAIMED_ITEM_MS = {"mark": INGEST_PER_CLICK_MS_MARK, "per_click": INGEST_PER_CLICK_MS}
+
+
 def ingest_duration_ms(batch_size: int, dedup: str) -> float:
-    if dedup == "per_click":
-        return INGEST_BASE_MS + INGEST_PER_CLICK_MS * batch_size
+    if dedup in PER_CLAIMED_ITEM_MS:
+        return INGEST_BASE_MS + PER_CLAIMED_ITEM_MS[dedup] * batch_size
     return INGEST_BASE_MS + IDEMPOTENCY_MS + INGEST_PER_CLICK_MS_NO_CLAIM * batch_size
 
 
 def request_duration_ms(kind: RequestKind, dedup: str) -> float:
-    """Clicks per the dedup mode; impressions unclaimed; conversions claimed like clicks (the
-    conversion path claims each conversion_id whatever the clicks' dedup mode)."""
+    """Clicks per the dedup mode; impressions unclaimed; conversions through the same dedup
+    store as clicks (per_request, which the code does not implement, still claims them)."""
     if kind.name == CLICKS:
         return ingest_duration_ms(kind.per_request, dedup)
-    per_item = INGEST_PER_UNCLAIMED_EVENT_MS if kind.name == IMPRESSIONS else INGEST_PER_CLICK_MS
+    per_item = (INGEST_PER_UNCLAIMED_EVENT_MS if kind.name == IMPRESSIONS
+                else PER_CLAIMED_ITEM_MS.get(dedup, INGEST_PER_CLICK_MS))
     return INGEST_BASE_MS + per_item * kind.per_request
 
 
@@ -51,6 +56,7 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c.cost(pb, "compute", "lambda_arm_gb_s", gb_s)
     c.context.update(ingest_reserved_concurrency=reserved, ingest_memory_mb=INGEST_MEMORY_MB)
     c.notes.append("Durations are assumptions (INGEST_BASE_MS + per item), not AWS measurements: "
-                   "the per-impression time comes from bench/ingest.py against moto in-process; "
-                   "run it against AWS and replace them.")
+                   "the per-impression time and mark mode's per-click time relative to per_click "
+                   "come from bench/ingest.py against moto in-process; run it against AWS and "
+                   "replace them.")
     return c

@@ -11,17 +11,23 @@ from capacity.planner.planning import plan
 
 # What each dedup layer catches (docs and the lever table).
 DEDUP_LAYERS = (
-    ("ingest, per click (default)", "click_id, conditional PutItem", "dedup_ttl_s (24 h)",
-     "client retries and re-sends of a click in any request and any batch composition; an SDK "
-     "retry of a PutItem whose response was lost",
+    ("ingest, mark (default)", "click_id, read before and write after the stream write",
+     "dedup_ttl_s (24 h)",
+     "client retries and re-sends of a click in any request and any batch composition, once "
+     "the first copy's mark is written",
+     "re-sends after 24 h; a copy in flight at the same moment as the first, or re-sent after "
+     "a failed mark"),
+    ("ingest, per click", "click_id, conditional PutItem", "dedup_ttl_s (24 h)",
+     "client retries and re-sends of a click in any request and any batch composition (a copy "
+     "in flight at once is told to retry); an SDK retry of a PutItem whose response was lost",
      "re-sends after 24 h; the copy re-sent after a failed confirm (after the 120 s lease)"),
     ("ingest, per request (Powertools Idempotency)", "request/batch id (header or body hash)",
      "idempotency TTL (1 h)", "a replay of the same whole request",
      "a click re-sent inside another request (re-batched retries, a client that lost the "
      "response and rebuilt its batch)"),
     ("Flink keep-first", "click_id, keyed state", "dedup_ttl_s of the job (30 min)",
-     "every copy that reaches the stream within 30 min: confirm-failure re-sends, what "
-     "per-request idempotency lets through",
+     "every copy that reaches the stream within 30 min: mark's copies in flight at once, "
+     "confirm-failure re-sends, what per-request idempotency lets through",
      "copies more than 30 min apart: the realtime view over-counts them until the batch"),
     ("nightly Glue batch", "click_id over the day's archive", "the billing day (+ cutoff)",
      "everything inside the billing day: billing is exact", "copies across days beyond the cutoff"),
@@ -51,6 +57,9 @@ LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
         ("rest", "REST", "API keys + usage plans, request validator, X-Ray"),
         ("http", "HTTP", "no API keys/usage plans (authorizer or WAF instead), no validator, no X-Ray"))),
     ("ingest dedup", "dedup", (
+        ("mark", "per click, mark (read + 1 write)",
+         "catches any re-sent click within 24 h at ingest once marked; copies in flight at once "
+         "are left to Flink (30 min) and the nightly batch"),
         ("per_click", "per click (claim + confirm)", "catches any re-sent click within 24 h at ingest"),
         ("per_request", "per request (Powertools Idempotency)",
          "catches only whole-request replays; re-sent clicks rely on Flink (30 min) and the nightly batch"))),

@@ -249,12 +249,18 @@ _EXPECTED = {bool: "expected true or false", int: "expected an integer", str: "e
 _CHECKPOINT_INTERVAL_MS = 10_000  # one default: the service's checkpoints on AWS, the job's locally
 
 
-def _per_request_refused(mode: str) -> Optional[str]:
+# Ingest dedup protocols (ingest/dedup.py): per_click = conditional claim before the stream
+# write + confirm after (2 writes per click); mark = an eventually consistent read before, one
+# write after (the capacity planner's cheaper default).
+DEDUP_MODES = ("mark", "per_click")
+
+
+def _dedup_mode_problem(mode: str) -> Optional[str]:
     if mode == "per_request":
         return ("per_request is a capacity-planner lever (Powertools idempotency keyed on the "
-                "request) that the ingest Lambda does not implement: deploy per_click "
-                "(explicitly: -c ingest_dedup_mode=per_click)")
-    return None if mode == "per_click" else f"expected one of ('per_click',), got {mode!r}"
+                "request) that the ingest Lambda does not implement: deploy mark or per_click "
+                "(e.g. -c ingest_dedup_mode=mark)")
+    return None if mode in DEDUP_MODES else f"expected one of {DEDUP_MODES}, got {mode!r}"
 
 
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
@@ -299,9 +305,11 @@ SETTINGS: tuple[Setting, ...] = (
       "public Powertools layer version; None: the layer of requirements/lambda.txt's release, "
       "by Powertools' public SSM parameter (infra.constructs.python_function)", ge=1),
     S("alarm_email", Optional[str], None, "optional email subscription of the alarm topic"),
-    S("ingest_dedup_mode", str, "per_click",
-      "per_click (claim/confirm item per click_id); the planner's per_request lever is not "
-      "implemented", check=_per_request_refused),
+    S("ingest_dedup_mode", str, "mark",
+      "mark: read the click_id's item, publish, then write it (1 write per click); per_click: "
+      "conditional claim, publish, confirm (2 writes; a concurrent copy is told to retry "
+      "instead of reaching the stream). The planner's per_request lever is not implemented",
+      check=_dedup_mode_problem, group=INGEST, lambdas=(INGEST,)),
     S("dedup_table", str, _NAMES.dedup_table, "the dedup table's name", context=False,
       group=INGEST, lambdas=(INGEST,), wired=True),
     S("clicks_stream", str, _NAMES.clicks_stream, "the clicks stream's name", context=False,
@@ -371,6 +379,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("dedup_capacity_mode", str, "on_demand", "dedup table billing", choices=CAPACITY_MODES),
     S("dedup_min_wcu", Optional[int], None, "provisioned autoscaling minimum", ge=1),
     S("dedup_max_wcu", Optional[int], None, "autoscaling maximum / on-demand cap", ge=1),
+    S("dedup_min_rcu", int, 5, "provisioned dedup table: read autoscaling minimum (mark mode "
+      "reads every click; per_click reads nothing: fixed at this)", ge=1),
+    S("dedup_max_rcu", int, 1_000, "provisioned dedup table, mark mode: read autoscaling maximum",
+      ge=1),
     S("serving_capacity_mode", str, "on_demand", "serving table billing",
       choices=CAPACITY_MODES),
     S("serving_min_wcu", Optional[int], None, "provisioned autoscaling minimum", ge=1),

@@ -59,7 +59,7 @@ def get_service() -> IngestService:
     )
     pool = ThreadPoolExecutor(max_workers=settings.dedup_concurrency, thread_name_prefix="dedup")
     dedup = DedupStore(boto3.client("dynamodb", config=config), settings.dedup_table, pool,
-                       settings.claim_lease_s)
+                       settings.claim_lease_s, mode=settings.ingest_dedup_mode)
     publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.clicks_stream,
                                  settings.kinesis_max_attempts, settings.kinesis_backoff_base_ms)
     events_publisher = KinesisPublisher(boto3.client("kinesis", config=config), settings.events_stream,

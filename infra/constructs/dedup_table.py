@@ -2,7 +2,9 @@
 
 Capacity from context (infra.constructs.table_capacity): on-demand by default (ingest traffic
 is bursty), provisioned + write autoscaling where the planner finds it cheaper (the profiles).
-Nothing reads the table (conditional writes only), so provisioned reads stay at a fixed minimum.
+Reads (provisioned): ingest_dedup_mode mark reads every click before publishing it, so reads
+autoscale between dedup_min_rcu and dedup_max_rcu (the planner sizes both); per_click reads
+nothing (conditional writes only), so reads stay fixed at dedup_min_rcu.
 Items carry `expires_at` (epoch seconds), which the ingest Lambda also checks itself since TTL
 deletion is lazy. `Table`, not `TableV2`: TableV2 with a customer-managed key cannot synthesize
 a region-agnostic stack.
@@ -18,7 +20,6 @@ from infra.constructs.table_capacity import TableCapacity
 from infra.settings import StackSettings
 
 TTL_ATTRIBUTE = "expires_at"
-PROVISIONED_READS = 5  # an operator's GetItem; the ingest path reads nothing
 
 
 class DedupTable(Construct):
@@ -29,7 +30,9 @@ class DedupTable(Construct):
             mode=settings.dedup_capacity_mode, min_wcu=settings.dedup_min_wcu,
             max_wcu=settings.dedup_max_wcu,
             target_utilization_pct=settings.dynamodb_target_utilization_pct,
-            min_rcu=PROVISIONED_READS, max_rcu=PROVISIONED_READS)
+            min_rcu=settings.dedup_min_rcu,
+            max_rcu=(settings.dedup_max_rcu if settings.ingest_dedup_mode == "mark"
+                     else settings.dedup_min_rcu))
         self.table = dynamodb.Table(
             self, "Table",
             table_name=settings.names.dedup_table,

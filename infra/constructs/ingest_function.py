@@ -3,9 +3,10 @@ least-privilege role.
 
 Code is `functions/` filtered to the two packages the handler imports (`common`, `ingest`);
 packaging, layer and role conventions are infra.constructs.python_function's. The role may write
-only its own log group, put/delete/batch-write dedup items, put records on the clicks and events
-streams and read the click-token key set (its secret's name in CLICK_TOKEN_SECRET; the secret is read only
-with click_token_mode observe/enforce).
+only its own log group, put/delete/batch-write dedup items (and batch-get them in the dedup's
+mark mode), put records on the clicks and events streams and read the click-token key set (its
+secret's name in CLICK_TOKEN_SECRET; the secret is read only with click_token_mode
+observe/enforce).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ TIMEOUT_S = 29  # API Gateway's integration timeout: running longer only wastes 
 # Everything in functions/ except the packages the ingest Lambda imports.
 ASSET_EXCLUDE = asset_exclude("common", "ingest")
 DEDUP_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+DEDUP_READ_ACTIONS = ("dynamodb:BatchGetItem",)  # ingest_dedup_mode mark only: its check
 STREAM_ACTIONS = ("kinesis:PutRecord", "kinesis:PutRecords")
 # Writers of a CMK-encrypted table/stream need the key too (Kinesis producers: GenerateDataKey).
 # Named actions instead of grant_write's kms:GenerateDataKey*/kms:ReEncrypt* wildcards.
@@ -53,7 +55,8 @@ class IngestFunction(Construct):
                          ingest.__settings__["click_token_secret"].env: token_keys.name},
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
-        table.grant(self.function, *DEDUP_ACTIONS)
+        table.grant(self.function, *DEDUP_ACTIONS,
+                    *(DEDUP_READ_ACTIONS if ingest.ingest_dedup_mode == "mark" else ()))
         stream.grant(self.function, *STREAM_ACTIONS)
         events.grant(self.function, *STREAM_ACTIONS)
         key.grant(self.function, *KMS_ACTIONS)

@@ -67,13 +67,25 @@ def capacity_mode(template: Template, prefix: str) -> str:
     return "provisioned"
 
 
-def write_target(template: Template, prefix: str) -> dict:
+def write_target(template: Template, prefix: str, units: str = "Write") -> dict:
     ref = {"Fn::Join": ["", ["table/", {"Ref": table_id(template, prefix)}]]}
     [target] = [v["Properties"] for v in resources(
         template, "AWS::ApplicationAutoScaling::ScalableTarget").values()
         if v["Properties"]["ResourceId"] == ref
-        and v["Properties"]["ScalableDimension"] == "dynamodb:table:WriteCapacityUnits"]
+        and v["Properties"]["ScalableDimension"] == f"dynamodb:table:{units}CapacityUnits"]
     return target
+
+
+def rcu(template: Template, prefix: str, bound: str) -> Optional[int]:
+    """Provisioned reads: the read autoscaling range (min = initial capacity); on demand none."""
+    if capacity_mode(template, prefix) == "on_demand":
+        return None
+    target = write_target(template, prefix, "Read")
+    if bound == "min":
+        table = props(template, "AWS::DynamoDB::Table", prefix)
+        assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == target["MinCapacity"]
+        return target["MinCapacity"]
+    return target["MaxCapacity"]
 
 
 def wcu(template: Template, prefix: str, bound: str) -> Optional[int]:
@@ -167,9 +179,7 @@ READERS: dict[str, Callable[[Template], Any]] = {
     "ingest_memory_mb": lambda t: function(t, INGEST)["MemorySize"],
     "ingest_reserved_concurrency": lambda t: function(t, INGEST).get(
         "ReservedConcurrentExecutions"),
-    # Nothing in the template: per_click is the ingest code's only mode (per_request is refused
-    # at synth), so a profile must ask for per_click.
-    "ingest_dedup_mode": lambda t: "per_click",
+    "ingest_dedup_mode": lambda t: function(t, INGEST)["Environment"]["Variables"]["INGEST_DEDUP_MODE"],
     "dedup_ttl_s": lambda t: int(function(t, INGEST)["Environment"]["Variables"]["DEDUP_TTL_S"]),
     "kinesis_mode": lambda t: stream_mode(t, "ClicksStream"),
     "kinesis_shards": lambda t: props(t, "AWS::Kinesis::Stream", "ClicksStream").get(
@@ -197,6 +207,8 @@ READERS: dict[str, Callable[[Template], Any]] = {
     "dedup_capacity_mode": lambda t: capacity_mode(t, "DedupTable"),
     "dedup_min_wcu": lambda t: wcu(t, "DedupTable", "min"),
     "dedup_max_wcu": lambda t: wcu(t, "DedupTable", "max"),
+    "dedup_min_rcu": lambda t: rcu(t, "DedupTable", "min"),
+    "dedup_max_rcu": lambda t: rcu(t, "DedupTable", "max"),
     "serving_capacity_mode": lambda t: capacity_mode(t, "ServingTable"),
     "serving_min_wcu": lambda t: wcu(t, "ServingTable", "min"),
     "serving_max_wcu": lambda t: wcu(t, "ServingTable", "max"),
@@ -228,6 +240,8 @@ def expected(key: str, planner: dict[str, Any]) -> Any:
     for table in ("dedup", "serving"):
         if key == f"{table}_min_wcu" and planner[f"{table}_capacity_mode"] == "on_demand":
             return None
+    if key in ("dedup_min_rcu", "dedup_max_rcu") and planner["dedup_capacity_mode"] == "on_demand":
+        return None
     return planner[key]
 
 
@@ -298,12 +312,26 @@ def test_provisioned_serving_table_autoscales_reads_and_writes(custom_template):
     assert target_utilization(custom_template) == 60
 
 
-def test_provisioned_dedup_reads_are_fixed(profile_templates):
-    template = profile_templates["small"]
-    table = props(template, "AWS::DynamoDB::Table", "DedupTable")
-    assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
+def dedup_dimensions(template: Template) -> set[str]:
     ref = {"Fn::Join": ["", ["table/", {"Ref": table_id(template, "DedupTable")}]]}
-    dimensions = {v["Properties"]["ScalableDimension"] for v in resources(
+    return {v["Properties"]["ScalableDimension"] for v in resources(
         template, "AWS::ApplicationAutoScaling::ScalableTarget").values()
         if v["Properties"]["ResourceId"] == ref}
-    assert dimensions == {"dynamodb:table:WriteCapacityUnits"}  # nothing reads the dedup table
+
+
+def test_provisioned_dedup_reads_autoscale_in_mark_mode_and_are_fixed_in_per_click(
+        profile_templates, app_factory):
+    # mark (the profiles' mode) reads every click before publishing it: the planner's range
+    template = profile_templates["small"]
+    context = capacity_profiles.profile_context("small")
+    assert context["ingest_dedup_mode"] == "mark"
+    assert (rcu(template, "DedupTable", "min"), rcu(template, "DedupTable", "max")) == (
+        context["dedup_min_rcu"], context["dedup_max_rcu"]) == (3_643, 14_572)
+    assert dedup_dimensions(template) == {"dynamodb:table:WriteCapacityUnits",
+                                          "dynamodb:table:ReadCapacityUnits"}
+    # per_click reads nothing: reads fixed at dedup_min_rcu, no read autoscaling
+    app = app_factory(profile="small", ingest_dedup_mode="per_click")
+    per_click = Template.from_stack(app.node.find_child("ClickAgg"))
+    table = props(per_click, "AWS::DynamoDB::Table", "DedupTable")
+    assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 3_643
+    assert dedup_dimensions(per_click) == {"dynamodb:table:WriteCapacityUnits"}

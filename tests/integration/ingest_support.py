@@ -12,7 +12,7 @@ import boto3
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from common.config import IngestSettings, ResourceNames
-from ingest.dedup import DedupStore
+from ingest.dedup import PER_CLICK, DedupStore
 from ingest.publisher import KinesisPublisher
 from ingest.service import IngestService, RequestMeta
 from ingest.validation import parse_batch
@@ -86,21 +86,53 @@ class DynamoFaults:
     - BatchWriteItem raises `error` (default: ProvisionedThroughputExceeded) for the next
       `batch_errors` calls (nothing written), then answers the items of click_ids in
       `unprocessed` as UnprocessedItems (not written) as long as their count lasts;
+    - BatchGetItem raises `error` for the next `get_errors` calls, then answers the keys of
+      click_ids in `unread` as UnprocessedKeys as long as their count lasts;
     - DeleteItem raises `error` for click_ids in `delete_errors` (nothing deleted), and runs
       `before_delete(click_id)` first when given.
-    Every BatchWriteItem call's click_ids and every DeleteItem's click_id are recorded."""
+    Every BatchWriteItem, BatchGetItem and PutItem call's click_ids and every DeleteItem's
+    click_id are recorded."""
 
     def __init__(self, real, batch_errors: int = 0, unprocessed: dict[str, int] | None = None,
-                 delete_errors: set[str] = frozenset(), before_delete=None, error=throttled):
+                 delete_errors: set[str] = frozenset(), before_delete=None, error=throttled,
+                 get_errors: int = 0, unread: dict[str, int] | None = None):
         self.real, self.batch_errors, self.error = real, batch_errors, error
         self.unprocessed = dict(unprocessed or {})
+        self.get_errors, self.unread = get_errors, dict(unread or {})
         self.delete_errors, self.before_delete = set(delete_errors), before_delete
         self.batch_calls: list[list[str]] = []
+        self.get_calls: list[list[str]] = []
+        self.put_calls: list[str] = []
         self.delete_calls: list[str] = []
         self._lock = threading.Lock()
 
     def __getattr__(self, name):
         return getattr(self.real, name)
+
+    def put_item(self, **kwargs):
+        with self._lock:
+            self.put_calls.append(kwargs["Item"]["click_id"]["S"])
+        return self.real.put_item(**kwargs)
+
+    def batch_get_item(self, RequestItems):
+        (table, request), = RequestItems.items()
+        ids = [k["click_id"]["S"] for k in request["Keys"]]
+        with self._lock:
+            self.get_calls.append(ids)
+            if self.get_errors > 0:
+                self.get_errors -= 1
+                raise self.error("BatchGetItem")
+            held = []
+            for cid in ids:
+                if self.unread.get(cid, 0) > 0:
+                    self.unread[cid] -= 1
+                    held.append(cid)
+        keys = [k for k, cid in zip(request["Keys"], ids) if cid not in held]
+        resp = self.real.batch_get_item(RequestItems={table: {**request, "Keys": keys}}) if keys else {
+            "Responses": {table: []}}
+        unprocessed = [k for k, cid in zip(request["Keys"], ids) if cid in held]
+        resp["UnprocessedKeys"] = {table: {**request, "Keys": unprocessed}} if unprocessed else {}
+        return resp
 
     def batch_write_item(self, RequestItems):
         (table, requests), = RequestItems.items()
@@ -156,8 +188,8 @@ class KinesisRefusing:
 class Ingest:
     """IngestService on the given clients with a clock the test moves and recorded sleeps."""
 
-    def __init__(self, ddb, kinesis, settings: IngestSettings | None = None):
-        self.settings = settings or IngestSettings()
+    def __init__(self, ddb, kinesis, settings: IngestSettings | None = None, mode: str = PER_CLICK):
+        self.settings, self.mode = settings or IngestSettings(), mode
         self.now_ms = NOW_MS
         self.dedup_sleeps, self.publish_sleeps = Sleeps(), Sleeps()
         self.pool = ThreadPoolExecutor(8)
@@ -166,7 +198,8 @@ class Ingest:
     def service(self) -> IngestService:
         s = self.settings
         return IngestService(
-            s, DedupStore(self.ddb, s.dedup_table, self.pool, s.claim_lease_s, sleep=self.dedup_sleeps),
+            s, DedupStore(self.ddb, s.dedup_table, self.pool, s.claim_lease_s, sleep=self.dedup_sleeps,
+                          mode=self.mode),
             KinesisPublisher(self.kinesis, s.clicks_stream, s.kinesis_max_attempts, s.kinesis_backoff_base_ms,
                              sleep=self.publish_sleeps),
             clock_ms=lambda: self.now_ms)

@@ -61,7 +61,9 @@ class LostPutItemResponse:
 
 @pytest.fixture
 def lambda_service(monkeypatch):
-    """The Lambda's own service (its clients, retry config, pool), on the pinned clock."""
+    """The Lambda's own service (its clients, retry config, pool), on the pinned clock, in the
+    claim protocol's mode (per_click; mark mode: test_ingest_mark.py)."""
+    monkeypatch.setenv("INGEST_DEDUP_MODE", "per_click")
     handler.get_service.cache_clear()
     service = handler.get_service()
     monkeypatch.setattr(service, "clock_ms", lambda: NOW_MS)
