@@ -9,6 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from common.config import IngestSettings, ResourceNames
@@ -17,6 +18,7 @@ from ingest.publisher import KinesisPublisher
 from ingest.service import IngestService, RequestMeta
 from ingest.validation import parse_batch
 from local.readback import read_stream
+from local.resources import create_dedup_table, create_stream
 
 NAMES = ResourceNames()
 NOW_MS = 1_798_761_598_000  # 2026-12-31T23:59:58Z: 2 s before a day's, a month's, a year's end
@@ -64,6 +66,16 @@ def dedup_items() -> dict[str, dict]:
     return out
 
 
+@pytest.fixture
+def clients(aws):
+    """(dynamodb, kinesis) clients on in-process moto with the dedup table and a 1-shard clicks
+    stream (the test module imports this fixture)."""
+    ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
+    create_dedup_table(ddb, NAMES.dedup_table)
+    create_stream(kinesis, NAMES.clicks_stream, 1)
+    return ddb, kinesis
+
+
 def stream_ids() -> list[str]:
     """click_ids on the clicks stream, sorted, duplicates kept."""
     return sorted(r["click_id"] for recs in read_stream(NAMES.clicks_stream).values() for r in recs)
@@ -109,6 +121,22 @@ class DynamoFaults:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
+    def _fault(self, op: str, ids: list[str], calls: list, errors: str, hold: dict[str, int]) -> list[str]:
+        """One batch call: records its ids in `calls`; raises `error` while the counter named
+        `errors` lasts (nothing done); else the ids to answer as unprocessed (their `hold` count
+        lasting)."""
+        with self._lock:
+            calls.append(ids)
+            if getattr(self, errors) > 0:
+                setattr(self, errors, getattr(self, errors) - 1)
+                raise self.error(op)
+            held = []
+            for cid in ids:
+                if hold.get(cid, 0) > 0:
+                    hold[cid] -= 1
+                    held.append(cid)
+            return held
+
     def put_item(self, **kwargs):
         with self._lock:
             self.put_calls.append(kwargs["Item"]["click_id"]["S"])
@@ -117,16 +145,7 @@ class DynamoFaults:
     def batch_get_item(self, RequestItems):
         (table, request), = RequestItems.items()
         ids = [k["click_id"]["S"] for k in request["Keys"]]
-        with self._lock:
-            self.get_calls.append(ids)
-            if self.get_errors > 0:
-                self.get_errors -= 1
-                raise self.error("BatchGetItem")
-            held = []
-            for cid in ids:
-                if self.unread.get(cid, 0) > 0:
-                    self.unread[cid] -= 1
-                    held.append(cid)
+        held = self._fault("BatchGetItem", ids, self.get_calls, "get_errors", self.unread)
         keys = [k for k, cid in zip(request["Keys"], ids) if cid not in held]
         resp = self.real.batch_get_item(RequestItems={table: {**request, "Keys": keys}}) if keys else {
             "Responses": {table: []}}
@@ -137,16 +156,7 @@ class DynamoFaults:
     def batch_write_item(self, RequestItems):
         (table, requests), = RequestItems.items()
         ids = [r["PutRequest"]["Item"]["click_id"]["S"] for r in requests]
-        with self._lock:
-            self.batch_calls.append(ids)
-            if self.batch_errors > 0:
-                self.batch_errors -= 1
-                raise self.error("BatchWriteItem")
-            held = []
-            for cid in ids:
-                if self.unprocessed.get(cid, 0) > 0:
-                    self.unprocessed[cid] -= 1
-                    held.append(cid)
+        held = self._fault("BatchWriteItem", ids, self.batch_calls, "batch_errors", self.unprocessed)
         keep = [r for r, cid in zip(requests, ids) if cid not in held]
         if keep:
             self.real.batch_write_item(RequestItems={table: keep})

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
 from ingest import handler
 from local.lambda_runtime import LambdaContext
-from local.resources import create_dedup_table, create_stream
 from tests.conftest import api_event
-from tests.integration.ingest_support import (LEASE_MS, NAMES, NOW_MS, DynamoFaults, Ingest, KinesisRefusing,
-                                              claim_item, click, counts, dedup_items, no_response, put_claim,
-                                              statuses, stream_ids, throttled)
+from tests.integration.ingest_support import (LEASE_MS, NOW_MS, DynamoFaults, Ingest, KinesisRefusing,
+                                              claim_item, click, clients, counts, dedup_items, no_response,
+                                              put_claim, statuses, stream_ids, throttled)
 
 IN_FLIGHT = "another request is processing this click_id"
 STREAM_FAILED = "stream write failed after retries"
@@ -29,14 +27,6 @@ UNAVAILABLE = "dedup store unavailable"
 # a DynamoDB/Kinesis call that fails after the SDK's retries: refused (a ClientError), or never
 # answered (a BotoCoreError: connection lost, timeout)
 ERRORS = pytest.mark.parametrize("error", [throttled, no_response], ids=["throttled", "no response"])
-
-
-@pytest.fixture
-def clients(aws):
-    ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
-    create_dedup_table(ddb, NAMES.dedup_table)
-    create_stream(kinesis, NAMES.clicks_stream, 1)
-    return ddb, kinesis
 
 
 class LostPutItemResponse:

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from common.config import IngestSettings
 from ingest import handler
 from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, MARK, check_item
 from local.lambda_runtime import LambdaContext
-from local.resources import create_dedup_table, create_stream
 from tests.conftest import api_event
-from tests.integration.ingest_support import (LEASE_MS, NAMES, NOW_MS, TTL_S, DynamoFaults, Ingest,
-                                              KinesisRefusing, claim_item, click, counts, dedup_items,
-                                              no_response, put_claim, statuses, stream_ids, throttled)
+from tests.integration.ingest_support import (LEASE_MS, NOW_MS, TTL_S, DynamoFaults, Ingest,
+                                              KinesisRefusing, claim_item, click, clients, counts,
+                                              dedup_items, no_response, put_claim, statuses,
+                                              stream_ids, throttled)
 
 IN_FLIGHT_REASON = "another request is processing this click_id"
 STREAM_FAILED = "stream write failed after retries"
@@ -41,14 +40,6 @@ def test_check_item_reads_the_claim_condition():
     assert check_item(item("pending", NOW_MS - 120_000, now_s + 5), NOW_MS, 120) == IN_FLIGHT
     assert check_item(item("pending", NOW_MS - 120_001, now_s + 5), NOW_MS, 120) == CLAIMED
     assert check_item(item("pending", NOW_MS, now_s - 1), NOW_MS, 120) == CLAIMED  # expired
-
-
-@pytest.fixture
-def clients(aws):
-    ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
-    create_dedup_table(ddb, NAMES.dedup_table)
-    create_stream(kinesis, NAMES.clicks_stream, 1)
-    return ddb, kinesis
 
 
 def test_one_read_and_one_write_per_click_then_duplicates(clients):
