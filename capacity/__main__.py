@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50, help="clicks per API request (1..500)")
     p.add_argument("--region", default="us-east-1", choices=available_regions())
     p.add_argument("--api", default="rest", choices=planner.APIS)
-    p.add_argument("--dedup", default="mark", choices=planner.DEDUP_MODES)
+    p.add_argument("--dedup", default=default("ingest_dedup_mode"), choices=planner.DEDUP_MODES)
     p.add_argument("--clicks-per-record", type=int, default=1,
                    help="clicks packed per Kinesis record (KPL aggregation)")
     p.add_argument("--active-ads", type=int, default=planner.ACTIVE_ADS)

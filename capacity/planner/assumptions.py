@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 from common.records import encode_event
-from common.schema import BY_NAME, default
+from common.schema import BY_NAME, DEDUP_MARK, DEDUP_PER_CLICK, default  # noqa: F401 (re-exported)
+from common.schema import DEDUP_MODES as SCHEMA_DEDUP_MODES
 from serving.keys import LEADERBOARD_RESOLUTIONS
 
 # Typical events-stream records (ingest.events' impression_record / conversion_record), measured
@@ -264,7 +265,7 @@ LOG_RETENTION_MONTHS = 1  # log groups keep one month (LOG_RETENTION = ONE_MONTH
 # ============================================================================ END ASSUMPTIONS
 
 APIS = ("rest", "http")
-DEDUP_MODES = ("mark", "per_click", "per_request")  # common.schema.DEDUP_MODES + the per_request lever
+DEDUP_MODES = (*SCHEMA_DEDUP_MODES, "per_request")  # what ingest implements + the per_request lever
 KINESIS_CHOICES = ("auto", "on_demand", "provisioned")
 DDB_CHOICES = ("auto", "on_demand", "provisioned")
 SERVING_STORES = ("dynamodb", "timestream")

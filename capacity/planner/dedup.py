@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 from capacity.planner.api import response_bytes
 from capacity.planner.assumptions import (
     CLAIM_WCU, CONFIRM_WCU, DDB_TARGET_UTILIZATION, DDB_TROUGH_RATIO, DDB_TTL_DELETE_LAG_S,
-    DEDUP_ITEM_BYTES, GIB, HOURS_PER_MONTH, IDEMPOTENCY_ITEM_BASE_BYTES, IDEMPOTENCY_PUT_WCU,
-    IDEMPOTENCY_TTL_S, KIB, MARK_READ_RCU, SECONDS_PER_MONTH,
+    DEDUP_ITEM_BYTES, DEDUP_MARK, DEDUP_PER_CLICK, GIB, HOURS_PER_MONTH,
+    IDEMPOTENCY_ITEM_BASE_BYTES, IDEMPOTENCY_PUT_WCU, IDEMPOTENCY_TTL_S, KIB, MARK_READ_RCU,
+    SCHEMA_DEDUP_MODES, SECONDS_PER_MONTH,
 )
 from capacity.planner.dynamodb import (
     capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
@@ -21,13 +22,10 @@ if TYPE_CHECKING:
     from capacity.planner.inputs import Inputs
 
 
-CLAIMS_PER_ITEM = ("mark", "per_click")  # modes with one item per click (the others: per request)
-
-
 def dedup_wcu_per_click(dedup: str, batch_size: int) -> float:
-    if dedup == "mark":
+    if dedup == DEDUP_MARK:
         return CONFIRM_WCU  # the mark, after the stream write
-    if dedup == "per_click":
+    if dedup == DEDUP_PER_CLICK:
         return CLAIM_WCU + CONFIRM_WCU
     update_wcu = ceil_div(IDEMPOTENCY_ITEM_BASE_BYTES + response_bytes(batch_size), KIB)
     return (IDEMPOTENCY_PUT_WCU + update_wcu) / batch_size
@@ -35,7 +33,7 @@ def dedup_wcu_per_click(dedup: str, batch_size: int) -> float:
 
 def dedup_rcu_per_click(dedup: str) -> float:
     """Read units per click: mark mode's check; the other modes read nothing."""
-    return MARK_READ_RCU if dedup == "mark" else 0.0
+    return MARK_READ_RCU if dedup == DEDUP_MARK else 0.0
 
 
 def conversion_units(x: Inputs, rate: float) -> tuple[float, float]:
@@ -43,7 +41,7 @@ def conversion_units(x: Inputs, rate: float) -> tuple[float, float]:
     through the same dedup store as a click (item 'conversion <id>'): mark mode as a click,
     otherwise claimed and confirmed; impressions are never claimed."""
     conversions_s = event_rates(x, rate)[1]
-    if x.dedup == "mark":
+    if x.dedup == DEDUP_MARK:
         return conversions_s * CONFIRM_WCU, conversions_s * MARK_READ_RCU
     return conversions_s * (CLAIM_WCU + CONFIRM_WCU), 0.0
 
@@ -89,7 +87,7 @@ def component(x: Inputs, pb: PriceBook) -> Component:
         c.add("RCU per click (mark: eventually consistent check)", reads_per_click)
         c.add("RCU/s average", rcu_avg)
         c.add("RCU/s peak", rcu_peak)
-    if x.dedup in CLAIMS_PER_ITEM:
+    if x.dedup in SCHEMA_DEDUP_MODES:  # an item per click (per_request: per request)
         items = x.rate * (x.dedup_ttl_s + DDB_TTL_DELETE_LAG_S)
         item_bytes = DEDUP_ITEM_BYTES
     else:
@@ -112,7 +110,7 @@ def component(x: Inputs, pb: PriceBook) -> Component:
                      dedup_capacity_mode=cap.mode, dedup_min_wcu=cap.min_wcu,
                      dedup_max_wcu=cap.max_wcu,
                      dynamodb_target_utilization_pct=int(round(DDB_TARGET_UTILIZATION * 100)))
-    if x.dedup == "mark":
+    if x.dedup == DEDUP_MARK:
         c.notes.append("mark: one eventually consistent read before the stream write and one "
                        "write after it per click (per_click: a conditional claim before and a "
                        "confirm after). Two copies of a click in flight at once both reach the "

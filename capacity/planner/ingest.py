@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from capacity.planner.api import CLICKS, IMPRESSIONS, RequestKind, request_kinds
 from capacity.planner.assumptions import (
-    IDEMPOTENCY_MS, INGEST_BASE_MS, INGEST_MEMORY_MB, INGEST_MIN_RESERVED,
+    DEDUP_MARK, DEDUP_PER_CLICK, IDEMPOTENCY_MS, INGEST_BASE_MS, INGEST_MEMORY_MB, INGEST_MIN_RESERVED,
     INGEST_PER_CLICK_MS, INGEST_PER_CLICK_MS_MARK, INGEST_PER_CLICK_MS_NO_CLAIM,
     INGEST_PER_UNCLAIMED_EVENT_MS,
     LAMBDA_CONCURRENCY_HEADROOM, SECONDS_PER_MONTH,
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from capacity.planner.inputs import Inputs
 
 
-PER_CLAIMED_ITEM_MS = {"mark": INGEST_PER_CLICK_MS_MARK, "per_click": INGEST_PER_CLICK_MS}
+PER_CLAIMED_ITEM_MS = {DEDUP_MARK: INGEST_PER_CLICK_MS_MARK, DEDUP_PER_CLICK: INGEST_PER_CLICK_MS}
 
 
 def ingest_duration_ms(batch_size: int, dedup: str) -> float:

@@ -28,7 +28,7 @@ from common.schema import default
 
 
 def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batch_size: int = 50,
-         region: str = "us-east-1", api: str = "rest", dedup: str = "mark",
+         region: str = "us-east-1", api: str = "rest", dedup: str = default("ingest_dedup_mode"),
          clicks_per_record: int = 1, *, active_ads: int = ACTIVE_ADS, ad_skew: float = AD_ZIPF_S,
          minibatch_ms: int = MINIBATCH_MS, changelog_rows_per_record: int = 1,
          changelog_update_before: bool = CHANGELOG_UPDATE_BEFORE,

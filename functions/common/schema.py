@@ -252,7 +252,8 @@ _CHECKPOINT_INTERVAL_MS = 10_000  # one default: the service's checkpoints on AW
 # Ingest dedup protocols (ingest/dedup.py): per_click = conditional claim before the stream
 # write + confirm after (2 writes per click); mark = an eventually consistent read before, one
 # write after (the capacity planner's cheaper default).
-DEDUP_MODES = ("mark", "per_click")
+DEDUP_MARK, DEDUP_PER_CLICK = "mark", "per_click"
+DEDUP_MODES = (DEDUP_MARK, DEDUP_PER_CLICK)
 
 
 def _dedup_mode_problem(mode: str) -> Optional[str]:
@@ -305,7 +306,7 @@ SETTINGS: tuple[Setting, ...] = (
       "public Powertools layer version; None: the layer of requirements/lambda.txt's release, "
       "by Powertools' public SSM parameter (infra.constructs.python_function)", ge=1),
     S("alarm_email", Optional[str], None, "optional email subscription of the alarm topic"),
-    S("ingest_dedup_mode", str, "mark",
+    S("ingest_dedup_mode", str, DEDUP_MARK,
       "mark: read the click_id's item, publish, then write it (1 write per click); per_click: "
       "conditional claim, publish, confirm (2 writes; a concurrent copy is told to retry "
       "instead of reaching the stream). The planner's per_request lever is not implemented",

@@ -37,8 +37,9 @@ from typing import Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.schema import DEDUP_MARK as MARK, DEDUP_PER_CLICK as PER_CLICK
+
 PENDING, COMMITTED = "pending", "committed"
-PER_CLICK, MARK = "per_click", "mark"  # common.schema.DEDUP_MODES
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per call
 
 CLAIMED, DUPLICATE, IN_FLIGHT, UNAVAILABLE = "claimed", "duplicate", "in_flight", "unavailable"

@@ -16,6 +16,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from common.schema import DEDUP_MARK
 from infra.constructs.table_capacity import TableCapacity
 from infra.settings import StackSettings
 
@@ -31,7 +32,7 @@ class DedupTable(Construct):
             max_wcu=settings.dedup_max_wcu,
             target_utilization_pct=settings.dynamodb_target_utilization_pct,
             min_rcu=settings.dedup_min_rcu,
-            max_rcu=(settings.dedup_max_rcu if settings.ingest_dedup_mode == "mark"
+            max_rcu=(settings.dedup_max_rcu if settings.ingest_dedup_mode == DEDUP_MARK
                      else settings.dedup_min_rcu))
         self.table = dynamodb.Table(
             self, "Table",

@@ -16,6 +16,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from common.schema import DEDUP_MARK
 from infra.constructs.click_token_keys import ClickTokenKeys
 from infra.constructs.python_function import asset_exclude, build_python_function
 from infra.settings import StackSettings
@@ -56,7 +57,7 @@ class IngestFunction(Construct):
         )
         self.log_group, self.role, self.function = built.log_group, built.role, built.function
         table.grant(self.function, *DEDUP_ACTIONS,
-                    *(DEDUP_READ_ACTIONS if ingest.ingest_dedup_mode == "mark" else ()))
+                    *(DEDUP_READ_ACTIONS if ingest.ingest_dedup_mode == DEDUP_MARK else ()))
         stream.grant(self.function, *STREAM_ACTIONS)
         events.grant(self.function, *STREAM_ACTIONS)
         key.grant(self.function, *KMS_ACTIONS)
