@@ -85,7 +85,7 @@ def run_handler(batches, settings, mode: str) -> tuple[list[float], Counter]:
     return times, calls
 
 
-def run_events_handler(batches, settings, mode: str = "") -> tuple[list[float], Counter]:
+def run_events_handler(batches, settings) -> tuple[list[float], Counter]:
     """POST /v1/events with impressions only: validation, no claim, one PutRecords per 500."""
     from ingest import handler
 
@@ -105,7 +105,7 @@ def run_events_handler(batches, settings, mode: str = "") -> tuple[list[float], 
     return times, calls
 
 
-def run_events_bare(batches, settings, mode: str = "") -> tuple[list[float], Counter]:
+def run_events_bare(batches, settings) -> tuple[list[float], Counter]:
     """The PutRecords calls the handler must make for the same impressions, nothing else."""
     from ingest.events import impression_record, parse_events
 
