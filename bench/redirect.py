@@ -1,4 +1,4 @@
-"""Latency of a click link (GET /v1/c?t=TOKEN: verify, dedup check, publish, mark, 302) against
+"""Latency of a click link (GET /v1/c?t=TOKEN: verify, claim, publish, confirm, 302) against
 the single-click POST /v1/clicks in the same process: the real ingest handler, API Gateway
 events, in-process moto (`mock_aws`). Rounds alternate, so drift in the emulator hits both.
 
@@ -6,8 +6,8 @@ events, in-process moto (`mock_aws`). Rounds alternate, so drift in the emulator
     .venv/bin/python bench/redirect.py --smoke   # seconds: 20 requests per round
 
 Printed per path: p50/p95 ms over N requests and the AWS calls per request (exact, in the
-deployed dedup mode, mark: one BatchGetItem, one PutRecords, one BatchWriteItem each; the
-key-set secret is read once
+default dedup mode, per_click: one conditional PutItem, one PutRecords, one BatchWriteItem each;
+the key-set secret is read once
 per container, Powertools caches it). Absolute numbers are the emulator's, not AWS's.
 """
 from __future__ import annotations

@@ -21,8 +21,9 @@ from capacity.report import (LANE_PARTS, SUMMARY_HEADERS, _cost_rows, _md_table,
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "capacity.md"
 DOCS_REGION = "us-east-1"
 
-# Levers applied together in the "medium + levers" scenario: implemented ones only (the mark
-# dedup and the upsert changelog are already the defaults). "medium + modelled levers"
+# Levers applied together in the "medium + levers" scenario: implemented ones only (per-click
+# dedup kept on purpose: the design card's conditional write; the upsert changelog is already the
+# default). "medium + modelled levers"
 # adds those the code does not implement (planner.implemented), to show what they would save.
 LEVERED = dict(batch_size=500, minibatch_ms=10_000)
 MODELLED_LEVERS = dict(clicks_per_record=20, changelog_rows_per_record=50,
@@ -314,7 +315,7 @@ def scenarios(region: str = DOCS_REGION) -> list[tuple[str, str, Plan]]:
     levered = plan(medium.rate, medium.peak, region=region, **LEVERED)
     assert not levered.not_implemented, levered.not_implemented
     out.append(("medium + levers", "medium with the implemented lever settings below applied "
-                "together (mark dedup, the default, kept)", levered))
+                "together (per-click dedup kept)", levered))
     out.append(("medium + modelled levers", "medium + levers and the modelled, not implemented "
                 "levers below: what they would save, not a deployable plan",
                 plan(medium.rate, medium.peak, region=region, **LEVERED, **MODELLED_LEVERS)))
@@ -407,10 +408,10 @@ def render_docs(region: str = DOCS_REGION) -> str:
         f"a {planner.IMPRESSION_RECORD_BYTES} B impression "
         f"{planner.FIREHOSE_RECORD_UNIT / planner.IMPRESSION_RECORD_BYTES:.0f}x: the events "
         "archive's Firehose is the largest single line at the medium profile.",
-        f"- **Ingest dedup** (mark, the default) costs {planner.CONFIRM_WCU} WCU and "
-        f"{planner.MARK_READ_RCU:g} RCU per click and per conversion (per_click: "
-        f"{planner.CLAIM_WCU + planner.CONFIRM_WCU} WCU, claim + confirm): DynamoDB units for "
-        "every click, whatever the batch size. Impressions are never claimed.",
+        f"- **Per-click dedup** costs {planner.CLAIM_WCU + planner.CONFIRM_WCU} WCU per click "
+        "(claim + confirm) and per conversion: DynamoDB writes for every click, whatever the "
+        f"batch size (mark: {planner.CONFIRM_WCU} WCU + {planner.MARK_READ_RCU:g} RCU). "
+        "Impressions are never claimed.",
         f"- API Gateway, Lambda, S3 and Glue are small next to these; Flink needs "
         f"{medium_plan.component('flink').context['flink_parallelism']:,} KPUs at the medium "
         f"profile (one KPU per {planner.FLINK_ROWS_PER_KPU_S:,} rows/s, bench/flink.py's RocksDB "
@@ -426,11 +427,12 @@ def render_docs(region: str = DOCS_REGION) -> str:
                      lever_rows(compare_levers(rate=medium.inputs["rate"],
                                                peak=medium.inputs["peak"], region=region)),
                      "llrrrl")
-    out += ["", "Mark dedup is the default in every profile: one write and half a read unit per "
-            "click instead of per_click's two writes, catching the same re-sent clicks in other "
-            "requests once marked; what it lets through (copies in flight at the same moment) "
-            "Flink's click_id dedup drops. per_click remains a setting (`ingest_dedup_mode`) for "
-            "who wants a concurrent copy refused at ingest. Per-request idempotency (not "
+    out += ["", "Per-click dedup stays the default in every profile: it is the design card's "
+            "DynamoDB conditional-write dedup, and no profile *needs* an alternative (the "
+            "volumes need quota increases, not a different design). `ingest_dedup_mode` mark "
+            "(implemented) is the saving to take: one write and half a read unit per click, the "
+            "same re-sent clicks caught once marked; copies in flight at the same moment reach "
+            "the stream, where Flink's click_id dedup drops them. Per-request idempotency (not "
             "implemented) would save more only if the realtime view may over-count re-sends "
             "that Flink's 30-minute state misses.", "",
             "**Modelled, not implemented** (issue 22: the planner prices them to show what they "

@@ -116,8 +116,8 @@ def test_redirect_bench_smoke():
     assert [r[0] for r in rounds] == ["POST /v1/clicks (1 click)", "GET /v1/c (redirect)"] * 2, out
     for name, p50, p95, calls in rounds:
         assert 0 < float(p50) <= float(p95), (name, p50, p95)
-        # the link records its click exactly as the POST does: check, publish, mark (mark mode)
-        assert calls == "BatchGetItem 1.00, BatchWriteItem 1.00, PutRecords 1.00", (name, calls)
+        # the link records its click exactly as the POST does: claim, publish, confirm
+        assert calls == "BatchWriteItem 1.00, PutItem 1.00, PutRecords 1.00", (name, calls)
     ratio = re.search(rf"^redirect / POST p50 = {NUMBER}x  \(all rounds: ", out, re.M)
     assert ratio and float(ratio.group(1)) > 0, out
 

@@ -11,16 +11,16 @@ from capacity.planner.planning import plan
 
 # What each dedup layer catches (docs and the lever table).
 DEDUP_LAYERS = (
-    ("ingest, mark (default)", "click_id, read before and write after the stream write",
+    ("ingest, per click (default)", "click_id, conditional PutItem", "dedup_ttl_s (24 h)",
+     "client retries and re-sends of a click in any request and any batch composition (a copy "
+     "in flight at once is told to retry); an SDK retry of a PutItem whose response was lost",
+     "re-sends after 24 h; the copy re-sent after a failed confirm (after the 120 s lease)"),
+    ("ingest, mark", "click_id, read before and write after the stream write",
      "dedup_ttl_s (24 h)",
      "client retries and re-sends of a click in any request and any batch composition, once "
      "the first copy's mark is written",
      "re-sends after 24 h; a copy in flight at the same moment as the first, or re-sent after "
      "a failed mark"),
-    ("ingest, per click", "click_id, conditional PutItem", "dedup_ttl_s (24 h)",
-     "client retries and re-sends of a click in any request and any batch composition (a copy "
-     "in flight at once is told to retry); an SDK retry of a PutItem whose response was lost",
-     "re-sends after 24 h; the copy re-sent after a failed confirm (after the 120 s lease)"),
     ("ingest, per request (Powertools Idempotency)", "request/batch id (header or body hash)",
      "idempotency TTL (1 h)", "a replay of the same whole request",
      "a click re-sent inside another request (re-batched retries, a client that lost the "
@@ -57,10 +57,10 @@ LEVERS: tuple[tuple[str, str, tuple[tuple[Any, str, str], ...]], ...] = (
         ("rest", "REST", "API keys + usage plans, request validator, X-Ray"),
         ("http", "HTTP", "no API keys/usage plans (authorizer or WAF instead), no validator, no X-Ray"))),
     ("ingest dedup", "dedup", (
+        ("per_click", "per click (claim + confirm)", "catches any re-sent click within 24 h at ingest"),
         ("mark", "per click, mark (read + 1 write)",
          "catches any re-sent click within 24 h at ingest once marked; copies in flight at once "
          "are left to Flink (30 min) and the nightly batch"),
-        ("per_click", "per click (claim + confirm)", "catches any re-sent click within 24 h at ingest"),
         ("per_request", "per request (Powertools Idempotency)",
          "catches only whole-request replays; re-sent clicks rely on Flink (30 min) and the nightly batch"))),
     ("clicks per Kinesis record", "clicks_per_record", (

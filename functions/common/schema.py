@@ -250,8 +250,9 @@ _CHECKPOINT_INTERVAL_MS = 10_000  # one default: the service's checkpoints on AW
 
 
 # Ingest dedup protocols (ingest/dedup.py): per_click = conditional claim before the stream
-# write + confirm after (2 writes per click); mark = an eventually consistent read before, one
-# write after (the capacity planner's cheaper default).
+# write + confirm after (2 writes per click; the default: the design card's "DynamoDB
+# conditional-write dedup"); mark = an eventually consistent read before, one write after (a
+# cost lever: 1 WCU + 0.5 RCU per click).
 DEDUP_MARK, DEDUP_PER_CLICK = "mark", "per_click"
 DEDUP_MODES = (DEDUP_MARK, DEDUP_PER_CLICK)
 
@@ -259,7 +260,7 @@ DEDUP_MODES = (DEDUP_MARK, DEDUP_PER_CLICK)
 def _dedup_mode_problem(mode: str) -> Optional[str]:
     if mode == "per_request":
         return ("per_request is a capacity-planner lever (Powertools idempotency keyed on the "
-                "request) that the ingest Lambda does not implement: deploy mark or per_click "
+                "request) that the ingest Lambda does not implement: deploy per_click or mark "
                 "(e.g. -c ingest_dedup_mode=mark)")
     return None if mode in DEDUP_MODES else f"expected one of {DEDUP_MODES}, got {mode!r}"
 
@@ -306,10 +307,11 @@ SETTINGS: tuple[Setting, ...] = (
       "public Powertools layer version; None: the layer of requirements/lambda.txt's release, "
       "by Powertools' public SSM parameter (infra.constructs.python_function)", ge=1),
     S("alarm_email", Optional[str], None, "optional email subscription of the alarm topic"),
-    S("ingest_dedup_mode", str, DEDUP_MARK,
-      "mark: read the click_id's item, publish, then write it (1 write per click); per_click: "
-      "conditional claim, publish, confirm (2 writes; a concurrent copy is told to retry "
-      "instead of reaching the stream). The planner's per_request lever is not implemented",
+    S("ingest_dedup_mode", str, DEDUP_PER_CLICK,
+      "per_click: conditional claim, publish, confirm (2 writes; a concurrent copy is told to "
+      "retry instead of reaching the stream); mark: read the click_id's item, publish, then "
+      "write it (1 write + 0.5 read unit per click). The planner's per_request lever is not "
+      "implemented",
       check=_dedup_mode_problem, group=INGEST, lambdas=(INGEST,)),
     S("dedup_table", str, _NAMES.dedup_table, "the dedup table's name", context=False,
       group=INGEST, lambdas=(INGEST,), wired=True),

@@ -1,20 +1,21 @@
 """Click identity in DynamoDB, two protocols (setting ingest_dedup_mode):
 
-per_click  claim (conditional write), confirm, release. A click_id is *claimed* (status=pending)
+per_click  (the default: the design card's conditional-write dedup) claim (conditional write),
+           confirm, release. A click_id is *claimed* (status=pending)
            before its record goes to Kinesis and *confirmed* (status=committed) after Kinesis
            accepted it. A claim whose Kinesis write failed is released; a claim left pending by
            a crashed invocation can be taken over once its lease expires. 2 writes per click.
 mark       check, then mark: one eventually consistent read per click (BatchGetItem, 100 per
            call) before the Kinesis write, and the same committed item written after it (the
            confirm). 1 write + 0.5 read unit per click. Nothing is written before the stream has
-           the click, so there is nothing to release.
+           the click, so there is nothing to release. A cost lever (issue 22).
 Either way only a committed item makes a later copy a duplicate, and a click is never "seen" in
 DynamoDB while absent from Kinesis, which would turn a client's retry into a silent loss. What
 mark gives up: two copies of a click in flight at the same moment (or one read within the
 read's consistency window of the other's mark) both pass the check and both reach the stream,
 where per_click would tell the second to retry. The stream job's click_id dedup (keep-first,
 its dedup_ttl_s) and the nightly batch drop that copy, as they drop the copy per_click re-sends
-after a confirm that failed; tests/faults checks 0 lost and 0 double counted under this mode.
+after a confirm that failed; tests/faults checks 0 lost and 0 double counted under both modes.
 
 Why not Powertools Idempotency: it makes one function call idempotent (a key hashed from the
 event, a JMESPath subset of it or one `idempotent_function` argument) and stores that call's

@@ -263,8 +263,8 @@ def test_lane_reads_priced_by_region():
 
 def test_budget_lambda_counts_towards_the_account_concurrency():
     p = plan(10_000, 20_000)
-    # ingest reserved 413 (mark dedup) + ceil(sink 2,681.7 x 1.5 = 4,022.5) = 4,023 ... + ceil(budget 176.4)
-    need = 413 + math.ceil(p.component("sink_lambda").metric("concurrency needed at peak") * 1.5) + 177
+    # ingest reserved 451 + ceil(sink 2,681.7 x 1.5 = 4,022.5) = 4,023 ... + ceil(budget 176.4)
+    need = 451 + math.ceil(p.component("sink_lambda").metric("concurrency needed at peak") * 1.5) + 177
     assert any(f"= {need:,} (" in w for w in p.account_warnings)  # (+ a rebuild's load Lambdas)
 
 

@@ -61,7 +61,7 @@ def test_events_terms_vanish_at_zero():
     assert api.metric("impressions requests/s average") == api.metric(
         "conversions requests/s average") == 0
     assert api.metric("requests/s average") == pytest.approx(RATE / 50)
-    assert p.component("dedup").metric("WCU/s average") == pytest.approx(RATE)  # mark: 1 WCU per click
+    assert p.component("dedup").metric("WCU/s average") == pytest.approx(2 * RATE)
     flink = p.component("flink")
     assert flink.metric("state: event dedup keys") == 0
     assert flink.metric("input rows/s peak (clicks, impressions, conversions)") == PEAK
@@ -79,12 +79,12 @@ def test_events_terms_scale_with_the_impressions_multiple(multiple):
     assert stream.metric("records/s peak") == pytest.approx(2 * records_s)
     assert p.context["events_kinesis_shards"] == -(-2 * records_s * 1.25 // 1_000)  # records bind
     # ingest: 500 impressions per request of 25 + 0.2 x 500 = 125 ms, on top of the clicks' and
-    # the 200 conversions' (1 per request, 25.255 ms: mark dedup's 0.255 ms per claimed item)
+    # the 200 conversions' (1 per request, 26.5 ms)
     api = p.component("api")
     assert api.metric("impressions requests/s average") == pytest.approx(RATE * multiple / 500)
     conc = p.component("ingest_lambda").metric("concurrency average")
     assert conc - zero.component("ingest_lambda").metric("concurrency average") == pytest.approx(
-        RATE * multiple / 500 * 0.125 + 200 * 0.025255)
+        RATE * multiple / 500 * 0.125 + 200 * 0.0265)
     # Firehose bills each event as 5 KB; the events archive stores 0.3 x the JSON bytes
     fh = p.component("events_firehose")
     assert fh.metric("billed (records rounded up to 5 KB)") == pytest.approx(
@@ -111,15 +111,15 @@ def test_costs_grow_with_the_multiples():
     totals = [plan(RATE, PEAK, impressions_per_click=m).monthly_usd for m in (0, 10, 50, 100)]
     assert totals == sorted(totals) and len(set(totals)) == 4
     dedup = [plan(RATE, PEAK, conversions_per_click=c).component("dedup") for c in (0, 0.02, 0.1)]
-    # conversions go through the clicks' dedup store: mark mode, 1 WCU + 0.5 RCU each (per_click
-    # 2 WCU); impressions never do
-    assert [d.metric("conversion claims WCU/s average") for d in dedup] == pytest.approx([0, 200, 1_000])
-    assert [d.metric("RCU/s average") for d in dedup] == pytest.approx(
-        [0.5 * RATE, 0.5 * (RATE + 200), 0.5 * (RATE + 1_000)])
+    # conversions are claimed like clicks: 2 WCU each; impressions never are
+    assert [d.metric("conversion claims WCU/s average") for d in dedup] == pytest.approx(
+        [0, 2 * 200, 2 * 1_000])
     assert plan(RATE, PEAK, impressions_per_click=100).component("dedup").metric(
-        "WCU/s average") == pytest.approx(RATE + 200)
-    per_click = plan(RATE, PEAK, conversions_per_click=0.1, dedup="per_click").component("dedup")
-    assert per_click.metric("conversion claims WCU/s average") == pytest.approx(2 * 1_000)
+        "WCU/s average") == pytest.approx(2 * RATE + 2 * 200)
+    # ingest_dedup_mode mark: conversions go through the same store, 1 WCU + 0.5 RCU each
+    mark = [plan(RATE, PEAK, conversions_per_click=c, dedup="mark").component("dedup") for c in (0, 0.1)]
+    assert [d.metric("conversion claims WCU/s average") for d in mark] == pytest.approx([0, 1_000])
+    assert [d.metric("RCU/s average") for d in mark] == pytest.approx([0.5 * RATE, 0.5 * (RATE + 1_000)])
 
 
 def test_events_archive_priced_after_the_clicks_archive():

@@ -146,15 +146,12 @@ def test_per_click_dedup_is_2_wcu_per_click_and_per_request_is_per_batch():
 
 
 def test_dedup_capacity_modes_by_hand():
-    c = plan(10_000).component("dedup")  # mark mode, the default
-    wcu = 10_000 + 200  # 1 WCU (the mark) per click and per conversion (0.02 x 10,000/s); none per impression
-    rcu = (10_000 + 200) * 0.5  # an eventually consistent read of each before its stream write
-    assert c.metric("conversion claims WCU/s average") == pytest.approx(200)
-    assert (c.metric("WCU/s average"), c.metric("RCU/s average"), c.metric("RCU/s peak")) == pytest.approx(
-        (wcu, rcu, rcu))  # peak defaults to the rate
-    on_demand = wcu * MONTH_S * 0.625 / 1e6 + rcu * MONTH_S * 0.125 / 1e6
-    provisioned = wcu / 0.7 * 730 * 0.00065 + rcu / 0.7 * 730 * 0.00013
-    # items: 10,200 marks/s x (86,400 s dedup_ttl_s + 86,400 s TTL-delete lag) = 1.76256e9;
+    c = plan(10_000).component("dedup")  # per_click, the default
+    wcu = 20_000 + 2 * 200  # 2 WCU per click and per conversion (0.02 x 10,000/s); none per impression
+    assert c.metric("conversion claims WCU/s average") == pytest.approx(400)
+    on_demand = wcu * MONTH_S * 0.625 / 1e6
+    provisioned = wcu / 0.7 * 730 * 0.00065
+    # items: 10,200 claims/s x (86,400 s dedup_ttl_s + 86,400 s TTL-delete lag) = 1.76256e9;
     # x 250 B = 440.6e9 B = 410.38 GB (2^30 B); x ($0.25 storage + $0.20 PITR) = $184.67/month
     storage_gb = 10_200 * (86_400 + 86_400) * 250 / 1024**3
     assert c.metric("storage") == pytest.approx(storage_gb)
@@ -163,19 +160,27 @@ def test_dedup_capacity_modes_by_hand():
     assert c.alternatives["on_demand"] == pytest.approx(on_demand + storage)
     assert c.alternatives["provisioned"] == pytest.approx(provisioned + storage)
     assert c.mode.endswith("provisioned")  # steady load: provisioned is ~2.4x cheaper
-    assert c.monthly_usd == pytest.approx(provisioned + storage)  # 6,914.14 + 691.32 + 184.67
+    assert c.monthly_usd == pytest.approx(provisioned + storage)  # 13,828.29 + 184.67
     assert c.context["dedup_min_wcu"] == math.ceil(wcu * 0.5 / 0.7)
     assert c.context["dedup_max_wcu"] == math.ceil(wcu / 0.7)
-    assert c.context["dedup_min_rcu"] == math.ceil(rcu * 0.5 / 0.7) == 3_643
-    assert c.context["dedup_max_rcu"] == math.ceil(rcu / 0.7) == 7_286
-    assert any("Table-level" in w for w in c.warnings) is False  # 10,200 < 40,000
+    assert "dedup_min_rcu" not in c.context  # per_click reads nothing
+    assert [line.item for line in c.costs if "reads" in line.item] == []
+    assert any("Table-level" in w for w in c.warnings) is False  # 20,400 < 40,000
 
-    per_click = plan(10_000, dedup="per_click").component("dedup")
-    wcu = 20_000 + 2 * 200  # 2 WCU per click and per conversion, no reads
-    assert per_click.metric("conversion claims WCU/s average") == pytest.approx(400)
-    assert per_click.monthly_usd == pytest.approx(wcu / 0.7 * 730 * 0.00065 + storage)  # 13,828.29 + 184.67
-    assert "dedup_min_rcu" not in per_click.context
-    assert [line.item for line in per_click.costs if "reads" in line.item] == []
+    mark = plan(10_000, dedup="mark").component("dedup")
+    wcu = 10_000 + 200  # 1 WCU (the mark) per click and per conversion
+    rcu = (10_000 + 200) * 0.5  # an eventually consistent read of each before its stream write
+    assert mark.metric("conversion claims WCU/s average") == pytest.approx(200)
+    assert (mark.metric("WCU/s average"), mark.metric("RCU/s average"), mark.metric("RCU/s peak")) == \
+        pytest.approx((wcu, rcu, rcu))  # peak defaults to the rate
+    on_demand = wcu * MONTH_S * 0.625 / 1e6 + rcu * MONTH_S * 0.125 / 1e6
+    provisioned = wcu / 0.7 * 730 * 0.00065 + rcu / 0.7 * 730 * 0.00013
+    assert mark.alternatives["on_demand"] == pytest.approx(on_demand + storage)
+    assert mark.alternatives["provisioned"] == pytest.approx(provisioned + storage)
+    assert mark.monthly_usd == pytest.approx(provisioned + storage)  # 6,914.14 + 691.32 + 184.67
+    assert mark.context["ingest_dedup_mode"] == "mark"
+    assert mark.context["dedup_min_rcu"] == math.ceil(rcu * 0.5 / 0.7) == 3_643
+    assert mark.context["dedup_max_rcu"] == math.ceil(rcu / 0.7) == 7_286
 
 
 def test_dedup_table_quota_warning_over_40k_wcu():
@@ -459,9 +464,9 @@ def test_bigger_batches_mean_fewer_requests_and_lower_cost():
 def test_lever_directions():
     base = plan(115_740)
     assert plan(115_740, api="http").component("api").monthly_usd < base.component("api").monthly_usd
-    per_click = plan(115_740, dedup="per_click").component("dedup").monthly_usd
+    per_click = base.component("dedup").monthly_usd
     assert plan(115_740, dedup="per_request").component("dedup").monthly_usd < per_click / 10
-    assert base.component("dedup").monthly_usd < per_click * 0.6  # mark: 1 WCU + 0.5 RCU vs 2 WCU
+    assert plan(115_740, dedup="mark").component("dedup").monthly_usd < per_click * 0.6  # 1 WCU + 0.5 RCU vs 2 WCU
     packed = plan(115_740, clicks_per_record=20)
     assert packed.component("clicks_stream").metric("records/s average") == pytest.approx(115_740 / 20)
     assert packed.component("firehose").monthly_usd < base.component("firehose").monthly_usd / 10
@@ -480,8 +485,9 @@ def test_compare_levers_marks_the_base_and_reports_deltas():
     assert per_request.delta_pct < 0 and per_request.caveat
 
 
-def test_mark_dedup_is_the_default():
-    assert plan(10_000).context["ingest_dedup_mode"] == "mark"
+def test_per_click_dedup_is_the_default():
+    # the design card's "DynamoDB conditional-write dedup"; mark is a lever (test_lever_directions)
+    assert plan(10_000).context["ingest_dedup_mode"] == "per_click"
 
 
 # --- totals and validation -------------------------------------------------------------------------------
@@ -524,14 +530,11 @@ def test_json_round_trip_has_the_headline_numbers():
         # 333M x $3.50 + 667M x $2.80 + 2,679.2M x $2.38 per M + the answers
         "api": 333 * 3.50 + 667 * 2.80 + 2_679.2 * 2.38
         + 10_240 * 0.09 + 40_960 * 0.085 + (dto_gb - 51_200) * 0.07,  # 18,783.04
-        # 3,679.2M x $0.20 per M + (200 x 0.03775 s + 1,000 x 0.125 s + 200 x 0.025255 s) a second
-        # (mark dedup: 25 ms + 0.255 ms per click or conversion) = 137.601 GB-s/s x 2,628,000 s x
-        # $0.0000133334
-        "ingest_lambda": requests * 0.20 / 1e6 + 137.601 * MONTH_S * 0.0000133334,  # 5,557.41
-        # mark: 10,200 WCU/s / 0.7 x 730 h x $0.00065 + 5,100 RCU/s / 0.7 x 730 h x $0.00013
-        # + 410.38 GB x ($0.25 + $0.20)
-        "dedup": 10_200 / 0.7 * 730 * 0.00065 + 5_100 / 0.7 * 730 * 0.00013
-        + 10_200 * 172_800 * 250 / 1024**3 * 0.45,  # 7,790.23
+        # 3,679.2M x $0.20 per M + (200 x 0.1 s + 1,000 x 0.125 s + 200 x 0.0265 s) a second
+        # = 150.3 GB-s/s x 2,628,000 s x $0.0000133334
+        "ingest_lambda": requests * 0.20 / 1e6 + 150.3 * MONTH_S * 0.0000133334,  # 6,002.38
+        # 20,400 WCU/s / 0.7 x 730 h x $0.00065 + 410.38 GB x ($0.25 + $0.20)
+        "dedup": 20_400 / 0.7 * 730 * 0.00065 + 10_200 * 172_800 * 250 / 1024**3 * 0.45,  # 14,012.96
         # 13 shards x 730 h x ($0.015 + $0.020 retention) + 26.28e9 PUT units x $0.014 per M
         "clicks_stream": 13 * 730 * 0.035 + 26.28e9 * 0.014 / 1e6,  # 700.07
         # 626 shards x 730 h x $0.035 + 1.3145e12 PUT units x $0.014 per M
@@ -574,10 +577,15 @@ def test_other_region_prices_change_exactly_the_lines_they_price():
     # and 2,679.2M in the third: 667 x ($3.19 - $2.80) + 2,679.2 x ($2.71 - $2.38) = $1,144.27
     api_delta = 667 * (3.19 - 2.80) + 2_679.2 * (2.71 - 2.38)
     assert eu.component("api").monthly_usd - us.component("api").monthly_usd == pytest.approx(api_delta)
-    # dedup (mark): 10,200 WCU/s / 0.7 x 730 h x $0.000085 + 5,100 RCU/s / 0.7 x 730 h x
-    # $0.000017 + 410.38 GB x $0.033 = $904.16 + $90.42 + $13.54
-    dedup_delta = 10_200 / 0.7 * 730 * (0.000735 - 0.00065) + 5_100 / 0.7 * 730 * (0.000147 - 0.00013) + \
+    # dedup: 20,400 WCU/s / 0.7 x 730 h x $0.000085 + 410.38 GB x $0.033 = $1,808.31 + $13.54
+    dedup_delta = 20_400 / 0.7 * 730 * (0.000735 - 0.00065) + \
         10_200 * 172_800 * 250 / 1024**3 * (0.283 - 0.25)
+    mark_us, mark_eu = (plan(10_000, budget_lane=False, dedup="mark", region=r).component("dedup")
+                        for r in ("us-east-1", "eu-west-1"))
+    # mark: 10,200 WCU/s and 5,100 RCU/s ($0.00013 -> $0.000147 per RCU-hour): $904.16 + $90.42 + $13.54
+    assert mark_eu.monthly_usd - mark_us.monthly_usd == pytest.approx(
+        10_200 / 0.7 * 730 * (0.000735 - 0.00065) + 5_100 / 0.7 * 730 * (0.000147 - 0.00013)
+        + 10_200 * 172_800 * 250 / 1024**3 * (0.283 - 0.25))
     assert eu.component("dedup").monthly_usd - us.component("dedup").monthly_usd == \
         pytest.approx(dedup_delta)
     # serving, observability: same quantities, flat prices, so each line scales by its price ratio
@@ -621,14 +629,14 @@ def test_freshness_slots_keep_the_busiest_slot_under_half_a_partition(rate, peak
 
 def test_the_account_concurrency_check_counts_a_rebuilds_load_lambdas():
     """While a rebuild loads, its rebuild_load_concurrency Lambdas run beside the stream's:
-    17,000 clicks/s (peak 4x) fits the 900 usable executions without them, not with them; at
+    14,000 clicks/s (peak 4x) fits the 900 usable executions without them, not with them; at
     the seed the stream alone is over and the message gives the figure with the load."""
     def need(p):
         ingest = p.component("ingest_lambda").metric("reserved concurrency")
         sink = math.ceil(p.component("sink_lambda").metric("concurrency needed at peak") * 1.5)
         return ingest + sink + math.ceil(p.component("budget_api").metric("budget Lambda concurrency peak"))
 
-    p = plan(17_000, 68_000, impressions_per_click=0, conversions_per_click=0)
+    p = plan(14_000, 56_000, impressions_per_click=0, conversions_per_click=0)
     load = p.component("rebuild").context["rebuild_load_concurrency"]
     assert need(p) <= 900 < need(p) + load
     [w] = [w for w in p.account_warnings if "concurrent executions" in w]

@@ -18,7 +18,7 @@ from capacity.pricing import available_regions, load_prices
 # Derived from the profiles' rates (small 10,000 clicks/s average / 20,000 peak; medium 115,740 /
 # 231,480; large 115,740 / 500,000), the ASSUMPTIONS constants of capacity/planner/assumptions.py
 # and the us-east-1 prices; never from plan(). Defaults: 200 B clicks, 50 clicks per request,
-# mark dedup, 1 click per record, 1M ads with Zipf(0.8) popularity, 2 s mini-batches, 4
+# per-click dedup, 1 click per record, 1M ads with Zipf(0.8) popularity, 2 s mini-batches, 4
 # resolutions; issue 19's events: 50 impressions and 0.02 conversions per click (average and peak
 # alike), impressions 500 per request, conversions 1 per request, impression records 521 B,
 # conversion records 547 B (encode_event of the typical records: mean 521.01 B); every click,
@@ -54,12 +54,10 @@ from capacity.pricing import available_regions, load_prices
 #     400 + 2,000 + 400 = 2,800 x 1.25 = 3,500; 4,629.6 + 23,148 + 4,629.6 = 32,407.2 x 1.25 =
 #     40,509 -> 41,000; 10,000 + 50,000 + 10,000 = 70,000 x 1.25 = 87,500 -> 88,000.
 #   ingest_burst_limit = rate limit x 0.5, 2 digits up: 1,750 -> 1,800; 20,500 -> 21,000; 44,000.
-#   ingest_reserved_concurrency = peak concurrency x 1.5; per request (25 ms + per item; mark
-#     dedup: 1.5 ms x 0.17 = 0.255 ms per click or conversion): clicks 25 + 0.255 x 50 = 37.75
-#     ms, impressions 25 + 0.2 x 500 = 125 ms, conversions 25.255 ms: small 400 x 0.03775 + 2,000
-#     x 0.125 + 400 x 0.025255 = 275.202 -> 412.8 -> 413; medium 4,629.6 x 0.03775 + 23,148 x
-#     0.125 + 4,629.6 x 0.025255 = 3,185.19 -> 4,777.8 -> 4,778; large 377.5 + 6,250 + 252.55 =
-#     6,880.05 -> 10,320.1 -> 10,321.
+#   ingest_reserved_concurrency = peak concurrency x 1.5; per request (25 ms + per item): clicks
+#     25 + 1.5 x 50 = 100 ms, impressions 25 + 0.2 x 500 = 125 ms, conversions 25 + 1.5 = 26.5 ms:
+#     small 400 x 0.1 + 2,000 x 0.125 + 400 x 0.0265 = 300.6 -> 450.9 -> 451; medium 3,479.14
+#     -> 5,218.7 -> 5,219; large 1,000 + 6,250 + 265 = 7,515 -> 11,272.5 -> 11,273.
 #   kinesis_shards = peak / 1,000 records/s x 1.25 (records bind: bytes need (200 + 16) B x
 #     20,000/s / 1 MiB = 4.1 shards, reads 2 x 200 B x 20,000/s / 2 MiB = 3.8): 20 x 1.25 = 25;
 #     231.48 x 1.25 = 289.35 -> 290; 500 x 1.25 = 625.
@@ -74,14 +72,10 @@ from capacity.pricing import available_regions, load_prices
 #     peak x 50.02 x 1,800 s event keys + at most (76 + 16 + 3 + 2) live buckets x 1.11M ads,
 #     campaigns and advertisers) x 100 B = 184 GiB (small) / 25 GB per KPU = 7.4 KPUs; medium
 #     and large need 2,029 and 4,370 GiB: 81 and 175 KPUs.
-#   dedup_min_wcu = 1 WCU (the mark) x (clicks + conversions) average x 0.5 trough / 0.7: 10,200 x
-#     0.5 / 0.7 = 7,285.7 -> 7,286; 118,054.8 -> 84,324.9 -> 84,325.
-#   dedup_max_wcu = 1 WCU x (clicks + conversions) peak / 0.7: 20,400 / 0.7 = 29,142.9 -> 29,143;
-#     236,109.6 -> 337,299.4 -> 337,300; 510,000 -> 728,571.4 -> 728,572.
-#   dedup_min_rcu, dedup_max_rcu: the same with 0.5 RCU (mark's eventually consistent check):
-#     5,100 x 0.5 / 0.7 = 3,642.9 -> 3,643; 59,027.4 -> 42,162.4 -> 42,163; 10,200 / 0.7 =
-#     14,571.4 -> 14,572; 118,054.8 / 0.7 = 168,649.7 -> 168,650; 255,000 / 0.7 = 364,285.7 ->
-#     364,286.
+#   dedup_min_wcu = 2 WCU x (clicks + conversions) average x 0.5 trough / 0.7: 20,400 x 0.5 / 0.7
+#     = 14,571.4 -> 14,572; 236,109.6 -> 168,649.7 -> 168,650.
+#   dedup_max_wcu = 2 WCU x (clicks + conversions) peak / 0.7: 40,800 / 0.7 = 58,285.7 -> 58,286;
+#     472,219.2 -> 674,598.9 -> 674,599; 1,020,000 -> 1,457,142.9 -> 1,457,143.
 #   billing_glue_workers (clicks only) = average x 86,400 s x 27/24 / 25,000 clicks/s per DPU /
 #     3,600 / 2 h: 10.8 DPU-h / 2 = 5.4 -> 6; 124.999 DPU-h / 2 = 62.5 -> 63.
 #   Serving path, from K, C, V = distinct ads, campaigns, advertisers among the 2 s mini-batch's
@@ -130,32 +124,29 @@ _SAME = dict(aggregates_kinesis_mode="provisioned", billing_glue_worker_type="G.
              dedup_capacity_mode="provisioned", dedup_ttl_s=86_400,
              dynamodb_target_utilization_pct=70, events_kinesis_mode="provisioned",
              firehose_buffer_interval_s=300, firehose_buffer_mb=128, flink_parallelism_per_kpu=1,
-             ingest_dedup_mode="mark", ingest_memory_mb=1024, kinesis_mode="provisioned",
+             ingest_dedup_mode="per_click", ingest_memory_mb=1024, kinesis_mode="provisioned",
              kinesis_retention_hours=168, minibatch_latency_ms=2000,
              serving_capacity_mode="provisioned", serving_store="dynamodb", sink_batch_size=500,
              sink_memory_mb=512, sink_parallelization_factor=2)
 EXPECTED_CONTEXT = {
     "small": _SAME | dict(
-        ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=413,
+        ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
         kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=305,
-        dedup_min_wcu=7_286, dedup_max_wcu=29_143, dedup_min_rcu=3_643, dedup_max_rcu=14_572,
-        billing_glue_workers=6,
+        dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
         aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=735_277,
         serving_max_wcu=2_056_997,
         rebuild_parallelism=2_428, rebuild_load_concurrency=411),
     "medium": _SAME | dict(
-        ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=4_778,
+        ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
         kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=3_526,
-        dedup_min_wcu=84_325, dedup_max_wcu=337_300, dedup_min_rcu=42_163, dedup_max_rcu=168_650,
-        billing_glue_workers=63,
+        dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
         aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_641_002,
         serving_max_wcu=3_450_863,
         rebuild_parallelism=32_064, rebuild_load_concurrency=119),
     "large": _SAME | dict(
-        ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=10_321,
+        ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
         kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=7_616,
-        dedup_min_wcu=84_325, dedup_max_wcu=728_572, dedup_min_rcu=42_163, dedup_max_rcu=364_286,
-        billing_glue_workers=63,
+        dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
         aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_641_002,
         serving_max_wcu=3_612_277,
         rebuild_parallelism=29_234, rebuild_load_concurrency=232),
@@ -377,7 +368,7 @@ def test_profiles_select_only_what_is_implemented(name):
     assert (p.inputs["api"], p.inputs["dedup"], p.inputs["clicks_per_record"],
             p.inputs["changelog_rows_per_record"], p.inputs["serving_resolutions"], p.inputs["efo"],
             p.inputs["serving_store"], p.inputs["budget_lane"]) == (
-        "rest", "mark", 1, 1, ("1m", "5m", "1h", "1d"), False, "dynamodb", True)
+        "rest", "per_click", 1, 1, ("1m", "5m", "1h", "1d"), False, "dynamodb", True)
     assert p.inputs["changelog_update_before"] is False  # flink_changelog_mode upsert, the default
 
 

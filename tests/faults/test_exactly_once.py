@@ -2,7 +2,10 @@
 Flink -> aggregates stream -> sink -> DynamoDB; Kinesis -> archive), all faults at once:
 
 - ingest: Kinesis PutRecords partial failures + whole-call throttling, DynamoDB claim throttling
-  and unprocessed confirm items, clients re-sending whole requests (lost responses);
+  and unprocessed confirm items, clients re-sending whole requests (lost responses); ingest dedups
+  per_click (the default: conditional claim + confirm) until the stack restart and in mark mode
+  (a read, then one write) after it, so both protocols, and a switch between them with claims
+  left pending, run under the same faults (mark: throttled reads, unprocessed keys);
 - the Flink job SIGKILLed mid-stream and restarted from its last checkpoint (source replay);
 - sink: failing writes (partial batch responses, redelivery) and whole batches delivered twice,
   the second time in reverse order;
@@ -36,6 +39,7 @@ Clicks beyond the lateness (an hour old, `LoadSpec.late_count`) come in two grou
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import os
@@ -49,6 +53,8 @@ from pathlib import Path
 import pytest
 
 from common.config import IngestSettings
+from common.schema import DEDUP_MARK, DEDUP_PER_CLICK
+from ingest import handler as ingest_handler
 from local.faults import FaultCounters, describe, install_ingest_faults, install_sink_faults
 from local.flink import flink_available
 from local.moto_server import MotoServer, free_port
@@ -256,6 +262,7 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         stack.flink_job.wait_ready()
         stack.flink_job.wait_checkpoint()  # the job reads: the first fault can come a third of the way in
         install_ingest_faults(counters, **RATES)
+        assert ingest_handler.get_service().dedup.mode == DEDUP_PER_CLICK
         install_sink_faults(stack, counters, failure_rate=0.01, duplicate_rate=0.2)
         stack.sink_mapping.on_failure = dead_lettered
 
@@ -334,9 +341,13 @@ def test_no_click_lost_or_double_counted_under_faults(tmp_path, capsys):
         restart_begins.set()  # the next part goes out while the stack stops (and is retried while it is down)
         stack.stop()
         counters.add("stack_restarted")
+        assert options.settings.ingest_dedup_mode == DEDUP_PER_CLICK
+        options = dataclasses.replace(options, settings=dataclasses.replace(
+            options.settings, ingest_dedup_mode=DEDUP_MARK))  # the new stack's ingest: mark mode
         stack = LocalStack(options).start()
         stacks.append(stack)
         install_ingest_faults(counters, **RATES)
+        assert ingest_handler.get_service().dedup.mode == DEDUP_MARK
         install_sink_faults(stack, counters, failure_rate=0.01, duplicate_rate=0.2)
         stack.sink_mapping.on_failure = dead_lettered
         restarted_at = time.time()

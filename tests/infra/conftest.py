@@ -100,7 +100,7 @@ CUSTOM = {
     "kinesis_shards": 7,
     "kinesis_retention_hours": 48,
     "dedup_ttl_s": 3600,
-    "ingest_dedup_mode": "per_click",  # the default is mark: this template covers the other
+    "ingest_dedup_mode": "mark",  # the default is per_click: this template covers the other
     "hot_ad_salts": "ad-1:8,ad-7:4",
     "ingest_memory_mb": 2048,
     "ingest_reserved_concurrency": 50,

@@ -321,17 +321,16 @@ def dedup_dimensions(template: Template) -> set[str]:
 
 def test_provisioned_dedup_reads_autoscale_in_mark_mode_and_are_fixed_in_per_click(
         profile_templates, app_factory):
-    # mark (the profiles' mode) reads every click before publishing it: the planner's range
+    # per_click (the profiles' mode) reads nothing: reads fixed at dedup_min_rcu, no autoscaling
     template = profile_templates["small"]
-    context = capacity_profiles.profile_context("small")
-    assert context["ingest_dedup_mode"] == "mark"
-    assert (rcu(template, "DedupTable", "min"), rcu(template, "DedupTable", "max")) == (
-        context["dedup_min_rcu"], context["dedup_max_rcu"]) == (3_643, 14_572)
-    assert dedup_dimensions(template) == {"dynamodb:table:WriteCapacityUnits",
-                                          "dynamodb:table:ReadCapacityUnits"}
-    # per_click reads nothing: reads fixed at dedup_min_rcu, no read autoscaling
-    app = app_factory(profile="small", ingest_dedup_mode="per_click")
-    per_click = Template.from_stack(app.node.find_child("ClickAgg"))
-    table = props(per_click, "AWS::DynamoDB::Table", "DedupTable")
-    assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 3_643
-    assert dedup_dimensions(per_click) == {"dynamodb:table:WriteCapacityUnits"}
+    assert capacity_profiles.profile_context("small")["ingest_dedup_mode"] == "per_click"
+    table = props(template, "AWS::DynamoDB::Table", "DedupTable")
+    assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
+    assert dedup_dimensions(template) == {"dynamodb:table:WriteCapacityUnits"}
+    # mark reads every click before publishing it: reads autoscale over dedup_min/max_rcu
+    app = app_factory(profile="small", ingest_dedup_mode="mark", dedup_min_rcu=3_643,
+                      dedup_max_rcu=14_572)
+    mark = Template.from_stack(app.node.find_child("ClickAgg"))
+    assert (rcu(mark, "DedupTable", "min"), rcu(mark, "DedupTable", "max")) == (3_643, 14_572)
+    assert dedup_dimensions(mark) == {"dynamodb:table:WriteCapacityUnits",
+                                      "dynamodb:table:ReadCapacityUnits"}

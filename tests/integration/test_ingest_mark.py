@@ -1,5 +1,5 @@
 """The ingest dedup's mark mode (ingest/dedup.py: read the click_id's item, publish, then write
-it; the deployed default, setting ingest_dedup_mode) against in-process moto: exact answers,
+it; setting ingest_dedup_mode, default per_click) against in-process moto: exact answers,
 DynamoDB calls, waits, dedup items and stream contents, with DynamoDB and Kinesis failing the
 way they do. The per_click protocol's own tests: test_ingest_claims.py."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from common.config import IngestSettings
 from ingest import handler
-from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, MARK, check_item
+from ingest.dedup import CLAIMED, DUPLICATE, IN_FLIGHT, MARK, PER_CLICK, check_item
 from local.lambda_runtime import LambdaContext
 from tests.conftest import api_event
 from tests.integration.ingest_support import (LEASE_MS, NOW_MS, TTL_S, DynamoFaults, Ingest,
@@ -193,9 +193,11 @@ def test_batches_over_a_hundred_clicks_read_a_hundred_keys_per_call(clients):
     assert len(dedup_items()) == 250 and stream_ids() == sorted(f"c{i}" for i in range(250))
 
 
-def test_the_lambda_runs_mark_mode_by_default(clients, monkeypatch):
-    """The deployed default (common.schema ingest_dedup_mode), through the handler."""
-    assert IngestSettings().ingest_dedup_mode == MARK
+def test_the_lambda_runs_mark_mode_when_configured(clients, monkeypatch):
+    """INGEST_DEDUP_MODE=mark (the CDK context ingest_dedup_mode), through the handler; the
+    default is per_click (common.schema)."""
+    assert IngestSettings().ingest_dedup_mode == PER_CLICK
+    monkeypatch.setenv("INGEST_DEDUP_MODE", MARK)
     handler.get_service.cache_clear()
     try:
         service = handler.get_service()
