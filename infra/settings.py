@@ -63,7 +63,8 @@ class _Stack(schema.View):
             if low is not None and high is not None and low > high:
                 raise SettingsError(f"{table}_min_wcu must be <= {table}_max_wcu")
         for table in ("dedup", "serving"):
-            if getattr(self, f"{table}_max_rcu") < getattr(self, f"{table}_min_rcu"):
+            high = getattr(self, f"{table}_max_rcu")
+            if high is not None and high < getattr(self, f"{table}_min_rcu"):
                 raise SettingsError(f"{table}_max_rcu must be >= {table}_min_rcu")
         if self.flink_min_pause_between_checkpoints_ms >= self.flink_checkpoint_interval_ms:
             raise SettingsError("flink_min_pause_between_checkpoints_ms must be < "

@@ -12,6 +12,7 @@ import json
 from common.records import encode_event
 from common.schema import BY_NAME, DEDUP_MARK, DEDUP_PER_CLICK, default  # noqa: F401 (re-exported)
 from common.schema import DEDUP_MODES as SCHEMA_DEDUP_MODES
+from common.schema import MARK_READ_RCU as SCHEMA_MARK_READ_RCU
 from serving.keys import LEADERBOARD_RESOLUTIONS
 
 # Typical events-stream records (ingest.events' impression_record / conversion_record), measured
@@ -89,7 +90,7 @@ LAMBDA_LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT platform lines + the 
 # --- ingest dedup table (DynamoDB)
 CLAIM_WCU = 1  # conditional PutItem of a claim item < 1 KB (a failed condition costs 1 WCU too)
 CONFIRM_WCU = 1  # BatchWriteItem put of the same item with status committed: 1 WCU per item
-MARK_READ_RCU = 0.5  # mark mode's check: an eventually consistent BatchGetItem read of an item < 4 KB (a missing item costs the same)
+MARK_READ_RCU = SCHEMA_MARK_READ_RCU  # mark mode's check: an eventually consistent BatchGetItem read of an item < 4 KB (a missing item costs the same); common.schema's, which the dedup table's reads follow too
 DEDUP_ITEM_BYTES = 250  # click_id, request_id, status, 2 numbers + ~100 B DynamoDB per-item overhead
 DDB_TTL_DELETE_LAG_S = 86400  # TTL deletes expired items "within a few days": keep one extra day of items
 IDEMPOTENCY_PUT_WCU = 1  # Powertools Idempotency: conditional put of the INPROGRESS record

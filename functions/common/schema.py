@@ -255,6 +255,9 @@ _CHECKPOINT_INTERVAL_MS = 10_000  # one default: the service's checkpoints on AW
 # cost lever: 1 WCU + 0.5 RCU per click).
 DEDUP_MARK, DEDUP_PER_CLICK = "mark", "per_click"
 DEDUP_MODES = (DEDUP_MARK, DEDUP_PER_CLICK)
+# mark's check per click: an eventually consistent read of an item < 4 KB (a missing item costs
+# the same); the dedup table's reads (infra) and the planner's price follow from it
+MARK_READ_RCU = 0.5
 
 
 def _dedup_mode_problem(mode: str) -> Optional[str]:
@@ -384,8 +387,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("dedup_max_wcu", Optional[int], None, "autoscaling maximum / on-demand cap", ge=1),
     S("dedup_min_rcu", int, 5, "provisioned dedup table: read autoscaling minimum (mark mode "
       "reads every click; per_click reads nothing: fixed at this)", ge=1),
-    S("dedup_max_rcu", int, 1_000, "provisioned dedup table, mark mode: read autoscaling maximum",
-      ge=1),
+    S("dedup_max_rcu", Optional[int], None, "provisioned dedup table, mark mode: read "
+      "autoscaling maximum; unset: dedup_max_wcu x MARK_READ_RCU (mark's reads when its writes "
+      "are at their maximum)", ge=1),
     S("serving_capacity_mode", str, "on_demand", "serving table billing",
       choices=CAPACITY_MODES),
     S("serving_min_wcu", Optional[int], None, "provisioned autoscaling minimum", ge=1),

@@ -334,3 +334,13 @@ def test_provisioned_dedup_reads_autoscale_in_mark_mode_and_are_fixed_in_per_cli
     assert (rcu(mark, "DedupTable", "min"), rcu(mark, "DedupTable", "max")) == (3_643, 14_572)
     assert dedup_dimensions(mark) == {"dynamodb:table:WriteCapacityUnits",
                                       "dynamodb:table:ReadCapacityUnits"}
+
+def test_mark_reads_default_to_what_the_write_maximum_lets_through(app_factory):
+    # mark without dedup_max_rcu: reads may rise to dedup_max_wcu clicks/s x 0.5 RCU (an
+    # eventually consistent read each), not a fixed default that would throttle the checks first
+    small = capacity_profiles.profile_context("small")
+    assert "dedup_max_rcu" not in small and small["dedup_capacity_mode"] == "provisioned"
+    app = app_factory(profile="small", ingest_dedup_mode="mark")
+    mark = Template.from_stack(app.node.find_child("ClickAgg"))
+    assert (rcu(mark, "DedupTable", "min"), rcu(mark, "DedupTable", "max")) == (
+        5, -(-small["dedup_max_wcu"] // 2))
