@@ -173,33 +173,13 @@ def _matches(e: Entry, campaign_id: Optional[str], advertiser_id: Optional[str])
             and (advertiser_id is None or e.advertiser_id == advertiser_id))
 
 
-class _Bound:
-    """A sum of thresholds that may hold INF terms: counted apart, so that removing the
-    thresholds of the boards listing an ad never computes INF - INF."""
-
-    __slots__ = ("finite", "infinite")
-
-    def __init__(self) -> None:
-        self.finite, self.infinite = 0, 0
-
-    def add(self, threshold) -> None:
-        if threshold == INF:
-            self.infinite += 1
-        else:
-            self.finite += threshold
-
-    def minus(self, other: "_Bound") -> Union[int, float]:
-        return INF if self.infinite > other.infinite else self.finite - other.finite
-
-    @property
-    def value(self) -> Union[int, float]:
-        return INF if self.infinite else self.finite
-
-
 def _filtered(board: Leaderboard, campaign_id: Optional[str], advertiser_id: Optional[str],
-              ids: dict[str, tuple[Optional[str], Optional[str]]]) -> list[Entry]:
-    """The board's entries that pass the filters; records each ad's first ids seen in `ids`."""
-    entries = [e for e in board.entries if _matches(e, campaign_id, advertiser_id)]
+              ids: dict[str, tuple[Optional[str], Optional[str]]],
+              only: Optional[set[str]] = None) -> list[Entry]:
+    """The board's entries that pass the filters (of the ads in `only`, if given); records each
+    ad's first ids seen in `ids`."""
+    entries = [e for e in board.entries if (only is None or e.ad_id in only)
+               and _matches(e, campaign_id, advertiser_id)]
     for e in entries:
         if e.ad_id not in ids or ids[e.ad_id] == (None, None):
             ids[e.ad_id] = (e.campaign_id, e.advertiser_id)
@@ -217,32 +197,61 @@ def _truncated_reason(truncated: int, boards: int, leaderboard_size: int) -> str
             f"{leaderboard_size} ads by clicks) or were read only in part")
 
 
+def _listed_details(boards: list[Leaderboard], ads: set[str], campaign_id: Optional[str],
+                    advertiser_id: Optional[str]) -> tuple[dict, dict]:
+    """(ids, IVT sums) of `ads` over the boards' entries that pass the filters: a second pass
+    for the few ads returned, cheaper than keeping both for every listed ad."""
+    ids: dict[str, tuple[Optional[str], Optional[str]]] = {}
+    ivt: dict[str, list[int]] = {ad: [0] * len(IVT_COUNTS) for ad in ads}
+    for board in boards:
+        for e in _filtered(board, campaign_id, advertiser_id, ids, ads):
+            _ivt_add(ivt, e)
+    return ids, ivt
+
+
 def merge_topk(leaderboards: Iterable[Leaderboard], k: int, metric: str, leaderboard_size: int,
                campaign_id: Optional[str] = None, advertiser_id: Optional[str] = None) -> TopResult:
-    """Top-k by a summed metric (COUNT_METRICS); the module doc's rules."""
+    """Top-k by a summed metric (COUNT_METRICS); the module doc's rules. The per-entry loop is
+    plain dict arithmetic (a 30-day merge sees ~4,000 entries a round, within 10 ms: issue 22):
+    a sum of thresholds is kept as its finite part and its number of INF terms, so removing the
+    thresholds of the boards listing an ad never computes INF - INF."""
+    if metric not in COUNT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    column = COUNT_METRICS[metric]
+    boards_seen = list(leaderboards)
+    filtered = campaign_id is not None or advertiser_id is not None
     lower: dict[str, int] = {}
-    listed_threshold: dict[str, _Bound] = {}  # thresholds of the buckets listing the ad
-    ivt: dict[str, list[int]] = {}  # ad -> IVT_COUNTS sums over its listed entries
-    t_all = _Bound()
-    truncated = boards = 0
-    ids: dict[str, tuple[Optional[str], Optional[str]]] = {}
-    for board in leaderboards:
-        boards += 1
+    listed_finite: dict[str, int] = {}  # finite thresholds of the buckets listing the ad
+    listed_inf: dict[str, int] = {}  # how many of them are INF
+    all_finite = all_inf = truncated = 0
+    for board in boards_seen:
         thr = board.threshold(metric, leaderboard_size)
-        t_all.add(thr)
+        fin, inf = (0, 1) if thr == INF else (thr, 0)
+        all_finite += fin
+        all_inf += inf
         truncated += board.partial or not board.is_complete(leaderboard_size)
-        for e in _filtered(board, campaign_id, advertiser_id, ids):
-            lower[e.ad_id] = lower.get(e.ad_id, 0) + e.value(metric)
-            listed_threshold.setdefault(e.ad_id, _Bound()).add(thr)
-            _ivt_add(ivt, e)
+        entries = [e for e in board.entries if _matches(e, campaign_id, advertiser_id)] \
+            if filtered else board.entries
+        for e in entries:
+            ad = e.ad_id
+            if ad in lower:
+                lower[ad] += getattr(e, column)
+                listed_finite[ad] += fin
+                listed_inf[ad] += inf
+            else:
+                lower[ad] = getattr(e, column)
+                listed_finite[ad] = fin
+                listed_inf[ad] = inf
+    boards = len(boards_seen)
 
     def upper(ad: str) -> Union[int, float]:
-        return lower[ad] + t_all.minus(listed_threshold[ad])
+        return lower[ad] + (INF if all_inf > listed_inf[ad] else all_finite - listed_finite[ad])
 
-    t_unlisted = t_all.value
+    t_unlisted = INF if all_inf else all_finite
     ranked = heapq.nsmallest(k, (ad for ad, v in lower.items() if v > 0), key=lambda ad: (-lower[ad], ad))
-    items = [RankedAd(ad, *ids[ad], lower[ad], upper(ad), *ivt[ad]) for ad in ranked]
     chosen = set(ranked)
+    ids, ivt = _listed_details(boards_seen, chosen, campaign_id, advertiser_id)
+    items = [RankedAd(ad, *ids[ad], lower[ad], upper(ad), *ivt[ad]) for ad in ranked]
     outside_uppers = [(upper(ad), ad) for ad in lower if ad not in chosen]
 
     exact = all(i.total == i.upper for i in items)
