@@ -159,3 +159,20 @@ def test_pacing_api_bench_smoke():
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 5, out  # header + baseline, miss, hit, batch
     assert "smoke invariants hold" in out, out
+
+
+def test_bot_ua_bench_smoke():
+    # bench/bot_ua.py: IS_BOT_UA's cache-miss cost, full alternation vs literal prefilter, in one JVM
+    # (needs the built jar and PyFlink's lib/ of .venv-flink); the answers must agree on every agent
+    out = run_bench("bot_ua.py")
+    head = re.search(r"^bot_ua bench: (\d+) distinct agents \((\d+) bots\), (\d+) patterns: (\d+) with a literal, "
+                     r"(\d+) residual; ", out, re.M)
+    assert head, out
+    agents, bots, patterns, literal, residual = (int(g) for g in head.groups())
+    assert agents == 600 and 0 < bots < agents and literal + residual == patterns and literal > residual, out
+    times = [float(re.search(rf"^cache miss, {name}: {NUMBER} us/agent \(fastest round {NUMBER}\)$", out, re.M)
+                   .group(1)) for name in (r"full alternation \(before\)", r"literal prefilter \(after\)")]
+    assert all(t > 0 for t in times), out
+    ratio = re.search(rf"^new / old = {NUMBER}x \(old / new = {NUMBER}x\)$", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) > 0, out
+    assert f"answers agree: {agents} of {agents} agents" in out.splitlines(), out
