@@ -97,7 +97,7 @@ def test_events_terms_scale_with_the_impressions_multiple(multiple):
     flink = p.component("flink")
     assert flink.metric("state: event dedup keys") == pytest.approx(2 * records_s * 1_800)
     assert flink.metric("KPUs by throughput (peak x headroom)") == pytest.approx(
-        (PEAK + 2 * records_s + PEAK * 2 / 12) * 1.5 / 5_041)
+        (PEAK + 2 * records_s + PEAK * 2 / 12) * 1.5 / 5_377)
     # the serving path grows with the distinct ads the events touch, never past every ad,
     # campaign and advertiser each mini-batch (4 series each, 3 boards of 1,000: 2 rows each),
     # plus the budget lane's spend (clicks only: every campaign's 1m and 1d per 0.5 s at most, 2

@@ -314,17 +314,17 @@ def test_flink_kpus_by_throughput_and_quota():
     # + the budget lane's spend aggregation: 2/12 of a row per valid click, 20,000 x 2/12 = 3,333.3
     assert c.metric("budget lane spend aggregation, row-equivalents/s peak") == pytest.approx(20_000 / 6)
     assert c.metric("KPUs by throughput (peak x headroom)") == pytest.approx(
-        (1_020_400 + 20_000 / 6) * 1.5 / 5_041)  # 304.62
-    assert c.context["flink_parallelism"] == 305
+        (1_020_400 + 20_000 / 6) * 1.5 / 5_377)  # 285.59
+    assert c.context["flink_parallelism"] == 286
     # state: 2 click dedup states x peak x 1,800 s TTL keys; 1 per impression and conversion
     assert c.metric("state: click dedup keys") == pytest.approx(2 * 20_000 * 1_800)
     assert c.metric("state: event dedup keys") == pytest.approx(1_000_400 * 1_800)
-    assert any("KPUs per application" in w for w in c.warnings)  # 305 > 64
+    assert any("KPUs per application" in w for w in c.warnings)  # 286 > 64
     clicks_only = plan(10_000, 20_000, impressions_per_click=0, conversions_per_click=0)
-    assert clicks_only.context["flink_parallelism"] == 7  # 20,000 x (1 + 2/12) x 1.5 / 5,041 = 6.94
+    assert clicks_only.context["flink_parallelism"] == 7  # 20,000 x (1 + 2/12) x 1.5 / 5,377 = 6.51
     big = plan(115_740, 500_000).component("flink")
-    assert big.context["flink_parallelism"] == 7_616  # 500,000 x (51.02 + 2/12) x 1.5 / 5,041 = 7,615.55
-    assert plan(115_740, 500_000, budget_lane=False).context["flink_parallelism"] == 7_591  # 7,590.76
+    assert big.context["flink_parallelism"] == 7_140  # 500,000 x (51.02 + 2/12) x 1.5 / 5,377 = 7,139.67
+    assert plan(115_740, 500_000, budget_lane=False).context["flink_parallelism"] == 7_117  # 7,116.42
 
 
 def test_firehose_5kb_rounding_and_buffering():

@@ -65,8 +65,8 @@ from capacity.pricing import available_regions, load_prices
 #     (521.01 + 16) B x 1,000,400/s / 1 MiB = 512.3 shards, reads 2 x 521.01 B x 1,000,400/s /
 #     2 MiB = 497.1): 1,000.4 x 1.25 = 1,250.5 -> 1,251; 11,578.63 x 1.25 = 14,473.3 -> 14,474;
 #     25,010 x 1.25 = 31,262.5 -> 31,263.
-#   flink_parallelism = peak x (51.02 rows + 2/12 for the spend lane) x 1.5 / 5,041 rows/s per
-#     KPU (bench/flink.py, RocksDB): 304.62 -> 305; 3,525.70 -> 3,526; 7,615.55 -> 7,616. State
+#   flink_parallelism = peak x (51.02 rows + 2/12 for the spend lane) x 1.5 / 5,377 rows/s per
+#     KPU (bench/flink.py, RocksDB): 285.59 -> 286; 3,305.38 -> 3,306; 7,139.67 -> 7,140. State
 #     never binds: (2 x
 #     peak x 1,800 s click keys +
 #     peak x 50.02 x 1,800 s event keys + at most (76 + 16 + 3 + 2) live buckets x 1.11M ads,
@@ -131,21 +131,21 @@ _SAME = dict(aggregates_kinesis_mode="provisioned", billing_glue_worker_type="G.
 EXPECTED_CONTEXT = {
     "small": _SAME | dict(
         ingest_rate_limit=3_500, ingest_burst_limit=1_800, ingest_reserved_concurrency=451,
-        kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=305,
+        kinesis_shards=25, events_kinesis_shards=1_251, flink_parallelism=286,
         dedup_min_wcu=14_572, dedup_max_wcu=58_286, billing_glue_workers=6,
         aggregates_kinesis_shards=1_786, freshness_slots=40, serving_min_wcu=735_277,
         serving_max_wcu=2_056_997,
         rebuild_parallelism=2_428, rebuild_load_concurrency=411),
     "medium": _SAME | dict(
         ingest_rate_limit=41_000, ingest_burst_limit=21_000, ingest_reserved_concurrency=5_219,
-        kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=3_526,
+        kinesis_shards=290, events_kinesis_shards=14_474, flink_parallelism=3_306,
         dedup_min_wcu=168_650, dedup_max_wcu=674_599, billing_glue_workers=63,
         aggregates_kinesis_shards=2_993, freshness_slots=80, serving_min_wcu=1_641_002,
         serving_max_wcu=3_450_863,
         rebuild_parallelism=32_064, rebuild_load_concurrency=119),
     "large": _SAME | dict(
         ingest_rate_limit=88_000, ingest_burst_limit=44_000, ingest_reserved_concurrency=11_273,
-        kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=7_616,
+        kinesis_shards=625, events_kinesis_shards=31_263, flink_parallelism=7_140,
         dedup_min_wcu=168_650, dedup_max_wcu=1_457_143, billing_glue_workers=63,
         aggregates_kinesis_shards=3_108, freshness_slots=100, serving_min_wcu=1_641_002,
         serving_max_wcu=3_612_277,
