@@ -4,7 +4,9 @@ Dataset: N ads (default 10k) x 25 h of minute aggregates (Zipf-skewed clicks, on
 ~20k clicks per minute), reduced to what the sink stores: the 1d leaderboard of the first (whole)
 day, 1h leaderboards and 1m leaderboards truncated to M (default 1000), the measured ad's series
 at 1m/5m/1h/1d, and META. 25 h rather than 24 h so that `last=24h` ending mid-hour has real data
-at both edges; `last=30d` reads that day's 1d board, the 29 days before it are empty.
+at both edges. `last=30d` reads 29 day boards: that day's and 28 before it, each that day's top
+ads with every count varied by +-30 % (no minute data behind them: only the 30-day top-K reads
+them); the 23 hours before them are empty.
 
 Items are written with BatchWriteItem directly (item layout from the sink's item_for). If all
 1m leaderboards would take longer than --load-budget-s to load (moto writes a few thousand items
@@ -20,6 +22,7 @@ sorted access through the rank index (serving.read.ranked); then a 24 h 1m serie
 series of one ad.
 
     .venv/bin/python bench/query.py [--ads 10000] [--m 1000] [--load-budget-s 300]
+        [--paths whole,sorted] [--first-page N]   # tuning: the rank index alone, its first page
     .venv/bin/python bench/query.py --smoke   # seconds: 60 ads, M=5, 1 run per query (a check
                                               # that the bench still runs; its figures are not the bench's)
 """
@@ -50,12 +53,14 @@ from query.service import QueryService  # noqa: E402
 from query.windows import parse_top  # noqa: E402
 from serving.keys import top_pk  # noqa: E402
 from serving.read import dynamodb as store_dynamodb  # noqa: E402
+from serving.read import ranked  # noqa: E402
 from serving.read.dynamodb import DynamoDBQueryStore, plan_top_reads  # noqa: E402
 from serving.write.dynamodb import DynamoDBServingStore, item_for  # noqa: E402
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 TABLE = ResourceNames().serving_table
 HOT_AD = "ad-00000"
+PAST_DAYS = 28  # day boards before the data's first whole day (Data)
 WHOLE, SORTED = "whole boards (before)", "rank index (after)"
 # --smoke: tiny input, one measured run per query; every figure is still printed (and tests/test_bench_smoke.py
 # checks the request and item counts, which do not depend on the machine)
@@ -101,6 +106,15 @@ class Data:
         self.day_boards = {d: heapq.nsmallest(m, c.items(), key=lambda kv: (-kv[1], kv[0]))
                            for d, c in day_sums.items() if len(self.hour_sums) and all(
                                d + i * HOUR in self.hour_sums for i in range(24))}  # whole days only
+        # the 28 days before the first whole one, so that last=30d reads 29 populated day boards
+        # as it would in production: each a copy of the first day's top 2M ads, every count
+        # scaled by its own random factor in [0.7, 1.3], cut to the top M
+        if self.day_boards:
+            first = min(self.day_boards)
+            pool = heapq.nsmallest(2 * m, day_sums[first].items(), key=lambda kv: (-kv[1], kv[0]))
+            for back in range(1, PAST_DAYS + 1):
+                varied = [(ad, max(1, round(c * rng.uniform(0.7, 1.3)))) for ad, c in pool]
+                self.day_boards[first - back * DAY] = heapq.nsmallest(m, varied, key=lambda kv: (-kv[1], kv[0]))
 
     def row(self, ad: str, res: str, bucket: int, clicks: int, version: int = 1) -> dict:
         billable = clicks - clicks // 10
@@ -148,6 +162,12 @@ def main() -> int:
     ap.add_argument("--case-budget-s", type=float, default=60, help="time per measured query kind")
     ap.add_argument("--max-iterations", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--paths", default="whole,sorted",
+                    help="read paths to run: whole (the baseline), sorted (the rank index); sorted "
+                         "alone is for tuning the rank index's page sizes (no baseline to compare)")
+    ap.add_argument("--first-page", type=int, default=None,
+                    help="entries per bucket of a partition in the first round "
+                         f"(serving.read.ranked.FIRST_PAGE_PER_BUCKET, {ranked.FIRST_PAGE_PER_BUCKET})")
     ap.add_argument("--smoke", action="store_true", help="tiny input, seconds: " + ", ".join(
         f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
         for k, v in SMOKE.items()))
@@ -155,6 +175,10 @@ def main() -> int:
     if args.smoke:
         for k, v in SMOKE.items():
             setattr(args, k, v)
+    chosen_paths = {WHOLE if name == "whole" else SORTED if name == "sorted" else ap.error(
+        f"--paths: unknown path {name!r}") for name in args.paths.split(",")}
+    if args.first_page is not None:
+        ranked.FIRST_PAGE_PER_BUCKET = args.first_page
 
     minutes = args.hours * 60
     start = 1_795_000_000_000 - 1_795_000_000_000 % DAY
@@ -230,7 +254,8 @@ def main() -> int:
         paths = {WHOLE: QueryService(DynamoDBQueryStore(ddb, TABLE, args.m, sorted_access=False), settings,
                                      clock_ms=lambda: now),
                  SORTED: QueryService(DynamoDBQueryStore(ddb, TABLE, args.m), settings, clock_ms=lambda: now)}
-        calls = [(name, path, (lambda p=params, s=svc: s.top(p))) for name, params in cases for path, svc in paths.items()]
+        calls = [(name, path, (lambda p=params, s=svc: s.top(p))) for name, params in cases
+                 for path, svc in paths.items() if path in chosen_paths]
         svc = paths[SORTED]
         calls.append((f"series {HOT_AD} 1m x 24h", "series", lambda: svc.series(HOT_AD, {"resolution": "1m", "last": "24h"})))
         calls.append((f"series {HOT_AD} 1h x 30d", "series", lambda: svc.series(HOT_AD, {"resolution": "1h", "last": "30d"})))
