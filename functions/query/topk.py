@@ -108,11 +108,6 @@ class Entry:
     campaign_id: Optional[str] = None
     advertiser_id: Optional[str] = None
 
-    def value(self, metric: str) -> int:
-        if metric not in COUNT_METRICS:
-            raise ValueError(f"unknown metric {metric!r}")
-        return getattr(self, COUNT_METRICS[metric])
-
 
 @dataclass
 class Leaderboard:
