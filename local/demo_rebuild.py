@@ -39,6 +39,18 @@ def top10(api: str, start: int, end: int) -> list[tuple[str, int]]:
     return [(i["ad_id"], int(i["total"])) for i in top["items"]]
 
 
+def ghost_board(start: int, end: int) -> tuple[str, int]:
+    """The first leaderboard (resolution, bucket) top-K reads for [start, end): the ghost must
+    sit where the query looks, or the damage is invisible (a range holding a whole hour)."""
+    from query.windows import Window, decompose
+
+    d = decompose(Window(start, end))
+    for res, buckets in (("1m", d.minutes), ("1h", d.hours), ("1d", d.days)):
+        if buckets:
+            return res, buckets[0]
+    raise ValueError(f"empty range {start}..{end}")
+
+
 def damage(table: str, start: int, end: int) -> str:
     """Wrong count, lost bucket, ghost leaderboard entry; returns what was done."""
     from serving.keys import RANK_ATTR, rank_key, series_key, top_key
@@ -50,12 +62,14 @@ def damage(table: str, start: int, end: int) -> str:
     ddb.update_item(TableName=table, Key=key, UpdateExpression="SET c = :c",
                     ExpressionAttributeValues={":c": {"N": "99999"}})
     ddb.delete_item(TableName=table, Key={k: {"S": v} for k, v in series_key(HOT_AD, "1m", lost).items()})
-    ghost = top_key("1m", wrong, GHOST)
+    # on a board the query reads for this range: a whole hour is read from its 1h board, not 1m
+    ghost_res, ghost_bucket = ghost_board(start, end)
+    ghost = top_key(ghost_res, ghost_bucket, GHOST)
     # with its rank key, as the sink writes entries: top-K reads boards through the rank index
     ddb.put_item(TableName=table, Item={"pk": {"S": ghost["pk"]}, "sk": {"S": ghost["sk"]},
                                         "v": {"N": "1"}, "c": {"N": "99999"}, "b": {"N": "99999"},
                                         RANK_ATTR: {"S": rank_key(99999)}})
-    return f"{HOT_AD} minute {wrong} set to 99999 clicks, minute {lost} deleted, {GHOST} put on top of minute {wrong}'s board"
+    return f"{HOT_AD} minute {wrong} set to 99999 clicks, minute {lost} deleted, {GHOST} put on top of the {ghost_res} board of {ghost_bucket}"
 
 
 def rebuild_section(stack, load, checks, work_dir=None) -> None:
