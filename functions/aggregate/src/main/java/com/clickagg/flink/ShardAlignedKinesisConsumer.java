@@ -8,11 +8,13 @@ import org.apache.flink.streaming.connectors.kinesis.model.SentinelSequenceNumbe
 import org.apache.flink.streaming.connectors.kinesis.model.SequenceNumber;
 import org.apache.flink.streaming.connectors.kinesis.serialization.KinesisDeserializationSchema;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.lang.reflect.Field;
 import java.util.List;
 import java.util.Properties;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Map;
 
 /**
  * The connector's FlinkKinesisConsumer whose subtask emits no watermark (and so never declares
@@ -35,6 +37,7 @@ import java.util.concurrent.ConcurrentHashMap;
 public class ShardAlignedKinesisConsumer<T> extends FlinkKinesisConsumer<T> {
 
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(ShardAlignedKinesisConsumer.class);
 
     private final long maxHoldMs;
 
@@ -57,14 +60,7 @@ public class ShardAlignedKinesisConsumer<T> extends FlinkKinesisConsumer<T> {
     }
 
     private static Object field(FlinkKinesisConsumer<?> consumer, String name) {
-        try {
-            Field f = FlinkKinesisConsumer.class.getDeclaredField(name);
-            f.setAccessible(true);
-            return f.get(consumer);
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("FlinkKinesisConsumer." + name
-                    + " not found: this class is written for flink-connector-kinesis 4.3.0", e);
-        }
+        return read(FlinkKinesisConsumer.class, consumer, name);
     }
 
     @Override
@@ -76,7 +72,6 @@ public class ShardAlignedKinesisConsumer<T> extends FlinkKinesisConsumer<T> {
     }
 
     static final class AlignedFetcher<T> extends KinesisDataFetcher<T> {
-        private final Set<Integer> shardsWithRecords = ConcurrentHashMap.newKeySet();
         private final long holdUntilMs;
         private volatile boolean aligned;
 
@@ -92,33 +87,52 @@ public class ShardAlignedKinesisConsumer<T> extends FlinkKinesisConsumer<T> {
         }
 
         @Override
-        protected void emitRecordAndUpdateState(T record, long recordTimestamp, int shardStateIndex,
-                                                SequenceNumber lastSequenceNumber) {
-            if (!aligned) {
-                shardsWithRecords.add(shardStateIndex);
-            }
-            super.emitRecordAndUpdateState(record, recordTimestamp, shardStateIndex, lastSequenceNumber);
-        }
-
-        @Override
         protected void emitWatermark() {
-            if (aligned || everyShardRead() || getCurrentTimeMillis() >= holdUntilMs) {
+            if (aligned) {
+                super.emitWatermark();
+                return;
+            }
+            boolean everyShard = everyShardEmitted();
+            if (everyShard || getCurrentTimeMillis() >= holdUntilMs) {
                 aligned = true;
+                LOG.info("Watermark hold released: {}", everyShard
+                        ? "every shard has emitted a record" : "hold expired with a shard not yet read");
                 super.emitWatermark();
             }
         }
 
-        /** Every subscribed shard has emitted a record or was finished (closed by a reshard). */
-        private boolean everyShardRead() {
+        /**
+         * Every subscribed shard has EMITTED a record (or was finished by a reshard). Emitted, not
+         * fetched: the connector queues fetched records per shard and a separate emitter thread
+         * sends them on; the watermark is the minimum over the shards' last emitted watermarks, so
+         * a shard whose first records are still queued would not hold it back yet (measured: after a
+         * restore, one shard's replayed backlog drove the watermark minutes ahead of its sibling's
+         * queued records, which were then judged late).
+         */
+        private boolean everyShardEmitted() {
             List<KinesisStreamShardState> shards = getSubscribedShardsState();
+            Map<?, ?> watermarks = (Map<?, ?>) read(KinesisDataFetcher.class, this, "shardWatermarks");
             for (int i = 0; i < shards.size(); i++) {
                 SequenceNumber last = shards.get(i).getLastProcessedSequenceNum();
                 boolean finished = SentinelSequenceNumber.SENTINEL_SHARD_ENDING_SEQUENCE_NUM.get().equals(last);
-                if (!finished && !shardsWithRecords.contains(i)) {
+                Object state = watermarks.get(i);
+                if (!finished && (state == null || read(state.getClass(), state, "lastEmittedRecordWatermark") == null)) {
                     return false;
                 }
             }
             return true; // also with no shard at all: the consumer then marks the subtask idle
+        }
+    }
+
+    /** A private field of the connector (4.3.0): the hold reads the per-shard state it keeps. */
+    private static Object read(Class<?> owner, Object target, String name) {
+        try {
+            Field f = owner.getDeclaredField(name);
+            f.setAccessible(true);
+            return f.get(target);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(owner.getSimpleName() + "." + name
+                    + " not found: this class is written for flink-connector-kinesis 4.3.0", e);
         }
     }
 }
