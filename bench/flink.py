@@ -11,10 +11,11 @@
 (d) with --events N: the full job with its events source too, N impressions per click (each
     click's own + N-1 never clicked, 1% resent) and a conversion for 2% of the clicks; its
     rows per CPU-second count every input row (clicks + events)
-Same MiniCluster settings for both (parallelism 2, production defaults: mini-batch 2 s / 5000,
+Same MiniCluster settings for both (parallelism 2, production defaults: mini-batch 2 s / 50,000 rows,
 TWO_PHASE), same input: one generated file set (zipf ads incl. one ad with 30% of the clicks,
 1% duplicates, time-ordered, 2 files interleaved so both source readers work), generated once
 and cached. The sources are bounded (no monitor interval), so each job ends when the input does.
+`--set KEY=VALUE` changes a job setting for every mode (e.g. minibatch_size=5000).
 
 Start-up is excluded by subtracting an EMPTY run of the same job (same SQL over an empty input:
 planning, submission, task deployment, teardown): wall_net = wall(job) - wall(empty),
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
 
 from aggregate.job import pipeline, sql  # noqa: E402
-from aggregate.job.settings import JobSettings  # noqa: E402
+from aggregate.job.settings import PROPERTY_GROUP, JobSettings  # noqa: E402
 
 T0 = 1_710_112_500_000
 AGENTS = tuple(
@@ -306,6 +307,9 @@ def main() -> None:
                          "DIR/<mode>.jfr and print where the CPU goes per operator")
     ap.add_argument("--ivt-rules", default=None,
                     help="(b)'s ivt_rules (default: the setting's default, every rule)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a job setting for every mode (a JobSettings property, as Managed "
+                         "Flink's runtime properties give it), e.g. minibatch_size=20000")
     args = ap.parse_args()
     if args.smoke:
         args.rows = 20_000
@@ -320,15 +324,19 @@ def main() -> None:
         args.events = 2  # the smoke run covers (d) as well, so it cannot rot
     event_rows = generate_events(data, args.rows, args.events) if args.events else 0
 
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+
     def settings_for(d: Path, mode: str) -> JobSettings:
         # the SQL is the production job's; the streams are never opened (bounded files instead)
-        return JobSettings(aws_region="us-east-1", parallelism=args.parallelism,
-                           clicks_stream_arn="arn:aws:kinesis:us-east-1:123456789012:stream/bench-in",
-                           aggregates_stream_arn="arn:aws:kinesis:us-east-1:123456789012:stream/bench-out",
-                           # (c): the same job with every IVT rule off (what the rules cost)
-                           **({"ivt_rules": ""} if mode == "pipeline_no_ivt" else
-                              {"ivt_rules": args.ivt_rules} if args.ivt_rules is not None else {}),
-                           ).validated()
+        props = {**overrides, "aws_region": "us-east-1", "parallelism": str(args.parallelism),
+                 "clicks_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/bench-in",
+                 "aggregates_stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/bench-out"}
+        # (c): the same job with every IVT rule off (what the rules cost)
+        if mode == "pipeline_no_ivt":
+            props["ivt_rules"] = ""
+        elif args.ivt_rules is not None:
+            props["ivt_rules"] = args.ivt_rules
+        return JobSettings.from_properties({PROPERTY_GROUP: props})
 
     pid: list = []
     results = {}
@@ -383,6 +391,7 @@ def main() -> None:
         "cores": os.cpu_count(), "parallelism": args.parallelism,
         "state_backend": args.state_backend,
         **({"managed_mb_per_slot": args.managed_mb_per_slot} if args.state_backend == "rocksdb" else {}),
+        **({"settings": overrides} if overrides else {}),
     }), flush=True)
 
 

@@ -146,6 +146,7 @@ LEADERBOARD_SIZE = default("leaderboard_size")  # leaderboard_size (M); every en
 CHANGELOG_UPDATE_BEFORE = default("flink_changelog_mode") == "retract"  # flink_changelog_mode: retract emits -U before each +U (2 stream rows per update), upsert only the +U
 CHANGELOG_ROW_BYTES = 470  # one debezium-json changelog row of the 20 OUTPUT_COLUMNS, 10-character ids: measured 465-468 B
 MINIBATCH_MS = default("minibatch_latency_ms")  # minibatch_latency_ms: a key emits at most one update per mini-batch
+MINIBATCH_SIZE = default("minibatch_size")  # minibatch_size: a mini-batch also ends once an operator instance has buffered this many input rows (Flink's table.exec.mini-batch.size)
 ALLOWED_LATENESS_S = default("allowed_lateness_s")  # allowed_lateness_s: a bucket stays updatable this long after its end
 AGG_STATE_MARGIN_S = default("agg_state_margin_s")  # the job's agg_state_margin_s: aggregate state idles this long after lateness
 

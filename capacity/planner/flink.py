@@ -40,19 +40,40 @@ def dedup_state_keys(x: Inputs, rate: float) -> tuple[float, float]:
             FLINK_EVENT_DEDUP_STATES * events_s * x.flink_dedup_ttl_s)
 
 
+def state_gb(x: Inputs) -> float:
+    keys = sum(dedup_state_keys(x, x.peak)) + agg_state_keys(x, x.peak) + spend_state_keys(x, x.peak)
+    return keys * FLINK_STATE_BYTES_PER_KEY / GIB
+
+
+def kpus_by_throughput(x: Inputs) -> float:
+    return (counted_rows_s(x, x.peak) + spend_flink_rows_s(x, x.peak)) * FLINK_HEADROOM / FLINK_ROWS_PER_KPU_S
+
+
+def kpus_by_state(x: Inputs) -> float:
+    return state_gb(x) / (FLINK_KPU_STORAGE_GB * FLINK_STATE_DISK_FRACTION)
+
+
+def kpus(x: Inputs) -> int:
+    """KPUs for the peak: by throughput or by local state disk, whichever needs more."""
+    return max(1, ceil_div(max(kpus_by_throughput(x), kpus_by_state(x)), 1))
+
+
+def parallelism(x: Inputs) -> int:
+    return kpus(x) * FLINK_PARALLELISM_PER_KPU
+
+
 def component(x: Inputs, pb: PriceBook) -> Component:
     c = Component("flink", "Managed Service for Apache Flink")
     click_keys, event_keys = dedup_state_keys(x, x.peak)
     agg_keys = agg_state_keys(x, x.peak)
     spend_keys = spend_state_keys(x, x.peak)
-    state_gb = (click_keys + event_keys + agg_keys + spend_keys) * FLINK_STATE_BYTES_PER_KEY / GIB
     rows_peak = counted_rows_s(x, x.peak)
     spend_rows_peak = spend_flink_rows_s(x, x.peak)
-    by_throughput = (rows_peak + spend_rows_peak) * FLINK_HEADROOM / FLINK_ROWS_PER_KPU_S
-    by_state = state_gb / (FLINK_KPU_STORAGE_GB * FLINK_STATE_DISK_FRACTION)
-    kpus = max(1, ceil_div(max(by_throughput, by_state), 1))
-    parallelism = kpus * FLINK_PARALLELISM_PER_KPU
-    c.mode = f"{kpus} KPU"
+    by_throughput = kpus_by_throughput(x)
+    by_state = kpus_by_state(x)
+    n_kpus = kpus(x)
+    n_tasks = parallelism(x)
+    c.mode = f"{n_kpus} KPU"
     c.add("input rows/s peak (clicks, impressions, conversions)", rows_peak)
     if x.budget_lane:
         c.add("budget lane spend aggregation, row-equivalents/s peak", spend_rows_peak)
@@ -63,19 +84,19 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c.add("state: aggregate keys", agg_keys)
     if x.budget_lane:
         c.add("state: spend keys (budget lane)", spend_keys)
-    c.add("state size", state_gb, "GB")
-    c.add("KPUs", kpus)
-    c.add("parallelism", parallelism)
+    c.add("state size", state_gb(x), "GB")
+    c.add("KPUs", n_kpus)
+    c.add("parallelism", n_tasks)
     c.cost(pb, "KPU-hours (+1 orchestration KPU)", "flink_kpu_hour",
-           (kpus + FLINK_ORCHESTRATION_KPUS) * HOURS_PER_MONTH)
+           (n_kpus + FLINK_ORCHESTRATION_KPUS) * HOURS_PER_MONTH)
     c.cost(pb, "running application storage", "flink_running_storage_gb_month",
-           kpus * FLINK_KPU_STORAGE_GB)
-    c.cost(pb, "snapshots", "flink_backup_gb_month", state_gb * FLINK_SNAPSHOTS_RETAINED)
-    c.context.update(flink_parallelism=parallelism,
+           n_kpus * FLINK_KPU_STORAGE_GB)
+    c.cost(pb, "snapshots", "flink_backup_gb_month", state_gb(x) * FLINK_SNAPSHOTS_RETAINED)
+    c.context.update(flink_parallelism=n_tasks,
                      flink_parallelism_per_kpu=FLINK_PARALLELISM_PER_KPU,
                      minibatch_latency_ms=x.minibatch_ms)
-    if kpus > pb.quota("flink_kpus_per_app"):
-        c.warnings.append(f"QUOTA: {kpus} KPUs exceeds the default {pb.quota('flink_kpus_per_app'):,.0f} "
+    if n_kpus > pb.quota("flink_kpus_per_app"):
+        c.warnings.append(f"QUOTA: {n_kpus} KPUs exceeds the default {pb.quota('flink_kpus_per_app'):,.0f} "
                           f"KPUs per application: request an increase.")
     c.notes.append(f"Sized for peak: flink_parallelism is also autoscaling's minimum, so the job "
                    f"never scales below it; throughput per KPU ({FLINK_ROWS_PER_KPU_S:,} rows/s, "

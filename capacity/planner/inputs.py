@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from capacity.planner.assumptions import (
     APIS, BUDGET_EMIT_INTERVAL_MS, DDB_CHOICES, DEDUP_MODES, KINESIS_CHOICES, MAX_BATCH,
-    MAX_RECORD_BYTES, PACING_CACHE_TTL_MS, RESOLUTION_SECONDS, SERVING_STORES,
+    MAX_RECORD_BYTES, MINIBATCH_SIZE, PACING_CACHE_TTL_MS, RESOLUTION_SECONDS, SERVING_STORES,
 )
 from capacity.planner.kinesis import kpl_record_bytes
 from common.schema import BY_NAME
@@ -46,6 +46,7 @@ class Inputs:
     pacing_cache_ttl_ms: int = PACING_CACHE_TTL_MS
     ad_servers: Optional[int] = None  # None: one per AD_SERVER_CLICKS_S average clicks/s
     pacing_campaigns: Optional[int] = None  # None: the campaigns an instance serves per TTL (popularity)
+    minibatch_size: int = MINIBATCH_SIZE
 
 
 def validate(x: Inputs) -> None:
@@ -72,8 +73,8 @@ def validate(x: Inputs) -> None:
             raise ValueError(f"{name} {value!r}: expected one of {allowed}")
     if x.active_ads < 1 or x.ad_skew < 0:
         raise ValueError("active_ads must be >= 1 and ad_skew >= 0")
-    if x.minibatch_ms < 1:
-        raise ValueError("minibatch_ms must be >= 1")
+    if x.minibatch_ms < 1 or x.minibatch_size < 1:
+        raise ValueError("minibatch_ms and minibatch_size must be >= 1")
     if not set(x.serving_resolutions) <= set(RESOLUTION_SECONDS) or not {"1m", "1h"} <= set(
             x.serving_resolutions):
         raise ValueError("serving_resolutions: a subset of 1m, 5m, 1h, 1d with 1m and 1h "

@@ -18,7 +18,7 @@ from capacity.planner import observability as logs_and_quotas
 from capacity.planner import serving as serving_path
 from capacity.planner.assumptions import (
     ACTIVE_ADS, AD_ZIPF_S, ARCHIVE_MONTHS, BUDGET_EMIT_INTERVAL_MS, CHANGELOG_UPDATE_BEFORE,
-    CONVERSIONS_PER_CLICK, FLINK_DEDUP_TTL_S, IMPRESSIONS_PER_CLICK, MINIBATCH_MS,
+    CONVERSIONS_PER_CLICK, FLINK_DEDUP_TTL_S, IMPRESSIONS_PER_CLICK, MINIBATCH_MS, MINIBATCH_SIZE,
     PACING_CACHE_TTL_MS, SERVING_RESOLUTIONS,
 )
 from capacity.planner.inputs import Inputs, as_dict, validate
@@ -45,7 +45,7 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
          events_kinesis_mode: str = "auto", budget_lane: bool = True,
          budget_emit_interval_ms: int = BUDGET_EMIT_INTERVAL_MS,
          pacing_cache_ttl_ms: int = PACING_CACHE_TTL_MS, ad_servers: Optional[int] = None,
-         pacing_campaigns: Optional[int] = None) -> Plan:
+         pacing_campaigns: Optional[int] = None, minibatch_size: int = MINIBATCH_SIZE) -> Plan:
     """Size every component for `peak` and cost it at the average `rate` (clicks/s); impressions
     and conversions (POST /v1/events) come at `impressions_per_click` and
     `conversions_per_click` times the clicks, average and peak alike. The budget lane
@@ -61,7 +61,7 @@ def plan(rate: float, peak: Optional[float] = None, click_bytes: int = 200, batc
                float(impressions_per_click), float(conversions_per_click), events_kinesis_mode,
                bool(budget_lane), int(budget_emit_interval_ms), int(pacing_cache_ttl_ms),
                None if ad_servers is None else int(ad_servers),
-               None if pacing_campaigns is None else int(pacing_campaigns))
+               None if pacing_campaigns is None else int(pacing_campaigns), int(minibatch_size))
     validate(x)
     pb = prices or load_prices(region)
     api_c = api_gateway.component(x, pb)

@@ -26,6 +26,7 @@ from capacity.planner.dynamodb import (
     capacity_alternatives, capacity_lines, capacity_warnings, ddb_capacity,
 )
 from capacity.planner.events import counted_rows_s
+from capacity.planner.flink import parallelism as flink_parallelism
 from capacity.planner.helpers import ceil_div
 from capacity.planner.kinesis import StreamLoad, stream_costs, stream_warnings
 from capacity.planner.model import Component
@@ -50,8 +51,16 @@ class ServingLoad:
     serving_writes_s: float  # DynamoDB writes (without freshness)
 
 
+def emit_interval_s(x: Inputs, rate: float) -> float:
+    """How often a key emits at `rate` clicks/s: once per mini-batch, which ends at
+    minibatch_latency_ms or as soon as an aggregate's instance has buffered minibatch_size input
+    rows (each instance sees its subtask's share of the counted rows), whichever comes first."""
+    rows_per_task_s = counted_rows_s(x, rate) / flink_parallelism(x)
+    return min(x.minibatch_ms / 1000, x.minibatch_size / rows_per_task_s)
+
+
 def serving_load(x: Inputs, rate: float) -> ServingLoad:
-    interval_s = x.minibatch_ms / 1000
+    interval_s = emit_interval_s(x, rate)
     ads, campaigns, advertisers = level_keys(counted_rows_s(x, rate) * interval_s, x.active_ads,
                                              x.ad_skew)
     agg_upserts = len(x.serving_resolutions) * ads / interval_s
@@ -91,6 +100,8 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
                        min_shards=ceil_div(lanes, max_pf))
     shards_in_use = sc.need.shards if sc.mode == "provisioned" else max(
         ON_DEMAND_MIN_SHARDS, ceil_div(max(sc.need.by_write_bytes, sc.need.by_write_records), 1))
+    agg.add("mini-batch length (average), s", emit_interval_s(x, x.rate))
+    agg.add("mini-batch length (peak), s", emit_interval_s(x, x.peak))
     agg.add("distinct ads per mini-batch (average)", avg.keys_per_batch)
     agg.add("distinct campaigns + advertisers per mini-batch (average)", avg.rollup_keys_per_batch)
     agg.add("series upserts/s average", avg.agg_upserts_s)
@@ -113,10 +124,11 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
     agg.context.update(aggregates_kinesis_mode=sc.mode, aggregates_kinesis_shards=sc.need.shards)
     stream_warnings(agg, pb, load, sc)
     if avg.changelog_rows_s > x.rate:
-        per_batch = counted_rows_s(x, x.rate) * x.minibatch_ms / 1000
+        interval_s = emit_interval_s(x, x.rate)
+        per_batch = counted_rows_s(x, x.rate) * interval_s
         agg.warnings.append(
             f"the changelog carries {avg.changelog_rows_s / x.rate:.1f} rows per click: a "
-            f"{x.minibatch_ms / 1000:g} s mini-batch's {per_batch:,.0f} clicks, impressions and "
+            f"{interval_s:.3g} s mini-batch's {per_batch:,.0f} clicks, impressions and "
             f"conversions touch {avg.keys_per_batch:,.0f} of the {x.active_ads:,} active ads, "
             f"each updating {len(x.serving_resolutions)} series, plus "
             f"{avg.rollup_keys_per_batch:,.0f} campaign and advertiser rollups"

@@ -249,6 +249,30 @@ def test_changelog_rows_from_active_ads_and_minibatch_by_hand(retract, rows_per_
         series + rollup_series + rows_per_update * top + spend + 2 + 2 * top)
 
 
+def test_a_minibatch_ends_at_its_latency_or_when_a_subtask_has_buffered_minibatch_size_rows():
+    """Flink ends a mini-batch at table.exec.mini-batch.allow-latency or at .size buffered input
+    rows, whichever comes first; each aggregate instance sees its subtask's share of the rows."""
+    def length(rate: float, **kw) -> tuple[float, float]:
+        p = plan(rate, **kw)
+        tasks = p.component("flink").metric("parallelism")
+        per_task = (rate + rate * 50 + rate * 0.02) / tasks  # clicks + impressions + conversions
+        size = kw.get("minibatch_size", 50_000)
+        want = min(kw.get("minibatch_ms", 2000) / 1000, size / per_task)
+        return p.component("aggregates_stream").metric("mini-batch length (average), s"), want
+
+    got, want = length(115_740)
+    assert got == want == 2.0  # the default size: the latency ends it
+    got, want = length(115_740, minibatch_size=5_000)
+    assert got == pytest.approx(want) and 1.0 < got < 2.0  # the count ends it before 2 s
+    got, want = length(115_740, minibatch_ms=60_000)
+    assert got == pytest.approx(want) and 10 < got < 60  # a minute's mini-batch is count-bound
+    # fewer, longer mini-batches: fewer rows; a count-bound one emits more than its latency says
+    rows = lambda **kw: plan(115_740, budget_lane=False, **kw).component(  # noqa: E731
+        "aggregates_stream").metric("changelog rows/s average")
+    assert rows(minibatch_size=5_000) > rows() > rows(minibatch_ms=60_000) > rows(
+        minibatch_ms=60_000, minibatch_size=10_000_000)
+
+
 def test_longer_minibatch_fewer_resolutions_and_no_update_before_mean_fewer_rows():
     # the aggregates' rows alone (the budget lane's spend rows follow its own emit interval)
     rows = lambda **kw: plan(115_740, budget_lane=False, **kw).component(  # noqa: E731

@@ -27,7 +27,7 @@ def test_defaults_are_the_documented_ones():
     s = local()
     assert (s.allowed_lateness_s, s.watermark_delay_s, s.repeat_window_s) == (900, 5, 10)
     assert (s.minibatch_latency_ms, s.minibatch_size, s.dedup_ttl_s, s.leaderboard_size) == (
-        2000, 5000, 1800, 1000)
+        2000, 50_000, 1800, 1000)
 
 
 def test_from_properties_accepts_the_managed_flink_file_shape_and_coerces_strings():
@@ -181,7 +181,7 @@ def test_stage_options_minibatch_only_in_stage_two_and_local_checkpoints():
     assert st1["table.exec.mini-batch.enabled"] == "false"
     assert st2["table.exec.mini-batch.enabled"] == "true"
     assert st2["table.exec.mini-batch.allow-latency"] == "2000 ms"
-    assert st2["table.exec.mini-batch.size"] == "5000"
+    assert st2["table.exec.mini-batch.size"] == "50000"
     assert st2["table.optimizer.agg-phase-strategy"] == "TWO_PHASE"
     assert st1["table.exec.state.ttl"] == st2["table.exec.state.ttl"] == "1800 s"
     assert st1["table.local-time-zone"] == "UTC"
