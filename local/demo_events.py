@@ -195,7 +195,16 @@ def campaign_metrics_section(stack, load, events_truth: dict, checks) -> None:
                  f"CPC, CPA, ROAS = ground truth ({len(campaigns)} campaigns)", wrong[:2], [])
 
 
-def events_section(stack, load, checks, seed: int) -> None:
+def event_days(impressions: list[dict], conversions: list[dict]) -> dict[str, set[int]]:
+    """The UTC days (epoch day numbers) each event type's events fall on: a day of the load
+    without any has nothing for the nightly batch to count (the events are reported within the
+    last minutes; the clicks span over an hour, so near midnight they cover one more day)."""
+    return {metric: {_ms(e) // 86_400_000 for e in events}
+            for metric, events in (("impressions", impressions), ("conversions", conversions))}
+
+
+def events_section(stack, load, checks, seed: int) -> dict[str, set[int]]:
+    """Returns `event_days` of the events it sent."""
     print("\nimpressions and conversions (POST /v1/events through the Python SDK; events stream, archive)")
     impressions, conversions = truth_events(load, seed)
     rng = random.Random(seed + 1)
@@ -267,3 +276,4 @@ def events_section(stack, load, checks, seed: int) -> None:
     top = sorted(truth_imps, key=lambda ad: (-clicks[ad], ad))[:3]
     print("      CTR of the top ads (clicks / served impressions, from the truth): "
           + ", ".join(f"{ad} {clicks[ad]}/{truth_imps[ad]} = {clicks[ad] / truth_imps[ad]:.1%}" for ad in top))
+    return event_days(impressions, conversions)
