@@ -71,8 +71,8 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     spend_rows_peak = spend_flink_rows_s(x, x.peak)
     by_throughput = kpus_by_throughput(x)
     by_state = kpus_by_state(x)
-    n_kpus = kpus(x)
-    n_tasks = parallelism(x)
+    gb = state_gb(x)
+    n_kpus, n_tasks = kpus(x), parallelism(x)  # recomputed from the parts above: arithmetic only
     c.mode = f"{n_kpus} KPU"
     c.add("input rows/s peak (clicks, impressions, conversions)", rows_peak)
     if x.budget_lane:
@@ -84,14 +84,14 @@ def component(x: Inputs, pb: PriceBook) -> Component:
     c.add("state: aggregate keys", agg_keys)
     if x.budget_lane:
         c.add("state: spend keys (budget lane)", spend_keys)
-    c.add("state size", state_gb(x), "GB")
+    c.add("state size", gb, "GB")
     c.add("KPUs", n_kpus)
     c.add("parallelism", n_tasks)
     c.cost(pb, "KPU-hours (+1 orchestration KPU)", "flink_kpu_hour",
            (n_kpus + FLINK_ORCHESTRATION_KPUS) * HOURS_PER_MONTH)
     c.cost(pb, "running application storage", "flink_running_storage_gb_month",
            n_kpus * FLINK_KPU_STORAGE_GB)
-    c.cost(pb, "snapshots", "flink_backup_gb_month", state_gb(x) * FLINK_SNAPSHOTS_RETAINED)
+    c.cost(pb, "snapshots", "flink_backup_gb_month", gb * FLINK_SNAPSHOTS_RETAINED)
     c.context.update(flink_parallelism=n_tasks,
                      flink_parallelism_per_kpu=FLINK_PARALLELISM_PER_KPU,
                      minibatch_latency_ms=x.minibatch_ms)
