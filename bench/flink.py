@@ -324,6 +324,9 @@ def main() -> None:
         args.events = 2  # the smoke run covers (d) as well, so it cannot rot
     event_rows = generate_events(data, args.rows, args.events) if args.events else 0
 
+    bad = [kv for kv in args.set if "=" not in kv]
+    if bad:
+        ap.error(f"--set takes KEY=VALUE, got {', '.join(bad)}")
     overrides = dict(kv.split("=", 1) for kv in args.set)
 
     def settings_for(d: Path, mode: str) -> JobSettings:

@@ -285,7 +285,7 @@ def query_section(stack, load, checks: Checks) -> None:
 
 
 def billing_section(stack, load, checks: Checks, days_with_events: dict[str, set[int]]) -> None:
-    """POST /v1/reconcile for each UTC day the generated events fall on (two near midnight): the
+    """POST /v1/reconcile for each UTC day the load's clicks fall on (two near midnight): the
     local stand-in for Glue runs the billing job code on local Spark (.venv-glue) over the
     archive, then the reconciliation with the serving store; GET /v1/quality then reports the
     drift next to the ingest counts."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ServingLoad:
+    interval_s: float  # the mini-batch's length at this rate (emit_interval_s)
     keys_per_batch: float  # distinct ads touched per mini-batch
     rollup_keys_per_batch: float  # distinct campaigns + advertisers touched per mini-batch
     agg_upserts_s: float  # per-ad series updates/s (all resolutions)
@@ -77,7 +78,7 @@ def serving_load(x: Inputs, rate: float) -> ServingLoad:
     # back), RANK_INDEX_WRITES_PER_TOP_UPSERT index writes, billed like the table's.
     writes = agg_upserts + rollup_upserts + top_upserts * rows_per_update + spend.upserts_s \
         + spend.pulse_rows_s + top_upserts * RANK_INDEX_WRITES_PER_TOP_UPSERT
-    return ServingLoad(ads, campaigns + advertisers, agg_upserts, rollup_upserts, top_upserts,
+    return ServingLoad(interval_s, ads, campaigns + advertisers, agg_upserts, rollup_upserts, top_upserts,
                        spend.campaigns_per_interval, spend.upserts_s, spend.pulse_rows_s, rows,
                        writes)
 
@@ -100,8 +101,8 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
                        min_shards=ceil_div(lanes, max_pf))
     shards_in_use = sc.need.shards if sc.mode == "provisioned" else max(
         ON_DEMAND_MIN_SHARDS, ceil_div(max(sc.need.by_write_bytes, sc.need.by_write_records), 1))
-    agg.add("mini-batch length (average), s", emit_interval_s(x, x.rate))
-    agg.add("mini-batch length (peak), s", emit_interval_s(x, x.peak))
+    agg.add("mini-batch length (average), s", avg.interval_s)
+    agg.add("mini-batch length (peak), s", peak.interval_s)
     agg.add("distinct ads per mini-batch (average)", avg.keys_per_batch)
     agg.add("distinct campaigns + advertisers per mini-batch (average)", avg.rollup_keys_per_batch)
     agg.add("series upserts/s average", avg.agg_upserts_s)
@@ -124,11 +125,10 @@ def components(x: Inputs, pb: PriceBook) -> tuple[Component, Component, Componen
     agg.context.update(aggregates_kinesis_mode=sc.mode, aggregates_kinesis_shards=sc.need.shards)
     stream_warnings(agg, pb, load, sc)
     if avg.changelog_rows_s > x.rate:
-        interval_s = emit_interval_s(x, x.rate)
-        per_batch = counted_rows_s(x, x.rate) * interval_s
+        per_batch = counted_rows_s(x, x.rate) * avg.interval_s
         agg.warnings.append(
             f"the changelog carries {avg.changelog_rows_s / x.rate:.1f} rows per click: a "
-            f"{interval_s:.3g} s mini-batch's {per_batch:,.0f} clicks, impressions and "
+            f"{avg.interval_s:.3g} s mini-batch's {per_batch:,.0f} clicks, impressions and "
             f"conversions touch {avg.keys_per_batch:,.0f} of the {x.active_ads:,} active ads, "
             f"each updating {len(x.serving_resolutions)} series, plus "
             f"{avg.rollup_keys_per_batch:,.0f} campaign and advertiser rollups"

@@ -105,9 +105,10 @@ public class ShardAlignedKinesisConsumer<T> extends FlinkKinesisConsumer<T> {
          * Every subscribed shard has EMITTED a record (or was finished by a reshard). Emitted, not
          * fetched: the connector queues fetched records per shard and a separate emitter thread
          * sends them on; the watermark is the minimum over the shards' last emitted watermarks, so
-         * a shard whose first records are still queued would not hold it back yet (measured: after a
-         * restore, one shard's replayed backlog drove the watermark minutes ahead of its sibling's
-         * queued records, which were then judged late).
+         * a shard whose first records are still queued would not hold it back yet (seen once in CI:
+         * after a restore, whole minutes of clicks judged late; the cause read from the connector's
+         * source: one shard's replayed backlog driving the watermark ahead of a sibling's queued
+         * records).
          */
         private boolean everyShardEmitted() {
             List<KinesisStreamShardState> shards = getSubscribedShardsState();
